@@ -1,0 +1,223 @@
+"""``kagi``: one command for operators, support and SREs.
+
+Errors are one clear line on stderr and a non-zero exit; ``--help`` works everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from kagi_cli.mailbox import mailbox, read_mail
+from kagi_local.infra import Infra, service_specs
+from kagi_local.processes import ProcessError, ProcessSpec
+from kagi_shared.settings import Settings, SettingsError, get_settings
+
+DEMO_ACCOUNTS = (
+    ("owner@kagi.example.jp", "Owner-pass-2026", ["owner"], "account owner (MyPage)"),
+    ("admin@partner.example.jp", "Admin-pass-2026", ["company_admin"], "company admin (システム窓口責任者)"),
+    ("operator@kagi.example.jp", "Operator-pass-2026", ["operator"], "operator (託送受付センター)"),
+)
+
+
+class CliError(Exception):
+    """A failure to report as one line."""
+
+
+# -- infra -------------------------------------------------------------------------------------
+def cmd_infra(args: argparse.Namespace, settings: Settings) -> int:
+    infra = Infra(settings)
+    if args.action == "up":
+        for status in infra.up():
+            print(status.line())
+    elif args.action == "down":
+        stopped = infra.down()
+        print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    else:
+        for status in infra.status():
+            print(status.line())
+    return 0
+
+
+# -- demo --------------------------------------------------------------------------------------
+async def seed_demo(settings: Settings) -> list[tuple[str, str, str, str]]:
+    from kagi_lifecycle.bootstrap import bootstrap
+    from kagi_shared.problems import Problem
+
+    lifecycle = bootstrap(settings)
+    await lifecycle.start()
+    rows = []
+    try:
+        for login_id, password, roles, label in DEMO_ACCOUNTS:
+            try:
+                await lifecycle.service.create_account(login_id, password, roles)
+                state = "created"
+            except Problem as exc:
+                if exc.code != "account.exists":
+                    raise
+                state = "exists"
+            rows.append((label, login_id, password, state))
+    finally:
+        await lifecycle.close()
+    return rows
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    for label, login_id, password, state in asyncio.run(seed_demo(settings)):
+        print(f"{label:<38} {login_id:<28} {password:<20} ({state})")
+    return 0
+
+
+# -- mail --------------------------------------------------------------------------------------
+def cmd_mail(args: argparse.Namespace, settings: Settings) -> int:
+    directory = settings.var_path / "mail"
+    mails = mailbox(directory)
+    if args.action == "list":
+        if args.to:
+            mails = [m for m in mails if args.to.lower() in m.to.lower()]
+        for index, mail in enumerate(mails[-args.last:] if args.last else mails, start=1):
+            print(f"{index:>4}  {mail.path.name}  {mail.to:<30}  {mail.subject}")
+        if not mails:
+            print(f"no mail in {directory}")
+        return 0
+    target = Path(args.mail)
+    if not target.exists():
+        target = directory / args.mail
+    if not target.exists():
+        if args.mail.isdigit() and 1 <= int(args.mail) <= len(mails):
+            target = mails[int(args.mail) - 1].path
+        else:
+            raise CliError(f"no mail {args.mail!r} in {directory} (use 'kagi mail list')")
+    mail = read_mail(target)
+    print(f"From: {mail.message['From']}\nTo: {mail.to}\nDate: {mail.date}\nSubject: {mail.subject}\n")
+    print(mail.body)
+    return 0
+
+
+# -- whole system ------------------------------------------------------------------------------
+def _http_ready(url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback URL from settings
+            return bool(response.status == 200)
+
+    return check
+
+
+def system_specs(settings: Settings) -> list[ProcessSpec]:
+    specs = []
+    for spec in service_specs(settings):
+        if spec.port is not None:
+            spec = ProcessSpec(spec.name, spec.argv, spec.port, spec.env,
+                               _http_ready(f"http://127.0.0.1:{spec.port}/ready"), spec.ready_timeout_s)
+        specs.append(spec)
+    return specs
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    infra = Infra(settings)
+    print("starting the embedded infrastructure …", flush=True)
+    infra.up()
+    print("starting services and gateway …", flush=True)
+    infra.up(system_specs(settings))
+    for label, login_id, password, state in asyncio.run(seed_demo(settings)):
+        print(f"  demo {label:<38} {login_id:<28} password {password}  ({state})")
+    gw = f"http://127.0.0.1:{settings.ports.gateway}"
+    print(f"\nKagi is running.\n  gateway  {gw}\n  OpenAPI  {gw}/schema\n  health   {gw}/ready\n"
+          f"  mail     kagi mail list   (files under {settings.var_path / 'mail'})\n  logs     {settings.var_path / 'log'}/")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
+    infra = Infra(settings)
+    stopped = infra.down(system_specs(settings)) + infra.down()
+    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    infra = Infra(settings)
+    for status in infra.status() + infra.status(system_specs(settings)):
+        print(status.line())
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Start everything, print where it is, and stop it all on Ctrl-C."""
+    stop = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        cmd_up(args, settings)
+        print("\nPress Ctrl-C to stop.", flush=True)
+        while not stop:
+            time.sleep(0.5)
+    finally:
+        print("\nstopping …", flush=True)
+        cmd_down(args, settings)
+    return 0
+
+
+# -- parser ------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kagi", description="Kagi operations tool")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    infra = sub.add_parser("infra", help="embedded broker, database and SMTP sink",
+                           description="Start, stop or show the embedded infrastructure")
+    infra.add_argument("action", choices=["up", "down", "status"])
+    infra.set_defaults(func=cmd_infra)
+
+    demo = sub.add_parser("demo", help="demo data", description="Demo data for a local system")
+    demo_sub = demo.add_subparsers(dest="action", required=True, metavar="ACTION")
+    demo_sub.add_parser("seed", help="create the demo accounts (idempotent)").set_defaults(func=cmd_demo)
+
+    mail = sub.add_parser("mail", help="mails captured by the SMTP sink", description="Mails in var/mail/")
+    mail_sub = mail.add_subparsers(dest="action", required=True, metavar="ACTION")
+    mail_list = mail_sub.add_parser("list", help="list captured mails")
+    mail_list.add_argument("--to", help="only mails to this address (substring)")
+    mail_list.add_argument("--last", type=int, default=0, help="only the last N")
+    mail_list.set_defaults(func=cmd_mail)
+    mail_show = mail_sub.add_parser("show", help="show one mail decoded")
+    mail_show.add_argument("mail", help="number from 'kagi mail list', file name or path")
+    mail_show.set_defaults(func=cmd_mail)
+
+    sub.add_parser("up", help="start infrastructure, services and gateway in the background",
+                   description="Start everything and return").set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop everything this checkout started",
+                   description="Stop every process started from this checkout").set_defaults(func=cmd_down)
+    sub.add_parser("status", help="state of every process", description="State of every process") \
+        .set_defaults(func=cmd_status)
+    sub.add_parser("run", help="start everything in the foreground; Ctrl-C stops it",
+                   description="Start everything, stop it all on Ctrl-C").set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = get_settings()
+        return int(args.func(args, settings))
+    except (CliError, ProcessError, SettingsError) as exc:
+        print(f"kagi: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        print(f"kagi: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

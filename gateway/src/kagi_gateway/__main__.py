@@ -1,0 +1,3 @@
+from kagi_gateway.app import main
+
+main()

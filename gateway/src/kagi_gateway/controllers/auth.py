@@ -1,0 +1,37 @@
+"""Login and the caller's own account."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, get, post
+
+from kagi_gateway.deps import ANY_USER, PUBLIC, current_caller, request_id
+from kagi_gateway.schemas import LoginIn, MeOut, TokenOut
+from kagi_gateway.services import Services
+from kagi_gateway.tokens import issue_token
+from kagi_shared.service_api import Caller
+from kagi_shared.settings import get_settings
+
+
+class AuthController(Controller):
+    path = "/api/v1"
+    tags = ["auth"]
+
+    @post("/auth/login", opt={"roles": PUBLIC}, status_code=200, summary="Log in with ID and password")
+    async def login(self, data: LoginIn, services: Services, request: Request[Any, Any, Any]) -> TokenOut:
+        account = await services.call("lifecycle", "POST", "/internal/login",
+                                      json={"loginId": data.login_id, "password": data.password},
+                                      request_id=request_id(request))
+        caller = Caller(account_id=account["accountId"], login_id=account["loginId"], email=account["email"],
+                        roles=tuple(account["roles"]))
+        token, expires = issue_token(caller, get_settings().security)
+        return TokenOut(access_token=token, token_type="Bearer", expires_at=expires, roles=list(caller.roles))
+
+    @get("/me", opt={"roles": ANY_USER}, summary="The caller's account")
+    async def me(self, services: Services, request: Request[Any, Any, Any]) -> MeOut:
+        caller = current_caller(request)
+        account = await services.call("lifecycle", "GET", f"/internal/accounts/{caller.account_id}",
+                                      caller=caller, request_id=request_id(request))
+        return msgspec.convert(account, MeOut)

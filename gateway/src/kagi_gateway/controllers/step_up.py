@@ -1,0 +1,38 @@
+"""The owner's step-up check (追加認証): a one-time code by mail, then a 15-minute window."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, get, post
+
+from kagi_gateway.deps import current_caller, request_id
+from kagi_gateway.schemas import StepUpIssuedOut, StepUpStateOut, StepUpVerifyIn
+from kagi_gateway.services import Services
+
+OWNER = ("owner",)
+
+
+class StepUpController(Controller):
+    path = "/api/v1/me/step-up"
+    tags = ["step-up"]
+
+    @post("/", opt={"roles": OWNER}, status_code=201, summary="Mail a one-time code to the registered address")
+    async def issue(self, services: Services, request: Request[Any, Any, Any]) -> StepUpIssuedOut:
+        reply = await services.call("invite", "POST", "/internal/step-up", caller=current_caller(request),
+                                    request_id=request_id(request))
+        return msgspec.convert(reply, StepUpIssuedOut)
+
+    @post("/verify", opt={"roles": OWNER}, status_code=200, summary="Verify the one-time code")
+    async def verify(self, data: StepUpVerifyIn, services: Services,
+                     request: Request[Any, Any, Any]) -> StepUpStateOut:
+        reply = await services.call("invite", "POST", "/internal/step-up/verify", caller=current_caller(request),
+                                    json={"code": data.code}, request_id=request_id(request))
+        return msgspec.convert(reply, StepUpStateOut)
+
+    @get("/", opt={"roles": OWNER}, summary="Whether a step-up window is open")
+    async def state(self, services: Services, request: Request[Any, Any, Any]) -> StepUpStateOut:
+        reply = await services.call("invite", "GET", "/internal/step-up", caller=current_caller(request),
+                                    request_id=request_id(request))
+        return msgspec.convert(reply, StepUpStateOut)

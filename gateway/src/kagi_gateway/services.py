@@ -1,0 +1,84 @@
+"""HTTP clients to the services' internal APIs, with timeouts; failures become problem+json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from litestar import Response
+
+from kagi_shared.problems import PROBLEM_JSON, Problem
+from kagi_shared.service_api import INTERNAL_TOKEN_HEADER, Caller, caller_headers
+from kagi_shared.settings import Settings
+
+SERVICES = ("lifecycle", "invite", "permissions", "notify")
+
+
+class ServiceReply:
+    def __init__(self, response: httpx.Response) -> None:
+        self.status = response.status_code
+        self.response = response
+
+    def json(self) -> Any:
+        return self.response.json()
+
+
+class Services:
+    def __init__(self, settings: Settings) -> None:
+        timeout = httpx.Timeout(settings.http.service_timeout_s, connect=1.0)
+        headers = {INTERNAL_TOKEN_HEADER: settings.security.internal_token}
+        self.clients = {
+            name: httpx.AsyncClient(base_url=settings.service_url(name), timeout=timeout, headers=headers,
+                                    limits=httpx.Limits(max_connections=100, max_keepalive_connections=20))
+            for name in SERVICES
+        }
+
+    async def close(self) -> None:
+        for client in self.clients.values():
+            await client.aclose()
+
+    async def call(self, service: str, method: str, path: str, *, caller: Caller | None = None,
+                   json: Any = None, params: dict[str, str] | None = None, request_id: str | None = None) -> Any:
+        """Call a service and return its JSON; a service problem is raised as the same problem."""
+        headers = caller_headers(caller) if caller else {}
+        if request_id:
+            headers["x-request-id"] = request_id
+        try:
+            response = await self.clients[service].request(method, path, json=json, params=params, headers=headers)
+        except httpx.TimeoutException:
+            raise Problem(504, "service.timeout", "処理がタイムアウトしました。しばらくしてから再度お試しください。",
+                          extra={"service": service}) from None
+        except httpx.TransportError:
+            raise Problem(503, "service.unavailable",
+                          "ただいまサービスを利用できません。しばらくしてから再度お試しください。",
+                          headers={"Retry-After": "5"}, extra={"service": service}) from None
+        if response.status_code >= 400:
+            raise ForwardedProblem(response)
+        return response.json() if response.content else None
+
+    async def ready(self, service: str) -> bool:
+        try:
+            response = await self.clients[service].get("/ready", timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+
+class ForwardedProblem(Exception):
+    """A service's own problem+json, passed to the client unchanged (status, code, fields)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"service answered {response.status_code}")
+        self.response = response
+
+    def to_response(self, public_path: str | None = None) -> Response[Any]:
+        try:
+            body = self.response.json()
+        except ValueError:
+            body = {"type": "about:blank", "title": "サービスエラー", "status": self.response.status_code,
+                    "code": "service.error"}
+        if public_path and "instance" in body:
+            body = {**body, "instance": public_path}
+        headers = {k: v for k, v in self.response.headers.items() if k.lower() in ("retry-after", "www-authenticate")}
+        return Response(content=body, status_code=self.response.status_code, media_type=PROBLEM_JSON,
+                        headers=headers)

@@ -1,0 +1,61 @@
+"""Step-up codes and verified step-up windows in MongoDB (database ``kagi_invite``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from pymongo import DESCENDING, ReturnDocument
+
+from kagi_invite.domain.step_up import StepUpCode
+from kagi_shared.mongo import Store, Tx
+
+CODES = "step_up_codes"
+WINDOWS = "step_up_windows"
+
+
+class StepUpRepository:
+    def __init__(self, store: Store) -> None:
+        self.codes = store.db[CODES]
+        self.windows = store.db[WINDOWS]
+
+    async def ensure_indexes(self) -> None:
+        await self.codes.create_index([("account_id", 1), ("issued_at", DESCENDING)])
+
+    async def replace_active(self, tx: Tx, code: StepUpCode) -> None:
+        """A re-issue invalidates the previous code."""
+        await self.codes.update_many({"account_id": code.account_id, "status": "active"},
+                                     {"$set": {"status": "replaced"}}, session=tx.session)
+        doc = msgspec.structs.asdict(code)
+        doc["_id"] = doc.pop("id")
+        await self.codes.insert_one(doc, session=tx.session)
+
+    async def latest(self, account_id: str, tx: Tx | None = None) -> StepUpCode | None:
+        doc = await self.codes.find_one({"account_id": account_id}, sort=[("issued_at", DESCENDING)],
+                                        session=tx.session if tx else None)
+        return _code(doc) if doc else None
+
+    async def count_attempt(self, tx: Tx, code_id: str) -> int:
+        doc = await self.codes.find_one_and_update({"_id": code_id}, {"$inc": {"attempts": 1}},
+                                                   return_document=ReturnDocument.AFTER, session=tx.session)
+        return int(doc["attempts"]) if doc else 0
+
+    async def set_status(self, tx: Tx, code_id: str, status: str, expected: str = "active") -> bool:
+        result = await self.codes.update_one({"_id": code_id, "status": expected}, {"$set": {"status": status}},
+                                             session=tx.session)
+        return result.modified_count == 1
+
+    async def open_window(self, tx: Tx, account_id: str, until: datetime) -> None:
+        await self.windows.update_one({"_id": account_id}, {"$set": {"valid_until": until}}, upsert=True,
+                                      session=tx.session)
+
+    async def window(self, account_id: str) -> datetime | None:
+        doc = await self.windows.find_one({"_id": account_id})
+        return doc["valid_until"] if doc else None
+
+
+def _code(doc: dict[str, Any]) -> StepUpCode:
+    doc = dict(doc)
+    doc["id"] = doc.pop("_id")
+    return msgspec.convert(doc, StepUpCode)

@@ -1,0 +1,87 @@
+"""Invite's internal API: the step-up check (more of SPEC §2 arrives with the invite issue)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Litestar, Request, get, post
+
+from kagi_invite.bootstrap import NAME, Invite, bootstrap
+from kagi_shared.service_api import caller_of, create_service_app, internal_guard, require_role, run_service_api
+from kagi_shared.settings import get_settings
+
+
+class Dto(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class StepUpIssued(Dto):
+    code_id: str
+    expires_at: datetime
+    sent_to: str
+
+
+class VerifyIn(Dto):
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class StepUpState(Dto):
+    verified: bool
+    valid_until: datetime | None = None
+
+
+def _mask(email: str) -> str:
+    local, _, domain = email.partition("@")
+    return f"{local[:2]}***@{domain}"
+
+
+def create_app(invite: Invite | None = None) -> Litestar:
+    state: dict[str, Invite] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        state["app"] = invite or bootstrap(get_settings())
+        await state["app"].start()
+        try:
+            yield
+        finally:
+            if invite is None:
+                await state["app"].close()
+
+    @post("/internal/step-up", guards=[internal_guard], status_code=201)
+    async def issue(request: Request[Any, Any, Any]) -> StepUpIssued:
+        caller = caller_of(request)
+        require_role(caller, "owner")
+        code = await state["app"].step_up.issue(caller, request.headers.get("x-request-id"))
+        return StepUpIssued(code_id=code.id, expires_at=code.expires_at, sent_to=_mask(caller.email))
+
+    @post("/internal/step-up/verify", guards=[internal_guard], status_code=200)
+    async def verify(data: VerifyIn, request: Request[Any, Any, Any]) -> StepUpState:
+        caller = caller_of(request)
+        require_role(caller, "owner")
+        until = await state["app"].step_up.verify(caller, data.code, request.headers.get("x-request-id"))
+        return StepUpState(verified=True, valid_until=until)
+
+    @get("/internal/step-up", guards=[internal_guard])
+    async def status(request: Request[Any, Any, Any]) -> StepUpState:
+        caller = caller_of(request)
+        require_role(caller, "owner")
+        until = await state["app"].step_up.window(caller)
+        return StepUpState(verified=until is not None, valid_until=until)
+
+    async def ready() -> None:
+        await state["app"].store.ping()
+
+    return create_service_app(NAME, [issue, verify, status], ready=ready, lifespan=[lifespan])
+
+
+def main() -> None:
+    run_service_api(NAME, create_app)
+
+
+if __name__ == "__main__":
+    main()

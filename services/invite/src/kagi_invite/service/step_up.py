@@ -1,0 +1,114 @@
+"""Step-up use cases: issue a code (mailed through notify), verify it, and answer whether a window is open."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from kagi_invite.adapters.repository import StepUpRepository
+from kagi_invite.domain.step_up import StepUpCode, judge, valid_until, voids_after
+from kagi_shared import codes
+from kagi_shared.events import new_envelope
+from kagi_shared.events import invite as ev
+from kagi_shared.events import notify as nev
+from kagi_shared.jst import jp_deadline
+from kagi_shared.mongo import Store, Tx
+from kagi_shared.problems import Problem
+from kagi_shared.service_api import Caller
+from kagi_shared.settings import Settings
+from kagi_shared.topics import INVITE_EVENTS, NOTIFY_REQUESTS
+
+SOURCE = "kagi/invite"
+
+_REFUSALS = {
+    "expired": (410, "step_up.code_expired", "認証コードの有効期限が切れています。認証コードを再発行してください。"),
+    "used": (409, "step_up.code_used", "この認証コードは使用済みです。認証コードを再発行してください。"),
+    "voided": (410, "step_up.code_voided", "誤った認証コードが規定回数入力されたため、この認証コードは無効になりました。"),
+    "replaced": (410, "step_up.code_replaced", "新しい認証コードが発行されたため、この認証コードは無効です。"),
+}
+
+
+class StepUpService:
+    def __init__(self, store: Store, repo: StepUpRepository, settings: Settings) -> None:
+        self.store = store
+        self.repo = repo
+        self.settings = settings
+
+    async def issue(self, caller: Caller, correlation_id: str | None = None) -> StepUpCode:
+        if not caller.email:
+            raise Problem(400, "step_up.no_email", "登録済みのメールアドレスがありません。")
+        security = self.settings.security
+        plain = codes.new_code(12)
+        now = datetime.now(UTC)
+        code = StepUpCode(id=str(uuid.uuid4()), account_id=caller.account_id,
+                          code_hash=codes.hash_code(plain, security.code_pepper), issued_at=now,
+                          expires_at=now + timedelta(seconds=security.step_up_code_ttl_s))
+
+        async def work(tx: Tx) -> None:
+            await self.repo.replace_active(tx, code)
+            tx.publish(INVITE_EVENTS.name, new_envelope(
+                ev.StepUpCodeIssued(account_id=caller.account_id, code_id=code.id, expires_at=code.expires_at),
+                source=SOURCE, subject=caller.account_id, correlation_id=correlation_id))
+            tx.publish(NOTIFY_REQUESTS.name, new_envelope(
+                nev.NotificationRequested(
+                    template="step_up_code", channel="mail", recipient=caller.email, category="security",
+                    account_id=caller.account_id,
+                    variables={"code": plain, "expires_at": jp_deadline(code.expires_at)}),
+                source=SOURCE, subject=caller.email, correlation_id=correlation_id))
+
+        await self.store.transaction(work)
+        return code
+
+    async def verify(self, caller: Caller, entered: str, correlation_id: str | None = None) -> datetime:
+        security = self.settings.security
+        now = datetime.now(UTC)
+        code = await self.repo.latest(caller.account_id)
+        if code is None:
+            raise Problem(404, "step_up.no_code", "認証コードが発行されていません。認証コードを発行してください。")
+        matches = codes.verify_code(entered, code.code_hash, security.code_pepper)
+        verdict = judge(code, matches, now)
+        if verdict == "ok":
+            until = valid_until(now, security.step_up_valid_s)
+
+            async def succeed(tx: Tx) -> bool:
+                if not await self.repo.set_status(tx, code.id, "used"):
+                    return False  # a concurrent verify used it first
+                await self.repo.open_window(tx, caller.account_id, until)
+                tx.publish(INVITE_EVENTS.name, new_envelope(
+                    ev.StepUpVerified(account_id=caller.account_id, code_id=code.id, valid_until=until),
+                    source=SOURCE, subject=caller.account_id, correlation_id=correlation_id))
+                return True
+
+            if await self.store.transaction(succeed):
+                return until
+            verdict = "used"
+        if verdict == "wrong":
+            await self._wrong(caller, code, correlation_id)
+        status, error, title = _REFUSALS[verdict]
+        raise Problem(status, error, title)
+
+    async def _wrong(self, caller: Caller, code: StepUpCode, correlation_id: str | None) -> None:
+        max_attempts = self.settings.security.step_up_max_attempts
+
+        async def fail(tx: Tx) -> int:
+            attempts = await self.repo.count_attempt(tx, code.id)
+            voided = voids_after(attempts, max_attempts)
+            if voided:
+                await self.repo.set_status(tx, code.id, "voided")
+            tx.publish(INVITE_EVENTS.name, new_envelope(
+                ev.StepUpFailed(account_id=caller.account_id, code_id=code.id,
+                                reason="voided" if voided else "wrong"),
+                source=SOURCE, subject=caller.account_id, correlation_id=correlation_id))
+            return attempts
+
+        attempts = await self.store.transaction(fail)
+        remaining = max(max_attempts - attempts, 0)
+        if remaining == 0:
+            status, error, title = _REFUSALS["voided"]
+            raise Problem(status, error, title)
+        raise Problem(400, "step_up.code_wrong", "認証コードが正しくありません。",
+                      extra={"remainingAttempts": remaining})
+
+    async def window(self, caller: Caller) -> datetime | None:
+        until = await self.repo.window(caller.account_id)
+        return until if until and until > datetime.now(UTC) else None

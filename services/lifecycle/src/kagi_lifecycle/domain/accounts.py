@@ -1,0 +1,47 @@
+"""Accounts and the login rules (SPEC §4). Pure: no I/O, the clock is passed in."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+Status = Literal["active", "locked", "purged"]
+Role = Literal["owner", "viewer", "company_admin", "operator", "target_system"]
+ROLES: tuple[str, ...] = ("owner", "viewer", "company_admin", "operator", "target_system")
+
+# SPEC §3 user ID rules: local part of ASCII letters, digits and - _ ~ . $ & ' ` ^ =; domain letters, digits, - and .
+LOGIN_ID = re.compile(r"^[A-Za-z0-9\-_~.$&'`^=]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")
+
+
+class Account(msgspec.Struct, kw_only=True):
+    id: str
+    login_id: str
+    email: str
+    password_hash: str
+    roles: list[str]
+    status: Status = "active"
+    lock_reason: str | None = None
+    issued_at: datetime
+    last_login_at: datetime | None = None
+    password_changed_at: datetime
+    failed_logins: int = 0
+
+
+def canonical_login_id(login_id: str) -> str:
+    """IDs are unique case-insensitively: compare and store them lower-cased."""
+    return login_id.strip().lower()
+
+
+def login_id_problem(login_id: str) -> str | None:
+    if len(login_id) > 254:
+        return "254 文字以内で入力してください。"
+    if not LOGIN_ID.match(login_id):
+        return "メールアドレスの形式で、使用できる文字のみを入力してください。"
+    return None
+
+
+def should_lock(failed_logins: int, threshold: int) -> bool:
+    return failed_logins >= threshold

@@ -1,0 +1,17 @@
+"""Permissions' worker: relays its outbox (acks and grants arrive with the permissions issue)."""
+
+from __future__ import annotations
+
+from kagi_permissions.bootstrap import NAME
+from kagi_shared.settings import get_settings
+from kagi_shared.worker import WorkerRuntime
+
+
+def main() -> None:
+    runtime = WorkerRuntime(NAME, get_settings())
+    runtime.relay_outbox()
+    runtime.run()
+
+
+if __name__ == "__main__":
+    main()

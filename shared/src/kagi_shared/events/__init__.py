@@ -1,0 +1,32 @@
+"""Event Structs of every service; importing this package registers them all."""
+
+from kagi_shared.events import invite, lifecycle, notify, permissions
+from kagi_shared.events.envelope import (
+    Envelope,
+    Event,
+    UnknownEventError,
+    decode,
+    decode_data,
+    decode_envelope,
+    encode,
+    event_type,
+    new_envelope,
+    registered_types,
+)
+
+__all__ = [
+    "Envelope",
+    "Event",
+    "UnknownEventError",
+    "decode",
+    "decode_data",
+    "decode_envelope",
+    "encode",
+    "event_type",
+    "invite",
+    "lifecycle",
+    "new_envelope",
+    "notify",
+    "permissions",
+    "registered_types",
+]

@@ -1,0 +1,102 @@
+"""The AsyncMongoClient factory and the transaction helper every service writes through.
+
+A write and the events it causes commit together: handlers get a ``Tx`` whose
+``publish`` adds outbox rows that are inserted in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+import time
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from bson import Binary
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from kagi_shared.events.envelope import Envelope, encode
+from kagi_shared.settings import Settings
+
+T = TypeVar("T")
+Doc = dict[str, Any]
+
+OUTBOX = "outbox"
+
+
+def make_client(settings: Settings) -> AsyncMongoClient[Doc]:
+    return AsyncMongoClient(
+        settings.mongo_uri,
+        maxPoolSize=settings.mongo.max_pool_size,
+        serverSelectionTimeoutMS=settings.mongo.server_selection_timeout_ms,
+        tz_aware=True,
+        uuidRepresentation="standard",
+    )
+
+
+def database_name(settings: Settings, service: str) -> str:
+    return f"{settings.mongo.db_prefix}_{service}"
+
+
+_last_seq = 0
+
+
+def next_seq() -> int:
+    """Commit-order key for outbox rows: wall-clock nanoseconds, made strictly increasing per process."""
+    global _last_seq
+    _last_seq = max(_last_seq + 1, time.time_ns())
+    return _last_seq
+
+
+def outbox_row(topic: str, envelope: Envelope) -> Doc:
+    return {
+        "_id": envelope.id,
+        "topic": topic,
+        "key": envelope.subject,
+        "type": envelope.type,
+        "value": Binary(encode(envelope)),
+        "seq": next_seq(),
+        "created_at": datetime.now(UTC),
+        "sent_at": None,
+        "claim": None,
+    }
+
+
+class Tx:
+    """One transaction: repositories pass ``session``; ``publish`` queues outbox rows."""
+
+    def __init__(self, session: AsyncClientSession, db: AsyncDatabase[Doc]) -> None:
+        self.session = session
+        self.db = db
+        self.outbox: list[Doc] = []
+
+    def publish(self, topic: str, envelope: Envelope) -> None:
+        self.outbox.append(outbox_row(topic, envelope))
+
+
+class Store:
+    """A service's database plus the helper that runs a function in one transaction."""
+
+    def __init__(self, client: AsyncMongoClient[Doc], db_name: str) -> None:
+        self.client = client
+        self.db: AsyncDatabase[Doc] = client[db_name]
+
+    async def transaction(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
+        """Run ``fn`` and commit its writes with its outbox rows; retried on transient errors."""
+
+        async def callback(session: AsyncClientSession) -> T:
+            tx = Tx(session, self.db)
+            result = await fn(tx)
+            if tx.outbox:
+                await self.db[OUTBOX].insert_many(tx.outbox, session=session)
+            return result
+
+        async with self.client.start_session() as session:
+            return await session.with_transaction(callback)
+
+    async def ensure_outbox_indexes(self) -> None:
+        await self.db[OUTBOX].create_index([("sent_at", 1), ("seq", 1)])
+
+    async def ping(self) -> None:
+        await self.client.admin.command("ping")

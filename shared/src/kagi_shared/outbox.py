@@ -1,0 +1,241 @@
+"""The outbox relay: publishes committed outbox rows to Kafka exactly once per row.
+
+Rows are written by ``Store.transaction`` together with the state they describe.
+The relay takes a lease (one relay per service database), reads pending rows in
+commit order, *claims* them with the partitions' end offsets, sends them and marks
+them sent with one ``update_many``.
+
+A relay killed after sending but before marking would resend on restart. The claim
+closes that window without an idempotent producer (which the embedded broker lacks):
+a relay that takes over the lease first reads every claimed partition from the
+recorded offset to its end, and marks the rows whose event id (header ``ce_id``) it
+finds there as sent. Only rows that really did not reach the broker are sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from kagi_shared.logging import get_logger
+from kagi_shared.mongo import OUTBOX, Store
+from kagi_shared.settings import Settings
+
+log = get_logger(__name__)
+LEASES = "outbox_lease"
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        store: Store,
+        producer: AIOKafkaProducer,
+        settings: Settings,
+        *,
+        owner: str | None = None,
+    ) -> None:
+        self.store = store
+        self.producer = producer
+        self.settings = settings
+        self.owner = owner or f"relay-{uuid.uuid4()}"
+        self.outbox = store.db[OUTBOX]
+        self.leases = store.db[LEASES]
+        self._lease_until = 0.0
+        self._partitions: dict[str, list[int]] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._wake = asyncio.Event()
+        self.published = 0
+
+    # -- lease ---------------------------------------------------------------------------------
+    async def hold_lease(self) -> bool:
+        """True while this relay owns the lease; renews it when half of it is spent."""
+        ttl = self.settings.outbox.lease_ttl_s
+        now_mono = time.monotonic()
+        if now_mono < self._lease_until - ttl / 2:
+            return True
+        now = datetime.now(UTC)
+        try:
+            doc = await self.leases.find_one_and_update(
+                {"_id": "relay", "$or": [{"owner": self.owner}, {"expires_at": {"$lt": now}}]},
+                {"$set": {"owner": self.owner, "expires_at": now + timedelta(seconds=ttl)}},
+                upsert=True,
+                return_document=ReturnDocument.BEFORE,
+            )
+        except DuplicateKeyError:
+            self._lease_until = 0.0
+            return False
+        newly_acquired = doc is None or doc.get("owner") != self.owner
+        self._lease_until = now_mono + ttl
+        if newly_acquired:
+            log.info("outbox.lease_acquired", owner=self.owner)
+            await self.reconcile()
+        return True
+
+    async def release_lease(self) -> None:
+        await self.leases.delete_one({"_id": "relay", "owner": self.owner})
+        self._lease_until = 0.0
+
+    # -- publishing ----------------------------------------------------------------------------
+    async def _end_offsets(self, topics: set[str]) -> dict[str, int]:
+        consumer = await self._offsets_consumer()
+        partitions: list[TopicPartition] = []
+        for topic in topics:
+            if topic not in self._partitions:
+                self._partitions[topic] = sorted(await self.producer.partitions_for(topic))
+            partitions += [TopicPartition(topic, p) for p in self._partitions[topic]]
+        ends = await consumer.end_offsets(partitions)
+        return {f"{tp.topic}:{tp.partition}": off for tp, off in ends.items()}
+
+    async def run_once(self) -> int:
+        """Publish one batch of pending rows; returns how many were published."""
+        rows = (
+            await self.outbox.find({"sent_at": None}, {"created_at": 0})
+            .sort([("seq", 1)])
+            .limit(self.settings.outbox.batch_size)
+            .to_list()
+        )
+        if not rows:
+            return 0
+        if any(r.get("claim") for r in rows):
+            # A claim we did not finish (send failed): settle it before sending anything again.
+            await self.reconcile()
+            return 0
+        ids = [r["_id"] for r in rows]
+        offsets = await self._end_offsets({r["topic"] for r in rows})
+        claim = {"id": str(uuid.uuid4()), "offsets": offsets}
+        await self.outbox.update_many({"_id": {"$in": ids}}, {"$set": {"claim": claim}})
+        futures = [
+            await self.producer.send(
+                r["topic"],
+                bytes(r["value"]),
+                key=r["key"].encode(),
+                headers=[("ce_id", r["_id"].encode()), ("ce_type", r["type"].encode())],
+            )
+            for r in rows
+        ]
+        await asyncio.gather(*futures)
+        await self.outbox.update_many(
+            {"_id": {"$in": ids}}, {"$set": {"sent_at": datetime.now(UTC), "claim": None}}
+        )
+        self.published += len(rows)
+        return len(rows)
+
+    # -- recovery ------------------------------------------------------------------------------
+    async def _offsets_consumer(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            self._consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.settings.kafka_bootstrap,
+                enable_auto_commit=False,
+                group_id=None,
+                client_id=f"{self.owner}-offsets",
+            )
+            await self._consumer.start()
+        return self._consumer
+
+    async def reconcile(self) -> int:
+        """Settle claimed rows: mark those already on the topic as sent, release the rest."""
+        claimed = await self.outbox.find(
+            {"sent_at": None, "claim": {"$ne": None}}, {"_id": 1, "claim": 1}
+        ).to_list()
+        if not claimed:
+            return 0
+        start: dict[TopicPartition, int] = {}
+        for row in claimed:
+            for tp_key, offset in row["claim"]["offsets"].items():
+                topic, partition = tp_key.rsplit(":", 1)
+                tp = TopicPartition(topic, int(partition))
+                start[tp] = min(offset, start.get(tp, offset))
+        wanted = {r["_id"] for r in claimed}
+        found = await self._ids_on_topics(start, wanted)
+        now = datetime.now(UTC)
+        if found:
+            await self.outbox.update_many({"_id": {"$in": list(found)}}, {"$set": {"sent_at": now, "claim": None}})
+        rest = list(wanted - found)
+        if rest:
+            await self.outbox.update_many({"_id": {"$in": rest}}, {"$set": {"claim": None}})
+        log.info("outbox.reconciled", already_published=len(found), to_resend=len(rest))
+        return len(found)
+
+    async def _ids_on_topics(self, start: dict[TopicPartition, int], wanted: set[str]) -> set[str]:
+        consumer = await self._offsets_consumer()
+        ends = await consumer.end_offsets(list(start))
+        todo = {tp: off for tp, off in start.items() if ends[tp] > off}
+        found: set[str] = set()
+        if not todo:
+            return found
+        consumer.assign(list(todo))
+        for tp, off in todo.items():
+            consumer.seek(tp, off)
+        while todo:
+            batch = await consumer.getmany(*todo, timeout_ms=1000)
+            for tp, messages in batch.items():
+                for msg in messages:
+                    event_id = dict(msg.headers).get("ce_id", b"").decode()
+                    if event_id in wanted:
+                        found.add(event_id)
+                    if msg.offset + 1 >= ends[tp]:
+                        todo.pop(tp, None)
+        consumer.assign([])
+        return found
+
+    # -- loop ----------------------------------------------------------------------------------
+    async def _watch_inserts(self) -> None:
+        """Wake the loop on every outbox insert (change stream); polling remains the fallback."""
+        while True:
+            try:
+                async with await self.outbox.watch([{"$match": {"operationType": "insert"}}]) as stream:
+                    async for _ in stream:
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the poll keeps the relay correct without the stream
+                log.warning("outbox.watch_failed", error=str(exc))
+                await asyncio.sleep(5)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        idle = max(self.settings.outbox.poll_interval_s, 0.001)
+        watcher = asyncio.create_task(self._watch_inserts())
+        try:
+            while not stop.is_set():
+                try:
+                    if not await self.hold_lease():
+                        await _wait(stop, self.settings.outbox.lease_ttl_s / 3)
+                        continue
+                    self._wake.clear()
+                    if await self.run_once() == 0:
+                        await _wait_any(stop, self._wake, idle * 25)
+                except (PyMongoError, OSError, asyncio.TimeoutError) as exc:
+                    log.warning("outbox.relay_error", error=str(exc))
+                    await _wait(stop, 1.0)
+                except Exception as exc:  # a broker error: back off, the claim makes retries safe
+                    log.warning("outbox.relay_error", error=repr(exc))
+                    await _wait(stop, 1.0)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watcher
+            if self._consumer is not None:
+                await self._consumer.stop()
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    tasks = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(tasks, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+
+
+__all__ = ["OutboxRelay"]

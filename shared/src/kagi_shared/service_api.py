@@ -1,0 +1,157 @@
+"""Building blocks of a service's internal HTTP API (called only by the gateway).
+
+The gateway authenticates people; a service trusts the caller headers it forwards
+only when the shared internal token is present (mTLS or a mesh does this in production).
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import msgspec
+import structlog
+import uvicorn
+from litestar import Litestar, Request, get
+from litestar.config.app import AppConfig
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from kagi_shared.logging import configure_logging, get_logger
+from kagi_shared.problems import EXCEPTION_HANDLERS, Problem
+from kagi_shared.settings import Settings, get_settings
+
+log = get_logger(__name__)
+
+INTERNAL_TOKEN_HEADER = "x-internal-token"
+
+
+class Caller(msgspec.Struct, frozen=True, kw_only=True):
+    account_id: str
+    login_id: str
+    email: str = ""
+    roles: tuple[str, ...] = ()
+    ip: str | None = None
+
+    def has(self, role: str) -> bool:
+        return role in self.roles
+
+
+def caller_headers(caller: Caller) -> dict[str, str]:
+    headers = {
+        "x-kagi-account-id": caller.account_id,
+        "x-kagi-login-id": caller.login_id,
+        "x-kagi-email": caller.email,
+        "x-kagi-roles": ",".join(caller.roles),
+    }
+    if caller.ip:
+        headers["x-kagi-client-ip"] = caller.ip
+    return headers
+
+
+def caller_of(request: Request[Any, Any, Any]) -> Caller:
+    account_id = request.headers.get("x-kagi-account-id")
+    if not account_id:
+        raise Problem(401, "auth.required", "ログインが必要です。")
+    roles = tuple(r for r in request.headers.get("x-kagi-roles", "").split(",") if r)
+    return Caller(account_id=account_id, login_id=request.headers.get("x-kagi-login-id", ""),
+                  email=request.headers.get("x-kagi-email", ""), roles=roles,
+                  ip=request.headers.get("x-kagi-client-ip"))
+
+
+def require_role(caller: Caller, *roles: str) -> None:
+    if not any(caller.has(r) for r in roles):
+        raise Problem(403, "auth.forbidden", "この操作を行う権限がありません。")
+
+
+def internal_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    expected = get_settings().security.internal_token
+    given = connection.headers.get(INTERNAL_TOKEN_HEADER, "")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Problem(401, "internal.unauthenticated", "内部 API の認証に失敗しました。")
+
+
+class RequestContextMiddleware(ASGIMiddleware):
+    """Binds the request id to every log line of the request and logs one access line."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        headers = dict(scope.get("headers") or [])
+        request_id = headers.get(b"x-request-id", b"").decode() or None
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = 0
+
+        async def send_wrapper(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await next_app(scope, receive, send_wrapper)
+        finally:
+            log.info("http.request", method=scope.get("method"), path=scope.get("path"), status=status,
+                     ms=round((time.perf_counter() - started) * 1000, 1))
+            structlog.contextvars.unbind_contextvars("request_id")
+
+
+ReadyCheck = Callable[[], Awaitable[None]]
+
+
+def health_handlers(ready: ReadyCheck) -> list[Any]:
+    @get("/health", sync_to_thread=False, include_in_schema=False)
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @get("/ready", include_in_schema=False)
+    async def ready_handler() -> dict[str, str]:
+        try:
+            await ready()
+        except Exception as exc:
+            raise Problem(503, "service.not_ready", "準備ができていません。", str(exc)) from None
+        return {"status": "ready"}
+
+    return [health, ready_handler]
+
+
+def create_service_app(
+    name: str,
+    route_handlers: Sequence[Any],
+    *,
+    ready: ReadyCheck,
+    lifespan: Sequence[Any] = (),
+    dependencies: dict[str, Any] | None = None,
+) -> Litestar:
+    return Litestar(
+        route_handlers=[*health_handlers(ready), *route_handlers],
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[RequestContextMiddleware()],
+        lifespan=list(lifespan),
+        dependencies=dependencies or {},
+        openapi_config=None,
+        request_max_body_size=get_settings().http.max_body_bytes,
+        on_app_init=[_name(name)],
+    )
+
+
+def _name(name: str) -> Callable[[AppConfig], AppConfig]:
+    def hook(config: AppConfig) -> AppConfig:
+        config.state.update({"service": name})
+        return config
+
+    return hook
+
+
+def serve(app: Litestar, port: int, settings: Settings) -> None:
+    uvicorn.run(app, host=settings.http.host, port=port, log_level="warning", access_log=False,
+                lifespan="on", timeout_graceful_shutdown=5)
+
+
+def run_service_api(name: str, factory: Callable[[], Litestar]) -> None:
+    settings = get_settings()
+    configure_logging(f"{name}-api", settings.log_level)
+    serve(factory(), getattr(settings.ports, name), settings)

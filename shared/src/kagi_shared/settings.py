@@ -1,0 +1,194 @@
+"""Typed settings from the environment, grouped by concern, behind one cached accessor.
+
+Every field has a default that runs the embedded setup on loopback; pointing
+``KAFKA_BOOTSTRAP_SERVERS`` / ``MONGODB_URI`` / ``SMTP_URL`` at real servers is all
+it takes to leave it. A bad value fails at start-up with the variable's name and
+the reason, never later at first use.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+
+class SettingsError(ValueError):
+    """A setting from the environment is missing or malformed."""
+
+
+class Ports(msgspec.Struct, frozen=True, kw_only=True):
+    """Loopback ports of the embedded infrastructure and of every process."""
+
+    kafka: int = 19092
+    mongo: int = 27117
+    smtp: int = 2525
+    gateway: int = 8000
+    lifecycle: int = 8101
+    invite: int = 8102
+    permissions: int = 8103
+    notify: int = 8104
+
+
+class KafkaSettings(msgspec.Struct, frozen=True, kw_only=True):
+    bootstrap_servers: str | None = None
+    """Real brokers; unset means the embedded broker on ``ports.kafka``."""
+    enable_idempotence: bool = False
+    """On against real Kafka; the embedded broker lacks InitProducerId."""
+    default_partitions: int = 4
+    rebalance_timeout_s: float = 5.0
+    session_timeout_s: float = 6.0
+
+
+class MongoSettings(msgspec.Struct, frozen=True, kw_only=True):
+    uri: str | None = None
+    """A real MongoDB replica set; unset means the embedded server on ``ports.mongo``."""
+    max_pool_size: int = 8
+    """Small on purpose: the embedded server loses throughput with concurrency."""
+    server_selection_timeout_ms: int = 3000
+    db_prefix: str = "kagi"
+
+
+class SmtpSettings(msgspec.Struct, frozen=True, kw_only=True):
+    url: str | None = None
+    """``smtp://user:pass@host:port?starttls=1``; unset means the embedded sink."""
+    sender: str = "no-reply@kagi.example.jp"
+
+
+class OutboxSettings(msgspec.Struct, frozen=True, kw_only=True):
+    batch_size: int = 500
+    poll_interval_s: float = 0.02
+    lease_ttl_s: float = 10.0
+
+
+class ConsumerSettings(msgspec.Struct, frozen=True, kw_only=True):
+    max_attempts: int = 3
+    """Attempts before a message goes to ``<topic>.dlt``."""
+    retry_backoff_s: float = 0.2
+
+
+class NotifySettings(msgspec.Struct, frozen=True, kw_only=True):
+    max_attempts: int = 6
+    """SMTP attempts before a message is dead-lettered."""
+    retry_base_s: float = 2.0
+    dispatch_poll_s: float = 1.0
+    smtp_timeout_s: float = 10.0
+
+
+class SecuritySettings(msgspec.Struct, frozen=True, kw_only=True):
+    jwt_secret: str = "dev-only-change-me-dev-only-change-me"
+    access_token_ttl_s: int = 900
+    code_pepper: str = "dev-only-code-pepper"
+    """Key of the HMAC under which one-time codes and keys are stored."""
+    internal_token: str = "dev-internal-token"
+    """Shared secret on calls from the gateway to the services' internal APIs."""
+    login_lockout_threshold: int = 5
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    argon2_parallelism: int = 4
+    step_up_code_ttl_s: int = 600
+    step_up_max_attempts: int = 5
+    step_up_valid_s: int = 900
+
+
+class HttpSettings(msgspec.Struct, frozen=True, kw_only=True):
+    host: str = "127.0.0.1"
+    service_timeout_s: float = 5.0
+    max_body_bytes: int = 64 * 1024
+
+
+class BrandSettings(msgspec.Struct, frozen=True, kw_only=True):
+    name: str = "Kagi マイページ"
+    portal_url: str = "http://127.0.0.1:8000"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    env: Literal["dev", "test", "prod"] = "dev"
+    var_dir: str = "var"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    ports: Ports = Ports()
+    kafka: KafkaSettings = KafkaSettings()
+    mongo: MongoSettings = MongoSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    consumer: ConsumerSettings = ConsumerSettings()
+    notify: NotifySettings = NotifySettings()
+    security: SecuritySettings = SecuritySettings()
+    http: HttpSettings = HttpSettings()
+    brand: BrandSettings = BrandSettings()
+
+    @property
+    def var_path(self) -> Path:
+        return Path(self.var_dir)
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self.kafka.bootstrap_servers or f"127.0.0.1:{self.ports.kafka}"
+
+    @property
+    def mongo_uri(self) -> str:
+        return self.mongo.uri or f"mongodb://127.0.0.1:{self.ports.mongo}/?directConnection=true"
+
+    @property
+    def smtp_url(self) -> str:
+        return self.smtp.url or f"smtp://127.0.0.1:{self.ports.smtp}"
+
+    def service_url(self, service: str) -> str:
+        explicit = os.environ.get(f"KAGI_{service.upper()}_URL")
+        return explicit or f"http://{self.http.host}:{getattr(self.ports, service)}"
+
+
+# Variables with a well-known name outside the KAGI_ prefix.
+_ALIASES = {
+    "KAFKA_BOOTSTRAP_SERVERS": ("kafka", "bootstrap_servers"),
+    "MONGODB_URI": ("mongo", "uri"),
+    "SMTP_URL": ("smtp", "url"),
+}
+
+
+def _env_path(struct: type[msgspec.Struct], prefix: str) -> dict[str, tuple[str, ...]]:
+    """Map every leaf field to its variable name: ``kafka.default_partitions`` → ``KAGI_KAFKA_DEFAULT_PARTITIONS``."""
+    out: dict[str, tuple[str, ...]] = {}
+    for field in msgspec.structs.fields(struct):
+        name = f"{prefix}_{field.name.upper()}"
+        if isinstance(field.type, type) and issubclass(field.type, msgspec.Struct):
+            for var, path in _env_path(field.type, name).items():
+                out[var] = (field.name, *path)
+        else:
+            out[name] = (field.name,)
+    return out
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from ``environ`` (default: the process environment)."""
+    environ = os.environ if environ is None else environ
+    tree: dict[str, Any] = {}
+    sources: dict[tuple[str, ...], str] = {}
+    variables = {**_env_path(Settings, "KAGI"), **_ALIASES}
+    for var, path in variables.items():
+        raw = environ.get(var)
+        if raw is None or raw == "":
+            continue
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = raw
+        sources[path] = var
+    try:
+        return msgspec.convert(tree, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        # msgspec names the failing path as `$.kafka.default_partitions`; turn it back into the variable.
+        message = str(exc)
+        for path, var in sources.items():
+            if "$." + ".".join(path) in message:
+                raise SettingsError(f"{var}={environ[var]!r}: {message.split(' - at ')[0]}") from None
+        raise SettingsError(message) from None
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return load_settings()
