@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -50,3 +50,40 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None) -> l
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+async def read_topic(settings: Settings, topic: str, timeout_s: float = 10.0) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every message currently on ``topic``, from the first offset to the end (no consumer group)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+                                group_id=None, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))]
+        ends = await consumer.end_offsets(partitions)
+        todo = {tp for tp in partitions if ends[tp] > 0}
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        if not todo:
+            return records
+        consumer.assign(list(todo))
+        await consumer.seek_to_beginning(*todo)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while todo and loop.time() < deadline:
+            batch = await consumer.getmany(*todo, timeout_ms=500)
+            for tp, messages in batch.items():
+                records.extend(messages)
+                if messages and messages[-1].offset + 1 >= ends[tp]:
+                    todo.discard(tp)
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    for _ in range(50):
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return set(found)
+        await consumer._client.force_metadata_update()  # the public API offers no awaitable refresh
+        await asyncio.sleep(0.1)
+    raise LookupError(f"topic {topic} not found")

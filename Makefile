@@ -1,0 +1,50 @@
+# Two commands: `make run` starts everything, `make test` runs every test tier.
+# Both install what is missing first: uv (pinned) into .tools/, then the locked workspace into .venv/.
+PY ?= python3
+UV_VERSION := 0.13.8
+UV := .tools/bin/uv
+VENV := .venv
+export UV_PYTHON_DOWNLOADS := never
+
+MEMBERS := pyproject.toml uv.lock shared/pyproject.toml gateway/pyproject.toml cli/pyproject.toml \
+           deploy/local/pyproject.toml $(wildcard services/*/pyproject.toml)
+
+.PHONY: install run up test unit bench lint stop status clean
+
+$(UV):
+	$(PY) -m venv .tools
+	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) $(MEMBERS)
+	$(UV) sync --frozen --all-packages
+	@touch $@
+
+install: $(VENV)/.synced
+
+run: install  ## start infrastructure, services and gateway; Ctrl-C stops them all
+	$(VENV)/bin/kagi run
+
+up: install  ## the same, in the background (stop with `make stop`)
+	$(VENV)/bin/kagi up
+
+stop: install
+	$(VENV)/bin/kagi down
+
+status: install
+	$(VENV)/bin/kagi status
+
+test: install  ## unit, integration and end-to-end tests; the tests start and stop the embedded servers
+	$(VENV)/bin/pytest
+
+unit: install
+	$(VENV)/bin/pytest -m "not integration and not e2e"
+
+bench: install  ## benchmarks; writes tests/bench/RESULTS.md
+	$(VENV)/bin/python -m tests.bench
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy shared/src
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,123 @@
+"""Test harness: the test run starts and stops its own embedded servers and processes.
+
+Everything runs on free loopback ports under a temporary ``var`` directory, so a
+`make run` on the same machine is never touched. Integration tests ask for ``settings``
+(broker, database and SMTP sink up); end-to-end tests ask for ``system`` (every service
+process and the gateway as well).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from kagi_shared.settings import Settings, get_settings
+
+_PORT_NAMES = ("kafka", "mongo", "smtp", "gateway", "lifecycle", "invite", "permissions", "notify")
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = []
+    for _ in range(count):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        sockets.append(s)
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.fixture(scope="session")
+def test_env() -> Iterator[dict[str, str]]:
+    """Environment of the test run: free ports, a temporary var dir, fast test settings."""
+    var_dir = Path(tempfile.mkdtemp(prefix="kagi-test-"))
+    env = {f"KAGI_PORTS_{name.upper()}": str(port) for name, port in zip(_PORT_NAMES, _free_ports(8), strict=True)}
+    env.update({
+        "KAGI_ENV": "test",
+        "KAGI_VAR_DIR": str(var_dir),
+        "KAGI_LOG_LEVEL": "INFO",
+        # Cheaper argon2 in tests only: the algorithm and code path are the same.
+        "KAGI_SECURITY_ARGON2_MEMORY_KIB": "8192",
+        "KAGI_SECURITY_ARGON2_TIME_COST": "1",
+        "KAGI_NOTIFY_RETRY_BASE_S": "0.5",
+        "KAGI_OUTBOX_LEASE_TTL_S": "2",
+    })
+    for var in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI", "SMTP_URL"):
+        if var in os.environ:  # a developer's shell pointing elsewhere must not leak into the tests
+            env[var] = ""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    get_settings.cache_clear()
+    yield env
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def settings(test_env: dict[str, str]) -> Iterator[Settings]:
+    """Broker, database and SMTP sink running; the settings that point at them."""
+    from kagi_local.infra import Infra
+
+    current = get_settings()
+    infra = Infra(current)
+    try:
+        infra.up()
+        yield current
+    finally:
+        infra.down()
+
+
+@pytest.fixture(scope="session")
+def system(settings: Settings) -> Iterator[str]:
+    """Every service process and the gateway running; yields the gateway's base URL."""
+    from kagi_cli.main import system_specs
+    from kagi_local.infra import Infra
+
+    infra = Infra(settings)
+    specs = system_specs(settings)
+    try:
+        infra.up(specs)
+        yield f"http://127.0.0.1:{settings.ports.gateway}"
+    finally:
+        infra.down(specs)
+
+
+@pytest.fixture
+async def store_factory(settings: Settings) -> AsyncIterator[object]:
+    """Fresh databases per test: ``await store_factory('name')`` returns a Store on its own database."""
+    import uuid
+
+    from kagi_shared.mongo import Store, make_client
+
+    client = make_client(settings)
+    created: list[str] = []
+
+    async def make(name: str = "t") -> Store:
+        db_name = f"test_{name}_{uuid.uuid4().hex[:8]}"
+        created.append(db_name)
+        return Store(client, db_name)
+
+    yield make
+    for db_name in created:
+        await client.drop_database(db_name)
+    await client.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tiers by the fixtures they use, so `-m "not integration and not e2e"` runs the fast tier."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if "system" in fixtures:
+            item.add_marker(pytest.mark.e2e)
+        elif "settings" in fixtures or "store_factory" in fixtures:
+            item.add_marker(pytest.mark.integration)

@@ -1,0 +1,123 @@
+"""Consumers handle each event once, and a poison message goes to the DLT while later ones still flow."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+from kagi_shared.events import Envelope, encode, new_envelope
+from kagi_shared.events import invite as ev
+from kagi_shared.inbox import InboxConsumer
+from kagi_shared.kafka import ensure_topics, make_producer, read_topic
+from kagi_shared.mongo import Store, Tx
+from kagi_shared.settings import Settings
+
+
+def failed_event(n: int) -> Envelope:
+    return new_envelope(ev.StepUpFailed(account_id=f"acct-{n}", code_id=None, reason="wrong"),
+                        source="kagi/test", subject=f"acct-{n}")
+
+
+async def consume_all(settings: Settings, topic: str, consumer: InboxConsumer, expected: int) -> list[str]:
+    """A real consumer group reads the topic and feeds the inbox consumer, as a faust agent does."""
+    kafka = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, group_id=f"g-{uuid.uuid4().hex}",
+                             auto_offset_reset="earliest", enable_auto_commit=False)
+    await kafka.start()
+    outcomes: list[str] = []
+    try:
+        while len(outcomes) < expected:
+            batch = await kafka.getmany(timeout_ms=15000)
+            assert batch, f"only {len(outcomes)} of {expected} messages arrived"
+            for messages in batch.values():
+                for m in messages:
+                    outcomes.append(await consumer.process(m.topic, m.key, m.value,
+                                                           partition=m.partition, offset=m.offset))
+            await kafka.commit()
+    finally:
+        await kafka.stop()
+    return outcomes
+
+
+class Recorder:
+    """A handler whose writes happen in the inbox transaction; fails the first ``flaky`` calls."""
+
+    def __init__(self, flaky: int = 0, always_fail_for: str | None = None) -> None:
+        self.flaky = flaky
+        self.always_fail_for = always_fail_for
+
+    async def __call__(self, envelope: Envelope, event: Any, tx: Tx) -> None:
+        await tx.db["handled"].insert_one({"event_id": envelope.id, "account": event.account_id},
+                                          session=tx.session)
+        if event.account_id == self.always_fail_for:
+            raise RuntimeError("cannot handle this one")
+        if self.flaky > 0:
+            self.flaky -= 1
+            raise TimeoutError("transient")
+
+
+async def dead_letters(settings: Settings) -> tuple[list[Any], Any]:
+    producer = make_producer(settings, "dlt")
+    await producer.start()
+
+    async def sink(topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        await producer.send_and_wait(topic, value, key=key, headers=headers)
+
+    return [producer], sink
+
+
+async def test_duplicated_message_is_handled_once(settings: Settings, store_factory: Any) -> None:
+    store: Store = await store_factory("inbox")
+    topic = f"test.inbox.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(settings, [topic, f"{topic}.dlt"])
+    producers, sink = await dead_letters(settings)
+    events = [failed_event(n) for n in range(5)]
+    for envelope in [*events, events[1], events[3], events[1]]:  # redelivered, as at-least-once allows
+        await producers[0].send_and_wait(topic, encode(envelope), key=envelope.subject.encode())
+    consumer = InboxConsumer("test", store, {ev.StepUpFailed: Recorder(flaky=2)}, sink,
+                             settings_with_fast_retries(settings))
+
+    outcomes = await consume_all(settings, topic, consumer, expected=8)
+    await producers[0].stop()
+
+    assert outcomes.count("handled") == 5
+    assert outcomes.count("duplicate") == 3
+    handled = await store.db["handled"].find().to_list()
+    assert sorted(d["event_id"] for d in handled) == sorted(e.id for e in events)  # transient failures rolled back
+
+
+async def test_poison_message_goes_to_dlt_and_later_messages_flow(settings: Settings, store_factory: Any) -> None:
+    store: Store = await store_factory("inbox")
+    topic = f"test.poison.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(settings, [topic, f"{topic}.dlt"])
+    producers, sink = await dead_letters(settings)
+    good_before, always_failing, good_after = failed_event(1), failed_event(666), failed_event(2)
+    forged = encode(failed_event(3)).replace(b"kagi.invite.step_up_failed", b"kagi.invite.unheard_of")
+    sequence = [encode(good_before), b"{not json", forged, encode(always_failing), encode(good_after)]
+    for value in sequence:  # one key: everything on one partition, in this order
+        await producers[0].send_and_wait(topic, value, key=b"same-key")
+    consumer = InboxConsumer("test", store, {ev.StepUpFailed: Recorder(always_fail_for="acct-666")}, sink,
+                             settings_with_fast_retries(settings))
+
+    outcomes = await consume_all(settings, topic, consumer, expected=len(sequence))
+    await producers[0].stop()
+
+    assert outcomes == ["handled", "dead", "dead", "dead", "handled"]
+    handled = {d["event_id"] for d in await store.db["handled"].find().to_list()}
+    assert handled == {good_before.id, good_after.id}  # the failing handler's writes were rolled back
+    dlt = await read_topic(settings, f"{topic}.dlt")
+    assert [r.value for r in dlt] == [b"{not json", forged, encode(always_failing)]
+    headers = [dict(r.headers) for r in dlt]
+    assert all(h["dlt_origin_topic"] == topic.encode() for h in headers)
+    assert [h["dlt_origin_offset"] for h in headers] == [b"1", b"2", b"3"]
+    assert b"undecodable" in headers[0]["dlt_error"]
+    assert b"unknown event type" in headers[1]["dlt_error"]
+    assert b"cannot handle this one" in headers[2]["dlt_error"]
+
+
+def settings_with_fast_retries(settings: Settings) -> Settings:
+    import msgspec
+
+    return msgspec.structs.replace(settings, consumer=msgspec.structs.replace(settings.consumer,
+                                                                              retry_backoff_s=0.01))

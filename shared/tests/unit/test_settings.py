@@ -1,0 +1,50 @@
+"""Settings come from the environment; a bad value names its variable and the reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from kagi_shared.settings import SettingsError, load_settings
+
+
+def test_defaults_run_the_embedded_setup_on_loopback() -> None:
+    settings = load_settings({})
+    assert settings.kafka_bootstrap == "127.0.0.1:19092"
+    assert settings.mongo_uri.startswith("mongodb://127.0.0.1:27117")
+    assert settings.smtp_url == "smtp://127.0.0.1:2525"
+    assert settings.kafka.enable_idempotence is False
+
+
+def test_real_servers_are_selected_by_their_usual_variables() -> None:
+    settings = load_settings({
+        "KAFKA_BOOTSTRAP_SERVERS": "kafka-0:9092,kafka-1:9092",
+        "MONGODB_URI": "mongodb://db/?replicaSet=rs0",
+        "SMTP_URL": "smtp://relay:587?starttls=1",
+        "KAGI_KAFKA_ENABLE_IDEMPOTENCE": "true",
+    })
+    assert settings.kafka_bootstrap == "kafka-0:9092,kafka-1:9092"
+    assert settings.mongo_uri == "mongodb://db/?replicaSet=rs0"
+    assert settings.smtp_url == "smtp://relay:587?starttls=1"
+    assert settings.kafka.enable_idempotence is True
+
+
+def test_nested_values_are_typed() -> None:
+    settings = load_settings({"KAGI_PORTS_GATEWAY": "9000", "KAGI_OUTBOX_POLL_INTERVAL_S": "0.5"})
+    assert settings.ports.gateway == 9000
+    assert settings.outbox.poll_interval_s == 0.5
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "reason"),
+    [
+        ("KAGI_PORTS_KAFKA", "ninety", "Expected `int`"),
+        ("KAGI_KAFKA_ENABLE_IDEMPOTENCE", "maybe", "Expected `bool`"),
+        ("KAGI_LOG_LEVEL", "LOUD", "Invalid enum value 'LOUD'"),
+    ],
+)
+def test_bad_values_name_the_variable(var: str, value: str, reason: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({var: value})
+    message = str(caught.value)
+    assert message.startswith(f"{var}={value!r}")
+    assert reason in message
