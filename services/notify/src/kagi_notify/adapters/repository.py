@@ -28,7 +28,7 @@ class DeliveryRepository:
         await self.collection.insert_one(doc, session=tx.session)
 
     async def due(self, now: datetime, limit: int = 100) -> list[Delivery]:
-        docs = await self.collection.find({"status": "queued", "next_attempt_at": {"$lte": now}}) \
+        docs = await self.collection.find({"status": {"$in": ["queued", "failed"]}, "next_attempt_at": {"$lte": now}}) \
             .sort([("next_attempt_at", ASCENDING)]).limit(limit).to_list()
         return [_delivery(d) for d in docs]
 

@@ -1,0 +1,137 @@
+"""Notify against the real database and a real SMTP sink: one mail per event, retries across an outage."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from kagi_cli.mailbox import mailbox
+from kagi_local.processes import ProcessManager, ProcessSpec
+from kagi_notify.bootstrap import bootstrap
+from kagi_shared.events import new_envelope
+from kagi_shared.events import notify as ev
+from kagi_shared.inbox import InboxConsumer
+from kagi_shared.settings import Settings
+
+
+def request(recipient: str, code: str = "ABCD2345EFGH") -> bytes:
+    from kagi_shared.events import encode
+
+    return encode(new_envelope(ev.NotificationRequested(
+        template="step_up_code", channel="mail", recipient=recipient, category="security",
+        variables={"code": code, "expires_at": "2026年11月21日 12時00分まで"}), source="kagi/test", subject=recipient))
+
+
+class Sink:
+    """An SMTP sink of this test's own, so it can be stopped and started."""
+
+    def __init__(self, tmp: Path, port: int) -> None:
+        self.manager = ProcessManager(tmp / "var")
+        self.dir = tmp / "mail"
+        self.spec = ProcessSpec("smtp-test", [sys.executable, "-m", "kagi_local.smtp_sink", "--port", str(port),
+                                              "--dir", str(self.dir)], port=port)
+
+    def up(self) -> None:
+        self.manager.start(self.spec)
+        self.manager.wait_ready(self.spec)
+
+    def down(self) -> None:
+        self.manager.stop(self.spec.name)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def notify_for(settings: Settings, store: Any, port: int) -> Any:
+    local = msgspec.structs.replace(
+        settings,
+        smtp=msgspec.structs.replace(settings.smtp, url=f"smtp://127.0.0.1:{port}"),
+        notify=msgspec.structs.replace(settings.notify, retry_base_s=0.05, smtp_timeout_s=2),
+    )
+    dead: list[tuple[str, bytes]] = []
+
+    async def dead_letter(topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        dead.append((topic, value))
+
+    notify = bootstrap(local, store, dead_letter)
+    consumer = InboxConsumer("notify", store, {ev.NotificationRequested: notify.service.on_request},
+                             dead_letter, local)
+    return notify, consumer, dead
+
+
+async def drain(notify: Any, rounds: int = 40) -> None:
+    import asyncio
+
+    for _ in range(rounds):
+        await notify.service.dispatch_due()
+        await asyncio.sleep(0.06)
+
+
+async def test_the_same_events_twice_make_one_mail_each(settings: Settings, store_factory: Any, tmp_path: Path) -> None:
+    sink = Sink(tmp_path, free_port())
+    sink.up()
+    try:
+        store = await store_factory("notify")
+        notify, consumer, _ = notify_for(settings, store, sink.spec.port or 0)
+        await notify.start()
+        recipients = [f"r{i}-{uuid.uuid4().hex[:6]}@example.jp" for i in range(5)]
+        events = [request(r) for r in recipients]
+        outcomes = [await consumer.process("notify.requests", None, e) for e in events + events]
+        await drain(notify, 5)
+    finally:
+        sink.down()
+    assert outcomes.count("handled") == 5 and outcomes.count("duplicate") == 5
+    assert sorted(m.to for m in mailbox(sink.dir)) == sorted(recipients)
+
+
+async def test_smtp_down_then_up_delivers_everything_once(settings: Settings, store_factory: Any,
+                                                          tmp_path: Path) -> None:
+    sink = Sink(tmp_path, free_port())
+    store = await store_factory("notify")
+    notify, consumer, dead = notify_for(settings, store, sink.spec.port or 0)
+    await notify.start()
+    recipients = [f"down{i}@example.jp" for i in range(4)]
+    for r in recipients:
+        await consumer.process("notify.requests", None, request(r))
+
+    await notify.service.dispatch_due()  # the server is down: every attempt fails and is rescheduled
+    failed = await store.db["deliveries"].find().to_list()
+    assert {d["status"] for d in failed} == {"failed"}
+    assert all("Connect" in d["last_error"] or "connect" in d["last_error"] for d in failed)
+
+    sink.up()
+    try:
+        await drain(notify)
+    finally:
+        sink.down()
+    assert sorted(m.to for m in mailbox(sink.dir)) == sorted(recipients)
+    sent = await store.db["deliveries"].find().to_list()
+    assert {d["status"] for d in sent} == {"sent"}
+    assert all(d["attempts"] == 2 for d in sent)
+    assert all(d["variables"]["code"] == "***" for d in sent)  # the one-time code is not kept at rest
+    assert dead == []
+
+
+async def test_bad_address_is_a_dead_delivery_with_the_reason(settings: Settings, store_factory: Any,
+                                                              tmp_path: Path) -> None:
+    store = await store_factory("notify")
+    notify, consumer, dead = notify_for(settings, store, free_port())
+    await notify.start()
+    await consumer.process("notify.requests", None, request("not an address"))
+    await notify.service.dispatch_due()
+    [delivery] = await store.db["deliveries"].find().to_list()
+    assert delivery["status"] == "dead"
+    assert "invalid mail address" in delivery["last_error"]
+    assert [topic for topic, _ in dead] == ["notify.requests.dlt"]
+    assert b"ABCD2345EFGH" not in dead[0][1]
+    outbox = await store.db["outbox"].find({"topic": "notify.deliveries"}).to_list()
+    assert [msgspec.json.decode(bytes(r["value"]))["type"] for r in outbox] == ["kagi.notify.notification_failed"]

@@ -1,0 +1,67 @@
+"""Every template renders in Japanese with its sample data; a template with an undeclared variable cannot start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kagi_notify.domain.deliveries import address_problem, next_attempt
+from kagi_notify.domain.templates import SPECS, TEMPLATE_DIR, Catalogue, TemplateError
+
+EXPECTED_SUBJECTS = {"step_up_code": "【Kagi】認証コード発行のお知らせ"}
+
+
+@pytest.fixture
+def catalogue() -> Catalogue:
+    return Catalogue.load("Kagi", "https://kagi.example.jp")
+
+
+@pytest.mark.parametrize("name", [s.name for s in SPECS])
+def test_every_template_renders_its_sample(catalogue: Catalogue, name: str) -> None:
+    rendered = catalogue.render_sample(name)
+    assert rendered.subject == EXPECTED_SUBJECTS[name]
+    for _, value in catalogue.spec(name).sample:
+        assert value in rendered.body
+    assert "{{" not in rendered.body
+
+
+def test_step_up_mail_follows_the_seed(catalogue: Catalogue) -> None:
+    body = catalogue.render("step_up_code", {"code": "ABCD2345EFGH", "expires_at": "2023年09月15日 14時59分まで"}).body
+    assert "認証コード: ABCD2345EFGH" in body
+    assert "送信専用のメールアドレスから配信しております" in body
+
+
+def test_missing_variable_is_refused_before_sending(catalogue: Catalogue) -> None:
+    with pytest.raises(TemplateError, match="missing variables: \\['expires_at'\\]"):
+        catalogue.render("step_up_code", {"code": "X"})
+    with pytest.raises(TemplateError, match="unknown template"):
+        catalogue.render("no_such_template", {})
+
+
+def test_catalogue_refuses_to_load_a_template_using_an_undeclared_variable(tmp_path: Path) -> None:
+    (tmp_path / "mail").mkdir()
+    for spec in SPECS:
+        source = (TEMPLATE_DIR / "mail" / f"{spec.name}.txt").read_text(encoding="utf-8")
+        (tmp_path / "mail" / f"{spec.name}.txt").write_text(source + "{{ account_nmae }}\n", encoding="utf-8")
+    with pytest.raises(TemplateError, match="undeclared variables: \\['account_nmae'\\]"):
+        Catalogue.load("Kagi", "https://kagi.example.jp", tmp_path)
+
+
+@pytest.mark.parametrize(("address", "ok"), [
+    ("owner@example.jp", True),
+    ("not-an-address", False),
+    ("a b@example.jp", False),
+    ("owner@localhost", False),
+    ("Owner <owner@example.jp>", False),
+])
+def test_recipient_addresses_are_checked(address: str, ok: bool) -> None:
+    assert (address_problem(address) is None) is ok
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    delays = [(next_attempt(now, n, 2.0, cap_s=30) - now).total_seconds() for n in range(1, 7)]
+    assert delays == [2, 4, 8, 16, 30, 30]
