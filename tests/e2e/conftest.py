@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-
 from kagi_cli.mailbox import Mail, mailbox
 from kagi_shared.settings import Settings
 
@@ -35,7 +34,7 @@ async def gateway(system: str) -> AsyncIterator[httpx.AsyncClient]:
 async def create_user(settings: Settings, gateway: httpx.AsyncClient, roles: list[str]) -> User:
     """Register an account through lifecycle's internal API (as operator tooling does) and log in."""
     login_id = f"user-{uuid.uuid4().hex[:10]}@example.jp"
-    password = "Kagi-e2e-2026!"
+    password = "Kagi-e2e-2026!"  # noqa: S105 - a test account
     async with httpx.AsyncClient(base_url=settings.service_url("lifecycle"), timeout=15,
                                  headers={"x-internal-token": settings.security.internal_token}) as lifecycle:
         created = await lifecycle.post("/internal/accounts",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import signal
 import sys
 import time
@@ -15,10 +14,11 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from kagi_cli.mailbox import mailbox, read_mail
 from kagi_local.infra import Infra, service_specs
 from kagi_local.processes import ProcessError, ProcessSpec
 from kagi_shared.settings import Settings, SettingsError, get_settings
+
+from kagi_cli.mailbox import mailbox, read_mail
 
 DEMO_ACCOUNTS = (
     ("owner@kagi.example.jp", "Owner-pass-2026", ["owner"], "account owner (MyPage)"),
@@ -130,7 +130,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  demo {label:<38} {login_id:<28} password {password}  ({state})")
     gw = f"http://127.0.0.1:{settings.ports.gateway}"
     print(f"\nKagi is running.\n  gateway  {gw}\n  OpenAPI  {gw}/schema\n  health   {gw}/ready\n"
-          f"  mail     kagi mail list   (files under {settings.var_path / 'mail'})\n  logs     {settings.var_path / 'log'}/")
+          f"  mail     kagi mail list   (files under {settings.var_path / 'mail'})\n"
+          f"  logs     {settings.var_path / 'log'}/")
     return 0
 
 

@@ -12,6 +12,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
+from kagi_shared.problems import EXCEPTION_HANDLERS, Problem
+from kagi_shared.service_api import RequestContextMiddleware
+from kagi_shared.settings import Settings, get_settings
 from litestar import Litestar, Request, Response, Router, get
 from litestar.datastructures import MutableScopeHeaders
 from litestar.di import Provide
@@ -26,9 +29,6 @@ from kagi_gateway.controllers.operator import OperatorController
 from kagi_gateway.controllers.step_up import StepUpController
 from kagi_gateway.deps import role_guard
 from kagi_gateway.services import SERVICES, ForwardedProblem, Services
-from kagi_shared.problems import EXCEPTION_HANDLERS, Problem
-from kagi_shared.service_api import RequestContextMiddleware
-from kagi_shared.settings import Settings, get_settings
 
 
 class RequestIdMiddleware(ASGIMiddleware):

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from kagi_shared.problems import Problem
+from kagi_shared.service_api import Caller
+from kagi_shared.settings import get_settings
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from kagi_shared.problems import Problem
-from kagi_shared.service_api import Caller
-from kagi_shared.settings import get_settings
 from kagi_gateway.tokens import read_token
 
 PUBLIC = ("public",)

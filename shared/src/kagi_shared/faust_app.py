@@ -8,8 +8,8 @@ from kagi_shared.settings import Settings
 
 
 def make_faust_app(service: str, settings: Settings) -> faust.App:
-    brokers = [f"kafka://{hostport}" for hostport in settings.kafka_bootstrap.split(",")]
-    return faust.App(
+    brokers = [f"kagi://{hostport}" for hostport in settings.kafka_bootstrap.split(",")]
+    app = faust.App(
         f"kagi-{service}",
         broker=brokers,
         key_serializer="raw",
@@ -27,3 +27,5 @@ def make_faust_app(service: str, settings: Settings) -> faust.App:
         autodiscover=False,
         datadir=str(settings.var_path / "faust" / service),
     )
+    app.conf.kagi_fetch_max_wait_ms = settings.kafka.fetch_max_wait_ms  # read by kagi_shared.faust_transport
+    return app

@@ -55,7 +55,8 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None) -> l
 async def read_topic(settings: Settings, topic: str, timeout_s: float = 10.0) -> list[ConsumerRecord[bytes, bytes]]:
     """Every message currently on ``topic``, from the first offset to the end (no consumer group)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                                group_id=None, auto_offset_reset="earliest")
+                                group_id=None, auto_offset_reset="earliest",
+                                fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms)
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))]

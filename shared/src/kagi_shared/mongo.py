@@ -6,8 +6,8 @@ A write and the events it causes commit together: handlers get a ``Tx`` whose
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -58,8 +58,6 @@ def outbox_row(topic: str, envelope: Envelope) -> Doc:
         "value": Binary(encode(envelope)),
         "seq": next_seq(),
         "created_at": datetime.now(UTC),
-        "sent_at": None,
-        "claim": None,
     }
 
 
@@ -96,7 +94,7 @@ class Store:
             return await session.with_transaction(callback)
 
     async def ensure_outbox_indexes(self) -> None:
-        await self.db[OUTBOX].create_index([("sent_at", 1), ("seq", 1)])
+        await self.db[OUTBOX].create_index([("seq", 1)])
 
     async def ping(self) -> None:
         await self.client.admin.command("ping")

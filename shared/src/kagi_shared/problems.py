@@ -138,7 +138,8 @@ def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respo
 
     if isinstance(exc, ServerSelectionTimeoutError | ConnectionFailure):
         log.error("http.dependency_down", path=request.url.path, error=str(exc))
-        problem = Problem(503, "service.unavailable", "ただいまサービスを利用できません。しばらくしてから再度お試しください。",
+        problem = Problem(503, "service.unavailable",
+                          "ただいまサービスを利用できません。しばらくしてから再度お試しください。",
                           headers={"Retry-After": "5"})
     else:
         log.exception("http.unexpected", path=request.url.path)

@@ -27,7 +27,7 @@ from kagi_shared.settings import Settings, get_settings
 
 log = get_logger(__name__)
 
-INTERNAL_TOKEN_HEADER = "x-internal-token"
+INTERNAL_TOKEN_HEADER = "x-internal-token"  # noqa: S105 - a header name
 
 
 class Caller(msgspec.Struct, frozen=True, kw_only=True):

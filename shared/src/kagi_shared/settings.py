@@ -21,6 +21,14 @@ class SettingsError(ValueError):
     """A setting from the environment is missing or malformed."""
 
 
+# Defaults good for a laptop and CI only: `KAGI_ENV=prod` refuses to start with any of them.
+DEV_SECRETS = {
+    "jwt_secret": "dev-only-change-me-dev-only-change-me",
+    "code_pepper": "dev-only-code-pepper",
+    "internal_token": "dev-internal-token",
+}
+
+
 class Ports(msgspec.Struct, frozen=True, kw_only=True):
     """Loopback ports of the embedded infrastructure and of every process."""
 
@@ -40,6 +48,8 @@ class KafkaSettings(msgspec.Struct, frozen=True, kw_only=True):
     enable_idempotence: bool = False
     """On against real Kafka; the embedded broker lacks InitProducerId."""
     default_partitions: int = 4
+    fetch_max_wait_ms: int = 25
+    """How long a fetch may wait for data. The embedded broker always waits this long, so keep it short there."""
     rebalance_timeout_s: float = 5.0
     session_timeout_s: float = 6.0
 
@@ -80,11 +90,11 @@ class NotifySettings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SecuritySettings(msgspec.Struct, frozen=True, kw_only=True):
-    jwt_secret: str = "dev-only-change-me-dev-only-change-me"
+    jwt_secret: str = DEV_SECRETS["jwt_secret"]
     access_token_ttl_s: int = 900
-    code_pepper: str = "dev-only-code-pepper"
+    code_pepper: str = DEV_SECRETS["code_pepper"]
     """Key of the HMAC under which one-time codes and keys are stored."""
-    internal_token: str = "dev-internal-token"
+    internal_token: str = DEV_SECRETS["internal_token"]
     """Shared secret on calls from the gateway to the services' internal APIs."""
     login_lockout_threshold: int = 5
     argon2_time_cost: int = 3
@@ -179,7 +189,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         node[path[-1]] = raw
         sources[path] = var
     try:
-        return msgspec.convert(tree, Settings, strict=False)
+        settings = msgspec.convert(tree, Settings, strict=False)
     except msgspec.ValidationError as exc:
         # msgspec names the failing path as `$.kafka.default_partitions`; turn it back into the variable.
         message = str(exc)
@@ -187,6 +197,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             if "$." + ".".join(path) in message:
                 raise SettingsError(f"{var}={environ[var]!r}: {message.split(' - at ')[0]}") from None
         raise SettingsError(message) from None
+    if settings.env == "prod":
+        for field, dev_value in DEV_SECRETS.items():
+            if getattr(settings.security, field) == dev_value:
+                raise SettingsError(f"KAGI_SECURITY_{field.upper()} must be set in production (KAGI_ENV=prod)")
+    return settings
 
 
 @functools.cache

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import faust
 from aiokafka import AIOKafkaProducer

@@ -6,7 +6,6 @@ import uuid
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-
 from kagi_shared.events import Envelope, encode, new_envelope
 from kagi_shared.events import invite as ev
 from kagi_shared.inbox import InboxConsumer
@@ -23,7 +22,8 @@ def failed_event(n: int) -> Envelope:
 async def consume_all(settings: Settings, topic: str, consumer: InboxConsumer, expected: int) -> list[str]:
     """A real consumer group reads the topic and feeds the inbox consumer, as a faust agent does."""
     kafka = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, group_id=f"g-{uuid.uuid4().hex}",
-                             auto_offset_reset="earliest", enable_auto_commit=False)
+                             auto_offset_reset="earliest", enable_auto_commit=False,
+                             fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms)
     await kafka.start()
     outcomes: list[str] = []
     try:

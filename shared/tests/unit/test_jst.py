@@ -3,7 +3,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-
 from kagi_shared.jst import jp_deadline, jp_slash_date
 
 
@@ -18,4 +17,4 @@ def test_slash_date_crosses_midnight_in_japan_time() -> None:
 
 def test_naive_times_are_refused() -> None:
     with pytest.raises(ValueError, match="naive"):
-        jp_deadline(datetime(2023, 9, 15, 5, 59))  # noqa: DTZ001
+        jp_deadline(datetime(2023, 9, 15, 5, 59))

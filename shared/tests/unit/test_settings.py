@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from kagi_shared.settings import SettingsError, load_settings
 
 
@@ -48,3 +47,15 @@ def test_bad_values_name_the_variable(var: str, value: str, reason: str) -> None
     message = str(caught.value)
     assert message.startswith(f"{var}={value!r}")
     assert reason in message
+
+
+def test_production_refuses_the_development_secrets() -> None:
+    with pytest.raises(SettingsError, match="KAGI_SECURITY_JWT_SECRET must be set in production"):
+        load_settings({"KAGI_ENV": "prod"})
+    settings = load_settings({
+        "KAGI_ENV": "prod",
+        "KAGI_SECURITY_JWT_SECRET": "a" * 40,
+        "KAGI_SECURITY_CODE_PEPPER": "b" * 40,
+        "KAGI_SECURITY_INTERNAL_TOKEN": "c" * 40,
+    })
+    assert settings.env == "prod"

@@ -5,19 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from kagi_shared.service_api import Caller
+from kagi_shared.settings import get_settings
 from litestar import Controller, Request, get, post
 
 from kagi_gateway.deps import ANY_USER, PUBLIC, current_caller, request_id
 from kagi_gateway.schemas import LoginIn, MeOut, TokenOut
 from kagi_gateway.services import Services
 from kagi_gateway.tokens import issue_token
-from kagi_shared.service_api import Caller
-from kagi_shared.settings import get_settings
+
+BEARER = "Bearer"  # the OAuth 2.0 token type
 
 
 class AuthController(Controller):
     path = "/api/v1"
-    tags = ["auth"]
+    tags = ("auth",)
 
     @post("/auth/login", opt={"roles": PUBLIC}, status_code=200, summary="Log in with ID and password")
     async def login(self, data: LoginIn, services: Services, request: Request[Any, Any, Any]) -> TokenOut:
@@ -27,7 +29,7 @@ class AuthController(Controller):
         caller = Caller(account_id=account["accountId"], login_id=account["loginId"], email=account["email"],
                         roles=tuple(account["roles"]))
         token, expires = issue_token(caller, get_settings().security)
-        return TokenOut(access_token=token, token_type="Bearer", expires_at=expires, roles=list(caller.roles))
+        return TokenOut(access_token=token, token_type=BEARER, expires_at=expires, roles=list(caller.roles))
 
     @get("/me", opt={"roles": ANY_USER}, summary="The caller's account")
     async def me(self, services: Services, request: Request[Any, Any, Any]) -> MeOut:

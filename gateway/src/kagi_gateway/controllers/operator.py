@@ -15,7 +15,7 @@ from kagi_gateway.services import Services
 
 class OperatorController(Controller):
     path = "/api/v1/operator"
-    tags = ["operator"]
+    tags = ("operator",)
 
     @get("/deliveries", opt={"roles": ("operator",)}, summary="Mail and SMS deliveries to one recipient")
     async def deliveries(self, services: Services, request: Request[Any, Any, Any],

@@ -16,7 +16,7 @@ OWNER = ("owner",)
 
 class StepUpController(Controller):
     path = "/api/v1/me/step-up"
-    tags = ["step-up"]
+    tags = ("step-up",)
 
     @post("/", opt={"roles": OWNER}, status_code=201, summary="Mail a one-time code to the registered address")
     async def issue(self, services: Services, request: Request[Any, Any, Any]) -> StepUpIssuedOut:

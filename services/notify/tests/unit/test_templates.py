@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from kagi_notify.domain.deliveries import address_problem, next_attempt
 from kagi_notify.domain.templates import SPECS, TEMPLATE_DIR, Catalogue, TemplateError
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from kagi_invite.adapters.repository import StepUpRepository
-from kagi_invite.domain.step_up import StepUpCode, judge, valid_until, voids_after
 from kagi_shared import codes
-from kagi_shared.events import new_envelope
 from kagi_shared.events import invite as ev
+from kagi_shared.events import new_envelope
 from kagi_shared.events import notify as nev
 from kagi_shared.jst import jp_deadline
 from kagi_shared.mongo import Store, Tx
@@ -18,12 +16,16 @@ from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
 from kagi_shared.topics import INVITE_EVENTS, NOTIFY_REQUESTS
 
+from kagi_invite.adapters.repository import StepUpRepository
+from kagi_invite.domain.step_up import StepUpCode, judge, valid_until, voids_after
+
 SOURCE = "kagi/invite"
 
 _REFUSALS = {
     "expired": (410, "step_up.code_expired", "認証コードの有効期限が切れています。認証コードを再発行してください。"),
     "used": (409, "step_up.code_used", "この認証コードは使用済みです。認証コードを再発行してください。"),
-    "voided": (410, "step_up.code_voided", "誤った認証コードが規定回数入力されたため、この認証コードは無効になりました。"),
+    "voided": (410, "step_up.code_voided",
+               "誤った認証コードが規定回数入力されたため、この認証コードは無効になりました。"),
     "replaced": (410, "step_up.code_replaced", "新しい認証コードが発行されたため、この認証コードは無効です。"),
 }
 

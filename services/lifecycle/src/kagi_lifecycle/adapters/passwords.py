@@ -6,7 +6,6 @@ import asyncio
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-
 from kagi_shared.settings import SecuritySettings
 
 

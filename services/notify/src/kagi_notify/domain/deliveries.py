@@ -35,7 +35,7 @@ def next_attempt(now: datetime, attempts: int, base_s: float, cap_s: float = 300
 
 
 def address_problem(recipient: str) -> str | None:
-    name, address = parseaddr(recipient)
+    _, address = parseaddr(recipient)
     if not address or address != recipient.strip() or "@" not in address:
         return f"invalid mail address: {recipient!r}"
     local, _, domain = address.rpartition("@")

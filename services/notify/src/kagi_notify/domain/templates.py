@@ -12,7 +12,6 @@ from pathlib import Path
 
 import jinja2
 import jinja2.meta
-
 from kagi_shared.events.notify import Category
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"

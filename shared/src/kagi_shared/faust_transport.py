@@ -1,0 +1,31 @@
+"""faust's aiokafka transport with a configurable fetch wait (broker URL scheme ``kagi://``).
+
+faust hard-codes ``fetch_max_wait_ms=1500`` for worker consumers. Real Kafka answers a
+fetch as soon as data arrives, but the embedded broker holds every fetch for the full
+wait, which put 1.5 s between publish and handler (measured: 222 ms p50 at 500 ms,
+8 ms at 20 ms). Registered through faust's own ``faust.transports`` entry point.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiokafka
+from faust.transport.drivers import aiokafka as driver
+
+
+class ConsumerThread(driver.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        # aiokafka reads this when it builds its fetcher in start(); there is no public setter.
+        consumer._fetch_max_wait_ms = int(getattr(self.app.conf, "kagi_fetch_max_wait_ms", 1500))
+        return consumer
+
+
+class Consumer(driver.Consumer):
+    def _new_consumer_thread(self) -> ConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class Transport(driver.Transport):
+    Consumer = Consumer
