@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+
 from kagi_shared.settings import Settings, get_settings
 
 _PORT_NAMES = ("kafka", "mongo", "smtp", "gateway", "lifecycle", "invite", "permissions", "notify")

@@ -134,12 +134,13 @@ async def relay_throughput(settings: Any, count: int = 5000) -> dict[str, Any]:
     """The relay draining ``count`` committed rows vs a raw aiokafka producer sending the same bytes."""
     import msgspec
     from bson import Binary
+    from pymongo import DeleteOne
+
     from kagi_shared.events import encode, new_envelope
     from kagi_shared.events import invite as ev
     from kagi_shared.kafka import ensure_topics, make_producer
     from kagi_shared.mongo import OUTBOX, Store, make_client, outbox_row
     from kagi_shared.outbox import OutboxRelay
-    from pymongo import DeleteOne
 
     relay_topic, raw_topic = (f"bench.{kind}.{uuid.uuid4().hex[:6]}" for kind in ("relay", "raw"))
     await ensure_topics(settings, [relay_topic, raw_topic])

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+
 from kagi_cli.mailbox import Mail, mailbox
 from kagi_shared.settings import Settings
 

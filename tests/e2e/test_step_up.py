@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from kagi_shared.settings import Settings
 
+from kagi_shared.settings import Settings
 from tests.e2e.conftest import code_in, create_user, wait_for_mail
 
 

@@ -13,12 +13,12 @@ import time
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 
+from kagi_cli.mailbox import mailbox, read_mail
 from kagi_local.infra import Infra, service_specs
 from kagi_local.processes import ProcessError, ProcessSpec
 from kagi_shared.settings import Settings, SettingsError, get_settings
-
-from kagi_cli.mailbox import mailbox, read_mail
 
 DEMO_ACCOUNTS = (
     ("owner@kagi.example.jp", "Owner-pass-2026", ["owner"], "account owner (MyPage)"),
@@ -29,6 +29,11 @@ DEMO_ACCOUNTS = (
 
 class CliError(Exception):
     """A failure to report as one line."""
+
+
+# Service-specific command groups: each module has `register(subparsers)` adding one group whose
+# handlers take (args, settings) and return an exit code. A new group is one import and one entry here.
+COMMAND_MODULES: list[ModuleType] = []
 
 
 # -- infra -------------------------------------------------------------------------------------
@@ -202,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
         .set_defaults(func=cmd_status)
     sub.add_parser("run", help="start everything in the foreground; Ctrl-C stops it",
                    description="Start everything, stop it all on Ctrl-C").set_defaults(func=cmd_run)
+    for module in COMMAND_MODULES:
+        module.register(sub)
     return parser
 
 

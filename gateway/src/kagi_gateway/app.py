@@ -12,9 +12,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from kagi_shared.problems import EXCEPTION_HANDLERS, Problem
-from kagi_shared.service_api import RequestContextMiddleware
-from kagi_shared.settings import Settings, get_settings
 from litestar import Litestar, Request, Response, Router, get
 from litestar.datastructures import MutableScopeHeaders
 from litestar.di import Provide
@@ -24,11 +21,12 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from kagi_gateway.controllers.auth import AuthController
-from kagi_gateway.controllers.operator import OperatorController
-from kagi_gateway.controllers.step_up import StepUpController
+from kagi_gateway.controllers import CONTROLLERS
 from kagi_gateway.deps import role_guard
 from kagi_gateway.services import SERVICES, ForwardedProblem, Services
+from kagi_shared.problems import EXCEPTION_HANDLERS, Problem
+from kagi_shared.service_api import RequestContextMiddleware
+from kagi_shared.settings import Settings, get_settings
 
 
 class RequestIdMiddleware(ASGIMiddleware):
@@ -83,7 +81,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                           extra={"services": result})
         return {"status": "ready", "services": result}
 
-    api = Router("/", route_handlers=[AuthController, StepUpController, OperatorController], guards=[role_guard])
+    api = Router("/", route_handlers=CONTROLLERS, guards=[role_guard])
 
     return Litestar(
         route_handlers=[health, ready, api],

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from kagi_shared.problems import Problem
-from kagi_shared.service_api import Caller
-from kagi_shared.settings import get_settings
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from kagi_gateway.tokens import read_token
+from kagi_shared.problems import Problem
+from kagi_shared.service_api import Caller
+from kagi_shared.settings import get_settings
 
 PUBLIC = ("public",)
 ANY_USER = ("owner", "viewer", "company_admin", "operator", "target_system")

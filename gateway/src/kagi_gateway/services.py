@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from litestar import Response
+
 from kagi_shared.problems import PROBLEM_JSON, Problem
 from kagi_shared.service_api import INTERNAL_TOKEN_HEADER, Caller, caller_headers
 from kagi_shared.settings import Settings
-from litestar import Response
 
 SERVICES = ("lifecycle", "invite", "permissions", "notify")
 

@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+
 from kagi_shared.events import Envelope, encode, new_envelope
 from kagi_shared.events import invite as ev
 from kagi_shared.inbox import InboxConsumer

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+
 from kagi_shared.events import decode, new_envelope
 from kagi_shared.events import invite as ev
 from kagi_shared.kafka import ensure_topics, make_producer, read_topic

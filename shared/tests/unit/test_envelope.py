@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import msgspec
 import pytest
+
 from kagi_shared.events import Event, UnknownEventError, decode, encode, new_envelope, registered_types
 from kagi_shared.events import invite as ev
 from kagi_shared.topics import CATALOGUE

@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+
 from kagi_shared.jst import jp_deadline, jp_slash_date
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from kagi_shared.settings import SettingsError, load_settings
 
 

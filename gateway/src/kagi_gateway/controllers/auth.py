@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from kagi_shared.service_api import Caller
-from kagi_shared.settings import get_settings
 from litestar import Controller, Request, get, post
 
 from kagi_gateway.deps import ANY_USER, PUBLIC, current_caller, request_id
 from kagi_gateway.schemas import LoginIn, MeOut, TokenOut
 from kagi_gateway.services import Services
 from kagi_gateway.tokens import issue_token
+from kagi_shared.service_api import Caller
+from kagi_shared.settings import get_settings
 
 BEARER = "Bearer"  # the OAuth 2.0 token type
 

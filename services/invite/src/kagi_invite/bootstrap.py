@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kagi_shared.mongo import Store, database_name, make_client
-from kagi_shared.settings import Settings
-
 from kagi_invite.adapters.repository import StepUpRepository
 from kagi_invite.service.step_up import StepUpService
+from kagi_shared.mongo import Store, database_name, make_client
+from kagi_shared.settings import Settings
 
 NAME = "invite"
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 import pytest
+
 from kagi_invite.bootstrap import bootstrap
 from kagi_shared.mongo import OUTBOX, Store
 from kagi_shared.problems import Problem

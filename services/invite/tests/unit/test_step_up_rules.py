@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from kagi_invite.domain.step_up import StepUpCode, judge, valid_until, voids_after
 
 NOW = datetime(2026, 11, 21, 3, 0, tzinfo=UTC)

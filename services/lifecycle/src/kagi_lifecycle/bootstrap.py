@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kagi_shared.mongo import Store, database_name, make_client
-from kagi_shared.settings import Settings
-
 from kagi_lifecycle.adapters.passwords import Passwords
 from kagi_lifecycle.adapters.repository import AccountRepository
 from kagi_lifecycle.service.handlers import LifecycleService
+from kagi_shared.mongo import Store, database_name, make_client
+from kagi_shared.settings import Settings
 
 NAME = "lifecycle"
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kagi_shared.inbox import DeadLetterSink
-from kagi_shared.mongo import Store, database_name, make_client
-from kagi_shared.settings import Settings
-
 from kagi_notify.adapters.mailer import SmtpMailer, SmtpTarget
 from kagi_notify.adapters.repository import DeliveryRepository
 from kagi_notify.domain.templates import Catalogue
 from kagi_notify.service.deliveries import NotifyService
+from kagi_shared.inbox import DeadLetterSink
+from kagi_shared.mongo import Store, database_name, make_client
+from kagi_shared.settings import Settings
 
 NAME = "notify"
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+
 from kagi_cli.mailbox import mailbox
 from kagi_local.processes import ProcessManager, ProcessSpec
 from kagi_notify.bootstrap import bootstrap

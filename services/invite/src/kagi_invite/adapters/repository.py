@@ -6,10 +6,10 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from kagi_shared.mongo import Store, Tx
 from pymongo import DESCENDING, ReturnDocument
 
 from kagi_invite.domain.step_up import StepUpCode
+from kagi_shared.mongo import Store, Tx
 
 CODES = "step_up_codes"
 WINDOWS = "step_up_windows"

@@ -8,11 +8,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from kagi_shared.service_api import caller_of, create_service_app, internal_guard, require_role, run_service_api
-from kagi_shared.settings import get_settings
 from litestar import Litestar, Request, get, post
 
 from kagi_invite.bootstrap import NAME, Invite, bootstrap
+from kagi_shared.service_api import caller_of, create_service_app, internal_guard, require_role, run_service_api
+from kagi_shared.settings import get_settings
 
 
 class Dto(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from kagi_invite.bootstrap import NAME
 from kagi_shared.settings import get_settings
 from kagi_shared.worker import WorkerRuntime
-
-from kagi_invite.bootstrap import NAME
 
 
 def main() -> None:

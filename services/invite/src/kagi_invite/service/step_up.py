@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from kagi_invite.adapters.repository import StepUpRepository
+from kagi_invite.domain.step_up import StepUpCode, judge, valid_until, voids_after
 from kagi_shared import codes
 from kagi_shared.events import invite as ev
 from kagi_shared.events import new_envelope
@@ -15,9 +17,6 @@ from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
 from kagi_shared.topics import INVITE_EVENTS, NOTIFY_REQUESTS
-
-from kagi_invite.adapters.repository import StepUpRepository
-from kagi_invite.domain.step_up import StepUpCode, judge, valid_until, voids_after
 
 SOURCE = "kagi/invite"
 

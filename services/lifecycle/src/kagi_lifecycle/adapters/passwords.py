@@ -6,6 +6,7 @@ import asyncio
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+
 from kagi_shared.settings import SecuritySettings
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from kagi_shared.mongo import Store, Tx
 from pymongo import ASCENDING, ReturnDocument
 
 from kagi_lifecycle.domain.accounts import Account
+from kagi_shared.mongo import Store, Tx
 
 ACCOUNTS = "accounts"
 

@@ -8,13 +8,13 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from kagi_shared.problems import Problem
-from kagi_shared.service_api import create_service_app, internal_guard, run_service_api
-from kagi_shared.settings import get_settings
 from litestar import Litestar, Request, get, post
 
 from kagi_lifecycle.bootstrap import NAME, Lifecycle, bootstrap
 from kagi_lifecycle.domain.accounts import Account
+from kagi_shared.problems import Problem
+from kagi_shared.service_api import create_service_app, internal_guard, run_service_api
+from kagi_shared.settings import get_settings
 
 
 class Dto(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):

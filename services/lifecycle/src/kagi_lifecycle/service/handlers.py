@@ -5,17 +5,17 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from pymongo.errors import DuplicateKeyError
+
+from kagi_lifecycle.adapters.passwords import Passwords
+from kagi_lifecycle.adapters.repository import AccountRepository
+from kagi_lifecycle.domain.accounts import ROLES, Account, canonical_login_id, login_id_problem, should_lock
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.events import new_envelope
 from kagi_shared.mongo import Store, Tx
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.settings import Settings
 from kagi_shared.topics import LIFECYCLE_EVENTS
-from pymongo.errors import DuplicateKeyError
-
-from kagi_lifecycle.adapters.passwords import Passwords
-from kagi_lifecycle.adapters.repository import AccountRepository
-from kagi_lifecycle.domain.accounts import ROLES, Account, canonical_login_id, login_id_problem, should_lock
 
 SOURCE = "kagi/lifecycle"
 

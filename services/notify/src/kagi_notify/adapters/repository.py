@@ -6,10 +6,10 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from kagi_shared.mongo import Store, Tx
 from pymongo import ASCENDING, DESCENDING
 
 from kagi_notify.domain.deliveries import Delivery
+from kagi_shared.mongo import Store, Tx
 
 DELIVERIES = "deliveries"
 

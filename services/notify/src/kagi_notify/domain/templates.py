@@ -1,42 +1,29 @@
-"""The template catalogue: Japanese mail texts following the seeds, one file per template.
+"""The template catalogue: Japanese texts following the seeds, one file per template.
 
-A template file's first line is the subject, the rest (after one blank line) the body.
-Every variable a template uses must be declared here; ``Catalogue.load`` refuses to start
-otherwise, so a missing variable is found at start-up, never at send time.
+``templates/<channel>/<name>.txt`` starts with a YAML front matter block declaring the
+template's category, the variables it needs, which of them are secret (scrubbed from
+the delivery record once sent), sample values, and the subject (mail only); the body
+follows. Adding a notice is adding a file. ``Catalogue.load`` refuses to start if a
+template uses a variable it does not declare, declares one it never uses, or lacks a
+sample for one — so a missing variable is found at start-up, never at send time.
 """
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 import jinja2.meta
-from kagi_shared.events.notify import Category
+import yaml
+
+from kagi_shared.events.notify import Category, Channel
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 GLOBALS = frozenset({"brand", "portal_url"})
-
-
-@dataclass(frozen=True)
-class TemplateSpec:
-    name: str
-    category: Category
-    variables: frozenset[str]
-    secret: frozenset[str] = frozenset()
-    """Variables scrubbed from the delivery record once the message is out."""
-    sample: tuple[tuple[str, str], ...] = ()
-
-
-SPECS: tuple[TemplateSpec, ...] = (
-    TemplateSpec(
-        name="step_up_code",
-        category="security",
-        variables=frozenset({"code", "expires_at"}),
-        secret=frozenset({"code"}),
-        sample=(("code", "ABCD2345EFGH"), ("expires_at", "2023年09月15日 14時59分まで")),
-    ),
-)
+CATEGORIES = frozenset(typing.get_args(Category))
+CHANNELS = frozenset(typing.get_args(Channel))
 
 
 class TemplateError(ValueError):
@@ -44,9 +31,52 @@ class TemplateError(ValueError):
 
 
 @dataclass(frozen=True)
+class TemplateSpec:
+    name: str
+    channel: str
+    category: str
+    variables: frozenset[str]
+    secret: frozenset[str]
+    sample: dict[str, str]
+    subject: str
+    body: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Rendered:
     subject: str
     body: str
+
+
+def parse_template(path: Path, channel: str) -> TemplateSpec:
+    text = path.read_text(encoding="utf-8")
+    if not text.startswith("---\n"):
+        raise TemplateError(f"{path}: must start with a '---' front matter block")
+    header, sep, body = text[4:].partition("\n---\n")
+    if not sep:
+        raise TemplateError(f"{path}: front matter is not closed with '---'")
+    try:
+        meta = yaml.safe_load(header) or {}
+    except yaml.YAMLError as exc:
+        raise TemplateError(f"{path}: front matter is not valid YAML: {exc}") from None
+    comment = next((line[1:].strip() for line in header.splitlines() if line.startswith("#")), "")
+    category = meta.get("category")
+    if category not in CATEGORIES:
+        raise TemplateError(f"{path}: category must be one of {sorted(CATEGORIES)}, got {category!r}")
+    if channel == "mail" and not meta.get("subject"):
+        raise TemplateError(f"{path}: a mail template needs a subject")
+    variables = frozenset(meta.get("variables") or ())
+    secret = frozenset(meta.get("secret") or ())
+    sample = {str(k): str(v) for k, v in (meta.get("sample") or {}).items()}
+    if not secret <= variables:
+        raise TemplateError(f"{path}: secret variables {sorted(secret - variables)} are not declared")
+    if set(sample) != set(variables):
+        raise TemplateError(f"{path}: sample must give exactly the declared variables "
+                            f"(missing {sorted(variables - set(sample))}, extra {sorted(set(sample) - variables)})")
+    return TemplateSpec(name=path.stem, channel=channel, category=category, variables=variables, secret=secret,
+                        sample=sample, subject=str(meta.get("subject") or ""), body=body.lstrip("\n"),
+                        description=comment)
 
 
 class Catalogue:
@@ -58,21 +88,29 @@ class Catalogue:
     @classmethod
     def load(cls, brand: str, portal_url: str, directory: Path = TEMPLATE_DIR) -> Catalogue:
         env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(directory),
             undefined=jinja2.StrictUndefined,
-            autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+            autoescape=False,  # noqa: S701 - plain-text mail and SMS; no HTML is produced
             keep_trailing_newline=True,
         )
-        specs = {s.name: s for s in SPECS}
-        for spec in SPECS:
-            source = _source(directory, spec.name)
-            used = jinja2.meta.find_undeclared_variables(env.parse(source))
-            undeclared = used - spec.variables - GLOBALS
-            if undeclared:
-                raise TemplateError(f"template {spec.name} uses undeclared variables: {sorted(undeclared)}")
-            unused = spec.variables - used
-            if unused:
-                raise TemplateError(f"template {spec.name} declares variables it never uses: {sorted(unused)}")
+        specs: dict[str, TemplateSpec] = {}
+        for channel in sorted(CHANNELS):
+            for path in sorted((directory / channel).glob("*.txt")):
+                spec = parse_template(path, channel)
+                if spec.name in specs:
+                    raise TemplateError(f"template name {spec.name} is used twice")
+                used: set[str] = set()
+                for part in (spec.subject, spec.body):
+                    try:
+                        used |= jinja2.meta.find_undeclared_variables(env.parse(part))
+                    except jinja2.TemplateSyntaxError as exc:
+                        raise TemplateError(f"{path}: {exc}") from None
+                undeclared = used - spec.variables - GLOBALS
+                if undeclared:
+                    raise TemplateError(f"template {spec.name} uses undeclared variables: {sorted(undeclared)}")
+                unused = spec.variables - used
+                if unused:
+                    raise TemplateError(f"template {spec.name} declares variables it never uses: {sorted(unused)}")
+                specs[spec.name] = spec
         return cls(env, specs, {"brand": brand, "portal_url": portal_url})
 
     def spec(self, name: str) -> TemplateSpec:
@@ -86,16 +124,10 @@ class Catalogue:
         missing = spec.variables - variables.keys()
         if missing:
             raise TemplateError(f"template {name} is missing variables: {sorted(missing)}")
-        text = self.env.get_template(f"mail/{name}.txt").render({**variables, **self.globals})
-        subject, _, body = text.partition("\n\n")
-        return Rendered(subject=subject.strip(), body=body)
+        values = {**variables, **self.globals}
+        subject = self.env.from_string(spec.subject).render(values).strip()
+        body = self.env.from_string(spec.body).render(values)
+        return Rendered(subject=subject, body=body)
 
     def render_sample(self, name: str) -> Rendered:
-        return self.render(name, dict(self.spec(name).sample))
-
-
-def _source(directory: Path, name: str) -> str:
-    path = directory / "mail" / f"{name}.txt"
-    if not path.exists():
-        raise TemplateError(f"template file missing: {path}")
-    return path.read_text(encoding="utf-8")
+        return self.render(name, self.spec(name).sample)

@@ -8,12 +8,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from kagi_shared.service_api import caller_of, create_service_app, internal_guard, require_role, run_service_api
-from kagi_shared.settings import get_settings
 from litestar import Litestar, Request, get
 from litestar.params import Parameter
 
 from kagi_notify.bootstrap import NAME, Notify, bootstrap
+from kagi_shared.service_api import caller_of, create_service_app, internal_guard, require_role, run_service_api
+from kagi_shared.settings import get_settings
 
 
 class DeliveryOut(msgspec.Struct, rename="camel", kw_only=True):

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+from kagi_notify.bootstrap import NAME, bootstrap
 from kagi_shared.events import notify as ev
 from kagi_shared.inbox import InboxConsumer
 from kagi_shared.settings import get_settings
 from kagi_shared.topics import NOTIFY_REQUESTS
 from kagi_shared.worker import WorkerRuntime
-
-from kagi_notify.bootstrap import NAME, bootstrap
 
 
 def main() -> None:

@@ -13,6 +13,11 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import msgspec
+
+from kagi_notify.adapters.mailer import SmtpMailer, build_message
+from kagi_notify.adapters.repository import DeliveryRepository
+from kagi_notify.domain.deliveries import Delivery, address_problem, next_attempt
+from kagi_notify.domain.templates import Catalogue, TemplateError
 from kagi_shared.events import Envelope, new_envelope
 from kagi_shared.events import notify as ev
 from kagi_shared.inbox import DeadLetterSink
@@ -20,11 +25,6 @@ from kagi_shared.logging import get_logger
 from kagi_shared.mongo import Store, Tx
 from kagi_shared.settings import Settings
 from kagi_shared.topics import NOTIFY_DELIVERIES, NOTIFY_REQUESTS
-
-from kagi_notify.adapters.mailer import SmtpMailer, build_message
-from kagi_notify.adapters.repository import DeliveryRepository
-from kagi_notify.domain.deliveries import Delivery, address_problem, next_attempt
-from kagi_notify.domain.templates import Catalogue, TemplateError
 
 log = get_logger(__name__)
 SOURCE = "kagi/notify"

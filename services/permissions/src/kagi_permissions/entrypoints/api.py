@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from kagi_shared.service_api import create_service_app, run_service_api
-from kagi_shared.settings import get_settings
 from litestar import Litestar
 
 from kagi_permissions.bootstrap import NAME, Permissions, bootstrap
+from kagi_shared.service_api import create_service_app, run_service_api
+from kagi_shared.settings import get_settings
 
 
 def create_app(permissions: Permissions | None = None) -> Litestar:
