@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 MEMBERS := pyproject.toml uv.lock shared/pyproject.toml gateway/pyproject.toml cli/pyproject.toml \
            deploy/local/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: install run up test unit bench lint stop status clean
+.PHONY: install run up test unit bench lint stop status clean asyncapi
 
 $(UV):
 	$(PY) -m venv .tools
@@ -41,6 +41,10 @@ unit: install
 
 bench: install  ## benchmarks; writes tests/bench/RESULTS.md
 	$(VENV)/bin/python -m tests.bench
+
+asyncapi: install  ## regenerate deploy/asyncapi.json and the Strimzi topic/user manifests from the catalogue
+	$(VENV)/bin/kagi catalogue asyncapi --write
+	$(VENV)/bin/kagi catalogue strimzi
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -47,6 +47,7 @@ def test_env() -> Iterator[dict[str, str]]:
         "KAGI_SECURITY_ARGON2_TIME_COST": "1",
         "KAGI_NOTIFY_RETRY_BASE_S": "0.5",
         "KAGI_OUTBOX_LEASE_TTL_S": "2",
+        "KAGI_PORTS_WORKER_METRICS_BASE": "0",
     })
     for var in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI", "SMTP_URL"):
         if var in os.environ:  # a developer's shell pointing elsewhere must not leak into the tests

@@ -24,6 +24,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from kagi_gateway.controllers import CONTROLLERS
 from kagi_gateway.deps import role_guard
 from kagi_gateway.services import SERVICES, ForwardedProblem, Services
+from kagi_shared.metrics import metrics_handler
 from kagi_shared.problems import EXCEPTION_HANDLERS, Problem
 from kagi_shared.service_api import RequestContextMiddleware
 from kagi_shared.settings import Settings, get_settings
@@ -84,10 +85,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     api = Router("/", route_handlers=CONTROLLERS, guards=[role_guard])
 
     return Litestar(
-        route_handlers=[health, ready, api],
+        route_handlers=[health, ready, metrics_handler, api],
         dependencies={"services": Provide(services, sync_to_thread=False)},
         exception_handlers={**EXCEPTION_HANDLERS, ForwardedProblem: _forwarded},
-        middleware=[RequestIdMiddleware(), RequestContextMiddleware()],
+        middleware=[RequestIdMiddleware(), RequestContextMiddleware("gateway")],
         lifespan=[lifespan],
         request_max_body_size=settings.http.max_body_bytes,
         openapi_config=OpenAPIConfig(

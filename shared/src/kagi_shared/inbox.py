@@ -18,6 +18,7 @@ from pymongo.errors import DuplicateKeyError
 
 from kagi_shared.events.envelope import Envelope, Event, UnknownEventError, decode_data, decode_envelope
 from kagi_shared.logging import get_logger
+from kagi_shared.metrics import EVENTS_CONSUMED
 from kagi_shared.mongo import Store, Tx
 from kagi_shared.settings import Settings
 
@@ -56,6 +57,13 @@ class InboxConsumer:
 
     async def process(
         self, topic: str, key: bytes | None, value: bytes, *, partition: int = -1, offset: int = -1
+    ) -> Outcome:
+        outcome = await self._process(topic, key, value, partition=partition, offset=offset)
+        EVENTS_CONSUMED.labels(self.name, topic, outcome).inc()
+        return outcome
+
+    async def _process(
+        self, topic: str, key: bytes | None, value: bytes, *, partition: int, offset: int
     ) -> Outcome:
         origin = {"topic": topic, "partition": partition, "offset": offset}
         try:

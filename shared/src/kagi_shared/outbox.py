@@ -29,6 +29,7 @@ from pymongo import DeleteOne, ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from kagi_shared.logging import get_logger
+from kagi_shared.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 from kagi_shared.mongo import OUTBOX, Store
 from kagi_shared.settings import Settings
 
@@ -57,6 +58,7 @@ class OutboxRelay:
         self._partitions: dict[str, list[int]] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._wake = asyncio.Event()
+        self._backlog_at = 0.0
         self.published = 0
 
     # -- lease ---------------------------------------------------------------------------------
@@ -129,6 +131,7 @@ class OutboxRelay:
         await self._forget([r["_id"] for r in rows])
         await self.claims.delete_one({"_id": claim_id})
         self.published += len(rows)
+        OUTBOX_PUBLISHED.labels(self.store.db.name).inc(len(rows))
         return len(rows)
 
     async def _forget(self, ids: list[str]) -> None:
@@ -208,6 +211,13 @@ class OutboxRelay:
                 log.warning("outbox.watch_failed", error=str(exc))
                 await asyncio.sleep(5)
 
+    async def _measure_backlog(self) -> None:
+        """Published rows are deleted, so the outbox's size is the backlog; sampled every few seconds."""
+        now = time.monotonic()
+        if now - self._backlog_at >= 5:
+            self._backlog_at = now
+            OUTBOX_BACKLOG.labels(self.store.db.name).set(await self.outbox.estimated_document_count())
+
     async def run(self, stop: asyncio.Event) -> None:
         idle = max(self.settings.outbox.poll_interval_s, 0.001)
         watcher = asyncio.create_task(self._watch_inserts())
@@ -218,6 +228,7 @@ class OutboxRelay:
                         await _wait(stop, self.settings.outbox.lease_ttl_s / 3)
                         continue
                     self._wake.clear()
+                    await self._measure_backlog()
                     if await self.run_once() == 0:
                         await _wait_any(stop, self._wake, idle * 25)
                 except (TimeoutError, PyMongoError, OSError) as exc:

@@ -22,6 +22,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from kagi_shared.logging import configure_logging, get_logger
+from kagi_shared.metrics import metrics_handler, observe_http
 from kagi_shared.problems import EXCEPTION_HANDLERS, Problem
 from kagi_shared.settings import Settings, get_settings
 
@@ -76,7 +77,10 @@ def internal_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteH
 
 
 class RequestContextMiddleware(ASGIMiddleware):
-    """Binds the request id to every log line of the request and logs one access line."""
+    """Binds the request id to every log line of the request, logs one access line, counts it in metrics."""
+
+    def __init__(self, process: str) -> None:
+        self.process = process
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         headers = dict(scope.get("headers") or [])
@@ -94,8 +98,12 @@ class RequestContextMiddleware(ASGIMiddleware):
         try:
             await next_app(scope, receive, send_wrapper)
         finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("path_template") or "unmatched"
+            if route != "/metrics":
+                observe_http(self.process, str(scope.get("method")), route, status, elapsed)
             log.info("http.request", method=scope.get("method"), path=scope.get("path"), status=status,
-                     ms=round((time.perf_counter() - started) * 1000, 1))
+                     ms=round(elapsed * 1000, 1))
             structlog.contextvars.unbind_contextvars("request_id")
 
 
@@ -127,9 +135,9 @@ def create_service_app(
     dependencies: dict[str, Any] | None = None,
 ) -> Litestar:
     return Litestar(
-        route_handlers=[*health_handlers(ready), *route_handlers],
+        route_handlers=[*health_handlers(ready), metrics_handler, *route_handlers],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[RequestContextMiddleware()],
+        middleware=[RequestContextMiddleware(f"{name}-api")],
         lifespan=list(lifespan),
         dependencies=dependencies or {},
         openapi_config=None,

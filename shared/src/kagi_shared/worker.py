@@ -13,6 +13,7 @@ from pathlib import Path
 
 import faust
 from aiokafka import AIOKafkaProducer
+from prometheus_client import start_http_server
 
 from kagi_shared.faust_app import make_faust_app
 from kagi_shared.inbox import InboxConsumer
@@ -83,6 +84,17 @@ class WorkerRuntime:
         relay.__qualname__ = f"kagi-{self.service}.relay"
         self.app.task(relay)
 
+    def _serve_metrics(self) -> None:
+        offsets = {"lifecycle": 1, "invite": 2, "permissions": 3, "notify": 4}
+        base = self.settings.ports.worker_metrics_base
+        if not base:
+            return
+        port = base + offsets.get(self.service, 0)
+        try:
+            start_http_server(port, addr=self.settings.http.host)
+        except OSError as exc:  # metrics are not worth refusing to work for
+            log.warning("worker.metrics_port_busy", port=port, error=str(exc))
+
     def ready_file(self) -> Path:
         return ready_file(self.settings, self.service)
 
@@ -92,6 +104,8 @@ class WorkerRuntime:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.unlink(missing_ok=True)
         (self.settings.var_path / "faust").mkdir(parents=True, exist_ok=True)
+
+        self._serve_metrics()
 
         @self.app.on_partitions_assigned.connect
         async def mark_ready(*_: object, **__: object) -> None:

@@ -85,7 +85,8 @@ class ProcessManager:
         if recorded is None:
             return None
         pid, started = recorded
-        return pid if _start_time(pid) == started else None
+        # A child that exited stays a zombie until reaped: that is not a running process.
+        return pid if _start_time(pid) == started and _alive(pid) else None
 
     def status(self, name: str, port: int | None = None) -> ProcessStatus:
         pid = self.pid(name)

@@ -1,0 +1,45 @@
+"""The image build references only files that exist, runs as non-root, and serves every process the manifests run."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
+
+
+def test_every_copied_path_exists() -> None:
+    copies = re.findall(r"^COPY (?!--from)(.+?) (\S+)$", DOCKERFILE.read_text(), flags=re.MULTILINE)
+    assert copies
+    for sources, _ in copies:
+        for source in sources.split():
+            assert (ROOT / source).exists(), f"Dockerfile copies {source}, which does not exist"
+
+
+def test_runtime_stage_is_pinned_and_non_root() -> None:
+    text = DOCKERFILE.read_text()
+    bases = re.findall(r"^FROM (\S+)", text, flags=re.MULTILINE)
+    assert bases and all(re.search(r":\d+\.\d+\.\d+", b) for b in bases), bases
+    runtime = text.split("AS runtime", 1)[1]
+    assert re.search(r"^USER 10001", runtime, flags=re.MULTILINE)
+    assert "uv==" in text and "--frozen" in text
+
+
+def test_every_manifest_command_is_a_module_of_the_image() -> None:
+    modules = set()
+    for path in (ROOT / "deploy" / "k8s" / "base").glob("*.yaml"):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == "Deployment":
+                command = doc["spec"]["template"]["spec"]["containers"][0]["command"]
+                assert command[:2] == ["python", "-m"]
+                modules.add(command[2])
+    assert len(modules) == 9
+    for module in modules:
+        package, *rest = module.split(".")
+        base = next(ROOT.glob(f"**/src/{package}"), None)
+        assert base is not None, module
+        target = base.joinpath(*rest)
+        assert target.with_suffix(".py").exists() or (target / "__main__.py").exists(), module
