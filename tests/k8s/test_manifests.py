@@ -1,26 +1,44 @@
 """Static checks of the Kubernetes manifests under ``deploy/k8s``.
 
-The base is read with PyYAML only. When ``kubectl`` is on PATH, the overlays are
-also rendered with ``kubectl kustomize``; without it those tests are simply not
+The base, the Grafana dashboard and the network policies are read with PyYAML
+only. When ``kubectl`` is on PATH, both overlays are also rendered with
+``kubectl kustomize`` and checked as a whole (references between objects,
+infrastructure sizing, network paths, monitoring); when ``kubernetes_validate``
+is importable as well, every built-in kind is validated against its offline
+OpenAPI schema. Without those tools the tests that need them are simply not
 generated (no skip markers).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import re
 import shutil
 import subprocess
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+try:  # offline Kubernetes OpenAPI schemas, when the dev dependency is installed
+    import kubernetes_validate
+except ImportError:  # pragma: no cover - depends on the environment
+    kubernetes_validate = None
+
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 BASE = K8S / "base"
-OVERLAYS = ("dev", "prod")
+OVERLAYS = {"dev": "kagi-dev", "prod": "kagi"}  # overlay -> namespace
+DASHBOARD = K8S / "monitoring" / "kagi-dashboard.json"
+METRICS_PY = ROOT / "shared" / "src" / "kagi_shared" / "metrics.py"
 
-SERVICES = {"lifecycle": 8101, "invite": 8102, "permissions": 8103, "notify": 8104}
+SERVICES = {"lifecycle": 8101, "invite": 8102, "permissions": 8103, "notify": 8104, "audit": 8105}
+WORKER_METRICS_BASE = 9100
+WORKER_METRICS_OFFSET = {"lifecycle": 1, "invite": 2, "permissions": 3, "notify": 4, "audit": 5}
 
 # process name -> (python module, HTTP port or None)
 PROCESSES: dict[str, tuple[str, int | None]] = {"gateway": ("kagi_gateway", 8000)}
@@ -29,15 +47,31 @@ for _svc, _port in SERVICES.items():
     PROCESSES[f"{_svc}-worker"] = (f"kagi_{_svc}.entrypoints.worker", None)
 
 HTTP_PROCESSES = [name for name, (_, port) in PROCESSES.items() if port is not None]
+WORKERS = [name for name, (_, port) in PROCESSES.items() if port is None]
+APIS = [name for name in HTTP_PROCESSES if name.endswith("-api")]
+AUTOSCALED = ["gateway", *APIS]
+SMTP_SENDERS = {"notify-api", "notify-worker"}
+
+KAFKA_CLUSTER = "kagi"
+MONGODB = "kagi-mongodb"
 
 
-def _base_yaml_files() -> list[Path]:
-    return sorted(p for p in BASE.rglob("*") if p.suffix in {".yaml", ".yml"})
+def metrics_port(name: str) -> int:
+    """Where a process serves Prometheus metrics: its HTTP port, or the worker base + offset."""
+    _, http = PROCESSES[name]
+    return http if http is not None else WORKER_METRICS_BASE + WORKER_METRICS_OFFSET[name.removesuffix("-worker")]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _yaml_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.rglob("*") if p.suffix in {".yaml", ".yml"})
 
 
 def _load_base_docs() -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
-    for path in _base_yaml_files():
+    for path in _yaml_files(BASE):
         if path.name == "kustomization.yaml":
             continue
         with path.open(encoding="utf-8") as fh:
@@ -48,8 +82,8 @@ def _load_base_docs() -> list[dict[str, Any]]:
 DOCS = _load_base_docs()
 
 
-def _by_kind(kind: str) -> dict[str, dict[str, Any]]:
-    return {doc["metadata"]["name"]: doc for doc in DOCS if doc.get("kind") == kind}
+def _by_kind(kind: str, docs: list[dict[str, Any]] = DOCS) -> dict[str, dict[str, Any]]:
+    return {doc["metadata"]["name"]: doc for doc in docs if doc.get("kind") == kind}
 
 
 DEPLOYMENTS = _by_kind("Deployment")
@@ -72,8 +106,194 @@ def _resolve_port(container: dict[str, Any], port: int | str) -> int:
     raise AssertionError(f"port name {port!r} not declared by container {container['name']!r}")
 
 
+def _selects(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    """Kubernetes label-selector semantics (matchLabels and matchExpressions); {} selects everything."""
+    selector = selector or {}
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expr in selector.get("matchExpressions", []):
+        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
+        ok = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": key not in labels or labels[key] not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[op]
+        if not ok:
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------- network model
+
+
+@dataclass(frozen=True)
+class Pod:
+    name: str
+    namespace: str
+    labels: dict[str, str] = field(hash=False)
+    ports: dict[str, int] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class Ip:
+    address: str
+
+
+Endpoint = Pod | Ip
+INTERNET = Ip("203.0.113.7")
+
+
+def _pods(docs: list[dict[str, Any]], namespace: str) -> dict[str, Pod]:
+    """The pods the manifests produce: each Deployment's, plus those the operators create.
+
+    Operator-managed pods carry the labels Strimzi and the MongoDB community operator give them
+    (strimzi.io/cluster + strimzi.io/kind + strimzi.io/name; app: <name>-svc). The base has no
+    infrastructure resources, so the pods of the expected cluster names stand in for them there.
+    """
+    pods: dict[str, Pod] = {}
+    for name, dep in _by_kind("Deployment", docs).items():
+        container = _container(dep)
+        ports = {p["name"]: p["containerPort"] for p in container.get("ports", []) if "name" in p}
+        pods[name] = Pod(name, namespace, dep["spec"]["template"]["metadata"]["labels"], ports)
+    kafkas = set(_by_kind("Kafka", docs)) or {KAFKA_CLUSTER}
+    mongos = set(_by_kind("MongoDBCommunity", docs)) or {MONGODB}
+    for kafka in kafkas:
+        common = {"strimzi.io/cluster": kafka, "strimzi.io/kind": "Kafka"}
+        pods[f"{kafka}-broker"] = Pod(
+            f"{kafka}-broker", namespace, common | {"strimzi.io/name": f"{kafka}-kafka"},
+            {"tcp-ctrlplane": 9090, "tcp-replication": 9091, "tcp-clients": 9092, "tcp-clientstls": 9093},
+        )
+        pods[f"{kafka}-entity-operator"] = Pod(
+            f"{kafka}-entity-operator", namespace, common | {"strimzi.io/name": f"{kafka}-entity-operator"}
+        )
+        pods[f"{kafka}-kafka-exporter"] = Pod(
+            f"{kafka}-kafka-exporter", namespace, common | {"strimzi.io/name": f"{kafka}-kafka-exporter"},
+            {"tcp-prometheus": 9404},
+        )
+    for mongo in mongos:
+        pods[mongo] = Pod(mongo, namespace, {"app": f"{mongo}-svc"}, {"mongodb": 27017})
+    return pods
+
+
+KUBE_DNS = Pod("kube-dns", "kube-system", {"k8s-app": "kube-dns"}, {"dns": 53})
+PROMETHEUS = Pod("prometheus", "monitoring", {"app.kubernetes.io/name": "prometheus"})
+STRANGER = Pod("stranger", "elsewhere", {"app.kubernetes.io/name": "gateway"})  # same labels, other namespace
+
+
+def _peer_matches(peer: dict[str, Any], policy_ns: str, endpoint: Endpoint) -> bool:
+    if "ipBlock" in peer:
+        if not isinstance(endpoint, Ip):
+            return False
+        address = ipaddress.ip_address(endpoint.address)
+        block = peer["ipBlock"]
+        return address in ipaddress.ip_network(block["cidr"]) and not any(
+            address in ipaddress.ip_network(e) for e in block.get("except", [])
+        )
+    if isinstance(endpoint, Ip):
+        return False
+    if "namespaceSelector" in peer:
+        ns_ok = _selects(peer["namespaceSelector"], {"kubernetes.io/metadata.name": endpoint.namespace})
+    else:
+        ns_ok = endpoint.namespace == policy_ns
+    return ns_ok and _selects(peer.get("podSelector"), endpoint.labels)
+
+
+def _port_matches(rule_ports: list[dict[str, Any]] | None, dst: Endpoint, port: int, protocol: str) -> bool:
+    if not rule_ports:
+        return True
+    for rp in rule_ports:
+        if rp.get("protocol", "TCP") != protocol:
+            continue
+        if "port" not in rp:
+            return True
+        value = rp["port"]
+        if isinstance(value, str):  # a named port resolves against the destination pod
+            if isinstance(dst, Pod) and dst.ports.get(value) == port:
+                return True
+            continue
+        if value <= port <= rp.get("endPort", value):
+            return True
+    return False
+
+
+def _policy_types(policy: dict[str, Any]) -> list[str]:
+    spec = policy["spec"]
+    return spec.get("policyTypes") or (["Ingress"] + (["Egress"] if "egress" in spec else []))
+
+
+def allowed(policies: list[dict[str, Any]], namespace: str, src: Endpoint, dst: Endpoint, port: int,
+            protocol: str = "TCP", *, egress_only: bool = False) -> bool:
+    """Whether the NetworkPolicies of ``namespace`` let ``src`` open a connection to ``dst:port``.
+
+    ``egress_only`` judges the source's side alone (for destinations whose own policies are not in ``policies``).
+    """
+
+    def side(subject: Endpoint, direction: str, peer_key: str, other: Endpoint) -> bool:
+        if not isinstance(subject, Pod) or subject.namespace != namespace:
+            return True  # not governed by these policies
+        governing = [
+            p for p in policies
+            if direction.capitalize() in _policy_types(p) and _selects(p["spec"]["podSelector"], subject.labels)
+        ]
+        if not governing:
+            return True
+        return any(
+            (not rule.get(peer_key) or any(_peer_matches(peer, namespace, other) for peer in rule[peer_key]))
+            and _port_matches(rule.get("ports"), dst, port, protocol)
+            for p in governing
+            for rule in p["spec"].get(direction, []) or []
+        )
+
+    return side(src, "egress", "to", dst) and (egress_only or side(dst, "ingress", "from", src))
+
+
+def _check_process_paths(docs: list[dict[str, Any]], namespace: str, *, with_infra: bool) -> None:
+    """Only the gateway is reachable from outside; processes reach Kafka, MongoDB, DNS, and notify SMTP.
+
+    Without the infrastructure (the base alone), paths to Kafka and MongoDB are judged on the
+    processes' egress side only: the policies admitting them at the other end come with deploy/k8s/infra.
+    """
+    policies = list(_by_kind("NetworkPolicy", docs).values())
+    pods = _pods(docs, namespace)
+    infra = {f"{KAFKA_CLUSTER}-broker", MONGODB}
+
+    def ok(src: Endpoint, dst: Endpoint, port: int, protocol: str = "TCP") -> bool:
+        egress_only = not with_infra and isinstance(dst, Pod) and dst.name in infra
+        return allowed(policies, namespace, src, dst, port, protocol, egress_only=egress_only)
+
+    broker, mongo = pods[f"{KAFKA_CLUSTER}-broker"], pods[MONGODB]
+    for name in PROCESSES:
+        pod = pods[name]
+        port = metrics_port(name)
+        for outsider in (INTERNET, STRANGER):
+            assert ok(outsider, pod, port) is (name == "gateway"), f"{outsider} -> {name}:{port}"
+        for src in PROCESSES:
+            if PROCESSES[name][1] is not None and src != name:
+                expected = src == "gateway" and name in APIS
+                assert ok(pods[src], pod, port) is expected, f"{src} -> {name}:{port}"
+        # Infrastructure, DNS, and nothing else.
+        for kafka_port in (9092, 9093):
+            assert ok(pod, broker, kafka_port), f"{name} -> kafka:{kafka_port}"
+        assert not ok(pod, broker, 9091), f"{name} must not reach the replication listener"
+        assert ok(pod, mongo, 27017), f"{name} -> mongodb"
+        assert not ok(pod, mongo, 27018)
+        assert ok(pod, KUBE_DNS, 53, "UDP") and ok(pod, KUBE_DNS, 53, "TCP"), f"{name} -> dns"
+        assert not ok(pod, INTERNET, 443), f"{name} must not reach the internet"
+        assert not ok(pod, STRANGER, 8000)
+        for smtp in (25, 587):
+            assert ok(pod, INTERNET, smtp) is (name in SMTP_SENDERS), f"{name} -> smtp:{smtp}"
+    assert not ok(pods["gateway"], pods["lifecycle-api"], 9999), "the gateway reaches API ports only"
+    for api in APIS:
+        assert not ok(pods[api], pods["gateway"], 8000)
+
+
+# --------------------------------------------------------------------------- base
+
+
 def test_base_has_exactly_the_expected_deployments() -> None:
     assert set(DEPLOYMENTS) == set(PROCESSES)
+    assert len(DEPLOYMENTS) == 11
 
 
 @pytest.mark.parametrize("name", sorted(PROCESSES))
@@ -87,16 +307,25 @@ def test_deployment_runs_its_module(name: str) -> None:
     for labels in (deployment["metadata"]["labels"], deployment["spec"]["template"]["metadata"]["labels"]):
         assert labels["app.kubernetes.io/name"] == name
         assert labels["app.kubernetes.io/part-of"] == "kagi"
+        assert labels["app.kubernetes.io/component"] == (
+            "gateway" if name == "gateway" else "api" if name in APIS else "worker"
+        )
     assert deployment["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] == name
 
 
 @pytest.mark.parametrize("name", sorted(PROCESSES))
 def test_deployment_loads_config_and_secrets(name: str) -> None:
-    env_from = _container(DEPLOYMENTS[name]).get("envFrom", [])
+    container = _container(DEPLOYMENTS[name])
+    env_from = container.get("envFrom", [])
     config_maps = {src["configMapRef"]["name"] for src in env_from if "configMapRef" in src}
     secrets = {src["secretRef"]["name"] for src in env_from if "secretRef" in src}
     assert "kagi-config" in config_maps
     assert "kagi-secrets" in secrets
+    # The operator-written MongoDB connection string wins when it exists; optional, so the
+    # ConfigMap's MONGODB_URI stands without the infrastructure.
+    env = {e["name"]: e for e in container.get("env", [])}
+    ref = env["MONGODB_URI"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "kagi-mongodb-uri", "key": "connectionString.standard", "optional": True}
 
 
 @pytest.mark.parametrize("name", sorted(PROCESSES))
@@ -112,6 +341,7 @@ def test_deployment_is_locked_down(name: str) -> None:
     assert sc.get("readOnlyRootFilesystem") is True
     assert sc.get("allowPrivilegeEscalation") is False
     assert sc.get("capabilities", {}).get("drop") == ["ALL"]
+    assert pod_sc.get("seccompProfile", {}).get("type") == "RuntimeDefault"
 
     # A read-only root needs a writable /tmp.
     volumes = {v["name"]: v for v in pod_spec.get("volumes", [])}
@@ -122,6 +352,57 @@ def test_deployment_is_locked_down(name: str) -> None:
     resources = container.get("resources", {})
     for section in ("requests", "limits"):
         assert {"cpu", "memory"} <= set(resources.get(section, {})), f"{name}: resources.{section}"
+
+
+@pytest.mark.parametrize("name", sorted(PROCESSES))
+def test_deployment_has_its_own_service_account_without_token(name: str) -> None:
+    accounts = _by_kind("ServiceAccount")
+    pod_spec = DEPLOYMENTS[name]["spec"]["template"]["spec"]
+    assert pod_spec["serviceAccountName"] == name
+    assert accounts[name]["automountServiceAccountToken"] is False
+    assert pod_spec["automountServiceAccountToken"] is False
+
+
+@pytest.mark.parametrize("name", sorted(PROCESSES))
+def test_deployment_has_a_disruption_budget(name: str) -> None:
+    budgets = [
+        pdb for pdb in _by_kind("PodDisruptionBudget").values()
+        if _selects(pdb["spec"]["selector"], DEPLOYMENTS[name]["spec"]["template"]["metadata"]["labels"])
+    ]
+    assert len(budgets) == 1, f"{name}: exactly one PodDisruptionBudget must cover its pods"
+    spec = budgets[0]["spec"]
+    # maxUnavailable (not minAvailable) so a single-replica dev deployment can still be drained.
+    assert spec.get("maxUnavailable") == 1 and "minAvailable" not in spec
+
+
+def test_autoscalers_cover_the_gateway_and_apis_only() -> None:
+    hpas = _by_kind("HorizontalPodAutoscaler")
+    targets = {hpa["spec"]["scaleTargetRef"]["name"]: hpa for hpa in hpas.values()}
+    assert set(targets) == set(AUTOSCALED)
+    for name, hpa in targets.items():
+        spec = hpa["spec"]
+        assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+        assert 1 <= spec["minReplicas"] <= spec["maxReplicas"]
+        (metric,) = spec["metrics"]
+        assert metric["type"] == "Resource" and metric["resource"]["name"] == "cpu"
+        assert 0 < metric["resource"]["target"]["averageUtilization"] <= 100
+        # The HPA owns the count: a replicas field would reset it on every apply.
+        assert "replicas" not in DEPLOYMENTS[name]["spec"], f"{name}: drop spec.replicas, the HPA owns it"
+        # CPU utilisation is measured against the request.
+        assert "cpu" in _container(DEPLOYMENTS[name])["resources"]["requests"]
+    for name in WORKERS:
+        assert DEPLOYMENTS[name]["spec"]["replicas"] >= 1
+
+
+@pytest.mark.parametrize("name", sorted(PROCESSES))
+def test_metrics_are_announced_for_scraping(name: str) -> None:
+    template = DEPLOYMENTS[name]["spec"]["template"]
+    annotations = template["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/path"] == "/metrics"
+    assert annotations["prometheus.io/port"] == str(metrics_port(name))
+    declared = {p["containerPort"] for p in _container(DEPLOYMENTS[name]).get("ports", [])}
+    assert metrics_port(name) in declared
 
 
 @pytest.mark.parametrize("name", HTTP_PROCESSES)
@@ -150,13 +431,19 @@ def test_http_process_has_service_and_probes(name: str) -> None:
         assert _resolve_port(container, http_get["port"]) == port
 
 
-@pytest.mark.parametrize("name", sorted(set(PROCESSES) - set(HTTP_PROCESSES)))
-def test_worker_has_no_service_and_no_http_probe(name: str) -> None:
+@pytest.mark.parametrize("name", WORKERS)
+def test_worker_has_no_service_and_only_a_metrics_port(name: str) -> None:
     assert name not in SERVICES_K8S
     container = _container(DEPLOYMENTS[name])
-    assert not container.get("ports")
+    assert container["ports"] == [{"name": "metrics", "containerPort": metrics_port(name)}]
     for probe_kind in ("readinessProbe", "livenessProbe", "startupProbe"):
         assert "httpGet" not in container.get(probe_kind, {})
+
+
+def test_worker_metrics_ports_are_distinct() -> None:
+    ports = [metrics_port(name) for name in WORKERS]
+    assert len(set(ports)) == len(WORKERS)
+    assert not set(ports) & {port for _, port in PROCESSES.values()}
 
 
 def test_config_and_secret_exist() -> None:
@@ -164,8 +451,10 @@ def test_config_and_secret_exist() -> None:
     assert config["KAGI_ENV"] == "prod"
     assert config["KAGI_HTTP_HOST"] == "0.0.0.0"  # noqa: S104 - the pod must listen on its IP
     assert config["KAGI_KAFKA_ENABLE_IDEMPOTENCE"] == "true"
+    assert config["KAGI_PORTS_WORKER_METRICS_BASE"] == str(WORKER_METRICS_BASE)
     for key in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI", "SMTP_URL"):
         assert config[key]
+    assert re.fullmatch(r"smtps?://[^/:]+:\d+(\?.*)?", config["SMTP_URL"]), "the SMTP relay is host:port config"
     for svc, port in SERVICES.items():
         assert config[f"KAGI_{svc.upper()}_URL"] == f"http://{svc}-api:{port}"
     assert all(isinstance(v, str) for v in config.values()), "ConfigMap values must be strings"
@@ -175,44 +464,325 @@ def test_config_and_secret_exist() -> None:
     assert {"KAGI_SECURITY_JWT_SECRET", "KAGI_SECURITY_INTERNAL_TOKEN"} <= set(data)
 
 
-def test_kustomization_lists_every_file() -> None:
-    kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text(encoding="utf-8"))
-    assert kustomization["commonLabels"]["app.kubernetes.io/part-of"] == "kagi"
-    listed = kustomization["resources"]
+def test_network_policies_deny_by_default() -> None:
+    policies = _by_kind("NetworkPolicy")
+    deny = policies["default-deny"]["spec"]
+    assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
+    assert not deny.get("ingress") and not deny.get("egress")
+
+
+def test_network_policies_open_only_the_intended_paths() -> None:
+    _check_process_paths(DOCS, "kagi", with_infra=False)
+
+
+@pytest.mark.parametrize("directory", ["base", "infra", "monitoring"])
+def test_kustomization_lists_every_file(directory: str) -> None:
+    root = K8S / directory
+    kustomization = yaml.safe_load((root / "kustomization.yaml").read_text(encoding="utf-8"))
+    if directory == "base":
+        (labels,) = kustomization["labels"]
+        assert labels["pairs"] == {"app.kubernetes.io/part-of": "kagi"}
+        # Selectors stay as written: NetworkPolicy peers select Strimzi/MongoDB pods without this label.
+        assert labels["includeSelectors"] is False
+    listed = kustomization.get("resources", [])
     assert len(listed) == len(set(listed)), "duplicate resources"
-    covered: set[str] = set()
+    covered: set[str] = {f for gen in kustomization.get("configMapGenerator", []) for f in gen.get("files", [])}
     for resource in listed:
-        path = BASE / resource
+        path = root / resource
         if path.is_dir():  # a directory resource brings its own kustomization and the files it lists
             inner = yaml.safe_load((path / "kustomization.yaml").read_text(encoding="utf-8"))
             covered |= {f"{resource}/kustomization.yaml"} | {f"{resource}/{r}" for r in inner["resources"]}
         else:
             assert path.is_file(), f"listed resource {resource} does not exist"
             covered.add(resource)
-    on_disk = {p.relative_to(BASE).as_posix() for p in _base_yaml_files()} - {"kustomization.yaml"}
+    on_disk = {p.relative_to(root).as_posix() for p in _yaml_files(root)} | {
+        p.relative_to(root).as_posix() for p in root.glob("*.json")
+    }
+    on_disk -= {"kustomization.yaml"}
     assert on_disk == covered, f"not listed in kustomization.yaml: {sorted(on_disk - covered)}"
 
 
+# --------------------------------------------------------------------------- dashboard
+
+REQUIRED_METRICS = (
+    "kagi_http_requests_total",
+    "kagi_http_request_duration_seconds_bucket",
+    "kagi_events_consumed_total",
+    "kagi_outbox_backlog",
+    "kagi_outbox_published_total",
+    "kagi_notify_deliveries_total",
+    "kafka_consumergroup_lag",
+)
+
+
+def _dashboard_exprs() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    return [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+
+
+def test_dashboard_panels_cover_the_metrics() -> None:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    assert dashboard["uid"] and dashboard["title"]
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    for panel in dashboard["panels"]:
+        assert panel["title"] and panel["targets"], panel
+        assert {"x", "y", "w", "h"} <= set(panel["gridPos"])
+    exprs = _dashboard_exprs()
+    for metric in REQUIRED_METRICS:
+        assert any(re.search(rf"\b{metric}\b", e) for e in exprs), f"no panel queries {metric}"
+    assert any("histogram_quantile(0.99" in e for e in exprs), "latency p99 panel"
+    assert any('status=~"5..' in e for e in exprs), "HTTP error panel"
+    assert any('outcome="dead"' in e for e in exprs), "dead-letter panel"
+    assert all(e.count("(") == e.count(")") for e in exprs), "unbalanced PromQL"
+
+
+def test_dashboard_queries_only_metrics_the_code_defines() -> None:
+    defined = set(re.findall(r'(?:Counter|Gauge|Histogram)\(\s*"(kagi_[a-z_]+)"', METRICS_PY.read_text()))
+    assert defined, "metrics.py defines no kagi_ metric"
+    for expr in _dashboard_exprs():
+        for used in re.findall(r"\bkagi_[a-z_]+", expr):
+            base = re.sub(r"_(bucket|sum|count)$", "", used)
+            assert used in defined or base in defined, f"dashboard queries unknown metric {used}"
+
+
+# --------------------------------------------------------------------------- rendered overlays
+
 KUBECTL = shutil.which("kubectl")
+
+
+@cache
+def _render(overlay: str) -> list[dict[str, Any]]:
+    result = subprocess.run(  # noqa: S603 - fixed argv, no shell
+        [KUBECTL or "kubectl", "kustomize", str(K8S / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def _check_references(docs: list[dict[str, Any]], namespace: str) -> None:
+    """Every object is well-formed and everything it refers to exists in the same output."""
+    seen: set[tuple[str, str]] = set()
+    for doc in docs:
+        assert doc.get("apiVersion") and doc.get("kind") and doc.get("metadata", {}).get("name"), doc
+        assert doc["metadata"].get("namespace") == namespace, f"{doc['kind']}/{doc['metadata']['name']}"
+        key = (doc["kind"], doc["metadata"]["name"])
+        assert key not in seen, f"duplicate {key}"
+        seen.add(key)
+
+    deployments = _by_kind("Deployment", docs)
+    accounts = _by_kind("ServiceAccount", docs)
+    config_maps, secrets = _by_kind("ConfigMap", docs), _by_kind("Secret", docs)
+    pods = _pods(docs, namespace)
+
+    for name, dep in deployments.items():
+        pod_spec = dep["spec"]["template"]["spec"]
+        assert _selects(dep["spec"]["selector"], dep["spec"]["template"]["metadata"]["labels"])
+        assert accounts[pod_spec["serviceAccountName"]]["automountServiceAccountToken"] is False
+        container = _container(dep)
+        assert {"cpu", "memory"} <= set(container["resources"]["requests"]) & set(container["resources"]["limits"])
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert pod_spec["securityContext"]["runAsNonRoot"] is True
+        if PROCESSES[name][1] is not None:
+            assert container["readinessProbe"]["httpGet"] and container["livenessProbe"]["httpGet"], name
+        for src in container.get("envFrom", []):
+            if "configMapRef" in src:
+                assert src["configMapRef"]["name"] in config_maps
+            if "secretRef" in src:
+                assert src["secretRef"]["name"] in secrets
+        for env in container.get("env", []):
+            ref = env.get("valueFrom", {}).get("secretKeyRef")
+            if ref and ref["name"] not in secrets:
+                assert ref.get("optional") is True, f"{name}: {ref['name']} is neither present nor optional"
+
+    for name, svc in _by_kind("Service", docs).items():
+        backing = [d for d in deployments.values() if _selects({"matchLabels": svc["spec"]["selector"]},
+                                                                d["spec"]["template"]["metadata"]["labels"])]
+        assert len(backing) == 1, f"Service {name} must select the pods of exactly one Deployment"
+        container = _container(backing[0])
+        for sp in svc["spec"]["ports"]:
+            _resolve_port(container, sp.get("targetPort", sp["port"]))
+
+    for name, policy in _by_kind("NetworkPolicy", docs).items():
+        selected = [p for p in pods.values() if _selects(policy["spec"]["podSelector"], p.labels)]
+        assert selected, f"NetworkPolicy {name} selects no pod"
+        for direction, peer_key in (("ingress", "from"), ("egress", "to")):
+            for rule in policy["spec"].get(direction, []):
+                for peer in rule.get(peer_key, []):
+                    if "podSelector" in peer and "namespaceSelector" not in peer:
+                        assert any(_selects(peer["podSelector"], p.labels) for p in pods.values()), (
+                            f"NetworkPolicy {name}: {direction} peer selects no pod"
+                        )
+
+    for name, hpa in _by_kind("HorizontalPodAutoscaler", docs).items():
+        target = hpa["spec"]["scaleTargetRef"]
+        assert target["kind"] == "Deployment" and target["name"] in deployments, f"HPA {name} has no target"
+        assert "replicas" not in deployments[target["name"]]["spec"], f"HPA {name}: its Deployment sets replicas"
+        assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+
+    for name, pdb in _by_kind("PodDisruptionBudget", docs).items():
+        covered = [d for d in deployments.values()
+                   if _selects(pdb["spec"]["selector"], d["spec"]["template"]["metadata"]["labels"])]
+        assert len(covered) == 1, f"PodDisruptionBudget {name} must select one Deployment's pods"
+
+    for name, monitor in _by_kind("PodMonitor", docs).items():
+        selected = [p for p in pods.values() if _selects(monitor["spec"]["selector"], p.labels)]
+        assert selected, f"PodMonitor {name} selects no pod"
+        for endpoint in monitor["spec"]["podMetricsEndpoints"]:
+            assert any(endpoint["port"] in p.ports for p in selected), f"PodMonitor {name}: no pod has {endpoint}"
+
+
+def _check_infrastructure(docs: list[dict[str, Any]], nodes: int) -> None:
+    """Strimzi Kafka (KRaft, TLS listener) and the MongoDB replica set, consistent with the config."""
+    (kafka,) = _by_kind("Kafka", docs).values()
+    assert kafka["metadata"]["name"] == KAFKA_CLUSTER
+    assert kafka["metadata"]["annotations"] == {"strimzi.io/node-pools": "enabled", "strimzi.io/kraft": "enabled"}
+    listeners = {lst["port"]: lst for lst in kafka["spec"]["kafka"]["listeners"]}
+    assert listeners[9093]["tls"] is True and listeners[9093]["authentication"]["type"] == "tls"
+    assert all(lst["type"] == "internal" for lst in listeners.values()), "Kafka is not exposed outside the cluster"
+    assert kafka["spec"]["kafka"]["authorization"]["type"] == "simple", "KafkaUser ACLs must be enforced"
+    assert {"topicOperator", "userOperator"} <= set(kafka["spec"]["entityOperator"])
+    assert "kafkaExporter" in kafka["spec"], "consumer lag comes from the Kafka exporter"
+
+    pools = [p for p in _by_kind("KafkaNodePool", docs).values()
+             if p["metadata"]["labels"]["strimzi.io/cluster"] == KAFKA_CLUSTER]
+    assert sum(p["spec"]["replicas"] for p in pools) == nodes
+    assert all({"controller", "broker"} <= set(p["spec"]["roles"]) for p in pools), "KRaft combined nodes"
+
+    config = kafka["spec"]["kafka"]["config"]
+    assert config["auto.create.topics.enable"] is False
+    for key in ("default.replication.factor", "offsets.topic.replication.factor",
+                "transaction.state.log.replication.factor"):
+        assert config[key] == nodes, key
+    assert 1 <= config["min.insync.replicas"] <= nodes and config["transaction.state.log.min.isr"] <= nodes
+
+    topics, users = _by_kind("KafkaTopic", docs), _by_kind("KafkaUser", docs)
+    assert topics and users
+    for name, doc in (topics | users).items():
+        assert doc["metadata"]["labels"]["strimzi.io/cluster"] == KAFKA_CLUSTER, name
+    for name, topic in topics.items():
+        replicas, min_isr = topic["spec"]["replicas"], topic["spec"]["config"]["min.insync.replicas"]
+        assert replicas <= nodes, f"{name}: {replicas} replicas on {nodes} nodes"
+        assert 1 <= min_isr <= replicas
+        if nodes > 1:
+            assert min_isr < replicas, f"{name}: one node down must not stop producers"
+    for name, user in users.items():
+        assert user["spec"]["authentication"]["type"] == "tls", name
+
+    app_config = _by_kind("ConfigMap", docs)["kagi-config"]["data"]
+    host, port = app_config["KAFKA_BOOTSTRAP_SERVERS"].split(":")
+    assert host == f"{KAFKA_CLUSTER}-kafka-bootstrap" and int(port) in listeners
+
+    (mongo,) = _by_kind("MongoDBCommunity", docs).values()
+    assert mongo["metadata"]["name"] == MONGODB
+    assert mongo["spec"]["type"] == "ReplicaSet" and mongo["spec"]["members"] == nodes
+    assert f"{MONGODB}-svc" in app_config["MONGODB_URI"] and f"replicaSet={MONGODB}" in app_config["MONGODB_URI"]
+    secrets = _by_kind("Secret", docs)
+    uri_secrets = set()
+    for user in mongo["spec"]["users"]:
+        assert user["passwordSecretRef"]["name"] in secrets
+        uri_secrets.add(user["connectionStringSecretName"])
+    for dep in _by_kind("Deployment", docs).values():
+        env = {e["name"]: e for e in _container(dep).get("env", [])}
+        assert env["MONGODB_URI"]["valueFrom"]["secretKeyRef"]["name"] in uri_secrets
+
+
+def _check_infrastructure_paths(docs: list[dict[str, Any]], namespace: str) -> None:
+    policies = list(_by_kind("NetworkPolicy", docs).values())
+    pods = _pods(docs, namespace)
+    broker, operator = pods[f"{KAFKA_CLUSTER}-broker"], pods[f"{KAFKA_CLUSTER}-entity-operator"]
+    mongo = pods[MONGODB]
+
+    def ok(src: Endpoint, dst: Endpoint, port: int) -> bool:
+        return allowed(policies, namespace, src, dst, port)
+
+    assert ok(broker, broker, 9091) and ok(broker, broker, 9090), "brokers replicate and form the quorum"
+    assert ok(operator, broker, 9091), "the entity operator reaches the brokers"
+    assert ok(operator, INTERNET, 443), "the entity operator reaches the Kubernetes API"
+    assert not ok(broker, INTERNET, 443)
+    assert ok(mongo, mongo, 27017), "replica set members replicate"
+    for outsider in (INTERNET, STRANGER):
+        assert not ok(outsider, mongo, 27017)
+        assert not ok(outsider, broker, 9092)
+    assert not ok(pods["gateway"], pods[f"{KAFKA_CLUSTER}-kafka-exporter"], 9404)
+
 
 if KUBECTL:
 
-    @pytest.mark.parametrize("overlay", OVERLAYS)
+    @pytest.mark.parametrize("overlay", sorted(OVERLAYS))
     def test_overlay_renders(overlay: str) -> None:
-        result = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            [KUBECTL, "kustomize", str(K8S / "overlays" / overlay)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr
-        docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+        docs = _render(overlay)
         deployments = [doc for doc in docs if doc["kind"] == "Deployment"]
-        assert len(deployments) == 9
+        assert len(deployments) == 11
         assert {d["metadata"]["name"] for d in deployments} == set(PROCESSES)
         namespaces = {doc["metadata"].get("namespace") for doc in docs}
-        assert len(namespaces) == 1 and None not in namespaces, f"one namespace expected, got {namespaces}"
+        assert namespaces == {OVERLAYS[overlay]}, f"one namespace expected, got {namespaces}"
         for deployment in deployments:
             image = _container(deployment)["image"]
             assert image.split(":")[0] == "kagi", image
+
+    @pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+    def test_overlay_references_are_consistent(overlay: str) -> None:
+        _check_references(_render(overlay), OVERLAYS[overlay])
+
+    @pytest.mark.parametrize(("overlay", "nodes"), [("dev", 1), ("prod", 3)])
+    def test_overlay_infrastructure(overlay: str, nodes: int) -> None:
+        _check_infrastructure(_render(overlay), nodes)
+
+    @pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+    def test_overlay_network_paths(overlay: str) -> None:
+        docs = _render(overlay)
+        _check_process_paths(docs, OVERLAYS[overlay], with_infra=True)
+        _check_infrastructure_paths(docs, OVERLAYS[overlay])
+
+    def test_prod_replicas_and_autoscaling() -> None:
+        docs = _render("prod")
+        hpas = {
+            h["spec"]["scaleTargetRef"]["name"]: h["spec"] for h in _by_kind("HorizontalPodAutoscaler", docs).values()
+        }
+        assert hpas["gateway"]["minReplicas"] >= 3
+        for name in APIS:
+            assert hpas[name]["minReplicas"] >= 2, name
+        deployments = _by_kind("Deployment", docs)
+        for name in WORKERS:
+            assert deployments[name]["spec"]["replicas"] >= 2, name
+
+    def test_prod_monitoring() -> None:
+        docs = _render("prod")
+        namespace = OVERLAYS["prod"]
+        dashboard = _by_kind("ConfigMap", docs)["kagi-grafana-dashboard"]
+        assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert json.loads(dashboard["data"]["kagi-dashboard.json"]) == json.loads(DASHBOARD.read_text())
+        monitored = {
+            p.name for p in _pods(docs, namespace).values()
+            for m in _by_kind("PodMonitor", docs).values() if _selects(m["spec"]["selector"], p.labels)
+        }
+        assert set(PROCESSES) | {f"{KAFKA_CLUSTER}-kafka-exporter"} <= monitored
+        policies = list(_by_kind("NetworkPolicy", docs).values())
+        pods = _pods(docs, namespace)
+        for name in PROCESSES:
+            assert allowed(policies, namespace, PROMETHEUS, pods[name], metrics_port(name)), name
+        assert allowed(policies, namespace, PROMETHEUS, pods[f"{KAFKA_CLUSTER}-kafka-exporter"], 9404)
+        assert not allowed(policies, namespace, PROMETHEUS, pods[MONGODB], 27017)
+
+    if kubernetes_validate is not None:
+
+        @pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+        def test_overlay_matches_the_kubernetes_schemas(overlay: str) -> None:
+            """Built-in kinds against the offline OpenAPI schemas (strict: unknown fields fail).
+
+            Custom resources (Strimzi, MongoDB, Prometheus operator) have no schema there; the
+            checks above cover them.
+            """
+            custom = {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser", "MongoDBCommunity", "PodMonitor"}
+            checked = 0
+            for doc in _render(overlay):
+                if doc["kind"] in custom:
+                    continue
+                kubernetes_validate.validate(doc, "1.32", strict=True)
+                checked += 1
+            assert checked >= 4 * len(PROCESSES)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faust
 
+from kagi_shared.kafka import security
 from kagi_shared.settings import Settings
 
 
@@ -27,5 +28,8 @@ def make_faust_app(service: str, settings: Settings) -> faust.App:
         autodiscover=False,
         datadir=str(settings.var_path / "faust" / service),
     )
+    tls = security(settings)
+    if tls:
+        app.conf.broker_credentials = faust.SSLCredentials(tls["ssl_context"])
     app.conf.kagi_fetch_max_wait_ms = settings.kafka.fetch_max_wait_ms  # read by kagi_shared.faust_transport
     return app

@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 
 from kagi_shared.settings import Settings
 from kagi_shared.topics import CATALOGUE
 
 
+def security(settings: Settings) -> dict[str, Any]:
+    """Connection security for every Kafka client: plaintext on loopback, mutual TLS in production."""
+    kafka = settings.kafka
+    if kafka.security_protocol == "PLAINTEXT":
+        return {}
+    context = create_ssl_context(cafile=kafka.ssl_cafile, certfile=kafka.ssl_certfile, keyfile=kafka.ssl_keyfile)
+    return {"security_protocol": "SSL", "ssl_context": context}
+
+
+def make_consumer(settings: Settings, *topics: str, **options: Any) -> AIOKafkaConsumer:
+    options.setdefault("fetch_max_wait_ms", settings.kafka.fetch_max_wait_ms)
+    return AIOKafkaConsumer(*topics, bootstrap_servers=settings.kafka_bootstrap, **security(settings), **options)
+
+
 def make_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(
+        **security(settings),
         bootstrap_servers=settings.kafka_bootstrap,
         client_id=client_id,
         acks="all",
@@ -32,7 +49,8 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None) -> l
             wanted[topic.dlt] = 1
     if names is not None:
         wanted = {n: wanted.get(n, settings.kafka.default_partitions) for n in names}
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="kagi-admin")
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="kagi-admin",
+                                **security(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -54,9 +72,7 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None) -> l
 
 async def read_topic(settings: Settings, topic: str, timeout_s: float = 10.0) -> list[ConsumerRecord[bytes, bytes]]:
     """Every message currently on ``topic``, from the first offset to the end (no consumer group)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                                group_id=None, auto_offset_reset="earliest",
-                                fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms)
+    consumer = make_consumer(settings, enable_auto_commit=False, group_id=None, auto_offset_reset="earliest")
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))]

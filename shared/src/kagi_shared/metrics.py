@@ -1,6 +1,6 @@
 """Prometheus metrics shared by every process (prometheus-client's default registry).
 
-HTTP processes expose them at ``GET /metrics``; workers on ``KAGI_METRICS_PORT_BASE`` + an offset.
+HTTP processes expose them at ``GET /metrics``; workers on ``KAGI_PORTS_WORKER_METRICS_BASE`` + an offset.
 Route labels use the path template (``/api/v1/me/step-up``), never raw paths, to keep cardinality bounded.
 """
 

@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pymongo import DeleteOne, ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from kagi_shared.kafka import make_consumer
 from kagi_shared.logging import get_logger
 from kagi_shared.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 from kagi_shared.mongo import OUTBOX, Store
@@ -142,12 +143,8 @@ class OutboxRelay:
     # -- recovery ------------------------------------------------------------------------------
     async def _offsets_consumer(self) -> AIOKafkaConsumer:
         if self._consumer is None:
-            self._consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.settings.kafka_bootstrap,
-                enable_auto_commit=False,
-                group_id=None,
-                client_id=f"{self.owner}-offsets",
-            )
+            self._consumer = make_consumer(self.settings, enable_auto_commit=False, group_id=None,
+                                           client_id=f"{self.owner}-offsets")
             await self._consumer.start()
         return self._consumer
 

@@ -85,7 +85,7 @@ class WorkerRuntime:
         self.app.task(relay)
 
     def _serve_metrics(self) -> None:
-        offsets = {"lifecycle": 1, "invite": 2, "permissions": 3, "notify": 4}
+        offsets = {"lifecycle": 1, "invite": 2, "permissions": 3, "notify": 4, "audit": 5}
         base = self.settings.ports.worker_metrics_base
         if not base:
             return

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import typing
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import msgspec
 import pytest
@@ -19,6 +19,16 @@ def sample_value(info: msgspec.inspect.Type) -> object:
             return "サンプル-1"
         case msgspec.inspect.IntType():
             return 3
+        case msgspec.inspect.FloatType():
+            return 12.5
+        case msgspec.inspect.DateType():
+            return date(2026, 11, 21)
+        case msgspec.inspect.StructType(cls=cls, fields=fields):
+            return cls(**{f.name: sample_value(f.type) for f in fields})
+        case msgspec.inspect.TupleType(item_types=items):
+            return tuple(sample_value(t) for t in items)
+        case msgspec.inspect.VarTupleType(item_type=item):
+            return (sample_value(item),)
         case msgspec.inspect.BoolType():
             return True
         case msgspec.inspect.DateTimeType():

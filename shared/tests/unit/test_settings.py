@@ -60,3 +60,15 @@ def test_production_refuses_the_development_secrets() -> None:
         "KAGI_SECURITY_INTERNAL_TOKEN": "c" * 40,
     })
     assert settings.env == "prod"
+
+
+def test_kafka_tls_builds_an_ssl_context_for_every_client() -> None:
+    from kagi_shared.kafka import security
+
+    assert security(load_settings({})) == {}
+    tls = security(load_settings({"KAGI_KAFKA_SECURITY_PROTOCOL": "SSL",
+                                  "KAGI_KAFKA_SSL_CAFILE": "/etc/ssl/certs/ca-certificates.crt"}))
+    assert tls["security_protocol"] == "SSL"
+    assert tls["ssl_context"].verify_mode.name == "CERT_REQUIRED"
+    with pytest.raises(SettingsError, match="KAGI_KAFKA_SECURITY_PROTOCOL='SASL'"):
+        load_settings({"KAGI_KAFKA_SECURITY_PROTOCOL": "SASL"})

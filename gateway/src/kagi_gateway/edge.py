@@ -1,0 +1,129 @@
+"""The gateway's edge rules, applied before any handler: client address, access from abroad, rate limits.
+
+- **Client address**: the socket peer, or the right-most untrusted hop of ``X-Forwarded-For`` when
+  the peer is a configured trusted proxy (anything else in that header is client-controlled).
+- **Abroad** (SPEC §3, seed 2-8): the country of the global IP address, from the offline database
+  shipped in the ``iptocc`` wheel; outside the allowed countries → 403 with the seed's message,
+  unless the address is on a company's static allowlist (kept by the permissions service).
+- **Rate limits**: sliding windows per route class (``opt={"rate": "login" | "guess"}``, default
+  otherwise), per client address and per account, answering 429 with ``Retry-After``. Counters
+  live in this process; with several gateway replicas each enforces its share.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import iptocc
+
+from kagi_shared.logging import get_logger
+from kagi_shared.problems import Problem
+from kagi_shared.settings import EdgeSettings
+
+log = get_logger(__name__)
+
+ABROAD = Problem(
+    403, "edge.abroad_forbidden",
+    "日本国外からのアクセスは禁止されています (403 Forbidden)。",
+    "日本国外のグローバル IP アドレスからの利用が必要な場合は、システム窓口責任者から当社にご連絡ください。"
+    "正当な理由が確認できた固定のグローバル IP アドレスはホワイトリストに登録します。",
+)
+
+
+def _networks(spec: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(part.strip(), strict=False) for part in spec.split(",") if part.strip()]
+
+
+def _in(address: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def client_address(peer: str | None, forwarded_for: str | None, trusted: list[Any]) -> str | None:
+    """The client's address: walk X-Forwarded-For from the right while the hop is a trusted proxy."""
+    if peer is None or not forwarded_for or not _in(peer, trusted):
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _in(hop, trusted):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # a malformed header is not an address
+    return hops[0] if hops else peer
+
+
+def is_domestic(address: str | None, allowed: frozenset[str]) -> bool:
+    if address is None:
+        return True
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if not ip.is_global:
+        return True  # loopback, private, link-local: inside our own network
+    return iptocc.country_code(str(ip)) in allowed
+
+
+class SlidingWindow:
+    """At most ``limit`` events per ``window`` seconds per key; returns seconds to wait when over."""
+
+    def __init__(self, window_s: float, max_keys: int = 100_000) -> None:
+        self.window = window_s
+        self.max_keys = max_keys
+        self.events: dict[str, deque[float]] = {}
+
+    def hit(self, key: str, limit: int, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        queue = self.events.setdefault(key, deque())
+        while queue and queue[0] <= now - self.window:
+            queue.popleft()
+        if len(queue) >= limit:
+            return queue[0] + self.window - now
+        queue.append(now)
+        if len(self.events) > self.max_keys:
+            self._prune(now)
+        return 0.0
+
+    def _prune(self, now: float) -> None:
+        self.events = {k: q for k, q in self.events.items() if q and q[-1] > now - self.window}
+
+
+class Edge:
+    def __init__(self, settings: EdgeSettings, allowlist: Callable[[], Awaitable[frozenset[str]]]) -> None:
+        self.settings = settings
+        self.trusted = _networks(settings.trusted_proxies)
+        self.allowed = frozenset(c.strip().upper() for c in settings.allowed_countries.split(",") if c.strip())
+        self.windows = SlidingWindow(settings.rate_window_s)
+        self.allowlist = allowlist
+
+    async def admit(self, address: str | None) -> None:
+        if not self.settings.geo_enabled or is_domestic(address, self.allowed):
+            return
+        if address is not None and address in await self.allowlist():
+            return
+        log.warning("edge.abroad_refused", ip=address)
+        raise ABROAD
+
+    def limit(self, route_class: str, address: str | None, account_id: str | None) -> None:
+        s = self.settings
+        per_ip, per_account = {
+            "login": (s.rate_login_per_ip, None),
+            "guess": (s.rate_guess_per_ip, s.rate_guess_per_account),
+        }.get(route_class, (s.rate_default_per_ip, s.rate_default_per_account))
+        waits = [self.windows.hit(f"{route_class}:ip:{address}", per_ip)]
+        if account_id and per_account:
+            waits.append(self.windows.hit(f"{route_class}:acct:{account_id}", per_account))
+        wait = max(waits)
+        if wait > 0:
+            raise Problem(429, "edge.rate_limited", "リクエストが多すぎます。しばらくしてから再度お試しください。",
+                          headers={"Retry-After": str(max(1, math.ceil(wait)))},
+                          extra={"retryAfterSeconds": max(1, math.ceil(wait))})

@@ -1,0 +1,94 @@
+"""The edge rules: who the client is, whether they are abroad, and how often they may ask."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from kagi_gateway.app import create_app
+from kagi_gateway.edge import Edge, SlidingWindow, _networks, client_address, is_domestic
+from kagi_shared.problems import Problem
+from kagi_shared.settings import EdgeSettings, get_settings
+
+TRUSTED = _networks("10.0.0.0/8, 127.0.0.1/32")
+
+
+def test_forwarded_for_is_believed_only_from_trusted_proxies() -> None:
+    assert client_address("203.0.113.9", "8.8.8.8", TRUSTED) == "203.0.113.9"  # untrusted peer: header ignored
+    assert client_address("10.1.2.3", "133.11.0.1", TRUSTED) == "133.11.0.1"
+    # The client may prepend anything; the right-most untrusted hop is the one our proxy saw.
+    assert client_address("10.1.2.3", "8.8.8.8, 133.11.0.1, 10.9.9.9", TRUSTED) == "133.11.0.1"
+    assert client_address("10.1.2.3", "not-an-ip", TRUSTED) == "10.1.2.3"
+    assert client_address(None, "8.8.8.8", TRUSTED) is None
+
+
+@pytest.mark.parametrize(("address", "domestic"), [
+    ("133.11.0.1", True),      # University of Tokyo
+    ("2001:200::1", True),     # WIDE, IPv6
+    ("8.8.8.8", False),
+    ("1.1.1.1", False),
+    ("127.0.0.1", True),       # loopback and private ranges are our own network
+    ("192.168.10.4", True),
+    ("garbage", False),
+])
+def test_country_comes_from_the_offline_database(address: str, domestic: bool) -> None:
+    assert is_domestic(address, frozenset({"JP"})) is domestic
+
+
+def test_abroad_is_refused_unless_allowlisted() -> None:
+    async def allowlist() -> frozenset[str]:
+        return frozenset({"8.8.4.4"})
+
+    edge = Edge(EdgeSettings(), allowlist)
+    asyncio.run(edge.admit("133.11.0.1"))
+    asyncio.run(edge.admit("8.8.4.4"))
+    with pytest.raises(Problem) as refused:
+        asyncio.run(edge.admit("8.8.8.8"))
+    assert refused.value.status == 403 and refused.value.code == "edge.abroad_forbidden"
+    assert "日本国外" in refused.value.title
+
+
+def test_sliding_window_counts_and_says_how_long_to_wait() -> None:
+    window = SlidingWindow(60)
+    assert [window.hit("k", 3, now=t) for t in (0, 1, 2)] == [0, 0, 0]
+    assert window.hit("k", 3, now=30) == pytest.approx(30)
+    assert window.hit("other", 3, now=30) == 0
+    assert window.hit("k", 3, now=60.5) == 0  # the first hit left the window
+
+
+async def test_gateway_refuses_abroad_and_limits_login_attempts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAGI_EDGE_TRUSTED_PROXIES", "10.0.0.0/8")
+    monkeypatch.setenv("KAGI_EDGE_RATE_LOGIN_PER_IP", "3")
+    for service in ("lifecycle", "invite", "permissions", "notify", "audit"):
+        monkeypatch.setenv(f"KAGI_{service.upper()}_URL", "http://127.0.0.1:9")
+    get_settings.cache_clear()
+    app = create_app()
+    try:
+        async with app.lifespan():
+            # The socket peer is our load balancer (10.0.0.5); the client is in X-Forwarded-For.
+            transport = httpx.ASGITransport(app=app, client=("10.0.0.5", 4711))
+            async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+                await _exercise(client)
+    finally:
+        get_settings.cache_clear()
+
+
+async def _exercise(client: httpx.AsyncClient) -> None:
+    body = {"loginId": "a@example.jp", "password": "x"}
+    abroad = await client.post("/api/v1/auth/login", json=body, headers={"X-Forwarded-For": "8.8.8.8"})
+    assert abroad.status_code == 403
+    assert abroad.headers["content-type"].startswith("application/problem+json")
+    assert abroad.json()["code"] == "edge.abroad_forbidden"
+    assert (await client.get("/health", headers={"X-Forwarded-For": "8.8.8.8"})).status_code == 200
+
+    home = {"X-Forwarded-For": "133.11.0.1"}
+    answers = [(await client.post("/api/v1/auth/login", json=body, headers=home)).status_code for _ in range(3)]
+    assert answers == [503, 503, 503]  # lifecycle is unreachable here: the edge let them through
+    limited = await client.post("/api/v1/auth/login", json=body, headers=home)
+    assert limited.status_code == 429
+    assert int(limited.headers["retry-after"]) >= 1
+    assert limited.json()["code"] == "edge.rate_limited"
+    other = await client.post("/api/v1/auth/login", json=body, headers={"X-Forwarded-For": "133.11.0.2"})
+    assert other.status_code == 503  # limits are per client address

@@ -1,0 +1,112 @@
+"""Every gateway route × every role answers as its declaration says.
+
+The walk covers every route of the OpenAPI document: anonymous callers get 401 on
+non-public routes, roles outside the declaration get 403, and declared roles pass the
+guard (the services are unreachable here, so they end at the service call with 503 —
+which is how this test sees that the guard let them through).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+from litestar.routes import HTTPRoute
+
+from kagi_gateway.app import create_app
+from kagi_gateway.deps import ANY_USER, PUBLIC
+from kagi_gateway.tokens import issue_token
+from kagi_shared.service_api import Caller
+from kagi_shared.settings import get_settings
+
+ROLES = ANY_USER
+UNREACHABLE = "http://127.0.0.1:9"  # discard port: nothing listens
+
+
+def routes() -> list[tuple[str, str, tuple[str, ...]]]:
+    app = create_app()
+    found = []
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            if not handler.include_in_schema:
+                continue
+            roles = handler.opt.get("roles")
+            for method in handler.http_methods:
+                if method in ("HEAD", "OPTIONS"):
+                    continue
+                found.append((method, route.path, tuple(roles) if roles is not None else ()))
+    return sorted(found)
+
+
+ROUTES = routes()
+API_ROUTES = [r for r in ROUTES if r[1].startswith("/api/")]
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"\{[^}:]+(:[^}]+)?\}", "00000000-0000-4000-8000-000000000000", path)
+
+
+def token_for(role: str) -> str:
+    caller = Caller(account_id=f"acct-{role}", login_id=f"{role}@example.jp", email=f"{role}@example.jp",
+                    roles=(role,))
+    token, _ = issue_token(caller, get_settings().security)
+    return token
+
+
+async def call(client: httpx.AsyncClient, method: str, path: str, token: str | None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    body = {"json": {}} if method in ("POST", "PUT", "PATCH") else {}
+    return await client.request(method, concrete(path), headers=headers, **body)
+
+
+def test_every_api_route_declares_its_roles() -> None:
+    assert len(API_ROUTES) >= 8
+    undeclared = [(m, p) for m, p, roles in API_ROUTES if not roles]
+    assert undeclared == []
+    for _, _, roles in API_ROUTES:
+        assert roles == PUBLIC or set(roles) <= set(ROLES)
+
+
+async def test_every_route_answers_every_role_as_declared(monkeypatch: pytest.MonkeyPatch) -> None:
+    for service in ("lifecycle", "invite", "permissions", "notify", "audit"):
+        monkeypatch.setenv(f"KAGI_{service.upper()}_URL", UNREACHABLE)
+    get_settings.cache_clear()
+    app = create_app()
+    wrong: list[str] = []
+    try:
+        # One lifespan for the whole walk (anyio scopes must close in the task that opened them).
+        async with app.lifespan():
+            transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 4711))
+            async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+                for method, path, roles in API_ROUTES:
+                    wrong += await walk(client, method, path, roles)
+    finally:
+        get_settings.cache_clear()
+    assert wrong == [], "\n".join(wrong)
+
+
+async def walk(client: httpx.AsyncClient, method: str, path: str, roles: tuple[str, ...]) -> list[str]:
+    wrong = []
+    anonymous = await call(client, method, path, None)
+    if not anonymous.headers.get("content-type", "").startswith("application/problem+json") \
+            and anonymous.status_code >= 400:
+        wrong.append(f"{method} {path} anonymous: {anonymous.status_code} is not problem+json")
+    if roles == PUBLIC:
+        if anonymous.status_code in (401, 403):
+            wrong.append(f"{method} {path} is public but refused anonymous: {anonymous.text[:200]}")
+        return wrong
+    if anonymous.status_code != 401 or anonymous.json().get("code") != "auth.required":
+        wrong.append(f"{method} {path} anonymous: expected 401 auth.required, got {anonymous.status_code}")
+    for role in ROLES:
+        reply = await call(client, method, path, token_for(role))
+        code = reply.json().get("code") if reply.headers.get("content-type", "").startswith(
+            "application/problem+json") else None
+        if role in roles and code in ("auth.required", "auth.forbidden"):
+            wrong.append(f"{method} {path} {role}: declared but refused ({code})")
+        if role not in roles and (reply.status_code != 403 or code != "auth.forbidden"):
+            wrong.append(f"{method} {path} {role}: not declared but answered {reply.status_code} {code}")
+    return wrong

@@ -1,0 +1,31 @@
+"""Composition root of the audit service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kagi_audit.adapters.ledger import Ledger
+from kagi_audit.service.ledger import AuditService
+from kagi_shared.mongo import Store, database_name, make_client
+from kagi_shared.settings import Settings
+
+NAME = "audit"
+
+
+@dataclass
+class Audit:
+    store: Store
+    ledger: Ledger
+    service: AuditService
+
+    async def start(self) -> None:
+        await self.ledger.ensure_indexes()
+
+    async def close(self) -> None:
+        await self.store.client.close()
+
+
+def bootstrap(settings: Settings, store: Store | None = None) -> Audit:
+    store = store or Store(make_client(settings), database_name(settings, NAME))
+    ledger = Ledger(store)
+    return Audit(store, ledger, AuditService(ledger))

@@ -1,0 +1,57 @@
+"""Audit's internal API: recent entries and chain verification, for operators."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from litestar import Litestar, Request, get
+from litestar.params import Parameter
+
+from kagi_audit.bootstrap import NAME, Audit, bootstrap
+from kagi_audit.domain.chain import Verdict
+from kagi_shared.service_api import caller_of, create_service_app, internal_guard, require_role, run_service_api
+from kagi_shared.settings import get_settings
+
+
+def create_app(audit: Audit | None = None) -> Litestar:
+    state: dict[str, Audit] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        state["app"] = audit or bootstrap(get_settings())
+        await state["app"].start()
+        try:
+            yield
+        finally:
+            if audit is None:
+                await state["app"].close()
+
+    @get("/internal/audit", guards=[internal_guard])
+    async def entries(
+        request: Request[Any, Any, Any],
+        actor_id: Annotated[str | None, Parameter(query="actorId", max_length=64)] = None,
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+    ) -> list[dict[str, Any]]:
+        require_role(caller_of(request), "operator")
+        links = await state["app"].ledger.recent(actor_id, limit)
+        return [{"seq": link.seq, "hash": link.hash, **link.entry} for link in links]
+
+    @get("/internal/audit/verify", guards=[internal_guard])
+    async def verify(request: Request[Any, Any, Any]) -> Verdict:
+        require_role(caller_of(request), "operator")
+        return await state["app"].service.verify()
+
+    async def ready() -> None:
+        await state["app"].store.ping()
+
+    return create_service_app(NAME, [entries, verify], ready=ready, lifespan=[lifespan])
+
+
+def main() -> None:
+    run_service_api(NAME, create_app)
+
+
+if __name__ == "__main__":
+    main()
