@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 MEMBERS := pyproject.toml uv.lock shared/pyproject.toml gateway/pyproject.toml cli/pyproject.toml \
            deploy/local/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: install run up test unit bench lint stop status clean asyncapi
+.PHONY: install run up test unit bench lint stop status clean asyncapi drills fuzz
 
 $(UV):
 	$(PY) -m venv .tools
@@ -35,6 +35,12 @@ status: install
 
 test: install  ## unit, integration and end-to-end tests; the tests start and stop the embedded servers
 	$(VENV)/bin/pytest
+
+drills: install  ## reliability drills at full scale (kill -9, outages, redelivery); about 10 minutes
+	KAGI_DRILL_SCALE=full $(VENV)/bin/pytest tests/drills -v
+
+fuzz: install  ## schemathesis against the gateway with many examples per operation
+	KAGI_FUZZ_EXAMPLES=300 $(VENV)/bin/pytest tests/fuzz -v
 
 unit: install
 	$(VENV)/bin/pytest -m "not integration and not e2e"
