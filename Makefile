@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 MEMBERS := pyproject.toml uv.lock shared/pyproject.toml gateway/pyproject.toml cli/pyproject.toml \
            deploy/local/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: install run up test unit bench lint stop status clean asyncapi drills fuzz
+.PHONY: install run up test unit bench bench-system lint stop status clean asyncapi drills fuzz
 
 $(UV):
 	$(PY) -m venv .tools
@@ -51,6 +51,9 @@ bench: install  ## benchmarks; writes tests/bench/RESULTS.md
 asyncapi: install  ## regenerate deploy/asyncapi.json and the Strimzi topic/user manifests from the catalogue
 	$(VENV)/bin/kagi catalogue asyncapi --write
 	$(VENV)/bin/kagi catalogue strimzi
+
+bench-system: install  ## the whole system under open-loop mixed load; appends to tests/bench/RESULTS.md
+	$(VENV)/bin/python -m tests.bench.system
 
 lint: install
 	$(VENV)/bin/ruff check .

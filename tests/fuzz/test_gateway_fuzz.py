@@ -21,7 +21,7 @@ EXAMPLES = int(os.environ.get("KAGI_FUZZ_EXAMPLES", "15"))
 
 @pytest.fixture(scope="session")
 def owner_token(system: str, settings: Settings) -> str:
-    login_id, password = "fuzz-owner@example.jp", "Fuzz-owner-2026"
+    login_id, password = "fuzz-owner@example.jp", "Fz#2026-random-pw"
     with httpx.Client(base_url=settings.service_url("lifecycle"),
                       headers={"x-internal-token": settings.security.internal_token}) as lifecycle:
         lifecycle.post("/internal/accounts", json={"loginId": login_id, "password": password, "roles": ["owner"]})

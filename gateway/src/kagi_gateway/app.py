@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,9 +21,12 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from kagi_gateway.audit import AuditPublisher, caller_in, is_audited
 from kagi_gateway.controllers import CONTROLLERS
 from kagi_gateway.deps import role_guard
+from kagi_gateway.edge import Edge, client_address
 from kagi_gateway.services import SERVICES, ForwardedProblem, Services
+from kagi_gateway.tokens import read_claims
 from kagi_shared.metrics import metrics_handler
 from kagi_shared.problems import EXCEPTION_HANDLERS, Problem
 from kagi_shared.service_api import RequestContextMiddleware
@@ -48,6 +51,67 @@ class RequestIdMiddleware(ASGIMiddleware):
         await next_app(scope, receive, send_with_id)
 
 
+class EdgeMiddleware(ASGIMiddleware):
+    """Client address, the abroad rule and rate limits for every API route, before guards and handlers."""
+
+    def __init__(self, edge: Callable[[], Edge | None]) -> None:
+        self.edge = edge
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        edge = self.edge()
+        path = str(scope.get("path", ""))
+        if edge is not None:
+            headers = dict(scope.get("headers") or [])
+            peer = scope["client"][0] if scope.get("client") else None
+            forwarded = headers.get(b"x-forwarded-for", b"").decode(errors="replace") or None
+            address = client_address(peer, forwarded, edge.trusted)
+            scope.setdefault("state", {})["client_ip"] = address
+            if path.startswith("/api/"):
+                await edge.admit(address)
+                handler = scope.get("route_handler")
+                route_class = handler.opt.get("rate", "default") if handler is not None else "default"
+                edge.limit(route_class, address, _account_hint(headers))
+        await next_app(scope, receive, send)
+
+
+def _account_hint(headers: dict[bytes, bytes]) -> str | None:
+    """The account a bearer token names, for per-account limits; the guard still checks everything."""
+    scheme, _, token = headers.get(b"authorization", b"").decode(errors="replace").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    try:
+        return str(read_claims(token.strip(), get_settings().security).caller.account_id)
+    except Problem:
+        return None
+
+
+class AuditMiddleware(ASGIMiddleware):
+    """Records admin and operator actions once the response status is known."""
+
+    def __init__(self, publisher: Callable[[], AuditPublisher | None]) -> None:
+        self.publisher = publisher
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await next_app(scope, receive, send_wrapper)
+        finally:
+            caller = caller_in(scope)
+            method, path = str(scope.get("method")), str(scope.get("path"))
+            publisher = self.publisher()
+            if publisher is not None and is_audited(caller, method, path):
+                assert caller is not None
+                publisher.record(caller, method, str(scope.get("path_template") or path), path, status,
+                                 scope.get("state", {}).get("request_id"))
+
+
 def _forwarded(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     assert isinstance(exc, ForwardedProblem)
     return exc.to_response(request.url.path)
@@ -55,18 +119,22 @@ def _forwarded(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
-    state: dict[str, Services] = {}
+    state: dict[str, Any] = {}
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         state["services"] = Services(settings)
+        state["audit"] = AuditPublisher(settings)
+        state["edge"] = Edge(settings.edge, state["services"].ip_allowlist)
         try:
             yield
         finally:
+            await state["audit"].close()
             await state["services"].close()
 
     def services() -> Services:
-        return state["services"]
+        services: Services = state["services"]
+        return services
 
     @get("/health", summary="The process is up", tags=["ops"])
     async def health() -> dict[str, str]:
@@ -88,7 +156,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[health, ready, metrics_handler, api],
         dependencies={"services": Provide(services, sync_to_thread=False)},
         exception_handlers={**EXCEPTION_HANDLERS, ForwardedProblem: _forwarded},
-        middleware=[RequestIdMiddleware(), RequestContextMiddleware("gateway")],
+        middleware=[RequestIdMiddleware(), RequestContextMiddleware("gateway"),
+                    EdgeMiddleware(lambda: state.get("edge")), AuditMiddleware(lambda: state.get("audit"))],
         lifespan=[lifespan],
         request_max_body_size=settings.http.max_body_bytes,
         openapi_config=OpenAPIConfig(
@@ -106,8 +175,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
 def main() -> None:
     from kagi_shared.logging import configure_logging
     from kagi_shared.service_api import serve
+    from kagi_shared.tracing import configure_tracing
 
     settings = get_settings()
     configure_logging("gateway", settings.log_level)
+    configure_tracing("gateway", settings)
     structlog.contextvars.bind_contextvars(service="gateway")
     serve(create_app(settings), settings.ports.gateway, settings)

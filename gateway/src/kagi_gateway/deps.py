@@ -2,30 +2,101 @@
 
 Every route sets ``opt={"roles": (...)}``: ``("public",)`` for anonymous routes, otherwise
 the roles allowed. A route without the declaration is refused, so none is open by accident.
+
+A token also carries the account's session version (``sv``). The guard compares it with
+lifecycle's current one (cached a few seconds per account) so a lock, a purge or a password
+change ends existing sessions: a stale token gets ``auth.session_ended``. A token restricted to
+the password change (login with an expired password) opens only routes declaring
+``opt={"password_change": True}``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
+import httpx
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from kagi_gateway.tokens import read_token
+from kagi_gateway.tokens import read_claims
 from kagi_shared.problems import Problem
-from kagi_shared.service_api import Caller
-from kagi_shared.settings import get_settings
+from kagi_shared.service_api import INTERNAL_TOKEN_HEADER, Caller
+from kagi_shared.settings import Settings, get_settings
 
 PUBLIC = ("public",)
 ANY_USER = ("owner", "viewer", "company_admin", "operator", "target_system")
+MAX_SESSION_CACHE_TTL_S = 5.0
+
+SESSION_ENDED = ("auth.session_ended", "セッションが終了しました。再度ログインしてください。")
+PASSWORD_CHANGE_REQUIRED = ("auth.password_change_required",
+                            "パスワードの有効期限が切れています。パスワードを変更してください。")
 
 
 def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The client's address as the edge resolved it (trusted proxies' X-Forwarded-For), else the peer."""
+    resolved = connection.scope.get("state", {}).get("client_ip")
+    if resolved:
+        return str(resolved)
     return connection.client.host if connection.client else None
 
 
-def role_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+class SessionVersions:
+    """Lifecycle's current session version and status per account, cached for at most 5 seconds."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[float, tuple[int, str] | None]] = {}
+        self._clients: dict[int, httpx.AsyncClient] = {}
+
+    def _client(self, settings: Settings) -> httpx.AsyncClient:
+        loop = id(asyncio.get_running_loop())
+        client = self._clients.get(loop)
+        if client is None:
+            client = httpx.AsyncClient(
+                base_url=settings.service_url("lifecycle"),
+                timeout=httpx.Timeout(settings.http.service_timeout_s, connect=1.0),
+                headers={INTERNAL_TOKEN_HEADER: settings.security.internal_token})
+            self._clients = {loop: client}  # one loop per gateway process; a new loop (tests) replaces it
+        return client
+
+    def forget(self, account_id: str) -> None:
+        self._cache.pop(account_id, None)
+
+    async def current(self, account_id: str, settings: Settings) -> tuple[int, str] | None:
+        """(session version, status), or None when lifecycle does not know the account."""
+        now = time.monotonic()
+        cached = self._cache.get(account_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            reply = await self._client(settings).get(f"/internal/accounts/{account_id}/session")
+        except httpx.HTTPError:
+            # Fail closed: a session that cannot be checked is not honoured.
+            raise Problem(503, "service.unavailable",
+                          "ただいまサービスを利用できません。しばらくしてから再度お試しください。",
+                          headers={"Retry-After": "5"}, extra={"service": "lifecycle"}) from None
+        if reply.status_code == 404:
+            value = None
+        elif reply.status_code == 200:
+            body = reply.json()
+            value = (int(body["sessionVersion"]), str(body["status"]))
+        else:
+            raise Problem(503, "service.unavailable",
+                          "ただいまサービスを利用できません。しばらくしてから再度お試しください。",
+                          headers={"Retry-After": "5"}, extra={"service": "lifecycle"})
+        if len(self._cache) > 50_000:
+            self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+        ttl = min(settings.lifecycle.session_cache_ttl_s, MAX_SESSION_CACHE_TTL_S)
+        self._cache[account_id] = (now + ttl, value)
+        return value
+
+
+SESSIONS = SessionVersions()
+
+
+async def role_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     roles = handler.opt.get("roles")
     if roles is None:
         raise Problem(403, "auth.route_undeclared", "この操作を行う権限がありません。")
@@ -35,9 +106,16 @@ def role_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRout
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Problem(401, "auth.required", "ログインが必要です。", headers={"WWW-Authenticate": "Bearer"})
-    caller = read_token(token.strip(), get_settings().security)
+    settings = get_settings()
+    claims = read_claims(token.strip(), settings.security)
+    caller = claims.caller
     if not any(caller.has(r) for r in roles):
         raise Problem(403, "auth.forbidden", "この操作を行う権限がありません。")
+    if claims.password_change_only and not handler.opt.get("password_change"):
+        raise Problem(403, *PASSWORD_CHANGE_REQUIRED)
+    current = await SESSIONS.current(caller.account_id, settings)
+    if current is None or current[1] != "active" or claims.session_version != current[0]:
+        raise Problem(401, *SESSION_ENDED, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
     connection.scope.setdefault("state", {})["caller"] = Caller(
         account_id=caller.account_id, login_id=caller.login_id, email=caller.email, roles=caller.roles,
         ip=client_ip(connection))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -10,8 +11,9 @@ from litestar import Response
 from kagi_shared.problems import PROBLEM_JSON, Problem
 from kagi_shared.service_api import INTERNAL_TOKEN_HEADER, Caller, caller_headers
 from kagi_shared.settings import Settings
+from kagi_shared.tracing import inject
 
-SERVICES = ("lifecycle", "invite", "permissions", "notify")
+SERVICES = ("lifecycle", "invite", "permissions", "notify", "audit")
 
 
 class ServiceReply:
@@ -32,6 +34,8 @@ class Services:
                                     limits=httpx.Limits(max_connections=100, max_keepalive_connections=20))
             for name in SERVICES
         }
+        self.allowlist_ttl = settings.edge.ip_allowlist_cache_s
+        self._allowlist: tuple[float, frozenset[str]] = (0.0, frozenset())
 
     async def close(self) -> None:
         for client in self.clients.values():
@@ -40,7 +44,7 @@ class Services:
     async def call(self, service: str, method: str, path: str, *, caller: Caller | None = None,
                    json: Any = None, params: dict[str, str] | None = None, request_id: str | None = None) -> Any:
         """Call a service and return its JSON; a service problem is raised as the same problem."""
-        headers = caller_headers(caller) if caller else {}
+        headers = inject(caller_headers(caller) if caller else {})
         if request_id:
             headers["x-request-id"] = request_id
         try:
@@ -55,6 +59,19 @@ class Services:
         if response.status_code >= 400:
             raise ForwardedProblem(response)
         return response.json() if response.content else None
+
+    async def ip_allowlist(self) -> frozenset[str]:
+        """Static global addresses companies may use from abroad (permissions), cached briefly."""
+        now = time.monotonic()
+        if now < self._allowlist[0]:
+            return self._allowlist[1]
+        try:
+            response = await self.clients["permissions"].get("/internal/ip-allowlist", timeout=2.0)
+            addresses = frozenset(response.json()["addresses"]) if response.status_code == 200 else frozenset()
+        except (httpx.HTTPError, ValueError, KeyError):
+            addresses = self._allowlist[1]  # keep the last known list while permissions is unreachable
+        self._allowlist = (now + self.allowlist_ttl, addresses)
+        return addresses
 
     async def ready(self, service: str) -> bool:
         try:

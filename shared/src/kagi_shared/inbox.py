@@ -21,6 +21,7 @@ from kagi_shared.logging import get_logger
 from kagi_shared.metrics import EVENTS_CONSUMED
 from kagi_shared.mongo import Store, Tx
 from kagi_shared.settings import Settings
+from kagi_shared.tracing import SpanKind, span
 
 log = get_logger(__name__)
 INBOX = "inbox"
@@ -58,7 +59,12 @@ class InboxConsumer:
     async def process(
         self, topic: str, key: bytes | None, value: bytes, *, partition: int = -1, offset: int = -1
     ) -> Outcome:
-        outcome = await self._process(topic, key, value, partition=partition, offset=offset)
+        parent = _traceparent(value)
+        with span(f"consume {topic}", SpanKind.CONSUMER, {"traceparent": parent} if parent else None,
+                  {"messaging.system": "kafka", "messaging.destination.name": topic,
+                   "messaging.consumer.group.name": self.name}) as current:
+            outcome = await self._process(topic, key, value, partition=partition, offset=offset)
+            current.set_attribute("kagi.outcome", outcome)
         EVENTS_CONSUMED.labels(self.name, topic, outcome).inc()
         return outcome
 
@@ -129,6 +135,15 @@ class InboxConsumer:
         return "dead"
 
 
-async def ensure_inbox_indexes(store: Store) -> None:
-    # _id is unique already; nothing else is queried. Kept as the place to add a TTL later.
-    await store.db[INBOX].estimated_document_count()
+class _TraceOnly(msgspec.Struct):
+    traceparent: str | None = None
+
+
+_trace_decoder = msgspec.json.Decoder(_TraceOnly)
+
+
+def _traceparent(value: bytes) -> str | None:
+    try:
+        return _trace_decoder.decode(value).traceparent
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None

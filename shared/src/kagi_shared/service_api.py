@@ -25,6 +25,7 @@ from kagi_shared.logging import configure_logging, get_logger
 from kagi_shared.metrics import metrics_handler, observe_http
 from kagi_shared.problems import EXCEPTION_HANDLERS, Problem
 from kagi_shared.settings import Settings, get_settings
+from kagi_shared.tracing import SpanKind, configure_tracing, mark_error, span
 
 log = get_logger(__name__)
 
@@ -95,8 +96,13 @@ class RequestContextMiddleware(ASGIMiddleware):
                 status = message["status"]
             await send(message)
 
+        traceparent = headers.get(b"traceparent", b"").decode() or None
         try:
-            await next_app(scope, receive, send_wrapper)
+            with span(f"{scope.get('method')} {scope.get('path_template') or scope.get('path')}", SpanKind.SERVER,
+                      {"traceparent": traceparent} if traceparent else None,
+                      {"http.request.method": str(scope.get("method")), "url.path": str(scope.get("path"))}) as current:
+                await next_app(scope, receive, send_wrapper)
+                mark_error(current, status)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("path_template") or "unmatched"
@@ -162,4 +168,5 @@ def serve(app: Litestar, port: int, settings: Settings) -> None:
 def run_service_api(name: str, factory: Callable[[], Litestar]) -> None:
     settings = get_settings()
     configure_logging(f"{name}-api", settings.log_level)
+    configure_tracing(f"{name}-api", settings)
     serve(factory(), getattr(settings.ports, name), settings)

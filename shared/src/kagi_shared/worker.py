@@ -22,6 +22,7 @@ from kagi_shared.logging import configure_logging, get_logger
 from kagi_shared.mongo import Store, database_name, make_client
 from kagi_shared.outbox import OutboxRelay
 from kagi_shared.settings import Settings
+from kagi_shared.tracing import configure_tracing
 
 log = get_logger(__name__)
 
@@ -100,6 +101,7 @@ class WorkerRuntime:
 
     def run(self) -> None:
         configure_logging(f"{self.service}-worker", self.settings.log_level)
+        configure_tracing(f"{self.service}-worker", self.settings)
         marker = self.ready_file()
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.unlink(missing_ok=True)

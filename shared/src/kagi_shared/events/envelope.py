@@ -14,6 +14,8 @@ from typing import Any, ClassVar, TypeVar
 
 import msgspec
 
+from kagi_shared.tracing import current_traceparent
+
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", rename="camel"):
     """Base of every event payload; subclasses set ``tag=`` to their CloudEvents type."""
@@ -35,6 +37,8 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
     datacontenttype: str = "application/json"
     correlationid: str | None = None
     schemaversion: int = 1
+    traceparent: str | None = None
+    """CloudEvents distributed-tracing extension: the W3C trace context of the code that emitted it."""
 
 
 class UnknownEventError(ValueError):
@@ -80,6 +84,7 @@ def new_envelope(
         data=msgspec.Raw(_encoder.encode(data)),
         correlationid=correlation_id,
         schemaversion=data.schema_version,
+        traceparent=current_traceparent(),
     )
 
 
