@@ -166,6 +166,25 @@ async def test_database_down_answers_503_then_recovers(settings: Settings, gatew
     await assert_one_mail_per_code(settings, users)
 
 
+async def test_broker_down_then_back(settings: Settings, gateway: httpx.AsyncClient) -> None:
+    """The embedded broker keeps topics in memory: a restart loses them. The drill lets in-flight events settle
+    first, stops the broker, keeps committing during the outage, then restarts it (re-creating the topics):
+    the outbox publishes everything committed while the broker was away, exactly once. With a real Kafka
+    cluster acknowledged events are replicated and survive, so nothing needs to settle first."""
+    users = await owners(settings, gateway)
+    await step_up_load(gateway, users, 1)
+    await assert_one_mail_per_code(settings, users)
+    infra = Infra(settings)
+    infra.manager.signal("broker", signal.SIGKILL)
+    try:
+        statuses = await step_up_load(gateway, users, 2)  # state commits; events wait in the outbox
+        assert statuses == Counter({201: USERS * 2})
+        await asyncio.sleep(OUTAGE_S)
+    finally:
+        await asyncio.to_thread(infra.up, [spec(settings, "broker")])
+    await assert_one_mail_per_code(settings, users, timeout_s=120)
+
+
 async def test_redelivered_requests_never_mail_twice(settings: Settings, gateway: httpx.AsyncClient) -> None:
     """Duplicate and reorder deliveries on purpose: re-publish the tail of notify.requests, reversed."""
     from kagi_shared.kafka import make_producer, read_topic

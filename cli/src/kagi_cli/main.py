@@ -15,15 +15,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 
+from kagi_cli import audit, catalogue, invite, lifecycle, notify, permissions
 from kagi_cli.mailbox import mailbox, read_mail
 from kagi_local.infra import Infra, service_specs
 from kagi_local.processes import ProcessError, ProcessSpec
 from kagi_shared.settings import Settings, SettingsError, get_settings
 
 DEMO_ACCOUNTS = (
-    ("owner@kagi.example.jp", "Owner-pass-2026", ["owner"], "account owner (MyPage)"),
-    ("admin@partner.example.jp", "Admin-pass-2026", ["company_admin"], "company admin (システム窓口責任者)"),
-    ("operator@kagi.example.jp", "Operator-pass-2026", ["operator"], "operator (託送受付センター)"),
+    ("owner@kagi.example.jp", "Portal#2026-demo", ["owner"], "account owner (MyPage)"),
+    ("admin@partner.example.jp", "Partner#2026-demo", ["company_admin"], "company admin (システム窓口責任者)"),
+    ("operator@kagi.example.jp", "Center#2026-demo", ["operator"], "operator (託送受付センター)"),
 )
 
 
@@ -33,7 +34,7 @@ class CliError(Exception):
 
 # Service-specific command groups: each module has `register(subparsers)` adding one group whose
 # handlers take (args, settings) and return an exit code. A new group is one import and one entry here.
-COMMAND_MODULES: list[ModuleType] = []
+COMMAND_MODULES: list[ModuleType] = [catalogue, notify, audit, lifecycle, permissions, invite]
 
 
 # -- infra -------------------------------------------------------------------------------------
@@ -71,6 +72,8 @@ async def seed_demo(settings: Settings) -> list[tuple[str, str, str, str]]:
             rows.append((label, login_id, password, state))
     finally:
         await lifecycle.close()
+    contracts = await invite.seed_contracts(settings)
+    rows.append(("sample contracts (contracts.upserted)", invite.DEMO_OWNER, f"{contracts} contracts", "published"))
     return rows
 
 
@@ -125,12 +128,17 @@ def system_specs(settings: Settings) -> list[ProcessSpec]:
     return specs
 
 
+def demo_specs(settings: Settings) -> list[ProcessSpec]:
+    """Only for `kagi up`/`make run`: a stand-in for the target systems that acknowledges grants."""
+    return [ProcessSpec("target-simulator", [sys.executable, "-m", "kagi_permissions.devtools.target_simulator"])]
+
+
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     infra = Infra(settings)
     print("starting the embedded infrastructure …", flush=True)
     infra.up()
     print("starting services and gateway …", flush=True)
-    infra.up(system_specs(settings))
+    infra.up(system_specs(settings) + demo_specs(settings))
     for label, login_id, password, state in asyncio.run(seed_demo(settings)):
         print(f"  demo {label:<38} {login_id:<28} password {password}  ({state})")
     gw = f"http://127.0.0.1:{settings.ports.gateway}"
@@ -142,14 +150,14 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
     infra = Infra(settings)
-    stopped = infra.down(system_specs(settings)) + infra.down()
+    stopped = infra.down(demo_specs(settings)) + infra.down(system_specs(settings)) + infra.down()
     print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
     return 0
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     infra = Infra(settings)
-    for status in infra.status() + infra.status(system_specs(settings)):
+    for status in infra.status() + infra.status(system_specs(settings) + demo_specs(settings)):
         print(status.line())
     return 0
 
