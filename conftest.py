@@ -18,7 +18,7 @@ import pytest
 
 from kagi_shared.settings import Settings, get_settings
 
-_PORT_NAMES = ("kafka", "mongo", "smtp", "gateway", "lifecycle", "invite", "permissions", "notify")
+_PORT_NAMES = ("kafka", "mongo", "smtp", "gateway", "lifecycle", "invite", "permissions", "notify", "audit")
 
 
 def _free_ports(count: int) -> list[int]:
@@ -37,7 +37,7 @@ def _free_ports(count: int) -> list[int]:
 def test_env() -> Iterator[dict[str, str]]:
     """Environment of the test run: free ports, a temporary var dir, fast test settings."""
     var_dir = Path(tempfile.mkdtemp(prefix="kagi-test-"))
-    env = {f"KAGI_PORTS_{name.upper()}": str(port) for name, port in zip(_PORT_NAMES, _free_ports(8), strict=True)}
+    env = {f"KAGI_PORTS_{name.upper()}": str(port) for name, port in zip(_PORT_NAMES, _free_ports(len(_PORT_NAMES)), strict=True)}
     env.update({
         "KAGI_ENV": "test",
         "KAGI_VAR_DIR": str(var_dir),
@@ -48,6 +48,10 @@ def test_env() -> Iterator[dict[str, str]]:
         "KAGI_NOTIFY_RETRY_BASE_S": "0.5",
         "KAGI_OUTBOX_LEASE_TTL_S": "2",
         "KAGI_PORTS_WORKER_METRICS_BASE": "0",
+        # Every e2e request comes from 127.0.0.1: per-address limits are tested with their own addresses.
+        "KAGI_EDGE_RATE_LOGIN_PER_IP": "100000",
+        "KAGI_EDGE_RATE_GUESS_PER_IP": "100000",
+        "KAGI_EDGE_RATE_DEFAULT_PER_IP": "100000",
     })
     for var in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI", "SMTP_URL"):
         if var in os.environ:  # a developer's shell pointing elsewhere must not leak into the tests

@@ -23,7 +23,7 @@ from kagi_shared.topics import CATALOGUE, Topic
 REPO = Path(__file__).resolve().parents[3]
 ASYNCAPI_PATH = REPO / "deploy" / "asyncapi.json"
 STRIMZI_DIR = REPO / "deploy" / "k8s" / "base" / "kafka"
-SERVICES = ("lifecycle", "invite", "permissions", "notify", "gateway")
+SERVICES = ("lifecycle", "invite", "permissions", "notify", "audit", "gateway")
 CLUSTER = "kagi"
 
 

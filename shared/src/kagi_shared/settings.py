@@ -11,8 +11,9 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -40,6 +41,9 @@ class Ports(msgspec.Struct, frozen=True, kw_only=True):
     invite: int = 8102
     permissions: int = 8103
     notify: int = 8104
+    audit: int = 8105
+    worker_metrics_base: int = 9100
+    """Workers serve /metrics on this + 1 (lifecycle), 2 (invite), 3 (permissions), 4 (notify); 0 turns it off."""
 
 
 class KafkaSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -50,6 +54,11 @@ class KafkaSettings(msgspec.Struct, frozen=True, kw_only=True):
     default_partitions: int = 4
     fetch_max_wait_ms: int = 25
     """How long a fetch may wait for data. The embedded broker always waits this long, so keep it short there."""
+    security_protocol: Literal["PLAINTEXT", "SSL"] = "PLAINTEXT"
+    """SSL with the files below for Strimzi's TLS listener and KafkaUser certificates."""
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
     rebalance_timeout_s: float = 5.0
     session_timeout_s: float = 6.0
 
@@ -87,6 +96,14 @@ class NotifySettings(msgspec.Struct, frozen=True, kw_only=True):
     retry_base_s: float = 2.0
     dispatch_poll_s: float = 1.0
     smtp_timeout_s: float = 10.0
+    sms_sender: Literal["file"] = "file"
+    """Where SMS go: ``file`` writes each as a JSON file under ``sms_dir`` (a real SMS gateway plugs in here)."""
+    sms_dir: str = ""
+    """Unset: ``<var_dir>/sms``."""
+    admin_link_ttl_days: int = 7
+    """How long an admin contact's confirmation link is valid (seed 7-3: 7 days)."""
+    dispatch_concurrency: int = 8
+    """Deliveries sent at the same time by one dispatcher (each is claimed first, so never twice)."""
 
 
 class SecuritySettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -105,15 +122,119 @@ class SecuritySettings(msgspec.Struct, frozen=True, kw_only=True):
     step_up_valid_s: int = 900
 
 
+class InviteSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Invitation keys, confirmation links and their abuse limits (SPEC §2)."""
+
+    key_ttl_s: int = 3600
+    key_max_attempts: int = 5
+    """Failed redemptions of one key (wrong login on redemption) before it is voided."""
+    link_ttl_s: int = 86400
+    link_max_wrong_keys: int = 5
+    """Wrong keys entered through one confirmation link before the link is voided."""
+    reservation_ttl_s: int = 120
+    """How long a redemption in progress holds a key; an abandoned one frees it again."""
+    viewer_key_ttl_s: int = 86400
+    rate_window_s: int = 600
+    request_per_ip: int = 20
+    request_per_email: int = 5
+    redeem_per_ip: int = 30
+    redeem_per_email: int = 10
+    claim_per_account: int = 10
+    """Contract-claim attempts per account in the rate window (each wrong proof counts)."""
+    claim_recommended_max: int = 20
+    """Above this many linked customer numbers the answer carries a warning (the FAQ recommends ~20)."""
+    sms_code_ttl_s: int = 600
+    """SMS verification code of the water registration: valid 10 minutes, re-issue replaces it."""
+    sms_max_attempts: int = 5
+
+
+class LifecycleSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Account lifecycle (SPEC §4): inactivity ladder, password policy, resets, session checks."""
+
+    sweep_cron: str = "0 7 * * *"
+    """When the inactivity sweep runs (crontab, in ``sweep_timezone``)."""
+    sweep_timezone: str = "Asia/Tokyo"
+    warning1_days: int = 120
+    warning2_days: int = 150
+    lock_days: int = 180
+    purge_days: int = 210
+    password_profile: Literal["seed", "nist"] = "seed"  # noqa: S105 - a profile name
+    password_max_age_days: int = 185
+    """Expiry of a password under the ``seed`` profile (``nist`` has none)."""
+    reset_link_ttl_s: int = 1800
+    reset_rate_window_s: int = 3600
+    reset_per_ip: int = 20
+    reset_per_login_id: int = 5
+    session_cache_ttl_s: float = 5.0
+    """How long the gateway trusts its cached session version of an account (at most 5 s)."""
+    support_contact: str = "Kagi サポート窓口 (平日 09:00〜18:00、土日祝及び12/31〜1/3は除く)"
+    """Contact line printed in lifecycle notices."""
+
+
 class HttpSettings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     service_timeout_s: float = 5.0
     max_body_bytes: int = 64 * 1024
 
 
+class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The gateway's edge: who the client is, where from, and how often it may ask."""
+
+    trusted_proxies: str = ""
+    """Comma-separated CIDRs whose X-Forwarded-For is believed (the load balancer); empty: none."""
+    geo_enabled: bool = True
+    allowed_countries: str = "JP"
+    """Comma-separated ISO codes allowed in; private and loopback addresses are always allowed."""
+    rate_window_s: float = 60.0
+    rate_login_per_ip: int = 30
+    rate_guess_per_ip: int = 20
+    rate_guess_per_account: int = 10
+    rate_default_per_ip: int = 1200
+    rate_default_per_account: int = 600
+    ip_allowlist_cache_s: float = 60.0
+
+
+class TracingSettings(msgspec.Struct, frozen=True, kw_only=True):
+    otlp_endpoint: str | None = None
+    """OTLP/HTTP traces endpoint (``http://otel-collector:4318/v1/traces``); unset: spans are not exported."""
+
+
 class BrandSettings(msgspec.Struct, frozen=True, kw_only=True):
     name: str = "Kagi マイページ"
     portal_url: str = "http://127.0.0.1:8000"
+
+
+_ISO_DATES = r"^\s*(\d{4}-\d{2}-\d{2}\s*(,\s*\d{4}-\d{2}-\d{2}\s*)*)?,?\s*$"
+
+
+class PermissionsSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Permission provisioning: business calendar, request rules, routing SLA."""
+
+    business_calendar_closed_dates: Annotated[str, msgspec.Meta(pattern=_ISO_DATES)] = ""
+    """Extra company closure days, comma-separated ISO dates (also ``BUSINESS_CALENDAR_CLOSED_DATES``)."""
+    reserved_ids: str = ""
+    """IDs used by a sister system, comma-separated; refused case-insensitively for new users."""
+    juju_max_users: int = 5
+    """JUJU users per company unless the operator raises the company's own limit."""
+    ack_sla_s: int = 86400
+    """A grant command without an ack after this long raises a reminder."""
+    scheduler_interval_s: float = 60.0
+    """How often the worker runs due batches and looks for overdue acks."""
+
+    def __post_init__(self) -> None:
+        for part in self.business_calendar_closed_dates.split(","):
+            if part.strip():
+                try:
+                    date.fromisoformat(part.strip())
+                except ValueError:
+                    raise ValueError(f"BUSINESS_CALENDAR_CLOSED_DATES: {part.strip()!r} is not a date") from None
+
+    def closed_dates(self) -> frozenset[date]:
+        return frozenset(date.fromisoformat(p.strip()) for p in self.business_calendar_closed_dates.split(",")
+                         if p.strip())
+
+    def reserved_id_set(self) -> frozenset[str]:
+        return frozenset(p.strip().lower() for p in self.reserved_ids.split(",") if p.strip())
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -129,7 +250,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     notify: NotifySettings = NotifySettings()
     security: SecuritySettings = SecuritySettings()
     http: HttpSettings = HttpSettings()
+    edge: EdgeSettings = EdgeSettings()
+    tracing: TracingSettings = TracingSettings()
     brand: BrandSettings = BrandSettings()
+    permissions: PermissionsSettings = PermissionsSettings()
+    invite: InviteSettings = InviteSettings()
+    lifecycle: LifecycleSettings = LifecycleSettings()
 
     @property
     def var_path(self) -> Path:
@@ -157,6 +283,7 @@ _ALIASES = {
     "KAFKA_BOOTSTRAP_SERVERS": ("kafka", "bootstrap_servers"),
     "MONGODB_URI": ("mongo", "uri"),
     "SMTP_URL": ("smtp", "url"),
+    "BUSINESS_CALENDAR_CLOSED_DATES": ("permissions", "business_calendar_closed_dates"),
 }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
-from kagi_shared.events import invite, lifecycle, notify, permissions
+from kagi_shared.events import audit, invite, lifecycle, notify, permissions
 from kagi_shared.events.envelope import Event, event_type
 
 
@@ -37,7 +37,19 @@ INVITE_EVENTS = Topic(
     key="owner account id",
     producer="invite",
     consumers=("notify",),
-    event_types=(invite.StepUpCodeIssued, invite.StepUpVerified, invite.StepUpFailed),
+    event_types=(invite.StepUpCodeIssued, invite.StepUpVerified, invite.StepUpFailed, invite.KeyIssued,
+                 invite.KeyRevoked, invite.KeyVoided, invite.KeyRedeemed, invite.InvitationRequested,
+                 invite.CoUserRemoved, invite.RepresentativeChanged, invite.ViewerKeyIssued,
+                 invite.ViewerAdded, invite.ViewerRemoved, invite.ContractLinked, invite.ContractUnlinked,
+                 invite.Withdrawn),
+)
+CONTRACTS_UPSERTED = Topic(
+    name="contracts.upserted",
+    key="supply-point number (electricity) or customer number (water)",
+    producer="utility billing systems",
+    consumers=("invite",),
+    event_types=(invite.ContractUpserted, invite.WaterContractUpserted),
+    retention_days=30,
 )
 LIFECYCLE_EVENTS = Topic(
     name="lifecycle.events",
@@ -49,6 +61,10 @@ LIFECYCLE_EVENTS = Topic(
         lifecycle.LoggedIn,
         lifecycle.LoginFailed,
         lifecycle.AccountLocked,
+        lifecycle.AccountUnlocked,
+        lifecycle.PasswordChanged,
+        lifecycle.AccountWarned,
+        lifecycle.AccountPurged,
     ),
 )
 PERMISSIONS_EVENTS = Topic(
@@ -56,7 +72,10 @@ PERMISSIONS_EVENTS = Topic(
     key="request id",
     producer="permissions",
     consumers=("notify",),
-    event_types=(permissions.CompanyRegistered,),
+    event_types=(permissions.CompanyRegistered, permissions.CompanyChanged, permissions.CompanyTerminated,
+                 permissions.RequestSubmitted, permissions.RequestAccepted, permissions.RequestCancelled,
+                 permissions.SystemCompleted, permissions.DeliveryFailed, permissions.AckOverdueFlagged,
+                 permissions.RequestCompleted),
 )
 NOTIFY_REQUESTS = Topic(
     name="notify.requests",
@@ -71,27 +90,39 @@ NOTIFY_DELIVERIES = Topic(
     key="delivery id",
     producer="notify",
     consumers=(),
-    event_types=(notify.NotificationDelivered, notify.NotificationFailed),
+    event_types=(notify.NotificationDelivered, notify.NotificationFailed, notify.NotificationSkipped),
 )
 AUTH_LOGINS = Topic(
-    name="auth.logins", key="account id", producer="external identity providers", consumers=("lifecycle",)
+    name="auth.logins", key="login id", producer="external identity providers", consumers=("lifecycle",),
+    event_types=(lifecycle.ExternalLoginReported,),
 )
 PERMISSIONS_ACKS = Topic(
-    name="permissions.acks", key="request id", producer="target systems", consumers=("permissions",)
+    name="permissions.acks", key="request id", producer="target systems", consumers=("permissions",),
+    event_types=(permissions.GrantAcknowledged,),
 )
-AUDIT_EVENTS = Topic(name="audit.events", key="actor id", producer="gateway", consumers=(), retention_days=365)
+AUDIT_EVENTS = Topic(
+    name="audit.events",
+    key="actor id",
+    producer="gateway",
+    consumers=("audit",),
+    event_types=(audit.AuditRecorded,),
+    partitions=1,  # one partition: the ledger appends in one total order
+    retention_days=365,
+)
 GRANT_TOPICS = tuple(
     Topic(
         name=f"permissions.grants.{system}",
         key="user id",
         producer="permissions",
         consumers=(f"target system {system.upper()}",),
+        event_types=(permissions.GrantCommanded,),
     )
     for system in TARGET_SYSTEMS
 )
 
 CATALOGUE: tuple[Topic, ...] = (
     INVITE_EVENTS,
+    CONTRACTS_UPSERTED,
     LIFECYCLE_EVENTS,
     PERMISSIONS_EVENTS,
     NOTIFY_REQUESTS,

@@ -10,7 +10,8 @@ from litestar import Controller, Request, get, post
 from kagi_gateway.deps import ANY_USER, PUBLIC, current_caller, request_id
 from kagi_gateway.schemas import LoginIn, MeOut, TokenOut
 from kagi_gateway.services import Services
-from kagi_gateway.tokens import issue_token
+from kagi_gateway.tokens import PASSWORD_CHANGE_SCOPE, issue_token
+from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import get_settings
 
@@ -21,14 +22,23 @@ class AuthController(Controller):
     path = "/api/v1"
     tags = ("auth",)
 
-    @post("/auth/login", opt={"roles": PUBLIC}, status_code=200, summary="Log in with ID and password")
+    @post("/auth/login", opt={"roles": PUBLIC, "rate": "login"}, status_code=200, summary="Log in with ID and password")
     async def login(self, data: LoginIn, services: Services, request: Request[Any, Any, Any]) -> TokenOut:
         account = await services.call("lifecycle", "POST", "/internal/login",
                                       json={"loginId": data.login_id, "password": data.password},
                                       request_id=request_id(request))
         caller = Caller(account_id=account["accountId"], login_id=account["loginId"], email=account["email"],
                         roles=tuple(account["roles"]))
-        token, expires = issue_token(caller, get_settings().security)
+        session_version = int(account.get("sessionVersion", 0))
+        if account.get("passwordChangeRequired"):
+            # Expired password (SPEC §4): a token that opens only the password change endpoint.
+            token, expires = issue_token(caller, get_settings().security, session_version=session_version,
+                                         scope=PASSWORD_CHANGE_SCOPE)
+            raise Problem(403, "auth.password_change_required",
+                          "パスワードの有効期限が切れています。パスワードを変更してください。",
+                          extra={"accessToken": token, "tokenType": BEARER, "expiresAt": expires.isoformat(),
+                                 "changePasswordUrl": "/api/v1/me/password"})
+        token, expires = issue_token(caller, get_settings().security, session_version=session_version)
         return TokenOut(access_token=token, token_type=BEARER, expires_at=expires, roles=list(caller.roles))
 
     @get("/me", opt={"roles": ANY_USER}, summary="The caller's account")

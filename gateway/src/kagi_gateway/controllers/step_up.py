@@ -24,7 +24,7 @@ class StepUpController(Controller):
                                     request_id=request_id(request))
         return msgspec.convert(reply, StepUpIssuedOut)
 
-    @post("/verify", opt={"roles": OWNER}, status_code=200, summary="Verify the one-time code")
+    @post("/verify", opt={"roles": OWNER, "rate": "guess"}, status_code=200, summary="Verify the one-time code")
     async def verify(self, data: StepUpVerifyIn, services: Services,
                      request: Request[Any, Any, Any]) -> StepUpStateOut:
         reply = await services.call("invite", "POST", "/internal/step-up/verify", caller=current_caller(request),

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kagi_invite.adapters.claims import ClaimRepository
+from kagi_invite.adapters.invitations import InvitationRepository
+from kagi_invite.adapters.locations import LocationRepository
 from kagi_invite.adapters.repository import StepUpRepository
+from kagi_invite.service.claims import ClaimService
+from kagi_invite.service.invitations import InvitationService
+from kagi_invite.service.locations import LocationService
 from kagi_invite.service.step_up import StepUpService
 from kagi_shared.mongo import Store, database_name, make_client
 from kagi_shared.settings import Settings
@@ -17,9 +23,18 @@ class Invite:
     store: Store
     step_ups: StepUpRepository
     step_up: StepUpService
+    invitations_repo: InvitationRepository
+    invitations: InvitationService
+    locations_repo: LocationRepository
+    locations: LocationService
+    claims_repo: ClaimRepository
+    claims: ClaimService
 
     async def start(self) -> None:
         await self.step_ups.ensure_indexes()
+        await self.invitations_repo.ensure_indexes()
+        await self.locations_repo.ensure_indexes()
+        await self.claims_repo.ensure_indexes()
         await self.store.ensure_outbox_indexes()
 
     async def close(self) -> None:
@@ -29,4 +44,10 @@ class Invite:
 def bootstrap(settings: Settings, store: Store | None = None) -> Invite:
     store = store or Store(make_client(settings), database_name(settings, NAME))
     repo = StepUpRepository(store)
-    return Invite(store, repo, StepUpService(store, repo, settings))
+    invitations_repo = InvitationRepository(store)
+    invitations = InvitationService(store, invitations_repo, repo, settings)
+    locations_repo = LocationRepository(store)
+    claims_repo = ClaimRepository(store)
+    return Invite(store, repo, StepUpService(store, repo, settings), invitations_repo, invitations, locations_repo,
+                  LocationService(store, locations_repo, invitations, settings), claims_repo,
+                  ClaimService(store, claims_repo, invitations, invitations_repo, locations_repo, settings))

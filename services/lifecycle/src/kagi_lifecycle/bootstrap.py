@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kagi_lifecycle.adapters.passwords import Passwords
+from kagi_lifecycle.adapters.rate_limit import RateLimiter
 from kagi_lifecycle.adapters.repository import AccountRepository
-from kagi_lifecycle.service.handlers import LifecycleService
+from kagi_lifecycle.service.credentials import CredentialService
+from kagi_lifecycle.service.handlers import Clock, LifecycleService, _now
+from kagi_lifecycle.service.sweep import SweepService
+from kagi_lifecycle.service.unlock import UnlockService
 from kagi_shared.mongo import Store, database_name, make_client
 from kagi_shared.settings import Settings
 
@@ -18,16 +22,27 @@ class Lifecycle:
     store: Store
     accounts: AccountRepository
     service: LifecycleService
+    sweeps: SweepService
+    credentials: CredentialService
+    unlocks: UnlockService
+    limiter: RateLimiter
 
     async def start(self) -> None:
         await self.accounts.ensure_indexes()
+        await self.credentials.ensure_indexes()
+        await self.unlocks.ensure_indexes()
+        await self.limiter.ensure_indexes()
         await self.store.ensure_outbox_indexes()
+        await self.sweeps.backfill()
 
     async def close(self) -> None:
         await self.store.client.close()
 
 
-def bootstrap(settings: Settings, store: Store | None = None) -> Lifecycle:
+def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = _now) -> Lifecycle:
     store = store or Store(make_client(settings), database_name(settings, NAME))
     accounts = AccountRepository(store)
-    return Lifecycle(store, accounts, LifecycleService(store, accounts, Passwords(settings.security), settings))
+    limiter = RateLimiter(store)
+    service = LifecycleService(store, accounts, Passwords(settings.security), settings, clock)
+    return Lifecycle(store, accounts, service, SweepService(service, accounts), CredentialService(service, limiter),
+                     UnlockService(service, limiter), limiter)

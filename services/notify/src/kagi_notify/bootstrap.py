@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
+from kagi_notify.adapters.channels import Channel, MailChannel, SmsChannel
 from kagi_notify.adapters.mailer import SmtpMailer, SmtpTarget
-from kagi_notify.adapters.repository import DeliveryRepository
+from kagi_notify.adapters.repository import AdminContactRepository, DeliveryRepository, PreferenceRepository
+from kagi_notify.adapters.sms import FileSmsSender, SmsSender
 from kagi_notify.domain.templates import Catalogue
+from kagi_notify.service.admin_contacts import AdminContactService
 from kagi_notify.service.deliveries import NotifyService
-from kagi_shared.inbox import DeadLetterSink
+from kagi_notify.service.preferences import PreferenceService
+from kagi_shared.events import lifecycle as lev
+from kagi_shared.events import notify as ev
+from kagi_shared.inbox import DeadLetterSink, Handler, InboxConsumer
 from kagi_shared.mongo import Store, database_name, make_client
 from kagi_shared.settings import Settings
+from kagi_shared.topics import CATALOGUE, LIFECYCLE_EVENTS, NOTIFY_REQUESTS
 
 NAME = "notify"
 
@@ -20,9 +29,13 @@ class Notify:
     store: Store
     deliveries: DeliveryRepository
     service: NotifyService
+    preferences: PreferenceService
+    admin_contacts: AdminContactService
 
     async def start(self) -> None:
         await self.deliveries.ensure_indexes()
+        await self.preferences.repo.ensure_indexes()
+        await self.admin_contacts.contacts.ensure_indexes()
         await self.store.ensure_outbox_indexes()
 
     async def close(self) -> None:
@@ -33,9 +46,38 @@ def load_catalogue(settings: Settings) -> Catalogue:
     return Catalogue.load(settings.brand.name, settings.brand.portal_url)
 
 
-def bootstrap(settings: Settings, store: Store | None = None, dead_letter: DeadLetterSink | None = None) -> Notify:
+def sms_directory(settings: Settings) -> Path:
+    return Path(settings.notify.sms_dir) if settings.notify.sms_dir else settings.var_path / "sms"
+
+
+def sms_sender(settings: Settings) -> SmsSender:
+    # One kind today; a real SMS gateway is another branch on settings.notify.sms_sender.
+    return FileSmsSender(sms_directory(settings))
+
+
+def bootstrap(settings: Settings, store: Store | None = None, dead_letter: DeadLetterSink | None = None,
+              channels: Mapping[str, Channel] | None = None) -> Notify:
     store = store or Store(make_client(settings), database_name(settings, NAME))
     repo = DeliveryRepository(store)
-    mailer = SmtpMailer(SmtpTarget.parse(settings.smtp_url), settings.notify.smtp_timeout_s)
-    service = NotifyService(store, repo, load_catalogue(settings), mailer, settings, dead_letter)
-    return Notify(store, repo, service)
+    preferences = PreferenceRepository(store)
+    if channels is None:
+        mailer = SmtpMailer(SmtpTarget.parse(settings.smtp_url), settings.notify.smtp_timeout_s)
+        channels = {"mail": MailChannel(mailer, settings), "sms": SmsChannel(sms_sender(settings), settings)}
+    service = NotifyService(store, repo, load_catalogue(settings), channels, settings, dead_letter, preferences)
+    contacts = AdminContactService(store, AdminContactRepository(store), service, settings)
+    return Notify(store, repo, service, PreferenceService(preferences), contacts)
+
+
+def consumers(notify: Notify, dead_letter: DeadLetterSink, settings: Settings) -> dict[str, InboxConsumer]:
+    """Every topic notify reads (the catalogue names notify among its consumers), each with its handlers.
+
+    Event types notify has no use for are skipped; types nobody registered (an unknown or newer
+    version) go to the topic's DLT, counted — the partition moves on.
+    """
+    handlers: dict[str, Mapping[type, Handler]] = {
+        NOTIFY_REQUESTS.name: {ev.NotificationRequested: notify.service.on_request},
+        LIFECYCLE_EVENTS.name: {lev.AccountCreated: notify.service.on_account_created,
+                                lev.AccountPurged: notify.service.on_account_purged},
+    }
+    return {topic.name: InboxConsumer(NAME, notify.store, handlers.get(topic.name, {}), dead_letter, settings)
+            for topic in CATALOGUE if NAME in topic.consumers}

@@ -10,7 +10,26 @@ from kagi_notify.domain.deliveries import address_problem, next_attempt
 from kagi_notify.domain.templates import TEMPLATE_DIR, Catalogue, TemplateError
 
 # Subjects of the seeds' notices, with the brand set to "Kagi". Every template must be listed here.
-EXPECTED_SUBJECTS = {"step_up_code": "【Kagi】認証コード発行のお知らせ"}
+EXPECTED_SUBJECTS = {"step_up_code": "【Kagi】認証コード発行のお知らせ",
+                     "request_status_changed": "【Kagi】システム利用権限申請の処理状況のお知らせ",
+                     "user_registration_guide": "[Kagi] 認証情報登録手順のご案内",
+                     "user_one_time_password": "[Kagi] 認証情報登録用ワンタイムパスワード",
+                     "purged_id_revoke_needed": "【Kagi】長期未使用IDの自動抹消に伴う抹消申請のお願い",
+                     "inactivity_warning_1": "[Kagi] 長期未使用 ID 通知メール (警告 1)",
+                     "inactivity_warning_2": "[Kagi] 長期未使用 ID 通知メール (警告 2)",
+                     "inactivity_lock": "[Kagi] 長期未使用 ID 通知メール (アカウントロック)",
+                     "inactivity_purge": "[Kagi] 長期未使用 ID 通知メール (アカウント削除)",
+                     "failed_login_lock": "[Kagi] アカウントロックのお知らせ",
+                     "password_reset": "[Kagi] パスワード再設定のご案内",
+                     "unlock_result": "[Kagi] ロック解除申請の結果のお知らせ",
+                     "general_notice": "【Kagi】マイページからのお知らせ",
+                     "admin_contact_confirm": "【Kagi 託送情報共有サイト】メールアドレスのご登録依頼",
+                     "info_site_update": "【Kagi 託送情報共有サイト】掲載情報更新のお知らせ",
+                     "invitation_confirm": "【Kagi】利用者追加のメールアドレス確認のお知らせ",
+                     "co_user_added": "【Kagi】利用者追加完了のお知らせ",
+                     "co_user_removed": "【Kagi】利用者削除のお知らせ",
+                     "viewer_added": "【Kagi】閲覧者追加のお知らせ",
+                     "viewer_removed": "【Kagi】閲覧者削除のお知らせ"}
 ALL = sorted(p.stem for p in TEMPLATE_DIR.glob("*/*.txt"))
 
 

@@ -3,18 +3,39 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from kagi_shared.mongo import Store, database_name, make_client
+from kagi_permissions.adapters.repository import Repository
+from kagi_permissions.domain.calendar import BusinessCalendar
+from kagi_permissions.service.companies import CompanyService
+from kagi_permissions.service.requests import RequestService
+from kagi_permissions.service.review import ReviewService
+from kagi_shared.events import lifecycle as lev
+from kagi_shared.events import permissions as pev
+from kagi_shared.events.envelope import Envelope
+from kagi_shared.inbox import DeadLetterSink, InboxConsumer
+from kagi_shared.mongo import Store, Tx, database_name, make_client
 from kagi_shared.settings import Settings
+from kagi_shared.topics import LIFECYCLE_EVENTS, PERMISSIONS_ACKS
 
 NAME = "permissions"
+
+
+def calendar_from(settings: Settings) -> BusinessCalendar:
+    return BusinessCalendar(settings.permissions.closed_dates())
 
 
 @dataclass
 class Permissions:
     store: Store
+    repo: Repository
+    calendar: BusinessCalendar
+    requests: RequestService
+    companies: CompanyService
+    reviews: ReviewService
 
     async def start(self) -> None:
+        await self.repo.ensure_indexes()
         await self.store.ensure_outbox_indexes()
 
     async def close(self) -> None:
@@ -22,4 +43,32 @@ class Permissions:
 
 
 def bootstrap(settings: Settings, store: Store | None = None) -> Permissions:
-    return Permissions(store or Store(make_client(settings), database_name(settings, NAME)))
+    store = store or Store(make_client(settings), database_name(settings, NAME))
+    repo = Repository(store)
+    calendar = calendar_from(settings)
+    requests = RequestService(store, repo, settings, calendar)
+    return Permissions(store, repo, calendar, requests, CompanyService(store, repo, requests),
+                       ReviewService(store, repo, requests))
+
+
+def consumers(permissions: Permissions, dead_letter: DeadLetterSink, settings: Settings) -> dict[str, InboxConsumer]:
+    """The worker's consumers by topic: target-system acks, and lifecycle's logins and purges."""
+    async def on_ack(envelope: Envelope, event: Any, tx: Tx) -> None:
+        await permissions.requests.handle_ack(envelope.id, event, tx)
+
+    async def on_account_created(envelope: Envelope, event: Any, tx: Tx) -> None:
+        await permissions.repo.remember_account(tx, event.account_id, event.login_id)
+
+    async def on_logged_in(envelope: Envelope, event: Any, tx: Tx) -> None:
+        await permissions.repo.record_login(tx, event.account_id, event.at)
+
+    async def on_purged(envelope: Envelope, event: Any, tx: Tx) -> None:
+        await permissions.requests.purged(tx, event.login_id, event.at)
+
+    return {
+        PERMISSIONS_ACKS.name: InboxConsumer("permissions-acks", permissions.store,
+                                             {pev.GrantAcknowledged: on_ack}, dead_letter, settings),
+        LIFECYCLE_EVENTS.name: InboxConsumer("permissions-lifecycle", permissions.store, {
+            lev.AccountCreated: on_account_created, lev.LoggedIn: on_logged_in, lev.AccountPurged: on_purged,
+        }, dead_letter, settings),
+    }

@@ -1,6 +1,6 @@
 """Event Structs of every service; importing this package registers them all."""
 
-from kagi_shared.events import invite, lifecycle, notify, permissions
+from kagi_shared.events import audit, invite, lifecycle, notify, permissions
 from kagi_shared.events.envelope import (
     Envelope,
     Event,
@@ -18,6 +18,7 @@ __all__ = [
     "Envelope",
     "Event",
     "UnknownEventError",
+    "audit",
     "decode",
     "decode_data",
     "decode_envelope",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from kagi_shared.events.envelope import Event, register
@@ -37,4 +37,49 @@ class AccountLocked(Event, frozen=True, tag="kagi.lifecycle.account_locked"):
     at: datetime
 
 
-register(AccountCreated, LoggedIn, LoginFailed, AccountLocked)
+LadderStage = Literal["warning1", "warning2", "lock", "purge"]
+
+
+class AccountUnlocked(Event, frozen=True, tag="kagi.lifecycle.account_unlocked"):
+    account_id: str
+    at: datetime
+    by: str
+    """The operator's account id."""
+
+
+class PasswordChanged(Event, frozen=True, tag="kagi.lifecycle.password_changed"):
+    account_id: str
+    at: datetime
+    via: Literal["change", "reset"] = "change"
+
+
+class AccountWarned(Event, frozen=True, tag="kagi.lifecycle.account_warned"):
+    """An inactivity warning went out (stage ``warning1`` or ``warning2``)."""
+
+    account_id: str
+    stage: LadderStage
+    at: datetime
+    lock_on: date
+    """The Japan date on which the account will be locked if nobody logs in."""
+
+
+class AccountPurged(Event, frozen=True, tag="kagi.lifecycle.account_purged"):
+    """An inactive ID was deleted; permissions prompts the company admin to file a revoke request."""
+
+    account_id: str
+    login_id: str
+    email: str
+    at: datetime
+    reason: Literal["inactivity"] = "inactivity"
+
+
+class ExternalLoginReported(Event, frozen=True, tag="kagi.lifecycle.external_login_reported"):
+    """An external identity provider reports a login (topic ``auth.logins``); it updates last login."""
+
+    login_id: str
+    at: datetime
+    provider: str
+
+
+register(AccountCreated, LoggedIn, LoginFailed, AccountLocked, AccountUnlocked, PasswordChanged, AccountWarned,
+         AccountPurged, ExternalLoginReported)

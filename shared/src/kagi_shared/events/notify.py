@@ -13,6 +13,7 @@ from kagi_shared.events.envelope import Event, register
 
 Channel = Literal["mail", "sms"]
 Category = Literal["security", "lifecycle", "invitation", "usage", "general", "admin"]
+"""``general`` (全体通知, disaster notices included) is the only category a user can switch off."""
 
 
 class NotificationRequested(Event, frozen=True, tag="kagi.notify.notification_requested"):
@@ -41,4 +42,14 @@ class NotificationFailed(Event, frozen=True, tag="kagi.notify.notification_faile
     reason: str
 
 
-register(NotificationRequested, NotificationDelivered, NotificationFailed)
+class NotificationSkipped(Event, frozen=True, tag="kagi.notify.notification_skipped"):
+    """Recorded but never sent: the recipient switched off this category (全体通知)."""
+
+    delivery_id: str
+    template: str
+    channel: Channel
+    recipient: str
+    reason: str
+
+
+register(NotificationRequested, NotificationDelivered, NotificationFailed, NotificationSkipped)

@@ -1,4 +1,4 @@
-"""Invite's internal API: the step-up check (more of SPEC §2 arrives with the invite issue)."""
+"""Invite's internal API: the step-up check, invitation keys, redemption and the user list (SPEC §2)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ import msgspec
 from litestar import Litestar, Request, get, post
 
 from kagi_invite.bootstrap import NAME, Invite, bootstrap
+from kagi_invite.entrypoints.claims import claim_handlers
+from kagi_invite.entrypoints.invitations import invitation_handlers
+from kagi_invite.entrypoints.locations import location_handlers
 from kagi_shared.service_api import caller_of, create_service_app, internal_guard, require_role, run_service_api
 from kagi_shared.settings import get_settings
 
@@ -76,7 +79,9 @@ def create_app(invite: Invite | None = None) -> Litestar:
     async def ready() -> None:
         await state["app"].store.ping()
 
-    return create_service_app(NAME, [issue, verify, status], ready=ready, lifespan=[lifespan])
+    handlers = [issue, verify, status, *invitation_handlers(lambda: state["app"]),
+                *location_handlers(lambda: state["app"]), *claim_handlers(lambda: state["app"])]
+    return create_service_app(NAME, handlers, ready=ready, lifespan=[lifespan])
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -31,6 +32,8 @@ class AccountRepository:
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_index([("login_id", ASCENDING)], unique=True)
+        # The sweep asks only for due accounts: next_stage_at <= the sweep's moment.
+        await self.collection.create_index([("next_stage_at", ASCENDING)])
 
     async def add(self, tx: Tx, account: Account) -> None:
         await self.collection.insert_one(_to_doc(account), session=tx.session)
@@ -43,8 +46,32 @@ class AccountRepository:
         doc = await self.collection.find_one({"_id": account_id}, session=tx.session if tx else None)
         return _from_doc(doc) if doc else None
 
-    async def update(self, tx: Tx, account_id: str, changes: dict[str, Any]) -> None:
-        await self.collection.update_one({"_id": account_id}, {"$set": changes}, session=tx.session)
+    async def update(self, tx: Tx, account_id: str, changes: dict[str, Any], *,
+                     when: dict[str, Any] | None = None, bump_session: bool = False) -> bool:
+        """Set ``changes`` if the account still matches ``when``; True when it did."""
+        update: dict[str, Any] = {"$set": changes}
+        if bump_session:
+            update["$inc"] = {"session_version": 1}
+        result = await self.collection.update_one({"_id": account_id, **(when or {})}, update,
+                                                  session=tx.session)
+        return result.matched_count == 1
+
+    async def due_ids(self, as_of: datetime, limit: int = 0) -> list[str]:
+        """Accounts whose next ladder stage is due at ``as_of`` (the indexed query; never a full scan)."""
+        cursor = self.collection.find({"next_stage_at": {"$lte": as_of}}, {"_id": 1},
+                                      sort=[("next_stage_at", ASCENDING)], limit=limit)
+        return [doc["_id"] async for doc in cursor]
+
+    async def due(self, as_of: datetime, limit: int = 0) -> list[Account]:
+        cursor = self.collection.find({"next_stage_at": {"$lte": as_of}},
+                                      sort=[("next_stage_at", ASCENDING)], limit=limit)
+        return [_from_doc(doc) async for doc in cursor]
+
+    async def session_state(self, account_id: str) -> tuple[int, str] | None:
+        doc = await self.collection.find_one({"_id": account_id}, {"session_version": 1, "status": 1})
+        if doc is None:
+            return None
+        return int(doc.get("session_version", 0)), str(doc.get("status", "active"))
 
     async def increment_failures(self, tx: Tx, account_id: str) -> int:
         doc = await self.collection.find_one_and_update(

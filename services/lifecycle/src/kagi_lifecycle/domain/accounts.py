@@ -28,6 +28,14 @@ class Account(msgspec.Struct, kw_only=True):
     last_login_at: datetime | None = None
     password_changed_at: datetime
     failed_logins: int = 0
+    locked_at: datetime | None = None
+    session_version: int = 0
+    """Bumped when sessions must end (lock, purge, password change); tokens carry it as ``sv``."""
+    ladder_stage: str | None = None
+    """The last inactivity stage applied in the current period (None: none yet)."""
+    next_stage: str | None = None
+    next_stage_at: datetime | None = None
+    """When ``next_stage`` becomes due (indexed: the sweep reads only due accounts)."""
 
 
 def canonical_login_id(login_id: str) -> str:

@@ -1,20 +1,26 @@
-"""Lifecycle's internal API: accounts and login, called by the gateway."""
+"""Lifecycle's internal API: accounts, login, passwords, unlock requests, the ladder preview. Called by the gateway."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Litestar, Request, get, post
 
 from kagi_lifecycle.bootstrap import NAME, Lifecycle, bootstrap
 from kagi_lifecycle.domain.accounts import Account
-from kagi_shared.problems import Problem
-from kagi_shared.service_api import create_service_app, internal_guard, run_service_api
+from kagi_lifecycle.service.sweep import parse_as_of
+from kagi_lifecycle.service.unlock import UnlockRequest
+from kagi_shared.problems import FieldError, Problem
+from kagi_shared.service_api import caller_of, create_service_app, internal_guard, require_role, run_service_api
 from kagi_shared.settings import get_settings
+
+LoginId = Annotated[str, msgspec.Meta(min_length=1, max_length=254)]
+Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+Note = Annotated[str, msgspec.Meta(max_length=1000)]
 
 
 class Dto(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
@@ -43,14 +49,117 @@ class AccountOut(Dto):
     issued_at: datetime
 
 
+class LoginOut(AccountOut):
+    """What the gateway needs at login beyond the account: the session version for ``sv``, expiry."""
+
+    session_version: int = 0
+    password_change_required: bool = False
+    password_changed_at: datetime | None = None
+
+
+class SessionOut(Dto):
+    session_version: int
+    status: str
+
+
+class PasswordChangeIn(Dto):
+    current_password: Password
+    new_password: Password
+
+
+class ResetRequestIn(Dto):
+    login_id: LoginId
+    client_ip: str | None = None
+
+
+class ResetCompleteIn(Dto):
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    new_password: Password
+
+
+class UnlockFileIn(Dto):
+    login_id: LoginId
+    message: Note = ""
+    client_ip: str | None = None
+
+
+class DecisionIn(Dto):
+    note: Note | None = None
+
+
+class Accepted(Dto):
+    message: str
+    accepted: bool = True
+
+
+class UnlockRequestOut(Dto):
+    request_id: str
+    account_id: str
+    login_id: str
+    status: str
+    lock_reason: str | None
+    message: str
+    filed_at: datetime
+    decided_at: datetime | None
+    decided_by: str | None
+    note: str | None
+    purge_date: str | None
+
+
+class PreviewRowOut(Dto):
+    account_id: str
+    login_id: str
+    email: str
+    status: str
+    stage: str
+    base_date: str
+    stage_date: str
+
+
+class PreviewOut(Dto):
+    as_of: datetime
+    warning1: list[PreviewRowOut]
+    warning2: list[PreviewRowOut]
+    lock: list[PreviewRowOut]
+    purge: list[PreviewRowOut]
+
+
+RESET_ACCEPTED = "登録されている ID の場合、パスワード再設定用のリンクをメールで送信しました。"
+UNLOCK_ACCEPTED = "ロック解除申請を受け付けました。結果は登録済みのメールアドレスにお知らせします。"
+
+
 def account_out(account: Account) -> AccountOut:
     return AccountOut(account_id=account.id, login_id=account.login_id, email=account.email,
                       roles=account.roles, status=account.status, last_login_at=account.last_login_at,
                       issued_at=account.issued_at)
 
 
+def login_out(account: Account, password_change_required: bool = False) -> LoginOut:
+    return LoginOut(account_id=account.id, login_id=account.login_id, email=account.email,
+                    roles=account.roles, status=account.status, last_login_at=account.last_login_at,
+                    issued_at=account.issued_at, session_version=account.session_version,
+                    password_change_required=password_change_required,
+                    password_changed_at=account.password_changed_at)
+
+
+def unlock_out(r: UnlockRequest) -> UnlockRequestOut:
+    return UnlockRequestOut(request_id=r.id, account_id=r.account_id, login_id=r.login_id, status=r.status,
+                            lock_reason=r.lock_reason, message=r.message, filed_at=r.filed_at,
+                            decided_at=r.decided_at, decided_by=r.decided_by, note=r.note, purge_date=r.purge_date)
+
+
 def _correlation(request: Request[Any, Any, Any]) -> str | None:
     return request.headers.get("x-request-id")
+
+
+def _as_of(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return parse_as_of(value)
+    except ValueError as exc:
+        raise Problem(400, "request.invalid", "入力内容に誤りがあります。",
+                      errors=[FieldError("asOf", str(exc))]) from None
 
 
 def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
@@ -66,9 +175,16 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
             if lifecycle is None:
                 await state["lc"].close()
 
+    def operator(request: Request[Any, Any, Any]) -> str:
+        caller = caller_of(request)
+        require_role(caller, "operator")
+        return caller.account_id
+
     @post("/internal/login", guards=[internal_guard], status_code=200)
-    async def login(data: LoginIn, request: Request[Any, Any, Any]) -> AccountOut:
-        return account_out(await state["lc"].service.login(data.login_id, data.password, _correlation(request)))
+    async def login(data: LoginIn, request: Request[Any, Any, Any]) -> LoginOut:
+        lc = state["lc"]
+        account = await lc.service.login(data.login_id, data.password, _correlation(request))
+        return login_out(account, lc.service.password_expired(account, lc.service.clock()))
 
     @post("/internal/accounts", guards=[internal_guard], status_code=201)
     async def create_account(data: CreateAccountIn, request: Request[Any, Any, Any]) -> AccountOut:
@@ -83,10 +199,68 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
             raise Problem(404, "account.not_found", "アカウントが見つかりません。")
         return account_out(account)
 
+    @get("/internal/accounts/{account_id:str}/session", guards=[internal_guard])
+    async def session(account_id: str) -> SessionOut:
+        found = await state["lc"].accounts.session_state(account_id)
+        if found is None:
+            raise Problem(404, "account.not_found", "アカウントが見つかりません。")
+        return SessionOut(session_version=found[0], status=found[1])
+
+    @post("/internal/me/password", guards=[internal_guard], status_code=200)
+    async def change_password(data: PasswordChangeIn, request: Request[Any, Any, Any]) -> LoginOut:
+        caller = caller_of(request)
+        account = await state["lc"].credentials.change(caller.account_id, data.current_password, data.new_password,
+                                                       _correlation(request))
+        return login_out(account)
+
+    @post("/internal/password-reset", guards=[internal_guard], status_code=202)
+    async def request_reset(data: ResetRequestIn, request: Request[Any, Any, Any]) -> Accepted:
+        await state["lc"].credentials.request_reset(data.login_id, data.client_ip, _correlation(request))
+        return Accepted(message=RESET_ACCEPTED)
+
+    @post("/internal/password-reset/complete", guards=[internal_guard], status_code=200)
+    async def complete_reset(data: ResetCompleteIn, request: Request[Any, Any, Any]) -> Accepted:
+        await state["lc"].credentials.complete_reset(data.token, data.new_password, _correlation(request))
+        return Accepted(message="パスワードを再設定しました。新しいパスワードでログインしてください。")
+
+    @post("/internal/unlock-requests", guards=[internal_guard], status_code=202)
+    async def file_unlock(data: UnlockFileIn, request: Request[Any, Any, Any]) -> Accepted:
+        await state["lc"].unlocks.file(data.login_id, data.message, data.client_ip, _correlation(request))
+        return Accepted(message=UNLOCK_ACCEPTED)
+
+    @get("/internal/unlock-requests", guards=[internal_guard])
+    async def list_unlocks(request: Request[Any, Any, Any], status: str | None = None) -> list[UnlockRequestOut]:
+        operator(request)
+        return [unlock_out(r) for r in await state["lc"].unlocks.listing(status)]
+
+    @post("/internal/unlock-requests/{request_id:str}/approve", guards=[internal_guard], status_code=200)
+    async def approve(request_id: str, data: DecisionIn, request: Request[Any, Any, Any]) -> UnlockRequestOut:
+        decided = await state["lc"].unlocks.approve(request_id, operator(request), data.note, _correlation(request))
+        return unlock_out(decided)
+
+    @post("/internal/unlock-requests/{request_id:str}/reject", guards=[internal_guard], status_code=200)
+    async def reject(request_id: str, data: DecisionIn, request: Request[Any, Any, Any]) -> UnlockRequestOut:
+        decided = await state["lc"].unlocks.reject(request_id, operator(request), data.note, _correlation(request))
+        return unlock_out(decided)
+
+    @post("/internal/accounts/{account_id:str}/lock", guards=[internal_guard], status_code=200)
+    async def lock(account_id: str, request: Request[Any, Any, Any]) -> AccountOut:
+        account = await state["lc"].unlocks.operator_lock(account_id, operator(request), _correlation(request))
+        return account_out(account)
+
+    @get("/internal/lifecycle/preview", guards=[internal_guard])
+    async def preview(request: Request[Any, Any, Any]) -> PreviewOut:
+        operator(request)
+        moment, rows = await state["lc"].sweeps.preview(_as_of(request.query_params.get("asOf")))
+        groups = {stage: [msgspec.convert(r.as_json(), PreviewRowOut) for r in found] for stage, found in rows.items()}
+        return PreviewOut(as_of=moment, **groups)
+
     async def ready() -> None:
         await state["lc"].store.ping()
 
-    return create_service_app(NAME, [login, create_account, get_account], ready=ready, lifespan=[lifespan])
+    handlers = [login, create_account, get_account, session, change_password, request_reset, complete_reset,
+                file_unlock, list_unlocks, approve, reject, lock, preview]
+    return create_service_app(NAME, handlers, ready=ready, lifespan=[lifespan])
 
 
 def main() -> None:

@@ -1,14 +1,48 @@
-"""Lifecycle's worker: relays its outbox. (External logins on ``auth.logins`` arrive with the lifecycle issue.)"""
+"""Lifecycle's worker: the daily inactivity sweep (faust crontab), external logins from ``auth.logins``, the outbox."""
 
 from __future__ import annotations
 
-from kagi_lifecycle.bootstrap import NAME
-from kagi_shared.settings import get_settings
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from kagi_lifecycle.bootstrap import NAME, Lifecycle, bootstrap
+from kagi_shared.events import lifecycle as ev
+from kagi_shared.events.envelope import Envelope
+from kagi_shared.inbox import DeadLetterSink, InboxConsumer
+from kagi_shared.logging import get_logger
+from kagi_shared.mongo import Tx
+from kagi_shared.settings import Settings, get_settings
+from kagi_shared.topics import AUTH_LOGINS
 from kagi_shared.worker import WorkerRuntime
+
+log = get_logger(__name__)
+
+
+def external_logins(lifecycle: Lifecycle, dead_letter: DeadLetterSink, settings: Settings) -> InboxConsumer:
+    async def on_login(envelope: Envelope, event: Any, tx: Tx) -> None:
+        assert isinstance(event, ev.ExternalLoginReported)
+        await lifecycle.service.external_login(tx, event, envelope.correlationid)
+
+    return InboxConsumer("lifecycle.external_logins", lifecycle.store, {ev.ExternalLoginReported: on_login},
+                         dead_letter, settings)
 
 
 def main() -> None:
-    runtime = WorkerRuntime(NAME, get_settings())
+    settings = get_settings()
+    runtime = WorkerRuntime(NAME, settings)
+    lifecycle = bootstrap(settings, runtime.store)
+    runtime.consume(AUTH_LOGINS.name, external_logins(lifecycle, runtime.dead_letter, settings))
+    lc = settings.lifecycle
+
+    # Every worker may run it: each account is re-read and changed in its own transaction, so two
+    # sweeps at once apply each stage once (no dependence on faust's leader election).
+    @runtime.app.crontab(lc.sweep_cron, timezone=ZoneInfo(lc.sweep_timezone))
+    async def inactivity_sweep() -> None:
+        await lifecycle.start()
+        result = await lifecycle.sweeps.sweep(datetime.now(UTC))
+        log.info("lifecycle.scheduled_sweep", **result.as_json())
+
     runtime.relay_outbox()
     runtime.run()
 

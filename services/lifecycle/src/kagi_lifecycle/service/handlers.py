@@ -3,49 +3,77 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
 from kagi_lifecycle.adapters.passwords import Passwords
 from kagi_lifecycle.adapters.repository import AccountRepository
+from kagi_lifecycle.domain import ladder, password_policy
 from kagi_lifecycle.domain.accounts import ROLES, Account, canonical_login_id, login_id_problem, should_lock
+from kagi_lifecycle.service.notices import SOURCE, send_mail
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.events import new_envelope
+from kagi_shared.jst import jp_datetime
 from kagi_shared.mongo import Store, Tx
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.settings import Settings
 from kagi_shared.topics import LIFECYCLE_EVENTS
 
-SOURCE = "kagi/lifecycle"
-
 INVALID_CREDENTIALS = Problem(401, "auth.invalid_credentials", "ID またはパスワードが正しくありません。")
+
+Clock = Callable[[], datetime]
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def ladder_days(settings: Settings) -> ladder.LadderDays:
+    lc = settings.lifecycle
+    return ladder.LadderDays(warning1=lc.warning1_days, warning2=lc.warning2_days, lock=lc.lock_days,
+                             purge=lc.purge_days)
+
+
+def new_period(base: datetime, days: ladder.LadderDays) -> dict[str, Any]:
+    """Fields that start a new inactivity period at ``base`` (a login, or the ID's issue)."""
+    plan = ladder.next_stage(ladder.ladder_for(ladder.japan_date(base), days), None)
+    assert plan is not None
+    return {"ladder_stage": None, "next_stage": plan.stage, "next_stage_at": plan.due_at}
+
+
 class LifecycleService:
-    def __init__(self, store: Store, accounts: AccountRepository, passwords: Passwords, settings: Settings) -> None:
+    def __init__(self, store: Store, accounts: AccountRepository, passwords: Passwords, settings: Settings,
+                 clock: Clock = _now) -> None:
         self.store = store
         self.accounts = accounts
         self.passwords = passwords
         self.settings = settings
+        self.clock = clock
+        self.days = ladder_days(settings)
+
+    def publish(self, tx: Tx, event: ev.Event, account_id: str, correlation_id: str | None) -> None:
+        tx.publish(LIFECYCLE_EVENTS.name, new_envelope(event, source=SOURCE, subject=account_id,
+                                                       correlation_id=correlation_id))
 
     async def create_account(self, login_id: str, password: str, roles: list[str],
                              email: str | None = None, correlation_id: str | None = None) -> Account:
         errors = []
         if problem := login_id_problem(login_id):
             errors.append(FieldError("loginId", problem))
-        if not 8 <= len(password) <= 64:
-            errors.append(FieldError("password", "8 文字以上 64 文字以内で入力してください。"))
+        # New accounts follow the same password policy as changes and resets.
+        violations = password_policy.check(password, self.settings.lifecycle.password_profile,
+                                           password_policy.Context(login_id=login_id, email=email or login_id))
+        errors += [FieldError("password", f"{v.message} ({v.rule})") for v in violations]
         unknown = sorted(set(roles) - set(ROLES))
         if unknown:
             errors.append(FieldError("roles", f"不明なロールです: {', '.join(unknown)}"))
         if errors:
             raise Problem(400, "request.invalid", "入力内容に誤りがあります。", errors=errors)
-        now = _now()
+        now = self.clock()
+        period = new_period(now, self.days)
         account = Account(
             id=str(uuid.uuid4()),
             login_id=canonical_login_id(login_id),
@@ -54,14 +82,14 @@ class LifecycleService:
             roles=sorted(set(roles)),
             issued_at=now,
             password_changed_at=now,
+            next_stage=period["next_stage"],
+            next_stage_at=period["next_stage_at"],
         )
 
         async def work(tx: Tx) -> None:
             await self.accounts.add(tx, account)
-            tx.publish(LIFECYCLE_EVENTS.name, new_envelope(
-                ev.AccountCreated(account_id=account.id, login_id=account.login_id, email=account.email,
-                                  roles=account.roles, issued_at=now),
-                source=SOURCE, subject=account.id, correlation_id=correlation_id))
+            self.publish(tx, ev.AccountCreated(account_id=account.id, login_id=account.login_id, email=account.email,
+                                               roles=account.roles, issued_at=now), account.id, correlation_id)
 
         try:
             await self.store.transaction(work)
@@ -70,46 +98,83 @@ class LifecycleService:
                           errors=[FieldError("loginId", "既に使用されています。")]) from None
         return account
 
+    def password_expired(self, account: Account, now: datetime) -> bool:
+        lc = self.settings.lifecycle
+        return password_policy.is_expired(account.password_changed_at, lc.password_profile,
+                                          lc.password_max_age_days, now)
+
     async def login(self, login_id: str, password: str, correlation_id: str | None = None) -> Account:
         account = await self.accounts.by_login_id(canonical_login_id(login_id))
         ok = await self.passwords.verify(account.password_hash if account else None, password)
         if account is None:
             raise INVALID_CREDENTIALS
-        if ok and account.status == "locked":
-            raise Problem(403, "auth.account_locked", "アカウントがロックされています。ロック解除を申請してください。",
-                          extra={"reason": account.lock_reason})
-        if ok and account.status == "purged":
-            raise Problem(403, "auth.account_purged", "この ID は削除されています。")
+        if ok:
+            self.refuse_inactive(account)
         if account.status != "active":
             raise INVALID_CREDENTIALS
-        now = _now()
+        now = self.clock()
         if not ok:
             await self._record_failure(account, now, correlation_id)
             raise INVALID_CREDENTIALS
 
-        async def succeed(tx: Tx) -> None:
-            await self.accounts.update(tx, account.id, {"last_login_at": now, "failed_logins": 0})
-            tx.publish(LIFECYCLE_EVENTS.name, new_envelope(
-                ev.LoggedIn(account_id=account.id, at=now), source=SOURCE, subject=account.id,
-                correlation_id=correlation_id))
+        changes = {"last_login_at": now, "failed_logins": 0, **new_period(now, self.days)}
 
-        await self.store.transaction(succeed)
-        account.last_login_at = now
-        account.failed_logins = 0
-        return account
+        async def succeed(tx: Tx) -> bool:
+            # Only an account that is still active logs in: a lock committed meanwhile wins.
+            if not await self.accounts.update(tx, account.id, changes, when={"status": "active"}):
+                return False
+            self.publish(tx, ev.LoggedIn(account_id=account.id, at=now), account.id, correlation_id)
+            return True
+
+        if not await self.store.transaction(succeed):
+            current = await self.accounts.get(account.id)
+            if current is not None:
+                self.refuse_inactive(current)
+            raise INVALID_CREDENTIALS
+        return await self.accounts.get(account.id) or account
+
+    @staticmethod
+    def refuse_inactive(account: Account) -> None:
+        if account.status == "locked":
+            raise Problem(403, "auth.account_locked", "アカウントがロックされています。ロック解除を申請してください。",
+                          extra={"reason": account.lock_reason})
+        if account.status == "purged":
+            raise Problem(403, "auth.account_purged", "この ID は削除されています。")
 
     async def _record_failure(self, account: Account, now: datetime, correlation_id: str | None) -> None:
         threshold = self.settings.security.login_lockout_threshold
 
         async def fail(tx: Tx) -> None:
             failures = await self.accounts.increment_failures(tx, account.id)
-            tx.publish(LIFECYCLE_EVENTS.name, new_envelope(
-                ev.LoginFailed(account_id=account.id, at=now, consecutive_failures=failures),
-                source=SOURCE, subject=account.id, correlation_id=correlation_id))
-            if should_lock(failures, threshold):
-                await self.accounts.update(tx, account.id, {"status": "locked", "lock_reason": "failed_logins"})
-                tx.publish(LIFECYCLE_EVENTS.name, new_envelope(
-                    ev.AccountLocked(account_id=account.id, email=account.email, reason="failed_logins", at=now),
-                    source=SOURCE, subject=account.id, correlation_id=correlation_id))
+            self.publish(tx, ev.LoginFailed(account_id=account.id, at=now, consecutive_failures=failures),
+                         account.id, correlation_id)
+            if not should_lock(failures, threshold):
+                return
+            # Concurrent wrong attempts all cross the threshold; only the one that flips the status locks.
+            locked = await self.accounts.update(
+                tx, account.id, {"status": "locked", "lock_reason": "failed_logins", "locked_at": now},
+                when={"status": "active"}, bump_session=True)
+            if locked:
+                self.publish(tx, ev.AccountLocked(account_id=account.id, email=account.email, reason="failed_logins",
+                                                  at=now), account.id, correlation_id)
+                send_mail(tx, "failed_login_lock", account.email,
+                          {"login_id": account.login_id, "locked_at": jp_datetime(now), "threshold": str(threshold),
+                           "contact": self.settings.lifecycle.support_contact},
+                          account_id=account.id, category="security", correlation_id=correlation_id)
 
         await self.store.transaction(fail)
+
+    async def external_login(self, tx: Tx, event: ev.ExternalLoginReported, correlation_id: str | None) -> bool:
+        """An external identity provider's login: last login moves forward, a new period starts."""
+        account = await self.accounts.by_login_id(canonical_login_id(event.login_id), tx)
+        if account is None or account.status == "purged":
+            return False
+        if account.last_login_at is not None and account.last_login_at >= event.at:
+            return False  # a late or replayed report never moves last login backwards
+        changes = {"last_login_at": event.at}
+        if account.status == "active":
+            changes.update(new_period(event.at, self.days))
+        await self.accounts.update(tx, account.id, changes)
+        self.publish(tx, ev.LoggedIn(account_id=account.id, at=event.at, via=event.provider), account.id,
+                     correlation_id)
+        return True

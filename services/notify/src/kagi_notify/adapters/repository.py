@@ -1,17 +1,23 @@
-"""Delivery records in MongoDB (database ``kagi_notify``)."""
+"""Notify's MongoDB collections (database ``kagi_notify``): deliveries, preferences, admin contacts, site updates."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
 import msgspec
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 
+from kagi_notify.domain.admin_contacts import AdminContact
 from kagi_notify.domain.deliveries import Delivery
+from kagi_notify.domain.preferences import Preferences
 from kagi_shared.mongo import Store, Tx
 
 DELIVERIES = "deliveries"
+PREFERENCES = "preferences"
+ADMIN_CONTACTS = "admin_contacts"
+SITE_UPDATES = "info_site_updates"
 
 
 class DeliveryRepository:
@@ -31,6 +37,20 @@ class DeliveryRepository:
         docs = await self.collection.find({"status": {"$in": ["queued", "failed"]}, "next_attempt_at": {"$lte": now}}) \
             .sort([("next_attempt_at", ASCENDING)]).limit(limit).to_list()
         return [_delivery(d) for d in docs]
+
+    async def claim(self, ids: list[str], now: datetime, until: datetime) -> list[Delivery]:
+        """Claim due deliveries in two round trips: a concurrent dispatcher gets the others, never the same one."""
+        token = uuid.uuid4().hex
+        await self.collection.update_many(
+            {"_id": {"$in": ids}, "status": {"$in": ["queued", "failed"]}, "next_attempt_at": {"$lte": now}},
+            {"$set": {"next_attempt_at": until, "claim": token}})
+        return [_delivery(d) for d in await self.collection.find({"_id": {"$in": ids}, "claim": token}).to_list()]
+
+    async def update_many(self, tx: Tx, changes: dict[str, dict[str, Any]]) -> None:
+        """Per-delivery changes in one round trip (``changes``: delivery id → fields to set)."""
+        if changes:
+            await self.collection.bulk_write([UpdateOne({"_id": i, "status": {"$ne": "sent"}}, {"$set": c})
+                                              for i, c in changes.items()], ordered=False, session=tx.session)
 
     async def update(self, tx: Tx | None, delivery_id: str, changes: dict[str, Any],
                      unset: tuple[str, ...] = ()) -> None:
@@ -53,3 +73,103 @@ def _delivery(doc: dict[str, Any]) -> Delivery:
     doc = dict(doc)
     doc["id"] = doc.pop("_id")
     return msgspec.convert(doc, Delivery)
+
+
+def _session(tx: Tx | None) -> Any:
+    return tx.session if tx else None
+
+
+class PreferenceRepository:
+    """One document per account (``_id`` = account id); the email is kept to match requests without an id."""
+
+    def __init__(self, store: Store) -> None:
+        self.collection = store.db[PREFERENCES]
+
+    async def ensure_indexes(self) -> None:
+        await self.collection.create_index([("email", ASCENDING)])
+
+    async def get(self, account_id: str, tx: Tx | None = None) -> Preferences | None:
+        doc = await self.collection.find_one({"_id": account_id}, session=_session(tx))
+        return _preferences(doc) if doc else None
+
+    async def for_recipient(self, tx: Tx | None, account_id: str | None, email: str) -> Preferences | None:
+        query: dict[str, Any] = {"_id": account_id} if account_id else {"email": email.strip().lower()}
+        doc = await self.collection.find_one(query, session=_session(tx))
+        return _preferences(doc) if doc else None
+
+    async def put(self, tx: Tx | None, prefs: Preferences) -> None:
+        doc = msgspec.structs.asdict(prefs)
+        doc.pop("account_id")
+        if doc.get("email"):
+            doc["email"] = doc["email"].strip().lower()
+        else:
+            doc.pop("email")
+        await self.collection.update_one({"_id": prefs.account_id}, {"$set": doc}, upsert=True,
+                                         session=_session(tx))
+
+    async def remember_email(self, tx: Tx, account_id: str, email: str) -> None:
+        """From lifecycle's account_created: the address, without touching a choice already made."""
+        await self.collection.update_one(
+            {"_id": account_id},
+            {"$set": {"email": email.strip().lower()}, "$setOnInsert": {"general": True}},
+            upsert=True, session=tx.session)
+
+
+    async def forget(self, tx: Tx, account_id: str) -> None:
+        await self.collection.delete_one({"_id": account_id}, session=tx.session)
+
+
+def _preferences(doc: dict[str, Any]) -> Preferences:
+    doc = dict(doc)
+    doc["account_id"] = doc.pop("_id")
+    return msgspec.convert(doc, Preferences)
+
+
+class AdminContactRepository:
+    def __init__(self, store: Store) -> None:
+        self.collection = store.db[ADMIN_CONTACTS]
+
+    async def ensure_indexes(self) -> None:
+        await self.collection.create_index([("email", ASCENDING)], unique=True)
+        await self.collection.create_index([("token_hash", ASCENDING)], sparse=True)
+        await self.collection.create_index([("status", ASCENDING)])
+
+    async def add(self, tx: Tx, contact: AdminContact) -> None:
+        doc = msgspec.structs.asdict(contact)
+        doc["_id"] = doc.pop("id")
+        await self.collection.insert_one(doc, session=tx.session)
+
+    async def get(self, contact_id: str, tx: Tx | None = None) -> AdminContact | None:
+        doc = await self.collection.find_one({"_id": contact_id}, session=_session(tx))
+        return _contact(doc) if doc else None
+
+    async def by_token_hash(self, token_hash: str) -> AdminContact | None:
+        doc = await self.collection.find_one({"token_hash": token_hash})
+        return _contact(doc) if doc else None
+
+    async def all(self) -> list[AdminContact]:
+        return [_contact(d) for d in await self.collection.find().sort([("created_at", ASCENDING)]).to_list()]
+
+    async def active(self, tx: Tx | None = None) -> list[AdminContact]:
+        docs = await self.collection.find({"status": "active"}, session=_session(tx)) \
+            .sort([("created_at", ASCENDING)]).to_list()
+        return [_contact(d) for d in docs]
+
+    async def update(self, tx: Tx, contact_id: str, expect: dict[str, Any], changes: dict[str, Any],
+                     unset: tuple[str, ...] = ()) -> bool:
+        """Change the contact only if it still matches ``expect``: a concurrent change wins, this one reports it."""
+        update: dict[str, Any] = {"$set": changes}
+        if unset:
+            update["$unset"] = dict.fromkeys(unset, "")
+        result = await self.collection.update_one({"_id": contact_id, **expect}, update, session=tx.session)
+        return result.modified_count == 1
+
+    async def remove(self, tx: Tx, contact_id: str) -> bool:
+        result = await self.collection.delete_one({"_id": contact_id}, session=tx.session)
+        return result.deleted_count == 1
+
+
+def _contact(doc: dict[str, Any]) -> AdminContact:
+    doc = dict(doc)
+    doc["id"] = doc.pop("_id")
+    return msgspec.convert(doc, AdminContact)

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Literal
 
 import msgspec
 
-DeliveryStatus = Literal["queued", "sent", "failed", "dead"]
+DeliveryStatus = Literal["queued", "sent", "failed", "dead", "skipped"]
+"""``skipped``: recorded, never sent (the recipient switched the category off)."""
 
 
 class Delivery(msgspec.Struct, kw_only=True):
     id: str
-    """The id of the event that asked for it: one delivery per event."""
+    """The id of the event that asked for it (one delivery per event), or a new id for notify's own mails."""
     template: str
     channel: str
     recipient: str
@@ -27,6 +29,8 @@ class Delivery(msgspec.Struct, kw_only=True):
     sent_at: datetime | None = None
     last_error: str | None = None
     correlation_id: str | None = None
+    claim: str | None = None
+    """The dispatcher run that holds it (with ``next_attempt_at`` pushed out while it tries)."""
 
 
 def next_attempt(now: datetime, attempts: int, base_s: float, cap_s: float = 300.0) -> datetime:
@@ -42,3 +46,20 @@ def address_problem(recipient: str) -> str | None:
     if not local or "." not in domain or any(c.isspace() for c in address):
         return f"invalid mail address: {recipient!r}"
     return None
+
+
+_PHONE = re.compile(r"^\+?[0-9]{10,15}$")
+
+
+def phone_problem(recipient: str) -> str | None:
+    """Japanese mobile numbers as people write them (090-1234-5678) or E.164 (+819012345678)."""
+    digits = recipient.strip().replace("-", "")
+    if not _PHONE.match(digits) or (not digits.startswith("+") and not digits.startswith("0")):
+        return f"invalid phone number: {recipient!r}"
+    return None
+
+
+def recipient_problem(channel: str, recipient: str) -> str | None:
+    if channel == "sms":
+        return phone_problem(recipient)
+    return address_problem(recipient)

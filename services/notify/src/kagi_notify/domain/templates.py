@@ -84,6 +84,7 @@ class Catalogue:
         self.env = env
         self.specs = specs
         self.globals = globals_
+        self._compiled: dict[str, tuple[jinja2.Template, jinja2.Template]] = {}
 
     @classmethod
     def load(cls, brand: str, portal_url: str, directory: Path = TEMPLATE_DIR) -> Catalogue:
@@ -125,8 +126,11 @@ class Catalogue:
         if missing:
             raise TemplateError(f"template {name} is missing variables: {sorted(missing)}")
         values = {**variables, **self.globals}
-        subject = self.env.from_string(spec.subject).render(values).strip()
-        body = self.env.from_string(spec.body).render(values)
+        if name not in self._compiled:  # compiling costs far more than rendering: once per template
+            self._compiled[name] = (self.env.from_string(spec.subject), self.env.from_string(spec.body))
+        subject_template, body_template = self._compiled[name]
+        subject = subject_template.render(values).strip()
+        body = body_template.render(values)
         return Rendered(subject=subject, body=body)
 
     def render_sample(self, name: str) -> Rendered:

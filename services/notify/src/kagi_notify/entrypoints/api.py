@@ -1,4 +1,4 @@
-"""Notify's internal API: the delivery log for operators."""
+"""Notify's internal API (called by the gateway): delivery log, preferences, admin contacts, site updates."""
 
 from __future__ import annotations
 
@@ -8,15 +8,21 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Litestar, Request, get
+from litestar import Litestar, Request, delete, get, post, put
 from litestar.params import Parameter
 
 from kagi_notify.bootstrap import NAME, Notify, bootstrap
+from kagi_notify.domain.admin_contacts import AdminContact
+from kagi_notify.domain.preferences import MANDATORY_CATEGORIES, OPT_OUT_NOTICE, Preferences
 from kagi_shared.service_api import caller_of, create_service_app, internal_guard, require_role, run_service_api
 from kagi_shared.settings import get_settings
 
 
-class DeliveryOut(msgspec.Struct, rename="camel", kw_only=True):
+class Dto(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class DeliveryOut(Dto):
     delivery_id: str
     template: str
     channel: str
@@ -27,6 +33,65 @@ class DeliveryOut(msgspec.Struct, rename="camel", kw_only=True):
     created_at: datetime
     sent_at: datetime | None
     last_error: str | None
+
+
+class PreferencesIn(Dto):
+    receive_general_notices: bool
+
+
+class PreferencesOut(Dto):
+    receive_general_notices: bool
+    """全体通知を受け取る."""
+    always_sent: list[str]
+    notice: str
+    updated_at: datetime | None
+
+
+class AdminContactIn(Dto):
+    email: Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
+    company: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+
+
+class AdminContactOut(Dto):
+    contact_id: str
+    email: str
+    company: str | None
+    status: str
+    link_expires_at: datetime | None
+    links_sent: int
+    created_at: datetime
+    confirmed_at: datetime | None
+
+
+class ConfirmIn(Dto):
+    token: Annotated[str, msgspec.Meta(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_\-]+$")]
+
+
+class SiteUpdateIn(Dto):
+    title: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    url: Annotated[str, msgspec.Meta(min_length=1, max_length=2000, pattern=r"^https?://\S+$")]
+    no_notice: bool = False
+
+
+class SiteUpdateOut(Dto):
+    update_id: str
+    no_notice: bool
+    notified: int
+
+
+def preferences_out(prefs: Preferences) -> PreferencesOut:
+    return PreferencesOut(receive_general_notices=prefs.general, always_sent=list(MANDATORY_CATEGORIES),
+                          notice=OPT_OUT_NOTICE, updated_at=prefs.updated_at)
+
+
+def contact_out(c: AdminContact) -> AdminContactOut:
+    return AdminContactOut(contact_id=c.id, email=c.email, company=c.company, status=c.status,
+                           link_expires_at=c.link_expires_at, links_sent=c.links_sent, created_at=c.created_at,
+                           confirmed_at=c.confirmed_at)
+
+
+def _correlation(request: Request[Any, Any, Any]) -> str | None:
+    return request.headers.get("x-request-id")
 
 
 def create_app(notify: Notify | None = None) -> Litestar:
@@ -42,21 +107,69 @@ def create_app(notify: Notify | None = None) -> Litestar:
             if notify is None:
                 await state["app"].close()
 
+    def operator(request: Request[Any, Any, Any]) -> str:
+        caller = caller_of(request)
+        require_role(caller, "operator")
+        return caller.account_id
+
     @get("/internal/deliveries", guards=[internal_guard])
     async def deliveries(
         request: Request[Any, Any, Any],
         recipient: Annotated[str, Parameter(min_length=3, max_length=254)],
     ) -> list[DeliveryOut]:
-        require_role(caller_of(request), "operator")
+        operator(request)
         found = await state["app"].deliveries.for_recipient(recipient)
         return [DeliveryOut(delivery_id=d.id, template=d.template, channel=d.channel, recipient=d.recipient,
                             category=d.category, status=d.status, attempts=d.attempts, created_at=d.created_at,
                             sent_at=d.sent_at, last_error=d.last_error) for d in found]
 
+    @get("/internal/preferences", guards=[internal_guard])
+    async def get_preferences(request: Request[Any, Any, Any]) -> PreferencesOut:
+        return preferences_out(await state["app"].preferences.get(caller_of(request)))
+
+    @put("/internal/preferences", guards=[internal_guard])
+    async def put_preferences(data: PreferencesIn, request: Request[Any, Any, Any]) -> PreferencesOut:
+        prefs = await state["app"].preferences.set_general(caller_of(request), data.receive_general_notices)
+        return preferences_out(prefs)
+
+    @get("/internal/admin-contacts", guards=[internal_guard])
+    async def list_contacts(request: Request[Any, Any, Any]) -> list[AdminContactOut]:
+        operator(request)
+        return [contact_out(c) for c in await state["app"].admin_contacts.all_contacts()]
+
+    @post("/internal/admin-contacts", guards=[internal_guard], status_code=201)
+    async def register_contact(data: AdminContactIn, request: Request[Any, Any, Any]) -> AdminContactOut:
+        operator(request)
+        contact = await state["app"].admin_contacts.register(data.email, data.company, _correlation(request))
+        return contact_out(contact)
+
+    @post("/internal/admin-contacts/{contact_id:str}/resend", guards=[internal_guard], status_code=200)
+    async def resend_link(contact_id: str, request: Request[Any, Any, Any]) -> AdminContactOut:
+        operator(request)
+        return contact_out(await state["app"].admin_contacts.resend(contact_id, _correlation(request)))
+
+    @delete("/internal/admin-contacts/{contact_id:str}", guards=[internal_guard], status_code=204)
+    async def remove_contact(contact_id: str, request: Request[Any, Any, Any]) -> None:
+        operator(request)
+        await state["app"].admin_contacts.remove(contact_id)
+
+    @post("/internal/admin-contacts/confirm", guards=[internal_guard], status_code=200)
+    async def confirm_contact(data: ConfirmIn) -> AdminContactOut:
+        return contact_out(await state["app"].admin_contacts.confirm(data.token))
+
+    @post("/internal/info-site/updates", guards=[internal_guard], status_code=201)
+    async def post_update(data: SiteUpdateIn, request: Request[Any, Any, Any]) -> SiteUpdateOut:
+        posted_by = operator(request)
+        update_id, notified = await state["app"].admin_contacts.post_site_update(
+            data.title, data.url, data.no_notice, posted_by, _correlation(request))
+        return SiteUpdateOut(update_id=update_id, no_notice=data.no_notice, notified=notified)
+
     async def ready() -> None:
         await state["app"].store.ping()
 
-    return create_service_app(NAME, [deliveries], ready=ready, lifespan=[lifespan])
+    return create_service_app(NAME, [deliveries, get_preferences, put_preferences, list_contacts, register_contact,
+                                     resend_link, remove_contact, confirm_contact, post_update],
+                              ready=ready, lifespan=[lifespan])
 
 
 def main() -> None:

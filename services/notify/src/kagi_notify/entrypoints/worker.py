@@ -1,14 +1,11 @@
-"""Notify's worker: records one delivery per request event, dispatches mail, relays delivery events."""
+"""Notify's worker: records one delivery per request event, dispatches mail and SMS, relays delivery events."""
 
 from __future__ import annotations
 
 import asyncio
 
-from kagi_notify.bootstrap import NAME, bootstrap
-from kagi_shared.events import notify as ev
-from kagi_shared.inbox import InboxConsumer
+from kagi_notify.bootstrap import NAME, bootstrap, consumers
 from kagi_shared.settings import get_settings
-from kagi_shared.topics import NOTIFY_REQUESTS
 from kagi_shared.worker import WorkerRuntime
 
 
@@ -16,9 +13,8 @@ def main() -> None:
     settings = get_settings()
     runtime = WorkerRuntime(NAME, settings)
     notify = bootstrap(settings, runtime.store, runtime.dead_letter)
-    runtime.consume(NOTIFY_REQUESTS.name, InboxConsumer(
-        "notify", runtime.store, {ev.NotificationRequested: notify.service.on_request},
-        runtime.dead_letter, settings))
+    for topic, consumer in consumers(notify, runtime.dead_letter, settings).items():
+        runtime.consume(topic, consumer)
 
     async def dispatcher() -> None:
         await notify.start()

@@ -1,24 +1,31 @@
 """Notify's use cases: record one delivery per request event, then dispatch with retries.
 
 Recording happens in the consumer's transaction (inbox row + delivery row), so a
-redelivered event never makes a second delivery. Dispatching is a separate loop that
-claims due deliveries, so an SMTP server that is down only delays mail: every delivery
-is retried with exponential backoff until it is sent or, after N attempts, dead-lettered.
+redelivered event never makes a second delivery. A general notice to someone who switched
+general notices off is recorded as ``skipped`` and never sent. Dispatching is a separate
+loop that claims due deliveries, so an SMTP server that is down only delays mail: every
+delivery is retried with exponential backoff until it is sent or, after N attempts,
+dead-lettered. What can never succeed (a bad address, an unknown template, a missing
+variable, a refused mailbox) is dead at once with the reason — never a retry loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 
 import msgspec
 
-from kagi_notify.adapters.mailer import SmtpMailer, build_message
-from kagi_notify.adapters.repository import DeliveryRepository
-from kagi_notify.domain.deliveries import Delivery, address_problem, next_attempt
-from kagi_notify.domain.templates import Catalogue, TemplateError
+from kagi_notify.adapters.channels import Channel
+from kagi_notify.adapters.mailer import PermanentError
+from kagi_notify.adapters.repository import DeliveryRepository, PreferenceRepository
+from kagi_notify.domain.deliveries import Delivery, next_attempt, recipient_problem
+from kagi_notify.domain.preferences import OPTIONAL_CATEGORIES, SKIP_REASON, should_send
+from kagi_notify.domain.templates import Catalogue, Rendered
 from kagi_shared.events import Envelope, new_envelope
+from kagi_shared.events import lifecycle as lev
 from kagi_shared.events import notify as ev
 from kagi_shared.inbox import DeadLetterSink
 from kagi_shared.logging import get_logger
@@ -32,84 +39,146 @@ CLAIM_S = 60
 
 
 class NotifyService:
-    def __init__(self, store: Store, repo: DeliveryRepository, catalogue: Catalogue, mailer: SmtpMailer,
-                 settings: Settings, dead_letter: DeadLetterSink | None = None) -> None:
+    def __init__(self, store: Store, repo: DeliveryRepository, catalogue: Catalogue, channels: Mapping[str, Channel],
+                 settings: Settings, dead_letter: DeadLetterSink | None = None,
+                 preferences: PreferenceRepository | None = None) -> None:
         self.store = store
         self.repo = repo
         self.catalogue = catalogue
-        self.mailer = mailer
+        self.channels = dict(channels)
         self.settings = settings
         self.dead_letter = dead_letter
+        self.preferences = preferences or PreferenceRepository(store)
         self.wake = asyncio.Event()
 
+    # -- recording -------------------------------------------------------------------------------
     async def on_request(self, envelope: Envelope, event: ev.NotificationRequested, tx: Tx) -> None:
+        await self.record(tx, envelope.id, template=event.template, channel=event.channel,
+                          recipient=event.recipient, category=event.category, variables=event.variables,
+                          account_id=event.account_id, correlation_id=envelope.correlationid)
+
+    async def on_account_created(self, envelope: Envelope, event: lev.AccountCreated, tx: Tx) -> None:
+        """Remember the account's address, so general notices addressed by mail alone honour its choice."""
+        if event.email:
+            await self.preferences.remember_email(tx, event.account_id, event.email)
+
+    async def on_account_purged(self, envelope: Envelope, event: lev.AccountPurged, tx: Tx) -> None:
+        """The ID is gone: so is what notify kept about it (its address and choice)."""
+        await self.preferences.forget(tx, event.account_id)
+
+    async def record(self, tx: Tx, delivery_id: str | None = None, *, template: str, channel: str, recipient: str,
+                     category: str, variables: dict[str, str], account_id: str | None = None,
+                     correlation_id: str | None = None) -> Delivery:
+        """One delivery row in the caller's transaction; ``skipped`` if the recipient opted out of its category."""
         now = datetime.now(UTC)
         delivery = Delivery(
-            id=envelope.id, template=event.template, channel=event.channel, recipient=event.recipient,
-            category=event.category, variables=event.variables, account_id=event.account_id,
-            next_attempt_at=now, created_at=now, correlation_id=envelope.correlationid,
+            id=delivery_id or str(uuid.uuid4()), template=template, channel=channel, recipient=recipient,
+            category=category, variables=variables, account_id=account_id, next_attempt_at=now, created_at=now,
+            correlation_id=correlation_id,
         )
+        optional = category in OPTIONAL_CATEGORIES
+        prefs = await self.preferences.for_recipient(tx, account_id, recipient) if optional else None
+        if not should_send(category, prefs):
+            delivery.status = "skipped"
+            delivery.last_error = SKIP_REASON
+            delivery.variables = self._scrubbed(delivery)
+            await self.repo.add(tx, delivery)
+            tx.publish(NOTIFY_DELIVERIES.name, new_envelope(
+                ev.NotificationSkipped(delivery_id=delivery.id, template=template, channel=_channel(channel),
+                                       recipient=recipient, reason=SKIP_REASON),
+                source=SOURCE, subject=delivery.id, correlation_id=correlation_id))
+            log.info("notify.skipped", delivery_id=delivery.id, template=template, category=category)
+            return delivery
         await self.repo.add(tx, delivery)
         self.wake.set()
+        return delivery
 
-    async def dispatch_due(self) -> int:
+    # -- dispatching -----------------------------------------------------------------------------
+    async def dispatch_due(self, limit: int = 200) -> int:
+        """Claim what is due, send a few at a time, and record the sent ones in one transaction.
+
+        The claim pushes each delivery's next attempt out, so a concurrent dispatcher skips it; if this
+        process dies before recording, the claim lapses and the delivery is tried again (same Message-ID).
+        """
         now = datetime.now(UTC)
-        done = 0
-        for delivery in await self.repo.due(now):
-            if await self._claim(delivery, now):
-                await self.attempt(delivery)
-                done += 1
-        return done
+        due = await self.repo.due(now, limit)
+        if not due:
+            return 0
+        concurrency = max(1, self.settings.notify.dispatch_concurrency)
+        # Held long enough for the whole batch even if every send runs into the SMTP timeout.
+        hold_s = CLAIM_S + -(-len(due) // concurrency) * self.settings.notify.smtp_timeout_s
+        claimed = await self.repo.claim([d.id for d in due], now, now + timedelta(seconds=hold_s))
+        gate = asyncio.Semaphore(concurrency)
 
-    async def _claim(self, delivery: Delivery, now: datetime) -> bool:
-        """Only one dispatcher sends a delivery: push its next attempt out while this one tries."""
-        result = await self.repo.collection.update_one(
-            {"_id": delivery.id, "status": {"$in": ["queued", "failed"]}, "next_attempt_at": {"$lte": now}},
-            {"$set": {"next_attempt_at": now + timedelta(seconds=CLAIM_S)}},
-        )
-        return result.modified_count == 1
+        async def one(delivery: Delivery) -> Delivery | None:
+            async with gate:
+                return delivery if await self.attempt(delivery, record_sent=False) else None
 
-    async def attempt(self, delivery: Delivery) -> None:
-        attempts = delivery.attempts + 1
+        results = await asyncio.gather(*(one(d) for d in claimed), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):  # the database went away mid-batch: the claim lapses, retried
+                log.warning("notify.dispatch_error", error=repr(result))
+        await self._sent([r for r in results if isinstance(r, Delivery)])
+        return len(claimed)
+
+    def prepare(self, delivery: Delivery) -> tuple[Channel, Rendered]:
+        """Everything that fails the same way on every attempt; raises ``PermanentError`` with the reason."""
+        channel = self.channels.get(delivery.channel)
+        if channel is None:
+            raise PermanentError(f"no sender for channel {delivery.channel!r}")
+        problem = recipient_problem(delivery.channel, delivery.recipient)
+        if problem:
+            raise PermanentError(problem)
         try:
-            permanent = address_problem(delivery.recipient)
-            if permanent:
-                await self._give_up(delivery, attempts, permanent)
-                return
-            rendered = self.catalogue.render(delivery.template, delivery.variables)
-        except TemplateError as exc:
-            await self._give_up(delivery, attempts, str(exc))
-            return
-        unsubscribe = f"{self.settings.brand.portal_url}/settings/notifications" \
-            if delivery.category == "general" else None
-        message = build_message(delivery_id=delivery.id, sender=self.settings.smtp.sender,
-                                recipient=delivery.recipient, rendered=rendered,
-                                when_rfc2822=format_datetime(datetime.now(UTC)), unsubscribe_url=unsubscribe)
+            spec = self.catalogue.spec(delivery.template)
+            if spec.channel != delivery.channel:
+                raise PermanentError(f"template {delivery.template} is for {spec.channel}, not {delivery.channel}")
+            return channel, self.catalogue.render(delivery.template, delivery.variables)
+        except PermanentError:
+            raise
+        except Exception as exc:  # unknown template, missing variable, a filter failing on a value …
+            raise PermanentError(str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}") \
+                from exc
+
+    async def attempt(self, delivery: Delivery, *, record_sent: bool = True) -> bool:
+        """One try; ``True`` if it went out (recorded now, or by the caller's batch when ``record_sent`` is off)."""
         try:
-            await self.mailer.send(message)
+            channel, rendered = self.prepare(delivery)
+            await channel.send(delivery, rendered)
+        except PermanentError as exc:
+            await self._give_up(delivery, delivery.attempts + 1, str(exc))
+            return False
         except Exception as exc:
-            await self._failed(delivery, attempts, f"{type(exc).__name__}: {exc}")
-            return
-        await self._sent(delivery, attempts)
+            await self._failed(delivery, delivery.attempts + 1, f"{type(exc).__name__}: {exc}")
+            return False
+        if record_sent:
+            await self._sent([delivery])
+        return True
 
     def _scrubbed(self, delivery: Delivery) -> dict[str, str]:
-        secret = self.catalogue.spec(delivery.template).secret if delivery.template in self.catalogue.specs \
-            else frozenset()
-        return {k: ("***" if k in secret else v) for k, v in delivery.variables.items()}
+        spec = self.catalogue.specs.get(delivery.template)
+        if spec is None:  # nothing says which values are secret: keep none of them
+            return dict.fromkeys(delivery.variables, "***")
+        return {k: ("***" if k in spec.secret else v) for k, v in delivery.variables.items()}
 
-    async def _sent(self, delivery: Delivery, attempts: int) -> None:
+    async def _sent(self, deliveries: list[Delivery]) -> None:
+        if not deliveries:
+            return
         now = datetime.now(UTC)
 
         async def work(tx: Tx) -> None:
-            await self.repo.update(tx, delivery.id, {"status": "sent", "attempts": attempts, "sent_at": now,
-                                                     "variables": self._scrubbed(delivery), "last_error": None})
-            tx.publish(NOTIFY_DELIVERIES.name, new_envelope(
-                ev.NotificationDelivered(delivery_id=delivery.id, template=delivery.template,
-                                         channel="mail", recipient=delivery.recipient, attempts=attempts),
-                source=SOURCE, subject=delivery.id, correlation_id=delivery.correlation_id))
+            await self.repo.update_many(tx, {
+                d.id: {"status": "sent", "attempts": d.attempts + 1, "sent_at": now, "variables": self._scrubbed(d),
+                       "last_error": None} for d in deliveries})
+            for d in deliveries:
+                tx.publish(NOTIFY_DELIVERIES.name, new_envelope(
+                    ev.NotificationDelivered(delivery_id=d.id, template=d.template, channel=_channel(d.channel),
+                                             recipient=d.recipient, attempts=d.attempts + 1),
+                    source=SOURCE, subject=d.id, correlation_id=d.correlation_id))
 
         await self.store.transaction(work)
-        log.info("notify.sent", delivery_id=delivery.id, template=delivery.template, attempts=attempts)
+        for d in deliveries:
+            log.info("notify.sent", delivery_id=d.id, template=d.template, attempts=d.attempts + 1)
 
     async def _failed(self, delivery: Delivery, attempts: int, error: str) -> None:
         if attempts >= self.settings.notify.max_attempts:
@@ -125,8 +194,9 @@ class NotifyService:
             await self.repo.update(tx, delivery.id, {"status": "dead", "attempts": attempts, "last_error": error,
                                                      "variables": self._scrubbed(delivery)})
             tx.publish(NOTIFY_DELIVERIES.name, new_envelope(
-                ev.NotificationFailed(delivery_id=delivery.id, template=delivery.template, channel="mail",
-                                      recipient=delivery.recipient, attempts=attempts, reason=error),
+                ev.NotificationFailed(delivery_id=delivery.id, template=delivery.template,
+                                      channel=_channel(delivery.channel), recipient=delivery.recipient,
+                                      attempts=attempts, reason=error),
                 source=SOURCE, subject=delivery.id, correlation_id=delivery.correlation_id))
 
         await self.store.transaction(work)
@@ -150,3 +220,7 @@ class NotifyService:
             await asyncio.wait(tasks, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
             for t in tasks:
                 t.cancel()
+
+
+def _channel(channel: str) -> ev.Channel:
+    return "sms" if channel == "sms" else "mail"

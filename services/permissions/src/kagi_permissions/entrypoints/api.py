@@ -1,19 +1,67 @@
-"""Permissions' internal API. Companies, requests and the calendar arrive with the permissions issue."""
+"""Permissions' internal API: schedule, catalogue, companies (operator), requests (admin and operator)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import date
+from typing import Any
 
-from litestar import Litestar
+import msgspec
+from litestar import Litestar, Request, get, patch, post
 
 from kagi_permissions.bootstrap import NAME, Permissions, bootstrap
-from kagi_shared.service_api import create_service_app, run_service_api
+from kagi_permissions.domain.catalogue import catalogue_data
+from kagi_permissions.domain.companies import Admin
+from kagi_permissions.domain.timing import schedule
+from kagi_permissions.entrypoints.schemas import (
+    BatchIn,
+    BatchOut,
+    CampaignOut,
+    CancelIn,
+    CompanyChangeIn,
+    CompanyIn,
+    CompanyOut,
+    DecisionIn,
+    DeliveryOut,
+    DraftOut,
+    ReportOut,
+    RequestIn,
+    RequestOut,
+    ScheduleOut,
+    TerminationOut,
+    UserOut,
+)
+from kagi_permissions.service.companies import CompanyInput
+from kagi_permissions.service.requests import RequestInput
+from kagi_shared.problems import FieldError, Problem
+from kagi_shared.service_api import Caller, caller_of, create_service_app, internal_guard, require_role, run_service_api
 from kagi_shared.settings import get_settings
+
+GUARDS = [internal_guard]
+
+
+def parse_day(value: str | None, field: str) -> date:
+    """An ISO date from a query string; ``2019-02-30`` is a 400 naming the field."""
+    if not value:
+        raise Problem(400, "request.invalid", "入力内容に誤りがあります。",
+                      errors=[FieldError(field, "日付を YYYY-MM-DD 形式で指定してください。")])
+    try:
+        if len(value) != 10:
+            raise ValueError(value)
+        return date.fromisoformat(value)
+    except ValueError:
+        raise Problem(400, "request.invalid", "入力内容に誤りがあります。",
+                      errors=[FieldError(field, f"{value} は存在しない日付か、YYYY-MM-DD 形式ではありません。")],
+                      ) from None
+
+
+def _admin(a: Any) -> Admin:
+    return Admin(name=a.name, email=a.email.strip())
 
 
 def create_app(permissions: Permissions | None = None) -> Litestar:
-    state: dict[str, Permissions] = {}
+    state: dict[str, Permissions] = {"app": permissions} if permissions else {}
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -25,10 +73,189 @@ def create_app(permissions: Permissions | None = None) -> Litestar:
             if permissions is None:
                 await state["app"].close()
 
+    def app() -> Permissions:
+        return state["app"]
+
+    def operator(request: Request[Any, Any, Any]) -> None:
+        require_role(caller_of(request), "operator")
+
+    # -- public --------------------------------------------------------------------------------
+    @get("/internal/schedule", guards=GUARDS)
+    async def schedule_preview(submitted_on: str | None = None) -> ScheduleOut:
+        return ScheduleOut.of(schedule(app().calendar, parse_day(submitted_on, "submittedOn")))
+
+    @get("/internal/catalogue", guards=GUARDS, sync_to_thread=False)
+    def catalogue() -> dict[str, object]:
+        return catalogue_data()
+
+    @get("/internal/ip-allowlist", guards=GUARDS)
+    async def ip_allowlist() -> dict[str, list[str]]:
+        """Static global addresses of active companies, for the gateway's access-from-abroad rule (seed 2-8)."""
+        return {"addresses": await app().repo.ip_allowlist()}
+
+    # -- companies (operator) -----------------------------------------------------------------
+    @post("/internal/companies", guards=GUARDS, status_code=201)
+    async def register_company(data: CompanyIn, request: Request[Any, Any, Any]) -> CompanyOut:
+        operator(request)
+        company = await app().companies.register(CompanyInput(
+            name=data.name, roles=data.roles, primary_admin=_admin(data.primary_admin),
+            secondary_admin=_admin(data.secondary_admin) if data.secondary_admin else None,
+            contractors=data.contractors, ip_allowlist=data.ip_allowlist, juju_max_users=data.juju_max_users))
+        return CompanyOut.of(company)
+
+    @get("/internal/companies", guards=GUARDS)
+    async def list_companies(request: Request[Any, Any, Any]) -> list[CompanyOut]:
+        operator(request)
+        return [CompanyOut.of(c) for c in await app().repo.list_companies()]
+
+    @get("/internal/companies/{company_id:str}", guards=GUARDS)
+    async def get_company(company_id: str, request: Request[Any, Any, Any]) -> CompanyOut:
+        operator(request)
+        return CompanyOut.of(await app().companies.get(company_id))
+
+    @patch("/internal/companies/{company_id:str}", guards=GUARDS)
+    async def change_company(company_id: str, data: CompanyChangeIn, request: Request[Any, Any, Any]) -> CompanyOut:
+        operator(request)
+        changes: dict[str, object] = {}
+        for name in ("name", "roles", "contractors", "ip_allowlist", "juju_max_users"):
+            value = getattr(data, name)
+            if value is not None:
+                changes[name] = value
+        if data.primary_admin is not None:
+            changes["primary_admin"] = _admin(data.primary_admin)
+        if data.secondary_admin is not None:
+            changes["secondary_admin"] = _admin(data.secondary_admin)
+        elif data.remove_secondary_admin:
+            changes["secondary_admin"] = None
+        if not changes:
+            raise Problem(400, "company.no_change", "変更する項目を指定してください。")
+        return CompanyOut.of(await app().companies.change(company_id, changes))
+
+    @post("/internal/companies/{company_id:str}/termination", guards=GUARDS, status_code=200)
+    async def terminate_company(company_id: str, request: Request[Any, Any, Any]) -> TerminationOut:
+        operator(request)
+        company, revoked = await app().companies.terminate(company_id)
+        return TerminationOut(company=CompanyOut.of(company), revoked_users=revoked)
+
+    @get("/internal/my-company", guards=GUARDS)
+    async def my_company(request: Request[Any, Any, Any]) -> CompanyOut:
+        caller = caller_of(request)
+        require_role(caller, "company_admin")
+        return CompanyOut.of(await app().requests.company_of(caller))
+
+    # -- requests (admin) ----------------------------------------------------------------------
+    @post("/internal/requests", guards=GUARDS, status_code=201)
+    async def submit(data: RequestIn, request: Request[Any, Any, Any]) -> RequestOut:
+        caller = caller_of(request)
+        require_role(caller, "company_admin")
+        filed = await app().requests.submit(caller, RequestInput(
+            kind=data.kind, user_id=data.user_id, permissions={k: v for k, v in data.permissions.as_dict().items()},
+            name_kanji=data.name_kanji, name_kana=data.name_kana, contractor=data.contractor, memo=data.memo),
+            request.headers.get("x-request-id"))
+        return RequestOut.of(filed)
+
+    @get("/internal/requests", guards=GUARDS)
+    async def search(request: Request[Any, Any, Any], status: str | None = None, user_id: str | None = None,
+                     company_id: str | None = None) -> list[RequestOut]:
+        caller = caller_of(request)
+        require_role(caller, "company_admin", "operator")
+        found = await app().requests.search(caller, status=status, user_id=user_id, company_id=company_id)
+        return [RequestOut.of(r) for r in found]
+
+    @get("/internal/requests/{request_id:str}", guards=GUARDS)
+    async def view(request_id: str, request: Request[Any, Any, Any]) -> RequestOut:
+        caller = caller_of(request)
+        require_role(caller, "company_admin", "operator")
+        return RequestOut.of(await app().requests.get(caller, request_id))
+
+    @get("/internal/drafts", guards=GUARDS)
+    async def drafts(request: Request[Any, Any, Any]) -> list[DraftOut]:
+        caller = caller_of(request)
+        require_role(caller, "company_admin")
+        company = await app().requests.company_of(caller)
+        return [DraftOut(draft_id=d["_id"], user_id=d["user_id"], kind=d["kind"], reason=d["reason"],
+                         created_at=d["created_at"]) for d in await app().repo.drafts(company.id)]
+
+    @post("/internal/drafts/{draft_id:str}/confirm", guards=GUARDS, status_code=201)
+    async def confirm_draft(draft_id: str, request: Request[Any, Any, Any]) -> RequestOut:
+        caller = caller_of(request)
+        require_role(caller, "company_admin")
+        return RequestOut.of(await app().requests.confirm_draft(caller, draft_id))
+
+    # -- access review (admin) ------------------------------------------------------------------
+    def admin(request: Request[Any, Any, Any]) -> Caller:
+        caller = caller_of(request)
+        require_role(caller, "company_admin")
+        return caller
+
+    @get("/internal/users", guards=GUARDS)
+    async def users(request: Request[Any, Any, Any]) -> list[UserOut]:
+        return [UserOut.of(e) for e in await app().reviews.users(admin(request))]
+
+    @post("/internal/reviews", guards=GUARDS, status_code=201)
+    async def start_review(request: Request[Any, Any, Any]) -> CampaignOut:
+        return CampaignOut.of(await app().reviews.start(admin(request)))
+
+    @get("/internal/reviews", guards=GUARDS)
+    async def list_reviews(request: Request[Any, Any, Any]) -> list[CampaignOut]:
+        return [CampaignOut.of(c) for c in await app().reviews.list(admin(request))]
+
+    @get("/internal/reviews/{review_id:str}", guards=GUARDS)
+    async def get_review(review_id: str, request: Request[Any, Any, Any]) -> CampaignOut:
+        return CampaignOut.of(await app().reviews.get(admin(request), review_id))
+
+    @post("/internal/reviews/{review_id:str}/decisions", guards=GUARDS, status_code=200)
+    async def decide(review_id: str, data: DecisionIn, request: Request[Any, Any, Any]) -> CampaignOut:
+        return CampaignOut.of(await app().reviews.decide(admin(request), review_id, data.user_id, data.decision))
+
+    @get("/internal/reviews/{review_id:str}/report", guards=GUARDS)
+    async def report(review_id: str, request: Request[Any, Any, Any]) -> ReportOut:
+        csv = await app().reviews.report(admin(request), review_id)
+        return ReportOut(filename=f"access-review-{review_id}.csv", csv=csv)
+
+    # -- operator workflow ---------------------------------------------------------------------
+    @post("/internal/requests/{request_id:str}/accept", guards=GUARDS, status_code=200)
+    async def accept(request_id: str, request: Request[Any, Any, Any]) -> RequestOut:
+        operator(request)
+        return RequestOut.of(await app().requests.accept(request_id))
+
+    @post("/internal/requests/{request_id:str}/cancel", guards=GUARDS, status_code=200)
+    async def cancel(request_id: str, data: CancelIn, request: Request[Any, Any, Any]) -> RequestOut:
+        operator(request)
+        return RequestOut.of(await app().requests.cancel(request_id, data.reason))
+
+    @post("/internal/requests/{request_id:str}/systems/{system:str}/completion", guards=GUARDS, status_code=200)
+    async def complete(request_id: str, system: str, request: Request[Any, Any, Any]) -> RequestOut:
+        operator(request)
+        return RequestOut.of(await app().requests.complete_system(request_id, system))
+
+    @post("/internal/requests/{request_id:str}/systems/{system:str}/retry", guards=GUARDS, status_code=200)
+    async def retry(request_id: str, system: str, request: Request[Any, Any, Any]) -> RequestOut:
+        operator(request)
+        return RequestOut.of(await app().requests.retry(request_id, system))
+
+    @post("/internal/batches", guards=GUARDS, status_code=200)
+    async def run_batch(data: BatchIn, request: Request[Any, Any, Any]) -> BatchOut:
+        operator(request)
+        result = await app().requests.run_batch(data.batch_date)
+        return BatchOut(batch_date=result.batch_date, requests=result.requests, commands=result.commands)
+
+    @get("/internal/deliveries", guards=GUARDS)
+    async def deliveries(request: Request[Any, Any, Any], which: str = "failed") -> list[DeliveryOut]:
+        operator(request)
+        if which not in ("failed", "overdue"):
+            raise Problem(400, "request.invalid", "入力内容に誤りがあります。",
+                          errors=[FieldError("state", "failed または overdue を指定してください。")])
+        return [msgspec.convert(row, DeliveryOut) for row in await app().requests.deliveries(which)]
+
     async def ready() -> None:
         await state["app"].store.ping()
 
-    return create_service_app(NAME, [], ready=ready, lifespan=[lifespan])
+    handlers = [schedule_preview, catalogue, ip_allowlist, register_company, list_companies, get_company,
+                change_company, terminate_company, my_company, submit, search, view, drafts, confirm_draft, users,
+                start_review, list_reviews, get_review, decide, report, accept, cancel, complete, retry, run_batch,
+                deliveries]
+    return create_service_app(NAME, handlers, ready=ready, lifespan=[lifespan])
 
 
 def main() -> None:

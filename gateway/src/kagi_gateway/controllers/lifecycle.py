@@ -1,0 +1,190 @@
+"""Account lifecycle: password change and reset, unlock requests, the operator's lock and ladder preview."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.params import Parameter
+
+from kagi_gateway.deps import ANY_USER, PUBLIC, SESSIONS, client_ip, current_caller, request_id
+from kagi_gateway.services import Services
+
+OPERATOR = ("operator",)
+Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+LoginId = Annotated[str, msgspec.Meta(min_length=1, max_length=254)]
+Note = Annotated[str, msgspec.Meta(max_length=1000)]
+
+
+class Dto(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class PasswordChangeIn(Dto):
+    current_password: Password
+    new_password: Password
+
+
+class PasswordChangedOut(Dto):
+    password_changed_at: datetime | None
+    message: str
+
+
+class ResetRequestIn(Dto):
+    login_id: LoginId
+
+
+class ResetCompleteIn(Dto):
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    new_password: Password
+
+
+class UnlockFileIn(Dto):
+    login_id: LoginId
+    message: Note = ""
+
+
+class AcceptedOut(Dto):
+    message: str
+    accepted: bool = True
+
+
+class DecisionIn(Dto):
+    note: Note | None = None
+
+
+class UnlockRequestOut(Dto):
+    request_id: str
+    account_id: str
+    login_id: str
+    status: str
+    lock_reason: str | None
+    message: str
+    filed_at: datetime
+    decided_at: datetime | None
+    decided_by: str | None
+    note: str | None
+    purge_date: str | None
+
+
+class LockedOut(Dto):
+    account_id: str
+    login_id: str
+    status: str
+
+
+class PreviewRowOut(Dto):
+    account_id: str
+    login_id: str
+    email: str
+    status: str
+    stage: str
+    base_date: str
+    stage_date: str
+
+
+class PreviewOut(Dto):
+    as_of: datetime
+    warning1: list[PreviewRowOut]
+    warning2: list[PreviewRowOut]
+    lock: list[PreviewRowOut]
+    purge: list[PreviewRowOut]
+
+
+class PasswordController(Controller):
+    path = "/api/v1"
+    tags = ("password",)
+
+    @post("/me/password", opt={"roles": ANY_USER, "password_change": True}, status_code=200,
+          summary="Change the caller's password (also with the restricted token of an expired password)")
+    async def change(self, data: PasswordChangeIn, services: Services,
+                     request: Request[Any, Any, Any]) -> PasswordChangedOut:
+        caller = current_caller(request)
+        reply = await services.call("lifecycle", "POST", "/internal/me/password", caller=caller,
+                                    json={"currentPassword": data.current_password, "newPassword": data.new_password},
+                                    request_id=request_id(request))
+        SESSIONS.forget(caller.account_id)  # this token is stale now: refuse it at once, not after the cache
+        changed_at = msgspec.convert(reply.get("passwordChangedAt"), datetime | None, strict=False)
+        return PasswordChangedOut(password_changed_at=changed_at,
+                                  message="パスワードを変更しました。新しいパスワードで再度ログインしてください。")
+
+    @post("/auth/password-reset", opt={"roles": PUBLIC}, status_code=202,
+          summary="Mail a single-use reset link (same answer whether or not the ID exists)")
+    async def request_reset(self, data: ResetRequestIn, services: Services,
+                            request: Request[Any, Any, Any]) -> AcceptedOut:
+        reply = await services.call("lifecycle", "POST", "/internal/password-reset",
+                                    json={"loginId": data.login_id, "clientIp": client_ip(request)},
+                                    request_id=request_id(request))
+        return msgspec.convert(reply, AcceptedOut)
+
+    @post("/auth/password-reset/complete", opt={"roles": PUBLIC}, status_code=200,
+          summary="Set a new password with the emailed link's token")
+    async def complete_reset(self, data: ResetCompleteIn, services: Services,
+                             request: Request[Any, Any, Any]) -> AcceptedOut:
+        reply = await services.call("lifecycle", "POST", "/internal/password-reset/complete",
+                                    json={"token": data.token, "newPassword": data.new_password},
+                                    request_id=request_id(request))
+        return msgspec.convert(reply, AcceptedOut)
+
+    @post("/auth/unlock-requests", opt={"roles": PUBLIC}, status_code=202,
+          summary="Ask for a locked ID to be unlocked (the answer never reveals whether the ID exists)")
+    async def file_unlock(self, data: UnlockFileIn, services: Services,
+                          request: Request[Any, Any, Any]) -> AcceptedOut:
+        reply = await services.call("lifecycle", "POST", "/internal/unlock-requests",
+                                    json={"loginId": data.login_id, "message": data.message,
+                                          "clientIp": client_ip(request)},
+                                    request_id=request_id(request))
+        return msgspec.convert(reply, AcceptedOut)
+
+
+class LifecycleOperatorController(Controller):
+    path = "/api/v1/operator"
+    tags = ("operator",)
+
+    @get("/unlock-requests", opt={"roles": OPERATOR}, summary="Unlock requests, newest first")
+    async def unlock_requests(
+        self, services: Services, request: Request[Any, Any, Any],
+        status: Annotated[Literal["pending", "approved", "rejected", "refused"] | None, Parameter()] = None,
+    ) -> list[UnlockRequestOut]:
+        reply = await services.call("lifecycle", "GET", "/internal/unlock-requests", caller=current_caller(request),
+                                    params={"status": status} if status else None, request_id=request_id(request))
+        return msgspec.convert(reply, list[UnlockRequestOut])
+
+    @post("/unlock-requests/{unlock_id:str}/approve", opt={"roles": OPERATOR}, status_code=200,
+          summary="Unlock the account (refused on or after its purge date)")
+    async def approve(self, unlock_id: str, data: DecisionIn, services: Services,
+                      request: Request[Any, Any, Any]) -> UnlockRequestOut:
+        reply = await services.call("lifecycle", "POST", f"/internal/unlock-requests/{unlock_id}/approve",
+                                    caller=current_caller(request), json={"note": data.note},
+                                    request_id=request_id(request))
+        return msgspec.convert(reply, UnlockRequestOut)
+
+    @post("/unlock-requests/{unlock_id:str}/reject", opt={"roles": OPERATOR}, status_code=200,
+          summary="Reject an unlock request")
+    async def reject(self, unlock_id: str, data: DecisionIn, services: Services,
+                     request: Request[Any, Any, Any]) -> UnlockRequestOut:
+        reply = await services.call("lifecycle", "POST", f"/internal/unlock-requests/{unlock_id}/reject",
+                                    caller=current_caller(request), json={"note": data.note},
+                                    request_id=request_id(request))
+        return msgspec.convert(reply, UnlockRequestOut)
+
+    @post("/accounts/{account_id:str}/lock", opt={"roles": OPERATOR}, status_code=200,
+          summary="Lock an account (reason operator); its sessions end")
+    async def lock(self, account_id: str, services: Services, request: Request[Any, Any, Any]) -> LockedOut:
+        reply = await services.call("lifecycle", "POST", f"/internal/accounts/{account_id}/lock",
+                                    caller=current_caller(request), request_id=request_id(request))
+        SESSIONS.forget(account_id)
+        return LockedOut(account_id=reply["accountId"], login_id=reply["loginId"], status=reply["status"])
+
+    @get("/lifecycle/preview", opt={"roles": OPERATOR},
+         summary="Who the next inactivity sweep would warn, lock or purge")
+    async def preview(
+        self, services: Services, request: Request[Any, Any, Any],
+        as_of: Annotated[str | None, Parameter(query="asOf", max_length=40,
+                                               description="moment of the sweep; default the next 07:00 JST")] = None,
+    ) -> PreviewOut:
+        reply = await services.call("lifecycle", "GET", "/internal/lifecycle/preview", caller=current_caller(request),
+                                    params={"asOf": as_of} if as_of else None, request_id=request_id(request))
+        return msgspec.convert(reply, PreviewOut)

@@ -1,0 +1,120 @@
+"""Water contracts (from ``contracts.upserted``) and the accounts' claims on them, in MongoDB."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+
+from kagi_invite.domain.claims import Claim, WaterContract
+from kagi_invite.domain.step_up import StepUpCode
+from kagi_shared.mongo import Store, Tx
+
+WATER_CONTRACTS = "water_contracts"
+CLAIMS = "contract_claims"
+SMS_CODES = "sms_codes"
+SMS_VERIFIED = "sms_verified"
+
+
+def _claim(doc: dict[str, Any]) -> Claim:
+    doc = dict(doc)
+    doc.pop("_id")
+    return msgspec.convert(doc, Claim)
+
+
+class ClaimRepository:
+    def __init__(self, store: Store) -> None:
+        self.contracts = store.db[WATER_CONTRACTS]
+        self.claims = store.db[CLAIMS]
+        self.sms_codes = store.db[SMS_CODES]
+        self.sms_verified = store.db[SMS_VERIFIED]
+
+    async def ensure_indexes(self) -> None:
+        await self.claims.create_index([("account_id", ASCENDING), ("linked_at", ASCENDING)])
+        await self.sms_codes.create_index([("account_id", ASCENDING), ("issued_at", DESCENDING)])
+
+    async def version(self, customer_number: str, tx: Tx) -> int | None:
+        doc = await self.contracts.find_one({"_id": customer_number}, {"version": 1}, session=tx.session)
+        return int(doc["version"]) if doc else None
+
+    async def upsert_contract(self, tx: Tx, contract: WaterContract) -> None:
+        doc = msgspec.to_builtins(contract, builtin_types=(datetime,))
+        doc.pop("id")
+        await self.contracts.update_one({"_id": contract.id}, {"$set": doc}, upsert=True, session=tx.session)
+
+    async def contract(self, customer_number: str) -> WaterContract | None:
+        doc = await self.contracts.find_one({"_id": customer_number})
+        if doc is None:
+            return None
+        doc["id"] = doc.pop("_id")
+        return msgspec.convert(doc, WaterContract)
+
+    async def contracts_by_number(self, numbers: list[str]) -> dict[str, WaterContract]:
+        out = {}
+        for doc in await self.contracts.find({"_id": {"$in": numbers}}).to_list():
+            doc["id"] = doc.pop("_id")
+            out[doc["id"]] = msgspec.convert(doc, WaterContract)
+        return out
+
+    async def claims_of(self, account_id: str, tx: Tx | None = None) -> list[Claim]:
+        docs = await self.claims.find({"account_id": account_id}, session=tx.session if tx else None) \
+            .sort("linked_at", ASCENDING).to_list()
+        return [_claim(d) for d in docs]
+
+    async def add(self, tx: Tx, claim: Claim) -> None:
+        doc = msgspec.to_builtins(claim, builtin_types=(datetime,))
+        doc["_id"] = f"{claim.account_id}:{claim.customer_number}"
+        await self.claims.insert_one(doc, session=tx.session)
+
+    async def remove(self, tx: Tx, account_id: str, customer_number: str) -> bool:
+        result = await self.claims.delete_one({"_id": f"{account_id}:{customer_number}"}, session=tx.session)
+        return result.deleted_count == 1
+
+    async def set_main(self, tx: Tx, account_id: str, customer_number: str) -> None:
+        await self.claims.update_many({"account_id": account_id, "main": True}, {"$set": {"main": False}},
+                                      session=tx.session)
+        await self.claims.update_one({"_id": f"{account_id}:{customer_number}"}, {"$set": {"main": True}},
+                                     session=tx.session)
+
+    async def remove_all(self, tx: Tx, account_id: str) -> int:
+        result = await self.claims.delete_many({"account_id": account_id}, session=tx.session)
+        return int(result.deleted_count)
+
+    # -- SMS verification of the registration ----------------------------------------------------
+    async def replace_sms_code(self, tx: Tx, code: StepUpCode) -> None:
+        await self.sms_codes.update_many({"account_id": code.account_id, "status": "active"},
+                                         {"$set": {"status": "replaced"}}, session=tx.session)
+        doc = msgspec.structs.asdict(code)
+        doc["_id"] = doc.pop("id")
+        await self.sms_codes.insert_one(doc, session=tx.session)
+
+    async def latest_sms_code(self, account_id: str) -> StepUpCode | None:
+        doc = await self.sms_codes.find_one({"account_id": account_id}, sort=[("issued_at", DESCENDING)])
+        if doc is None:
+            return None
+        doc["id"] = doc.pop("_id")
+        return msgspec.convert(doc, StepUpCode)
+
+    async def count_sms_attempt(self, tx: Tx, code_id: str) -> int:
+        doc = await self.sms_codes.find_one_and_update({"_id": code_id}, {"$inc": {"attempts": 1}},
+                                                       return_document=ReturnDocument.AFTER, session=tx.session)
+        return int(doc["attempts"]) if doc else 0
+
+    async def set_sms_status(self, tx: Tx, code_id: str, status: str) -> bool:
+        result = await self.sms_codes.update_one({"_id": code_id, "status": "active"}, {"$set": {"status": status}},
+                                                 session=tx.session)
+        return result.modified_count == 1
+
+    async def mark_sms_verified(self, tx: Tx, account_id: str, at: datetime) -> None:
+        await self.sms_verified.update_one({"_id": account_id}, {"$set": {"verified_at": at}}, upsert=True,
+                                           session=tx.session)
+
+    async def sms_verified_at(self, account_id: str) -> datetime | None:
+        doc = await self.sms_verified.find_one({"_id": account_id})
+        return doc["verified_at"] if doc else None
+
+    async def forget_sms(self, tx: Tx, account_id: str) -> None:
+        await self.sms_verified.delete_one({"_id": account_id}, session=tx.session)
+        await self.sms_codes.delete_many({"account_id": account_id}, session=tx.session)

@@ -1,0 +1,201 @@
+"""Invitation keys, confirmation links, co-users, households and rate-limit hits in MongoDB."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+
+from kagi_invite.domain.invitations import ConfirmationLink, CoUser, InvitationKey
+from kagi_shared.mongo import Store, Tx
+
+KEYS = "invitation_keys"
+LINKS = "confirmation_links"
+CO_USERS = "co_users"
+HOUSEHOLDS = "households"
+RATE_HITS = "rate_hits"
+HITS_TTL_S = 86400
+
+
+def _doc(struct: msgspec.Struct) -> dict[str, Any]:
+    doc = msgspec.structs.asdict(struct)
+    doc["_id"] = doc.pop("id")
+    return doc
+
+
+def _from(doc: dict[str, Any], cls: type[Any]) -> Any:
+    doc = dict(doc)
+    doc["id"] = doc.pop("_id")
+    return msgspec.convert(doc, cls)
+
+
+def _co_user(doc: dict[str, Any]) -> CoUser:
+    doc = dict(doc)
+    doc.pop("_id")
+    return msgspec.convert(doc, CoUser)
+
+
+def _session(tx: Tx | None) -> Any:
+    return tx.session if tx else None
+
+
+class InvitationRepository:
+    def __init__(self, store: Store) -> None:
+        self.keys = store.db[KEYS]
+        self.links = store.db[LINKS]
+        self.co_users = store.db[CO_USERS]
+        self.households = store.db[HOUSEHOLDS]
+        self.hits = store.db[RATE_HITS]
+
+    async def ensure_indexes(self) -> None:
+        await self.keys.create_index([("key_hash", ASCENDING)], unique=True)
+        await self.keys.create_index([("owner_id", ASCENDING), ("issued_at", DESCENDING)])
+        await self.keys.create_index([("reservation_id", ASCENDING)])
+        await self.links.create_index([("token_hash", ASCENDING)], unique=True)
+        await self.links.create_index([("reservation_id", ASCENDING)])
+        await self.co_users.create_index([("owner_id", ASCENDING), ("added_at", ASCENDING)])
+        await self.co_users.create_index([("account_id", ASCENDING)])
+        await self.hits.create_index([("bucket", ASCENDING), ("at", ASCENDING)])
+        # Hits older than any sane rate window are dropped by the server (a day is far above the setting).
+        await self.hits.create_index([("at", ASCENDING)], expireAfterSeconds=HITS_TTL_S)
+
+    # -- keys ----------------------------------------------------------------------------------
+    async def add_key(self, tx: Tx, key: InvitationKey, owner_login_id: str, owner_email: str) -> None:
+        doc = _doc(key)
+        doc.update(owner_login_id=owner_login_id, owner_email=owner_email)
+        await self.keys.insert_one(doc, session=tx.session)
+
+    async def key_by_hash(self, key_hash: str) -> InvitationKey | None:
+        doc = await self.keys.find_one({"key_hash": key_hash})
+        return _from(doc, InvitationKey) if doc else None
+
+    async def key_of_owner(self, owner_id: str, key_id: str, tx: Tx | None = None) -> InvitationKey | None:
+        doc = await self.keys.find_one({"_id": key_id, "owner_id": owner_id}, session=_session(tx))
+        return _from(doc, InvitationKey) if doc else None
+
+    async def keys_of_owner(self, owner_id: str, limit: int = 100) -> list[InvitationKey]:
+        docs = await self.keys.find({"owner_id": owner_id}).sort("issued_at", DESCENDING).limit(limit).to_list()
+        return [_from(d, InvitationKey) for d in docs]
+
+    async def owner_contact(self, key_id: str, tx: Tx | None = None) -> tuple[str, str]:
+        doc = await self.keys.find_one({"_id": key_id}, {"owner_login_id": 1, "owner_email": 1},
+                                       session=_session(tx))
+        return (doc or {}).get("owner_login_id", ""), (doc or {}).get("owner_email", "")
+
+    async def reserve_key(self, tx: Tx, key_id: str, reservation_id: str, until: datetime,
+                          now: datetime) -> bool:
+        """Hold a pending key (or one whose earlier reservation ran out); atomic, so one reserver wins."""
+        free = {"$or": [{"status": "pending"}, {"status": "reserved", "reserved_until": {"$lte": now}}]}
+        result = await self.keys.update_one(
+            {"_id": key_id, "expires_at": {"$gt": now}, **free},
+            {"$set": {"status": "reserved", "reservation_id": reservation_id, "reserved_until": until}},
+            session=tx.session)
+        return result.modified_count == 1
+
+    async def key_by_reservation(self, reservation_id: str, tx: Tx | None = None) -> InvitationKey | None:
+        doc = await self.keys.find_one({"reservation_id": reservation_id, "status": "reserved"},
+                                       session=_session(tx))
+        return _from(doc, InvitationKey) if doc else None
+
+    async def release_key(self, tx: Tx, reservation_id: str, count_attempt: bool) -> dict[str, Any] | None:
+        update: dict[str, Any] = {"$set": {"status": "pending", "reservation_id": None, "reserved_until": None}}
+        if count_attempt:
+            update["$inc"] = {"attempts": 1}
+        return await self.keys.find_one_and_update({"reservation_id": reservation_id, "status": "reserved"}, update,
+                                                   return_document=ReturnDocument.AFTER, session=tx.session)
+
+    async def redeem_key(self, tx: Tx, reservation_id: str, account_id: str, login_id: str, now: datetime) -> bool:
+        result = await self.keys.update_one(
+            {"reservation_id": reservation_id, "status": "reserved"},
+            {"$set": {"status": "redeemed", "redeemed_by": account_id, "redeemed_login_id": login_id,
+                      "redeemed_at": now, "reserved_until": None}},
+            session=tx.session)
+        return result.modified_count == 1
+
+    async def set_key_status(self, tx: Tx, key_id: str, status: str, expected: tuple[str, ...]) -> bool:
+        result = await self.keys.update_one({"_id": key_id, "status": {"$in": list(expected)}},
+                                            {"$set": {"status": status}}, session=tx.session)
+        return result.modified_count == 1
+
+    # -- confirmation links ----------------------------------------------------------------------
+    async def add_link(self, tx: Tx, link: ConfirmationLink) -> None:
+        await self.links.insert_one(_doc(link), session=tx.session)
+
+    async def link_by_hash(self, token_hash: str) -> ConfirmationLink | None:
+        doc = await self.links.find_one({"token_hash": token_hash})
+        return _from(doc, ConfirmationLink) if doc else None
+
+    async def count_wrong_key(self, tx: Tx, link_id: str) -> int:
+        doc = await self.links.find_one_and_update({"_id": link_id}, {"$inc": {"wrong_keys": 1}},
+                                                   return_document=ReturnDocument.AFTER, session=tx.session)
+        return int(doc["wrong_keys"]) if doc else 0
+
+    async def set_link_status(self, tx: Tx, link_id: str, status: str) -> None:
+        await self.links.update_one({"_id": link_id}, {"$set": {"status": status}}, session=tx.session)
+
+    async def reserve_link(self, tx: Tx, link_id: str, reservation_id: str, until: datetime, now: datetime) -> bool:
+        free = {"$or": [{"status": "active"}, {"status": "reserved", "reserved_until": {"$lte": now}}]}
+        result = await self.links.update_one(
+            {"_id": link_id, "expires_at": {"$gt": now}, **free},
+            {"$set": {"status": "reserved", "reservation_id": reservation_id, "reserved_until": until}},
+            session=tx.session)
+        return result.modified_count == 1
+
+    async def link_by_reservation(self, reservation_id: str, tx: Tx | None = None) -> ConfirmationLink | None:
+        doc = await self.links.find_one({"reservation_id": reservation_id}, session=_session(tx))
+        return _from(doc, ConfirmationLink) if doc else None
+
+    async def finish_link(self, tx: Tx, reservation_id: str, status: str) -> None:
+        await self.links.update_one({"reservation_id": reservation_id, "status": "reserved"},
+                                    {"$set": {"status": status, "reserved_until": None}}, session=tx.session)
+
+    # -- co-users and households -----------------------------------------------------------------
+    async def add_co_user(self, tx: Tx, co_user: CoUser) -> None:
+        doc = msgspec.structs.asdict(co_user)
+        doc["_id"] = f"{co_user.owner_id}:{co_user.account_id}"
+        await self.co_users.insert_one(doc, session=tx.session)
+
+    async def co_user(self, owner_id: str, account_id: str, tx: Tx | None = None) -> CoUser | None:
+        doc = await self.co_users.find_one({"_id": f"{owner_id}:{account_id}"}, session=_session(tx))
+        return _co_user(doc) if doc else None
+
+    async def co_users_of(self, owner_id: str) -> list[CoUser]:
+        docs = await self.co_users.find({"owner_id": owner_id}).sort("added_at", ASCENDING).to_list()
+        return [_co_user(d) for d in docs]
+
+    async def memberships(self, account_id: str) -> list[CoUser]:
+        docs = await self.co_users.find({"account_id": account_id}).sort("added_at", ASCENDING).to_list()
+        return [_co_user(d) for d in docs]
+
+    async def remove_co_user(self, tx: Tx, owner_id: str, account_id: str) -> bool:
+        result = await self.co_users.delete_one({"_id": f"{owner_id}:{account_id}"}, session=tx.session)
+        return result.deleted_count == 1
+
+    async def remove_account(self, tx: Tx, account_id: str) -> int:
+        """A purged account stops being anyone's co-user, and its own co-users lose it."""
+        mine = await self.co_users.delete_many({"account_id": account_id}, session=tx.session)
+        theirs = await self.co_users.delete_many({"owner_id": account_id}, session=tx.session)
+        await self.households.delete_one({"_id": account_id}, session=tx.session)
+        return int(mine.deleted_count + theirs.deleted_count)
+
+    async def representative(self, owner_id: str, tx: Tx | None = None) -> str:
+        doc = await self.households.find_one({"_id": owner_id}, session=_session(tx))
+        return str(doc["representative_account_id"]) if doc else owner_id
+
+    async def set_representative(self, tx: Tx, owner_id: str, account_id: str) -> None:
+        await self.households.update_one({"_id": owner_id}, {"$set": {"representative_account_id": account_id}},
+                                         upsert=True, session=tx.session)
+
+    # -- sliding-window rate limits --------------------------------------------------------------
+    async def hit(self, bucket: str, now: datetime, window_start: datetime) -> int:
+        """Record a hit and return the hits in the window, this one included (refused hits count too)."""
+        await self.hits.insert_one({"bucket": bucket, "at": now})
+        return await self.hits.count_documents({"bucket": bucket, "at": {"$gt": window_start}})
+
+    async def nth_hit(self, bucket: str, window_start: datetime, n: int) -> datetime | None:
+        """The time of the ``n``-th oldest hit (from 0) still in the window."""
+        docs = await self.hits.find({"bucket": bucket, "at": {"$gt": window_start}}).sort("at", ASCENDING) \
+            .skip(n).limit(1).to_list()
+        return docs[0]["at"] if docs else None

@@ -1,0 +1,121 @@
+"""Usage locations, viewer keys and viewer rights in MongoDB (database ``kagi_invite``)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from pymongo import ASCENDING, DESCENDING
+
+from kagi_invite.domain.locations import Location, ViewerKey, ViewerRight
+from kagi_shared.mongo import Store, Tx
+
+LOCATIONS = "locations"
+VIEWER_KEYS = "viewer_keys"
+VIEWER_RIGHTS = "viewer_rights"
+
+
+def _from(doc: dict[str, Any], cls: type[Any]) -> Any:
+    doc = dict(doc)
+    doc["id"] = doc.pop("_id")
+    return msgspec.convert(doc, cls)
+
+
+def _right(doc: dict[str, Any]) -> ViewerRight:
+    doc = dict(doc)
+    doc.pop("_id")
+    return msgspec.convert(doc, ViewerRight)
+
+
+class LocationRepository:
+    def __init__(self, store: Store) -> None:
+        self.locations = store.db[LOCATIONS]
+        self.keys = store.db[VIEWER_KEYS]
+        self.rights = store.db[VIEWER_RIGHTS]
+
+    async def ensure_indexes(self) -> None:
+        await self.locations.create_index([("owner_id", ASCENDING), ("name", ASCENDING)])
+        await self.keys.create_index([("key_hash", ASCENDING)], unique=True)
+        await self.rights.create_index([("location_id", ASCENDING), ("added_at", ASCENDING)])
+        await self.rights.create_index([("account_id", ASCENDING)])
+
+    # -- locations -------------------------------------------------------------------------------
+    async def version(self, location_id: str, tx: Tx) -> int | None:
+        doc = await self.locations.find_one({"_id": location_id}, {"version": 1}, session=tx.session)
+        return int(doc["version"]) if doc else None
+
+    async def upsert(self, tx: Tx, location: Location) -> None:
+        doc = msgspec.to_builtins(location, builtin_types=(datetime,))
+        doc.pop("id")
+        await self.locations.update_one({"_id": location.id}, {"$set": doc}, upsert=True, session=tx.session)
+
+    async def get(self, location_id: str) -> Location | None:
+        doc = await self.locations.find_one({"_id": location_id})
+        return _from(doc, Location) if doc else None
+
+    async def search(self, owner_id: str, query: str, skip: int, limit: int) -> tuple[list[Location], int]:
+        """By name or address (substring), supply-point number or customer number (prefix)."""
+        filters: dict[str, Any] = {"owner_id": owner_id}
+        if query:
+            text = re.escape(query)
+            digits = re.escape(re.sub(r"[\s\-]+", "", query))
+            filters["$or"] = [{"name": {"$regex": text}}, {"address": {"$regex": text}},
+                              {"_id": {"$regex": f"^{digits}"}}, {"customer_number": {"$regex": f"^{digits}"}}]
+        total = await self.locations.count_documents(filters)
+        docs = await self.locations.find(filters).sort([("name", ASCENDING), ("_id", ASCENDING)]) \
+            .skip(skip).limit(limit).to_list()
+        return [_from(d, Location) for d in docs], total
+
+    async def many(self, location_ids: list[str]) -> list[Location]:
+        docs = await self.locations.find({"_id": {"$in": location_ids}}).sort("name", ASCENDING).to_list()
+        return [_from(d, Location) for d in docs]
+
+    # -- viewer keys -----------------------------------------------------------------------------
+    async def add_key(self, tx: Tx, key: ViewerKey) -> None:
+        doc = msgspec.structs.asdict(key)
+        doc["_id"] = doc.pop("id")
+        await self.keys.insert_one(doc, session=tx.session)
+
+    async def key_by_hash(self, key_hash: str) -> ViewerKey | None:
+        doc = await self.keys.find_one({"key_hash": key_hash})
+        return _from(doc, ViewerKey) if doc else None
+
+    async def redeem_key(self, tx: Tx, key_id: str, account_id: str, now: datetime) -> bool:
+        result = await self.keys.update_one(
+            {"_id": key_id, "status": "pending", "expires_at": {"$gt": now}},
+            {"$set": {"status": "redeemed", "redeemed_by": account_id, "redeemed_at": now}}, session=tx.session)
+        return result.modified_count == 1
+
+    async def keys_of(self, location_id: str) -> list[ViewerKey]:
+        docs = await self.keys.find({"location_id": location_id}).sort("issued_at", DESCENDING).to_list()
+        return [_from(d, ViewerKey) for d in docs]
+
+    # -- viewer rights ---------------------------------------------------------------------------
+    async def add_right(self, tx: Tx, right: ViewerRight) -> None:
+        doc = msgspec.structs.asdict(right)
+        doc["_id"] = f"{right.location_id}:{right.account_id}"
+        await self.rights.insert_one(doc, session=tx.session)
+
+    async def right(self, location_id: str, account_id: str) -> ViewerRight | None:
+        doc = await self.rights.find_one({"_id": f"{location_id}:{account_id}"})
+        return _right(doc) if doc else None
+
+    async def rights_of_location(self, location_id: str) -> list[ViewerRight]:
+        docs = await self.rights.find({"location_id": location_id}).sort("added_at", ASCENDING).to_list()
+        return [_right(d) for d in docs]
+
+    async def rights_of_viewer(self, account_id: str) -> list[ViewerRight]:
+        docs = await self.rights.find({"account_id": account_id}).sort("added_at", ASCENDING).to_list()
+        return [_right(d) for d in docs]
+
+    async def remove_right(self, tx: Tx, location_id: str, account_id: str) -> bool:
+        result = await self.rights.delete_one({"_id": f"{location_id}:{account_id}"}, session=tx.session)
+        return result.deleted_count == 1
+
+    async def remove_account(self, tx: Tx, account_id: str) -> int:
+        """A purged account loses every viewer right it had, and its locations' viewers theirs."""
+        mine = await self.rights.delete_many({"account_id": account_id}, session=tx.session)
+        theirs = await self.rights.delete_many({"owner_id": account_id}, session=tx.session)
+        return int(mine.deleted_count + theirs.deleted_count)

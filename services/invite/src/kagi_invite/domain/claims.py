@@ -1,0 +1,105 @@
+"""Contract claims (water): an account links a customer number (お客さま番号) by proving it knows the contract.
+
+Proof is the customer number and billing number (調定番号) plus at least one of phone number, service
+address or the last 4 digits of the debit account. A refusal never says which part was wrong, and
+matching never changes the contract. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime
+
+import msgspec
+
+_NOT_DIGITS = re.compile(r"\D+")
+_SPACES = re.compile(r"[\s\-‐－ー−]+")
+
+
+class WaterContract(msgspec.Struct, kw_only=True):
+    id: str
+    """The customer number (お客さま番号), upper-case."""
+    billing_number: str
+    name: str
+    service_address: str
+    phone: str = ""
+    debit_last4: str = ""
+    version: int = 1
+    updated_at: datetime
+
+
+class Claim(msgspec.Struct, kw_only=True):
+    account_id: str
+    customer_number: str
+    main: bool = False
+    linked_at: datetime
+
+
+class Proof(msgspec.Struct, kw_only=True):
+    customer_number: str
+    billing_number: str
+    phone: str | None = None
+    service_address: str | None = None
+    debit_last4: str | None = None
+
+
+def identifier(typed: str) -> str:
+    """Customer and billing numbers: full-width folded, spaces and hyphens dropped, upper-case."""
+    return _SPACES.sub("", unicodedata.normalize("NFKC", typed)).upper()
+
+
+def digits(typed: str) -> str:
+    return _NOT_DIGITS.sub("", unicodedata.normalize("NFKC", typed))
+
+
+def address(typed: str) -> str:
+    return _SPACES.sub("", unicodedata.normalize("NFKC", typed))
+
+
+def proof_problem(proof: Proof) -> str | None:
+    """Only the shape is checked here; whether it matches is answered without saying which part failed."""
+    if not identifier(proof.customer_number) or not identifier(proof.billing_number):
+        return "お客さま番号と調定番号を入力してください。"
+    if not ((proof.phone or "").strip() or (proof.service_address or "").strip() or (proof.debit_last4 or "").strip()):
+        return "電話番号、使用場所、口座番号下4ケタのいずれかを入力してください。"
+    return None
+
+
+def matches(contract: WaterContract | None, proof: Proof) -> bool:
+    """Customer and billing numbers must match, and at least one of the other facts given must match."""
+    if contract is None:
+        return False
+    if identifier(proof.customer_number) != contract.id or identifier(proof.billing_number) != identifier(
+            contract.billing_number):
+        return False
+    facts = []
+    if proof.phone and contract.phone:
+        facts.append(digits(proof.phone) == digits(contract.phone) and len(digits(proof.phone)) >= 10)
+    if proof.service_address and contract.service_address:
+        facts.append(address(proof.service_address) == address(contract.service_address))
+    if proof.debit_last4 and contract.debit_last4:
+        facts.append(digits(proof.debit_last4) == contract.debit_last4 and len(digits(proof.debit_last4)) == 4)
+    return any(facts)
+
+
+_MOBILE = re.compile(r"^0[789]0\d{8}$")
+SMS_ALPHABET = "0123456789"
+SMS_CODE_LENGTH = 6
+
+
+def mobile_problem(typed: str) -> str | None:
+    """SMS needs a mobile number (070/080/090, 11 digits); landlines cannot receive the code."""
+    if not _MOBILE.match(digits(typed)):
+        return "SMSを受信できる携帯電話番号(070/080/090で始まる11桁)を入力してください。"
+    return None
+
+
+def next_main(claims: list[Claim], removed: str) -> str | None:
+    """When the main number goes, the oldest remaining one becomes main."""
+    rest = sorted((c for c in claims if c.customer_number != removed), key=lambda c: c.linked_at)
+    return rest[0].customer_number if rest else None
+
+
+def above_recommended(count: int, recommended: int) -> bool:
+    return count > recommended

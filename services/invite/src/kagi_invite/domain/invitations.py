@@ -1,0 +1,128 @@
+"""Account invitation keys (招待コード / 認証キー), confirmation links and co-users (SPEC §2).
+
+Pure rules: the caller passes the clock and the stored state and gets a verdict.
+
+A redemption is two-phase because the new account is created by another service in between:
+``reserve`` holds the key (and the link) for a short time, ``complete`` makes the co-user, and
+``release`` — or simply the reservation running out — gives the key back. So a failure between
+the phases leaves a key that is pending again, never one that is half used.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from kagi_shared import codes
+
+KEY_LENGTH = 12
+MAX_TYPED_LENGTH = 64
+
+KeyStatus = Literal["pending", "reserved", "redeemed", "revoked", "voided"]
+ShownStatus = Literal["pending", "redeemed", "expired", "revoked", "voided"]
+KeyVerdict = Literal["ok", "expired", "redeemed", "revoked", "voided", "busy"]
+LinkStatus = Literal["active", "reserved", "used", "voided"]
+LinkVerdict = Literal["ok", "expired", "used", "voided", "busy"]
+AccountType = Literal["email_id", "external_id"]
+
+
+class InvitationKey(msgspec.Struct, kw_only=True):
+    id: str
+    owner_id: str
+    key_hash: str
+    issued_at: datetime
+    expires_at: datetime
+    status: KeyStatus = "pending"
+    attempts: int = 0
+    reservation_id: str | None = None
+    reserved_until: datetime | None = None
+    redeemed_by: str | None = None
+    redeemed_login_id: str | None = None
+    redeemed_at: datetime | None = None
+
+
+class ConfirmationLink(msgspec.Struct, kw_only=True):
+    id: str
+    email: str
+    token_hash: str
+    issued_at: datetime
+    expires_at: datetime
+    status: LinkStatus = "active"
+    wrong_keys: int = 0
+    reservation_id: str | None = None
+    reserved_until: datetime | None = None
+
+
+class CoUser(msgspec.Struct, kw_only=True):
+    owner_id: str
+    owner_login_id: str = ""
+    account_id: str
+    login_id: str
+    email: str
+    account_type: AccountType = "email_id"
+    external_ids: list[str] = msgspec.field(default_factory=list)
+    key_id: str
+    added_at: datetime
+
+
+def key_format_problem(typed: str) -> str | None:
+    """Why a typed key cannot be a key at all (checked before any lookup)."""
+    if len(typed) > MAX_TYPED_LENGTH:
+        return f"{MAX_TYPED_LENGTH} 文字以内で入力してください。"
+    key = codes.normalize(typed)
+    if not key:
+        return "認証キーを入力してください。"
+    if len(key) != KEY_LENGTH:
+        return f"認証キーは {KEY_LENGTH} 文字です。"
+    if any(ch not in codes.UNAMBIGUOUS_ALPHABET for ch in key):
+        return "認証キーに使用されない文字が含まれています。"
+    return None
+
+
+def held(status: str, reserved_until: datetime | None, now: datetime) -> bool:
+    """A reservation only holds while it lasts: an abandoned one frees the key or link again."""
+    return status == "reserved" and reserved_until is not None and now < reserved_until
+
+
+def shown_status(key: InvitationKey, now: datetime) -> ShownStatus:
+    """What the owner sees: a key being redeemed is still pending until the redemption completes."""
+    if key.status in ("redeemed", "revoked", "voided"):
+        return key.status
+    return "expired" if now >= key.expires_at else "pending"
+
+
+def judge_key(key: InvitationKey, now: datetime) -> KeyVerdict:
+    if key.status in ("redeemed", "revoked", "voided"):
+        return key.status
+    if now >= key.expires_at:
+        return "expired"
+    if held(key.status, key.reserved_until, now):
+        return "busy"
+    return "ok"
+
+
+def judge_link(link: ConfirmationLink, now: datetime) -> LinkVerdict:
+    if link.status in ("used", "voided"):
+        return link.status
+    if now >= link.expires_at:
+        return "expired"
+    if held(link.status, link.reserved_until, now):
+        return "busy"
+    return "ok"
+
+
+def voids_after(attempts: int, max_attempts: int) -> bool:
+    return attempts >= max_attempts
+
+
+def can_join(owner_id: str, account_id: str, already_member: bool) -> Literal["ok", "own_key", "already_member"]:
+    if owner_id == account_id:
+        return "own_key"
+    return "already_member" if already_member else "ok"
+
+
+def retry_after_s(oldest_hit: datetime, window_s: int, now: datetime) -> int:
+    """Seconds until the oldest hit in a sliding window leaves it (at least 1)."""
+    return max(1, int((oldest_hit - now).total_seconds() + window_s + 0.999))

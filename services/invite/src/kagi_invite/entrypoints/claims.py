@@ -1,0 +1,156 @@
+"""Invite's internal API for water contract claims and withdrawal (退会)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import msgspec
+from litestar import Request, delete, get, post, put
+
+from kagi_invite.domain.claims import Proof
+from kagi_shared.service_api import Caller, caller_of, internal_guard, require_role
+
+if TYPE_CHECKING:
+    from kagi_invite.bootstrap import Invite
+
+Short = Annotated[str, msgspec.Meta(max_length=64)]
+
+
+class Dto(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class LinkIn(Dto):
+    customer_number: Short
+    billing_number: Short
+    phone: Short | None = None
+    service_address: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    debit_last4: Short | None = None
+
+
+class ClaimOut(Dto):
+    customer_number: str
+    name: str
+    main: bool
+    linked_at: datetime
+
+
+class LinkedOut(Dto):
+    claim: ClaimOut
+    count: int
+    warning: str | None = None
+
+
+class ClaimsOut(Dto):
+    items: list[ClaimOut]
+    count: int
+    warning: str | None = None
+
+
+class ContractOut(Dto):
+    customer_number: str
+    name: str
+    service_address: str
+    main: bool
+
+
+class MainIn(Dto):
+    customer_number: Short
+
+
+class WithdrawnOut(Dto):
+    contracts_unlinked: int
+
+
+class SmsIn(Dto):
+    mobile: Short
+
+
+class SmsIssuedOut(Dto):
+    sent_to: str
+    expires_at: datetime
+
+
+class SmsVerifyIn(Dto):
+    code: Short
+
+
+class RegistrationOut(Dto):
+    sms_verified: bool
+    contracts: int
+    sms_verified_at: datetime | None = None
+
+
+def claim_handlers(app: Callable[[], Invite]) -> list[Any]:
+    def correlation(request: Request[Any, Any, Any]) -> str | None:
+        return request.headers.get("x-request-id")
+
+    def owner(request: Request[Any, Any, Any]) -> Caller:
+        caller = caller_of(request)
+        require_role(caller, "owner")
+        return caller
+
+    @post("/internal/contracts", guards=[internal_guard], status_code=201)
+    async def link(data: LinkIn, request: Request[Any, Any, Any]) -> LinkedOut:
+        proof = Proof(customer_number=data.customer_number, billing_number=data.billing_number, phone=data.phone,
+                      service_address=data.service_address, debit_last4=data.debit_last4)
+        result = await app().claims.link(owner(request), proof, correlation(request))
+        contract = await app().claims_repo.contract(result.claim.customer_number)
+        return LinkedOut(claim=ClaimOut(customer_number=result.claim.customer_number,
+                                        name=contract.name if contract else "", main=result.claim.main,
+                                        linked_at=result.claim.linked_at),
+                         count=result.count, warning=result.warning)
+
+    @get("/internal/contracts", guards=[internal_guard])
+    async def claims(request: Request[Any, Any, Any]) -> ClaimsOut:
+        found, contracts = await app().claims.claims(owner(request))
+        items = [ClaimOut(customer_number=c.customer_number, name=contracts[c.customer_number].name
+                          if c.customer_number in contracts else "", main=c.main, linked_at=c.linked_at)
+                 for c in found]
+        limit = app().claims.settings.invite.claim_recommended_max
+        return ClaimsOut(items=items, count=len(items),
+                         warning="claims.above_recommended" if len(items) > limit else None)
+
+    @get("/internal/contracts/{customer_number:str}", guards=[internal_guard])
+    async def contract(customer_number: str, request: Request[Any, Any, Any]) -> ContractOut:
+        caller = owner(request)
+        found = await app().claims.contract(caller, customer_number)
+        mains = {c.customer_number for c in (await app().claims.claims(caller))[0] if c.main}
+        return ContractOut(customer_number=found.id, name=found.name, service_address=found.service_address,
+                           main=found.id in mains)
+
+    @put("/internal/contracts/main", guards=[internal_guard], status_code=204)
+    async def main(data: MainIn, request: Request[Any, Any, Any]) -> None:
+        await app().claims.set_main(owner(request), data.customer_number, correlation(request))
+
+    @delete("/internal/contracts/{customer_number:str}", guards=[internal_guard], status_code=204)
+    async def unlink(customer_number: str, request: Request[Any, Any, Any]) -> None:
+        await app().claims.unlink(owner(request), customer_number, correlation(request))
+
+    @post("/internal/withdrawal", guards=[internal_guard], status_code=200)
+    async def withdraw(request: Request[Any, Any, Any]) -> WithdrawnOut:
+        return WithdrawnOut(contracts_unlinked=await app().claims.withdraw(caller_of(request), correlation(request)))
+
+    @post("/internal/sms-verification", guards=[internal_guard], status_code=201)
+    async def issue_sms(data: SmsIn, request: Request[Any, Any, Any]) -> SmsIssuedOut:
+        code = await app().claims.issue_sms(owner(request), data.mobile, correlation(request))
+        number = "".join(ch for ch in data.mobile if ch.isdigit())
+        return SmsIssuedOut(sent_to=f"{number[:3]}****{number[-4:]}", expires_at=code.expires_at)
+
+    @post("/internal/sms-verification/verify", guards=[internal_guard], status_code=200)
+    async def verify_sms(data: SmsVerifyIn, request: Request[Any, Any, Any]) -> RegistrationOut:
+        caller = owner(request)
+        at = await app().claims.verify_sms(caller, data.code, correlation(request))
+        return RegistrationOut(sms_verified=True, sms_verified_at=at,
+                               contracts=len((await app().claims.claims(caller))[0]))
+
+    @get("/internal/registration", guards=[internal_guard])
+    async def registration(request: Request[Any, Any, Any]) -> RegistrationOut:
+        caller = owner(request)
+        at = await app().claims.sms_verified_at(caller)
+        return RegistrationOut(sms_verified=at is not None, sms_verified_at=at,
+                               contracts=len((await app().claims.claims(caller))[0]))
+
+    return [link, claims, contract, main, unlink, withdraw, issue_sms, verify_sms, registration]

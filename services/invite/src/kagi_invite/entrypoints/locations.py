@@ -1,0 +1,136 @@
+"""Invite's internal API for usage locations, viewer keys and read-only viewing (TEPCO business)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import msgspec
+from litestar import Request, delete, get, post
+
+from kagi_invite.domain.locations import Location, ViewerRight, supply_point_number, supply_point_problem
+from kagi_shared.jst import jp_deadline
+from kagi_shared.problems import FieldError, Problem
+from kagi_shared.service_api import Caller, caller_of, internal_guard, require_role
+
+if TYPE_CHECKING:
+    from kagi_invite.bootstrap import Invite
+
+
+class Dto(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class LocationOut(Dto):
+    location_id: str
+    supply_point_number: str
+    customer_number: str
+    name: str
+    address: str
+
+
+class LocationPageOut(Dto):
+    items: list[LocationOut]
+    total: int
+    page: int
+    per_page: int
+
+
+class ViewerKeyOut(Dto):
+    key_id: str
+    key: str
+    expires_at: datetime
+    expires_at_text: str
+    location: LocationOut
+
+
+class ViewerOut(Dto):
+    account_id: str
+    login_id: str
+    added_at: datetime
+
+
+class ViewersOut(Dto):
+    items: list[ViewerOut]
+
+
+class AddViewingIn(Dto):
+    key: Annotated[str, msgspec.Meta(max_length=256)]
+
+
+class ViewingOut(Dto):
+    items: list[LocationOut]
+
+
+class LocationDataOut(Dto):
+    location: LocationOut
+    contract: dict[str, str]
+    statements: list[dict[str, Any]]
+    energy: list[dict[str, Any]]
+
+
+def location_out(location: Location) -> LocationOut:
+    return LocationOut(location_id=location.id, supply_point_number=location.id,
+                       customer_number=location.customer_number, name=location.name, address=location.address)
+
+
+def viewer_out(right: ViewerRight) -> ViewerOut:
+    return ViewerOut(account_id=right.account_id, login_id=right.login_id, added_at=right.added_at)
+
+
+def checked_location(location_id: str) -> str:
+    if problem := supply_point_problem(location_id):
+        raise Problem(400, "request.invalid", "入力内容に誤りがあります。", errors=[FieldError("locationId", problem)])
+    return supply_point_number(location_id)
+
+
+def location_handlers(app: Callable[[], Invite]) -> list[Any]:
+    def correlation(request: Request[Any, Any, Any]) -> str | None:
+        return request.headers.get("x-request-id")
+
+    def owner(request: Request[Any, Any, Any]) -> Caller:
+        caller = caller_of(request)
+        require_role(caller, "owner")
+        return caller
+
+    @get("/internal/locations", guards=[internal_guard])
+    async def search(request: Request[Any, Any, Any], q: str = "", page: int = 1,
+                     per_page: Annotated[int, msgspec.Meta(ge=1, le=100)] = 10) -> LocationPageOut:
+        items, total = await app().locations.search(owner(request), q, page, per_page)
+        return LocationPageOut(items=[location_out(x) for x in items], total=total, page=max(page, 1),
+                               per_page=per_page)
+
+    @post("/internal/locations/{location_id:str}/viewer-keys", guards=[internal_guard], status_code=201)
+    async def issue(location_id: str, request: Request[Any, Any, Any]) -> ViewerKeyOut:
+        plain, key, location = await app().locations.issue_viewer_key(owner(request), checked_location(location_id),
+                                                                       correlation(request))
+        return ViewerKeyOut(key_id=key.id, key=plain, expires_at=key.expires_at,
+                            expires_at_text=jp_deadline(key.expires_at), location=location_out(location))
+
+    @get("/internal/locations/{location_id:str}/viewers", guards=[internal_guard])
+    async def viewers(location_id: str, request: Request[Any, Any, Any]) -> ViewersOut:
+        rights = await app().locations.viewers(owner(request), checked_location(location_id))
+        return ViewersOut(items=[viewer_out(r) for r in rights])
+
+    @delete("/internal/locations/{location_id:str}/viewers/{account_id:str}", guards=[internal_guard],
+            status_code=204)
+    async def remove_viewer(location_id: str, account_id: str, request: Request[Any, Any, Any]) -> None:
+        await app().locations.remove_viewer(owner(request), checked_location(location_id), account_id,
+                                            correlation(request))
+
+    @post("/internal/viewing-locations", guards=[internal_guard], status_code=201)
+    async def add_viewing(data: AddViewingIn, request: Request[Any, Any, Any]) -> LocationOut:
+        return location_out(await app().locations.add_viewing(caller_of(request), data.key, correlation(request)))
+
+    @get("/internal/viewing-locations", guards=[internal_guard])
+    async def viewing(request: Request[Any, Any, Any]) -> ViewingOut:
+        return ViewingOut(items=[location_out(x) for x in await app().locations.viewing(caller_of(request))])
+
+    @get("/internal/viewing-locations/{location_id:str}", guards=[internal_guard])
+    async def view(location_id: str, request: Request[Any, Any, Any]) -> LocationDataOut:
+        location = await app().locations.view(caller_of(request), checked_location(location_id))
+        return LocationDataOut(location=location_out(location), contract=location.contract,
+                               statements=location.statements, energy=location.energy)
+
+    return [search, issue, viewers, remove_viewer, add_viewing, viewing, view]

@@ -1,0 +1,30 @@
+"""Sliding-window rate limits kept in MongoDB, so every API replica counts the same hits."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pymongo import ASCENDING
+
+from kagi_shared.mongo import Store
+from kagi_shared.problems import Problem
+
+RATE_HITS = "rate_hits"
+
+
+class RateLimiter:
+    def __init__(self, store: Store) -> None:
+        self.hits = store.db[RATE_HITS]
+
+    async def ensure_indexes(self) -> None:
+        await self.hits.create_index([("key", ASCENDING), ("at", ASCENDING)])
+        await self.hits.create_index([("at", ASCENDING)], expireAfterSeconds=24 * 3600)
+
+    async def hit(self, keys: list[tuple[str, int]], window_s: int, now: datetime) -> None:
+        """Count one hit on every key, or refuse (429) if any key already has ``limit`` hits in the window."""
+        since = now - timedelta(seconds=window_s)
+        for key, limit in keys:
+            if await self.hits.count_documents({"key": key, "at": {"$gt": since}}) >= limit:
+                raise Problem(429, "rate_limited", "リクエストが多すぎます。しばらくしてから再度お試しください。",
+                              headers={"Retry-After": str(window_s)})
+        await self.hits.insert_many([{"key": key, "at": now} for key, _ in keys])

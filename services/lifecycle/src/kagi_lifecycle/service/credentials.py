@@ -1,0 +1,160 @@
+"""Password change and reset by emailed link (SPEC §4). Refusals name the rule broken.
+
+A reset link is a 256-bit random token stored only as an HMAC, valid 30 minutes (a setting), single
+use; a new request replaces the previous link. Requests answer the same whether or not the ID
+exists, and are rate limited per client IP and per login ID (a sliding window kept in MongoDB).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING
+
+from kagi_lifecycle.adapters.rate_limit import RateLimiter
+from kagi_lifecycle.domain import password_policy
+from kagi_lifecycle.domain.accounts import Account, canonical_login_id
+from kagi_lifecycle.service.handlers import LifecycleService
+from kagi_lifecycle.service.notices import send_mail
+from kagi_shared.events import lifecycle as ev
+from kagi_shared.jst import jp_deadline
+from kagi_shared.mongo import Tx
+from kagi_shared.problems import FieldError, Problem
+
+RESETS = "password_resets"
+
+_LINK_REFUSALS = {
+    "unknown": (400, "password_reset.link_invalid", "このリンクは無効です。再度パスワード再設定を申請してください。"),
+    "expired": (410, "password_reset.link_expired",
+                "このリンクは有効期限が切れています。再度パスワード再設定を申請してください。"),
+    "used": (409, "password_reset.link_used", "このリンクは使用済みです。再度パスワード再設定を申請してください。"),
+}
+
+
+def policy_problem(violations: list[password_policy.Violation], field: str) -> Problem:
+    return Problem(
+        400, "password.policy_violation", "パスワードが条件を満たしていません。",
+        errors=[FieldError(field, f"{v.message} ({v.rule})") for v in violations],
+        extra={"violations": [{"field": field, "rule": v.rule, "reason": v.message} for v in violations]},
+    )
+
+
+class CredentialService:
+    def __init__(self, lifecycle: LifecycleService, limiter: RateLimiter) -> None:
+        self.lifecycle = lifecycle
+        self.store = lifecycle.store
+        self.accounts = lifecycle.accounts
+        self.passwords = lifecycle.passwords
+        self.settings = lifecycle.settings
+        self.resets = self.store.db[RESETS]
+        self.limiter = limiter
+
+    async def ensure_indexes(self) -> None:
+        await self.resets.create_index([("account_id", ASCENDING)])
+
+    def _token_hash(self, token: str) -> str:
+        return hmac.new(self.settings.security.code_pepper.encode(), token.encode(), hashlib.sha256).hexdigest()
+
+    async def _checked(self, account: Account, new_password: str, field: str) -> str:
+        """The new password's hash, or a problem naming every rule it breaks."""
+        same = await self.passwords.verify(account.password_hash, new_password)
+        violations = password_policy.check(
+            new_password, self.settings.lifecycle.password_profile,
+            password_policy.Context(login_id=account.login_id, email=account.email, same_as_current=same))
+        if violations:
+            raise policy_problem(violations, field)
+        return await self.passwords.hash(new_password)
+
+    def _password_changes(self, new_hash: str, now: datetime) -> dict[str, Any]:
+        return {"password_hash": new_hash, "password_changed_at": now, "failed_logins": 0}
+
+    async def change(self, account_id: str, current: str, new_password: str,
+                     correlation_id: str | None = None) -> Account:
+        account = await self.accounts.get(account_id)
+        if account is None or account.status != "active":
+            raise Problem(403, "auth.session_ended", "セッションが終了しました。再度ログインしてください。")
+        if not await self.passwords.verify(account.password_hash, current):
+            raise Problem(400, "password.current_wrong", "現在のパスワードが正しくありません。",
+                          errors=[FieldError("currentPassword", "現在のパスワードが正しくありません。")])
+        new_hash = await self._checked(account, new_password, "newPassword")
+        now = self.lifecycle.clock()
+
+        async def work(tx: Tx) -> bool:
+            # Only if nothing changed the password or locked the account meanwhile.
+            done = await self.accounts.update(
+                tx, account.id, self._password_changes(new_hash, now),
+                when={"status": "active", "password_hash": account.password_hash}, bump_session=True)
+            if done:
+                self.lifecycle.publish(tx, ev.PasswordChanged(account_id=account.id, at=now, via="change"),
+                                       account.id, correlation_id)
+            return done
+
+        if not await self.store.transaction(work):
+            raise Problem(409, "password.changed_concurrently",
+                          "パスワードが他の操作で変更されました。再度ログインしてください。")
+        return await self.accounts.get(account.id) or account
+
+    async def request_reset(self, login_id: str, client_ip: str | None, correlation_id: str | None = None) -> None:
+        """Mail a reset link if the ID exists and is active; answer the same either way."""
+        lc = self.settings.lifecycle
+        canonical = canonical_login_id(login_id)
+        now = self.lifecycle.clock()
+        keys = [(f"reset:id:{canonical}", lc.reset_per_login_id)]
+        if client_ip:
+            keys.append((f"reset:ip:{client_ip}", lc.reset_per_ip))
+        await self.limiter.hit(keys, lc.reset_rate_window_s, now)
+        account = await self.accounts.by_login_id(canonical)
+        if account is None or account.status != "active":
+            return
+        token = secrets.token_urlsafe(32)
+        expires = now + timedelta(seconds=lc.reset_link_ttl_s)
+
+        async def work(tx: Tx) -> None:
+            await self.resets.update_many({"account_id": account.id, "used_at": None},
+                                          {"$set": {"used_at": now, "replaced": True}}, session=tx.session)
+            await self.resets.insert_one({"_id": self._token_hash(token), "account_id": account.id,
+                                          "created_at": now, "expires_at": expires, "used_at": None},
+                                         session=tx.session)
+            send_mail(tx, "password_reset", account.email,
+                      {"login_id": account.login_id, "expires_at": jp_deadline(expires),
+                       "reset_url": f"{self.settings.brand.portal_url}/password-reset?token={token}"},
+                      account_id=account.id, category="security", correlation_id=correlation_id)
+
+        await self.store.transaction(work)
+
+    async def complete_reset(self, token: str, new_password: str, correlation_id: str | None = None) -> None:
+        now = self.lifecycle.clock()
+        link = await self.resets.find_one({"_id": self._token_hash(token)})
+        verdict = ("unknown" if link is None else "used" if link.get("used_at") is not None
+                   else "expired" if link["expires_at"] <= now else "ok")
+        if verdict != "ok":
+            raise Problem(*_LINK_REFUSALS[verdict])
+        assert link is not None
+        account = await self.accounts.get(link["account_id"])
+        if account is not None:
+            LifecycleService.refuse_inactive(account)
+        if account is None or account.status != "active":
+            raise Problem(*_LINK_REFUSALS["unknown"])
+        new_hash = await self._checked(account, new_password, "newPassword")
+
+        async def work(tx: Tx) -> str:
+            used = await self.resets.update_one({"_id": link["_id"], "used_at": None}, {"$set": {"used_at": now}},
+                                                session=tx.session)
+            if used.modified_count != 1:
+                return "used"
+            if not await self.accounts.update(tx, account.id, self._password_changes(new_hash, now),
+                                              when={"status": "active"}, bump_session=True):
+                return "inactive"
+            self.lifecycle.publish(tx, ev.PasswordChanged(account_id=account.id, at=now, via="reset"),
+                                   account.id, correlation_id)
+            return "ok"
+
+        outcome = await self.store.transaction(work)
+        if outcome == "used":
+            raise Problem(*_LINK_REFUSALS["used"])
+        if outcome == "inactive":
+            raise Problem(*_LINK_REFUSALS["unknown"])

@@ -1,0 +1,212 @@
+"""Unlock requests (the user files, an operator approves or rejects) and the operator's own lock.
+
+Filing answers the same whether or not the ID exists or is locked; the outcome reaches the
+account's registered address by mail. Unlocking keeps the account only before its purge date
+(last login + 210 days): on or after it the request is refused with that reason.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+from pymongo import ASCENDING, DESCENDING
+
+from kagi_lifecycle.adapters.rate_limit import RateLimiter
+from kagi_lifecycle.domain import ladder
+from kagi_lifecycle.domain.accounts import Account, canonical_login_id
+from kagi_lifecycle.service.handlers import LifecycleService
+from kagi_lifecycle.service.notices import send_mail
+from kagi_shared.events import lifecycle as ev
+from kagi_shared.jst import jp_slash_date
+from kagi_shared.mongo import Tx
+from kagi_shared.problems import Problem
+
+UNLOCK_REQUESTS = "unlock_requests"
+RequestStatus = Literal["pending", "approved", "rejected", "refused"]
+
+AFTER_PURGE = "削除予定日を過ぎているため、ロックを解除できません。新規に ID の発行を申請してください。"
+
+
+class UnlockRequest(msgspec.Struct, kw_only=True):
+    id: str
+    account_id: str
+    login_id: str
+    status: RequestStatus
+    lock_reason: str | None
+    message: str
+    filed_at: datetime
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+    note: str | None = None
+    purge_date: str | None = None
+
+
+def _to_doc(req: UnlockRequest) -> dict[str, Any]:
+    doc = msgspec.structs.asdict(req)
+    doc["_id"] = doc.pop("id")
+    return doc
+
+
+def _from_doc(doc: dict[str, Any]) -> UnlockRequest:
+    doc = dict(doc)
+    doc["id"] = doc.pop("_id")
+    return msgspec.convert(doc, UnlockRequest)
+
+
+class UnlockService:
+    def __init__(self, lifecycle: LifecycleService, limiter: RateLimiter) -> None:
+        self.lifecycle = lifecycle
+        self.store = lifecycle.store
+        self.accounts = lifecycle.accounts
+        self.settings = lifecycle.settings
+        self.limiter = limiter
+        self.requests = self.store.db[UNLOCK_REQUESTS]
+
+    async def ensure_indexes(self) -> None:
+        await self.requests.create_index([("status", ASCENDING), ("filed_at", DESCENDING)])
+        await self.requests.create_index([("account_id", ASCENDING), ("status", ASCENDING)])
+
+    def _purge_date(self, account: Account) -> ladder.Ladder:
+        base = ladder.base_moment(account.last_login_at, account.issued_at)
+        return ladder.ladder_for(ladder.japan_date(base), self.lifecycle.days)
+
+    def _past_purge(self, account: Account, now: datetime) -> bool:
+        return account.status == "purged" or ladder.japan_date(now) >= self._purge_date(account).purge
+
+    def _result_mail(self, tx: Tx, account: Account, approved: bool, detail: str, correlation_id: str | None) -> None:
+        send_mail(tx, "unlock_result", account.email,
+                  {"login_id": account.login_id, "result": "承認" if approved else "却下", "detail": detail,
+                   "contact": self.settings.lifecycle.support_contact},
+                  account_id=account.id, category="security", correlation_id=correlation_id)
+
+    async def file(self, login_id: str, message: str, client_ip: str | None,
+                   correlation_id: str | None = None) -> None:
+        lc = self.settings.lifecycle
+        now = self.lifecycle.clock()
+        canonical = canonical_login_id(login_id)
+        keys = [(f"unlock:id:{canonical}", lc.reset_per_login_id)]
+        if client_ip:
+            keys.append((f"unlock:ip:{client_ip}", lc.reset_per_ip))
+        await self.limiter.hit(keys, lc.reset_rate_window_s, now)
+        account = await self.accounts.by_login_id(canonical)
+        if account is None or account.status == "active":
+            return
+        if await self.requests.find_one({"account_id": account.id, "status": "pending"}):
+            return  # one open request per account
+        past_purge = self._past_purge(account, now)
+        request = UnlockRequest(id=str(uuid.uuid4()), account_id=account.id, login_id=account.login_id,
+                                status="refused" if past_purge else "pending", lock_reason=account.lock_reason,
+                                message=message, filed_at=now, decided_at=now if past_purge else None,
+                                note=AFTER_PURGE if past_purge else None,
+                                purge_date=self._purge_date(account).purge.isoformat())
+
+        async def work(tx: Tx) -> None:
+            await self.requests.insert_one(_to_doc(request), session=tx.session)
+            if past_purge:
+                self._result_mail(tx, account, False, AFTER_PURGE, correlation_id)
+
+        await self.store.transaction(work)
+
+    async def listing(self, status: str | None = None, limit: int = 100) -> list[UnlockRequest]:
+        query = {"status": status} if status else {}
+        cursor = self.requests.find(query, sort=[("filed_at", DESCENDING)], limit=limit)
+        return [_from_doc(doc) async for doc in cursor]
+
+    async def _pending(self, request_id: str) -> tuple[UnlockRequest, Account]:
+        doc = await self.requests.find_one({"_id": request_id})
+        if doc is None:
+            raise Problem(404, "unlock.not_found", "ロック解除申請が見つかりません。")
+        request = _from_doc(doc)
+        if request.status != "pending":
+            raise Problem(409, "unlock.already_decided", "このロック解除申請は処理済みです。",
+                          extra={"status": request.status})
+        account = await self.accounts.get(request.account_id)
+        if account is None:
+            raise Problem(404, "account.not_found", "アカウントが見つかりません。")
+        return request, account
+
+    async def _decide(self, tx: Tx, request: UnlockRequest, status: RequestStatus, operator_id: str,
+                      note: str | None, now: datetime) -> bool:
+        result = await self.requests.update_one(
+            {"_id": request.id, "status": "pending"},
+            {"$set": {"status": status, "decided_at": now, "decided_by": operator_id, "note": note}},
+            session=tx.session)
+        return result.modified_count == 1
+
+    async def approve(self, request_id: str, operator_id: str, note: str | None = None,
+                      correlation_id: str | None = None) -> UnlockRequest:
+        request, account = await self._pending(request_id)
+        now = self.lifecycle.clock()
+        if self._past_purge(account, now):
+            async def refuse(tx: Tx) -> None:
+                if await self._decide(tx, request, "refused", operator_id, AFTER_PURGE, now):
+                    self._result_mail(tx, account, False, AFTER_PURGE, correlation_id)
+
+            await self.store.transaction(refuse)
+            raise Problem(409, "unlock.after_purge_date", AFTER_PURGE,
+                          extra={"purgeDate": self._purge_date(account).purge.isoformat()})
+        if account.status != "locked":
+            raise Problem(409, "unlock.not_locked", "このアカウントはロックされていません。")
+        unlock_by = jp_slash_date(self._purge_date(account).unlock_deadline)
+        detail = (f"ロックを解除しました。{unlock_by} までにログインしてください。"
+                  if account.lock_reason == "inactivity" else "ロックを解除しました。")
+
+        async def work(tx: Tx) -> bool:
+            if not await self._decide(tx, request, "approved", operator_id, note, now):
+                return False
+            await self.accounts.update(tx, account.id, {"status": "active", "lock_reason": None, "locked_at": None,
+                                                        "failed_logins": 0}, when={"status": "locked"})
+            self.lifecycle.publish(tx, ev.AccountUnlocked(account_id=account.id, at=now, by=operator_id),
+                                   account.id, correlation_id)
+            self._result_mail(tx, account, True, detail, correlation_id)
+            return True
+
+        if not await self.store.transaction(work):
+            raise Problem(409, "unlock.already_decided", "このロック解除申請は処理済みです。")
+        return await self._get(request.id)
+
+    async def reject(self, request_id: str, operator_id: str, note: str | None = None,
+                     correlation_id: str | None = None) -> UnlockRequest:
+        request, account = await self._pending(request_id)
+        now = self.lifecycle.clock()
+        detail = "ロック解除申請は却下されました。" + (f" ({note})" if note else "")
+
+        async def work(tx: Tx) -> bool:
+            if not await self._decide(tx, request, "rejected", operator_id, note, now):
+                return False
+            self._result_mail(tx, account, False, detail, correlation_id)
+            return True
+
+        if not await self.store.transaction(work):
+            raise Problem(409, "unlock.already_decided", "このロック解除申請は処理済みです。")
+        return await self._get(request.id)
+
+    async def _get(self, request_id: str) -> UnlockRequest:
+        doc = await self.requests.find_one({"_id": request_id})
+        assert doc is not None
+        return _from_doc(doc)
+
+    async def operator_lock(self, account_id: str, operator_id: str, correlation_id: str | None = None) -> Account:
+        account = await self.accounts.get(account_id)
+        if account is None:
+            raise Problem(404, "account.not_found", "アカウントが見つかりません。")
+        if account.status != "active":
+            raise Problem(409, "account.not_active", "このアカウントは既にロックまたは削除されています。",
+                          extra={"status": account.status})
+        now = self.lifecycle.clock()
+
+        async def work(tx: Tx) -> bool:
+            if not await self.accounts.update(tx, account.id, {"status": "locked", "lock_reason": "operator",
+                                                               "locked_at": now},
+                                              when={"status": "active"}, bump_session=True):
+                return False
+            self.lifecycle.publish(tx, ev.AccountLocked(account_id=account.id, email=account.email,
+                                                        reason="operator", at=now), account.id, correlation_id)
+            return True
+
+        if not await self.store.transaction(work):
+            raise Problem(409, "account.not_active", "このアカウントは既にロックまたは削除されています。")
+        return await self.accounts.get(account.id) or account

@@ -1,0 +1,122 @@
+"""Through the real broker: the same events twice → one mail each, across an SMTP outage; unknown types → DLT."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from aiokafka import AIOKafkaConsumer
+from notify_helpers import Sink, event, harness
+
+from kagi_cli.mailbox import mailbox
+from kagi_notify.bootstrap import consumers
+from kagi_shared.events import invite as iev
+from kagi_shared.events import notify as ev
+from kagi_shared.kafka import ensure_topics, make_producer
+from kagi_shared.settings import Settings
+
+TOPICS = ["notify.requests", "lifecycle.events", "invite.events", "permissions.events"]
+
+
+def request(recipient: str) -> bytes:
+    return event(ev.NotificationRequested(
+        template="step_up_code", channel="mail", recipient=recipient, category="security",
+        variables={"code": "ABCD2345EFGH", "expires_at": "2026年11月22日 12時00分まで"}), subject=recipient)
+
+
+def unknown_lifecycle_event() -> bytes:
+    """A newer lifecycle event this notify has never heard of."""
+    envelope = msgspec.json.decode(event(iev.StepUpFailed(account_id="a", code_id=None, reason="x"), "a"))
+    envelope["type"] = envelope["data"]["type"] = "kagi.lifecycle.account_renamed"
+    return msgspec.json.encode(envelope)
+
+
+
+
+async def test_replayed_events_through_the_broker_mail_once_even_across_an_smtp_outage(
+        settings: Settings, store_factory: Any, tmp_path: Path) -> None:
+    await ensure_topics(settings)
+    producer = make_producer(settings, "notify-test")
+    await producer.start()
+
+    async def dead_letter(topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        await producer.send_and_wait(topic, value, key=key, headers=headers)
+
+    sink = Sink(tmp_path)  # down for now
+    h = await harness(settings, await store_factory("notify"), sink.port, tmp_path, dead_letter)
+    assert sorted(h.consumers) == sorted(TOPICS) == sorted(consumers(h.notify, dead_letter, h.settings))
+
+    kafka = AIOKafkaConsumer(*TOPICS, "lifecycle.events.dlt", bootstrap_servers=settings.kafka_bootstrap,
+                             group_id=f"notify-test-{uuid.uuid4().hex}", auto_offset_reset="latest",
+                             enable_auto_commit=False, fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms)
+    await kafka.start()
+    try:
+        while not kafka.assignment():
+            await kafka.getmany(timeout_ms=200)
+        await kafka.seek_to_end()
+        for tp in kafka.assignment():
+            await kafka.position(tp)
+
+        recipients = [f"broker{i}-{uuid.uuid4().hex[:6]}@example.jp" for i in range(5)]
+        requests = [request(r) for r in recipients]
+        unknown = unknown_lifecycle_event()
+        unhandled = event(iev.StepUpFailed(account_id="a", code_id=None, reason="x"), "a")
+        for value in requests + requests:  # every request published twice
+            await producer.send_and_wait("notify.requests", value, key=b"k")
+        await producer.send_and_wait("lifecycle.events", unknown, key=b"a")
+        await producer.send_and_wait("invite.events", unhandled, key=b"a")
+
+        outcomes: dict[bytes, list[str]] = {}
+        seen_dlt: list[Any] = []
+
+        async def consume_until(done: Any) -> None:
+            for _ in range(300):
+                batch = await kafka.getmany(timeout_ms=200)
+                for messages in batch.values():
+                    for m in messages:
+                        if m.topic.endswith(".dlt"):
+                            seen_dlt.append(m)
+                            continue
+                        outcome = await h.consumers[m.topic].process(m.topic, m.key, m.value,
+                                                                     partition=m.partition, offset=m.offset)
+                        outcomes.setdefault(m.value, []).append(outcome)
+                if done():
+                    return
+            raise AssertionError("events did not arrive")
+
+        await consume_until(lambda: all(len(outcomes.get(v, [])) == 2 for v in requests)
+                            and unknown in outcomes and unhandled in outcomes
+                            and any(m.value == unknown for m in seen_dlt))
+
+        assert all(sorted(outcomes[v]) == ["duplicate", "handled"] for v in requests)
+        assert outcomes[unhandled] == ["ignored"]  # a known type notify has no use for
+        assert outcomes[unknown] == ["dead"]  # an unknown type: counted and dead-lettered, the partition moves on
+        assert h.consumers["lifecycle.events"].counts["dead"] >= 1
+        [dlt] = [m for m in seen_dlt if m.value == unknown]
+        headers = dict(dlt.headers)
+        assert headers["dlt_origin_topic"] == b"lifecycle.events"
+        assert b"account_renamed" in headers["dlt_error"]
+
+        # SMTP is down: every delivery fails and waits; then it comes back.
+        await h.notify.service.dispatch_due()
+        mine = [d for d in await h.deliveries() if d["recipient"] in recipients]
+        assert len(mine) == 5 and {d["status"] for d in mine} == {"failed"}
+        sink.up()
+        try:
+            await h.drain(10)
+            # The same events arrive a third time after the mails went out: still nothing new.
+            for value in requests:
+                await producer.send_and_wait("notify.requests", value, key=b"k")
+            await consume_until(lambda: all(len(outcomes[v]) == 3 for v in requests))
+            await h.drain(5)
+        finally:
+            sink.down()
+        assert all(outcomes[v][-1] == "duplicate" for v in requests)
+        assert sorted(m.to for m in mailbox(sink.dir) if m.to in recipients) == sorted(recipients)
+        mine = [d for d in await h.deliveries() if d["recipient"] in recipients]
+        assert {(d["status"], d["attempts"]) for d in mine} == {("sent", 2)}
+    finally:
+        await kafka.stop()
+        await producer.stop()

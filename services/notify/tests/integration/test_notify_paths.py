@@ -1,0 +1,176 @@
+"""Notify against the real database and SMTP sink: SMS, preferences, dead deliveries with reasons, mail headers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from notify_helpers import Sink, event, free_port, harness
+
+from kagi_cli.mailbox import mailbox
+from kagi_notify.adapters.sms import read_sms
+from kagi_notify.domain.admin_contacts import hash_token
+from kagi_shared.events import lifecycle as lev
+from kagi_shared.events import notify as ev
+from kagi_shared.problems import Problem
+from kagi_shared.service_api import Caller
+from kagi_shared.settings import Settings
+
+
+def request(template: str, recipient: str, category: str = "security", channel: str = "mail",
+            account_id: str | None = None, **variables: str) -> bytes:
+    return event(ev.NotificationRequested(template=template, channel=channel,  # type: ignore[arg-type]
+                                          recipient=recipient, category=category,  # type: ignore[arg-type]
+                                          variables=variables, account_id=account_id), subject=recipient)
+
+
+CODE = {"code": "ABCD2345EFGH", "expires_at": "2026年11月22日 12時00分まで"}
+NOTICE = {"title": "断水のお知らせ", "message": "○○地区で断水が発生しています。"}
+
+
+async def test_sms_goes_to_the_sms_sender_once(settings: Settings, store_factory: Any, tmp_path: Path) -> None:
+    h = await harness(settings, await store_factory("notify"), free_port(), tmp_path)
+    value = request("sms_verification", "090-1234-5678", channel="sms", **CODE)
+    assert [await h.feed("notify.requests", value) for _ in range(2)] == ["handled", "duplicate"]
+    await h.drain(3)
+    [sms] = read_sms(tmp_path / "sms")
+    assert sms.to == "090-1234-5678"
+    assert "認証コード: ABCD2345EFGH" in sms.body
+    [delivery] = await h.deliveries()
+    assert (delivery["status"], delivery["channel"], delivery["variables"]["code"]) == ("sent", "sms", "***")
+    assert await h.outbox_types() == ["kagi.notify.notification_delivered"]
+
+
+@pytest.mark.parametrize(("template", "channel", "recipient", "variables", "reason"), [
+    ("no_such_template", "mail", "a@example.jp", CODE, "unknown template 'no_such_template'"),
+    ("step_up_code", "mail", "a@example.jp", {"code": "ABCD2345EFGH"}, "missing variables: ['expires_at']"),
+    ("step_up_code", "sms", "090-1234-5678", CODE, "template step_up_code is for mail, not sms"),
+    ("sms_verification", "sms", "not a number", CODE, "invalid phone number"),
+])
+async def test_what_can_never_be_sent_is_dead_at_once_with_the_reason(
+        settings: Settings, store_factory: Any, tmp_path: Path, template: str, channel: str, recipient: str,
+        variables: dict[str, str], reason: str) -> None:
+    h = await harness(settings, await store_factory("notify"), free_port(), tmp_path)
+    assert await h.feed("notify.requests", request(template, recipient, channel=channel, **variables)) == "handled"
+    await h.notify.service.dispatch_due()
+    await h.notify.service.dispatch_due()  # nothing left to retry
+    [delivery] = await h.deliveries()
+    assert delivery["status"] == "dead" and delivery["attempts"] == 1
+    assert reason in delivery["last_error"]
+    assert [topic for topic, _ in h.dead] == ["notify.requests.dlt"]
+    assert b"ABCD2345EFGH" not in h.dead[0][1]  # secrets stay out of the DLT, even of an unknown template
+    assert await h.outbox_types() == ["kagi.notify.notification_failed"]
+
+
+async def test_opted_out_general_notices_are_skipped_mandatory_ones_sent(settings: Settings, store_factory: Any,
+                                                                       tmp_path: Path) -> None:
+    sink = Sink(tmp_path)
+    sink.up()
+    try:
+        h = await harness(settings, await store_factory("notify"), sink.port, tmp_path)
+        account = str(uuid.uuid4())
+        address = f"out-{account[:8]}@example.jp"
+        # lifecycle announced the account; its owner then switched general notices off.
+        created = lev.AccountCreated(account_id=account, login_id=address, email=address, roles=["owner"],
+                                     issued_at=datetime.now(UTC))
+        assert await h.feed("lifecycle.events", event(created, account)) == "handled"
+        await h.notify.preferences.set_general(Caller(account_id=account, login_id=address, email=address), False)
+
+        await h.feed("notify.requests", request("general_notice", address, "general", account_id=account, **NOTICE))
+        await h.feed("notify.requests", request("general_notice", address, "general", **NOTICE))  # by address only
+        await h.feed("notify.requests", request("step_up_code", address, "security", account_id=account, **CODE))
+        other = f"in-{account[:8]}@example.jp"
+        await h.feed("notify.requests", request("general_notice", other, "general", **NOTICE))
+        await h.drain(5)
+    finally:
+        sink.down()
+    by_status = sorted((d["recipient"], d["template"], d["status"]) for d in await h.deliveries())
+    assert by_status == [(other, "general_notice", "sent"),
+                         (address, "general_notice", "skipped"),
+                         (address, "general_notice", "skipped"),
+                         (address, "step_up_code", "sent")]
+    brand = settings.brand.name
+    assert sorted((m.to, m.subject) for m in mailbox(sink.dir)) == sorted(
+        [(address, f"【{brand}】認証コード発行のお知らせ"), (other, f"【{brand}】マイページからのお知らせ")])
+    assert sorted(await h.outbox_types()) == ["kagi.notify.notification_delivered"] * 2 + \
+        ["kagi.notify.notification_skipped"] * 2
+
+    # The ID is purged: notify forgets the address and the choice.
+    purged = lev.AccountPurged(account_id=account, login_id=address, email=address, at=datetime.now(UTC))
+    assert await h.feed("lifecycle.events", event(purged, account)) == "handled"
+    assert await h.notify.store.db["preferences"].count_documents({"_id": account}) == 0
+
+
+async def test_real_mails_carry_the_headers_mailers_expect(settings: Settings, store_factory: Any,
+                                                          tmp_path: Path) -> None:
+    sink = Sink(tmp_path)
+    sink.up()
+    try:
+        h = await harness(settings, await store_factory("notify"), sink.port, tmp_path)
+        await h.feed("notify.requests", request("general_notice", "general@example.jp", "general", **NOTICE))
+        await h.feed("notify.requests", request("step_up_code", "security@example.jp", "security", **CODE))
+        await h.drain(3)
+    finally:
+        sink.down()
+    mails = {m.to: m.message for m in mailbox(sink.dir)}
+    deliveries = {d["recipient"]: d["_id"] for d in await h.deliveries()}
+    for to, message in mails.items():
+        assert message["Message-ID"] == f"<{deliveries[to]}@kagi.example.jp>"
+        assert message["Auto-Submitted"] == "auto-generated"
+        sent = message["Date"].datetime
+        assert sent.tzinfo is not None and abs(datetime.now(UTC) - sent) < timedelta(minutes=5)
+        assert message["From"] == settings.smtp.sender
+    assert mails["general@example.jp"]["List-Unsubscribe"] == \
+        f"<{settings.brand.portal_url}/settings/notifications>"
+    assert mails["security@example.jp"]["List-Unsubscribe"] is None
+
+
+async def test_admin_contact_link_expires_then_a_resent_link_confirms(settings: Settings, store_factory: Any,
+                                                                      tmp_path: Path) -> None:
+    h = await harness(settings, await store_factory("notify"), free_port(), tmp_path)
+    contacts = h.notify.admin_contacts
+    contact = await contacts.register("Admin@Partner.example.jp", "Partner")
+    [stored] = await h.notify.store.db["admin_contacts"].find().to_list()
+    assert stored["email"] == "admin@partner.example.jp" and stored["status"] == "provisional"
+    [delivery] = await h.deliveries()
+    url = delivery["variables"]["confirm_url"]
+    token = url.rsplit("token=", 1)[1]
+    assert stored["token_hash"] == hash_token(token, settings.security.code_pepper)
+    assert token not in str(stored)  # only the hash is kept
+
+    # Eight days later the link is dead; the operator re-sends and the old token stops working.
+    await h.notify.store.db["admin_contacts"].update_one(
+        {"_id": contact.id}, {"$set": {"link_expires_at": datetime.now(UTC) - timedelta(days=1)}})
+    with pytest.raises(Problem) as expired:
+        await contacts.confirm(token)
+    assert (expired.value.status, expired.value.code) == (410, "admin_contact.link_expired")
+    resent = await contacts.resend(contact.id)
+    assert resent.links_sent == 2
+    fresh = next(d for d in await h.deliveries() if d["_id"] != delivery["_id"])["variables"]["confirm_url"]
+    with pytest.raises(Problem) as stale:
+        await contacts.confirm(token)
+    assert stale.value.code == "admin_contact.link_invalid"
+
+    confirmed = await contacts.confirm(fresh.rsplit("token=", 1)[1])
+    assert confirmed.status == "active"
+    with pytest.raises(Problem) as again:
+        await contacts.confirm(fresh.rsplit("token=", 1)[1])
+    assert again.value.code == "admin_contact.link_invalid"  # single use
+    with pytest.raises(Problem) as active:
+        await contacts.resend(contact.id)
+    assert active.value.code == "admin_contact.already_active"
+
+    with pytest.raises(Problem) as duplicate:
+        await contacts.register("admin@partner.example.jp", None)
+    assert duplicate.value.code == "admin_contact.exists"
+
+    _, notified = await contacts.post_site_update("約款の変更", "https://kagi.example.jp/a/1", False, "op")
+    _, quiet = await contacts.post_site_update("誤字の修正", "https://kagi.example.jp/a/2", True, "op")
+    await contacts.remove(contact.id)
+    _, after_removal = await contacts.post_site_update("新着", "https://kagi.example.jp/a/3", False, "op")
+    assert (notified, quiet, after_removal) == (1, 0, 0)
+    assert [d["template"] for d in await h.deliveries()].count("info_site_update") == 1
+    assert await h.notify.store.db["admin_contacts"].count_documents({}) == 0

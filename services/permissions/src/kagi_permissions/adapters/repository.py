@@ -1,0 +1,209 @@
+"""Companies, admins, requests and current grants in MongoDB (database ``kagi_permissions``)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+import msgspec
+from pymongo import ASCENDING, DESCENDING
+
+from kagi_permissions.domain.companies import Company
+from kagi_permissions.domain.requests import OPEN, PermissionRequest
+from kagi_permissions.domain.review import Campaign
+from kagi_shared.mongo import Store, Tx
+
+COMPANIES = "companies"
+ADMINS = "admins"
+REQUESTS = "requests"
+GRANTS = "grants"
+USER_IDS = "user_ids"
+STRAY_ACKS = "stray_acks"
+ACCOUNTS = "accounts"
+DRAFTS = "revoke_drafts"
+REVIEWS = "reviews"
+USER_LOCKS = "user_locks"
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def to_doc(obj: msgspec.Struct) -> dict[str, Any]:
+    doc: dict[str, Any] = msgspec.to_builtins(obj, builtin_types=(datetime,))
+    doc["_id"] = doc.pop("id")
+    return doc
+
+
+def from_doc(doc: dict[str, Any], cls: type[S]) -> S:
+    doc = dict(doc)
+    doc["id"] = doc.pop("_id")
+    return msgspec.convert(doc, cls)
+
+
+def _s(tx: Tx | None) -> Any:
+    return tx.session if tx else None
+
+
+class Repository:
+    def __init__(self, store: Store) -> None:
+        self.db = store.db
+        self.companies = store.db[COMPANIES]
+        self.admins = store.db[ADMINS]
+        self.requests = store.db[REQUESTS]
+        self.grants = store.db[GRANTS]
+        self.user_ids = store.db[USER_IDS]
+        self.stray_acks = store.db[STRAY_ACKS]
+
+    async def ensure_indexes(self) -> None:
+        await self.requests.create_index([("company_id", ASCENDING), ("submitted_at", DESCENDING)])
+        await self.requests.create_index([("status", ASCENDING), ("batch_date", ASCENDING)])
+        await self.requests.create_index([("user_key", ASCENDING), ("status", ASCENDING)])
+        await self.grants.create_index([("company_id", ASCENDING)])
+
+    # -- companies and admins ------------------------------------------------------------------
+    async def insert_company(self, tx: Tx, company: Company) -> None:
+        await self.companies.insert_one(to_doc(company), session=tx.session)
+
+    async def save_company(self, tx: Tx, company: Company) -> None:
+        await self.companies.replace_one({"_id": company.id}, to_doc(company), session=tx.session)
+
+    async def company(self, company_id: str, tx: Tx | None = None) -> Company | None:
+        doc = await self.companies.find_one({"_id": company_id}, session=_s(tx))
+        return from_doc(doc, Company) if doc else None
+
+    async def list_companies(self) -> list[Company]:
+        return [from_doc(d, Company) async for d in self.companies.find().sort("registered_at", ASCENDING)]
+
+    async def ip_allowlist(self) -> list[str]:
+        cursor = self.companies.find({"status": "active", "ip_allowlist.0": {"$exists": True}}, {"ip_allowlist": 1})
+        return sorted({ip async for doc in cursor for ip in doc["ip_allowlist"]})
+
+    async def set_admins(self, tx: Tx, company_id: str, emails: list[str]) -> None:
+        await self.admins.delete_many({"company_id": company_id}, session=tx.session)
+        if emails:
+            await self.admins.insert_many([{"_id": e.lower(), "company_id": company_id} for e in emails],
+                                          session=tx.session)
+
+    async def admin_company(self, login: str) -> str | None:
+        doc = await self.admins.find_one({"_id": login.lower()})
+        return str(doc["company_id"]) if doc else None
+
+    # -- requests -----------------------------------------------------------------------------
+    async def insert_request(self, tx: Tx, request: PermissionRequest) -> None:
+        await self.requests.insert_one(to_doc(request), session=tx.session)
+
+    async def save_request(self, tx: Tx, request: PermissionRequest) -> None:
+        await self.requests.replace_one({"_id": request.id}, to_doc(request), session=tx.session)
+
+    async def request(self, request_id: str, tx: Tx | None = None) -> PermissionRequest | None:
+        doc = await self.requests.find_one({"_id": request_id}, session=_s(tx))
+        return from_doc(doc, PermissionRequest) if doc else None
+
+    async def find_requests(self, query: dict[str, Any], limit: int = 200) -> list[PermissionRequest]:
+        cursor = self.requests.find(query).sort("submitted_at", DESCENDING).limit(limit)
+        return [from_doc(d, PermissionRequest) async for d in cursor]
+
+    async def due_for_batch(self, batch: date, limit: int) -> list[PermissionRequest]:
+        cursor = self.requests.find({"status": "accepted", "batch_date": {"$lte": batch.isoformat()}}) \
+            .sort("submitted_at", ASCENDING).limit(limit)
+        return [from_doc(d, PermissionRequest) async for d in cursor]
+
+    async def open_request_for(self, key: str, tx: Tx | None = None) -> PermissionRequest | None:
+        doc = await self.requests.find_one({"user_key": key, "status": {"$in": list(OPEN)}}, session=_s(tx))
+        return from_doc(doc, PermissionRequest) if doc else None
+
+    async def pending_juju_additions(self, company_id: str) -> set[str]:
+        cursor = self.requests.find({"company_id": company_id, "status": {"$in": list(OPEN)},
+                                     "systems": {"$elemMatch": {"system": "JUJU", "after": {"$ne": None},
+                                                                "state": {"$ne": "applied"}}}},
+                                    {"user_key": 1})
+        return {d["user_key"] async for d in cursor}
+
+    async def sent_before(self, moment: datetime) -> list[PermissionRequest]:
+        cursor = self.requests.find({"status": {"$in": list(OPEN)}, "systems": {"$elemMatch": {
+            "state": "sent", "reminded": False, "sent_at": {"$lt": moment}}}})
+        return [from_doc(d, PermissionRequest) async for d in cursor]
+
+    # -- user ids and grants ------------------------------------------------------------------
+    async def id_taken(self, key: str) -> bool:
+        return await self.user_ids.find_one({"_id": key}) is not None
+
+    async def reserve_id(self, tx: Tx, key: str, company_id: str, request_id: str) -> None:
+        """Unique on the lower-cased ID: two concurrent new requests for one ID cannot both pass."""
+        await self.user_ids.insert_one({"_id": key, "company_id": company_id, "request_id": request_id},
+                                       session=tx.session)
+
+    async def lock_user(self, tx: Tx, key: str, request_id: str) -> None:
+        """One open change/revoke per user: unique on the user, so concurrent filings cannot both pass."""
+        await self.db[USER_LOCKS].insert_one({"_id": key, "request_id": request_id}, session=tx.session)
+
+    async def unlock_user(self, tx: Tx, key: str, request_id: str) -> None:
+        await self.db[USER_LOCKS].delete_one({"_id": key, "request_id": request_id}, session=tx.session)
+
+    async def release_id(self, tx: Tx, key: str) -> None:
+        await self.user_ids.delete_one({"_id": key}, session=tx.session)
+
+    async def grant(self, key: str, tx: Tx | None = None) -> dict[str, Any] | None:
+        return await self.grants.find_one({"_id": key}, session=_s(tx))
+
+    async def company_grants(self, company_id: str, tx: Tx | None = None) -> list[dict[str, Any]]:
+        return await self.grants.find({"company_id": company_id}, session=_s(tx)).sort("_id").to_list()
+
+    async def juju_holders(self, company_id: str) -> set[str]:
+        cursor = self.grants.find({"company_id": company_id, "permissions.JUJU": {"$ne": None}}, {"_id": 1})
+        return {d["_id"] async for d in cursor}
+
+    async def set_permission(self, tx: Tx, request: PermissionRequest, system: str, value: str | None) -> bool:
+        """Record the user's permission on one system; returns True if the user holds nothing any more."""
+        await self.grants.update_one(
+            {"_id": request.user_key},
+            {"$set": {f"permissions.{system}": value, "user_id": request.user_id, "company_id": request.company_id,
+                      "name_kanji": request.name_kanji, "name_kana": request.name_kana,
+                      "contractor": request.contractor}},
+            upsert=True, session=tx.session)
+        doc = await self.grants.find_one({"_id": request.user_key}, session=tx.session)
+        return not any((doc or {}).get("permissions", {}).values())
+
+    async def drop_user(self, tx: Tx, key: str) -> None:
+        await self.grants.delete_one({"_id": key}, session=tx.session)
+        await self.user_ids.delete_one({"_id": key}, session=tx.session)
+
+    async def remember_account(self, tx: Tx, account_id: str, login_id: str) -> None:
+        await self.db[ACCOUNTS].update_one({"_id": account_id}, {"$set": {"login_key": login_id.lower()}},
+                                           upsert=True, session=tx.session)
+
+    async def record_login(self, tx: Tx, account_id: str, at: datetime) -> None:
+        """Last login per ID (for the access review), from lifecycle's events; out-of-order safe ($max)."""
+        account = await self.db[ACCOUNTS].find_one({"_id": account_id}, session=tx.session)
+        if account is None:
+            return
+        await self.db[ACCOUNTS].update_one({"_id": account_id}, {"$max": {"last_login_at": at}}, session=tx.session)
+        await self.grants.update_one({"_id": account["login_key"]}, {"$max": {"last_login_at": at}},
+                                     session=tx.session)
+
+    async def save_draft(self, tx: Tx, draft: dict[str, Any]) -> None:
+        await self.db[DRAFTS].replace_one({"_id": draft["_id"]}, draft, upsert=True, session=tx.session)
+
+    async def draft(self, draft_id: str) -> dict[str, Any] | None:
+        return await self.db[DRAFTS].find_one({"_id": draft_id})
+
+    async def drafts(self, company_id: str) -> list[dict[str, Any]]:
+        return await self.db[DRAFTS].find({"company_id": company_id, "status": "open"}).sort("created_at").to_list()
+
+    async def close_draft(self, tx: Tx | None, draft_id: str, request_id: str) -> None:
+        await self.db[DRAFTS].update_one({"_id": draft_id}, {"$set": {"status": "filed", "request_id": request_id}},
+                                         session=_s(tx))
+
+    async def stray_ack(self, tx: Tx, event_id: str, data: dict[str, Any], why: str) -> None:
+        await self.stray_acks.insert_one({"_id": event_id, "why": why, **data}, session=tx.session)
+
+    # -- access reviews -------------------------------------------------------------------------
+    async def save_campaign(self, tx: Tx, campaign: Campaign) -> None:
+        await self.db[REVIEWS].replace_one({"_id": campaign.id}, to_doc(campaign), upsert=True, session=tx.session)
+
+    async def campaign(self, campaign_id: str, tx: Tx | None = None) -> Campaign | None:
+        doc = await self.db[REVIEWS].find_one({"_id": campaign_id}, session=_s(tx))
+        return from_doc(doc, Campaign) if doc else None
+
+    async def campaigns(self, company_id: str) -> list[Campaign]:
+        cursor = self.db[REVIEWS].find({"company_id": company_id}).sort("started_at", DESCENDING)
+        return [from_doc(d, Campaign) async for d in cursor]

@@ -1,0 +1,101 @@
+"""Helpers of the permissions integration tests: a company with its admin, the relay, reading grant topics."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from kagi_permissions.bootstrap import Permissions, bootstrap
+from kagi_permissions.domain.companies import Admin
+from kagi_permissions.service.companies import CompanyInput
+from kagi_shared.events import decode, encode, new_envelope
+from kagi_shared.events import permissions as ev
+from kagi_shared.kafka import ensure_topics, make_producer, read_topic
+from kagi_shared.mongo import Store
+from kagi_shared.outbox import OutboxRelay
+from kagi_shared.service_api import Caller
+from kagi_shared.settings import Settings
+
+
+def unique(prefix: str = "u") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}@partner-gas.example.jp"
+
+
+async def service(settings: Settings, store: Store) -> Permissions:
+    permissions = bootstrap(settings, store)
+    await permissions.start()
+    return permissions
+
+
+async def company_with_admin(permissions: Permissions, roles: list[str] | None = None,
+                             contractors: list[str] | None = None,
+                             juju_max_users: int | None = None) -> tuple[str, Caller]:
+    admin_email = unique("admin")
+    company = await permissions.companies.register(CompanyInput(
+        name="パートナーガス株式会社", roles=roles or ["gas_retailer", "consignment_requester"],
+        primary_admin=Admin(name="託送 太郎", email=admin_email), contractors=contractors or [],
+        juju_max_users=juju_max_users))
+    caller = Caller(account_id=f"acct-{uuid.uuid4().hex[:6]}", login_id=admin_email, email=admin_email,
+                    roles=("company_admin",))
+    return company.id, caller
+
+
+async def relay_all(settings: Settings, store: Store) -> int:
+    await ensure_topics(settings)
+    producer = make_producer(settings, "test-permissions")
+    await producer.start()
+    relay = OutboxRelay(store, producer, settings)
+    published = 0
+    try:
+        assert await relay.hold_lease()
+        while sent := await relay.run_once():
+            published += sent
+    finally:
+        await relay.release_lease()
+        await relay.close()
+        await producer.stop()
+    return published
+
+
+async def commands_on(settings: Settings, system: str, request_ids: set[str]) -> list[tuple[bytes, ev.GrantCommanded]]:
+    """(key, command) of every grant command for these requests on ``permissions.grants.<system>``."""
+    out = []
+    for record in await read_topic(settings, f"permissions.grants.{system.lower()}"):
+        _, event = decode(record.value)
+        assert isinstance(event, ev.GrantCommanded)
+        if event.request_id in request_ids:
+            out.append((record.key, event))
+    return out
+
+
+async def ack(settings: Settings, command: ev.GrantCommanded, outcome: str = "applied",
+              reason: str | None = None) -> tuple[bytes, bytes]:
+    """What a target system sends: published to ``permissions.acks`` and read back from the broker."""
+    envelope = new_envelope(ev.GrantAcknowledged(command_id=command.command_id, request_id=command.request_id,
+                                                 system=command.system, user_id=command.user_id,
+                                                 outcome=outcome, reason=reason),  # type: ignore[arg-type]
+                            source=f"target/{command.system.lower()}", subject=command.request_id)
+    producer = make_producer(settings, "test-target")
+    await producer.start()
+    try:
+        await producer.send_and_wait("permissions.acks", encode(envelope), key=command.request_id.encode())
+    finally:
+        await producer.stop()
+    for record in await read_topic(settings, "permissions.acks"):
+        if decode(record.value)[0].id == envelope.id:
+            return record.key or b"", record.value
+    raise AssertionError("ack not on the topic")
+
+
+class DeadLetters:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+
+    async def __call__(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        self.sent.append((topic, value))
+
+
+def data_of(row: dict[str, Any]) -> dict[str, Any]:
+    import msgspec
+
+    return dict(msgspec.json.decode(bytes(row["value"]))["data"])
