@@ -37,7 +37,8 @@ def _free_ports(count: int) -> list[int]:
 def test_env() -> Iterator[dict[str, str]]:
     """Environment of the test run: free ports, a temporary var dir, fast test settings."""
     var_dir = Path(tempfile.mkdtemp(prefix="kagi-test-"))
-    env = {f"KAGI_PORTS_{name.upper()}": str(port) for name, port in zip(_PORT_NAMES, _free_ports(len(_PORT_NAMES)), strict=True)}
+    ports = _free_ports(len(_PORT_NAMES))
+    env = {f"KAGI_PORTS_{name.upper()}": str(port) for name, port in zip(_PORT_NAMES, ports, strict=True)}
     env.update({
         "KAGI_ENV": "test",
         "KAGI_VAR_DIR": str(var_dir),

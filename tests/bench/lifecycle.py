@@ -259,6 +259,7 @@ async def sweep(settings: Any) -> dict[str, Any]:
         t = time.perf_counter()
         docs, due = account_docs(SWEEP_ACCOUNTS, DUE_PERCENT, as_of, lc.sweeps.days, hash_)
         build_s = time.perf_counter() - t
+        earliest = min(d["next_stage_at"] for d in docs if d["next_stage_at"] is not None)
         t = time.perf_counter()
         retried = 0
         for start in range(0, len(docs), 1000):
@@ -274,9 +275,7 @@ async def sweep(settings: Any) -> dict[str, Any]:
         print(f"  {stored} accounts stored in {insert_s:.0f} s ({due} due; {retried} rows of retried batches "
               "were already there)", flush=True)
         # 0 due: the moment just before the earliest scheduled stage (nothing is due yet).
-        earliest = await lc.accounts.collection.find_one({"next_stage_at": {"$ne": None}},
-                                                         sort=[("next_stage_at", 1)])
-        before = earliest["next_stage_at"].replace(tzinfo=UTC) - timedelta(seconds=1)
+        before = earliest - timedelta(seconds=1)
         t = time.perf_counter()
         zero = await lc.sweeps.sweep(before)
         zero_s = time.perf_counter() - t

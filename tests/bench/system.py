@@ -17,6 +17,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -78,7 +79,7 @@ async def op_login(client: httpx.AsyncClient, user: dict[str, str]) -> tuple[str
 
 
 async def op_schedule(client: httpx.AsyncClient, user: dict[str, str]) -> tuple[str, httpx.Response]:
-    day = f"2026-{random.randint(1, 12):02d}-{random.randint(1, 28):02d}"  # noqa: S311
+    day = f"2026-{random.randint(1, 12):02d}-{random.randint(1, 28):02d}"
     return "GET /schedule", await client.get("/api/v1/permission-requests/schedule", params={"submittedOn": day})
 
 
@@ -89,7 +90,7 @@ MIX: list[tuple[Operation, int]] = [(op_me, 40), (op_step_up_state, 20), (op_sch
 
 def choose() -> Operation:
     ops, weights = zip(*MIX, strict=True)
-    return random.choices(ops, weights)[0]  # noqa: S311
+    return random.choices(ops, weights)[0]
 
 
 async def run_step(client: httpx.AsyncClient, users: list[dict[str, str]], rate: int) -> Step:
@@ -168,13 +169,14 @@ def profile(pid: int, seconds: int = 10) -> str:
     if shutil.which("py-spy") is None and not (Path(sys.executable).parent / "py-spy").exists():
         return "py-spy is not installed; no profile taken"
     exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    raw = Path(tempfile.mkdtemp(prefix="kagi-profile-")) / "profile.txt"
     out = subprocess.run([exe, "record", "--pid", str(pid), "--duration", str(seconds), "--format", "raw",  # noqa: S603
-                          "--output", "/tmp/kagi-profile.txt", "--nonblocking"], capture_output=True, text=True,
+                          "--output", str(raw), "--nonblocking"], capture_output=True, text=True,
                          timeout=seconds + 60)
     if out.returncode != 0:
         return f"py-spy failed: {out.stderr.strip()[:300]}"
     totals: Counter[str] = Counter()
-    for line in Path("/tmp/kagi-profile.txt").read_text().splitlines():
+    for line in raw.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
         frames = stack.split(";")
         own = next((f for f in reversed(frames) if "/kagi_" in f or "site-packages" in f), frames[-1])

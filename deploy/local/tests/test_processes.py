@@ -36,7 +36,7 @@ def test_a_busy_port_is_named(tmp_path: Path) -> None:
 
 def test_stop_ends_exactly_the_process_it_started(tmp_path: Path) -> None:
     manager = ProcessManager(tmp_path)
-    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # noqa: S603
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         status = manager.start(ProcessSpec("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"]))
         assert manager.status("sleeper").state == "running"

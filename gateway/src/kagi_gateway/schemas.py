@@ -22,6 +22,16 @@ class TokenOut(Dto):
     token_type: str
     expires_at: datetime
     roles: list[str]
+    refresh_token: str | None = None
+    refresh_expires_at: datetime | None = None
+
+
+class RefreshIn(Dto):
+    refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+
+
+class LogoutIn(Dto):
+    refresh_token: Annotated[str, msgspec.Meta(max_length=128)] | None = None
 
 
 class MeOut(Dto):

@@ -109,6 +109,7 @@ class NotifySettings(msgspec.Struct, frozen=True, kw_only=True):
 class SecuritySettings(msgspec.Struct, frozen=True, kw_only=True):
     jwt_secret: str = DEV_SECRETS["jwt_secret"]
     access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 8 * 3600
     code_pepper: str = DEV_SECRETS["code_pepper"]
     """Key of the HMAC under which one-time codes and keys are stored."""
     internal_token: str = DEV_SECRETS["internal_token"]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import msgspec
 from litestar import Controller, Request, get, post
 
-from kagi_gateway.deps import ANY_USER, PUBLIC, current_caller, request_id
-from kagi_gateway.schemas import LoginIn, MeOut, TokenOut
+from kagi_gateway.deps import ANY_USER, PUBLIC, SESSIONS, current_caller, request_id
+from kagi_gateway.schemas import LoginIn, LogoutIn, MeOut, RefreshIn, TokenOut
 from kagi_gateway.services import Services
 from kagi_gateway.tokens import PASSWORD_CHANGE_SCOPE, issue_token
 from kagi_shared.problems import Problem
@@ -24,22 +25,25 @@ class AuthController(Controller):
 
     @post("/auth/login", opt={"roles": PUBLIC, "rate": "login"}, status_code=200, summary="Log in with ID and password")
     async def login(self, data: LoginIn, services: Services, request: Request[Any, Any, Any]) -> TokenOut:
-        account = await services.call("lifecycle", "POST", "/internal/login",
-                                      json={"loginId": data.login_id, "password": data.password},
-                                      request_id=request_id(request))
-        caller = Caller(account_id=account["accountId"], login_id=account["loginId"], email=account["email"],
-                        roles=tuple(account["roles"]))
-        session_version = int(account.get("sessionVersion", 0))
-        if account.get("passwordChangeRequired"):
-            # Expired password (SPEC §4): a token that opens only the password change endpoint.
-            token, expires = issue_token(caller, get_settings().security, session_version=session_version,
-                                         scope=PASSWORD_CHANGE_SCOPE)
-            raise Problem(403, "auth.password_change_required",
-                          "パスワードの有効期限が切れています。パスワードを変更してください。",
-                          extra={"accessToken": token, "tokenType": BEARER, "expiresAt": expires.isoformat(),
-                                 "changePasswordUrl": "/api/v1/me/password"})
-        token, expires = issue_token(caller, get_settings().security, session_version=session_version)
-        return TokenOut(access_token=token, token_type=BEARER, expires_at=expires, roles=list(caller.roles))
+        opened = await services.call("lifecycle", "POST", "/internal/sessions",
+                                     json={"loginId": data.login_id, "password": data.password},
+                                     request_id=request_id(request))
+        return _tokens(opened)
+
+    @post("/auth/refresh", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200,
+          summary="Exchange a refresh token (single use) for a new access and refresh token")
+    async def refresh(self, data: RefreshIn, services: Services, request: Request[Any, Any, Any]) -> TokenOut:
+        opened = await services.call("lifecycle", "POST", "/internal/sessions/refresh",
+                                     json={"refreshToken": data.refresh_token}, request_id=request_id(request))
+        return _tokens(opened)
+
+    @post("/auth/logout", opt={"roles": ANY_USER, "password_change": True}, status_code=204,
+          summary="End the session: the refresh token and every access token of the account stop working")
+    async def logout(self, data: LogoutIn, services: Services, request: Request[Any, Any, Any]) -> None:
+        caller = current_caller(request)
+        await services.call("lifecycle", "POST", "/internal/sessions/logout", caller=caller,
+                            json={"refreshToken": data.refresh_token}, request_id=request_id(request))
+        SESSIONS.forget(caller.account_id)
 
     @get("/me", opt={"roles": ANY_USER}, summary="The caller's account")
     async def me(self, services: Services, request: Request[Any, Any, Any]) -> MeOut:
@@ -47,3 +51,23 @@ class AuthController(Controller):
         account = await services.call("lifecycle", "GET", f"/internal/accounts/{caller.account_id}",
                                       caller=caller, request_id=request_id(request))
         return msgspec.convert(account, MeOut)
+
+
+def _tokens(opened: dict[str, Any]) -> TokenOut:
+    """Access token (and the refresh token lifecycle opened) for a login or a refresh."""
+    account = opened["account"]
+    caller = Caller(account_id=account["accountId"], login_id=account["loginId"], email=account["email"],
+                    roles=tuple(account["roles"]))
+    session_version = int(account.get("sessionVersion", 0))
+    if account.get("passwordChangeRequired"):
+        # Expired password (SPEC §4): a token that opens only the password change endpoint.
+        token, expires = issue_token(caller, get_settings().security, session_version=session_version,
+                                     scope=PASSWORD_CHANGE_SCOPE)
+        raise Problem(403, "auth.password_change_required",
+                      "パスワードの有効期限が切れています。パスワードを変更してください。",
+                      extra={"accessToken": token, "tokenType": BEARER, "expiresAt": expires.isoformat(),
+                             "changePasswordUrl": "/api/v1/me/password"})
+    token, expires = issue_token(caller, get_settings().security, session_version=session_version)
+    return TokenOut(access_token=token, token_type=BEARER, expires_at=expires, roles=list(caller.roles),
+                    refresh_token=opened["refreshToken"],
+                    refresh_expires_at=msgspec.convert(opened["refreshExpiresAt"], datetime))

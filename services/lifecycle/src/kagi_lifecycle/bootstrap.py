@@ -9,6 +9,7 @@ from kagi_lifecycle.adapters.rate_limit import RateLimiter
 from kagi_lifecycle.adapters.repository import AccountRepository
 from kagi_lifecycle.service.credentials import CredentialService
 from kagi_lifecycle.service.handlers import Clock, LifecycleService, _now
+from kagi_lifecycle.service.sessions import SessionService
 from kagi_lifecycle.service.sweep import SweepService
 from kagi_lifecycle.service.unlock import UnlockService
 from kagi_shared.mongo import Store, database_name, make_client
@@ -26,12 +27,14 @@ class Lifecycle:
     credentials: CredentialService
     unlocks: UnlockService
     limiter: RateLimiter
+    sessions: SessionService
 
     async def start(self) -> None:
         await self.accounts.ensure_indexes()
         await self.credentials.ensure_indexes()
         await self.unlocks.ensure_indexes()
         await self.limiter.ensure_indexes()
+        await self.sessions.ensure_indexes()
         await self.store.ensure_outbox_indexes()
         await self.sweeps.backfill()
 
@@ -45,4 +48,4 @@ def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = _no
     limiter = RateLimiter(store)
     service = LifecycleService(store, accounts, Passwords(settings.security), settings, clock)
     return Lifecycle(store, accounts, service, SweepService(service, accounts), CredentialService(service, limiter),
-                     UnlockService(service, limiter), limiter)
+                     UnlockService(service, limiter), limiter, SessionService(service))

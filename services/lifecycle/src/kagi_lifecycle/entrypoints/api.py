@@ -62,6 +62,20 @@ class SessionOut(Dto):
     status: str
 
 
+class RefreshIn(Dto):
+    refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+
+
+class LogoutIn(Dto):
+    refresh_token: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+
+
+class SessionOpened(Dto):
+    account: LoginOut
+    refresh_token: str
+    refresh_expires_at: datetime
+
+
 class PasswordChangeIn(Dto):
     current_password: Password
     new_password: Password
@@ -180,6 +194,26 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
         require_role(caller, "operator")
         return caller.account_id
 
+    @post("/internal/sessions", guards=[internal_guard], status_code=200)
+    async def open_session(data: LoginIn, request: Request[Any, Any, Any]) -> SessionOpened:
+        """Log in and open a refreshable session (the gateway's login)."""
+        lc = state["lc"]
+        account = await lc.service.login(data.login_id, data.password, _correlation(request))
+        token, expires = await lc.sessions.open(account)
+        return SessionOpened(account=login_out(account, lc.service.password_expired(account, lc.service.clock())),
+                             refresh_token=token, refresh_expires_at=expires)
+
+    @post("/internal/sessions/refresh", guards=[internal_guard], status_code=200)
+    async def refresh_session(data: RefreshIn) -> SessionOpened:
+        lc = state["lc"]
+        account, token, expires = await lc.sessions.refresh(data.refresh_token)
+        return SessionOpened(account=login_out(account, lc.service.password_expired(account, lc.service.clock())),
+                             refresh_token=token, refresh_expires_at=expires)
+
+    @post("/internal/sessions/logout", guards=[internal_guard], status_code=204)
+    async def logout(data: LogoutIn, request: Request[Any, Any, Any]) -> None:
+        await state["lc"].sessions.logout(caller_of(request).account_id, data.refresh_token)
+
     @post("/internal/login", guards=[internal_guard], status_code=200)
     async def login(data: LoginIn, request: Request[Any, Any, Any]) -> LoginOut:
         lc = state["lc"]
@@ -258,7 +292,8 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
     async def ready() -> None:
         await state["lc"].store.ping()
 
-    handlers = [login, create_account, get_account, session, change_password, request_reset, complete_reset,
+    handlers = [open_session, refresh_session, logout, login, create_account, get_account, session, change_password,
+                request_reset, complete_reset,
                 file_unlock, list_unlocks, approve, reject, lock, preview]
     return create_service_app(NAME, handlers, ready=ready, lifespan=[lifespan])
 
