@@ -33,6 +33,7 @@ ROUNDS = 6 if FULL else 3
 OUTAGE_S = 30 if FULL else 4
 SMTP_OUTAGE_S = 60 if FULL else 5
 ALLOWED = {200, 201, 503, 504}
+LAST_FAILURE: dict[str, str] = {}
 
 
 @pytest.fixture
@@ -59,14 +60,21 @@ async def restart(settings: Settings, name: str, sig: signal.Signals = signal.SI
 
 async def step_up_load(gateway: httpx.AsyncClient, users: list[User], rounds: int,
                        during: Callable[[], Awaitable[None]] | None = None) -> Counter[int]:
-    """Every user asks for step-up codes, `rounds` times, concurrently; `during` injects the fault mid-way."""
+    """Every user asks for step-up codes concurrently while `during` injects the fault, then `rounds` more times."""
     statuses: Counter[int] = Counter()
+    fault_over = asyncio.Event()
+    if during is None:
+        fault_over.set()
 
     async def user_rounds(user: User) -> None:
-        for _ in range(rounds):
+        after = 0
+        while after < rounds:
+            after += fault_over.is_set()
             try:
                 reply = await gateway.post("/api/v1/me/step-up", headers=user.auth)
                 statuses[reply.status_code] += 1
+                if reply.status_code >= 500:
+                    LAST_FAILURE["body"] = reply.text[:300]
                 if reply.status_code >= 400:
                     assert reply.headers["content-type"].startswith("application/problem+json"), reply.text
             except httpx.TransportError:
@@ -76,7 +84,10 @@ async def step_up_load(gateway: httpx.AsyncClient, users: list[User], rounds: in
     tasks = [asyncio.create_task(user_rounds(u)) for u in users]
     if during is not None:
         await asyncio.sleep(0.4)
-        await during()
+        try:
+            await during()
+        finally:
+            fault_over.set()
     await asyncio.gather(*tasks)
     return statuses
 
@@ -123,7 +134,7 @@ async def owners(settings: Settings, gateway: httpx.AsyncClient) -> list[User]:
 async def test_notify_worker_killed_mid_load(settings: Settings, gateway: httpx.AsyncClient) -> None:
     users = await owners(settings, gateway)
     statuses = await step_up_load(gateway, users, ROUNDS, lambda: restart(settings, "notify-worker"))
-    assert set(statuses) <= ALLOWED and statuses[201] == USERS * ROUNDS
+    assert set(statuses) == {201}, statuses  # the API never noticed
     await assert_one_mail_per_code(settings, users)
 
 
@@ -136,6 +147,7 @@ async def test_invite_api_and_worker_killed_mid_load(settings: Settings, gateway
 
     statuses = await step_up_load(gateway, users, ROUNDS, kill_both)
     assert set(statuses) <= ALLOWED | {0}, statuses  # in-flight calls may fail with 503: documented
+    assert statuses[201] >= USERS * ROUNDS, (statuses, LAST_FAILURE)
     await assert_one_mail_per_code(settings, users)
 
 
@@ -143,7 +155,7 @@ async def test_smtp_sink_down_then_back(settings: Settings, gateway: httpx.Async
     users = await owners(settings, gateway)
     statuses = await step_up_load(gateway, users, ROUNDS,
                                   lambda: restart(settings, "smtp", signal.SIGTERM, SMTP_OUTAGE_S))
-    assert statuses[201] == USERS * ROUNDS
+    assert set(statuses) == {201}, statuses
     await assert_one_mail_per_code(settings, users, timeout_s=SMTP_OUTAGE_S + 120)
 
 

@@ -133,7 +133,7 @@ async def test_health_ready_and_openapi(system: str, gateway: httpx.AsyncClient)
     assert (await gateway.get("/health")).json() == {"status": "ok"}
     ready = await gateway.get("/ready")
     assert ready.status_code == 200
-    assert set(ready.json()["services"]) == {"lifecycle", "invite", "permissions", "notify"}
+    assert set(ready.json()["services"]) == {"lifecycle", "invite", "permissions", "notify", "audit"}
     schema = (await gateway.get("/schema/openapi.json")).json()
     assert "/api/v1/me/step-up/verify" in schema["paths"]
     reply = await gateway.get("/health", headers={"X-Request-ID": "abcdef12-3456"})
