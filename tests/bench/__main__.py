@@ -22,6 +22,8 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer
 
+from tests.bench.results import write_section
+
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
@@ -354,9 +356,7 @@ def main() -> None:
         infra.down(specs)
         infra.down()
 
-    previous = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
-    system_section = previous[previous.index("\n# Whole-system benchmark"):] if "\n# Whole-system benchmark" in previous else ""
-    RESULTS.write_text(f"""# Benchmark results
+    write_section("Benchmark results", f"""# Benchmark results
 
 Written by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.
 Machine: {machine()}.
@@ -410,7 +410,7 @@ The caller's account, {gateway['n']} sequential requests each: directly from lif
 | direct p50 | gateway p50 | ratio | direct p99 | gateway p99 |
 |---|---|---|---|---|
 | {ms(gateway['direct_p50'])} | {ms(gateway['gateway_p50'])} | {gateway['ratio']:.2f} | {ms(gateway['direct_p99'])} | {ms(gateway['gateway_p99'])} |
-""" + system_section, encoding="utf-8")
+""")
     print(f"wrote {RESULTS}")
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from tests.bench import results
 from tests.bench.__main__ import configure_env, machine, pct
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -46,30 +47,8 @@ KEYCLOAK_PER_VCPU = 15.0
 HEALTH_TARGET_S = 0.050
 
 
-def replace_section(text: str, heading: str, body: str) -> str:
-    """``text`` with the top-level section ``# heading`` replaced by ``body`` (appended if absent).
-
-    Everything before and after the section is kept byte for byte; the section runs to the next
-    line that starts with ``# `` or to the end of the file.
-    """
-    marker = f"# {heading}\n"
-    if text.startswith(marker):
-        start = 0
-    else:
-        found = text.find("\n" + marker)
-        start = found + 1 if found >= 0 else -1
-    if start < 0:
-        if not text:
-            return body
-        return text + ("\n" if text.endswith("\n") else "\n\n") + body
-    after = text.find("\n# ", start + len(marker) - 1)
-    tail = text[after + 1:] if after >= 0 else ""
-    return text[:start] + (body.rstrip("\n") + "\n\n" if tail else body) + tail
-
-
 def write_section(body: str) -> None:
-    previous = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
-    RESULTS.write_text(replace_section(previous, HEADING, body), encoding="utf-8")
+    results.write_section(HEADING, body)
 
 
 def production_argon2_env() -> dict[str, int]:

@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 
 from tests.bench.__main__ import configure_env, machine, pct
+from tests.bench.results import write_section
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 RATES = [int(r) for r in os.environ.get("KAGI_BENCH_RATES", "10,20,40,60,80").split(",")]
@@ -291,10 +292,7 @@ Where the time goes in the hottest service process ({hottest}), py-spy samples b
 |---|---|
 {hot_profile}
 """
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
-    marker = "\n# Whole-system benchmark"
-    text = text.split(marker)[0].rstrip() + "\n" + section
-    RESULTS.write_text(text, encoding="utf-8")
+    write_section("Whole-system benchmark", section.lstrip("\n"))
     print(f"wrote {RESULTS}")
 
 
