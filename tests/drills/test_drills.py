@@ -203,6 +203,35 @@ async def test_broker_down_then_back(settings: Settings, gateway: httpx.AsyncCli
     await assert_one_mail_per_code(settings, users, timeout_s=120)
 
 
+async def test_slow_notify_worker_catches_up(settings: Settings, gateway: httpx.AsyncClient) -> None:
+    """Throttle the notify worker to ~10 % speed (SIGSTOP 90 ms / SIGCONT 10 ms) during the load:
+    requests are unaffected, mails lag, and once the throttle lifts every code has exactly one mail."""
+    users = await owners(settings, gateway)
+    infra = Infra(settings)
+    pid = infra.manager.pid("notify-worker")
+    assert pid is not None
+    throttled = asyncio.Event()
+
+    async def throttle() -> None:
+        try:
+            while not throttled.is_set():
+                os.killpg(pid, signal.SIGSTOP)
+                await asyncio.sleep(0.09)
+                os.killpg(pid, signal.SIGCONT)
+                await asyncio.sleep(0.01)
+        finally:
+            os.killpg(pid, signal.SIGCONT)
+
+    throttler = asyncio.create_task(throttle())
+    try:
+        statuses = await step_up_load(gateway, users, ROUNDS * 2)
+    finally:
+        throttled.set()
+        await throttler
+    assert set(statuses) == {201}, statuses
+    await assert_one_mail_per_code(settings, users, timeout_s=180)
+
+
 async def test_redelivered_requests_never_mail_twice(settings: Settings, gateway: httpx.AsyncClient) -> None:
     """Duplicate and reorder deliveries on purpose: re-publish the tail of notify.requests, reversed."""
     from kagi_shared.kafka import make_producer, read_topic

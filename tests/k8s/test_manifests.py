@@ -464,6 +464,80 @@ def test_config_and_secret_exist() -> None:
     assert {"KAGI_SECURITY_JWT_SECRET", "KAGI_SECURITY_INTERNAL_TOKEN"} <= set(data)
 
 
+# --------------------------------------------------------------------------- Kafka mutual TLS
+
+KAFKA_CA_SECRET = f"{KAFKA_CLUSTER}-cluster-ca-cert"  # Strimzi's cluster CA certificate
+KAFKA_CA_DIR, KAFKA_USER_DIR = "/etc/kagi/kafka-ca", "/etc/kagi/kafka-user"
+KAFKA_USERS_YAML = BASE / "kafka" / "users.yaml"
+
+
+def _kafka_user_names() -> set[str]:
+    with KAFKA_USERS_YAML.open(encoding="utf-8") as fh:
+        return {doc["metadata"]["name"] for doc in yaml.safe_load_all(fh) if doc and doc["kind"] == "KafkaUser"}
+
+
+def kafka_user(name: str) -> str:
+    """The KafkaUser a process authenticates as: kagi-gateway, or kagi-<service> for its API and worker."""
+    return "kagi-gateway" if name == "gateway" else f"kagi-{name.rsplit('-', 1)[0]}"
+
+
+def _secret_mounts(deployment: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """mountPath -> (Secret name, volumeMount) for the container's Secret volumes."""
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"].get("volumes", [])}
+    mounts = {}
+    for mount in _container(deployment).get("volumeMounts", []):
+        secret = volumes[mount["name"]].get("secret")
+        if secret:
+            mounts[mount["mountPath"]] = (secret["secretName"], mount)
+    return mounts
+
+
+def _check_kafka_tls(deployments: dict[str, dict[str, Any]], config: dict[str, str], users: set[str]) -> None:
+    """The config points at the TLS listener; every process mounts the CA and its own KafkaUser's certificate."""
+    assert config["KAFKA_BOOTSTRAP_SERVERS"] == f"{KAFKA_CLUSTER}-kafka-bootstrap:9093"
+    assert config["KAGI_KAFKA_SECURITY_PROTOCOL"] == "SSL"
+    assert config["KAGI_KAFKA_SSL_CAFILE"] == f"{KAFKA_CA_DIR}/ca.crt"
+    assert config["KAGI_KAFKA_SSL_CERTFILE"] == f"{KAFKA_USER_DIR}/user.crt"
+    assert config["KAGI_KAFKA_SSL_KEYFILE"] == f"{KAFKA_USER_DIR}/user.key"
+    for name in PROCESSES:  # every process produces or consumes: workers, outbox-writing APIs, gateway audit
+        deployment = deployments[name]
+        mounts = _secret_mounts(deployment)
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        expected = {KAFKA_CA_DIR: (KAFKA_CA_SECRET, {"ca.crt"}),
+                    KAFKA_USER_DIR: (kafka_user(name), {"user.crt", "user.key"})}
+        for path, (secret_name, keys) in expected.items():
+            assert path in mounts, f"{name}: no Secret mounted at {path}"
+            mounted, mount = mounts[path]
+            assert mounted == secret_name, f"{name}: {path} mounts {mounted}, expected {secret_name}"
+            assert mount.get("readOnly") is True, f"{name}: {path} must be read-only"
+            assert not mount.get("subPath"), f"{name}: a subPath mount never sees Strimzi's certificate renewals"
+            items = volumes[mount["name"]]["secret"].get("items")
+            assert items is None or keys <= {i["key"] for i in items if i["key"] == i["path"]}, (
+                f"{name}: {secret_name} must project {sorted(keys)} under their own names"
+            )
+        assert kafka_user(name) in users, f"{name}: no KafkaUser {kafka_user(name)} in {KAFKA_USERS_YAML.name}"
+
+
+def test_kafka_users_exist_for_every_process() -> None:
+    assert {kafka_user(name) for name in PROCESSES} == _kafka_user_names()
+
+
+def test_processes_use_mutual_tls_to_kafka() -> None:
+    _check_kafka_tls(DEPLOYMENTS, _by_kind("ConfigMap")["kagi-config"]["data"], _kafka_user_names())
+
+
+def test_kafka_tls_check_catches_a_wrong_user_secret() -> None:
+    """A process mounting another service's certificate would be denied by (or exceed) its ACLs."""
+    import copy
+
+    broken = copy.deepcopy(DEPLOYMENTS)
+    for volume in broken["gateway"]["spec"]["template"]["spec"]["volumes"]:
+        if volume.get("secret", {}).get("secretName") == "kagi-gateway":
+            volume["secret"]["secretName"] = "kagi-audit"
+    with pytest.raises(AssertionError, match="gateway"):
+        _check_kafka_tls(broken, _by_kind("ConfigMap")["kagi-config"]["data"], _kafka_user_names())
+
+
 def test_network_policies_deny_by_default() -> None:
     policies = _by_kind("NetworkPolicy")
     deny = policies["default-deny"]["spec"]
@@ -594,6 +668,11 @@ def _check_references(docs: list[dict[str, Any]], namespace: str) -> None:
                 assert src["configMapRef"]["name"] in config_maps
             if "secretRef" in src:
                 assert src["secretRef"]["name"] in secrets
+        kafka_users = set(_by_kind("KafkaUser", docs))
+        for volume in pod_spec.get("volumes", []):
+            if "secret" in volume:  # Strimzi creates the cluster CA and one Secret per KafkaUser
+                secret_name = volume["secret"]["secretName"]
+                assert secret_name in set(secrets) | kafka_users | {KAFKA_CA_SECRET}, f"{name}: Secret {secret_name}"
         for env in container.get("env", []):
             ref = env.get("valueFrom", {}).get("secretKeyRef")
             if ref and ref["name"] not in secrets:
@@ -676,6 +755,8 @@ def _check_infrastructure(docs: list[dict[str, Any]], nodes: int) -> None:
     app_config = _by_kind("ConfigMap", docs)["kagi-config"]["data"]
     host, port = app_config["KAFKA_BOOTSTRAP_SERVERS"].split(":")
     assert host == f"{KAFKA_CLUSTER}-kafka-bootstrap" and int(port) in listeners
+    assert listeners[int(port)].get("tls") is True, "ACLs are enforced: clients must use the mutual-TLS listener"
+    _check_kafka_tls(_by_kind("Deployment", docs), app_config, set(users))
 
     (mongo,) = _by_kind("MongoDBCommunity", docs).values()
     assert mongo["metadata"]["name"] == MONGODB
