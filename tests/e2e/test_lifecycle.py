@@ -236,3 +236,55 @@ async def test_bad_lifecycle_input_is_refused_with_the_field(settings: Settings,
     assert missing.status_code == 404 and missing.json()["code"] == "unlock.not_found"
     anonymous = await gateway.get("/api/v1/operator/unlock-requests")
     assert anonymous.status_code == 401
+
+
+async def test_password_reset_by_secret_question(settings: Settings, gateway: httpx.AsyncClient) -> None:
+    user = await create_user(settings, gateway, ["owner"])
+    registered = await gateway.put("/api/v1/me/secret-question", headers=user.auth,
+                                   json={"question": "母親の旧姓は？", "answer": " ＳＡＴＯ "})
+    assert registered.status_code == 200, registered.text
+    anonymous = await gateway.put("/api/v1/me/secret-question", json={"question": "母親の旧姓は？", "answer": "x"})
+    assert anonymous.status_code == 401
+
+    asked = await gateway.post("/api/v1/auth/password-reset/question", json={"loginId": user.login_id})
+    assert asked.status_code == 200 and asked.json() == {"loginId": user.login_id, "question": "母親の旧姓は？"}
+    decoy = await gateway.post("/api/v1/auth/password-reset/question", json={"loginId": "nobody-sq@example.jp"})
+    assert decoy.status_code == 200 and set(decoy.json()) == {"loginId", "question"}
+
+    wrong = await gateway.post("/api/v1/auth/password-reset/answer",
+                               json={"loginId": user.login_id, "answer": "suzuki", "newPassword": "Sq-reset-2026!"})
+    assert wrong.status_code == 400, wrong.text
+    assert wrong.json()["code"] == "password_reset.answer_wrong" and wrong.json()["remainingAttempts"] == 4
+    done = await gateway.post("/api/v1/auth/password-reset/answer",
+                              json={"loginId": user.login_id, "answer": "sato", "newPassword": "Sq-reset-2026!"})
+    assert done.status_code == 200, done.text
+    login = await gateway.post("/api/v1/auth/login", json={"loginId": user.login_id, "password": "Sq-reset-2026!"})
+    assert login.status_code == 200, login.text
+    code = None
+    for _ in range(150):  # the old token ends (cached session version: at most 5 seconds)
+        code = (await gateway.get("/api/v1/me", headers=user.auth)).json().get("code")
+        if code == "auth.session_ended":
+            break
+        await asyncio.sleep(0.1)
+    assert code == "auth.session_ended"
+
+
+async def test_five_wrong_secret_answers_lock_the_account(settings: Settings, gateway: httpx.AsyncClient) -> None:
+    user = await create_user(settings, gateway, ["owner"])
+    registered = await gateway.put("/api/v1/me/secret-question", headers=user.auth,
+                                   json={"question": "好きな食べ物は？", "answer": "すし"})
+    assert registered.status_code == 200, registered.text
+    replies = []
+    for _ in range(5):
+        reply = await gateway.post("/api/v1/auth/password-reset/answer",
+                                   json={"loginId": user.login_id, "answer": "てんぷら",
+                                         "newPassword": "Sq-reset-2026!"})
+        replies.append(reply.json())
+    assert [r["code"] for r in replies] == ["password_reset.answer_wrong"] * 4 + ["auth.account_locked"]
+    assert [r["remainingAttempts"] for r in replies[:4]] == [4, 3, 2, 1]
+    assert replies[4]["reason"] == "secret_question"
+    [mail] = await wait_for_mail(settings, user.login_id)
+    assert mail.subject == f"[{settings.brand.name}] アカウントロックのお知らせ (秘密の質問)"
+    assert "「秘密の質問」の回答を 5回連続して間違えたため" in mail.body
+    login = await gateway.post("/api/v1/auth/login", json={"loginId": user.login_id, "password": user.password})
+    assert login.json()["code"] == "auth.account_locked"

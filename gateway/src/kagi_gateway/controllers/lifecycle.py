@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, get, post, put
 from litestar.params import Parameter
 
 from kagi_gateway.deps import ANY_USER, PUBLIC, SESSIONS, client_ip, current_caller, request_id
@@ -38,6 +38,35 @@ class ResetRequestIn(Dto):
 
 class ResetCompleteIn(Dto):
     token: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    new_password: Password
+
+
+Answer = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class SecretQuestionIn(Dto):
+    question: Annotated[str, msgspec.Meta(min_length=1, max_length=200,
+                                          description="one of the fixed questions, or free text (≤ 100 characters)")]
+    answer: Answer
+
+
+class SecretQuestionSetOut(Dto):
+    question: str
+    message: str
+
+
+class QuestionIn(Dto):
+    login_id: LoginId
+
+
+class QuestionOut(Dto):
+    login_id: str
+    question: str
+
+
+class AnswerIn(Dto):
+    login_id: LoginId
+    answer: Answer
     new_password: Password
 
 
@@ -125,6 +154,35 @@ class PasswordController(Controller):
                              request: Request[Any, Any, Any]) -> AcceptedOut:
         reply = await services.call("lifecycle", "POST", "/internal/password-reset/complete",
                                     json={"token": data.token, "newPassword": data.new_password},
+                                    request_id=request_id(request))
+        return msgspec.convert(reply, AcceptedOut)
+
+    @put("/me/secret-question", opt={"roles": ANY_USER}, status_code=200,
+         summary="Register the caller's secret question and answer (only the answer's hash is kept)")
+    async def set_secret_question(self, data: SecretQuestionIn, services: Services,
+                                  request: Request[Any, Any, Any]) -> SecretQuestionSetOut:
+        reply = await services.call("lifecycle", "PUT", "/internal/me/secret-question",
+                                    caller=current_caller(request),
+                                    json={"question": data.question, "answer": data.answer},
+                                    request_id=request_id(request))
+        return msgspec.convert(reply, SecretQuestionSetOut)
+
+    @post("/auth/password-reset/question", opt={"roles": PUBLIC}, status_code=200,
+          summary="The ID's secret question (an ID without one gets a decoy: existence never shows)")
+    async def reset_question(self, data: QuestionIn, services: Services,
+                             request: Request[Any, Any, Any]) -> QuestionOut:
+        reply = await services.call("lifecycle", "POST", "/internal/password-reset/question",
+                                    json={"loginId": data.login_id, "clientIp": client_ip(request)},
+                                    request_id=request_id(request))
+        return msgspec.convert(reply, QuestionOut)
+
+    @post("/auth/password-reset/answer", opt={"roles": PUBLIC}, status_code=200,
+          summary="Set a new password with the secret question's answer (5 wrong answers lock the ID)")
+    async def reset_answer(self, data: AnswerIn, services: Services,
+                           request: Request[Any, Any, Any]) -> AcceptedOut:
+        reply = await services.call("lifecycle", "POST", "/internal/password-reset/answer",
+                                    json={"loginId": data.login_id, "answer": data.answer,
+                                          "newPassword": data.new_password, "clientIp": client_ip(request)},
                                     request_id=request_id(request))
         return msgspec.convert(reply, AcceptedOut)
 

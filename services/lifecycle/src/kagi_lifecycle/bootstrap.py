@@ -9,6 +9,7 @@ from kagi_lifecycle.adapters.rate_limit import RateLimiter
 from kagi_lifecycle.adapters.repository import AccountRepository
 from kagi_lifecycle.service.credentials import CredentialService
 from kagi_lifecycle.service.handlers import Clock, LifecycleService, _now
+from kagi_lifecycle.service.secret_question import SecretQuestionService
 from kagi_lifecycle.service.sessions import SessionService
 from kagi_lifecycle.service.sweep import SweepService
 from kagi_lifecycle.service.unlock import UnlockService
@@ -28,6 +29,7 @@ class Lifecycle:
     unlocks: UnlockService
     limiter: RateLimiter
     sessions: SessionService
+    secret_questions: SecretQuestionService
 
     async def start(self) -> None:
         await self.accounts.ensure_indexes()
@@ -35,6 +37,7 @@ class Lifecycle:
         await self.unlocks.ensure_indexes()
         await self.limiter.ensure_indexes()
         await self.sessions.ensure_indexes()
+        await self.secret_questions.ensure_indexes()
         await self.store.ensure_outbox_indexes()
         await self.sweeps.backfill()
 
@@ -47,5 +50,7 @@ def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = _no
     accounts = AccountRepository(store)
     limiter = RateLimiter(store)
     service = LifecycleService(store, accounts, Passwords(settings.security), settings, clock)
-    return Lifecycle(store, accounts, service, SweepService(service, accounts), CredentialService(service, limiter),
-                     UnlockService(service, limiter), limiter, SessionService(service))
+    credentials = CredentialService(service, limiter)
+    return Lifecycle(store, accounts, service, SweepService(service, accounts), credentials,
+                     UnlockService(service, limiter), limiter, SessionService(service),
+                     SecretQuestionService(credentials))

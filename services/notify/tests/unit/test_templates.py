@@ -20,6 +20,7 @@ EXPECTED_SUBJECTS = {"step_up_code": "【Kagi】認証コード発行のお知�
                      "inactivity_lock": "[Kagi] 長期未使用 ID 通知メール (アカウントロック)",
                      "inactivity_purge": "[Kagi] 長期未使用 ID 通知メール (アカウント削除)",
                      "failed_login_lock": "[Kagi] アカウントロックのお知らせ",
+                     "secret_question_lock": "[Kagi] アカウントロックのお知らせ (秘密の質問)",
                      "password_reset": "[Kagi] パスワード再設定のご案内",
                      "unlock_result": "[Kagi] ロック解除申請の結果のお知らせ",
                      "general_notice": "【Kagi】マイページからのお知らせ",

@@ -36,6 +36,11 @@ class Account(msgspec.Struct, kw_only=True):
     next_stage: str | None = None
     next_stage_at: datetime | None = None
     """When ``next_stage`` becomes due (indexed: the sweep reads only due accounts)."""
+    secret_question: str | None = None
+    secret_answer_hash: str | None = None
+    """argon2id hash of the normalised answer (``domain.secret_question.normalise_answer``)."""
+    secret_failures: int = 0
+    """Consecutive wrong answers to the secret question; the threshold locks (reason ``secret_question``)."""
 
 
 def canonical_login_id(login_id: str) -> str:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Litestar, Request, get, post
+from litestar import Litestar, Request, get, post, put
 
 from kagi_lifecycle.bootstrap import NAME, Lifecycle, bootstrap
 from kagi_lifecycle.domain.accounts import Account
@@ -89,6 +89,33 @@ class ResetRequestIn(Dto):
 class ResetCompleteIn(Dto):
     token: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
     new_password: Password
+
+
+class SecretQuestionIn(Dto):
+    question: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    answer: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class SecretQuestionSetOut(Dto):
+    question: str
+    message: str
+
+
+class QuestionRequestIn(Dto):
+    login_id: LoginId
+    client_ip: str | None = None
+
+
+class QuestionOut(Dto):
+    login_id: str
+    question: str
+
+
+class AnswerIn(Dto):
+    login_id: LoginId
+    answer: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    new_password: Password
+    client_ip: str | None = None
 
 
 class UnlockFileIn(Dto):
@@ -257,6 +284,23 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
         await state["lc"].credentials.complete_reset(data.token, data.new_password, _correlation(request))
         return Accepted(message="パスワードを再設定しました。新しいパスワードでログインしてください。")
 
+    @put("/internal/me/secret-question", guards=[internal_guard], status_code=200)
+    async def set_secret_question(data: SecretQuestionIn, request: Request[Any, Any, Any]) -> SecretQuestionSetOut:
+        account = await state["lc"].secret_questions.register(caller_of(request).account_id, data.question,
+                                                              data.answer, _correlation(request))
+        return SecretQuestionSetOut(question=account.secret_question or "", message="秘密の質問を登録しました。")
+
+    @post("/internal/password-reset/question", guards=[internal_guard], status_code=200)
+    async def reset_question(data: QuestionRequestIn) -> QuestionOut:
+        question = await state["lc"].secret_questions.question(data.login_id, data.client_ip)
+        return QuestionOut(login_id=data.login_id, question=question)
+
+    @post("/internal/password-reset/answer", guards=[internal_guard], status_code=200)
+    async def reset_answer(data: AnswerIn, request: Request[Any, Any, Any]) -> Accepted:
+        await state["lc"].secret_questions.answer(data.login_id, data.answer, data.new_password, data.client_ip,
+                                                  _correlation(request))
+        return Accepted(message="パスワードを再設定しました。新しいパスワードでログインしてください。")
+
     @post("/internal/unlock-requests", guards=[internal_guard], status_code=202)
     async def file_unlock(data: UnlockFileIn, request: Request[Any, Any, Any]) -> Accepted:
         await state["lc"].unlocks.file(data.login_id, data.message, data.client_ip, _correlation(request))
@@ -293,7 +337,7 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
         await state["lc"].store.ping()
 
     handlers = [open_session, refresh_session, logout, login, create_account, get_account, session, change_password,
-                request_reset, complete_reset,
+                request_reset, complete_reset, set_secret_question, reset_question, reset_answer,
                 file_unlock, list_unlocks, approve, reject, lock, preview]
     return create_service_app(NAME, handlers, ready=ready, lifespan=[lifespan])
 

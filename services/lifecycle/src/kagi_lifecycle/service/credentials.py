@@ -70,7 +70,8 @@ class CredentialService:
         return await self.passwords.hash(new_password)
 
     def _password_changes(self, new_hash: str, now: datetime) -> dict[str, Any]:
-        return {"password_hash": new_hash, "password_changed_at": now, "failed_logins": 0}
+        return {"password_hash": new_hash, "password_changed_at": now, "failed_logins": 0,
+                "secret_failures": 0}
 
     async def change(self, account_id: str, current: str, new_password: str,
                      correlation_id: str | None = None) -> Account:

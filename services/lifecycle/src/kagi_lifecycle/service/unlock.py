@@ -158,7 +158,8 @@ class UnlockService:
             if not await self._decide(tx, request, "approved", operator_id, note, now):
                 return False
             await self.accounts.update(tx, account.id, {"status": "active", "lock_reason": None, "locked_at": None,
-                                                        "failed_logins": 0}, when={"status": "locked"})
+                                                        "failed_logins": 0, "secret_failures": 0},
+                                       when={"status": "locked"})
             self.lifecycle.publish(tx, ev.AccountUnlocked(account_id=account.id, at=now, by=operator_id),
                                    account.id, correlation_id)
             self._result_mail(tx, account, True, detail, correlation_id)
