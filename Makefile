@@ -45,10 +45,11 @@ fuzz: install  ## schemathesis against the gateway with many examples per operat
 unit: install
 	$(VENV)/bin/pytest -m "not integration and not e2e"
 
-bench: install  ## component, lifecycle and permissions benchmarks; each replaces its section of tests/bench/RESULTS.md
+bench: install  ## component, lifecycle, permissions and invite benchmarks; each replaces its section of tests/bench/RESULTS.md
 	$(VENV)/bin/python -m tests.bench
 	$(VENV)/bin/python -m tests.bench.lifecycle
 	$(VENV)/bin/python -m tests.bench.permissions
+	$(VENV)/bin/python -m tests.bench.invite
 
 asyncapi: install  ## regenerate deploy/asyncapi.json and the Strimzi topic/user manifests from the catalogue
 	$(VENV)/bin/kagi catalogue asyncapi --write
