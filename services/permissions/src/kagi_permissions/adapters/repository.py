@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 
 import msgspec
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 
 from kagi_permissions.domain.companies import Company
 from kagi_permissions.domain.requests import OPEN, PermissionRequest
@@ -56,6 +56,9 @@ class Repository:
     async def ensure_indexes(self) -> None:
         await self.requests.create_index([("company_id", ASCENDING), ("submitted_at", DESCENDING)])
         await self.requests.create_index([("status", ASCENDING), ("batch_date", ASCENDING)])
+        # The batch picks due requests in filing order: equality on status, sort on submitted_at from the index
+        # (the batch date is a filter on the few entries read), so a chunk never sorts every accepted request.
+        await self.requests.create_index([("status", ASCENDING), ("submitted_at", ASCENDING)])
         await self.requests.create_index([("user_key", ASCENDING), ("status", ASCENDING)])
         await self.grants.create_index([("company_id", ASCENDING)])
 
@@ -107,6 +110,11 @@ class Repository:
             .sort("submitted_at", ASCENDING).limit(limit)
         return [from_doc(d, PermissionRequest) async for d in cursor]
 
+    async def requests_by_id(self, tx: Tx, ids: list[str], status: str) -> list[PermissionRequest]:
+        """Re-read a chunk in one query (by ``_id``) inside ``tx``, keeping only those still in ``status``."""
+        cursor = self.requests.find({"_id": {"$in": ids}, "status": status}, session=tx.session)
+        return [from_doc(d, PermissionRequest) async for d in cursor]
+
     async def open_request_for(self, key: str, tx: Tx | None = None) -> PermissionRequest | None:
         doc = await self.requests.find_one({"user_key": key, "status": {"$in": list(OPEN)}}, session=_s(tx))
         return from_doc(doc, PermissionRequest) if doc else None
@@ -154,13 +162,12 @@ class Repository:
 
     async def set_permission(self, tx: Tx, request: PermissionRequest, system: str, value: str | None) -> bool:
         """Record the user's permission on one system; returns True if the user holds nothing any more."""
-        await self.grants.update_one(
+        doc = await self.grants.find_one_and_update(
             {"_id": request.user_key},
             {"$set": {f"permissions.{system}": value, "user_id": request.user_id, "company_id": request.company_id,
                       "name_kanji": request.name_kanji, "name_kana": request.name_kana,
                       "contractor": request.contractor}},
-            upsert=True, session=tx.session)
-        doc = await self.grants.find_one({"_id": request.user_key}, session=tx.session)
+            projection={"permissions": 1}, upsert=True, return_document=ReturnDocument.AFTER, session=tx.session)
         return not any((doc or {}).get("permissions", {}).values())
 
     async def drop_user(self, tx: Tx, key: str) -> None:

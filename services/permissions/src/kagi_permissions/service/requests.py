@@ -298,10 +298,9 @@ class RequestService:
 
             async def work(tx: Tx, due: list[PermissionRequest] = due) -> int:
                 sent = 0
-                for request in due:
-                    current = await self.repo.request(request.id, tx)
-                    if current is None or current.status != "accepted":
-                        continue
+                # One read of the chunk inside the transaction (not one per request): those accepted meanwhile
+                # cancelled or already sent are left out.
+                for current in await self.repo.requests_by_id(tx, [r.id for r in due], "accepted"):
                     for status in current.systems:
                         if status.timing == "batch" and status.state == "waiting":
                             self.send(tx, current, status, now)
@@ -370,7 +369,8 @@ class RequestService:
             request.registration_mailed = True
             self._registration_mails(tx, request)
         if rules.settle(request):
-            await self.repo.unlock_user(tx, request.user_key, request.id)
+            if request.kind != "new":  # only change/revoke requests hold the user's lock (see ``file``)
+                await self.repo.unlock_user(tx, request.user_key, request.id)
             if empty:
                 await self.repo.drop_user(tx, request.user_key)
             self.publish(tx, ev.RequestCompleted(request_id=request.id, user_id=request.user_id), request.id)
