@@ -46,7 +46,7 @@ async def create_user(settings: Settings, gateway: httpx.AsyncClient, roles: lis
     return User(login_id, password, login.json()["accessToken"])
 
 
-async def wait_for_mail(settings: Settings, to: str, count: int = 1, timeout_s: float = 30) -> list[Mail]:
+async def wait_for_mail(settings: Settings, to: str, count: int = 1, timeout_s: float = 120) -> list[Mail]:
     for _ in range(int(timeout_s * 10)):
         mails = [m for m in mailbox(settings.var_path / "mail") if m.to == to]
         if len(mails) >= count:

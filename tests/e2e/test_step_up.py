@@ -131,8 +131,14 @@ async def test_bad_bodies_get_problem_json_naming_the_field(system: str, gateway
 
 async def test_health_ready_and_openapi(system: str, gateway: httpx.AsyncClient) -> None:
     assert (await gateway.get("/health")).json() == {"status": "ok"}
-    ready = await gateway.get("/ready")
-    assert ready.status_code == 200
+    # Readiness may flap while a loaded machine answers a probe late: wait for it, as a probe would.
+    for _ in range(60):
+        ready = await gateway.get("/ready")
+        if ready.status_code == 200:
+            break
+        assert ready.headers["content-type"].startswith("application/problem+json")
+        await asyncio.sleep(1)
+    assert ready.status_code == 200, ready.text
     assert set(ready.json()["services"]) == {"lifecycle", "invite", "permissions", "notify", "audit"}
     schema = (await gateway.get("/schema/openapi.json")).json()
     assert "/api/v1/me/step-up/verify" in schema["paths"]
