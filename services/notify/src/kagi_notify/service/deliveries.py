@@ -29,6 +29,7 @@ from kagi_shared.events import lifecycle as lev
 from kagi_shared.events import notify as ev
 from kagi_shared.inbox import DeadLetterSink
 from kagi_shared.logging import get_logger
+from kagi_shared.metrics import DELIVERIES
 from kagi_shared.mongo import Store, Tx
 from kagi_shared.settings import Settings
 from kagi_shared.topics import NOTIFY_DELIVERIES, NOTIFY_REQUESTS
@@ -178,6 +179,7 @@ class NotifyService:
 
         await self.store.transaction(work)
         for d in deliveries:
+            DELIVERIES.labels(d.channel, d.template, "sent").inc()
             log.info("notify.sent", delivery_id=d.id, template=d.template, attempts=d.attempts + 1)
 
     async def _failed(self, delivery: Delivery, attempts: int, error: str) -> None:
@@ -187,9 +189,11 @@ class NotifyService:
         retry_at = next_attempt(datetime.now(UTC), attempts, self.settings.notify.retry_base_s)
         await self.repo.update(None, delivery.id, {"status": "failed", "attempts": attempts,
                                                    "next_attempt_at": retry_at, "last_error": error})
+        DELIVERIES.labels(delivery.channel, delivery.template, "failed").inc()
         log.warning("notify.attempt_failed", delivery_id=delivery.id, attempts=attempts, error=error)
 
     async def _give_up(self, delivery: Delivery, attempts: int, error: str) -> None:
+        DELIVERIES.labels(delivery.channel, delivery.template, "dead").inc()
         async def work(tx: Tx) -> None:
             await self.repo.update(tx, delivery.id, {"status": "dead", "attempts": attempts, "last_error": error,
                                                      "variables": self._scrubbed(delivery)})
