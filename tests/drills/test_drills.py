@@ -22,7 +22,7 @@ import pytest
 from kagi_cli.mailbox import mailbox
 from kagi_cli.main import system_specs
 from kagi_local.infra import Infra, infra_specs
-from kagi_local.processes import ProcessSpec
+from kagi_local.processes import ProcessSpec, port_open
 from kagi_shared.mongo import make_client
 from kagi_shared.settings import Settings
 from tests.e2e.conftest import User, create_user
@@ -49,13 +49,14 @@ def spec(settings: Settings, name: str) -> ProcessSpec:
 async def restart(settings: Settings, name: str, sig: signal.Signals = signal.SIGKILL, down_s: float = 0) -> None:
     """Kill a process of the running system (kill -9 by default), optionally keep it down, start it again."""
     infra = Infra(settings)
+    process = spec(settings, name)
     infra.manager.signal(name, sig)
-    for _ in range(200):
-        if infra.manager.pid(name) is None:
+    for _ in range(600):  # gone, and its port released
+        if infra.manager.pid(name) is None and (process.port is None or not port_open(process.port)):
             break
         await asyncio.sleep(0.05)
     await asyncio.sleep(down_s)
-    await asyncio.to_thread(infra.up, [spec(settings, name)])
+    await asyncio.to_thread(infra.up, [process])
 
 
 async def step_up_load(gateway: httpx.AsyncClient, users: list[User], rounds: int,

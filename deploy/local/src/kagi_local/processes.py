@@ -98,6 +98,11 @@ class ProcessManager:
         if self.pid(spec.name) is not None:
             return self.status(spec.name, spec.port)
         (self.run_dir / f"{spec.name}.ready").unlink(missing_ok=True)
+        # A process we just stopped may hold its port a moment longer: give the kernel a few seconds.
+        for _ in range(50):
+            if spec.port is None or not port_open(spec.port):
+                break
+            time.sleep(0.1)
         if spec.port is not None and port_open(spec.port):
             raise ProcessError(
                 f"{spec.name}: port {spec.port} is already in use by another program; "
