@@ -10,13 +10,14 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import cast
 
 import faust
 from aiokafka import AIOKafkaProducer
 from prometheus_client import start_http_server
 
 from kagi_shared.faust_app import make_faust_app
-from kagi_shared.inbox import InboxConsumer
+from kagi_shared.inbox import InboxConsumer, Message
 from kagi_shared.kafka import ensure_topics, make_producer
 from kagi_shared.logging import configure_logging, get_logger
 from kagi_shared.mongo import Store, database_name, make_client
@@ -54,11 +55,22 @@ class WorkerRuntime:
         producer = await self.producer()
         await producer.send_and_wait(topic, value, key=key, headers=headers)
 
-    def consume(self, topic: str, consumer: InboxConsumer) -> None:
-        """Feed every message of ``topic`` to ``consumer``; faust commits offsets as they are handled."""
+    def consume(self, topic: str, consumer: InboxConsumer, *, batch: int = 1, within: float = 0.2) -> None:
+        """Feed every message of ``topic`` to ``consumer``; faust commits offsets as they are handled.
+
+        With ``batch`` > 1 the messages go to ``process_many`` up to ``batch`` at a time, after at most
+        ``within`` seconds of waiting for a batch to fill; their offsets are committed once it is done.
+        """
         channel = self.app.topic(topic, key_type=bytes, value_type=bytes)
 
         async def agent(stream: faust.StreamT[bytes]) -> None:
+            if batch > 1:
+                # take_events is on faust's Stream, not on the StreamT protocol agents are typed with
+                async for events in cast("faust.Stream[bytes]", stream).take_events(batch, within=within):
+                    await consumer.process_many([
+                        Message(e.message.topic, e.message.key, e.message.value or b"", e.message.partition,
+                                e.message.offset) for e in events])
+                return
             async for event in stream.events():
                 message = event.message
                 await consumer.process(message.topic, message.key, message.value,

@@ -1,4 +1,5 @@
-"""Consumers handle each event once, and a poison message goes to the DLT while later ones still flow."""
+"""Consumers handle each event once, and a poison message goes to the DLT while later ones still flow,
+one message at a time (``process``) and in batches (``process_many``)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import uuid
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from pymongo.errors import AutoReconnect
 
 from kagi_shared.events import Envelope, encode, new_envelope
 from kagi_shared.events import invite as ev
-from kagi_shared.inbox import InboxConsumer
+from kagi_shared.inbox import InboxConsumer, Message
 from kagi_shared.kafka import ensure_topics, make_producer, read_topic
 from kagi_shared.mongo import Store, Tx
 from kagi_shared.settings import Settings
@@ -117,8 +119,125 @@ async def test_poison_message_goes_to_dlt_and_later_messages_flow(settings: Sett
     assert b"cannot handle this one" in headers[2]["dlt_error"]
 
 
+class BatchRecorder:
+    """A batch handler: one ``insert_many`` per call, in the inbox transaction; fails on ``always_fail_for``."""
+
+    def __init__(self, always_fail_for: str | None = None) -> None:
+        self.always_fail_for = always_fail_for
+        self.calls: list[int] = []
+
+    async def __call__(self, events: list[tuple[Envelope, Any]], tx: Tx) -> None:
+        self.calls.append(len(events))
+        await tx.db["handled"].insert_many([{"event_id": e.id, "account": event.account_id} for e, event in events],
+                                           session=tx.session)
+        if any(event.account_id == self.always_fail_for for _, event in events):
+            raise RuntimeError("cannot handle this one")
+
+
+async def read_batch(settings: Settings, topic: str, expected: int) -> list[Message]:
+    """Every message of ``topic`` as one batch, as a faust agent's ``take_events`` hands them over."""
+    kafka = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, group_id=f"g-{uuid.uuid4().hex}",
+                             auto_offset_reset="earliest", enable_auto_commit=False,
+                             fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms)
+    await kafka.start()
+    messages: list[Message] = []
+    try:
+        while len(messages) < expected:
+            batch = await kafka.getmany(timeout_ms=15000)
+            assert batch, f"only {len(messages)} of {expected} messages arrived"
+            messages += [Message(m.topic, m.key, m.value or b"", m.partition, m.offset)
+                         for records in batch.values() for m in records]
+    finally:
+        await kafka.stop()
+    return sorted(messages, key=lambda m: m.offset)
+
+
+async def test_batch_applies_each_event_once(settings: Settings, store_factory: Any) -> None:
+    store: Store = await store_factory("inbox")
+    topic = f"test.batch.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(settings, [topic, f"{topic}.dlt"])
+    producers, sink = await dead_letters(settings)
+    events = [failed_event(n) for n in range(5)]
+    for envelope in [*events[:3], events[2], *events[3:]]:  # the third redelivered within the batch
+        await producers[0].send_and_wait(topic, encode(envelope), key=b"one-key")  # one partition, this order
+    await producers[0].stop()
+    batch_handler = BatchRecorder()
+    consumer = InboxConsumer("test", store, {ev.StepUpFailed: Recorder()}, sink, settings,
+                             batch_handlers={ev.StepUpFailed: batch_handler})
+    messages = await read_batch(settings, topic, expected=6)
+    already = messages[1]
+    assert await consumer.process(already.topic, already.key, already.value) == "handled"
+
+    outcomes = await consumer.process_many(messages)
+
+    assert outcomes == ["handled", "duplicate", "handled", "duplicate", "handled", "handled"]
+    assert batch_handler.calls == [4]  # one call, one transaction, for the four not seen before
+    handled = [d["event_id"] for d in await store.db["handled"].find().to_list()]
+    assert sorted(handled) == sorted(e.id for e in events)
+    # The whole batch again, as after a crash before the offsets were committed: nothing applied twice.
+    assert await consumer.process_many(messages) == ["duplicate"] * 6
+    assert await store.db["handled"].count_documents({}) == 5
+
+
+async def test_poison_event_in_a_batch_is_dead_lettered_alone(settings: Settings, store_factory: Any) -> None:
+    store: Store = await store_factory("inbox")
+    topic = f"test.batch_poison.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(settings, [topic, f"{topic}.dlt"])
+    producers, sink = await dead_letters(settings)
+    good_before, always_failing, good_after = failed_event(1), failed_event(666), failed_event(2)
+    forged = encode(failed_event(3)).replace(b"kagi.invite.step_up_failed", b"kagi.invite.unheard_of")
+    sequence = [encode(good_before), b"{not json", forged, encode(always_failing), encode(good_after)]
+    for value in sequence:
+        await producers[0].send_and_wait(topic, value, key=b"same-key")
+    consumer = InboxConsumer("test", store, {ev.StepUpFailed: Recorder(always_fail_for="acct-666")}, sink,
+                             settings_with_fast_retries(settings),
+                             batch_handlers={ev.StepUpFailed: BatchRecorder(always_fail_for="acct-666")})
+
+    outcomes = await consumer.process_many(await read_batch(settings, topic, expected=len(sequence)))
+    await producers[0].stop()
+
+    assert outcomes == ["handled", "dead", "dead", "dead", "handled"]
+    handled = [d["event_id"] for d in await store.db["handled"].find().to_list()]
+    assert sorted(handled) == sorted([good_before.id, good_after.id])  # the failed batch left nothing behind
+    dlt = await read_topic(settings, f"{topic}.dlt")
+    assert [r.value for r in dlt] == [b"{not json", forged, encode(always_failing)]
+    assert [dict(r.headers)["dlt_origin_offset"] for r in dlt] == [b"1", b"2", b"3"]
+    assert b"cannot handle this one" in dict(dlt[2].headers)["dlt_error"]
+
+
 def settings_with_fast_retries(settings: Settings) -> Settings:
     import msgspec
 
     return msgspec.structs.replace(settings, consumer=msgspec.structs.replace(settings.consumer,
                                                                               retry_backoff_s=0.01))
+
+
+class DatabaseAway:
+    """A handler whose database drops the connection for the first ``outage`` calls, as during a failover."""
+
+    def __init__(self, outage: int) -> None:
+        self.outage = outage
+
+    async def __call__(self, envelope: Envelope, event: Any, tx: Tx) -> None:
+        if self.outage > 0:
+            self.outage -= 1
+            raise AutoReconnect("connection closed")
+        await tx.db["handled"].insert_one({"event_id": envelope.id}, session=tx.session)
+
+
+async def test_a_database_outage_is_waited_out_not_dead_lettered(settings: Settings, store_factory: Any) -> None:
+    """More dropped connections than the event's attempts: the event is good, so it waits and is handled once."""
+    store: Store = await store_factory("inbox")
+    topic = f"test.outage.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(settings, [topic, f"{topic}.dlt"])
+    producers, sink = await dead_letters(settings)
+    fast = settings_with_fast_retries(settings)
+    envelope = failed_event(7)
+    await producers[0].send_and_wait(topic, encode(envelope), key=envelope.subject.encode())
+    consumer = InboxConsumer("test", store, {ev.StepUpFailed: DatabaseAway(outage=fast.consumer.max_attempts + 2)},
+                             sink, fast)
+
+    assert await consume_all(settings, topic, consumer, expected=1) == ["handled"]
+    await producers[0].stop()
+    assert [d["event_id"] for d in await store.db["handled"].find().to_list()] == [envelope.id]
+    assert await read_topic(settings, f"{topic}.dlt") == []

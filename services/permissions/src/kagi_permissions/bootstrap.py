@@ -19,6 +19,8 @@ from kagi_shared.settings import Settings
 from kagi_shared.topics import LIFECYCLE_EVENTS, PERMISSIONS_ACKS
 
 NAME = "permissions"
+# Acks come in bursts after every batch run (one per user and system); taken up to this many per transaction.
+BATCHED_TOPICS = {PERMISSIONS_ACKS.name: 200}
 
 
 def calendar_from(settings: Settings) -> BusinessCalendar:
@@ -56,6 +58,9 @@ def consumers(permissions: Permissions, dead_letter: DeadLetterSink, settings: S
     async def on_ack(envelope: Envelope, event: Any, tx: Tx) -> None:
         await permissions.requests.handle_ack(envelope.id, event, tx)
 
+    async def on_acks(events: list[tuple[Envelope, Any]], tx: Tx) -> None:
+        await permissions.requests.handle_acks([(envelope.id, event) for envelope, event in events], tx)
+
     async def on_account_created(envelope: Envelope, event: Any, tx: Tx) -> None:
         await permissions.repo.remember_account(tx, event.account_id, event.login_id)
 
@@ -67,7 +72,8 @@ def consumers(permissions: Permissions, dead_letter: DeadLetterSink, settings: S
 
     return {
         PERMISSIONS_ACKS.name: InboxConsumer("permissions-acks", permissions.store,
-                                             {pev.GrantAcknowledged: on_ack}, dead_letter, settings),
+                                             {pev.GrantAcknowledged: on_ack}, dead_letter, settings,
+                                             batch_handlers={pev.GrantAcknowledged: on_acks}),
         LIFECYCLE_EVENTS.name: InboxConsumer("permissions-lifecycle", permissions.store, {
             lev.AccountCreated: on_account_created, lev.LoggedIn: on_logged_in, lev.AccountPurged: on_purged,
         }, dead_letter, settings),

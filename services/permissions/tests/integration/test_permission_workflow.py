@@ -137,6 +137,70 @@ async def test_acks_for_unknown_requests_and_before_the_grant_change_nothing(set
     assert view.status == "submitted" and view.system("TAXIS").state == "waiting"  # type: ignore[union-attr]
 
 
+async def test_a_batch_of_acks_applies_each_once_and_dead_letters_only_the_poison(settings: Settings,
+                                                                                  store_factory: Any) -> None:
+    from kagi_shared.inbox import Message
+
+    store = await store_factory("permissions")
+    permissions = await service(settings, store)
+    _, admin = await company_with_admin(permissions)
+    first = await permissions.requests.submit(admin, new(unique(), TAXIS="1011", JOHS="J1010", LOACUS="02010"))
+    second = await permissions.requests.submit(admin, new(unique(), TAXIS="1010"))
+    accepted = [await permissions.requests.accept(r.id) for r in (first, second)]
+    await permissions.requests.run_batch(accepted[0].batch_date or date.max)
+    await relay_all(settings, store)
+    ids = {first.id, second.id}
+    commands = [c for system in ("TAXIS", "JOHS", "LOACUS", "INFOSITE")
+                for _, c in await commands_on(settings, system, ids)]
+    assert len(commands) == 6
+    acks = [await ack(settings, command) for command in commands]
+    # Kept off the broker: other tests read the whole shared ack topic and decode every record on it.
+    poison_key, poison = acks[1][0], acks[1][1].replace(b'"outcome":"applied"', b'"outcome":"maybe"')
+    dead = DeadLetters()
+    consumer = consumers(permissions, dead, settings)[PERMISSIONS_ACKS.name]
+    assert await consumer.process("permissions.acks", *acks[0]) == "handled"  # applied alone before the batch
+
+    batch = [Message("permissions.acks", key, value) for key, value in [*acks, acks[2], (poison_key, poison)]]
+    outcomes = await consumer.process_many(batch)
+
+    assert outcomes == ["duplicate", *["handled"] * 5, "duplicate", "dead"]
+    assert dead.sent == [("permissions.acks.dlt", poison)]
+    for request in (first, second):
+        assert (await permissions.requests.get(admin, request.id)).status == "complete"
+        grant = await permissions.repo.grant(request.user_key)
+        assert grant is not None
+        assert {k: v for k, v in grant["permissions"].items() if v} == {
+            c.system: c.after for c in commands if c.request_id == request.id}
+    events = [(r["type"], data_of(r)) for r in await store.db[OUTBOX].find().sort("seq").to_list()]
+    completed = [(d["requestId"], d["system"]) for t, d in events if t == "kagi.permissions.system_completed"]
+    assert sorted(completed) == sorted((c.request_id, c.system) for c in commands)  # each system once
+    assert sorted(d["requestId"] for t, d in events if t == "kagi.permissions.request_completed") == sorted(ids)
+    guides = [d["recipient"] for t, d in events if t == "kagi.notify.notification_requested"
+              and d["template"] == "user_registration_guide"]
+    assert sorted(guides) == sorted([first.user_id, second.user_id])
+
+
+async def test_a_revoke_completed_by_a_batch_of_acks_frees_the_id(settings: Settings, store_factory: Any) -> None:
+    from kagi_shared.inbox import Message
+
+    store = await store_factory("permissions")
+    permissions = await service(settings, store)
+    _, admin = await company_with_admin(permissions)
+    user = await granted_user(settings, store, permissions, admin, TAXIS="1010")
+    revoke = await permissions.requests.submit(admin, RequestInput(kind="revoke", user_id=user))
+    await relay_all(settings, store)
+    acks = [await ack(settings, command) for system in ("TAXIS", "INFOSITE")
+            for _, command in await commands_on(settings, system, {revoke.id})]
+    consumer = consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
+
+    outcomes = await consumer.process_many([Message("permissions.acks", key, value) for key, value in acks])
+
+    assert outcomes == ["handled", "handled"]
+    assert (await permissions.requests.get(admin, revoke.id)).status == "complete"
+    assert await permissions.repo.grant(user.lower()) is None
+    assert (await permissions.requests.submit(admin, new(user, JOHS="J1010"))).status == "submitted"  # ID free
+
+
 async def field_errors(coro: Any) -> dict[str, str]:
     with pytest.raises(Problem) as refused:
         await coro

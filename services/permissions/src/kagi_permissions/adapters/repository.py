@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 
 import msgspec
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, DeleteOne, ReplaceOne, UpdateOne
 
 from kagi_permissions.domain.companies import Company
 from kagi_permissions.domain.requests import OPEN, PermissionRequest
@@ -52,6 +52,18 @@ class Repository:
         self.grants = store.db[GRANTS]
         self.user_ids = store.db[USER_IDS]
         self.stray_acks = store.db[STRAY_ACKS]
+
+    async def counts_by_state(self) -> tuple[list[tuple[tuple[str, str], int]], list[tuple[tuple[str, str], int]]]:
+        """Requests per (kind, status) and target-system deliveries per (system, state): two aggregations,
+        for the state gauges."""
+        by_status = await self.requests.aggregate(
+            [{"$group": {"_id": {"kind": "$kind", "status": "$status"}, "n": {"$sum": 1}}}])
+        requests = [((str(r["_id"].get("kind")), str(r["_id"].get("status"))), int(r["n"])) async for r in by_status]
+        by_system = await self.requests.aggregate(
+            [{"$unwind": "$systems"},
+             {"$group": {"_id": {"system": "$systems.system", "state": "$systems.state"}, "n": {"$sum": 1}}}])
+        systems = [((str(r["_id"].get("system")), str(r["_id"].get("state"))), int(r["n"])) async for r in by_system]
+        return requests, systems
 
     async def ensure_indexes(self) -> None:
         await self.requests.create_index([("company_id", ASCENDING), ("submitted_at", DESCENDING)])
@@ -105,15 +117,27 @@ class Repository:
         cursor = self.requests.find(query).sort("submitted_at", DESCENDING).limit(limit)
         return [from_doc(d, PermissionRequest) async for d in cursor]
 
-    async def due_for_batch(self, batch: date, limit: int) -> list[PermissionRequest]:
-        cursor = self.requests.find({"status": "accepted", "batch_date": {"$lte": batch.isoformat()}}) \
+    async def due_for_batch(self, batch: date, limit: int) -> list[str]:
+        """Ids only: the batch re-reads the chunk inside its transaction anyway."""
+        cursor = self.requests.find({"status": "accepted", "batch_date": {"$lte": batch.isoformat()}}, {"_id": 1}) \
             .sort("submitted_at", ASCENDING).limit(limit)
+        return [str(d["_id"]) async for d in cursor]
+
+    async def requests_by_id(self, tx: Tx, ids: list[str], status: str | None = None) -> list[PermissionRequest]:
+        """Read many requests in one query (by ``_id``) inside ``tx``, keeping only those in ``status`` if given."""
+        query: dict[str, Any] = {"_id": {"$in": ids}}
+        if status is not None:
+            query["status"] = status
+        cursor = self.requests.find(query, session=tx.session)
         return [from_doc(d, PermissionRequest) async for d in cursor]
 
-    async def requests_by_id(self, tx: Tx, ids: list[str], status: str) -> list[PermissionRequest]:
-        """Re-read a chunk in one query (by ``_id``) inside ``tx``, keeping only those still in ``status``."""
-        cursor = self.requests.find({"_id": {"$in": ids}, "status": status}, session=tx.session)
-        return [from_doc(d, PermissionRequest) async for d in cursor]
+    async def changes(self, tx: Tx, user_keys: set[str] | None = None) -> Changes:
+        """A write set for many requests at once, with the current grants of ``user_keys`` read in one query."""
+        grants: dict[str, dict[str, Any]] = {}
+        if user_keys:
+            cursor = self.grants.find({"_id": {"$in": sorted(user_keys)}}, {"permissions": 1}, session=tx.session)
+            grants = {d["_id"]: d async for d in cursor}
+        return Changes(self, grants)
 
     async def open_request_for(self, key: str, tx: Tx | None = None) -> PermissionRequest | None:
         doc = await self.requests.find_one({"user_key": key, "status": {"$in": list(OPEN)}}, session=_s(tx))
@@ -160,20 +184,6 @@ class Repository:
         cursor = self.grants.find({"company_id": company_id, "permissions.JUJU": {"$ne": None}}, {"_id": 1})
         return {d["_id"] async for d in cursor}
 
-    async def set_permission(self, tx: Tx, request: PermissionRequest, system: str, value: str | None) -> bool:
-        """Record the user's permission on one system; returns True if the user holds nothing any more."""
-        doc = await self.grants.find_one_and_update(
-            {"_id": request.user_key},
-            {"$set": {f"permissions.{system}": value, "user_id": request.user_id, "company_id": request.company_id,
-                      "name_kanji": request.name_kanji, "name_kana": request.name_kana,
-                      "contractor": request.contractor}},
-            projection={"permissions": 1}, upsert=True, return_document=ReturnDocument.AFTER, session=tx.session)
-        return not any((doc or {}).get("permissions", {}).values())
-
-    async def drop_user(self, tx: Tx, key: str) -> None:
-        await self.grants.delete_one({"_id": key}, session=tx.session)
-        await self.user_ids.delete_one({"_id": key}, session=tx.session)
-
     async def remember_account(self, tx: Tx, account_id: str, login_id: str) -> None:
         await self.db[ACCOUNTS].update_one({"_id": account_id}, {"$set": {"login_key": login_id.lower()}},
                                            upsert=True, session=tx.session)
@@ -200,9 +210,6 @@ class Repository:
         await self.db[DRAFTS].update_one({"_id": draft_id}, {"$set": {"status": "filed", "request_id": request_id}},
                                          session=_s(tx))
 
-    async def stray_ack(self, tx: Tx, event_id: str, data: dict[str, Any], why: str) -> None:
-        await self.stray_acks.insert_one({"_id": event_id, "why": why, **data}, session=tx.session)
-
     # -- access reviews -------------------------------------------------------------------------
     async def save_campaign(self, tx: Tx, campaign: Campaign) -> None:
         await self.db[REVIEWS].replace_one({"_id": campaign.id}, to_doc(campaign), upsert=True, session=tx.session)
@@ -214,3 +221,67 @@ class Repository:
     async def campaigns(self, company_id: str) -> list[Campaign]:
         cursor = self.db[REVIEWS].find({"company_id": company_id}).sort("started_at", DESCENDING)
         return [from_doc(d, Campaign) async for d in cursor]
+
+
+class Changes:
+    """Writes of a transaction gathered in memory and sent as a few bulk commands by ``flush``.
+
+    On the embedded database every command costs about as much as a transaction's commit, so a batch of
+    acks or of grant commands is a handful of commands instead of several per request. Grant writes keep
+    their order (an ordered bulk): a user dropped and granted again within one batch ends up granted.
+    """
+
+    def __init__(self, repo: Repository, grants: dict[str, dict[str, Any]]) -> None:
+        self.repo = repo
+        self.grants = grants
+        self.saved: dict[str, PermissionRequest] = {}
+        self.grant_ops: list[UpdateOne | DeleteOne] = []
+        self._open_update: dict[str, dict[str, Any]] = {}
+        self.released: list[str] = []
+        self.unlocked: list[tuple[str, str]] = []
+        self.stray: list[dict[str, Any]] = []
+
+    def save(self, request: PermissionRequest) -> None:
+        self.saved[request.id] = request
+
+    def set_permission(self, request: PermissionRequest, system: str, value: str | None) -> bool:
+        """Record the user's permission on one system; returns True if the user holds nothing any more."""
+        key = request.user_key
+        permissions = self.grants.setdefault(key, {"_id": key}).setdefault("permissions", {})
+        permissions[system] = value
+        fields = {f"permissions.{system}": value, "user_id": request.user_id, "company_id": request.company_id,
+                  "name_kanji": request.name_kanji, "name_kana": request.name_kana, "contractor": request.contractor}
+        pending = self._open_update.get(key)
+        if pending is not None:  # the queued UpdateOne holds this dict: the user's next system joins its $set
+            pending.update(fields)
+        else:
+            self._open_update[key] = fields
+            self.grant_ops.append(UpdateOne({"_id": key}, {"$set": fields}, upsert=True))
+        return not any(permissions.values())
+
+    def drop_user(self, key: str) -> None:
+        self.grants.pop(key, None)
+        self._open_update.pop(key, None)
+        self.grant_ops.append(DeleteOne({"_id": key}))
+        self.released.append(key)
+
+    def unlock_user(self, key: str, request_id: str) -> None:
+        self.unlocked.append((key, request_id))
+
+    def stray_ack(self, event_id: str, data: dict[str, Any], why: str) -> None:
+        self.stray.append({"_id": event_id, "why": why, **data})
+
+    async def flush(self, tx: Tx) -> None:
+        repo, session = self.repo, tx.session
+        if self.grant_ops:
+            await repo.grants.bulk_write(self.grant_ops, ordered=True, session=session)
+        if self.released:
+            await repo.user_ids.delete_many({"_id": {"$in": self.released}}, session=session)
+        if self.unlocked:
+            await repo.db[USER_LOCKS].bulk_write(
+                [DeleteOne({"_id": key, "request_id": rid}) for key, rid in self.unlocked], session=session)
+        if self.stray:
+            await repo.stray_acks.insert_many(self.stray, session=session)
+        if self.saved:
+            await repo.requests.bulk_write(
+                [ReplaceOne({"_id": r.id}, to_doc(r)) for r in self.saved.values()], ordered=False, session=session)

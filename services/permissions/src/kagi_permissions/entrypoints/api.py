@@ -34,6 +34,7 @@ from kagi_permissions.entrypoints.schemas import (
 )
 from kagi_permissions.service.companies import CompanyInput
 from kagi_permissions.service.requests import RequestInput
+from kagi_shared.metrics import PERMISSION_REQUESTS, PERMISSION_SYSTEMS, on_scrape, set_counts
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.service_api import Caller, caller_of, create_service_app, internal_guard, require_role, run_service_api
 from kagi_shared.settings import get_settings
@@ -67,6 +68,14 @@ def create_app(permissions: Permissions | None = None) -> Litestar:
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         state["app"] = permissions or bootstrap(get_settings())
         await state["app"].start()
+        repo = state["app"].repo
+
+        async def request_gauges() -> None:
+            requests, systems = await repo.counts_by_state()
+            set_counts(PERMISSION_REQUESTS, requests)
+            set_counts(PERMISSION_SYSTEMS, systems)
+
+        on_scrape("permissions.requests", request_gauges, get_settings().http.metrics_refresh_s)
         try:
             yield
         finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from kagi_permissions.bootstrap import NAME, bootstrap, consumers
+from kagi_permissions.bootstrap import BATCHED_TOPICS, NAME, bootstrap, consumers
 from kagi_shared.logging import get_logger
 from kagi_shared.settings import get_settings
 from kagi_shared.worker import WorkerRuntime
@@ -18,7 +18,7 @@ def main() -> None:
     runtime = WorkerRuntime(NAME, settings)
     permissions = bootstrap(settings, runtime.store)
     for topic, consumer in consumers(permissions, runtime.dead_letter, settings).items():
-        runtime.consume(topic, consumer)
+        runtime.consume(topic, consumer, batch=BATCHED_TOPICS.get(topic, 1))
 
     async def scheduler() -> None:
         """The batch runs by itself on its date (and catches up after downtime); overdue acks raise reminders."""

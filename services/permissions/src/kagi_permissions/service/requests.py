@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from kagi_permissions.adapters.repository import Repository
+from kagi_permissions.adapters.repository import Changes, Repository
 from kagi_permissions.domain import requests as rules
 from kagi_permissions.domain.calendar import BusinessCalendar
 from kagi_permissions.domain.catalogue import REQUESTABLE
@@ -296,21 +297,23 @@ class RequestService:
             if not due:
                 return result
 
-            async def work(tx: Tx, due: list[PermissionRequest] = due) -> int:
+            async def work(tx: Tx, due: list[str] = due) -> int:
                 sent = 0
+                changes = await self.repo.changes(tx)
                 # One read of the chunk inside the transaction (not one per request): those accepted meanwhile
                 # cancelled or already sent are left out.
-                for current in await self.repo.requests_by_id(tx, [r.id for r in due], "accepted"):
+                for current in await self.repo.requests_by_id(tx, due, "accepted"):
                     for status in current.systems:
                         if status.timing == "batch" and status.state == "waiting":
                             self.send(tx, current, status, now)
                             sent += 1
                     current.status = "in_progress"
                     if rules.settle(current):
-                        await self.repo.unlock_user(tx, current.user_key, current.id)
+                        changes.unlock_user(current.user_key, current.id)
                         self.publish(tx, ev.RequestCompleted(request_id=current.id, user_id=current.user_id),
                                      current.id)
-                    await self.repo.save_request(tx, current)
+                    changes.save(current)
+                await changes.flush(tx)
                 return sent
 
             result.commands += await self.store.transaction(work)
@@ -328,8 +331,10 @@ class RequestService:
                 raise Problem(409, "request.not_in_progress", "この申請はまだ処理中ではないため完了を記録できません。")
             if status.state == "applied":
                 raise Problem(409, "request.system_done", f"{system} は既に完了しています。")
-            await self._applied(tx, request, status, "operator", now)
-            await self.repo.save_request(tx, request)
+            changes = await self.repo.changes(tx, {request.user_key})
+            self._applied(tx, changes, request, status, "operator", now)
+            changes.save(request)
+            await changes.flush(tx)
             return request
 
         return await self.store.transaction(work)
@@ -356,13 +361,13 @@ class RequestService:
             raise Problem(404, "request.system_not_in_request", f"この申請に {system} の処理はありません。")
         return status
 
-    async def _applied(self, tx: Tx, request: PermissionRequest, status: SystemStatus, by: str,
-                       now: datetime) -> None:
+    def _applied(self, tx: Tx, changes: Changes, request: PermissionRequest, status: SystemStatus, by: str,
+                 now: datetime) -> None:
         status.state = "applied"
         status.completed_at = now
         status.completed_by = by
         status.reason = None
-        empty = await self.repo.set_permission(tx, request, status.system, status.after)
+        empty = changes.set_permission(request, status.system, status.after)
         self.publish(tx, ev.SystemCompleted(request_id=request.id, system=status.system,
                                             by="ack" if by == "ack" else "operator"), request.id)
         if request.kind == "new" and not request.registration_mailed and status.system in REQUESTABLE:
@@ -370,9 +375,9 @@ class RequestService:
             self._registration_mails(tx, request)
         if rules.settle(request):
             if request.kind != "new":  # only change/revoke requests hold the user's lock (see ``file``)
-                await self.repo.unlock_user(tx, request.user_key, request.id)
+                changes.unlock_user(request.user_key, request.id)
             if empty:
-                await self.repo.drop_user(tx, request.user_key)
+                changes.drop_user(request.user_key)
             self.publish(tx, ev.RequestCompleted(request_id=request.id, user_id=request.user_id), request.id)
             self.notify_status(tx, request)
 
@@ -388,24 +393,37 @@ class RequestService:
     # -- acks --------------------------------------------------------------------------------------
     async def handle_ack(self, envelope_id: str, ack: ev.GrantAcknowledged, tx: Tx) -> str:
         """Apply one ack in the inbox transaction. Duplicates, stale and early acks change nothing."""
+        return (await self.handle_acks([(envelope_id, ack)], tx))[0]
+
+    async def handle_acks(self, acks: Sequence[tuple[str, ev.GrantAcknowledged]], tx: Tx) -> list[str]:
+        """Apply acks in order in one transaction: their requests and the users' grants read in one query each,
+        every write sent in bulk. Several acks of one request act on the same loaded request, as one by one."""
         now = datetime.now(UTC)
+        requests = {r.id: r for r in await self.repo.requests_by_id(tx, sorted({a.request_id for _, a in acks}))}
+        changes = await self.repo.changes(tx, {r.user_key for r in requests.values()})
+        outcomes = [self._ack(tx, changes, envelope_id, ack, requests.get(ack.request_id), now)
+                    for envelope_id, ack in acks]
+        await changes.flush(tx)
+        return outcomes
+
+    def _ack(self, tx: Tx, changes: Changes, envelope_id: str, ack: ev.GrantAcknowledged,
+             request: PermissionRequest | None, now: datetime) -> str:
         record = {"command_id": ack.command_id, "request_id": ack.request_id, "system": ack.system,
                   "outcome": ack.outcome, "reason": ack.reason, "at": now}
-        request = await self.repo.request(ack.request_id, tx)
         if request is None:
-            await self.repo.stray_ack(tx, envelope_id, record, "unknown_request")
+            changes.stray_ack(envelope_id, record, "unknown_request")
             return "unknown_request"
         status = request.system(ack.system.upper())
         if status is None:
-            await self.repo.stray_ack(tx, envelope_id, record, "unknown_system")
+            changes.stray_ack(envelope_id, record, "unknown_system")
             return "unknown_system"
         if status.command_id != ack.command_id:
-            await self.repo.stray_ack(tx, envelope_id, record, "not_the_current_command")
+            changes.stray_ack(envelope_id, record, "not_the_current_command")
             return "not_the_current_command"
         if status.state == "applied":
             return "duplicate"
         if ack.outcome == "applied":
-            await self._applied(tx, request, status, "ack", now)
+            self._applied(tx, changes, request, status, "ack", now)
         else:
             if status.state == "failed":
                 return "duplicate"
@@ -413,7 +431,7 @@ class RequestService:
             status.reason = ack.reason or "(理由なし)"
             self.publish(tx, ev.DeliveryFailed(request_id=request.id, system=status.system, reason=status.reason),
                          request.id)
-        await self.repo.save_request(tx, request)
+        changes.save(request)
         return ack.outcome
 
     # -- purged IDs (seed 5-7: an auto-deleted ID still needs a revoke request) --------------------
