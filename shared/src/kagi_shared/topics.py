@@ -36,7 +36,7 @@ INVITE_EVENTS = Topic(
     name="invite.events",
     key="owner account id",
     producer="invite",
-    consumers=("notify",),
+    consumers=("notify", "lifecycle"),
     event_types=(invite.StepUpCodeIssued, invite.StepUpVerified, invite.StepUpFailed, invite.KeyIssued,
                  invite.KeyRevoked, invite.KeyVoided, invite.KeyRedeemed, invite.InvitationRequested,
                  invite.CoUserRemoved, invite.RepresentativeChanged, invite.ViewerKeyIssued,
@@ -65,6 +65,9 @@ LIFECYCLE_EVENTS = Topic(
         lifecycle.PasswordChanged,
         lifecycle.AccountWarned,
         lifecycle.AccountPurged,
+        lifecycle.RegistrationRequested,
+        lifecycle.RegistrationCompleted,
+        lifecycle.AccountWithdrawn,
     ),
 )
 PERMISSIONS_EVENTS = Topic(

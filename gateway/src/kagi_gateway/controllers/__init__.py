@@ -12,6 +12,7 @@ from kagi_gateway.controllers.permissions import (
     PermissionOperatorController,
     PermissionRequestController,
 )
+from kagi_gateway.controllers.registration import RegistrationController
 from kagi_gateway.controllers.step_up import StepUpController
 
 CONTROLLERS: list[type] = [
@@ -26,6 +27,7 @@ CONTROLLERS: list[type] = [
     PermissionOperatorController,
     AccessReviewController,
     PasswordController,
+    RegistrationController,
     LifecycleOperatorController,
     *NOTIFY_CONTROLLERS,
 ]

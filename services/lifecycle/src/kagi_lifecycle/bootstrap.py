@@ -9,6 +9,7 @@ from kagi_lifecycle.adapters.rate_limit import RateLimiter
 from kagi_lifecycle.adapters.repository import AccountRepository
 from kagi_lifecycle.service.credentials import CredentialService
 from kagi_lifecycle.service.handlers import Clock, LifecycleService, _now
+from kagi_lifecycle.service.registration import RegistrationService
 from kagi_lifecycle.service.secret_question import SecretQuestionService
 from kagi_lifecycle.service.sessions import SessionService
 from kagi_lifecycle.service.sweep import SweepService
@@ -30,6 +31,7 @@ class Lifecycle:
     limiter: RateLimiter
     sessions: SessionService
     secret_questions: SecretQuestionService
+    registrations: RegistrationService
 
     async def start(self) -> None:
         await self.accounts.ensure_indexes()
@@ -38,6 +40,7 @@ class Lifecycle:
         await self.limiter.ensure_indexes()
         await self.sessions.ensure_indexes()
         await self.secret_questions.ensure_indexes()
+        await self.registrations.ensure_indexes()
         await self.store.ensure_outbox_indexes()
         await self.sweeps.backfill()
 
@@ -53,4 +56,4 @@ def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = _no
     credentials = CredentialService(service, limiter)
     return Lifecycle(store, accounts, service, SweepService(service, accounts), credentials,
                      UnlockService(service, limiter), limiter, SessionService(service),
-                     SecretQuestionService(credentials))
+                     SecretQuestionService(credentials), RegistrationService(service, limiter))

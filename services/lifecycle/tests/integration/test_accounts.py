@@ -220,3 +220,29 @@ async def test_login_id_and_bodies_are_checked(settings: Settings, store_factory
     assert msgspec.json.encode((await lc.service.login("MIXED.case@example.jp", PASSWORD)).login_id) == \
         b'"mixed.case@example.jp"'
     assert datetime.now(UTC) > datetime(2020, 1, 1, tzinfo=UTC)
+
+
+async def test_a_hash_with_old_parameters_is_upgraded_at_the_next_login(settings: Settings,
+                                                                        store_factory: Any) -> None:
+    store = await store_factory("lc")
+    older = msgspec.structs.replace(settings, security=msgspec.structs.replace(
+        settings.security, argon2_time_cost=settings.security.argon2_time_cost + 1))
+    before, _ = await make_lifecycle(older, store)
+    account = await before.service.create_account("rehash@example.jp", PASSWORD, ["owner"])
+    old_hash = account.password_hash
+    assert f"t={older.security.argon2_time_cost}" in old_hash
+
+    lc, _ = await make_lifecycle(settings, store)
+    with pytest.raises(Problem):
+        await lc.service.login("rehash@example.jp", "Wrong-pass-2026!")
+    assert (await lc.accounts.get(account.id)).password_hash == old_hash  # a wrong password upgrades nothing
+
+    await lc.service.login("rehash@example.jp", PASSWORD)
+    upgraded = (await lc.accounts.get(account.id)).password_hash
+    assert upgraded != old_hash and f"t={settings.security.argon2_time_cost}," in upgraded
+    assert not lc.service.passwords.needs_rehash(upgraded)
+    await lc.service.login("rehash@example.jp", PASSWORD)  # the same password still opens the account
+    assert (await lc.accounts.get(account.id)).password_hash == upgraded
+
+    # A hash replaced meanwhile (a password change) is never overwritten by the upgrade.
+    assert not await lc.accounts.replace_hash(account.id, old_hash, "anything")

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lifecycle_helpers import PASSWORD, mails, make_lifecycle, outbox
+from prometheus_client import REGISTRY
 
 from kagi_lifecycle.domain.ladder import start_of_japan_day
 from kagi_shared.events import lifecycle as ev
@@ -34,9 +35,14 @@ async def test_warning_one_is_sent_once_even_when_the_sweep_runs_twice(settings:
     day_119 = sweep_on(BASE + 119 * DAY)
     assert (await lc.sweeps.sweep(day_119)).applied["warning1"] == 0
     day_120 = sweep_on(BASE + 120 * DAY)
+    def counted() -> float:
+        return REGISTRY.get_sample_value("kagi_lifecycle_ladder_stages_applied_total", {"stage": "warning1"}) or 0.0
+
+    before = counted()
     first = await lc.sweeps.sweep(day_120)
     second = await lc.sweeps.sweep(day_120)
     assert first.applied["warning1"] == 1
+    assert counted() == before + 1  # what the SRE dashboard counts
     assert second.examined == 0  # the account is no longer due: the indexed query does not return it
 
     [mail] = await mails(store, "sweep1@example.jp")

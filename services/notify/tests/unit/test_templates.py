@@ -30,7 +30,10 @@ EXPECTED_SUBJECTS = {"step_up_code": "【Kagi】認証コード発行のお知�
                      "co_user_added": "【Kagi】利用者追加完了のお知らせ",
                      "co_user_removed": "【Kagi】利用者削除のお知らせ",
                      "viewer_added": "【Kagi】閲覧者追加のお知らせ",
-                     "viewer_removed": "【Kagi】閲覧者削除のお知らせ"}
+                     "viewer_removed": "【Kagi】閲覧者削除のお知らせ",
+                     "registration_verify": "【Kagi】メールアドレス認証のお知らせ",
+                     "registration_exists": "【Kagi】利用登録のお申し込みについて",
+                     "withdrawal_completed": "【Kagi】退会手続き完了のお知らせ"}
 ALL = sorted(p.stem for p in TEMPLATE_DIR.glob("*/*.txt"))
 
 

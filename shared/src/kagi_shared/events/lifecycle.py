@@ -81,5 +81,28 @@ class ExternalLoginReported(Event, frozen=True, tag="kagi.lifecycle.external_log
     provider: str
 
 
+class RegistrationRequested(Event, frozen=True, tag="kagi.lifecycle.registration_requested"):
+    """Self-registration: an email-verification link went to an address that has no account (the address
+    itself stays out of the event; the subject is the registration id)."""
+
+    registration_id: str
+    expires_at: datetime
+
+
+class RegistrationCompleted(Event, frozen=True, tag="kagi.lifecycle.registration_completed"):
+    """The verified address became an account (``account_created`` of the same account comes with it)."""
+
+    registration_id: str
+    account_id: str
+    at: datetime
+
+
+class AccountWithdrawn(Event, frozen=True, tag="kagi.lifecycle.account_withdrawn"):
+    """退会 (after ``kagi.invite.withdrawn``): the account's sessions ended and its ID is free to register again."""
+
+    account_id: str
+    at: datetime
+
+
 register(AccountCreated, LoggedIn, LoginFailed, AccountLocked, AccountUnlocked, PasswordChanged, AccountWarned,
-         AccountPurged, ExternalLoginReported)
+         AccountPurged, ExternalLoginReported, RegistrationRequested, RegistrationCompleted, AccountWithdrawn)

@@ -56,6 +56,19 @@ class AccountRepository:
                                                   session=tx.session)
         return result.matched_count == 1
 
+    async def replace_hash(self, account_id: str, verified: str, fresh: str) -> bool:
+        """Swap the password hash only if it is still the one just verified (no transaction needed: one document)."""
+        result = await self.collection.update_one({"_id": account_id, "password_hash": verified},
+                                                  {"$set": {"password_hash": fresh}})
+        return result.modified_count == 1
+
+    async def counts_by_state(self) -> list[tuple[tuple[str, str], int]]:
+        """((status, last ladder stage or "none"), accounts) — one aggregation, for the state gauges."""
+        cursor = await self.collection.aggregate(
+            [{"$group": {"_id": {"status": "$status", "stage": "$ladder_stage"}, "n": {"$sum": 1}}}])
+        return [((str(row["_id"].get("status") or "active"), str(row["_id"].get("stage") or "none")), int(row["n"]))
+                async for row in cursor]
+
     async def due_ids(self, as_of: datetime, limit: int = 0) -> list[str]:
         """Accounts whose next ladder stage is due at ``as_of`` (the indexed query; never a full scan)."""
         cursor = self.collection.find({"next_stage_at": {"$lte": as_of}}, {"_id": 1},

@@ -8,7 +8,7 @@ from typing import Literal
 
 import msgspec
 
-Status = Literal["active", "locked", "purged"]
+Status = Literal["active", "locked", "purged", "withdrawn"]
 Role = Literal["owner", "viewer", "company_admin", "operator", "target_system"]
 ROLES: tuple[str, ...] = ("owner", "viewer", "company_admin", "operator", "target_system")
 
@@ -41,6 +41,9 @@ class Account(msgspec.Struct, kw_only=True):
     """argon2id hash of the normalised answer (``domain.secret_question.normalise_answer``)."""
     secret_failures: int = 0
     """Consecutive wrong answers to the secret question; the threshold locks (reason ``secret_question``)."""
+    withdrawn_login_id: str | None = None
+    """退会: the ID the account had; ``login_id`` then holds a placeholder so the address can register again."""
+    withdrawn_at: datetime | None = None
 
 
 def canonical_login_id(login_id: str) -> str:

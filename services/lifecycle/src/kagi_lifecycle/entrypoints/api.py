@@ -14,6 +14,7 @@ from kagi_lifecycle.bootstrap import NAME, Lifecycle, bootstrap
 from kagi_lifecycle.domain.accounts import Account
 from kagi_lifecycle.service.sweep import parse_as_of
 from kagi_lifecycle.service.unlock import UnlockRequest
+from kagi_shared.metrics import ACCOUNTS, on_scrape, set_counts
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.service_api import caller_of, create_service_app, internal_guard, require_role, run_service_api
 from kagi_shared.settings import get_settings
@@ -84,6 +85,24 @@ class PasswordChangeIn(Dto):
 class ResetRequestIn(Dto):
     login_id: LoginId
     client_ip: str | None = None
+
+
+class RegistrationIn(Dto):
+    email: LoginId
+    client_ip: str | None = None
+
+
+class RegistrationTokenIn(Dto):
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+
+class RegistrationCompleteIn(RegistrationTokenIn):
+    password: Password
+
+
+class RegistrationOut(Dto):
+    email: str
+    expires_at: datetime
 
 
 class ResetCompleteIn(Dto):
@@ -166,6 +185,9 @@ class PreviewOut(Dto):
 
 
 RESET_ACCEPTED = "登録されている ID の場合、パスワード再設定用のリンクをメールで送信しました。"
+REGISTRATION_ACCEPTED = ("ご入力いただいたメールアドレスにメールを送信しました。メールに記載された内容に沿って"
+                         "お手続きください。メールが届かない場合は、メールアドレスの誤り、受信制限設定、"
+                         "迷惑メールフォルダをご確認ください。")
 UNLOCK_ACCEPTED = "ロック解除申請を受け付けました。結果は登録済みのメールアドレスにお知らせします。"
 
 
@@ -210,6 +232,12 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         state["lc"] = lifecycle or bootstrap(get_settings())
         await state["lc"].start()
+        accounts = state["lc"].accounts
+
+        async def account_gauges() -> None:
+            set_counts(ACCOUNTS, await accounts.counts_by_state())
+
+        on_scrape("lifecycle.accounts", account_gauges, get_settings().http.metrics_refresh_s)
         try:
             yield
         finally:
@@ -284,6 +312,21 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
         await state["lc"].credentials.complete_reset(data.token, data.new_password, _correlation(request))
         return Accepted(message="パスワードを再設定しました。新しいパスワードでログインしてください。")
 
+    @post("/internal/registrations", guards=[internal_guard], status_code=202)
+    async def request_registration(data: RegistrationIn, request: Request[Any, Any, Any]) -> Accepted:
+        await state["lc"].registrations.request(data.email, data.client_ip, _correlation(request))
+        return Accepted(message=REGISTRATION_ACCEPTED)
+
+    @post("/internal/registrations/check", guards=[internal_guard], status_code=200)
+    async def check_registration(data: RegistrationTokenIn) -> RegistrationOut:
+        found = await state["lc"].registrations.check(data.token)
+        return RegistrationOut(email=found.email, expires_at=found.expires_at)
+
+    @post("/internal/registrations/complete", guards=[internal_guard], status_code=201)
+    async def complete_registration(data: RegistrationCompleteIn, request: Request[Any, Any, Any]) -> AccountOut:
+        account = await state["lc"].registrations.complete(data.token, data.password, _correlation(request))
+        return account_out(account)
+
     @put("/internal/me/secret-question", guards=[internal_guard], status_code=200)
     async def set_secret_question(data: SecretQuestionIn, request: Request[Any, Any, Any]) -> SecretQuestionSetOut:
         account = await state["lc"].secret_questions.register(caller_of(request).account_id, data.question,
@@ -337,7 +380,8 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
         await state["lc"].store.ping()
 
     handlers = [open_session, refresh_session, logout, login, create_account, get_account, session, change_password,
-                request_reset, complete_reset, set_secret_question, reset_question, reset_answer,
+                request_reset, complete_reset, request_registration, check_registration, complete_registration,
+                set_secret_question, reset_question, reset_answer,
                 file_unlock, list_unlocks, approve, reject, lock, preview]
     return create_service_app(NAME, handlers, ready=ready, lifespan=[lifespan])
 

@@ -1,4 +1,5 @@
-"""Lifecycle's worker: the daily inactivity sweep (faust crontab), external logins from ``auth.logins``, the outbox."""
+"""Lifecycle's worker: the daily inactivity sweep (faust crontab), external logins from ``auth.logins``,
+withdrawals (退会) from ``invite.events``, the outbox."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from kagi_lifecycle.bootstrap import NAME, Lifecycle, bootstrap
+from kagi_shared.events import invite as inv
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.events.envelope import Envelope
 from kagi_shared.inbox import DeadLetterSink, InboxConsumer
 from kagi_shared.logging import get_logger
 from kagi_shared.mongo import Tx
 from kagi_shared.settings import Settings, get_settings
-from kagi_shared.topics import AUTH_LOGINS
+from kagi_shared.topics import AUTH_LOGINS, INVITE_EVENTS
 from kagi_shared.worker import WorkerRuntime
 
 log = get_logger(__name__)
@@ -28,11 +30,21 @@ def external_logins(lifecycle: Lifecycle, dead_letter: DeadLetterSink, settings:
                          dead_letter, settings)
 
 
+def withdrawals(lifecycle: Lifecycle, dead_letter: DeadLetterSink, settings: Settings) -> InboxConsumer:
+    async def on_withdrawn(envelope: Envelope, event: Any, tx: Tx) -> None:
+        assert isinstance(event, inv.Withdrawn)
+        await lifecycle.registrations.withdraw(tx, event.account_id, envelope.correlationid)
+
+    return InboxConsumer("lifecycle.withdrawals", lifecycle.store, {inv.Withdrawn: on_withdrawn}, dead_letter,
+                         settings)
+
+
 def main() -> None:
     settings = get_settings()
     runtime = WorkerRuntime(NAME, settings)
     lifecycle = bootstrap(settings, runtime.store)
     runtime.consume(AUTH_LOGINS.name, external_logins(lifecycle, runtime.dead_letter, settings))
+    runtime.consume(INVITE_EVENTS.name, withdrawals(lifecycle, runtime.dead_letter, settings))
     lc = settings.lifecycle
 
     # Every worker may run it: each account is re-read and changed in its own transaction, so two

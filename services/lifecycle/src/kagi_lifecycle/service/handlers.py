@@ -72,19 +72,9 @@ class LifecycleService:
             errors.append(FieldError("roles", f"不明なロールです: {', '.join(unknown)}"))
         if errors:
             raise Problem(400, "request.invalid", "入力内容に誤りがあります。", errors=errors)
+        password_hash = await self.passwords.hash(password)
         now = self.clock()
-        period = new_period(now, self.days)
-        account = Account(
-            id=str(uuid.uuid4()),
-            login_id=canonical_login_id(login_id),
-            email=(email or login_id).strip(),
-            password_hash=await self.passwords.hash(password),
-            roles=sorted(set(roles)),
-            issued_at=now,
-            password_changed_at=now,
-            next_stage=period["next_stage"],
-            next_stage_at=period["next_stage_at"],
-        )
+        account = self.new_account(login_id, email or login_id, password_hash, roles, now)
 
         async def work(tx: Tx) -> None:
             await self.accounts.add(tx, account)
@@ -97,6 +87,12 @@ class LifecycleService:
             raise Problem(409, "account.exists", "この ID は既に登録されています。",
                           errors=[FieldError("loginId", "既に使用されています。")]) from None
         return account
+
+    def new_account(self, login_id: str, email: str, password_hash: str, roles: list[str], now: datetime) -> Account:
+        period = new_period(now, self.days)
+        return Account(id=str(uuid.uuid4()), login_id=canonical_login_id(login_id), email=email.strip(),
+                       password_hash=password_hash, roles=sorted(set(roles)), issued_at=now, password_changed_at=now,
+                       next_stage=period["next_stage"], next_stage_at=period["next_stage_at"])
 
     def password_expired(self, account: Account, now: datetime) -> bool:
         lc = self.settings.lifecycle
@@ -131,7 +127,18 @@ class LifecycleService:
             if current is not None:
                 self.refuse_inactive(current)
             raise INVALID_CREDENTIALS
+        if self.passwords.needs_rehash(account.password_hash):
+            await self._rehash(account, password)
         return await self.accounts.get(account.id) or account
+
+    async def _rehash(self, account: Account, password: str) -> None:
+        """Move a hash made with older argon2 parameters to today's, now that the password is known to be right.
+        Only if the stored hash is still the one verified: a password change committed meanwhile wins."""
+        try:
+            fresh = await self.passwords.hash(password)
+        except Problem:  # no hashing slot free: the login stands, the next one upgrades
+            return
+        await self.accounts.replace_hash(account.id, account.password_hash, fresh)
 
     @staticmethod
     def refuse_inactive(account: Account) -> None:

@@ -22,6 +22,7 @@ from kagi_lifecycle.service.notices import send_mail
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.jst import JST, jp_slash_date
 from kagi_shared.logging import get_logger
+from kagi_shared.metrics import LADDER_STAGES_APPLIED
 from kagi_shared.mongo import Tx
 
 log = get_logger(__name__)
@@ -130,6 +131,7 @@ class SweepService:
                                                                                           correlation_id))
             if stage is not None:
                 result.applied[stage] += 1
+                LADDER_STAGES_APPLIED.labels(stage).inc()
         log.info("lifecycle.sweep", as_of=as_of.isoformat(), examined=result.examined, **result.applied)
         return result
 

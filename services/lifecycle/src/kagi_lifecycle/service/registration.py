@@ -1,0 +1,202 @@
+"""Self-registration with email verification, and withdrawal (退会) freeing the ID (water portal).
+
+Requests answer the same whether or not the address has an account: a new address gets the
+verification link, a registered one gets a notice addressed to its owner (as Okta and Keycloak do).
+Both are rate limited per client IP and per address (the address only as an HMAC). The link's token is
+256 random bits stored as an HMAC, valid a day (a setting), single use; a new request replaces it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import msgspec
+from pymongo import ASCENDING
+from pymongo.errors import DuplicateKeyError
+
+from kagi_lifecycle.adapters.rate_limit import RateLimiter
+from kagi_lifecycle.domain import password_policy
+from kagi_lifecycle.domain.accounts import Account, canonical_login_id, login_id_problem
+from kagi_lifecycle.domain.registration import Registration, judge, token_malformed
+from kagi_lifecycle.service.credentials import policy_problem
+from kagi_lifecycle.service.handlers import LifecycleService
+from kagi_lifecycle.service.notices import send_mail
+from kagi_shared.events import lifecycle as ev
+from kagi_shared.jst import jp_datetime, jp_deadline
+from kagi_shared.mongo import Tx
+from kagi_shared.problems import FieldError, Problem
+
+REGISTRATIONS = "registrations"
+NEW_ACCOUNT_ROLES = ["owner"]
+
+_REFUSALS = {
+    "malformed": (400, "registration.link_invalid",
+                  "このURLは無効です。お手数ですが、メールアドレスの登録からやり直してください。"),
+    "unknown": (400, "registration.link_invalid",
+                "このURLは無効です。お手数ですが、メールアドレスの登録からやり直してください。"),
+    "expired": (410, "registration.link_expired",
+                "このURLは有効期限が切れています。お手数ですが、メールアドレスの登録からやり直してください。"),
+    "used": (409, "registration.link_used",
+             "このURLは使用済みです。登録がお済みの場合はログインしてください。"),
+}
+
+
+def _refuse(verdict: str) -> Problem:
+    return Problem(*_REFUSALS[verdict])
+
+
+def _doc(registration: Registration) -> dict[str, Any]:
+    doc = msgspec.structs.asdict(registration)
+    doc["_id"] = doc.pop("id")
+    return doc
+
+
+def _from(doc: dict[str, Any]) -> Registration:
+    doc = dict(doc)
+    doc["id"] = doc.pop("_id")
+    return msgspec.convert(doc, Registration)
+
+
+class RegistrationService:
+    def __init__(self, lifecycle: LifecycleService, limiter: RateLimiter) -> None:
+        self.lifecycle = lifecycle
+        self.store = lifecycle.store
+        self.accounts = lifecycle.accounts
+        self.settings = lifecycle.settings
+        self.links = self.store.db[REGISTRATIONS]
+        self.limiter = limiter
+
+    async def ensure_indexes(self) -> None:
+        await self.links.create_index([("login_id", ASCENDING)])
+        # Links are worthless a day after they expire; the server drops them.
+        await self.links.create_index([("expires_at", ASCENDING)], expireAfterSeconds=86400)
+
+    def _hmac(self, value: str) -> str:
+        return hmac.new(self.settings.security.code_pepper.encode(), value.encode(), hashlib.sha256).hexdigest()
+
+    def _urls(self) -> tuple[str, str]:
+        portal = self.settings.brand.portal_url.rstrip("/")
+        return f"{portal}/login", f"{portal}/password-reset"
+
+    async def request(self, email: str, client_ip: str | None, correlation_id: str | None = None) -> None:
+        """Mail a verification link to a new address, or a notice to the owner of a registered one."""
+        email = email.strip()
+        if problem := login_id_problem(email):
+            raise Problem(400, "request.invalid", "入力内容に誤りがあります。", errors=[FieldError("email", problem)])
+        lc = self.settings.lifecycle
+        login_id = canonical_login_id(email)
+        now = self.lifecycle.clock()
+        # Counted before the lookup and the same for both kinds of address, so timing and 429s tell nothing.
+        keys = [(f"register:email:{self._hmac(login_id)}", lc.registration_per_email)]
+        if client_ip:
+            keys.append((f"register:ip:{client_ip}", lc.registration_per_ip))
+        await self.limiter.hit(keys, lc.registration_rate_window_s, now)
+        account = await self.accounts.by_login_id(login_id)
+        login_url, reset_url = self._urls()
+        if account is not None:
+            if account.status == "purged":
+                return  # a deleted ID's mailbox is not told anything new
+            owner = account
+
+            async def notify_owner(tx: Tx) -> None:
+                send_mail(tx, "registration_exists", owner.email,
+                          {"login_id": owner.login_id, "requested_at": jp_datetime(now), "login_url": login_url,
+                           "reset_url": reset_url},
+                          account_id=owner.id, category="security", correlation_id=correlation_id)
+
+            await self.store.transaction(notify_owner)
+            return
+
+        token = secrets.token_urlsafe(32)
+        registration = Registration(id=self._hmac(token), registration_id=str(uuid.uuid4()), email=email,
+                                    login_id=login_id, created_at=now,
+                                    expires_at=now + timedelta(seconds=lc.registration_link_ttl_s))
+        portal = self.settings.brand.portal_url.rstrip("/")
+
+        async def work(tx: Tx) -> None:
+            await self.links.update_many({"login_id": login_id, "used_at": None},
+                                         {"$set": {"used_at": now, "replaced": True}}, session=tx.session)
+            await self.links.insert_one(_doc(registration), session=tx.session)
+            self.lifecycle.publish(tx, ev.RegistrationRequested(registration_id=registration.registration_id,
+                                                                expires_at=registration.expires_at),
+                                   registration.registration_id, correlation_id)
+            send_mail(tx, "registration_verify", email,
+                      {"verify_url": f"{portal}/register?token={token}",
+                       "expires_at": jp_deadline(registration.expires_at)},
+                      account_id=None, category="security", correlation_id=correlation_id)
+
+        await self.store.transaction(work)
+
+    async def check(self, token: str) -> Registration:
+        """The link's registration if it can still be used; otherwise the refusal naming why."""
+        if token_malformed(token):
+            raise _refuse("malformed")
+        doc = await self.links.find_one({"_id": self._hmac(token)})
+        registration = _from(doc) if doc else None
+        verdict = judge(registration, self.lifecycle.clock())
+        if verdict != "ok":
+            raise _refuse(verdict)
+        assert registration is not None
+        return registration
+
+    async def complete(self, token: str, password: str, correlation_id: str | None = None) -> Account:
+        """The verified address becomes an owner account; the link is spent in the same transaction."""
+        registration = await self.check(token)
+        violations = password_policy.check(
+            password, self.settings.lifecycle.password_profile,
+            password_policy.Context(login_id=registration.login_id, email=registration.email))
+        if violations:
+            raise policy_problem(violations, "password")
+        password_hash = await self.lifecycle.passwords.hash(password)
+        now = self.lifecycle.clock()
+        account = self.lifecycle.new_account(registration.login_id, registration.email, password_hash,
+                                             NEW_ACCOUNT_ROLES, now)
+
+        async def work(tx: Tx) -> bool:
+            spent = await self.links.update_one(
+                {"_id": registration.id, "used_at": None, "expires_at": {"$gt": now}},
+                {"$set": {"used_at": now, "account_id": account.id}}, session=tx.session)
+            if spent.modified_count != 1:
+                return False
+            await self.accounts.add(tx, account)
+            self.lifecycle.publish(tx, ev.AccountCreated(account_id=account.id, login_id=account.login_id,
+                                                         email=account.email, roles=account.roles, issued_at=now),
+                                   account.id, correlation_id)
+            self.lifecycle.publish(tx, ev.RegistrationCompleted(registration_id=registration.registration_id,
+                                                                account_id=account.id, at=now),
+                                   account.id, correlation_id)
+            return True
+
+        try:
+            done = await self.store.transaction(work)
+        except DuplicateKeyError:
+            # Whoever holds the link controls the address, so saying it is taken reveals nothing new.
+            raise Problem(409, "registration.already_registered",
+                          "このメールアドレスは既に登録されています。ログインするか、パスワードを再設定してください。"
+                          ) from None
+        if not done:
+            await self.check(token)  # raises the reason: used or expired meanwhile
+            raise _refuse("used")
+        return account
+
+    async def withdraw(self, tx: Tx, account_id: str, correlation_id: str | None) -> bool:
+        """After invite's ``withdrawn``: sessions end, the ID is released, the owner gets a notice. Once."""
+        account = await self.accounts.get(account_id, tx)
+        if account is None or account.status in ("withdrawn", "purged"):
+            return False
+        now = self.lifecycle.clock()
+        changes = {"status": "withdrawn", "login_id": f"withdrawn:{account.id}", "withdrawn_login_id": account.login_id,
+                   "withdrawn_at": now, "ladder_stage": None, "next_stage": None, "next_stage_at": None}
+        if not await self.accounts.update(tx, account.id, changes, when={"status": account.status},
+                                          bump_session=True):
+            return False
+        self.lifecycle.publish(tx, ev.AccountWithdrawn(account_id=account.id, at=now), account.id, correlation_id)
+        send_mail(tx, "withdrawal_completed", account.email,
+                  {"login_id": account.login_id, "withdrawn_at": jp_datetime(now)},
+                  account_id=account.id, category="lifecycle", correlation_id=correlation_id)
+        return True
