@@ -9,6 +9,7 @@ process and the gateway as well).
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -49,6 +50,11 @@ def test_env() -> Iterator[dict[str, str]]:
         "KAGI_NOTIFY_RETRY_BASE_S": "0.5",
         "KAGI_OUTBOX_LEASE_TTL_S": "2",
         "KAGI_PORTS_WORKER_METRICS_BASE": "0",
+        "KAGI_HTTP_METRICS_REFRESH_S": "0",
+        # One client address for every test and drill: per-IP invite limits would measure the suite, not the code
+        # (their own tests build the service with the production limits).
+        "KAGI_INVITE_REQUEST_PER_IP": "100000",
+        "KAGI_INVITE_REDEEM_PER_IP": "100000",
         # Every e2e request comes from 127.0.0.1: per-address limits are tested with their own addresses.
         "KAGI_EDGE_RATE_LOGIN_PER_IP": "100000",
         "KAGI_EDGE_RATE_GUESS_PER_IP": "100000",
@@ -117,6 +123,16 @@ async def store_factory(settings: Settings) -> AsyncIterator[object]:
     for db_name in created:
         await client.drop_database(db_name)
     await client.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A run ended by SIGTERM (a CI cancel, ``timeout``) unwinds like Ctrl-C: pytest's session teardown then
+    stops the servers and services this run started, instead of leaving them running without a parent."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -586,6 +586,10 @@ REQUIRED_METRICS = (
     "kagi_outbox_published_total",
     "kagi_notify_deliveries_total",
     "kafka_consumergroup_lag",
+    "kagi_lifecycle_accounts",
+    "kagi_lifecycle_ladder_stages_applied_total",
+    "kagi_permissions_requests",
+    "kagi_permissions_system_states",
 )
 
 
@@ -611,10 +615,29 @@ def test_dashboard_panels_cover_the_metrics() -> None:
     assert all(e.count("(") == e.count(")") for e in exprs), "unbalanced PromQL"
 
 
+def _alert_rules() -> list[dict[str, Any]]:
+    rule = yaml.safe_load((K8S / "monitoring" / "alerts.yaml").read_text(encoding="utf-8"))
+    assert rule["kind"] == "PrometheusRule"
+    return [r for group in rule["spec"]["groups"] for r in group["rules"]]
+
+
+def test_alerts_cover_errors_lag_dead_letters_and_the_business_states() -> None:
+    rules = _alert_rules()
+    names = [r["alert"] for r in rules]
+    assert len(names) == len(set(names))
+    for rule in rules:
+        assert rule["annotations"]["summary"] and rule["labels"]["severity"] in {"page", "ticket"}, rule
+        assert rule["expr"].count("(") == rule["expr"].count(")"), rule["alert"]
+    exprs = " ".join(r["expr"] for r in rules)
+    for metric in ("kagi_http_requests_total", "kafka_consumergroup_lag", "kagi_outbox_backlog",
+                   "kagi_permissions_system_states", "kagi_lifecycle_ladder_stages_applied_total"):
+        assert metric in exprs, f"no alert on {metric}"
+
+
 def test_dashboard_queries_only_metrics_the_code_defines() -> None:
     defined = set(re.findall(r'(?:Counter|Gauge|Histogram)\(\s*"(kagi_[a-z_]+)"', METRICS_PY.read_text()))
     assert defined, "metrics.py defines no kagi_ metric"
-    for expr in _dashboard_exprs():
+    for expr in [*_dashboard_exprs(), *(r["expr"] for r in _alert_rules())]:
         for used in re.findall(r"\bkagi_[a-z_]+", expr):
             base = re.sub(r"_(bucket|sum|count)$", "", used)
             assert used in defined or base in defined, f"dashboard queries unknown metric {used}"
@@ -859,7 +882,8 @@ if KUBECTL:
             Custom resources (Strimzi, MongoDB, Prometheus operator) have no schema there; the
             checks above cover them.
             """
-            custom = {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser", "MongoDBCommunity", "PodMonitor"}
+            custom = {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser", "MongoDBCommunity", "PodMonitor",
+                      "PrometheusRule"}
             checked = 0
             for doc in _render(overlay):
                 if doc["kind"] in custom:

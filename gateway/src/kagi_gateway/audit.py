@@ -2,8 +2,9 @@
 
 After the response, an ``AuditRecorded`` event (who, what, when, from where, result) goes to
 ``audit.events``; the audit service chains it into its ledger, once per event id. Publishing
-never delays or fails the response: it runs in the background with retries, and a failure
-after those is logged and counted (``kagi_audit_publish_failures_total``).
+never delays or fails the response: it runs in the background and retries until the broker takes it;
+only entries still unsent when the gateway stops are lost, logged and counted
+(``kagi_audit_publish_failures_total``). The gateway has no database for an outbox of its own.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from kagi_shared.topics import AUDIT_EVENTS
 log = get_logger(__name__)
 AUDITED_ROLES = frozenset({"company_admin", "operator"})
 READS_AUDITED_UNDER = "/api/v1/operator/"
+PUBLISH_ATTEMPT_S = 10.0
 PUBLISH_FAILURES = Counter("kagi_audit_publish_failures_total", "Audit events that could not be published")
 
 
@@ -67,21 +69,39 @@ class AuditPublisher:
         task.add_done_callback(self._pending.discard)
 
     async def _publish(self, key: bytes, value: bytes, event_id: str) -> None:
-        for attempt in range(1, 6):
+        """Until the broker takes it: an outage of minutes (a broker restart, a partition leader moving) must
+        not lose an audit entry. Each attempt is bounded, and a failed producer is replaced, because one whose
+        broker went away can wait for metadata that never comes. Only a gateway stopped while a broker is
+        still away loses what it holds (logged and counted at close)."""
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 producer = await self._ready_producer()
-                await producer.send_and_wait(AUDIT_EVENTS.name, value, key=key,
-                                             headers=[("ce_id", event_id.encode())])
+                await asyncio.wait_for(producer.send_and_wait(AUDIT_EVENTS.name, value, key=key,
+                                                              headers=[("ce_id", event_id.encode())]),
+                                       PUBLISH_ATTEMPT_S)
                 return
             except Exception as exc:
                 log.warning("audit.publish_retry", event_id=event_id, attempt=attempt, error=repr(exc))
-                await asyncio.sleep(0.2 * 2**attempt)
-        PUBLISH_FAILURES.inc()
-        log.error("audit.publish_failed", event_id=event_id)
+                await self._drop_producer()
+                await asyncio.sleep(min(0.2 * 2**attempt, 15.0))
+
+    async def _drop_producer(self) -> None:
+        async with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), 5)
 
     async def close(self) -> None:
         if self._pending:
-            await asyncio.wait(self._pending, timeout=5)
+            _, unsent = await asyncio.wait(self._pending, timeout=10)
+            for task in unsent:
+                task.cancel()
+            if unsent:
+                PUBLISH_FAILURES.inc(len(unsent))
+                log.error("audit.publish_failed", unsent=len(unsent), reason="stopped while the broker was away")
         if self._producer is not None:
             with contextlib.suppress(Exception):
                 await self._producer.stop()

@@ -57,9 +57,18 @@ class SessionVersions:
             client = httpx.AsyncClient(
                 base_url=settings.service_url("lifecycle"),
                 timeout=httpx.Timeout(settings.http.service_timeout_s, connect=1.0),
+                limits=httpx.Limits(keepalive_expiry=settings.http.client_keep_alive_s),
                 headers={INTERNAL_TOKEN_HEADER: settings.security.internal_token})
             self._clients = {loop: client}  # one loop per gateway process; a new loop (tests) replaces it
         return client
+
+    async def _get_session(self, account_id: str, settings: Settings) -> httpx.Response:
+        path = f"/internal/accounts/{account_id}/session"
+        try:
+            return await self._client(settings).get(path)
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+            # A pooled connection the server dropped (restart, idle close): a read is safe to send once more.
+            return await self._client(settings).get(path)
 
     def forget(self, account_id: str) -> None:
         self._cache.pop(account_id, None)
@@ -71,7 +80,7 @@ class SessionVersions:
         if cached is not None and cached[0] > now:
             return cached[1]
         try:
-            reply = await self._client(settings).get(f"/internal/accounts/{account_id}/session")
+            reply = await self._get_session(account_id, settings)
         except httpx.HTTPError:
             # Fail closed: a session that cannot be checked is not honoured.
             raise Problem(503, "service.unavailable",

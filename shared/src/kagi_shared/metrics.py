@@ -6,10 +6,17 @@ Route labels use the path template (``/api/v1/me/step-up``), never raw paths, to
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+from kagi_shared.logging import get_logger
+
+log = get_logger(__name__)
 
 HTTP_REQUESTS = Counter("kagi_http_requests_total", "HTTP requests answered", ["process", "method", "route", "status"])
 HTTP_LATENCY = Histogram(
@@ -24,11 +31,60 @@ DELIVERIES = Counter("kagi_notify_deliveries_total", "Notification delivery atte
                      ["channel", "template", "result"])
 
 
+LADDER_STAGES_APPLIED = Counter("kagi_lifecycle_ladder_stages_applied_total",
+                                "Inactivity stages applied by sweeps in this process", ["stage"])
+ACCOUNTS = Gauge("kagi_lifecycle_accounts",
+                 "Accounts by status and the last inactivity stage applied (from the database at scrape time)",
+                 ["status", "ladder_stage"])
+PERMISSION_REQUESTS = Gauge("kagi_permissions_requests",
+                            "Permission requests by kind and status (from the database at scrape time)",
+                            ["kind", "status"])
+PERMISSION_SYSTEMS = Gauge("kagi_permissions_system_states",
+                           "Per-target-system delivery states of permission requests (at scrape time)",
+                           ["system", "state"])
+SCRAPE_REFRESH_FAILURES = Counter("kagi_metrics_refresh_failures_total",
+                                  "State gauges that could not be refreshed at scrape time", ["hook"])
+
+ScrapeHook = Callable[[], Awaitable[None]]
+_scrape_hooks: dict[str, tuple[ScrapeHook, float]] = {}
+_next_refresh: dict[str, float] = {}
+
+
+def on_scrape(name: str, hook: ScrapeHook, min_interval_s: float = 15.0) -> None:
+    """Refresh state gauges from the service's own database when Prometheus scrapes, at most every
+    ``min_interval_s``: the numbers come from the source of truth (no counter drifts after a restart), and a
+    scrape every few seconds from several Prometheus replicas costs one aggregation per interval. Every replica
+    of an API reports the same figures: dashboards take ``max``, not ``sum``."""
+    _scrape_hooks[name] = (hook, min_interval_s)
+    _next_refresh.pop(name, None)
+
+
+async def _refresh(timeout_s: float = 3.0) -> None:
+    now = time.monotonic()
+    for name, (hook, interval) in list(_scrape_hooks.items()):
+        if _next_refresh.get(name, 0.0) > now:
+            continue
+        _next_refresh[name] = now + interval
+        try:
+            await asyncio.wait_for(hook(), timeout_s)
+        except Exception as exc:  # a slow or absent database must not break the scrape of everything else
+            SCRAPE_REFRESH_FAILURES.labels(name).inc()
+            log.warning("metrics.refresh_failed", hook=name, error=f"{type(exc).__name__}: {exc}")
+
+
+def set_counts(gauge: Gauge, rows: list[tuple[tuple[str, ...], int]]) -> None:
+    """Replace every series of ``gauge``: a state that emptied must read 0 or vanish, not keep its old count."""
+    gauge.clear()
+    for labels, count in rows:
+        gauge.labels(*labels).set(count)
+
+
 def observe_http(process: str, method: str, route: str, status: int, seconds: float) -> None:
     HTTP_REQUESTS.labels(process, method, route, str(status)).inc()
     HTTP_LATENCY.labels(process, method, route).observe(seconds)
 
 
-@get("/metrics", include_in_schema=False, sync_to_thread=False, opt={"roles": ("public",)})
-def metrics_handler() -> Response[Any]:
+@get("/metrics", include_in_schema=False, opt={"roles": ("public",)})
+async def metrics_handler() -> Response[Any]:
+    await _refresh()
     return Response(content=generate_latest(), media_type=CONTENT_TYPE_LATEST)

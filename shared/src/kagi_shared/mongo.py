@@ -56,6 +56,7 @@ def outbox_row(topic: str, envelope: Envelope) -> Doc:
         "key": envelope.subject,
         "type": envelope.type,
         "value": Binary(encode(envelope)),
+        "traceparent": envelope.traceparent,
         "seq": next_seq(),
         "created_at": datetime.now(UTC),
     }

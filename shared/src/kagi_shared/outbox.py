@@ -23,6 +23,7 @@ import contextlib
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pymongo import DeleteOne, ReturnDocument
@@ -37,6 +38,15 @@ from kagi_shared.settings import Settings
 log = get_logger(__name__)
 LEASES = "outbox_lease"
 CLAIMS = "outbox_claims"
+
+
+def record_headers(row: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """CloudEvents' Kafka binding names (``ce_id``, ``ce_type``) and W3C ``traceparent``: a consumer or a tracing
+    proxy can route, dedupe and join the trace without decoding the envelope."""
+    headers = [("ce_id", row["_id"].encode()), ("ce_type", row["type"].encode())]
+    if row.get("traceparent"):
+        headers.append(("traceparent", row["traceparent"].encode()))
+    return headers
 
 
 class OutboxRelay:
@@ -124,7 +134,7 @@ class OutboxRelay:
                 r["topic"],
                 bytes(r["value"]),
                 key=r["key"].encode(),
-                headers=[("ce_id", r["_id"].encode()), ("ce_type", r["type"].encode())],
+                headers=record_headers(r),
             )
             for r in rows
         ]
@@ -143,9 +153,15 @@ class OutboxRelay:
     # -- recovery ------------------------------------------------------------------------------
     async def _offsets_consumer(self) -> AIOKafkaConsumer:
         if self._consumer is None:
-            self._consumer = make_consumer(self.settings, enable_auto_commit=False, group_id=None,
-                                           client_id=f"{self.owner}-offsets")
-            await self._consumer.start()
+            consumer = make_consumer(self.settings, enable_auto_commit=False, group_id=None,
+                                     client_id=f"{self.owner}-offsets")
+            try:
+                await consumer.start()
+            except Exception:
+                # Kept only once started: an unstarted reader kept here would fail every later batch for good.
+                await consumer.stop()
+                raise
+            self._consumer = consumer
         return self._consumer
 
     async def reconcile(self) -> int:

@@ -162,7 +162,8 @@ def _name(name: str) -> Callable[[AppConfig], AppConfig]:
 
 def serve(app: Litestar, port: int, settings: Settings) -> None:
     uvicorn.run(app, host=settings.http.host, port=port, log_level="warning", access_log=False,
-                lifespan="on", timeout_graceful_shutdown=5)
+                lifespan="on", timeout_graceful_shutdown=5,
+                timeout_keep_alive=settings.http.server_keep_alive_s)
 
 
 def run_service_api(name: str, factory: Callable[[], Litestar]) -> None:

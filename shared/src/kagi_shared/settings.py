@@ -115,9 +115,21 @@ class SecuritySettings(msgspec.Struct, frozen=True, kw_only=True):
     internal_token: str = DEV_SECRETS["internal_token"]
     """Shared secret on calls from the gateway to the services' internal APIs."""
     login_lockout_threshold: int = 5
-    argon2_time_cost: int = 3
-    argon2_memory_kib: int = 65536
-    argon2_parallelism: int = 4
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 19456
+    argon2_parallelism: int = 1
+    """OWASP's argon2id baseline (19 MiB, 2 passes, 1 lane). RFC 9106's 64 MiB × 3 × 4 lanes cost ~5× the CPU per
+    login for no gain an online attacker notices (rate limits and the 5-failure lock bound guessing) and left a
+    2-core pod at ~2 logins/s. Stored hashes carry their parameters: older ones still verify and are re-hashed
+    with these at the next successful login."""
+    argon2_concurrency: int = 0
+    """Password hashes computed at once per process, the rest wait in line (first come, first served);
+    0 = the process's cores ÷ ``argon2_parallelism``, at least 1. A hash already keeps that many cores busy,
+    so running more at once only shares the same cores: every hash then finishes as late as the last one
+    and the process's event loop starves."""
+    argon2_max_wait_s: float = 4.0
+    """Longest a hash waits for a slot; past it the request gets 503 ``service.busy``. Below the gateway's
+    service timeout, so no hash (nor the account it would create) is computed for a caller already gone."""
     step_up_code_ttl_s: int = 600
     step_up_max_attempts: int = 5
     step_up_valid_s: int = 900
@@ -166,6 +178,12 @@ class LifecycleSettings(msgspec.Struct, frozen=True, kw_only=True):
     reset_rate_window_s: int = 3600
     reset_per_ip: int = 20
     reset_per_login_id: int = 5
+    registration_link_ttl_s: int = 86400
+    """Self-registration (water portal): how long the mailed email-verification link is valid; single use."""
+    registration_rate_window_s: int = 3600
+    registration_per_ip: int = 20
+    registration_per_email: int = 5
+    """Registration mails per address in the window, whether or not the address has an account."""
     session_cache_ttl_s: float = 5.0
     """How long the gateway trusts its cached session version of an account (at most 5 s)."""
     support_contact: str = "Kagi サポート窓口 (平日 09:00〜18:00、土日祝及び12/31〜1/3は除く)"
@@ -176,6 +194,13 @@ class HttpSettings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     service_timeout_s: float = 5.0
     max_body_bytes: int = 64 * 1024
+    server_keep_alive_s: int = 75
+    """How long a server keeps an idle connection; longer than any client's pool keeps one (client_keep_alive_s),
+    so a client never sends on a connection the server is closing at the same moment."""
+    client_keep_alive_s: float = 30.0
+    metrics_refresh_s: float = 15.0
+    """State gauges (accounts per status, requests per state) are recomputed from the database at most this
+    often, when Prometheus scrapes ``/metrics``."""
 
 
 class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):

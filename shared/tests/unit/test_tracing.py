@@ -42,3 +42,20 @@ def test_a_consumer_continues_the_trace_and_logs_carry_its_ids() -> None:
     assert len(seen["span_id"]) == 16 and seen["span_id"] != "00f067aa0ba902b7"
     assert "trace_id" not in log_ids(None, "info", {"event": "outside"})
     assert _traceparent(b"not json") is None
+
+
+def test_the_kafka_record_carries_the_trace_in_its_headers() -> None:
+    from kagi_shared.mongo import outbox_row
+    from kagi_shared.outbox import record_headers
+
+    incoming = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+    with span("POST /api/v1/me/step-up", SpanKind.SERVER, incoming):
+        envelope = new_envelope(ev.StepUpFailed(account_id="a", code_id=None, reason="wrong"), source="s",
+                                subject="a")
+    headers = dict(record_headers(outbox_row("invite.events", envelope)))
+    assert headers["ce_id"] == envelope.id.encode() and headers["ce_type"] == envelope.type.encode()
+    assert headers["traceparent"].decode() == envelope.traceparent
+    assert headers["traceparent"].decode().split("-")[1] == "4bf92f3577b34da6a3ce929d0e0e4736"
+
+    untraced = new_envelope(ev.StepUpFailed(account_id="a", code_id=None, reason="x"), source="s", subject="a")
+    assert "traceparent" not in dict(record_headers(outbox_row("invite.events", untraced)))
