@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -37,6 +38,13 @@ RATES = [int(r) for r in os.environ.get("KAGI_BENCH_RATES", "10,20,40,60,80").sp
 STEP_S = float(os.environ.get("KAGI_BENCH_STEP_S", "15"))
 USERS = 40
 PASSWORD = "Bench-pass-2026"  # noqa: S105 - load-test accounts on a throwaway database
+RAISED = "1000000"
+# Every client is 127.0.0.1: the per-address limits would measure the limiter, not the system.
+LIMITS_ENV = {**{f"KAGI_EDGE_RATE_{n}": RAISED for n in ("LOGIN_PER_IP", "GUESS_PER_IP", "GUESS_PER_ACCOUNT",
+                                                          "DEFAULT_PER_IP", "DEFAULT_PER_ACCOUNT")},
+              **{f"KAGI_INVITE_{n}": RAISED for n in ("REQUEST_PER_IP", "REQUEST_PER_EMAIL", "REDEEM_PER_IP",
+                                                       "REDEEM_PER_EMAIL")}}
+CODE = re.compile(r"認証コード: ([A-Z0-9]{12})")
 
 
 @dataclass
@@ -84,9 +92,40 @@ async def op_schedule(client: httpx.AsyncClient, user: dict[str, str]) -> tuple[
     return "GET /schedule", await client.get("/api/v1/permission-requests/schedule", params={"submittedOn": day})
 
 
-# A portal's day: mostly reads, some step-ups (each a mail), a few logins (argon2id).
-MIX: list[tuple[Operation, int]] = [(op_me, 40), (op_step_up_state, 20), (op_schedule, 15),
-                                    (op_step_up_issue, 15), (op_login, 10)]
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def op_issue_key(client: httpx.AsyncClient, user: dict[str, str]) -> tuple[str, httpx.Response]:
+    """An owner (stepped up in the set-up, fresh for the whole run) issues an invitation key."""
+    return "POST /me/invitations", await client.post("/api/v1/me/invitations", headers=bearer(user["token"]))
+
+
+async def op_invitee_request(client: httpx.AsyncClient, user: dict[str, str]) -> tuple[str, httpx.Response]:
+    """A would-be co-user asks for the confirmation link (a transaction, an event, a mail)."""
+    return "POST /invitations/requests", await client.post(
+        "/api/v1/invitations/requests", json={"email": f"guest-{uuid.uuid4().hex[:10]}@example.jp"})
+
+
+async def op_file_request(client: httpx.AsyncClient, user: dict[str, str]) -> tuple[str, httpx.Response]:
+    """The company admin files a new-user permission request (validation, ID reservation, an event)."""
+    body = {"kind": "new", "userId": f"Bench_{uuid.uuid4().hex[:10]}@example.jp", "nameKanji": "負荷 花子",
+            "nameKana": "フカ ハナコ", "permissions": {"TAXIS": "1011"}}
+    return "POST /permission-requests", await client.post("/api/v1/permission-requests",
+                                                          headers=bearer(user["admin_token"]), json=body)
+
+
+async def op_list_requests(client: httpx.AsyncClient, user: dict[str, str]) -> tuple[str, httpx.Response]:
+    return "GET /permission-requests", await client.get("/api/v1/permission-requests",
+                                                        headers=bearer(user["admin_token"]))
+
+
+# A portal's day: mostly reads; step-ups, invitation keys and invitee links (each a transaction, an event and
+# for most a mail); permission requests filed and listed by a company admin; a few logins (argon2id, production
+# parameters: the most expensive request by far).
+MIX: list[tuple[Operation, int]] = [(op_me, 25), (op_step_up_state, 10), (op_schedule, 10), (op_step_up_issue, 10),
+                                    (op_issue_key, 10), (op_invitee_request, 8), (op_file_request, 7),
+                                    (op_list_requests, 12), (op_login, 8)]
 
 
 def choose() -> Operation:
@@ -115,6 +154,52 @@ async def run_step(client: httpx.AsyncClient, users: list[dict[str, str]], rate:
     await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(count))), STEP_S * 4 + 30)
     step.elapsed = time.perf_counter() - started
     return step
+
+
+async def account(client: httpx.AsyncClient, lifecycle: httpx.AsyncClient, roles: list[str]) -> tuple[str, str]:
+    login_id = f"bench-{uuid.uuid4().hex[:8]}@example.jp"
+    created = await lifecycle.post("/internal/accounts", json={"loginId": login_id, "password": PASSWORD,
+                                                               "roles": roles})
+    if created.status_code != 201:
+        raise SystemExit(f"bench set-up: account refused: {created.status_code} {created.text}")
+    login = await client.post("/api/v1/auth/login", json={"loginId": login_id, "password": PASSWORD})
+    if login.status_code != 200:
+        raise SystemExit(f"bench set-up: login failed: {login.status_code} {login.text}")
+    return login_id, login.json()["accessToken"]
+
+
+async def company_admin(client: httpx.AsyncClient, lifecycle: httpx.AsyncClient) -> str:
+    """A company with its admin (whose token files the permission requests), registered by an operator."""
+    _, operator = await account(client, lifecycle, ["operator"])
+    admin_id, admin = await account(client, lifecycle, ["company_admin"])
+    company = await client.post("/api/v1/operator/companies", headers=bearer(operator), json={
+        "name": "負荷試験ガス株式会社", "roles": ["gas_retailer"],
+        "primaryAdmin": {"name": "負荷 太郎", "email": admin_id}, "contractors": []})
+    if company.status_code != 201:
+        raise SystemExit(f"bench set-up: company refused: {company.status_code} {company.text}")
+    return admin
+
+
+async def step_up(client: httpx.AsyncClient, settings: Any, user: dict[str, str]) -> None:
+    """Request a code, read it from the sink, verify: the owner may issue keys for the step-up's lifetime."""
+    from kagi_cli.mailbox import mailbox
+
+    issued = await client.post("/api/v1/me/step-up", headers=bearer(user["token"]))
+    if issued.status_code != 201:
+        raise SystemExit(f"bench set-up: step-up refused: {issued.status_code} {issued.text}")
+    for _ in range(1200):
+        codes = [m for m in mailbox(settings.var_path / "mail") if m.to == user["login_id"] and CODE.search(m.body)]
+        if codes:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise SystemExit(f"bench set-up: no step-up mail for {user['login_id']}")
+    match = CODE.search(codes[-1].body)
+    assert match is not None
+    verified = await client.post("/api/v1/me/step-up/verify", headers=bearer(user["token"]),
+                                 json={"code": match.group(1)})
+    if verified.status_code != 200:
+        raise SystemExit(f"bench set-up: step-up verify refused: {verified.status_code} {verified.text}")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -206,14 +291,13 @@ async def main_async() -> None:
         async with httpx.AsyncClient(base_url=gateway, timeout=30,
                                      limits=httpx.Limits(max_connections=200)) as client:
             for _ in range(USERS):
-                login_id = f"bench-{uuid.uuid4().hex[:8]}@example.jp"
-                await lifecycle.post("/internal/accounts", json={"loginId": login_id, "password": PASSWORD,
-                                                                 "roles": ["owner"]})
-                login = await client.post("/api/v1/auth/login", json={"loginId": login_id, "password": PASSWORD})
-                if login.status_code != 200:
-                    raise SystemExit(f"bench set-up: login failed: {login.status_code} {login.text}")
-                token = login.json()["accessToken"]
+                login_id, token = await account(client, lifecycle, ["owner"])
                 users.append({"login_id": login_id, "token": token})
+            print("company, admin and step-ups for the owners …", flush=True)
+            admin_token = await company_admin(client, lifecycle)
+            await asyncio.gather(*(step_up(client, settings, u) for u in users))
+            for user in users:
+                user["admin_token"] = admin_token
             await lifecycle.aclose()
             print("raw database write rate …", flush=True)
             db_rate = await raw_db_write_rate(settings)
@@ -258,13 +342,19 @@ async def main_async() -> None:
                       else "none of the offered rates")
     ratio = f"{sustained.throughput / db_rate:.3f}" if sustained else "n/a"
     bottleneck = max(usage[top], key=lambda n: usage[top][n][0])
+    total_weight = sum(w for _, w in MIX)
+    mix_text = ", ".join(f"{op.__name__.removeprefix('op_').replace('_', ' ')} {w * 100 // total_weight}"
+                         for op, w in MIX)
+    per_op = "\n".join(f"| {name} | {n} |" for name, n in sum((s.ops for s in steps), Counter()).most_common())
     section = f"""
 # Whole-system benchmark
 
 Written by `make bench-system` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Machine: {machine()}.
 Every process of the system on this machine (embedded broker, database and SMTP sink; {len(specs)} service
-processes), loopback only. Open-loop load, {STEP_S:.0f} s per rate; mix: GET /me 40 %, GET step-up state 20 %,
-schedule preview 15 %, step-up code issue (a transaction, an outbox event, a mail) 15 %, login (argon2id) 10 %.
+processes), loopback only. Open-loop load, {STEP_S:.0f} s per rate; mix (weights in %): {mix_text}.
+Writes: step-up code issue, invitation key issue, invitee link request (each a transaction, an outbox event; mails
+for codes and links), permission request filing; login is argon2id with production parameters. Per-address limits
+raised for the run (every client is 127.0.0.1).
 
 Sustained throughput with p99 < 200 ms and < 1 % errors: {sustained_text}.
 Raw database write rate in the same run (one insert per round trip): **{db_rate:.0f} writes/s**;
@@ -273,6 +363,12 @@ sustained throughput / raw write rate = **{ratio}**.
 | offered/s | achieved/s | p50 ms | p99 ms | errors | statuses |
 |---|---|---|---|---|---|
 {rows}
+
+Requests sent per operation over all rates:
+
+| operation | requests |
+|---|---|
+{per_op}
 
 Event end to end (step-up request → mail accepted by the sink), over {len(mails)} users' last codes:
 p50 {statistics.median(mails)*1000 if mails else float('nan'):.0f} ms, p99 {pct(mails, 0.99)*1000 if mails else float('nan'):.0f} ms.
@@ -298,6 +394,7 @@ Where the time goes in the hottest service process ({hottest}), py-spy samples b
 
 def main() -> None:
     configure_env()
+    os.environ.update(LIMITS_ENV)
     asyncio.run(main_async())
 
 
