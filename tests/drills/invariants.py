@@ -29,7 +29,7 @@ from kagi_shared.events import lifecycle as lev
 from kagi_shared.events import notify as nev
 from kagi_shared.events import permissions as pev
 from kagi_shared.events.envelope import UnknownEventError
-from kagi_shared.kafka import make_consumer, read_topic, security
+from kagi_shared.kafka import make_consumer, partitions_of, read_topic, security
 from kagi_shared.mongo import OUTBOX, database_name, make_client
 from kagi_shared.settings import Settings
 from kagi_shared.topics import (
@@ -101,7 +101,7 @@ async def _consumer(settings: Settings) -> AIOKafkaConsumer:
 async def topic_sizes(settings: Settings, topics: list[str]) -> dict[str, int]:
     consumer = await _consumer(settings)
     try:
-        partitions = [TopicPartition(t, p) for t in topics for p in sorted(await _partitions(consumer, t))]
+        partitions = [TopicPartition(t, p) for t in topics for p in sorted(await partitions_of(consumer, t))]
         sizes: Counter[str] = Counter()
         for tp, end in (await log_ends(consumer, partitions)).items():
             sizes[tp.topic] += end
@@ -134,7 +134,7 @@ async def lags(settings: Settings) -> dict[str, int]:
     try:
         behind: dict[str, int] = {}
         for group, topics in consumer_groups().items():
-            partitions = [TopicPartition(t, p) for t in topics for p in sorted(await _partitions(consumer, t))]
+            partitions = [TopicPartition(t, p) for t in topics for p in sorted(await partitions_of(consumer, t))]
             ends = await log_ends(consumer, partitions)
             # An explicit partition list: Tansu cannot answer the "all partitions" form of OffsetFetch.
             committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
@@ -147,16 +147,6 @@ async def lags(settings: Settings) -> dict[str, int]:
     finally:
         await consumer.stop()
         await admin.close()
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    for _ in range(50):
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return set(found)
-        await consumer._client.force_metadata_update()  # the public API offers no awaitable refresh
-        await asyncio.sleep(0.1)
-    raise LookupError(f"topic {topic} not found")
 
 
 async def read_events(settings: Settings, topics: list[str]) -> dict[str, list[Seen]]:

@@ -75,7 +75,7 @@ async def read_topic(settings: Settings, topic: str, timeout_s: float = 10.0) ->
     consumer = make_consumer(settings, enable_auto_commit=False, group_id=None, auto_offset_reset="earliest")
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))]
+        partitions = [TopicPartition(topic, p) for p in sorted(await partitions_of(consumer, topic))]
         ends = await consumer.end_offsets(partitions)
         todo = {tp for tp in partitions if ends[tp] > 0}
         records: list[ConsumerRecord[bytes, bytes]] = []
@@ -96,7 +96,8 @@ async def read_topic(settings: Settings, topic: str, timeout_s: float = 10.0) ->
         await consumer.stop()
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    """A topic's partition numbers, waiting briefly for metadata of a topic created a moment ago."""
     for _ in range(50):
         found = consumer.partitions_for_topic(topic)
         if found:

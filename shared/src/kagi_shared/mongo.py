@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import msgspec
 from bson import Binary
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -20,6 +21,7 @@ from kagi_shared.events.envelope import Envelope, encode
 from kagi_shared.settings import Settings
 
 T = TypeVar("T")
+S = TypeVar("S", bound=msgspec.Struct)
 Doc = dict[str, Any]
 
 OUTBOX = "outbox"
@@ -47,6 +49,20 @@ def next_seq() -> int:
     global _last_seq
     _last_seq = max(_last_seq + 1, time.time_ns())
     return _last_seq
+
+
+def struct_doc(value: msgspec.Struct) -> Doc:
+    """A struct as a document: its ``id`` becomes ``_id``."""
+    doc = msgspec.structs.asdict(value)
+    doc["_id"] = doc.pop("id")
+    return doc
+
+
+def doc_struct(doc: Doc, cls: type[S]) -> S:
+    """The struct stored by ``struct_doc``."""
+    fields = dict(doc)
+    fields["id"] = fields.pop("_id")
+    return msgspec.convert(fields, cls)
 
 
 def outbox_row(topic: str, envelope: Envelope) -> Doc:

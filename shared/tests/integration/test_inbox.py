@@ -22,25 +22,27 @@ def failed_event(n: int) -> Envelope:
                         source="kagi/test", subject=f"acct-{n}")
 
 
-async def consume_all(settings: Settings, topic: str, consumer: InboxConsumer, expected: int) -> list[str]:
-    """A real consumer group reads the topic and feeds the inbox consumer, as a faust agent does."""
+async def fetch(settings: Settings, topic: str, expected: int) -> list[Any]:
+    """``expected`` records of ``topic`` read by a fresh consumer group from the start, as a worker reads them."""
     kafka = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, group_id=f"g-{uuid.uuid4().hex}",
                              auto_offset_reset="earliest", enable_auto_commit=False,
                              fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms)
     await kafka.start()
-    outcomes: list[str] = []
+    records: list[Any] = []
     try:
-        while len(outcomes) < expected:
+        while len(records) < expected:
             batch = await kafka.getmany(timeout_ms=15000)
-            assert batch, f"only {len(outcomes)} of {expected} messages arrived"
-            for messages in batch.values():
-                for m in messages:
-                    outcomes.append(await consumer.process(m.topic, m.key, m.value,
-                                                           partition=m.partition, offset=m.offset))
-            await kafka.commit()
+            assert batch, f"only {len(records)} of {expected} messages arrived"
+            records += [m for messages in batch.values() for m in messages]
     finally:
         await kafka.stop()
-    return outcomes
+    return records
+
+
+async def consume_all(settings: Settings, topic: str, consumer: InboxConsumer, expected: int) -> list[str]:
+    """Every record through the inbox consumer one at a time, as a faust agent does."""
+    return [await consumer.process(m.topic, m.key, m.value, partition=m.partition, offset=m.offset)
+            for m in await fetch(settings, topic, expected)]
 
 
 class Recorder:
@@ -136,20 +138,9 @@ class BatchRecorder:
 
 async def read_batch(settings: Settings, topic: str, expected: int) -> list[Message]:
     """Every message of ``topic`` as one batch, as a faust agent's ``take_events`` hands them over."""
-    kafka = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, group_id=f"g-{uuid.uuid4().hex}",
-                             auto_offset_reset="earliest", enable_auto_commit=False,
-                             fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms)
-    await kafka.start()
-    messages: list[Message] = []
-    try:
-        while len(messages) < expected:
-            batch = await kafka.getmany(timeout_ms=15000)
-            assert batch, f"only {len(messages)} of {expected} messages arrived"
-            messages += [Message(m.topic, m.key, m.value or b"", m.partition, m.offset)
-                         for records in batch.values() for m in records]
-    finally:
-        await kafka.stop()
-    return sorted(messages, key=lambda m: m.offset)
+    records = await fetch(settings, topic, expected)
+    return sorted((Message(m.topic, m.key, m.value or b"", m.partition, m.offset) for m in records),
+                  key=lambda m: m.offset)
 
 
 async def test_batch_applies_each_event_once(settings: Settings, store_factory: Any) -> None:

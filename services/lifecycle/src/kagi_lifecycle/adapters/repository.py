@@ -5,25 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import msgspec
 from pymongo import ASCENDING, ReturnDocument
 
 from kagi_lifecycle.domain.accounts import Account
-from kagi_shared.mongo import Store, Tx
+from kagi_shared.mongo import Store, Tx, doc_struct, struct_doc
 
 ACCOUNTS = "accounts"
 
 
 def _to_doc(account: Account) -> dict[str, Any]:
-    doc = msgspec.structs.asdict(account)
-    doc["_id"] = doc.pop("id")
-    return doc
+    return struct_doc(account)
 
 
 def _from_doc(doc: dict[str, Any]) -> Account:
-    doc = dict(doc)
-    doc["id"] = doc.pop("_id")
-    return msgspec.convert(doc, Account)
+    return doc_struct(doc, Account)
 
 
 class AccountRepository:

@@ -15,7 +15,6 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-import msgspec
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
@@ -28,7 +27,7 @@ from kagi_lifecycle.service.handlers import LifecycleService
 from kagi_lifecycle.service.notices import send_mail
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.jst import jp_datetime, jp_deadline
-from kagi_shared.mongo import Tx
+from kagi_shared.mongo import Tx, doc_struct, struct_doc
 from kagi_shared.problems import FieldError, Problem
 
 REGISTRATIONS = "registrations"
@@ -51,15 +50,11 @@ def _refuse(verdict: str) -> Problem:
 
 
 def _doc(registration: Registration) -> dict[str, Any]:
-    doc = msgspec.structs.asdict(registration)
-    doc["_id"] = doc.pop("id")
-    return doc
+    return struct_doc(registration)
 
 
 def _from(doc: dict[str, Any]) -> Registration:
-    doc = dict(doc)
-    doc["id"] = doc.pop("_id")
-    return msgspec.convert(doc, Registration)
+    return doc_struct(doc, Registration)
 
 
 class RegistrationService:
