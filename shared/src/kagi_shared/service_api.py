@@ -6,6 +6,7 @@ only when the shared internal token is present (mTLS or a mesh does this in prod
 
 from __future__ import annotations
 
+import gc
 import hmac
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -161,6 +162,11 @@ def _name(name: str) -> Callable[[AppConfig], AppConfig]:
 
 
 def serve(app: Litestar, port: int, settings: Settings) -> None:
+    # The modules and the app built so far live as long as the process. Frozen, they leave the collector's
+    # view: a full collection walked ~90,000 such objects on the gateway and paused every request for
+    # 40–75 ms (the login benchmark's /health p99); afterwards it walks only what requests allocate.
+    gc.collect()
+    gc.freeze()
     uvicorn.run(app, host=settings.http.host, port=port, log_level="warning", access_log=False,
                 lifespan="on", timeout_graceful_shutdown=5,
                 timeout_keep_alive=settings.http.server_keep_alive_s)
