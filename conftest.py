@@ -9,6 +9,7 @@ process and the gateway as well).
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import tempfile
@@ -34,6 +35,25 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
+def _free_block(size: int) -> int:
+    """A base port whose next ``size`` ports are all free (workers listen on base + 1..size)."""
+    for _ in range(100):
+        base = random.randint(20_000, 60_000)
+        sockets = []
+        try:
+            for port in range(base + 1, base + size + 1):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError(f"no block of {size} free ports found")
+
+
 @pytest.fixture(scope="session")
 def test_env() -> Iterator[dict[str, str]]:
     """Environment of the test run: free ports, a temporary var dir, fast test settings."""
@@ -49,7 +69,8 @@ def test_env() -> Iterator[dict[str, str]]:
         "KAGI_SECURITY_ARGON2_TIME_COST": "1",
         "KAGI_NOTIFY_RETRY_BASE_S": "0.5",
         "KAGI_OUTBOX_LEASE_TTL_S": "2",
-        "KAGI_PORTS_WORKER_METRICS_BASE": "0",
+        # Workers serve /health, /ready and /metrics on base + 1..5, as in a pod.
+        "KAGI_PORTS_WORKER_METRICS_BASE": str(_free_block(5)),
         "KAGI_HTTP_METRICS_REFRESH_S": "0",
         # One client address for every test and drill: per-IP invite limits would measure the suite, not the code
         # (their own tests build the service with the production limits).

@@ -76,6 +76,11 @@ class SmtpSettings(msgspec.Struct, frozen=True, kw_only=True):
     url: str | None = None
     """``smtp://user:pass@host:port?starttls=1``; unset means the embedded sink."""
     sender: str = "no-reply@kagi.example.jp"
+    auth_sender: str = "noreply@admin.auth.kagi.example.jp"
+    """From of the authentication system's notices (seed 5-7: the inactivity mails); templates say ``sender: auth``."""
+    enrolment_sender: str = "anshinlogin@auth.kagi.example.jp"
+    """From of the authentication provider's enrolment mails (seed 5-1 ⑤: guide and one-time password);
+    templates say ``sender: enrolment``. Any ``<key>_sender`` field here is a sender templates may name."""
 
 
 class OutboxSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -88,12 +93,17 @@ class ConsumerSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_attempts: int = 3
     """Attempts before a message goes to ``<topic>.dlt``."""
     retry_backoff_s: float = 0.2
+    liveness_silence_s: float = 60.0
+    """A worker whose event loop has not beaten for this long answers ``/health`` with 503 (pod restarted)."""
 
 
 class NotifySettings(msgspec.Struct, frozen=True, kw_only=True):
     max_attempts: int = 6
     """SMTP attempts before a message is dead-lettered."""
     retry_base_s: float = 2.0
+    outage_retry_cap_s: float = 60.0
+    """While the SMTP server is unreachable (refused, timed out, 421) mail waits without spending attempts and
+    the server is tried again after ``retry_base_s``, doubling up to this: at most this late once it is back."""
     dispatch_poll_s: float = 1.0
     smtp_timeout_s: float = 10.0
     sms_sender: Literal["file"] = "file"

@@ -14,7 +14,6 @@ from typing import cast
 
 import faust
 from aiokafka import AIOKafkaProducer
-from prometheus_client import start_http_server
 
 from kagi_shared.faust_app import make_faust_app
 from kagi_shared.inbox import InboxConsumer, Message
@@ -24,6 +23,7 @@ from kagi_shared.mongo import Store, database_name, make_client
 from kagi_shared.outbox import OutboxRelay
 from kagi_shared.settings import Settings
 from kagi_shared.tracing import configure_tracing
+from kagi_shared.worker_probes import WorkerProbes, serve_probes
 
 log = get_logger(__name__)
 
@@ -97,16 +97,23 @@ class WorkerRuntime:
         relay.__qualname__ = f"kagi-{self.service}.relay"
         self.app.task(relay)
 
-    def _serve_metrics(self) -> None:
+    def _serve_probes(self) -> WorkerProbes:
+        """``/health``, ``/ready`` and ``/metrics`` on the worker's metrics port (Kubernetes probes it there)."""
+        probes = WorkerProbes(self.settings.consumer.liveness_silence_s)
+
+        async def beat() -> None:
+            probes.beat()
+
+        self.app.timer(interval=max(1.0, probes.max_silence_s / 6), name=f"kagi-{self.service}.beat")(beat)
         offsets = {"lifecycle": 1, "invite": 2, "permissions": 3, "notify": 4, "audit": 5}
         base = self.settings.ports.worker_metrics_base
-        if not base:
-            return
-        port = base + offsets.get(self.service, 0)
-        try:
-            start_http_server(port, addr=self.settings.http.host)
-        except OSError as exc:  # metrics are not worth refusing to work for
-            log.warning("worker.metrics_port_busy", port=port, error=str(exc))
+        if base:
+            port = base + offsets.get(self.service, 0)
+            try:
+                serve_probes(probes, self.settings.http.host, port)
+            except OSError as exc:  # locally two checkouts may collide; in a pod the port is ours
+                log.warning("worker.probe_port_busy", port=port, error=str(exc))
+        return probes
 
     def ready_file(self) -> Path:
         return ready_file(self.settings, self.service)
@@ -119,10 +126,11 @@ class WorkerRuntime:
         marker.unlink(missing_ok=True)
         (self.settings.var_path / "faust").mkdir(parents=True, exist_ok=True)
 
-        self._serve_metrics()
+        probes = self._serve_probes()
 
         @self.app.on_partitions_assigned.connect
         async def mark_ready(*_: object, **__: object) -> None:
+            probes.joined()
             marker.write_text("ready\n")
 
         # faust runs on the current event loop: create the topics on that same loop first.
