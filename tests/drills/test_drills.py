@@ -106,10 +106,19 @@ async def start_broker_with_its_topics(settings: Settings) -> None:
 
 
 @pytest.mark.parametrize("processes", KILLS, ids=["+".join(k) for k in KILLS])
-async def test_process_killed_mid_load(settings: Settings, workload: Workload, processes: tuple[str, ...]) -> None:
+async def test_process_killed_mid_load(settings: Settings, workload: Workload, processes: tuple[str, ...],
+                                       gateway: httpx.AsyncClient) -> None:
     async def kill() -> None:
         for name in processes:
-            await restart(settings, name)
+            await stop(settings, name)
+            if name.endswith("-api"):
+                # The gateway's readiness names the missing service, so a load balancer stops sending it traffic.
+                ready = await gateway.get("/ready")
+                assert ready.status_code == 503, ready.text
+                assert ready.headers["content-type"].startswith("application/problem+json")
+                assert ready.json()["code"] == "gateway.not_ready"
+                assert ready.json()["services"][name.removesuffix("-api")] is False, ready.text
+            await start(settings, name)
 
     await workload.run(kill)
     if all(p.endswith("-worker") for p in processes):
