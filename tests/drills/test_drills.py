@@ -134,20 +134,20 @@ async def test_smtp_sink_down_then_back(settings: Settings, workload: Workload) 
 
 async def test_database_down_answers_503_then_recovers(settings: Settings, workload: Workload,
                                                        gateway: httpx.AsyncClient) -> None:
-    """APIs answer 503 (or, when busy, the gateway's 504) problem+json while the database is away; workers
-    pause and resume, losing nothing."""
+    """APIs answer 503 problem+json while the database is away; workers pause and resume, losing nothing."""
     async def outage() -> None:
         await stop(settings, "mongo")
         try:
-            for user in workload.owners:
+            for i, user in enumerate(workload.owners):
                 reply = await gateway.post("/api/v1/me/step-up", headers=user.auth)
-                # 504 when the api, busy with the workload's calls, is still waiting for the database at the
-                # gateway's deadline (server selection takes 3 s per attempt); 503 when it gave up first.
-                assert (reply.status_code, reply.json()["code"]) in \
-                    ((503, "service.unavailable"), (504, "service.timeout")), reply.text
                 assert reply.headers["content-type"].startswith("application/problem+json")
-                if reply.status_code == 503:
-                    assert "retry-after" in reply.headers
+                if i == 0 and reply.status_code == 504:
+                    # The first calls wait out server selection (3 s); a busy api may pass the gateway's deadline.
+                    assert reply.json()["code"] == "service.timeout", reply.text
+                    continue
+                # Once a call has found the database away, the api's breaker answers every call at once.
+                assert (reply.status_code, reply.json()["code"]) == (503, "service.unavailable"), reply.text
+                assert "retry-after" in reply.headers
             await asyncio.sleep(OUTAGE_S)
         finally:
             await start(settings, "mongo")

@@ -14,6 +14,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from kagi_shared.breaker import DATABASE
 from kagi_shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -138,13 +139,17 @@ def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respo
 
     if isinstance(exc, ServerSelectionTimeoutError | ConnectionFailure):
         log.error("http.dependency_down", path=request.url.path, error=str(exc))
-        problem = Problem(503, "service.unavailable",
-                          "ただいまサービスを利用できません。しばらくしてから再度お試しください。",
-                          headers={"Retry-After": "5"})
+        DATABASE.trip()
+        problem = database_unavailable()
     else:
         log.exception("http.unexpected", path=request.url.path)
         problem = Problem(HTTP_500_INTERNAL_SERVER_ERROR, "internal", "システムエラーが発生しました。")
     return problem_response(problem, request)
+
+
+def database_unavailable() -> Problem:
+    return Problem(503, "service.unavailable", "ただいまサービスを利用できません。しばらくしてから再度お試しください。",
+                   headers={"Retry-After": "5"})
 
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {

@@ -22,9 +22,10 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from kagi_shared.breaker import DATABASE
 from kagi_shared.logging import configure_logging, get_logger
 from kagi_shared.metrics import metrics_handler, observe_http
-from kagi_shared.problems import EXCEPTION_HANDLERS, Problem
+from kagi_shared.problems import EXCEPTION_HANDLERS, Problem, database_unavailable
 from kagi_shared.settings import Settings, get_settings
 from kagi_shared.tracing import SpanKind, configure_tracing, mark_error, span
 
@@ -115,6 +116,13 @@ class RequestContextMiddleware(ASGIMiddleware):
 
 
 ReadyCheck = Callable[[], Awaitable[None]]
+_PROBES = frozenset({"/health", "/ready", "/metrics"})
+
+
+async def fail_fast_while_database_down(request: Request[Any, Any, Any]) -> None:
+    """While the breaker is open, answer 503 at once rather than wait out server selection (probes still run)."""
+    if DATABASE.open and request.url.path not in _PROBES:
+        raise database_unavailable()
 
 
 def health_handlers(ready: ReadyCheck) -> list[Any]:
@@ -141,10 +149,12 @@ def create_service_app(
     lifespan: Sequence[Any] = (),
     dependencies: dict[str, Any] | None = None,
 ) -> Litestar:
+    DATABASE.watch(ready)
     return Litestar(
         route_handlers=[*health_handlers(ready), metrics_handler, *route_handlers],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[RequestContextMiddleware(f"{name}-api")],
+        before_request=fail_fast_while_database_down,
         lifespan=list(lifespan),
         dependencies=dependencies or {},
         openapi_config=None,

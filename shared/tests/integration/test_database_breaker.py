@@ -1,0 +1,139 @@
+"""A service whose database goes away answers 503 at once (not after each request's server selection) and
+serves again by itself when the database returns.
+
+The database connection runs through a TCP proxy the test switches off and on: a real outage on a real
+connection to the embedded server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar import get
+from litestar.testing import AsyncTestClient
+from pymongo import AsyncMongoClient
+
+from kagi_shared.breaker import DATABASE
+from kagi_shared.service_api import create_service_app
+from kagi_shared.settings import Settings
+
+
+class Proxy:
+    """Forwards 127.0.0.1:<port> to the embedded database while on; off closes the listener and every link.
+
+    It runs its own event loop on a thread, so it forwards whatever the test's loop is doing.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._links: set[asyncio.StreamWriter] = set()
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, daemon=True).start()
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
+
+    def on(self) -> None:
+        async def listen() -> None:
+            self._server = await asyncio.start_server(self._link, "127.0.0.1", self.port)
+            self.port = self._server.sockets[0].getsockname()[1]
+
+        self._run(listen())
+
+    def off(self) -> None:
+        async def close() -> None:
+            assert self._server is not None
+            self._server.close()
+            for writer in list(self._links):
+                writer.close()
+            self._links.clear()
+            await self._server.wait_closed()
+
+        self._run(close())
+
+    def stop(self) -> None:
+        async def cancel_links() -> None:
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+
+        self._run(cancel_links())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._links |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+async def test_database_outage_fails_fast_then_recovers(settings: Settings) -> None:
+    proxy = Proxy(settings.ports.mongo)
+    proxy.on()
+    clients: list[AsyncMongoClient[dict[str, Any]]] = []
+    reached: list[int] = []
+
+    def mongo() -> AsyncMongoClient[dict[str, Any]]:
+        # Made on first use, on the app's own loop (the test client runs the app on another one).
+        if not clients:
+            clients.append(AsyncMongoClient(f"mongodb://127.0.0.1:{proxy.port}/?directConnection=true",
+                                            serverSelectionTimeoutMS=3000, heartbeatFrequencyMS=500))
+        return clients[0]
+
+    @get("/thing")
+    async def thing() -> dict[str, Any]:
+        reached.append(1)
+        await mongo()["breaker_test"]["things"].find_one({})
+        return {"ok": True}
+
+    async def ready() -> None:
+        await mongo().admin.command("ping")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: object) -> AsyncIterator[None]:
+        yield
+        await DATABASE.close()
+        for client in clients:
+            await client.close()
+
+    app = create_service_app("breaker-test", [thing], ready=ready, lifespan=[lifespan])
+    try:
+        async with AsyncTestClient(app=app) as http:
+            assert (await http.get("/thing")).status_code == 200
+
+            proxy.off()
+            first = await http.get("/thing")
+            assert first.status_code == 503 and first.json()["code"] == "service.unavailable"
+            assert first.headers["retry-after"] == "5"
+            calls_when_tripped = len(reached)
+            for _ in range(5):  # later requests are answered without touching the database
+                again = await http.get("/thing")
+                assert again.status_code == 503 and again.json()["code"] == "service.unavailable"
+            assert len(reached) == calls_when_tripped
+            assert (await http.get("/health")).status_code == 200  # liveness is not the database's business
+            assert (await http.get("/ready")).status_code == 503
+
+            proxy.on()  # same port: the database is back
+            for _ in range(200):
+                if (await http.get("/thing")).status_code == 200:
+                    break
+                await asyncio.sleep(0.05)
+            assert (await http.get("/thing")).status_code == 200
+            assert not DATABASE.open
+    finally:
+        with contextlib.suppress(Exception):
+            proxy.off()
+        proxy.stop()
