@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from kagi_lifecycle.domain.ladder import ladder_for
+from kagi_lifecycle.service.handlers import ladder_days, new_period
 from kagi_shared.events import encode, new_envelope
 from kagi_shared.events.lifecycle import ExternalLoginReported
 from kagi_shared.jst import jp_slash_date, to_jst
@@ -288,3 +289,54 @@ async def test_five_wrong_secret_answers_lock_the_account(settings: Settings, ga
     assert "「秘密の質問」の回答を 5回連続して間違えたため" in mail.body
     login = await gateway.post("/api/v1/auth/login", json={"loginId": user.login_id, "password": user.password})
     assert login.json()["code"] == "auth.account_locked"
+
+
+async def test_a_sweep_that_locks_or_purges_ends_open_sessions(settings: Settings,
+                                                               gateway: httpx.AsyncClient) -> None:
+    locked_user = await create_user(settings, gateway, ["owner"])
+    purged_user = await create_user(settings, gateway, ["owner"])
+    sessions = {}
+    for user in (locked_user, purged_user):
+        login = await gateway.post("/api/v1/auth/login", json={"loginId": user.login_id, "password": user.password})
+        assert login.status_code == 200, login.text
+        sessions[user.login_id] = login.json()
+        me = await gateway.get("/api/v1/me", headers={"Authorization": f"Bearer {login.json()['accessToken']}"})
+        assert me.status_code == 200, me.text
+
+    # Move only these two accounts' last login back (181 days: past the lock date; 211: past the purge date,
+    # missed sweeps, so purge straight away), so that a sweep now hits them and no other test's accounts.
+    now = datetime.now(UTC)
+    client = make_client(settings)
+    try:
+        accounts = client[database_name(settings, "lifecycle")]["accounts"]
+        for user, days in ((locked_user, 181), (purged_user, 211)):
+            base = now - timedelta(days=days)
+            await accounts.update_one({"login_id": user.login_id}, {"$set": {
+                "last_login_at": base, "issued_at": base, **new_period(base, ladder_days(settings))}})
+    finally:
+        await client.close()
+    swept = await kagi("lifecycle", "sweep", "--as-of", now.isoformat())
+    assert swept["applied"]["lock"] >= 1 and swept["applied"]["purge"] >= 1
+
+    for user, login_code in ((locked_user, "auth.account_locked"), (purged_user, "auth.account_purged")):
+        session = sessions[user.login_id]
+        auth = {"Authorization": f"Bearer {session['accessToken']}"}
+        ended = None
+        deadline = asyncio.get_running_loop().time() + 10  # the gateway trusts its cached session for up to 5 s
+        while asyncio.get_running_loop().time() < deadline:
+            ended = await gateway.get("/api/v1/me", headers=auth)
+            if ended.status_code != 200:
+                break
+            await asyncio.sleep(0.1)
+        assert ended is not None and ended.status_code == 401, (user.login_id, ended and ended.text)
+        assert ended.headers["content-type"].startswith("application/problem+json")
+        assert ended.json()["code"] == "auth.session_ended"
+        # The first login's token ends as well, and no token renews either session.
+        assert (await gateway.get("/api/v1/me", headers=user.auth)).json()["code"] == "auth.session_ended"
+        refreshed = await gateway.post("/api/v1/auth/refresh", json={"refreshToken": session["refreshToken"]})
+        assert refreshed.status_code == 401 and refreshed.json()["code"] == "auth.refresh_invalid"
+        again = await gateway.post("/api/v1/auth/login", json={"loginId": user.login_id, "password": user.password})
+        assert again.status_code == 403 and again.json()["code"] == login_code
+    assert (await gateway.post("/api/v1/auth/login", json={"loginId": locked_user.login_id,
+                                                           "password": locked_user.password})
+            ).json()["reason"] == "inactivity"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from lifecycle_helpers import PASSWORD, mails, make_lifecycle, outbox
 from prometheus_client import REGISTRY
 
@@ -163,3 +166,91 @@ async def test_accounts_stored_before_the_ladder_are_scheduled_once(settings: Se
     assert stored.next_stage_at == start_of_japan_day((BASE + 120 * DAY).date())
     assert await lc.sweeps.backfill() == 0  # once per database
     assert (await lc.sweeps.sweep(sweep_on(BASE + 120 * DAY))).applied["warning1"] == 1
+
+
+async def test_a_login_with_the_clock_behind_keeps_the_later_last_login(settings: Settings,
+                                                                       store_factory: Any) -> None:
+    store = await store_factory("lc")
+    lc, clock = await make_lifecycle(settings, store, ISSUED)
+    account = await lc.service.create_account("skew@example.jp", PASSWORD, ["owner"])
+    later = clock.advance(days=40)
+    await lc.service.login("skew@example.jp", PASSWORD)
+    clock.at = later - timedelta(days=30)  # this node's clock is behind the one that took the later login
+    with pytest.raises(Problem):
+        await lc.service.login("skew@example.jp", "Wrong-pass-2026!")
+    await lc.service.login("skew@example.jp", PASSWORD)  # still logs in
+
+    stored = await lc.accounts.get(account.id)
+    assert stored is not None
+    assert stored.last_login_at == later
+    assert stored.failed_logins == 0
+    assert stored.next_stage == "warning1"
+    assert stored.next_stage_at == start_of_japan_day((BASE + 160 * DAY).date())
+    logins = [e.at for _, e in await outbox(store) if isinstance(e, ev.LoggedIn)]
+    assert logins == [later, later - timedelta(days=30)]
+
+    # The ladder runs from the later login: nothing 120 days after the earlier clock's, warning 1 at day 40 + 120.
+    assert (await lc.sweeps.sweep(sweep_on(BASE + 159 * DAY))).examined == 0
+    assert (await lc.sweeps.sweep(sweep_on(BASE + 160 * DAY))).applied["warning1"] == 1
+    [mail] = await mails(store, "skew@example.jp")
+    assert mail.variables["last_login"] == (BASE + 40 * DAY).strftime("%Y/%m/%d")
+
+
+async def test_two_sweeps_at_once_apply_each_stage_once(settings: Settings, store_factory: Any) -> None:
+    store = await store_factory("lc")
+    lc, clock = await make_lifecycle(settings, store, ISSUED)
+    as_of = sweep_on(BASE + 215 * DAY)
+    # One already warned by an earlier sweep, now due for warning 2.
+    clock.at = ISSUED + 60 * DAY
+    await lc.service.create_account("race-warned@example.jp", PASSWORD, ["owner"])
+    assert (await lc.sweeps.sweep(sweep_on(BASE + 181 * DAY))).applied["warning1"] == 1
+    expected = {"race-warned@example.jp": "warning2"}
+    # Issued so that at ``as_of`` each is due for one stage (days since issue: 215, 185, 155, 125), two of each.
+    for offset, stage in ((0, "purge"), (30, "lock"), (60, "warning2"), (90, "warning1")):
+        clock.at = ISSUED + offset * DAY
+        for n in range(2):
+            login_id = f"race-{stage}-{n}@example.jp"
+            await lc.service.create_account(login_id, PASSWORD, ["owner"])
+            expected[login_id] = stage
+    before = len(await mails(store))
+
+    # Hold each sweep's read of an account until the other sweep has read it too (or a moment passed), so
+    # that both decide from the same state: the race the cron on every worker makes possible.
+    reads: dict[str, int] = {}
+    both_read: dict[str, asyncio.Event] = {}
+    get = lc.accounts.get
+
+    async def racing_get(account_id: str, tx: Any = None) -> Any:
+        account = await get(account_id, tx)
+        if tx is not None:
+            reads[account_id] = reads.get(account_id, 0) + 1
+            event = both_read.setdefault(account_id, asyncio.Event())
+            if reads[account_id] >= 2:
+                event.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), 0.5)
+        return account
+
+    lc.accounts.get = racing_get  # type: ignore[method-assign]
+    first, second = await asyncio.gather(lc.sweeps.sweep(as_of), lc.sweeps.sweep(as_of))
+    lc.accounts.get = get  # type: ignore[method-assign]
+    assert all(n >= 2 for n in reads.values())  # the race did happen
+
+    total = {s: first.applied[s] + second.applied[s] for s in first.applied}
+    assert total == {"warning1": 2, "warning2": 3, "lock": 2, "purge": 2}
+    # Both may have read the same due accounts; only one applied each.
+    assert 9 <= first.examined + second.examined <= 18
+    templates = {"warning1": "inactivity_warning_1", "warning2": "inactivity_warning_2", "lock": "inactivity_lock",
+                 "purge": "inactivity_purge"}
+    sent = [(m.recipient, m.template) for m in (await mails(store))[before:]]
+    assert sorted(sent) == sorted((login_id, templates[stage]) for login_id, stage in expected.items())
+    events = [e for _, e in await outbox(store)]
+    assert len([e for e in events if isinstance(e, ev.AccountWarned)]) == 1 + 5
+    assert len([e for e in events if isinstance(e, ev.AccountLocked)]) == 2
+    assert len([e for e in events if isinstance(e, ev.AccountPurged)]) == 2
+    for login_id, stage in expected.items():
+        account = await lc.accounts.by_login_id(login_id)
+        assert account is not None and account.ladder_stage == stage, login_id
+        # Each lock or purge ended the sessions once.
+        assert account.session_version == (1 if stage in ("lock", "purge") else 0), login_id
+    assert (await lc.sweeps.sweep(as_of)).examined == 0

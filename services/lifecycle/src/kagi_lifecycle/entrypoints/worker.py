@@ -3,9 +3,12 @@ withdrawals (退会) from ``invite.events``, the outbox."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import faust
 
 from kagi_lifecycle.bootstrap import NAME, Lifecycle, bootstrap
 from kagi_shared.events import invite as inv
@@ -39,22 +42,28 @@ def withdrawals(lifecycle: Lifecycle, dead_letter: DeadLetterSink, settings: Set
                          settings)
 
 
+def schedule_sweep(app: faust.App, lifecycle: Lifecycle, settings: Settings) -> Callable[[], Awaitable[None]]:
+    """Register the daily inactivity sweep on ``app`` at the configured crontab and time zone."""
+    lc = settings.lifecycle
+
+    # Every worker may run it: each account is re-read and changed in its own transaction, so two
+    # sweeps at once apply each stage once (no dependence on faust's leader election).
+    @app.crontab(lc.sweep_cron, timezone=ZoneInfo(lc.sweep_timezone))
+    async def inactivity_sweep() -> None:
+        await lifecycle.start()
+        result = await lifecycle.sweeps.sweep(datetime.now(UTC))
+        log.info("lifecycle.scheduled_sweep", **result.as_json())
+
+    return inactivity_sweep
+
+
 def main() -> None:
     settings = get_settings()
     runtime = WorkerRuntime(NAME, settings)
     lifecycle = bootstrap(settings, runtime.store)
     runtime.consume(AUTH_LOGINS.name, external_logins(lifecycle, runtime.dead_letter, settings))
     runtime.consume(INVITE_EVENTS.name, withdrawals(lifecycle, runtime.dead_letter, settings))
-    lc = settings.lifecycle
-
-    # Every worker may run it: each account is re-read and changed in its own transaction, so two
-    # sweeps at once apply each stage once (no dependence on faust's leader election).
-    @runtime.app.crontab(lc.sweep_cron, timezone=ZoneInfo(lc.sweep_timezone))
-    async def inactivity_sweep() -> None:
-        await lifecycle.start()
-        result = await lifecycle.sweeps.sweep(datetime.now(UTC))
-        log.info("lifecycle.scheduled_sweep", **result.as_json())
-
+    schedule_sweep(runtime.app, lifecycle, settings)
     runtime.relay_outbox()
     runtime.run()
 

@@ -37,6 +37,15 @@ def ladder_days(settings: Settings) -> ladder.LadderDays:
                              purge=lc.purge_days)
 
 
+def last_login_before(moment: datetime) -> dict[str, Any]:
+    """Filter: the stored last login (the ladder's base) is earlier than ``moment``, or there is none.
+
+    Every write of last login carries it, so a clock stepping back, or a late report, never moves
+    last login, and with it the inactivity period, backwards; checked in the write itself so that
+    concurrent logins cannot undo each other either."""
+    return {"$or": [{"last_login_at": None}, {"last_login_at": {"$lt": moment}}]}
+
+
 def new_period(base: datetime, days: ladder.LadderDays) -> dict[str, Any]:
     """Fields that start a new inactivity period at ``base`` (a login, or the ID's issue)."""
     plan = ladder.next_stage(ladder.ladder_for(ladder.japan_date(base), days), None)
@@ -117,7 +126,12 @@ class LifecycleService:
 
         async def succeed(tx: Tx) -> bool:
             # Only an account that is still active logs in: a lock committed meanwhile wins.
-            if not await self.accounts.update(tx, account.id, changes, when={"status": "active"}):
+            moved = await self.accounts.update(tx, account.id, changes,
+                                               when={"status": "active", **last_login_before(now)})
+            # Not moved: a later login is already stored (this clock is behind). The user still logs in,
+            # but the later login stays the ladder's base.
+            if not moved and not await self.accounts.update(tx, account.id, {"failed_logins": 0},
+                                                            when={"status": "active"}):
                 return False
             self.publish(tx, ev.LoggedIn(account_id=account.id, at=now), account.id, correlation_id)
             return True
@@ -176,12 +190,12 @@ class LifecycleService:
         account = await self.accounts.by_login_id(canonical_login_id(event.login_id), tx)
         if account is None or account.status == "purged":
             return False
-        if account.last_login_at is not None and account.last_login_at >= event.at:
-            return False  # a late or replayed report never moves last login backwards
         changes = {"last_login_at": event.at}
         if account.status == "active":
             changes.update(new_period(event.at, self.days))
-        await self.accounts.update(tx, account.id, changes)
+        if not await self.accounts.update(tx, account.id, changes,
+                                          when={"status": {"$ne": "purged"}, **last_login_before(event.at)}):
+            return False  # a late or replayed report
         self.publish(tx, ev.LoggedIn(account_id=account.id, at=event.at, via=event.provider), account.id,
                      correlation_id)
         return True

@@ -154,22 +154,31 @@ class SweepService:
         upcoming = ladder.next_stage(plan, stage)
         changes: dict[str, Any] = {"ladder_stage": stage, "next_stage": upcoming.stage if upcoming else None,
                                    "next_stage_at": upcoming.due_at if upcoming else None}
+        # Applied only if the account is still as read: the transaction's write-conflict check already
+        # makes a second sweep re-read, and this keeps "once per stage" in the write itself.
+        unchanged = {"status": account.status, "ladder_stage": account.ladder_stage,
+                     "last_login_at": account.last_login_at}
         lc = self.settings.lifecycle
         variables = {"login_id": account.login_id, "last_login": jp_slash_date(plan.base),
                      "days": str(self.days.of(stage)), "contact": lc.support_contact}
         if stage in ("warning1", "warning2"):
-            await self.accounts.update(tx, account.id, changes)
+            if not await self.accounts.update(tx, account.id, changes, when=unchanged):
+                return None
             self.lifecycle.publish(tx, ev.AccountWarned(account_id=account.id, stage=stage, at=as_of,
                                                         lock_on=plan.lock), account.id, correlation_id)
             variables["login_deadline"] = jp_slash_date(plan.login_deadline)
         elif stage == "lock":
-            await self.accounts.update(tx, account.id, {**changes, "status": "locked", "lock_reason": "inactivity",
-                                                        "locked_at": as_of}, bump_session=True)
+            if not await self.accounts.update(tx, account.id, {**changes, "status": "locked",
+                                                               "lock_reason": "inactivity", "locked_at": as_of},
+                                              when=unchanged, bump_session=True):
+                return None
             self.lifecycle.publish(tx, ev.AccountLocked(account_id=account.id, email=account.email,
                                                         reason="inactivity", at=as_of), account.id, correlation_id)
             variables["unlock_deadline"] = jp_slash_date(plan.unlock_deadline)
         else:
-            await self.accounts.update(tx, account.id, {**changes, "status": "purged"}, bump_session=True)
+            if not await self.accounts.update(tx, account.id, {**changes, "status": "purged"}, when=unchanged,
+                                              bump_session=True):
+                return None
             self.lifecycle.publish(tx, ev.AccountPurged(account_id=account.id, login_id=account.login_id,
                                                         email=account.email, at=as_of), account.id, correlation_id)
             variables = {"login_id": account.login_id, "grace_days": str(self.days.purge - self.days.lock),
