@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+import socket
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pymongo import MongoClient
+
+from kagi_cli.main import build_parser, main, unreachable
+from kagi_shared.settings import Settings, get_settings, load_settings
 
 KAGI = [sys.executable, "-m", "kagi_cli.main"]
 
@@ -53,3 +61,141 @@ def test_infra_status_names_every_embedded_server(tmp_path: Path) -> None:
     assert [line.split()[0] for line in result.stdout.splitlines()] == ["broker", "mongo", "smtp"]
     real = run("infra", "status", env={"KAGI_VAR_DIR": str(tmp_path), "MONGODB_URI": "mongodb://db:27017"})
     assert [line.split()[0] for line in real.stdout.splitlines()] == ["broker", "smtp"]  # real DB: not embedded
+
+
+def _closed_port() -> tuple[socket.socket, int]:
+    """A loopback port bound but not listening: connections are refused, and no other program can take it."""
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    return held, held.getsockname()[1]
+
+
+def test_infra_help_describes_every_action() -> None:
+    lines = run("infra", "--help").stdout.splitlines()
+    for action in ("up", "down", "status"):
+        line = next((ln for ln in lines if ln.split()[:1] == [action]), "")
+        assert len(line.split()) > 2, f"'kagi infra --help' has no description for {action!r}"
+
+
+def test_every_subcommand_has_a_help_line_and_a_description() -> None:
+    missing: list[str] = []
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        for action in parser._actions:
+            if not isinstance(action, argparse._SubParsersAction):
+                continue
+            helped = {choice.dest for choice in action._choices_actions if choice.help}
+            for name, child in action.choices.items():
+                if name not in helped:
+                    missing.append(f"{path} {name}: no help in '{path} --help'")
+                if not child.description:
+                    missing.append(f"{path} {name}: no description in '{path} {name} --help'")
+                walk(child, f"{path} {name}")
+
+    walk(build_parser(), "kagi")
+    assert missing == []
+
+
+def test_demo_seed_with_the_database_down_is_one_line(tmp_path: Path) -> None:
+    held, port = _closed_port()
+    with held:
+        result = run("demo", "seed", env={"KAGI_VAR_DIR": str(tmp_path), "MONGODB_URI": f"mongodb://127.0.0.1:{port}",
+                                          "KAGI_MONGO_SERVER_SELECTION_TIMEOUT_MS": "300"})
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        f"kagi: cannot reach the database at 127.0.0.1:{port} (ServerSelectionTimeoutError); "
+        "is it up? ('kagi infra up')"]
+
+
+def test_the_database_uri_password_never_reaches_the_error_line(tmp_path: Path) -> None:
+    held, port = _closed_port()
+    with held:
+        result = run("audit", "verify", env={"KAGI_VAR_DIR": str(tmp_path),
+                                             "MONGODB_URI": f"mongodb://kagi:s3cret@127.0.0.1:{port}/",
+                                             "KAGI_MONGO_SERVER_SELECTION_TIMEOUT_MS": "300"})
+    assert result.returncode == 1
+    assert "s3cret" not in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and f"127.0.0.1:{port}" in result.stderr
+
+
+def test_demo_seed_with_the_broker_down_is_one_line(settings: Settings) -> None:
+    # The embedded database is up; only the broker is unreachable. A prefix of its own keeps the accounts
+    # this creates out of every other test's databases.
+    prefix = f"clitest{uuid.uuid4().hex[:8]}"
+    held, port = _closed_port()
+    try:
+        with held:
+            result = run("demo", "seed", env={"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
+                                              "KAGI_MONGO_DB_PREFIX": prefix})
+    finally:
+        with MongoClient(settings.mongo_uri, serverSelectionTimeoutMS=3000) as client:
+            for name in client.list_database_names():
+                if name.startswith(prefix):
+                    client.drop_database(name)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"kagi: cannot reach the broker at 127.0.0.1:{port} ("), lines
+
+
+@pytest.fixture
+def own_var_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Settings of this process pointed at an empty var dir, and the cached settings forgotten afterwards."""
+    monkeypatch.setenv("KAGI_VAR_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+def test_mail_list_numbers_are_the_ones_show_accepts(own_var_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # In-process: one interpreter start per command would make this the slowest test of the file.
+    tmp_path = own_var_dir
+
+    def kagi(*args: str) -> str:
+        assert main(list(args)) == 0
+        return capsys.readouterr().out
+
+    (tmp_path / "mail").mkdir()
+    for stamp, to, subject in (("20260101T000000000000-a", "alice@example.jp", "for alice 1"),
+                               ("20260101T000001000000-b", "bob@example.jp", "for bob 1"),
+                               ("20260101T000002000000-c", "alice@example.jp", "for alice 2"),
+                               ("20260101T000003000000-d", "bob@example.jp", "for bob 2")):
+        (tmp_path / "mail" / f"{stamp}.eml").write_bytes(
+            f"To: {to}\r\nSubject: {subject}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nbody {subject}\r\n"
+            .encode())
+
+    def listed(*args: str) -> list[tuple[str, str]]:
+        return [(line.split()[0], line.split("  ")[-1]) for line in kagi("mail", "list", *args).splitlines()]
+
+    assert listed("--to", "bob") == [("2", "for bob 1"), ("4", "for bob 2")]
+    assert listed("--last", "2") == [("3", "for alice 2"), ("4", "for bob 2")]
+    assert listed("--to", "alice", "--last", "1") == [("3", "for alice 2")]
+    for number, subject in listed("--to", "bob"):
+        shown = kagi("mail", "show", number)
+        assert f"Subject: {subject}" in shown and "To: bob@example.jp" in shown
+    assert "no mail to 'carol'" in kagi("mail", "list", "--to", "carol")
+
+
+def test_broker_and_database_failures_become_one_line() -> None:
+    from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
+    from pymongo.errors import OperationFailure, ServerSelectionTimeoutError
+
+    settings = load_settings({"MONGODB_URI": "mongodb://kagi:s3cret@db-0:27017,db-1:27017/kagi?replicaSet=rs0",
+                              "KAFKA_BOOTSTRAP_SERVERS": "kafka:9092"})
+    lines = [unreachable(exc, settings) for exc in (
+        ServerSelectionTimeoutError("db-0:27017: refused\nTopology Description: …"),
+        OperationFailure("Authentication failed.\nmore"),
+        KafkaConnectionError("Unable to bootstrap from [('kafka', 9092)]"),
+        TopicAuthorizationFailedError(),
+        TimeoutError(),
+        ValueError("not ours"),
+    )]
+    assert lines[0] == ("cannot reach the database at db-0:27017,db-1:27017 (ServerSelectionTimeoutError); "
+                        "is it up? ('kagi infra up')")
+    assert lines[1] == "database error (OperationFailure): Authentication failed."
+    assert lines[2] is not None and lines[2].startswith("cannot reach the broker at kafka:9092 (")
+    assert lines[3] is not None and lines[3].startswith("broker error at kafka:9092: ")
+    assert lines[4] == "timed out (no answer); is everything up? ('kagi status')"
+    assert lines[5] is None
+    assert all("\n" not in line and "s3cret" not in line for line in lines if line)

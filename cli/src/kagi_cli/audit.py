@@ -44,7 +44,11 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("audit", help="the audit ledger", description="Verify or list the audit ledger")
-    parser.add_argument("action", choices=["verify", "list"])
-    parser.add_argument("--actor", help="list: only this actor id")
-    parser.add_argument("--limit", type=int, default=50, help="list: how many (newest first)")
-    parser.set_defaults(func=cmd_audit)
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("verify", help="check the hash chain; names the first edited or missing entry",
+                       description="Check the ledger's hash chain; exit 2 if it is broken").set_defaults(func=cmd_audit)
+    listing = actions.add_parser("list", help="recent entries as JSON lines, newest first",
+                                 description="Recent ledger entries as JSON lines, newest first")
+    listing.add_argument("--actor", help="only this actor id")
+    listing.add_argument("--limit", type=int, default=50, help="how many (newest first)")
+    listing.set_defaults(func=cmd_audit)

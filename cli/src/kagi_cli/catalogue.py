@@ -170,6 +170,13 @@ def cmd_catalogue(args: argparse.Namespace, settings: Settings) -> int:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("catalogue", help="topic catalogue, AsyncAPI and Strimzi manifests",
                             description="Documents generated from the topic catalogue")
-    parser.add_argument("action", choices=["list", "asyncapi", "strimzi"])
-    parser.add_argument("--write", action="store_true", help="asyncapi: write deploy/asyncapi.json")
-    parser.set_defaults(func=cmd_catalogue)
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="every topic with its key and event types",
+                       description="Every topic with its key and event types").set_defaults(func=cmd_catalogue)
+    asyncapi_cmd = actions.add_parser("asyncapi", help="the AsyncAPI 3.0 document of every topic",
+                                      description="Print (or write) the AsyncAPI 3.0 document of every topic")
+    asyncapi_cmd.add_argument("--write", action="store_true", help="write deploy/asyncapi.json instead of printing")
+    asyncapi_cmd.set_defaults(func=cmd_catalogue)
+    actions.add_parser("strimzi", help="write the KafkaTopic and KafkaUser manifests",
+                       description="Write KafkaTopic and KafkaUser manifests under deploy/k8s/base/kafka/") \
+        .set_defaults(func=cmd_catalogue)

@@ -124,7 +124,9 @@ def register(sub: Any) -> None:
     invite = sub.add_parser("invite", help="invitations and usage locations",
                             description="The invite service's sample data")
     invite_sub = invite.add_subparsers(dest="action", required=True, metavar="ACTION")
-    seed = invite_sub.add_parser("seed-contracts", help="publish sample contracts and usage locations (idempotent)")
+    seed = invite_sub.add_parser("seed-contracts", help="publish sample contracts and usage locations (idempotent)",
+                                 description="Publish sample contracts on contracts.upserted for an account; "
+                                             "re-running is harmless")
     seed.add_argument("--owner", default=DEMO_OWNER, help=f"login ID of the owning account (default {DEMO_OWNER})")
     seed.add_argument("--count", type=int, default=12, help="number of locations (default 12)")
     seed.set_defaults(func=cmd_seed_contracts)

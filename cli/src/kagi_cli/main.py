@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 import time
@@ -15,9 +16,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, NoBrokersAvailable
+from pymongo.errors import ConnectionFailure, PyMongoError
+
 from kagi_cli import audit, catalogue, invite, lifecycle, notify, permissions
 from kagi_cli.mailbox import mailbox, read_mail
-from kagi_local.infra import Infra, service_specs
+from kagi_local.infra import Infra, infra_specs, service_specs
 from kagi_local.processes import ProcessError, ProcessSpec
 from kagi_shared.settings import Settings, SettingsError, get_settings
 
@@ -88,20 +92,24 @@ def cmd_mail(args: argparse.Namespace, settings: Settings) -> int:
     directory = settings.var_path / "mail"
     mails = mailbox(directory)
     if args.action == "list":
+        # Numbered by place in the whole mailbox, so `mail show N` opens this line's mail after any filter.
+        numbered = list(enumerate(mails, start=1))
         if args.to:
-            mails = [m for m in mails if args.to.lower() in m.to.lower()]
-        for index, mail in enumerate(mails[-args.last:] if args.last else mails, start=1):
+            numbered = [(n, m) for n, m in numbered if args.to.lower() in m.to.lower()]
+        for index, mail in numbered[-args.last:] if args.last > 0 else numbered:
             print(f"{index:>4}  {mail.path.name}  {mail.to:<30}  {mail.subject}")
-        if not mails:
-            print(f"no mail in {directory}")
+        if not numbered:
+            print(f"no mail to {args.to!r} in {directory}" if args.to and mails else f"no mail in {directory}")
         return 0
-    target = Path(args.mail)
-    if not target.exists():
-        target = directory / args.mail
-    if not target.exists():
-        if args.mail.isdigit() and 1 <= int(args.mail) <= len(mails):
-            target = mails[int(args.mail) - 1].path
-        else:
+    if args.mail.isdigit():
+        if not 1 <= int(args.mail) <= len(mails):
+            raise CliError(f"no mail {args.mail!r} in {directory} (use 'kagi mail list')")
+        target = mails[int(args.mail) - 1].path
+    else:
+        target = Path(args.mail)
+        if not target.exists():
+            target = directory / args.mail
+        if not target.exists():
             raise CliError(f"no mail {args.mail!r} in {directory} (use 'kagi mail list')")
     mail = read_mail(target)
     print(f"From: {mail.message['From']}\nTo: {mail.to}\nDate: {mail.date}\nSubject: {mail.subject}\n")
@@ -135,10 +143,16 @@ def demo_specs(settings: Settings) -> list[ProcessSpec]:
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     infra = Infra(settings)
+    already_up = {status.name for status in infra.status() if status.state == "running"}
     print("starting the embedded infrastructure …", flush=True)
     infra.up()
     print("starting services and gateway …", flush=True)
-    infra.up(system_specs(settings) + demo_specs(settings))
+    try:
+        infra.up(system_specs(settings) + demo_specs(settings))
+    except BaseException:
+        # Servers without the services are of no use, and would hold their ports against the next `kagi up`.
+        infra.down([spec for spec in infra_specs(settings) if spec.name not in already_up])
+        raise
     for label, login_id, password, state in asyncio.run(seed_demo(settings)):
         print(f"  demo {label:<38} {login_id:<28} password {password}  ({state})")
     gw = f"http://127.0.0.1:{settings.ports.gateway}"
@@ -190,20 +204,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     infra = sub.add_parser("infra", help="embedded broker, database and SMTP sink",
                            description="Start, stop or show the embedded infrastructure")
-    infra.add_argument("action", choices=["up", "down", "status"])
-    infra.set_defaults(func=cmd_infra)
+    infra_sub = infra.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, text in (("up", "start the broker, database and SMTP sink; wait until ready"),
+                         ("down", "stop the embedded servers this checkout started"),
+                         ("status", "state, pid and port of each embedded server")):
+        infra_sub.add_parser(action, help=text, description=text[0].upper() + text[1:]).set_defaults(func=cmd_infra)
 
     demo = sub.add_parser("demo", help="demo data", description="Demo data for a local system")
     demo_sub = demo.add_subparsers(dest="action", required=True, metavar="ACTION")
-    demo_sub.add_parser("seed", help="create the demo accounts (idempotent)").set_defaults(func=cmd_demo)
+    demo_sub.add_parser("seed", help="create the demo accounts and sample contracts (idempotent)",
+                        description="Create the demo accounts (owner, company admin, operator) and publish sample "
+                                    "contracts; running it again changes nothing").set_defaults(func=cmd_demo)
 
     mail = sub.add_parser("mail", help="mails captured by the SMTP sink", description="Mails in var/mail/")
     mail_sub = mail.add_subparsers(dest="action", required=True, metavar="ACTION")
-    mail_list = mail_sub.add_parser("list", help="list captured mails")
+    mail_list = mail_sub.add_parser("list", help="list captured mails",
+                                    description="List captured mails, numbered by place in the mailbox")
     mail_list.add_argument("--to", help="only mails to this address (substring)")
     mail_list.add_argument("--last", type=int, default=0, help="only the last N")
     mail_list.set_defaults(func=cmd_mail)
-    mail_show = mail_sub.add_parser("show", help="show one mail decoded")
+    mail_show = mail_sub.add_parser("show", help="show one mail decoded",
+                                    description="Show one captured mail with its headers and decoded body")
     mail_show.add_argument("mail", help="number from 'kagi mail list', file name or path")
     mail_show.set_defaults(func=cmd_mail)
 
@@ -220,8 +241,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _mongo_hosts(uri: str) -> str:
+    # Only host:port: the URI of a real server may carry a user and password.
+    return uri.split("://", 1)[-1].split("/", 1)[0].rpartition("@")[2]
+
+
+def unreachable(exc: BaseException, settings: Settings) -> str | None:
+    """One line for a broker or database failure, or None if ``exc`` is something else."""
+    if isinstance(exc, ConnectionFailure):
+        # pymongo's message lists the whole topology description: far too long for one line.
+        return (f"cannot reach the database at {_mongo_hosts(settings.mongo_uri)} ({type(exc).__name__}); "
+                "is it up? ('kagi infra up')")
+    if isinstance(exc, PyMongoError):
+        detail = str(exc).splitlines()[0][:200] if str(exc) else "no detail"
+        return f"database error ({type(exc).__name__}): {detail}"
+    if isinstance(exc, (KafkaConnectionError, KafkaTimeoutError, NoBrokersAvailable)):
+        return f"cannot reach the broker at {settings.kafka_bootstrap} ({exc}); is it up? ('kagi infra up')"
+    if isinstance(exc, KafkaError):
+        return f"broker error at {settings.kafka_bootstrap}: {exc}"
+    if isinstance(exc, TimeoutError):
+        return f"timed out ({str(exc) or 'no answer'}); is everything up? ('kagi status')"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    settings: Settings | None = None
+    # aiokafka logs every refused connection before raising; with no logging configured those records reach
+    # stderr beside our own line. The exception still arrives and is reported below.
+    kafka_log = logging.getLogger("aiokafka")
+    kafka_level = kafka_log.level
+    kafka_log.setLevel(logging.CRITICAL)
     try:
         settings = get_settings()
         return int(args.func(args, settings))
@@ -230,9 +280,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    except OSError as exc:
-        print(f"kagi: {exc}", file=sys.stderr)
+    except (PyMongoError, KafkaError, OSError) as exc:
+        # TimeoutError (asyncio's too) is an OSError: a down server reaches here as any of the three.
+        line = unreachable(exc, settings) if settings is not None else None
+        print(f"kagi: {line or exc}", file=sys.stderr)
         return 1
+    finally:
+        kafka_log.setLevel(kafka_level)
 
 
 if __name__ == "__main__":

@@ -61,13 +61,16 @@ def register(sub: Any) -> None:
     notify = sub.add_parser("notify", help="notification templates",
                             description="The notify service's template catalogue")
     notify_sub = notify.add_subparsers(dest="action", required=True, metavar="ACTION")
-    notify_sub.add_parser("templates", help="list every template (name, channel, category, subject)") \
+    notify_sub.add_parser("templates", help="list every template (name, channel, category, subject)",
+                          description="List every template: name, channel, category and subject") \
         .set_defaults(func=cmd_templates)
-    render = notify_sub.add_parser("render", help="show one template rendered")
+    render = notify_sub.add_parser("render", help="show one template rendered",
+                                   description="Show one template rendered with its sample data (--sample)")
     render.add_argument("name", help="template name from 'kagi notify templates'")
     render.add_argument("--sample", action="store_true", help="render with the template's sample data")
     render.set_defaults(func=cmd_render)
-    sms = notify_sub.add_parser("sms", help="SMS written by the embedded SMS sender (var/sms/)")
+    sms = notify_sub.add_parser("sms", help="SMS written by the embedded SMS sender (var/sms/)",
+                                description="List the SMS the embedded SMS sender wrote under var/sms/")
     sms.add_argument("--to", help="only SMS to this number (substring)")
     sms.add_argument("--last", type=int, default=0, help="only the last N")
     sms.set_defaults(func=cmd_sms)

@@ -54,7 +54,8 @@ def register(subparsers: Any) -> None:
                                  description="Print the projected dates of a request as JSON")
     preview.add_argument("--submitted-on", type=iso_date, required=True, metavar="YYYY-MM-DD")
     preview.set_defaults(func=cmd_schedule)
-    days = actions.add_parser("days", help="list business and closed days", description="List days")
+    days = actions.add_parser("days", help="list business and closed days",
+                           description="List business and closed days from --start")
     days.add_argument("--start", type=iso_date, default=date.today(), metavar="YYYY-MM-DD")
     days.add_argument("--days", type=int, default=14)
     days.set_defaults(func=cmd_days)

@@ -115,11 +115,27 @@ class Infra:
         self.manager = ProcessManager(settings.var_path)
 
     def up(self, specs: list[ProcessSpec] | None = None) -> list[ProcessStatus]:
+        """Start ``specs`` and wait until each is ready; if any fails, stop what this call started and raise.
+
+        Processes already running before the call are left alone: they belong to an earlier ``up``.
+        """
         specs = infra_specs(self.settings) if specs is None else specs
-        started = [self.manager.start(spec) for spec in specs]
-        for spec in specs:
-            self.manager.wait_ready(spec)
-        return started
+        statuses: list[ProcessStatus] = []
+        launched: list[ProcessSpec] = []
+        try:
+            for spec in specs:
+                was_running = self.manager.pid(spec.name) is not None
+                statuses.append(self.manager.start(spec))
+                if not was_running:
+                    launched.append(spec)
+            for spec in specs:
+                self.manager.wait_ready(spec)
+        except BaseException:
+            # Ctrl-C included: a half-started set would hold ports and break the next `up`.
+            for spec in reversed(launched):
+                self.manager.stop(spec.name)
+            raise
+        return statuses
 
     def down(self, specs: list[ProcessSpec] | None = None) -> list[str]:
         specs = infra_specs(self.settings) if specs is None else specs
