@@ -99,7 +99,8 @@ class ConsumerSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 class NotifySettings(msgspec.Struct, frozen=True, kw_only=True):
     max_attempts: int = 6
-    """SMTP attempts before a message is dead-lettered."""
+    """Attempts the server refuses a message for now (4xx for its recipient) before it is dead-lettered; a server
+    that is down spends none (see ``outage_retry_cap_s``)."""
     retry_base_s: float = 2.0
     outage_retry_cap_s: float = 60.0
     """While the SMTP server is unreachable (refused, timed out, 421) mail waits without spending attempts and

@@ -10,7 +10,7 @@ from kagi_notify.adapters.channels import Channel, MailChannel, SmsChannel
 from kagi_notify.adapters.mailer import SmtpMailer, SmtpTarget
 from kagi_notify.adapters.repository import AdminContactRepository, DeliveryRepository, PreferenceRepository
 from kagi_notify.adapters.sms import FileSmsSender, SmsSender
-from kagi_notify.domain.templates import Catalogue
+from kagi_notify.domain.templates import Catalogue, sender_addresses
 from kagi_notify.service.admin_contacts import AdminContactService
 from kagi_notify.service.deliveries import NotifyService
 from kagi_notify.service.preferences import PreferenceService
@@ -43,7 +43,7 @@ class Notify:
 
 
 def load_catalogue(settings: Settings) -> Catalogue:
-    return Catalogue.load(settings.brand.name, settings.brand.portal_url)
+    return Catalogue.load(settings.brand.name, settings.brand.portal_url, senders=sender_addresses(settings.smtp))
 
 
 def sms_directory(settings: Settings) -> Path:

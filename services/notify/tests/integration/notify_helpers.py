@@ -65,17 +65,19 @@ class Harness:
         return [msgspec.json.decode(bytes(r["value"]))["type"] for r in rows]
 
 
-def local_settings(settings: Settings, smtp_port: int, tmp: Path) -> Settings:
+def local_settings(settings: Settings, smtp_port: int, tmp: Path, **notify: Any) -> Settings:
+    """Fast retries; ``notify`` overrides more of the notify settings."""
     return msgspec.structs.replace(
         settings,
         smtp=msgspec.structs.replace(settings.smtp, url=f"smtp://127.0.0.1:{smtp_port}"),
-        notify=msgspec.structs.replace(settings.notify, retry_base_s=0.05, smtp_timeout_s=2,
-                                       sms_dir=str(tmp / "sms")),
+        notify=msgspec.structs.replace(settings.notify, **{"retry_base_s": 0.05, "smtp_timeout_s": 2,
+                                                           "sms_dir": str(tmp / "sms"), **notify}),
     )
 
 
-async def harness(settings: Settings, store: Any, smtp_port: int, tmp: Path, dead_letter: Any = None) -> Harness:
-    local = local_settings(settings, smtp_port, tmp)
+async def harness(settings: Settings, store: Any, smtp_port: int, tmp: Path, dead_letter: Any = None,
+                  **notify: Any) -> Harness:
+    local = local_settings(settings, smtp_port, tmp, **notify)
     dead: list[tuple[str, bytes]] = []
 
     async def record_dead(topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:

@@ -99,10 +99,10 @@ async def test_replayed_events_through_the_broker_mail_once_even_across_an_smtp_
         assert headers["dlt_origin_topic"] == b"lifecycle.events"
         assert b"account_renamed" in headers["dlt_error"]
 
-        # SMTP is down: every delivery fails and waits; then it comes back.
+        # SMTP is down: every delivery waits, spending no attempt; then it comes back.
         await h.notify.service.dispatch_due()
         mine = [d for d in await h.deliveries() if d["recipient"] in recipients]
-        assert len(mine) == 5 and {d["status"] for d in mine} == {"failed"}
+        assert len(mine) == 5 and {(d["status"], d["attempts"]) for d in mine} == {("queued", 0)}
         sink.up()
         try:
             await h.drain(10)
@@ -116,7 +116,72 @@ async def test_replayed_events_through_the_broker_mail_once_even_across_an_smtp_
         assert all(outcomes[v][-1] == "duplicate" for v in requests)
         assert sorted(m.to for m in mailbox(sink.dir) if m.to in recipients) == sorted(recipients)
         mine = [d for d in await h.deliveries() if d["recipient"] in recipients]
-        assert {(d["status"], d["attempts"]) for d in mine} == {("sent", 2)}
+        assert {(d["status"], d["attempts"]) for d in mine} == {("sent", 1)}
     finally:
+        await kafka.stop()
+        await producer.stop()
+
+
+def newer_request(recipient: str) -> bytes:
+    """A request from a producer already on the next schema version of the event."""
+    envelope = msgspec.json.decode(request(recipient))
+    envelope["schemaversion"] = 2
+    envelope["data"]["priority"] = "high"
+    return msgspec.json.encode(envelope)
+
+
+async def test_a_newer_schema_version_goes_to_the_dlt_and_later_events_still_flow(
+        settings: Settings, store_factory: Any, tmp_path: Path) -> None:
+    await ensure_topics(settings)
+    producer = make_producer(settings, "notify-test")
+    await producer.start()
+
+    async def dead_letter(topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        await producer.send_and_wait(topic, value, key=key, headers=headers)
+
+    sink = Sink(tmp_path)
+    sink.up()
+    h = await harness(settings, await store_factory("notify"), sink.port, tmp_path, dead_letter)
+    kafka = AIOKafkaConsumer("notify.requests", "notify.requests.dlt", bootstrap_servers=settings.kafka_bootstrap,
+                             group_id=f"notify-test-{uuid.uuid4().hex}", auto_offset_reset="latest",
+                             enable_auto_commit=False, fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms)
+    await kafka.start()
+    try:
+        while not kafka.assignment():
+            await kafka.getmany(timeout_ms=200)
+        await kafka.seek_to_end()
+        for tp in kafka.assignment():
+            await kafka.position(tp)
+
+        tag = uuid.uuid4().hex[:8]
+        newer, later = newer_request(f"newer-{tag}@example.jp"), request(f"later-{tag}@example.jp")
+        for value in (newer, later):  # one key: one partition, in this order
+            await producer.send_and_wait("notify.requests", value, key=tag.encode())
+
+        outcomes: dict[bytes, list[str]] = {}
+        dlt: list[Any] = []
+        for _ in range(300):
+            for messages in (await kafka.getmany(timeout_ms=200)).values():
+                for m in messages:
+                    if m.topic.endswith(".dlt"):
+                        dlt += [m] if m.value == newer else []
+                        continue
+                    outcomes.setdefault(m.value, []).append(
+                        await h.consumers[m.topic].process(m.topic, m.key, m.value, partition=m.partition,
+                                                           offset=m.offset))
+            if later in outcomes and dlt:
+                break
+        assert (outcomes.get(newer), outcomes.get(later)) == (["dead"], ["handled"])
+        assert h.consumers["notify.requests"].counts["dead"] == 1
+        [dead] = dlt
+        headers = dict(dead.headers)
+        assert headers["dlt_origin_topic"] == b"notify.requests"
+        assert b"schema version 2 is newer than 1" in headers["dlt_error"]
+
+        await h.drain(5)  # the request behind it is mailed; the newer one made no delivery
+        assert [d["recipient"] for d in await h.deliveries()] == [f"later-{tag}@example.jp"]
+        assert [m.to for m in mailbox(sink.dir)] == [f"later-{tag}@example.jp"]
+    finally:
+        sink.down()
         await kafka.stop()
         await producer.stop()

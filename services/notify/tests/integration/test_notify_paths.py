@@ -29,6 +29,8 @@ def request(template: str, recipient: str, category: str = "security", channel: 
 
 CODE = {"code": "ABCD2345EFGH", "expires_at": "2026年11月22日 12時00分まで"}
 NOTICE = {"title": "断水のお知らせ", "message": "○○地区で断水が発生しています。"}
+WARNING = {"login_id": "lifecycle@example.jp", "last_login": "2026/07/01", "days": "120",
+           "login_deadline": "2026/12/28", "contact": "Kagi サポート窓口"}
 
 
 async def test_sms_goes_to_the_sms_sender_once(settings: Settings, store_factory: Any, tmp_path: Path) -> None:
@@ -112,17 +114,25 @@ async def test_real_mails_carry_the_headers_mailers_expect(settings: Settings, s
         h = await harness(settings, await store_factory("notify"), sink.port, tmp_path)
         await h.feed("notify.requests", request("general_notice", "general@example.jp", "general", **NOTICE))
         await h.feed("notify.requests", request("step_up_code", "security@example.jp", "security", **CODE))
+        await h.feed("notify.requests", request("inactivity_warning_1", "lifecycle@example.jp", "lifecycle",
+                                                **WARNING))
         await h.drain(3)
     finally:
         sink.down()
     mails = {m.to: m.message for m in mailbox(sink.dir)}
+    assert len(mails) == 3
     deliveries = {d["recipient"]: d["_id"] for d in await h.deliveries()}
+    # The inactivity notices come from the authentication system's address (seed 5-7), the others from
+    # the default one; both are settings.
+    senders = {"lifecycle@example.jp": settings.smtp.auth_sender}
     for to, message in mails.items():
-        assert message["Message-ID"] == f"<{deliveries[to]}@kagi.example.jp>"
+        sender = senders.get(to, settings.smtp.sender)
+        assert message["From"] == sender
+        assert message["Message-ID"] == f"<{deliveries[to]}@{sender.rpartition('@')[2]}>"
         assert message["Auto-Submitted"] == "auto-generated"
         sent = message["Date"].datetime
         assert sent.tzinfo is not None and abs(datetime.now(UTC) - sent) < timedelta(minutes=5)
-        assert message["From"] == settings.smtp.sender
+    assert settings.smtp.auth_sender != settings.smtp.sender
     assert mails["general@example.jp"]["List-Unsubscribe"] == \
         f"<{settings.brand.portal_url}/settings/notifications>"
     assert mails["security@example.jp"]["List-Unsubscribe"] is None
@@ -174,3 +184,31 @@ async def test_admin_contact_link_expires_then_a_resent_link_confirms(settings: 
     assert (notified, quiet, after_removal) == (1, 0, 0)
     assert [d["template"] for d in await h.deliveries()].count("info_site_update") == 1
     assert await h.notify.store.db["admin_contacts"].count_documents({}) == 0
+
+
+async def test_operators_find_deliveries_by_address_whatever_its_case(settings: Settings, store_factory: Any,
+                                                                     tmp_path: Path) -> None:
+    import httpx
+
+    from kagi_notify.entrypoints.api import create_app
+    from kagi_shared.service_api import INTERNAL_TOKEN_HEADER, caller_headers
+
+    h = await harness(settings, await store_factory("notify"), free_port(), tmp_path)
+    await h.feed("notify.requests", request("step_up_code", "Taro.Yamada@Example.JP", **CODE))
+    await h.feed("notify.requests", request("step_up_code", "taro.yamada@example.jp", **CODE))
+    await h.feed("notify.requests", request("step_up_code", "hanako@example.jp", **CODE))
+    operator = {INTERNAL_TOKEN_HEADER: settings.security.internal_token,
+                **caller_headers(Caller(account_id="op-1", login_id="op", roles=("operator",)))}
+    # In-process ASGI on this event loop (the database client is bound to it); notify is already started.
+    transport = httpx.ASGITransport(app=create_app(h.notify))
+    async with httpx.AsyncClient(transport=transport, base_url="http://notify") as client:
+        for asked in ("taro.yamada@example.jp", "TARO.YAMADA@EXAMPLE.JP", "Taro.Yamada@example.jp"):
+            reply = await client.get("/internal/deliveries", params={"recipient": asked}, headers=operator)
+            assert reply.status_code == 200, reply.text
+            assert sorted(d["recipient"] for d in reply.json()) == ["Taro.Yamada@Example.JP",
+                                                                   "taro.yamada@example.jp"]
+        reply = await client.get("/internal/deliveries", params={"recipient": "yamada@example.jp"}, headers=operator)
+        assert reply.json() == []  # the whole address, not a part of it
+        user = {**operator, **caller_headers(Caller(account_id="u-1", login_id="u", roles=("owner",)))}
+        reply = await client.get("/internal/deliveries", params={"recipient": "hanako@example.jp"}, headers=user)
+        assert reply.status_code == 403

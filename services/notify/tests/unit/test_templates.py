@@ -99,3 +99,55 @@ def test_backoff_doubles_and_is_capped() -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     delays = [(next_attempt(now, n, 2.0, cap_s=30) - now).total_seconds() for n in range(1, 7)]
     assert delays == [2, 4, 8, 16, 30, 30]
+
+
+SENDERS = {"default": "no-reply@kagi.example.jp", "auth": "noreply@admin.auth.kagi.example.jp",
+           "enrolment": "anshinlogin@auth.kagi.example.jp"}
+
+
+def test_templates_with_a_sender_of_their_own_render_it_the_others_keep_the_default() -> None:
+    catalogue = Catalogue.load("Kagi", "https://kagi.example.jp", senders=SENDERS)
+    own = {name: catalogue.render_sample(name).sender for name in ALL if catalogue.spec(name).sender}
+    # Seed 5-7: the inactivity notices come from the authentication system; 5-1 ⑤: the enrolment mails.
+    assert own == {**dict.fromkeys(["inactivity_warning_1", "inactivity_warning_2", "inactivity_lock",
+                                    "inactivity_purge"], "noreply@admin.auth.kagi.example.jp"),
+                   "user_registration_guide": "anshinlogin@auth.kagi.example.jp",
+                   "user_one_time_password": "anshinlogin@auth.kagi.example.jp"}
+    assert catalogue.render_sample("step_up_code").sender is None  # the channel's default (settings.smtp.sender)
+
+
+def test_the_from_header_is_the_templates_sender_else_the_default() -> None:
+    from kagi_notify.adapters.channels import MailChannel
+    from kagi_notify.domain.templates import sender_addresses
+    from kagi_shared.settings import load_settings
+
+    settings = load_settings({"KAGI_SMTP_SENDER": "info@brand.example.jp",
+                              "KAGI_SMTP_AUTH_SENDER": "noreply@admin.auth.brand.example.jp"})
+    catalogue = Catalogue.load("Kagi", "https://kagi.example.jp", senders=sender_addresses(settings.smtp))
+    channel = MailChannel(None, settings)  # type: ignore[arg-type] - only builds the message here
+    lock = channel.message_for("d-1", "user@example.jp", "lifecycle", catalogue.render_sample("inactivity_lock"))
+    code = channel.message_for("d-2", "user@example.jp", "security", catalogue.render_sample("step_up_code"))
+    assert lock["From"] == "noreply@admin.auth.brand.example.jp"
+    assert lock["Message-ID"] == "<d-1@admin.auth.brand.example.jp>"
+    assert code["From"] == "info@brand.example.jp"
+
+
+def test_catalogue_refuses_a_template_naming_an_unknown_sender(tmp_path: Path) -> None:
+    (tmp_path / "mail").mkdir()
+    source = (TEMPLATE_DIR / "mail" / "inactivity_lock.txt").read_text(encoding="utf-8")
+    (tmp_path / "mail" / "inactivity_lock.txt").write_text(source.replace("sender: auth\n", "sender: billing\n"),
+                                                           encoding="utf-8")
+    with pytest.raises(TemplateError, match="inactivity_lock names an unknown sender 'billing'"):
+        Catalogue.load("Kagi", "https://kagi.example.jp", tmp_path, senders=SENDERS)
+    # The shipped templates need the senders the settings define: a deployment without them cannot start.
+    with pytest.raises(TemplateError, match="unknown sender 'auth'"):
+        Catalogue.load("Kagi", "https://kagi.example.jp", senders={"default": "no-reply@kagi.example.jp"})
+
+
+def test_an_sms_template_has_no_sender(tmp_path: Path) -> None:
+    (tmp_path / "sms").mkdir()
+    source = (TEMPLATE_DIR / "sms" / "sms_verification.txt").read_text(encoding="utf-8")
+    (tmp_path / "sms" / "sms_verification.txt").write_text(source.replace("---\n", "---\nsender: auth\n", 1),
+                                                           encoding="utf-8")
+    with pytest.raises(TemplateError, match="only mail templates have a sender"):
+        Catalogue.load("Kagi", "https://kagi.example.jp", tmp_path, senders=SENDERS)

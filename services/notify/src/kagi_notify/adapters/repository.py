@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -27,16 +28,28 @@ class DeliveryRepository:
     async def ensure_indexes(self) -> None:
         await self.collection.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
         await self.collection.create_index([("recipient", ASCENDING), ("created_at", DESCENDING)])
+        await self.collection.create_index([("recipient_key", ASCENDING), ("created_at", DESCENDING)])
 
     async def add(self, tx: Tx, delivery: Delivery) -> None:
         doc = msgspec.structs.asdict(delivery)
         doc["_id"] = doc.pop("id")
+        doc["recipient_key"] = recipient_key(delivery.recipient)
         await self.collection.insert_one(doc, session=tx.session)
 
-    async def due(self, now: datetime, limit: int = 100) -> list[Delivery]:
-        docs = await self.collection.find({"status": {"$in": ["queued", "failed"]}, "next_attempt_at": {"$lte": now}}) \
-            .sort([("next_attempt_at", ASCENDING)]).limit(limit).to_list()
+    async def due(self, now: datetime, limit: int = 100, skip_channels: Sequence[str] = ()) -> list[Delivery]:
+        query: dict[str, Any] = {"status": {"$in": ["queued", "failed"]}, "next_attempt_at": {"$lte": now}}
+        if skip_channels:
+            query["channel"] = {"$nin": list(skip_channels)}
+        docs = await self.collection.find(query).sort([("next_attempt_at", ASCENDING)]).limit(limit).to_list()
         return [_delivery(d) for d in docs]
+
+    async def hold(self, ids: list[str], until: datetime, error: str | None) -> None:
+        """Due again at ``until``, attempts and status as they were; the claim is left to lapse with it."""
+        changes: dict[str, Any] = {"next_attempt_at": until}
+        if error:
+            changes["last_error"] = error
+        await self.collection.update_many({"_id": {"$in": ids}, "status": {"$in": ["queued", "failed"]}},
+                                          {"$set": changes})
 
     async def claim(self, ids: list[str], now: datetime, until: datetime) -> list[Delivery]:
         """Claim due deliveries in two round trips: a concurrent dispatcher gets the others, never the same one."""
@@ -60,13 +73,20 @@ class DeliveryRepository:
         await self.collection.update_one({"_id": delivery_id}, update, session=tx.session if tx else None)
 
     async def for_recipient(self, recipient: str, limit: int = 100) -> list[Delivery]:
-        docs = await self.collection.find({"recipient": recipient}).sort([("created_at", DESCENDING)]) \
-            .limit(limit).to_list()
+        """Whatever the case of the address, as operators type it; rows from before ``recipient_key`` existed
+        are found by their exact address."""
+        query = {"$or": [{"recipient_key": recipient_key(recipient)}, {"recipient": recipient}]}
+        docs = await self.collection.find(query).sort([("created_at", DESCENDING)]).limit(limit).to_list()
         return [_delivery(d) for d in docs]
 
     async def get(self, delivery_id: str) -> Delivery | None:
         doc = await self.collection.find_one({"_id": delivery_id})
         return _delivery(doc) if doc else None
+
+
+def recipient_key(recipient: str) -> str:
+    """Mail addresses are matched case-insensitively (RFC 5321 lets the local part differ, no mailer does)."""
+    return recipient.strip().lower()
 
 
 def _delivery(doc: dict[str, Any]) -> Delivery:

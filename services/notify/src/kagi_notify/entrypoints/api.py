@@ -95,7 +95,8 @@ def _correlation(request: Request[Any, Any, Any]) -> str | None:
 
 
 def create_app(notify: Notify | None = None) -> Litestar:
-    state: dict[str, Notify] = {}
+    # A notify given by the caller (tests, in-process ASGI without a lifespan run) serves at once.
+    state: dict[str, Notify] = {"app": notify} if notify else {}
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:

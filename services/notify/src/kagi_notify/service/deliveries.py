@@ -3,10 +3,13 @@
 Recording happens in the consumer's transaction (inbox row + delivery row), so a
 redelivered event never makes a second delivery. A general notice to someone who switched
 general notices off is recorded as ``skipped`` and never sent. Dispatching is a separate
-loop that claims due deliveries, so an SMTP server that is down only delays mail: every
-delivery is retried with exponential backoff until it is sent or, after N attempts,
-dead-lettered. What can never succeed (a bad address, an unknown template, a missing
-variable, a refused mailbox) is dead at once with the reason — never a retry loop.
+loop that claims due deliveries. An SMTP server that is down (unreachable, timing out,
+answering 421) only delays mail, for however long it lasts: no message is at fault, so no
+attempt is spent; the channel's breaker holds every delivery and probes the server with
+capped exponential backoff, and mail flows again once a probe goes through. A message
+the server refuses for now (4xx for its recipient) is retried with exponential backoff
+and, after N attempts, dead-lettered. What can never succeed (a bad address, an unknown
+template, a missing variable, a refused mailbox) is dead at once with the reason.
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ import asyncio
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import msgspec
+from prometheus_client import Gauge
 
 from kagi_notify.adapters.channels import Channel
-from kagi_notify.adapters.mailer import PermanentError
+from kagi_notify.adapters.mailer import PermanentError, ServerUnavailable
 from kagi_notify.adapters.repository import DeliveryRepository, PreferenceRepository
 from kagi_notify.domain.deliveries import Delivery, next_attempt, recipient_problem
+from kagi_notify.domain.outage import Outage
 from kagi_notify.domain.preferences import OPTIONAL_CATEGORIES, SKIP_REASON, should_send
 from kagi_notify.domain.templates import Catalogue, Rendered
 from kagi_shared.events import Envelope, new_envelope
@@ -37,6 +43,11 @@ from kagi_shared.topics import NOTIFY_DELIVERIES, NOTIFY_REQUESTS
 log = get_logger(__name__)
 SOURCE = "kagi/notify"
 CLAIM_S = 60
+SERVER_UNAVAILABLE = Gauge("kagi_notify_server_unavailable",
+                           "1 while a channel's server is unreachable and its deliveries wait", ["channel"])
+
+Outcome = Literal["sent", "retry", "dead", "held"]
+"""``held``: not tried, or the server was unavailable; waits for it without spending an attempt."""
 
 
 class NotifyService:
@@ -51,6 +62,7 @@ class NotifyService:
         self.dead_letter = dead_letter
         self.preferences = preferences or PreferenceRepository(store)
         self.wake = asyncio.Event()
+        self.outages: dict[str, Outage] = {}
 
     # -- recording -------------------------------------------------------------------------------
     async def on_request(self, envelope: Envelope, event: ev.NotificationRequested, tx: Tx) -> None:
@@ -100,9 +112,11 @@ class NotifyService:
 
         The claim pushes each delivery's next attempt out, so a concurrent dispatcher skips it; if this
         process dies before recording, the claim lapses and the delivery is tried again (same Message-ID).
+        Channels whose server is down are left alone until their next probe is due.
         """
         now = datetime.now(UTC)
-        due = await self.repo.due(now, limit)
+        waiting = [channel for channel, outage in self.outages.items() if not outage.allows(now)]
+        due = await self.repo.due(now, limit, skip_channels=waiting)
         if not due:
             return 0
         concurrency = max(1, self.settings.notify.dispatch_concurrency)
@@ -110,16 +124,22 @@ class NotifyService:
         hold_s = CLAIM_S + -(-len(due) // concurrency) * self.settings.notify.smtp_timeout_s
         claimed = await self.repo.claim([d.id for d in due], now, now + timedelta(seconds=hold_s))
         gate = asyncio.Semaphore(concurrency)
+        probes = {channel: asyncio.Lock() for channel in {d.channel for d in claimed}}
 
-        async def one(delivery: Delivery) -> Delivery | None:
+        async def one(delivery: Delivery) -> Outcome:
             async with gate:
-                return delivery if await self.attempt(delivery, record_sent=False) else None
+                if not self._outage(delivery.channel).down:
+                    return await self.attempt(delivery, record=False)
+                # A probe of a server that was down: one try at a time, so the first answer decides for the rest.
+                async with probes[delivery.channel]:
+                    return await self.attempt(delivery, record=False)
 
         results = await asyncio.gather(*(one(d) for d in claimed), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):  # the database went away mid-batch: the claim lapses, retried
                 log.warning("notify.dispatch_error", error=repr(result))
-        await self._sent([r for r in results if isinstance(r, Delivery)])
+        await self._sent([d for d, r in zip(claimed, results, strict=True) if r == "sent"])
+        await self._hold([d for d, r in zip(claimed, results, strict=True) if r == "held"])
         return len(claimed)
 
     def prepare(self, delivery: Delivery) -> tuple[Channel, Rendered]:
@@ -141,20 +161,66 @@ class NotifyService:
             raise PermanentError(str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}") \
                 from exc
 
-    async def attempt(self, delivery: Delivery, *, record_sent: bool = True) -> bool:
-        """One try; ``True`` if it went out (recorded now, or by the caller's batch when ``record_sent`` is off)."""
-        try:
-            channel, rendered = self.prepare(delivery)
-            await channel.send(delivery, rendered)
-        except PermanentError as exc:
-            await self._give_up(delivery, delivery.attempts + 1, str(exc))
-            return False
-        except Exception as exc:
-            await self._failed(delivery, delivery.attempts + 1, f"{type(exc).__name__}: {exc}")
-            return False
-        if record_sent:
-            await self._sent([delivery])
-        return True
+    async def attempt(self, delivery: Delivery, *, record: bool = True) -> Outcome:
+        """One try. ``sent`` and ``held`` are recorded now, or by the caller's batch when ``record`` is off."""
+        if not self._outage(delivery.channel).allows(datetime.now(UTC)):
+            outcome: Outcome = "held"
+        else:
+            try:
+                channel, rendered = self.prepare(delivery)
+                await channel.send(delivery, rendered)
+                outcome = "sent"
+            except PermanentError as exc:
+                await self._give_up(delivery, delivery.attempts + 1, str(exc))
+                return "dead"
+            except ServerUnavailable as exc:
+                self._unavailable(delivery.channel, str(exc))
+                outcome = "held"
+            except Exception as exc:  # the server answered, refusing this message for now: an attempt spent
+                self._reachable(delivery.channel)
+                await self._failed(delivery, delivery.attempts + 1, f"{type(exc).__name__}: {exc}")
+                return "dead" if delivery.attempts + 1 >= self.settings.notify.max_attempts else "retry"
+            else:
+                self._reachable(delivery.channel)
+        if record:
+            await (self._sent if outcome == "sent" else self._hold)([delivery])
+        return outcome
+
+    # -- the channels' servers -------------------------------------------------------------------
+    def _outage(self, channel: str) -> Outage:
+        if channel not in self.outages:
+            self.outages[channel] = Outage(self.settings.notify.retry_base_s, self.settings.notify.outage_retry_cap_s)
+        return self.outages[channel]
+
+    def _unavailable(self, channel: str, error: str) -> None:
+        now = datetime.now(UTC)
+        outage = self._outage(channel)
+        was_down = outage.down
+        if not outage.failed(now, error):
+            return
+        SERVER_UNAVAILABLE.labels(channel).set(1)
+        retry_in_s = round(((outage.retry_at or now) - now).total_seconds(), 3)
+        if was_down:
+            log.warning("notify.server_still_unavailable", channel=channel, probes=outage.probes,
+                        retry_in_s=retry_in_s, error=error)
+        else:
+            log.error("notify.server_unavailable", channel=channel, retry_in_s=retry_in_s, error=error)
+
+    def _reachable(self, channel: str) -> None:
+        outage = self.outages.get(channel)
+        if outage is None or not outage.down:
+            return
+        down_for = outage.recovered(datetime.now(UTC))
+        SERVER_UNAVAILABLE.labels(channel).set(0)
+        log.warning("notify.server_recovered", channel=channel,
+                    down_s=round(down_for.total_seconds(), 3) if down_for else 0.0)
+
+    def next_probe_in(self, now: datetime) -> float | None:
+        """Seconds until the earliest probe still ahead; ``None`` if none is (a probe already due waits for
+        mail to try it with: a 0 here would spin the loop)."""
+        waits = [(o.retry_at - now).total_seconds() for o in self.outages.values()
+                 if o.retry_at is not None and o.retry_at > now]
+        return min(waits) if waits else None
 
     def _scrubbed(self, delivery: Delivery) -> dict[str, str]:
         spec = self.catalogue.specs.get(delivery.template)
@@ -181,6 +247,18 @@ class NotifyService:
         for d in deliveries:
             DELIVERIES.labels(d.channel, d.template, "sent").inc()
             log.info("notify.sent", delivery_id=d.id, template=d.template, attempts=d.attempts + 1)
+
+    async def _hold(self, deliveries: list[Delivery]) -> None:
+        """Back in the queue, as they were (no attempt spent), due when their server is probed next."""
+        now = datetime.now(UTC)
+        for channel in {d.channel for d in deliveries}:
+            outage = self._outage(channel)
+            mine = [d for d in deliveries if d.channel == channel]
+            # A server already back (another try went through meanwhile) gets them at once.
+            await self.repo.hold([d.id for d in mine], outage.retry_at or now,
+                                 f"waiting for the {channel} server: {outage.error}" if outage.error else None)
+            for d in mine:
+                DELIVERIES.labels(d.channel, d.template, "held").inc()
 
     async def _failed(self, delivery: Delivery, attempts: int, error: str) -> None:
         if attempts >= self.settings.notify.max_attempts:
@@ -221,7 +299,9 @@ class NotifyService:
             except Exception as exc:  # the database may be down: wait and try again
                 log.warning("notify.dispatch_error", error=repr(exc))
             tasks = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
-            await asyncio.wait(tasks, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
+            probe = self.next_probe_in(datetime.now(UTC))
+            await asyncio.wait(tasks, timeout=poll if probe is None else min(poll, probe),
+                               return_when=asyncio.FIRST_COMPLETED)
             for t in tasks:
                 t.cancel()
 
