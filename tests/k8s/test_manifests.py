@@ -456,6 +456,11 @@ def test_config_and_secret_exist() -> None:
     for svc, port in SERVICES.items():
         assert config[f"KAGI_{svc.upper()}_URL"] == f"http://{svc}-api:{port}"
     assert all(isinstance(v, str) for v in config.values()), "ConfigMap values must be strings"
+    from kagi_shared.settings import SmtpSettings
+
+    senders = {k for k in config if k.startswith("KAGI_SMTP_") and k.endswith("_SENDER")}
+    fields = {f"KAGI_SMTP_{name.upper()}" for name in SmtpSettings.__struct_fields__ if name.endswith("sender")}
+    assert senders == fields, "every sender a template may name is set for production"
 
     secret = _by_kind("Secret")["kagi-secrets"]
     data = secret.get("stringData", {}) | secret.get("data", {})

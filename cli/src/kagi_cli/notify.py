@@ -38,6 +38,7 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     rendered = catalogue.render_sample(args.name)
     print(f"Template: {spec.name} ({spec.channel}, {spec.category})")
     if spec.channel == "mail":
+        print(f"From: {rendered.sender or settings.smtp.sender}")
         print(f"Subject: {rendered.subject}")
     print()
     print(rendered.body, end="" if rendered.body.endswith("\n") else "\n")

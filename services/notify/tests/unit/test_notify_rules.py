@@ -126,6 +126,12 @@ def test_cli_renders_a_template_with_its_sample(capsys: pytest.CaptureFixture[st
     out = capsys.readouterr().out
     assert "Subject: 【" in out and "認証コード発行のお知らせ" in out
     assert "認証コード: ABCD2345EFGH" in out
+    assert f"From: {get_settings().smtp.sender}" in out
+
+
+def test_cli_shows_a_templates_own_sender(capsys: pytest.CaptureFixture[str]) -> None:
+    assert kagi(["notify", "render", "inactivity_warning_1", "--sample"]) == 0
+    assert f"From: {get_settings().smtp.auth_sender}" in capsys.readouterr().out
 
 
 def test_cli_refuses_an_unknown_template_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
