@@ -26,8 +26,11 @@ class DatabaseBreaker:
         self._probe: asyncio.Task[None] | None = None
 
     def watch(self, ping: Ping) -> None:
-        """The check that proves the database is back (the service's readiness check)."""
+        """The check that proves the database is back (the service's readiness check); starts closed."""
         self._ping = ping
+        if self._probe is not None:
+            self._probe.cancel()
+            self._probe = None
 
     @property
     def open(self) -> bool:

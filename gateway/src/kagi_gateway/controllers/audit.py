@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 
 from kagi_gateway.deps import current_caller, request_id
 from kagi_gateway.services import Services
@@ -20,7 +20,7 @@ class AuditController(Controller):
     @get("/", opt={"roles": OPERATOR}, summary="Recent audit entries, newest first")
     async def entries(
         self, services: Services, request: Request[Any, Any, Any],
-        actor_id: Annotated[str | None, Parameter(query="actorId", max_length=64)] = None,
+        actor_id: Annotated[str | None, QueryParameter(name="actorId", max_length=64)] = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
     ) -> list[dict[str, Any]]:
         params = {"limit": str(limit)} | ({"actorId": actor_id} if actor_id else {})

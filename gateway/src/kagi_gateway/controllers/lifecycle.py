@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, get, post, put
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 
 from kagi_gateway.deps import ANY_USER, PUBLIC, SESSIONS, client_ip, current_caller, request_id
 from kagi_gateway.services import Services
@@ -240,7 +240,7 @@ class LifecycleOperatorController(Controller):
          summary="Who the next inactivity sweep would warn, lock or purge")
     async def preview(
         self, services: Services, request: Request[Any, Any, Any],
-        as_of: Annotated[str | None, Parameter(query="asOf", max_length=40,
+        as_of: Annotated[str | None, QueryParameter(name="asOf", max_length=40,
                                                description="moment of the sweep; default the next 07:00 JST")] = None,
     ) -> PreviewOut:
         reply = await services.call("lifecycle", "GET", "/internal/lifecycle/preview", caller=current_caller(request),

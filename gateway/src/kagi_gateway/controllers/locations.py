@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, delete, get, post, put, route
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 
 from kagi_gateway.deps import ANY_USER, current_caller, request_id
 from kagi_gateway.schemas import Dto
@@ -97,7 +97,7 @@ class LocationController(Controller):
     @get("/locations", opt={"roles": OWNER}, summary="Usage locations: search by name, supply-point or customer no.")
     async def search(self, services: Services, request: Request[Any, Any, Any], q: str = "",
                      page: Annotated[int, Parameter(ge=1, le=100_000)] = 1,
-                     per_page: Annotated[int, Parameter(query="perPage", ge=1, le=100)] = 10) -> LocationPageOut:
+                     per_page: Annotated[int, QueryParameter(name="perPage", ge=1, le=100)] = 10) -> LocationPageOut:
         reply = await services.call("invite", "GET", "/internal/locations", caller=current_caller(request),
                                     params={"q": q, "page": str(page), "per_page": str(per_page)},
                                     request_id=request_id(request))

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from litestar import Litestar, Request, get
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 
 from kagi_audit.bootstrap import NAME, Audit, bootstrap
 from kagi_audit.domain.chain import Verdict
@@ -31,7 +31,7 @@ def create_app(audit: Audit | None = None) -> Litestar:
     @get("/internal/audit", guards=[internal_guard])
     async def entries(
         request: Request[Any, Any, Any],
-        actor_id: Annotated[str | None, Parameter(query="actorId", max_length=64)] = None,
+        actor_id: Annotated[str | None, QueryParameter(name="actorId", max_length=64)] = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
     ) -> list[dict[str, Any]]:
         require_role(caller_of(request), "operator")
