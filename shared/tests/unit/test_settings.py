@@ -72,3 +72,18 @@ def test_kafka_tls_builds_an_ssl_context_for_every_client() -> None:
     assert tls["ssl_context"].verify_mode.name == "CERT_REQUIRED"
     with pytest.raises(SettingsError, match="KAGI_KAFKA_SECURITY_PROTOCOL='SASL'"):
         load_settings({"KAGI_KAFKA_SECURITY_PROTOCOL": "SASL"})
+
+
+async def test_the_idempotence_setting_reaches_the_relays_producer() -> None:
+    """Against real Kafka the producer must be idempotent (no duplicates on retried sends); the embedded broker
+    refuses InitProducerId, so it stays off there. aiokafka keeps a transaction manager only when it is on."""
+    from kagi_shared.kafka import make_producer
+
+    real = make_producer(load_settings({"KAGI_KAFKA_ENABLE_IDEMPOTENCE": "true"}), "t")
+    embedded = make_producer(load_settings({}), "t")
+    try:
+        assert real._txn_manager is not None
+        assert embedded._txn_manager is None
+    finally:
+        await real.stop()
+        await embedded.stop()
