@@ -60,7 +60,7 @@ bench-system: install  ## the whole system under open-loop mixed load; appends t
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy shared/src
+	$(VENV)/bin/mypy shared/src $(wildcard services/*/src) gateway/src cli/src deploy/local/src
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

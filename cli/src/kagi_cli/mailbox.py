@@ -29,7 +29,7 @@ class Mail:
     @property
     def body(self) -> str:
         part = self.message.get_body(preferencelist=("plain",))
-        return part.get_content() if part is not None else ""  # type: ignore[union-attr]
+        return part.get_content() if part is not None else ""
 
 
 def read_mail(path: Path) -> Mail:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import cast
 
 import structlog
 
@@ -32,4 +33,5 @@ def configure_logging(service: str, level: str = "INFO") -> None:
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
-    return structlog.get_logger(name)  # type: ignore[no-any-return]
+    # structlog types get_logger as Any (it returns a lazy proxy); callers use the bound-logger interface.
+    return cast("structlog.stdlib.BoundLogger", structlog.get_logger(name))

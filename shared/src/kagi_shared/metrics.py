@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from litestar import Response, get
@@ -72,7 +72,7 @@ async def _refresh(timeout_s: float = 3.0) -> None:
             log.warning("metrics.refresh_failed", hook=name, error=f"{type(exc).__name__}: {exc}")
 
 
-def set_counts(gauge: Gauge, rows: list[tuple[tuple[str, ...], int]]) -> None:
+def set_counts(gauge: Gauge, rows: Sequence[tuple[tuple[str, ...], int]]) -> None:
     """Replace every series of ``gauge``: a state that emptied must read 0 or vanish, not keep its old count."""
     gauge.clear()
     for labels, count in rows:

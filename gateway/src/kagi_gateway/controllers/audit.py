@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
+from litestar.di import NamedDependency
 from litestar.params import Parameter, QueryParameter
 
 from kagi_gateway.deps import current_caller, request_id
@@ -19,7 +20,7 @@ class AuditController(Controller):
 
     @get("/", opt={"roles": OPERATOR}, summary="Recent audit entries, newest first")
     async def entries(
-        self, services: Services, request: Request[Any, Any, Any],
+        self, services: NamedDependency[Services], request: Request[Any, Any, Any],
         actor_id: Annotated[str | None, QueryParameter(name="actorId", max_length=64)] = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
     ) -> list[dict[str, Any]]:
@@ -29,7 +30,7 @@ class AuditController(Controller):
         return list(reply)
 
     @get("/verify", opt={"roles": OPERATOR}, summary="Recompute the hash chain; names the first broken entry")
-    async def verify(self, services: Services, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def verify(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> dict[str, Any]:
         reply = await services.call("audit", "GET", "/internal/audit/verify", caller=current_caller(request),
                                     request_id=request_id(request))
         return dict(reply)

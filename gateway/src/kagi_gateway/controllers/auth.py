@@ -7,6 +7,8 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from kagi_gateway.deps import ANY_USER, PUBLIC, SESSIONS, current_caller, request_id
 from kagi_gateway.schemas import LoginIn, LogoutIn, MeOut, RefreshIn, TokenOut
@@ -24,7 +26,8 @@ class AuthController(Controller):
     tags = ("auth",)
 
     @post("/auth/login", opt={"roles": PUBLIC, "rate": "login"}, status_code=200, summary="Log in with ID and password")
-    async def login(self, data: LoginIn, services: Services, request: Request[Any, Any, Any]) -> TokenOut:
+    async def login(self, data: JSONBody[LoginIn], services: NamedDependency[Services],
+                    request: Request[Any, Any, Any]) -> TokenOut:
         opened = await services.call("lifecycle", "POST", "/internal/sessions",
                                      json={"loginId": data.login_id, "password": data.password},
                                      request_id=request_id(request))
@@ -32,21 +35,23 @@ class AuthController(Controller):
 
     @post("/auth/refresh", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200,
           summary="Exchange a refresh token (single use) for a new access and refresh token")
-    async def refresh(self, data: RefreshIn, services: Services, request: Request[Any, Any, Any]) -> TokenOut:
+    async def refresh(self, data: JSONBody[RefreshIn], services: NamedDependency[Services],
+                      request: Request[Any, Any, Any]) -> TokenOut:
         opened = await services.call("lifecycle", "POST", "/internal/sessions/refresh",
                                      json={"refreshToken": data.refresh_token}, request_id=request_id(request))
         return _tokens(opened)
 
     @post("/auth/logout", opt={"roles": ANY_USER, "password_change": True}, status_code=204,
           summary="End the session: the refresh token and every access token of the account stop working")
-    async def logout(self, data: LogoutIn, services: Services, request: Request[Any, Any, Any]) -> None:
+    async def logout(self, data: JSONBody[LogoutIn], services: NamedDependency[Services],
+                     request: Request[Any, Any, Any]) -> None:
         caller = current_caller(request)
         await services.call("lifecycle", "POST", "/internal/sessions/logout", caller=caller,
                             json={"refreshToken": data.refresh_token}, request_id=request_id(request))
         SESSIONS.forget(caller.account_id)
 
     @get("/me", opt={"roles": ANY_USER}, summary="The caller's account")
-    async def me(self, services: Services, request: Request[Any, Any, Any]) -> MeOut:
+    async def me(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> MeOut:
         caller = current_caller(request)
         account = await services.call("lifecycle", "GET", f"/internal/accounts/{caller.account_id}",
                                       caller=caller, request_id=request_id(request))

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, delete, get, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 
 from kagi_gateway.deps import ANY_USER, PUBLIC, client_ip, current_caller, request_id
 from kagi_gateway.schemas import Dto
@@ -125,26 +127,27 @@ class InvitationController(Controller):
     # -- the owner -------------------------------------------------------------------------------
     @post("/me/invitations", opt={"roles": OWNER}, status_code=201,
           summary="Issue an invitation key (needs a fresh step-up)")
-    async def issue(self, services: Services, request: Request[Any, Any, Any]) -> IssuedKeyOut:
+    async def issue(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> IssuedKeyOut:
         reply = await services.call("invite", "POST", "/internal/invitations", caller=current_caller(request),
                                     request_id=request_id(request))
         return msgspec.convert(reply, IssuedKeyOut)
 
     @get("/me/invitations", opt={"roles": OWNER}, summary="The owner's keys: pending, redeemed, expired, revoked")
-    async def keys(self, services: Services, request: Request[Any, Any, Any]) -> KeysOut:
+    async def keys(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> KeysOut:
         reply = await services.call("invite", "GET", "/internal/invitations", caller=current_caller(request),
                                     request_id=request_id(request))
         return msgspec.convert(reply, KeysOut)
 
     @delete("/me/invitations/{key_id:str}", opt={"roles": OWNER}, status_code=200,
             summary="Revoke a pending key")
-    async def revoke(self, key_id: str, services: Services, request: Request[Any, Any, Any]) -> KeyOut:
+    async def revoke(self, key_id: FromPath[str], services: NamedDependency[Services],
+                     request: Request[Any, Any, Any]) -> KeyOut:
         reply = await services.call("invite", "DELETE", f"/internal/invitations/{key_id}",
                                     caller=current_caller(request), request_id=request_id(request))
         return msgspec.convert(reply, KeyOut)
 
     @get("/me/users", opt={"roles": OWNER}, summary="The user list (利用者一覧; needs a fresh step-up)")
-    async def users(self, services: Services, request: Request[Any, Any, Any]) -> UsersOut:
+    async def users(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> UsersOut:
         caller = current_caller(request)
         rid = request_id(request)
         household = await services.call("invite", "GET", "/internal/users", caller=caller, request_id=rid)
@@ -168,19 +171,20 @@ class InvitationController(Controller):
 
     @put("/me/users/representative", opt={"roles": OWNER}, status_code=204,
          summary="Change the representative email (代表メールアドレス変更)")
-    async def representative(self, data: RepresentativeIn, services: Services,
+    async def representative(self, data: JSONBody[RepresentativeIn], services: NamedDependency[Services],
                              request: Request[Any, Any, Any]) -> None:
         await services.call("invite", "PUT", "/internal/users/representative", caller=current_caller(request),
                             json={"accountId": data.account_id}, request_id=request_id(request))
 
     @delete("/me/users/{account_id:str}", opt={"roles": OWNER}, status_code=204,
             summary="Remove a co-user; their access ends at once and both are notified")
-    async def remove(self, account_id: str, services: Services, request: Request[Any, Any, Any]) -> None:
+    async def remove(self, account_id: FromPath[str], services: NamedDependency[Services],
+                     request: Request[Any, Any, Any]) -> None:
         await services.call("invite", "DELETE", f"/internal/users/{account_id}", caller=current_caller(request),
                             request_id=request_id(request))
 
     @get("/me/memberships", opt={"roles": ANY_USER}, summary="Accounts the caller uses as a co-user")
-    async def memberships(self, services: Services, request: Request[Any, Any, Any]) -> MembershipsOut:
+    async def memberships(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> MembershipsOut:
         reply = await services.call("invite", "GET", "/internal/memberships", caller=current_caller(request),
                                     request_id=request_id(request))
         return MembershipsOut(items=[MembershipOut(owner_id=m["ownerId"], owner_login_id=m["ownerLoginId"],
@@ -190,7 +194,7 @@ class InvitationController(Controller):
     # -- the invitee (public) --------------------------------------------------------------------
     @post("/invitations/requests", opt={"roles": PUBLIC}, status_code=202,
           summary="Mail a confirmation link to the invitee (招待コードをお持ちの方)")
-    async def request_link(self, data: InvitationRequestIn, services: Services,
+    async def request_link(self, data: JSONBody[InvitationRequestIn], services: NamedDependency[Services],
                            request: Request[Any, Any, Any]) -> InvitationRequestOut:
         reply = await services.call("invite", "POST", "/internal/invitations/requests",
                                     json={"email": data.email, "clientIp": client_ip(request)},
@@ -199,7 +203,8 @@ class InvitationController(Controller):
 
     @post("/invitations/links/check", opt={"roles": PUBLIC}, status_code=200,
           summary="Whether a confirmation link can still be used")
-    async def check_link(self, data: LinkCheckIn, services: Services, request: Request[Any, Any, Any]) -> LinkOut:
+    async def check_link(self, data: JSONBody[LinkCheckIn], services: NamedDependency[Services],
+                         request: Request[Any, Any, Any]) -> LinkOut:
         reply = await services.call("invite", "POST", "/internal/invitations/links/check",
                                     json={"token": data.token, "clientIp": client_ip(request)},
                                     request_id=request_id(request))
@@ -207,7 +212,8 @@ class InvitationController(Controller):
 
     @post("/invitations/redeem", opt={"roles": PUBLIC}, status_code=201,
           summary="Redeem a key with a new email-ID account or an existing login")
-    async def redeem(self, data: RedeemIn, services: Services, request: Request[Any, Any, Any]) -> RedeemOut:
+    async def redeem(self, data: JSONBody[RedeemIn], services: NamedDependency[Services],
+                     request: Request[Any, Any, Any]) -> RedeemOut:
         rid = request_id(request)
         if data.account == "existing" and not data.login_id:
             raise Problem(400, "request.invalid", "入力内容に誤りがあります。",

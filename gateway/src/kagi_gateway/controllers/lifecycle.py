@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, get, post, put
-from litestar.params import Parameter, QueryParameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
 
 from kagi_gateway.deps import ANY_USER, PUBLIC, SESSIONS, client_ip, current_caller, request_id
 from kagi_gateway.services import Services
@@ -128,7 +129,7 @@ class PasswordController(Controller):
 
     @post("/me/password", opt={"roles": ANY_USER, "password_change": True}, status_code=200,
           summary="Change the caller's password (also with the restricted token of an expired password)")
-    async def change(self, data: PasswordChangeIn, services: Services,
+    async def change(self, data: JSONBody[PasswordChangeIn], services: NamedDependency[Services],
                      request: Request[Any, Any, Any]) -> PasswordChangedOut:
         caller = current_caller(request)
         reply = await services.call("lifecycle", "POST", "/internal/me/password", caller=caller,
@@ -141,7 +142,7 @@ class PasswordController(Controller):
 
     @post("/auth/password-reset", opt={"roles": PUBLIC}, status_code=202,
           summary="Mail a single-use reset link (same answer whether or not the ID exists)")
-    async def request_reset(self, data: ResetRequestIn, services: Services,
+    async def request_reset(self, data: JSONBody[ResetRequestIn], services: NamedDependency[Services],
                             request: Request[Any, Any, Any]) -> AcceptedOut:
         reply = await services.call("lifecycle", "POST", "/internal/password-reset",
                                     json={"loginId": data.login_id, "clientIp": client_ip(request)},
@@ -150,7 +151,7 @@ class PasswordController(Controller):
 
     @post("/auth/password-reset/complete", opt={"roles": PUBLIC}, status_code=200,
           summary="Set a new password with the emailed link's token")
-    async def complete_reset(self, data: ResetCompleteIn, services: Services,
+    async def complete_reset(self, data: JSONBody[ResetCompleteIn], services: NamedDependency[Services],
                              request: Request[Any, Any, Any]) -> AcceptedOut:
         reply = await services.call("lifecycle", "POST", "/internal/password-reset/complete",
                                     json={"token": data.token, "newPassword": data.new_password},
@@ -159,7 +160,7 @@ class PasswordController(Controller):
 
     @put("/me/secret-question", opt={"roles": ANY_USER}, status_code=200,
          summary="Register the caller's secret question and answer (only the answer's hash is kept)")
-    async def set_secret_question(self, data: SecretQuestionIn, services: Services,
+    async def set_secret_question(self, data: JSONBody[SecretQuestionIn], services: NamedDependency[Services],
                                   request: Request[Any, Any, Any]) -> SecretQuestionSetOut:
         reply = await services.call("lifecycle", "PUT", "/internal/me/secret-question",
                                     caller=current_caller(request),
@@ -169,7 +170,7 @@ class PasswordController(Controller):
 
     @post("/auth/password-reset/question", opt={"roles": PUBLIC}, status_code=200,
           summary="The ID's secret question (an ID without one gets a decoy: existence never shows)")
-    async def reset_question(self, data: QuestionIn, services: Services,
+    async def reset_question(self, data: JSONBody[QuestionIn], services: NamedDependency[Services],
                              request: Request[Any, Any, Any]) -> QuestionOut:
         reply = await services.call("lifecycle", "POST", "/internal/password-reset/question",
                                     json={"loginId": data.login_id, "clientIp": client_ip(request)},
@@ -178,7 +179,7 @@ class PasswordController(Controller):
 
     @post("/auth/password-reset/answer", opt={"roles": PUBLIC}, status_code=200,
           summary="Set a new password with the secret question's answer (5 wrong answers lock the ID)")
-    async def reset_answer(self, data: AnswerIn, services: Services,
+    async def reset_answer(self, data: JSONBody[AnswerIn], services: NamedDependency[Services],
                            request: Request[Any, Any, Any]) -> AcceptedOut:
         reply = await services.call("lifecycle", "POST", "/internal/password-reset/answer",
                                     json={"loginId": data.login_id, "answer": data.answer,
@@ -188,7 +189,7 @@ class PasswordController(Controller):
 
     @post("/auth/unlock-requests", opt={"roles": PUBLIC}, status_code=202,
           summary="Ask for a locked ID to be unlocked (the answer never reveals whether the ID exists)")
-    async def file_unlock(self, data: UnlockFileIn, services: Services,
+    async def file_unlock(self, data: JSONBody[UnlockFileIn], services: NamedDependency[Services],
                           request: Request[Any, Any, Any]) -> AcceptedOut:
         reply = await services.call("lifecycle", "POST", "/internal/unlock-requests",
                                     json={"loginId": data.login_id, "message": data.message,
@@ -203,7 +204,7 @@ class LifecycleOperatorController(Controller):
 
     @get("/unlock-requests", opt={"roles": OPERATOR}, summary="Unlock requests, newest first")
     async def unlock_requests(
-        self, services: Services, request: Request[Any, Any, Any],
+        self, services: NamedDependency[Services], request: Request[Any, Any, Any],
         status: Annotated[Literal["pending", "approved", "rejected", "refused"] | None, Parameter()] = None,
     ) -> list[UnlockRequestOut]:
         reply = await services.call("lifecycle", "GET", "/internal/unlock-requests", caller=current_caller(request),
@@ -212,7 +213,7 @@ class LifecycleOperatorController(Controller):
 
     @post("/unlock-requests/{unlock_id:str}/approve", opt={"roles": OPERATOR}, status_code=200,
           summary="Unlock the account (refused on or after its purge date)")
-    async def approve(self, unlock_id: str, data: DecisionIn, services: Services,
+    async def approve(self, unlock_id: FromPath[str], data: JSONBody[DecisionIn], services: NamedDependency[Services],
                       request: Request[Any, Any, Any]) -> UnlockRequestOut:
         reply = await services.call("lifecycle", "POST", f"/internal/unlock-requests/{unlock_id}/approve",
                                     caller=current_caller(request), json={"note": data.note},
@@ -221,7 +222,7 @@ class LifecycleOperatorController(Controller):
 
     @post("/unlock-requests/{unlock_id:str}/reject", opt={"roles": OPERATOR}, status_code=200,
           summary="Reject an unlock request")
-    async def reject(self, unlock_id: str, data: DecisionIn, services: Services,
+    async def reject(self, unlock_id: FromPath[str], data: JSONBody[DecisionIn], services: NamedDependency[Services],
                      request: Request[Any, Any, Any]) -> UnlockRequestOut:
         reply = await services.call("lifecycle", "POST", f"/internal/unlock-requests/{unlock_id}/reject",
                                     caller=current_caller(request), json={"note": data.note},
@@ -230,7 +231,8 @@ class LifecycleOperatorController(Controller):
 
     @post("/accounts/{account_id:str}/lock", opt={"roles": OPERATOR}, status_code=200,
           summary="Lock an account (reason operator); its sessions end")
-    async def lock(self, account_id: str, services: Services, request: Request[Any, Any, Any]) -> LockedOut:
+    async def lock(self, account_id: FromPath[str], services: NamedDependency[Services],
+                   request: Request[Any, Any, Any]) -> LockedOut:
         reply = await services.call("lifecycle", "POST", f"/internal/accounts/{account_id}/lock",
                                     caller=current_caller(request), request_id=request_id(request))
         SESSIONS.forget(account_id)
@@ -239,7 +241,7 @@ class LifecycleOperatorController(Controller):
     @get("/lifecycle/preview", opt={"roles": OPERATOR},
          summary="Who the next inactivity sweep would warn, lock or purge")
     async def preview(
-        self, services: Services, request: Request[Any, Any, Any],
+        self, services: NamedDependency[Services], request: Request[Any, Any, Any],
         as_of: Annotated[str | None, QueryParameter(name="asOf", max_length=40,
                                                description="moment of the sweep; default the next 07:00 JST")] = None,
     ) -> PreviewOut:

@@ -11,7 +11,8 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, delete, get, post, put, route
-from litestar.params import Parameter, QueryParameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter, QueryParameter
 
 from kagi_gateway.deps import ANY_USER, current_caller, request_id
 from kagi_gateway.schemas import Dto
@@ -95,7 +96,7 @@ class LocationController(Controller):
 
     # -- the owner -------------------------------------------------------------------------------
     @get("/locations", opt={"roles": OWNER}, summary="Usage locations: search by name, supply-point or customer no.")
-    async def search(self, services: Services, request: Request[Any, Any, Any], q: str = "",
+    async def search(self, services: NamedDependency[Services], request: Request[Any, Any, Any], q: FromQuery[str] = "",
                      page: Annotated[int, Parameter(ge=1, le=100_000)] = 1,
                      per_page: Annotated[int, QueryParameter(name="perPage", ge=1, le=100)] = 10) -> LocationPageOut:
         reply = await services.call("invite", "GET", "/internal/locations", caller=current_caller(request),
@@ -105,20 +106,23 @@ class LocationController(Controller):
 
     @post("/locations/{location_id:str}/viewer-keys", opt={"roles": OWNER}, status_code=201,
           summary="Issue a 24-hour viewer key for one location (needs a fresh step-up)")
-    async def issue(self, location_id: str, services: Services, request: Request[Any, Any, Any]) -> ViewerKeyOut:
+    async def issue(self, location_id: FromPath[str], services: NamedDependency[Services],
+                    request: Request[Any, Any, Any]) -> ViewerKeyOut:
         reply = await services.call("invite", "POST", f"/internal/locations/{location_id}/viewer-keys",
                                     caller=current_caller(request), request_id=request_id(request))
         return msgspec.convert(reply, ViewerKeyOut)
 
     @get("/locations/{location_id:str}/viewers", opt={"roles": OWNER}, summary="Viewers of one location (表示)")
-    async def viewers(self, location_id: str, services: Services, request: Request[Any, Any, Any]) -> ViewersOut:
+    async def viewers(self, location_id: FromPath[str], services: NamedDependency[Services],
+                      request: Request[Any, Any, Any]) -> ViewersOut:
         reply = await services.call("invite", "GET", f"/internal/locations/{location_id}/viewers",
                                     caller=current_caller(request), request_id=request_id(request))
         return msgspec.convert(reply, ViewersOut)
 
     @delete("/locations/{location_id:str}/viewers/{account_id:str}", opt={"roles": OWNER}, status_code=204,
             summary="Delete a viewer; effective immediately")
-    async def remove_viewer(self, location_id: str, account_id: str, services: Services,
+    async def remove_viewer(self, location_id: FromPath[str], account_id: FromPath[str],
+                            services: NamedDependency[Services],
                             request: Request[Any, Any, Any]) -> None:
         await services.call("invite", "DELETE", f"/internal/locations/{location_id}/viewers/{account_id}",
                             caller=current_caller(request), request_id=request_id(request))
@@ -126,14 +130,14 @@ class LocationController(Controller):
     # -- the viewer ------------------------------------------------------------------------------
     @post("/viewing-locations", opt={"roles": ANY_USER}, status_code=201,
           summary="Add a viewing location with a viewer key (閲覧場所追加)")
-    async def add_viewing(self, data: AddViewingIn, services: Services,
+    async def add_viewing(self, data: JSONBody[AddViewingIn], services: NamedDependency[Services],
                           request: Request[Any, Any, Any]) -> LocationOut:
         reply = await services.call("invite", "POST", "/internal/viewing-locations", caller=current_caller(request),
                                     json={"key": data.key}, request_id=request_id(request))
         return msgspec.convert(reply, LocationOut)
 
     @get("/viewing-locations", opt={"roles": ANY_USER}, summary="Locations the caller may view")
-    async def viewing(self, services: Services, request: Request[Any, Any, Any]) -> ViewingOut:
+    async def viewing(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> ViewingOut:
         reply = await services.call("invite", "GET", "/internal/viewing-locations", caller=current_caller(request),
                                     request_id=request_id(request))
         return msgspec.convert(reply, ViewingOut)
@@ -143,26 +147,28 @@ class LocationController(Controller):
                                    caller=current_caller(request), request_id=request_id(request))
 
     @get("/viewing-locations/{location_id:str}/contract", opt={"roles": ANY_USER}, summary="契約内容 (read only)")
-    async def contract(self, location_id: str, services: Services, request: Request[Any, Any, Any]) -> ContractOut:
+    async def contract(self, location_id: FromPath[str], services: NamedDependency[Services],
+                       request: Request[Any, Any, Any]) -> ContractOut:
         data = await self._data(services, request, location_id)
         return msgspec.convert({"location": data["location"], "contract": data["contract"]}, ContractOut)
 
     @get("/viewing-locations/{location_id:str}/statements", opt={"roles": ANY_USER},
          summary="ご利用明細 (read only)")
-    async def statements(self, location_id: str, services: Services,
+    async def statements(self, location_id: FromPath[str], services: NamedDependency[Services],
                          request: Request[Any, Any, Any]) -> StatementsOut:
         data = await self._data(services, request, location_id)
         return msgspec.convert({"location": data["location"], "items": data["statements"]}, StatementsOut)
 
     @get("/viewing-locations/{location_id:str}/energy", opt={"roles": ANY_USER}, summary="エネみえ (read only)")
-    async def energy(self, location_id: str, services: Services, request: Request[Any, Any, Any]) -> EnergyOut:
+    async def energy(self, location_id: FromPath[str], services: NamedDependency[Services],
+                     request: Request[Any, Any, Any]) -> EnergyOut:
         data = await self._data(services, request, location_id)
         return msgspec.convert({"location": data["location"], "items": data["energy"]}, EnergyOut)
 
     @route([f"/viewing-locations/{{location_id:str}}/{section}" for section in SECTIONS],
            http_method=["POST", "PUT", "PATCH", "DELETE"], opt={"roles": ANY_USER}, status_code=403,
            summary="Viewers cannot change anything")
-    async def read_only(self, location_id: str) -> None:
+    async def read_only(self, location_id: FromPath[str]) -> None:
         raise Problem(403, "viewer.read_only", "閲覧者は参照のみ可能です。変更はできません。")
 
 
@@ -237,24 +243,26 @@ class ContractClaimController(Controller):
 
     @post("/contracts", opt={"roles": OWNER}, status_code=201,
           summary="Link a customer number by proving the contract (no hint which field was wrong)")
-    async def link(self, data: ClaimIn, services: Services, request: Request[Any, Any, Any]) -> LinkedOut:
+    async def link(self, data: JSONBody[ClaimIn], services: NamedDependency[Services],
+                   request: Request[Any, Any, Any]) -> LinkedOut:
         reply = await services.call("invite", "POST", "/internal/contracts", caller=current_caller(request),
                                     json=msgspec.to_builtins(data), request_id=request_id(request))
         return msgspec.convert(reply, LinkedOut)
 
     @get("/contracts", opt={"roles": OWNER}, summary="Linked customer numbers (warning above the recommended 20)")
-    async def claims(self, services: Services, request: Request[Any, Any, Any]) -> ClaimsOut:
+    async def claims(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> ClaimsOut:
         reply = await services.call("invite", "GET", "/internal/contracts", caller=current_caller(request),
                                     request_id=request_id(request))
         return msgspec.convert(reply, ClaimsOut)
 
     @put("/contracts/main", opt={"roles": OWNER}, status_code=204, summary="Choose the main customer number")
-    async def main(self, data: MainIn, services: Services, request: Request[Any, Any, Any]) -> None:
+    async def main(self, data: JSONBody[MainIn], services: NamedDependency[Services],
+                   request: Request[Any, Any, Any]) -> None:
         await services.call("invite", "PUT", "/internal/contracts/main", caller=current_caller(request),
                             json={"customerNumber": data.customer_number}, request_id=request_id(request))
 
     @get("/contracts/{customer_number:str}", opt={"roles": OWNER}, summary="One linked contract")
-    async def contract(self, customer_number: str, services: Services,
+    async def contract(self, customer_number: FromPath[str], services: NamedDependency[Services],
                        request: Request[Any, Any, Any]) -> WaterContractOut:
         reply = await services.call("invite", "GET", f"/internal/contracts/{customer_number}",
                                     caller=current_caller(request), request_id=request_id(request))
@@ -262,33 +270,36 @@ class ContractClaimController(Controller):
 
     @delete("/contracts/{customer_number:str}", opt={"roles": OWNER}, status_code=204,
             summary="Remove a customer number (its data is no longer visible; linking again restores it)")
-    async def unlink(self, customer_number: str, services: Services, request: Request[Any, Any, Any]) -> None:
+    async def unlink(self, customer_number: FromPath[str], services: NamedDependency[Services],
+                     request: Request[Any, Any, Any]) -> None:
         await services.call("invite", "DELETE", f"/internal/contracts/{customer_number}",
                             caller=current_caller(request), request_id=request_id(request))
 
     @post("/withdrawal", opt={"roles": ("owner", "viewer")}, status_code=200,
           summary="退会: remove every contract link, co-user membership and viewer right")
-    async def withdraw(self, services: Services, request: Request[Any, Any, Any]) -> WithdrawnOut:
+    async def withdraw(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> WithdrawnOut:
         reply = await services.call("invite", "POST", "/internal/withdrawal", caller=current_caller(request),
                                     request_id=request_id(request))
         return msgspec.convert(reply, WithdrawnOut)
 
     @get("/registration", opt={"roles": OWNER}, summary="Registration state: SMS verification done, contracts")
-    async def registration(self, services: Services, request: Request[Any, Any, Any]) -> RegistrationOut:
+    async def registration(self, services: NamedDependency[Services],
+                           request: Request[Any, Any, Any]) -> RegistrationOut:
         reply = await services.call("invite", "GET", "/internal/registration", caller=current_caller(request),
                                     request_id=request_id(request))
         return msgspec.convert(reply, RegistrationOut)
 
     @post("/registration/sms", opt={"roles": OWNER}, status_code=201,
           summary="Send (or re-send) the registration's SMS code to a mobile number (10 minutes)")
-    async def issue_sms(self, data: SmsIn, services: Services, request: Request[Any, Any, Any]) -> SmsIssuedOut:
+    async def issue_sms(self, data: JSONBody[SmsIn], services: NamedDependency[Services],
+                        request: Request[Any, Any, Any]) -> SmsIssuedOut:
         reply = await services.call("invite", "POST", "/internal/sms-verification", caller=current_caller(request),
                                     json={"mobile": data.mobile}, request_id=request_id(request))
         return msgspec.convert(reply, SmsIssuedOut)
 
     @post("/registration/sms/verify", opt={"roles": OWNER}, status_code=200,
           summary="Verify the SMS code; completes the registration")
-    async def verify_sms(self, data: SmsVerifyIn, services: Services,
+    async def verify_sms(self, data: JSONBody[SmsVerifyIn], services: NamedDependency[Services],
                          request: Request[Any, Any, Any]) -> RegistrationOut:
         reply = await services.call("invite", "POST", "/internal/sms-verification/verify",
                                     caller=current_caller(request), json={"code": data.code},

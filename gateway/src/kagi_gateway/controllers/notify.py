@@ -8,6 +8,8 @@ from urllib.parse import quote
 
 import msgspec
 from litestar import Controller, Request, delete, get, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 
 from kagi_gateway.deps import ANY_USER, PUBLIC, current_caller, request_id
 from kagi_gateway.schemas import Dto
@@ -68,13 +70,14 @@ class NotificationPreferencesController(Controller):
     tags = ("notifications",)
 
     @get("/", opt={"roles": ANY_USER}, summary="The caller's notification preferences")
-    async def show(self, services: Services, request: Request[Any, Any, Any]) -> NotificationPreferencesOut:
+    async def show(self, services: NamedDependency[Services],
+                   request: Request[Any, Any, Any]) -> NotificationPreferencesOut:
         reply = await services.call("notify", "GET", "/internal/preferences", caller=current_caller(request),
                                     request_id=request_id(request))
         return msgspec.convert(reply, NotificationPreferencesOut)
 
     @put("/", opt={"roles": ANY_USER}, summary="Switch general notices (全体通知) on or off")
-    async def update(self, data: NotificationPreferencesIn, services: Services,
+    async def update(self, data: JSONBody[NotificationPreferencesIn], services: NamedDependency[Services],
                      request: Request[Any, Any, Any]) -> NotificationPreferencesOut:
         reply = await services.call("notify", "PUT", "/internal/preferences", caller=current_caller(request),
                                     json=msgspec.to_builtins(data), request_id=request_id(request))
@@ -86,14 +89,15 @@ class AdminContactsController(Controller):
     tags = ("operator", "notifications")
 
     @get("/", opt={"roles": OPERATOR}, summary="Admin contact addresses (provisional and active)")
-    async def index(self, services: Services, request: Request[Any, Any, Any]) -> list[AdminContactOut]:
+    async def index(self, services: NamedDependency[Services],
+                    request: Request[Any, Any, Any]) -> list[AdminContactOut]:
         reply = await services.call("notify", "GET", "/internal/admin-contacts", caller=current_caller(request),
                                     request_id=request_id(request))
         return msgspec.convert(reply, list[AdminContactOut])
 
     @post("/", opt={"roles": OPERATOR}, status_code=201,
           summary="Register an admin address provisionally and mail it a confirmation link (valid 7 days)")
-    async def register(self, data: AdminContactIn, services: Services,
+    async def register(self, data: JSONBody[AdminContactIn], services: NamedDependency[Services],
                        request: Request[Any, Any, Any]) -> AdminContactOut:
         reply = await services.call("notify", "POST", "/internal/admin-contacts", caller=current_caller(request),
                                     json=msgspec.to_builtins(data), request_id=request_id(request))
@@ -101,14 +105,16 @@ class AdminContactsController(Controller):
 
     @post("/{contact_id:str}/resend", opt={"roles": OPERATOR}, status_code=200,
           summary="Mail a fresh confirmation link; the previous one stops working")
-    async def resend(self, contact_id: str, services: Services, request: Request[Any, Any, Any]) -> AdminContactOut:
+    async def resend(self, contact_id: FromPath[str], services: NamedDependency[Services],
+                     request: Request[Any, Any, Any]) -> AdminContactOut:
         reply = await services.call("notify", "POST", f"/internal/admin-contacts/{quote(contact_id, safe='')}/resend",
                                     caller=current_caller(request), request_id=request_id(request))
         return msgspec.convert(reply, AdminContactOut)
 
     @delete("/{contact_id:str}", opt={"roles": OPERATOR}, status_code=204,
             summary="Remove an admin who left, with their address")
-    async def remove(self, contact_id: str, services: Services, request: Request[Any, Any, Any]) -> None:
+    async def remove(self, contact_id: FromPath[str], services: NamedDependency[Services],
+                     request: Request[Any, Any, Any]) -> None:
         await services.call("notify", "DELETE", f"/internal/admin-contacts/{quote(contact_id, safe='')}",
                             caller=current_caller(request), request_id=request_id(request))
 
@@ -119,7 +125,7 @@ class AdminContactConfirmController(Controller):
 
     @post("/confirm", opt={"roles": PUBLIC}, status_code=200,
           summary="Confirm an admin address with the token from its confirmation mail (本登録)")
-    async def confirm(self, data: AdminContactConfirmIn, services: Services,
+    async def confirm(self, data: JSONBody[AdminContactConfirmIn], services: NamedDependency[Services],
                       request: Request[Any, Any, Any]) -> AdminContactOut:
         reply = await services.call("notify", "POST", "/internal/admin-contacts/confirm",
                                     json=msgspec.to_builtins(data), request_id=request_id(request))
@@ -132,7 +138,7 @@ class InfoSiteController(Controller):
 
     @post("/updates", opt={"roles": OPERATOR}, status_code=201,
           summary="Post an info-sharing-site update; active admin addresses are mailed unless noNotice")
-    async def post_update(self, data: SiteUpdateIn, services: Services,
+    async def post_update(self, data: JSONBody[SiteUpdateIn], services: NamedDependency[Services],
                           request: Request[Any, Any, Any]) -> SiteUpdateOut:
         reply = await services.call("notify", "POST", "/internal/info-site/updates", caller=current_caller(request),
                                     json=msgspec.to_builtins(data), request_id=request_id(request))

@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, get, patch, post
-from litestar.params import QueryParameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from kagi_gateway.deps import PUBLIC, current_caller, request_id
 from kagi_gateway.services import Services
@@ -216,7 +217,7 @@ class PermissionRequestController(Controller):
 
     @get("/permission-requests/schedule", opt={"roles": PUBLIC},
          summary="Projected acceptance, batch and usable-from dates for a submission date")
-    async def schedule(self, services: Services, request: Request[Any, Any, Any],
+    async def schedule(self, services: NamedDependency[Services], request: Request[Any, Any, Any],
                        submitted_on: Annotated[str, QueryParameter(name="submittedOn", max_length=32)]) -> ScheduleOut:
         reply = await services.call("permissions", "GET", "/internal/schedule", params={"submitted_on": submitted_on},
                                     request_id=request_id(request))
@@ -224,26 +225,27 @@ class PermissionRequestController(Controller):
 
     @get("/permissions/catalogue", opt={"roles": ADMIN_OR_OPERATOR},
          summary="Target systems, permission codes and the TAXIS/LOACUS function matrices")
-    async def catalogue(self, services: Services, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def catalogue(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> dict[str, Any]:
         reply = await services.call("permissions", "GET", "/internal/catalogue", caller=current_caller(request),
                                     request_id=request_id(request))
         return dict(reply)
 
     @get("/company", opt={"roles": ADMIN}, summary="The admin's own company")
-    async def my_company(self, services: Services, request: Request[Any, Any, Any]) -> CompanyOut:
+    async def my_company(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> CompanyOut:
         reply = await services.call("permissions", "GET", "/internal/my-company", caller=current_caller(request),
                                     request_id=request_id(request))
         return msgspec.convert(reply, CompanyOut)
 
     @post("/permission-requests", opt={"roles": ADMIN}, status_code=201,
           summary="File a new (設定), change (変更) or revoke (抹消) request")
-    async def submit(self, data: RequestIn, services: Services, request: Request[Any, Any, Any]) -> RequestOut:
+    async def submit(self, data: JSONBody[RequestIn], services: NamedDependency[Services],
+                     request: Request[Any, Any, Any]) -> RequestOut:
         reply = await services.call("permissions", "POST", "/internal/requests", caller=current_caller(request),
                                     json=_body(data), request_id=request_id(request))
         return msgspec.convert(reply, RequestOut)
 
     @get("/permission-requests", opt={"roles": ADMIN_OR_OPERATOR}, summary="Search requests and their status")
-    async def search(self, services: Services, request: Request[Any, Any, Any],
+    async def search(self, services: NamedDependency[Services], request: Request[Any, Any, Any],
                      status: Annotated[Literal["submitted", "accepted", "cancelled", "in_progress", "complete"] | None,
                                        QueryParameter(name="status")] = None,
                      user_id: Annotated[str | None, QueryParameter(name="userId", max_length=254)] = None,
@@ -255,21 +257,23 @@ class PermissionRequestController(Controller):
         return msgspec.convert(reply, list[RequestOut])
 
     @get("/permission-requests/{request_id_:str}", opt={"roles": ADMIN_OR_OPERATOR}, summary="One request")
-    async def view(self, request_id_: str, services: Services, request: Request[Any, Any, Any]) -> RequestOut:
+    async def view(self, request_id_: FromPath[str], services: NamedDependency[Services],
+                   request: Request[Any, Any, Any]) -> RequestOut:
         reply = await services.call("permissions", "GET", f"/internal/requests/{request_id_}",
                                     caller=current_caller(request), request_id=request_id(request))
         return msgspec.convert(reply, RequestOut)
 
     @get("/permission-request-drafts", opt={"roles": ADMIN},
          summary="Prefilled revoke requests for purged IDs, waiting for the admin's confirmation")
-    async def drafts(self, services: Services, request: Request[Any, Any, Any]) -> list[DraftOut]:
+    async def drafts(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> list[DraftOut]:
         reply = await services.call("permissions", "GET", "/internal/drafts", caller=current_caller(request),
                                     request_id=request_id(request))
         return msgspec.convert(reply, list[DraftOut])
 
     @post("/permission-request-drafts/{draft_id:str}/confirm", opt={"roles": ADMIN}, status_code=201,
           summary="File the prefilled revoke request of a purged ID")
-    async def confirm_draft(self, draft_id: str, services: Services, request: Request[Any, Any, Any]) -> RequestOut:
+    async def confirm_draft(self, draft_id: FromPath[str], services: NamedDependency[Services],
+                            request: Request[Any, Any, Any]) -> RequestOut:
         reply = await services.call("permissions", "POST", f"/internal/drafts/{draft_id}/confirm",
                                     caller=current_caller(request), request_id=request_id(request))
         return msgspec.convert(reply, RequestOut)
@@ -282,32 +286,33 @@ class AccessReviewController(Controller):
     tags = ("access-review",)
 
     @get("/company/users", opt={"roles": ADMIN}, summary="Every user of the company with permissions and last login")
-    async def users(self, services: Services, request: Request[Any, Any, Any]) -> list[UserOut]:
+    async def users(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> list[UserOut]:
         reply = await services.call("permissions", "GET", "/internal/users", caller=current_caller(request),
                                     request_id=request_id(request))
         return msgspec.convert(reply, list[UserOut])
 
     @post("/access-reviews", opt={"roles": ADMIN}, status_code=201, summary="Start a review campaign")
-    async def start(self, services: Services, request: Request[Any, Any, Any]) -> ReviewOut:
+    async def start(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> ReviewOut:
         reply = await services.call("permissions", "POST", "/internal/reviews", caller=current_caller(request),
                                     request_id=request_id(request))
         return msgspec.convert(reply, ReviewOut)
 
     @get("/access-reviews", opt={"roles": ADMIN}, summary="The company's review campaigns")
-    async def campaigns(self, services: Services, request: Request[Any, Any, Any]) -> list[ReviewOut]:
+    async def campaigns(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> list[ReviewOut]:
         reply = await services.call("permissions", "GET", "/internal/reviews", caller=current_caller(request),
                                     request_id=request_id(request))
         return msgspec.convert(reply, list[ReviewOut])
 
     @get("/access-reviews/{review_id:str}", opt={"roles": ADMIN}, summary="One review campaign")
-    async def campaign(self, review_id: str, services: Services, request: Request[Any, Any, Any]) -> ReviewOut:
+    async def campaign(self, review_id: FromPath[str], services: NamedDependency[Services],
+                       request: Request[Any, Any, Any]) -> ReviewOut:
         reply = await services.call("permissions", "GET", f"/internal/reviews/{review_id}",
                                     caller=current_caller(request), request_id=request_id(request))
         return msgspec.convert(reply, ReviewOut)
 
     @post("/access-reviews/{review_id:str}/decisions", opt={"roles": ADMIN}, status_code=200,
           summary="Keep or revoke one user (a revoke files a revoke request)")
-    async def decide(self, review_id: str, data: DecisionIn, services: Services,
+    async def decide(self, review_id: FromPath[str], data: JSONBody[DecisionIn], services: NamedDependency[Services],
                      request: Request[Any, Any, Any]) -> ReviewOut:
         reply = await services.call("permissions", "POST", f"/internal/reviews/{review_id}/decisions",
                                     caller=current_caller(request), json=_body(data), request_id=request_id(request))
@@ -315,7 +320,8 @@ class AccessReviewController(Controller):
 
     @get("/access-reviews/{review_id:str}/report.csv", opt={"roles": ADMIN}, summary="The campaign report as CSV",
          media_type="text/csv")
-    async def report(self, review_id: str, services: Services, request: Request[Any, Any, Any]) -> Response[str]:
+    async def report(self, review_id: FromPath[str], services: NamedDependency[Services],
+                     request: Request[Any, Any, Any]) -> Response[str]:
         reply = await services.call("permissions", "GET", f"/internal/reviews/{review_id}/report",
                                     caller=current_caller(request), request_id=request_id(request))
         return Response(content=reply["csv"], media_type="text/csv; charset=utf-8",
@@ -329,27 +335,29 @@ class PermissionOperatorController(Controller):
     tags = ("permissions-operator",)
 
     @post("/companies", opt={"roles": OPERATOR}, status_code=201, summary="Register a company with its admins")
-    async def register_company(self, data: CompanyIn, services: Services,
+    async def register_company(self, data: JSONBody[CompanyIn], services: NamedDependency[Services],
                                request: Request[Any, Any, Any]) -> CompanyOut:
         reply = await services.call("permissions", "POST", "/internal/companies", caller=current_caller(request),
                                     json=_body(data), request_id=request_id(request))
         return msgspec.convert(reply, CompanyOut)
 
     @get("/companies", opt={"roles": OPERATOR}, summary="Every company")
-    async def companies(self, services: Services, request: Request[Any, Any, Any]) -> list[CompanyOut]:
+    async def companies(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> list[CompanyOut]:
         reply = await services.call("permissions", "GET", "/internal/companies", caller=current_caller(request),
                                     request_id=request_id(request))
         return msgspec.convert(reply, list[CompanyOut])
 
     @get("/companies/{company_id:str}", opt={"roles": OPERATOR}, summary="One company")
-    async def company(self, company_id: str, services: Services, request: Request[Any, Any, Any]) -> CompanyOut:
+    async def company(self, company_id: FromPath[str], services: NamedDependency[Services],
+                      request: Request[Any, Any, Any]) -> CompanyOut:
         reply = await services.call("permissions", "GET", f"/internal/companies/{company_id}",
                                     caller=current_caller(request), request_id=request_id(request))
         return msgspec.convert(reply, CompanyOut)
 
     @patch("/companies/{company_id:str}", opt={"roles": OPERATOR},
            summary="Change a company (an admin change issues the new admin's ID; user grants stay)")
-    async def change_company(self, company_id: str, data: CompanyChangeIn, services: Services,
+    async def change_company(self, company_id: FromPath[str], data: JSONBody[CompanyChangeIn],
+                             services: NamedDependency[Services],
                              request: Request[Any, Any, Any]) -> CompanyOut:
         reply = await services.call("permissions", "PATCH", f"/internal/companies/{company_id}",
                                     caller=current_caller(request), json=_body(data), request_id=request_id(request))
@@ -357,7 +365,7 @@ class PermissionOperatorController(Controller):
 
     @post("/companies/{company_id:str}/termination", opt={"roles": OPERATOR}, status_code=200,
           summary="Terminate a company: every grant of its users is revoked")
-    async def terminate_company(self, company_id: str, services: Services,
+    async def terminate_company(self, company_id: FromPath[str], services: NamedDependency[Services],
                                 request: Request[Any, Any, Any]) -> TerminationOut:
         reply = await services.call("permissions", "POST", f"/internal/companies/{company_id}/termination",
                                     caller=current_caller(request), request_id=request_id(request))
@@ -365,14 +373,15 @@ class PermissionOperatorController(Controller):
 
     @post("/permission-requests/{request_id_:str}/accept", opt={"roles": OPERATOR}, status_code=200,
           summary="Accept a submitted request (受付完了)")
-    async def accept(self, request_id_: str, services: Services, request: Request[Any, Any, Any]) -> RequestOut:
+    async def accept(self, request_id_: FromPath[str], services: NamedDependency[Services],
+                     request: Request[Any, Any, Any]) -> RequestOut:
         reply = await services.call("permissions", "POST", f"/internal/requests/{request_id_}/accept",
                                     caller=current_caller(request), request_id=request_id(request))
         return msgspec.convert(reply, RequestOut)
 
     @post("/permission-requests/{request_id_:str}/cancel", opt={"roles": OPERATOR}, status_code=200,
           summary="Cancel a request after contacting the admin (申請取消)")
-    async def cancel(self, request_id_: str, data: CancelIn, services: Services,
+    async def cancel(self, request_id_: FromPath[str], data: JSONBody[CancelIn], services: NamedDependency[Services],
                      request: Request[Any, Any, Any]) -> RequestOut:
         reply = await services.call("permissions", "POST", f"/internal/requests/{request_id_}/cancel",
                                     caller=current_caller(request), json=_body(data), request_id=request_id(request))
@@ -380,7 +389,7 @@ class PermissionOperatorController(Controller):
 
     @post("/permission-requests/{request_id_:str}/systems/{system:str}/completion", opt={"roles": OPERATOR},
           status_code=200, summary="Record a completion the target system did not acknowledge")
-    async def complete(self, request_id_: str, system: str, services: Services,
+    async def complete(self, request_id_: FromPath[str], system: FromPath[str], services: NamedDependency[Services],
                        request: Request[Any, Any, Any]) -> RequestOut:
         reply = await services.call("permissions", "POST",
                                     f"/internal/requests/{request_id_}/systems/{system}/completion",
@@ -389,7 +398,7 @@ class PermissionOperatorController(Controller):
 
     @post("/permission-requests/{request_id_:str}/systems/{system:str}/retry", opt={"roles": OPERATOR},
           status_code=200, summary="Send a failed grant command again")
-    async def retry(self, request_id_: str, system: str, services: Services,
+    async def retry(self, request_id_: FromPath[str], system: FromPath[str], services: NamedDependency[Services],
                     request: Request[Any, Any, Any]) -> RequestOut:
         reply = await services.call("permissions", "POST", f"/internal/requests/{request_id_}/systems/{system}/retry",
                                     caller=current_caller(request), request_id=request_id(request))
@@ -397,13 +406,14 @@ class PermissionOperatorController(Controller):
 
     @post("/permission-batches", opt={"roles": OPERATOR}, status_code=200,
           summary="Run the batch for a batch date (also runs by itself on the date)")
-    async def run_batch(self, data: BatchIn, services: Services, request: Request[Any, Any, Any]) -> BatchOut:
+    async def run_batch(self, data: JSONBody[BatchIn], services: NamedDependency[Services],
+                        request: Request[Any, Any, Any]) -> BatchOut:
         reply = await services.call("permissions", "POST", "/internal/batches", caller=current_caller(request),
                                     json=_body(data), request_id=request_id(request))
         return msgspec.convert(reply, BatchOut)
 
     @get("/grant-deliveries", opt={"roles": OPERATOR}, summary="Failed or overdue grant commands")
-    async def deliveries(self, services: Services, request: Request[Any, Any, Any],
+    async def deliveries(self, services: NamedDependency[Services], request: Request[Any, Any, Any],
                          which: Annotated[Literal["failed", "overdue"], QueryParameter(name="state")] = "failed",
                          ) -> list[DeliveryOut]:
         reply = await services.call("permissions", "GET", "/internal/deliveries", caller=current_caller(request),

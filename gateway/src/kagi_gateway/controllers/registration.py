@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from kagi_gateway.deps import PUBLIC, client_ip, request_id
 from kagi_gateway.services import Services
@@ -62,7 +64,7 @@ class RegistrationController(Controller):
 
     @post("/", opt={"roles": PUBLIC}, status_code=202,
           summary="Mail an email-verification link (the same answer whether or not the address has an account)")
-    async def request_link(self, data: RegistrationIn, services: Services,
+    async def request_link(self, data: JSONBody[RegistrationIn], services: NamedDependency[Services],
                            request: Request[Any, Any, Any]) -> AcceptedOut:
         reply = await services.call("lifecycle", "POST", "/internal/registrations",
                                     json={"email": data.email, "clientIp": client_ip(request)},
@@ -71,7 +73,7 @@ class RegistrationController(Controller):
 
     @post("/check", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200,
           summary="Whether a verification link can still be used, and for which address")
-    async def check(self, data: RegistrationTokenIn, services: Services,
+    async def check(self, data: JSONBody[RegistrationTokenIn], services: NamedDependency[Services],
                     request: Request[Any, Any, Any]) -> RegistrationLinkOut:
         reply = await services.call("lifecycle", "POST", "/internal/registrations/check", json={"token": data.token},
                                     request_id=request_id(request))
@@ -80,7 +82,7 @@ class RegistrationController(Controller):
 
     @post("/complete", opt={"roles": PUBLIC, "rate": "guess"}, status_code=201,
           summary="Create the account with the verified address as its ID and a password (the link is spent)")
-    async def complete(self, data: RegistrationCompleteIn, services: Services,
+    async def complete(self, data: JSONBody[RegistrationCompleteIn], services: NamedDependency[Services],
                        request: Request[Any, Any, Any]) -> RegisteredOut:
         reply = await services.call("lifecycle", "POST", "/internal/registrations/complete",
                                     json={"token": data.token, "password": data.password},

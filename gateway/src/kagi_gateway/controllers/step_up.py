@@ -6,6 +6,8 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from kagi_gateway.deps import current_caller, request_id
 from kagi_gateway.schemas import StepUpIssuedOut, StepUpStateOut, StepUpVerifyIn
@@ -19,20 +21,20 @@ class StepUpController(Controller):
     tags = ("step-up",)
 
     @post("/", opt={"roles": OWNER}, status_code=201, summary="Mail a one-time code to the registered address")
-    async def issue(self, services: Services, request: Request[Any, Any, Any]) -> StepUpIssuedOut:
+    async def issue(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> StepUpIssuedOut:
         reply = await services.call("invite", "POST", "/internal/step-up", caller=current_caller(request),
                                     request_id=request_id(request))
         return msgspec.convert(reply, StepUpIssuedOut)
 
     @post("/verify", opt={"roles": OWNER, "rate": "guess"}, status_code=200, summary="Verify the one-time code")
-    async def verify(self, data: StepUpVerifyIn, services: Services,
+    async def verify(self, data: JSONBody[StepUpVerifyIn], services: NamedDependency[Services],
                      request: Request[Any, Any, Any]) -> StepUpStateOut:
         reply = await services.call("invite", "POST", "/internal/step-up/verify", caller=current_caller(request),
                                     json={"code": data.code}, request_id=request_id(request))
         return msgspec.convert(reply, StepUpStateOut)
 
     @get("/", opt={"roles": OWNER}, summary="Whether a step-up window is open")
-    async def state(self, services: Services, request: Request[Any, Any, Any]) -> StepUpStateOut:
+    async def state(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> StepUpStateOut:
         reply = await services.call("invite", "GET", "/internal/step-up", caller=current_caller(request),
                                     request_id=request_id(request))
         return msgspec.convert(reply, StepUpStateOut)

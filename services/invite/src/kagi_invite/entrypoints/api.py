@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Litestar, Request, get, post
+from litestar.params import JSONBody
 
 from kagi_invite.bootstrap import NAME, Invite, bootstrap
 from kagi_invite.entrypoints.claims import claim_handlers
@@ -63,7 +64,7 @@ def create_app(invite: Invite | None = None) -> Litestar:
         return StepUpIssued(code_id=code.id, expires_at=code.expires_at, sent_to=_mask(caller.email))
 
     @post("/internal/step-up/verify", guards=[internal_guard], status_code=200)
-    async def verify(data: VerifyIn, request: Request[Any, Any, Any]) -> StepUpState:
+    async def verify(data: JSONBody[VerifyIn], request: Request[Any, Any, Any]) -> StepUpState:
         caller = caller_of(request)
         require_role(caller, "owner")
         until = await state["app"].step_up.verify(caller, data.code, request.headers.get("x-request-id"))

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from litestar import Request, delete, get, post, put
+from litestar.params import FromPath, JSONBody
 
 from kagi_invite.domain.claims import Proof
 from kagi_shared.service_api import Caller, caller_of, internal_guard, require_role
@@ -93,7 +94,7 @@ def claim_handlers(app: Callable[[], Invite]) -> list[Any]:
         return caller
 
     @post("/internal/contracts", guards=[internal_guard], status_code=201)
-    async def link(data: LinkIn, request: Request[Any, Any, Any]) -> LinkedOut:
+    async def link(data: JSONBody[LinkIn], request: Request[Any, Any, Any]) -> LinkedOut:
         proof = Proof(customer_number=data.customer_number, billing_number=data.billing_number, phone=data.phone,
                       service_address=data.service_address, debit_last4=data.debit_last4)
         result = await app().claims.link(owner(request), proof, correlation(request))
@@ -114,7 +115,7 @@ def claim_handlers(app: Callable[[], Invite]) -> list[Any]:
                          warning="claims.above_recommended" if len(items) > limit else None)
 
     @get("/internal/contracts/{customer_number:str}", guards=[internal_guard])
-    async def contract(customer_number: str, request: Request[Any, Any, Any]) -> ContractOut:
+    async def contract(customer_number: FromPath[str], request: Request[Any, Any, Any]) -> ContractOut:
         caller = owner(request)
         found = await app().claims.contract(caller, customer_number)
         mains = {c.customer_number for c in (await app().claims.claims(caller))[0] if c.main}
@@ -122,11 +123,11 @@ def claim_handlers(app: Callable[[], Invite]) -> list[Any]:
                            main=found.id in mains)
 
     @put("/internal/contracts/main", guards=[internal_guard], status_code=204)
-    async def main(data: MainIn, request: Request[Any, Any, Any]) -> None:
+    async def main(data: JSONBody[MainIn], request: Request[Any, Any, Any]) -> None:
         await app().claims.set_main(owner(request), data.customer_number, correlation(request))
 
     @delete("/internal/contracts/{customer_number:str}", guards=[internal_guard], status_code=204)
-    async def unlink(customer_number: str, request: Request[Any, Any, Any]) -> None:
+    async def unlink(customer_number: FromPath[str], request: Request[Any, Any, Any]) -> None:
         await app().claims.unlink(owner(request), customer_number, correlation(request))
 
     @post("/internal/withdrawal", guards=[internal_guard], status_code=200)
@@ -134,13 +135,13 @@ def claim_handlers(app: Callable[[], Invite]) -> list[Any]:
         return WithdrawnOut(contracts_unlinked=await app().claims.withdraw(caller_of(request), correlation(request)))
 
     @post("/internal/sms-verification", guards=[internal_guard], status_code=201)
-    async def issue_sms(data: SmsIn, request: Request[Any, Any, Any]) -> SmsIssuedOut:
+    async def issue_sms(data: JSONBody[SmsIn], request: Request[Any, Any, Any]) -> SmsIssuedOut:
         code = await app().claims.issue_sms(owner(request), data.mobile, correlation(request))
         number = "".join(ch for ch in data.mobile if ch.isdigit())
         return SmsIssuedOut(sent_to=f"{number[:3]}****{number[-4:]}", expires_at=code.expires_at)
 
     @post("/internal/sms-verification/verify", guards=[internal_guard], status_code=200)
-    async def verify_sms(data: SmsVerifyIn, request: Request[Any, Any, Any]) -> RegistrationOut:
+    async def verify_sms(data: JSONBody[SmsVerifyIn], request: Request[Any, Any, Any]) -> RegistrationOut:
         caller = owner(request)
         at = await app().claims.verify_sms(caller, data.code, correlation(request))
         return RegistrationOut(sms_verified=True, sms_verified_at=at,

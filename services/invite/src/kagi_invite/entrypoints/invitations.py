@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, delete, get, post, put
+from litestar.params import FromPath, JSONBody
 
 from kagi_invite.domain.invitations import CoUser, InvitationKey, shown_status
 from kagi_shared.jst import jp_deadline
@@ -150,34 +151,36 @@ def invitation_handlers(app: Callable[[], Invite]) -> list[Any]:
         return KeysOut(items=[key_out(k, now) for k in await app().invitations.list_keys(owner(request))])
 
     @delete("/internal/invitations/{key_id:str}", guards=[internal_guard], status_code=200)
-    async def revoke_key(key_id: str, request: Request[Any, Any, Any]) -> KeyOut:
+    async def revoke_key(key_id: FromPath[str], request: Request[Any, Any, Any]) -> KeyOut:
         key = await app().invitations.revoke_key(owner(request), key_id, correlation(request))
         return key_out(key, datetime.now(UTC))
 
     @post("/internal/invitations/requests", guards=[internal_guard], status_code=202)
-    async def request_link(data: LinkRequestIn, request: Request[Any, Any, Any]) -> LinkRequestOut:
+    async def request_link(data: JSONBody[LinkRequestIn], request: Request[Any, Any, Any]) -> LinkRequestOut:
         link = await app().invitations.request_link(data.email, data.client_ip, correlation(request))
         return LinkRequestOut(sent_to=link.email, link_expires_at=link.expires_at)
 
     @post("/internal/invitations/links/check", guards=[internal_guard], status_code=200)
-    async def check_link(data: LinkCheckIn) -> LinkOut:
+    async def check_link(data: JSONBody[LinkCheckIn]) -> LinkOut:
         link = await app().invitations.check_link(data.token, data.client_ip)
         return LinkOut(email=link.email, expires_at=link.expires_at)
 
     @post("/internal/invitations/reservations", guards=[internal_guard], status_code=201)
-    async def reserve(data: ReserveIn, request: Request[Any, Any, Any]) -> ReservationOut:
+    async def reserve(data: JSONBody[ReserveIn], request: Request[Any, Any, Any]) -> ReservationOut:
         held = await app().invitations.reserve(data.token, data.key, data.client_ip, correlation(request))
         return ReservationOut(reservation_id=held.reservation_id, email=held.email, owner_id=held.owner_id,
                               reserved_until=held.reserved_until)
 
     @post("/internal/invitations/reservations/{reservation_id:str}/release", guards=[internal_guard],
           status_code=204)
-    async def release(reservation_id: str, data: ReleaseIn, request: Request[Any, Any, Any]) -> None:
+    async def release(reservation_id: FromPath[str], data: JSONBody[ReleaseIn],
+                      request: Request[Any, Any, Any]) -> None:
         await app().invitations.release(reservation_id, data.failed_login, correlation(request))
 
     @post("/internal/invitations/reservations/{reservation_id:str}/complete", guards=[internal_guard],
           status_code=201)
-    async def complete(reservation_id: str, data: CompleteIn, request: Request[Any, Any, Any]) -> CoUserOut:
+    async def complete(reservation_id: FromPath[str], data: JSONBody[CompleteIn],
+                       request: Request[Any, Any, Any]) -> CoUserOut:
         co_user = await app().invitations.complete(reservation_id, data.account_id, data.login_id, data.email,
                                                    data.new_account, correlation(request))
         return co_user_out(co_user)
@@ -189,11 +192,11 @@ def invitation_handlers(app: Callable[[], Invite]) -> list[Any]:
                             co_users=[co_user_out(c) for c in found.co_users])
 
     @put("/internal/users/representative", guards=[internal_guard], status_code=204)
-    async def representative(data: RepresentativeIn, request: Request[Any, Any, Any]) -> None:
+    async def representative(data: JSONBody[RepresentativeIn], request: Request[Any, Any, Any]) -> None:
         await app().invitations.set_representative(owner(request), data.account_id, correlation(request))
 
     @delete("/internal/users/{account_id:str}", guards=[internal_guard], status_code=204)
-    async def remove(account_id: str, request: Request[Any, Any, Any]) -> None:
+    async def remove(account_id: FromPath[str], request: Request[Any, Any, Any]) -> None:
         await app().invitations.remove_co_user(owner(request), account_id, correlation(request))
 
     @get("/internal/memberships", guards=[internal_guard])

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from litestar import Request, delete, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from kagi_invite.domain.locations import Location, ViewerRight, supply_point_number, supply_point_problem
 from kagi_shared.jst import jp_deadline
@@ -95,32 +96,33 @@ def location_handlers(app: Callable[[], Invite]) -> list[Any]:
         return caller
 
     @get("/internal/locations", guards=[internal_guard])
-    async def search(request: Request[Any, Any, Any], q: str = "", page: int = 1,
+    async def search(request: Request[Any, Any, Any], q: FromQuery[str] = "", page: FromQuery[int] = 1,
                      per_page: Annotated[int, msgspec.Meta(ge=1, le=100)] = 10) -> LocationPageOut:
         items, total = await app().locations.search(owner(request), q, page, per_page)
         return LocationPageOut(items=[location_out(x) for x in items], total=total, page=max(page, 1),
                                per_page=per_page)
 
     @post("/internal/locations/{location_id:str}/viewer-keys", guards=[internal_guard], status_code=201)
-    async def issue(location_id: str, request: Request[Any, Any, Any]) -> ViewerKeyOut:
+    async def issue(location_id: FromPath[str], request: Request[Any, Any, Any]) -> ViewerKeyOut:
         plain, key, location = await app().locations.issue_viewer_key(owner(request), checked_location(location_id),
                                                                        correlation(request))
         return ViewerKeyOut(key_id=key.id, key=plain, expires_at=key.expires_at,
                             expires_at_text=jp_deadline(key.expires_at), location=location_out(location))
 
     @get("/internal/locations/{location_id:str}/viewers", guards=[internal_guard])
-    async def viewers(location_id: str, request: Request[Any, Any, Any]) -> ViewersOut:
+    async def viewers(location_id: FromPath[str], request: Request[Any, Any, Any]) -> ViewersOut:
         rights = await app().locations.viewers(owner(request), checked_location(location_id))
         return ViewersOut(items=[viewer_out(r) for r in rights])
 
     @delete("/internal/locations/{location_id:str}/viewers/{account_id:str}", guards=[internal_guard],
             status_code=204)
-    async def remove_viewer(location_id: str, account_id: str, request: Request[Any, Any, Any]) -> None:
+    async def remove_viewer(location_id: FromPath[str], account_id: FromPath[str],
+                            request: Request[Any, Any, Any]) -> None:
         await app().locations.remove_viewer(owner(request), checked_location(location_id), account_id,
                                             correlation(request))
 
     @post("/internal/viewing-locations", guards=[internal_guard], status_code=201)
-    async def add_viewing(data: AddViewingIn, request: Request[Any, Any, Any]) -> LocationOut:
+    async def add_viewing(data: JSONBody[AddViewingIn], request: Request[Any, Any, Any]) -> LocationOut:
         return location_out(await app().locations.add_viewing(caller_of(request), data.key, correlation(request)))
 
     @get("/internal/viewing-locations", guards=[internal_guard])
@@ -128,7 +130,7 @@ def location_handlers(app: Callable[[], Invite]) -> list[Any]:
         return ViewingOut(items=[location_out(x) for x in await app().locations.viewing(caller_of(request))])
 
     @get("/internal/viewing-locations/{location_id:str}", guards=[internal_guard])
-    async def view(location_id: str, request: Request[Any, Any, Any]) -> LocationDataOut:
+    async def view(location_id: FromPath[str], request: Request[Any, Any, Any]) -> LocationDataOut:
         location = await app().locations.view(caller_of(request), checked_location(location_id))
         return LocationDataOut(location=location_out(location), contract=location.contract,
                                statements=location.statements, energy=location.energy)

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Litestar, Request, get, post, put
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from kagi_lifecycle.bootstrap import NAME, Lifecycle, bootstrap
 from kagi_lifecycle.domain.accounts import Account
@@ -250,7 +251,7 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
         return caller.account_id
 
     @post("/internal/sessions", guards=[internal_guard], status_code=200)
-    async def open_session(data: LoginIn, request: Request[Any, Any, Any]) -> SessionOpened:
+    async def open_session(data: JSONBody[LoginIn], request: Request[Any, Any, Any]) -> SessionOpened:
         """Log in and open a refreshable session (the gateway's login)."""
         lc = state["lc"]
         account = await lc.service.login(data.login_id, data.password, _correlation(request))
@@ -259,113 +260,118 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
                              refresh_token=token, refresh_expires_at=expires)
 
     @post("/internal/sessions/refresh", guards=[internal_guard], status_code=200)
-    async def refresh_session(data: RefreshIn) -> SessionOpened:
+    async def refresh_session(data: JSONBody[RefreshIn]) -> SessionOpened:
         lc = state["lc"]
         account, token, expires = await lc.sessions.refresh(data.refresh_token)
         return SessionOpened(account=login_out(account, lc.service.password_expired(account, lc.service.clock())),
                              refresh_token=token, refresh_expires_at=expires)
 
     @post("/internal/sessions/logout", guards=[internal_guard], status_code=204)
-    async def logout(data: LogoutIn, request: Request[Any, Any, Any]) -> None:
+    async def logout(data: JSONBody[LogoutIn], request: Request[Any, Any, Any]) -> None:
         await state["lc"].sessions.logout(caller_of(request).account_id, data.refresh_token)
 
     @post("/internal/login", guards=[internal_guard], status_code=200)
-    async def login(data: LoginIn, request: Request[Any, Any, Any]) -> LoginOut:
+    async def login(data: JSONBody[LoginIn], request: Request[Any, Any, Any]) -> LoginOut:
         lc = state["lc"]
         account = await lc.service.login(data.login_id, data.password, _correlation(request))
         return login_out(account, lc.service.password_expired(account, lc.service.clock()))
 
     @post("/internal/accounts", guards=[internal_guard], status_code=201)
-    async def create_account(data: CreateAccountIn, request: Request[Any, Any, Any]) -> AccountOut:
+    async def create_account(data: JSONBody[CreateAccountIn], request: Request[Any, Any, Any]) -> AccountOut:
         account = await state["lc"].service.create_account(data.login_id, data.password, data.roles, data.email,
                                                            _correlation(request))
         return account_out(account)
 
     @get("/internal/accounts/{account_id:str}", guards=[internal_guard])
-    async def get_account(account_id: str) -> AccountOut:
+    async def get_account(account_id: FromPath[str]) -> AccountOut:
         account = await state["lc"].accounts.get(account_id)
         if account is None:
             raise Problem(404, "account.not_found", "アカウントが見つかりません。")
         return account_out(account)
 
     @get("/internal/accounts/{account_id:str}/session", guards=[internal_guard])
-    async def session(account_id: str) -> SessionOut:
+    async def session(account_id: FromPath[str]) -> SessionOut:
         found = await state["lc"].accounts.session_state(account_id)
         if found is None:
             raise Problem(404, "account.not_found", "アカウントが見つかりません。")
         return SessionOut(session_version=found[0], status=found[1])
 
     @post("/internal/me/password", guards=[internal_guard], status_code=200)
-    async def change_password(data: PasswordChangeIn, request: Request[Any, Any, Any]) -> LoginOut:
+    async def change_password(data: JSONBody[PasswordChangeIn], request: Request[Any, Any, Any]) -> LoginOut:
         caller = caller_of(request)
         account = await state["lc"].credentials.change(caller.account_id, data.current_password, data.new_password,
                                                        _correlation(request))
         return login_out(account)
 
     @post("/internal/password-reset", guards=[internal_guard], status_code=202)
-    async def request_reset(data: ResetRequestIn, request: Request[Any, Any, Any]) -> Accepted:
+    async def request_reset(data: JSONBody[ResetRequestIn], request: Request[Any, Any, Any]) -> Accepted:
         await state["lc"].credentials.request_reset(data.login_id, data.client_ip, _correlation(request))
         return Accepted(message=RESET_ACCEPTED)
 
     @post("/internal/password-reset/complete", guards=[internal_guard], status_code=200)
-    async def complete_reset(data: ResetCompleteIn, request: Request[Any, Any, Any]) -> Accepted:
+    async def complete_reset(data: JSONBody[ResetCompleteIn], request: Request[Any, Any, Any]) -> Accepted:
         await state["lc"].credentials.complete_reset(data.token, data.new_password, _correlation(request))
         return Accepted(message="パスワードを再設定しました。新しいパスワードでログインしてください。")
 
     @post("/internal/registrations", guards=[internal_guard], status_code=202)
-    async def request_registration(data: RegistrationIn, request: Request[Any, Any, Any]) -> Accepted:
+    async def request_registration(data: JSONBody[RegistrationIn], request: Request[Any, Any, Any]) -> Accepted:
         await state["lc"].registrations.request(data.email, data.client_ip, _correlation(request))
         return Accepted(message=REGISTRATION_ACCEPTED)
 
     @post("/internal/registrations/check", guards=[internal_guard], status_code=200)
-    async def check_registration(data: RegistrationTokenIn) -> RegistrationOut:
+    async def check_registration(data: JSONBody[RegistrationTokenIn]) -> RegistrationOut:
         found = await state["lc"].registrations.check(data.token)
         return RegistrationOut(email=found.email, expires_at=found.expires_at)
 
     @post("/internal/registrations/complete", guards=[internal_guard], status_code=201)
-    async def complete_registration(data: RegistrationCompleteIn, request: Request[Any, Any, Any]) -> AccountOut:
+    async def complete_registration(data: JSONBody[RegistrationCompleteIn],
+                                    request: Request[Any, Any, Any]) -> AccountOut:
         account = await state["lc"].registrations.complete(data.token, data.password, _correlation(request))
         return account_out(account)
 
     @put("/internal/me/secret-question", guards=[internal_guard], status_code=200)
-    async def set_secret_question(data: SecretQuestionIn, request: Request[Any, Any, Any]) -> SecretQuestionSetOut:
+    async def set_secret_question(data: JSONBody[SecretQuestionIn],
+                                  request: Request[Any, Any, Any]) -> SecretQuestionSetOut:
         account = await state["lc"].secret_questions.register(caller_of(request).account_id, data.question,
                                                               data.answer, _correlation(request))
         return SecretQuestionSetOut(question=account.secret_question or "", message="秘密の質問を登録しました。")
 
     @post("/internal/password-reset/question", guards=[internal_guard], status_code=200)
-    async def reset_question(data: QuestionRequestIn) -> QuestionOut:
+    async def reset_question(data: JSONBody[QuestionRequestIn]) -> QuestionOut:
         question = await state["lc"].secret_questions.question(data.login_id, data.client_ip)
         return QuestionOut(login_id=data.login_id, question=question)
 
     @post("/internal/password-reset/answer", guards=[internal_guard], status_code=200)
-    async def reset_answer(data: AnswerIn, request: Request[Any, Any, Any]) -> Accepted:
+    async def reset_answer(data: JSONBody[AnswerIn], request: Request[Any, Any, Any]) -> Accepted:
         await state["lc"].secret_questions.answer(data.login_id, data.answer, data.new_password, data.client_ip,
                                                   _correlation(request))
         return Accepted(message="パスワードを再設定しました。新しいパスワードでログインしてください。")
 
     @post("/internal/unlock-requests", guards=[internal_guard], status_code=202)
-    async def file_unlock(data: UnlockFileIn, request: Request[Any, Any, Any]) -> Accepted:
+    async def file_unlock(data: JSONBody[UnlockFileIn], request: Request[Any, Any, Any]) -> Accepted:
         await state["lc"].unlocks.file(data.login_id, data.message, data.client_ip, _correlation(request))
         return Accepted(message=UNLOCK_ACCEPTED)
 
     @get("/internal/unlock-requests", guards=[internal_guard])
-    async def list_unlocks(request: Request[Any, Any, Any], status: str | None = None) -> list[UnlockRequestOut]:
+    async def list_unlocks(request: Request[Any, Any, Any],
+                           status: FromQuery[str | None] = None) -> list[UnlockRequestOut]:
         operator(request)
         return [unlock_out(r) for r in await state["lc"].unlocks.listing(status)]
 
     @post("/internal/unlock-requests/{request_id:str}/approve", guards=[internal_guard], status_code=200)
-    async def approve(request_id: str, data: DecisionIn, request: Request[Any, Any, Any]) -> UnlockRequestOut:
+    async def approve(request_id: FromPath[str], data: JSONBody[DecisionIn],
+                      request: Request[Any, Any, Any]) -> UnlockRequestOut:
         decided = await state["lc"].unlocks.approve(request_id, operator(request), data.note, _correlation(request))
         return unlock_out(decided)
 
     @post("/internal/unlock-requests/{request_id:str}/reject", guards=[internal_guard], status_code=200)
-    async def reject(request_id: str, data: DecisionIn, request: Request[Any, Any, Any]) -> UnlockRequestOut:
+    async def reject(request_id: FromPath[str], data: JSONBody[DecisionIn],
+                     request: Request[Any, Any, Any]) -> UnlockRequestOut:
         decided = await state["lc"].unlocks.reject(request_id, operator(request), data.note, _correlation(request))
         return unlock_out(decided)
 
     @post("/internal/accounts/{account_id:str}/lock", guards=[internal_guard], status_code=200)
-    async def lock(account_id: str, request: Request[Any, Any, Any]) -> AccountOut:
+    async def lock(account_id: FromPath[str], request: Request[Any, Any, Any]) -> AccountOut:
         account = await state["lc"].unlocks.operator_lock(account_id, operator(request), _correlation(request))
         return account_out(account)
 

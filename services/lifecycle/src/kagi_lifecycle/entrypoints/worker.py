@@ -54,7 +54,9 @@ def schedule_sweep(app: faust.App, lifecycle: Lifecycle, settings: Settings) -> 
         result = await lifecycle.sweeps.sweep(datetime.now(UTC))
         log.info("lifecycle.scheduled_sweep", **result.as_json())
 
-    return inactivity_sweep
+    # faust types ``crontab`` as returning a bare Callable; what it registers is the task faust starts.
+    registered: Callable[[], Awaitable[None]] = inactivity_sweep
+    return registered
 
 
 def main() -> None:

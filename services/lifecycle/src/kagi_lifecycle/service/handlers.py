@@ -14,8 +14,8 @@ from kagi_lifecycle.adapters.repository import AccountRepository
 from kagi_lifecycle.domain import ladder, password_policy
 from kagi_lifecycle.domain.accounts import ROLES, Account, canonical_login_id, login_id_problem, should_lock
 from kagi_lifecycle.service.notices import SOURCE, send_mail
+from kagi_shared.events import Event, new_envelope
 from kagi_shared.events import lifecycle as ev
-from kagi_shared.events import new_envelope
 from kagi_shared.jst import jp_datetime
 from kagi_shared.mongo import Store, Tx
 from kagi_shared.problems import FieldError, Problem
@@ -63,7 +63,7 @@ class LifecycleService:
         self.clock = clock
         self.days = ladder_days(settings)
 
-    def publish(self, tx: Tx, event: ev.Event, account_id: str, correlation_id: str | None) -> None:
+    def publish(self, tx: Tx, event: Event, account_id: str, correlation_id: str | None) -> None:
         tx.publish(LIFECYCLE_EVENTS.name, new_envelope(event, source=SOURCE, subject=account_id,
                                                        correlation_id=correlation_id))
 

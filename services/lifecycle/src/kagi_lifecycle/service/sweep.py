@@ -84,7 +84,7 @@ class SweepService:
         if account.status == "purged":
             return None
         done = account.ladder_stage if account.ladder_stage in ladder.STAGES else None
-        return ladder.due_stage(self._ladder(account), done, today)  # type: ignore[arg-type]
+        return ladder.due_stage(self._ladder(account), done, today)
 
     def default_as_of(self) -> datetime:
         lc = self.settings.lifecycle
@@ -127,8 +127,11 @@ class SweepService:
         result = SweepResult(as_of=as_of)
         for account_id in await self.accounts.due_ids(as_of):
             result.examined += 1
-            stage = await self.store.transaction(lambda tx, aid=account_id: self._apply(tx, aid, as_of,
-                                                                                          correlation_id))
+
+            async def apply(tx: Tx, aid: str = account_id) -> ladder.Stage | None:
+                return await self._apply(tx, aid, as_of, correlation_id)
+
+            stage = await self.store.transaction(apply)
             if stage is not None:
                 result.applied[stage] += 1
                 LADDER_STAGES_APPLIED.labels(stage).inc()
@@ -146,7 +149,7 @@ class SweepService:
         if stage is None:
             # Not due after all (a login moved the period, or the account is purged): refresh the schedule.
             done = account.ladder_stage if account.ladder_stage in ladder.STAGES else None
-            upcoming = None if account.status == "purged" else ladder.next_stage(plan, done)  # type: ignore[arg-type]
+            upcoming = None if account.status == "purged" else ladder.next_stage(plan, done)
             await self.accounts.update(tx, account.id, {
                 "next_stage": upcoming.stage if upcoming else None,
                 "next_stage_at": upcoming.due_at if upcoming else None})

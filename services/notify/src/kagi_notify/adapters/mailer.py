@@ -94,7 +94,8 @@ def build_message(*, delivery_id: str, sender: str, recipient: str, rendered: Re
         if "\r" in value or "\n" in value:
             raise ValueError(f"line break in the {name} header")
     message = MIMEText(rendered.body, "plain", "utf-8")
-    message["Subject"] = Header(rendered.subject, "utf-8")
+    # compat32 accepts a Header here (encoded as UTF-8 words); typeshed types MIMEText header values as str only.
+    message["Subject"] = Header(rendered.subject, "utf-8")  # type: ignore[assignment]
     for name, value in headers.items():
         message[name] = value
     return message

@@ -27,8 +27,8 @@ from kagi_shared.settings import SmtpSettings
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 GLOBALS = frozenset({"brand", "portal_url"})
-CATEGORIES = frozenset(typing.get_args(Category))
-CHANNELS = frozenset(typing.get_args(Channel))
+CATEGORIES: frozenset[str] = frozenset(typing.get_args(Category))
+CHANNELS: frozenset[str] = frozenset(typing.get_args(Channel))
 
 
 class TemplateError(ValueError):

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Litestar, Request, delete, get, post, put
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, Parameter
 
 from kagi_notify.bootstrap import NAME, Notify, bootstrap
 from kagi_notify.domain.admin_contacts import AdminContact
@@ -129,7 +129,7 @@ def create_app(notify: Notify | None = None) -> Litestar:
         return preferences_out(await state["app"].preferences.get(caller_of(request)))
 
     @put("/internal/preferences", guards=[internal_guard])
-    async def put_preferences(data: PreferencesIn, request: Request[Any, Any, Any]) -> PreferencesOut:
+    async def put_preferences(data: JSONBody[PreferencesIn], request: Request[Any, Any, Any]) -> PreferencesOut:
         prefs = await state["app"].preferences.set_general(caller_of(request), data.receive_general_notices)
         return preferences_out(prefs)
 
@@ -139,27 +139,27 @@ def create_app(notify: Notify | None = None) -> Litestar:
         return [contact_out(c) for c in await state["app"].admin_contacts.all_contacts()]
 
     @post("/internal/admin-contacts", guards=[internal_guard], status_code=201)
-    async def register_contact(data: AdminContactIn, request: Request[Any, Any, Any]) -> AdminContactOut:
+    async def register_contact(data: JSONBody[AdminContactIn], request: Request[Any, Any, Any]) -> AdminContactOut:
         operator(request)
         contact = await state["app"].admin_contacts.register(data.email, data.company, _correlation(request))
         return contact_out(contact)
 
     @post("/internal/admin-contacts/{contact_id:str}/resend", guards=[internal_guard], status_code=200)
-    async def resend_link(contact_id: str, request: Request[Any, Any, Any]) -> AdminContactOut:
+    async def resend_link(contact_id: FromPath[str], request: Request[Any, Any, Any]) -> AdminContactOut:
         operator(request)
         return contact_out(await state["app"].admin_contacts.resend(contact_id, _correlation(request)))
 
     @delete("/internal/admin-contacts/{contact_id:str}", guards=[internal_guard], status_code=204)
-    async def remove_contact(contact_id: str, request: Request[Any, Any, Any]) -> None:
+    async def remove_contact(contact_id: FromPath[str], request: Request[Any, Any, Any]) -> None:
         operator(request)
         await state["app"].admin_contacts.remove(contact_id)
 
     @post("/internal/admin-contacts/confirm", guards=[internal_guard], status_code=200)
-    async def confirm_contact(data: ConfirmIn) -> AdminContactOut:
+    async def confirm_contact(data: JSONBody[ConfirmIn]) -> AdminContactOut:
         return contact_out(await state["app"].admin_contacts.confirm(data.token))
 
     @post("/internal/info-site/updates", guards=[internal_guard], status_code=201)
-    async def post_update(data: SiteUpdateIn, request: Request[Any, Any, Any]) -> SiteUpdateOut:
+    async def post_update(data: JSONBody[SiteUpdateIn], request: Request[Any, Any, Any]) -> SiteUpdateOut:
         posted_by = operator(request)
         update_id, notified = await state["app"].admin_contacts.post_site_update(
             data.title, data.url, data.no_notice, posted_by, _correlation(request))

@@ -20,6 +20,7 @@ Kind = Literal["new", "change", "revoke"]
 Status = Literal["submitted", "accepted", "cancelled", "in_progress", "complete"]
 Timing = Literal["immediate", "batch", "manual"]
 SystemState = Literal["waiting", "sent", "applied", "failed"]
+Origin = Literal["admin", "company", "termination", "review", "purge"]
 OPEN: tuple[str, ...] = ("submitted", "accepted", "in_progress")
 
 KIND_LABELS = {"new": "設定", "change": "変更", "revoke": "抹消"}
@@ -59,7 +60,7 @@ class PermissionRequest(msgspec.Struct, kw_only=True):
     contractor: str | None = None
     memo: str = ""
     filed_by: str
-    origin: Literal["admin", "company", "termination", "review", "purge"] = "admin"
+    origin: Origin = "admin"
     status: Status = "submitted"
     submitted_at: datetime
     submitted_on: date

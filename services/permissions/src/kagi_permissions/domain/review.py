@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import datetime
-from typing import Literal
+from typing import Literal, cast
 
 import msgspec
 
@@ -48,9 +48,9 @@ def entry_of(grant: dict[str, object]) -> ReviewEntry:
     assert isinstance(permissions, dict)
     return ReviewEntry(user_id=str(grant["user_id"]), user_key=str(grant["_id"]),
                        name_kanji=str(grant.get("name_kanji") or ""), name_kana=str(grant.get("name_kana") or ""),
-                       contractor=grant.get("contractor") or None,  # type: ignore[arg-type]
+                       contractor=cast("str | None", grant.get("contractor") or None),
                        permissions={s: permissions.get(s) for s in REQUESTABLE},
-                       last_login_at=grant.get("last_login_at"))  # type: ignore[arg-type]
+                       last_login_at=cast("datetime | None", grant.get("last_login_at")))
 
 
 def decide(campaign: Campaign, user_key: str, decision: Decision, who: str, now: datetime) -> ReviewEntry:

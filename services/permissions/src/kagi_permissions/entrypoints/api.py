@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar, Request, get, patch, post
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from kagi_permissions.bootstrap import NAME, Permissions, bootstrap
 from kagi_permissions.domain.catalogue import catalogue_data
@@ -90,7 +91,7 @@ def create_app(permissions: Permissions | None = None) -> Litestar:
 
     # -- public --------------------------------------------------------------------------------
     @get("/internal/schedule", guards=GUARDS)
-    async def schedule_preview(submitted_on: str | None = None) -> ScheduleOut:
+    async def schedule_preview(submitted_on: FromQuery[str | None] = None) -> ScheduleOut:
         return ScheduleOut.of(schedule(app().calendar, parse_day(submitted_on, "submittedOn")))
 
     @get("/internal/catalogue", guards=GUARDS, sync_to_thread=False)
@@ -104,7 +105,7 @@ def create_app(permissions: Permissions | None = None) -> Litestar:
 
     # -- companies (operator) -----------------------------------------------------------------
     @post("/internal/companies", guards=GUARDS, status_code=201)
-    async def register_company(data: CompanyIn, request: Request[Any, Any, Any]) -> CompanyOut:
+    async def register_company(data: JSONBody[CompanyIn], request: Request[Any, Any, Any]) -> CompanyOut:
         operator(request)
         company = await app().companies.register(CompanyInput(
             name=data.name, roles=data.roles, primary_admin=_admin(data.primary_admin),
@@ -118,12 +119,13 @@ def create_app(permissions: Permissions | None = None) -> Litestar:
         return [CompanyOut.of(c) for c in await app().repo.list_companies()]
 
     @get("/internal/companies/{company_id:str}", guards=GUARDS)
-    async def get_company(company_id: str, request: Request[Any, Any, Any]) -> CompanyOut:
+    async def get_company(company_id: FromPath[str], request: Request[Any, Any, Any]) -> CompanyOut:
         operator(request)
         return CompanyOut.of(await app().companies.get(company_id))
 
     @patch("/internal/companies/{company_id:str}", guards=GUARDS)
-    async def change_company(company_id: str, data: CompanyChangeIn, request: Request[Any, Any, Any]) -> CompanyOut:
+    async def change_company(company_id: FromPath[str], data: JSONBody[CompanyChangeIn],
+                             request: Request[Any, Any, Any]) -> CompanyOut:
         operator(request)
         changes: dict[str, object] = {}
         for name in ("name", "roles", "contractors", "ip_allowlist", "juju_max_users"):
@@ -141,7 +143,7 @@ def create_app(permissions: Permissions | None = None) -> Litestar:
         return CompanyOut.of(await app().companies.change(company_id, changes))
 
     @post("/internal/companies/{company_id:str}/termination", guards=GUARDS, status_code=200)
-    async def terminate_company(company_id: str, request: Request[Any, Any, Any]) -> TerminationOut:
+    async def terminate_company(company_id: FromPath[str], request: Request[Any, Any, Any]) -> TerminationOut:
         operator(request)
         company, revoked = await app().companies.terminate(company_id)
         return TerminationOut(company=CompanyOut.of(company), revoked_users=revoked)
@@ -154,7 +156,7 @@ def create_app(permissions: Permissions | None = None) -> Litestar:
 
     # -- requests (admin) ----------------------------------------------------------------------
     @post("/internal/requests", guards=GUARDS, status_code=201)
-    async def submit(data: RequestIn, request: Request[Any, Any, Any]) -> RequestOut:
+    async def submit(data: JSONBody[RequestIn], request: Request[Any, Any, Any]) -> RequestOut:
         caller = caller_of(request)
         require_role(caller, "company_admin")
         filed = await app().requests.submit(caller, RequestInput(
@@ -164,15 +166,16 @@ def create_app(permissions: Permissions | None = None) -> Litestar:
         return RequestOut.of(filed)
 
     @get("/internal/requests", guards=GUARDS)
-    async def search(request: Request[Any, Any, Any], status: str | None = None, user_id: str | None = None,
-                     company_id: str | None = None) -> list[RequestOut]:
+    async def search(request: Request[Any, Any, Any], status: FromQuery[str | None] = None,
+                     user_id: FromQuery[str | None] = None,
+                     company_id: FromQuery[str | None] = None) -> list[RequestOut]:
         caller = caller_of(request)
         require_role(caller, "company_admin", "operator")
         found = await app().requests.search(caller, status=status, user_id=user_id, company_id=company_id)
         return [RequestOut.of(r) for r in found]
 
     @get("/internal/requests/{request_id:str}", guards=GUARDS)
-    async def view(request_id: str, request: Request[Any, Any, Any]) -> RequestOut:
+    async def view(request_id: FromPath[str], request: Request[Any, Any, Any]) -> RequestOut:
         caller = caller_of(request)
         require_role(caller, "company_admin", "operator")
         return RequestOut.of(await app().requests.get(caller, request_id))
@@ -186,7 +189,7 @@ def create_app(permissions: Permissions | None = None) -> Litestar:
                          created_at=d["created_at"]) for d in await app().repo.drafts(company.id)]
 
     @post("/internal/drafts/{draft_id:str}/confirm", guards=GUARDS, status_code=201)
-    async def confirm_draft(draft_id: str, request: Request[Any, Any, Any]) -> RequestOut:
+    async def confirm_draft(draft_id: FromPath[str], request: Request[Any, Any, Any]) -> RequestOut:
         caller = caller_of(request)
         require_role(caller, "company_admin")
         return RequestOut.of(await app().requests.confirm_draft(caller, draft_id))
@@ -210,47 +213,49 @@ def create_app(permissions: Permissions | None = None) -> Litestar:
         return [CampaignOut.of(c) for c in await app().reviews.list(admin(request))]
 
     @get("/internal/reviews/{review_id:str}", guards=GUARDS)
-    async def get_review(review_id: str, request: Request[Any, Any, Any]) -> CampaignOut:
+    async def get_review(review_id: FromPath[str], request: Request[Any, Any, Any]) -> CampaignOut:
         return CampaignOut.of(await app().reviews.get(admin(request), review_id))
 
     @post("/internal/reviews/{review_id:str}/decisions", guards=GUARDS, status_code=200)
-    async def decide(review_id: str, data: DecisionIn, request: Request[Any, Any, Any]) -> CampaignOut:
+    async def decide(review_id: FromPath[str], data: JSONBody[DecisionIn],
+                     request: Request[Any, Any, Any]) -> CampaignOut:
         return CampaignOut.of(await app().reviews.decide(admin(request), review_id, data.user_id, data.decision))
 
     @get("/internal/reviews/{review_id:str}/report", guards=GUARDS)
-    async def report(review_id: str, request: Request[Any, Any, Any]) -> ReportOut:
+    async def report(review_id: FromPath[str], request: Request[Any, Any, Any]) -> ReportOut:
         csv = await app().reviews.report(admin(request), review_id)
         return ReportOut(filename=f"access-review-{review_id}.csv", csv=csv)
 
     # -- operator workflow ---------------------------------------------------------------------
     @post("/internal/requests/{request_id:str}/accept", guards=GUARDS, status_code=200)
-    async def accept(request_id: str, request: Request[Any, Any, Any]) -> RequestOut:
+    async def accept(request_id: FromPath[str], request: Request[Any, Any, Any]) -> RequestOut:
         operator(request)
         return RequestOut.of(await app().requests.accept(request_id))
 
     @post("/internal/requests/{request_id:str}/cancel", guards=GUARDS, status_code=200)
-    async def cancel(request_id: str, data: CancelIn, request: Request[Any, Any, Any]) -> RequestOut:
+    async def cancel(request_id: FromPath[str], data: JSONBody[CancelIn],
+                     request: Request[Any, Any, Any]) -> RequestOut:
         operator(request)
         return RequestOut.of(await app().requests.cancel(request_id, data.reason))
 
     @post("/internal/requests/{request_id:str}/systems/{system:str}/completion", guards=GUARDS, status_code=200)
-    async def complete(request_id: str, system: str, request: Request[Any, Any, Any]) -> RequestOut:
+    async def complete(request_id: FromPath[str], system: FromPath[str], request: Request[Any, Any, Any]) -> RequestOut:
         operator(request)
         return RequestOut.of(await app().requests.complete_system(request_id, system))
 
     @post("/internal/requests/{request_id:str}/systems/{system:str}/retry", guards=GUARDS, status_code=200)
-    async def retry(request_id: str, system: str, request: Request[Any, Any, Any]) -> RequestOut:
+    async def retry(request_id: FromPath[str], system: FromPath[str], request: Request[Any, Any, Any]) -> RequestOut:
         operator(request)
         return RequestOut.of(await app().requests.retry(request_id, system))
 
     @post("/internal/batches", guards=GUARDS, status_code=200)
-    async def run_batch(data: BatchIn, request: Request[Any, Any, Any]) -> BatchOut:
+    async def run_batch(data: JSONBody[BatchIn], request: Request[Any, Any, Any]) -> BatchOut:
         operator(request)
         result = await app().requests.run_batch(data.batch_date)
         return BatchOut(batch_date=result.batch_date, requests=result.requests, commands=result.commands)
 
     @get("/internal/deliveries", guards=GUARDS)
-    async def deliveries(request: Request[Any, Any, Any], which: str = "failed") -> list[DeliveryOut]:
+    async def deliveries(request: Request[Any, Any, Any], which: FromQuery[str] = "failed") -> list[DeliveryOut]:
         operator(request)
         if which not in ("failed", "overdue"):
             raise Problem(400, "request.invalid", "入力内容に誤りがあります。",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from pymongo.errors import DuplicateKeyError
 
@@ -20,6 +22,7 @@ from kagi_shared.mongo import Store, Tx
 from kagi_shared.problems import FieldError, Problem
 
 _UNSET = object()
+T = TypeVar("T")
 
 
 @dataclass
@@ -67,10 +70,10 @@ class CompanyService:
             system="PMS", before=None, after=YES, timing="immediate", effective_on=jst_today(now))], "new", now)
 
     async def _route(self, tx: Tx, company: Company, user_id: str, name: str, systems: list[SystemStatus],
-                     kind: rules.Kind, now: datetime, origin: str = "company") -> PermissionRequest:
+                     kind: rules.Kind, now: datetime, origin: rules.Origin = "company") -> PermissionRequest:
         request = PermissionRequest(
             id=str(uuid.uuid4()), company_id=company.id, kind=kind, user_id=user_id, user_key=rules.user_key(user_id),
-            name_kanji=name, name_kana="", filed_by="operator", origin=origin,  # type: ignore[arg-type]
+            name_kanji=name, name_kana="", filed_by="operator", origin=origin,
             status="in_progress", submitted_at=now, submitted_on=jst_today(now), systems=systems)
         for status in systems:
             if status.timing == "immediate":
@@ -98,7 +101,7 @@ class CompanyService:
 
         return await self._tx(work)
 
-    async def _tx(self, work):  # type: ignore[no-untyped-def]
+    async def _tx(self, work: Callable[[Tx], Awaitable[T]]) -> T:
         try:
             return await self.store.transaction(work)
         except DuplicateKeyError:

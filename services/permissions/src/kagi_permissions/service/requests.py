@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pymongo.errors import DuplicateKeyError
 
@@ -110,7 +110,8 @@ class RequestService:
         status.sent_at = now
         status.reminded = False
         status.reason = None
-        action = "revoke" if status.after is None else ("grant" if status.before is None else "change")
+        action: Literal["grant", "change", "revoke"] = (
+            "revoke" if status.after is None else ("grant" if status.before is None else "change"))
         tx.publish(grant_topic(status.system), new_envelope(
             ev.GrantCommanded(command_id=status.command_id, request_id=request.id, company_id=request.company_id,
                               user_id=request.user_key, system=status.system, action=action, before=status.before,
@@ -133,7 +134,7 @@ class RequestService:
         return await self.file(request, correlation_id)
 
     async def validate(self, company: Company, data: RequestInput, filed_by: str, now: datetime,
-                       origin: str = "admin") -> PermissionRequest:
+                       origin: rules.Origin = "admin") -> PermissionRequest:
         errors: list[FieldError] = []
         user_id = data.user_id.strip()
         key = rules.user_key(user_id)
@@ -191,7 +192,7 @@ class RequestService:
             name_kana=data.name_kana or (current or {}).get("name_kana", ""),
             contractor=data.contractor if data.kind == "new" else (
                 data.contractor or (current or {}).get("contractor")),
-            memo=data.memo, filed_by=filed_by, origin=origin,  # type: ignore[arg-type]
+            memo=data.memo, filed_by=filed_by, origin=origin,
             status=rules.initial_status(data.kind, systems),
             submitted_at=now, submitted_on=submitted_on, systems=systems)
 
