@@ -58,9 +58,10 @@ def test_sliding_window_counts_and_says_how_long_to_wait() -> None:
     assert window.hit("k", 3, now=60.5) == 0  # the first hit left the window
 
 
-async def test_gateway_refuses_abroad_and_limits_login_attempts(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_gateway_refuses_abroad_and_limits_calls_per_address(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAGI_EDGE_TRUSTED_PROXIES", "10.0.0.0/8")
     monkeypatch.setenv("KAGI_EDGE_RATE_LOGIN_PER_IP", "3")
+    monkeypatch.setenv("KAGI_EDGE_RATE_DEFAULT_PER_IP", "3")
     for service in ("lifecycle", "invite", "permissions", "notify", "audit"):
         monkeypatch.setenv(f"KAGI_{service.upper()}_URL", "http://127.0.0.1:9")
     get_settings.cache_clear()
@@ -84,11 +85,53 @@ async def _exercise(client: httpx.AsyncClient) -> None:
     assert (await client.get("/health", headers={"X-Forwarded-For": "8.8.8.8"})).status_code == 200
 
     home = {"X-Forwarded-For": "133.11.0.1"}
-    answers = [(await client.post("/api/v1/auth/login", json=body, headers=home)).status_code for _ in range(3)]
-    assert answers == [503, 503, 503]  # lifecycle is unreachable here: the edge let them through
-    limited = await client.post("/api/v1/auth/login", json=body, headers=home)
+    # lifecycle is unreachable here: no login was judged, so none spends the address's 3 attempts.
+    answers = [await client.post("/api/v1/auth/login", json=body, headers=home) for _ in range(5)]
+    assert [(r.status_code, r.json()["code"]) for r in answers] == [(503, "service.unavailable")] * 5
+
+    # Calls that were answered count: the fourth within the window is refused.
+    answers = [(await client.get("/api/v1/me", headers=home)).status_code for _ in range(3)]
+    assert answers == [401, 401, 401]
+    limited = await client.get("/api/v1/me", headers=home)
     assert limited.status_code == 429
+    assert limited.headers["content-type"].startswith("application/problem+json")
     assert int(limited.headers["retry-after"]) >= 1
     assert limited.json()["code"] == "edge.rate_limited"
-    other = await client.post("/api/v1/auth/login", json=body, headers={"X-Forwarded-For": "133.11.0.2"})
-    assert other.status_code == 503  # limits are per client address
+    other = await client.get("/api/v1/me", headers={"X-Forwarded-For": "133.11.0.2"})
+    assert other.status_code == 401  # limits are per client address
+
+
+def test_guess_limits_hold_per_address_and_account_and_refusals_are_not_counted() -> None:
+    edge = Edge(EdgeSettings(rate_guess_per_ip=5, rate_guess_per_account=2, rate_window_s=60), _no_allowlist)
+    assert edge.limit("guess", "133.11.0.1", "acct-1") == ["guess:ip:133.11.0.1", "guess:acct:acct-1"]
+    edge.limit("guess", "133.11.0.1", "acct-1")
+    with pytest.raises(Problem) as refused:
+        edge.limit("guess", "133.11.0.1", "acct-1")  # the account's 2 guesses are spent
+    assert (refused.value.status, refused.value.code) == (429, "edge.rate_limited")
+    # The refused guess did not count against the address: three more (other accounts) fit its 5.
+    for account in ("acct-2", "acct-2", "acct-3"):
+        edge.limit("guess", "133.11.0.1", account)
+    with pytest.raises(Problem):
+        edge.limit("guess", "133.11.0.1", "acct-4")
+
+
+def test_a_guess_no_service_judged_is_given_back() -> None:
+    edge = Edge(EdgeSettings(rate_guess_per_ip=20, rate_guess_per_account=1, rate_window_s=60), _no_allowlist)
+    counted = edge.limit("guess", "133.11.0.1", "acct-1")
+    unavailable = b'{"status":503,"code":"service.unavailable","title":"x"}'
+    assert Edge.unjudged("guess", 503, unavailable)
+    edge.give_back(counted)
+    edge.limit("guess", "133.11.0.1", "acct-1")  # the account's one guess is still there
+    with pytest.raises(Problem):
+        edge.limit("guess", "133.11.0.1", "acct-1")
+    # Only an unavailable service gives the guess back: busy (it was queued), a timeout (it may have been judged)
+    # or any judged answer keep it counted, and other route classes are not guesses.
+    assert not Edge.unjudged("guess", 503, b'{"status":503,"code":"service.busy"}')
+    assert not Edge.unjudged("guess", 504, b'{"status":504,"code":"service.timeout"}')
+    assert not Edge.unjudged("guess", 400, b'{"status":400,"code":"step_up.code_invalid"}')
+    assert not Edge.unjudged("default", 503, unavailable)
+    assert not Edge.unjudged("login", 503, b"not json")
+
+
+async def _no_allowlist() -> frozenset[str]:
+    return frozenset()

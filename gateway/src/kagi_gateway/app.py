@@ -62,7 +62,8 @@ class EdgeMiddleware(ASGIMiddleware):
         path = str(scope.get("path", ""))
         if edge is not None:
             headers = dict(scope.get("headers") or [])
-            peer = scope["client"][0] if scope.get("client") else None
+            client = scope.get("client")
+            peer = client[0] if client else None
             forwarded = headers.get(b"x-forwarded-for", b"").decode(errors="replace") or None
             address = client_address(peer, forwarded, edge.trusted)
             scope.setdefault("state", {})["client_ip"] = address
@@ -70,8 +71,29 @@ class EdgeMiddleware(ASGIMiddleware):
                 await edge.admit(address)
                 handler = scope.get("route_handler")
                 route_class = handler.opt.get("rate", "default") if handler is not None else "default"
-                edge.limit(route_class, address, _account_hint(headers))
+                counted = edge.limit(route_class, address, _account_hint(headers))
+                await self._give_back_unjudged(edge, route_class, counted, scope, receive, send, next_app)
+                return
         await next_app(scope, receive, send)
+
+    @staticmethod
+    async def _give_back_unjudged(edge: Edge, route_class: str, counted: list[str], scope: Scope,
+                                  receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        """Pass the call on; a guess no service could judge (503 ``service.unavailable``) is not counted."""
+        status = 0
+        body = bytearray()
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body" and status == 503 and len(body) < 4096:
+                body.extend(message.get("body", b""))
+            await send(message)
+
+        await next_app(scope, receive, watch)
+        if Edge.unjudged(route_class, status, bytes(body)):
+            edge.give_back(counted)
 
 
 def _account_hint(headers: dict[bytes, bytes]) -> str | None:

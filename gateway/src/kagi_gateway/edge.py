@@ -7,7 +7,10 @@
   unless the address is on a company's static allowlist (kept by the permissions service).
 - **Rate limits**: sliding windows per route class (``opt={"rate": "login" | "guess"}``, default
   otherwise), per client address and per account, answering 429 with ``Retry-After``. Counters
-  live in this process; with several gateway replicas each enforces its share.
+  live in this process; with several gateway replicas each enforces its share. A login or code
+  guess that a service could not judge (503 ``service.unavailable``: its database or the service
+  itself was away) is given back: nothing was tried, and a user retrying through an outage must
+  not find themselves locked out of their guesses when it ends.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import iptocc
+import msgspec
 
 from kagi_shared.logging import get_logger
 from kagi_shared.problems import Problem
@@ -93,8 +97,17 @@ class SlidingWindow:
             self._prune(now)
         return 0.0
 
+    def give_back(self, key: str) -> None:
+        """Undo one counted hit (the newest: with concurrent callers, which one does not change the count)."""
+        queue = self.events.get(key)
+        if queue:
+            queue.pop()
+
     def _prune(self, now: float) -> None:
         self.events = {k: q for k, q in self.events.items() if q and q[-1] > now - self.window}
+
+
+GUESSABLE = frozenset({"login", "guess"})
 
 
 class Edge:
@@ -113,17 +126,36 @@ class Edge:
         log.warning("edge.abroad_refused", ip=address)
         raise ABROAD
 
-    def limit(self, route_class: str, address: str | None, account_id: str | None) -> None:
+    def limit(self, route_class: str, address: str | None, account_id: str | None) -> list[str]:
+        """Count the call against its windows; returns the keys counted (for ``give_back``), or raises 429."""
         s = self.settings
         per_ip, per_account = {
             "login": (s.rate_login_per_ip, None),
             "guess": (s.rate_guess_per_ip, s.rate_guess_per_account),
         }.get(route_class, (s.rate_default_per_ip, s.rate_default_per_account))
-        waits = [self.windows.hit(f"{route_class}:ip:{address}", per_ip)]
+        limits = {f"{route_class}:ip:{address}": per_ip}
         if account_id and per_account:
-            waits.append(self.windows.hit(f"{route_class}:acct:{account_id}", per_account))
-        wait = max(waits)
+            limits[f"{route_class}:acct:{account_id}"] = per_account
+        waits = {key: self.windows.hit(key, limit) for key, limit in limits.items()}
+        counted = [key for key, wait in waits.items() if wait <= 0]
+        wait = max(waits.values())
         if wait > 0:
+            self.give_back(counted)  # a refused call is not counted in the windows it passed
             raise Problem(429, "edge.rate_limited", "リクエストが多すぎます。しばらくしてから再度お試しください。",
                           headers={"Retry-After": str(max(1, math.ceil(wait)))},
                           extra={"retryAfterSeconds": max(1, math.ceil(wait))})
+        return counted
+
+    def give_back(self, keys: list[str]) -> None:
+        for key in keys:
+            self.windows.give_back(key)
+
+    @staticmethod
+    def unjudged(route_class: str, status: int, body: bytes) -> bool:
+        """A login or guess that no service evaluated: the budget for guessing was not spent."""
+        if route_class not in GUESSABLE or status != 503:
+            return False
+        try:
+            return bool(msgspec.json.decode(body).get("code") == "service.unavailable")
+        except (msgspec.DecodeError, AttributeError):
+            return False
