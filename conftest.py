@@ -164,3 +164,64 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
         elif "settings" in fixtures or "store_factory" in fixtures:
             item.add_marker(pytest.mark.integration)
+
+
+# -- the contract between the services that ask for mail and notify's templates ----------------------------------
+# Every notification a service's code asks for in this run (through ``Tx.publish``, so the flows the integration
+# tests drive in-process) is checked against notify's catalogue at once: an unknown template or a variable the
+# template needs and the service does not send would otherwise surface only when notify renders it, as a mail
+# that never reaches the user. The test that drove the flow fails, naming the template and the variables.
+_NOTICE_PROBLEMS: list[str] = []
+_NOTICES_SEEN: set[str] = set()
+_TEMPLATES: set[str] = set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _notification_contract() -> Iterator[None]:
+    from kagi_notify.domain.templates import Catalogue
+    from kagi_shared.events import decode_data, event_type
+    from kagi_shared.events import notify as nev
+    from kagi_shared.mongo import Tx
+
+    catalogue = Catalogue.load(brand="Kagi", portal_url="https://kagi.example.jp")
+    _TEMPLATES.update(catalogue.specs)
+    wanted = event_type(nev.NotificationRequested)
+    original = Tx.publish
+
+    def publish(self: Tx, topic: str, envelope: object) -> None:
+        if getattr(envelope, "type", None) == wanted:
+            request = decode_data(envelope)  # type: ignore[arg-type]
+            assert isinstance(request, nev.NotificationRequested)
+            spec = catalogue.specs.get(request.template)
+            if spec is None:
+                _NOTICE_PROBLEMS.append(f"unknown template {request.template!r}")
+            else:
+                _NOTICES_SEEN.add(request.template)
+                missing = spec.variables - request.variables.keys()
+                if spec.channel != request.channel:
+                    _NOTICE_PROBLEMS.append(f"{request.template}: a {spec.channel} template asked for by "
+                                            f"{request.channel}")
+                if missing:
+                    _NOTICE_PROBLEMS.append(f"{request.template}: variables {sorted(missing)} not sent")
+        original(self, topic, envelope)  # type: ignore[arg-type]
+
+    Tx.publish = publish  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Tx.publish = original  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def _notifications_match_templates(_notification_contract: None) -> Iterator[None]:
+    _NOTICE_PROBLEMS.clear()
+    yield
+    problems, _NOTICE_PROBLEMS[:] = list(_NOTICE_PROBLEMS), []
+    assert not problems, f"notifications asked for that notify cannot send: {problems}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _NOTICES_SEEN:
+        terminalreporter.write_line(f"notification contract: {len(_NOTICES_SEEN)} templates asked for by services "
+                                    f"in this run matched notify's catalogue; not asked for through a service "
+                                    f"transaction: {sorted(_TEMPLATES - _NOTICES_SEEN)}")
