@@ -147,6 +147,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         state["services"] = Services(settings)
         state["audit"] = AuditPublisher(settings)
+        state["audit"].start()
         state["edge"] = Edge(settings.edge, state["services"].ip_allowlist)
         try:
             yield

@@ -2,18 +2,24 @@
 
 After the response, an ``AuditRecorded`` event (who, what, when, from where, result) goes to
 ``audit.events``; the audit service chains it into its ledger, once per event id. Publishing
-never delays or fails the response: it runs in the background and retries until the broker takes it;
-only entries still unsent when the gateway stops are lost, logged and counted
-(``kagi_audit_publish_failures_total``). The gateway has no database for an outbox of its own.
+never delays or fails the response: it runs in the background and retries until the broker takes it.
+
+The gateway has no database for an outbox of its own, so each entry is first appended to a spool file
+(``<var>/gateway/audit-spool.jsonl``, fsynced; an emptyDir in Kubernetes) and leaves it once the broker has
+it. A gateway killed, or stopped while the broker is away, sends what its spool holds when it starts again;
+one sent twice (killed between the broker's ack and the spool's update) is kept once by the audit service.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import msgspec
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter
 
@@ -29,7 +35,69 @@ log = get_logger(__name__)
 AUDITED_ROLES = frozenset({"company_admin", "operator"})
 READS_AUDITED_UNDER = "/api/v1/operator/"
 PUBLISH_ATTEMPT_S = 10.0
-PUBLISH_FAILURES = Counter("kagi_audit_publish_failures_total", "Audit events that could not be published")
+PUBLISH_FAILURES = Counter("kagi_audit_publish_failures_total",
+                           "Audit events left in the spool when the gateway stopped (sent at its next start)")
+SPOOL_COMPACT_AFTER = 1000
+
+
+class SpoolEntry(msgspec.Struct, frozen=True):
+    id: str
+    key: str
+    value: msgspec.Raw
+    """The encoded envelope itself (JSON), kept as it will be sent."""
+
+
+class AuditSpool:
+    """Audit entries the broker has not taken yet, one JSON line each, on local disk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.pending: dict[str, SpoolEntry] = {}
+        self._done_since_compaction = 0
+
+    def load(self) -> list[SpoolEntry]:
+        """What an earlier gateway left unsent; a line torn by a kill mid-write is skipped (it was never
+        acknowledged to anyone: the write had not returned)."""
+        entries: dict[str, SpoolEntry] = {}
+        if self.path.exists():
+            for line in self.path.read_bytes().splitlines():
+                try:
+                    entry = msgspec.json.decode(line, type=SpoolEntry)
+                except msgspec.DecodeError:
+                    log.warning("audit.spool_line_skipped", path=str(self.path), size=len(line))
+                    continue
+                entries[entry.id] = entry
+        self.pending = entries
+        self._rewrite()
+        return list(entries.values())
+
+    def add(self, entry: SpoolEntry) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("ab") as spool:
+            spool.write(msgspec.json.encode(entry) + b"\n")
+            spool.flush()
+            os.fsync(spool.fileno())
+        self.pending[entry.id] = entry
+
+    def done(self, event_id: str) -> None:
+        if self.pending.pop(event_id, None) is None:
+            return
+        self._done_since_compaction += 1
+        if not self.pending or self._done_since_compaction >= SPOOL_COMPACT_AFTER:
+            self._rewrite()
+
+    def _rewrite(self) -> None:
+        """The file becomes exactly the pending entries (atomically: a kill leaves the old or the new file)."""
+        self._done_since_compaction = 0
+        if not self.pending and not self.path.exists():
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = self.path.with_suffix(".tmp")
+        with fresh.open("wb") as spool:
+            spool.writelines(msgspec.json.encode(e) + b"\n" for e in self.pending.values())
+            spool.flush()
+            os.fsync(spool.fileno())
+        os.replace(fresh, self.path)
 
 
 def is_audited(caller: Caller | None, method: str, path: str) -> bool:
@@ -48,6 +116,20 @@ class AuditPublisher:
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
         self._pending: set[asyncio.Task[None]] = set()
+        self.spool = AuditSpool(settings.var_path / "gateway" / "audit-spool.jsonl")
+
+    def start(self) -> int:
+        """Send what an earlier gateway left in the spool; returns how many entries that is."""
+        try:
+            left = self.spool.load()
+        except OSError as exc:  # an unreadable spool must not keep the gateway down; new entries still go out
+            log.error("audit.spool_unreadable", path=str(self.spool.path), error=repr(exc))
+            return 0
+        for entry in left:
+            self._send(entry)
+        if left:
+            log.info("audit.spool_resent", entries=len(left))
+        return len(left)
 
     async def _ready_producer(self) -> AIOKafkaProducer:
         async with self._lock:
@@ -64,15 +146,23 @@ class AuditPublisher:
             action=f"{method} {route}", target=path, status=status, outcome=outcome_of(status),
             ip=caller.ip, request_id=request_id, at=datetime.now(UTC))
         envelope = new_envelope(event, source="kagi/gateway", subject=caller.account_id, correlation_id=request_id)
-        task = asyncio.create_task(self._publish(envelope.subject.encode(), encode(envelope), envelope.id))
+        entry = SpoolEntry(id=envelope.id, key=envelope.subject, value=msgspec.Raw(encode(envelope)))
+        try:
+            self.spool.add(entry)
+        except OSError as exc:  # a full or read-only disk must not fail the response; the send still runs
+            log.error("audit.spool_write_failed", event_id=entry.id, error=repr(exc))
+        self._send(entry)
+
+    def _send(self, entry: SpoolEntry) -> None:
+        task = asyncio.create_task(self._publish(entry.key.encode(), bytes(entry.value), entry.id))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
     async def _publish(self, key: bytes, value: bytes, event_id: str) -> None:
         """Until the broker takes it: an outage of minutes (a broker restart, a partition leader moving) must
         not lose an audit entry. Each attempt is bounded, and a failed producer is replaced, because one whose
-        broker went away can wait for metadata that never comes. Only a gateway stopped while a broker is
-        still away loses what it holds (logged and counted at close)."""
+        broker went away can wait for metadata that never comes. What a gateway stopped while the broker is
+        still away holds stays in the spool for its next start."""
         attempt = 0
         while True:
             attempt += 1
@@ -81,11 +171,16 @@ class AuditPublisher:
                 await asyncio.wait_for(producer.send_and_wait(AUDIT_EVENTS.name, value, key=key,
                                                               headers=[("ce_id", event_id.encode())]),
                                        PUBLISH_ATTEMPT_S)
-                return
             except Exception as exc:
                 log.warning("audit.publish_retry", event_id=event_id, attempt=attempt, error=repr(exc))
                 await self._drop_producer()
                 await asyncio.sleep(min(0.2 * 2**attempt, 15.0))
+            else:
+                try:
+                    self.spool.done(event_id)
+                except OSError as exc:  # sent; at worst it is sent again at the next start (kept once)
+                    log.warning("audit.spool_update_failed", event_id=event_id, error=repr(exc))
+                return
 
     async def _drop_producer(self) -> None:
         async with self._lock:
@@ -94,14 +189,15 @@ class AuditPublisher:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), 5)
 
-    async def close(self) -> None:
+    async def close(self, wait_s: float = 10.0) -> None:
         if self._pending:
-            _, unsent = await asyncio.wait(self._pending, timeout=10)
+            _, unsent = await asyncio.wait(self._pending, timeout=wait_s)
             for task in unsent:
                 task.cancel()
             if unsent:
                 PUBLISH_FAILURES.inc(len(unsent))
-                log.error("audit.publish_failed", unsent=len(unsent), reason="stopped while the broker was away")
+                log.error("audit.publish_deferred", unsent=len(unsent), spool=str(self.spool.path),
+                          reason="stopped while the broker was away; sent at the next start")
         if self._producer is not None:
             with contextlib.suppress(Exception):
                 await self._producer.stop()
