@@ -7,6 +7,7 @@ import socket
 from pathlib import Path
 
 import msgspec
+from prometheus_client import REGISTRY
 
 from kagi_gateway.audit import AuditPublisher, AuditSpool, SpoolEntry
 from kagi_shared.events import decode
@@ -105,7 +106,8 @@ async def test_a_recorded_action_is_in_the_spool_until_the_broker_has_it(setting
     publisher = AuditPublisher(away)
     publisher.start()
     publisher.record(OPERATOR, "POST", "/api/v1/operator/x", "/api/v1/operator/x", 200, "req-1")
-    # On disk before any send was tried: a kill -9 now loses nothing.
+    # On disk before any send was tried: a kill -9 now loses nothing; SREs see it waiting.
     [line] = publisher.spool.path.read_bytes().splitlines()
     assert msgspec.json.decode(line, type=SpoolEntry).id in publisher.spool.pending
+    assert REGISTRY.get_sample_value("kagi_audit_spool_pending") == 1
     await publisher.close(wait_s=0.1)

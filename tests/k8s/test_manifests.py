@@ -633,7 +633,8 @@ def test_alerts_cover_errors_lag_dead_letters_and_the_business_states() -> None:
         assert rule["expr"].count("(") == rule["expr"].count(")"), rule["alert"]
     exprs = " ".join(r["expr"] for r in rules)
     for metric in ("kagi_http_requests_total", "kafka_consumergroup_lag", "kagi_outbox_backlog",
-                   "kagi_permissions_system_states", "kagi_lifecycle_ladder_stages_applied_total"):
+                   "kagi_audit_spool_pending", "kagi_permissions_system_states",
+                   "kagi_lifecycle_ladder_stages_applied_total"):
         assert metric in exprs, f"no alert on {metric}"
 
 

@@ -27,6 +27,7 @@ from kagi_shared.events import encode, new_envelope
 from kagi_shared.events.audit import AuditRecorded
 from kagi_shared.kafka import make_producer
 from kagi_shared.logging import get_logger
+from kagi_shared.metrics import AUDIT_SPOOL_PENDING
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
 from kagi_shared.topics import AUDIT_EVENTS
@@ -68,6 +69,7 @@ class AuditSpool:
                     continue
                 entries[entry.id] = entry
         self.pending = entries
+        AUDIT_SPOOL_PENDING.set(len(entries))
         self._rewrite()
         return list(entries.values())
 
@@ -78,10 +80,12 @@ class AuditSpool:
             spool.flush()
             os.fsync(spool.fileno())
         self.pending[entry.id] = entry
+        AUDIT_SPOOL_PENDING.set(len(self.pending))
 
     def done(self, event_id: str) -> None:
         if self.pending.pop(event_id, None) is None:
             return
+        AUDIT_SPOOL_PENDING.set(len(self.pending))
         self._done_since_compaction += 1
         if not self.pending or self._done_since_compaction >= SPOOL_COMPACT_AFTER:
             self._rewrite()

@@ -27,6 +27,7 @@ EVENTS_CONSUMED = Counter("kagi_events_consumed_total", "Events seen by a consum
                           ["consumer", "topic", "outcome"])
 OUTBOX_PUBLISHED = Counter("kagi_outbox_published_total", "Outbox rows published to Kafka", ["service"])
 OUTBOX_BACKLOG = Gauge("kagi_outbox_backlog", "Outbox rows not yet published", ["service"])
+AUDIT_SPOOL_PENDING = Gauge("kagi_audit_spool_pending", "Audit entries in the gateway's spool, not yet on Kafka")
 DELIVERIES = Counter("kagi_notify_deliveries_total", "Notification delivery attempts by result",
                      ["channel", "template", "result"])
 
