@@ -17,6 +17,7 @@ from kagi_shared.kafka import ensure_topics, make_consumer
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
 from kagi_shared.topics import AUDIT_EVENTS
+from tests.support import read_from_now_on
 
 OPERATOR = Caller(account_id="acct-op", login_id="op@example.jp", roles=("operator",), ip="133.11.0.1")
 
@@ -72,11 +73,7 @@ async def test_entries_held_while_the_broker_is_away_are_sent_by_the_next_gatewa
                              enable_auto_commit=False)
     await consumer.start()
     try:
-        while not consumer.assignment():
-            await consumer.getmany(timeout_ms=200)
-        await consumer.seek_to_end()
-        for tp in consumer.assignment():
-            await consumer.position(tp)
+        await read_from_now_on(consumer)
         # The next gateway, started as `kagi run` starts it (its app's lifespan), with the broker back.
         app = create_app(msgspec.structs.replace(settings, var_dir=var))
         async with app.lifespan():

@@ -16,6 +16,7 @@ from kagi_shared.events import invite as iev
 from kagi_shared.events import notify as ev
 from kagi_shared.kafka import ensure_topics, make_producer
 from kagi_shared.settings import Settings
+from tests.support import read_from_now_on
 
 TOPICS = ["notify.requests", "lifecycle.events", "invite.events", "permissions.events"]
 
@@ -53,11 +54,7 @@ async def test_replayed_events_through_the_broker_mail_once_even_across_an_smtp_
                              enable_auto_commit=False, fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms)
     await kafka.start()
     try:
-        while not kafka.assignment():
-            await kafka.getmany(timeout_ms=200)
-        await kafka.seek_to_end()
-        for tp in kafka.assignment():
-            await kafka.position(tp)
+        await read_from_now_on(kafka)
 
         recipients = [f"broker{i}-{uuid.uuid4().hex[:6]}@example.jp" for i in range(5)]
         requests = [request(r) for r in recipients]
@@ -147,11 +144,7 @@ async def test_a_newer_schema_version_goes_to_the_dlt_and_later_events_still_flo
                              enable_auto_commit=False, fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms)
     await kafka.start()
     try:
-        while not kafka.assignment():
-            await kafka.getmany(timeout_ms=200)
-        await kafka.seek_to_end()
-        for tp in kafka.assignment():
-            await kafka.position(tp)
+        await read_from_now_on(kafka)
 
         tag = uuid.uuid4().hex[:8]
         newer, later = newer_request(f"newer-{tag}@example.jp"), request(f"later-{tag}@example.jp")

@@ -24,6 +24,7 @@ from kagi_cli.mailbox import mailbox
 from kagi_shared.events import notify as ev
 from kagi_shared.kafka import ensure_topics, make_producer
 from kagi_shared.settings import Settings
+from tests.support import read_from_now_on
 
 DLT = "notify.requests.dlt"
 # A budget of 3 attempts 0.05 s apart is spent in ~0.15 s; the outages below last seconds.
@@ -184,11 +185,7 @@ async def test_a_recipient_refused_for_now_is_dead_after_its_attempts_on_the_dlt
     await kafka.start()
     handler = Refusing("451 4.3.0 try later", lambda address: address.startswith("later-"))
     try:
-        while not kafka.assignment():
-            await kafka.getmany(timeout_ms=200)
-        await kafka.seek_to_end()
-        for tp in kafka.assignment():
-            await kafka.position(tp)
+        await read_from_now_on(kafka)
 
         later, fine = f"later-{uuid.uuid4().hex[:8]}@example.jp", f"fine-{uuid.uuid4().hex[:8]}@example.jp"
         async with smtp_server(handler) as port:
