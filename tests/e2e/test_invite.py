@@ -199,6 +199,10 @@ async def test_viewer_key_for_one_location_read_only_until_deleted(settings: Set
     assert (write.status_code, write.json()["code"]) == (403, "viewer.read_only")
     elsewhere = await gateway.get(f"/api/v1/me/viewing-locations/{other_spn}/contract", headers=viewer.auth)
     assert (elsewhere.status_code, elsewhere.json()["code"]) == (404, "location.not_found")
+    for odd in ("%1F", "%2E%2E", "%3Fx%3D1", "%25"):  # a control character, a dot segment, '?', '%'
+        strange = await gateway.get(f"/api/v1/me/viewing-locations/{odd}/contract", headers=viewer.auth)
+        assert strange.headers["content-type"].startswith("application/problem+json"), (odd, strange.text)
+        assert strange.status_code in (400, 404), (odd, strange.status_code, strange.text)
     not_owner = await gateway.get(f"/api/v1/me/locations/{spn}/viewers", headers=viewer.auth)
     assert not_owner.status_code == 403
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from litestar import Response
@@ -14,6 +15,16 @@ from kagi_shared.settings import Settings
 from kagi_shared.tracing import inject
 
 SERVICES = ("lifecycle", "invite", "permissions", "notify", "audit")
+# RFC 3986 sub-delimiters and '@' ':' stay as they are (login IDs are email addresses); anything else is encoded.
+_SEGMENT_SAFE = "@:!$&'()*+,;="
+
+
+def internal_path(path: str) -> str:
+    """The internal path with every value a caller put in it encoded: a control character, '?', '#' or '%' reaches
+    the service as part of the same segment, and '.' or '..' can never climb to another internal route.
+    (The gateway's router already keeps '/' out of a path parameter.)"""
+    return "/".join(segment.replace(".", "%2E") if segment in (".", "..") else quote(segment, safe=_SEGMENT_SAFE)
+                    for segment in path.split("/"))
 
 
 class ServiceReply:
@@ -52,7 +63,8 @@ class Services:
         if request_id:
             headers["x-request-id"] = request_id
         try:
-            response = await self.clients[service].request(method, path, json=json, params=params, headers=headers)
+            response = await self.clients[service].request(method, internal_path(path), json=json, params=params,
+                                                           headers=headers)
         except httpx.TimeoutException:
             raise Problem(504, "service.timeout", "処理がタイムアウトしました。しばらくしてから再度お試しください。",
                           extra={"service": service}) from None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import quote
 
 import msgspec
 from litestar import Controller, Request, delete, get, post, put
@@ -107,7 +106,7 @@ class AdminContactsController(Controller):
           summary="Mail a fresh confirmation link; the previous one stops working")
     async def resend(self, contact_id: FromPath[str], services: NamedDependency[Services],
                      request: Request[Any, Any, Any]) -> AdminContactOut:
-        reply = await services.call("notify", "POST", f"/internal/admin-contacts/{quote(contact_id, safe='')}/resend",
+        reply = await services.call("notify", "POST", f"/internal/admin-contacts/{contact_id}/resend",
                                     caller=current_caller(request), request_id=request_id(request))
         return msgspec.convert(reply, AdminContactOut)
 
@@ -115,7 +114,7 @@ class AdminContactsController(Controller):
             summary="Remove an admin who left, with their address")
     async def remove(self, contact_id: FromPath[str], services: NamedDependency[Services],
                      request: Request[Any, Any, Any]) -> None:
-        await services.call("notify", "DELETE", f"/internal/admin-contacts/{quote(contact_id, safe='')}",
+        await services.call("notify", "DELETE", f"/internal/admin-contacts/{contact_id}",
                             caller=current_caller(request), request_id=request_id(request))
 
 
