@@ -183,7 +183,15 @@ def _alive(pid: int) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return False
-    return state != "Z"
+    if state == "Z":
+        # The main thread has exited. A child of ours is gone only once reaped: until its other threads have exited
+        # too (the database's storage threads take a moment), waitpid cannot reap it and it still holds its files
+        # and port. Someone else's zombie is reaped by its own parent.
+        try:
+            return os.waitpid(pid, os.WNOHANG)[0] != pid
+        except ChildProcessError:
+            return False
+    return True
 
 
 def _probe(check: Callable[[], bool]) -> bool:
