@@ -24,7 +24,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from kagi_gateway.audit import AuditPublisher, caller_in, is_audited
 from kagi_gateway.controllers import CONTROLLERS
 from kagi_gateway.deps import role_guard
-from kagi_gateway.edge import Edge, client_address
+from kagi_gateway.edge import GUESSABLE, Edge, client_address
 from kagi_gateway.services import SERVICES, ForwardedProblem, Services
 from kagi_gateway.tokens import read_claims
 from kagi_shared.metrics import metrics_handler
@@ -72,8 +72,9 @@ class EdgeMiddleware(ASGIMiddleware):
                 handler = scope.get("route_handler")
                 route_class = handler.opt.get("rate", "default") if handler is not None else "default"
                 counted = edge.limit(route_class, address, _account_hint(headers))
-                await self._give_back_unjudged(edge, route_class, counted, scope, receive, send, next_app)
-                return
+                if route_class in GUESSABLE:
+                    await self._give_back_unjudged(edge, route_class, counted, scope, receive, send, next_app)
+                    return
         await next_app(scope, receive, send)
 
     @staticmethod

@@ -22,7 +22,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from kagi_gateway.tokens import read_claims
-from kagi_shared.problems import Problem
+from kagi_shared.problems import Problem, service_unavailable
 from kagi_shared.service_api import INTERNAL_TOKEN_HEADER, Caller
 from kagi_shared.settings import Settings, get_settings
 
@@ -83,18 +83,14 @@ class SessionVersions:
             reply = await self._get_session(account_id, settings)
         except httpx.HTTPError:
             # Fail closed: a session that cannot be checked is not honoured.
-            raise Problem(503, "service.unavailable",
-                          "ただいまサービスを利用できません。しばらくしてから再度お試しください。",
-                          headers={"Retry-After": "5"}, extra={"service": "lifecycle"}) from None
+            raise service_unavailable("lifecycle") from None
         if reply.status_code == 404:
             value = None
         elif reply.status_code == 200:
             body = reply.json()
             value = (int(body["sessionVersion"]), str(body["status"]))
         else:
-            raise Problem(503, "service.unavailable",
-                          "ただいまサービスを利用できません。しばらくしてから再度お試しください。",
-                          headers={"Retry-After": "5"}, extra={"service": "lifecycle"})
+            raise service_unavailable("lifecycle")
         if len(self._cache) > 50_000:
             self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
         ttl = min(settings.lifecycle.session_cache_ttl_s, MAX_SESSION_CACHE_TTL_S)

@@ -26,7 +26,7 @@ import iptocc
 import msgspec
 
 from kagi_shared.logging import get_logger
-from kagi_shared.problems import Problem
+from kagi_shared.problems import SERVICE_UNAVAILABLE, Problem
 from kagi_shared.settings import EdgeSettings
 
 log = get_logger(__name__)
@@ -156,6 +156,6 @@ class Edge:
         if route_class not in GUESSABLE or status != 503:
             return False
         try:
-            return bool(msgspec.json.decode(body).get("code") == "service.unavailable")
+            return bool(msgspec.json.decode(body).get("code") == SERVICE_UNAVAILABLE)
         except (msgspec.DecodeError, AttributeError):
             return False

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import httpx
 from litestar import Response
 
-from kagi_shared.problems import PROBLEM_JSON, Problem
+from kagi_shared.problems import PROBLEM_JSON, Problem, service_unavailable
 from kagi_shared.service_api import INTERNAL_TOKEN_HEADER, Caller, caller_headers
 from kagi_shared.settings import Settings
 from kagi_shared.tracing import inject
@@ -69,9 +69,7 @@ class Services:
             raise Problem(504, "service.timeout", "処理がタイムアウトしました。しばらくしてから再度お試しください。",
                           extra={"service": service}) from None
         except httpx.TransportError:
-            raise Problem(503, "service.unavailable",
-                          "ただいまサービスを利用できません。しばらくしてから再度お試しください。",
-                          headers={"Retry-After": "5"}, extra={"service": service}) from None
+            raise service_unavailable(service) from None
         if response.status_code >= 400:
             raise ForwardedProblem(response)
         return response.json() if response.content else None

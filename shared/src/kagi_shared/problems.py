@@ -140,16 +140,20 @@ def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respo
     if isinstance(exc, ServerSelectionTimeoutError | ConnectionFailure):
         log.error("http.dependency_down", path=request.url.path, error=str(exc))
         DATABASE.trip()
-        problem = database_unavailable()
+        problem = service_unavailable()
     else:
         log.exception("http.unexpected", path=request.url.path)
         problem = Problem(HTTP_500_INTERNAL_SERVER_ERROR, "internal", "システムエラーが発生しました。")
     return problem_response(problem, request)
 
 
-def database_unavailable() -> Problem:
-    return Problem(503, "service.unavailable", "ただいまサービスを利用できません。しばらくしてから再度お試しください。",
-                   headers={"Retry-After": "5"})
+SERVICE_UNAVAILABLE = "service.unavailable"
+"""The code of a 503 that judged nothing: a service, or the database behind it, could not be reached."""
+
+
+def service_unavailable(service: str | None = None) -> Problem:
+    return Problem(503, SERVICE_UNAVAILABLE, "ただいまサービスを利用できません。しばらくしてから再度お試しください。",
+                   headers={"Retry-After": "5"}, extra={"service": service} if service else None)
 
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {

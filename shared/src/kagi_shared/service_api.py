@@ -25,7 +25,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from kagi_shared.breaker import DATABASE
 from kagi_shared.logging import configure_logging, get_logger
 from kagi_shared.metrics import metrics_handler, observe_http
-from kagi_shared.problems import EXCEPTION_HANDLERS, Problem, database_unavailable
+from kagi_shared.problems import EXCEPTION_HANDLERS, Problem, service_unavailable
 from kagi_shared.settings import Settings, get_settings
 from kagi_shared.tracing import SpanKind, configure_tracing, mark_error, span
 
@@ -122,7 +122,7 @@ _PROBES = frozenset({"/health", "/ready", "/metrics"})
 async def fail_fast_while_database_down(request: Request[Any, Any, Any]) -> None:
     """While the breaker is open, answer 503 at once rather than wait out server selection (probes still run)."""
     if DATABASE.open and request.url.path not in _PROBES:
-        raise database_unavailable()
+        raise service_unavailable()
 
 
 def health_handlers(ready: ReadyCheck) -> list[Any]:
