@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -75,10 +76,7 @@ class AuditSpool:
 
     def add(self, entry: SpoolEntry) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("ab") as spool:
-            spool.write(msgspec.json.encode(entry) + b"\n")
-            spool.flush()
-            os.fsync(spool.fileno())
+        _write_synced(self.path, "ab", [entry])
         self.pending[entry.id] = entry
         AUDIT_SPOOL_PENDING.set(len(self.pending))
 
@@ -97,11 +95,16 @@ class AuditSpool:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fresh = self.path.with_suffix(".tmp")
-        with fresh.open("wb") as spool:
-            spool.writelines(msgspec.json.encode(e) + b"\n" for e in self.pending.values())
-            spool.flush()
-            os.fsync(spool.fileno())
+        _write_synced(fresh, "wb", self.pending.values())
         os.replace(fresh, self.path)
+
+
+def _write_synced(path: Path, mode: str, entries: Iterable[SpoolEntry]) -> None:
+    """One JSON line per entry, on disk before this returns."""
+    with path.open(mode) as spool:
+        spool.writelines(msgspec.json.encode(e) + b"\n" for e in entries)
+        spool.flush()
+        os.fsync(spool.fileno())
 
 
 def is_audited(caller: Caller | None, method: str, path: str) -> bool:
