@@ -195,6 +195,9 @@ async def test_external_logins_update_last_login_once_and_never_backwards(settin
     older = new_envelope(ev.ExternalLoginReported(login_id="ext@example.jp", at=at - timedelta(days=50),
                                                   provider="secom"), source="idp", subject="ext@example.jp")
     assert await consumer.process("auth.logins", b"ext", encode(older)) == "handled"
+    same_moment = new_envelope(ev.ExternalLoginReported(login_id="ext@example.jp", at=at, provider="line"),
+                               source="idp", subject="ext@example.jp")
+    assert await consumer.process("auth.logins", b"ext", encode(same_moment)) == "handled"
     assert await consumer.process("auth.logins", b"ext", b"{not json") == "dead"
     assert len(dead) == 1 and dead[0][0] == "auth.logins.dlt"
 
@@ -203,8 +206,35 @@ async def test_external_logins_update_last_login_once_and_never_backwards(settin
     # The new period runs from the external login: nothing due 120 days after the issue date.
     assert (await lc.sweeps.sweep(clock() + timedelta(days=125))).examined == 0
     assert (await lc.sweeps.sweep(at + timedelta(days=121))).applied["warning1"] == 1
+    # Every distinct report is a login (the late one and the one at the same moment too); the replay is not.
     logins = [e for _, e in await outbox(store) if isinstance(e, ev.LoggedIn)]
-    assert [(e.via, e.at) for e in logins] == [("secom", at)]
+    assert [(e.via, e.at) for e in logins] == [("secom", at), ("secom", at - timedelta(days=50)), ("line", at)]
+
+
+async def test_a_late_external_report_after_a_password_login_is_a_login_that_keeps_the_later_base(
+        settings: Settings, store_factory: Any) -> None:
+    store = await store_factory("lc")
+    lc, clock = await make_lifecycle(settings, store)
+    account = await lc.service.create_account("late@example.jp", PASSWORD, ["owner"])
+    reported_at = clock()
+    clock.advance(days=1)
+    await lc.service.login("late@example.jp", PASSWORD)
+    consumer = external_logins(lc, _no_dead_letters, settings)
+    late = new_envelope(ev.ExternalLoginReported(login_id="late@example.jp", at=reported_at, provider="line"),
+                        source="idp", subject="late@example.jp")
+    assert await consumer.process("auth.logins", b"late", encode(late)) == "handled"
+    assert await consumer.process("auth.logins", b"late", encode(late)) == "duplicate"
+
+    stored = await lc.accounts.get(account.id)
+    assert stored is not None and stored.last_login_at == clock()
+    logins = [e for _, e in await outbox(store) if isinstance(e, ev.LoggedIn)]
+    assert [(e.via, e.at) for e in logins] == [("kagi", clock()), ("line", reported_at)]
+    # The period still runs from the password login: 120 days after the report, nothing is due yet.
+    assert (await lc.sweeps.sweep(reported_at + timedelta(days=120, hours=12))).examined == 0
+
+
+async def _no_dead_letters(topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+    raise AssertionError(f"dead-lettered on {topic}: {value!r}")
 
 
 async def test_login_id_and_bodies_are_checked(settings: Settings, store_factory: Any) -> None:

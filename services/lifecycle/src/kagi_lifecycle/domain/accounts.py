@@ -61,3 +61,18 @@ def login_id_problem(login_id: str) -> str | None:
 
 def should_lock(failed_logins: int, threshold: int) -> bool:
     return failed_logins >= threshold
+
+
+class LoginReportDecision(msgspec.Struct, frozen=True):
+    record: bool
+    """Publish ``LoggedIn``: every distinct report is a login that happened, late or not (replays never
+    reach this point: the inbox drops a repeated event id)."""
+    moves_last_login: bool
+    """Last login (the ladder's base) only moves forward, so a late report leaves the period alone."""
+
+
+def judge_login_report(status: Status, last_login_at: datetime | None, at: datetime) -> LoginReportDecision:
+    """An external identity provider reports a login at ``at`` (SPEC §4: external logins count)."""
+    if status == "purged":
+        return LoginReportDecision(record=False, moves_last_login=False)
+    return LoginReportDecision(record=True, moves_last_login=last_login_at is None or at > last_login_at)

@@ -12,7 +12,14 @@ from pymongo.errors import DuplicateKeyError
 from kagi_lifecycle.adapters.passwords import Passwords
 from kagi_lifecycle.adapters.repository import AccountRepository
 from kagi_lifecycle.domain import ladder, password_policy
-from kagi_lifecycle.domain.accounts import ROLES, Account, canonical_login_id, login_id_problem, should_lock
+from kagi_lifecycle.domain.accounts import (
+    ROLES,
+    Account,
+    canonical_login_id,
+    judge_login_report,
+    login_id_problem,
+    should_lock,
+)
 from kagi_lifecycle.service.notices import SOURCE, send_mail
 from kagi_shared.events import Event, new_envelope
 from kagi_shared.events import lifecycle as ev
@@ -186,16 +193,21 @@ class LifecycleService:
         await self.store.transaction(fail)
 
     async def external_login(self, tx: Tx, event: ev.ExternalLoginReported, correlation_id: str | None) -> bool:
-        """An external identity provider's login: last login moves forward, a new period starts."""
+        """An external identity provider's login: always a ``LoggedIn``; last login and the period move
+        only forward."""
         account = await self.accounts.by_login_id(canonical_login_id(event.login_id), tx)
-        if account is None or account.status == "purged":
+        if account is None:
             return False
-        changes = {"last_login_at": event.at}
-        if account.status == "active":
-            changes.update(new_period(event.at, self.days))
-        if not await self.accounts.update(tx, account.id, changes,
-                                          when={"status": {"$ne": "purged"}, **last_login_before(event.at)}):
-            return False  # a late or replayed report
+        decision = judge_login_report(account.status, account.last_login_at, event.at)
+        if not decision.record:
+            return False
+        if decision.moves_last_login:
+            changes: dict[str, Any] = {"last_login_at": event.at}
+            if account.status == "active":
+                changes.update(new_period(event.at, self.days))
+            # The filter repeats the rule in the write, so a concurrent later login is never undone.
+            await self.accounts.update(tx, account.id, changes,
+                                       when={"status": {"$ne": "purged"}, **last_login_before(event.at)})
         self.publish(tx, ev.LoggedIn(account_id=account.id, at=event.at, via=event.provider), account.id,
                      correlation_id)
         return True
