@@ -193,7 +193,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             components=Components(security_schemes={
                 "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}),
             security=[{"bearer": []}],
-            contact=Contact(name="Kagi", url="https://kagi.example.jp/"),
+            contact=Contact(name="Kagi", url="https://kagi.example.jp/", email="kagi@kagi.example.jp"),
             description="The public API of Kagi. Every failure is `application/problem+json` (RFC 9457) with a "
                         "stable `code`; times are UTC (RFC 3339).",
         ),
