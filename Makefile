@@ -19,7 +19,13 @@ $(VENV)/.synced: $(UV) $(MEMBERS)
 	$(UV) sync --frozen --all-packages
 	@touch $@
 
-install: $(VENV)/.synced
+# The browser tier drives Debian's Chromium (Playwright's own browser download is never used).
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	apt-get update && apt-get install -y chromium
+
+install: $(VENV)/.synced $(CHROMIUM)
 
 run: install  ## start infrastructure, services and gateway; Ctrl-C stops them all
 	$(VENV)/bin/kagi run
