@@ -25,6 +25,7 @@ from kagi_gateway.audit import AuditPublisher, caller_in, is_audited
 from kagi_gateway.controllers import CONTROLLERS
 from kagi_gateway.deps import role_guard
 from kagi_gateway.edge import GUESSABLE, Edge, client_address
+from kagi_gateway.pages import pages_router, template_config
 from kagi_gateway.services import SERVICES, ForwardedProblem, Services
 from kagi_gateway.tokens import read_claims
 from kagi_shared.metrics import metrics_handler
@@ -52,7 +53,7 @@ class RequestIdMiddleware(ASGIMiddleware):
 
 
 class EdgeMiddleware(ASGIMiddleware):
-    """Client address, the abroad rule and rate limits for every API route, before guards and handlers."""
+    """Client address, the abroad rule and rate limits for every API route and page, before guards and handlers."""
 
     def __init__(self, edge: Callable[[], Edge | None]) -> None:
         self.edge = edge
@@ -67,9 +68,9 @@ class EdgeMiddleware(ASGIMiddleware):
             forwarded = headers.get(b"x-forwarded-for", b"").decode(errors="replace") or None
             address = client_address(peer, forwarded, edge.trusted)
             scope.setdefault("state", {})["client_ip"] = address
-            if path.startswith("/api/"):
+            handler = scope.get("route_handler")
+            if path.startswith("/api/") or (handler is not None and handler.opt.get("page")):
                 await edge.admit(address)
-                handler = scope.get("route_handler")
                 route_class = handler.opt.get("rate", "default") if handler is not None else "default"
                 counted = edge.limit(route_class, address, _account_hint(headers))
                 if route_class in GUESSABLE:
@@ -177,7 +178,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     api = Router("/", route_handlers=CONTROLLERS, guards=[role_guard])
 
     return Litestar(
-        route_handlers=[health, ready, metrics_handler, api],
+        route_handlers=[health, ready, metrics_handler, api, pages_router()],
+        template_config=template_config(),
         dependencies={"services": Provide(services, sync_to_thread=False)},
         exception_handlers={**EXCEPTION_HANDLERS, ForwardedProblem: _forwarded},
         middleware=[RequestIdMiddleware(), RequestContextMiddleware("gateway"),
