@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from litestar import Request
+from litestar import MediaType, Request
 from litestar.handlers import HTTPRouteHandler
 from litestar.response import Redirect, Template
 
@@ -97,7 +97,7 @@ async def operate(handler: HTTPRouteHandler, request: Request[Any, Any, Any], se
 
 def page(template: str, request: Request[Any, Any, Any], status_code: int = 200, **context: Any) -> Template:
     session = request.scope.get("state", {}).get("page_session")  # none when the edge refused before the pages
-    return Template(template_name=template, status_code=status_code,
+    return Template(template_name=template, status_code=status_code, media_type=MediaType.HTML,
                     context={"csrf": session.csrf if session else "",
                              "signed_in": bool(session and session.get("accessToken")), **context})
 

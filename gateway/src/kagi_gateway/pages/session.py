@@ -167,11 +167,12 @@ async def page_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: Ba
 
 
 async def _check_same_site(connection: ASGIConnection[Any, Any, Any, Any], session: PageSession) -> None:
-    origin = connection.headers.get("origin")
-    host = connection.headers.get("host", "")
-    if origin is not None and origin.split("://", 1)[-1] != host:
+    # The browser's word on where the post came from; Origin is "null" for our own forms (no-referrer policy).
+    site = connection.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
         raise Problem(403, *CROSS_SITE)
-    if connection.headers.get("sec-fetch-site") == "cross-site":
+    origin = connection.headers.get("origin")
+    if origin not in (None, "null") and origin.split("://", 1)[-1] != connection.headers.get("host", ""):
         raise Problem(403, *CROSS_SITE)
     form = await Request[Any, Any, Any](connection.scope, connection.receive).form()
     sent = form.get(CSRF_FIELD)
