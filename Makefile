@@ -19,11 +19,12 @@ $(VENV)/.synced: $(UV) $(MEMBERS)
 	$(UV) sync --frozen --all-packages
 	@touch $@
 
-# The browser tier drives Debian's Chromium (Playwright's own browser download is never used).
+# The browser tier drives Debian's Chromium (Playwright's own browser download is never used); a Japanese font
+# makes its screenshots readable.
 CHROMIUM := /usr/bin/chromium
 
 $(CHROMIUM):
-	apt-get update && apt-get install -y chromium
+	apt-get update && apt-get install -y chromium fonts-ipafont-gothic
 
 install: $(VENV)/.synced $(CHROMIUM)
 

@@ -20,7 +20,7 @@ UNREACHABLE = "http://127.0.0.1:9"
 
 
 @asynccontextmanager
-async def gateway(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
+async def gateway(monkeypatch: pytest.MonkeyPatch, peer: str = "127.0.0.1") -> AsyncIterator[httpx.AsyncClient]:
     """The gateway in process (its lifespan opened and closed in the test's own task, as anyio requires)."""
     for service in ("lifecycle", "invite", "permissions", "notify", "audit"):
         monkeypatch.setenv(f"KAGI_{service.upper()}_URL", UNREACHABLE)
@@ -28,7 +28,7 @@ async def gateway(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncC
     app = create_app()
     try:
         async with app.lifespan():
-            transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 4711))
+            transport = httpx.ASGITransport(app=app, client=(peer, 4711))
             async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
                 yield http
     finally:
@@ -109,3 +109,13 @@ async def test_the_login_page_follows_only_a_local_next(monkeypatch: pytest.Monk
         assert 'name="next" value="/account"' in page.text
         page = await client.get("/login", params={"next": "/settings/notifications"})
         assert 'name="next" value="/settings/notifications"' in page.text
+
+
+async def test_a_page_opened_from_abroad_gets_the_abroad_answer_as_a_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with gateway(monkeypatch, peer="8.8.8.8") as client:
+        for path in ("/login", "/invitations/accept?token=abc"):
+            page = await client.get(path)
+            assert page.status_code == 403 and page.headers["content-type"].startswith("text/html")
+            assert 'data-code="edge.abroad_forbidden"' in page.text
+            assert "日本国外からのアクセスは禁止されています" in page.text
+            assert page.headers["x-frame-options"] == "DENY"

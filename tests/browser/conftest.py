@@ -6,6 +6,7 @@ the page's HTML in ``var/reports/browser/`` next to the test report, named after
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -63,9 +64,10 @@ async def save_evidence(page: Page, name: str) -> None:
     stem = REPORTS / re.sub(r"[^\w.-]+", "_", name)
     try:
         await page.screenshot(path=f"{stem}.png", full_page=True)
-        Path(f"{stem}.html").write_text(await page.content(), encoding="utf-8")
-    except Exception as exc:  # noqa: BLE001 - evidence is best effort; the test's own failure is what matters
-        Path(f"{stem}.txt").write_text(f"no evidence: {exc}", encoding="utf-8")
+        html, suffix = await page.content(), "html"
+    except Exception as exc:  # evidence is best effort; the test's own failure is what matters
+        html, suffix = f"no evidence: {exc}", "txt"
+    await asyncio.to_thread(Path(f"{stem}.{suffix}").write_text, html, encoding="utf-8")
 
 
 @pytest.fixture

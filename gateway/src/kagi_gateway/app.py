@@ -25,7 +25,7 @@ from kagi_gateway.audit import AuditPublisher, caller_in, is_audited
 from kagi_gateway.controllers import CONTROLLERS
 from kagi_gateway.deps import role_guard
 from kagi_gateway.edge import GUESSABLE, Edge, client_address
-from kagi_gateway.pages import pages_router, template_config
+from kagi_gateway.pages import PageMiddleware, page_response, pages_router, template_config
 from kagi_gateway.services import SERVICES, ForwardedProblem, Services
 from kagi_gateway.tokens import read_claims
 from kagi_shared.metrics import metrics_handler
@@ -180,9 +180,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[health, ready, metrics_handler, api, pages_router()],
         template_config=template_config(),
+        before_send=[page_response],
         dependencies={"services": Provide(services, sync_to_thread=False)},
         exception_handlers={**EXCEPTION_HANDLERS, ForwardedProblem: _forwarded},
-        middleware=[RequestIdMiddleware(), RequestContextMiddleware("gateway"),
+        middleware=[RequestIdMiddleware(), RequestContextMiddleware("gateway"), PageMiddleware(),
                     EdgeMiddleware(lambda: state.get("edge")), AuditMiddleware(lambda: state.get("audit"))],
         lifespan=[lifespan],
         request_max_body_size=settings.http.max_body_bytes,

@@ -19,7 +19,9 @@ from kagi_gateway.pages.forms import TEMPLATES, Refused, message_page, refusal_o
 from kagi_gateway.pages.invitations import InvitationPages
 from kagi_gateway.pages.notifications import NotificationPages
 from kagi_gateway.pages.registration import RegistrationPages
-from kagi_gateway.pages.session import LoginRequired, PageMiddleware, page_guard
+from kagi_gateway.pages.session import LoginRequired, PageMiddleware, page_guard, page_response
+
+__all__ = ["PageMiddleware", "page_response", "pages_router", "template_config"]
 from kagi_gateway.services import ForwardedProblem
 from kagi_shared.problems import Problem
 
@@ -58,7 +60,7 @@ def _login(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
 def pages_router() -> Router:
     return Router("/", route_handlers=[AccountPages, InvitationPages, RegistrationPages, NotificationPages,
                                        stylesheet],
-                  guards=[page_guard], middleware=[PageMiddleware()], opt={"page": True},
+                  guards=[page_guard], opt={"page": True},
                   include_in_schema=False,
                   exception_handlers={Refused: _refused, Problem: _refused, ForwardedProblem: _refused,
                                       HTTPException: _http, LoginRequired: _login})

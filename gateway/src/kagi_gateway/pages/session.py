@@ -107,25 +107,34 @@ def _cookie_id(scope: Scope) -> str | None:
 
 
 class PageMiddleware(ASGIMiddleware):
-    """Opens the page session before the guard, stores it and sets the cookie after, adds the security headers."""
+    """For page routes: opens the page session before the edge and the guard (``page_response`` stores it)."""
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        old_id = _cookie_id(scope)
-        session = STORE.open(old_id)
-        scope.setdefault("state", {})["page_session"] = session
+        handler = scope.get("route_handler")
+        if handler is not None and handler.opt.get("page"):
+            old_id = _cookie_id(scope)
+            state = scope.setdefault("state", {})
+            state["page_session"], state["page_session_old_id"] = STORE.open(old_id), old_id
+        await next_app(scope, receive, send)
+
+
+async def page_response(message: Message, scope: Scope) -> None:
+    """The app's before-send hook, so every answer of a page carries it, a refusal by the edge or an error too:
+    store the session, set its cookie when its id is new, add the security headers."""
+    if message["type"] != "http.response.start":
+        return
+    state = scope.get("state", {})
+    session = state.get("page_session")
+    if not isinstance(session, PageSession):
+        return
+    old_id = state.get("page_session_old_id")
+    STORE.save(session, old_id)
+    headers = MutableScopeHeaders.from_message(message)
+    for name, value in SECURITY_HEADERS.items():
+        headers[name] = value
+    if session.id != old_id:
         secure = "; Secure" if _secure_cookie() else ""
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                STORE.save(session, old_id)
-                headers = MutableScopeHeaders.from_message(message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers[name] = value
-                if session.id != old_id:
-                    headers.add("set-cookie", f"{COOKIE}={session.id}; Path=/; HttpOnly; SameSite=Lax{secure}")
-            await send(message)
-
-        await next_app(scope, receive, send_with_headers)
+        headers.add("set-cookie", f"{COOKIE}={session.id}; Path=/; HttpOnly; SameSite=Lax{secure}")
 
 
 def _secure_cookie() -> bool:
