@@ -17,7 +17,7 @@ from kagi_cli.mailbox import Mail
 from kagi_shared.mongo import database_name, make_client
 from kagi_shared.settings import Settings
 from tests.browser.conftest import REPORTS
-from tests.e2e.conftest import User, create_user, wait_for_mail
+from tests.e2e.conftest import User, age_password, create_user, wait_for_mail
 from tests.e2e.test_invite import sms_code_for, stepped_up_owner
 
 NEW_PASSWORD = "Browser-pass-2026"  # noqa: S105 - a test account
@@ -213,12 +213,7 @@ async def test_a_locked_id_is_told_so(page: Page, settings: Settings, gateway: h
 async def test_expired_password_goes_to_the_change_page(page: Page, settings: Settings,
                                                        gateway: httpx.AsyncClient) -> None:
     user = await create_user(settings, gateway, ["owner"])
-    client = make_client(settings)
-    try:  # the password was set 186 days ago
-        await client[database_name(settings, "lifecycle")]["accounts"].update_one(
-            {"login_id": user.login_id}, {"$set": {"password_changed_at": datetime.now(UTC) - timedelta(days=186)}})
-    finally:
-        await client.close()
+    await age_password(settings, user.login_id, days=186)
     await page.goto("/login")
     await log_in(page, user.login_id, user.password)
     await expect(page.get_by_role("heading", name="パスワード変更")).to_be_visible()

@@ -22,6 +22,7 @@ from kagi_gateway.pages.forms import (
     page,
     see_other,
 )
+from kagi_gateway.pages.rules import password_rules
 from kagi_gateway.pages.session import page_session
 from kagi_gateway.schemas import LoginIn, LogoutIn
 from kagi_gateway.services import Services
@@ -94,7 +95,8 @@ class AccountPages(Controller):
 
     @get("/password/change", opt={"roles": ANY_USER, "password_change": True})
     async def change_form(self, request: Request[Any, Any, Any]) -> Template:
-        return form_page("password_change.html", request, expired=bool(page_session(request).get("passwordChange")))
+        return form_page("password_change.html", request, rules=password_rules(),
+                         expired=bool(page_session(request).get("passwordChange")))
 
     @post("/password/change", opt={"roles": ANY_USER, "password_change": True}, status_code=200)
     async def change(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
@@ -103,7 +105,7 @@ class AccountPages(Controller):
             body = body_of(values, PasswordChangeIn)
             done = await operate(PasswordController.change, request, services, body)
         except Refused as refused:
-            return form_page("password_change.html", request, refused.refusal, values,
+            return form_page("password_change.html", request, refused.refusal, values, rules=password_rules(),
                              expired=bool(page_session(request).get("passwordChange")))
         page_session(request).rotate()  # the change ended every session of the account
         return message_page(request, "パスワード変更完了", done.message, links=[("/login", "ログイン画面へ")])
@@ -114,7 +116,7 @@ class AccountPages(Controller):
                          token: Token = None) -> Template:
         if token is None:
             return form_page("password_reset_request.html", request)
-        return form_page("password_reset.html", request, token=token)
+        return form_page("password_reset.html", request, token=token, rules=password_rules())
 
     @post("/password-reset", opt={"roles": PUBLIC, "rate": "login"}, status_code=200)
     async def request_reset(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
@@ -135,7 +137,7 @@ class AccountPages(Controller):
         except Refused as refused:
             if "newPassword" in refused.refusal.fields or refused.refusal.code == "request.invalid":
                 return form_page("password_reset.html", request, refused.refusal, values,
-                                 token=values.get("token", ""))
+                                 token=values.get("token", ""), rules=password_rules())
             return message_page(request, "パスワード再発行", refused.refusal.message, refused.refusal.status,
                                 refused.refusal.code, links=[("/password-reset", "パスワード再発行の受付へ")])
         return message_page(request, "パスワード再発行完了", done.message, links=[("/login", "ログイン画面へ")])
