@@ -58,9 +58,14 @@ async def log_in(page: Page, login_id: str, password: str) -> None:
     await page.get_by_role("button", name="ログイン").click()
 
 
-async def invitation_url(settings: Settings, gateway: httpx.AsyncClient, email: str) -> str:
-    requested = await gateway.post("/api/v1/invitations/requests", json={"email": email})
-    assert requested.status_code == 202, requested.text
+async def invitation_url(page: Page, settings: Settings, email: str) -> str:
+    """The invitee asks for the confirmation link from the login page (招待コードをお持ちの方); the mailed URL."""
+    await page.goto("/login")
+    await page.get_by_role("link", name="招待コードをお持ちの方").click()
+    await assert_page_basics(page)
+    await page.get_by_label("メールアドレス").fill(email)
+    await page.get_by_role("button", name="送信する").click()
+    await expect(page.get_by_role("heading", name="メールアドレス確認")).to_be_visible()
     mail = [m for m in await wait_for_mail(settings, email) if "メールアドレス確認" in m.subject][-1]
     return link_in(mail, "/invitations/accept?token=", settings)
 
@@ -75,7 +80,8 @@ async def test_invitee_takes_a_new_id_on_a_phone(phone: Page, settings: Settings
     owner = await stepped_up_owner(settings, gateway)
     key = await issue_key(gateway, owner)
     guest = f"guest-{uuid.uuid4().hex[:8]}@example.jp"
-    url = await invitation_url(settings, gateway, guest)
+    url = await invitation_url(phone, settings, guest)
+    await no_horizontal_scroll(phone)
 
     await phone.goto(url)
     await expect(phone.get_by_role("heading", name="認証キー入力")).to_be_visible()
@@ -116,7 +122,7 @@ async def test_invitee_uses_an_existing_id_and_the_used_link_says_so(page: Page,
     owner = await stepped_up_owner(settings, gateway)
     key = await issue_key(gateway, owner)
     existing = await create_user(settings, gateway, ["viewer"])
-    url = await invitation_url(settings, gateway, existing.login_id)
+    url = await invitation_url(page, settings, existing.login_id)
 
     await page.goto(url)
     await page.get_by_label("認証キー").fill(key)
@@ -135,9 +141,9 @@ async def test_invitee_uses_an_existing_id_and_the_used_link_says_so(page: Page,
     await expect(page.locator(".message")).to_have_attribute("data-code", "invitation.link_used")
 
 
-async def test_five_wrong_keys_void_the_link(page: Page, settings: Settings, gateway: httpx.AsyncClient) -> None:
+async def test_five_wrong_keys_void_the_link(page: Page, settings: Settings) -> None:
     guest = f"guest-{uuid.uuid4().hex[:8]}@example.jp"
-    url = await invitation_url(settings, gateway, guest)
+    url = await invitation_url(page, settings, guest)
     await page.goto(url)
     for remaining in (4, 3, 2, 1, 0):
         await page.get_by_label("認証キー").fill("ABCD-EFGH-JKMN")
@@ -153,9 +159,9 @@ async def test_five_wrong_keys_void_the_link(page: Page, settings: Settings, gat
     await expect(page.locator(".message")).to_have_attribute("data-code", "invitation.link_voided")
 
 
-async def test_an_expired_link_gets_its_own_page(page: Page, settings: Settings, gateway: httpx.AsyncClient) -> None:
+async def test_an_expired_link_gets_its_own_page(page: Page, settings: Settings) -> None:
     guest = f"guest-{uuid.uuid4().hex[:8]}@example.jp"
-    url = await invitation_url(settings, gateway, guest)
+    url = await invitation_url(page, settings, guest)
     client = make_client(settings)
     try:  # the mail is 25 hours old
         await client[database_name(settings, "invite")]["confirmation_links"].update_one(
@@ -264,8 +270,11 @@ async def test_water_registration_with_contract_and_sms(page: Page, settings: Se
     water = msgspec.structs.replace(sample_water_contracts(1)[0], customer_number=f"W{tag}")
     await publish_contracts(settings, [water])
     email = f"water-{uuid.uuid4().hex[:8]}@example.jp"
-    requested = await gateway.post("/api/v1/auth/registrations", json={"email": email})
-    assert requested.status_code == 202, requested.text
+    await page.goto("/login")
+    await page.get_by_role("link", name="新規登録はこちら").click()
+    await page.get_by_label("メールアドレス").fill(email)
+    await page.get_by_role("button", name="送信する").click()
+    await expect(page.locator(".message")).to_contain_text("メール")
     url = link_in((await wait_for_mail(settings, email))[-1], "/register?token=", settings)
     await _contract_stored(settings, water.customer_number)
 

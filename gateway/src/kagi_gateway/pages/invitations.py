@@ -14,12 +14,13 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import Template
 
-from kagi_gateway.controllers.invitations import InvitationController, LinkCheckIn, RedeemIn
+from kagi_gateway.controllers.invitations import InvitationController, InvitationRequestIn, LinkCheckIn, RedeemIn
 from kagi_gateway.deps import PUBLIC
 from kagi_gateway.pages.forms import Refusal, Refused, body_of, form_of, form_page, message_page, operate
 from kagi_gateway.pages.rules import password_rules
 from kagi_gateway.pages.session import page_session
 from kagi_gateway.services import Services
+from kagi_shared.jst import jp_deadline
 from kagi_shared.settings import get_settings
 
 Token = Annotated[str | None, QueryParameter(name="token", max_length=256, required=False)]
@@ -50,8 +51,24 @@ def choose_page(request: Request[Any, Any, Any], flow: dict[str, Any], refusal: 
 
 
 class InvitationPages(Controller):
-    path = "/invitations/accept"
+    path = "/invitations"
     include_in_schema = False
+
+    # -- 招待コードをお持ちの方: the address the confirmation link goes to ---------------------------------------
+    @get("/", opt={"roles": PUBLIC})
+    async def request_form(self, request: Request[Any, Any, Any]) -> Template:
+        return form_page("invitation_request.html", request)
+
+    @post("/", opt={"roles": PUBLIC}, status_code=200)
+    async def request_link(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
+        values = await form_of(request)
+        try:
+            sent = await operate(InvitationController.request_link, request, services,
+                                 body_of(values, InvitationRequestIn))
+        except Refused as refused:
+            return form_page("invitation_request.html", request, refused.refusal, values)
+        return message_page(request, "メールアドレス確認", f"{sent.sent_to} に確認用URLを送信しました。"
+                            f"{jp_deadline(sent.link_expires_at)}にメールのURLから手続きを続けてください。")
 
     async def _flow(self, request: Request[Any, Any, Any], services: Services, token: str) -> dict[str, Any]:
         """The link's state from the API (refused links raise), kept in the page session for the next screens."""
@@ -61,7 +78,7 @@ class InvitationPages(Controller):
         page_session(request).data["invitation"] = flow
         return flow
 
-    @get("/", opt={"roles": PUBLIC, "rate": "guess"})
+    @get("/accept", opt={"roles": PUBLIC, "rate": "guess"})
     async def open_link(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                         token: Token = None) -> Template:
         try:
@@ -70,7 +87,7 @@ class InvitationPages(Controller):
             return link_page(request, refused.refusal)
         return key_page(request, flow)
 
-    @post("/", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200)
+    @post("/accept", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200)
     async def key(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
         values = await form_of(request)
         flow = page_session(request).get("invitation")
@@ -85,7 +102,7 @@ class InvitationPages(Controller):
         flow["key"] = values["key"]
         return choose_page(request, flow)
 
-    @post("/redeem", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200)
+    @post("/accept/redeem", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200)
     async def redeem(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
         values = await form_of(request)
         flow = page_session(request).get("invitation")

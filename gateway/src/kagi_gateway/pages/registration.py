@@ -13,6 +13,7 @@ from kagi_gateway.controllers.locations import ClaimIn, ContractClaimController,
 from kagi_gateway.controllers.registration import (
     RegistrationCompleteIn,
     RegistrationController,
+    RegistrationIn,
     RegistrationTokenIn,
 )
 from kagi_gateway.deps import PUBLIC
@@ -33,6 +34,8 @@ class RegistrationPages(Controller):
     @get("/", opt={"roles": PUBLIC, "rate": "guess"})
     async def open_link(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                         token: Token = None) -> Template:
+        if token is None:
+            return form_page("register_request.html", request)
         try:
             link = await operate(RegistrationController.check, request, services,
                                  body_of({"token": token or ""}, RegistrationTokenIn))
@@ -41,6 +44,16 @@ class RegistrationPages(Controller):
                                 refused.refusal.code)
         return form_page("register_password.html", request, email=link.email, expires=link.expires_at_text,
                          token=token, rules=password_rules())
+
+    @post("/request", opt={"roles": PUBLIC}, status_code=200)
+    async def request_link(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
+        values = await form_of(request)
+        try:
+            accepted = await operate(RegistrationController.request_link, request, services,
+                                     body_of(values, RegistrationIn))
+        except Refused as refused:
+            return form_page("register_request.html", request, refused.refusal, values)
+        return message_page(request, "新規登録", accepted.message)
 
     @post("/", opt={"roles": PUBLIC, "rate": "guess"}, status_code=303)
     async def complete(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Any:
