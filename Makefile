@@ -19,7 +19,14 @@ $(VENV)/.synced: $(UV) $(MEMBERS)
 	$(UV) sync --frozen --all-packages
 	@touch $@
 
-install: $(VENV)/.synced
+# The browser tier drives Debian's Chromium (Playwright's own browser download is never used); a Japanese font
+# makes its screenshots readable.
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	apt-get update && apt-get install -y chromium fonts-ipafont-gothic
+
+install: $(VENV)/.synced $(CHROMIUM)
 
 run: install  ## start infrastructure, services and gateway; Ctrl-C stops them all
 	$(VENV)/bin/kagi run

@@ -111,8 +111,15 @@ async def role_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: Ba
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Problem(401, "auth.required", "ログインが必要です。", headers={"WWW-Authenticate": "Bearer"})
+    await authorize(connection, handler, token.strip())
+
+
+async def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler, token: str) -> None:
+    """The access token's caller may use the route (roles, restricted scope, live session); the caller is put where
+    ``current_caller`` finds it. One rule for the JSON API (bearer header) and the pages (server-side session)."""
+    roles = tuple(handler.opt.get("roles") or ())
     settings = get_settings()
-    claims = read_claims(token.strip(), settings.security)
+    claims = read_claims(token, settings.security)
     caller = claims.caller
     if not any(caller.has(r) for r in roles):
         raise Problem(403, "auth.forbidden", "この操作を行う権限がありません。")
