@@ -13,6 +13,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from kagi_lifecycle.bootstrap import NAME, Lifecycle, bootstrap
 from kagi_lifecycle.domain.accounts import Account
+from kagi_lifecycle.entrypoints.oidc_api import oidc_handlers
 from kagi_lifecycle.service.sweep import parse_as_of
 from kagi_lifecycle.service.unlock import UnlockRequest
 from kagi_shared.metrics import ACCOUNTS, on_scrape, set_counts
@@ -438,7 +439,8 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
                 request_reset, complete_reset, request_registration, check_registration, complete_registration,
                 check_enrolment, complete_enrolment, reissue_enrolment,
                 set_secret_question, reset_question, reset_answer,
-                file_unlock, list_unlocks, approve, reject, lock, preview]
+                file_unlock, list_unlocks, approve, reject, lock, preview,
+                *oidc_handlers(lambda: state["lc"].oidc)]
     return create_service_app(NAME, handlers, ready=ready, lifespan=[lifespan])
 
 
