@@ -132,6 +132,12 @@ async def page_response(message: Message, scope: Scope) -> None:
     headers = MutableScopeHeaders.from_message(message)
     for name, value in SECURITY_HEADERS.items():
         headers[name] = value
+    extra = state.get("form_action")
+    if isinstance(extra, str) and extra.startswith(("https://", "http://")) and " " not in extra and ";" not in extra:
+        # A form whose answer redirects to a registered relying party (OpenID Provider login and logout): Chrome
+        # applies form-action to every redirect the submission leads to.
+        headers["content-security-policy"] = SECURITY_HEADERS["content-security-policy"].replace(
+            "form-action 'self'", f"form-action 'self' {extra}")
     if session.id != old_id:
         secure = "; Secure" if _secure_cookie() else ""
         headers.add("set-cookie", f"{COOKIE}={session.id}; Path=/; HttpOnly; SameSite=Lax{secure}")
