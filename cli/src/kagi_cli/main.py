@@ -19,7 +19,7 @@ from types import ModuleType
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, NoBrokersAvailable
 from pymongo.errors import ConnectionFailure, PyMongoError
 
-from kagi_cli import accounts, audit, catalogue, invite, lifecycle, notify, permissions
+from kagi_cli import accounts, audit, catalogue, clients, invite, lifecycle, notify, permissions
 from kagi_cli.mailbox import mailbox, read_mail
 from kagi_local.infra import Infra, infra_specs, service_specs
 from kagi_local.processes import ProcessError, ProcessSpec
@@ -41,7 +41,7 @@ class CliError(Exception):
 
 # Service-specific command groups: each module has `register(subparsers)` adding one group whose
 # handlers take (args, settings) and return an exit code. A new group is one import and one entry here.
-COMMAND_MODULES: list[ModuleType] = [catalogue, notify, audit, lifecycle, accounts, permissions, invite]
+COMMAND_MODULES: list[ModuleType] = [catalogue, notify, audit, lifecycle, accounts, clients, permissions, invite]
 
 
 # -- infra -------------------------------------------------------------------------------------
