@@ -11,6 +11,7 @@ from kagi_lifecycle.adapters.repository import AccountRepository
 from kagi_lifecycle.domain.oidc import OidcPolicy
 from kagi_lifecycle.service.credentials import CredentialService
 from kagi_lifecycle.service.enrolment import EnrolmentService
+from kagi_lifecycle.service.federation import FederationService
 from kagi_lifecycle.service.handlers import Clock, LifecycleService, _now
 from kagi_lifecycle.service.oidc import OidcService
 from kagi_lifecycle.service.registration import RegistrationService
@@ -38,6 +39,7 @@ class Lifecycle:
     registrations: RegistrationService
     enrolments: EnrolmentService
     oidc: OidcService
+    federation: FederationService
 
     async def start(self) -> None:
         await self.accounts.ensure_indexes()
@@ -49,6 +51,7 @@ class Lifecycle:
         await self.registrations.ensure_indexes()
         await self.enrolments.ensure_indexes()
         await self.oidc.repo.ensure_indexes()
+        await self.federation.ensure_indexes()
         await self.store.ensure_outbox_indexes()
         await self.sweeps.backfill()
 
@@ -67,4 +70,5 @@ def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = _no
                      SecretQuestionService(credentials), RegistrationService(service, limiter),
                      EnrolmentService(service),
                      OidcService(OidcRepository(store), settings, clock,
-                                 OidcPolicy(token_ttl_s=settings.security.access_token_ttl_s)))
+                                 OidcPolicy(token_ttl_s=settings.security.access_token_ttl_s)),
+                     FederationService(service))

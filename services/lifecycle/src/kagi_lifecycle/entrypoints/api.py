@@ -13,6 +13,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from kagi_lifecycle.bootstrap import NAME, Lifecycle, bootstrap
 from kagi_lifecycle.domain.accounts import Account
+from kagi_lifecycle.entrypoints.federation_api import federation_handlers
 from kagi_lifecycle.entrypoints.oidc_api import oidc_handlers
 from kagi_lifecycle.service.sweep import parse_as_of
 from kagi_lifecycle.service.unlock import UnlockRequest
@@ -281,6 +282,12 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
         require_role(caller, "operator")
         return caller.account_id
 
+    async def opened(account: Account) -> SessionOpened:
+        lc = state["lc"]
+        token, expires = await lc.sessions.open(account)
+        return SessionOpened(account=login_out(account, lc.service.password_expired(account, lc.service.clock())),
+                             refresh_token=token, refresh_expires_at=expires)
+
     @post("/internal/sessions", guards=[internal_guard], status_code=200)
     async def open_session(data: JSONBody[LoginIn], request: Request[Any, Any, Any]) -> SessionOpened:
         """Log in and open a refreshable session (the gateway's login)."""
@@ -440,7 +447,7 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
                 check_enrolment, complete_enrolment, reissue_enrolment,
                 set_secret_question, reset_question, reset_answer,
                 file_unlock, list_unlocks, approve, reject, lock, preview,
-                *oidc_handlers(lambda: state["lc"].oidc)]
+                *oidc_handlers(lambda: state["lc"].oidc), *federation_handlers(lambda: state["lc"], opened)]
     return create_service_app(NAME, handlers, ready=ready, lifespan=[lifespan])
 
 
