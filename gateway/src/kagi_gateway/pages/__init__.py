@@ -20,7 +20,6 @@ from kagi_gateway.pages.invitations import InvitationPages
 from kagi_gateway.pages.notifications import NotificationPages
 from kagi_gateway.pages.registration import RegistrationPages
 from kagi_gateway.pages.session import LoginRequired, PageMiddleware, page_guard, page_response
-from kagi_gateway.provider import ProviderPages
 
 __all__ = ["PageMiddleware", "page_response", "pages_router", "template_config"]
 from kagi_gateway.services import ForwardedProblem
@@ -59,8 +58,12 @@ def _login(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
 
 
 def pages_router() -> Router:
+    # The protocol modules build on the pages (session, forms, login), so they are imported once those exist.
+    from kagi_gateway.federation import FederationPages
+    from kagi_gateway.provider import ProviderPages
+
     return Router("/", route_handlers=[AccountPages, InvitationPages, RegistrationPages, NotificationPages,
-                                       ProviderPages, stylesheet],
+                                       ProviderPages, FederationPages, stylesheet],
                   guards=[page_guard], opt={"page": True},
                   include_in_schema=False,
                   exception_handlers={Refused: _refused, Problem: _refused, ForwardedProblem: _refused,

@@ -60,6 +60,13 @@ async def sign_in(request: Request[Any, Any, Any], services: Services, login_id:
                    authTime=time.time(), **kept)
 
 
+def external_buttons() -> list[tuple[str, str]]:
+    """(provider id, its button text) for the login page (「LINEでログイン」…), in the configured order."""
+    from kagi_gateway.federation import providers
+
+    return [(p.id, p.display_name) for p in providers().values()]
+
+
 def _allow_relying_party(request: Request[Any, Any, Any], target: str) -> None:
     """A login for an OpenID Connect authorization ends at the relying party's redirect URI; the authorization
     endpoint sends there only a URI registered for the client, so naming its origin in form-action opens nothing
@@ -76,7 +83,7 @@ class AccountPages(Controller):
     @get("/login", opt={"roles": PUBLIC})
     async def login_form(self, request: Request[Any, Any, Any], next_path: Next = None) -> Template:
         _allow_relying_party(request, local_path(next_path))
-        return form_page("login.html", request, next_path=local_path(next_path))
+        return form_page("login.html", request, next_path=local_path(next_path), external=external_buttons())
 
     @post("/login", opt={"roles": PUBLIC, "rate": "login"}, status_code=303)
     async def login(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Any:
@@ -88,7 +95,8 @@ class AccountPages(Controller):
         except Refused as refused:
             if refused.refusal.code == "auth.password_change_required":
                 return see_other("/password/change")
-            return form_page("login.html", request, refused.refusal, values, next_path=target)
+            return form_page("login.html", request, refused.refusal, values, next_path=target,
+                             external=external_buttons())
         return see_other(target)
 
     @post("/logout", opt={"roles": PUBLIC}, status_code=303)
