@@ -130,6 +130,9 @@ async def test_link_log_in_with_line_and_unlink(system: str, settings: Settings,
     linked = await through_idp(browser, started, system, line_user)
     assert linked.status_code == 200 and "LINEと連携しました" in linked.text, linked.text
     assert "連携済み" in (await browser.get(f"{system}/account/external")).text
+    users = await gateway.get("/api/v1/me/users", headers=owner.auth)  # 利用者一覧: SNS連携の状況
+    assert users.status_code == 200, users.text
+    assert [u["externalIds"] for u in users.json()["items"] if u["owner"]] == [["line"]]
 
     # Another browser logs in with the LINE ID alone; last login moves.
     before = await last_login(gateway, owner)
