@@ -37,7 +37,8 @@ class AuthController(Controller):
     path = "/api/v1"
     tags = ("auth",)
 
-    @post("/auth/login", opt={"roles": PUBLIC, "rate": "login"}, status_code=200, summary="Log in with ID and password")
+    @post("/auth/login", opt={"roles": PUBLIC, "rate": "login", "problems": (401,)}, status_code=200,
+          summary="Log in with ID and password")
     async def login(self, data: JSONBody[LoginIn], services: NamedDependency[Services],
                     request: Request[Any, Any, Any]) -> TokenOut:
         opened = await services.call("lifecycle", "POST", "/internal/sessions",
@@ -45,7 +46,7 @@ class AuthController(Controller):
                                      request_id=request_id(request))
         return _tokens(opened)
 
-    @post("/auth/refresh", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200,
+    @post("/auth/refresh", opt={"roles": PUBLIC, "rate": "guess", "problems": (401,)}, status_code=200,
           summary="Exchange a refresh token (single use) for a new access and refresh token")
     async def refresh(self, data: JSONBody[RefreshIn], services: NamedDependency[Services],
                       request: Request[Any, Any, Any]) -> TokenOut:

@@ -62,6 +62,8 @@ class LoginOut(AccountOut):
 class SessionOut(Dto):
     session_version: int
     status: str
+    roles: list[str]
+    """The account's roles now: the gateway authorises with these, not with the token's copy."""
 
 
 class RefreshIn(Dto):
@@ -322,7 +324,7 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
         found = await state["lc"].accounts.session_state(account_id)
         if found is None:
             raise Problem(404, "account.not_found", "アカウントが見つかりません。")
-        return SessionOut(session_version=found[0], status=found[1])
+        return SessionOut(session_version=found[0], status=found[1], roles=found[2])
 
     @post("/internal/me/password", guards=[internal_guard], status_code=200)
     async def change_password(data: JSONBody[PasswordChangeIn], request: Request[Any, Any, Any]) -> LoginOut:
