@@ -5,6 +5,7 @@ hosted login page like a person would (cookie, CSRF field, redirects)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -247,8 +248,18 @@ async def test_max_age_and_rp_initiated_logout(system: str, settings: Settings,
     rp, registered = taxis
     login_id = await system_user(settings, taxis="1011")
     async with httpx.AsyncClient(timeout=15) as browser:
+        # prompt=none without a session: back to the client with login_required, no page shown.
+        silent = await rp.create_authorization_url(REDIRECT, prompt="none")
+        answer = await browser.get(silent["url"])
+        assert answer.status_code == 303 and answer.headers["location"].startswith(REDIRECT)
+        assert parse_qs(urlsplit(answer.headers["location"]).query)["error"] == ["login_required"]
         started = await rp.create_authorization_url(REDIRECT)
         code_of(await browser_login(system, started["url"], login_id, PASSWORD, browser), started["state"], system)
+        # max_age shorter than the time since login asks for the password again.
+        await asyncio.sleep(2.2)
+        aged = await rp.create_authorization_url(REDIRECT, max_age=1)
+        to_login = await browser.get(aged["url"])
+        assert to_login.status_code == 303 and to_login.headers["location"].startswith("/login?next=")
         # Signed in: a second client request passes without the login page…
         again = await rp.create_authorization_url(REDIRECT)
         quiet = await browser.get(again["url"])
