@@ -287,3 +287,22 @@ async def test_max_age_and_rp_initiated_logout(system: str, settings: Settings,
         assert "taxis.example.jp" in done.headers["content-security-policy"]
         assert (await rp.get(f"{system}/oidc/userinfo", token=token)).status_code == 401
         assert registered.client_id == claims["aud"]
+
+
+async def test_the_target_simulator_logs_a_system_user_in_through_kagi(system: str, settings: Settings) -> None:
+    """`make run`'s TAXIS stand-in (kagi_cli.target_login) as relying party: it shows the permission it received."""
+    from kagi_cli.target_login import create_app, registered_client
+
+    base = "http://taxis-simulator.example"
+    client = await registered_client(settings, base)
+    assert (await registered_client(settings, base)) == client  # registered once, kept in the var directory
+    login_id = await system_user(settings, taxis="1011")
+    transport = httpx.ASGITransport(app=create_app(system, client, base))
+    async with httpx.AsyncClient(transport=transport, base_url=base, timeout=15) as simulator:
+        started = await simulator.get("/login")
+        assert started.status_code == 303 and started.headers["location"].startswith(f"{system}/oidc/authorize?")
+        answer = await browser_login(system, started.headers["location"], login_id, PASSWORD)
+        assert answer.status_code == 303 and answer.headers["location"].startswith(f"{base}/callback?")
+        shown = await simulator.get(answer.headers["location"])
+    assert shown.status_code == 200 and "Kagiでログインしました" in shown.text, shown.text
+    assert login_id.lower() in shown.text and ">1011<" in shown.text and ">TAXIS<" in shown.text

@@ -151,7 +151,12 @@ def system_specs(settings: Settings) -> list[ProcessSpec]:
 
 def demo_specs(settings: Settings) -> list[ProcessSpec]:
     """Only for `kagi up`/`make run`: a stand-in for the target systems that acknowledges grants."""
-    return [ProcessSpec("target-simulator", [sys.executable, "-m", "kagi_permissions.devtools.target_simulator"])]
+    from kagi_cli import target_login
+
+    return [ProcessSpec("target-simulator", [sys.executable, "-m", "kagi_permissions.devtools.target_simulator"]),
+            # TAXIS's login screen: a system user logs in through Kagi (OpenID Connect) and sees the permission.
+            ProcessSpec("target-login", [sys.executable, "-m", "kagi_cli.target_login"],
+                        port=target_login.port(settings))]
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
@@ -169,7 +174,11 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     for label, login_id, password, state in asyncio.run(seed_demo(settings)):
         print(f"  demo {label:<38} {login_id:<28} password {password}  ({state})")
     gw = f"http://127.0.0.1:{settings.ports.gateway}"
+    from kagi_cli import target_login
+
+    taxis = f"http://127.0.0.1:{target_login.port(settings)}"
     print(f"\nKagi is running.\n  gateway  {gw}\n  OpenAPI  {gw}/schema\n  health   {gw}/ready\n"
+          f"  TAXIS    {taxis}   (simulator: a system user logs in through Kagi, OpenID Connect)\n"
           f"  mail     kagi mail list   (files under {settings.var_path / 'mail'})\n"
           f"  logs     {settings.var_path / 'log'}/")
     return 0
