@@ -12,6 +12,7 @@ from test_pages import gateway  # type: ignore[import-not-found]
 
 from kagi_gateway.app import create_app
 from kagi_gateway.deps import PUBLIC
+from kagi_shared.settings import get_settings
 
 OP_PATHS = {"/.well-known/openid-configuration", "/oidc/jwks", "/oidc/token", "/oidc/userinfo", "/oidc/authorize",
             "/oidc/logout"}
@@ -36,7 +37,7 @@ def test_every_provider_route_declares_its_roles_and_stays_out_of_the_document()
 async def test_discovery_names_the_code_flow_with_pkce_only(monkeypatch: pytest.MonkeyPatch) -> None:
     async with gateway(monkeypatch) as client:
         found = (await client.get("/.well-known/openid-configuration")).json()
-    assert found["issuer"] == "http://127.0.0.1:8000"
+    assert found["issuer"] == get_settings().brand.portal_url.rstrip("/")  # the portal URL of this run
     assert found["response_types_supported"] == ["code"] and found["code_challenge_methods_supported"] == ["S256"]
     assert found["id_token_signing_alg_values_supported"] == ["RS256"]
     assert found["token_endpoint"] == f"{found['issuer']}/oidc/token"
