@@ -59,3 +59,22 @@ def code_in(mail: Mail) -> str:
     match = re.search(r"認証コード: ([A-Z0-9]{12})", mail.body)
     assert match, mail.body
     return match.group(1)
+
+
+async def step_up(settings: Settings, gateway: httpx.AsyncClient, auth: dict[str, str], address: str) -> None:
+    """Verify a fresh step-up code in the session ``auth`` belongs to (the window is that session's only)."""
+    def codes() -> list[Mail]:
+        return [m for m in mailbox(settings.var_path / "mail") if m.to == address and "認証コード: " in m.body]
+
+    before = len(codes())
+    issued = await gateway.post("/api/v1/me/step-up", headers=auth)
+    assert issued.status_code == 201, issued.text
+    for _ in range(1200):
+        mails = codes()
+        if len(mails) > before:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(f"no step-up code mailed to {address}")
+    verified = await gateway.post("/api/v1/me/step-up/verify", headers=auth, json={"code": code_in(mails[-1])})
+    assert verified.status_code == 200, verified.text

@@ -123,7 +123,7 @@ async def role_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: Ba
         raise Problem(401, *SESSION_ENDED, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
     connection.scope.setdefault("state", {})["caller"] = Caller(
         account_id=caller.account_id, login_id=caller.login_id, email=caller.email, roles=caller.roles,
-        ip=client_ip(connection))
+        ip=client_ip(connection), session_id=caller.session_id)
 
 
 def current_caller(request: Request[Any, Any, Any]) -> Caller:

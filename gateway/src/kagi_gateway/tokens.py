@@ -34,6 +34,7 @@ class TokenClaims(msgspec.Struct, frozen=True, kw_only=True):
 
 def issue_token(caller: Caller, security: SecuritySettings, now: datetime | None = None, *,
                 session_version: int = 0, scope: str | None = None) -> tuple[str, datetime]:
+    """``caller.session_id`` (the refresh token family) travels as ``sid``: a step-up belongs to it."""
     now = now or datetime.now(UTC)
     expires = now + timedelta(seconds=security.access_token_ttl_s)
     claims = {
@@ -49,6 +50,8 @@ def issue_token(caller: Caller, security: SecuritySettings, now: datetime | None
     }
     if scope:
         claims["scope"] = scope
+    if caller.session_id:
+        claims["sid"] = caller.session_id
     return jwt.encode(claims, security.jwt_secret, algorithm="HS256"), expires
 
 
@@ -63,7 +66,8 @@ def read_claims(token: str, security: SecuritySettings) -> TokenClaims:
         raise Problem(401, "auth.token_invalid", "認証情報が無効です。再度ログインしてください。",
                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
     caller = Caller(account_id=claims["sub"], login_id=claims.get("lid", ""), email=claims.get("email", ""),
-                    roles=tuple(claims.get("roles", ())))
+                    roles=tuple(claims.get("roles", ())),
+                    session_id=claims["sid"] if isinstance(claims.get("sid"), str) else None)
     sv = claims.get("sv", 0)
     return TokenClaims(caller=caller, session_version=sv if isinstance(sv, int) else -1,
                        scope=claims.get("scope") if isinstance(claims.get("scope"), str) else None)

@@ -121,6 +121,8 @@ class SecuritySettings(msgspec.Struct, frozen=True, kw_only=True):
     jwt_secret: str = DEV_SECRETS["jwt_secret"]
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 8 * 3600
+    refresh_absolute_ttl_s: int = 24 * 3600
+    """A login's refresh token family ends this long after the login, however often it was rotated."""
     code_pepper: str = DEV_SECRETS["code_pepper"]
     """Key of the HMAC under which one-time codes and keys are stored."""
     internal_token: str = DEV_SECRETS["internal_token"]

@@ -62,7 +62,7 @@ def _tokens(opened: dict[str, Any]) -> TokenOut:
     """Access token (and the refresh token lifecycle opened) for a login or a refresh."""
     account = opened["account"]
     caller = Caller(account_id=account["accountId"], login_id=account["loginId"], email=account["email"],
-                    roles=tuple(account["roles"]))
+                    roles=tuple(account["roles"]), session_id=opened.get("sessionId"))
     session_version = int(account.get("sessionVersion", 0))
     if account.get("passwordChangeRequired"):
         # Expired password (SPEC §4): a token that opens only the password change endpoint.

@@ -17,8 +17,10 @@ from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
 
-OWNER = Caller(account_id="owner-1", login_id="owner@example.jp", email="owner@example.jp", roles=("owner",))
-OTHER = Caller(account_id="owner-2", login_id="other@example.jp", email="other@example.jp", roles=("owner",))
+OWNER = Caller(account_id="owner-1", login_id="owner@example.jp", email="owner@example.jp", roles=("owner",),
+               session_id="s-1")
+OTHER = Caller(account_id="owner-2", login_id="other@example.jp", email="other@example.jp", roles=("owner",),
+               session_id="s-1")
 
 
 def with_invite(settings: Settings, **changes: Any) -> Settings:
@@ -33,7 +35,8 @@ async def started(settings: Settings, store_factory: Any, **changes: Any) -> Inv
 
 async def step_up(invite: Invite, caller: Caller = OWNER, minutes: int = 15) -> None:
     async def work(tx: Tx) -> None:
-        await invite.step_ups.open_window(tx, caller.account_id, datetime.now(UTC) + timedelta(minutes=minutes))
+        await invite.step_ups.open_window(tx, caller.account_id, caller.session_id or "",
+                                          datetime.now(UTC) + timedelta(minutes=minutes))
 
     await invite.store.transaction(work)
 
@@ -271,7 +274,8 @@ async def test_user_list_representative_and_removal(settings: Settings, store_fa
     issued = await invite.invitations.issue_key(OWNER)
     held = await invite.invitations.reserve(await link_token(invite, "guest@example.jp"), issued.key, None)
     await invite.invitations.complete(held.reservation_id, "guest-1", "guest@example.jp", "guest@example.jp", True)
-    guest = Caller(account_id="guest-1", login_id="guest@example.jp", email="guest@example.jp", roles=("viewer",))
+    guest = Caller(account_id="guest-1", login_id="guest@example.jp", email="guest@example.jp", roles=("viewer",),
+                session_id="s-1")
     assert [m.owner_id for m in await invite.invitations.memberships(guest)] == [OWNER.account_id]
 
     await invite.invitations.set_representative(OWNER, "guest-1")

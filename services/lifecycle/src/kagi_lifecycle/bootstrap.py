@@ -39,7 +39,6 @@ class Lifecycle:
         await self.unlocks.ensure_indexes()
         await self.limiter.ensure_indexes()
         await self.sessions.ensure_indexes()
-        await self.secret_questions.ensure_indexes()
         await self.registrations.ensure_indexes()
         await self.store.ensure_outbox_indexes()
         await self.sweeps.backfill()

@@ -119,7 +119,7 @@ class InvitationService:
     # -- the owner ---------------------------------------------------------------------------------
     async def require_step_up(self, caller: Caller) -> None:
         """The user list and every key issue need a step-up verified within the window (15 min)."""
-        until = await self.step_ups.window(caller.account_id)
+        until = await self.step_ups.window(caller.account_id, caller.session_id)
         if until is None or until <= _now():
             raise step_up_required()
 

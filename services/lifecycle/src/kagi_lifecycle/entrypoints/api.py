@@ -76,6 +76,8 @@ class SessionOpened(Dto):
     account: LoginOut
     refresh_token: str
     refresh_expires_at: datetime
+    session_id: str
+    """The refresh token family: the gateway puts it in the access token (``sid``)."""
 
 
 class PasswordChangeIn(Dto):
@@ -109,11 +111,17 @@ class RegistrationOut(Dto):
 class ResetCompleteIn(Dto):
     token: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
     new_password: Password
+    answer: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    """Required when the account has a secret question (the link alone sets no password then)."""
+    client_ip: str | None = None
 
 
 class SecretQuestionIn(Dto):
     question: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     answer: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    current_password: Password | None = None
+    stepped_up: bool = False
+    """The gateway saw a step-up window open for the caller's session."""
 
 
 class SecretQuestionSetOut(Dto):
@@ -132,7 +140,7 @@ class QuestionOut(Dto):
 
 
 class AnswerIn(Dto):
-    login_id: LoginId
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
     answer: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     new_password: Password
     client_ip: str | None = None
@@ -255,16 +263,16 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
         """Log in and open a refreshable session (the gateway's login)."""
         lc = state["lc"]
         account = await lc.service.login(data.login_id, data.password, _correlation(request))
-        token, expires = await lc.sessions.open(account)
+        token, expires, family = await lc.sessions.open(account)
         return SessionOpened(account=login_out(account, lc.service.password_expired(account, lc.service.clock())),
-                             refresh_token=token, refresh_expires_at=expires)
+                             refresh_token=token, refresh_expires_at=expires, session_id=family)
 
     @post("/internal/sessions/refresh", guards=[internal_guard], status_code=200)
     async def refresh_session(data: JSONBody[RefreshIn]) -> SessionOpened:
         lc = state["lc"]
-        account, token, expires = await lc.sessions.refresh(data.refresh_token)
+        account, token, expires, family = await lc.sessions.refresh(data.refresh_token)
         return SessionOpened(account=login_out(account, lc.service.password_expired(account, lc.service.clock())),
-                             refresh_token=token, refresh_expires_at=expires)
+                             refresh_token=token, refresh_expires_at=expires, session_id=family)
 
     @post("/internal/sessions/logout", guards=[internal_guard], status_code=204)
     async def logout(data: JSONBody[LogoutIn], request: Request[Any, Any, Any]) -> None:
@@ -310,7 +318,8 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
 
     @post("/internal/password-reset/complete", guards=[internal_guard], status_code=200)
     async def complete_reset(data: JSONBody[ResetCompleteIn], request: Request[Any, Any, Any]) -> Accepted:
-        await state["lc"].credentials.complete_reset(data.token, data.new_password, _correlation(request))
+        await state["lc"].credentials.complete_reset(data.token, data.new_password, _correlation(request),
+                                                     answer=data.answer, client_ip=data.client_ip)
         return Accepted(message="パスワードを再設定しました。新しいパスワードでログインしてください。")
 
     @post("/internal/registrations", guards=[internal_guard], status_code=202)
@@ -332,8 +341,9 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
     @put("/internal/me/secret-question", guards=[internal_guard], status_code=200)
     async def set_secret_question(data: JSONBody[SecretQuestionIn],
                                   request: Request[Any, Any, Any]) -> SecretQuestionSetOut:
-        account = await state["lc"].secret_questions.register(caller_of(request).account_id, data.question,
-                                                              data.answer, _correlation(request))
+        account = await state["lc"].secret_questions.register(
+            caller_of(request).account_id, data.question, data.answer, _correlation(request),
+            current_password=data.current_password, stepped_up=data.stepped_up)
         return SecretQuestionSetOut(question=account.secret_question or "", message="秘密の質問を登録しました。")
 
     @post("/internal/password-reset/question", guards=[internal_guard], status_code=200)
@@ -343,8 +353,8 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
 
     @post("/internal/password-reset/answer", guards=[internal_guard], status_code=200)
     async def reset_answer(data: JSONBody[AnswerIn], request: Request[Any, Any, Any]) -> Accepted:
-        await state["lc"].secret_questions.answer(data.login_id, data.answer, data.new_password, data.client_ip,
-                                                  _correlation(request))
+        await state["lc"].credentials.complete_reset(data.token, data.new_password, _correlation(request),
+                                                     answer=data.answer, client_ip=data.client_ip)
         return Accepted(message="パスワードを再設定しました。新しいパスワードでログインしてください。")
 
     @post("/internal/unlock-requests", guards=[internal_guard], status_code=202)

@@ -126,7 +126,7 @@ class LifecycleService:
             raise INVALID_CREDENTIALS
         now = self.clock()
         if not ok:
-            await self._record_failure(account, now, correlation_id)
+            await self.record_failure(account, now, correlation_id)
             raise INVALID_CREDENTIALS
 
         changes = {"last_login_at": now, "failed_logins": 0, **new_period(now, self.days)}
@@ -169,15 +169,16 @@ class LifecycleService:
         if account.status == "purged":
             raise Problem(403, "auth.account_purged", "この ID は削除されています。")
 
-    async def _record_failure(self, account: Account, now: datetime, correlation_id: str | None) -> None:
+    async def record_failure(self, account: Account, now: datetime, correlation_id: str | None) -> bool:
+        """A wrong password (at login or as the current password of a change); True when it locked the account."""
         threshold = self.settings.security.login_lockout_threshold
 
-        async def fail(tx: Tx) -> None:
+        async def fail(tx: Tx) -> bool:
             failures = await self.accounts.increment_failures(tx, account.id)
             self.publish(tx, ev.LoginFailed(account_id=account.id, at=now, consecutive_failures=failures),
                          account.id, correlation_id)
             if not should_lock(failures, threshold):
-                return
+                return False
             # Concurrent wrong attempts all cross the threshold; only the one that flips the status locks.
             locked = await self.accounts.update(
                 tx, account.id, {"status": "locked", "lock_reason": "failed_logins", "locked_at": now},
@@ -189,8 +190,9 @@ class LifecycleService:
                           {"login_id": account.login_id, "locked_at": jp_datetime(now), "threshold": str(threshold),
                            "contact": self.settings.lifecycle.support_contact},
                           account_id=account.id, category="security", correlation_id=correlation_id)
+            return locked
 
-        await self.store.transaction(fail)
+        return await self.store.transaction(fail)
 
     async def external_login(self, tx: Tx, event: ev.ExternalLoginReported, correlation_id: str | None) -> bool:
         """An external identity provider's login: always a ``LoggedIn``; last login and the period move
