@@ -1,7 +1,8 @@
-"""Refresh tokens rotate and slide, but a login's session has an absolute end (issue 15 finding 11)."""
+"""Session lifetime and the lifecycle rate limiter against the real database (issue 15 finding 11)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -30,3 +31,17 @@ async def test_rotation_never_carries_a_session_past_its_absolute_lifetime(setti
     with pytest.raises(Problem) as ended:
         await lc.sessions.refresh(token)
     assert ended.value.code == "auth.refresh_invalid"
+
+
+async def test_a_burst_passes_the_rate_limit_no_more_than_its_limit(settings: Settings, store_factory: Any) -> None:
+    """Issue 15 finding 11: the limiter counted before inserting, so every call of a burst saw the same old count."""
+    store = await store_factory("lc")
+    lc, _ = await make_lifecycle(settings, store)
+    limit = settings.lifecycle.reset_per_login_id
+    replies = await asyncio.gather(*(lc.credentials.request_reset("burst@example.jp", None)
+                                     for _ in range(4 * limit)), return_exceptions=True)
+    passed = [r for r in replies if r is None]
+    refused = [r for r in replies if isinstance(r, Problem)]
+    assert len(passed) + len(refused) == len(replies)
+    assert 1 <= len(passed) <= limit
+    assert {r.code for r in refused} == {"rate_limited"}
