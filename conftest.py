@@ -80,6 +80,7 @@ def test_env() -> Iterator[dict[str, str]]:
         "KAGI_EDGE_RATE_LOGIN_PER_IP": "100000",
         "KAGI_EDGE_RATE_GUESS_PER_IP": "100000",
         "KAGI_EDGE_RATE_DEFAULT_PER_IP": "100000",
+        "KAGI_EDGE_LOGIN_FAILURES_PER_IP": "100000",
     })
     for var in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI", "SMTP_URL"):
         if var in os.environ:  # a developer's shell pointing elsewhere must not leak into the tests

@@ -13,6 +13,7 @@ from kagi_lifecycle.service.registration import RegistrationService
 from kagi_lifecycle.service.secret_question import SecretQuestionService
 from kagi_lifecycle.service.sessions import SessionService
 from kagi_lifecycle.service.sweep import SweepService
+from kagi_lifecycle.service.totp import TotpService
 from kagi_lifecycle.service.unlock import UnlockService
 from kagi_shared.mongo import Store, database_name, make_client
 from kagi_shared.settings import Settings
@@ -32,6 +33,7 @@ class Lifecycle:
     sessions: SessionService
     secret_questions: SecretQuestionService
     registrations: RegistrationService
+    totp: TotpService
 
     async def start(self) -> None:
         await self.accounts.ensure_indexes()
@@ -55,4 +57,5 @@ def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = _no
     credentials = CredentialService(service, limiter)
     return Lifecycle(store, accounts, service, SweepService(service, accounts), credentials,
                      UnlockService(service, limiter), limiter, SessionService(service),
-                     SecretQuestionService(credentials), RegistrationService(service, limiter))
+                     SecretQuestionService(credentials), RegistrationService(service, limiter),
+                     TotpService(service))

@@ -24,6 +24,7 @@ EXPECTED_SUBJECTS = {"step_up_code": "【Kagi】認証コード発行のお知�
                      "password_reset": "[Kagi] パスワード再設定のご案内",
                      "password_changed": "[Kagi] パスワード変更のお知らせ",
                      "secret_question_changed": "[Kagi] 秘密の質問変更のお知らせ",
+                     "totp_enrolled": "[Kagi] 2段階認証登録のお知らせ",
                      "unlock_result": "[Kagi] ロック解除申請の結果のお知らせ",
                      "general_notice": "【Kagi】マイページからのお知らせ",
                      "admin_contact_confirm": "【Kagi 託送情報共有サイト】メールアドレスのご登録依頼",

@@ -32,6 +32,7 @@ class Dto(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=Tr
 class LoginIn(Dto):
     login_id: str
     password: str
+    totp_code: Annotated[str, msgspec.Meta(max_length=16)] | None = None
 
 
 class CreateAccountIn(Dto):
@@ -57,11 +58,22 @@ class LoginOut(AccountOut):
     session_version: int = 0
     password_change_required: bool = False
     password_changed_at: datetime | None = None
+    totp_enrolment_required: bool = False
+    """A privileged account without its second factor yet: the gateway opens only the enrolment to it."""
 
 
 class SessionOut(Dto):
     session_version: int
     status: str
+
+
+class TotpSetupOut(Dto):
+    secret: str
+    otpauth_uri: str
+
+
+class TotpConfirmIn(Dto):
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
 
 
 class RefreshIn(Dto):
@@ -206,8 +218,10 @@ def account_out(account: Account) -> AccountOut:
                       issued_at=account.issued_at)
 
 
-def login_out(account: Account, password_change_required: bool = False) -> LoginOut:
-    return LoginOut(account_id=account.id, login_id=account.login_id, email=account.email,
+def login_out(account: Account, password_change_required: bool = False, totp_enrolment_required: bool = False
+              ) -> LoginOut:
+    return LoginOut(totp_enrolment_required=totp_enrolment_required,
+                    account_id=account.id, login_id=account.login_id, email=account.email,
                     roles=account.roles, status=account.status, last_login_at=account.last_login_at,
                     issued_at=account.issued_at, session_version=account.session_version,
                     password_change_required=password_change_required,
@@ -262,16 +276,18 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
     async def open_session(data: JSONBody[LoginIn], request: Request[Any, Any, Any]) -> SessionOpened:
         """Log in and open a refreshable session (the gateway's login)."""
         lc = state["lc"]
-        account = await lc.service.login(data.login_id, data.password, _correlation(request))
+        account = await lc.service.login(data.login_id, data.password, _correlation(request), data.totp_code)
         token, expires, family = await lc.sessions.open(account)
-        return SessionOpened(account=login_out(account, lc.service.password_expired(account, lc.service.clock())),
+        return SessionOpened(account=login_out(account, lc.service.password_expired(account, lc.service.clock()),
+                                               lc.service.needs_totp(account) and account.totp_secret is None),
                              refresh_token=token, refresh_expires_at=expires, session_id=family)
 
     @post("/internal/sessions/refresh", guards=[internal_guard], status_code=200)
     async def refresh_session(data: JSONBody[RefreshIn]) -> SessionOpened:
         lc = state["lc"]
         account, token, expires, family = await lc.sessions.refresh(data.refresh_token)
-        return SessionOpened(account=login_out(account, lc.service.password_expired(account, lc.service.clock())),
+        return SessionOpened(account=login_out(account, lc.service.password_expired(account, lc.service.clock()),
+                                               lc.service.needs_totp(account) and account.totp_secret is None),
                              refresh_token=token, refresh_expires_at=expires, session_id=family)
 
     @post("/internal/sessions/logout", guards=[internal_guard], status_code=204)
@@ -281,8 +297,9 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
     @post("/internal/login", guards=[internal_guard], status_code=200)
     async def login(data: JSONBody[LoginIn], request: Request[Any, Any, Any]) -> LoginOut:
         lc = state["lc"]
-        account = await lc.service.login(data.login_id, data.password, _correlation(request))
-        return login_out(account, lc.service.password_expired(account, lc.service.clock()))
+        account = await lc.service.login(data.login_id, data.password, _correlation(request), data.totp_code)
+        return login_out(account, lc.service.password_expired(account, lc.service.clock()),
+                         lc.service.needs_totp(account) and account.totp_secret is None)
 
     @post("/internal/accounts", guards=[internal_guard], status_code=201)
     async def create_account(data: JSONBody[CreateAccountIn], request: Request[Any, Any, Any]) -> AccountOut:
@@ -310,6 +327,15 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
         account = await state["lc"].credentials.change(caller.account_id, data.current_password, data.new_password,
                                                        _correlation(request))
         return login_out(account)
+
+    @post("/internal/me/totp", guards=[internal_guard], status_code=201)
+    async def totp_setup(request: Request[Any, Any, Any]) -> TotpSetupOut:
+        enrolment = await state["lc"].totp.setup(caller_of(request).account_id)
+        return TotpSetupOut(secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri)
+
+    @post("/internal/me/totp/confirm", guards=[internal_guard], status_code=204)
+    async def totp_confirm(data: JSONBody[TotpConfirmIn], request: Request[Any, Any, Any]) -> None:
+        await state["lc"].totp.confirm(caller_of(request).account_id, data.code, _correlation(request))
 
     @post("/internal/password-reset", guards=[internal_guard], status_code=202)
     async def request_reset(data: JSONBody[ResetRequestIn], request: Request[Any, Any, Any]) -> Accepted:
@@ -397,7 +423,7 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
 
     handlers = [open_session, refresh_session, logout, login, create_account, get_account, session, change_password,
                 request_reset, complete_reset, request_registration, check_registration, complete_registration,
-                set_secret_question, reset_question, reset_answer,
+                set_secret_question, reset_question, reset_answer, totp_setup, totp_confirm,
                 file_unlock, list_unlocks, approve, reject, lock, preview]
     return create_service_app(NAME, handlers, ready=ready, lifespan=[lifespan])
 

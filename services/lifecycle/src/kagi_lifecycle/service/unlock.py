@@ -169,6 +169,31 @@ class UnlockService:
             raise Problem(409, "unlock.already_decided", "このロック解除申請は処理済みです。")
         return await self._get(request.id)
 
+    async def break_glass(self, login_id: str, by: str, correlation_id: str | None = None) -> Account:
+        """Unlock from the operator's shell (``kagi accounts unlock``): the way back in when every operator is
+        locked out. Mailed to the account like an approved request; the event names who did it."""
+        account = await self.accounts.by_login_id(canonical_login_id(login_id))
+        if account is None:
+            raise Problem(404, "account.not_found", "アカウントが見つかりません。")
+        if account.status != "locked":
+            raise Problem(409, "unlock.not_locked", "このアカウントはロックされていません。")
+        now = self.lifecycle.clock()
+
+        async def work(tx: Tx) -> bool:
+            if not await self.accounts.update(tx, account.id, {"status": "active", "lock_reason": None,
+                                                               "locked_at": None, "failed_logins": 0,
+                                                               "secret_failures": 0},
+                                              when={"status": "locked"}):
+                return False
+            self.lifecycle.publish(tx, ev.AccountUnlocked(account_id=account.id, at=now, by=by), account.id,
+                                   correlation_id)
+            self._result_mail(tx, account, True, "ロックを解除しました。", correlation_id)
+            return True
+
+        if not await self.store.transaction(work):
+            raise Problem(409, "unlock.not_locked", "このアカウントはロックされていません。")
+        return account
+
     async def reject(self, request_id: str, operator_id: str, note: str | None = None,
                      correlation_id: str | None = None) -> UnlockRequest:
         request, account = await self._pending(request_id)
