@@ -182,6 +182,17 @@ async def test_five_wrong_keys_void_the_link(settings: Settings, store_factory: 
     assert malformed.code == "request.invalid" and malformed.errors[0].field == "key"
 
 
+async def test_a_key_guess_is_counted_before_it_is_judged(settings: Settings, store_factory: Any) -> None:
+    """Issue 15 finding 11: wrong keys that took every guess of the link (void not yet written) leave none."""
+    invite = await started(settings, store_factory)
+    await step_up(invite)
+    issued = await invite.invitations.issue_key(OWNER)
+    token = await link_token(invite, "race@example.jp")
+    await invite.store.db["confirmation_links"].update_many(
+        {"email": "race@example.jp"}, {"$set": {"wrong_keys": settings.invite.link_max_wrong_keys}})
+    assert (await refusal(invite.invitations.reserve(token, issued.key, None))).code == "invitation.link_voided"
+
+
 async def test_five_failed_logins_on_redemption_void_the_key(settings: Settings, store_factory: Any) -> None:
     invite = await started(settings, store_factory)
     await step_up(invite)
