@@ -107,6 +107,16 @@ async def test_kagi_accounts_unlock_is_the_break_glass_path(settings: Settings, 
     again = await gateway.post("/api/v1/auth/login", json={"loginId": operator.login_id, "password": operator.password,
                                                            "totpCode": await operator.totp()})
     assert again.status_code == 200, again.text
+    auth = {"Authorization": f"Bearer {again.json()['accessToken']}"}
+    entries: list[dict[str, object]] = []
+    for _ in range(300):  # the unlock reaches the audit ledger through lifecycle's outbox
+        ledger = await gateway.get("/api/v1/operator/audit", headers=auth)
+        entries = [e for e in ledger.json() if e["action"] == "CLI kagi accounts unlock"
+                   and e["target"] == operator.login_id]
+        if entries:
+            break
+        await asyncio.sleep(0.2)
+    assert entries and str(entries[0]["actorId"]).startswith("cli:")
     not_locked = await asyncio.to_thread(kagi_unlock, operator.login_id)
     assert not_locked.returncode == 1
     assert not_locked.stderr.splitlines() == [f"kagi: {operator.login_id}: unlock.not_locked "

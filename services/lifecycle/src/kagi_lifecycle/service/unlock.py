@@ -18,11 +18,14 @@ from kagi_lifecycle.adapters.rate_limit import RateLimiter
 from kagi_lifecycle.domain import ladder
 from kagi_lifecycle.domain.accounts import Account, canonical_login_id
 from kagi_lifecycle.service.handlers import LifecycleService
-from kagi_lifecycle.service.notices import send_mail
+from kagi_lifecycle.service.notices import SOURCE, send_mail
 from kagi_shared.events import lifecycle as ev
+from kagi_shared.events import new_envelope
+from kagi_shared.events.audit import AuditRecorded
 from kagi_shared.jst import jp_slash_date
 from kagi_shared.mongo import Tx
 from kagi_shared.problems import Problem
+from kagi_shared.topics import AUDIT_EVENTS
 
 UNLOCK_REQUESTS = "unlock_requests"
 RequestStatus = Literal["pending", "approved", "rejected", "refused"]
@@ -188,6 +191,12 @@ class UnlockService:
             self.lifecycle.publish(tx, ev.AccountUnlocked(account_id=account.id, at=now, by=by), account.id,
                                    correlation_id)
             self._result_mail(tx, account, True, "ロックを解除しました。", correlation_id)
+            # An operator action outside the gateway: it reaches the audit ledger through this outbox.
+            tx.publish(AUDIT_EVENTS.name, new_envelope(
+                AuditRecorded(actor_id=by, actor_login_id=by, roles=["operator"], action="CLI kagi accounts unlock",
+                              target=account.login_id, status=200, outcome="success", ip=None,
+                              request_id=correlation_id, at=now),
+                source=SOURCE, subject=by, correlation_id=correlation_id))
             return True
 
         if not await self.store.transaction(work):
