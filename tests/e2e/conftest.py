@@ -115,3 +115,17 @@ async def step_up(settings: Settings, gateway: httpx.AsyncClient, auth: dict[str
         raise AssertionError(f"no step-up code mailed to {address}")
     verified = await gateway.post("/api/v1/me/step-up/verify", headers=auth, json={"code": code_in(mails[-1])})
     assert verified.status_code == 200, verified.text
+
+
+async def age_password(settings: Settings, login_id: str, days: int) -> None:
+    """Pretend the account's password was set ``days`` ago (lifecycle's own record of it)."""
+    from datetime import UTC, datetime, timedelta
+
+    from kagi_shared.mongo import database_name, make_client
+
+    client = make_client(settings)
+    try:
+        await client[database_name(settings, "lifecycle")]["accounts"].update_one(
+            {"login_id": login_id}, {"$set": {"password_changed_at": datetime.now(UTC) - timedelta(days=days)}})
+    finally:
+        await client.close()

@@ -8,6 +8,7 @@ from kagi_lifecycle.adapters.passwords import Passwords
 from kagi_lifecycle.adapters.rate_limit import RateLimiter
 from kagi_lifecycle.adapters.repository import AccountRepository
 from kagi_lifecycle.service.credentials import CredentialService
+from kagi_lifecycle.service.enrolment import EnrolmentService
 from kagi_lifecycle.service.handlers import Clock, LifecycleService, _now
 from kagi_lifecycle.service.registration import RegistrationService
 from kagi_lifecycle.service.secret_question import SecretQuestionService
@@ -34,6 +35,7 @@ class Lifecycle:
     secret_questions: SecretQuestionService
     registrations: RegistrationService
     totp: TotpService
+    enrolments: EnrolmentService
 
     async def start(self) -> None:
         await self.accounts.ensure_indexes()
@@ -42,6 +44,7 @@ class Lifecycle:
         await self.limiter.ensure_indexes()
         await self.sessions.ensure_indexes()
         await self.registrations.ensure_indexes()
+        await self.enrolments.ensure_indexes()
         await self.store.ensure_outbox_indexes()
         await self.sweeps.backfill()
 
@@ -58,4 +61,4 @@ def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = _no
     return Lifecycle(store, accounts, service, SweepService(service, accounts), credentials,
                      UnlockService(service, limiter), limiter, SessionService(service),
                      SecretQuestionService(credentials), RegistrationService(service, limiter),
-                     TotpService(service))
+                     TotpService(service), EnrolmentService(service))

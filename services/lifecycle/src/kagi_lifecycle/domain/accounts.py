@@ -8,9 +8,10 @@ from typing import Literal
 
 import msgspec
 
-Status = Literal["active", "locked", "purged", "withdrawn"]
-Role = Literal["owner", "viewer", "company_admin", "operator", "target_system"]
-ROLES: tuple[str, ...] = ("owner", "viewer", "company_admin", "operator", "target_system")
+Status = Literal["active", "locked", "purged", "withdrawn", "pending_enrolment", "disabled"]
+Role = Literal["owner", "viewer", "company_admin", "operator", "target_system", "support", "system_user"]
+ROLES: tuple[str, ...] = ("owner", "viewer", "company_admin", "operator", "target_system", "support",
+                          "system_user")
 
 # SPEC §3 user ID rules: local part of ASCII letters, digits and - _ ~ . $ & ' ` ^ =; domain letters, digits, - and .
 LOGIN_ID = re.compile(r"^[A-Za-z0-9\-_~.$&'`^=]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")
@@ -50,6 +51,11 @@ class Account(msgspec.Struct, kw_only=True):
     """A seed handed out by enrolment and not yet confirmed with a code."""
     totp_last_step: int = 0
     """The time step of the last code used: a code is never accepted twice."""
+    name: str | None = None
+    """The holder's name, where one is known (operator and support accounts)."""
+    enrolled_at: datetime | None = None
+    """認証情報登録 completed (B2B IDs); None for an ID still waiting, or for accounts made otherwise."""
+    disabled_reason: str | None = None
 
 
 def canonical_login_id(login_id: str) -> str:

@@ -219,6 +219,13 @@ class LifecycleService:
                           extra={"reason": account.lock_reason})
         if account.status == "purged":
             raise Problem(403, "auth.account_purged", "この ID は削除されています。")
+        if account.status == "disabled":
+            raise Problem(403, "auth.account_disabled",
+                          "この ID には有効な利用権限がないため、ログインできません。"
+                          "システム窓口責任者にお問い合わせください。")
+        if account.status == "pending_enrolment":
+            raise Problem(403, "auth.enrolment_pending",
+                          "認証情報登録が完了していません。メールでお知らせしたURLから登録してください。")
 
     async def record_failure(self, account: Account, now: datetime, correlation_id: str | None) -> bool:
         """A wrong password (at login or as the current password of a change); True when it locked the account."""
