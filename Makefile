@@ -65,9 +65,18 @@ asyncapi: install  ## regenerate deploy/asyncapi.json and the Strimzi topic/user
 bench-system: install  ## the whole system under open-loop mixed load; appends to tests/bench/RESULTS.md
 	$(VENV)/bin/python -m tests.bench.system
 
-lint: install
+SPECTRAL := tools/spectral/node_modules/.bin/spectral
+
+$(SPECTRAL): tools/spectral/package.json tools/spectral/package-lock.json
+	cd tools/spectral && npm ci --no-audit --no-fund
+	@touch $@
+
+lint: install $(SPECTRAL)  ## ruff, mypy (strict), Spectral over the OpenAPI and AsyncAPI documents (no error, no warning)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy shared/src $(wildcard services/*/src) gateway/src cli/src deploy/local/src
+	@mkdir -p var
+	$(VENV)/bin/python -m kagi_gateway.openapi var/openapi.json
+	npx --no --prefix tools/spectral spectral lint --ruleset .spectral.yaml --fail-severity warn var/openapi.json deploy/asyncapi.json
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -15,10 +15,10 @@ import httpx
 
 from kagi_lifecycle.domain.ladder import ladder_for
 from kagi_lifecycle.service.handlers import ladder_days, new_period
-from kagi_shared.events import encode, new_envelope
+from kagi_shared.events import new_envelope
 from kagi_shared.events.lifecycle import ExternalLoginReported
 from kagi_shared.jst import jp_slash_date, to_jst
-from kagi_shared.kafka import make_producer
+from kagi_shared.kafka import make_producer, publish
 from kagi_shared.mongo import database_name, make_client
 from kagi_shared.settings import Settings
 from kagi_shared.topics import AUTH_LOGINS
@@ -184,7 +184,7 @@ async def test_an_external_login_on_the_topic_updates_last_login(settings: Setti
     producer = make_producer(settings, "e2e-idp")
     await producer.start()
     try:
-        await producer.send_and_wait(AUTH_LOGINS.name, encode(envelope), key=user.login_id.encode())
+        await publish(producer, AUTH_LOGINS.name, envelope)
     finally:
         await producer.stop()
     seen = None

@@ -18,14 +18,18 @@ from litestar.di import Provide
 from litestar.middleware import ASGIMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, Contact, SecurityScheme
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from kagi_gateway.audit import AuditPublisher, caller_in, is_audited
 from kagi_gateway.controllers import CONTROLLERS
 from kagi_gateway.deps import role_guard
 from kagi_gateway.edge import GUESSABLE, Edge, client_address
+<<<<<<< HEAD
 from kagi_gateway.pages import PageMiddleware, page_response, pages_router, template_config
+=======
+from kagi_gateway.openapi import document
+>>>>>>> main
 from kagi_gateway.services import SERVICES, ForwardedProblem, Services
 from kagi_gateway.tokens import read_claims
 from kagi_shared.metrics import metrics_handler
@@ -165,7 +169,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @get("/ready", summary="Every service and its infrastructure is reachable", tags=["ops"])
+    @get("/ready", summary="Every service and its infrastructure is reachable", tags=["ops"], opt={"problems": (503,)})
     async def ready() -> dict[str, Any]:
         checks = await asyncio.gather(*(state["services"].ready(name) for name in SERVICES))
         result = dict(zip(SERVICES, checks, strict=True))
@@ -177,10 +181,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     api = Router("/", route_handlers=CONTROLLERS, guards=[role_guard])
 
+<<<<<<< HEAD
     return Litestar(
         route_handlers=[health, ready, metrics_handler, api, pages_router()],
         template_config=template_config(),
         before_send=[page_response],
+=======
+    app = Litestar(
+        route_handlers=[health, ready, metrics_handler, api],
+>>>>>>> main
         dependencies={"services": Provide(services, sync_to_thread=False)},
         exception_handlers={**EXCEPTION_HANDLERS, ForwardedProblem: _forwarded},
         middleware=[RequestIdMiddleware(), RequestContextMiddleware("gateway"), PageMiddleware(),
@@ -195,8 +204,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             components=Components(security_schemes={
                 "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}),
             security=[{"bearer": []}],
+            contact=Contact(name="Kagi", url="https://kagi.example.jp/", email="kagi@kagi.example.jp"),
+            description="The public API of Kagi. Every failure is `application/problem+json` (RFC 9457) with a "
+                        "stable `code`; times are UTC (RFC 3339).",
         ),
     )
+    document(app)
+    return app
 
 
 def main() -> None:

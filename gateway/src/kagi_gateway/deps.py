@@ -27,7 +27,7 @@ from kagi_shared.service_api import INTERNAL_TOKEN_HEADER, Caller
 from kagi_shared.settings import Settings, get_settings
 
 PUBLIC = ("public",)
-ANY_USER = ("owner", "viewer", "company_admin", "operator", "target_system")
+ANY_USER = ("owner", "viewer", "company_admin", "operator", "target_system", "support", "system_user")
 MAX_SESSION_CACHE_TTL_S = 5.0
 
 SESSION_ENDED = ("auth.session_ended", "セッションが終了しました。再度ログインしてください。")

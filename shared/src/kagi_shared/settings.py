@@ -191,6 +191,10 @@ class LifecycleSettings(msgspec.Struct, frozen=True, kw_only=True):
     reset_per_login_id: int = 5
     registration_link_ttl_s: int = 86400
     """Self-registration (water portal): how long the mailed email-verification link is valid; single use."""
+    enrolment_ttl_s: int = 14 * 86400
+    """認証情報登録 (B2B IDs): how long the mailed URL and one-time password are valid; single use."""
+    enrolment_max_otp_failures: int = 5
+    """Wrong one-time passwords after which the URL and the password are void (a re-issue is needed)."""
     registration_rate_window_s: int = 3600
     registration_per_ip: int = 20
     registration_per_email: int = 5
