@@ -25,11 +25,8 @@ from kagi_gateway.audit import AuditPublisher, caller_in, is_audited
 from kagi_gateway.controllers import CONTROLLERS
 from kagi_gateway.deps import role_guard
 from kagi_gateway.edge import GUESSABLE, Edge, client_address
-<<<<<<< HEAD
-from kagi_gateway.pages import PageMiddleware, page_response, pages_router, template_config
-=======
 from kagi_gateway.openapi import document
->>>>>>> main
+from kagi_gateway.pages import PageMiddleware, page_response, pages_router, template_config
 from kagi_gateway.services import SERVICES, ForwardedProblem, Services
 from kagi_gateway.tokens import read_claims
 from kagi_shared.metrics import metrics_handler
@@ -181,15 +178,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     api = Router("/", route_handlers=CONTROLLERS, guards=[role_guard])
 
-<<<<<<< HEAD
-    return Litestar(
+    app = Litestar(
         route_handlers=[health, ready, metrics_handler, api, pages_router()],
         template_config=template_config(),
         before_send=[page_response],
-=======
-    app = Litestar(
-        route_handlers=[health, ready, metrics_handler, api],
->>>>>>> main
         dependencies={"services": Provide(services, sync_to_thread=False)},
         exception_handlers={**EXCEPTION_HANDLERS, ForwardedProblem: _forwarded},
         middleware=[RequestIdMiddleware(), RequestContextMiddleware("gateway"), PageMiddleware(),
