@@ -381,3 +381,29 @@ async def test_b2b_enrolment_from_the_two_mails(page: Page, settings: Settings, 
     token = url.rsplit("/", 1)[1]
     log = (settings.var_path / "log" / "gateway.log").read_text(encoding="utf-8", errors="replace")
     assert "/registration/{token}" in log and token not in log  # logged by its template only
+
+
+async def test_password_reissue_with_the_secret_question(page: Page, settings: Settings,
+                                                         gateway: httpx.AsyncClient) -> None:
+    user = await create_user(settings, gateway, ["owner"])
+    registered = await gateway.put("/api/v1/me/secret-question", headers=user.auth,
+                                   json={"question": "好きな食べ物は？", "answer": "カレーライス"})
+    assert registered.status_code == 200, registered.text
+    await page.goto("/password-reset")
+    await page.get_by_role("link", name="秘密の質問で再設定する方はこちら").click()
+    await page.get_by_label("ID（メールアドレス）").fill(user.login_id)
+    await page.get_by_role("button", name="次へ").click()
+    await expect(page.locator("#question")).to_have_text("好きな食べ物は？")
+    await assert_page_basics(page)
+    await page.get_by_label("答え").fill("ラーメン")
+    await page.get_by_label("新しいパスワード").fill(NEW_PASSWORD)
+    await page.get_by_role("button", name="設定する").click()
+    await expect(page.locator(".alert")).to_have_attribute("data-code", re.compile(r"."))
+    await expect(page.locator("#question")).to_have_text("好きな食べ物は？")
+    await page.get_by_label("答え").fill("カレーライス")
+    await page.get_by_label("新しいパスワード").fill(NEW_PASSWORD)
+    await page.get_by_role("button", name="設定する").click()
+    await expect(page.get_by_role("heading", name="パスワード再発行完了")).to_be_visible()
+    await page.get_by_role("link", name="ログイン画面へ").click()
+    await log_in(page, user.login_id, NEW_PASSWORD)
+    await expect(page.get_by_role("heading", name="マイページ")).to_be_visible()
