@@ -32,7 +32,7 @@ from kagi_gateway.tokens import read_claims
 from kagi_shared.metrics import metrics_handler
 from kagi_shared.problems import EXCEPTION_HANDLERS, Problem
 from kagi_shared.service_api import RequestContextMiddleware
-from kagi_shared.settings import Settings, get_settings
+from kagi_shared.settings import Settings, get_settings, require_secrets
 
 
 class RequestIdMiddleware(ASGIMiddleware):
@@ -211,6 +211,7 @@ def main() -> None:
     from kagi_shared.tracing import configure_tracing
 
     settings = get_settings()
+    require_secrets(settings, "gateway")
     configure_logging("gateway", settings.log_level)
     configure_tracing("gateway", settings)
     structlog.contextvars.bind_contextvars(service="gateway")

@@ -26,7 +26,7 @@ from kagi_shared.breaker import DATABASE
 from kagi_shared.logging import configure_logging, get_logger
 from kagi_shared.metrics import metrics_handler, observe_http
 from kagi_shared.problems import EXCEPTION_HANDLERS, Problem, service_unavailable
-from kagi_shared.settings import Settings, get_settings
+from kagi_shared.settings import Settings, get_settings, require_secrets
 from kagi_shared.tracing import SpanKind, configure_tracing, mark_error, span
 
 log = get_logger(__name__)
@@ -75,7 +75,8 @@ def require_role(caller: Caller, *roles: str) -> None:
 def internal_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     expected = get_settings().security.internal_token
     given = connection.headers.get(INTERNAL_TOKEN_HEADER, "")
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    # An API holding no credential (production, secret not mounted) must not take an empty header for one.
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
         raise Problem(401, "internal.unauthenticated", "内部 API の認証に失敗しました。")
 
 
@@ -194,6 +195,7 @@ def serve(app: Litestar, port: int, settings: Settings) -> None:
 
 def run_service_api(name: str, factory: Callable[[], Litestar]) -> None:
     settings = get_settings()
+    require_secrets(settings, f"{name}-api")
     configure_logging(f"{name}-api", settings.log_level)
     configure_tracing(f"{name}-api", settings)
     serve(factory(), getattr(settings.ports, name), settings)
