@@ -40,6 +40,8 @@ class Caller(msgspec.Struct, frozen=True, kw_only=True):
     email: str = ""
     roles: tuple[str, ...] = ()
     ip: str | None = None
+    session_id: str | None = None
+    """The login session (refresh token family) the call belongs to: step-up windows are bound to it."""
 
     def has(self, role: str) -> bool:
         return role in self.roles
@@ -54,6 +56,8 @@ def caller_headers(caller: Caller) -> dict[str, str]:
     }
     if caller.ip:
         headers["x-kagi-client-ip"] = caller.ip
+    if caller.session_id:
+        headers["x-kagi-session-id"] = caller.session_id
     return headers
 
 
@@ -64,7 +68,8 @@ def caller_of(request: Request[Any, Any, Any]) -> Caller:
     roles = tuple(r for r in request.headers.get("x-kagi-roles", "").split(",") if r)
     return Caller(account_id=account_id, login_id=request.headers.get("x-kagi-login-id", ""),
                   email=request.headers.get("x-kagi-email", ""), roles=roles,
-                  ip=request.headers.get("x-kagi-client-ip"))
+                  ip=request.headers.get("x-kagi-client-ip"),
+                  session_id=request.headers.get("x-kagi-session-id") or None)
 
 
 def require_role(caller: Caller, *roles: str) -> None:
@@ -100,10 +105,11 @@ class RequestContextMiddleware(ASGIMiddleware):
             await send(message)
 
         traceparent = headers.get(b"traceparent", b"").decode() or None
+        path = _loggable_path(scope)
         try:
-            with span(f"{scope.get('method')} {scope.get('path_template') or scope.get('path')}", SpanKind.SERVER,
+            with span(f"{scope.get('method')} {scope.get('path_template') or path}", SpanKind.SERVER,
                       {"traceparent": traceparent} if traceparent else None,
-                      {"http.request.method": str(scope.get("method")), "url.path": str(scope.get("path"))}) as current:
+                      {"http.request.method": str(scope.get("method")), "url.path": path}) as current:
                 await next_app(scope, receive, send_wrapper)
                 mark_error(current, status)
         finally:
@@ -111,9 +117,18 @@ class RequestContextMiddleware(ASGIMiddleware):
             route = scope.get("path_template") or "unmatched"
             if route != "/metrics":
                 observe_http(self.process, str(scope.get("method")), route, status, elapsed)
-            log.info("http.request", method=scope.get("method"), path=scope.get("path"), status=status,
+            log.info("http.request", method=scope.get("method"), path=path, status=status,
                      ms=round(elapsed * 1000, 1))
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+def _loggable_path(scope: Scope) -> str:
+    """The request path for logs and traces; a route whose path holds a secret (a mailed link's token, declared
+    with ``opt={"secret_path": True}``) is written as its template instead."""
+    handler = scope.get("route_handler")
+    if handler is not None and handler.opt.get("secret_path"):
+        return str(scope.get("path_template") or "redacted")
+    return str(scope.get("path"))
 
 
 ReadyCheck = Callable[[], Awaitable[None]]

@@ -42,13 +42,15 @@ def local_path(target: str | None) -> str:
     return HOME
 
 
-async def sign_in(request: Request[Any, Any, Any], services: Services, login_id: str, password: str) -> None:
+async def sign_in(request: Request[Any, Any, Any], services: Services, login_id: str, password: str,
+                  totp_code: str | None = None) -> None:
     """Log in through the API's login (the same rules, answers and token scopes) and keep the tokens in a fresh
     session; an expired password leaves only the restricted token, which opens just the change page."""
     session = page_session(request)
     try:
         tokens = await operate(AuthController.login, request, services,
-                               body_of({"loginId": login_id, "password": password}, LoginIn))
+                               body_of({"loginId": login_id, "password": password, "totpCode": totp_code},
+                                       LoginIn))
     except Refused as refused:
         if refused.refusal.code == "auth.password_change_required":
             session.rotate(accessToken=refused.refusal.extra["accessToken"], passwordChange=True)
@@ -91,7 +93,8 @@ class AccountPages(Controller):
         target = local_path(values.get("next"))
         _allow_relying_party(request, target)
         try:
-            await sign_in(request, services, values.get("loginId", ""), values.get("password", ""))
+            await sign_in(request, services, values.get("loginId", ""), values.get("password", ""),
+                          values.get("totpCode"))
         except Refused as refused:
             if refused.refusal.code == "auth.password_change_required":
                 return see_other("/password/change")
@@ -160,9 +163,12 @@ class AccountPages(Controller):
             done = await operate(PasswordController.complete_reset, request, services,
                                  body_of(values, ResetCompleteIn))
         except Refused as refused:
-            if "newPassword" in refused.refusal.fields or refused.refusal.code == "request.invalid":
+            # An account with a secret question answers it too (the link alone sets no password then).
+            question = refused.refusal.extra.get("question") or values.get("question")
+            if ({"newPassword", "answer"} & set(refused.refusal.fields) or refused.refusal.code == "request.invalid"
+                    or refused.refusal.code == "password_reset.answer_wrong"):
                 return form_page("password_reset.html", request, refused.refusal, values,
-                                 token=values.get("token", ""), rules=password_rules())
+                                 token=values.get("token", ""), rules=password_rules(), question=question)
             return message_page(request, "パスワード再発行", refused.refusal.message, refused.refusal.status,
                                 refused.refusal.code, links=[("/password-reset", "パスワード再発行の受付へ")])
         return message_page(request, "パスワード再発行完了", done.message, links=[("/login", "ログイン画面へ")])

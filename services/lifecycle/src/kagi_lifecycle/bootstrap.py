@@ -18,6 +18,7 @@ from kagi_lifecycle.service.registration import RegistrationService
 from kagi_lifecycle.service.secret_question import SecretQuestionService
 from kagi_lifecycle.service.sessions import SessionService
 from kagi_lifecycle.service.sweep import SweepService
+from kagi_lifecycle.service.totp import TotpService
 from kagi_lifecycle.service.unlock import UnlockService
 from kagi_shared.mongo import Store, database_name, make_client
 from kagi_shared.settings import Settings
@@ -37,6 +38,7 @@ class Lifecycle:
     sessions: SessionService
     secret_questions: SecretQuestionService
     registrations: RegistrationService
+    totp: TotpService
     enrolments: EnrolmentService
     oidc: OidcService
     federation: FederationService
@@ -47,7 +49,6 @@ class Lifecycle:
         await self.unlocks.ensure_indexes()
         await self.limiter.ensure_indexes()
         await self.sessions.ensure_indexes()
-        await self.secret_questions.ensure_indexes()
         await self.registrations.ensure_indexes()
         await self.enrolments.ensure_indexes()
         await self.oidc.repo.ensure_indexes()
@@ -68,7 +69,7 @@ def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = _no
     return Lifecycle(store, accounts, service, SweepService(service, accounts), credentials,
                      UnlockService(service, limiter), limiter, SessionService(service),
                      SecretQuestionService(credentials), RegistrationService(service, limiter),
-                     EnrolmentService(service),
+                     TotpService(service), EnrolmentService(service),
                      OidcService(OidcRepository(store), settings, clock,
                                  OidcPolicy(token_ttl_s=settings.security.access_token_ttl_s)),
                      FederationService(service))

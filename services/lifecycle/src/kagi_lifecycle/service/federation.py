@@ -22,6 +22,8 @@ from kagi_shared.problems import Problem
 EXTERNAL_LINKS = "external_links"
 NOT_LINKED = Problem(404, "federation.not_linked",
                      "このIDはKagiのIDと連携されていません。新規登録するか、ログイン後に「SNS連携」から連携してください。")
+PRIVILEGED = Problem(403, "federation.second_factor_required",
+                     "このIDは外部サービスのIDではログインできません。IDとパスワードでログインしてください。")
 TAKEN = Problem(409, "federation.linked_elsewhere", "このIDはすでに別のKagiのIDと連携されています。")
 
 
@@ -77,6 +79,10 @@ class FederationService:
         self.lifecycle.refuse_inactive(account)
         if account.status != "active":
             raise NOT_LINKED
+        if self.lifecycle.needs_totp(account):
+            # A role that needs the second factor logs in with ID, password and TOTP only; an external ID would
+            # skip the factor.
+            raise PRIVILEGED
         now = self.lifecycle.clock()
         report = ev.ExternalLoginReported(login_id=account.login_id, at=now, provider=provider)
 
