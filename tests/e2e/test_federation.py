@@ -130,7 +130,12 @@ async def test_link_log_in_with_line_and_unlink(system: str, settings: Settings,
     linked = await through_idp(browser, started, system, line_user)
     assert linked.status_code == 200 and "LINEと連携しました" in linked.text, linked.text
     assert "連携済み" in (await browser.get(f"{system}/account/external")).text
-    users = await gateway.get("/api/v1/me/users", headers=owner.auth)  # 利用者一覧: SNS連携の状況
+    # 利用者一覧 (SNS連携の状況) through the API: its own session needs its own step-up.
+    assert (await gateway.post("/api/v1/me/step-up", headers=owner.auth)).status_code == 201
+    code = code_in((await wait_for_mail(settings, owner.login_id, count=2))[-1])
+    verified = await gateway.post("/api/v1/me/step-up/verify", headers=owner.auth, json={"code": code})
+    assert verified.status_code == 200, verified.text
+    users = await gateway.get("/api/v1/me/users", headers=owner.auth)
     assert users.status_code == 200, users.text
     assert [u["externalIds"] for u in users.json()["items"] if u["owner"]] == [["line"]]
 
