@@ -26,7 +26,7 @@ async def test_a_system_user_signs_in_to_taxis_in_chromium(page: Page, system: s
     await page.route(f"{REDIRECT}**", taxis)
     await page.goto(started["url"])
     await page.get_by_label("ID（メールアドレス）").fill(login_id)
-    await page.get_by_label("パスワード").fill(PASSWORD)
+    await page.get_by_label("パスワード", exact=True).fill(PASSWORD)
     await page.get_by_role("button", name="ログイン").click()
     await page.wait_for_url(f"{REDIRECT}**")
     assert arrived, page.url
