@@ -11,14 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import msgspec
-import yaml
-
-from kagi_shared.events.envelope import Envelope
 from kagi_shared.settings import Settings
-from kagi_shared.topics import CATALOGUE, Topic
+
+if TYPE_CHECKING:
+    from kagi_shared.topics import Topic
 
 REPO = Path(__file__).resolve().parents[3]
 ASYNCAPI_PATH = REPO / "deploy" / "asyncapi.json"
@@ -33,6 +31,11 @@ def _name(topic: str) -> str:
 
 def asyncapi() -> dict[str, Any]:
     """AsyncAPI 3.0: one channel per topic, one message per event type, CloudEvents envelope."""
+    import msgspec
+
+    from kagi_shared.events.envelope import Envelope
+    from kagi_shared.topics import CATALOGUE
+
     types = [t for topic in CATALOGUE for t in topic.event_types]
     _, components = msgspec.json.schema_components([Envelope, *types], ref_template="#/components/schemas/{name}")
     channels: dict[str, Any] = {}
@@ -108,6 +111,8 @@ def _writes(topic: Topic, service: str) -> bool:
 
 
 def _user_manifest(service: str) -> dict[str, Any]:
+    from kagi_shared.topics import CATALOGUE
+
     acls = []
     for topic in CATALOGUE:
         if _writes(topic, service):
@@ -129,6 +134,10 @@ def _user_manifest(service: str) -> dict[str, Any]:
 
 def strimzi() -> dict[str, str]:
     """File name → YAML text for deploy/k8s/base/kafka/."""
+    import yaml
+
+    from kagi_shared.topics import CATALOGUE
+
     topics = []
     for topic in CATALOGUE:
         topics.append(_topic_manifest(topic.name, topic.partitions, topic.retention_days))
@@ -162,6 +171,8 @@ def cmd_catalogue(args: argparse.Namespace, settings: Settings) -> int:
             (STRIMZI_DIR / name).write_text(text, encoding="utf-8")
             print(f"wrote {STRIMZI_DIR / name}")
     else:
+        from kagi_shared.topics import CATALOGUE
+
         for topic in CATALOGUE:
             print(f"{topic.name:<32} key={topic.key:<20} {', '.join(topic.type_names) or '-'}")
     return 0

@@ -1,29 +1,30 @@
 """``kagi``: one command for operators, support and SREs.
 
 Errors are one clear line on stderr and a non-zero exit; ``--help`` works everywhere.
+
+Each command imports what it needs when it runs: the service stacks (Litestar, PyMongo, faust, aiokafka)
+took three seconds to load, and ``kagi --help`` or ``kagi calendar schedule`` needs none of them. The command
+modules below keep their top-level imports just as light (``tests`` check which modules ``--help`` loads).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import signal
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-
-from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, NoBrokersAvailable
-from pymongo.errors import ConnectionFailure, PyMongoError
+from typing import TYPE_CHECKING
 
 from kagi_cli import audit, catalogue, invite, lifecycle, notify, permissions
-from kagi_cli.mailbox import mailbox, read_mail
-from kagi_local.infra import Infra, infra_specs, service_specs
 from kagi_local.processes import ProcessError, ProcessSpec
 from kagi_shared.settings import Settings, SettingsError, get_settings
+
+if TYPE_CHECKING:
+    from kagi_local.infra import Infra
 
 DEMO_ACCOUNTS = (
     ("owner@kagi.example.jp", "Portal#2026-demo", ["owner"], "account owner (MyPage)"),
@@ -42,8 +43,14 @@ COMMAND_MODULES: list[ModuleType] = [catalogue, notify, audit, lifecycle, permis
 
 
 # -- infra -------------------------------------------------------------------------------------
+def _infra(settings: Settings) -> Infra:
+    from kagi_local.infra import Infra
+
+    return Infra(settings)
+
+
 def cmd_infra(args: argparse.Namespace, settings: Settings) -> int:
-    infra = Infra(settings)
+    infra = _infra(settings)
     if args.action == "up":
         for status in infra.up():
             print(status.line())
@@ -82,6 +89,8 @@ async def seed_demo(settings: Settings) -> list[tuple[str, str, str, str]]:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
     for label, login_id, password, state in asyncio.run(seed_demo(settings)):
         print(f"{label:<38} {login_id:<28} {password:<20} ({state})")
     return 0
@@ -89,6 +98,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 # -- mail --------------------------------------------------------------------------------------
 def cmd_mail(args: argparse.Namespace, settings: Settings) -> int:
+    from kagi_cli.mailbox import mailbox, read_mail
+
     directory = settings.var_path / "mail"
     mails = mailbox(directory)
     if args.action == "list":
@@ -120,6 +131,8 @@ def cmd_mail(args: argparse.Namespace, settings: Settings) -> int:
 # -- whole system ------------------------------------------------------------------------------
 def _http_ready(url: str) -> Callable[[], bool]:
     def check() -> bool:
+        import urllib.request
+
         with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback URL from settings
             return bool(response.status == 200)
 
@@ -127,6 +140,8 @@ def _http_ready(url: str) -> Callable[[], bool]:
 
 
 def system_specs(settings: Settings) -> list[ProcessSpec]:
+    from kagi_local.infra import service_specs
+
     specs = []
     for spec in service_specs(settings):
         if spec.port is not None:
@@ -142,7 +157,11 @@ def demo_specs(settings: Settings) -> list[ProcessSpec]:
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    infra = Infra(settings)
+    import asyncio
+
+    from kagi_local.infra import infra_specs
+
+    infra = _infra(settings)
     already_up = {status.name for status in infra.status() if status.state == "running"}
     print("starting the embedded infrastructure …", flush=True)
     infra.up()
@@ -163,14 +182,14 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
-    infra = Infra(settings)
+    infra = _infra(settings)
     stopped = infra.down(demo_specs(settings)) + infra.down(system_specs(settings)) + infra.down()
     print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
     return 0
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    infra = Infra(settings)
+    infra = _infra(settings)
     for status in infra.status() + infra.status(system_specs(settings) + demo_specs(settings)):
         print(status.line())
     return 0
@@ -246,18 +265,26 @@ def _mongo_hosts(uri: str) -> str:
     return uri.split("://", 1)[-1].split("/", 1)[0].rpartition("@")[2]
 
 
+def _raised_by(exc: BaseException, module: str, *names: str) -> bool:
+    """``exc`` is one of ``module``'s exception classes ``names``. Looked up only if a command loaded that module:
+    a command that never imported the database driver cannot have raised its errors, and ``kagi --help`` must
+    not pay for importing it."""
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(exc, tuple(getattr(loaded, name) for name in names))
+
+
 def unreachable(exc: BaseException, settings: Settings) -> str | None:
     """One line for a broker or database failure, or None if ``exc`` is something else."""
-    if isinstance(exc, ConnectionFailure):
+    if _raised_by(exc, "pymongo.errors", "ConnectionFailure"):
         # pymongo's message lists the whole topology description: far too long for one line.
         return (f"cannot reach the database at {_mongo_hosts(settings.mongo_uri)} ({type(exc).__name__}); "
                 "is it up? ('kagi infra up')")
-    if isinstance(exc, PyMongoError):
+    if _raised_by(exc, "pymongo.errors", "PyMongoError"):
         detail = str(exc).splitlines()[0][:200] if str(exc) else "no detail"
         return f"database error ({type(exc).__name__}): {detail}"
-    if isinstance(exc, (KafkaConnectionError, KafkaTimeoutError, NoBrokersAvailable)):
+    if _raised_by(exc, "aiokafka.errors", "KafkaConnectionError", "KafkaTimeoutError", "NoBrokersAvailable"):
         return f"cannot reach the broker at {settings.kafka_bootstrap} ({exc}); is it up? ('kagi infra up')"
-    if isinstance(exc, KafkaError):
+    if _raised_by(exc, "aiokafka.errors", "KafkaError"):
         return f"broker error at {settings.kafka_bootstrap}: {exc}"
     if isinstance(exc, TimeoutError):
         return f"timed out ({str(exc) or 'no answer'}); is everything up? ('kagi status')"
@@ -280,8 +307,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    except (PyMongoError, KafkaError, OSError) as exc:
+    except Exception as exc:
         # TimeoutError (asyncio's too) is an OSError: a down server reaches here as any of the three.
+        if not (isinstance(exc, OSError) or _raised_by(exc, "pymongo.errors", "PyMongoError")
+                or _raised_by(exc, "aiokafka.errors", "KafkaError")):
+            raise
         line = unreachable(exc, settings) if settings is not None else None
         print(f"kagi: {line or exc}", file=sys.stderr)
         return 1

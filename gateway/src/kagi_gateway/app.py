@@ -28,7 +28,7 @@ from kagi_gateway.edge import GUESSABLE, Edge, client_address
 from kagi_gateway.services import SERVICES, ForwardedProblem, Services
 from kagi_gateway.tokens import read_claims
 from kagi_shared.metrics import metrics_handler
-from kagi_shared.problems import EXCEPTION_HANDLERS, Problem
+from kagi_shared.problems import Problem, exception_handlers
 from kagi_shared.service_api import RequestContextMiddleware
 from kagi_shared.settings import Settings, get_settings
 
@@ -179,7 +179,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[health, ready, metrics_handler, api],
         dependencies={"services": Provide(services, sync_to_thread=False)},
-        exception_handlers={**EXCEPTION_HANDLERS, ForwardedProblem: _forwarded},
+        exception_handlers={**exception_handlers(), ForwardedProblem: _forwarded},
         middleware=[RequestIdMiddleware(), RequestContextMiddleware("gateway"),
                     EdgeMiddleware(lambda: state.get("edge")), AuditMiddleware(lambda: state.get("audit"))],
         lifespan=[lifespan],

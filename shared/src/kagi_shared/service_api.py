@@ -28,7 +28,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from kagi_shared.breaker import DATABASE
 from kagi_shared.logging import configure_logging, get_logger
 from kagi_shared.metrics import metrics_handler, observe_http
-from kagi_shared.problems import EXCEPTION_HANDLERS, Problem, service_unavailable
+from kagi_shared.problems import Problem, exception_handlers, service_unavailable
 from kagi_shared.settings import Settings, get_settings
 from kagi_shared.tracing import SpanKind, configure_tracing, mark_error, span
 
@@ -155,7 +155,7 @@ def create_service_app(
     DATABASE.watch(ready)
     return Litestar(
         route_handlers=[*health_handlers(ready), metrics_handler, *route_handlers],
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers=exception_handlers(),
         middleware=[RequestContextMiddleware(f"{name}-api")],
         before_request=fail_fast_while_database_down,
         lifespan=list(lifespan),
