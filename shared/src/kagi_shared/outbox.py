@@ -72,6 +72,7 @@ class OutboxRelay:
         self._backlog_at = 0.0
         self.published = 0
         self._backoff = 0.0
+        self._polled_at = 0.0
         self.stream_live = False
         """True while the change stream on the outbox is open: every insert then wakes the loop."""
 
@@ -246,9 +247,9 @@ class OutboxRelay:
     def idle_wait(self) -> float:
         """How long to sleep after a pass that found nothing, unless an insert wakes the loop first.
 
-        With the change stream open every commit wakes the relay at once, so the poll is only a safety net and
-        comes when the lease is due for renewal anyway. Without it the poll is what finds new rows: it starts at
-        ``poll_interval_s`` and doubles while nothing comes, up to ``idle_poll_max_s``.
+        With the change stream open every commit wakes the relay at once, so the loop sleeps until the lease is
+        due for renewal. Without it the poll is what finds new rows: it starts at ``poll_interval_s`` and doubles
+        while nothing comes, up to ``idle_poll_max_s``.
         """
         outbox = self.settings.outbox
         renew_in = max(self._lease_until - outbox.lease_ttl_s / 2 - time.monotonic(), outbox.poll_interval_s)
@@ -257,24 +258,39 @@ class OutboxRelay:
         self._backoff = min(max(self._backoff * 2, outbox.poll_interval_s), outbox.idle_poll_max_s)
         return min(self._backoff, renew_in)
 
+    def _may_skip_poll(self, woken: bool, more: bool) -> bool:
+        """A pass only renewing the lease: nothing was committed (the open stream would have said so), the last
+        pass emptied the outbox, and the safety poll (for an insert the stream might have missed) is not due."""
+        return (self.stream_live and not woken and not more
+                and time.monotonic() - self._polled_at < self.settings.outbox.safety_poll_s)
+
     async def run(self, stop: asyncio.Event) -> None:
         watcher = asyncio.create_task(self._watch_inserts())
+        more = True
         try:
             while not stop.is_set():
                 try:
                     if not await self.hold_lease():
                         await _wait(stop, self.settings.outbox.lease_ttl_s / 3)
                         continue
+                    woken = self._wake.is_set()
                     self._wake.clear()
-                    await self._measure_backlog()
-                    if await self.run_once() == 0:
+                    if self._may_skip_poll(woken, more):
                         await _wait_any(stop, self._wake, self.idle_wait())
-                    else:
+                        continue
+                    await self._measure_backlog()
+                    self._polled_at = time.monotonic()
+                    more = await self.run_once() > 0
+                    if more:
                         self._backoff = 0.0
+                    else:
+                        await _wait_any(stop, self._wake, self.idle_wait())
                 except (TimeoutError, PyMongoError, OSError) as exc:
+                    more = True
                     log.warning("outbox.relay_error", error=str(exc))
                     await _wait(stop, 1.0)
                 except Exception as exc:  # a broker error: back off, the claim makes retries safe
+                    more = True
                     log.warning("outbox.relay_error", error=repr(exc))
                     await _wait(stop, 1.0)
         finally:

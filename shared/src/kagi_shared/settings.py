@@ -95,9 +95,11 @@ class OutboxSettings(msgspec.Struct, frozen=True, kw_only=True):
     """The first poll after an empty pass; each further empty pass doubles it up to ``idle_poll_max_s``."""
     idle_poll_max_s: float = 2.0
     """The longest a relay without a change stream sleeps between polls. With the stream (MongoDB replica sets,
-    the embedded database) every commit wakes the relay and the poll is only a safety net at lease renewal."""
+    the embedded database) every commit wakes the relay and a poll every ``safety_poll_s`` is only a safety net."""
     watch_await_s: float = 5.0
     """How long one getMore of the outbox's change stream waits at the server for an insert."""
+    safety_poll_s: float = 30.0
+    """With the change stream open, the outbox is still read this often, for an insert the stream did not report."""
     lease_ttl_s: float = 10.0
 
 
