@@ -32,7 +32,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from kagi_shared.kafka import make_consumer
 from kagi_shared.logging import get_logger
 from kagi_shared.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
-from kagi_shared.mongo import OUTBOX, Store
+from kagi_shared.mongo import OUTBOX, InsertWatch, Store
 from kagi_shared.settings import Settings
 
 log = get_logger(__name__)
@@ -73,8 +73,7 @@ class OutboxRelay:
         self.published = 0
         self._backoff = 0.0
         self._polled_at = 0.0
-        self.stream_live = False
-        """True while the change stream on the outbox is open: every insert then wakes the loop."""
+        self._watch = InsertWatch(self.outbox, self._wake, settings.outbox.watch_await_s)
 
     # -- lease ---------------------------------------------------------------------------------
     async def hold_lease(self) -> bool:
@@ -216,26 +215,13 @@ class OutboxRelay:
 
     # -- loop ----------------------------------------------------------------------------------
     async def _watch_inserts(self) -> None:
-        """Wake the loop on every outbox insert (change stream); polling remains the fallback.
+        """Wake the loop on every outbox insert; polling remains the fallback."""
+        await self._watch.run()
 
-        Each getMore waits at the server for up to ``watch_await_s``: an idle relay asks once per that, not in a
-        loop. The loop is woken once more when the stream opens, for rows committed before it did.
-        """
-        await_ms = int(self.settings.outbox.watch_await_s * 1000)
-        while True:
-            try:
-                async with await self.outbox.watch([{"$match": {"operationType": "insert"}}],
-                                                   max_await_time_ms=await_ms) as stream:
-                    self.stream_live = True
-                    self._wake.set()
-                    async for _ in stream:
-                        self._wake.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the poll keeps the relay correct without the stream
-                log.warning("outbox.watch_failed", error=str(exc))
-            self.stream_live = False
-            await asyncio.sleep(5)
+    @property
+    def stream_live(self) -> bool:
+        """True while the change stream on the outbox is open: every insert then wakes the loop."""
+        return self._watch.live
 
     async def _measure_backlog(self) -> None:
         """Published rows are deleted, so the outbox's size is the backlog; sampled every few seconds."""

@@ -120,6 +120,9 @@ class NotifySettings(msgspec.Struct, frozen=True, kw_only=True):
     """While the SMTP server is unreachable (refused, timed out, 421) mail waits without spending attempts and
     the server is tried again after ``retry_base_s``, doubling up to this: at most this late once it is back."""
     dispatch_poll_s: float = 1.0
+    """How often the dispatcher looks for due deliveries when the database has no change stream to wake it."""
+    dispatch_idle_max_s: float = 30.0
+    """With the change stream, the longest an idle dispatcher sleeps (new deliveries and due retries wake it)."""
     smtp_timeout_s: float = 10.0
     sms_sender: Literal["file"] = "file"
     """Where SMS go: ``file`` writes each as a JSON file under ``sms_dir`` (a real SMS gateway plugs in here)."""
