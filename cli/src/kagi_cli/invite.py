@@ -71,8 +71,7 @@ def _key(event: ev.ContractUpserted | ev.WaterContractUpserted) -> str:
 async def publish_contracts(settings: Settings,
                             contracts: Sequence[ev.ContractUpserted | ev.WaterContractUpserted]) -> int:
     from kagi_shared.events import new_envelope
-    from kagi_shared.events.envelope import encode
-    from kagi_shared.kafka import ensure_topics, make_producer
+    from kagi_shared.kafka import ensure_topics, make_producer, publish
     from kagi_shared.topics import CONTRACTS_UPSERTED
 
     await ensure_topics(settings)
@@ -81,7 +80,7 @@ async def publish_contracts(settings: Settings,
     try:
         for contract in contracts:
             envelope = new_envelope(contract, source="kagi/cli", subject=_key(contract))
-            await producer.send_and_wait(CONTRACTS_UPSERTED.name, encode(envelope), key=_key(contract).encode())
+            await publish(producer, CONTRACTS_UPSERTED.name, envelope)
     finally:
         await producer.stop()
     return len(contracts)

@@ -12,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
 
+from kagi_shared.events.envelope import Envelope, encode, kafka_headers
 from kagi_shared.settings import Settings
 from kagi_shared.topics import CATALOGUE
 
@@ -90,6 +91,13 @@ def make_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
         linger_ms=2,
         request_timeout_ms=10_000,
     )
+
+
+async def publish(producer: AIOKafkaProducer, topic: str, envelope: Envelope) -> None:
+    """Send one event outside an outbox (tools, simulators) as every Kagi record is written: the subject as key,
+    the structured CloudEvent as value, the CloudEvents headers (``kafka_headers``)."""
+    await producer.send_and_wait(topic, encode(envelope), key=envelope.subject.encode(),
+                                 headers=kafka_headers(envelope))
 
 
 async def ensure_topics(settings: Settings, names: list[str] | None = None) -> list[str]:

@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pymongo import DeleteOne, ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from kagi_shared.events.envelope import decode_envelope, kafka_headers
 from kagi_shared.kafka import make_consumer
 from kagi_shared.logging import get_logger
 from kagi_shared.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
@@ -41,12 +42,8 @@ CLAIMS = "outbox_claims"
 
 
 def record_headers(row: dict[str, Any]) -> list[tuple[str, bytes]]:
-    """CloudEvents' Kafka binding names (``ce_id``, ``ce_type``) and W3C ``traceparent``: a consumer or a tracing
-    proxy can route, dedupe and join the trace without decoding the envelope."""
-    headers = [("ce_id", row["_id"].encode()), ("ce_type", row["type"].encode())]
-    if row.get("traceparent"):
-        headers.append(("traceparent", row["traceparent"].encode()))
-    return headers
+    """The CloudEvents headers of the row's envelope (``kafka_headers``, the one place they are made)."""
+    return kafka_headers(decode_envelope(bytes(row["value"])))
 
 
 class OutboxRelay:

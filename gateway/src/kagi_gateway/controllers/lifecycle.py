@@ -11,9 +11,12 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
 
 from kagi_gateway.deps import ANY_USER, PUBLIC, SESSIONS, client_ip, current_caller, request_id
+from kagi_gateway.schemas import AcceptedOut
 from kagi_gateway.services import Services
 
 OPERATOR = ("operator",)
+STAFF = ("operator", "support")
+"""Unlock requests are support's duty too (the seed's troubleshooting table)."""
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 LoginId = Annotated[str, msgspec.Meta(min_length=1, max_length=254)]
 Note = Annotated[str, msgspec.Meta(max_length=1000)]
@@ -76,12 +79,7 @@ class UnlockFileIn(Dto):
     message: Note = ""
 
 
-class AcceptedOut(Dto):
-    message: str
-    accepted: bool = True
-
-
-class DecisionIn(Dto):
+class UnlockDecisionIn(Dto):
     note: Note | None = None
 
 
@@ -202,7 +200,7 @@ class LifecycleOperatorController(Controller):
     path = "/api/v1/operator"
     tags = ("operator",)
 
-    @get("/unlock-requests", opt={"roles": OPERATOR}, summary="Unlock requests, newest first")
+    @get("/unlock-requests", opt={"roles": STAFF}, summary="Unlock requests, newest first")
     async def unlock_requests(
         self, services: NamedDependency[Services], request: Request[Any, Any, Any],
         status: Annotated[Literal["pending", "approved", "rejected", "refused"] | None, Parameter()] = None,
@@ -211,19 +209,19 @@ class LifecycleOperatorController(Controller):
                                     params={"status": status} if status else None, request_id=request_id(request))
         return msgspec.convert(reply, list[UnlockRequestOut])
 
-    @post("/unlock-requests/{unlock_id:str}/approve", opt={"roles": OPERATOR}, status_code=200,
+    @post("/unlock-requests/{unlock_id:str}/approve", opt={"roles": STAFF}, status_code=200,
           summary="Unlock the account (refused on or after its purge date)")
-    async def approve(self, unlock_id: FromPath[str], data: JSONBody[DecisionIn], services: NamedDependency[Services],
-                      request: Request[Any, Any, Any]) -> UnlockRequestOut:
+    async def approve(self, unlock_id: FromPath[str], data: JSONBody[UnlockDecisionIn],
+                      services: NamedDependency[Services], request: Request[Any, Any, Any]) -> UnlockRequestOut:
         reply = await services.call("lifecycle", "POST", f"/internal/unlock-requests/{unlock_id}/approve",
                                     caller=current_caller(request), json={"note": data.note},
                                     request_id=request_id(request))
         return msgspec.convert(reply, UnlockRequestOut)
 
-    @post("/unlock-requests/{unlock_id:str}/reject", opt={"roles": OPERATOR}, status_code=200,
+    @post("/unlock-requests/{unlock_id:str}/reject", opt={"roles": STAFF}, status_code=200,
           summary="Reject an unlock request")
-    async def reject(self, unlock_id: FromPath[str], data: JSONBody[DecisionIn], services: NamedDependency[Services],
-                     request: Request[Any, Any, Any]) -> UnlockRequestOut:
+    async def reject(self, unlock_id: FromPath[str], data: JSONBody[UnlockDecisionIn],
+                     services: NamedDependency[Services], request: Request[Any, Any, Any]) -> UnlockRequestOut:
         reply = await services.call("lifecycle", "POST", f"/internal/unlock-requests/{unlock_id}/reject",
                                     caller=current_caller(request), json={"note": data.note},
                                     request_id=request_id(request))
