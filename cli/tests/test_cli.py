@@ -224,3 +224,16 @@ def test_commands_without_a_server_do_not_load_the_service_stacks(command: list[
     loaded = set(json.loads(result.stdout))
     assert "kagi_cli" in loaded  # the probe did run the command
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_accounts_unlock_with_the_database_down_is_one_line(tmp_path: Path) -> None:
+    held, port = _closed_port()
+    with held:
+        result = run("accounts", "unlock", "operator@kagi.example.jp",
+                     env={"KAGI_VAR_DIR": str(tmp_path), "MONGODB_URI": f"mongodb://127.0.0.1:{port}",
+                          "KAGI_MONGO_SERVER_SELECTION_TIMEOUT_MS": "300"})
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        f"kagi: cannot reach the database at 127.0.0.1:{port} (ServerSelectionTimeoutError); "
+        "is it up? ('kagi infra up')"]
