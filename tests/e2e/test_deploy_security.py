@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import jwt
+
 from kagi_shared.settings import Settings
 from tests.e2e.conftest import create_user
 

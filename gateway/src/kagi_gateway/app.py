@@ -21,7 +21,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from kagi_gateway.audit import AuditPublisher, caller_in, is_audited
+from kagi_gateway.audit import AuditPublisher, anonymous_caller, caller_in, is_audited
 from kagi_gateway.controllers import CONTROLLERS
 from kagi_gateway.deps import role_guard
 from kagi_gateway.edge import GUESSABLE, Edge, client_address
@@ -109,7 +109,7 @@ def _account_hint(headers: dict[bytes, bytes]) -> str | None:
 
 
 class AuditMiddleware(ASGIMiddleware):
-    """Records admin and operator actions once the response status is known."""
+    """Records admin and operator actions, failed logins and 401/403 answers once the status is known."""
 
     def __init__(self, publisher: Callable[[], AuditPublisher | None]) -> None:
         self.publisher = publisher
@@ -129,10 +129,9 @@ class AuditMiddleware(ASGIMiddleware):
             caller = caller_in(scope)
             method, path = str(scope.get("method")), str(scope.get("path"))
             publisher = self.publisher()
-            if publisher is not None and is_audited(caller, method, path):
-                assert caller is not None
-                publisher.record(caller, method, str(scope.get("path_template") or path), path, status,
-                                 scope.get("state", {}).get("request_id"))
+            if publisher is not None and is_audited(caller, method, path, status):
+                publisher.record(caller or anonymous_caller(scope), method, str(scope.get("path_template") or path),
+                                 path, status, scope.get("state", {}).get("request_id"))
 
 
 def _forwarded(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

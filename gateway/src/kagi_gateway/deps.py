@@ -116,6 +116,8 @@ async def role_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: Ba
     settings = get_settings()
     claims = read_claims(token.strip(), settings.security)
     caller = claims.caller
+    # Whom a refusal below is recorded against (the audit of 401/403 answers): the token's signature held.
+    connection.scope.setdefault("state", {})["token_caller"] = caller
     if not any(caller.has(r) for r in roles):  # cheap refusal before asking lifecycle
         raise Problem(403, "auth.forbidden", "この操作を行う権限がありません。")
     if claims.password_change_only and not handler.opt.get("password_change"):

@@ -28,6 +28,7 @@ class AuthController(Controller):
     @post("/auth/login", opt={"roles": PUBLIC, "rate": "login"}, status_code=200, summary="Log in with ID and password")
     async def login(self, data: JSONBody[LoginIn], services: NamedDependency[Services],
                     request: Request[Any, Any, Any]) -> TokenOut:
+        request.scope.setdefault("state", {})["login_attempt"] = data.login_id  # for the audit of a failure
         opened = await services.call("lifecycle", "POST", "/internal/sessions",
                                      json={"loginId": data.login_id, "password": data.password},
                                      request_id=request_id(request))
