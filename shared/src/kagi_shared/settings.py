@@ -184,6 +184,10 @@ class InviteSettings(msgspec.Struct, frozen=True, kw_only=True):
     redeem_per_email: int = 10
     claim_per_account: int = 10
     """Contract-claim attempts per account in the rate window (each wrong proof counts)."""
+    claim_failures_per_contract: int = 5
+    """Failed proofs against one customer number in the rate window, from any account: the facts are guessable."""
+    claim_failures_per_ip: int = 20
+    """Failed proofs from one client address in the rate window, whatever the account or number."""
     claim_recommended_max: int = 20
     """Above this many linked customer numbers the answer carries a warning (the FAQ recommends ~20)."""
     sms_code_ttl_s: int = 600
