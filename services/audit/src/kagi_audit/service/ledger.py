@@ -39,6 +39,7 @@ class AuditService:
             source=SOURCE, subject="ledger", correlation_id=envelope.id))
 
     async def verify(self) -> Verdict:
-        checkpoint = await self.latest_checkpoint()  # first: entries appended meanwhile only lengthen the ledger
+        await self.ledger.last()  # a database that is away fails here, before the broker is asked
+        checkpoint = await self.latest_checkpoint()  # before the entries: ones appended meanwhile only lengthen it
         links = [link async for link in self.ledger.all()]
         return verify(self.key, links, checkpoint)
