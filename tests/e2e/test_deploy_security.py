@@ -94,3 +94,14 @@ async def test_contract_claims_are_limited_per_contract_and_tell_the_holder(sett
     [notice] = await wait_for_mail(settings, holder.login_id)
     assert "別のアカウントにも登録されました" in notice.body
     assert other.customer_number not in notice.body and other.customer_number[-4:] in notice.body
+
+
+async def test_the_gateway_serves_metrics_on_its_own_port_only(settings: Settings, gateway: httpx.AsyncClient) -> None:
+    """Issue 15, finding 11: the public port does not serve /metrics (route names, volumes, internal state)."""
+    public = await gateway.get("/metrics")
+    assert public.status_code in (401, 403, 404), public.text[:200]
+    assert "kagi_http_requests_total" not in public.text
+    async with httpx.AsyncClient(timeout=10) as client:
+        scraped = await client.get(f"http://127.0.0.1:{settings.ports.gateway_metrics}/metrics")
+    assert scraped.status_code == 200
+    assert 'kagi_http_requests_total{' in scraped.text and 'process="gateway"' in scraped.text

@@ -27,7 +27,6 @@ from kagi_gateway.deps import role_guard
 from kagi_gateway.edge import GUESSABLE, Edge, client_address
 from kagi_gateway.services import SERVICES, ForwardedProblem, Services
 from kagi_gateway.tokens import read_claims
-from kagi_shared.metrics import metrics_handler
 from kagi_shared.problems import EXCEPTION_HANDLERS, Problem
 from kagi_shared.service_api import RequestContextMiddleware
 from kagi_shared.settings import Settings, get_settings, require_secrets
@@ -176,7 +175,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     api = Router("/", route_handlers=CONTROLLERS, guards=[role_guard])
 
     return Litestar(
-        route_handlers=[health, ready, metrics_handler, api],
+        route_handlers=[health, ready, api],
         dependencies={"services": Provide(services, sync_to_thread=False)},
         exception_handlers={**EXCEPTION_HANDLERS, ForwardedProblem: _forwarded},
         middleware=[RequestIdMiddleware(), RequestContextMiddleware("gateway"),
@@ -196,6 +195,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
 
 def main() -> None:
+    from prometheus_client import start_http_server
+
     from kagi_shared.logging import configure_logging
     from kagi_shared.service_api import serve
     from kagi_shared.tracing import configure_tracing
@@ -203,6 +204,8 @@ def main() -> None:
     settings = get_settings()
     require_secrets(settings, "gateway")
     configure_logging("gateway", settings.log_level)
+    if settings.ports.gateway_metrics:  # the public port never serves them
+        start_http_server(settings.ports.gateway_metrics, addr=settings.http.host)
     configure_tracing("gateway", settings)
     structlog.contextvars.bind_contextvars(service="gateway")
     serve(create_app(settings), settings.ports.gateway, settings)

@@ -1,6 +1,7 @@
 """Prometheus metrics shared by every process (prometheus-client's default registry).
 
-HTTP processes expose them at ``GET /metrics``; workers on ``KAGI_PORTS_WORKER_METRICS_BASE`` + an offset.
+APIs expose them at ``GET /metrics``; the gateway on ``KAGI_PORTS_GATEWAY_METRICS`` (never its public port);
+workers on ``KAGI_PORTS_WORKER_METRICS_BASE`` + an offset.
 Route labels use the path template (``/api/v1/me/step-up``), never raw paths, to keep cardinality bounded.
 """
 

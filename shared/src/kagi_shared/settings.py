@@ -53,6 +53,8 @@ class Ports(msgspec.Struct, frozen=True, kw_only=True):
     permissions: int = 8103
     notify: int = 8104
     audit: int = 8105
+    gateway_metrics: int = 9100
+    """The gateway's /metrics, never on its public port; 0 turns it off."""
     worker_metrics_base: int = 9100
     """Workers serve /metrics on this + 1 (lifecycle), 2 (invite), 3 (permissions), 4 (notify); 0 turns it off."""
 
