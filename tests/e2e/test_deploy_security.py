@@ -105,3 +105,28 @@ async def test_the_gateway_serves_metrics_on_its_own_port_only(settings: Setting
         scraped = await client.get(f"http://127.0.0.1:{settings.ports.gateway_metrics}/metrics")
     assert scraped.status_code == 200
     assert 'kagi_http_requests_total{' in scraped.text and 'process="gateway"' in scraped.text
+
+
+async def test_the_counters_alerts_watch_exist_from_start_up(system: str, settings: Settings) -> None:
+    """Issue 17, item 5: an alert on "nothing happened" (no sweep) or on a first failure needs the series at 0
+    before anything happened; the workers create them when they start (exposition sorts the labels)."""
+    base = settings.ports.worker_metrics_base
+    expected = {
+        1: ['kagi_lifecycle_ladder_stages_applied_total{stage="warning1"} 0.0',
+            'kagi_events_consumed_total{consumer="lifecycle.external_logins",outcome="dead",topic="auth.logins"} 0.0'],
+        2: ['kagi_events_consumed_total{consumer="invite.contracts",outcome="dead",topic="contracts.upserted"} 0.0'],
+        4: ['kagi_notify_deliveries_total{channel="mail",result="dead",template="viewer_removed"} 0.0',
+            'kagi_notify_deliveries_total{channel="sms",result="dead",template="sms_verification"} 0.0'],
+        5: ['kagi_events_consumed_total{consumer="audit",outcome="dead",topic="audit.events"} 0.0',
+            'kagi_outbox_published_total{service="'],
+    }
+    async with httpx.AsyncClient(timeout=5) as http:
+        for offset, series in expected.items():
+            text = ""
+            for _ in range(100):  # a worker primes its consumers once its app is built
+                text = (await http.get(f"http://127.0.0.1:{base + offset}/metrics")).text
+                if all(s in text for s in series):
+                    break
+                await asyncio.sleep(0.1)
+            for s in series:
+                assert s in text, f"worker {offset}: no {s}"
