@@ -9,7 +9,8 @@ export UV_PYTHON_DOWNLOADS := never
 MEMBERS := pyproject.toml uv.lock shared/pyproject.toml gateway/pyproject.toml cli/pyproject.toml \
            deploy/local/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: install run up test unit bench bench-system lint stop status clean asyncapi drills fuzz k8s-secrets promtool
+.PHONY: install run up test unit bench bench-system bench-idle lint stop status clean asyncapi drills fuzz k8s-secrets \
+        promtool
 
 $(UV):
 	$(PY) -m venv .tools
@@ -19,7 +20,14 @@ $(VENV)/.synced: $(UV) $(MEMBERS)
 	$(UV) sync --frozen --all-packages
 	@touch $@
 
-install: $(VENV)/.synced
+# The browser tier drives Debian's Chromium (Playwright's own browser download is never used); a Japanese font
+# makes its screenshots readable.
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	apt-get update && apt-get install -y chromium fonts-ipafont-gothic
+
+install: $(VENV)/.synced $(CHROMIUM)
 
 run: install  ## start infrastructure, services and gateway; Ctrl-C stops them all
 	$(VENV)/bin/kagi run
@@ -63,12 +71,24 @@ asyncapi: install  ## regenerate deploy/asyncapi.json and the Strimzi topic/user
 bench-system: install  ## the whole system under open-loop mixed load; appends to tests/bench/RESULTS.md
 	$(VENV)/bin/python -m tests.bench.system
 
+bench-idle: install  ## the whole system started and left alone for 60 s: CPU per process; writes its RESULTS.md section
+	$(VENV)/bin/python -m tests.bench.idle
+
 k8s-secrets:  ## random secrets for the overlays' secretGenerators (git-ignored; existing ones are kept)
 	$(PY) deploy/k8s/generate_secrets.py deploy/k8s/overlays/dev deploy/k8s/overlays/prod
 
-lint: install
+SPECTRAL := tools/spectral/node_modules/.bin/spectral
+
+$(SPECTRAL): tools/spectral/package.json tools/spectral/package-lock.json
+	cd tools/spectral && npm ci --no-audit --no-fund
+	@touch $@
+
+lint: install $(SPECTRAL)  ## ruff, mypy (strict), Spectral over the OpenAPI and AsyncAPI documents (no error, no warning)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy shared/src $(wildcard services/*/src) gateway/src cli/src deploy/local/src
+	@mkdir -p var
+	$(VENV)/bin/python -m kagi_gateway.openapi var/openapi.json
+	npx --no --prefix tools/spectral spectral lint --ruleset .spectral.yaml --fail-severity warn var/openapi.json deploy/asyncapi.json
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -6,9 +6,9 @@ import json
 
 import yaml
 
-from kagi_cli.catalogue import ASYNCAPI_PATH, STRIMZI_DIR, asyncapi, asyncapi_text, strimzi
+from kagi_cli.catalogue import ASYNCAPI_PATH, STRIMZI_DIR, _name, asyncapi, asyncapi_text, strimzi
 from kagi_shared.events import registered_types
-from kagi_shared.topics import CATALOGUE
+from kagi_shared.topics import CATALOGUE, all_topic_names
 
 
 def test_checked_in_asyncapi_is_current() -> None:
@@ -25,8 +25,8 @@ def test_checked_in_strimzi_manifests_are_current() -> None:
 def test_asyncapi_has_a_channel_per_topic_and_a_message_per_event_type() -> None:
     doc = asyncapi()
     assert doc["asyncapi"] == "3.0.0"
-    assert {c["address"] for c in doc["channels"].values()} == {t.name for t in CATALOGUE}
-    names = {m["name"] for m in doc["components"]["messages"].values()}
+    assert {c["address"] for c in doc["channels"].values()} == set(all_topic_names(with_dlt=True))
+    names = {m["name"] for m in doc["components"]["messages"].values()} - {"dead_letter"}
     assert names == {n for t in CATALOGUE for n in t.type_names}
     assert names <= set(registered_types())
     json.dumps(doc)  # serialisable as is
@@ -56,3 +56,23 @@ def test_service_acls_cover_exactly_what_each_service_reads_and_writes() -> None
             if f"kagi-{service}" in acls:
                 assert (topic.name, "Read") in acls[f"kagi-{service}"]
                 assert (topic.dlt, "Write") in acls[f"kagi-{service}"]
+
+
+def test_asyncapi_names_consumer_groups_servers_and_formats() -> None:
+    doc = asyncapi()
+    receives = {op["bindings"]["kafka"]["groupId"]["const"]: op for op in doc["operations"].values()
+                if op["action"] == "receive" and "bindings" in op}
+    assert {"kagi-notify", "kagi-invite", "kagi-lifecycle", "kagi-permissions", "kagi-audit"} <= set(receives)
+    for topic in CATALOGUE:
+        channel = next(c for c in doc["channels"].values() if c["address"] == topic.name)
+        read_by = [op for op in doc["operations"].values()
+                   if op["action"] == "receive" and op["channel"]["$ref"].endswith(f"/{_name(topic.name)}")]
+        assert len(read_by) == len(topic.consumers), topic.name
+        assert channel["messages"]
+    assert {s["protocol"] for s in doc["servers"].values()} == {"kafka", "kafka-secure"}
+    schemas = doc["components"]["schemas"]
+    assert schemas["Envelope"]["properties"]["time"]["format"] == "date-time"
+    assert schemas["Envelope"]["properties"]["id"]["format"] == "uuid"
+    assert schemas["StepUpCodeIssued"]["properties"]["expiresAt"]["format"] == "date-time"
+    headers = schemas["CloudEventHeaders"]
+    assert {"ce_id", "ce_type", "ce_source", "ce_time", "ce_specversion", "content-type"} <= set(headers["required"])

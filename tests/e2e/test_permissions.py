@@ -12,9 +12,9 @@ import uuid
 import httpx
 
 from kagi_cli.mailbox import Mail
-from kagi_shared.events import decode, encode, new_envelope
+from kagi_shared.events import decode, new_envelope
 from kagi_shared.events import permissions as ev
-from kagi_shared.kafka import make_producer, read_topic
+from kagi_shared.kafka import make_producer, publish, read_topic
 from kagi_shared.settings import Settings
 from tests.e2e.conftest import create_user, wait_for_mail
 
@@ -100,7 +100,7 @@ async def test_new_request_goes_through_the_batch_to_complete(settings: Settings
                 command_id=command.command_id, request_id=request_id, system=command.system,
                 user_id=command.user_id, outcome="applied"), source=f"target/{command.system.lower()}",
                 subject=request_id)
-            await producer.send_and_wait("permissions.acks", encode(envelope), key=request_id.encode())
+            await publish(producer, "permissions.acks", envelope)
     finally:
         await producer.stop()
 

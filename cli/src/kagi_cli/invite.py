@@ -16,7 +16,6 @@ from typing import Any
 
 from kagi_shared.events import invite as ev
 from kagi_shared.events import new_envelope
-from kagi_shared.events.envelope import encode
 from kagi_shared.settings import Settings
 from kagi_shared.topics import CONTRACTS_UPSERTED
 
@@ -66,7 +65,7 @@ def _key(event: ev.ContractUpserted | ev.WaterContractUpserted) -> str:
 
 async def publish_contracts(settings: Settings,
                             contracts: Sequence[ev.ContractUpserted | ev.WaterContractUpserted]) -> int:
-    from kagi_shared.kafka import ensure_topics, make_producer
+    from kagi_shared.kafka import ensure_topics, make_producer, publish
 
     await ensure_topics(settings)
     producer = make_producer(settings, "kagi-cli")
@@ -74,7 +73,7 @@ async def publish_contracts(settings: Settings,
     try:
         for contract in contracts:
             envelope = new_envelope(contract, source="kagi/cli", subject=_key(contract))
-            await producer.send_and_wait(CONTRACTS_UPSERTED.name, encode(envelope), key=_key(contract).encode())
+            await publish(producer, CONTRACTS_UPSERTED.name, envelope)
     finally:
         await producer.stop()
     return len(contracts)

@@ -18,13 +18,15 @@ from litestar.di import Provide
 from litestar.middleware import ASGIMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, Contact, SecurityScheme
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from kagi_gateway.audit import AuditPublisher, anonymous_caller, caller_in, is_audited
 from kagi_gateway.controllers import CONTROLLERS
 from kagi_gateway.deps import role_guard
 from kagi_gateway.edge import GUESSABLE, Edge, client_address
+from kagi_gateway.openapi import document
+from kagi_gateway.pages import PageMiddleware, page_response, pages_router, template_config
 from kagi_gateway.services import SERVICES, ForwardedProblem, Services
 from kagi_gateway.tokens import read_claims
 from kagi_shared.problems import EXCEPTION_HANDLERS, Problem
@@ -51,7 +53,7 @@ class RequestIdMiddleware(ASGIMiddleware):
 
 
 class EdgeMiddleware(ASGIMiddleware):
-    """Client address, the abroad rule and rate limits for every API route, before guards and handlers."""
+    """Client address, the abroad rule and rate limits for every API route and page, before guards and handlers."""
 
     def __init__(self, edge: Callable[[], Edge | None]) -> None:
         self.edge = edge
@@ -66,9 +68,9 @@ class EdgeMiddleware(ASGIMiddleware):
             forwarded = headers.get(b"x-forwarded-for", b"").decode(errors="replace") or None
             address = client_address(peer, forwarded, edge.trusted)
             scope.setdefault("state", {})["client_ip"] = address
-            if path.startswith("/api/"):
+            handler = scope.get("route_handler")
+            if path.startswith("/api/") or (handler is not None and handler.opt.get("page")):
                 await edge.admit(address)
-                handler = scope.get("route_handler")
                 route_class = handler.opt.get("rate", "default") if handler is not None else "default"
                 counted = edge.limit(route_class, address, _account_hint(headers))
                 if route_class in GUESSABLE:
@@ -162,7 +164,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @get("/ready", summary="Every service and its infrastructure is reachable", tags=["ops"])
+    @get("/ready", summary="Every service and its infrastructure is reachable", tags=["ops"], opt={"problems": (503,)})
     async def ready() -> dict[str, Any]:
         checks = await asyncio.gather(*(state["services"].ready(name) for name in SERVICES))
         result = dict(zip(SERVICES, checks, strict=True))
@@ -174,11 +176,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     api = Router("/", route_handlers=CONTROLLERS, guards=[role_guard])
 
-    return Litestar(
-        route_handlers=[health, ready, api],
+    app = Litestar(
+        route_handlers=[health, ready, api, pages_router()],
+        template_config=template_config(),
+        before_send=[page_response],
         dependencies={"services": Provide(services, sync_to_thread=False)},
         exception_handlers={**EXCEPTION_HANDLERS, ForwardedProblem: _forwarded},
-        middleware=[RequestIdMiddleware(), RequestContextMiddleware("gateway"),
+        middleware=[RequestIdMiddleware(), RequestContextMiddleware("gateway"), PageMiddleware(),
                     EdgeMiddleware(lambda: state.get("edge")), AuditMiddleware(lambda: state.get("audit"))],
         lifespan=[lifespan],
         request_max_body_size=settings.http.max_body_bytes,
@@ -190,8 +194,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             components=Components(security_schemes={
                 "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}),
             security=[{"bearer": []}],
+            contact=Contact(name="Kagi", url="https://kagi.example.jp/", email="kagi@kagi.example.jp"),
+            description="The public API of Kagi. Every failure is `application/problem+json` (RFC 9457) with a "
+                        "stable `code`; times are UTC (RFC 3339).",
         ),
     )
+    document(app)
+    return app
 
 
 def main() -> None:

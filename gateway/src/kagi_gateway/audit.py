@@ -24,7 +24,7 @@ import msgspec
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter
 
-from kagi_shared.events import encode, new_envelope
+from kagi_shared.events import decode_envelope, encode, kafka_headers, new_envelope
 from kagi_shared.events.audit import AuditRecorded
 from kagi_shared.kafka import make_producer
 from kagi_shared.logging import get_logger
@@ -34,7 +34,7 @@ from kagi_shared.settings import Settings
 from kagi_shared.topics import AUDIT_EVENTS
 
 log = get_logger(__name__)
-AUDITED_ROLES = frozenset({"company_admin", "operator"})
+AUDITED_ROLES = frozenset({"company_admin", "operator", "support"})
 READS_AUDITED_UNDER = "/api/v1/operator/"
 PUBLISH_ATTEMPT_S = 10.0
 PUBLISH_FAILURES = Counter("kagi_audit_publish_failures_total",
@@ -197,7 +197,7 @@ class AuditPublisher:
             try:
                 producer = await self._ready_producer()
                 await asyncio.wait_for(producer.send_and_wait(AUDIT_EVENTS.name, value, key=key,
-                                                              headers=[("ce_id", event_id.encode())]),
+                                                              headers=kafka_headers(decode_envelope(value))),
                                        PUBLISH_ATTEMPT_S)
             except Exception as exc:
                 log.warning("audit.publish_retry", event_id=event_id, attempt=attempt, error=repr(exc))

@@ -29,7 +29,7 @@ from kagi_shared.service_api import INTERNAL_TOKEN_HEADER, Caller
 from kagi_shared.settings import Settings, get_settings
 
 PUBLIC = ("public",)
-ANY_USER = ("owner", "viewer", "company_admin", "operator", "target_system")
+ANY_USER = ("owner", "viewer", "company_admin", "operator", "target_system", "support", "system_user")
 MAX_SESSION_CACHE_TTL_S = 5.0
 
 SESSION_ENDED = ("auth.session_ended", "セッションが終了しました。再度ログインしてください。")
@@ -113,8 +113,15 @@ async def role_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: Ba
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Problem(401, "auth.required", "ログインが必要です。", headers={"WWW-Authenticate": "Bearer"})
+    await authorize(connection, handler, token.strip())
+
+
+async def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler, token: str) -> None:
+    """The access token's caller may use the route (roles, restricted scope, live session); the caller is put where
+    ``current_caller`` finds it. One rule for the JSON API (bearer header) and the pages (server-side session)."""
+    roles = tuple(handler.opt.get("roles") or ())
     settings = get_settings()
-    claims = read_claims(token.strip(), settings.security)
+    claims = read_claims(token, settings.security)
     caller = claims.caller
     # Whom a refusal below is recorded against (the audit of 401/403 answers): the token's signature held.
     connection.scope.setdefault("state", {})["token_caller"] = caller

@@ -12,6 +12,13 @@ class Dto(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=Tr
     pass
 
 
+class AcceptedOut(Dto):
+    """A request taken for later processing (mail follows); the same answer whether or not the address is known."""
+
+    message: str
+    accepted: bool = True
+
+
 class LoginIn(Dto):
     login_id: Annotated[str, msgspec.Meta(min_length=1, max_length=254)]
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
@@ -59,7 +66,7 @@ class StepUpStateOut(Dto):
     valid_until: datetime | None = None
 
 
-class DeliveryOut(Dto):
+class MailDeliveryOut(Dto):
     delivery_id: str
     template: str
     channel: str

@@ -24,7 +24,14 @@ from typing import Any, Literal, NamedTuple, Protocol
 import msgspec
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
-from kagi_shared.events.envelope import Envelope, Event, UnknownEventError, decode_data, decode_envelope
+from kagi_shared.events.envelope import (
+    Envelope,
+    Event,
+    UnknownEventError,
+    decode_data,
+    decode_envelope,
+    kafka_headers,
+)
 from kagi_shared.logging import get_logger
 from kagi_shared.metrics import EVENTS_CONSUMED
 from kagi_shared.mongo import Store, Tx
@@ -251,7 +258,12 @@ class InboxConsumer:
         event_id: str | None = None,
     ) -> Outcome:
         log.error("consumer.dead_letter", consumer=self.name, event_id=event_id, error=error, **origin)
+        try:  # what the record said it was, so a DLT reader can route and deduplicate as on the origin topic
+            carried = kafka_headers(decode_envelope(value))
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            carried = []
         headers = [
+            *carried,
             ("dlt_origin_topic", topic.encode()),
             ("dlt_origin_partition", str(origin["partition"]).encode()),
             ("dlt_origin_offset", str(origin["offset"]).encode()),

@@ -80,6 +80,8 @@ def problem_response(problem: Problem, request: Request[Any, Any, Any] | None = 
 
 _AT_PATH = re.compile(r"^(?P<reason>.*?)(?: - at `\$\.?(?P<path>[^`]*)`)?$")
 _UNKNOWN_FIELD = re.compile(r"unknown field `(?P<field>[^`]+)`")
+# Litestar's words for a parameter that is absent (it raises before any field-level validation runs).
+_MISSING_PARAMETER = re.compile(r"^Missing required (?P<kind>\w+) parameter '(?P<name>[^']+)'")
 
 
 def field_error(message: str, default_field: str = "body") -> FieldError:
@@ -100,6 +102,9 @@ def _validation_problem(exc: ValidationException) -> Problem:
             source_key = str(item.get("key") or "body")
             default = "body" if source_key == "data" else source_key
             errors.append(field_error(str(item.get("message", "invalid")), default))
+    missing = _MISSING_PARAMETER.match(str(exc.detail))
+    if not errors and missing:
+        errors.append(FieldError(missing.group("name"), f"必須の項目です (missing {missing.group('kind')} parameter)"))
     if not errors:
         errors.append(FieldError("body", str(exc.detail)))
     return Problem(400, "request.invalid", "入力内容に誤りがあります。", str(exc.detail), errors=errors)

@@ -66,7 +66,13 @@ class KafkaSettings(msgspec.Struct, frozen=True, kw_only=True):
     """On against real Kafka; the embedded broker lacks InitProducerId."""
     default_partitions: int = 4
     fetch_max_wait_ms: int = 25
-    """How long a fetch may wait for data. The embedded broker always waits this long, so keep it short there."""
+    """How long a fetch may wait for data while records flow. The embedded broker answers only at fixed points of
+    the wait, not when data arrives, so keep it short there."""
+    fetch_max_wait_idle_ms: int = 1000
+    """The wait once a consumer's partitions have been quiet for ``fetch_quiet_after_s`` (reached by doubling):
+    an idle consumer then asks the broker about once a second instead of forty times. Against real Kafka, which
+    answers as soon as data arrives, 500 for both waits is the usual choice."""
+    fetch_quiet_after_s: float = 2.0
     security_protocol: Literal["PLAINTEXT", "SSL"] = "PLAINTEXT"
     """SSL with the files below for Strimzi's TLS listener and KafkaUser certificates."""
     ssl_cafile: str | None = None
@@ -99,6 +105,12 @@ class SmtpSettings(msgspec.Struct, frozen=True, kw_only=True):
 class OutboxSettings(msgspec.Struct, frozen=True, kw_only=True):
     batch_size: int = 500
     poll_interval_s: float = 0.02
+    """The first poll after an empty pass; each further empty pass doubles it up to ``idle_poll_max_s``."""
+    idle_poll_max_s: float = 2.0
+    """The longest a relay without a change stream sleeps between polls. With the stream (MongoDB replica sets,
+    the embedded database) every commit wakes the relay and the poll is only a safety net at lease renewal."""
+    watch_await_s: float = 5.0
+    """How long one getMore of the outbox's change stream waits at the server for an insert."""
     lease_ttl_s: float = 10.0
 
 
@@ -216,6 +228,10 @@ class LifecycleSettings(msgspec.Struct, frozen=True, kw_only=True):
     reset_per_login_id: int = 5
     registration_link_ttl_s: int = 86400
     """Self-registration (water portal): how long the mailed email-verification link is valid; single use."""
+    enrolment_ttl_s: int = 14 * 86400
+    """認証情報登録 (B2B IDs): how long the mailed URL and one-time password are valid; single use."""
+    enrolment_max_otp_failures: int = 5
+    """Wrong one-time passwords after which the URL and the password are void (a re-issue is needed)."""
     registration_rate_window_s: int = 3600
     registration_per_ip: int = 20
     registration_per_email: int = 5

@@ -50,7 +50,7 @@ class KeysOut(Dto):
     items: list[KeyOut]
 
 
-class UserOut(Dto):
+class CoUserOut(Dto):
     account_id: str
     login_id: str
     email: str
@@ -64,7 +64,7 @@ class UserOut(Dto):
 
 
 class UsersOut(Dto):
-    items: list[UserOut]
+    items: list[CoUserOut]
 
 
 class RepresentativeIn(Dto):
@@ -155,14 +155,14 @@ class InvitationController(Controller):
                                     request_id=rid)
         representative = household["representativeAccountId"]
         owner_at = msgspec.convert(owner["issuedAt"], datetime)
-        items = [UserOut(account_id=owner["accountId"], login_id=owner["loginId"], email=owner["email"], owner=True,
+        items = [CoUserOut(account_id=owner["accountId"], login_id=owner["loginId"], email=owner["email"], owner=True,
                          representative=representative == owner["accountId"], account_type="email_id",
                          account_type_label=ACCOUNT_TYPE_LABELS["email_id"], external_ids=[],
                          registered_at=owner_at, registered_at_text=_registered(owner_at))]
         for co_user in household["coUsers"]:
             added = msgspec.convert(co_user["addedAt"], datetime)
             kind = co_user["accountType"]
-            items.append(UserOut(account_id=co_user["accountId"], login_id=co_user["loginId"], email=co_user["email"],
+            items.append(CoUserOut(account_id=co_user["accountId"], login_id=co_user["loginId"], email=co_user["email"],
                                  owner=False, representative=representative == co_user["accountId"],
                                  account_type=kind, account_type_label=ACCOUNT_TYPE_LABELS.get(kind, kind),
                                  external_ids=co_user["externalIds"], registered_at=added,
@@ -210,7 +210,7 @@ class InvitationController(Controller):
                                     request_id=request_id(request))
         return msgspec.convert(reply, LinkOut)
 
-    @post("/invitations/redeem", opt={"roles": PUBLIC}, status_code=201,
+    @post("/invitations/redeem", opt={"roles": PUBLIC, "problems": (401,)}, status_code=201,
           summary="Redeem a key with a new email-ID account or an existing login")
     async def redeem(self, data: JSONBody[RedeemIn], services: NamedDependency[Services],
                      request: Request[Any, Any, Any]) -> RedeemOut:

@@ -11,6 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
 
 from kagi_gateway.deps import ANY_USER, PUBLIC, SESSIONS, client_ip, current_caller, request_id
+from kagi_gateway.schemas import AcceptedOut
 from kagi_gateway.services import Services
 
 OPERATOR = ("operator",)
@@ -76,12 +77,7 @@ class UnlockFileIn(Dto):
     message: Note = ""
 
 
-class AcceptedOut(Dto):
-    message: str
-    accepted: bool = True
-
-
-class DecisionIn(Dto):
+class UnlockDecisionIn(Dto):
     note: Note | None = None
 
 
@@ -213,8 +209,8 @@ class LifecycleOperatorController(Controller):
 
     @post("/unlock-requests/{unlock_id:str}/approve", opt={"roles": OPERATOR}, status_code=200,
           summary="Unlock the account (refused on or after its purge date)")
-    async def approve(self, unlock_id: FromPath[str], data: JSONBody[DecisionIn], services: NamedDependency[Services],
-                      request: Request[Any, Any, Any]) -> UnlockRequestOut:
+    async def approve(self, unlock_id: FromPath[str], data: JSONBody[UnlockDecisionIn],
+                      services: NamedDependency[Services], request: Request[Any, Any, Any]) -> UnlockRequestOut:
         reply = await services.call("lifecycle", "POST", f"/internal/unlock-requests/{unlock_id}/approve",
                                     caller=current_caller(request), json={"note": data.note},
                                     request_id=request_id(request))
@@ -222,8 +218,8 @@ class LifecycleOperatorController(Controller):
 
     @post("/unlock-requests/{unlock_id:str}/reject", opt={"roles": OPERATOR}, status_code=200,
           summary="Reject an unlock request")
-    async def reject(self, unlock_id: FromPath[str], data: JSONBody[DecisionIn], services: NamedDependency[Services],
-                     request: Request[Any, Any, Any]) -> UnlockRequestOut:
+    async def reject(self, unlock_id: FromPath[str], data: JSONBody[UnlockDecisionIn],
+                     services: NamedDependency[Services], request: Request[Any, Any, Any]) -> UnlockRequestOut:
         reply = await services.call("lifecycle", "POST", f"/internal/unlock-requests/{unlock_id}/reject",
                                     caller=current_caller(request), json={"note": data.note},
                                     request_id=request_id(request))

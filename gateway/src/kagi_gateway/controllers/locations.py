@@ -167,8 +167,9 @@ class LocationController(Controller):
 
     @route([f"/viewing-locations/{{location_id:str}}/{section}" for section in SECTIONS],
            http_method=["POST", "PUT", "PATCH", "DELETE"], opt={"roles": ANY_USER}, status_code=403,
-           summary="Viewers cannot change anything")
+           summary="Viewers cannot change anything", include_in_schema=False)
     async def read_only(self, location_id: FromPath[str]) -> None:
+        # Not in the OpenAPI document: an operation that can only refuse would be a dead method in every client.
         raise Problem(403, "viewer.read_only", "閲覧者は参照のみ可能です。変更はできません。")
 
 

@@ -122,7 +122,7 @@ class AdminContactConfirmController(Controller):
     path = "/api/v1/admin-contacts"
     tags = ("notifications",)
 
-    @post("/confirm", opt={"roles": PUBLIC}, status_code=200,
+    @post("/confirm", opt={"roles": PUBLIC, "problems": (410,)}, status_code=200,
           summary="Confirm an admin address with the token from its confirmation mail (本登録)")
     async def confirm(self, data: JSONBody[AdminContactConfirmIn], services: NamedDependency[Services],
                       request: Request[Any, Any, Any]) -> AdminContactOut:

@@ -167,7 +167,7 @@ class DraftOut(Dto):
     created_at: datetime
 
 
-class UserOut(Dto):
+class ReviewUserOut(Dto):
     user_id: str
     name_kanji: str
     name_kana: str
@@ -186,15 +186,15 @@ class ReviewOut(Dto):
     started_at: datetime
     started_by: str
     status: str
-    users: list[UserOut]
+    users: list[ReviewUserOut]
 
 
-class DecisionIn(Dto):
+class ReviewDecisionIn(Dto):
     user_id: Email
     decision: Literal["keep", "revoke"]
 
 
-class DeliveryOut(Dto):
+class GrantDeliveryOut(Dto):
     request_id: str
     company_id: str
     user_id: str
@@ -286,10 +286,10 @@ class AccessReviewController(Controller):
     tags = ("access-review",)
 
     @get("/company/users", opt={"roles": ADMIN}, summary="Every user of the company with permissions and last login")
-    async def users(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> list[UserOut]:
+    async def users(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> list[ReviewUserOut]:
         reply = await services.call("permissions", "GET", "/internal/users", caller=current_caller(request),
                                     request_id=request_id(request))
-        return msgspec.convert(reply, list[UserOut])
+        return msgspec.convert(reply, list[ReviewUserOut])
 
     @post("/access-reviews", opt={"roles": ADMIN}, status_code=201, summary="Start a review campaign")
     async def start(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> ReviewOut:
@@ -312,8 +312,8 @@ class AccessReviewController(Controller):
 
     @post("/access-reviews/{review_id:str}/decisions", opt={"roles": ADMIN}, status_code=200,
           summary="Keep or revoke one user (a revoke files a revoke request)")
-    async def decide(self, review_id: FromPath[str], data: JSONBody[DecisionIn], services: NamedDependency[Services],
-                     request: Request[Any, Any, Any]) -> ReviewOut:
+    async def decide(self, review_id: FromPath[str], data: JSONBody[ReviewDecisionIn],
+                     services: NamedDependency[Services], request: Request[Any, Any, Any]) -> ReviewOut:
         reply = await services.call("permissions", "POST", f"/internal/reviews/{review_id}/decisions",
                                     caller=current_caller(request), json=_body(data), request_id=request_id(request))
         return msgspec.convert(reply, ReviewOut)
@@ -415,7 +415,7 @@ class PermissionOperatorController(Controller):
     @get("/grant-deliveries", opt={"roles": OPERATOR}, summary="Failed or overdue grant commands")
     async def deliveries(self, services: NamedDependency[Services], request: Request[Any, Any, Any],
                          which: Annotated[Literal["failed", "overdue"], QueryParameter(name="state")] = "failed",
-                         ) -> list[DeliveryOut]:
+                         ) -> list[GrantDeliveryOut]:
         reply = await services.call("permissions", "GET", "/internal/deliveries", caller=current_caller(request),
                                     params={"which": which}, request_id=request_id(request))
-        return msgspec.convert(reply, list[DeliveryOut])
+        return msgspec.convert(reply, list[GrantDeliveryOut])

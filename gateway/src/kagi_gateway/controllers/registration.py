@@ -11,6 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from kagi_gateway.deps import PUBLIC, client_ip, request_id
+from kagi_gateway.schemas import AcceptedOut
 from kagi_gateway.services import Services
 from kagi_shared.jst import jp_deadline
 from kagi_shared.settings import get_settings
@@ -34,11 +35,6 @@ class RegistrationCompleteIn(Dto):
     token: Token
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
     """Checked against the lifecycle password policy; the ID is the verified address."""
-
-
-class AcceptedOut(Dto):
-    message: str
-    accepted: bool = True
 
 
 class RegistrationLinkOut(Dto):

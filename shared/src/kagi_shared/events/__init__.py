@@ -10,6 +10,7 @@ from kagi_shared.events.envelope import (
     decode_envelope,
     encode,
     event_type,
+    kafka_headers,
     new_envelope,
     registered_types,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "encode",
     "event_type",
     "invite",
+    "kafka_headers",
     "lifecycle",
     "new_envelope",
     "notify",

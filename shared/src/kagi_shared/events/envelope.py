@@ -92,6 +92,32 @@ def encode(envelope: Envelope) -> bytes:
     return _encoder.encode(envelope)
 
 
+CLOUDEVENTS_JSON = "application/cloudevents+json; charset=UTF-8"
+
+
+def kafka_headers(envelope: Envelope) -> list[tuple[str, bytes]]:
+    """The Kafka headers of every record Kagi writes: the one place they are made (outbox relay, audit, DLT, tools).
+
+    The value is the CloudEvents structured-mode JSON, so ``content-type`` says so (a CloudEvents SDK then reads
+    the value, not the headers, as the event). The ``ce_*`` attributes repeat the envelope's under the Kafka
+    binding's names, so a consumer, router or proxy can route, filter and deduplicate without decoding the value;
+    ``traceparent`` joins the trace (W3C Trace Context).
+    """
+    headers = [
+        ("content-type", CLOUDEVENTS_JSON.encode()),
+        ("ce_specversion", envelope.specversion.encode()),
+        ("ce_id", envelope.id.encode()),
+        ("ce_source", envelope.source.encode()),
+        ("ce_type", envelope.type.encode()),
+        ("ce_time", envelope.time.isoformat().encode()),
+        ("ce_subject", envelope.subject.encode()),
+        ("ce_schemaversion", str(envelope.schemaversion).encode()),
+    ]
+    if envelope.traceparent:
+        headers.append(("traceparent", envelope.traceparent.encode()))
+    return headers
+
+
 def decode_envelope(raw: bytes) -> Envelope:
     """Decode the envelope only; raises ``msgspec.DecodeError``/``ValidationError`` on garbage."""
     return _envelope_decoder.decode(raw)
