@@ -941,8 +941,13 @@ if KUBECTL:
         namespaces = {doc["metadata"].get("namespace") for doc in docs}
         assert namespaces == {OVERLAYS[overlay]}, f"one namespace expected, got {namespaces}"
         for deployment in deployments:
-            image = _container(deployment)["image"]
-            assert image.split(":")[0] == "kagi", image
+            container = _container(deployment)
+            image = container["image"]
+            if overlay == "prod":  # by digest (issue 17, item 6), pulled every time
+                assert re.fullmatch(r"[a-z0-9.\-]+/kagi@sha256:[0-9a-f]{64}", image), image
+                assert container["imagePullPolicy"] == "Always"
+            else:
+                assert image == "kagi:0.1.0-dev" and container["imagePullPolicy"] == "IfNotPresent", image
 
     @pytest.mark.parametrize("overlay", sorted(OVERLAYS))
     def test_every_process_starts_with_the_generated_secrets(overlay: str, tmp_path: Path) -> None:
