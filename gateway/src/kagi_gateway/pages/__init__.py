@@ -15,6 +15,7 @@ from litestar.template.config import TemplateConfig
 
 from kagi_gateway.deps import PUBLIC
 from kagi_gateway.pages.account import AccountPages
+from kagi_gateway.pages.enrolment import EnrolmentPages
 from kagi_gateway.pages.forms import TEMPLATES, Refused, message_page, refusal_of, see_other
 from kagi_gateway.pages.invitations import InvitationPages
 from kagi_gateway.pages.notifications import NotificationPages
@@ -59,7 +60,7 @@ def _login(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
 
 def pages_router() -> Router:
     return Router("/", route_handlers=[AccountPages, InvitationPages, RegistrationPages, NotificationPages,
-                                       stylesheet],
+                                       EnrolmentPages, stylesheet],
                   guards=[page_guard], opt={"page": True},
                   include_in_schema=False,
                   exception_handlers={Refused: _refused, Problem: _refused, ForwardedProblem: _refused,
