@@ -214,7 +214,11 @@ def main() -> None:
     require_secrets(settings, "gateway")
     configure_logging("gateway", settings.log_level)
     if settings.ports.gateway_metrics:  # the public port never serves them
-        start_http_server(settings.ports.gateway_metrics, addr=settings.http.host)
+        try:
+            start_http_server(settings.ports.gateway_metrics, addr=settings.http.host)
+        except OSError as exc:  # a second local system on one machine: serve without metrics, as workers do
+            structlog.get_logger(__name__).warning("gateway.metrics_port_busy", port=settings.ports.gateway_metrics,
+                                                   error=str(exc))
     configure_tracing("gateway", settings)
     structlog.contextvars.bind_contextvars(service="gateway")
     serve(create_app(settings), settings.ports.gateway, settings)
