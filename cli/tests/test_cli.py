@@ -207,3 +207,16 @@ def test_broker_and_database_failures_become_one_line() -> None:
     assert lines[4] == "timed out (no answer); is everything up? ('kagi status')"
     assert lines[5] is None
     assert all("\n" not in line and "s3cret" not in line for line in lines if line)
+
+
+def test_accounts_unlock_with_the_database_down_is_one_line(tmp_path: Path) -> None:
+    held, port = _closed_port()
+    with held:
+        result = run("accounts", "unlock", "operator@kagi.example.jp",
+                     env={"KAGI_VAR_DIR": str(tmp_path), "MONGODB_URI": f"mongodb://127.0.0.1:{port}",
+                          "KAGI_MONGO_SERVER_SELECTION_TIMEOUT_MS": "300"})
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        f"kagi: cannot reach the database at 127.0.0.1:{port} (ServerSelectionTimeoutError); "
+        "is it up? ('kagi infra up')"]

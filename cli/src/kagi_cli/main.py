@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, NoBrokersAvailable
 from pymongo.errors import ConnectionFailure, PyMongoError
@@ -60,7 +61,11 @@ def cmd_infra(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # -- demo --------------------------------------------------------------------------------------
-async def seed_demo(settings: Settings) -> list[tuple[str, str, str, str]]:
+DemoRow = tuple[str, str, str, str, str | None]
+"""(label, login ID, password, state, TOTP secret of a privileged demo account)."""
+
+
+async def seed_demo(settings: Settings) -> list[DemoRow]:
     from kagi_lifecycle.bootstrap import bootstrap
     from kagi_shared.problems import Problem
 
@@ -69,7 +74,7 @@ async def seed_demo(settings: Settings) -> list[tuple[str, str, str, str]]:
 
     lifecycle = bootstrap(settings)
     await lifecycle.start()
-    rows = []
+    rows: list[DemoRow] = []
     try:
         for login_id, password, roles, label in DEMO_ACCOUNTS:
             try:
@@ -79,7 +84,7 @@ async def seed_demo(settings: Settings) -> list[tuple[str, str, str, str]]:
                 if exc.code != "account.exists":
                     raise
                 state = "exists"
-            rows.append((label, login_id, password, state))
+            rows.append((label, login_id, password, state, await demo_totp_secret(lifecycle, login_id)))
     finally:
         await lifecycle.close()
     from kagi_permissions.bootstrap import bootstrap as permissions_bootstrap
@@ -91,15 +96,70 @@ async def seed_demo(settings: Settings) -> list[tuple[str, str, str, str]]:
         _, state = await seed_company(permissions, DEMO_ADMIN, DEMO_SYSTEM_USER)
     finally:
         await permissions.close()
-    rows.append((f"company {DEMO_COMPANY}", DEMO_ADMIN, "(primary admin)", state))
+    rows.append((f"company {DEMO_COMPANY}", DEMO_ADMIN, "(primary admin)", state, None))
     contracts = await invite.seed_contracts(settings)
-    rows.append(("sample contracts (contracts.upserted)", invite.DEMO_OWNER, f"{contracts} contracts", "published"))
+    rows.append(("sample contracts (contracts.upserted)", invite.DEMO_OWNER, f"{contracts} contracts", "published",
+                 None))
     return rows
 
 
+async def demo_totp_secret(lifecycle: Any, login_id: str) -> str | None:
+    """Operators and company admins log in with TOTP (KAGI_SECURITY_TOTP_ROLES), the demo ones too: the seed
+    enrols them as a person would (a seed, confirmed with its first code) and shows the seed, so it can go into
+    an authenticator app; ``kagi demo totp LOGIN_ID`` prints the current code instead."""
+    import pyotp
+
+    account = await lifecycle.accounts.by_login_id(login_id)
+    if account is None or not lifecycle.service.needs_totp(account):
+        return None
+    if account.totp_secret is not None:
+        return str(lifecycle.service.totp_box.open(account.totp_secret, account.id))
+    enrolment = await lifecycle.totp.setup(account.id)
+    await lifecycle.totp.confirm(account.id, pyotp.TOTP(enrolment.secret).now())
+    return str(enrolment.secret)
+
+
+def print_demo(rows: list[DemoRow], prefix: str = "") -> None:
+    for label, login_id, password, state, secret in rows:
+        print(f"{prefix}{label:<38} {login_id:<28} {'password ' if prefix else ''}{password}  ({state})")
+        if secret:
+            print(f"{' ' * len(prefix)}  TOTP secret {secret} for {login_id}  (code: kagi demo totp {login_id})")
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    for label, login_id, password, state in asyncio.run(seed_demo(settings)):
-        print(f"{label:<38} {login_id:<28} {password:<20} ({state})")
+    print_demo(asyncio.run(seed_demo(settings)))
+    return 0
+
+
+async def _demo_code(settings: Settings, login_id: str) -> str:
+    import time
+
+    import pyotp
+
+    from kagi_lifecycle.bootstrap import bootstrap
+
+    if settings.env == "prod":
+        raise CliError("demo TOTP codes are not available in prod")
+    if login_id not in {row[0] for row in DEMO_ACCOUNTS}:
+        raise CliError(f"{login_id} is not a demo account")
+    lifecycle = bootstrap(settings)
+    try:
+        account = await lifecycle.accounts.by_login_id(login_id)
+        if account is None or account.totp_secret is None:
+            raise CliError(f"{login_id} has no TOTP enrolled (run 'kagi demo seed')")
+        totp = pyotp.TOTP(lifecycle.service.totp_box.open(account.totp_secret, account.id))
+        while True:  # a step later than the last used (a code works once), within the server's one-step drift
+            now = int(time.time()) // 30
+            step = max(account.totp_last_step + 1, now - 1)
+            if step <= now + 1:
+                return str(totp.at(step * 30))
+            await asyncio.sleep(1)
+    finally:
+        await lifecycle.close()
+
+
+def cmd_demo_totp(args: argparse.Namespace, settings: Settings) -> int:
+    print(asyncio.run(_demo_code(settings, args.login_id)))
     return 0
 
 
@@ -169,8 +229,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         # Servers without the services are of no use, and would hold their ports against the next `kagi up`.
         infra.down([spec for spec in infra_specs(settings) if spec.name not in already_up])
         raise
-    for label, login_id, password, state in asyncio.run(seed_demo(settings)):
-        print(f"  demo {label:<38} {login_id:<28} password {password}  ({state})")
+    print_demo(asyncio.run(seed_demo(settings)), prefix="  demo ")
     gw = f"http://127.0.0.1:{settings.ports.gateway}"
     print(f"\nKagi is running.\n  gateway  {gw}\n  OpenAPI  {gw}/schema\n  health   {gw}/ready\n"
           f"  mail     kagi mail list   (files under {settings.var_path / 'mail'})\n"
@@ -231,6 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo_sub.add_parser("seed", help="create the demo accounts and sample contracts (idempotent)",
                         description="Create the demo accounts (owner, company admin, operator) and publish sample "
                                     "contracts; running it again changes nothing").set_defaults(func=cmd_demo)
+    totp = demo_sub.add_parser("totp", help="the current TOTP code of a demo operator or company admin",
+                               description="Print a TOTP code the next login of a demo account accepts (not in prod)")
+    totp.add_argument("login_id", metavar="LOGIN_ID")
+    totp.set_defaults(func=cmd_demo_totp)
 
     mail = sub.add_parser("mail", help="mails captured by the SMTP sink", description="Mails in var/mail/")
     mail_sub = mail.add_subparsers(dest="action", required=True, metavar="ACTION")

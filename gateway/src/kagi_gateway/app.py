@@ -72,16 +72,22 @@ class EdgeMiddleware(ASGIMiddleware):
             if path.startswith("/api/") or (handler is not None and handler.opt.get("page")):
                 await edge.admit(address)
                 route_class = handler.opt.get("rate", "default") if handler is not None else "default"
+                if route_class == "login":
+                    edge.refuse_failing_address(address)
                 counted = edge.limit(route_class, address, _account_hint(headers))
                 if route_class in GUESSABLE:
-                    await self._give_back_unjudged(edge, route_class, counted, scope, receive, send, next_app)
+                    status, body = await self._give_back_unjudged(edge, route_class, counted, scope, receive, send,
+                                                                  next_app)
+                    if route_class == "login" and Edge.login_failed(status, body):
+                        edge.record_login_failure(address)
                     return
         await next_app(scope, receive, send)
 
     @staticmethod
     async def _give_back_unjudged(edge: Edge, route_class: str, counted: list[str], scope: Scope,
-                                  receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        """Pass the call on; a guess no service could judge (503 ``service.unavailable``) is not counted."""
+                                  receive: Receive, send: Send, next_app: ASGIApp) -> tuple[int, bytes]:
+        """Pass the call on; a guess no service could judge (503 ``service.unavailable``) is not counted.
+        Returns the answer's status and (for a 401 or 503) the start of its body."""
         status = 0
         body = bytearray()
 
@@ -89,13 +95,14 @@ class EdgeMiddleware(ASGIMiddleware):
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-            elif message["type"] == "http.response.body" and status == 503 and len(body) < 4096:
+            elif message["type"] == "http.response.body" and status in (401, 503) and len(body) < 4096:
                 body.extend(message.get("body", b""))
             await send(message)
 
         await next_app(scope, receive, watch)
         if Edge.unjudged(route_class, status, bytes(body)):
             edge.give_back(counted)
+        return status, bytes(body)
 
 
 def _account_hint(headers: dict[bytes, bytes]) -> str | None:

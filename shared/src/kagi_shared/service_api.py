@@ -40,6 +40,8 @@ class Caller(msgspec.Struct, frozen=True, kw_only=True):
     email: str = ""
     roles: tuple[str, ...] = ()
     ip: str | None = None
+    session_id: str | None = None
+    """The login session (refresh token family) the call belongs to: step-up windows are bound to it."""
 
     def has(self, role: str) -> bool:
         return role in self.roles
@@ -54,6 +56,8 @@ def caller_headers(caller: Caller) -> dict[str, str]:
     }
     if caller.ip:
         headers["x-kagi-client-ip"] = caller.ip
+    if caller.session_id:
+        headers["x-kagi-session-id"] = caller.session_id
     return headers
 
 
@@ -64,7 +68,8 @@ def caller_of(request: Request[Any, Any, Any]) -> Caller:
     roles = tuple(r for r in request.headers.get("x-kagi-roles", "").split(",") if r)
     return Caller(account_id=account_id, login_id=request.headers.get("x-kagi-login-id", ""),
                   email=request.headers.get("x-kagi-email", ""), roles=roles,
-                  ip=request.headers.get("x-kagi-client-ip"))
+                  ip=request.headers.get("x-kagi-client-ip"),
+                  session_id=request.headers.get("x-kagi-session-id") or None)
 
 
 def require_role(caller: Caller, *roles: str) -> None:

@@ -144,8 +144,13 @@ class NotifySettings(msgspec.Struct, frozen=True, kw_only=True):
 
 class SecuritySettings(msgspec.Struct, frozen=True, kw_only=True):
     jwt_secret: str = DEV_SECRETS["jwt_secret"]
+    jwt_previous_secrets: str = ""
+    """Comma-separated signing keys of before a rotation: tokens they signed (named by ``kid``) are still
+    accepted. Keep the old key here for ``access_token_ttl_s`` after putting the new one in ``jwt_secret``."""
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 8 * 3600
+    refresh_absolute_ttl_s: int = 24 * 3600
+    """A login's refresh token family ends this long after the login, however often it was rotated."""
     code_pepper: str = DEV_SECRETS["code_pepper"]
     """Key of the HMAC under which one-time codes and keys are stored."""
     internal_token: str = DEV_SECRETS["internal_token"]
@@ -159,6 +164,12 @@ class SecuritySettings(msgspec.Struct, frozen=True, kw_only=True):
     audit_key: str = DEV_SECRETS["audit_key"]
     """Key of the audit chain's HMAC and of its checkpoints; lives outside the database (audit only)."""
     login_lockout_threshold: int = 5
+    totp_roles: str = "operator,support,company_admin"
+    """Roles that log in with a TOTP second factor (RFC 6238) besides the password; empty: none. On by default
+    everywhere (the demo seed and the test helpers enrol like a person would), so no install forgets it."""
+    privileged_lock_s: int = 900
+    """A failed-login lock of an account with one of ``totp_roles`` ends by itself after this long (0: only an
+    operator or ``kagi accounts unlock`` ends it), so nobody can lock every operator out for good."""
     argon2_time_cost: int = 2
     argon2_memory_kib: int = 19456
     argon2_parallelism: int = 1
@@ -265,6 +276,10 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Comma-separated ISO codes allowed in; private and loopback addresses are always allowed."""
     rate_window_s: float = 60.0
     rate_login_per_ip: int = 30
+    login_failures_per_ip: int = 20
+    """Failed logins (any IDs) one address may have in ``login_failure_window_s``; then its logins wait. One ID
+    locks after 5 failures, so more than this from one address is someone trying many IDs."""
+    login_failure_window_s: float = 900.0
     rate_guess_per_ip: int = 20
     rate_guess_per_account: int = 10
     rate_default_per_ip: int = 1200
@@ -477,6 +492,9 @@ def _production(settings: Settings, given: set[str]) -> Settings:
         if problem:
             raise SettingsError(f"KAGI_SECURITY_{field.upper()} {problem} (KAGI_ENV=prod)")
         held[field] = value
+    for previous in (p.strip() for p in settings.security.jwt_previous_secrets.split(",") if p.strip()):
+        if problem := secret_problem(previous):  # a key still accepted must be as strong as the current one
+            raise SettingsError(f"KAGI_SECURITY_JWT_PREVIOUS_SECRETS: an entry {problem} (KAGI_ENV=prod)")
     shared = [field for field in held if field.startswith("internal_token")]
     for field, value in held.items():
         twins = [other for other, v in held.items() if other != field and v == value
