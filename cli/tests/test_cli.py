@@ -109,6 +109,14 @@ def test_demo_seed_with_the_database_down_is_one_line(tmp_path: Path) -> None:
         "is it up? ('kagi infra up')"]
 
 
+def test_demo_seed_refuses_in_production(tmp_path: Path) -> None:
+    """Issue 15, finding 11: the demo accounts' passwords are in the README; production never gets them."""
+    result = run("demo", "seed", env={"KAGI_VAR_DIR": str(tmp_path), "KAGI_ENV": "prod"})
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "kagi: demo seed creates accounts whose passwords are public; refused in production (KAGI_ENV=prod)"]
+
+
 def test_the_database_uri_password_never_reaches_the_error_line(tmp_path: Path) -> None:
     held, port = _closed_port()
     with held:

@@ -75,6 +75,9 @@ async def seed_demo(settings: Settings) -> list[DemoRow]:
     from kagi_lifecycle.bootstrap import bootstrap
     from kagi_shared.problems import Problem
 
+    if settings.env == "prod":  # the demo passwords are published in the README: an operator account anyone knows
+        raise CliError("demo seed creates accounts whose passwords are public; refused in production (KAGI_ENV=prod)")
+
     lifecycle = bootstrap(settings)
     await lifecycle.start()
     rows: list[DemoRow] = []

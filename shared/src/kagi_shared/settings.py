@@ -53,6 +53,8 @@ class Ports(msgspec.Struct, frozen=True, kw_only=True):
     permissions: int = 8103
     notify: int = 8104
     audit: int = 8105
+    gateway_metrics: int = 9100
+    """The gateway's /metrics, never on its public port; 0 turns it off."""
     worker_metrics_base: int = 9100
     """Workers serve /metrics on this + 1 (lifecycle), 2 (invite), 3 (permissions), 4 (notify); 0 turns it off."""
 
@@ -212,6 +214,10 @@ class InviteSettings(msgspec.Struct, frozen=True, kw_only=True):
     redeem_per_email: int = 10
     claim_per_account: int = 10
     """Contract-claim attempts per account in the rate window (each wrong proof counts)."""
+    claim_failures_per_contract: int = 5
+    """Failed proofs against one customer number in the rate window, from any account: the facts are guessable."""
+    claim_failures_per_ip: int = 20
+    """Failed proofs from one client address in the rate window, whatever the account or number."""
     claim_recommended_max: int = 20
     """Above this many linked customer numbers the answer carries a warning (the FAQ recommends ~20)."""
     sms_code_ttl_s: int = 600
@@ -491,6 +497,9 @@ def _production(settings: Settings, given: set[str]) -> Settings:
         if problem:
             raise SettingsError(f"KAGI_SECURITY_{field.upper()} {problem} (KAGI_ENV=prod)")
         held[field] = value
+    for previous in (p.strip() for p in settings.security.jwt_previous_secrets.split(",") if p.strip()):
+        if problem := secret_problem(previous):  # a key still accepted must be as strong as the current one
+            raise SettingsError(f"KAGI_SECURITY_JWT_PREVIOUS_SECRETS: an entry {problem} (KAGI_ENV=prod)")
     shared = [field for field in held if field.startswith("internal_token")]
     for field, value in held.items():
         twins = [other for other, v in held.items() if other != field and v == value

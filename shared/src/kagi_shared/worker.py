@@ -10,15 +10,16 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import faust
 from aiokafka import AIOKafkaProducer
 
 from kagi_shared.faust_app import make_faust_app
-from kagi_shared.inbox import InboxConsumer, Message
+from kagi_shared.inbox import InboxConsumer, Message, Outcome
 from kagi_shared.kafka import ensure_topics, make_producer
 from kagi_shared.logging import configure_logging, get_logger
+from kagi_shared.metrics import EVENTS_CONSUMED, OUTBOX_PUBLISHED, prime
 from kagi_shared.mongo import Store, database_name, make_client
 from kagi_shared.outbox import OutboxRelay
 from kagi_shared.settings import Settings, require_secrets
@@ -129,6 +130,7 @@ class WorkerRuntime:
         ``within`` seconds of waiting for a batch to fill; their offsets are committed once it is done.
         """
         channel = self.app.topic(topic, key_type=bytes, value_type=bytes)
+        prime(EVENTS_CONSUMED, *((consumer.name, topic, outcome) for outcome in get_args(Outcome)))
 
         async def agent(stream: faust.StreamT[bytes]) -> None:
             if batch > 1:
@@ -154,6 +156,7 @@ class WorkerRuntime:
             await self.store.ensure_outbox_indexes()
             stop = asyncio.Event()
             worker = OutboxRelay(self.store, await self.producer(), self.settings)
+            prime(OUTBOX_PUBLISHED, (self.store.db.name,))
             try:
                 await worker.run(stop)
             finally:
