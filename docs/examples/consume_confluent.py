@@ -18,7 +18,6 @@ KNOWN_SCHEMA_VERSIONS = {"kagi.permissions.request_completed": 1}  # the version
 SETTINGS: dict[str, Any] = {
     "enable.auto.commit": False,  # commit after handling: at least once, never "handled" before it was
     "auto.offset.reset": "earliest",  # a new group starts at the oldest record kept
-    "partition.assignment.strategy": "cooperative-sticky",
     # The embedded broker (make run, CI) holds a group join for the whole rebalance timeout, which librdkafka
     # takes from max.poll.interval.ms (default 300 s): keep it at 10 s or less there. Real Kafka does not need it.
     "max.poll.interval.ms": 10_000,
