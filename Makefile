@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 MEMBERS := pyproject.toml uv.lock shared/pyproject.toml gateway/pyproject.toml cli/pyproject.toml \
            deploy/local/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: install run up test unit bench bench-system lint stop status clean asyncapi drills fuzz
+.PHONY: install run up test unit bench bench-system bench-idle lint stop status clean asyncapi drills fuzz k8s-secrets
 
 $(UV):
 	$(PY) -m venv .tools
@@ -19,7 +19,14 @@ $(VENV)/.synced: $(UV) $(MEMBERS)
 	$(UV) sync --frozen --all-packages
 	@touch $@
 
-install: $(VENV)/.synced
+# The browser tier drives Debian's Chromium (Playwright's own browser download is never used); a Japanese font
+# makes its screenshots readable.
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	apt-get update && apt-get install -y chromium fonts-ipafont-gothic
+
+install: $(VENV)/.synced $(CHROMIUM)
 
 run: install  ## start infrastructure, services and gateway; Ctrl-C stops them all
 	$(VENV)/bin/kagi run
@@ -57,6 +64,12 @@ asyncapi: install  ## regenerate deploy/asyncapi.json and the Strimzi topic/user
 
 bench-system: install  ## the whole system under open-loop mixed load; appends to tests/bench/RESULTS.md
 	$(VENV)/bin/python -m tests.bench.system
+
+bench-idle: install  ## the whole system started and left alone for 60 s: CPU per process; writes its RESULTS.md section
+	$(VENV)/bin/python -m tests.bench.idle
+
+k8s-secrets:  ## random secrets for the overlays' secretGenerators (git-ignored; existing ones are kept)
+	$(PY) deploy/k8s/generate_secrets.py deploy/k8s/overlays/dev deploy/k8s/overlays/prod
 
 SPECTRAL := tools/spectral/node_modules/.bin/spectral
 

@@ -81,6 +81,8 @@ def test_env() -> Iterator[dict[str, str]]:
         "KAGI_EDGE_RATE_GUESS_PER_IP": "100000",
         "KAGI_EDGE_RATE_DEFAULT_PER_IP": "100000",
     })
+    # Mailed links point at this run's gateway, so a browser test follows exactly the URL in the mail.
+    env["KAGI_BRAND_PORTAL_URL"] = f"http://127.0.0.1:{env['KAGI_PORTS_GATEWAY']}"
     for var in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI", "SMTP_URL"):
         if var in os.environ:  # a developer's shell pointing elsewhere must not leak into the tests
             env[var] = ""

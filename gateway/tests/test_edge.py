@@ -135,3 +135,32 @@ def test_a_guess_no_service_judged_is_given_back() -> None:
 
 async def _no_allowlist() -> frozenset[str]:
     return frozenset()
+
+
+async def test_forwarded_for_from_an_untrusted_peer_is_not_believed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15, finding 3: the ingress CIDR is the only peer that may name the client. A client connecting from
+    outside it cannot claim to be domestic, nor spread its calls over invented addresses."""
+    monkeypatch.setenv("KAGI_EDGE_TRUSTED_PROXIES", "10.0.0.0/8")
+    monkeypatch.setenv("KAGI_EDGE_RATE_DEFAULT_PER_IP", "2")
+    for service in ("lifecycle", "invite", "permissions", "notify", "audit"):
+        monkeypatch.setenv(f"KAGI_{service.upper()}_URL", "http://127.0.0.1:9")
+    get_settings.cache_clear()
+    app = create_app()
+    body = {"loginId": "a@example.jp", "password": "x"}
+    try:
+        async with app.lifespan():
+            abroad = httpx.ASGITransport(app=app, client=("8.8.8.8", 4711))  # a foreign peer, not our ingress
+            async with httpx.AsyncClient(transport=abroad, base_url="http://gateway") as client:
+                refused = await client.post("/api/v1/auth/login", json=body, headers={"X-Forwarded-For": "133.11.0.1"})
+                assert refused.status_code == 403 and refused.json()["code"] == "edge.abroad_forbidden"
+            untrusted = httpx.ASGITransport(app=app, client=("133.11.0.9", 4711))  # domestic, but not a proxy
+            async with httpx.AsyncClient(transport=untrusted, base_url="http://gateway") as client:
+                codes = [(await client.get("/api/v1/me", headers={"X-Forwarded-For": f"133.11.0.{i}"})).status_code
+                         for i in range(1, 4)]
+                assert codes == [401, 401, 429], "one window for the peer, whatever it forwards"
+            ingress = httpx.ASGITransport(app=app, client=("10.1.2.3", 4711))  # the ingress pod: believed
+            async with httpx.AsyncClient(transport=ingress, base_url="http://gateway") as client:
+                forwarded = await client.post("/api/v1/auth/login", json=body, headers={"X-Forwarded-For": "8.8.8.8"})
+                assert forwarded.status_code == 403 and forwarded.json()["code"] == "edge.abroad_forbidden"
+    finally:
+        get_settings.cache_clear()

@@ -300,10 +300,19 @@ async def check_invariants(w: Workload, *, republished: set[str] | None = None) 
                 want_mail[(key.get("owner_email", "").lower(), "co_user_added")] += 1
                 want_mail[(emails.get(key["redeemed_by"], key.get("redeemed_login_id", "")).lower(),
                            "co_user_added")] += 1
-        for request in requests:
-            if request["kind"] == "new" and request.get("registration_mailed"):
-                want_mail[(request["user_id"].lower(), "user_registration_guide")] += 1
-                want_mail[(request["user_id"].lower(), "user_one_time_password")] += 1
+        # 認証情報登録: lifecycle mails one guide and one one-time password per enrolment it stored (an applied
+        # grant enrols the user once), and every user whose new request completed has one.
+        new_users = {r["user_key"]: r for r in requests if r["kind"] == "new"}
+        enrolments = await db["lifecycle"]["enrolments"].find({"login_id": {"$in": sorted(new_users)}}).to_list()
+        enrolled = {e["login_id"] for e in enrolments}
+        # (The company's admin held an account before the company was registered: nothing to enrol.)
+        filed_for = {u.lower() for u in w.user_ids}
+        problems += [f"{key}: new request complete but no enrolment" for key, r in new_users.items()
+                     if r["status"] == "complete" and key not in enrolled and r["user_id"].lower() in filed_for]
+        for enrolment in enrolments:
+            email = new_users[enrolment["login_id"]]["user_id"].lower()
+            want_mail[(email, "user_registration_guide")] += 1
+            want_mail[(email, "user_one_time_password")] += 1
         checked = {t for _, t in want_mail}
         got_mail = Counter({k: n for k, n in asked_for.items() if k[1] in checked})
         if got_mail != want_mail:

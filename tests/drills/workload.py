@@ -272,7 +272,7 @@ class Workload:
             if code == "account.exists":  # an earlier attempt made the account and no more: log in with it
                 body.update(account="existing", loginId=invitee)
             elif code == "invitation.redeem_in_progress":  # an interrupted attempt holds it until it runs out
-                await asyncio.sleep(2)
+                await asyncio.sleep(min(float(reply.headers.get("Retry-After", "2")), 5.0))
             else:
                 self._unexpected("redeem", reply)
 

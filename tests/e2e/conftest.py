@@ -59,3 +59,17 @@ def code_in(mail: Mail) -> str:
     match = re.search(r"認証コード: ([A-Z0-9]{12})", mail.body)
     assert match, mail.body
     return match.group(1)
+
+
+async def age_password(settings: Settings, login_id: str, days: int) -> None:
+    """Pretend the account's password was set ``days`` ago (lifecycle's own record of it)."""
+    from datetime import UTC, datetime, timedelta
+
+    from kagi_shared.mongo import database_name, make_client
+
+    client = make_client(settings)
+    try:
+        await client[database_name(settings, "lifecycle")]["accounts"].update_one(
+            {"login_id": login_id}, {"$set": {"password_changed_at": datetime.now(UTC) - timedelta(days=days)}})
+    finally:
+        await client.close()

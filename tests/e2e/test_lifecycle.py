@@ -22,7 +22,7 @@ from kagi_shared.kafka import make_producer, publish
 from kagi_shared.mongo import database_name, make_client
 from kagi_shared.settings import Settings
 from kagi_shared.topics import AUTH_LOGINS
-from tests.e2e.conftest import create_user, wait_for_mail
+from tests.e2e.conftest import age_password, create_user, wait_for_mail
 
 KAGI = str(Path(sys.executable).parent / "kagi")
 
@@ -157,12 +157,7 @@ async def test_password_reset_by_mailed_link_once(settings: Settings, gateway: h
 async def test_expired_password_gets_a_token_for_the_change_only(settings: Settings,
                                                                  gateway: httpx.AsyncClient) -> None:
     user = await create_user(settings, gateway, ["owner"])
-    client = make_client(settings)
-    try:  # the password was set 186 days ago
-        await client[database_name(settings, "lifecycle")]["accounts"].update_one(
-            {"login_id": user.login_id}, {"$set": {"password_changed_at": datetime.now(UTC) - timedelta(days=186)}})
-    finally:
-        await client.close()
+    await age_password(settings, user.login_id, days=186)
     expired = await gateway.post("/api/v1/auth/login", json={"loginId": user.login_id, "password": user.password})
     assert expired.status_code == 403
     body = expired.json()

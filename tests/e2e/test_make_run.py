@@ -63,14 +63,21 @@ def test_kagi_run_starts_everything_prints_working_demo_logins_and_ctrl_c_stops_
     try:
         output = _read_until(process, "Press Ctrl-C to stop.", timeout_s=420)
         demo = [m.groups() for line in output if (m := DEMO.match(line))]
-        assert len(demo) == 3, "".join(output)  # an owner, a company admin, an operator
+        assert len(demo) == 4, "".join(output)  # an owner, a company admin, an operator, an enrolled system user
         gateway = f"http://127.0.0.1:{settings.ports.gateway}"
         assert f"gateway  {gateway}" in "".join(output)
         with httpx.Client(base_url=gateway, timeout=30) as http:
             assert http.get("/ready").status_code == 200
+            tokens = {}
             for login_id, password, _ in demo:
                 login = http.post("/api/v1/auth/login", json={"loginId": login_id, "password": password})
                 assert login.status_code == 200, login.text
+                tokens[login_id] = {"Authorization": f"Bearer {login.json()['accessToken']}"}
+            # The demo admin is its company's primary admin; the demo system user holds TAXIS.
+            company = http.get("/api/v1/company", headers=tokens["admin@partner.example.jp"])
+            assert company.status_code == 200 and company.json()["name"] == "デモパートナーガス株式会社", company.text
+            held = http.get("/api/v1/me/permissions", headers=tokens["hanako.takuso@partner.example.jp"]).json()
+            assert {p["system"]: p["value"] for p in held["permissions"]}["TAXIS"] == "1011", held
         running = [s for s in Infra(settings).status() if s.state == "running"]
         assert {s.name for s in running} >= {"broker", "mongo", "smtp"}, running
 

@@ -313,19 +313,53 @@ def test_deployment_runs_its_module(name: str) -> None:
     assert deployment["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] == name
 
 
+SECRETS_DIR = "/etc/kagi/secrets"
+
+
+def expected_secret_files(name: str) -> dict[str, tuple[str, str, bool]]:
+    """File under /etc/kagi/secrets -> (Secret, key, optional): what each process needs and nothing else.
+
+    The token signing key only in the gateway, which holds no database credential; a service's API its own
+    internal credential; a worker no internal credential (it serves no internal API); each service its own
+    database user's connection string (written by the MongoDB operator, so optional without the infrastructure).
+    """
+    from kagi_shared.settings import PROCESS_NEEDS, require_secrets  # noqa: F401 - the same table
+
+    if name == "gateway":
+        return {var: ("kagi-gateway-secrets", var, False) for var in (
+            "KAGI_SECURITY_JWT_SECRET", *(f"KAGI_SECURITY_INTERNAL_TOKEN_{s.upper()}" for s in SERVICES))}
+    service, kind = name.rsplit("-", 1)
+    needs = [n for n in PROCESS_NEEDS[service] if not (kind == "worker" and n == "internal_token")]
+    files = {f"KAGI_SECURITY_{n.upper()}": (f"kagi-{service}-secrets", f"KAGI_SECURITY_{n.upper()}", False)
+             for n in needs}
+    return files | {"MONGODB_URI": (f"kagi-mongodb-{service}-uri", "connectionString.standard", True)}
+
+
+def secret_files(deployment: dict[str, Any]) -> dict[str, tuple[str, str, bool]]:
+    """What the container finds under /etc/kagi/secrets: the projected volume mounted there."""
+    container = _container(deployment)
+    (mount,) = [m for m in container.get("volumeMounts", []) if m["mountPath"] == SECRETS_DIR]
+    assert mount.get("readOnly") is True
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    files = {}
+    for source in volumes[mount["name"]]["projected"]["sources"]:
+        secret = source["secret"]
+        for item in secret["items"]:
+            files[item["path"]] = (secret["name"], item["key"], bool(secret.get("optional")))
+    return files
+
+
 @pytest.mark.parametrize("name", sorted(PROCESSES))
-def test_deployment_loads_config_and_secrets(name: str) -> None:
+def test_deployment_loads_config_and_secret_files(name: str) -> None:
     container = _container(DEPLOYMENTS[name])
     env_from = container.get("envFrom", [])
-    config_maps = {src["configMapRef"]["name"] for src in env_from if "configMapRef" in src}
-    secrets = {src["secretRef"]["name"] for src in env_from if "secretRef" in src}
-    assert "kagi-config" in config_maps
-    assert "kagi-secrets" in secrets
-    # The operator-written MongoDB connection string wins when it exists; optional, so the
-    # ConfigMap's MONGODB_URI stands without the infrastructure.
+    assert [src["configMapRef"]["name"] for src in env_from] == ["kagi-config"]
+    # No secret in an environment variable (readable in /proc/<pid>/environ, inherited by children, dumped by
+    # crash reporters): the settings loader reads them as files.
     env = {e["name"]: e for e in container.get("env", [])}
-    ref = env["MONGODB_URI"]["valueFrom"]["secretKeyRef"]
-    assert ref == {"name": "kagi-mongodb-uri", "key": "connectionString.standard", "optional": True}
+    assert not any("valueFrom" in e for e in env.values())
+    assert env["KAGI_SECRETS_DIR"]["value"] == SECRETS_DIR
+    assert secret_files(DEPLOYMENTS[name]) == expected_secret_files(name)
 
 
 @pytest.mark.parametrize("name", sorted(PROCESSES))
@@ -462,9 +496,10 @@ def test_config_and_secret_exist() -> None:
     fields = {f"KAGI_SMTP_{name.upper()}" for name in SmtpSettings.__struct_fields__ if name.endswith("sender")}
     assert senders == fields, "every sender a template may name is set for production"
 
-    secret = _by_kind("Secret")["kagi-secrets"]
-    data = secret.get("stringData", {}) | secret.get("data", {})
-    assert {"KAGI_SECURITY_JWT_SECRET", "KAGI_SECURITY_INTERNAL_TOKEN"} <= set(data)
+    assert not _by_kind("Secret"), "no Secret in the base: the overlays generate them (make k8s-secrets)"
+    # Behind the ingress every peer is the ingress pod: only its network may name the client (issue 15, 3).
+    proxies = [ipaddress.ip_network(p.strip()) for p in config["KAGI_EDGE_TRUSTED_PROXIES"].split(",")]
+    assert proxies and all(net.is_private for net in proxies)
 
 
 # --------------------------------------------------------------------------- Kafka mutual TLS
@@ -652,10 +687,23 @@ def test_dashboard_queries_only_metrics_the_code_defines() -> None:
 KUBECTL = shutil.which("kubectl")
 
 
-@cache
-def _render(overlay: str) -> list[dict[str, Any]]:
+def render_copy(overlay: str, destination: Path,
+                secrets: dict[str, dict[str, str]] | None = None) -> list[dict[str, Any]]:
+    """Render a copy of deploy/k8s whose overlay has secrets from ``generate_secrets`` (what `make k8s-secrets`
+    runs), or the given ones; never the developer's own git-ignored files."""
+    import importlib.util
+
+    tree = destination / "k8s"
+    shutil.copytree(K8S, tree, ignore=shutil.ignore_patterns("secrets", "__pycache__"), dirs_exist_ok=True)
+    spec = importlib.util.spec_from_file_location("generate_secrets", K8S / "generate_secrets.py")
+    assert spec and spec.loader
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    generator.write(tree / "overlays" / overlay)
+    for name, values in (secrets or {}).items():
+        (tree / "overlays" / overlay / "secrets" / name).write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     result = subprocess.run(  # noqa: S603 - fixed argv, no shell
-        [KUBECTL or "kubectl", "kustomize", str(K8S / "overlays" / overlay)],
+        [KUBECTL or "kubectl", "kustomize", str(tree / "overlays" / overlay)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -663,6 +711,39 @@ def _render(overlay: str) -> list[dict[str, Any]]:
     )
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@cache
+def _render(overlay: str) -> list[dict[str, Any]]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return render_copy(overlay, Path(tmp))
+
+
+def container_environment(docs: list[dict[str, Any]], name: str, secrets_dir: Path) -> dict[str, str]:
+    """What the process of Deployment ``name`` sees: its ConfigMap and env, and its Secret files in ``secrets_dir``
+    (as the kubelet projects them; an optional Secret that does not exist yet projects nothing)."""
+    import base64
+
+    deployment = _by_kind("Deployment", docs)[name]
+    container = _container(deployment)
+    config_maps, secrets = _by_kind("ConfigMap", docs), _by_kind("Secret", docs)
+    env: dict[str, str] = {}
+    for src in container.get("envFrom", []):
+        env |= config_maps[src["configMapRef"]["name"]]["data"]
+    env |= {e["name"]: e["value"] for e in container.get("env", [])}
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == env["KAGI_SECRETS_DIR"])
+    volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"])
+    secrets_dir.mkdir(parents=True)
+    for source in volume["projected"]["sources"]:
+        secret = secrets.get(source["secret"]["name"])
+        if secret is None:
+            assert source["secret"].get("optional") is True
+            continue
+        for item in source["secret"]["items"]:
+            (secrets_dir / item["path"]).write_bytes(base64.b64decode(secret["data"][item["key"]]))
+    return env | {"KAGI_SECRETS_DIR": str(secrets_dir)}
 
 
 def _check_references(docs: list[dict[str, Any]], namespace: str) -> None:
@@ -700,10 +781,12 @@ def _check_references(docs: list[dict[str, Any]], namespace: str) -> None:
             if "secret" in volume:  # Strimzi creates the cluster CA and one Secret per KafkaUser
                 secret_name = volume["secret"]["secretName"]
                 assert secret_name in set(secrets) | kafka_users | {KAFKA_CA_SECRET}, f"{name}: Secret {secret_name}"
-        for env in container.get("env", []):
-            ref = env.get("valueFrom", {}).get("secretKeyRef")
-            if ref and ref["name"] not in secrets:
+        for source in (s for v in pod_spec.get("volumes", []) for s in v.get("projected", {}).get("sources", [])):
+            ref = source["secret"]
+            if ref["name"] not in secrets:
                 assert ref.get("optional") is True, f"{name}: {ref['name']} is neither present nor optional"
+            else:
+                assert {i["key"] for i in ref["items"]} <= set(secrets[ref["name"]]["data"]), f"{name}: {ref}"
 
     for name, svc in _by_kind("Service", docs).items():
         backing = [d for d in deployments.values() if _selects({"matchLabels": svc["spec"]["selector"]},
@@ -790,13 +873,30 @@ def _check_infrastructure(docs: list[dict[str, Any]], nodes: int) -> None:
     assert mongo["spec"]["type"] == "ReplicaSet" and mongo["spec"]["members"] == nodes
     assert f"{MONGODB}-svc" in app_config["MONGODB_URI"] and f"replicaSet={MONGODB}" in app_config["MONGODB_URI"]
     secrets = _by_kind("Secret", docs)
-    uri_secrets = set()
-    for user in mongo["spec"]["users"]:
+    users = {user["name"]: user for user in mongo["spec"]["users"]}
+    assert set(users) == {f"kagi-{svc}" for svc in SERVICES}, "one database user per service, none for the gateway"
+    custom = {role["role"]: role for role in mongo["spec"]["security"].get("roles", [])}
+    for svc in SERVICES:
+        user = users[f"kagi-{svc}"]
         assert user["passwordSecretRef"]["name"] in secrets
-        uri_secrets.add(user["connectionStringSecretName"])
-    for dep in _by_kind("Deployment", docs).values():
-        env = {e["name"]: e for e in _container(dep).get("env", [])}
-        assert env["MONGODB_URI"]["valueFrom"]["secretKeyRef"]["name"] in uri_secrets
+        assert user["connectionStringSecretName"] == f"kagi-mongodb-{svc}-uri"
+        databases = set()
+        for role in user["roles"]:
+            if role["name"] in custom:
+                databases |= {p["resource"]["db"] for p in custom[role["name"]]["privileges"]}
+                if svc == "audit":  # the ledger: add and read only (issue 15, finding 8)
+                    ledger = [p for p in custom[role["name"]]["privileges"] if p["resource"]["collection"] == ""]
+                    assert ledger and not {"update", "remove"} & {a for p in ledger for a in p["actions"]}
+            else:
+                assert role["name"] in {"readWrite", "read"}, f"kagi-{svc}: {role['name']} is too wide"
+                databases.add(role["db"])
+        assert databases == {f"kagi_{svc}"}, f"kagi-{svc} reaches {databases}"
+    for name, dep in _by_kind("Deployment", docs).items():
+        files = secret_files(dep)
+        if name == "gateway":
+            assert "MONGODB_URI" not in files
+        else:
+            assert files["MONGODB_URI"][0] == users[f"kagi-{name.rsplit('-', 1)[0]}"]["connectionStringSecretName"]
 
 
 def _check_infrastructure_paths(docs: list[dict[str, Any]], namespace: str) -> None:
@@ -832,6 +932,48 @@ if KUBECTL:
         for deployment in deployments:
             image = _container(deployment)["image"]
             assert image.split(":")[0] == "kagi", image
+
+    @pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+    def test_every_process_starts_with_the_generated_secrets(overlay: str, tmp_path: Path) -> None:
+        """Issue 15, finding 2: each container's environment (ConfigMap, env, Secret files) passes the production
+        settings check of its own process, with every secret it needs."""
+        from kagi_shared.settings import load_settings, require_secrets
+
+        docs = _render(overlay)
+        seen: dict[str, str] = {}
+        for name in PROCESSES:
+            env = container_environment(docs, name, tmp_path / name)
+            settings = load_settings(env)
+            assert settings.env == "prod"
+            require_secrets(settings, name)
+            for field in ("jwt_secret", "code_pepper", "internal_token", "audit_key"):
+                value = getattr(settings.security, field)
+                if value and field != "internal_token":
+                    assert seen.setdefault(f"{field}:{name.split('-')[0]}", value) == value
+            if name == "gateway":
+                assert settings.edge.trusted_networks(), "the ingress CIDR"
+                for svc in SERVICES:
+                    api = load_settings(container_environment(docs, f"{svc}-api", tmp_path / f"{svc}-check"))
+                    assert settings.internal_token_for(svc) == api.security.internal_token, svc
+            else:
+                assert not settings.security.jwt_secret, f"{name} holds the token signing key"
+        values = list(seen.values())
+        assert len(values) == len(set(values)), "one secret per purpose and service"
+
+    @pytest.mark.parametrize("placeholder", ["change-me", "dev-internal-token", "x" * 48])
+    def test_a_placeholder_secret_stops_the_process_that_holds_it(placeholder: str, tmp_path: Path) -> None:
+        from kagi_shared.settings import SettingsError, load_settings
+
+        docs = render_copy("prod", tmp_path / "tree", {
+            "gateway.env": {"KAGI_SECURITY_JWT_SECRET": placeholder,
+                            **{f"KAGI_SECURITY_INTERNAL_TOKEN_{s.upper()}": f"{s}-{placeholder}" for s in SERVICES}},
+            "audit.env": {"KAGI_SECURITY_INTERNAL_TOKEN": "audit-" + placeholder,
+                          "KAGI_SECURITY_AUDIT_KEY": placeholder},
+        })
+        for name in ("gateway", "audit-api", "audit-worker"):
+            with pytest.raises(SettingsError, match="KAGI_SECURITY_"):
+                load_settings(container_environment(docs, name, tmp_path / name))
+        load_settings(container_environment(docs, "lifecycle-api", tmp_path / "lifecycle-api"))  # untouched
 
     @pytest.mark.parametrize("overlay", sorted(OVERLAYS))
     def test_overlay_references_are_consistent(overlay: str) -> None:

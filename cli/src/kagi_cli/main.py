@@ -19,16 +19,19 @@ from types import ModuleType
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, NoBrokersAvailable
 from pymongo.errors import ConnectionFailure, PyMongoError
 
-from kagi_cli import audit, catalogue, invite, lifecycle, notify, permissions
+from kagi_cli import accounts, audit, catalogue, invite, lifecycle, notify, permissions
 from kagi_cli.mailbox import mailbox, read_mail
 from kagi_local.infra import Infra, infra_specs, service_specs
 from kagi_local.processes import ProcessError, ProcessSpec
 from kagi_shared.settings import Settings, SettingsError, get_settings
 
+DEMO_ADMIN = "admin@partner.example.jp"
+DEMO_SYSTEM_USER = "hanako.takuso@partner.example.jp"
 DEMO_ACCOUNTS = (
     ("owner@kagi.example.jp", "Portal#2026-demo", ["owner"], "account owner (MyPage)"),
-    ("admin@partner.example.jp", "Partner#2026-demo", ["company_admin"], "company admin (システム窓口責任者)"),
+    (DEMO_ADMIN, "Partner#2026-demo", ["company_admin"], "company admin (システム窓口責任者)"),
     ("operator@kagi.example.jp", "Center#2026-demo", ["operator"], "operator (託送受付センター)"),
+    (DEMO_SYSTEM_USER, "Taxis#2026-demo", ["system_user"], "system user (TAXIS 1011, enrolled)"),
 )
 
 
@@ -38,7 +41,7 @@ class CliError(Exception):
 
 # Service-specific command groups: each module has `register(subparsers)` adding one group whose
 # handlers take (args, settings) and return an exit code. A new group is one import and one entry here.
-COMMAND_MODULES: list[ModuleType] = [catalogue, notify, audit, lifecycle, permissions, invite]
+COMMAND_MODULES: list[ModuleType] = [catalogue, notify, audit, lifecycle, accounts, permissions, invite]
 
 
 # -- infra -------------------------------------------------------------------------------------
@@ -76,6 +79,16 @@ async def seed_demo(settings: Settings) -> list[tuple[str, str, str, str]]:
             rows.append((label, login_id, password, state))
     finally:
         await lifecycle.close()
+    from kagi_permissions.bootstrap import bootstrap as permissions_bootstrap
+    from kagi_permissions.devtools.demo import DEMO_COMPANY, seed_company
+
+    permissions = permissions_bootstrap(settings)
+    try:
+        await permissions.start()
+        _, state = await seed_company(permissions, DEMO_ADMIN, DEMO_SYSTEM_USER)
+    finally:
+        await permissions.close()
+    rows.append((f"company {DEMO_COMPANY}", DEMO_ADMIN, "(primary admin)", state))
     contracts = await invite.seed_contracts(settings)
     rows.append(("sample contracts (contracts.upserted)", invite.DEMO_OWNER, f"{contracts} contracts", "published"))
     return rows

@@ -26,12 +26,13 @@ from kagi_gateway.controllers import CONTROLLERS
 from kagi_gateway.deps import role_guard
 from kagi_gateway.edge import GUESSABLE, Edge, client_address
 from kagi_gateway.openapi import document
+from kagi_gateway.pages import PageMiddleware, page_response, pages_router, template_config
 from kagi_gateway.services import SERVICES, ForwardedProblem, Services
 from kagi_gateway.tokens import read_claims
 from kagi_shared.metrics import metrics_handler
 from kagi_shared.problems import EXCEPTION_HANDLERS, Problem
 from kagi_shared.service_api import RequestContextMiddleware
-from kagi_shared.settings import Settings, get_settings
+from kagi_shared.settings import Settings, get_settings, require_secrets
 
 
 class RequestIdMiddleware(ASGIMiddleware):
@@ -53,7 +54,7 @@ class RequestIdMiddleware(ASGIMiddleware):
 
 
 class EdgeMiddleware(ASGIMiddleware):
-    """Client address, the abroad rule and rate limits for every API route, before guards and handlers."""
+    """Client address, the abroad rule and rate limits for every API route and page, before guards and handlers."""
 
     def __init__(self, edge: Callable[[], Edge | None]) -> None:
         self.edge = edge
@@ -68,9 +69,9 @@ class EdgeMiddleware(ASGIMiddleware):
             forwarded = headers.get(b"x-forwarded-for", b"").decode(errors="replace") or None
             address = client_address(peer, forwarded, edge.trusted)
             scope.setdefault("state", {})["client_ip"] = address
-            if path.startswith("/api/"):
+            handler = scope.get("route_handler")
+            if path.startswith("/api/") or (handler is not None and handler.opt.get("page")):
                 await edge.admit(address)
-                handler = scope.get("route_handler")
                 route_class = handler.opt.get("rate", "default") if handler is not None else "default"
                 counted = edge.limit(route_class, address, _account_hint(headers))
                 if route_class in GUESSABLE:
@@ -178,10 +179,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
     api = Router("/", route_handlers=CONTROLLERS, guards=[role_guard])
 
     app = Litestar(
-        route_handlers=[health, ready, metrics_handler, api],
+        route_handlers=[health, ready, metrics_handler, api, pages_router()],
+        template_config=template_config(),
+        before_send=[page_response],
         dependencies={"services": Provide(services, sync_to_thread=False)},
         exception_handlers={**EXCEPTION_HANDLERS, ForwardedProblem: _forwarded},
-        middleware=[RequestIdMiddleware(), RequestContextMiddleware("gateway"),
+        middleware=[RequestIdMiddleware(), RequestContextMiddleware("gateway"), PageMiddleware(),
                     EdgeMiddleware(lambda: state.get("edge")), AuditMiddleware(lambda: state.get("audit"))],
         lifespan=[lifespan],
         request_max_body_size=settings.http.max_body_bytes,
@@ -208,6 +211,7 @@ def main() -> None:
     from kagi_shared.tracing import configure_tracing
 
     settings = get_settings()
+    require_secrets(settings, "gateway")
     configure_logging("gateway", settings.log_level)
     configure_tracing("gateway", settings)
     structlog.contextvars.bind_contextvars(service="gateway")

@@ -34,7 +34,7 @@ from kagi_shared.settings import Settings
 from kagi_shared.topics import AUDIT_EVENTS
 
 log = get_logger(__name__)
-AUDITED_ROLES = frozenset({"company_admin", "operator"})
+AUDITED_ROLES = frozenset({"company_admin", "operator", "support"})
 READS_AUDITED_UNDER = "/api/v1/operator/"
 PUBLISH_ATTEMPT_S = 10.0
 PUBLISH_FAILURES = Counter("kagi_audit_publish_failures_total",

@@ -5,7 +5,9 @@ the roles allowed. A route without the declaration is refused, so none is open b
 
 A token also carries the account's session version (``sv``). The guard compares it with
 lifecycle's current one (cached a few seconds per account) so a lock, a purge or a password
-change ends existing sessions: a stale token gets ``auth.session_ended``. A token restricted to
+change ends existing sessions: a stale token gets ``auth.session_ended``. The roles the guard
+judges come from that same answer of lifecycle, never from the token alone: a token signed with a
+leaked key, or issued before a role was taken away, cannot widen what its account may do. A token restricted to
 the password change (login with an expired password) opens only routes declaring
 ``opt={"password_change": True}``.
 """
@@ -27,7 +29,7 @@ from kagi_shared.service_api import INTERNAL_TOKEN_HEADER, Caller
 from kagi_shared.settings import Settings, get_settings
 
 PUBLIC = ("public",)
-ANY_USER = ("owner", "viewer", "company_admin", "operator", "target_system")
+ANY_USER = ("owner", "viewer", "company_admin", "operator", "target_system", "support", "system_user")
 MAX_SESSION_CACHE_TTL_S = 5.0
 
 SESSION_ENDED = ("auth.session_ended", "セッションが終了しました。再度ログインしてください。")
@@ -47,7 +49,7 @@ class SessionVersions:
     """Lifecycle's current session version and status per account, cached for at most 5 seconds."""
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[float, tuple[int, str] | None]] = {}
+        self._cache: dict[str, tuple[float, tuple[int, str, tuple[str, ...]] | None]] = {}
         self._clients: dict[int, httpx.AsyncClient] = {}
 
     def _client(self, settings: Settings) -> httpx.AsyncClient:
@@ -58,7 +60,7 @@ class SessionVersions:
                 base_url=settings.service_url("lifecycle"),
                 timeout=httpx.Timeout(settings.http.service_timeout_s, connect=1.0),
                 limits=httpx.Limits(keepalive_expiry=settings.http.client_keep_alive_s),
-                headers={INTERNAL_TOKEN_HEADER: settings.security.internal_token})
+                headers={INTERNAL_TOKEN_HEADER: settings.internal_token_for("lifecycle")})
             self._clients = {loop: client}  # one loop per gateway process; a new loop (tests) replaces it
         return client
 
@@ -73,8 +75,8 @@ class SessionVersions:
     def forget(self, account_id: str) -> None:
         self._cache.pop(account_id, None)
 
-    async def current(self, account_id: str, settings: Settings) -> tuple[int, str] | None:
-        """(session version, status), or None when lifecycle does not know the account."""
+    async def current(self, account_id: str, settings: Settings) -> tuple[int, str, tuple[str, ...]] | None:
+        """(session version, status, roles), or None when lifecycle does not know the account."""
         now = time.monotonic()
         cached = self._cache.get(account_id)
         if cached is not None and cached[0] > now:
@@ -88,7 +90,7 @@ class SessionVersions:
             value = None
         elif reply.status_code == 200:
             body = reply.json()
-            value = (int(body["sessionVersion"]), str(body["status"]))
+            value = (int(body["sessionVersion"]), str(body["status"]), tuple(str(r) for r in body["roles"]))
         else:
             raise service_unavailable("lifecycle")
         if len(self._cache) > 50_000:
@@ -111,18 +113,33 @@ async def role_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: Ba
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Problem(401, "auth.required", "ログインが必要です。", headers={"WWW-Authenticate": "Bearer"})
+    await authorize(connection, handler, token.strip())
+
+
+async def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler, token: str) -> None:
+    """The access token's caller may use the route (roles, restricted scope, live session); the caller is put where
+    ``current_caller`` finds it. One rule for the JSON API (bearer header) and the pages (server-side session)."""
+    roles = tuple(handler.opt.get("roles") or ())
     settings = get_settings()
-    claims = read_claims(token.strip(), settings.security)
+    claims = read_claims(token, settings.security)
     caller = claims.caller
-    if not any(caller.has(r) for r in roles):
+    if not any(caller.has(r) for r in roles):  # cheap refusal before asking lifecycle
         raise Problem(403, "auth.forbidden", "この操作を行う権限がありません。")
     if claims.password_change_only and not handler.opt.get("password_change"):
         raise Problem(403, *PASSWORD_CHANGE_REQUIRED)
     current = await SESSIONS.current(caller.account_id, settings)
+    if current is not None and claims.session_version > current[0]:
+        # A token newer than the cached version was issued after the bump (a login right after a password reset):
+        # the cache is stale, not the token.
+        SESSIONS.forget(caller.account_id)
+        current = await SESSIONS.current(caller.account_id, settings)
     if current is None or current[1] != "active" or claims.session_version != current[0]:
         raise Problem(401, *SESSION_ENDED, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    held = tuple(r for r in caller.roles if r in current[2])
+    if not any(r in held for r in roles):
+        raise Problem(403, "auth.forbidden", "この操作を行う権限がありません。")
     connection.scope.setdefault("state", {})["caller"] = Caller(
-        account_id=caller.account_id, login_id=caller.login_id, email=caller.email, roles=caller.roles,
+        account_id=caller.account_id, login_id=caller.login_id, email=caller.email, roles=held,
         ip=client_ip(connection))
 
 

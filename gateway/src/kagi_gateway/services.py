@@ -39,13 +39,13 @@ class ServiceReply:
 class Services:
     def __init__(self, settings: Settings) -> None:
         timeout = httpx.Timeout(settings.http.service_timeout_s, connect=1.0)
-        headers = {INTERNAL_TOKEN_HEADER: settings.security.internal_token}
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=20,
                               keepalive_expiry=settings.http.client_keep_alive_s)
         # One more connect on a connect failure or timeout: the request was never sent, so even a POST is safe
         # to send again; a CPU-starved gateway can overrun the 1 s connect limit without the service being down.
         self.clients = {
-            name: httpx.AsyncClient(base_url=settings.service_url(name), timeout=timeout, headers=headers,
+            name: httpx.AsyncClient(base_url=settings.service_url(name), timeout=timeout,
+                                    headers={INTERNAL_TOKEN_HEADER: settings.internal_token_for(name)},
                                     transport=httpx.AsyncHTTPTransport(retries=1, limits=limits))
             for name in SERVICES
         }

@@ -31,3 +31,8 @@ def hash_code(code: str, pepper: str) -> str:
 
 def verify_code(code: str, stored_hash: str, pepper: str) -> bool:
     return hmac.compare_digest(hash_code(code, pepper), stored_hash)
+
+
+def hash_token(token: str, pepper: str) -> str:
+    """A URL token's keyed hash: the token is compared exactly (case matters in URL-safe base64)."""
+    return hmac.new(pepper.encode(), token.encode(), hashlib.sha256).hexdigest()

@@ -32,4 +32,5 @@ def make_faust_app(service: str, settings: Settings) -> faust.App:
     if tls:
         app.conf.broker_credentials = faust.SSLCredentials(tls["ssl_context"])
     app.conf.kagi_fetch_max_wait_ms = settings.kafka.fetch_max_wait_ms  # read by kagi_shared.faust_transport
+    app.conf.kagi_settings = settings
     return app

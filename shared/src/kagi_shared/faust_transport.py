@@ -3,7 +3,8 @@
 faust hard-codes ``fetch_max_wait_ms=1500`` for worker consumers. Real Kafka answers a
 fetch as soon as data arrives, but the embedded broker holds every fetch for the full
 wait, which put 1.5 s between publish and handler (measured: 222 ms p50 at 500 ms,
-8 ms at 20 ms). Registered through faust's own ``faust.transports`` entry point.
+8 ms at 20 ms). Once its partitions are quiet a consumer's wait grows (``kagi_shared.kafka.FetchWait``), so an
+idle worker does not keep the broker busy. Registered through faust's own ``faust.transports`` entry point.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 import aiokafka
 from faust.transport.drivers import aiokafka as driver
 
+from kagi_shared.kafka import adapt_fetch_wait
+
 
 class ConsumerThread(driver.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
@@ -20,6 +23,10 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
         # aiokafka reads this when it builds its fetcher in start(); there is no public setter.
         consumer._fetch_max_wait_ms = int(getattr(self.app.conf, "kagi_fetch_max_wait_ms", 1500))
         return consumer
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        adapt_fetch_wait(self._consumer, self.app.conf.kagi_settings)
 
 
 class Consumer(driver.Consumer):

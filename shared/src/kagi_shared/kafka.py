@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -27,6 +29,56 @@ def security(settings: Settings) -> dict[str, Any]:
 def make_consumer(settings: Settings, *topics: str, **options: Any) -> AIOKafkaConsumer:
     options.setdefault("fetch_max_wait_ms", settings.kafka.fetch_max_wait_ms)
     return AIOKafkaConsumer(*topics, bootstrap_servers=settings.kafka_bootstrap, **security(settings), **options)
+
+
+class FetchWait:
+    """How long a consumer's next fetch may wait at the broker: short while messages flow, long once quiet.
+
+    The embedded broker answers a waiting fetch only at fixed points within its wait (it re-reads the log after
+    half the remaining wait, then sleeps half again before answering), never the moment a message arrives. A
+    short wait therefore keeps latency low but means a fetch every few milliseconds from every consumer, which
+    is what an idle system spent its CPU on. So the wait stays short while fetches bring records and, once the
+    partitions have been quiet for ``quiet_after_s``, doubles with every empty fetch up to ``idle_ms``: a quiet
+    consumer asks about once a second, and the first record after a quiet spell costs at most about ¾ of
+    ``idle_ms``. Real Kafka answers as soon as a record arrives; there both waits can simply be the same.
+    """
+
+    def __init__(self, busy_ms: int, idle_ms: int, quiet_after_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.busy_ms = busy_ms
+        self.idle_ms = max(idle_ms, busy_ms)
+        self.quiet_after_s = quiet_after_s
+        self._clock = clock
+        self._last_records = clock()
+        self.current_ms = busy_ms
+
+    def after_fetch(self, got_records: bool) -> int:
+        """Record a fetch's outcome; returns the wait for the next fetch in milliseconds."""
+        now = self._clock()
+        if got_records:
+            self._last_records = now
+            self.current_ms = self.busy_ms
+        elif now - self._last_records >= self.quiet_after_s:
+            self.current_ms = min(self.idle_ms, max(self.current_ms * 2, 1))
+        return self.current_ms
+
+
+def adapt_fetch_wait(consumer: AIOKafkaConsumer, settings: Settings) -> FetchWait:
+    """Let a *started* consumer's fetch wait follow ``FetchWait``; returns the policy (for tests and metrics)."""
+    kafka = settings.kafka
+    policy = FetchWait(kafka.fetch_max_wait_ms, kafka.fetch_max_wait_idle_ms, kafka.fetch_quiet_after_s)
+    # aiokafka has no public hook: its fetcher builds every request from ``_fetch_max_wait_ms`` and runs each
+    # through ``_proc_fetch_request`` (True when it buffered records), looked up on the instance every time.
+    fetcher = consumer._fetcher
+    fetch = fetcher._proc_fetch_request
+
+    async def fetch_and_adapt(*args: Any) -> bool:
+        got_records = bool(await fetch(*args))
+        fetcher._fetch_max_wait_ms = policy.after_fetch(got_records)
+        return got_records
+
+    fetcher._proc_fetch_request = fetch_and_adapt
+    return policy
 
 
 def make_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:

@@ -85,9 +85,15 @@ class Tx:
         self.session = session
         self.db = db
         self.outbox: list[Doc] = []
+        self.committed: list[Callable[[], None]] = []
 
     def publish(self, topic: str, envelope: Envelope) -> None:
         self.outbox.append(outbox_row(topic, envelope))
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` once the transaction has committed (never for an attempt that was rolled back): a wake-up
+        sent earlier would let the woken task look before the rows it should find are visible."""
+        self.committed.append(fn)
 
 
 class Store:
@@ -100,15 +106,21 @@ class Store:
     async def transaction(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
         """Run ``fn`` and commit its writes with its outbox rows; retried on transient errors."""
 
+        attempts: list[Tx] = []
+
         async def callback(session: AsyncClientSession) -> T:
             tx = Tx(session, self.db)
+            attempts.append(tx)
             result = await fn(tx)
             if tx.outbox:
                 await self.db[OUTBOX].insert_many(tx.outbox, session=session)
             return result
 
         async with self.client.start_session() as session:
-            return await session.with_transaction(callback)
+            result = await session.with_transaction(callback)
+        for hook in attempts[-1].committed:  # the attempt that committed is the last one
+            hook()
+        return result
 
     async def ensure_outbox_indexes(self) -> None:
         await self.db[OUTBOX].create_index([("seq", 1)])

@@ -68,6 +68,9 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._backlog_at = 0.0
         self.published = 0
+        self._backoff = 0.0
+        self.stream_live = False
+        """True while the change stream on the outbox is open: every insert then wakes the loop."""
 
     # -- lease ---------------------------------------------------------------------------------
     async def hold_lease(self) -> bool:
@@ -209,17 +212,26 @@ class OutboxRelay:
 
     # -- loop ----------------------------------------------------------------------------------
     async def _watch_inserts(self) -> None:
-        """Wake the loop on every outbox insert (change stream); polling remains the fallback."""
+        """Wake the loop on every outbox insert (change stream); polling remains the fallback.
+
+        Each getMore waits at the server for up to ``watch_await_s``: an idle relay asks once per that, not in a
+        loop. The loop is woken once more when the stream opens, for rows committed before it did.
+        """
+        await_ms = int(self.settings.outbox.watch_await_s * 1000)
         while True:
             try:
-                async with await self.outbox.watch([{"$match": {"operationType": "insert"}}]) as stream:
+                async with await self.outbox.watch([{"$match": {"operationType": "insert"}}],
+                                                   max_await_time_ms=await_ms) as stream:
+                    self.stream_live = True
+                    self._wake.set()
                     async for _ in stream:
                         self._wake.set()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the poll keeps the relay correct without the stream
                 log.warning("outbox.watch_failed", error=str(exc))
-                await asyncio.sleep(5)
+            self.stream_live = False
+            await asyncio.sleep(5)
 
     async def _measure_backlog(self) -> None:
         """Published rows are deleted, so the outbox's size is the backlog; sampled every few seconds."""
@@ -228,8 +240,21 @@ class OutboxRelay:
             self._backlog_at = now
             OUTBOX_BACKLOG.labels(self.store.db.name).set(await self.outbox.estimated_document_count())
 
+    def idle_wait(self) -> float:
+        """How long to sleep after a pass that found nothing, unless an insert wakes the loop first.
+
+        With the change stream open every commit wakes the relay at once, so the poll is only a safety net and
+        comes when the lease is due for renewal anyway. Without it the poll is what finds new rows: it starts at
+        ``poll_interval_s`` and doubles while nothing comes, up to ``idle_poll_max_s``.
+        """
+        outbox = self.settings.outbox
+        renew_in = max(self._lease_until - outbox.lease_ttl_s / 2 - time.monotonic(), outbox.poll_interval_s)
+        if self.stream_live:
+            return renew_in
+        self._backoff = min(max(self._backoff * 2, outbox.poll_interval_s), outbox.idle_poll_max_s)
+        return min(self._backoff, renew_in)
+
     async def run(self, stop: asyncio.Event) -> None:
-        idle = max(self.settings.outbox.poll_interval_s, 0.001)
         watcher = asyncio.create_task(self._watch_inserts())
         try:
             while not stop.is_set():
@@ -240,7 +265,9 @@ class OutboxRelay:
                     self._wake.clear()
                     await self._measure_backlog()
                     if await self.run_once() == 0:
-                        await _wait_any(stop, self._wake, idle * 25)
+                        await _wait_any(stop, self._wake, self.idle_wait())
+                    else:
+                        self._backoff = 0.0
                 except (TimeoutError, PyMongoError, OSError) as exc:
                     log.warning("outbox.relay_error", error=str(exc))
                     await _wait(stop, 1.0)

@@ -26,7 +26,7 @@ from kagi_shared.breaker import DATABASE
 from kagi_shared.logging import configure_logging, get_logger
 from kagi_shared.metrics import metrics_handler, observe_http
 from kagi_shared.problems import EXCEPTION_HANDLERS, Problem, service_unavailable
-from kagi_shared.settings import Settings, get_settings
+from kagi_shared.settings import Settings, get_settings, require_secrets
 from kagi_shared.tracing import SpanKind, configure_tracing, mark_error, span
 
 log = get_logger(__name__)
@@ -75,7 +75,8 @@ def require_role(caller: Caller, *roles: str) -> None:
 def internal_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     expected = get_settings().security.internal_token
     given = connection.headers.get(INTERNAL_TOKEN_HEADER, "")
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    # An API holding no credential (production, secret not mounted) must not take an empty header for one.
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
         raise Problem(401, "internal.unauthenticated", "内部 API の認証に失敗しました。")
 
 
@@ -99,10 +100,11 @@ class RequestContextMiddleware(ASGIMiddleware):
             await send(message)
 
         traceparent = headers.get(b"traceparent", b"").decode() or None
+        path = _loggable_path(scope)
         try:
-            with span(f"{scope.get('method')} {scope.get('path_template') or scope.get('path')}", SpanKind.SERVER,
+            with span(f"{scope.get('method')} {scope.get('path_template') or path}", SpanKind.SERVER,
                       {"traceparent": traceparent} if traceparent else None,
-                      {"http.request.method": str(scope.get("method")), "url.path": str(scope.get("path"))}) as current:
+                      {"http.request.method": str(scope.get("method")), "url.path": path}) as current:
                 await next_app(scope, receive, send_wrapper)
                 mark_error(current, status)
         finally:
@@ -110,9 +112,18 @@ class RequestContextMiddleware(ASGIMiddleware):
             route = scope.get("path_template") or "unmatched"
             if route != "/metrics":
                 observe_http(self.process, str(scope.get("method")), route, status, elapsed)
-            log.info("http.request", method=scope.get("method"), path=scope.get("path"), status=status,
+            log.info("http.request", method=scope.get("method"), path=path, status=status,
                      ms=round(elapsed * 1000, 1))
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+def _loggable_path(scope: Scope) -> str:
+    """The request path for logs and traces; a route whose path holds a secret (a mailed link's token, declared
+    with ``opt={"secret_path": True}``) is written as its template instead."""
+    handler = scope.get("route_handler")
+    if handler is not None and handler.opt.get("secret_path"):
+        return str(scope.get("path_template") or "redacted")
+    return str(scope.get("path"))
 
 
 ReadyCheck = Callable[[], Awaitable[None]]
@@ -184,6 +195,7 @@ def serve(app: Litestar, port: int, settings: Settings) -> None:
 
 def run_service_api(name: str, factory: Callable[[], Litestar]) -> None:
     settings = get_settings()
+    require_secrets(settings, f"{name}-api")
     configure_logging(f"{name}-api", settings.log_level)
     configure_tracing(f"{name}-api", settings)
     serve(factory(), getattr(settings.ports, name), settings)

@@ -8,7 +8,10 @@ the reason, never later at first use.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
+import ipaddress
 import os
 from collections.abc import Mapping
 from datetime import date
@@ -22,12 +25,20 @@ class SettingsError(ValueError):
     """A setting from the environment is missing or malformed."""
 
 
-# Defaults good for a laptop and CI only: `KAGI_ENV=prod` refuses to start with any of them.
+# Defaults good for a laptop and CI only: under `KAGI_ENV=prod` a secret left at its default is not held at all
+# (empty), and a process refuses to start without the secrets it needs (``require_secrets``).
+SERVICE_NAMES = ("lifecycle", "invite", "permissions", "notify", "audit")
 DEV_SECRETS = {
     "jwt_secret": "dev-only-change-me-dev-only-change-me",
     "code_pepper": "dev-only-code-pepper",
     "internal_token": "dev-internal-token",
+    "audit_key": "dev-only-audit-chain-key",
+    **{f"internal_token_{name}": "" for name in SERVICE_NAMES},
 }
+SECRET_MIN_BYTES = 32
+# Values shipped in examples, docs and earlier manifests; refused in production whatever their length.
+PLACEHOLDER_MARKERS = ("change-me", "changeme", "change_me", "replace-me", "replaceme", "placeholder", "example",
+                       "secret", "password", "dev-only", "todo", "xxxx")
 
 
 class Ports(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,7 +64,13 @@ class KafkaSettings(msgspec.Struct, frozen=True, kw_only=True):
     """On against real Kafka; the embedded broker lacks InitProducerId."""
     default_partitions: int = 4
     fetch_max_wait_ms: int = 25
-    """How long a fetch may wait for data. The embedded broker always waits this long, so keep it short there."""
+    """How long a fetch may wait for data while records flow. The embedded broker answers only at fixed points of
+    the wait, not when data arrives, so keep it short there."""
+    fetch_max_wait_idle_ms: int = 1000
+    """The wait once a consumer's partitions have been quiet for ``fetch_quiet_after_s`` (reached by doubling):
+    an idle consumer then asks the broker about once a second instead of forty times. Against real Kafka, which
+    answers as soon as data arrives, 500 for both waits is the usual choice."""
+    fetch_quiet_after_s: float = 2.0
     security_protocol: Literal["PLAINTEXT", "SSL"] = "PLAINTEXT"
     """SSL with the files below for Strimzi's TLS listener and KafkaUser certificates."""
     ssl_cafile: str | None = None
@@ -86,6 +103,12 @@ class SmtpSettings(msgspec.Struct, frozen=True, kw_only=True):
 class OutboxSettings(msgspec.Struct, frozen=True, kw_only=True):
     batch_size: int = 500
     poll_interval_s: float = 0.02
+    """The first poll after an empty pass; each further empty pass doubles it up to ``idle_poll_max_s``."""
+    idle_poll_max_s: float = 2.0
+    """The longest a relay without a change stream sleeps between polls. With the stream (MongoDB replica sets,
+    the embedded database) every commit wakes the relay and the poll is only a safety net at lease renewal."""
+    watch_await_s: float = 5.0
+    """How long one getMore of the outbox's change stream waits at the server for an insert."""
     lease_ttl_s: float = 10.0
 
 
@@ -124,7 +147,15 @@ class SecuritySettings(msgspec.Struct, frozen=True, kw_only=True):
     code_pepper: str = DEV_SECRETS["code_pepper"]
     """Key of the HMAC under which one-time codes and keys are stored."""
     internal_token: str = DEV_SECRETS["internal_token"]
-    """Shared secret on calls from the gateway to the services' internal APIs."""
+    """The credential this service's internal API accepts from the gateway (one per service in production)."""
+    internal_token_lifecycle: str = ""
+    internal_token_invite: str = ""
+    internal_token_permissions: str = ""
+    internal_token_notify: str = ""
+    internal_token_audit: str = ""
+    """The gateway's credential for each service's internal API; empty: ``internal_token`` (dev, test)."""
+    audit_key: str = DEV_SECRETS["audit_key"]
+    """Key of the audit chain's HMAC and of its checkpoints; lives outside the database (audit only)."""
     login_lockout_threshold: int = 5
     argon2_time_cost: int = 2
     argon2_memory_kib: int = 19456
@@ -191,6 +222,10 @@ class LifecycleSettings(msgspec.Struct, frozen=True, kw_only=True):
     reset_per_login_id: int = 5
     registration_link_ttl_s: int = 86400
     """Self-registration (water portal): how long the mailed email-verification link is valid; single use."""
+    enrolment_ttl_s: int = 14 * 86400
+    """認証情報登録 (B2B IDs): how long the mailed URL and one-time password are valid; single use."""
+    enrolment_max_otp_failures: int = 5
+    """Wrong one-time passwords after which the URL and the password are void (a re-issue is needed)."""
     registration_rate_window_s: int = 3600
     registration_per_ip: int = 20
     registration_per_email: int = 5
@@ -229,6 +264,16 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     rate_default_per_ip: int = 1200
     rate_default_per_account: int = 600
     ip_allowlist_cache_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        try:
+            self.trusted_networks()
+        except ValueError as exc:
+            raise ValueError(f"KAGI_EDGE_TRUSTED_PROXIES: {exc}") from None
+
+    def trusted_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(part.strip(), strict=False) for part in self.trusted_proxies.split(",")
+                if part.strip()]
 
 
 class TracingSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -310,6 +355,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def smtp_url(self) -> str:
         return self.smtp.url or f"smtp://127.0.0.1:{self.ports.smtp}"
 
+    def internal_token_for(self, service: str) -> str:
+        """What the gateway sends to ``service``: its own credential, or the shared one in dev and test."""
+        return str(getattr(self.security, f"internal_token_{service}", "")) or self.security.internal_token
+
     def service_url(self, service: str) -> str:
         explicit = os.environ.get(f"KAGI_{service.upper()}_URL")
         return explicit or f"http://{self.http.host}:{getattr(self.ports, service)}"
@@ -337,12 +386,31 @@ def _env_path(struct: type[msgspec.Struct], prefix: str) -> dict[str, tuple[str,
     return out
 
 
+def _secret_files(directory: str | None, variables: Mapping[str, object]) -> dict[str, str]:
+    """Settings from files named like their variable (a Kubernetes Secret mounted as a volume).
+
+    A secret in a file never shows in the process environment (``/proc/<pid>/environ``, crash dumps, child
+    processes); the environment still wins, so a developer can override one value.
+    """
+    if not directory:
+        return {}
+    root = Path(directory)
+    if not root.is_dir():
+        raise SettingsError(f"KAGI_SECRETS_DIR={directory!r}: not a directory")
+    found = {}
+    for path in sorted(root.iterdir()):
+        if path.name in variables and path.is_file():
+            found[path.name] = path.read_text(encoding="utf-8").strip()
+    return found
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build settings from ``environ`` (default: the process environment)."""
     environ = os.environ if environ is None else environ
+    variables = {**_env_path(Settings, "KAGI"), **_ALIASES}
+    environ = {**_secret_files(environ.get("KAGI_SECRETS_DIR"), variables), **environ}
     tree: dict[str, Any] = {}
     sources: dict[tuple[str, ...], str] = {}
-    variables = {**_env_path(Settings, "KAGI"), **_ALIASES}
     for var, path in variables.items():
         raw = environ.get(var)
         if raw is None or raw == "":
@@ -362,10 +430,84 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 raise SettingsError(f"{var}={environ[var]!r}: {message.split(' - at ')[0]}") from None
         raise SettingsError(message) from None
     if settings.env == "prod":
-        for field, dev_value in DEV_SECRETS.items():
-            if getattr(settings.security, field) == dev_value:
-                raise SettingsError(f"KAGI_SECURITY_{field.upper()} must be set in production (KAGI_ENV=prod)")
+        settings = _production(settings, {path[-1] for path in sources if path[0] == "security"})
     return settings
+
+
+def _decoded(value: str) -> bytes | None:
+    """The bytes behind a hex or base64 (standard or URL-safe, padded or not) secret; None if it is neither."""
+    text = value.strip()
+    if len(text) % 2 == 0 and all(c in "0123456789abcdefABCDEF" for c in text):
+        return bytes.fromhex(text)
+    try:
+        return base64.b64decode(text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def secret_problem(value: str) -> str | None:
+    """Why ``value`` is not a production secret (a placeholder, too short, not random), or None."""
+    lowered = value.lower()
+    if value in DEV_SECRETS.values() or any(marker in lowered for marker in PLACEHOLDER_MARKERS):
+        return "is a placeholder"
+    raw = _decoded(value)
+    if raw is None or len(raw) < SECRET_MIN_BYTES:
+        return f"must be at least {SECRET_MIN_BYTES} random bytes, hex or base64 encoded (`make k8s-secrets`)"
+    if len(set(raw)) < SECRET_MIN_BYTES // 2:
+        return "is not random (too few distinct bytes)"
+    return None
+
+
+def _production(settings: Settings, given: set[str]) -> Settings:
+    """Secrets held by this process are strong and one per purpose; the ones left at a default are not held."""
+    held: dict[str, str] = {}
+    cleared: dict[str, str] = {}
+    for field in DEV_SECRETS:
+        value = getattr(settings.security, field)
+        if field not in given:
+            cleared[field] = ""
+            continue
+        problem = secret_problem(value)
+        if problem:
+            raise SettingsError(f"KAGI_SECURITY_{field.upper()} {problem} (KAGI_ENV=prod)")
+        held[field] = value
+    shared = [field for field in held if field.startswith("internal_token")]
+    for field, value in held.items():
+        twins = [other for other, v in held.items() if other != field and v == value
+                 and not (field in shared and other in shared)]
+        if twins:
+            raise SettingsError(f"KAGI_SECURITY_{field.upper()} is also KAGI_SECURITY_{twins[0].upper()}: "
+                                "one secret per purpose (KAGI_ENV=prod)")
+    tokens = [held[f"internal_token_{name}"] for name in SERVICE_NAMES if f"internal_token_{name}" in held]
+    if len(tokens) != len(set(tokens)):
+        raise SettingsError("KAGI_SECURITY_INTERNAL_TOKEN_<SERVICE>: one credential per service (KAGI_ENV=prod)")
+    return msgspec.structs.replace(settings, security=msgspec.structs.replace(settings.security, **cleared))
+
+
+# What each process needs to start in production; anything else it is not given.
+PROCESS_NEEDS: dict[str, tuple[str, ...]] = {
+    "gateway": ("jwt_secret", *(f"internal_token_{name}" for name in SERVICE_NAMES), "edge.trusted_proxies"),
+    "lifecycle": ("internal_token", "code_pepper"),
+    "invite": ("internal_token", "code_pepper"),
+    "permissions": ("internal_token",),
+    "notify": ("internal_token", "code_pepper"),
+    "audit": ("internal_token", "audit_key"),
+}
+
+
+def require_secrets(settings: Settings, process: str) -> None:
+    """Refuse to start in production without what ``process`` needs: ``gateway``, ``<service>-api`` or
+    ``<service>-worker`` (a worker serves no internal API, so it holds no internal credential)."""
+    if settings.env != "prod":
+        return
+    service, _, kind = process.partition("-")
+    needs = [n for n in PROCESS_NEEDS[service] if not (kind == "worker" and n == "internal_token")]
+    for need in needs:
+        section, _, field = need.rpartition(".")
+        value = getattr(getattr(settings, section or "security"), field)
+        if not value:
+            raise SettingsError(f"KAGI_{(section or 'security').upper()}_{field.upper()} must be set for "
+                                f"{process} in production (KAGI_ENV=prod)")
 
 
 @functools.cache

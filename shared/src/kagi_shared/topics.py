@@ -68,17 +68,20 @@ LIFECYCLE_EVENTS = Topic(
         lifecycle.RegistrationRequested,
         lifecycle.RegistrationCompleted,
         lifecycle.AccountWithdrawn,
+        lifecycle.EnrolmentIssued,
+        lifecycle.EnrolmentCompleted,
+        lifecycle.AccountDisabled,
     ),
 )
 PERMISSIONS_EVENTS = Topic(
     name="permissions.events",
-    key="request id",
+    key="request id (company events: the company id; access changes: the user id)",
     producer="permissions",
-    consumers=("notify",),
+    consumers=("notify", "lifecycle"),
     event_types=(permissions.CompanyRegistered, permissions.CompanyChanged, permissions.CompanyTerminated,
                  permissions.RequestSubmitted, permissions.RequestAccepted, permissions.RequestCancelled,
                  permissions.SystemCompleted, permissions.DeliveryFailed, permissions.AckOverdueFlagged,
-                 permissions.RequestCompleted),
+                 permissions.RequestCompleted, permissions.AccessChanged),
 )
 NOTIFY_REQUESTS = Topic(
     name="notify.requests",

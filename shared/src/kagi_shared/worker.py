@@ -21,7 +21,7 @@ from kagi_shared.kafka import ensure_topics, make_producer
 from kagi_shared.logging import configure_logging, get_logger
 from kagi_shared.mongo import Store, database_name, make_client
 from kagi_shared.outbox import OutboxRelay
-from kagi_shared.settings import Settings
+from kagi_shared.settings import Settings, require_secrets
 from kagi_shared.tracing import configure_tracing
 from kagi_shared.worker_probes import WorkerProbes, serve_probes
 
@@ -119,6 +119,7 @@ class WorkerRuntime:
         return ready_file(self.settings, self.service)
 
     def run(self) -> None:
+        require_secrets(self.settings, f"{self.service}-worker")
         configure_logging(f"{self.service}-worker", self.settings.log_level)
         configure_tracing(f"{self.service}-worker", self.settings)
         marker = self.ready_file()

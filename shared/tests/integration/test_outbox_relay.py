@@ -152,3 +152,102 @@ async def test_relay_killed_mid_load_and_restarted_publishes_everything_once(set
     assert kills == 3
     assert await store.db[OUTBOX].count_documents({}) == 0
     assert await published_ids(settings, topic) == Counter(ids)
+
+
+class Commands:
+    """Every command a client sends (PyMongo command monitoring)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def started(self, event: Any) -> None:
+        self.names.append(event.command_name)
+
+    def succeeded(self, event: Any) -> None:
+        pass
+
+    def failed(self, event: Any) -> None:
+        pass
+
+
+async def run_relay(relay: OutboxRelay) -> tuple[asyncio.Event, asyncio.Task[None]]:
+    stop = asyncio.Event()
+    return stop, asyncio.create_task(relay.run(stop))
+
+
+async def test_an_idle_relay_sleeps_until_a_commit_wakes_it(settings: Settings) -> None:
+    from pymongo import AsyncMongoClient, monitoring
+
+    from kagi_shared.mongo import make_client
+
+    commands = Commands()
+    listener = type("Listener", (monitoring.CommandListener,), {
+        "started": commands.started, "succeeded": commands.succeeded, "failed": commands.failed})()
+    watched: AsyncMongoClient[Any] = AsyncMongoClient(settings.mongo_uri, event_listeners=[listener])
+    store = Store(watched, f"test_relay_{uuid.uuid4().hex[:8]}")
+    writer = Store(make_client(settings), store.db.name)
+    topic = await new_topic(settings)
+    # Polls alone would find a row only after a minute: what publishes it at once is the change stream.
+    slow = msgspec.structs.replace(settings, outbox=msgspec.structs.replace(
+        settings.outbox, idle_poll_max_s=60.0, lease_ttl_s=120.0, watch_await_s=5.0))
+    producer = make_producer(settings, "test")
+    await producer.start()
+    relay = OutboxRelay(store, producer, slow)
+    stop, task = await run_relay(relay)
+    try:
+        for _ in range(100):
+            if relay.stream_live:
+                break
+            await asyncio.sleep(0.05)
+        assert relay.stream_live
+        await asyncio.sleep(0.5)
+        before = len(commands.names)
+        await asyncio.sleep(3)
+        idle = commands.names[before:]
+        assert len(idle) <= 2, idle  # at most a getMore of the stream, where polling sent ~12 queries
+
+        ids = await commit_events(writer, topic, 3)
+        for _ in range(40):
+            if relay.published == 3:
+                break
+            await asyncio.sleep(0.05)
+        assert relay.published == 3
+        assert await published_ids(settings, topic) == Counter(ids)
+    finally:
+        stop.set()
+        await task
+        await producer.stop()
+        await watched.drop_database(store.db.name)
+        await watched.close()
+        await writer.client.close()
+
+
+class NoChangeStream(OutboxRelay):
+    async def _watch_inserts(self) -> None:
+        await asyncio.Event().wait()  # a database without change streams: the stream never opens
+
+
+async def test_without_a_change_stream_the_relay_polls_with_a_bounded_backoff(settings: Settings,
+                                                                             store_factory: Any) -> None:
+    store: Store = await store_factory("relay")
+    topic = await new_topic(settings)
+    polled = msgspec.structs.replace(settings, outbox=msgspec.structs.replace(
+        settings.outbox, idle_poll_max_s=0.4, lease_ttl_s=120.0))
+    producer = make_producer(settings, "test")
+    await producer.start()
+    relay = NoChangeStream(store, producer, polled)
+    stop, task = await run_relay(relay)
+    try:
+        await asyncio.sleep(2)  # long enough for the backoff to reach its cap
+        assert not relay.stream_live
+        ids = await commit_events(store, topic, 2)
+        for _ in range(30):
+            if relay.published == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert relay.published == 2  # found within the cap (0.4 s), with a margin for a busy machine
+        assert await published_ids(settings, topic) == Counter(ids)
+    finally:
+        stop.set()
+        await task
+        await producer.stop()

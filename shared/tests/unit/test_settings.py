@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from kagi_shared.settings import SettingsError, load_settings
+from kagi_shared.settings import SettingsError, load_settings, require_secrets
 
 
 def test_defaults_run_the_embedded_setup_on_loopback() -> None:
@@ -50,16 +52,84 @@ def test_bad_values_name_the_variable(var: str, value: str, reason: str) -> None
     assert reason in message
 
 
-def test_production_refuses_the_development_secrets() -> None:
-    with pytest.raises(SettingsError, match="KAGI_SECURITY_JWT_SECRET must be set in production"):
-        load_settings({"KAGI_ENV": "prod"})
-    settings = load_settings({
-        "KAGI_ENV": "prod",
-        "KAGI_SECURITY_JWT_SECRET": "a" * 40,
-        "KAGI_SECURITY_CODE_PEPPER": "b" * 40,
-        "KAGI_SECURITY_INTERNAL_TOKEN": "c" * 40,
-    })
-    assert settings.env == "prod"
+def _strong() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(32)
+
+
+PLACEHOLDERS = ["change-me", "dev-only-change-me-dev-only-change-me", "a" * 64, "0123456789abcdef" * 4,
+                "my-very-long-production-secret-value-2026!", "c2VjcmV0" * 8, "short"]
+
+
+def test_production_refuses_placeholder_and_weak_secrets() -> None:
+    for placeholder in PLACEHOLDERS:
+        for var in ("KAGI_SECURITY_JWT_SECRET", "KAGI_SECURITY_CODE_PEPPER", "KAGI_SECURITY_INTERNAL_TOKEN",
+                    "KAGI_SECURITY_AUDIT_KEY", "KAGI_SECURITY_INTERNAL_TOKEN_AUDIT"):
+            with pytest.raises(SettingsError, match=var):
+                load_settings({"KAGI_ENV": "prod", var: placeholder})
+    # Hex and standard base64 of 32 random bytes are accepted as well as URL-safe base64.
+    import base64
+    import os
+
+    for value in (os.urandom(32).hex(), base64.b64encode(os.urandom(32)).decode(), _strong()):
+        assert load_settings({"KAGI_ENV": "prod", "KAGI_SECURITY_JWT_SECRET": value}).security.jwt_secret == value
+
+
+def test_production_wants_one_secret_per_purpose() -> None:
+    same = _strong()
+    with pytest.raises(SettingsError, match="one secret per purpose"):
+        load_settings({"KAGI_ENV": "prod", "KAGI_SECURITY_JWT_SECRET": same, "KAGI_SECURITY_CODE_PEPPER": same})
+    with pytest.raises(SettingsError, match="one credential per service"):
+        load_settings({"KAGI_ENV": "prod", "KAGI_SECURITY_INTERNAL_TOKEN_LIFECYCLE": same,
+                       "KAGI_SECURITY_INTERNAL_TOKEN_INVITE": same})
+    with pytest.raises(SettingsError, match="one secret per purpose"):
+        load_settings({"KAGI_ENV": "prod", "KAGI_SECURITY_JWT_SECRET": same,
+                       "KAGI_SECURITY_INTERNAL_TOKEN_INVITE": same})
+    # The gateway's credential for a service is that service's own internal_token: the same value, by design.
+    assert load_settings({"KAGI_ENV": "prod", "KAGI_SECURITY_INTERNAL_TOKEN": same,
+                          "KAGI_SECURITY_INTERNAL_TOKEN_INVITE": same}).internal_token_for("invite") == same
+
+
+def test_production_does_not_hold_the_development_defaults() -> None:
+    """A secret not given is not held (never the public dev value), and the process needing it will not start."""
+    settings = load_settings({"KAGI_ENV": "prod"})
+    assert settings.security.jwt_secret == settings.security.code_pepper == settings.security.internal_token == ""
+    for process, missing in (("gateway", "KAGI_SECURITY_JWT_SECRET"),
+                             ("lifecycle-api", "KAGI_SECURITY_INTERNAL_TOKEN"),
+                             ("invite-worker", "KAGI_SECURITY_CODE_PEPPER"),
+                             ("audit-worker", "KAGI_SECURITY_AUDIT_KEY")):
+        with pytest.raises(SettingsError, match=missing):
+            require_secrets(settings, process)
+    require_secrets(settings, "permissions-worker")  # needs no secret at all
+    require_secrets(load_settings({}), "gateway")  # dev and test keep their defaults
+
+
+def test_production_gateway_needs_its_trusted_proxies() -> None:
+    """Behind an ingress, without the proxies' CIDR every client would be the ingress pod: domestic, one window."""
+    import secrets
+
+    env = {"KAGI_ENV": "prod", "KAGI_SECURITY_JWT_SECRET": _strong(),
+           **{f"KAGI_SECURITY_INTERNAL_TOKEN_{s.upper()}": secrets.token_hex(32)
+              for s in ("lifecycle", "invite", "permissions", "notify", "audit")}}
+    with pytest.raises(SettingsError, match="KAGI_EDGE_TRUSTED_PROXIES"):
+        require_secrets(load_settings(env), "gateway")
+    require_secrets(load_settings({**env, "KAGI_EDGE_TRUSTED_PROXIES": "10.0.0.0/8"}), "gateway")
+    with pytest.raises(SettingsError, match="KAGI_EDGE_TRUSTED_PROXIES"):
+        load_settings({**env, "KAGI_EDGE_TRUSTED_PROXIES": "10.0.0.0/33"})
+
+
+def test_secrets_come_from_files_named_like_their_variable(tmp_path: Path) -> None:
+    value = _strong()
+    (tmp_path / "KAGI_SECURITY_JWT_SECRET").write_text(value + "\n")
+    (tmp_path / "..data").mkdir()  # what a Kubernetes Secret volume also holds
+    settings = load_settings({"KAGI_ENV": "prod", "KAGI_SECRETS_DIR": str(tmp_path)})
+    assert settings.security.jwt_secret == value
+    (tmp_path / "KAGI_SECURITY_CODE_PEPPER").write_text("change-me")
+    with pytest.raises(SettingsError, match="KAGI_SECURITY_CODE_PEPPER is a placeholder"):
+        load_settings({"KAGI_ENV": "prod", "KAGI_SECRETS_DIR": str(tmp_path)})
+    with pytest.raises(SettingsError, match="KAGI_SECRETS_DIR"):
+        load_settings({"KAGI_SECRETS_DIR": str(tmp_path / "missing")})
 
 
 def test_kafka_tls_builds_an_ssl_context_for_every_client() -> None:

@@ -2,6 +2,7 @@
 
 from kagi_gateway.controllers.audit import AuditController
 from kagi_gateway.controllers.auth import AuthController
+from kagi_gateway.controllers.enrolment import EnrolmentController
 from kagi_gateway.controllers.invitations import InvitationController
 from kagi_gateway.controllers.lifecycle import LifecycleOperatorController, PasswordController
 from kagi_gateway.controllers.locations import ContractClaimController, LocationController
@@ -28,6 +29,7 @@ CONTROLLERS: list[type] = [
     AccessReviewController,
     PasswordController,
     RegistrationController,
+    EnrolmentController,
     LifecycleOperatorController,
     *NOTIFY_CONTROLLERS,
 ]

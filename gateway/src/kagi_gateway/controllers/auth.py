@@ -21,6 +21,18 @@ from kagi_shared.settings import get_settings
 BEARER = "Bearer"  # the OAuth 2.0 token type
 
 
+class HeldPermissionOut(msgspec.Struct, rename="camel", kw_only=True):
+    system: str
+    value: str | None
+    label: str
+
+
+class MyPermissionsOut(msgspec.Struct, rename="camel", kw_only=True):
+    user_id: str
+    company_id: str | None
+    permissions: list[HeldPermissionOut]
+
+
 class AuthController(Controller):
     path = "/api/v1"
     tags = ("auth",)
@@ -50,6 +62,14 @@ class AuthController(Controller):
         await services.call("lifecycle", "POST", "/internal/sessions/logout", caller=caller,
                             json={"refreshToken": data.refresh_token}, request_id=request_id(request))
         SESSIONS.forget(caller.account_id)
+
+    @get("/me/permissions", opt={"roles": ANY_USER},
+         summary="The caller's current permission per target system (PMS: the permission-management right)")
+    async def my_permissions(self, services: NamedDependency[Services],
+                             request: Request[Any, Any, Any]) -> MyPermissionsOut:
+        reply = await services.call("permissions", "GET", "/internal/me/permissions", caller=current_caller(request),
+                                    request_id=request_id(request))
+        return msgspec.convert(reply, MyPermissionsOut)
 
     @get("/me", opt={"roles": ANY_USER}, summary="The caller's account")
     async def me(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> MeOut:

@@ -212,6 +212,22 @@ async def test_an_abandoned_reservation_frees_the_key_and_a_late_completion_fail
     assert [c.account_id for c in (await invite.invitations.household(OWNER)).co_users] == ["guest-2"]
 
 
+async def test_retries_while_an_interrupted_redemption_holds_the_link_spend_no_attempts(
+        settings: Settings, store_factory: Any) -> None:
+    invite = await started(settings, store_factory, reservation_ttl_s=2, redeem_per_email=3)
+    await step_up(invite)
+    issued = await invite.invitations.issue_key(OWNER)
+    token = await link_token(invite, "cutoff@example.jp")
+    await invite.invitations.reserve(token, issued.key, None)  # the gateway died before completing
+    for _ in range(6):  # twice the per-address limit, as a client retrying every few hundred ms would
+        busy = await refusal(invite.invitations.reserve(token, issued.key, None))
+        assert busy.code == "invitation.redeem_in_progress", busy.code
+        assert 1 <= int(busy.headers["Retry-After"]) <= 2 and busy.extra["retryAfterSeconds"] >= 1
+    await asyncio.sleep(2.1)
+    held = await invite.invitations.reserve(token, issued.key, None)  # the hold lapsed; nothing was spent
+    await invite.invitations.complete(held.reservation_id, "guest-9", "cutoff@example.jp", "", True)
+
+
 async def test_a_released_reservation_leaves_the_key_pending(settings: Settings, store_factory: Any) -> None:
     invite = await started(settings, store_factory)
     await step_up(invite)

@@ -176,3 +176,58 @@ async def test_a_purged_account_loses_its_links_and_rights(settings: Settings, s
     assert await consumer.process("lifecycle.events", None, encode(purged)) == "handled"
     assert await invite.locations.viewing(VIEWER) == []
     assert await invite.locations.viewers(OWNER, event.supply_point_number) == []
+
+
+async def test_a_new_owner_ends_the_previous_owners_viewers_and_keys(settings: Settings,
+                                                                     store_factory: Any) -> None:
+    """Issue 15, finding 5: the tenant moves out; a key it issued before, redeemed after, must not read the new
+    occupant's statements, and its viewers lose their right (told by event and mail)."""
+    invite = await started(settings, store_factory)
+    outgoing = f"tenant-{uuid.uuid4().hex[:8]}"
+    tenant = msgspec.structs.replace(OWNER, account_id=outgoing)
+    [event] = sample_contracts(outgoing, 1)
+    await publish_contracts(settings, [event])
+    consumer = contracts(invite, NoDeadLetters(), settings)
+
+    async def arrive(sent: ev.ContractUpserted) -> None:
+        records = [r for r in await read_topic(settings, CONTRACTS_UPSERTED.name)
+                   if sent.owner_account_id.encode() in r.value and sent.supply_point_number.encode() in r.value]
+        assert records
+        for record in records:
+            await consumer.process(record.topic, record.key, record.value)
+
+    await arrive(event)
+    spn = event.supply_point_number
+    await step_up(invite, tenant)
+    first, _, _ = await invite.locations.issue_viewer_key(tenant, spn)
+    unused, _, _ = await invite.locations.issue_viewer_key(tenant, spn)
+    await invite.locations.add_viewing(VIEWER, first)
+    assert (await invite.locations.view(VIEWER, spn)).id == spn
+
+    incoming = f"newcomer-{uuid.uuid4().hex[:8]}"
+    moved = msgspec.structs.replace(event, owner_account_id=incoming, version=event.version + 1)
+    await publish_contracts(settings, [moved])
+    await arrive(moved)
+
+    assert (await refusal(invite.locations.view(VIEWER, spn))).code == "location.not_found"
+    assert await invite.locations.viewing(VIEWER) == []
+    late = msgspec.structs.replace(VIEWER, account_id="viewer-late", login_id="late@example.jp")
+    assert (await refusal(invite.locations.add_viewing(late, unused))).code == "viewer_key.revoked"
+    assert (await refusal(invite.locations.view(late, spn))).code == "location.not_found"
+    newcomer = msgspec.structs.replace(OWNER, account_id=incoming)
+    assert await invite.locations.viewers(newcomer, spn) == []
+    rows = await invite.store.db[OUTBOX].find({"topic": "invite.events"}).to_list()
+    removed = [msgspec.json.decode(bytes(r["value"]))["data"] for r in rows
+               if b"viewer_removed" in bytes(r["value"]) and spn.encode() in bytes(r["value"])]
+    assert [(e["accountId"], e["reason"]) for e in removed] == [(VIEWER.account_id, "owner_changed")]
+    mails = [msgspec.json.decode(bytes(r["value"]))["data"]
+             for r in await invite.store.db[OUTBOX].find({"topic": "notify.requests"}).to_list()]
+    assert ("viewer_removed", VIEWER.email) in {(m["template"], m["recipient"]) for m in mails}
+    # The same owner sending a newer version changes nothing of what it shared.
+    await step_up(invite, newcomer)
+    again, _, _ = await invite.locations.issue_viewer_key(newcomer, spn)
+    await invite.locations.add_viewing(VIEWER, again)
+    update = msgspec.structs.replace(moved, name="改名", version=moved.version + 1)
+    await publish_contracts(settings, [update])
+    await arrive(update)
+    assert (await invite.locations.view(VIEWER, spn)).name == "改名"

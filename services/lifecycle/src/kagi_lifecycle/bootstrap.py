@@ -8,6 +8,7 @@ from kagi_lifecycle.adapters.passwords import Passwords
 from kagi_lifecycle.adapters.rate_limit import RateLimiter
 from kagi_lifecycle.adapters.repository import AccountRepository
 from kagi_lifecycle.service.credentials import CredentialService
+from kagi_lifecycle.service.enrolment import EnrolmentService
 from kagi_lifecycle.service.handlers import Clock, LifecycleService, _now
 from kagi_lifecycle.service.registration import RegistrationService
 from kagi_lifecycle.service.secret_question import SecretQuestionService
@@ -32,6 +33,7 @@ class Lifecycle:
     sessions: SessionService
     secret_questions: SecretQuestionService
     registrations: RegistrationService
+    enrolments: EnrolmentService
 
     async def start(self) -> None:
         await self.accounts.ensure_indexes()
@@ -41,6 +43,7 @@ class Lifecycle:
         await self.sessions.ensure_indexes()
         await self.secret_questions.ensure_indexes()
         await self.registrations.ensure_indexes()
+        await self.enrolments.ensure_indexes()
         await self.store.ensure_outbox_indexes()
         await self.sweeps.backfill()
 
@@ -56,4 +59,5 @@ def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = _no
     credentials = CredentialService(service, limiter)
     return Lifecycle(store, accounts, service, SweepService(service, accounts), credentials,
                      UnlockService(service, limiter), limiter, SessionService(service),
-                     SecretQuestionService(credentials), RegistrationService(service, limiter))
+                     SecretQuestionService(credentials), RegistrationService(service, limiter),
+                     EnrolmentService(service))

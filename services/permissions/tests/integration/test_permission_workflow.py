@@ -78,9 +78,17 @@ async def test_batch_routes_one_command_per_user_and_system_and_acks_complete_it
 
     rows = await store.db[OUTBOX].find({"topic": "notify.requests"}).to_list()
     templates = [(data_of(r)["template"], data_of(r)["recipient"]) for r in rows]
-    assert ("user_registration_guide", first.user_id) in templates  # once, on the first applied system
-    assert ("user_one_time_password", first.user_id) in templates
-    assert templates.count(("user_registration_guide", first.user_id)) == 1
+    # The enrolment mails are lifecycle's now (it keeps the URL and password hashed): permissions says what the
+    # user holds after each applied system, keyed by the user so the changes stay in order.
+    changes = [(r["key"], data_of(r)) for r in await store.db[OUTBOX].find(
+        {"topic": "permissions.events", "type": "kagi.permissions.access_changed"}).sort("seq").to_list()]
+    mine = [(key, d["system"], d["before"], d["after"], d["permissions"]) for key, d in changes
+            if d["userId"] == first.user_id]
+    assert [m[0] for m in mine] == [first.user_key] * 4
+    assert [m[1:4] for m in mine] == [("TAXIS", None, "1011"), ("JOHS", None, "J1010"), ("INFOSITE", None, "yes"),
+                                      ("LOACUS", None, "02010")]
+    assert mine[-1][4] == {"TAXIS": "1011", "JOHS": "J1010", "INFOSITE": "yes", "LOACUS": "02010"}
+    assert not [t for t, _ in templates if t in ("user_registration_guide", "user_one_time_password")]
     statuses = [data_of(r)["variables"]["status"] for r in rows if data_of(r)["template"] == "request_status_changed"
                 and data_of(r)["variables"]["request_id"] == first.id]
     assert statuses == ["処理完了"]  # accept was notified before the relay emptied the outbox
@@ -175,9 +183,8 @@ async def test_a_batch_of_acks_applies_each_once_and_dead_letters_only_the_poiso
     completed = [(d["requestId"], d["system"]) for t, d in events if t == "kagi.permissions.system_completed"]
     assert sorted(completed) == sorted((c.request_id, c.system) for c in commands)  # each system once
     assert sorted(d["requestId"] for t, d in events if t == "kagi.permissions.request_completed") == sorted(ids)
-    guides = [d["recipient"] for t, d in events if t == "kagi.notify.notification_requested"
-              and d["template"] == "user_registration_guide"]
-    assert sorted(guides) == sorted([first.user_id, second.user_id])
+    granted = {d["userId"] for t, d in events if t == "kagi.permissions.access_changed" and d["before"] is None}
+    assert granted == {first.user_id, second.user_id}
 
 
 async def test_a_revoke_completed_by_a_batch_of_acks_frees_the_id(settings: Settings, store_factory: Any) -> None:

@@ -84,10 +84,10 @@ def test_change_of_taxis_only_is_immediate_and_needs_no_acceptance() -> None:
     assert rules.initial_status("change", systems) == "in_progress"
 
 
-def test_change_adding_juju_follows_the_batch() -> None:
+def test_change_adding_juju_follows_the_batch_and_is_accepted_by_the_system() -> None:
     systems = rules.plan("change", {"TAXIS": "1010"}, {"TAXIS": "1010", "JUJU": "yes"}, date(2026, 5, 1))
     assert [(s.system, s.timing) for s in systems] == [("JUJU", "batch")]
-    assert rules.initial_status("change", systems) == "submitted"
+    assert rules.initial_status("change", systems) == "accepted"  # seed 5-2: no operator acceptance step
 
 
 def test_revoke_removes_everything_with_the_seed_timing() -> None:

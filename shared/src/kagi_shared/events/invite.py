@@ -6,6 +6,7 @@ None of them carries a key, link token or code: those travel to notify on ``noti
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Literal
 
 import msgspec
 
@@ -90,6 +91,8 @@ class ViewerRemoved(Event, frozen=True, tag="kagi.invite.viewer_removed"):
     owner_id: str
     location_id: str
     account_id: str
+    reason: Literal["removed_by_owner", "owner_changed"] = "removed_by_owner"
+    """``owner_changed``: the location has a new owner, so what the previous one shared ended."""
 
 
 class Statement(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):

@@ -104,5 +104,33 @@ class AccountWithdrawn(Event, frozen=True, tag="kagi.lifecycle.account_withdrawn
     at: datetime
 
 
+class EnrolmentIssued(Event, frozen=True, tag="kagi.lifecycle.enrolment_issued"):
+    """認証情報登録: a one-time URL and password went to a B2B ID (first issue, re-issue or re-enrolment).
+    Neither secret is in the event; the mails travel on ``notify.requests``."""
+
+    account_id: str
+    login_id: str
+    expires_at: datetime
+    reason: Literal["granted", "reissued", "staff"]
+
+
+class EnrolmentCompleted(Event, frozen=True, tag="kagi.lifecycle.enrolment_completed"):
+    """The ID's holder set a password with the URL and the one-time password: the account is active."""
+
+    account_id: str
+    at: datetime
+
+
+class AccountDisabled(Event, frozen=True, tag="kagi.lifecycle.account_disabled"):
+    """A B2B ID holds no permission any more (revoke completed, company terminated): sessions end, login
+    is refused; a later grant enrols it again."""
+
+    account_id: str
+    login_id: str
+    reason: str
+    at: datetime
+
+
 register(AccountCreated, LoggedIn, LoginFailed, AccountLocked, AccountUnlocked, PasswordChanged, AccountWarned,
-         AccountPurged, ExternalLoginReported, RegistrationRequested, RegistrationCompleted, AccountWithdrawn)
+         AccountPurged, ExternalLoginReported, RegistrationRequested, RegistrationCompleted, AccountWithdrawn,
+         EnrolmentIssued, EnrolmentCompleted, AccountDisabled)

@@ -78,6 +78,21 @@ class RequestCompleted(Event, frozen=True, tag="kagi.permissions.request_complet
     user_id: str
 
 
+class AccessChanged(Event, frozen=True, tag="kagi.permissions.access_changed"):
+    """A user's permissions changed on one system (key: the user id, so one user's changes stay ordered).
+
+    ``permissions`` is what the user holds now on every system (PMS for a company admin); lifecycle
+    enrols an ID that gained a system and disables one that holds nothing (``reason`` says why)."""
+
+    user_id: str
+    company_id: str
+    system: str
+    before: str | None
+    after: str | None
+    permissions: dict[str, str]
+    reason: Literal["request", "company_terminated"] = "request"
+
+
 class GrantCommanded(Event, frozen=True, tag="kagi.permissions.grant_commanded"):
     """One command to a target system: set this user's permission to ``after`` (None = revoke)."""
 
@@ -105,4 +120,5 @@ class GrantAcknowledged(Event, frozen=True, tag="kagi.permissions.grant_acknowle
 
 
 register(CompanyRegistered, CompanyChanged, CompanyTerminated, RequestSubmitted, RequestAccepted, RequestCancelled,
-         SystemCompleted, DeliveryFailed, AckOverdueFlagged, RequestCompleted, GrantCommanded, GrantAcknowledged)
+         SystemCompleted, DeliveryFailed, AckOverdueFlagged, RequestCompleted, AccessChanged, GrantCommanded,
+         GrantAcknowledged)

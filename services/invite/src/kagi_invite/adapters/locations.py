@@ -46,6 +46,10 @@ class LocationRepository:
         doc = await self.locations.find_one({"_id": location_id}, {"version": 1}, session=tx.session)
         return int(doc["version"]) if doc else None
 
+    async def owner(self, location_id: str, tx: Tx) -> str | None:
+        doc = await self.locations.find_one({"_id": location_id}, {"owner_id": 1}, session=tx.session)
+        return str(doc["owner_id"]) if doc else None
+
     async def upsert(self, tx: Tx, location: Location) -> None:
         doc = msgspec.to_builtins(location, builtin_types=(datetime,))
         doc.pop("id")
@@ -88,6 +92,11 @@ class LocationRepository:
             {"$set": {"status": "redeemed", "redeemed_by": account_id, "redeemed_at": now}}, session=tx.session)
         return result.modified_count == 1
 
+    async def revoke_pending_keys(self, tx: Tx, location_id: str) -> int:
+        result = await self.keys.update_many({"location_id": location_id, "status": "pending"},
+                                             {"$set": {"status": "revoked"}}, session=tx.session)
+        return int(result.modified_count)
+
     async def keys_of(self, location_id: str) -> list[ViewerKey]:
         docs = await self.keys.find({"location_id": location_id}).sort("issued_at", DESCENDING).to_list()
         return [_from(d, ViewerKey) for d in docs]
@@ -113,6 +122,11 @@ class LocationRepository:
     async def remove_right(self, tx: Tx, location_id: str, account_id: str) -> bool:
         result = await self.rights.delete_one({"_id": f"{location_id}:{account_id}"}, session=tx.session)
         return result.deleted_count == 1
+
+    async def remove_rights_of_location(self, tx: Tx, location_id: str) -> list[ViewerRight]:
+        docs = await self.rights.find({"location_id": location_id}, session=tx.session).to_list()
+        await self.rights.delete_many({"location_id": location_id}, session=tx.session)
+        return [_right(d) for d in docs]
 
     async def remove_account(self, tx: Tx, account_id: str) -> int:
         """A purged account loses every viewer right it had, and its locations' viewers theirs."""

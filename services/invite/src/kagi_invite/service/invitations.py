@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import uuid
@@ -74,6 +75,14 @@ _LINK_REFUSALS = {
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _link_refused(verdict: str, reserved_until: datetime | None, now: datetime) -> Problem:
+    status, code, title = _LINK_REFUSALS[verdict]
+    if verdict != "busy" or reserved_until is None:
+        return Problem(status, code, title)
+    retry = max(1, math.ceil((reserved_until - now).total_seconds()))  # when the hold lapses
+    return Problem(status, code, title, headers={"Retry-After": str(retry)}, extra={"retryAfterSeconds": retry})
 
 
 class Reservation(msgspec.Struct, kw_only=True):
@@ -231,12 +240,14 @@ class InvitationService:
         limits = self.settings.invite
         await self.limit("redeem", "ip", ip, limits.redeem_per_ip)
         link = await self._link(token)
-        await self.limit("redeem", "email", link.email, limits.redeem_per_email)
         now = _now()
         link_verdict = judge_link(link, now)
         if link_verdict != "ok":
-            status, code, title = _LINK_REFUSALS[link_verdict]
-            raise Problem(status, code, title)
+            # Judged before the per-address limit: an answer that judged no key is no guess. An invitee whose
+            # attempt was cut off (a gateway restart) retries "in progress" until the hold lapses, and must
+            # still have their attempts then.
+            raise _link_refused(link_verdict, link.reserved_until, now)
+        await self.limit("redeem", "email", link.email, limits.redeem_per_email)
         if problem := key_format_problem(typed_key):
             raise Problem(400, "request.invalid", "入力内容に誤りがあります。", errors=[FieldError("key", problem)])
         key = await self.repo.key_by_hash(codes.hash_code(typed_key, self.settings.security.code_pepper))
@@ -268,8 +279,7 @@ class InvitationService:
             status, code, title = _KEY_REFUSALS[verdict if verdict != "ok" else "busy"]
             raise Problem(status, code, title)
         if lost == "link":
-            status, code, title = _LINK_REFUSALS["busy"]
-            raise Problem(status, code, title)
+            raise _link_refused("busy", until, now)
         return Reservation(reservation_id=reservation_id, email=link.email, owner_id=key.owner_id, key_id=key.id,
                            reserved_until=until)
 

@@ -70,9 +70,17 @@ class LocationService:
 
     # -- contract data from outside ----------------------------------------------------------------
     async def ingest(self, tx: Tx, event: ev.ContractUpserted) -> bool:
-        """Store a location's contract from ``contracts.upserted``; an older version never overwrites a newer."""
+        """Store a location's contract from ``contracts.upserted``; an older version never overwrites a newer.
+
+        A new owner (the tenant moved out, another moved in) ends what the previous owner shared: its viewers'
+        rights and its viewer keys not yet redeemed. Otherwise an outgoing tenant's key, redeemed after the
+        move, would read the new occupant's statements.
+        """
         if not newer(await self.repo.version(event.supply_point_number, tx), event.version):
             return False
+        previous = await self.repo.owner(event.supply_point_number, tx)
+        if previous is not None and previous != event.owner_account_id:
+            await self._end_sharing(tx, previous, event)
         await self.repo.upsert(tx, Location(
             id=event.supply_point_number, owner_id=event.owner_account_id, customer_number=event.customer_number,
             name=event.name, address=event.address, contract=dict(event.contract),
@@ -81,6 +89,17 @@ class LocationService:
             energy=[{"day": r.day.isoformat(), "kwh": r.kwh} for r in event.energy],
             version=event.version, updated_at=_now()))
         return True
+
+    async def _end_sharing(self, tx: Tx, previous_owner: str, event: ev.ContractUpserted) -> None:
+        await self.repo.revoke_pending_keys(tx, event.supply_point_number)
+        now = _now()
+        for right in await self.repo.remove_rights_of_location(tx, event.supply_point_number):
+            self._publish(tx, ev.ViewerRemoved(owner_id=previous_owner, location_id=right.location_id,
+                                               account_id=right.account_id, reason="owner_changed"),
+                          previous_owner, None)
+            self._mail(tx, "viewer_removed", right.email, {"location_name": event.name,
+                                                           "viewer_login_id": right.login_id,
+                                                           "removed_at": jp_datetime(now)}, None, right.account_id)
 
     # -- the owner ---------------------------------------------------------------------------------
     async def search(self, caller: Caller, query: str, page: int, per_page: int) -> tuple[list[Location], int]:

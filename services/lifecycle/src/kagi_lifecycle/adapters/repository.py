@@ -75,11 +75,11 @@ class AccountRepository:
                                       sort=[("next_stage_at", ASCENDING)], limit=limit)
         return [_from_doc(doc) async for doc in cursor]
 
-    async def session_state(self, account_id: str) -> tuple[int, str] | None:
-        doc = await self.collection.find_one({"_id": account_id}, {"session_version": 1, "status": 1})
+    async def session_state(self, account_id: str) -> tuple[int, str, list[str]] | None:
+        doc = await self.collection.find_one({"_id": account_id}, {"session_version": 1, "status": 1, "roles": 1})
         if doc is None:
             return None
-        return int(doc.get("session_version", 0)), str(doc.get("status", "active"))
+        return int(doc.get("session_version", 0)), str(doc.get("status", "active")), list(doc.get("roles", []))
 
     async def increment_failures(self, tx: Tx, account_id: str) -> int:
         doc = await self.collection.find_one_and_update(

@@ -8,9 +8,10 @@ from typing import Literal
 
 import msgspec
 
-Status = Literal["active", "locked", "purged", "withdrawn"]
-Role = Literal["owner", "viewer", "company_admin", "operator", "target_system"]
-ROLES: tuple[str, ...] = ("owner", "viewer", "company_admin", "operator", "target_system")
+Status = Literal["active", "locked", "purged", "withdrawn", "pending_enrolment", "disabled"]
+Role = Literal["owner", "viewer", "company_admin", "operator", "target_system", "support", "system_user"]
+ROLES: tuple[str, ...] = ("owner", "viewer", "company_admin", "operator", "target_system", "support",
+                          "system_user")
 
 # SPEC §3 user ID rules: local part of ASCII letters, digits and - _ ~ . $ & ' ` ^ =; domain letters, digits, - and .
 LOGIN_ID = re.compile(r"^[A-Za-z0-9\-_~.$&'`^=]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")
@@ -44,6 +45,11 @@ class Account(msgspec.Struct, kw_only=True):
     withdrawn_login_id: str | None = None
     """退会: the ID the account had; ``login_id`` then holds a placeholder so the address can register again."""
     withdrawn_at: datetime | None = None
+    name: str | None = None
+    """The holder's name, where one is known (operator and support accounts)."""
+    enrolled_at: datetime | None = None
+    """認証情報登録 completed (B2B IDs); None for an ID still waiting, or for accounts made otherwise."""
+    disabled_reason: str | None = None
 
 
 def canonical_login_id(login_id: str) -> str:

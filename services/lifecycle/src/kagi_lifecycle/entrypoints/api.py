@@ -62,6 +62,8 @@ class LoginOut(AccountOut):
 class SessionOut(Dto):
     session_version: int
     status: str
+    roles: list[str]
+    """The account's roles now: the gateway authorises with these, not with the token's copy."""
 
 
 class RefreshIn(Dto):
@@ -103,6 +105,28 @@ class RegistrationCompleteIn(RegistrationTokenIn):
 
 class RegistrationOut(Dto):
     email: str
+    expires_at: datetime
+
+
+class EnrolmentCheckIn(Dto):
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+
+class EnrolmentCompleteIn(EnrolmentCheckIn):
+    one_time_password: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    password: Password
+    secret_question: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    secret_answer: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+
+
+class EnrolmentOut(Dto):
+    login_id: str
+    expires_at: datetime
+
+
+class EnrolmentIssuedOut(Dto):
+    account_id: str
+    login_id: str
     expires_at: datetime
 
 
@@ -245,6 +269,12 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
             if lifecycle is None:
                 await state["lc"].close()
 
+    def staff(request: Request[Any, Any, Any]) -> str:
+        """Operators, and support for the duties the seed's troubleshooting table gives it (mail re-issue)."""
+        caller = caller_of(request)
+        require_role(caller, "operator", "support")
+        return caller.account_id
+
     def operator(request: Request[Any, Any, Any]) -> str:
         caller = caller_of(request)
         require_role(caller, "operator")
@@ -294,7 +324,7 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
         found = await state["lc"].accounts.session_state(account_id)
         if found is None:
             raise Problem(404, "account.not_found", "アカウントが見つかりません。")
-        return SessionOut(session_version=found[0], status=found[1])
+        return SessionOut(session_version=found[0], status=found[1], roles=found[2])
 
     @post("/internal/me/password", guards=[internal_guard], status_code=200)
     async def change_password(data: JSONBody[PasswordChangeIn], request: Request[Any, Any, Any]) -> LoginOut:
@@ -329,6 +359,25 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
         account = await state["lc"].registrations.complete(data.token, data.password, _correlation(request))
         return account_out(account)
 
+    @post("/internal/enrolments/check", guards=[internal_guard], status_code=200)
+    async def check_enrolment(data: JSONBody[EnrolmentCheckIn]) -> EnrolmentOut:
+        found = await state["lc"].enrolments.check(data.token)
+        return EnrolmentOut(login_id=found.login_id, expires_at=found.expires_at)
+
+    @post("/internal/enrolments/complete", guards=[internal_guard], status_code=200)
+    async def complete_enrolment(data: JSONBody[EnrolmentCompleteIn], request: Request[Any, Any, Any]) -> AccountOut:
+        account = await state["lc"].enrolments.complete(data.token, data.one_time_password, data.password,
+                                                        data.secret_question, data.secret_answer,
+                                                        _correlation(request))
+        return account_out(account)
+
+    @post("/internal/accounts/{account_id:str}/enrolment", guards=[internal_guard], status_code=201)
+    async def reissue_enrolment(account_id: FromPath[str], request: Request[Any, Any, Any]) -> EnrolmentIssuedOut:
+        staff(request)
+        issued = await state["lc"].enrolments.reissue(account_id, _correlation(request))
+        return EnrolmentIssuedOut(account_id=issued.account_id, login_id=issued.login_id,
+                                  expires_at=issued.expires_at)
+
     @put("/internal/me/secret-question", guards=[internal_guard], status_code=200)
     async def set_secret_question(data: JSONBody[SecretQuestionIn],
                                   request: Request[Any, Any, Any]) -> SecretQuestionSetOut:
@@ -355,19 +404,19 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
     @get("/internal/unlock-requests", guards=[internal_guard])
     async def list_unlocks(request: Request[Any, Any, Any],
                            status: FromQuery[str | None] = None) -> list[UnlockRequestOut]:
-        operator(request)
+        staff(request)
         return [unlock_out(r) for r in await state["lc"].unlocks.listing(status)]
 
     @post("/internal/unlock-requests/{request_id:str}/approve", guards=[internal_guard], status_code=200)
     async def approve(request_id: FromPath[str], data: JSONBody[DecisionIn],
                       request: Request[Any, Any, Any]) -> UnlockRequestOut:
-        decided = await state["lc"].unlocks.approve(request_id, operator(request), data.note, _correlation(request))
+        decided = await state["lc"].unlocks.approve(request_id, staff(request), data.note, _correlation(request))
         return unlock_out(decided)
 
     @post("/internal/unlock-requests/{request_id:str}/reject", guards=[internal_guard], status_code=200)
     async def reject(request_id: FromPath[str], data: JSONBody[DecisionIn],
                      request: Request[Any, Any, Any]) -> UnlockRequestOut:
-        decided = await state["lc"].unlocks.reject(request_id, operator(request), data.note, _correlation(request))
+        decided = await state["lc"].unlocks.reject(request_id, staff(request), data.note, _correlation(request))
         return unlock_out(decided)
 
     @post("/internal/accounts/{account_id:str}/lock", guards=[internal_guard], status_code=200)
@@ -387,6 +436,7 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
 
     handlers = [open_session, refresh_session, logout, login, create_account, get_account, session, change_password,
                 request_reset, complete_reset, request_registration, check_registration, complete_registration,
+                check_enrolment, complete_enrolment, reissue_enrolment,
                 set_secret_question, reset_question, reset_answer,
                 file_unlock, list_unlocks, approve, reject, lock, preview]
     return create_service_app(NAME, handlers, ready=ready, lifespan=[lifespan])

@@ -1,5 +1,6 @@
 """Lifecycle's worker: the daily inactivity sweep (faust crontab), external logins from ``auth.logins``,
-withdrawals (退会) from ``invite.events``, the outbox."""
+withdrawals (退会) from ``invite.events``, permission changes from ``permissions.events``
+(認証情報登録 and disabling), the outbox."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ import faust
 from kagi_lifecycle.bootstrap import NAME, Lifecycle, bootstrap
 from kagi_shared.events import invite as inv
 from kagi_shared.events import lifecycle as ev
+from kagi_shared.events import permissions as pev
 from kagi_shared.events.envelope import Envelope
 from kagi_shared.inbox import DeadLetterSink, InboxConsumer
 from kagi_shared.logging import get_logger
 from kagi_shared.mongo import Tx
 from kagi_shared.settings import Settings, get_settings
-from kagi_shared.topics import AUTH_LOGINS, INVITE_EVENTS
+from kagi_shared.topics import AUTH_LOGINS, INVITE_EVENTS, PERMISSIONS_EVENTS
 from kagi_shared.worker import WorkerRuntime
 
 log = get_logger(__name__)
@@ -40,6 +42,16 @@ def withdrawals(lifecycle: Lifecycle, dead_letter: DeadLetterSink, settings: Set
 
     return InboxConsumer("lifecycle.withdrawals", lifecycle.store, {inv.Withdrawn: on_withdrawn}, dead_letter,
                          settings)
+
+
+def access_changes(lifecycle: Lifecycle, dead_letter: DeadLetterSink, settings: Settings) -> InboxConsumer:
+    """Permissions drive B2B accounts: a first grant enrols the ID, losing every permission disables it."""
+    async def on_access_changed(envelope: Envelope, event: Any, tx: Tx) -> None:
+        assert isinstance(event, pev.AccessChanged)
+        await lifecycle.enrolments.on_access_changed(tx, event, envelope.correlationid)
+
+    return InboxConsumer("lifecycle.access_changes", lifecycle.store, {pev.AccessChanged: on_access_changed},
+                         dead_letter, settings)
 
 
 def schedule_sweep(app: faust.App, lifecycle: Lifecycle, settings: Settings) -> Callable[[], Awaitable[None]]:
@@ -65,6 +77,7 @@ def main() -> None:
     lifecycle = bootstrap(settings, runtime.store)
     runtime.consume(AUTH_LOGINS.name, external_logins(lifecycle, runtime.dead_letter, settings))
     runtime.consume(INVITE_EVENTS.name, withdrawals(lifecycle, runtime.dead_letter, settings))
+    runtime.consume(PERMISSIONS_EVENTS.name, access_changes(lifecycle, runtime.dead_letter, settings))
     schedule_sweep(runtime.app, lifecycle, settings)
     runtime.relay_outbox()
     runtime.run()

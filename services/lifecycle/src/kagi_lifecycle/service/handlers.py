@@ -168,6 +168,13 @@ class LifecycleService:
                           extra={"reason": account.lock_reason})
         if account.status == "purged":
             raise Problem(403, "auth.account_purged", "この ID は削除されています。")
+        if account.status == "disabled":
+            raise Problem(403, "auth.account_disabled",
+                          "この ID には有効な利用権限がないため、ログインできません。"
+                          "システム窓口責任者にお問い合わせください。")
+        if account.status == "pending_enrolment":
+            raise Problem(403, "auth.enrolment_pending",
+                          "認証情報登録が完了していません。メールでお知らせしたURLから登録してください。")
 
     async def _record_failure(self, account: Account, now: datetime, correlation_id: str | None) -> None:
         threshold = self.settings.security.login_lockout_threshold

@@ -103,7 +103,7 @@ class NotifyService:
             log.info("notify.skipped", delivery_id=delivery.id, template=template, category=category)
             return delivery
         await self.repo.add(tx, delivery)
-        self.wake.set()
+        tx.after_commit(self.wake.set)
         return delivery
 
     # -- dispatching -----------------------------------------------------------------------------

@@ -259,6 +259,11 @@ class Changes:
             self.grant_ops.append(UpdateOne({"_id": key}, {"$set": fields}, upsert=True))
         return not any(permissions.values())
 
+    def permissions_of(self, key: str) -> dict[str, str]:
+        """What the user holds now on every system, with the writes of this set applied."""
+        held = self.grants.get(key, {}).get("permissions", {})
+        return {system: value for system, value in held.items() if value}
+
     def drop_user(self, key: str) -> None:
         self.grants.pop(key, None)
         self._open_update.pop(key, None)

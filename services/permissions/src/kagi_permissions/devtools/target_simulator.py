@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from kagi_shared.events import decode, new_envelope
 from kagi_shared.events import permissions as ev
-from kagi_shared.kafka import ensure_topics, make_consumer, make_producer, publish
+from kagi_shared.kafka import adapt_fetch_wait, ensure_topics, make_consumer, make_producer, publish
 from kagi_shared.logging import configure_logging, get_logger
 from kagi_shared.settings import Settings, get_settings
 from kagi_shared.topics import GRANT_TOPICS, PERMISSIONS_ACKS
@@ -56,6 +56,7 @@ async def simulate(settings: Settings, stop: asyncio.Event, switch: FailSwitch,
                              rebalance_timeout_ms=int(settings.kafka.rebalance_timeout_s * 1000))
     producer = make_producer(settings, "kagi-target-simulator")
     await consumer.start()
+    adapt_fetch_wait(consumer, settings)
     await producer.start()
     answered = 0
     try:

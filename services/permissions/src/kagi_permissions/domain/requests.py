@@ -162,10 +162,25 @@ def plan(kind: Kind, before: dict[str, str | None], after: dict[str, str | None]
 
 
 def initial_status(kind: Kind, systems: list[SystemStatus]) -> Status:
-    """New requests wait for acceptance; requests without batch work are taken in by the system at once."""
-    if kind == "new" or any(s.timing == "batch" for s in systems):
+    """New requests wait for the operator's acceptance (seed 5-1 ③). Changes and revokes are taken in by the
+    system itself (seed 5-2 ①, 5-3 ①): at once when nothing waits for a batch, else accepted on the
+    submission date and waiting for their batch date M."""
+    if kind == "new":
         return "submitted"
+    if any(s.timing == "batch" for s in systems):
+        return "accepted"
     return "in_progress"
+
+
+def accept_by_system(request: PermissionRequest, batch: date, effective: dict[str, date]) -> None:
+    """Seed 5-2: a change with JUJU/LOACUS work is accepted on its submission date and goes in the batch ``batch``
+    (whose M follows from that date); ``effective`` gives each batched system's first day of use."""
+    request.status = "accepted"
+    request.accepted_on = request.submitted_on
+    request.batch_date = batch
+    for status in request.systems:
+        if status.timing == "batch":
+            status.effective_on = effective[status.system]
 
 
 def accept(request: PermissionRequest, accepted_on: date, batch: date) -> None:

@@ -46,6 +46,13 @@ def batch_date(calendar: BusinessCalendar, accepted_on: date) -> date:
     return calendar.on_or_after(nominal)
 
 
+def change_batch_date(calendar: BusinessCalendar, submitted_on: date) -> date:
+    """Seed 5-2 ③: JUJU/LOACUS changes entered (①変更申請入力) on the 1st–15th go in the batch of the 16th, those
+    of the 16th–last day in that of the 1st of the next month (moved to the next business day). The submission
+    date counts as it is, a closure day included: there is no operator acceptance to wait for."""
+    return batch_date(calendar, submitted_on)
+
+
 def effective_from_batch(calendar: BusinessCalendar, batch: date, system: str) -> date:
     lag = FAST_LAG if system in FAST_SYSTEMS or system == "INFOSITE" else SLOW_LAG
     return calendar.add_business_days(batch, lag)

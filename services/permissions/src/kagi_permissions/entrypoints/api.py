@@ -12,6 +12,7 @@ from litestar import Litestar, Request, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from kagi_permissions.bootstrap import NAME, Permissions, bootstrap
+from kagi_permissions.domain import requests as rules
 from kagi_permissions.domain.catalogue import catalogue_data
 from kagi_permissions.domain.companies import Admin
 from kagi_permissions.domain.timing import schedule
@@ -26,6 +27,7 @@ from kagi_permissions.entrypoints.schemas import (
     DecisionIn,
     DeliveryOut,
     DraftOut,
+    MyPermissionsOut,
     ReportOut,
     RequestIn,
     RequestOut,
@@ -148,6 +150,12 @@ def create_app(permissions: Permissions | None = None) -> Litestar:
         company, revoked = await app().companies.terminate(company_id)
         return TerminationOut(company=CompanyOut.of(company), revoked_users=revoked)
 
+    @get("/internal/me/permissions", guards=GUARDS)
+    async def my_permissions(request: Request[Any, Any, Any]) -> MyPermissionsOut:
+        """Any caller: what its own ID holds now (a target system's SSO may read this, or the events)."""
+        caller = caller_of(request)
+        return MyPermissionsOut.of(caller.login_id, await app().repo.grant(rules.user_key(caller.login_id)))
+
     @get("/internal/my-company", guards=GUARDS)
     async def my_company(request: Request[Any, Any, Any]) -> CompanyOut:
         caller = caller_of(request)
@@ -266,7 +274,8 @@ def create_app(permissions: Permissions | None = None) -> Litestar:
         await state["app"].store.ping()
 
     handlers = [schedule_preview, catalogue, ip_allowlist, register_company, list_companies, get_company,
-                change_company, terminate_company, my_company, submit, search, view, drafts, confirm_draft, users,
+                change_company, terminate_company, my_permissions, my_company, submit, search, view, drafts,
+                confirm_draft, users,
                 start_review, list_reviews, get_review, decide, report, accept, cancel, complete, retry, run_batch,
                 deliveries]
     return create_service_app(NAME, handlers, ready=ready, lifespan=[lifespan])

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from kagi_permissions.domain import requests as rules
-from kagi_permissions.domain.catalogue import label
+from kagi_permissions.domain.catalogue import ALL_SYSTEMS, label
 from kagi_permissions.domain.companies import Admin, Company
 from kagi_permissions.domain.review import DECISION_LABELS, Campaign, ReviewEntry
 from kagi_permissions.domain.timing import Schedule
@@ -90,6 +90,28 @@ class CompanyOut(Dto):
                    secondary_admin=admin(c.secondary_admin), ip_allowlist=c.ip_allowlist,
                    juju_max_users=c.juju_max_users, status=c.status, registered_at=c.registered_at,
                    terminated_at=c.terminated_at)
+
+
+class HeldPermissionOut(Dto):
+    system: str
+    value: str | None
+    label: str
+
+
+class MyPermissionsOut(Dto):
+    """The caller's current permission on every target system (PMS: the permission-management right)."""
+
+    user_id: str
+    company_id: str | None
+    permissions: list[HeldPermissionOut]
+
+    @classmethod
+    def of(cls, user_id: str, grant: dict[str, Any] | None) -> MyPermissionsOut:
+        grant = grant or {}
+        held = {s: v for s, v in grant.get("permissions", {}).items() if v}
+        return cls(user_id=grant.get("user_id", user_id), company_id=grant.get("company_id"),
+                   permissions=[HeldPermissionOut(system=s, value=held.get(s), label=label(s, held.get(s)))
+                                for s in ALL_SYSTEMS])
 
 
 class TerminationOut(Dto):

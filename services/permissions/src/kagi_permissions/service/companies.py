@@ -183,6 +183,9 @@ class CompanyService:
                                         effective_on=revoke_effective(jst_today(now), s)) for s, v in held.items()]
                 await self._route(tx, company, grant["user_id"], grant.get("name_kanji", ""), systems, "revoke", now,
                                   origin="termination")
+                # The ID may no longer log in from now on, whatever the target systems' revokes still take.
+                self.requests.access_changed(tx, grant["user_id"], company.id, "*", None, None, {},
+                                             reason="company_terminated")
                 revoked += 1
             self.requests.publish(tx, ev.CompanyTerminated(company_id=company.id, revoked_users=revoked), company.id)
             return company, revoked

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,8 +16,7 @@ from kagi_permissions.domain.calendar import BusinessCalendar
 from kagi_permissions.domain.catalogue import REQUESTABLE
 from kagi_permissions.domain.companies import Company
 from kagi_permissions.domain.requests import KIND_LABELS, STATUS_LABELS, PermissionRequest, SystemStatus
-from kagi_permissions.domain.timing import acceptance_date, batch_date, effective_from_batch
-from kagi_shared import codes
+from kagi_permissions.domain.timing import acceptance_date, batch_date, change_batch_date, effective_from_batch
 from kagi_shared.events import new_envelope
 from kagi_shared.events import notify as nev
 from kagi_shared.events import permissions as ev
@@ -186,7 +184,7 @@ class RequestService:
             raise busy()
         submitted_on = jst_today(now)
         systems = rules.plan(data.kind, before, after, submitted_on)
-        return PermissionRequest(
+        request = PermissionRequest(
             id=str(uuid.uuid4()), company_id=company.id, kind=data.kind, user_id=user_id, user_key=key,
             name_kanji=data.name_kanji or (current or {}).get("name_kanji", ""),
             name_kana=data.name_kana or (current or {}).get("name_kana", ""),
@@ -195,6 +193,11 @@ class RequestService:
             memo=data.memo, filed_by=filed_by, origin=origin,
             status=rules.initial_status(data.kind, systems),
             submitted_at=now, submitted_on=submitted_on, systems=systems)
+        if request.status == "accepted":
+            batch = change_batch_date(self.calendar, submitted_on)
+            rules.accept_by_system(request, batch, {s.system: effective_from_batch(self.calendar, batch, s.system)
+                                                    for s in systems if s.timing == "batch"})
+        return request
 
     async def file(self, request: PermissionRequest, correlation_id: str | None = None,
                    tx: Tx | None = None) -> PermissionRequest:
@@ -217,6 +220,9 @@ class RequestService:
                                                  kind=request.kind, user_id=request.user_id,
                                                  systems=[s.system for s in request.systems]),
                          request.id, correlation_id)
+            if request.status == "accepted" and request.accepted_on and request.batch_date:
+                self.publish(tx, ev.RequestAccepted(request_id=request.id, accepted_on=request.accepted_on,
+                                                    batch_date=request.batch_date), request.id, correlation_id)
 
         if tx is not None:
             await work(tx)
@@ -371,9 +377,8 @@ class RequestService:
         empty = changes.set_permission(request, status.system, status.after)
         self.publish(tx, ev.SystemCompleted(request_id=request.id, system=status.system,
                                             by="ack" if by == "ack" else "operator"), request.id)
-        if request.kind == "new" and not request.registration_mailed and status.system in REQUESTABLE:
-            request.registration_mailed = True
-            self._registration_mails(tx, request)
+        self.access_changed(tx, request.user_id, request.company_id, status.system, status.before, status.after,
+                            changes.permissions_of(request.user_key))
         if rules.settle(request):
             if request.kind != "new":  # only change/revoke requests hold the user's lock (see ``file``)
                 changes.unlock_user(request.user_key, request.id)
@@ -382,14 +387,15 @@ class RequestService:
             self.publish(tx, ev.RequestCompleted(request_id=request.id, user_id=request.user_id), request.id)
             self.notify_status(tx, request)
 
-    def _registration_mails(self, tx: Tx, request: PermissionRequest) -> None:
-        """The two mails of seed 5-1 ⑤ (参考1/参考2): the guide with a one-time URL, then the password."""
-        token = secrets.token_urlsafe(24)
-        portal = self.settings.brand.portal_url.rstrip("/")
-        self.notify(tx, "user_registration_guide", request.user_id,
-                    {"user_id": request.user_id, "registration_url": f"{portal}/registration/{token}"}, "security")
-        self.notify(tx, "user_one_time_password", request.user_id,
-                    {"user_id": request.user_id, "password": codes.new_code(12)}, "security")
+    def access_changed(self, tx: Tx, user_id: str, company_id: str, system: str, before: str | None,
+                       after: str | None, held: dict[str, str], reason: Literal["request", "company_terminated"]
+                       = "request") -> None:
+        """Tell lifecycle what the user holds now: a first grant enrols the ID (認証情報登録, seed 5-1 ⑤),
+        nothing left disables it. Keyed by the user, so one user's changes arrive in order."""
+        tx.publish(PERMISSIONS_EVENTS.name, new_envelope(
+            ev.AccessChanged(user_id=user_id, company_id=company_id, system=system, before=before, after=after,
+                             permissions=held, reason=reason),
+            source=SOURCE, subject=rules.user_key(user_id)))
 
     # -- acks --------------------------------------------------------------------------------------
     async def handle_ack(self, envelope_id: str, ack: ev.GrantAcknowledged, tx: Tx) -> str:

@@ -1,0 +1,67 @@
+"""Hosted pages at the portal URLs the mails link to: plain server-rendered HTML forms (Jinja2), no script.
+
+Each page runs the JSON API's own route handler (``forms.operate``), so the pages hold no business rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, Router, get
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Template
+from litestar.template.config import TemplateConfig
+
+from kagi_gateway.deps import PUBLIC
+from kagi_gateway.pages.account import AccountPages
+from kagi_gateway.pages.enrolment import EnrolmentPages
+from kagi_gateway.pages.forms import TEMPLATES, Refused, message_page, refusal_of, see_other
+from kagi_gateway.pages.invitations import InvitationPages
+from kagi_gateway.pages.notifications import NotificationPages
+from kagi_gateway.pages.registration import RegistrationPages
+from kagi_gateway.pages.session import LoginRequired, PageMiddleware, page_guard, page_response
+
+__all__ = ["PageMiddleware", "page_response", "pages_router", "template_config"]
+from kagi_gateway.services import ForwardedProblem
+from kagi_shared.problems import Problem
+
+STYLESHEET = (TEMPLATES / "kagi.css").read_text(encoding="utf-8")
+
+
+def template_config() -> TemplateConfig[JinjaTemplateEngine]:
+    return TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine)
+
+
+@get("/static/kagi.css", opt={"roles": PUBLIC}, media_type="text/css", include_in_schema=False)
+async def stylesheet() -> str:
+    return STYLESHEET
+
+
+def _refused(request: Request[Any, Any, Any], exc: Exception) -> Template:
+    refusal = exc.refusal if isinstance(exc, Refused) else refusal_of(exc)  # type: ignore[arg-type]
+    return message_page(request, "エラー", refusal.message, refusal.status, refusal.code)
+
+
+def _http(request: Request[Any, Any, Any], exc: Exception) -> Template:
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code
+    message = "入力内容に誤りがあります。" if isinstance(exc, ValidationException) else "ページを表示できませんでした。"
+    return message_page(request, "エラー", message, status, f"http.{status}")
+
+
+def _login(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    assert isinstance(exc, LoginRequired)
+    if exc.problem is not None and exc.problem.code == "auth.password_change_required":
+        return see_other("/password/change")
+    target = request.url.path if request.method == "GET" else "/account"
+    return see_other(f"/login?next={target}")
+
+
+def pages_router() -> Router:
+    return Router("/", route_handlers=[AccountPages, InvitationPages, RegistrationPages, NotificationPages,
+                                       EnrolmentPages, stylesheet],
+                  guards=[page_guard], opt={"page": True},
+                  include_in_schema=False,
+                  exception_handlers={Refused: _refused, Problem: _refused, ForwardedProblem: _refused,
+                                      HTTPException: _http, LoginRequired: _login})

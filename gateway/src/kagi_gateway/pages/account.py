@@ -1,0 +1,179 @@
+"""ログイン, ログアウト, パスワード変更 (expired password) and パスワード再発行 pages."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
+from litestar.response import Redirect, Template
+
+from kagi_gateway.controllers.auth import AuthController
+from kagi_gateway.controllers.lifecycle import (
+    AnswerIn,
+    PasswordChangeIn,
+    PasswordController,
+    QuestionIn,
+    ResetCompleteIn,
+    ResetRequestIn,
+)
+from kagi_gateway.deps import ANY_USER, PUBLIC, authorize
+from kagi_gateway.pages.forms import (
+    Refused,
+    body_of,
+    form_of,
+    form_page,
+    message_page,
+    operate,
+    page,
+    see_other,
+)
+from kagi_gateway.pages.rules import password_rules
+from kagi_gateway.pages.session import page_session
+from kagi_gateway.schemas import LoginIn, LogoutIn
+from kagi_gateway.services import Services
+from kagi_shared.problems import Problem
+
+HOME = "/account"
+Token = Annotated[str | None, QueryParameter(name="token", max_length=256, required=False)]
+Next = Annotated[str | None, QueryParameter(name="next", max_length=512, required=False)]
+
+
+def local_path(target: str | None) -> str:
+    """Only a path on this site is followed after login (never another host)."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return HOME
+
+
+async def sign_in(request: Request[Any, Any, Any], services: Services, login_id: str, password: str) -> None:
+    """Log in through the API's login (the same rules, answers and token scopes) and keep the tokens in a fresh
+    session; an expired password leaves only the restricted token, which opens just the change page."""
+    session = page_session(request)
+    try:
+        tokens = await operate(AuthController.login, request, services,
+                               body_of({"loginId": login_id, "password": password}, LoginIn))
+    except Refused as refused:
+        if refused.refusal.code == "auth.password_change_required":
+            session.rotate(accessToken=refused.refusal.extra["accessToken"], passwordChange=True)
+        raise
+    session.rotate(accessToken=tokens.access_token, refreshToken=tokens.refresh_token, loginId=login_id)
+
+
+class AccountPages(Controller):
+    path = "/"
+    include_in_schema = False
+
+    @get("/login", opt={"roles": PUBLIC})
+    async def login_form(self, request: Request[Any, Any, Any], next_path: Next = None) -> Template:
+        return form_page("login.html", request, next_path=local_path(next_path))
+
+    @post("/login", opt={"roles": PUBLIC, "rate": "login"}, status_code=303)
+    async def login(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Any:
+        values = await form_of(request)
+        target = local_path(values.get("next"))
+        try:
+            await sign_in(request, services, values.get("loginId", ""), values.get("password", ""))
+        except Refused as refused:
+            if refused.refusal.code == "auth.password_change_required":
+                return see_other("/password/change")
+            return form_page("login.html", request, refused.refusal, values, next_path=target)
+        return see_other(target)
+
+    @post("/logout", opt={"roles": PUBLIC}, status_code=303)
+    async def logout(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
+        """Ends the session at lifecycle too (every token of the account stops), then forgets it here."""
+        session = page_session(request)
+        token = session.get("accessToken")
+        if token:
+            try:
+                await authorize(request, AuthController.logout, str(token))
+                await operate(AuthController.logout, request, services,
+                              LogoutIn(refresh_token=session.get("refreshToken")))
+            except (Problem, Refused):  # an already ended session is logged out all the same
+                pass
+        session.rotate()
+        return message_page(request, "ログアウト", "ログアウトしました。", links=[("/login", "ログイン画面へ")])
+
+    @get("/account", opt={"roles": ANY_USER})
+    async def home(self, request: Request[Any, Any, Any]) -> Template:
+        return page("account.html", request, login_id=page_session(request).get("loginId"))
+
+    @get("/password/change", opt={"roles": ANY_USER, "password_change": True})
+    async def change_form(self, request: Request[Any, Any, Any]) -> Template:
+        return form_page("password_change.html", request, rules=password_rules(),
+                         expired=bool(page_session(request).get("passwordChange")))
+
+    @post("/password/change", opt={"roles": ANY_USER, "password_change": True}, status_code=200)
+    async def change(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
+        values = await form_of(request)
+        try:
+            body = body_of(values, PasswordChangeIn)
+            done = await operate(PasswordController.change, request, services, body)
+        except Refused as refused:
+            return form_page("password_change.html", request, refused.refusal, values, rules=password_rules(),
+                             expired=bool(page_session(request).get("passwordChange")))
+        page_session(request).rotate()  # the change ended every session of the account
+        return message_page(request, "パスワード変更完了", done.message, links=[("/login", "ログイン画面へ")])
+
+    # -- パスワード再発行 --------------------------------------------------------------------------------
+    @get("/password-reset", opt={"roles": PUBLIC})
+    async def reset_form(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
+                         token: Token = None) -> Template:
+        if token is None:
+            return form_page("password_reset_request.html", request)
+        return form_page("password_reset.html", request, token=token, rules=password_rules())
+
+    @post("/password-reset", opt={"roles": PUBLIC, "rate": "login"}, status_code=200)
+    async def request_reset(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
+        values = await form_of(request)
+        try:
+            done = await operate(PasswordController.request_reset, request, services,
+                                 body_of(values, ResetRequestIn))
+        except Refused as refused:
+            return form_page("password_reset_request.html", request, refused.refusal, values)
+        return message_page(request, "パスワード再発行の受付", done.message)
+
+    @post("/password-reset/complete", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200)
+    async def complete_reset(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
+        values = await form_of(request)
+        try:
+            done = await operate(PasswordController.complete_reset, request, services,
+                                 body_of(values, ResetCompleteIn))
+        except Refused as refused:
+            if "newPassword" in refused.refusal.fields or refused.refusal.code == "request.invalid":
+                return form_page("password_reset.html", request, refused.refusal, values,
+                                 token=values.get("token", ""), rules=password_rules())
+            return message_page(request, "パスワード再発行", refused.refusal.message, refused.refusal.status,
+                                refused.refusal.code, links=[("/password-reset", "パスワード再発行の受付へ")])
+        return message_page(request, "パスワード再発行完了", done.message, links=[("/login", "ログイン画面へ")])
+
+
+    # -- 秘密の質問で再設定 (today's second way; the mailed link is the first) --------------------------------
+    @get("/password-reset/question", opt={"roles": PUBLIC})
+    async def question_form(self, request: Request[Any, Any, Any]) -> Template:
+        return form_page("password_question.html", request, question=None)
+
+    @post("/password-reset/question", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200)
+    async def question(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
+        values = await form_of(request)
+        try:
+            asked = await operate(PasswordController.reset_question, request, services, body_of(values, QuestionIn))
+        except Refused as refused:
+            return form_page("password_question.html", request, refused.refusal, values, question=None)
+        return form_page("password_question.html", request, values={"loginId": asked.login_id},
+                         question=asked.question, rules=password_rules())
+
+    @post("/password-reset/answer", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200)
+    async def answer(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
+        values = await form_of(request)
+        try:
+            done = await operate(PasswordController.reset_answer, request, services, body_of(values, AnswerIn))
+        except Refused as refused:
+            return form_page("password_question.html", request, refused.refusal, values,
+                             question=values.get("question", ""), rules=password_rules())
+        return message_page(request, "パスワード再発行完了", done.message, links=[("/login", "ログイン画面へ")])
+
+def redirect_to_login(path: str) -> Redirect:
+    return see_other(f"/login?next={path}")

@@ -1,0 +1,117 @@
+"""新規登録 (water): the mailed link → password → logged in → お客さま番号の登録 → SMS認証 → 登録完了."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
+from litestar.response import Redirect, Template
+
+from kagi_gateway.controllers.locations import ClaimIn, ContractClaimController, SmsIn, SmsVerifyIn
+from kagi_gateway.controllers.registration import (
+    RegistrationCompleteIn,
+    RegistrationController,
+    RegistrationIn,
+    RegistrationTokenIn,
+)
+from kagi_gateway.deps import PUBLIC
+from kagi_gateway.pages.account import sign_in
+from kagi_gateway.pages.forms import Refused, body_of, form_of, form_page, message_page, operate, see_other
+from kagi_gateway.pages.rules import password_rules
+from kagi_gateway.services import Services
+
+OWNER = ("owner",)
+Token = Annotated[str | None, QueryParameter(name="token", max_length=256, required=False)]
+PROOFS = {"phone": "電話番号", "serviceAddress": "ご使用場所の住所", "debitLast4": "口座番号の下4桁"}
+
+
+class RegistrationPages(Controller):
+    path = "/register"
+    include_in_schema = False
+
+    @get("/", opt={"roles": PUBLIC, "rate": "guess"})
+    async def open_link(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
+                        token: Token = None) -> Template:
+        if token is None:
+            return form_page("register_request.html", request)
+        try:
+            link = await operate(RegistrationController.check, request, services,
+                                 body_of({"token": token or ""}, RegistrationTokenIn))
+        except Refused as refused:
+            return message_page(request, "新規登録", refused.refusal.message, refused.refusal.status,
+                                refused.refusal.code)
+        return form_page("register_password.html", request, email=link.email, expires=link.expires_at_text,
+                         token=token, rules=password_rules())
+
+    @post("/request", opt={"roles": PUBLIC}, status_code=200)
+    async def request_link(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
+        values = await form_of(request)
+        try:
+            accepted = await operate(RegistrationController.request_link, request, services,
+                                     body_of(values, RegistrationIn))
+        except Refused as refused:
+            return form_page("register_request.html", request, refused.refusal, values)
+        return message_page(request, "新規登録", accepted.message)
+
+    @post("/", opt={"roles": PUBLIC, "rate": "guess"}, status_code=303)
+    async def complete(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Any:
+        values = await form_of(request)
+        try:
+            done = await operate(RegistrationController.complete, request, services,
+                                 body_of(values, RegistrationCompleteIn))
+        except Refused as refused:
+            if "password" in refused.refusal.fields:
+                return form_page("register_password.html", request, refused.refusal, values,
+                                 email=values.get("email", ""), token=values.get("token", ""),
+                                 rules=password_rules())
+            return message_page(request, "新規登録", refused.refusal.message, refused.refusal.status,
+                                refused.refusal.code)
+        try:
+            await sign_in(request, services, done.login_id, values["password"])
+        except Refused:
+            return message_page(request, "新規登録", done.message, links=[("/login", "ログイン画面へ")])
+        return see_other("/register/contract")
+
+    @get("/contract", opt={"roles": OWNER})
+    async def contract_form(self, request: Request[Any, Any, Any]) -> Template:
+        return form_page("register_contract.html", request, proofs=PROOFS)
+
+    @post("/contract", opt={"roles": OWNER}, status_code=303)
+    async def claim(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template | Redirect:
+        values = await form_of(request)
+        body = {k: values.get(k, "") for k in ("customerNumber", "billingNumber")}
+        proof = values.get("proof", "")
+        if proof in PROOFS:
+            body[proof] = values.get("proofValue", "")
+        try:
+            await operate(ContractClaimController.link, request, services, body_of(body, ClaimIn))
+        except Refused as refused:
+            if "body" in refused.refusal.fields:  # the API's "one of the three facts" reason
+                refused.refusal.fields["proofValue"] = refused.refusal.fields.pop("body")
+            return form_page("register_contract.html", request, refused.refusal, values, proofs=PROOFS)
+        return see_other("/register/sms")
+
+    @get("/sms", opt={"roles": OWNER})
+    async def sms_form(self, request: Request[Any, Any, Any]) -> Template:
+        return form_page("register_sms.html", request, sent_to=None)
+
+    @post("/sms", opt={"roles": OWNER}, status_code=200)
+    async def send_sms(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
+        values = await form_of(request)
+        try:
+            sent = await operate(ContractClaimController.issue_sms, request, services, body_of(values, SmsIn))
+        except Refused as refused:
+            return form_page("register_sms.html", request, refused.refusal, values, sent_to=None)
+        return form_page("register_sms.html", request, sent_to=sent.sent_to)
+
+    @post("/sms/verify", opt={"roles": OWNER}, status_code=200)
+    async def verify_sms(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
+        values = await form_of(request)
+        try:
+            await operate(ContractClaimController.verify_sms, request, services, body_of(values, SmsVerifyIn))
+        except Refused as refused:
+            return form_page("register_sms.html", request, refused.refusal, values, sent_to=values.get("sentTo"))
+        return message_page(request, "登録完了", "利用登録が完了しました。マイページをご利用いただけます。",
+                            links=[("/account", "マイページへ")])
