@@ -60,10 +60,22 @@ MEANINGS: dict[int, str] = {
     504: "A service did not answer in time (`service.timeout`); the change may or may not have been made",
 }
 
-TAG_DESCRIPTIONS: dict[str, str] = {
+TAG_DESCRIPTIONS: dict[str, str] = {  # an area without an entry is described by its name
+    "access-review": "棚卸: company admins review who keeps which permission",
+    "audit": "The hash-chained audit ledger (operators)",
     "auth": "Login, tokens and the caller's own account",
-    "step-up": "追加認証: a one-time code by mail opens a 15-minute window",
+    "contracts": "Water contract claims, SMS check and withdrawal (owners)",
+    "enrolment": "認証情報登録 of B2B IDs: the mailed one-time URL and password; re-issue by operators",
+    "invitations": "招待: invitation keys, co-users and memberships",
+    "locations": "Usage locations, viewer keys and read-only viewing",
+    "notifications": "Notification preferences, admin contacts and info-site updates",
+    "operator": "託送受付センター: accounts, unlock requests, lifecycle preview, deliveries",
     "ops": "Probes for orchestration",
+    "password": "Password change and reset, secret question, unlock requests",
+    "permissions": "Permission requests, drafts, the catalogue and the company (company admins)",
+    "permissions-operator": "Companies, request workflow, batches and grant deliveries (operators)",
+    "registration": "Self-registration by mail link",
+    "step-up": "追加認証: a one-time code by mail opens a 15-minute window",
 }
 
 RETRY_AFTER = OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER), description="Seconds to wait before retrying")
