@@ -80,6 +80,7 @@ def test_env() -> Iterator[dict[str, str]]:
         "KAGI_EDGE_RATE_LOGIN_PER_IP": "100000",
         "KAGI_EDGE_RATE_GUESS_PER_IP": "100000",
         "KAGI_EDGE_RATE_DEFAULT_PER_IP": "100000",
+        "KAGI_EDGE_LOGIN_FAILURES_PER_IP": "100000",
     })
     # Mailed links point at this run's gateway, so a browser test follows exactly the URL in the mail.
     env["KAGI_BRAND_PORTAL_URL"] = f"http://127.0.0.1:{env['KAGI_PORTS_GATEWAY']}"

@@ -17,7 +17,7 @@ from litestar.testing import TestClient
 
 from kagi_gateway.app import create_app
 from kagi_gateway.openapi import PROBLEM_SCHEMA
-from kagi_shared.problems import EXCEPTION_HANDLERS, PROBLEM_JSON, FieldError, Problem
+from kagi_shared.problems import PROBLEM_JSON, FieldError, Problem, exception_handlers
 
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -108,7 +108,7 @@ def test_a_missing_query_parameter_is_named() -> None:
     def handler(recipient: Annotated[str, Parameter(min_length=3)]) -> dict[str, str]:
         return {"recipient": recipient}
 
-    with TestClient(Litestar([handler], exception_handlers=EXCEPTION_HANDLERS)) as client:
+    with TestClient(Litestar([handler], exception_handlers=exception_handlers())) as client:
         reply = client.get("/x")
     assert reply.status_code == 400
     assert reply.headers["content-type"].startswith(PROBLEM_JSON)

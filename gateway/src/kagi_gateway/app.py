@@ -30,7 +30,7 @@ from kagi_gateway.pages import PageMiddleware, page_response, pages_router, temp
 from kagi_gateway.services import SERVICES, ForwardedProblem, Services
 from kagi_gateway.tokens import read_claims
 from kagi_shared.metrics import metrics_handler
-from kagi_shared.problems import EXCEPTION_HANDLERS, Problem
+from kagi_shared.problems import Problem, exception_handlers
 from kagi_shared.service_api import RequestContextMiddleware
 from kagi_shared.settings import Settings, get_settings, require_secrets
 
@@ -73,16 +73,22 @@ class EdgeMiddleware(ASGIMiddleware):
             if path.startswith("/api/") or (handler is not None and handler.opt.get("page")):
                 await edge.admit(address)
                 route_class = handler.opt.get("rate", "default") if handler is not None else "default"
+                if route_class == "login":
+                    edge.refuse_failing_address(address)
                 counted = edge.limit(route_class, address, _account_hint(headers))
                 if route_class in GUESSABLE:
-                    await self._give_back_unjudged(edge, route_class, counted, scope, receive, send, next_app)
+                    status, body = await self._give_back_unjudged(edge, route_class, counted, scope, receive, send,
+                                                                  next_app)
+                    if route_class == "login" and Edge.login_failed(status, body):
+                        edge.record_login_failure(address)
                     return
         await next_app(scope, receive, send)
 
     @staticmethod
     async def _give_back_unjudged(edge: Edge, route_class: str, counted: list[str], scope: Scope,
-                                  receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        """Pass the call on; a guess no service could judge (503 ``service.unavailable``) is not counted."""
+                                  receive: Receive, send: Send, next_app: ASGIApp) -> tuple[int, bytes]:
+        """Pass the call on; a guess no service could judge (503 ``service.unavailable``) is not counted.
+        Returns the answer's status and (for a 401 or 503) the start of its body."""
         status = 0
         body = bytearray()
 
@@ -90,13 +96,14 @@ class EdgeMiddleware(ASGIMiddleware):
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-            elif message["type"] == "http.response.body" and status == 503 and len(body) < 4096:
+            elif message["type"] == "http.response.body" and status in (401, 503) and len(body) < 4096:
                 body.extend(message.get("body", b""))
             await send(message)
 
         await next_app(scope, receive, watch)
         if Edge.unjudged(route_class, status, bytes(body)):
             edge.give_back(counted)
+        return status, bytes(body)
 
 
 def _account_hint(headers: dict[bytes, bytes]) -> str | None:
@@ -183,7 +190,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         template_config=template_config(),
         before_send=[page_response],
         dependencies={"services": Provide(services, sync_to_thread=False)},
-        exception_handlers={**EXCEPTION_HANDLERS, ForwardedProblem: _forwarded},
+        exception_handlers={**exception_handlers(), ForwardedProblem: _forwarded},
         middleware=[RequestIdMiddleware(), RequestContextMiddleware("gateway"), PageMiddleware(),
                     EdgeMiddleware(lambda: state.get("edge")), AuditMiddleware(lambda: state.get("audit"))],
         lifespan=[lifespan],

@@ -163,7 +163,9 @@ class ClaimService:
             raise claim_not_found()
 
     async def withdraw(self, caller: Caller, correlation_id: str | None = None) -> int:
-        """退会: every contract link, co-user membership and viewer right of the account goes in one step."""
+        """退会: every contract link, co-user membership and viewer right of the account goes in one step.
+        Irreversible, so a fresh step-up of this very session comes first (a stolen access token is not enough)."""
+        await self.invitations.require_step_up(caller)
 
         async def work(tx: Tx) -> int:
             claims = await self.repo.claims_of(caller.account_id, tx)
@@ -210,7 +212,16 @@ class ClaimService:
         if code is None:
             raise Problem(404, "sms.no_code", "SMS認証コードが発行されていません。認証コードを発行してください。")
         now = datetime.now(UTC)
-        verdict = judge(code, codes.verify_code(entered, code.code_hash, self.settings.security.code_pepper), now)
+        max_attempts = self.settings.invite.sms_max_attempts
+        # Counted before judged, as the step-up code: concurrent guesses cannot outnumber the attempts.
+        counted = await self.repo.claim_sms_attempt(code.id, max_attempts)
+        if counted is None:
+            verdict = judge(await self.repo.latest_sms_code(caller.account_id) or code, False, now)
+            if verdict == "wrong":
+                verdict = "voided"
+        else:
+            verdict = judge(counted, codes.verify_code(entered, code.code_hash, self.settings.security.code_pepper),
+                            now)
         if verdict == "ok":
             async def succeed(tx: Tx) -> bool:
                 if not await self.repo.set_sms_status(tx, code.id, "used"):
@@ -221,19 +232,15 @@ class ClaimService:
             if await self.store.transaction(succeed):
                 return now
             verdict = "used"
-        if verdict == "wrong":
-            max_attempts = self.settings.invite.sms_max_attempts
-
-            async def fail(tx: Tx) -> int:
-                attempts = await self.repo.count_sms_attempt(tx, code.id)
-                if voids_after(attempts, max_attempts):
-                    await self.repo.set_sms_status(tx, code.id, "voided")
-                return attempts
-
-            remaining = max(max_attempts - await self.store.transaction(fail), 0)
-            if remaining:
+        if verdict == "wrong" and counted is not None:
+            if not voids_after(counted.attempts, max_attempts):
                 raise Problem(400, "sms.code_wrong", "SMS認証コードが正しくありません。",
-                              extra={"remainingAttempts": remaining})
+                              extra={"remainingAttempts": max_attempts - counted.attempts})
+
+            async def void(tx: Tx) -> None:
+                await self.repo.set_sms_status(tx, code.id, "voided")
+
+            await self.store.transaction(void)
             verdict = "voided"
         status, error, title = _SMS_REFUSALS[verdict]
         raise Problem(status, error, title)
