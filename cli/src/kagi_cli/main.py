@@ -1,30 +1,31 @@
 """``kagi``: one command for operators, support and SREs.
 
 Errors are one clear line on stderr and a non-zero exit; ``--help`` works everywhere.
+
+Each command imports what it needs when it runs: the service stacks (Litestar, PyMongo, faust, aiokafka)
+took three seconds to load, and ``kagi --help`` or ``kagi calendar schedule`` needs none of them. The command
+modules below keep their top-level imports just as light (``tests`` check which modules ``--help`` loads).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import os
 import logging
 import signal
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
-
-from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, NoBrokersAvailable
-from pymongo.errors import ConnectionFailure, PyMongoError
+from typing import TYPE_CHECKING, Any
 
 from kagi_cli import accounts, audit, catalogue, clients, invite, lifecycle, notify, permissions
-from kagi_cli.mailbox import mailbox, read_mail
-from kagi_local.infra import Infra, infra_specs, service_specs
 from kagi_local.processes import ProcessError, ProcessSpec
 from kagi_shared.settings import Settings, SettingsError, get_settings
+
+if TYPE_CHECKING:
+    from kagi_local.infra import Infra
 
 DEMO_ADMIN = "admin@partner.example.jp"
 DEMO_SYSTEM_USER = "hanako.takuso@partner.example.jp"
@@ -46,8 +47,14 @@ COMMAND_MODULES: list[ModuleType] = [catalogue, notify, audit, lifecycle, accoun
 
 
 # -- infra -------------------------------------------------------------------------------------
+def _infra(settings: Settings) -> Infra:
+    from kagi_local.infra import Infra
+
+    return Infra(settings)
+
+
 def cmd_infra(args: argparse.Namespace, settings: Settings) -> int:
-    infra = Infra(settings)
+    infra = _infra(settings)
     if args.action == "up":
         for status in infra.up():
             print(status.line())
@@ -68,6 +75,9 @@ DemoRow = tuple[str, str, str, str, str | None]
 async def seed_demo(settings: Settings) -> list[DemoRow]:
     from kagi_lifecycle.bootstrap import bootstrap
     from kagi_shared.problems import Problem
+
+    if settings.env == "prod":  # the demo passwords are published in the README: an operator account anyone knows
+        raise CliError("demo seed creates accounts whose passwords are public; refused in production (KAGI_ENV=prod)")
 
     lifecycle = bootstrap(settings)
     await lifecycle.start()
@@ -124,11 +134,14 @@ def print_demo(rows: list[DemoRow], prefix: str = "") -> None:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
     print_demo(asyncio.run(seed_demo(settings)))
     return 0
 
 
 async def _demo_code(settings: Settings, login_id: str) -> str:
+    import asyncio
     import time
 
     import pyotp
@@ -156,12 +169,16 @@ async def _demo_code(settings: Settings, login_id: str) -> str:
 
 
 def cmd_demo_totp(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
     print(asyncio.run(_demo_code(settings, args.login_id)))
     return 0
 
 
 # -- mail --------------------------------------------------------------------------------------
 def cmd_mail(args: argparse.Namespace, settings: Settings) -> int:
+    from kagi_cli.mailbox import mailbox, read_mail
+
     directory = settings.var_path / "mail"
     mails = mailbox(directory)
     if args.action == "list":
@@ -193,6 +210,8 @@ def cmd_mail(args: argparse.Namespace, settings: Settings) -> int:
 # -- whole system ------------------------------------------------------------------------------
 def _http_ready(url: str) -> Callable[[], bool]:
     def check() -> bool:
+        import urllib.request
+
         with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback URL from settings
             return bool(response.status == 200)
 
@@ -200,6 +219,8 @@ def _http_ready(url: str) -> Callable[[], bool]:
 
 
 def system_specs(settings: Settings) -> list[ProcessSpec]:
+    from kagi_local.infra import service_specs
+
     specs = []
     for spec in service_specs(settings):
         if spec.port is not None:
@@ -209,18 +230,26 @@ def system_specs(settings: Settings) -> list[ProcessSpec]:
     return specs
 
 
+def target_login_port(settings: Settings) -> int:
+    """The TAXIS login simulator's port: ``KAGI_SIMULATOR_LOGIN_PORT``, else the gateway's + 110 (8110), so parallel
+    checkouts do not collide."""
+    return int(os.environ.get("KAGI_SIMULATOR_LOGIN_PORT") or settings.ports.gateway + 110)
+
+
 def demo_specs(settings: Settings) -> list[ProcessSpec]:
     """Only for `kagi up`/`make run`: a stand-in for the target systems that acknowledges grants."""
-    from kagi_cli import target_login
-
     return [ProcessSpec("target-simulator", [sys.executable, "-m", "kagi_permissions.devtools.target_simulator"]),
             # TAXIS's login screen: a system user logs in through Kagi (OpenID Connect) and sees the permission.
             ProcessSpec("target-login", [sys.executable, "-m", "kagi_cli.target_login"],
-                        port=target_login.port(settings))]
+                        port=target_login_port(settings))]
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    infra = Infra(settings)
+    import asyncio
+
+    from kagi_local.infra import infra_specs
+
+    infra = _infra(settings)
     already_up = {status.name for status in infra.status() if status.state == "running"}
     print("starting the embedded infrastructure …", flush=True)
     infra.up()
@@ -233,9 +262,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         raise
     print_demo(asyncio.run(seed_demo(settings)), prefix="  demo ")
     gw = f"http://127.0.0.1:{settings.ports.gateway}"
-    from kagi_cli import target_login
-
-    taxis = f"http://127.0.0.1:{target_login.port(settings)}"
+    taxis = f"http://127.0.0.1:{target_login_port(settings)}"
     print(f"\nKagi is running.\n  gateway  {gw}\n  OpenAPI  {gw}/schema\n  health   {gw}/ready\n"
           f"  TAXIS    {taxis}   (simulator: a system user logs in through Kagi, OpenID Connect)\n"
           f"  mail     kagi mail list   (files under {settings.var_path / 'mail'})\n"
@@ -244,14 +271,14 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
-    infra = Infra(settings)
+    infra = _infra(settings)
     stopped = infra.down(demo_specs(settings)) + infra.down(system_specs(settings)) + infra.down()
     print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
     return 0
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    infra = Infra(settings)
+    infra = _infra(settings)
     for status in infra.status() + infra.status(system_specs(settings) + demo_specs(settings)):
         print(status.line())
     return 0
@@ -331,18 +358,26 @@ def _mongo_hosts(uri: str) -> str:
     return uri.split("://", 1)[-1].split("/", 1)[0].rpartition("@")[2]
 
 
+def _raised_by(exc: BaseException, module: str, *names: str) -> bool:
+    """``exc`` is one of ``module``'s exception classes ``names``. Looked up only if a command loaded that module:
+    a command that never imported the database driver cannot have raised its errors, and ``kagi --help`` must
+    not pay for importing it."""
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(exc, tuple(getattr(loaded, name) for name in names))
+
+
 def unreachable(exc: BaseException, settings: Settings) -> str | None:
     """One line for a broker or database failure, or None if ``exc`` is something else."""
-    if isinstance(exc, ConnectionFailure):
+    if _raised_by(exc, "pymongo.errors", "ConnectionFailure"):
         # pymongo's message lists the whole topology description: far too long for one line.
         return (f"cannot reach the database at {_mongo_hosts(settings.mongo_uri)} ({type(exc).__name__}); "
                 "is it up? ('kagi infra up')")
-    if isinstance(exc, PyMongoError):
+    if _raised_by(exc, "pymongo.errors", "PyMongoError"):
         detail = str(exc).splitlines()[0][:200] if str(exc) else "no detail"
         return f"database error ({type(exc).__name__}): {detail}"
-    if isinstance(exc, (KafkaConnectionError, KafkaTimeoutError, NoBrokersAvailable)):
+    if _raised_by(exc, "aiokafka.errors", "KafkaConnectionError", "KafkaTimeoutError", "NoBrokersAvailable"):
         return f"cannot reach the broker at {settings.kafka_bootstrap} ({exc}); is it up? ('kagi infra up')"
-    if isinstance(exc, KafkaError):
+    if _raised_by(exc, "aiokafka.errors", "KafkaError"):
         return f"broker error at {settings.kafka_bootstrap}: {exc}"
     if isinstance(exc, TimeoutError):
         return f"timed out ({str(exc) or 'no answer'}); is everything up? ('kagi status')"
@@ -365,8 +400,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    except (PyMongoError, KafkaError, OSError) as exc:
+    except Exception as exc:
         # TimeoutError (asyncio's too) is an OSError: a down server reaches here as any of the three.
+        if not (isinstance(exc, OSError) or _raised_by(exc, "pymongo.errors", "PyMongoError")
+                or _raised_by(exc, "aiokafka.errors", "KafkaError")):
+            raise
         line = unreachable(exc, settings) if settings is not None else None
         print(f"kagi: {line or exc}", file=sys.stderr)
         return 1

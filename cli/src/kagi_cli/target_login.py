@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import html
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -34,8 +33,9 @@ class KagiClient(AsyncOAuth2Mixin, AsyncOpenIDMixin, BaseApp):  # type: ignore[m
 
 
 def port(settings: Settings) -> int:
-    """``KAGI_SIMULATOR_LOGIN_PORT``, else the gateway's port + 110 (8110), so parallel checkouts do not collide."""
-    return int(os.environ.get("KAGI_SIMULATOR_LOGIN_PORT") or settings.ports.gateway + 110)
+    from kagi_cli.main import target_login_port
+
+    return target_login_port(settings)
 
 
 async def registered_client(settings: Settings, base_url: str) -> dict[str, str]:

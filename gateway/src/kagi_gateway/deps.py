@@ -128,6 +128,8 @@ async def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: Bas
     settings = get_settings()
     claims = read_claims(token, settings.security)
     caller = claims.caller
+    # Whom a refusal below is recorded against (the audit of 401/403 answers): the token's signature held.
+    connection.scope.setdefault("state", {})["token_caller"] = caller
     if not any(caller.has(r) for r in roles):  # cheap refusal before asking lifecycle
         raise Problem(403, "auth.forbidden", "この操作を行う権限がありません。")
     if claims.scope and not handler.opt.get(claims.scope):

@@ -115,6 +115,15 @@ AUDIT_EVENTS = Topic(
     partitions=1,  # one partition: the ledger appends in one total order
     retention_days=365,
 )
+AUDIT_CHECKPOINTS = Topic(
+    name="audit.checkpoints",
+    key="ledger",
+    producer="audit",
+    consumers=(),  # read from its end by the audit API's verifier (no consumer group) and by outside auditors
+    event_types=(audit.AuditCheckpoint,),
+    partitions=1,  # "the latest" is the last record of the one partition
+    retention_days=3650,
+)
 GRANT_TOPICS = tuple(
     Topic(
         name=f"permissions.grants.{system}",
@@ -136,6 +145,7 @@ CATALOGUE: tuple[Topic, ...] = (
     AUTH_LOGINS,
     PERMISSIONS_ACKS,
     AUDIT_EVENTS,
+    AUDIT_CHECKPOINTS,
     *GRANT_TOPICS,
 )
 

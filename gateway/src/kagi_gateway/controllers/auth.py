@@ -42,6 +42,7 @@ class AuthController(Controller):
           summary="Log in with ID and password")
     async def login(self, data: JSONBody[LoginIn], services: NamedDependency[Services],
                     request: Request[Any, Any, Any]) -> TokenOut:
+        request.scope.setdefault("state", {})["login_attempt"] = data.login_id  # for the audit of a failure
         opened = await services.call("lifecycle", "POST", "/internal/sessions",
                                      json={"loginId": data.login_id, "password": data.password,
                                            "totpCode": data.totp_code},

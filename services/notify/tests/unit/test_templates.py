@@ -36,7 +36,8 @@ EXPECTED_SUBJECTS = {"step_up_code": "【Kagi】認証コード発行のお知�
                      "viewer_removed": "【Kagi】閲覧者削除のお知らせ",
                      "registration_verify": "【Kagi】メールアドレス認証のお知らせ",
                      "registration_exists": "【Kagi】利用登録のお申し込みについて",
-                     "withdrawal_completed": "【Kagi】退会手続き完了のお知らせ"}
+                     "withdrawal_completed": "【Kagi】退会手続き完了のお知らせ",
+                     "contract_linked_elsewhere": "【Kagi】お客さま番号の登録についてのお知らせ"}
 ALL = sorted(p.stem for p in TEMPLATE_DIR.glob("*/*.txt"))
 
 

@@ -64,6 +64,10 @@ class ClaimRepository:
             .sort("linked_at", ASCENDING).to_list()
         return [_claim(d) for d in docs]
 
+    async def claimants(self, customer_number: str, tx: Tx) -> list[Claim]:
+        docs = await self.claims.find({"customer_number": customer_number}, session=tx.session).to_list()
+        return [_claim(d) for d in docs]
+
     async def add(self, tx: Tx, claim: Claim) -> None:
         doc = msgspec.to_builtins(claim, builtin_types=(datetime,))
         doc["_id"] = f"{claim.account_id}:{claim.customer_number}"

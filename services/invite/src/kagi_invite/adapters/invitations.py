@@ -201,6 +201,12 @@ class InvitationRepository:
         await self.hits.insert_one({"bucket": bucket, "at": now})
         return await self.hits.count_documents({"bucket": bucket, "at": {"$gt": window_start}})
 
+    async def forgive(self, bucket: str) -> None:
+        """Take back this bucket's newest hit: an attempt that succeeded is not a failure."""
+        doc = await self.hits.find_one({"bucket": bucket}, sort=[("at", DESCENDING)])
+        if doc is not None:
+            await self.hits.delete_one({"_id": doc["_id"]})
+
     async def nth_hit(self, bucket: str, window_start: datetime, n: int) -> datetime | None:
         """The time of the ``n``-th oldest hit (from 0) still in the window."""
         docs = await self.hits.find({"bucket": bucket, "at": {"$gt": window_start}}).sort("at", ASCENDING) \

@@ -18,12 +18,13 @@ from kagi_invite.domain.claims import (
     Proof,
     WaterContract,
     above_recommended,
-    digits,
     identifier,
+    masked,
     matches,
     mobile_problem,
     next_main,
     proof_problem,
+    sms_destination,
 )
 from kagi_invite.domain.locations import newer
 from kagi_invite.domain.step_up import StepUpCode, judge, voids_after
@@ -32,7 +33,7 @@ from kagi_shared import codes
 from kagi_shared.events import Event, new_envelope
 from kagi_shared.events import invite as ev
 from kagi_shared.events import notify as nev
-from kagi_shared.jst import jp_deadline
+from kagi_shared.jst import jp_datetime, jp_deadline
 from kagi_shared.mongo import Store, Tx
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.service_api import Caller
@@ -93,20 +94,40 @@ class ClaimService:
         """Match the proof against the stored contract (never changing it) and link the number."""
         if problem := proof_problem(proof):
             raise Problem(400, "request.invalid", "入力内容に誤りがあります。", errors=[FieldError("body", problem)])
-        await self.invitations.limit("claim", "account", caller.account_id, self.settings.invite.claim_per_account)
+        limits = self.settings.invite
+        await self.invitations.limit("claim", "account", caller.account_id, limits.claim_per_account)
         number = identifier(proof.customer_number)
+        # Failures per contract and per address too: one account per guess, or one number from many accounts,
+        # must not get unlimited tries at the three guessable facts. Counted up front, forgiven on success.
+        failure_limits = (("contract", number, limits.claim_failures_per_contract),
+                          ("ip", caller.ip, limits.claim_failures_per_ip))
+        for kind, value, most in failure_limits:
+            await self.invitations.limit("claim_failure", kind, value, most)
         if not matches(await self.repo.contract(number), proof):
             raise Problem(400, "claim.not_matched",
                           "ご入力いただいた内容では登録できません。お客さま番号、調定番号及び電話番号・使用場所・"
                           "口座番号下4ケタのいずれかに誤りがないかご確認ください。")
+        for kind, value, _ in failure_limits:
+            await self.invitations.forgive("claim_failure", kind, value)
 
         async def work(tx: Tx) -> ClaimResult:
             existing = await self.repo.claims_of(caller.account_id, tx)
+            now = datetime.now(UTC)
             claim = Claim(account_id=caller.account_id, customer_number=number, main=not existing,
-                          linked_at=datetime.now(UTC))
+                          linked_at=now, email=caller.email)
+            others = [c for c in await self.repo.claimants(number, tx) if c.account_id != caller.account_id]
             await self.repo.add(tx, claim)
             self._publish(tx, ev.ContractLinked(account_id=caller.account_id, customer_number=number,
                                                 main=claim.main), caller.account_id, correlation_id)
+            for other in others:  # whoever already holds the number hears of the new claim
+                if other.email:
+                    tx.publish(NOTIFY_REQUESTS.name, new_envelope(
+                        nev.NotificationRequested(template="contract_linked_elsewhere", channel="mail",
+                                                  recipient=other.email, category="security",
+                                                  account_id=other.account_id,
+                                                  variables={"customer_number": masked(number),
+                                                             "linked_at": jp_datetime(now)}),
+                        source=SOURCE, subject=other.email, correlation_id=correlation_id))
             count = len(existing) + 1
             warn = above_recommended(count, self.settings.invite.claim_recommended_max)
             return ClaimResult(claim=claim, count=count, warning="claims.above_recommended" if warn else None)
@@ -190,6 +211,9 @@ class ClaimService:
             raise Problem(400, "request.invalid", "入力内容に誤りがあります。", errors=[FieldError("mobile", problem)])
         limits = self.settings.invite
         await self.invitations.limit("sms", "account", caller.account_id, limits.request_per_email)
+        claims = await self.repo.claims_of(caller.account_id)
+        recipient = sms_destination(mobile, claims, await self.repo.contracts_by_number(
+            [c.customer_number for c in claims]))
         plain = codes.new_code(SMS_CODE_LENGTH, SMS_ALPHABET)
         now = datetime.now(UTC)
         code = StepUpCode(id=str(uuid.uuid4()), account_id=caller.account_id,
@@ -199,7 +223,7 @@ class ClaimService:
         async def work(tx: Tx) -> None:
             await self.repo.replace_sms_code(tx, code)
             tx.publish(NOTIFY_REQUESTS.name, new_envelope(
-                nev.NotificationRequested(template="sms_verification", channel="sms", recipient=digits(mobile),
+                nev.NotificationRequested(template="sms_verification", channel="sms", recipient=recipient,
                                           category="security", account_id=caller.account_id,
                                           variables={"code": plain, "expires_at": jp_deadline(code.expires_at)}),
                 source=SOURCE, subject=caller.account_id, correlation_id=correlation_id))

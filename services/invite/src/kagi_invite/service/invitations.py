@@ -173,15 +173,24 @@ class InvitationService:
         return key
 
     # -- abuse limits ------------------------------------------------------------------------------
+    def _bucket(self, action: str, kind: str, value: str) -> str:
+        if kind == "email":  # limits must not keep the addresses of people who never signed up
+            value = codes.hash_code(value.lower(), self.settings.security.code_pepper)
+        return f"{action}:{kind}:{value}"
+
+    async def forgive(self, action: str, kind: str, value: str | None) -> None:
+        """Undo one hit counted by ``limit``: for limits on failures, counted up front and taken back on success
+        (counting after the fact would let a burst of guesses through before the first failure is written)."""
+        if value:
+            await self.repo.forgive(self._bucket(action, kind, value))
+
     async def limit(self, action: str, kind: str, value: str | None, limit: int) -> None:
         if not value:
             return
         window = self.settings.invite.rate_window_s
         now = _now()
         start = now - timedelta(seconds=window)
-        if kind == "email":  # limits must not keep the addresses of people who never signed up
-            value = codes.hash_code(value.lower(), self.settings.security.code_pepper)
-        bucket = f"{action}:{kind}:{value}"
+        bucket = self._bucket(action, kind, value)
         count = await self.repo.hit(bucket, now, start)
         if count > limit:
             leaves = await self.repo.nth_hit(bucket, start, count - limit)
