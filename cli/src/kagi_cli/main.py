@@ -10,8 +10,8 @@ modules below keep their top-level imports just as light (``tests`` check which 
 from __future__ import annotations
 
 import argparse
-import os
 import logging
+import os
 import signal
 import sys
 import time
