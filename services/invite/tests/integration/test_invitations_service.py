@@ -242,6 +242,24 @@ async def test_retries_while_an_interrupted_redemption_holds_the_link_spend_no_a
     await invite.invitations.complete(held.reservation_id, "guest-9", "cutoff@example.jp", "", True)
 
 
+async def test_redemptions_that_a_missing_service_undid_spend_no_attempts(settings: Settings,
+                                                                         store_factory: Any) -> None:
+    invite = await started(settings, store_factory, redeem_per_email=2)
+    await step_up(invite)
+    issued = await invite.invitations.issue_key(OWNER)
+    token = await link_token(invite, "outage@example.jp")
+    for _ in range(5):  # the right key each time; lifecycle was away, so the gateway gave the key back
+        held = await invite.invitations.reserve(token, issued.key, None)
+        await invite.invitations.release(held.reservation_id, failed_login=False)
+    held = await invite.invitations.reserve(token, issued.key, None)
+    await invite.invitations.complete(held.reservation_id, "guest-7", "outage@example.jp", "", True)
+    # Wrong keys are what the limit is for: they still count.
+    second = await invite.invitations.issue_key(OWNER)
+    other = await link_token(invite, "guesser@example.jp")
+    codes_seen = [(await refusal(invite.invitations.reserve(other, "WRONGKEY2345", None))).code for _ in range(3)]
+    assert codes_seen[-1] == "rate_limited" and second.key
+
+
 async def test_a_released_reservation_leaves_the_key_pending(settings: Settings, store_factory: Any) -> None:
     invite = await started(settings, store_factory)
     await step_up(invite)

@@ -294,6 +294,10 @@ class InvitationService:
             raise Problem(status, code, title)
         if lost == "link":
             raise _link_refused("busy", until, now)
+        # The per-address limit is on failures: the right key is none. (An invitee whose account creation then
+        # fails for want of a service retries as often as the outage lasts; a wrong password on redemption
+        # is counted against the key instead.)
+        await self.forgive("redeem", "email", link.email)
         return Reservation(reservation_id=reservation_id, email=link.email, owner_id=key.owner_id, key_id=key.id,
                            reserved_until=until)
 
