@@ -15,8 +15,10 @@ from litestar.template.config import TemplateConfig
 
 from kagi_gateway.deps import PUBLIC
 from kagi_gateway.pages.account import AccountPages
+from kagi_gateway.pages.console import copy_script, register_filters
 from kagi_gateway.pages.forms import TEMPLATES, Refused, message_page, refusal_of, see_other
 from kagi_gateway.pages.invitations import InvitationPages
+from kagi_gateway.pages.mypage import MyPagePages
 from kagi_gateway.pages.notifications import NotificationPages
 from kagi_gateway.pages.registration import RegistrationPages
 from kagi_gateway.pages.session import LoginRequired, PageMiddleware, page_guard, page_response
@@ -25,11 +27,13 @@ __all__ = ["PageMiddleware", "page_response", "pages_router", "template_config"]
 from kagi_gateway.services import ForwardedProblem
 from kagi_shared.problems import Problem
 
+# The consoles (issue 18): MyPage, 権限管理 (company admin), 託送受付センター (operator).
+CONSOLES: list[Any] = [MyPagePages, copy_script]
 STYLESHEET = (TEMPLATES / "kagi.css").read_text(encoding="utf-8")
 
 
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:
-    return TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine)
+    return TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=register_filters)
 
 
 @get("/static/kagi.css", opt={"roles": PUBLIC}, media_type="text/css", include_in_schema=False)
@@ -59,7 +63,7 @@ def _login(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
 
 def pages_router() -> Router:
     return Router("/", route_handlers=[AccountPages, InvitationPages, RegistrationPages, NotificationPages,
-                                       stylesheet],
+                                       stylesheet, *CONSOLES],
                   guards=[page_guard], opt={"page": True},
                   include_in_schema=False,
                   exception_handlers={Refused: _refused, Problem: _refused, ForwardedProblem: _refused,

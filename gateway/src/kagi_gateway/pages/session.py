@@ -132,6 +132,8 @@ async def page_response(message: Message, scope: Scope) -> None:
     headers = MutableScopeHeaders.from_message(message)
     for name, value in SECURITY_HEADERS.items():
         headers[name] = value
+    if state.get("page_script"):  # a page with the copy button: the site's own script file, nothing inline
+        headers["content-security-policy"] = SECURITY_HEADERS["content-security-policy"] + "; script-src 'self'"
     if session.id != old_id:
         secure = "; Secure" if _secure_cookie() else ""
         headers.add("set-cookie", f"{COOKIE}={session.id}; Path=/; HttpOnly; SameSite=Lax{secure}")
