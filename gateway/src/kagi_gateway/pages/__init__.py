@@ -15,11 +15,13 @@ from litestar.template.config import TemplateConfig
 
 from kagi_gateway.deps import PUBLIC
 from kagi_gateway.pages.account import AccountPages
+from kagi_gateway.pages.company import CompanyPages
 from kagi_gateway.pages.console import copy_script, register_filters
 from kagi_gateway.pages.forms import TEMPLATES, Refused, message_page, refusal_of, see_other
 from kagi_gateway.pages.invitations import InvitationPages
 from kagi_gateway.pages.mypage import MyPagePages
 from kagi_gateway.pages.notifications import NotificationPages
+from kagi_gateway.pages.operator import OperatorPages
 from kagi_gateway.pages.registration import RegistrationPages
 from kagi_gateway.pages.session import LoginRequired, PageMiddleware, page_guard, page_response
 
@@ -28,7 +30,7 @@ from kagi_gateway.services import ForwardedProblem
 from kagi_shared.problems import Problem
 
 # The consoles (issue 18): MyPage, 権限管理 (company admin), 託送受付センター (operator).
-CONSOLES: list[Any] = [MyPagePages, copy_script]
+CONSOLES: list[Any] = [MyPagePages, CompanyPages, OperatorPages, copy_script]
 STYLESHEET = (TEMPLATES / "kagi.css").read_text(encoding="utf-8")
 
 

@@ -12,7 +12,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
 
 from kagi_gateway.deps import PUBLIC
-from kagi_gateway.pages.forms import TEMPLATES, page
+from kagi_gateway.pages.forms import TEMPLATES, Refusal, page
 from kagi_gateway.pages.session import page_session
 from kagi_shared.jst import jp_datetime, jp_deadline, jp_slash_date
 
@@ -60,10 +60,12 @@ def console_page(template: str, request: Request[Any, Any, Any], **context: Any)
 
 
 def confirm_page(request: Request[Any, Any, Any], title: str, question: str, action: str, button: str,
-                 back: str, hidden: dict[str, str] | None = None, reason: str | None = None) -> Template:
-    """The confirmation step of a destructive action: the question, one button that posts, one link back."""
+                 back: str, hidden: dict[str, str] | None = None, reason: str | None = None,
+                 refusal: Refusal | None = None) -> Template:
+    """The confirmation step of a destructive action: the question, one button that posts, one link back
+    (``reason``: the label of a reason the action needs)."""
     return console_page("console_confirm.html", request, title=title, question=question, action=action,
-                        button=button, back=back, hidden=hidden or {}, reason=reason)
+                        button=button, back=back, hidden=hidden or {}, reason=reason, refusal=refusal)
 
 
 def allow_copy_script(request: Request[Any, Any, Any]) -> None:
