@@ -144,10 +144,10 @@ class OperatorPages(Controller):
     # -- 反映の失敗・遅延 --------------------------------------------------------------------------------
     @get("/deliveries", opt={"roles": OPERATOR})
     async def deliveries(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
-                         state: Annotated[Literal["failed", "overdue"], QueryParameter(name="state")] = "failed",
+                         which: Annotated[Literal["failed", "overdue"], QueryParameter(name="state")] = "failed",
                          ) -> Template:
-        found = await operate(PermissionOperatorController.deliveries, request, services, which=state)
-        return console_page("operator_deliveries.html", request, deliveries=found, state=state)
+        found = await operate(PermissionOperatorController.deliveries, request, services, which=which)
+        return console_page("operator_deliveries.html", request, deliveries=found, state=which)
 
     # -- ロック解除依頼 -----------------------------------------------------------------------------------
     @get("/unlock-requests", opt={"roles": OPERATOR})
