@@ -19,6 +19,7 @@ from kagi_gateway.pages.company import CompanyPages
 from kagi_gateway.pages.console import copy_script, register_filters
 from kagi_gateway.pages.forms import TEMPLATES, Refused, message_page, refusal_of, see_other
 from kagi_gateway.pages.invitations import InvitationPages
+from kagi_gateway.pages.locations import LocationPages, ViewingPages
 from kagi_gateway.pages.mypage import MyPagePages
 from kagi_gateway.pages.notifications import NotificationPages
 from kagi_gateway.pages.operator import OperatorPages
@@ -30,7 +31,7 @@ from kagi_gateway.services import ForwardedProblem
 from kagi_shared.problems import Problem
 
 # The consoles (issue 18): MyPage, 権限管理 (company admin), 託送受付センター (operator).
-CONSOLES: list[Any] = [MyPagePages, CompanyPages, OperatorPages, copy_script]
+CONSOLES: list[Any] = [MyPagePages, LocationPages, ViewingPages, CompanyPages, OperatorPages, copy_script]
 STYLESHEET = (TEMPLATES / "kagi.css").read_text(encoding="utf-8")
 
 

@@ -84,14 +84,14 @@ def body_of(values: dict[str, Any], dto: type[Any]) -> Any:
 
 
 async def operate(handler: HTTPRouteHandler, request: Request[Any, Any, Any], services: Services,
-                  data: Any = None, **params: Any) -> Any:
-    """Run an API route's handler for a page (``params``: its path and query parameters); a refusal is raised as
-    ``Refused``."""
+                  data: Any = None, controller: Any = None, **params: Any) -> Any:
+    """Run an API route's handler for a page (``params``: its path and query parameters; ``controller``: an
+    instance for a handler that calls its controller's own helpers); a refusal is raised as ``Refused``."""
     kwargs: dict[str, Any] = {"services": services, "request": request, **params}
     if data is not None:
         kwargs["data"] = data
     try:
-        return await handler.fn(None, **kwargs)
+        return await handler.fn(controller, **kwargs)
     except (Problem, ForwardedProblem) as exc:
         raise Refused(refusal_of(exc)) from None
 

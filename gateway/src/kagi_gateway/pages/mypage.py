@@ -27,7 +27,7 @@ STEP_UP_REQUIRED = "step_up.required"
 SENT = "stepUpSentTo"
 
 
-def _step_up_page(request: Request[Any, Any, Any], refused: Refused | None = None) -> Template:
+def step_up_page(request: Request[Any, Any, Any], refused: Refused | None = None) -> Template:
     sent = page_session(request).get(SENT)
     remaining = refused.refusal.extra.get("remainingAttempts") if refused else None
     return console_page("mypage_step_up.html", request, refusal=refused.refusal if refused else None,
@@ -44,7 +44,7 @@ class MyPagePages(Controller):
         """追加認証 until invite says the window is open; then 招待コード発行 with the keys issued so far."""
         state = await operate(StepUpController.state, request, services)
         if not state.verified:
-            return _step_up_page(request)
+            return step_up_page(request)
         keys = await operate(InvitationController.keys, request, services)
         return console_page("mypage_home.html", request, valid_until=state.valid_until,
                             pending=[k for k in keys.items if k.status == "pending"],
@@ -56,9 +56,9 @@ class MyPagePages(Controller):
         try:
             issued = await operate(StepUpController.issue, request, services)
         except Refused as refused:
-            return _step_up_page(request, refused)
+            return step_up_page(request, refused)
         page_session(request).data[SENT] = {"to": issued.sent_to, "expires": issued.expires_at.isoformat()}
-        return _step_up_page(request)
+        return step_up_page(request)
 
     @post("/step-up/verify", opt={"roles": OWNER, "rate": "guess"}, status_code=200)
     async def verify(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Any:
@@ -66,7 +66,7 @@ class MyPagePages(Controller):
         try:
             await operate(StepUpController.verify, request, services, body_of(values, StepUpVerifyIn))
         except Refused as refused:
-            return _step_up_page(request, refused)
+            return step_up_page(request, refused)
         page_session(request).data.pop(SENT, None)
         tell(request, "追加認証が完了しました。")
         return see_other(HOME)
@@ -78,7 +78,7 @@ class MyPagePages(Controller):
             issued = await operate(InvitationController.issue, request, services)
         except Refused as refused:
             if refused.refusal.code == STEP_UP_REQUIRED:
-                return _step_up_page(request, refused)
+                return step_up_page(request, refused)
             tell(request, refused.refusal.message)
             return see_other(HOME)
         allow_copy_script(request)
@@ -108,7 +108,7 @@ class MyPagePages(Controller):
             listed = await operate(InvitationController.users, request, services)
         except Refused as refused:
             if refused.refusal.code == STEP_UP_REQUIRED:
-                return _step_up_page(request, refused)
+                return step_up_page(request, refused)
             raise
         return console_page("mypage_users.html", request, users=listed.items)
 
@@ -120,7 +120,7 @@ class MyPagePages(Controller):
                            body_of(values, RepresentativeIn))
         except Refused as refused:
             if refused.refusal.code == STEP_UP_REQUIRED:
-                return _step_up_page(request, refused)
+                return step_up_page(request, refused)
             tell(request, refused.refusal.fields.get("accountId") or refused.refusal.message)
             return see_other(f"{HOME}/users")
         tell(request, "代表メールアドレスを変更しました。")
@@ -145,7 +145,7 @@ class MyPagePages(Controller):
             await operate(InvitationController.remove, request, services, account_id=account_id)
         except Refused as refused:
             if refused.refusal.code == STEP_UP_REQUIRED:
-                return _step_up_page(request, refused)
+                return step_up_page(request, refused)
             tell(request, refused.refusal.message)
             return see_other(f"{HOME}/users")
         tell(request, "利用者を削除しました。")
