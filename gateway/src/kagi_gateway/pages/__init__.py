@@ -17,6 +17,7 @@ from kagi_gateway.deps import PUBLIC
 from kagi_gateway.pages.account import AccountPages
 from kagi_gateway.pages.company import CompanyPages
 from kagi_gateway.pages.console import copy_script, register_filters
+from kagi_gateway.pages.contracts import ContractPages
 from kagi_gateway.pages.forms import TEMPLATES, Refused, message_page, refusal_of, see_other
 from kagi_gateway.pages.invitations import InvitationPages
 from kagi_gateway.pages.locations import LocationPages, ViewingPages
@@ -31,7 +32,8 @@ from kagi_gateway.services import ForwardedProblem
 from kagi_shared.problems import Problem
 
 # The consoles (issue 18): MyPage, 権限管理 (company admin), 託送受付センター (operator).
-CONSOLES: list[Any] = [MyPagePages, LocationPages, ViewingPages, CompanyPages, OperatorPages, copy_script]
+CONSOLES: list[Any] = [MyPagePages, ContractPages, LocationPages, ViewingPages, CompanyPages, OperatorPages,
+                       copy_script]
 STYLESHEET = (TEMPLATES / "kagi.css").read_text(encoding="utf-8")
 
 
