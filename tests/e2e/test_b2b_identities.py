@@ -198,6 +198,9 @@ async def test_enrolment_abuse_through_the_gateway(settings: Settings, gateway: 
     owner_refused = await gateway.post(f"/api/v1/operator/accounts/{account_id}/enrolment",
                                        headers=(await create_user(settings, gateway, ["owner"])).auth)
     assert owner_refused.status_code == 403
+    # Support's other duty: unlock requests (listing here; approval is the operator's route, shared).
+    assert (await gateway.get("/api/v1/operator/unlock-requests", headers=support.auth)).status_code == 200
+    assert (await gateway.get("/api/v1/operator/companies", headers=support.auth)).status_code == 403
     reissued = await gateway.post(f"/api/v1/operator/accounts/{account_id}/enrolment", headers=support.auth)
     assert reissued.status_code == 201, reissued.text
     mails = [m for m in await wait_for_mail(settings, admin_id, count=4) if "認証情報登録" in m.subject]

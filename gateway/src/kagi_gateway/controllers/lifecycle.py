@@ -15,6 +15,8 @@ from kagi_gateway.schemas import AcceptedOut
 from kagi_gateway.services import Services
 
 OPERATOR = ("operator",)
+STAFF = ("operator", "support")
+"""Unlock requests are support's duty too (the seed's troubleshooting table)."""
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 LoginId = Annotated[str, msgspec.Meta(min_length=1, max_length=254)]
 Note = Annotated[str, msgspec.Meta(max_length=1000)]
@@ -198,7 +200,7 @@ class LifecycleOperatorController(Controller):
     path = "/api/v1/operator"
     tags = ("operator",)
 
-    @get("/unlock-requests", opt={"roles": OPERATOR}, summary="Unlock requests, newest first")
+    @get("/unlock-requests", opt={"roles": STAFF}, summary="Unlock requests, newest first")
     async def unlock_requests(
         self, services: NamedDependency[Services], request: Request[Any, Any, Any],
         status: Annotated[Literal["pending", "approved", "rejected", "refused"] | None, Parameter()] = None,
@@ -207,7 +209,7 @@ class LifecycleOperatorController(Controller):
                                     params={"status": status} if status else None, request_id=request_id(request))
         return msgspec.convert(reply, list[UnlockRequestOut])
 
-    @post("/unlock-requests/{unlock_id:str}/approve", opt={"roles": OPERATOR}, status_code=200,
+    @post("/unlock-requests/{unlock_id:str}/approve", opt={"roles": STAFF}, status_code=200,
           summary="Unlock the account (refused on or after its purge date)")
     async def approve(self, unlock_id: FromPath[str], data: JSONBody[UnlockDecisionIn],
                       services: NamedDependency[Services], request: Request[Any, Any, Any]) -> UnlockRequestOut:
@@ -216,7 +218,7 @@ class LifecycleOperatorController(Controller):
                                     request_id=request_id(request))
         return msgspec.convert(reply, UnlockRequestOut)
 
-    @post("/unlock-requests/{unlock_id:str}/reject", opt={"roles": OPERATOR}, status_code=200,
+    @post("/unlock-requests/{unlock_id:str}/reject", opt={"roles": STAFF}, status_code=200,
           summary="Reject an unlock request")
     async def reject(self, unlock_id: FromPath[str], data: JSONBody[UnlockDecisionIn],
                      services: NamedDependency[Services], request: Request[Any, Any, Any]) -> UnlockRequestOut:

@@ -404,19 +404,19 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
     @get("/internal/unlock-requests", guards=[internal_guard])
     async def list_unlocks(request: Request[Any, Any, Any],
                            status: FromQuery[str | None] = None) -> list[UnlockRequestOut]:
-        operator(request)
+        staff(request)
         return [unlock_out(r) for r in await state["lc"].unlocks.listing(status)]
 
     @post("/internal/unlock-requests/{request_id:str}/approve", guards=[internal_guard], status_code=200)
     async def approve(request_id: FromPath[str], data: JSONBody[DecisionIn],
                       request: Request[Any, Any, Any]) -> UnlockRequestOut:
-        decided = await state["lc"].unlocks.approve(request_id, operator(request), data.note, _correlation(request))
+        decided = await state["lc"].unlocks.approve(request_id, staff(request), data.note, _correlation(request))
         return unlock_out(decided)
 
     @post("/internal/unlock-requests/{request_id:str}/reject", guards=[internal_guard], status_code=200)
     async def reject(request_id: FromPath[str], data: JSONBody[DecisionIn],
                      request: Request[Any, Any, Any]) -> UnlockRequestOut:
-        decided = await state["lc"].unlocks.reject(request_id, operator(request), data.note, _correlation(request))
+        decided = await state["lc"].unlocks.reject(request_id, staff(request), data.note, _correlation(request))
         return unlock_out(decided)
 
     @post("/internal/accounts/{account_id:str}/lock", guards=[internal_guard], status_code=200)
