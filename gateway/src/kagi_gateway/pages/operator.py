@@ -13,7 +13,7 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
 from kagi_gateway.controllers.audit import AuditController
-from kagi_gateway.controllers.lifecycle import LifecycleOperatorController, UnlockDecisionIn
+from kagi_gateway.controllers.lifecycle import STAFF, LifecycleOperatorController, UnlockDecisionIn
 from kagi_gateway.controllers.permissions import (
     BatchIn,
     CancelIn,
@@ -150,7 +150,7 @@ class OperatorPages(Controller):
         return console_page("operator_deliveries.html", request, deliveries=found, state=which)
 
     # -- ロック解除依頼 -----------------------------------------------------------------------------------
-    @get("/unlock-requests", opt={"roles": OPERATOR})
+    @get("/unlock-requests", opt={"roles": STAFF})
     async def unlock_requests(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                               status: Annotated[Literal["pending", "approved", "rejected", "refused"] | None,
                                                 QueryParameter(name="status")] = "pending") -> Template:
@@ -158,19 +158,19 @@ class OperatorPages(Controller):
         return console_page("operator_unlocks.html", request, unlocks=found, status=status or "",
                             labels=UNLOCK_LABELS)
 
-    @post("/unlock-requests/{unlock_id:str}/approve", opt={"roles": OPERATOR}, status_code=303)
+    @post("/unlock-requests/{unlock_id:str}/approve", opt={"roles": STAFF}, status_code=303)
     async def approve(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                       unlock_id: FromPath[str]) -> Redirect:
         return await self._unlock(request, services, unlock_id, LifecycleOperatorController.approve,
                                   "ロックを解除しました。")
 
-    @get("/unlock-requests/{unlock_id:str}/reject", opt={"roles": OPERATOR})
+    @get("/unlock-requests/{unlock_id:str}/reject", opt={"roles": STAFF})
     async def reject_form(self, request: Request[Any, Any, Any], unlock_id: FromPath[str]) -> Template:
         return confirm_page(request, "ロック解除依頼の却下", "このロック解除依頼を却下します。",
                             f"{HOME}/unlock-requests/{unlock_id}/reject", "却下する", f"{HOME}/unlock-requests",
                             reason="却下の理由（依頼者へのメモ）")
 
-    @post("/unlock-requests/{unlock_id:str}/reject", opt={"roles": OPERATOR}, status_code=303)
+    @post("/unlock-requests/{unlock_id:str}/reject", opt={"roles": STAFF}, status_code=303)
     async def reject(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                      unlock_id: FromPath[str]) -> Redirect:
         return await self._unlock(request, services, unlock_id, LifecycleOperatorController.reject,
