@@ -158,7 +158,7 @@ class CompanyPages(Controller):
         try:
             filed = await operate(PermissionRequestController.confirm_draft, request, services, draft_id=draft_id)
         except Refused as refused:
-            tell(request, refused.refusal.message)
+            tell(request, refused.refusal.message, refused=True)
             return see_other(HOME)
         tell(request, f"{filed.kind_label}の申請を受け付けました（{filed.status_label}）。")
         return see_other(f"{HOME}/requests/{filed.request_id}")
@@ -174,7 +174,7 @@ class CompanyPages(Controller):
         try:
             started = await operate(AccessReviewController.start, request, services)
         except Refused as refused:
-            tell(request, refused.refusal.message)
+            tell(request, refused.refusal.message, refused=True)
             return see_other(f"{HOME}/reviews")
         tell(request, "棚卸を開始しました。利用者ごとに継続か抹消かを選んでください。")
         return see_other(f"{HOME}/reviews/{started.review_id}")
@@ -211,7 +211,7 @@ class CompanyPages(Controller):
                           body_of({"userId": values.get("userId", ""), "decision": decision}, ReviewDecisionIn),
                           review_id=review_id)
         except Refused as refused:
-            tell(request, refused.refusal.message)
+            tell(request, refused.refusal.message, refused=True)
             return see_other(f"{HOME}/reviews/{review_id}")
         tell(request, f"{values.get('userId', '')} を{'継続' if decision == 'keep' else '抹消'}としました。")
         return see_other(f"{HOME}/reviews/{review_id}")

@@ -46,9 +46,9 @@ def register_filters(engine: JinjaTemplateEngine) -> None:
     engine.engine.filters.update({"jst": jst, "deadline": deadline, "slash_date": slash_date})
 
 
-def tell(request: Request[Any, Any, Any], text: str) -> None:
-    """A notice for the page the browser is sent to next (shown once)."""
-    page_session(request).data[NOTICE] = text
+def tell(request: Request[Any, Any, Any], text: str, refused: bool = False) -> None:
+    """A notice for the page the browser is sent to next (shown once); ``refused``: the action was not done."""
+    page_session(request).data[NOTICE] = {"text": text, "refused": refused}
 
 
 def console_page(template: str, request: Request[Any, Any, Any], **context: Any) -> Template:

@@ -49,7 +49,7 @@ class ContractPages(Controller):
         try:
             await operate(ContractClaimController.main, request, services, body_of(values, MainIn))
         except Refused as refused:
-            tell(request, refused.refusal.fields.get("customerNumber") or refused.refusal.message)
+            tell(request, refused.refusal.fields.get("customerNumber") or refused.refusal.message, refused=True)
             return see_other(HOME)
         tell(request, f"お客さま番号 {values.get('customerNumber', '')} をメインに設定しました。")
         return see_other(HOME)
@@ -67,7 +67,7 @@ class ContractPages(Controller):
         try:
             await operate(ContractClaimController.unlink, request, services, customer_number=customer_number)
         except Refused as refused:
-            tell(request, refused.refusal.message)
+            tell(request, refused.refusal.message, refused=True)
             return see_other(HOME)
         tell(request, f"お客さま番号 {customer_number} を削除しました。")
         return see_other(HOME)

@@ -45,7 +45,7 @@ class LocationPages(Controller):
         except Refused as refused:
             if refused.refusal.code == STEP_UP_REQUIRED:
                 return step_up_page(request, refused)
-            tell(request, refused.refusal.fields.get("locationId") or refused.refusal.message)
+            tell(request, refused.refusal.fields.get("locationId") or refused.refusal.message, refused=True)
             return see_other(HOME)
         allow_copy_script(request)
         return console_page("location_key.html", request, issued=issued)
@@ -72,7 +72,7 @@ class LocationPages(Controller):
             await operate(LocationController.remove_viewer, request, services, location_id=location_id,
                           account_id=account_id)
         except Refused as refused:
-            tell(request, refused.refusal.message)
+            tell(request, refused.refusal.message, refused=True)
             return see_other(back)
         tell(request, "閲覧者を削除しました。")
         return see_other(back)

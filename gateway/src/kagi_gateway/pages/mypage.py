@@ -79,7 +79,7 @@ class MyPagePages(Controller):
         except Refused as refused:
             if refused.refusal.code == STEP_UP_REQUIRED:
                 return step_up_page(request, refused)
-            tell(request, refused.refusal.message)
+            tell(request, refused.refusal.message, refused=True)
             return see_other(HOME)
         allow_copy_script(request)
         return console_page("mypage_key.html", request, issued=issued)
@@ -96,7 +96,7 @@ class MyPagePages(Controller):
         try:
             await operate(InvitationController.revoke, request, services, key_id=key_id)
         except Refused as refused:
-            tell(request, refused.refusal.message)
+            tell(request, refused.refusal.message, refused=True)
             return see_other(HOME)
         tell(request, "招待コードを取り消しました。")
         return see_other(HOME)
@@ -121,7 +121,7 @@ class MyPagePages(Controller):
         except Refused as refused:
             if refused.refusal.code == STEP_UP_REQUIRED:
                 return step_up_page(request, refused)
-            tell(request, refused.refusal.fields.get("accountId") or refused.refusal.message)
+            tell(request, refused.refusal.fields.get("accountId") or refused.refusal.message, refused=True)
             return see_other(f"{HOME}/users")
         tell(request, "代表メールアドレスを変更しました。")
         return see_other(f"{HOME}/users")
@@ -132,7 +132,7 @@ class MyPagePages(Controller):
         listed = await operate(InvitationController.users, request, services)
         user = next((u for u in listed.items if u.account_id == account_id and not u.owner), None)
         if user is None:
-            tell(request, "指定された利用者は見つかりません。")
+            tell(request, "指定された利用者は見つかりません。", refused=True)
             return see_other(f"{HOME}/users")
         return confirm_page(request, "利用者の削除", f"{user.login_id}（{user.email}）を利用者から削除します。"
                             "削除するとこの方はすぐにご利用いただけなくなり、お二人にお知らせのメールが届きます。"
@@ -146,7 +146,7 @@ class MyPagePages(Controller):
         except Refused as refused:
             if refused.refusal.code == STEP_UP_REQUIRED:
                 return step_up_page(request, refused)
-            tell(request, refused.refusal.message)
+            tell(request, refused.refusal.message, refused=True)
             return see_other(f"{HOME}/users")
         tell(request, "利用者を削除しました。")
         return see_other(f"{HOME}/users")

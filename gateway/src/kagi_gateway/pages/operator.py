@@ -30,8 +30,8 @@ HOME = "/operator"
 UNLOCK_LABELS = {"pending": "未対応", "approved": "解除済", "rejected": "却下", "refused": "解除不可"}
 
 
-def _done(request: Request[Any, Any, Any], text: str, target: str) -> Redirect:
-    tell(request, text)
+def _done(request: Request[Any, Any, Any], text: str, target: str, refused: bool = False) -> Redirect:
+    tell(request, text, refused)
     return see_other(target)
 
 
@@ -80,7 +80,7 @@ class OperatorPages(Controller):
         try:
             done = await operate(PermissionOperatorController.accept, request, services, request_id_=request_id_)
         except Refused as refused:
-            return _done(request, refused.refusal.message, HOME)
+            return _done(request, refused.refusal.message, HOME, refused=True)
         return _done(request, f"{done.user_id} の申請を受付しました（バッチ処理日 {done.batch_date:%Y/%m/%d}）。", HOME)
 
     @get("/requests/{request_id_:str}/cancel", opt={"roles": OPERATOR})
@@ -97,7 +97,7 @@ class OperatorPages(Controller):
         except Refused as refused:
             if refused.refusal.fields:
                 return _cancel_page(request, request_id_, refused.refusal)
-            return _done(request, refused.refusal.message, f"{HOME}/requests/{request_id_}")
+            return _done(request, refused.refusal.message, f"{HOME}/requests/{request_id_}", refused=True)
         return _done(request, "申請を取り消しました。", f"{HOME}/requests/{request_id_}")
 
     @post("/requests/{request_id_:str}/systems/{system:str}/retry", opt={"roles": OPERATOR}, status_code=303)
@@ -108,7 +108,7 @@ class OperatorPages(Controller):
             await operate(PermissionOperatorController.retry, request, services, request_id_=request_id_,
                           system=system)
         except Refused as refused:
-            return _done(request, refused.refusal.message, back)
+            return _done(request, refused.refusal.message, back, refused=True)
         return _done(request, f"{system} への指示を再送しました。", back)
 
     @get("/requests/{request_id_:str}/systems/{system:str}/complete", opt={"roles": OPERATOR})
@@ -127,7 +127,7 @@ class OperatorPages(Controller):
             await operate(PermissionOperatorController.complete, request, services, request_id_=request_id_,
                           system=system)
         except Refused as refused:
-            return _done(request, refused.refusal.message, back)
+            return _done(request, refused.refusal.message, back, refused=True)
         return _done(request, f"{system} の完了を記録しました。", back)
 
     # -- バッチ -------------------------------------------------------------------------------------------
@@ -137,7 +137,8 @@ class OperatorPages(Controller):
         try:
             ran = await operate(PermissionOperatorController.run_batch, request, services, body_of(values, BatchIn))
         except Refused as refused:
-            return _done(request, refused.refusal.fields.get("batchDate") or refused.refusal.message, HOME)
+            reason = refused.refusal.fields.get("batchDate") or refused.refusal.message
+            return _done(request, reason, HOME, refused=True)
         return _done(request, f"{ran.batch_date:%Y/%m/%d} のバッチを実行しました（申請 {ran.requests} 件、"
                      f"指示 {ran.commands} 件）。", HOME)
 
@@ -183,7 +184,7 @@ class OperatorPages(Controller):
             await operate(handler, request, services, body_of({"note": values.get("reason") or None},
                                                               UnlockDecisionIn), unlock_id=unlock_id)
         except Refused as refused:
-            return _done(request, refused.refusal.message, f"{HOME}/unlock-requests")
+            return _done(request, refused.refusal.message, f"{HOME}/unlock-requests", refused=True)
         return _done(request, done, f"{HOME}/unlock-requests")
 
     # -- 監査ログ -----------------------------------------------------------------------------------------
