@@ -180,3 +180,38 @@ async def test_operator_cancels_a_request_with_a_reason_on_a_phone(page: Page, p
 
     await page.reload()
     await expect(page.locator(".progress")).to_have_text("申請取消")
+
+
+async def test_operator_registers_a_company_whose_admin_then_manages_it(page: Page, settings: Settings,
+                                                                        gateway: httpx.AsyncClient) -> None:
+    operator = await create_user(settings, gateway, ["operator"])
+    admin = await create_user(settings, gateway, ["company_admin"])
+    name = f"東西ガス{uuid.uuid4().hex[:4]}株式会社"
+    await page.goto("/operator/companies")
+    await log_in(page, operator.login_id, operator.password)
+    await expect(page.get_by_role("heading", name="事業者", exact=True)).to_be_visible()
+    await assert_page_basics(page)
+    await page.get_by_label("事業者名").fill(name)
+    await page.get_by_label("託送供給依頼者").check()
+    await page.get_by_label("製造事業者").check()
+    await page.get_by_label("システム窓口責任者（正）氏名").fill("窓口 一郎")
+    await page.get_by_label("システム窓口責任者（正）メールアドレス").fill(admin.login_id)
+    await page.get_by_label("委託先事業者（1行に1社、任意）").fill("委託先B株式会社\n委託先C株式会社")
+    await page.get_by_label("JUJU 利用者の上限（任意、既定は5名）").fill("たくさん")
+    await page.get_by_role("button", name="登録する").click()
+    await expect(page.locator("#e-jujuMaxUsers")).to_be_visible()  # refused at its field, nothing registered
+    await expect(page.get_by_label("事業者名")).to_have_value(name)
+    await page.get_by_label("託送供給依頼者").check()
+    await page.get_by_label("製造事業者").check()
+    await page.get_by_label("JUJU 利用者の上限（任意、既定は5名）").fill("3")
+    await page.get_by_role("button", name="登録する").click()
+    await expect(page.get_by_role("status")).to_have_text(f"{name} を登録しました。")
+    await expect(page.get_by_role("cell", name=name)).to_be_visible()
+
+    await page.get_by_role("button", name="ログアウト").click()
+    await page.goto("/company/requests/new?kind=new")
+    await log_in(page, admin.login_id, admin.password)
+    await expect(page.get_by_text("（貴社の上限: 3名）")).to_be_visible()
+    loacus = page.get_by_label(re.compile("^LOACUS"))  # a manufacturer too: 03010 is offered
+    await expect(loacus.locator("option")).to_have_count(4)
+    await expect(page.get_by_label("委託先事業者")).to_contain_text("委託先C株式会社")

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, Parameter, QueryParameter
+from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
 from kagi_gateway.controllers.locations import AddViewingIn, LocationController
@@ -32,7 +32,7 @@ class LocationPages(Controller):
     @get("/", opt={"roles": OWNER})
     async def search(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                      q: Annotated[str, QueryParameter(name="q", max_length=100)] = "",
-                     page_no: Annotated[int, Parameter(query="page", ge=1, le=100_000)] = 1) -> Template:
+                     page_no: Annotated[int, QueryParameter(name="page", ge=1, le=100_000)] = 1) -> Template:
         found = await operate(LocationController.search, request, services, q=q, page=page_no, per_page=PER_PAGE)
         pages = max(1, -(-found.total // PER_PAGE))
         return console_page("locations.html", request, found=found, q=q, page_no=page_no, pages=pages)

@@ -17,6 +17,7 @@ from kagi_gateway.controllers.lifecycle import STAFF, LifecycleOperatorControlle
 from kagi_gateway.controllers.permissions import (
     BatchIn,
     CancelIn,
+    CompanyIn,
     PermissionOperatorController,
     PermissionRequestController,
 )
@@ -201,4 +202,28 @@ class OperatorPages(Controller):
     @get("/companies", opt={"roles": OPERATOR})
     async def companies(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
         found = await operate(PermissionOperatorController.companies, request, services)
-        return console_page("operator_companies.html", request, companies=found)
+        return console_page("operator_companies.html", request, companies=found, values={})
+
+    @post("/companies", opt={"roles": OPERATOR}, status_code=303)
+    async def register_company(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Any:
+        """事業者の登録: the company, its roles and its primary (and secondary) システム窓口責任者."""
+        form = await request.form()
+        values = await form_of(request)
+        body: dict[str, Any] = {
+            "name": values.get("name", ""), "roles": [r for r in form.getall("roles") if isinstance(r, str)],
+            "primaryAdmin": {"name": values.get("primaryName", ""), "email": values.get("primaryEmail", "")},
+            "contractors": [c.strip() for c in values.get("contractors", "").splitlines() if c.strip()]}
+        if values.get("secondaryEmail"):
+            body["secondaryAdmin"] = {"name": values.get("secondaryName", ""), "email": values["secondaryEmail"]}
+        if values.get("jujuMaxUsers"):
+            limit = values["jujuMaxUsers"].strip()
+            body["jujuMaxUsers"] = int(limit) if limit.isascii() and limit.isdigit() else limit
+        try:
+            registered = await operate(PermissionOperatorController.register_company, request, services,
+                                       body_of(body, CompanyIn))
+        except Refused as refused:
+            found = await operate(PermissionOperatorController.companies, request, services)
+            return console_page("operator_companies.html", request, companies=found, values=values,
+                                refusal=refused.refusal)
+        return _done(request, f"{registered.name} を登録しました。",
+                     f"{HOME}/companies")
