@@ -18,6 +18,7 @@ from kagi_shared.mongo import database_name, make_client
 from kagi_shared.settings import Settings
 from tests.browser.conftest import REPORTS
 from tests.e2e.conftest import User, age_password, create_user, wait_for_mail
+from tests.e2e.test_b2b_identities import acknowledge, commands_for
 from tests.e2e.test_invite import sms_code_for, stepped_up_owner
 
 NEW_PASSWORD = "Browser-pass-2026"  # noqa: S105 - a test account
@@ -337,3 +338,72 @@ async def test_admin_address_confirmation(page: Page, settings: Settings, gatewa
     await expect(page.get_by_text(admin)).to_be_visible()
     listed = await gateway.get("/api/v1/operator/admin-contacts", headers=operator.auth)
     assert [c["status"] for c in listed.json() if c["email"] == admin] == ["active"]
+
+
+async def test_b2b_enrolment_from_the_two_mails(page: Page, settings: Settings, gateway: httpx.AsyncClient) -> None:
+    operator = await create_user(settings, gateway, ["operator"])
+    tag = uuid.uuid4().hex[:8]
+    admin_id = f"sekinin_{tag}@partner-e2e.example.jp"
+    company = await gateway.post("/api/v1/operator/companies", headers=operator.auth, json={
+        "name": f"ブラウザ ガス {tag}", "roles": ["gas_retailer"],
+        "primaryAdmin": {"name": "責任 太郎", "email": admin_id}})
+    assert company.status_code == 201, company.text
+    await acknowledge(settings, await commands_for(settings, "PMS", admin_id, 1))
+    mails = [m for m in await wait_for_mail(settings, admin_id, count=2) if "認証情報登録" in m.subject]
+    guide = next(m for m in mails if "認証情報登録手順のご案内" in m.subject)
+    secret = next(m for m in mails if "認証情報登録用ワンタイムパスワード" in m.subject)
+    url = link_in(guide, "/registration/", settings)
+    otp = re.search(r"ワンタイムパスワード: ([A-Z0-9]{12})", secret.body)
+    assert otp, secret.body
+
+    await page.goto(url)
+    await expect(page.get_by_role("heading", name="認証情報登録")).to_be_visible()
+    await expect(page.get_by_text(admin_id)).to_be_visible()
+    await assert_page_basics(page)
+    await page.get_by_label("ワンタイムパスワード").fill("ABCDEFGHJKMN")
+    await page.get_by_label("パスワード", exact=True).fill(NEW_PASSWORD)
+    await page.get_by_role("button", name="登録する").click()
+    await expect(page.locator("#e-oneTimePassword")).to_be_visible()
+    await expect(page.locator("[data-remaining]")).to_have_attribute("data-remaining", "4")
+    await page.get_by_label("ワンタイムパスワード").fill(otp.group(1))
+    await page.get_by_label("パスワード", exact=True).fill(NEW_PASSWORD)
+    await page.get_by_label("秘密の質問", exact=True).fill("好きな食べ物は？")
+    await page.get_by_label("答え").fill("カレーライス")
+    await page.get_by_role("button", name="登録する").click()
+    await expect(page.get_by_role("heading", name="認証情報登録完了")).to_be_visible()
+    await shot(page, "enrolment-done")
+    await page.get_by_role("link", name="ログイン画面へ").click()
+    await log_in(page, admin_id, NEW_PASSWORD)
+    await expect(page.get_by_role("heading", name="マイページ")).to_be_visible()
+
+    await page.goto(url)
+    await expect(page.locator(".message")).to_have_attribute("data-code", "enrolment.link_used")
+    token = url.rsplit("/", 1)[1]
+    log = (settings.var_path / "log" / "gateway.log").read_text(encoding="utf-8", errors="replace")
+    assert "/registration/{token}" in log and token not in log  # logged by its template only
+
+
+async def test_password_reissue_with_the_secret_question(page: Page, settings: Settings,
+                                                         gateway: httpx.AsyncClient) -> None:
+    user = await create_user(settings, gateway, ["owner"])
+    registered = await gateway.put("/api/v1/me/secret-question", headers=user.auth,
+                                   json={"question": "好きな食べ物は？", "answer": "カレーライス"})
+    assert registered.status_code == 200, registered.text
+    await page.goto("/password-reset")
+    await page.get_by_role("link", name="秘密の質問で再設定する方はこちら").click()
+    await page.get_by_label("ID（メールアドレス）").fill(user.login_id)
+    await page.get_by_role("button", name="次へ").click()
+    await expect(page.locator("#question")).to_have_text("好きな食べ物は？")
+    await assert_page_basics(page)
+    await page.get_by_label("答え").fill("ラーメン")
+    await page.get_by_label("新しいパスワード").fill(NEW_PASSWORD)
+    await page.get_by_role("button", name="設定する").click()
+    await expect(page.locator(".alert")).to_have_attribute("data-code", re.compile(r"."))
+    await expect(page.locator("#question")).to_have_text("好きな食べ物は？")
+    await page.get_by_label("答え").fill("カレーライス")
+    await page.get_by_label("新しいパスワード").fill(NEW_PASSWORD)
+    await page.get_by_role("button", name="設定する").click()
+    await expect(page.get_by_role("heading", name="パスワード再発行完了")).to_be_visible()
+    await page.get_by_role("link", name="ログイン画面へ").click()
+    await log_in(page, user.login_id, NEW_PASSWORD)
+    await expect(page.get_by_role("heading", name="マイページ")).to_be_visible()

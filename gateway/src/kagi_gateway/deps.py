@@ -128,6 +128,11 @@ async def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: Bas
     if claims.password_change_only and not handler.opt.get("password_change"):
         raise Problem(403, *PASSWORD_CHANGE_REQUIRED)
     current = await SESSIONS.current(caller.account_id, settings)
+    if current is not None and claims.session_version > current[0]:
+        # A token newer than the cached version was issued after the bump (a login right after a password reset):
+        # the cache is stale, not the token.
+        SESSIONS.forget(caller.account_id)
+        current = await SESSIONS.current(caller.account_id, settings)
     if current is None or current[1] != "active" or claims.session_version != current[0]:
         raise Problem(401, *SESSION_ENDED, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
     held = tuple(r for r in caller.roles if r in current[2])

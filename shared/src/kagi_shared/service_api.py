@@ -100,10 +100,11 @@ class RequestContextMiddleware(ASGIMiddleware):
             await send(message)
 
         traceparent = headers.get(b"traceparent", b"").decode() or None
+        path = _loggable_path(scope)
         try:
-            with span(f"{scope.get('method')} {scope.get('path_template') or scope.get('path')}", SpanKind.SERVER,
+            with span(f"{scope.get('method')} {scope.get('path_template') or path}", SpanKind.SERVER,
                       {"traceparent": traceparent} if traceparent else None,
-                      {"http.request.method": str(scope.get("method")), "url.path": str(scope.get("path"))}) as current:
+                      {"http.request.method": str(scope.get("method")), "url.path": path}) as current:
                 await next_app(scope, receive, send_wrapper)
                 mark_error(current, status)
         finally:
@@ -111,9 +112,18 @@ class RequestContextMiddleware(ASGIMiddleware):
             route = scope.get("path_template") or "unmatched"
             if route != "/metrics":
                 observe_http(self.process, str(scope.get("method")), route, status, elapsed)
-            log.info("http.request", method=scope.get("method"), path=scope.get("path"), status=status,
+            log.info("http.request", method=scope.get("method"), path=path, status=status,
                      ms=round(elapsed * 1000, 1))
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+def _loggable_path(scope: Scope) -> str:
+    """The request path for logs and traces; a route whose path holds a secret (a mailed link's token, declared
+    with ``opt={"secret_path": True}``) is written as its template instead."""
+    handler = scope.get("route_handler")
+    if handler is not None and handler.opt.get("secret_path"):
+        return str(scope.get("path_template") or "redacted")
+    return str(scope.get("path"))
 
 
 ReadyCheck = Callable[[], Awaitable[None]]

@@ -18,6 +18,7 @@ from kagi_gateway.pages.account import AccountPages
 from kagi_gateway.pages.company import CompanyPages
 from kagi_gateway.pages.console import copy_script, register_filters
 from kagi_gateway.pages.contracts import ContractPages
+from kagi_gateway.pages.enrolment import EnrolmentPages
 from kagi_gateway.pages.forms import TEMPLATES, Refused, message_page, refusal_of, see_other
 from kagi_gateway.pages.invitations import InvitationPages
 from kagi_gateway.pages.locations import LocationPages, ViewingPages
@@ -68,7 +69,7 @@ def _login(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
 
 def pages_router() -> Router:
     return Router("/", route_handlers=[AccountPages, InvitationPages, RegistrationPages, NotificationPages,
-                                       stylesheet, *CONSOLES],
+                                       EnrolmentPages, stylesheet, *CONSOLES],
                   guards=[page_guard], opt={"page": True},
                   include_in_schema=False,
                   exception_handlers={Refused: _refused, Problem: _refused, ForwardedProblem: _refused,

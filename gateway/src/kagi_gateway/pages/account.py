@@ -10,7 +10,14 @@ from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from kagi_gateway.controllers.auth import AuthController
-from kagi_gateway.controllers.lifecycle import PasswordChangeIn, PasswordController, ResetCompleteIn, ResetRequestIn
+from kagi_gateway.controllers.lifecycle import (
+    AnswerIn,
+    PasswordChangeIn,
+    PasswordController,
+    QuestionIn,
+    ResetCompleteIn,
+    ResetRequestIn,
+)
 from kagi_gateway.deps import ANY_USER, PUBLIC, authorize
 from kagi_gateway.pages.forms import (
     Refused,
@@ -142,6 +149,31 @@ class AccountPages(Controller):
                                 refused.refusal.code, links=[("/password-reset", "パスワード再発行の受付へ")])
         return message_page(request, "パスワード再発行完了", done.message, links=[("/login", "ログイン画面へ")])
 
+
+    # -- 秘密の質問で再設定 (today's second way; the mailed link is the first) --------------------------------
+    @get("/password-reset/question", opt={"roles": PUBLIC})
+    async def question_form(self, request: Request[Any, Any, Any]) -> Template:
+        return form_page("password_question.html", request, question=None)
+
+    @post("/password-reset/question", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200)
+    async def question(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
+        values = await form_of(request)
+        try:
+            asked = await operate(PasswordController.reset_question, request, services, body_of(values, QuestionIn))
+        except Refused as refused:
+            return form_page("password_question.html", request, refused.refusal, values, question=None)
+        return form_page("password_question.html", request, values={"loginId": asked.login_id},
+                         question=asked.question, rules=password_rules())
+
+    @post("/password-reset/answer", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200)
+    async def answer(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
+        values = await form_of(request)
+        try:
+            done = await operate(PasswordController.reset_answer, request, services, body_of(values, AnswerIn))
+        except Refused as refused:
+            return form_page("password_question.html", request, refused.refusal, values,
+                             question=values.get("question", ""), rules=password_rules())
+        return message_page(request, "パスワード再発行完了", done.message, links=[("/login", "ログイン画面へ")])
 
 def redirect_to_login(path: str) -> Redirect:
     return see_other(f"/login?next={path}")
