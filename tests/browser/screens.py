@@ -60,6 +60,10 @@ async def test_screens(browser: Browser, system: str, settings: Settings, gatewa
         await snap(page, "mypage-key-revoke-confirm")
         await visit(page, "/mypage/users", "mypage-users")
         await visit(page, "/mypage/memberships", "mypage-memberships")
+        await visit(page, "/mypage/locations", "mypage-locations")
+        await visit(page, "/mypage/contracts", "mypage-contracts")
+        await visit(page, "/viewing", "viewing")
+        await visit(page, "/mypage/withdrawal", "mypage-withdrawal-confirm")
         await visit(page, "/account", "account-owner")
 
         await context.clear_cookies()
@@ -95,6 +99,8 @@ async def test_screens(browser: Browser, system: str, settings: Settings, gatewa
         await visit(page, "/operator/deliveries", "operator-deliveries")
         await visit(page, "/operator/unlock-requests", "operator-unlock-requests")
         await visit(page, "/operator/companies", "operator-companies")
+        await page.get_by_role("button", name="登録する").click()  # nothing entered: the browser's own check
+        await visit(page, "/operator/requests/no-such-request", "operator-request-unknown")
         await visit(page, "/operator/audit?verify=true", "operator-audit")
         await visit(page, "/account", "account-operator")
         viewer = await create_user(settings, gateway, ["viewer"])

@@ -215,3 +215,14 @@ async def test_operator_registers_a_company_whose_admin_then_manages_it(page: Pa
     loacus = page.get_by_label(re.compile("^LOACUS"))  # a manufacturer too: 03010 is offered
     await expect(loacus.locator("option")).to_have_count(4)
     await expect(page.get_by_label("委託先事業者")).to_contain_text("委託先C株式会社")
+
+
+async def test_a_console_of_another_role_is_refused_with_a_way_back(page: Page, settings: Settings,
+                                                                      gateway: httpx.AsyncClient) -> None:
+    admin = await create_user(settings, gateway, ["company_admin"])
+    await page.goto("/operator")
+    await log_in(page, admin.login_id, admin.password)
+    await expect(page.locator(".message")).to_have_attribute("data-code", "auth.forbidden")
+    await page.get_by_role("link", name="マイページトップへ").click()
+    await expect(page.get_by_role("link", name="システム利用権限管理")).to_be_visible()
+    await expect(page.get_by_role("link", name="託送受付センター")).to_have_count(0)

@@ -49,7 +49,9 @@ async def stylesheet() -> str:
 
 def _refused(request: Request[Any, Any, Any], exc: Exception) -> Template:
     refusal = exc.refusal if isinstance(exc, Refused) else refusal_of(exc)  # type: ignore[arg-type]
-    return message_page(request, "エラー", refusal.message, refusal.status, refusal.code)
+    session = request.scope.get("state", {}).get("page_session")
+    home = [("/account", "マイページトップへ")] if session is not None and session.get("accessToken") else []
+    return message_page(request, "エラー", refusal.message, refusal.status, refusal.code, links=home)
 
 
 def _http(request: Request[Any, Any, Any], exc: Exception) -> Template:
