@@ -154,6 +154,7 @@ async def test_admin_files_operator_accepts_and_batches_admin_sees_done_then_rev
         # The operator's audit view holds the console's actions, and the chain verifies.
         await desk.get_by_role("link", name="監査ログ").click()
         await expect(desk.get_by_text(f"/operator/requests/{request_id}/accept")).to_be_visible()
+        await expect(desk.locator("table.list")).to_contain_text("GET /operator")  # the console reads are audited too
         await desk.get_by_role("link", name="ハッシュ連鎖を検証する").click()
         await expect(desk.locator("[data-verdict]")).to_have_attribute("data-verdict", "ok")
 
