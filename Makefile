@@ -9,7 +9,8 @@ export UV_PYTHON_DOWNLOADS := never
 MEMBERS := pyproject.toml uv.lock shared/pyproject.toml gateway/pyproject.toml cli/pyproject.toml \
            deploy/local/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: install run up test unit bench bench-system bench-idle lint stop status clean asyncapi drills screens fuzz k8s-secrets
+.PHONY: install run up test unit bench bench-system bench-idle lint stop status clean asyncapi drills screens fuzz \
+        k8s-secrets promtool checkov
 
 $(UV):
 	$(PY) -m venv .tools
@@ -40,7 +41,20 @@ stop: install
 status: install
 	$(VENV)/bin/kagi status
 
-test: install  ## unit, integration and end-to-end tests; the tests start and stop the embedded servers
+# promtool unit-tests the alerts (tests/k8s/test_alerts.py): Debian's prometheus package, installed when missing.
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+# checkov scans the rendered overlays (tests/k8s/test_checkov.py); pinned, in its own venv (its many pins are not
+# the workspace's), run with --skip-download so nothing is fetched at test time.
+CHECKOV_VERSION := 3.3.30
+checkov: .tools/checkov/bin/checkov
+.tools/checkov/bin/checkov:
+	$(PY) -m venv .tools/checkov
+	.tools/checkov/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+
+test: install promtool checkov  ## unit, integration and end-to-end tests; the tests start and stop the embedded servers
 	$(VENV)/bin/pytest
 
 screens: install  ## a screenshot of every console page at desktop and 375 px width, in tests/browser/screens/

@@ -20,7 +20,8 @@ import pytest
 
 from kagi_shared.settings import Settings, get_settings
 
-_PORT_NAMES = ("kafka", "mongo", "smtp", "gateway", "lifecycle", "invite", "permissions", "notify", "audit")
+_PORT_NAMES = ("kafka", "mongo", "smtp", "gateway", "lifecycle", "invite", "permissions", "notify", "audit",
+               "gateway_metrics")
 
 
 def _free_ports(count: int) -> list[int]:
@@ -76,10 +77,12 @@ def test_env() -> Iterator[dict[str, str]]:
         # (their own tests build the service with the production limits).
         "KAGI_INVITE_REQUEST_PER_IP": "100000",
         "KAGI_INVITE_REDEEM_PER_IP": "100000",
+        "KAGI_INVITE_CLAIM_FAILURES_PER_IP": "100000",
         # Every e2e request comes from 127.0.0.1: per-address limits are tested with their own addresses.
         "KAGI_EDGE_RATE_LOGIN_PER_IP": "100000",
         "KAGI_EDGE_RATE_GUESS_PER_IP": "100000",
         "KAGI_EDGE_RATE_DEFAULT_PER_IP": "100000",
+        "KAGI_EDGE_LOGIN_FAILURES_PER_IP": "100000",
     })
     # Mailed links point at this run's gateway, so a browser test follows exactly the URL in the mail.
     env["KAGI_BRAND_PORTAL_URL"] = f"http://127.0.0.1:{env['KAGI_PORTS_GATEWAY']}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import subprocess
@@ -108,6 +109,14 @@ def test_demo_seed_with_the_database_down_is_one_line(tmp_path: Path) -> None:
         "is it up? ('kagi infra up')"]
 
 
+def test_demo_seed_refuses_in_production(tmp_path: Path) -> None:
+    """Issue 15, finding 11: the demo accounts' passwords are in the README; production never gets them."""
+    result = run("demo", "seed", env={"KAGI_VAR_DIR": str(tmp_path), "KAGI_ENV": "prod"})
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "kagi: demo seed creates accounts whose passwords are public; refused in production (KAGI_ENV=prod)"]
+
+
 def test_the_database_uri_password_never_reaches_the_error_line(tmp_path: Path) -> None:
     held, port = _closed_port()
     with held:
@@ -199,3 +208,40 @@ def test_broker_and_database_failures_become_one_line() -> None:
     assert lines[4] == "timed out (no answer); is everything up? ('kagi status')"
     assert lines[5] is None
     assert all("\n" not in line and "s3cret" not in line for line in lines if line)
+
+
+# What `kagi` may load for commands that talk to no server: the service stacks took ~3 s to import.
+HEAVY = ("litestar", "pymongo", "faust", "aiokafka", "structlog", "opentelemetry", "httpx")
+LOADED = """
+import contextlib, json, sys
+from kagi_cli.main import main
+with contextlib.redirect_stdout(sys.stderr), contextlib.suppress(SystemExit):
+    main(sys.argv[1:])
+print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))
+"""
+
+
+@pytest.mark.parametrize("command", [["--help"], ["calendar", "--help"], ["calendar", "schedule", "--submitted-on",
+                                                                         "2026-05-01"],
+                                     ["calendar", "days", "--start", "2026-05-01", "--days", "3"],
+                                     ["catalogue", "list"], ["mail", "list"], ["infra", "--help"]])
+def test_commands_without_a_server_do_not_load_the_service_stacks(command: list[str], tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-c", LOADED, *command], capture_output=True, text=True,  # noqa: S603
+                            timeout=60, env={**os.environ, "KAGI_VAR_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    loaded = set(json.loads(result.stdout))
+    assert "kagi_cli" in loaded  # the probe did run the command
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_accounts_unlock_with_the_database_down_is_one_line(tmp_path: Path) -> None:
+    held, port = _closed_port()
+    with held:
+        result = run("accounts", "unlock", "operator@kagi.example.jp",
+                     env={"KAGI_VAR_DIR": str(tmp_path), "MONGODB_URI": f"mongodb://127.0.0.1:{port}",
+                          "KAGI_MONGO_SERVER_SELECTION_TIMEOUT_MS": "300"})
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        f"kagi: cannot reach the database at 127.0.0.1:{port} (ServerSelectionTimeoutError); "
+        "is it up? ('kagi infra up')"]

@@ -12,6 +12,7 @@ import asyncio
 import importlib
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyotp
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
@@ -115,6 +117,8 @@ async def drive(api: Any, system: str, settings: Settings, run: Flows) -> None:
     )
     from kagi_contract_client.api.access_review import api_v1_access_reviews_start as start_review
     from kagi_contract_client.api.auth import api_v1_auth_login_login as login
+    from kagi_contract_client.api.auth import api_v1_me_totp_confirm_totp_confirm as totp_confirm
+    from kagi_contract_client.api.auth import api_v1_me_totp_totp_setup as totp_setup
     from kagi_contract_client.api.invitations import api_v1_me_invitations_issue as issue_key
     from kagi_contract_client.api.permissions import api_v1_permission_requests_request_id_view as view
     from kagi_contract_client.api.permissions import api_v1_permission_requests_submit as submit
@@ -142,13 +146,26 @@ async def drive(api: Any, system: str, settings: Settings, run: Flows) -> None:
         ReviewDecisionIn,
         ReviewDecisionInDecision,
         StepUpVerifyIn,
+        TotpConfirmIn,
     )
     assert api.__name__ == "kagi_contract_client"
 
     anonymous = Client(base_url=system, timeout=httpx.Timeout(20))
 
-    async def session(login_id: str) -> Any:
+    async def session(login_id: str, privileged: bool = False) -> Any:
         token = await login.asyncio(client=anonymous, body=LoginIn(login_id=login_id, password=PASSWORD))
+        if privileged:  # operators and company admins set up an authenticator app at their first login
+            assert isinstance(token, ProblemDetails) and token.code == "auth.totp_enrolment_required", token
+            restricted = AuthenticatedClient(base_url=system, token=token.additional_properties["accessToken"],
+                                             timeout=httpx.Timeout(20))
+            setup = await totp_setup.asyncio(client=restricted)
+            assert not isinstance(setup, ProblemDetails) and setup is not None, setup
+            step = int(time.time()) // 30  # the server takes one step of drift and no code twice
+            confirmed = await totp_confirm.asyncio_detailed(
+                client=restricted, body=TotpConfirmIn(code=pyotp.TOTP(setup.secret).at(step * 30)))
+            assert confirmed.status_code == 204, confirmed
+            token = await login.asyncio(client=anonymous, body=LoginIn(
+                login_id=login_id, password=PASSWORD, totp_code=pyotp.TOTP(setup.secret).at((step + 1) * 30)))
         assert not isinstance(token, ProblemDetails) and token is not None, token
         run.seen.setdefault("tokens", []).append(token)
         return AuthenticatedClient(base_url=system, token=token.access_token, timeout=httpx.Timeout(20))
@@ -167,13 +184,13 @@ async def drive(api: Any, system: str, settings: Settings, run: Flows) -> None:
     run.seen["verified"] = await verify.asyncio(client=owner, body=StepUpVerifyIn(code=code))
     run.seen["key"] = await issue_key.asyncio(client=owner)
 
-    operator = await session(await create_account(settings, ["operator"]))
+    operator = await session(await create_account(settings, ["operator"]), privileged=True)
     admin_id = await create_account(settings, ["company_admin"])
     company = await register_company.asyncio(client=operator, body=CompanyIn(
         name="契約テストガス株式会社", roles=[CompanyInRolesItem.GAS_RETAILER],
         primary_admin=AdminIn(name="契約 太郎", email=admin_id)))
     run.seen["company"] = company
-    admin = await session(admin_id)
+    admin = await session(admin_id, privileged=True)
     user_id = f"Contract_{uuid.uuid4().hex[:8]}@example.jp"
     filed = await submit.asyncio(client=admin, body=RequestIn(
         kind=RequestInKind.NEW, user_id=user_id, name_kanji="契約 花子", name_kana="ケイヤク ハナコ",

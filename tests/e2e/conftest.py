@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
+import pyotp
 import pytest
 
 from kagi_cli.mailbox import Mail, mailbox
@@ -20,10 +22,26 @@ class User:
     login_id: str
     password: str
     token: str
+    totp_secret: str | None = None
+    totp_step: int = 0
 
     @property
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
+
+    async def totp(self) -> str:
+        """The authenticator app's code for a later step than any used (the server refuses a code twice)."""
+        assert self.totp_secret is not None
+        while True:
+            now_step = int(time.time()) // 30
+            step = max(self.totp_step + 1, now_step - 1)
+            if step <= now_step + 1:  # the server accepts one step of clock drift either way
+                self.totp_step = step
+                return str(pyotp.TOTP(self.totp_secret).at(step * 30))
+            await asyncio.sleep(1)
+
+
+PRIVILEGED = {"operator", "company_admin", "support"}
 
 
 @pytest.fixture
@@ -42,8 +60,27 @@ async def create_user(settings: Settings, gateway: httpx.AsyncClient, roles: lis
                                        json={"loginId": login_id, "password": password, "roles": roles})
         assert created.status_code == 201, created.text
     login = await gateway.post("/api/v1/auth/login", json={"loginId": login_id, "password": password})
+    if not PRIVILEGED & set(roles):
+        assert login.status_code == 200, login.text
+        return User(login_id, password, login.json()["accessToken"])
+    user = await enrol_totp(gateway, login_id, password, login)
+    login = await gateway.post("/api/v1/auth/login",
+                               json={"loginId": login_id, "password": password, "totpCode": await user.totp()})
     assert login.status_code == 200, login.text
-    return User(login_id, password, login.json()["accessToken"])
+    user.token = login.json()["accessToken"]
+    return user
+
+
+async def enrol_totp(gateway: httpx.AsyncClient, login_id: str, password: str, login: httpx.Response) -> User:
+    """What a new operator does: the login answers with an enrolment-only token; set up the app, confirm a code."""
+    assert (login.status_code, login.json()["code"]) == (403, "auth.totp_enrolment_required"), login.text
+    restricted = {"Authorization": f"Bearer {login.json()['accessToken']}"}
+    setup = await gateway.post("/api/v1/me/totp", headers=restricted)
+    assert setup.status_code == 201, setup.text
+    user = User(login_id, password, "", totp_secret=setup.json()["secret"])
+    confirmed = await gateway.post("/api/v1/me/totp/confirm", headers=restricted, json={"code": await user.totp()})
+    assert confirmed.status_code == 204, confirmed.text
+    return user
 
 
 async def wait_for_mail(settings: Settings, to: str, count: int = 1, timeout_s: float = 120) -> list[Mail]:
@@ -59,6 +96,25 @@ def code_in(mail: Mail) -> str:
     match = re.search(r"認証コード: ([A-Z0-9]{12})", mail.body)
     assert match, mail.body
     return match.group(1)
+
+
+async def step_up(settings: Settings, gateway: httpx.AsyncClient, auth: dict[str, str], address: str) -> None:
+    """Verify a fresh step-up code in the session ``auth`` belongs to (the window is that session's only)."""
+    def codes() -> list[Mail]:
+        return [m for m in mailbox(settings.var_path / "mail") if m.to == address and "認証コード: " in m.body]
+
+    before = len(codes())
+    issued = await gateway.post("/api/v1/me/step-up", headers=auth)
+    assert issued.status_code == 201, issued.text
+    for _ in range(1200):
+        mails = codes()
+        if len(mails) > before:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(f"no step-up code mailed to {address}")
+    verified = await gateway.post("/api/v1/me/step-up/verify", headers=auth, json={"code": code_in(mails[-1])})
+    assert verified.status_code == 200, verified.text
 
 
 async def age_password(settings: Settings, login_id: str, days: int) -> None:

@@ -13,7 +13,7 @@ import msgspec
 from kagi_cli.invite import publish_contracts, sample_contracts, sample_water_contracts
 from kagi_cli.mailbox import Mail
 from kagi_shared.settings import Settings
-from tests.e2e.conftest import User, code_in, create_user, wait_for_mail
+from tests.e2e.conftest import User, code_in, create_user, step_up, wait_for_mail
 
 PASSWORD = "Guest-pass-2026"  # noqa: S105 - a test account
 
@@ -283,6 +283,9 @@ async def test_water_contract_claims_and_withdrawal(settings: Settings, gateway:
     hidden = await gateway.get(f"/api/v1/me/contracts/{waters[0].customer_number}", headers=account.auth)
     assert hidden.status_code == 404
 
+    unverified = await gateway.post("/api/v1/me/withdrawal", headers=account.auth)
+    assert (unverified.status_code, unverified.json()["code"]) == (403, "step_up.required")
+    await step_up(settings, gateway, account.auth, account.login_id)
     withdrawn = await gateway.post("/api/v1/me/withdrawal", headers=account.auth)
     assert withdrawn.json() == {"contractsUnlinked": 1}
     after = await gateway.get("/api/v1/me/contracts", headers=account.auth)

@@ -128,6 +128,8 @@ async def test_password_change_ends_the_old_session_and_names_broken_rules(setti
     assert changed.status_code == 200, changed.text
     stale = await gateway.get("/api/v1/me", headers=user.auth)
     assert stale.json()["code"] == "auth.session_ended"
+    [mail] = await wait_for_mail(settings, user.login_id)
+    assert mail.subject == f"[{settings.brand.name}] パスワード変更のお知らせ" and "パスワードの変更" in mail.body
     login = await gateway.post("/api/v1/auth/login", json={"loginId": user.login_id,
                                                            "password": "Changed-pass-2026!"})
     assert login.status_code == 200
@@ -139,7 +141,7 @@ async def test_password_reset_by_mailed_link_once(settings: Settings, gateway: h
     unknown = await gateway.post("/api/v1/auth/password-reset", json={"loginId": "nobody-y@example.jp"})
     assert known.status_code == unknown.status_code == 202
     assert known.json() == unknown.json()
-    [mail] = await wait_for_mail(settings, user.login_id)
+    [mail] = [m for m in await wait_for_mail(settings, user.login_id) if "再設定" in m.subject]
     assert mail.subject == f"[{settings.brand.name}] パスワード再設定のご案内"
     match = re.search(r"token=([\w-]+)", mail.body)
     assert match, mail.body
@@ -234,11 +236,31 @@ async def test_bad_lifecycle_input_is_refused_with_the_field(settings: Settings,
     assert anonymous.status_code == 401
 
 
-async def test_password_reset_by_secret_question(settings: Settings, gateway: httpx.AsyncClient) -> None:
+async def reset_link(settings: Settings, gateway: httpx.AsyncClient, login_id: str, count: int) -> str:
+    assert (await gateway.post("/api/v1/auth/password-reset", json={"loginId": login_id})).status_code == 202
+    mails = [m for m in await wait_for_mail(settings, login_id, count) if "パスワード再設定のご案内" in m.subject]
+    match = re.search(r"token=([\w-]+)", mails[-1].body)
+    assert match, mails[-1].body
+    return match.group(1)
+
+
+async def test_password_reset_needs_the_mailed_link_and_the_secret_answer(settings: Settings,
+                                                                          gateway: httpx.AsyncClient) -> None:
+    """Issue 15 finding 1: the answer alone set a new password; a bare access token changed the answer."""
     user = await create_user(settings, gateway, ["owner"])
+    bare = await gateway.put("/api/v1/me/secret-question", headers=user.auth,
+                             json={"question": "母親の旧姓は？", "answer": "attacker"})
+    assert (bare.status_code, bare.json()["code"]) == (403, "secret_question.reauthentication_required")
+    guessed = await gateway.put("/api/v1/me/secret-question", headers=user.auth,
+                                json={"question": "母親の旧姓は？", "answer": "x", "currentPassword": "Wrong-pass-1!"})
+    assert (guessed.status_code, guessed.json()["code"]) == (400, "password.current_wrong")
     registered = await gateway.put("/api/v1/me/secret-question", headers=user.auth,
-                                   json={"question": "母親の旧姓は？", "answer": " ＳＡＴＯ "})
+                                   json={"question": "母親の旧姓は？", "answer": " ＳＡＴＯ ",
+                                         "currentPassword": user.password})
     assert registered.status_code == 200, registered.text
+    [notice] = [m for m in await wait_for_mail(settings, user.login_id) if "秘密の質問変更" in m.subject]
+    assert "秘密の質問" in notice.body
+    assert (await gateway.get("/api/v1/me", headers=user.auth)).json()["code"] == "auth.session_ended"
     anonymous = await gateway.put("/api/v1/me/secret-question", json={"question": "母親の旧姓は？", "answer": "x"})
     assert anonymous.status_code == 401
 
@@ -247,41 +269,58 @@ async def test_password_reset_by_secret_question(settings: Settings, gateway: ht
     decoy = await gateway.post("/api/v1/auth/password-reset/question", json={"loginId": "nobody-sq@example.jp"})
     assert decoy.status_code == 200 and set(decoy.json()) == {"loginId", "question"}
 
+    # The answer without the mailed link sets nothing: the old body (login ID + answer) is refused.
+    alone = await gateway.post("/api/v1/auth/password-reset/answer",
+                               json={"loginId": user.login_id, "answer": "sato", "newPassword": "Sq-reset-2026!"})
+    assert alone.status_code == 400
+    token = await reset_link(settings, gateway, user.login_id, 2)
+    link_only = await gateway.post("/api/v1/auth/password-reset/complete",
+                                   json={"token": token, "newPassword": "Sq-reset-2026!"})
+    assert (link_only.status_code, link_only.json()["code"]) == (400, "password_reset.answer_required")
+    assert link_only.json()["question"] == "母親の旧姓は？"
     wrong = await gateway.post("/api/v1/auth/password-reset/answer",
-                               json={"loginId": user.login_id, "answer": "suzuki", "newPassword": "Sq-reset-2026!"})
+                               json={"token": token, "answer": "suzuki", "newPassword": "Sq-reset-2026!"})
     assert wrong.status_code == 400, wrong.text
     assert wrong.json()["code"] == "password_reset.answer_wrong" and wrong.json()["remainingAttempts"] == 4
-    done = await gateway.post("/api/v1/auth/password-reset/answer",
-                              json={"loginId": user.login_id, "answer": "sato", "newPassword": "Sq-reset-2026!"})
+    done = await gateway.post("/api/v1/auth/password-reset/complete",
+                              json={"token": token, "answer": "sato", "newPassword": "Sq-reset-2026!"})
     assert done.status_code == 200, done.text
+    changed = [m for m in await wait_for_mail(settings, user.login_id, 3) if "パスワード変更" in m.subject]
+    assert changed and "パスワードの再設定" in changed[0].body
     login = await gateway.post("/api/v1/auth/login", json={"loginId": user.login_id, "password": "Sq-reset-2026!"})
     assert login.status_code == 200, login.text
-    code = None
-    for _ in range(150):  # the old token ends (cached session version: at most 5 seconds)
-        code = (await gateway.get("/api/v1/me", headers=user.auth)).json().get("code")
-        if code == "auth.session_ended":
-            break
-        await asyncio.sleep(0.1)
-    assert code == "auth.session_ended"
 
 
 async def test_five_wrong_secret_answers_lock_the_account(settings: Settings, gateway: httpx.AsyncClient) -> None:
     user = await create_user(settings, gateway, ["owner"])
     registered = await gateway.put("/api/v1/me/secret-question", headers=user.auth,
-                                   json={"question": "好きな食べ物は？", "answer": "すし"})
+                                   json={"question": "好きな食べ物は？", "answer": "すし",
+                                         "currentPassword": user.password})
     assert registered.status_code == 200, registered.text
+    token = await reset_link(settings, gateway, user.login_id, 2)
     replies = []
     for _ in range(5):
         reply = await gateway.post("/api/v1/auth/password-reset/answer",
-                                   json={"loginId": user.login_id, "answer": "てんぷら",
-                                         "newPassword": "Sq-reset-2026!"})
+                                   json={"token": token, "answer": "てんぷら", "newPassword": "Sq-reset-2026!"})
         replies.append(reply.json())
     assert [r["code"] for r in replies] == ["password_reset.answer_wrong"] * 4 + ["auth.account_locked"]
     assert [r["remainingAttempts"] for r in replies[:4]] == [4, 3, 2, 1]
     assert replies[4]["reason"] == "secret_question"
-    [mail] = await wait_for_mail(settings, user.login_id)
+    [mail] = [m for m in await wait_for_mail(settings, user.login_id, 3) if "ロック" in m.subject]
     assert mail.subject == f"[{settings.brand.name}] アカウントロックのお知らせ (秘密の質問)"
     assert "「秘密の質問」の回答を 5回連続して間違えたため" in mail.body
+    login = await gateway.post("/api/v1/auth/login", json={"loginId": user.login_id, "password": user.password})
+    assert login.json()["code"] == "auth.account_locked"
+
+
+async def test_a_wrong_current_password_counts_toward_the_lock(settings: Settings,
+                                                               gateway: httpx.AsyncClient) -> None:
+    """Issue 15 finding 7: the password change was a guessing oracle outside the lockout."""
+    user = await create_user(settings, gateway, ["owner"])
+    replies = [await gateway.post("/api/v1/me/password", headers=user.auth,
+                                  json={"currentPassword": f"Guess-{i}-2026!", "newPassword": "Taken-over-2026!"})
+               for i in range(5)]
+    assert [r.json()["code"] for r in replies] == ["password.current_wrong"] * 4 + ["auth.account_locked"]
     login = await gateway.post("/api/v1/auth/login", json={"loginId": user.login_id, "password": user.password})
     assert login.json()["code"] == "auth.account_locked"
 

@@ -16,12 +16,14 @@ import time
 from pathlib import Path
 
 import httpx
+import pyotp
 
 from kagi_local.infra import Infra
 from kagi_shared.settings import load_settings
 
 PORTS = ("kafka", "mongo", "smtp", "gateway", "lifecycle", "invite", "permissions", "notify", "audit")
 DEMO = re.compile(r"^\s+demo .+?\s(\S+@\S+)\s+password (\S+)\s+\((created|exists)\)$")
+DEMO_TOTP = re.compile(r"TOTP secret (\S+) for (\S+@\S+)")
 
 
 def _free_ports(count: int) -> list[int]:
@@ -53,7 +55,7 @@ def test_kagi_run_starts_everything_prints_working_demo_logins_and_ctrl_c_stops_
     env.update({f"KAGI_PORTS_{name.upper()}": str(port) for name, port in zip(PORTS, _free_ports(len(PORTS)),
                                                                                strict=True)})
     env.update({"KAGI_VAR_DIR": str(tmp_path / "var"), "KAGI_PORTS_WORKER_METRICS_BASE": "0",
-                "KAGI_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"})
+                "KAGI_PORTS_GATEWAY_METRICS": "0", "KAGI_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"})
     for var in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI", "SMTP_URL"):
         env.pop(var, None)
     settings = load_settings(env)
@@ -68,9 +70,14 @@ def test_kagi_run_starts_everything_prints_working_demo_logins_and_ctrl_c_stops_
         assert f"gateway  {gateway}" in "".join(output)
         with httpx.Client(base_url=gateway, timeout=30) as http:
             assert http.get("/ready").status_code == 200
+            secrets = {m.group(2): m.group(1) for line in output if (m := DEMO_TOTP.search(line))}
+            assert len(secrets) == 2, "".join(output)  # the company admin and the operator log in with TOTP
             tokens = {}
             for login_id, password, _ in demo:
-                login = http.post("/api/v1/auth/login", json={"loginId": login_id, "password": password})
+                body = {"loginId": login_id, "password": password}
+                if login_id in secrets:  # the seed confirmed the current step's code: the app's next one
+                    body["totpCode"] = pyotp.TOTP(secrets[login_id]).at(int(time.time()) + 30)
+                login = http.post("/api/v1/auth/login", json=body)
                 assert login.status_code == 200, login.text
                 tokens[login_id] = {"Authorization": f"Bearer {login.json()['accessToken']}"}
             # The demo admin is its company's primary admin; the demo system user holds TAXIS.

@@ -11,7 +11,7 @@ import httpx
 
 from kagi_cli.mailbox import Mail
 from kagi_shared.settings import Settings
-from tests.e2e.conftest import create_user, wait_for_mail
+from tests.e2e.conftest import create_user, step_up, wait_for_mail
 
 PASSWORD = "Water-portal-2026!"  # noqa: S105 - a test account
 VERIFY = "メールアドレス認証のお知らせ"
@@ -65,9 +65,10 @@ async def test_register_withdraw_and_register_again_with_the_same_address(settin
     me = (await gateway.get("/api/v1/me", headers=auth)).json()
     assert me["accountId"] == first_id and me["roles"] == ["owner"]
 
+    await step_up(settings, gateway, auth, address)
     withdrawn = await gateway.post("/api/v1/me/withdrawal", headers=auth)
     assert withdrawn.status_code == 200, withdrawn.text
-    farewell = [m for m in await wait_for_mail(settings, address, 2) if "退会" in m.subject]
+    farewell = [m for m in await wait_for_mail(settings, address, 3) if "退会" in m.subject]
     assert farewell and "同じメールアドレス、同じパスワード" in farewell[0].body
     for _ in range(100):  # the gateway trusts its session cache for at most 5 s
         ended = await gateway.get("/api/v1/me", headers=auth)

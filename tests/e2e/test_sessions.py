@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import httpx
+import jwt
+import pytest
 
-from kagi_shared.settings import Settings
+from kagi_gateway.app import create_app
+from kagi_shared.settings import Settings, get_settings
 from tests.e2e.conftest import create_user
 
 
@@ -47,3 +50,40 @@ async def test_logout_ends_access_and_refresh_at_once(settings: Settings, gatewa
     again = await gateway.post("/api/v1/auth/login", json={"loginId": user.login_id, "password": user.password})
     assert (await gateway.get("/api/v1/me", headers={"Authorization": f"Bearer {again.json()['accessToken']}"})
             ).status_code == 200
+
+
+async def test_tokens_name_audience_and_key_and_a_rotated_key_still_verifies_its_tokens(
+        settings: Settings, gateway: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15 finding 11: no ``aud`` and no ``kid``, so no key could be rotated without logging everyone out."""
+    user = await create_user(settings, gateway, ["owner"])
+    header = jwt.get_unverified_header(user.token)
+    claims = jwt.decode(user.token, options={"verify_signature": False})
+    assert claims["aud"] == "kagi-api" and header["kid"] and settings.security.jwt_secret not in header["kid"]
+    # Same key, no audience: a token minted for something else is refused.
+    foreign = jwt.encode({k: v for k, v in claims.items() if k != "aud"}, settings.security.jwt_secret,
+                         algorithm="HS256", headers={"kid": header["kid"]})
+    refused = await gateway.get("/api/v1/me", headers={"Authorization": f"Bearer {foreign}"})
+    assert (refused.status_code, refused.json()["code"]) == (401, "auth.token_invalid")
+
+    old_key = settings.security.jwt_secret
+    monkeypatch.setenv("KAGI_SECURITY_JWT_SECRET", "rotated-" + old_key)
+    monkeypatch.setenv("KAGI_SECURITY_JWT_PREVIOUS_SECRETS", old_key)
+    get_settings.cache_clear()
+    app = create_app()  # a gateway after the rotation, in front of the running services
+    try:
+        async with app.lifespan():
+            transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 4711))
+            async with httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=15) as rotated:
+                kept = await rotated.get("/api/v1/me", headers=user.auth)
+                assert kept.status_code == 200, kept.text  # signed by the previous key: still good until it expires
+                login = await rotated.post("/api/v1/auth/login",
+                                           json={"loginId": user.login_id, "password": user.password})
+                assert jwt.get_unverified_header(login.json()["accessToken"])["kid"] != header["kid"]
+            monkeypatch.setenv("KAGI_SECURITY_JWT_PREVIOUS_SECRETS", "")
+            get_settings.cache_clear()
+            async with httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=15) as retired:
+                gone = await retired.get("/api/v1/me", headers=user.auth)
+                assert (gone.status_code, gone.json()["code"]) == (401, "auth.token_invalid")
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()

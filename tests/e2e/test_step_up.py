@@ -7,7 +7,7 @@ import asyncio
 import httpx
 
 from kagi_shared.settings import Settings
-from tests.e2e.conftest import code_in, create_user, wait_for_mail
+from tests.e2e.conftest import code_in, create_user, step_up, wait_for_mail
 
 
 async def test_owner_receives_the_code_by_mail_and_verifies_it_once(settings: Settings,
@@ -145,3 +145,24 @@ async def test_health_ready_and_openapi(system: str, gateway: httpx.AsyncClient)
     reply = await gateway.get("/health", headers={"X-Request-ID": "abcdef12-3456"})
     assert reply.headers["x-request-id"] == "abcdef12-3456"
     await asyncio.sleep(0)
+
+
+async def test_a_step_up_belongs_to_its_session_and_ends_with_it(settings: Settings,
+                                                                 gateway: httpx.AsyncClient) -> None:
+    """Issue 15 finding 10: session A verifies and logs out; a new session B had a window without any code."""
+    owner = await create_user(settings, gateway, ["owner"])
+    await step_up(settings, gateway, owner.auth, owner.login_id)
+    assert (await gateway.get("/api/v1/me/users", headers=owner.auth)).status_code == 200
+
+    other = await gateway.post("/api/v1/auth/login", json={"loginId": owner.login_id, "password": owner.password})
+    session_b = {"Authorization": f"Bearer {other.json()['accessToken']}"}
+    assert (await gateway.get("/api/v1/me/step-up", headers=session_b)).json()["verified"] is False
+    refused = await gateway.get("/api/v1/me/users", headers=session_b)
+    assert (refused.status_code, refused.json()["code"]) == (403, "step_up.required")
+
+    assert (await gateway.post("/api/v1/auth/logout", headers=owner.auth, json={})).status_code == 204
+    again = await gateway.post("/api/v1/auth/login", json={"loginId": owner.login_id, "password": owner.password})
+    session_c = {"Authorization": f"Bearer {again.json()['accessToken']}"}
+    assert (await gateway.get("/api/v1/me/step-up", headers=session_c)).json()["verified"] is False
+    keys = await gateway.post("/api/v1/me/invitations", headers=session_c, json={})
+    assert (keys.status_code, keys.json()["code"]) == (403, "step_up.required")

@@ -35,9 +35,12 @@ def _header(response: Any, name: str) -> str:
     return value[0] if isinstance(value, list) else str(value)  # schemathesis keeps header values as lists
 
 
-def _check(response: Any) -> None:
+def _check(response: Any, documented: set[str] | None = None) -> None:
     assert response.status_code < 500 or response.status_code == 503, \
         f"{response.status_code} {response.request.method} {response.request.url}: {response.text[:500]}"
+    if documented is not None:  # the OpenAPI document lists every status the operation answers
+        assert str(response.status_code) in documented, \
+            f"undocumented {response.status_code} {response.request.method} {response.request.url} {response.text[:99]}"
     if response.status_code >= 400:
         assert _header(response, "content-type").startswith("application/problem+json"), response.text[:300]
         body = response.json()
@@ -56,7 +59,9 @@ def test_gateway_never_fails_and_always_explains(system: str, owner_token: str) 
         @given(case=operation.as_strategy())
         @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def run(case: Any) -> None:
-            _check(case.call(base_url=system, timeout=20))
-            _check(case.call(base_url=system, headers={"Authorization": f"Bearer {owner_token}"}, timeout=20))
+            documented = set(case.operation.definition.raw["responses"])
+            _check(case.call(base_url=system, timeout=20), documented)
+            _check(case.call(base_url=system, headers={"Authorization": f"Bearer {owner_token}"}, timeout=20),
+                   documented)
 
         run()

@@ -28,6 +28,14 @@ def test_runtime_stage_is_pinned_and_non_root() -> None:
     assert "uv==" in text and "--frozen" in text
 
 
+def test_the_base_image_takes_the_latest_known_311_patch() -> None:
+    """Issue 15, finding 11: 3.11.7 lacked two years of security fixes. 3.11.18 is the newest 3.11 patch published
+    as an official image when this was written; raise the floor when a newer one ships."""
+    bases = re.findall(r"^FROM python:(\d+)\.(\d+)\.(\d+)", DOCKERFILE.read_text(), flags=re.MULTILINE)
+    assert bases and {(int(a), int(b)) for a, b, _ in bases} == {(3, 11)}
+    assert all(int(patch) >= 18 for _, _, patch in bases), bases
+
+
 def test_every_manifest_command_is_a_module_of_the_image() -> None:
     modules = set()
     for path in (ROOT / "deploy" / "k8s" / "base").glob("*.yaml"):

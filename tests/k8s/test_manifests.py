@@ -57,9 +57,18 @@ MONGODB = "kagi-mongodb"
 
 
 def metrics_port(name: str) -> int:
-    """Where a process serves Prometheus metrics: its HTTP port, or the worker base + offset."""
+    """Where a process serves Prometheus metrics: the worker base + offset, the base itself for the gateway
+    (never its public port), an API's HTTP port."""
+    if name == "gateway":
+        return WORKER_METRICS_BASE
     _, http = PROCESSES[name]
     return http if http is not None else WORKER_METRICS_BASE + WORKER_METRICS_OFFSET[name.removesuffix("-worker")]
+
+
+def probe_port(name: str) -> int:
+    """Where a process answers /health and /ready and its Service points: the HTTP port, or the worker's."""
+    _, http = PROCESSES[name]
+    return http if http is not None else metrics_port(name)
 
 
 # --------------------------------------------------------------------------- loading
@@ -265,9 +274,11 @@ def _check_process_paths(docs: list[dict[str, Any]], namespace: str, *, with_inf
     broker, mongo = pods[f"{KAFKA_CLUSTER}-broker"], pods[MONGODB]
     for name in PROCESSES:
         pod = pods[name]
-        port = metrics_port(name)
+        port = probe_port(name)
         for outsider in (INTERNET, STRANGER):
             assert ok(outsider, pod, port) is (name == "gateway"), f"{outsider} -> {name}:{port}"
+            if name == "gateway":  # its metrics have their own port, closed to the internet (issue 15, 9 and 11)
+                assert not ok(outsider, pod, metrics_port(name)), f"{outsider} -> gateway metrics"
         for src in PROCESSES:
             if PROCESSES[name][1] is not None and src != name:
                 expected = src == "gateway" and name in APIS
@@ -442,7 +453,7 @@ def test_metrics_are_announced_for_scraping(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(PROCESSES))
 def test_every_process_has_a_service_and_probes(name: str) -> None:
     """APIs and the gateway on their HTTP port; workers on their metrics port, where a thread answers the probes."""
-    port = metrics_port(name)
+    port = probe_port(name)
     deployment = DEPLOYMENTS[name]
     container = _container(deployment)
     assert port in [p["containerPort"] for p in container.get("ports", [])]
@@ -930,8 +941,13 @@ if KUBECTL:
         namespaces = {doc["metadata"].get("namespace") for doc in docs}
         assert namespaces == {OVERLAYS[overlay]}, f"one namespace expected, got {namespaces}"
         for deployment in deployments:
-            image = _container(deployment)["image"]
-            assert image.split(":")[0] == "kagi", image
+            container = _container(deployment)
+            image = container["image"]
+            if overlay == "prod":  # by digest (issue 17, item 6), pulled every time
+                assert re.fullmatch(r"[a-z0-9.\-]+/kagi@sha256:[0-9a-f]{64}", image), image
+                assert container["imagePullPolicy"] == "Always"
+            else:
+                assert image == "kagi:0.1.0-dev" and container["imagePullPolicy"] == "IfNotPresent", image
 
     @pytest.mark.parametrize("overlay", sorted(OVERLAYS))
     def test_every_process_starts_with_the_generated_secrets(overlay: str, tmp_path: Path) -> None:
@@ -1025,8 +1041,8 @@ if KUBECTL:
         def test_overlay_matches_the_kubernetes_schemas(overlay: str) -> None:
             """Built-in kinds against the offline OpenAPI schemas (strict: unknown fields fail).
 
-            Custom resources (Strimzi, MongoDB, Prometheus operator) have no schema there; the
-            checks above cover them.
+            Custom resources (Strimzi, MongoDB, Prometheus operator) have no schema there: test_crds.py
+            validates them against their operators' vendored CRDs.
             """
             custom = {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser", "MongoDBCommunity", "PodMonitor",
                       "PrometheusRule"}

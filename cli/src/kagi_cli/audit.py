@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 
 from kagi_shared.settings import Settings
@@ -33,6 +32,8 @@ async def _list(settings: Settings, actor: str | None, limit: int) -> list[dict[
 
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
     if args.action == "verify":
         ok, message = asyncio.run(_verify(settings))
         print(message)

@@ -11,14 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-import yaml
 
 from kagi_shared.events.envelope import CLOUDEVENTS_JSON, Envelope
 from kagi_shared.settings import Settings
-from kagi_shared.topics import CATALOGUE, Topic
+
+if TYPE_CHECKING:
+    from kagi_shared.topics import Topic
 
 REPO = Path(__file__).resolve().parents[3]
 ASYNCAPI_PATH = REPO / "deploy" / "asyncapi.json"
@@ -91,6 +92,8 @@ def _set_format(schema: dict[str, Any], kind: msgspec.inspect.Type) -> None:
 def asyncapi() -> dict[str, Any]:
     """AsyncAPI 3.0: a channel per topic and per dead-letter topic, a message per event type with its CloudEvents
     headers, a send operation per producer and a receive operation per consumer group, both servers."""
+    from kagi_shared.topics import CATALOGUE  # every event module: loaded only by the commands that need them
+
     types = [t for topic in CATALOGUE for t in topic.event_types]
     _, components = msgspec.json.schema_components([Envelope, *types], ref_template="#/components/schemas/{name}")
     components = _with_formats(components, [Envelope, *types])
@@ -246,6 +249,8 @@ def _writes(topic: Topic, service: str) -> bool:
 
 
 def _user_manifest(service: str) -> dict[str, Any]:
+    from kagi_shared.topics import CATALOGUE
+
     acls = []
     for topic in CATALOGUE:
         if _writes(topic, service):
@@ -267,6 +272,10 @@ def _user_manifest(service: str) -> dict[str, Any]:
 
 def strimzi() -> dict[str, str]:
     """File name → YAML text for deploy/k8s/base/kafka/."""
+    import yaml
+
+    from kagi_shared.topics import CATALOGUE
+
     topics = []
     for topic in CATALOGUE:
         topics.append(_topic_manifest(topic.name, topic.partitions, topic.retention_days))
@@ -300,6 +309,8 @@ def cmd_catalogue(args: argparse.Namespace, settings: Settings) -> int:
             (STRIMZI_DIR / name).write_text(text, encoding="utf-8")
             print(f"wrote {STRIMZI_DIR / name}")
     else:
+        from kagi_shared.topics import CATALOGUE
+
         for topic in CATALOGUE:
             print(f"{topic.name:<32} key={topic.key:<20} {', '.join(topic.type_names) or '-'}")
     return 0

@@ -7,17 +7,16 @@ invite worker stores them (the latest version of each supply-point number wins, 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 import sys
 from collections.abc import Sequence
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kagi_shared.events import invite as ev
-from kagi_shared.events import new_envelope
 from kagi_shared.settings import Settings
-from kagi_shared.topics import CONTRACTS_UPSERTED
+
+if TYPE_CHECKING:
+    from kagi_shared.events import invite as ev
 
 DEMO_OWNER = "owner@kagi.example.jp"
 _BUILDINGS = ("有明町ビル", "丸の内センター", "芝浦倉庫", "品川第二工場", "新宿オフィス", "横浜物流棟",
@@ -30,6 +29,8 @@ class CliError(Exception):
 
 def sample_contracts(owner_account_id: str, count: int = 12, start: date | None = None) -> list[ev.ContractUpserted]:
     """Deterministic sample locations: valid 22-digit supply-point numbers, a year of bills, a week of readings."""
+    from kagi_shared.events import invite as ev
+
     start = start or date(2026, 1, 1)
     # A supply point belongs to one contract holder: derive the numbers from the owner so owners never collide.
     area = int(hashlib.sha256(owner_account_id.encode()).hexdigest(), 16) % 10**8
@@ -53,6 +54,8 @@ def sample_contracts(owner_account_id: str, count: int = 12, start: date | None 
 
 def sample_water_contracts(count: int = 3) -> list[ev.WaterContractUpserted]:
     """Water contracts anyone may claim in the demo with customer no. + billing no. + phone (see README)."""
+    from kagi_shared.events import invite as ev
+
     return [ev.WaterContractUpserted(customer_number=f"W{1000000 + i}", billing_number=f"12A{4560 + i}",
                                      name=f"水道 太郎 {i + 1}", service_address=f"大阪府大阪市北区中之島{i + 1}-3-20",
                                      phone=f"0664581{i:03d}", debit_last4=f"{1234 + i}")
@@ -60,12 +63,16 @@ def sample_water_contracts(count: int = 3) -> list[ev.WaterContractUpserted]:
 
 
 def _key(event: ev.ContractUpserted | ev.WaterContractUpserted) -> str:
+    from kagi_shared.events import invite as ev
+
     return event.supply_point_number if isinstance(event, ev.ContractUpserted) else event.customer_number
 
 
 async def publish_contracts(settings: Settings,
                             contracts: Sequence[ev.ContractUpserted | ev.WaterContractUpserted]) -> int:
+    from kagi_shared.events import new_envelope
     from kagi_shared.kafka import ensure_topics, make_producer, publish
+    from kagi_shared.topics import CONTRACTS_UPSERTED
 
     await ensure_topics(settings)
     producer = make_producer(settings, "kagi-cli")
@@ -98,8 +105,12 @@ async def seed_contracts(settings: Settings, owner_login_id: str = DEMO_OWNER, c
 
 
 def cmd_seed_contracts(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
     from aiokafka.errors import KafkaError
     from pymongo.errors import PyMongoError
+
+    from kagi_shared.topics import CONTRACTS_UPSERTED
 
     try:
         published = asyncio.run(seed_contracts(settings, args.owner, args.count))

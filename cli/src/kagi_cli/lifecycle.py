@@ -8,7 +8,6 @@ are Japan time; a bare date means that day's 07:00 sweep.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from datetime import date
 from typing import Any
@@ -78,11 +77,15 @@ async def _sweep(settings: Settings, as_of: Any) -> dict[str, Any]:
 
 
 def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
     print(json.dumps(asyncio.run(_preview(settings, _as_of(args.as_of))), ensure_ascii=False, indent=2))
     return 0
 
 
 def cmd_sweep(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
     print(json.dumps(asyncio.run(_sweep(settings, _as_of(args.as_of))), ensure_ascii=False, indent=2))
     return 0
 

@@ -1,29 +1,30 @@
 """``kagi``: one command for operators, support and SREs.
 
 Errors are one clear line on stderr and a non-zero exit; ``--help`` works everywhere.
+
+Each command imports what it needs when it runs: the service stacks (Litestar, PyMongo, faust, aiokafka)
+took three seconds to load, and ``kagi --help`` or ``kagi calendar schedule`` needs none of them. The command
+modules below keep their top-level imports just as light (``tests`` check which modules ``--help`` loads).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import signal
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-
-from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, NoBrokersAvailable
-from pymongo.errors import ConnectionFailure, PyMongoError
+from typing import TYPE_CHECKING, Any
 
 from kagi_cli import accounts, audit, catalogue, invite, lifecycle, notify, permissions
-from kagi_cli.mailbox import mailbox, read_mail
-from kagi_local.infra import Infra, infra_specs, service_specs
 from kagi_local.processes import ProcessError, ProcessSpec
 from kagi_shared.settings import Settings, SettingsError, get_settings
+
+if TYPE_CHECKING:
+    from kagi_local.infra import Infra
 
 DEMO_ADMIN = "admin@partner.example.jp"
 DEMO_SYSTEM_USER = "hanako.takuso@partner.example.jp"
@@ -45,8 +46,14 @@ COMMAND_MODULES: list[ModuleType] = [catalogue, notify, audit, lifecycle, accoun
 
 
 # -- infra -------------------------------------------------------------------------------------
+def _infra(settings: Settings) -> Infra:
+    from kagi_local.infra import Infra
+
+    return Infra(settings)
+
+
 def cmd_infra(args: argparse.Namespace, settings: Settings) -> int:
-    infra = Infra(settings)
+    infra = _infra(settings)
     if args.action == "up":
         for status in infra.up():
             print(status.line())
@@ -60,13 +67,20 @@ def cmd_infra(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # -- demo --------------------------------------------------------------------------------------
-async def seed_demo(settings: Settings) -> list[tuple[str, str, str, str]]:
+DemoRow = tuple[str, str, str, str, str | None]
+"""(label, login ID, password, state, TOTP secret of a privileged demo account)."""
+
+
+async def seed_demo(settings: Settings) -> list[DemoRow]:
     from kagi_lifecycle.bootstrap import bootstrap
     from kagi_shared.problems import Problem
 
+    if settings.env == "prod":  # the demo passwords are published in the README: an operator account anyone knows
+        raise CliError("demo seed creates accounts whose passwords are public; refused in production (KAGI_ENV=prod)")
+
     lifecycle = bootstrap(settings)
     await lifecycle.start()
-    rows = []
+    rows: list[DemoRow] = []
     try:
         for login_id, password, roles, label in DEMO_ACCOUNTS:
             try:
@@ -76,7 +90,7 @@ async def seed_demo(settings: Settings) -> list[tuple[str, str, str, str]]:
                 if exc.code != "account.exists":
                     raise
                 state = "exists"
-            rows.append((label, login_id, password, state))
+            rows.append((label, login_id, password, state, await demo_totp_secret(lifecycle, login_id)))
     finally:
         await lifecycle.close()
     from kagi_permissions.bootstrap import bootstrap as permissions_bootstrap
@@ -88,20 +102,82 @@ async def seed_demo(settings: Settings) -> list[tuple[str, str, str, str]]:
         _, state = await seed_company(permissions, DEMO_ADMIN, DEMO_SYSTEM_USER)
     finally:
         await permissions.close()
-    rows.append((f"company {DEMO_COMPANY}", DEMO_ADMIN, "(primary admin)", state))
+    rows.append((f"company {DEMO_COMPANY}", DEMO_ADMIN, "(primary admin)", state, None))
     contracts = await invite.seed_contracts(settings)
-    rows.append(("sample contracts (contracts.upserted)", invite.DEMO_OWNER, f"{contracts} contracts", "published"))
+    rows.append(("sample contracts (contracts.upserted)", invite.DEMO_OWNER, f"{contracts} contracts", "published",
+                 None))
     return rows
 
 
+async def demo_totp_secret(lifecycle: Any, login_id: str) -> str | None:
+    """Operators and company admins log in with TOTP (KAGI_SECURITY_TOTP_ROLES), the demo ones too: the seed
+    enrols them as a person would (a seed, confirmed with its first code) and shows the seed, so it can go into
+    an authenticator app; ``kagi demo totp LOGIN_ID`` prints the current code instead."""
+    import pyotp
+
+    account = await lifecycle.accounts.by_login_id(login_id)
+    if account is None or not lifecycle.service.needs_totp(account):
+        return None
+    if account.totp_secret is not None:
+        return str(lifecycle.service.totp_box.open(account.totp_secret, account.id))
+    enrolment = await lifecycle.totp.setup(account.id)
+    await lifecycle.totp.confirm(account.id, pyotp.TOTP(enrolment.secret).now())
+    return str(enrolment.secret)
+
+
+def print_demo(rows: list[DemoRow], prefix: str = "") -> None:
+    for label, login_id, password, state, secret in rows:
+        print(f"{prefix}{label:<38} {login_id:<28} {'password ' if prefix else ''}{password}  ({state})")
+        if secret:
+            print(f"{' ' * len(prefix)}  TOTP secret {secret} for {login_id}  (code: kagi demo totp {login_id})")
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    for label, login_id, password, state in asyncio.run(seed_demo(settings)):
-        print(f"{label:<38} {login_id:<28} {password:<20} ({state})")
+    import asyncio
+
+    print_demo(asyncio.run(seed_demo(settings)))
+    return 0
+
+
+async def _demo_code(settings: Settings, login_id: str) -> str:
+    import asyncio
+    import time
+
+    import pyotp
+
+    from kagi_lifecycle.bootstrap import bootstrap
+
+    if settings.env == "prod":
+        raise CliError("demo TOTP codes are not available in prod")
+    if login_id not in {row[0] for row in DEMO_ACCOUNTS}:
+        raise CliError(f"{login_id} is not a demo account")
+    lifecycle = bootstrap(settings)
+    try:
+        account = await lifecycle.accounts.by_login_id(login_id)
+        if account is None or account.totp_secret is None:
+            raise CliError(f"{login_id} has no TOTP enrolled (run 'kagi demo seed')")
+        totp = pyotp.TOTP(lifecycle.service.totp_box.open(account.totp_secret, account.id))
+        while True:  # a step later than the last used (a code works once), within the server's one-step drift
+            now = int(time.time()) // 30
+            step = max(account.totp_last_step + 1, now - 1)
+            if step <= now + 1:
+                return str(totp.at(step * 30))
+            await asyncio.sleep(1)
+    finally:
+        await lifecycle.close()
+
+
+def cmd_demo_totp(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    print(asyncio.run(_demo_code(settings, args.login_id)))
     return 0
 
 
 # -- mail --------------------------------------------------------------------------------------
 def cmd_mail(args: argparse.Namespace, settings: Settings) -> int:
+    from kagi_cli.mailbox import mailbox, read_mail
+
     directory = settings.var_path / "mail"
     mails = mailbox(directory)
     if args.action == "list":
@@ -133,6 +209,8 @@ def cmd_mail(args: argparse.Namespace, settings: Settings) -> int:
 # -- whole system ------------------------------------------------------------------------------
 def _http_ready(url: str) -> Callable[[], bool]:
     def check() -> bool:
+        import urllib.request
+
         with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback URL from settings
             return bool(response.status == 200)
 
@@ -140,6 +218,8 @@ def _http_ready(url: str) -> Callable[[], bool]:
 
 
 def system_specs(settings: Settings) -> list[ProcessSpec]:
+    from kagi_local.infra import service_specs
+
     specs = []
     for spec in service_specs(settings):
         if spec.port is not None:
@@ -155,7 +235,11 @@ def demo_specs(settings: Settings) -> list[ProcessSpec]:
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    infra = Infra(settings)
+    import asyncio
+
+    from kagi_local.infra import infra_specs
+
+    infra = _infra(settings)
     already_up = {status.name for status in infra.status() if status.state == "running"}
     print("starting the embedded infrastructure …", flush=True)
     infra.up()
@@ -166,8 +250,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         # Servers without the services are of no use, and would hold their ports against the next `kagi up`.
         infra.down([spec for spec in infra_specs(settings) if spec.name not in already_up])
         raise
-    for label, login_id, password, state in asyncio.run(seed_demo(settings)):
-        print(f"  demo {label:<38} {login_id:<28} password {password}  ({state})")
+    print_demo(asyncio.run(seed_demo(settings)), prefix="  demo ")
     gw = f"http://127.0.0.1:{settings.ports.gateway}"
     print(f"\nKagi is running.\n  gateway  {gw}\n  OpenAPI  {gw}/schema\n  health   {gw}/ready\n"
           f"  mail     kagi mail list   (files under {settings.var_path / 'mail'})\n"
@@ -176,14 +259,14 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
-    infra = Infra(settings)
+    infra = _infra(settings)
     stopped = infra.down(demo_specs(settings)) + infra.down(system_specs(settings)) + infra.down()
     print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
     return 0
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    infra = Infra(settings)
+    infra = _infra(settings)
     for status in infra.status() + infra.status(system_specs(settings) + demo_specs(settings)):
         print(status.line())
     return 0
@@ -228,6 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo_sub.add_parser("seed", help="create the demo accounts and sample contracts (idempotent)",
                         description="Create the demo accounts (owner, company admin, operator) and publish sample "
                                     "contracts; running it again changes nothing").set_defaults(func=cmd_demo)
+    totp = demo_sub.add_parser("totp", help="the current TOTP code of a demo operator or company admin",
+                               description="Print a TOTP code the next login of a demo account accepts (not in prod)")
+    totp.add_argument("login_id", metavar="LOGIN_ID")
+    totp.set_defaults(func=cmd_demo_totp)
 
     mail = sub.add_parser("mail", help="mails captured by the SMTP sink", description="Mails in var/mail/")
     mail_sub = mail.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -259,18 +346,26 @@ def _mongo_hosts(uri: str) -> str:
     return uri.split("://", 1)[-1].split("/", 1)[0].rpartition("@")[2]
 
 
+def _raised_by(exc: BaseException, module: str, *names: str) -> bool:
+    """``exc`` is one of ``module``'s exception classes ``names``. Looked up only if a command loaded that module:
+    a command that never imported the database driver cannot have raised its errors, and ``kagi --help`` must
+    not pay for importing it."""
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(exc, tuple(getattr(loaded, name) for name in names))
+
+
 def unreachable(exc: BaseException, settings: Settings) -> str | None:
     """One line for a broker or database failure, or None if ``exc`` is something else."""
-    if isinstance(exc, ConnectionFailure):
+    if _raised_by(exc, "pymongo.errors", "ConnectionFailure"):
         # pymongo's message lists the whole topology description: far too long for one line.
         return (f"cannot reach the database at {_mongo_hosts(settings.mongo_uri)} ({type(exc).__name__}); "
                 "is it up? ('kagi infra up')")
-    if isinstance(exc, PyMongoError):
+    if _raised_by(exc, "pymongo.errors", "PyMongoError"):
         detail = str(exc).splitlines()[0][:200] if str(exc) else "no detail"
         return f"database error ({type(exc).__name__}): {detail}"
-    if isinstance(exc, (KafkaConnectionError, KafkaTimeoutError, NoBrokersAvailable)):
+    if _raised_by(exc, "aiokafka.errors", "KafkaConnectionError", "KafkaTimeoutError", "NoBrokersAvailable"):
         return f"cannot reach the broker at {settings.kafka_bootstrap} ({exc}); is it up? ('kagi infra up')"
-    if isinstance(exc, KafkaError):
+    if _raised_by(exc, "aiokafka.errors", "KafkaError"):
         return f"broker error at {settings.kafka_bootstrap}: {exc}"
     if isinstance(exc, TimeoutError):
         return f"timed out ({str(exc) or 'no answer'}); is everything up? ('kagi status')"
@@ -293,8 +388,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    except (PyMongoError, KafkaError, OSError) as exc:
+    except Exception as exc:
         # TimeoutError (asyncio's too) is an OSError: a down server reaches here as any of the three.
+        if not (isinstance(exc, OSError) or _raised_by(exc, "pymongo.errors", "PyMongoError")
+                or _raised_by(exc, "aiokafka.errors", "KafkaError")):
+            raise
         line = unreachable(exc, settings) if settings is not None else None
         print(f"kagi: {line or exc}", file=sys.stderr)
         return 1

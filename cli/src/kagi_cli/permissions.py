@@ -11,11 +11,6 @@ import argparse
 from datetime import date, timedelta
 from typing import Any
 
-import msgspec
-
-from kagi_permissions.bootstrap import calendar_from
-from kagi_permissions.domain.timing import schedule
-from kagi_permissions.entrypoints.schemas import ScheduleOut
 from kagi_shared.settings import Settings
 
 
@@ -29,12 +24,20 @@ def iso_date(value: str) -> date:
 
 
 def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:
+    import msgspec
+
+    from kagi_permissions.domain.calendar import calendar_from
+    from kagi_permissions.domain.timing import schedule
+    from kagi_permissions.entrypoints.schemas import ScheduleOut
+
     preview = ScheduleOut.of(schedule(calendar_from(settings), args.submitted_on))
     print(msgspec.json.encode(preview).decode())
     return 0
 
 
 def cmd_days(args: argparse.Namespace, settings: Settings) -> int:
+    from kagi_permissions.domain.calendar import calendar_from
+
     calendar = calendar_from(settings)
     for offset in range(args.days):
         day = args.start + timedelta(days=offset)

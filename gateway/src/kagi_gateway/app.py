@@ -21,7 +21,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, Contact, SecurityScheme
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from kagi_gateway.audit import AuditPublisher, caller_in, is_audited
+from kagi_gateway.audit import AuditPublisher, anonymous_caller, caller_in, is_audited
 from kagi_gateway.controllers import CONTROLLERS
 from kagi_gateway.deps import role_guard
 from kagi_gateway.edge import GUESSABLE, Edge, client_address
@@ -29,8 +29,7 @@ from kagi_gateway.openapi import document
 from kagi_gateway.pages import PageMiddleware, page_response, pages_router, template_config
 from kagi_gateway.services import SERVICES, ForwardedProblem, Services
 from kagi_gateway.tokens import read_claims
-from kagi_shared.metrics import metrics_handler
-from kagi_shared.problems import EXCEPTION_HANDLERS, Problem
+from kagi_shared.problems import Problem, exception_handlers
 from kagi_shared.service_api import RequestContextMiddleware
 from kagi_shared.settings import Settings, get_settings, require_secrets
 
@@ -73,16 +72,22 @@ class EdgeMiddleware(ASGIMiddleware):
             if path.startswith("/api/") or (handler is not None and handler.opt.get("page")):
                 await edge.admit(address)
                 route_class = handler.opt.get("rate", "default") if handler is not None else "default"
+                if route_class == "login":
+                    edge.refuse_failing_address(address)
                 counted = edge.limit(route_class, address, _account_hint(headers))
                 if route_class in GUESSABLE:
-                    await self._give_back_unjudged(edge, route_class, counted, scope, receive, send, next_app)
+                    status, body = await self._give_back_unjudged(edge, route_class, counted, scope, receive, send,
+                                                                  next_app)
+                    if route_class == "login" and Edge.login_failed(status, body):
+                        edge.record_login_failure(address)
                     return
         await next_app(scope, receive, send)
 
     @staticmethod
     async def _give_back_unjudged(edge: Edge, route_class: str, counted: list[str], scope: Scope,
-                                  receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        """Pass the call on; a guess no service could judge (503 ``service.unavailable``) is not counted."""
+                                  receive: Receive, send: Send, next_app: ASGIApp) -> tuple[int, bytes]:
+        """Pass the call on; a guess no service could judge (503 ``service.unavailable``) is not counted.
+        Returns the answer's status and (for a 401 or 503) the start of its body."""
         status = 0
         body = bytearray()
 
@@ -90,13 +95,14 @@ class EdgeMiddleware(ASGIMiddleware):
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-            elif message["type"] == "http.response.body" and status == 503 and len(body) < 4096:
+            elif message["type"] == "http.response.body" and status in (401, 503) and len(body) < 4096:
                 body.extend(message.get("body", b""))
             await send(message)
 
         await next_app(scope, receive, watch)
         if Edge.unjudged(route_class, status, bytes(body)):
             edge.give_back(counted)
+        return status, bytes(body)
 
 
 def _account_hint(headers: dict[bytes, bytes]) -> str | None:
@@ -111,7 +117,7 @@ def _account_hint(headers: dict[bytes, bytes]) -> str | None:
 
 
 class AuditMiddleware(ASGIMiddleware):
-    """Records admin and operator actions once the response status is known."""
+    """Records admin and operator actions, failed logins and 401/403 answers once the status is known."""
 
     def __init__(self, publisher: Callable[[], AuditPublisher | None]) -> None:
         self.publisher = publisher
@@ -131,10 +137,9 @@ class AuditMiddleware(ASGIMiddleware):
             caller = caller_in(scope)
             method, path = str(scope.get("method")), str(scope.get("path"))
             publisher = self.publisher()
-            if publisher is not None and is_audited(caller, method, path):
-                assert caller is not None
-                publisher.record(caller, method, str(scope.get("path_template") or path), path, status,
-                                 scope.get("state", {}).get("request_id"))
+            if publisher is not None and is_audited(caller, method, path, status):
+                publisher.record(caller or anonymous_caller(scope), method, str(scope.get("path_template") or path),
+                                 path, status, scope.get("state", {}).get("request_id"))
 
 
 def _forwarded(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -179,11 +184,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     api = Router("/", route_handlers=CONTROLLERS, guards=[role_guard])
 
     app = Litestar(
-        route_handlers=[health, ready, metrics_handler, api, pages_router()],
+        route_handlers=[health, ready, api, pages_router()],
         template_config=template_config(),
         before_send=[page_response],
         dependencies={"services": Provide(services, sync_to_thread=False)},
-        exception_handlers={**EXCEPTION_HANDLERS, ForwardedProblem: _forwarded},
+        exception_handlers={**exception_handlers(), ForwardedProblem: _forwarded},
         middleware=[RequestIdMiddleware(), RequestContextMiddleware("gateway"), PageMiddleware(),
                     EdgeMiddleware(lambda: state.get("edge")), AuditMiddleware(lambda: state.get("audit"))],
         lifespan=[lifespan],
@@ -206,6 +211,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
 
 def main() -> None:
+    from prometheus_client import start_http_server
+
     from kagi_shared.logging import configure_logging
     from kagi_shared.service_api import serve
     from kagi_shared.tracing import configure_tracing
@@ -213,6 +220,12 @@ def main() -> None:
     settings = get_settings()
     require_secrets(settings, "gateway")
     configure_logging("gateway", settings.log_level)
+    if settings.ports.gateway_metrics:  # the public port never serves them
+        try:
+            start_http_server(settings.ports.gateway_metrics, addr=settings.http.host)
+        except OSError as exc:  # a second local system on one machine: serve without metrics, as workers do
+            structlog.get_logger(__name__).warning("gateway.metrics_port_busy", port=settings.ports.gateway_metrics,
+                                                   error=str(exc))
     configure_tracing("gateway", settings)
     structlog.contextvars.bind_contextvars(service="gateway")
     serve(create_app(settings), settings.ports.gateway, settings)

@@ -107,10 +107,31 @@ def _write_synced(path: Path, mode: str, entries: Iterable[SpoolEntry]) -> None:
         os.fsync(spool.fileno())
 
 
-def is_audited(caller: Caller | None, method: str, path: str) -> bool:
+LOGIN_PATH = "/api/v1/auth/login"
+ANONYMOUS = "anonymous"
+
+
+def is_audited(caller: Caller | None, method: str, path: str, status: int = 200) -> bool:
+    """Admin and operator actions, and (ASVS V16) every failed login and every 401/403 answer, whoever asked."""
+    if status in (401, 403) or (path == LOGIN_PATH and 400 <= status < 500 and status != 429):
+        return True
     if caller is None or not AUDITED_ROLES & set(caller.roles):
         return False
     return method not in ("GET", "HEAD", "OPTIONS") or path.startswith(READS_AUDITED_UNDER)
+
+
+def anonymous_caller(scope: Any) -> Caller:
+    """Who a refused request came from: the token's account if it had a valid one, else the address and the
+    login ID it tried."""
+    state = scope.get("state", {})
+    client = scope.get("client")
+    ip = state.get("client_ip") or (client[0] if client else None)
+    claimed = state.get("token_caller")
+    if isinstance(claimed, Caller):  # a valid token the guard refused: who it names
+        return Caller(account_id=claimed.account_id, login_id=claimed.login_id, email=claimed.email,
+                      roles=claimed.roles, ip=str(ip) if ip else None)
+    return Caller(account_id=ANONYMOUS, login_id=str(state.get("login_attempt", ""))[:256],
+                  ip=str(ip) if ip else None)
 
 
 def outcome_of(status: int) -> str:

@@ -23,7 +23,7 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from kagi_gateway.tokens import read_claims
+from kagi_gateway.tokens import PASSWORD_CHANGE_SCOPE, TOTP_ENROLMENT_SCOPE, read_claims
 from kagi_shared.problems import Problem, service_unavailable
 from kagi_shared.service_api import INTERNAL_TOKEN_HEADER, Caller
 from kagi_shared.settings import Settings, get_settings
@@ -35,6 +35,11 @@ MAX_SESSION_CACHE_TTL_S = 5.0
 SESSION_ENDED = ("auth.session_ended", "セッションが終了しました。再度ログインしてください。")
 PASSWORD_CHANGE_REQUIRED = ("auth.password_change_required",
                             "パスワードの有効期限が切れています。パスワードを変更してください。")
+TOTP_ENROLMENT_REQUIRED = ("auth.totp_enrolment_required",
+                           "2 段階認証 (認証アプリのワンタイムパスワード) の登録が必要です。"
+                           "登録してから再度ログインしてください。")
+# A restricted token opens only the routes that declare its scope in ``opt`` (``opt={"totp_enrolment": True}``).
+SCOPE_REFUSALS = {PASSWORD_CHANGE_SCOPE: PASSWORD_CHANGE_REQUIRED, TOTP_ENROLMENT_SCOPE: TOTP_ENROLMENT_REQUIRED}
 
 
 def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
@@ -123,10 +128,12 @@ async def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: Bas
     settings = get_settings()
     claims = read_claims(token, settings.security)
     caller = claims.caller
+    # Whom a refusal below is recorded against (the audit of 401/403 answers): the token's signature held.
+    connection.scope.setdefault("state", {})["token_caller"] = caller
     if not any(caller.has(r) for r in roles):  # cheap refusal before asking lifecycle
         raise Problem(403, "auth.forbidden", "この操作を行う権限がありません。")
-    if claims.password_change_only and not handler.opt.get("password_change"):
-        raise Problem(403, *PASSWORD_CHANGE_REQUIRED)
+    if claims.scope and not handler.opt.get(claims.scope):
+        raise Problem(403, *SCOPE_REFUSALS.get(claims.scope, SESSION_ENDED))
     current = await SESSIONS.current(caller.account_id, settings)
     if current is not None and claims.session_version > current[0]:
         # A token newer than the cached version was issued after the bump (a login right after a password reset):
@@ -140,7 +147,7 @@ async def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: Bas
         raise Problem(403, "auth.forbidden", "この操作を行う権限がありません。")
     connection.scope.setdefault("state", {})["caller"] = Caller(
         account_id=caller.account_id, login_id=caller.login_id, email=caller.email, roles=held,
-        ip=client_ip(connection))
+        ip=client_ip(connection), session_id=caller.session_id)
 
 
 def current_caller(request: Request[Any, Any, Any]) -> Caller:

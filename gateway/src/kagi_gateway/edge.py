@@ -11,6 +11,9 @@
   guess that a service could not judge (503 ``service.unavailable``: its database or the service
   itself was away) is given back: nothing was tried, and a user retrying through an outage must
   not find themselves locked out of their guesses when it ends.
+- **Failed logins per address**: one ID locks after 5 wrong passwords, so an address with many failed
+  logins (``login_failures_per_ip`` in ``login_failure_window_s``, any IDs) is trying IDs, or locking them
+  out on purpose: its further logins wait (429) before any password is checked or any ID locked.
 """
 
 from __future__ import annotations
@@ -97,6 +100,16 @@ class SlidingWindow:
             self._prune(now)
         return 0.0
 
+    def count(self, key: str, now: float | None = None) -> tuple[int, float]:
+        """Events of ``key`` in the window, and seconds until the oldest leaves it (nothing counted)."""
+        now = time.monotonic() if now is None else now
+        queue = self.events.get(key)
+        while queue and queue[0] <= now - self.window:
+            queue.popleft()
+        if not queue:
+            return 0, 0.0
+        return len(queue), queue[0] + self.window - now
+
     def give_back(self, key: str) -> None:
         """Undo one counted hit (the newest: with concurrent callers, which one does not change the count)."""
         queue = self.events.get(key)
@@ -116,6 +129,7 @@ class Edge:
         self.trusted = _networks(settings.trusted_proxies)
         self.allowed = frozenset(c.strip().upper() for c in settings.allowed_countries.split(",") if c.strip())
         self.windows = SlidingWindow(settings.rate_window_s)
+        self.login_failures = SlidingWindow(settings.login_failure_window_s)
         self.allowlist = allowlist
 
     async def admit(self, address: str | None) -> None:
@@ -146,9 +160,32 @@ class Edge:
                           extra={"retryAfterSeconds": max(1, math.ceil(wait))})
         return counted
 
+    def refuse_failing_address(self, address: str | None) -> None:
+        """429 for a login from an address with too many failed logins in the window (any IDs)."""
+        failures, wait = self.login_failures.count(f"login-failed:{address}")
+        if failures >= self.settings.login_failures_per_ip:
+            log.warning("edge.login_failures_refused", ip=address, failures=failures)
+            seconds = max(1, math.ceil(wait))
+            raise Problem(429, "edge.login_failures",
+                          "ログインの失敗が多すぎます。しばらくしてから再度お試しください。",
+                          headers={"Retry-After": str(seconds)}, extra={"retryAfterSeconds": seconds})
+
+    def record_login_failure(self, address: str | None) -> None:
+        self.login_failures.hit(f"login-failed:{address}", 2**31)
+
     def give_back(self, keys: list[str]) -> None:
         for key in keys:
             self.windows.give_back(key)
+
+    @staticmethod
+    def login_failed(status: int, body: bytes) -> bool:
+        """A wrong password or second factor; asking for the code (``auth.totp_required``) is not a failure."""
+        if status != 401:
+            return False
+        try:
+            return bool(msgspec.json.decode(body).get("code") != "auth.totp_required")
+        except (msgspec.DecodeError, AttributeError):
+            return True
 
     @staticmethod
     def unjudged(route_class: str, status: int, body: bytes) -> bool:

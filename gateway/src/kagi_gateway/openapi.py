@@ -7,9 +7,9 @@ it is declared:
 
 - 400 ``request.invalid``: it takes a body or parameters; 413 ``request.too_large``: it takes a body;
 - 401 and 403 (role, session, expired password): it declares roles other than ``("public",)``;
-- 403 (access from abroad), 429 (edge rate limits), 503 and 504 (a service unreachable or slow): it is under
-  ``/api/`` (the edge middleware and ``Services.call`` apply to all of them);
-- 404: a path parameter names something that may not exist;
+- 403 (access from abroad), 429 (edge rate limits), 503 and 504 (a service unreachable or slow), 404 (what the
+  path, body or token names does not exist, or no longer: a link, an account, a request): it is under ``/api/``
+  (the edge middleware, ``Services.call`` and the services' lookups apply to all of them);
 - 409: it changes state (POST, PUT, PATCH, DELETE), which the owning service may refuse in the current state.
 
 A route with another answer declares it with ``opt={"problems": (410,)}``. Public routes get ``security: []``
@@ -50,7 +50,7 @@ MEANINGS: dict[int, str] = {
     401: "ログインが必要です (`auth.required`), or the session has ended (`auth.session_ended`)",
     403: "Not allowed: the role (`auth.forbidden`), an expired password (`auth.password_change_required`), "
          "access from abroad, or a rule of the owning service",
-    404: "The resource named in the path does not exist or is not the caller's",
+    404: "What the path, body or token names does not exist or is not the caller's",
     409: "The resource's current state does not allow this (for example already decided, already registered)",
     410: "The link or key is no longer valid",
     413: "The request body is too large (`request.too_large`)",
@@ -60,10 +60,22 @@ MEANINGS: dict[int, str] = {
     504: "A service did not answer in time (`service.timeout`); the change may or may not have been made",
 }
 
-TAG_DESCRIPTIONS: dict[str, str] = {
+TAG_DESCRIPTIONS: dict[str, str] = {  # an area without an entry is described by its name
+    "access-review": "棚卸: company admins review who keeps which permission",
+    "audit": "The hash-chained audit ledger (operators)",
     "auth": "Login, tokens and the caller's own account",
-    "step-up": "追加認証: a one-time code by mail opens a 15-minute window",
+    "contracts": "Water contract claims, SMS check and withdrawal (owners)",
+    "enrolment": "認証情報登録 of B2B IDs: the mailed one-time URL and password; re-issue by operators",
+    "invitations": "招待: invitation keys, co-users and memberships",
+    "locations": "Usage locations, viewer keys and read-only viewing",
+    "notifications": "Notification preferences, admin contacts and info-site updates",
+    "operator": "託送受付センター: accounts, unlock requests, lifecycle preview, deliveries",
     "ops": "Probes for orchestration",
+    "password": "Password change and reset, secret question, unlock requests",
+    "permissions": "Permission requests, drafts, the catalogue and the company (company admins)",
+    "permissions-operator": "Companies, request workflow, batches and grant deliveries (operators)",
+    "registration": "Self-registration by mail link",
+    "step-up": "追加認証: a one-time code by mail opens a 15-minute window",
 }
 
 RETRY_AFTER = OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER), description="Seconds to wait before retrying")
@@ -89,12 +101,10 @@ def problem_statuses(handler: HTTPRouteHandler, method: str, path: str, operatio
         statuses |= {400, 413}
     if parameters:
         statuses.add(400)
-    if any(p.param_in == "path" for p in parameters):
-        statuses.add(404)
     if not is_public(handler):
         statuses |= {401, 403}
     if path.startswith("/api/"):
-        statuses |= {403, 429, 503, 504}
+        statuses |= {403, 404, 429, 503, 504}
         if method in WRITES:
             statuses.add(409)
     return statuses

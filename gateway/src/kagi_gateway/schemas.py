@@ -22,6 +22,18 @@ class AcceptedOut(Dto):
 class LoginIn(Dto):
     login_id: Annotated[str, msgspec.Meta(min_length=1, max_length=254)]
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    totp_code: Annotated[str, msgspec.Meta(
+        min_length=1, max_length=16,
+        description="the authenticator app's 6-digit code; operators and company admins once enrolled")] | None = None
+
+
+class TotpSetupOut(Dto):
+    secret: str
+    otpauth_uri: str
+
+
+class TotpConfirmIn(Dto):
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
 
 
 class TokenOut(Dto):

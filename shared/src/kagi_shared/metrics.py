@@ -1,6 +1,7 @@
 """Prometheus metrics shared by every process (prometheus-client's default registry).
 
-HTTP processes expose them at ``GET /metrics``; workers on ``KAGI_PORTS_WORKER_METRICS_BASE`` + an offset.
+APIs expose them at ``GET /metrics``; the gateway on ``KAGI_PORTS_GATEWAY_METRICS`` (never its public port);
+workers on ``KAGI_PORTS_WORKER_METRICS_BASE`` + an offset.
 Route labels use the path template (``/api/v1/me/step-up``), never raw paths, to keep cardinality bounded.
 """
 
@@ -46,6 +47,16 @@ PERMISSION_SYSTEMS = Gauge("kagi_permissions_system_states",
 SCRAPE_REFRESH_FAILURES = Counter("kagi_metrics_refresh_failures_total",
                                   "State gauges that could not be refreshed at scrape time", ["hook"])
 
+
+
+def prime(counter: Counter, *label_sets: Sequence[str]) -> None:
+    """Create these series at 0 when the process starts. A counter with no series yet makes ``increase()`` return
+    nothing (an alert on "nothing happened" never fires) and hides its first increment (the first sample a
+    series shows is its start, not an increase)."""
+    for labels in label_sets:
+        counter.labels(*labels)
+
+
 ScrapeHook = Callable[[], Awaitable[None]]
 _scrape_hooks: dict[str, tuple[ScrapeHook, float]] = {}
 _next_refresh: dict[str, float] = {}
@@ -58,6 +69,7 @@ def on_scrape(name: str, hook: ScrapeHook, min_interval_s: float = 15.0) -> None
     of an API reports the same figures: dashboards take ``max``, not ``sum``."""
     _scrape_hooks[name] = (hook, min_interval_s)
     _next_refresh.pop(name, None)
+    prime(SCRAPE_REFRESH_FAILURES, (name,))
 
 
 async def _refresh(timeout_s: float = 3.0) -> None:

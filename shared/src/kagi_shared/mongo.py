@@ -6,6 +6,7 @@ A write and the events it causes commit together: handlers get a ``Tx`` whose
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ import msgspec
 from bson import Binary
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from kagi_shared.events.envelope import Envelope, encode
@@ -127,3 +129,38 @@ class Store:
 
     async def ping(self) -> None:
         await self.client.admin.command("ping")
+
+
+class InsertWatch:
+    """Sets ``wake`` on every insert into ``collection``, from its change stream: a loop that finds its work in
+    that collection sleeps until there is some instead of polling for it.
+
+    Each getMore waits at the server for up to ``await_s``, so an idle watch costs one request per that. ``wake``
+    is also set whenever the stream (re)opens, for inserts made while it was closed. ``live`` says whether the
+    stream is open; a loop keeps polling (less often) while it is not, e.g. on a database without change streams.
+    """
+
+    def __init__(self, collection: AsyncCollection[Doc], wake: asyncio.Event, await_s: float) -> None:
+        self.collection = collection
+        self.wake = wake
+        self.await_ms = int(await_s * 1000)
+        self.live = False
+
+    async def run(self, retry_s: float = 5.0) -> None:
+        from kagi_shared.logging import get_logger
+
+        while True:
+            try:
+                async with await self.collection.watch([{"$match": {"operationType": "insert"}}],
+                                                       max_await_time_ms=self.await_ms) as stream:
+                    self.live = True
+                    self.wake.set()
+                    async for _ in stream:
+                        self.wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the caller's poll keeps it correct without the stream
+                get_logger(__name__).warning("mongo.watch_failed", collection=self.collection.name, error=str(exc))
+            finally:
+                self.live = False
+            await asyncio.sleep(retry_s)

@@ -33,7 +33,7 @@ from kagi_shared.events.envelope import decode_envelope, kafka_headers
 from kagi_shared.kafka import make_consumer
 from kagi_shared.logging import get_logger
 from kagi_shared.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
-from kagi_shared.mongo import OUTBOX, Store
+from kagi_shared.mongo import OUTBOX, InsertWatch, Store
 from kagi_shared.settings import Settings
 
 log = get_logger(__name__)
@@ -69,8 +69,8 @@ class OutboxRelay:
         self._backlog_at = 0.0
         self.published = 0
         self._backoff = 0.0
-        self.stream_live = False
-        """True while the change stream on the outbox is open: every insert then wakes the loop."""
+        self._polled_at = 0.0
+        self._watch = InsertWatch(self.outbox, self._wake, settings.outbox.watch_await_s)
 
     # -- lease ---------------------------------------------------------------------------------
     async def hold_lease(self) -> bool:
@@ -212,26 +212,13 @@ class OutboxRelay:
 
     # -- loop ----------------------------------------------------------------------------------
     async def _watch_inserts(self) -> None:
-        """Wake the loop on every outbox insert (change stream); polling remains the fallback.
+        """Wake the loop on every outbox insert; polling remains the fallback."""
+        await self._watch.run()
 
-        Each getMore waits at the server for up to ``watch_await_s``: an idle relay asks once per that, not in a
-        loop. The loop is woken once more when the stream opens, for rows committed before it did.
-        """
-        await_ms = int(self.settings.outbox.watch_await_s * 1000)
-        while True:
-            try:
-                async with await self.outbox.watch([{"$match": {"operationType": "insert"}}],
-                                                   max_await_time_ms=await_ms) as stream:
-                    self.stream_live = True
-                    self._wake.set()
-                    async for _ in stream:
-                        self._wake.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the poll keeps the relay correct without the stream
-                log.warning("outbox.watch_failed", error=str(exc))
-            self.stream_live = False
-            await asyncio.sleep(5)
+    @property
+    def stream_live(self) -> bool:
+        """True while the change stream on the outbox is open: every insert then wakes the loop."""
+        return self._watch.live
 
     async def _measure_backlog(self) -> None:
         """Published rows are deleted, so the outbox's size is the backlog; sampled every few seconds."""
@@ -243,9 +230,9 @@ class OutboxRelay:
     def idle_wait(self) -> float:
         """How long to sleep after a pass that found nothing, unless an insert wakes the loop first.
 
-        With the change stream open every commit wakes the relay at once, so the poll is only a safety net and
-        comes when the lease is due for renewal anyway. Without it the poll is what finds new rows: it starts at
-        ``poll_interval_s`` and doubles while nothing comes, up to ``idle_poll_max_s``.
+        With the change stream open every commit wakes the relay at once, so the loop sleeps until the lease is
+        due for renewal. Without it the poll is what finds new rows: it starts at ``poll_interval_s`` and doubles
+        while nothing comes, up to ``idle_poll_max_s``.
         """
         outbox = self.settings.outbox
         renew_in = max(self._lease_until - outbox.lease_ttl_s / 2 - time.monotonic(), outbox.poll_interval_s)
@@ -254,24 +241,39 @@ class OutboxRelay:
         self._backoff = min(max(self._backoff * 2, outbox.poll_interval_s), outbox.idle_poll_max_s)
         return min(self._backoff, renew_in)
 
+    def _may_skip_poll(self, woken: bool, more: bool) -> bool:
+        """A pass only renewing the lease: nothing was committed (the open stream would have said so), the last
+        pass emptied the outbox, and the safety poll (for an insert the stream might have missed) is not due."""
+        return (self.stream_live and not woken and not more
+                and time.monotonic() - self._polled_at < self.settings.outbox.safety_poll_s)
+
     async def run(self, stop: asyncio.Event) -> None:
         watcher = asyncio.create_task(self._watch_inserts())
+        more = True
         try:
             while not stop.is_set():
                 try:
                     if not await self.hold_lease():
                         await _wait(stop, self.settings.outbox.lease_ttl_s / 3)
                         continue
+                    woken = self._wake.is_set()
                     self._wake.clear()
-                    await self._measure_backlog()
-                    if await self.run_once() == 0:
+                    if self._may_skip_poll(woken, more):
                         await _wait_any(stop, self._wake, self.idle_wait())
-                    else:
+                        continue
+                    await self._measure_backlog()
+                    self._polled_at = time.monotonic()
+                    more = await self.run_once() > 0
+                    if more:
                         self._backoff = 0.0
+                    else:
+                        await _wait_any(stop, self._wake, self.idle_wait())
                 except (TimeoutError, PyMongoError, OSError) as exc:
+                    more = True
                     log.warning("outbox.relay_error", error=str(exc))
                     await _wait(stop, 1.0)
                 except Exception as exc:  # a broker error: back off, the claim makes retries safe
+                    more = True
                     log.warning("outbox.relay_error", error=repr(exc))
                     await _wait(stop, 1.0)
         finally:

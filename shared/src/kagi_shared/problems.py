@@ -2,22 +2,21 @@
 
 Services raise ``Problem``; the Litestar handlers here render it, and turn framework
 validation errors and anything unexpected into the same shape (never a bare 500 page).
+Pure domain code raises ``Problem`` too, so this module imports Litestar only where a handler
+needs it: a command-line tool that checks a rule does not load the web framework.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-from litestar import Request, Response
-from litestar.exceptions import HTTPException, NotFoundException, ValidationException
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from kagi_shared.breaker import DATABASE
-from kagi_shared.logging import get_logger
+if TYPE_CHECKING:
+    from litestar import Request, Response
+    from litestar.exceptions import ValidationException
 
-log = get_logger(__name__)
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -69,6 +68,8 @@ class Problem(Exception):
 
 
 def problem_response(problem: Problem, request: Request[Any, Any, Any] | None = None) -> Response[Any]:
+    from litestar import Response
+
     request_id = request.headers.get("x-request-id") if request is not None else None
     return Response(
         content=problem.body(request.url.path if request is not None else None, request_id),
@@ -116,11 +117,15 @@ def _handle_problem(request: Request[Any, Any, Any], exc: Exception) -> Response
 
 
 def _handle_validation(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    from litestar.exceptions import ValidationException
+
     assert isinstance(exc, ValidationException)
     return problem_response(_validation_problem(exc), request)
 
 
 def _handle_http(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    from litestar.exceptions import HTTPException, NotFoundException
+
     assert isinstance(exc, HTTPException)
     status = exc.status_code
     if isinstance(exc, NotFoundException):
@@ -142,13 +147,17 @@ def _handle_http(request: Request[Any, Any, Any], exc: Exception) -> Response[An
 def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 
+    from kagi_shared.breaker import DATABASE
+    from kagi_shared.logging import get_logger
+
+    log = get_logger(__name__)
     if isinstance(exc, ServerSelectionTimeoutError | ConnectionFailure):
         log.error("http.dependency_down", path=request.url.path, error=str(exc))
         DATABASE.trip()
         problem = service_unavailable()
     else:
         log.exception("http.unexpected", path=request.url.path)
-        problem = Problem(HTTP_500_INTERNAL_SERVER_ERROR, "internal", "システムエラーが発生しました。")
+        problem = Problem(500, "internal", "システムエラーが発生しました。")
     return problem_response(problem, request)
 
 
@@ -161,9 +170,20 @@ def service_unavailable(service: str | None = None) -> Problem:
                    headers={"Retry-After": "5"}, extra={"service": service} if service else None)
 
 
-EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
-    Problem: _handle_problem,
-    ValidationException: _handle_validation,
-    HTTPException: _handle_http,
-    Exception: _handle_unexpected,
-}
+def exception_handlers() -> dict[type[Exception] | int, Any]:
+    """Litestar's ``exception_handlers``: every failure leaves as problem+json."""
+    from litestar.exceptions import HTTPException, ValidationException
+
+    return {
+        Problem: _handle_problem,
+        ValidationException: _handle_validation,
+        HTTPException: _handle_http,
+        Exception: _handle_unexpected,
+    }
+
+
+def __getattr__(name: str) -> Any:
+    # ``EXCEPTION_HANDLERS`` was a constant built at import; kept as a name for code that still imports it.
+    if name == "EXCEPTION_HANDLERS":
+        return exception_handlers()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -53,6 +53,8 @@ class Ports(msgspec.Struct, frozen=True, kw_only=True):
     permissions: int = 8103
     notify: int = 8104
     audit: int = 8105
+    gateway_metrics: int = 9100
+    """The gateway's /metrics, never on its public port; 0 turns it off."""
     worker_metrics_base: int = 9100
     """Workers serve /metrics on this + 1 (lifecycle), 2 (invite), 3 (permissions), 4 (notify); 0 turns it off."""
 
@@ -106,9 +108,11 @@ class OutboxSettings(msgspec.Struct, frozen=True, kw_only=True):
     """The first poll after an empty pass; each further empty pass doubles it up to ``idle_poll_max_s``."""
     idle_poll_max_s: float = 2.0
     """The longest a relay without a change stream sleeps between polls. With the stream (MongoDB replica sets,
-    the embedded database) every commit wakes the relay and the poll is only a safety net at lease renewal."""
+    the embedded database) every commit wakes the relay and a poll every ``safety_poll_s`` is only a safety net."""
     watch_await_s: float = 5.0
     """How long one getMore of the outbox's change stream waits at the server for an insert."""
+    safety_poll_s: float = 30.0
+    """With the change stream open, the outbox is still read this often, for an insert the stream did not report."""
     lease_ttl_s: float = 10.0
 
 
@@ -129,6 +133,9 @@ class NotifySettings(msgspec.Struct, frozen=True, kw_only=True):
     """While the SMTP server is unreachable (refused, timed out, 421) mail waits without spending attempts and
     the server is tried again after ``retry_base_s``, doubling up to this: at most this late once it is back."""
     dispatch_poll_s: float = 1.0
+    """How often the dispatcher looks for due deliveries when the database has no change stream to wake it."""
+    dispatch_idle_max_s: float = 30.0
+    """With the change stream, the longest an idle dispatcher sleeps (new deliveries and due retries wake it)."""
     smtp_timeout_s: float = 10.0
     sms_sender: Literal["file"] = "file"
     """Where SMS go: ``file`` writes each as a JSON file under ``sms_dir`` (a real SMS gateway plugs in here)."""
@@ -142,8 +149,13 @@ class NotifySettings(msgspec.Struct, frozen=True, kw_only=True):
 
 class SecuritySettings(msgspec.Struct, frozen=True, kw_only=True):
     jwt_secret: str = DEV_SECRETS["jwt_secret"]
+    jwt_previous_secrets: str = ""
+    """Comma-separated signing keys of before a rotation: tokens they signed (named by ``kid``) are still
+    accepted. Keep the old key here for ``access_token_ttl_s`` after putting the new one in ``jwt_secret``."""
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 8 * 3600
+    refresh_absolute_ttl_s: int = 24 * 3600
+    """A login's refresh token family ends this long after the login, however often it was rotated."""
     code_pepper: str = DEV_SECRETS["code_pepper"]
     """Key of the HMAC under which one-time codes and keys are stored."""
     internal_token: str = DEV_SECRETS["internal_token"]
@@ -157,6 +169,12 @@ class SecuritySettings(msgspec.Struct, frozen=True, kw_only=True):
     audit_key: str = DEV_SECRETS["audit_key"]
     """Key of the audit chain's HMAC and of its checkpoints; lives outside the database (audit only)."""
     login_lockout_threshold: int = 5
+    totp_roles: str = "operator,support,company_admin"
+    """Roles that log in with a TOTP second factor (RFC 6238) besides the password; empty: none. On by default
+    everywhere (the demo seed and the test helpers enrol like a person would), so no install forgets it."""
+    privileged_lock_s: int = 900
+    """A failed-login lock of an account with one of ``totp_roles`` ends by itself after this long (0: only an
+    operator or ``kagi accounts unlock`` ends it), so nobody can lock every operator out for good."""
     argon2_time_cost: int = 2
     argon2_memory_kib: int = 19456
     argon2_parallelism: int = 1
@@ -196,6 +214,10 @@ class InviteSettings(msgspec.Struct, frozen=True, kw_only=True):
     redeem_per_email: int = 10
     claim_per_account: int = 10
     """Contract-claim attempts per account in the rate window (each wrong proof counts)."""
+    claim_failures_per_contract: int = 5
+    """Failed proofs against one customer number in the rate window, from any account: the facts are guessable."""
+    claim_failures_per_ip: int = 20
+    """Failed proofs from one client address in the rate window, whatever the account or number."""
     claim_recommended_max: int = 20
     """Above this many linked customer numbers the answer carries a warning (the FAQ recommends ~20)."""
     sms_code_ttl_s: int = 600
@@ -259,6 +281,10 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Comma-separated ISO codes allowed in; private and loopback addresses are always allowed."""
     rate_window_s: float = 60.0
     rate_login_per_ip: int = 30
+    login_failures_per_ip: int = 20
+    """Failed logins (any IDs) one address may have in ``login_failure_window_s``; then its logins wait. One ID
+    locks after 5 failures, so more than this from one address is someone trying many IDs."""
+    login_failure_window_s: float = 900.0
     rate_guess_per_ip: int = 20
     rate_guess_per_account: int = 10
     rate_default_per_ip: int = 1200
@@ -471,6 +497,9 @@ def _production(settings: Settings, given: set[str]) -> Settings:
         if problem:
             raise SettingsError(f"KAGI_SECURITY_{field.upper()} {problem} (KAGI_ENV=prod)")
         held[field] = value
+    for previous in (p.strip() for p in settings.security.jwt_previous_secrets.split(",") if p.strip()):
+        if problem := secret_problem(previous):  # a key still accepted must be as strong as the current one
+            raise SettingsError(f"KAGI_SECURITY_JWT_PREVIOUS_SECRETS: an entry {problem} (KAGI_ENV=prod)")
     shared = [field for field in held if field.startswith("internal_token")]
     for field, value in held.items():
         twins = [other for other, v in held.items() if other != field and v == value

@@ -109,11 +109,20 @@ PERMISSIONS_ACKS = Topic(
 AUDIT_EVENTS = Topic(
     name="audit.events",
     key="actor id",
-    producer="gateway",
+    producer="gateway, lifecycle",  # lifecycle: the break-glass 'kagi accounts unlock' (no gateway on that path)
     consumers=("audit",),
     event_types=(audit.AuditRecorded,),
     partitions=1,  # one partition: the ledger appends in one total order
     retention_days=365,
+)
+AUDIT_CHECKPOINTS = Topic(
+    name="audit.checkpoints",
+    key="ledger",
+    producer="audit",
+    consumers=(),  # read from its end by the audit API's verifier (no consumer group) and by outside auditors
+    event_types=(audit.AuditCheckpoint,),
+    partitions=1,  # "the latest" is the last record of the one partition
+    retention_days=3650,
 )
 GRANT_TOPICS = tuple(
     Topic(
@@ -136,6 +145,7 @@ CATALOGUE: tuple[Topic, ...] = (
     AUTH_LOGINS,
     PERMISSIONS_ACKS,
     AUDIT_EVENTS,
+    AUDIT_CHECKPOINTS,
     *GRANT_TOPICS,
 )
 

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import cast
+from typing import Any, get_args
 
 import faust
 from aiokafka import AIOKafkaProducer
 
 from kagi_shared.faust_app import make_faust_app
-from kagi_shared.inbox import InboxConsumer, Message
+from kagi_shared.inbox import InboxConsumer, Message, Outcome
 from kagi_shared.kafka import ensure_topics, make_producer
 from kagi_shared.logging import configure_logging, get_logger
+from kagi_shared.metrics import EVENTS_CONSUMED, OUTBOX_PUBLISHED, prime
 from kagi_shared.mongo import Store, database_name, make_client
 from kagi_shared.outbox import OutboxRelay
 from kagi_shared.settings import Settings, require_secrets
@@ -31,6 +32,73 @@ log = get_logger(__name__)
 def ready_file(settings: Settings, service: str) -> Path:
     """Written once the worker has joined its consumer group: what ``kagi up`` and the tests wait for."""
     return settings.var_path / "run" / f"{service}-worker.ready"
+
+
+async def take_batches(stream: Any, most: int, within: float) -> AsyncIterator[list[faust.EventT[bytes]]]:
+    """Events of ``stream`` up to ``most`` at a time, a batch ``within`` seconds after its first event at the latest.
+
+    faust's ``Stream.take_events`` does the same but wakes every ``within`` seconds whether or not anything came,
+    which kept an idle worker's loop busy (notify: six topics × 20 wakes a second). This one sleeps until an
+    event arrives. Offsets are acknowledged as there: only once the consumer is done with a batch (acks are
+    turned off while it buffers), so a crash mid-batch redelivers it and the inbox drops what was already handled.
+    """
+    events: list[faust.EventT[bytes]] = []
+    arrived = asyncio.Event()
+    full = asyncio.Event()
+    taken = asyncio.Event()
+    consuming: asyncio.Future[None] | None = None
+    enable_acks = stream.enable_acks
+
+    async def add(value: bytes) -> bytes:
+        nonlocal consuming
+        try:
+            if consuming is not None:  # the consumer has the current batch: the next one starts after it
+                try:
+                    await consuming
+                finally:
+                    consuming = None
+            event = stream.current_event
+            if event is None:
+                raise RuntimeError("batch buffer found no current event")
+            events.append(event)
+            arrived.set()
+            if len(events) >= most:
+                full.set()
+                taken.clear()
+                await stream.wait(taken)  # never more than ``most`` in a batch
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            stream.log.exception("Error adding to batch buffer: %r", exc)
+            await stream.crash(exc)
+        return value
+
+    stream.enable_acks = False
+    stream.add_processor(add)
+    stream._enable_passive(aiter(stream.channel))  # faust's own way to drain a stream into a processor
+    try:
+        while not stream.should_stop:
+            if await stream.wait_for_stopped(arrived):
+                break
+            await stream.wait_for_stopped(full, timeout=within)
+            if not events:
+                continue
+            consuming = asyncio.get_running_loop().create_future()
+            batch = list(events)
+            try:
+                yield batch
+            finally:
+                events.clear()
+                arrived.clear()
+                for event in batch:
+                    await stream.ack(event)
+                if not consuming.done():
+                    consuming.set_result(None)
+                full.clear()
+                taken.set()
+    finally:
+        stream.enable_acks = enable_acks
+        stream._processors.remove(add)
 
 
 class WorkerRuntime:
@@ -62,11 +130,11 @@ class WorkerRuntime:
         ``within`` seconds of waiting for a batch to fill; their offsets are committed once it is done.
         """
         channel = self.app.topic(topic, key_type=bytes, value_type=bytes)
+        prime(EVENTS_CONSUMED, *((consumer.name, topic, outcome) for outcome in get_args(Outcome)))
 
         async def agent(stream: faust.StreamT[bytes]) -> None:
             if batch > 1:
-                # take_events is on faust's Stream, not on the StreamT protocol agents are typed with
-                async for events in cast("faust.Stream[bytes]", stream).take_events(batch, within=within):
+                async for events in take_batches(stream, batch, within):
                     await consumer.process_many([
                         Message(e.message.topic, e.message.key, e.message.value or b"", e.message.partition,
                                 e.message.offset) for e in events])
@@ -88,6 +156,7 @@ class WorkerRuntime:
             await self.store.ensure_outbox_indexes()
             stop = asyncio.Event()
             worker = OutboxRelay(self.store, await self.producer(), self.settings)
+            prime(OUTBOX_PUBLISHED, (self.store.db.name,))
             try:
                 await worker.run(stop)
             finally:

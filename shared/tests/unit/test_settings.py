@@ -72,6 +72,8 @@ def test_production_refuses_placeholder_and_weak_secrets() -> None:
     import base64
     import os
 
+    with pytest.raises(SettingsError, match="KAGI_SECURITY_JWT_PREVIOUS_SECRETS"):
+        load_settings({"KAGI_ENV": "prod", "KAGI_SECURITY_JWT_PREVIOUS_SECRETS": f"{_strong()},change-me"})
     for value in (os.urandom(32).hex(), base64.b64encode(os.urandom(32)).decode(), _strong()):
         assert load_settings({"KAGI_ENV": "prod", "KAGI_SECURITY_JWT_SECRET": value}).security.jwt_secret == value
 

@@ -10,15 +10,16 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from kagi_gateway.deps import ANY_USER, PUBLIC, SESSIONS, current_caller, request_id
-from kagi_gateway.schemas import LoginIn, LogoutIn, MeOut, RefreshIn, TokenOut
+from kagi_gateway.deps import ANY_USER, PUBLIC, SESSIONS, TOTP_ENROLMENT_REQUIRED, current_caller, request_id
+from kagi_gateway.schemas import LoginIn, LogoutIn, MeOut, RefreshIn, TokenOut, TotpConfirmIn, TotpSetupOut
 from kagi_gateway.services import Services
-from kagi_gateway.tokens import PASSWORD_CHANGE_SCOPE, issue_token
+from kagi_gateway.tokens import PASSWORD_CHANGE_SCOPE, TOTP_ENROLMENT_SCOPE, issue_token
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import get_settings
 
 BEARER = "Bearer"  # the OAuth 2.0 token type
+PRIVILEGED = ("company_admin", "operator", "support")  # the roles that log in with TOTP (KAGI_SECURITY_TOTP_ROLES)
 
 
 class HeldPermissionOut(msgspec.Struct, rename="camel", kw_only=True):
@@ -41,8 +42,10 @@ class AuthController(Controller):
           summary="Log in with ID and password")
     async def login(self, data: JSONBody[LoginIn], services: NamedDependency[Services],
                     request: Request[Any, Any, Any]) -> TokenOut:
+        request.scope.setdefault("state", {})["login_attempt"] = data.login_id  # for the audit of a failure
         opened = await services.call("lifecycle", "POST", "/internal/sessions",
-                                     json={"loginId": data.login_id, "password": data.password},
+                                     json={"loginId": data.login_id, "password": data.password,
+                                           "totpCode": data.totp_code},
                                      request_id=request_id(request))
         return _tokens(opened)
 
@@ -54,13 +57,29 @@ class AuthController(Controller):
                                      json={"refreshToken": data.refresh_token}, request_id=request_id(request))
         return _tokens(opened)
 
-    @post("/auth/logout", opt={"roles": ANY_USER, "password_change": True}, status_code=204,
+    @post("/auth/logout", opt={"roles": ANY_USER, "password_change": True, "totp_enrolment": True}, status_code=204,
           summary="End the session: the refresh token and every access token of the account stop working")
     async def logout(self, data: JSONBody[LogoutIn], services: NamedDependency[Services],
                      request: Request[Any, Any, Any]) -> None:
         caller = current_caller(request)
         await services.call("lifecycle", "POST", "/internal/sessions/logout", caller=caller,
                             json={"refreshToken": data.refresh_token}, request_id=request_id(request))
+        SESSIONS.forget(caller.account_id)
+
+    @post("/me/totp", opt={"roles": PRIVILEGED, "totp_enrolment": True}, status_code=201,
+          summary="Start the TOTP second factor: a new seed for the authenticator app (operators, company admins)")
+    async def totp_setup(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> TotpSetupOut:
+        reply = await services.call("lifecycle", "POST", "/internal/me/totp", caller=current_caller(request),
+                                    request_id=request_id(request))
+        return msgspec.convert(reply, TotpSetupOut)
+
+    @post("/me/totp/confirm", opt={"roles": PRIVILEGED, "totp_enrolment": True, "rate": "guess"}, status_code=204,
+          summary="Confirm the seed with the app's first code; the sessions end and the next login asks for a code")
+    async def totp_confirm(self, data: JSONBody[TotpConfirmIn], services: NamedDependency[Services],
+                           request: Request[Any, Any, Any]) -> None:
+        caller = current_caller(request)
+        await services.call("lifecycle", "POST", "/internal/me/totp/confirm", caller=caller, json={"code": data.code},
+                            request_id=request_id(request))
         SESSIONS.forget(caller.account_id)
 
     @get("/me/permissions", opt={"roles": ANY_USER},
@@ -83,8 +102,15 @@ def _tokens(opened: dict[str, Any]) -> TokenOut:
     """Access token (and the refresh token lifecycle opened) for a login or a refresh."""
     account = opened["account"]
     caller = Caller(account_id=account["accountId"], login_id=account["loginId"], email=account["email"],
-                    roles=tuple(account["roles"]))
+                    roles=tuple(account["roles"]), session_id=opened.get("sessionId"))
     session_version = int(account.get("sessionVersion", 0))
+    if account.get("totpEnrolmentRequired"):
+        # A privileged role without its second factor yet: a token that opens only the enrolment.
+        token, expires = issue_token(caller, get_settings().security, session_version=session_version,
+                                     scope=TOTP_ENROLMENT_SCOPE)
+        raise Problem(403, *TOTP_ENROLMENT_REQUIRED,
+                      extra={"accessToken": token, "tokenType": BEARER, "expiresAt": expires.isoformat(),
+                             "enrolUrl": "/api/v1/me/totp"})
     if account.get("passwordChangeRequired"):
         # Expired password (SPEC §4): a token that opens only the password change endpoint.
         token, expires = issue_token(caller, get_settings().security, session_version=session_version,

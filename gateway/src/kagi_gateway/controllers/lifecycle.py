@@ -10,6 +10,7 @@ from litestar import Controller, Request, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
 
+from kagi_gateway.controllers.step_up import STEP_UP
 from kagi_gateway.deps import ANY_USER, PUBLIC, SESSIONS, client_ip, current_caller, request_id
 from kagi_gateway.schemas import AcceptedOut
 from kagi_gateway.services import Services
@@ -43,6 +44,9 @@ class ResetRequestIn(Dto):
 class ResetCompleteIn(Dto):
     token: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
     new_password: Password
+    answer: Annotated[str, msgspec.Meta(
+        min_length=1, max_length=200,
+        description="the secret answer; required when the account has a question")] | None = None
 
 
 Answer = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -52,6 +56,9 @@ class SecretQuestionIn(Dto):
     question: Annotated[str, msgspec.Meta(min_length=1, max_length=200,
                                           description="one of the fixed questions, or free text (≤ 100 characters)")]
     answer: Answer
+    current_password: Annotated[str, msgspec.Meta(
+        min_length=1, max_length=1024,
+        description="the current password; without it a step-up of this session must be open")] | None = None
 
 
 class SecretQuestionSetOut(Dto):
@@ -69,7 +76,7 @@ class QuestionOut(Dto):
 
 
 class AnswerIn(Dto):
-    login_id: LoginId
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=256, description="the mailed reset link's token")]
     answer: Answer
     new_password: Password
 
@@ -125,7 +132,7 @@ class PasswordController(Controller):
     path = "/api/v1"
     tags = ("password",)
 
-    @post("/me/password", opt={"roles": ANY_USER, "password_change": True}, status_code=200,
+    @post("/me/password", opt={"roles": ANY_USER, "password_change": True, "rate": "guess"}, status_code=200,
           summary="Change the caller's password (also with the restricted token of an expired password)")
     async def change(self, data: JSONBody[PasswordChangeIn], services: NamedDependency[Services],
                      request: Request[Any, Any, Any]) -> PasswordChangedOut:
@@ -147,23 +154,32 @@ class PasswordController(Controller):
                                     request_id=request_id(request))
         return msgspec.convert(reply, AcceptedOut)
 
-    @post("/auth/password-reset/complete", opt={"roles": PUBLIC}, status_code=200,
-          summary="Set a new password with the emailed link's token")
+    @post("/auth/password-reset/complete", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200,
+          summary="Set a new password with the emailed link's token (and the secret answer if the account has one)")
     async def complete_reset(self, data: JSONBody[ResetCompleteIn], services: NamedDependency[Services],
                              request: Request[Any, Any, Any]) -> AcceptedOut:
         reply = await services.call("lifecycle", "POST", "/internal/password-reset/complete",
-                                    json={"token": data.token, "newPassword": data.new_password},
+                                    json={"token": data.token, "newPassword": data.new_password,
+                                          "answer": data.answer, "clientIp": client_ip(request)},
                                     request_id=request_id(request))
         return msgspec.convert(reply, AcceptedOut)
 
-    @put("/me/secret-question", opt={"roles": ANY_USER}, status_code=200,
-         summary="Register the caller's secret question and answer (only the answer's hash is kept)")
+    @put("/me/secret-question", opt={"roles": ANY_USER, "rate": "guess"}, status_code=200,
+         summary="Register the caller's secret question and answer (needs the current password or a step-up of "
+                 "this session; mailed to the account; ends its sessions)")
     async def set_secret_question(self, data: JSONBody[SecretQuestionIn], services: NamedDependency[Services],
                                   request: Request[Any, Any, Any]) -> SecretQuestionSetOut:
-        reply = await services.call("lifecycle", "PUT", "/internal/me/secret-question",
-                                    caller=current_caller(request),
-                                    json={"question": data.question, "answer": data.answer},
+        caller = current_caller(request)
+        stepped_up = False
+        if data.current_password is None and any(caller.has(r) for r in STEP_UP):
+            window = await services.call("invite", "GET", "/internal/step-up", caller=caller,
+                                         request_id=request_id(request))
+            stepped_up = bool(window.get("verified"))
+        reply = await services.call("lifecycle", "PUT", "/internal/me/secret-question", caller=caller,
+                                    json={"question": data.question, "answer": data.answer,
+                                          "currentPassword": data.current_password, "steppedUp": stepped_up},
                                     request_id=request_id(request))
+        SESSIONS.forget(caller.account_id)  # every session of the account ended: refuse this token at once
         return msgspec.convert(reply, SecretQuestionSetOut)
 
     @post("/auth/password-reset/question", opt={"roles": PUBLIC}, status_code=200,
@@ -175,12 +191,12 @@ class PasswordController(Controller):
                                     request_id=request_id(request))
         return msgspec.convert(reply, QuestionOut)
 
-    @post("/auth/password-reset/answer", opt={"roles": PUBLIC}, status_code=200,
-          summary="Set a new password with the secret question's answer (5 wrong answers lock the ID)")
+    @post("/auth/password-reset/answer", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200,
+          summary="Set a new password with the mailed link's token and the secret answer (5 wrong answers lock)")
     async def reset_answer(self, data: JSONBody[AnswerIn], services: NamedDependency[Services],
                            request: Request[Any, Any, Any]) -> AcceptedOut:
         reply = await services.call("lifecycle", "POST", "/internal/password-reset/answer",
-                                    json={"loginId": data.login_id, "answer": data.answer,
+                                    json={"token": data.token, "answer": data.answer,
                                           "newPassword": data.new_password, "clientIp": client_ip(request)},
                                     request_id=request_id(request))
         return msgspec.convert(reply, AcceptedOut)

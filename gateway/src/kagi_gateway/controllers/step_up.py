@@ -13,27 +13,27 @@ from kagi_gateway.deps import current_caller, request_id
 from kagi_gateway.schemas import StepUpIssuedOut, StepUpStateOut, StepUpVerifyIn
 from kagi_gateway.services import Services
 
-OWNER = ("owner",)
+STEP_UP = ("owner", "viewer")  # a viewer-only account steps up before its withdrawal
 
 
 class StepUpController(Controller):
     path = "/api/v1/me/step-up"
     tags = ("step-up",)
 
-    @post("/", opt={"roles": OWNER}, status_code=201, summary="Mail a one-time code to the registered address")
+    @post("/", opt={"roles": STEP_UP}, status_code=201, summary="Mail a one-time code to the registered address")
     async def issue(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> StepUpIssuedOut:
         reply = await services.call("invite", "POST", "/internal/step-up", caller=current_caller(request),
                                     request_id=request_id(request))
         return msgspec.convert(reply, StepUpIssuedOut)
 
-    @post("/verify", opt={"roles": OWNER, "rate": "guess"}, status_code=200, summary="Verify the one-time code")
+    @post("/verify", opt={"roles": STEP_UP, "rate": "guess"}, status_code=200, summary="Verify the one-time code")
     async def verify(self, data: JSONBody[StepUpVerifyIn], services: NamedDependency[Services],
                      request: Request[Any, Any, Any]) -> StepUpStateOut:
         reply = await services.call("invite", "POST", "/internal/step-up/verify", caller=current_caller(request),
                                     json={"code": data.code}, request_id=request_id(request))
         return msgspec.convert(reply, StepUpStateOut)
 
-    @get("/", opt={"roles": OWNER}, summary="Whether a step-up window is open")
+    @get("/", opt={"roles": STEP_UP}, summary="Whether this session has a step-up window open")
     async def state(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> StepUpStateOut:
         reply = await services.call("invite", "GET", "/internal/step-up", caller=current_caller(request),
                                     request_id=request_id(request))

@@ -10,14 +10,7 @@ from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from kagi_gateway.controllers.auth import AuthController
-from kagi_gateway.controllers.lifecycle import (
-    AnswerIn,
-    PasswordChangeIn,
-    PasswordController,
-    QuestionIn,
-    ResetCompleteIn,
-    ResetRequestIn,
-)
+from kagi_gateway.controllers.lifecycle import PasswordChangeIn, PasswordController, ResetCompleteIn, ResetRequestIn
 from kagi_gateway.deps import ANY_USER, PUBLIC, authorize
 from kagi_gateway.pages.forms import (
     Refused,
@@ -47,13 +40,15 @@ def local_path(target: str | None) -> str:
     return HOME
 
 
-async def sign_in(request: Request[Any, Any, Any], services: Services, login_id: str, password: str) -> None:
+async def sign_in(request: Request[Any, Any, Any], services: Services, login_id: str, password: str,
+                  totp_code: str | None = None) -> None:
     """Log in through the API's login (the same rules, answers and token scopes) and keep the tokens in a fresh
     session; an expired password leaves only the restricted token, which opens just the change page."""
     session = page_session(request)
     try:
         tokens = await operate(AuthController.login, request, services,
-                               body_of({"loginId": login_id, "password": password}, LoginIn))
+                               body_of({"loginId": login_id, "password": password, "totpCode": totp_code},
+                                       LoginIn))
     except Refused as refused:
         if refused.refusal.code == "auth.password_change_required":
             session.rotate(accessToken=refused.refusal.extra["accessToken"], passwordChange=True)
@@ -74,7 +69,8 @@ class AccountPages(Controller):
         values = await form_of(request)
         target = local_path(values.get("next"))
         try:
-            await sign_in(request, services, values.get("loginId", ""), values.get("password", ""))
+            await sign_in(request, services, values.get("loginId", ""), values.get("password", ""),
+                          values.get("totpCode"))
         except Refused as refused:
             if refused.refusal.code == "auth.password_change_required":
                 return see_other("/password/change")
@@ -142,38 +138,16 @@ class AccountPages(Controller):
             done = await operate(PasswordController.complete_reset, request, services,
                                  body_of(values, ResetCompleteIn))
         except Refused as refused:
-            if "newPassword" in refused.refusal.fields or refused.refusal.code == "request.invalid":
+            # An account with a secret question answers it too (the link alone sets no password then).
+            question = refused.refusal.extra.get("question") or values.get("question")
+            if ({"newPassword", "answer"} & set(refused.refusal.fields) or refused.refusal.code == "request.invalid"
+                    or refused.refusal.code == "password_reset.answer_wrong"):
                 return form_page("password_reset.html", request, refused.refusal, values,
-                                 token=values.get("token", ""), rules=password_rules())
+                                 token=values.get("token", ""), rules=password_rules(), question=question)
             return message_page(request, "パスワード再発行", refused.refusal.message, refused.refusal.status,
                                 refused.refusal.code, links=[("/password-reset", "パスワード再発行の受付へ")])
         return message_page(request, "パスワード再発行完了", done.message, links=[("/login", "ログイン画面へ")])
 
-
-    # -- 秘密の質問で再設定 (today's second way; the mailed link is the first) --------------------------------
-    @get("/password-reset/question", opt={"roles": PUBLIC})
-    async def question_form(self, request: Request[Any, Any, Any]) -> Template:
-        return form_page("password_question.html", request, question=None)
-
-    @post("/password-reset/question", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200)
-    async def question(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
-        values = await form_of(request)
-        try:
-            asked = await operate(PasswordController.reset_question, request, services, body_of(values, QuestionIn))
-        except Refused as refused:
-            return form_page("password_question.html", request, refused.refusal, values, question=None)
-        return form_page("password_question.html", request, values={"loginId": asked.login_id},
-                         question=asked.question, rules=password_rules())
-
-    @post("/password-reset/answer", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200)
-    async def answer(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
-        values = await form_of(request)
-        try:
-            done = await operate(PasswordController.reset_answer, request, services, body_of(values, AnswerIn))
-        except Refused as refused:
-            return form_page("password_question.html", request, refused.refusal, values,
-                             question=values.get("question", ""), rules=password_rules())
-        return message_page(request, "パスワード再発行完了", done.message, links=[("/login", "ログイン画面へ")])
 
 def redirect_to_login(path: str) -> Redirect:
     return see_other(f"/login?next={path}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kagi_audit.adapters.checkpoints import CheckpointReader
 from kagi_audit.adapters.ledger import Ledger
 from kagi_audit.service.ledger import AuditService
 from kagi_shared.mongo import Store, database_name, make_client
@@ -28,4 +29,5 @@ class Audit:
 def bootstrap(settings: Settings, store: Store | None = None) -> Audit:
     store = store or Store(make_client(settings), database_name(settings, NAME))
     ledger = Ledger(store)
-    return Audit(store, ledger, AuditService(ledger))
+    key = settings.security.audit_key.encode()
+    return Audit(store, ledger, AuditService(ledger, key, CheckpointReader(settings).latest))

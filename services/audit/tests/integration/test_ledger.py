@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from kagi_audit.bootstrap import bootstrap
-from kagi_shared.events import encode, new_envelope
-from kagi_shared.events.audit import AuditRecorded
+from kagi_audit.domain.chain import Checkpoint
+from kagi_shared.events import decode, encode, new_envelope
+from kagi_shared.events.audit import AuditCheckpoint, AuditRecorded
 from kagi_shared.inbox import InboxConsumer
+from kagi_shared.mongo import OUTBOX, Store
 from kagi_shared.settings import Settings
 
 
@@ -23,6 +27,7 @@ async def test_replayed_events_are_chained_once_and_tampering_is_detected(settin
                                                                          store_factory: Any) -> None:
     store = await store_factory("audit")
     audit = bootstrap(settings, store)
+    audit.service.latest_checkpoint = lambda: latest_in_outbox(store)  # this test's own ledger, not the topic's
     await audit.start()
 
     async def dead(*_: Any) -> None:
@@ -45,3 +50,49 @@ async def test_replayed_events_are_chained_once_and_tampering_is_detected(settin
     await store.db["ledger"].update_one({"_id": 4}, {"$set": {"entry.outcome": "success"}})
     await store.db["ledger"].delete_one({"_id": 3})
     assert (await audit.service.verify()).broken_at == 3
+
+
+async def latest_in_outbox(store: Store) -> Checkpoint | None:
+    """The last checkpoint the service handed to its outbox (what the relay publishes on audit.checkpoints)."""
+    rows = await store.db[OUTBOX].find({"topic": "audit.checkpoints"}).sort([("seq", -1)]).limit(1).to_list()
+    if not rows:
+        return None
+    _, event = decode(bytes(rows[0]["value"]))
+    assert isinstance(event, AuditCheckpoint)
+    return msgspec.convert({"entries": event.entries, "head_hash": event.head_hash, "at": event.at,
+                            "signature": event.signature}, Checkpoint)
+
+
+async def test_a_removed_tail_and_a_rewrite_without_the_key_are_found(settings: Settings, store_factory: Any) -> None:
+    """Issue 15, finding 8: the chain is keyed (a database writer cannot recompute it) and checked against the
+    latest signed checkpoint (removing the newest entries leaves a chain consistent in itself)."""
+    from kagi_audit.domain.chain import next_link
+
+    store = await store_factory("audit")
+    audit = bootstrap(settings, store)
+    audit.service.latest_checkpoint = lambda: latest_in_outbox(store)
+    await audit.start()
+
+    async def dead(*_: Any) -> None:
+        raise AssertionError("nothing should be dead-lettered")
+
+    consumer = InboxConsumer("audit", store, {AuditRecorded: audit.service.on_recorded}, dead, settings)
+    for i in range(5):
+        await consumer.process("audit.events", b"op-1", recorded(100 + i))
+    assert (await audit.service.verify()).ok
+    assert await store.db[OUTBOX].count_documents({"topic": "audit.checkpoints"}) == 5
+
+    await store.db["ledger"].delete_many({"_id": {"$gte": 4}})
+    truncated = await audit.service.verify()
+    assert not truncated.ok and truncated.broken_at == 4 and truncated.checkpoint_entries == 5
+
+    # Put the tail back rewritten with an unkeyed SHA-256 chain, as the old verifier would have accepted.
+    links = [link async for link in audit.ledger.all()]
+    for i in (3, 4):
+        forged = next_link(b"not-the-key", links[-1], {**links[-1].entry, "target": f"/forged/{i}"})
+        forged = msgspec.structs.replace(forged, seq=links[-1].seq + 1)
+        await store.db["ledger"].insert_one({"_id": forged.seq, "prev_hash": forged.prev_hash, "hash": forged.hash,
+                                             "entry": forged.entry})
+        links.append(forged)
+    rewritten = await audit.service.verify()
+    assert not rewritten.ok and rewritten.broken_at == 4 and rewritten.reason == "entry was altered"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -15,12 +16,13 @@ from kagi_invite.entrypoints.worker import contracts
 from kagi_shared.events import invite as ev
 from kagi_shared.events import new_envelope
 from kagi_shared.events.envelope import encode
-from kagi_shared.mongo import OUTBOX
+from kagi_shared.mongo import OUTBOX, Tx
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
 
-ACCOUNT = Caller(account_id="water-1", login_id="w@example.jp", email="w@example.jp", roles=("owner",))
+ACCOUNT = Caller(account_id="water-1", login_id="w@example.jp", email="w@example.jp", roles=("owner",),
+               session_id="s-1")
 
 
 class NoDeadLetters:
@@ -52,6 +54,14 @@ async def sms_code(invite: Invite) -> str:
     data = msgspec.json.decode(bytes(rows[0]["value"]))["data"]
     assert (data["template"], data["channel"]) == ("sms_verification", "sms")
     return str(data["variables"]["code"])
+
+
+async def open_step_up(invite: Invite, caller: Caller) -> None:
+    async def work(tx: Tx) -> None:
+        await invite.step_ups.open_window(tx, caller.account_id, caller.session_id or "",
+                                          datetime.now(UTC) + timedelta(minutes=15))
+
+    await invite.store.transaction(work)
 
 
 async def sms_verified(invite: Invite, caller: Caller = ACCOUNT) -> None:
@@ -106,7 +116,8 @@ async def test_main_number_removal_and_re_adding(settings: Settings, store_facto
     assert (await refusal(invite.claims.set_main(ACCOUNT, waters[2].customer_number))).code == "claim.not_found"
     await invite.claims.link(ACCOUNT, proof_for(waters[2]))
     assert (await invite.claims.contract(ACCOUNT, waters[2].customer_number)).name == waters[2].name
-    other = Caller(account_id="water-2", login_id="o@example.jp", email="o@example.jp", roles=("owner",))
+    other = Caller(account_id="water-2", login_id="o@example.jp", email="o@example.jp", roles=("owner",),
+               session_id="s-1")
     assert (await refusal(invite.claims.contract(other, waters[0].customer_number))).code == "claim.not_found"
 
 
@@ -134,6 +145,8 @@ async def test_withdrawal_removes_every_link_and_allows_linking_again(settings: 
     await arrive(invite, settings, waters)
     for water in waters:
         await invite.claims.link(ACCOUNT, proof_for(water))
+    assert (await refusal(invite.claims.withdraw(ACCOUNT))).code == "step_up.required"
+    await open_step_up(invite, ACCOUNT)
     assert await invite.claims.withdraw(ACCOUNT) == 2
     assert (await invite.claims.claims(ACCOUNT))[0] == []
     rows = await invite.store.db[OUTBOX].find({"topic": "invite.events"}).sort("seq", 1).to_list()
@@ -180,3 +193,13 @@ async def test_sms_code_expires_after_its_ttl_and_wrong_codes_void_it(settings: 
     fresh = await sms_code(invite)
     await asyncio.sleep(1.1)
     assert (await refusal(invite.claims.verify_sms(ACCOUNT, fresh))).code == "sms.code_expired"
+
+
+async def test_an_sms_attempt_is_counted_before_the_guess_is_judged(settings: Settings, store_factory: Any) -> None:
+    """Issue 15 finding 11: guesses that already took every attempt leave none for the right code."""
+    invite = await started(settings, store_factory)
+    await invite.claims.issue_sms(ACCOUNT, "090-1234-5678")
+    code = await sms_code(invite)
+    await invite.store.db["sms_codes"].update_many({"status": "active"},
+                                                   {"$set": {"attempts": settings.invite.sms_max_attempts}})
+    assert (await refusal(invite.claims.verify_sms(ACCOUNT, code))).code == "sms.code_voided"

@@ -17,8 +17,10 @@ from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
 
-OWNER = Caller(account_id="owner-1", login_id="owner@example.jp", email="owner@example.jp", roles=("owner",))
-OTHER = Caller(account_id="owner-2", login_id="other@example.jp", email="other@example.jp", roles=("owner",))
+OWNER = Caller(account_id="owner-1", login_id="owner@example.jp", email="owner@example.jp", roles=("owner",),
+               session_id="s-1")
+OTHER = Caller(account_id="owner-2", login_id="other@example.jp", email="other@example.jp", roles=("owner",),
+               session_id="s-1")
 
 
 def with_invite(settings: Settings, **changes: Any) -> Settings:
@@ -33,7 +35,8 @@ async def started(settings: Settings, store_factory: Any, **changes: Any) -> Inv
 
 async def step_up(invite: Invite, caller: Caller = OWNER, minutes: int = 15) -> None:
     async def work(tx: Tx) -> None:
-        await invite.step_ups.open_window(tx, caller.account_id, datetime.now(UTC) + timedelta(minutes=minutes))
+        await invite.step_ups.open_window(tx, caller.account_id, caller.session_id or "",
+                                          datetime.now(UTC) + timedelta(minutes=minutes))
 
     await invite.store.transaction(work)
 
@@ -179,6 +182,17 @@ async def test_five_wrong_keys_void_the_link(settings: Settings, store_factory: 
     assert malformed.code == "request.invalid" and malformed.errors[0].field == "key"
 
 
+async def test_a_key_guess_is_counted_before_it_is_judged(settings: Settings, store_factory: Any) -> None:
+    """Issue 15 finding 11: wrong keys that took every guess of the link (void not yet written) leave none."""
+    invite = await started(settings, store_factory)
+    await step_up(invite)
+    issued = await invite.invitations.issue_key(OWNER)
+    token = await link_token(invite, "race@example.jp")
+    await invite.store.db["confirmation_links"].update_many(
+        {"email": "race@example.jp"}, {"$set": {"wrong_keys": settings.invite.link_max_wrong_keys}})
+    assert (await refusal(invite.invitations.reserve(token, issued.key, None))).code == "invitation.link_voided"
+
+
 async def test_five_failed_logins_on_redemption_void_the_key(settings: Settings, store_factory: Any) -> None:
     invite = await started(settings, store_factory)
     await step_up(invite)
@@ -287,7 +301,8 @@ async def test_user_list_representative_and_removal(settings: Settings, store_fa
     issued = await invite.invitations.issue_key(OWNER)
     held = await invite.invitations.reserve(await link_token(invite, "guest@example.jp"), issued.key, None)
     await invite.invitations.complete(held.reservation_id, "guest-1", "guest@example.jp", "guest@example.jp", True)
-    guest = Caller(account_id="guest-1", login_id="guest@example.jp", email="guest@example.jp", roles=("viewer",))
+    guest = Caller(account_id="guest-1", login_id="guest@example.jp", email="guest@example.jp", roles=("viewer",),
+                session_id="s-1")
     assert [m.owner_id for m in await invite.invitations.memberships(guest)] == [OWNER.account_id]
 
     await invite.invitations.set_representative(OWNER, "guest-1")

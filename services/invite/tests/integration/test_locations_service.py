@@ -24,9 +24,12 @@ from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
 from kagi_shared.topics import CONTRACTS_UPSERTED
 
-OWNER = Caller(account_id="biz-owner", login_id="biz@example.jp", email="biz@example.jp", roles=("owner",))
-OTHER = Caller(account_id="biz-other", login_id="other@example.jp", email="other@example.jp", roles=("owner",))
-VIEWER = Caller(account_id="viewer-1", login_id="viewer@example.jp", email="viewer@example.jp", roles=("viewer",))
+OWNER = Caller(account_id="biz-owner", login_id="biz@example.jp", email="biz@example.jp", roles=("owner",),
+               session_id="s-1")
+OTHER = Caller(account_id="biz-other", login_id="other@example.jp", email="other@example.jp", roles=("owner",),
+               session_id="s-1")
+VIEWER = Caller(account_id="viewer-1", login_id="viewer@example.jp", email="viewer@example.jp", roles=("viewer",),
+                session_id="s-1")
 
 
 class NoDeadLetters:
@@ -42,7 +45,8 @@ async def started(settings: Settings, store_factory: Any) -> Invite:
 
 async def step_up(invite: Invite, caller: Caller = OWNER) -> None:
     async def work(tx: Tx) -> None:
-        await invite.step_ups.open_window(tx, caller.account_id, datetime.now(UTC) + timedelta(minutes=15))
+        await invite.step_ups.open_window(tx, caller.account_id, caller.session_id or "",
+                                          datetime.now(UTC) + timedelta(minutes=15))
 
     await invite.store.transaction(work)
 

@@ -14,7 +14,8 @@ from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
 
-OWNER = Caller(account_id="acct-1", login_id="owner@example.jp", email="owner@example.jp", roles=("owner",))
+OWNER = Caller(account_id="acct-1", login_id="owner@example.jp", email="owner@example.jp", roles=("owner",),
+               session_id="s-1")
 
 
 def with_security(settings: Settings, **changes: Any) -> Settings:
@@ -77,3 +78,31 @@ async def test_missing_email_and_missing_code_are_clear(settings: Settings, stor
     with pytest.raises(Problem) as no_email:
         await invite.step_up.issue(msgspec.structs.replace(OWNER, email=""))
     assert no_email.value.code == "step_up.no_email"
+
+
+async def test_an_attempt_is_counted_before_the_guess_is_judged(settings: Settings, store_factory: Any) -> None:
+    """Issue 15 finding 11: concurrent guesses that have taken every attempt (their void not yet written) leave
+    no guess for the right code; the count is taken atomically first, then the guess is compared."""
+    store = await store_factory("invite")
+    invite = bootstrap(settings, store)
+    await invite.start()
+    issued = await invite.step_up.issue(OWNER)
+    code = await issued_code(store)
+    await store.db["step_up_codes"].update_one(
+        {"_id": issued.id}, {"$set": {"attempts": settings.security.step_up_max_attempts}})
+    with pytest.raises(Problem) as refused:
+        await invite.step_up.verify(OWNER, code)
+    assert refused.value.code == "step_up.code_voided"
+    assert await invite.step_up.window(OWNER) is None
+
+
+async def test_the_window_belongs_to_the_session_that_verified(settings: Settings, store_factory: Any) -> None:
+    store = await store_factory("invite")
+    invite = bootstrap(settings, store)
+    await invite.start()
+    await invite.step_up.issue(OWNER)
+    await invite.step_up.verify(OWNER, await issued_code(store))
+    assert await invite.step_up.window(OWNER) is not None
+    other_session = msgspec.structs.replace(OWNER, session_id="s-2")
+    assert await invite.step_up.window(other_session) is None
+    assert await invite.step_up.window(msgspec.structs.replace(OWNER, session_id=None)) is None

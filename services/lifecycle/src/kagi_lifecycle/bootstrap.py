@@ -14,6 +14,7 @@ from kagi_lifecycle.service.registration import RegistrationService
 from kagi_lifecycle.service.secret_question import SecretQuestionService
 from kagi_lifecycle.service.sessions import SessionService
 from kagi_lifecycle.service.sweep import SweepService
+from kagi_lifecycle.service.totp import TotpService
 from kagi_lifecycle.service.unlock import UnlockService
 from kagi_shared.mongo import Store, database_name, make_client
 from kagi_shared.settings import Settings
@@ -33,6 +34,7 @@ class Lifecycle:
     sessions: SessionService
     secret_questions: SecretQuestionService
     registrations: RegistrationService
+    totp: TotpService
     enrolments: EnrolmentService
 
     async def start(self) -> None:
@@ -41,7 +43,6 @@ class Lifecycle:
         await self.unlocks.ensure_indexes()
         await self.limiter.ensure_indexes()
         await self.sessions.ensure_indexes()
-        await self.secret_questions.ensure_indexes()
         await self.registrations.ensure_indexes()
         await self.enrolments.ensure_indexes()
         await self.store.ensure_outbox_indexes()
@@ -60,4 +61,4 @@ def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = _no
     return Lifecycle(store, accounts, service, SweepService(service, accounts), credentials,
                      UnlockService(service, limiter), limiter, SessionService(service),
                      SecretQuestionService(credentials), RegistrationService(service, limiter),
-                     EnrolmentService(service))
+                     TotpService(service), EnrolmentService(service))

@@ -172,7 +172,7 @@ async def test_losing_every_permission_disables_at_once_and_a_new_grant_enrols_a
     token, otp = await secrets_mailed(store, user)
     account = await lc.enrolments.complete(token, otp, PASSWORD)
     await lc.service.login(user, PASSWORD)
-    refresh, _ = await lc.sessions.open(account)
+    refresh, _, _ = await lc.sessions.open(account)
 
     # A partial revoke (TAXIS gone, JUJU left) keeps the account; the last one disables it.
     await change(lc, settings, user, "JUJU", None, "yes", {"TAXIS": "1010", "JUJU": "yes"})

@@ -17,6 +17,7 @@ from kagi_notify.service.preferences import PreferenceService
 from kagi_shared.events import lifecycle as lev
 from kagi_shared.events import notify as ev
 from kagi_shared.inbox import DeadLetterSink, Handler, InboxConsumer
+from kagi_shared.metrics import DELIVERIES, prime
 from kagi_shared.mongo import Store, database_name, make_client
 from kagi_shared.settings import Settings
 from kagi_shared.topics import CATALOGUE, LIFECYCLE_EVENTS, NOTIFY_REQUESTS
@@ -43,7 +44,12 @@ class Notify:
 
 
 def load_catalogue(settings: Settings) -> Catalogue:
-    return Catalogue.load(settings.brand.name, settings.brand.portal_url, senders=sender_addresses(settings.smtp))
+    catalogue = Catalogue.load(settings.brand.name, settings.brand.portal_url,
+                               senders=sender_addresses(settings.smtp))
+    # Every template's series from the start: "mails went dead" must see the first one.
+    prime(DELIVERIES, *((spec.channel, name, result) for name, spec in catalogue.specs.items()
+                        for result in ("sent", "held", "failed", "dead")))
+    return catalogue
 
 
 def sms_directory(settings: Settings) -> Path:

@@ -22,6 +22,9 @@ EXPECTED_SUBJECTS = {"step_up_code": "【Kagi】認証コード発行のお知�
                      "failed_login_lock": "[Kagi] アカウントロックのお知らせ",
                      "secret_question_lock": "[Kagi] アカウントロックのお知らせ (秘密の質問)",
                      "password_reset": "[Kagi] パスワード再設定のご案内",
+                     "password_changed": "[Kagi] パスワード変更のお知らせ",
+                     "secret_question_changed": "[Kagi] 秘密の質問変更のお知らせ",
+                     "totp_enrolled": "[Kagi] 2段階認証登録のお知らせ",
                      "unlock_result": "[Kagi] ロック解除申請の結果のお知らせ",
                      "general_notice": "【Kagi】マイページからのお知らせ",
                      "admin_contact_confirm": "【Kagi 託送情報共有サイト】メールアドレスのご登録依頼",
@@ -33,7 +36,8 @@ EXPECTED_SUBJECTS = {"step_up_code": "【Kagi】認証コード発行のお知�
                      "viewer_removed": "【Kagi】閲覧者削除のお知らせ",
                      "registration_verify": "【Kagi】メールアドレス認証のお知らせ",
                      "registration_exists": "【Kagi】利用登録のお申し込みについて",
-                     "withdrawal_completed": "【Kagi】退会手続き完了のお知らせ"}
+                     "withdrawal_completed": "【Kagi】退会手続き完了のお知らせ",
+                     "contract_linked_elsewhere": "【Kagi】お客さま番号の登録についてのお知らせ"}
 ALL = sorted(p.stem for p in TEMPLATE_DIR.glob("*/*.txt"))
 
 

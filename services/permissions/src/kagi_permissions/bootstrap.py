@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kagi_permissions.adapters.repository import Repository
-from kagi_permissions.domain.calendar import BusinessCalendar
+from kagi_permissions.domain.calendar import BusinessCalendar, calendar_from
 from kagi_permissions.service.companies import CompanyService
 from kagi_permissions.service.requests import RequestService
 from kagi_permissions.service.review import ReviewService
@@ -21,10 +21,6 @@ from kagi_shared.topics import LIFECYCLE_EVENTS, PERMISSIONS_ACKS
 NAME = "permissions"
 # Acks come in bursts after every batch run (one per user and system); taken up to this many per transaction.
 BATCHED_TOPICS = {PERMISSIONS_ACKS.name: 200}
-
-
-def calendar_from(settings: Settings) -> BusinessCalendar:
-    return BusinessCalendar(settings.permissions.closed_dates())
 
 
 @dataclass

@@ -21,9 +21,10 @@ from kagi_shared.settings import Settings
 from kagi_shared.topics import LIFECYCLE_EVENTS, PERMISSIONS_ACKS
 
 
-async def granted(settings: Settings, store: Any, permissions: Any, admin: Any, **perms: str) -> str:
+async def granted(settings: Settings, store: Any, permissions: Any, admin: Any, name: str = "棚卸 一郎",
+                  **perms: str) -> str:
     filed = await permissions.requests.submit(admin, RequestInput(
-        kind="new", user_id=unique(), permissions=perms, name_kanji="棚卸 一郎", name_kana="タナオロシ イチロウ"))
+        kind="new", user_id=unique(), permissions=perms, name_kanji=name, name_kana="タナオロシ イチロウ"))
     accepted = await permissions.requests.accept(filed.id)
     await permissions.requests.run_batch(accepted.batch_date)
     await relay_all(settings, store)
@@ -77,6 +78,19 @@ async def test_access_review_lists_users_with_last_login_and_revokes_become_requ
     assert by_user[keep][8] == "2026年11月20日 10時30分"  # Japan time for people
     assert by_user[keep][9] == "継続" and by_user[drop][9] == "抹消" and by_user[drop][12] == revoke_id
     assert by_user[drop][8] == "未ログイン"
+
+
+async def test_the_review_report_has_no_formula_cells(settings: Settings, store_factory: Any) -> None:
+    """Issue 15 finding 11: a user's name like =HYPERLINK(...) became a live formula in the admin's Excel."""
+    store = await store_factory("permissions")
+    permissions = await service(settings, store)
+    _, admin = await company_with_admin(permissions)
+    user = await granted(settings, store, permissions, admin, name="=HYPERLINK(\"http://x\",\"開く\")", TAXIS="1011")
+    campaign = await permissions.reviews.start(admin)
+    rows = list(csv.reader(io.StringIO((await permissions.reviews.report(admin, campaign.id)).lstrip("\ufeff"))))
+    [row] = [r for r in rows[1:] if r[0] == user]
+    assert row[1] == "'=HYPERLINK(\"http://x\",\"開く\")"
+    assert not any(cell.startswith(("=", "+", "-", "@")) for r in rows for cell in r)
 
 
 async def test_purged_id_tells_the_admins_and_leaves_a_revoke_to_confirm(settings: Settings,

@@ -25,4 +25,19 @@ class AuditRecorded(Event, frozen=True, tag="kagi.audit.recorded"):
     at: datetime
 
 
+class AuditCheckpoint(Event, frozen=True, tag="kagi.audit.checkpoint"):
+    """The ledger's length and head hash, signed with the audit key (topic ``audit.checkpoints``).
+
+    Published after every append; a verifier compares the ledger with the latest one, so a database writer who
+    removes the newest entries (leaving a chain that is consistent in itself) is found.
+    """
+
+    entries: int
+    head_hash: str
+    at: datetime
+    signature: str
+    """HMAC-SHA256 (hex) over entries, head hash and time, under a key derived from the audit key."""
+
+
 register(AuditRecorded)
+register(AuditCheckpoint)

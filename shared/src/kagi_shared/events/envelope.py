@@ -14,8 +14,6 @@ from typing import Any, ClassVar, TypeVar
 
 import msgspec
 
-from kagi_shared.tracing import current_traceparent
-
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", rename="camel"):
     """Base of every event payload; subclasses set ``tag=`` to their CloudEvents type."""
@@ -75,6 +73,9 @@ _envelope_decoder = msgspec.json.Decoder(Envelope)
 def new_envelope(
     data: Event, *, source: str, subject: str, correlation_id: str | None = None, event_id: str | None = None
 ) -> Envelope:
+    # Imported here: reading the catalogue (``kagi catalogue``, the AsyncAPI document) needs no tracing SDK.
+    from kagi_shared.tracing import current_traceparent
+
     return Envelope(
         id=event_id or str(uuid.uuid4()),
         source=source,

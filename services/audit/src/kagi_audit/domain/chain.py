@@ -1,14 +1,19 @@
-"""The hash chain of the audit ledger. Pure.
+"""The keyed hash chain of the audit ledger and its signed checkpoints. Pure.
 
-Each entry's hash covers the previous entry's hash and the entry's canonical JSON, so
-editing, removing or reordering any entry changes every hash after it: ``verify``
-names the first entry where the stored chain and the recomputed one part.
+Each entry's hash is an HMAC (key outside the database, ``KAGI_SECURITY_AUDIT_KEY``) over the previous
+entry's hash and the entry's canonical JSON: editing, removing or reordering any entry changes every hash after
+it, and someone who can write the database but lacks the key cannot recompute them. A checkpoint (how many
+entries, the head's hash, signed with the same key under another label) goes to ``audit.checkpoints`` after
+every append, outside the database: ``verify`` checks the chain against the latest one, so cutting off the tail
+— which leaves a chain that is consistent in itself — is found too.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -18,9 +23,14 @@ GENESIS = "0" * 64
 _canonical = msgspec.json.Encoder(order="sorted")
 
 
-def entry_hash(prev_hash: str, seq: int, entry: dict[str, Any]) -> str:
+def _subkey(key: bytes, purpose: bytes) -> bytes:
+    """One key, two uses kept apart: a chain hash can never pass for a checkpoint signature."""
+    return hmac.new(key, b"kagi-audit/" + purpose, hashlib.sha256).digest()
+
+
+def entry_hash(key: bytes, prev_hash: str, seq: int, entry: dict[str, Any]) -> str:
     payload = _canonical.encode({"prev": prev_hash, "seq": seq, "entry": entry})
-    return hashlib.sha256(payload).hexdigest()
+    return hmac.new(_subkey(key, b"chain"), payload, hashlib.sha256).hexdigest()
 
 
 class Link(msgspec.Struct, frozen=True):
@@ -30,29 +40,77 @@ class Link(msgspec.Struct, frozen=True):
     entry: dict[str, Any]
 
 
+class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):
+    entries: int
+    head_hash: str
+    at: datetime
+    signature: str = ""
+
+
+def _checkpoint_payload(entries: int, head_hash: str, at: datetime) -> bytes:
+    return _canonical.encode({"entries": entries, "head": head_hash, "at": at.isoformat()})
+
+
+def sign_checkpoint(key: bytes, head: Link, at: datetime) -> Checkpoint:
+    signature = hmac.new(_subkey(key, b"checkpoint"), _checkpoint_payload(head.seq, head.hash, at),
+                         hashlib.sha256).hexdigest()
+    return Checkpoint(entries=head.seq, head_hash=head.hash, at=at, signature=signature)
+
+
+def checkpoint_is_genuine(key: bytes, checkpoint: Checkpoint) -> bool:
+    expected = hmac.new(_subkey(key, b"checkpoint"),
+                        _checkpoint_payload(checkpoint.entries, checkpoint.head_hash, checkpoint.at),
+                        hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, checkpoint.signature)
+
+
 class Verdict(msgspec.Struct, frozen=True, rename="camel"):
     ok: bool
     entries: int
     broken_at: int | None = None
     reason: str | None = None
+    checkpoint_entries: int | None = None
+    """How many entries the latest signed checkpoint vouches for (None: no checkpoint was available)."""
 
 
-def next_link(last: Link | None, entry: dict[str, Any]) -> Link:
+def next_link(key: bytes, last: Link | None, entry: dict[str, Any]) -> Link:
     seq = last.seq + 1 if last else 1
     prev = last.hash if last else GENESIS
-    return Link(seq=seq, prev_hash=prev, hash=entry_hash(prev, seq, entry), entry=entry)
+    return Link(seq=seq, prev_hash=prev, hash=entry_hash(key, prev, seq, entry), entry=entry)
 
 
-def verify(links: Iterable[Link]) -> Verdict:
+def verify(key: bytes, links: Iterable[Link], checkpoint: Checkpoint | None) -> Verdict:
+    """The chain is intact, keyed, and at least as long as the latest checkpoint says, ending where it says.
+
+    Without a checkpoint only an empty ledger passes: entries with nothing outside the database vouching for
+    them could be any prefix of the real ledger.
+    """
+    vouched = checkpoint.entries if checkpoint else None
+    if checkpoint is not None and not checkpoint_is_genuine(key, checkpoint):
+        return Verdict(ok=False, entries=0, reason="the latest checkpoint's signature is not ours",
+                       checkpoint_entries=vouched)
     expected_prev, expected_seq, count = GENESIS, 1, 0
     for link in links:
         count += 1
         if link.seq != expected_seq:
             return Verdict(ok=False, entries=count, broken_at=expected_seq,
-                           reason=f"entry {expected_seq} is missing (found {link.seq})")
+                           reason=f"entry {expected_seq} is missing (found {link.seq})", checkpoint_entries=vouched)
         if link.prev_hash != expected_prev:
-            return Verdict(ok=False, entries=count, broken_at=link.seq, reason="previous-hash link broken")
-        if entry_hash(link.prev_hash, link.seq, link.entry) != link.hash:
-            return Verdict(ok=False, entries=count, broken_at=link.seq, reason="entry was altered")
+            return Verdict(ok=False, entries=count, broken_at=link.seq, reason="previous-hash link broken",
+                           checkpoint_entries=vouched)
+        if not hmac.compare_digest(entry_hash(key, link.prev_hash, link.seq, link.entry), link.hash):
+            return Verdict(ok=False, entries=count, broken_at=link.seq, reason="entry was altered",
+                           checkpoint_entries=vouched)
+        if checkpoint is not None and link.seq == checkpoint.entries and link.hash != checkpoint.head_hash:
+            return Verdict(ok=False, entries=count, broken_at=link.seq,
+                           reason="entry differs from the signed checkpoint", checkpoint_entries=vouched)
         expected_prev, expected_seq = link.hash, link.seq + 1
-    return Verdict(ok=True, entries=count)
+    if checkpoint is None:
+        if count:
+            return Verdict(ok=False, entries=count, reason="no signed checkpoint vouches for the ledger")
+        return Verdict(ok=True, entries=0)
+    if count < checkpoint.entries:
+        return Verdict(ok=False, entries=count, broken_at=count + 1,
+                       reason=f"the ledger ends at entry {count}; the latest checkpoint vouches for "
+                              f"{checkpoint.entries} (its tail was removed)", checkpoint_entries=vouched)
+    return Verdict(ok=True, entries=count, checkpoint_entries=vouched)

@@ -1,4 +1,4 @@
-"""Audit's worker: appends every audit event to the hash-chained ledger, once."""
+"""Audit's worker: appends every audit event to the keyed hash chain, once, and publishes signed checkpoints."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ def main() -> None:
         await audit.start()
 
     runtime.task(prepare)
+    runtime.relay_outbox()  # the signed checkpoints
     runtime.run()
 
 

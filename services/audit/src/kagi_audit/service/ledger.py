@@ -1,28 +1,45 @@
-"""Append audit events to the chain (once each, via the inbox) and verify it."""
+"""Append audit events to the keyed chain (once each, via the inbox), publish signed checkpoints, verify."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
 from kagi_audit.adapters.ledger import Ledger
-from kagi_audit.domain.chain import Verdict, next_link, verify
-from kagi_shared.events import Envelope
-from kagi_shared.events.audit import AuditRecorded
+from kagi_audit.domain.chain import Checkpoint, Verdict, next_link, sign_checkpoint, verify
+from kagi_shared.events import Envelope, new_envelope
+from kagi_shared.events.audit import AuditCheckpoint, AuditRecorded
 from kagi_shared.mongo import Tx
+from kagi_shared.topics import AUDIT_CHECKPOINTS
+
+SOURCE = "kagi/audit"
 
 
 class AuditService:
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, key: bytes,
+                 latest_checkpoint: Callable[[], Awaitable[Checkpoint | None]]) -> None:
         self.ledger = ledger
+        self.key = key
+        self.latest_checkpoint = latest_checkpoint
 
     async def on_recorded(self, envelope: Envelope, event: AuditRecorded, tx: Tx) -> None:
         entry: dict[str, Any] = msgspec.to_builtins(event)
         entry["eventId"] = envelope.id
-        last = await self.ledger.last(tx)
-        await self.ledger.append(tx, next_link(last, entry))
+        link = next_link(self.key, await self.ledger.last(tx), entry)
+        await self.ledger.append(tx, link)
+        # In the same transaction as the append (through the outbox): no entry exists without its checkpoint
+        # on the way out of the database.
+        checkpoint = sign_checkpoint(self.key, link, datetime.now(UTC))
+        tx.publish(AUDIT_CHECKPOINTS.name, new_envelope(
+            AuditCheckpoint(entries=checkpoint.entries, head_hash=checkpoint.head_hash, at=checkpoint.at,
+                            signature=checkpoint.signature),
+            source=SOURCE, subject="ledger", correlation_id=envelope.id))
 
     async def verify(self) -> Verdict:
+        await self.ledger.last()  # a database that is away fails here, before the broker is asked
+        checkpoint = await self.latest_checkpoint()  # before the entries: ones appended meanwhile only lengthen it
         links = [link async for link in self.ledger.all()]
-        return verify(links)
+        return verify(self.key, links, checkpoint)

@@ -6,8 +6,9 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING
 
+from kagi_invite.adapters.repository import claim_attempt
 from kagi_invite.domain.claims import Claim, WaterContract
 from kagi_invite.domain.step_up import StepUpCode
 from kagi_shared.mongo import Store, Tx
@@ -63,6 +64,10 @@ class ClaimRepository:
             .sort("linked_at", ASCENDING).to_list()
         return [_claim(d) for d in docs]
 
+    async def claimants(self, customer_number: str, tx: Tx) -> list[Claim]:
+        docs = await self.claims.find({"customer_number": customer_number}, session=tx.session).to_list()
+        return [_claim(d) for d in docs]
+
     async def add(self, tx: Tx, claim: Claim) -> None:
         doc = msgspec.to_builtins(claim, builtin_types=(datetime,))
         doc["_id"] = f"{claim.account_id}:{claim.customer_number}"
@@ -97,10 +102,8 @@ class ClaimRepository:
         doc["id"] = doc.pop("_id")
         return msgspec.convert(doc, StepUpCode)
 
-    async def count_sms_attempt(self, tx: Tx, code_id: str) -> int:
-        doc = await self.sms_codes.find_one_and_update({"_id": code_id}, {"$inc": {"attempts": 1}},
-                                                       return_document=ReturnDocument.AFTER, session=tx.session)
-        return int(doc["attempts"]) if doc else 0
+    async def claim_sms_attempt(self, code_id: str, max_attempts: int) -> StepUpCode | None:
+        return await claim_attempt(self.sms_codes, code_id, max_attempts)
 
     async def set_sms_status(self, tx: Tx, code_id: str, status: str) -> bool:
         result = await self.sms_codes.update_one({"_id": code_id, "status": "active"}, {"$set": {"status": status}},

@@ -127,10 +127,17 @@ class InvitationRepository:
         doc = await self.links.find_one({"token_hash": token_hash})
         return _from(doc, ConfirmationLink) if doc else None
 
-    async def count_wrong_key(self, tx: Tx, link_id: str) -> int:
-        doc = await self.links.find_one_and_update({"_id": link_id}, {"$inc": {"wrong_keys": 1}},
-                                                   return_document=ReturnDocument.AFTER, session=tx.session)
-        return int(doc["wrong_keys"]) if doc else 0
+    async def claim_key_guess(self, link_id: str, max_wrong: int) -> int | None:
+        """Count a key guess through the link as wrong before it is judged (atomically, only while the link has
+        guesses left), so concurrent guesses cannot outnumber ``max_wrong``; None when it has none left."""
+        doc = await self.links.find_one_and_update(
+            {"_id": link_id, "status": {"$ne": "voided"}, "wrong_keys": {"$lt": max_wrong}},
+            {"$inc": {"wrong_keys": 1}}, return_document=ReturnDocument.AFTER)
+        return int(doc["wrong_keys"]) if doc else None
+
+    async def give_back_key_guess(self, link_id: str) -> None:
+        """The guess was a key that exists: not a wrong key after all."""
+        await self.links.update_one({"_id": link_id, "wrong_keys": {"$gt": 0}}, {"$inc": {"wrong_keys": -1}})
 
     async def set_link_status(self, tx: Tx, link_id: str, status: str) -> None:
         await self.links.update_one({"_id": link_id}, {"$set": {"status": status}}, session=tx.session)
@@ -193,6 +200,12 @@ class InvitationRepository:
         """Record a hit and return the hits in the window, this one included (refused hits count too)."""
         await self.hits.insert_one({"bucket": bucket, "at": now})
         return await self.hits.count_documents({"bucket": bucket, "at": {"$gt": window_start}})
+
+    async def forgive(self, bucket: str) -> None:
+        """Take back this bucket's newest hit: an attempt that succeeded is not a failure."""
+        doc = await self.hits.find_one({"bucket": bucket}, sort=[("at", DESCENDING)])
+        if doc is not None:
+            await self.hits.delete_one({"_id": doc["_id"]})
 
     async def nth_hit(self, bucket: str, window_start: datetime, n: int) -> datetime | None:
         """The time of the ``n``-th oldest hit (from 0) still in the window."""

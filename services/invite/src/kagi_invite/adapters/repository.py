@@ -22,6 +22,7 @@ class StepUpRepository:
 
     async def ensure_indexes(self) -> None:
         await self.codes.create_index([("account_id", 1), ("issued_at", DESCENDING)])
+        await self.windows.create_index([("valid_until", 1)], expireAfterSeconds=0)
 
     async def replace_active(self, tx: Tx, code: StepUpCode) -> None:
         """A re-issue invalidates the previous code."""
@@ -36,23 +37,39 @@ class StepUpRepository:
                                         session=tx.session if tx else None)
         return _code(doc) if doc else None
 
-    async def count_attempt(self, tx: Tx, code_id: str) -> int:
-        doc = await self.codes.find_one_and_update({"_id": code_id}, {"$inc": {"attempts": 1}},
-                                                   return_document=ReturnDocument.AFTER, session=tx.session)
-        return int(doc["attempts"]) if doc else 0
+    async def claim_attempt(self, code_id: str, max_attempts: int) -> StepUpCode | None:
+        """Count one attempt on an active code that has attempts left, atomically; None when it has none."""
+        return await claim_attempt(self.codes, code_id, max_attempts)
 
     async def set_status(self, tx: Tx, code_id: str, status: str, expected: str = "active") -> bool:
         result = await self.codes.update_one({"_id": code_id, "status": expected}, {"$set": {"status": status}},
                                              session=tx.session)
         return result.modified_count == 1
 
-    async def open_window(self, tx: Tx, account_id: str, until: datetime) -> None:
-        await self.windows.update_one({"_id": account_id}, {"$set": {"valid_until": until}}, upsert=True,
+    async def open_window(self, tx: Tx, account_id: str, session_id: str, until: datetime) -> None:
+        await self.windows.update_one({"_id": _window_id(account_id, session_id)},
+                                      {"$set": {"account_id": account_id, "valid_until": until}}, upsert=True,
                                       session=tx.session)
 
-    async def window(self, account_id: str) -> datetime | None:
-        doc = await self.windows.find_one({"_id": account_id})
+    async def window(self, account_id: str, session_id: str | None) -> datetime | None:
+        """The window of this login session only: another session of the account (a new login after a logout,
+        a password change or a lock) has none until it verifies a code itself."""
+        if not session_id:
+            return None
+        doc = await self.windows.find_one({"_id": _window_id(account_id, session_id)})
         return doc["valid_until"] if doc else None
+
+
+async def claim_attempt(codes: Any, code_id: str, max_attempts: int) -> StepUpCode | None:
+    """The attempt is counted before the guess is judged: concurrent guesses each take one of the code's
+    attempts, so no more than ``max_attempts`` guesses are ever compared, however many arrive at once."""
+    doc = await codes.find_one_and_update({"_id": code_id, "status": "active", "attempts": {"$lt": max_attempts}},
+                                          {"$inc": {"attempts": 1}}, return_document=ReturnDocument.AFTER)
+    return _code(doc) if doc else None
+
+
+def _window_id(account_id: str, session_id: str) -> str:
+    return f"{account_id}/{session_id}"
 
 
 def _code(doc: dict[str, Any]) -> StepUpCode:

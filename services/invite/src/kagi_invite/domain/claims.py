@@ -34,6 +34,13 @@ class Claim(msgspec.Struct, kw_only=True):
     customer_number: str
     main: bool = False
     linked_at: datetime
+    email: str = ""
+    """Where the claimant hears that another account linked the same number."""
+
+
+def masked(number: str) -> str:
+    """A customer number in a mail: enough to recognise, not enough to claim with."""
+    return "*" * max(len(number) - 4, 0) + number[-4:]
 
 
 class Proof(msgspec.Struct, kw_only=True):
@@ -93,6 +100,18 @@ def mobile_problem(typed: str) -> str | None:
     if not _MOBILE.match(digits(typed)):
         return "SMSを受信できる携帯電話番号(070/080/090で始まる11桁)を入力してください。"
     return None
+
+
+def sms_destination(typed: str, claims: list[Claim], contracts: dict[str, WaterContract]) -> str:
+    """Where the registration's SMS goes: the mobile number on file for the account's contracts (the main one
+    first) when there is one, else the number typed. A code sent to any number typed in would prove only that
+    the claimant holds *a* phone, not the contract's."""
+    ordered = sorted(claims, key=lambda c: (not c.main, c.linked_at))
+    for claim in ordered:
+        contract = contracts.get(claim.customer_number)
+        if contract is not None and contract.phone and mobile_problem(contract.phone) is None:
+            return digits(contract.phone)
+    return digits(typed)
 
 
 def next_main(claims: list[Claim], removed: str) -> str | None:

@@ -38,6 +38,10 @@ class StepUpState(Dto):
     valid_until: datetime | None = None
 
 
+# A viewer-only account steps up too: its withdrawal needs it.
+STEP_UP_ROLES = ("owner", "viewer")
+
+
 def _mask(email: str) -> str:
     local, _, domain = email.partition("@")
     return f"{local[:2]}***@{domain}"
@@ -59,21 +63,21 @@ def create_app(invite: Invite | None = None) -> Litestar:
     @post("/internal/step-up", guards=[internal_guard], status_code=201)
     async def issue(request: Request[Any, Any, Any]) -> StepUpIssued:
         caller = caller_of(request)
-        require_role(caller, "owner")
+        require_role(caller, *STEP_UP_ROLES)
         code = await state["app"].step_up.issue(caller, request.headers.get("x-request-id"))
         return StepUpIssued(code_id=code.id, expires_at=code.expires_at, sent_to=_mask(caller.email))
 
     @post("/internal/step-up/verify", guards=[internal_guard], status_code=200)
     async def verify(data: JSONBody[VerifyIn], request: Request[Any, Any, Any]) -> StepUpState:
         caller = caller_of(request)
-        require_role(caller, "owner")
+        require_role(caller, *STEP_UP_ROLES)
         until = await state["app"].step_up.verify(caller, data.code, request.headers.get("x-request-id"))
         return StepUpState(verified=True, valid_until=until)
 
     @get("/internal/step-up", guards=[internal_guard])
     async def status(request: Request[Any, Any, Any]) -> StepUpState:
         caller = caller_of(request)
-        require_role(caller, "owner")
+        require_role(caller, *STEP_UP_ROLES)
         until = await state["app"].step_up.window(caller)
         return StepUpState(verified=until is not None, valid_until=until)
 

@@ -18,12 +18,13 @@ from kagi_invite.domain.claims import (
     Proof,
     WaterContract,
     above_recommended,
-    digits,
     identifier,
+    masked,
     matches,
     mobile_problem,
     next_main,
     proof_problem,
+    sms_destination,
 )
 from kagi_invite.domain.locations import newer
 from kagi_invite.domain.step_up import StepUpCode, judge, voids_after
@@ -32,7 +33,7 @@ from kagi_shared import codes
 from kagi_shared.events import Event, new_envelope
 from kagi_shared.events import invite as ev
 from kagi_shared.events import notify as nev
-from kagi_shared.jst import jp_deadline
+from kagi_shared.jst import jp_datetime, jp_deadline
 from kagi_shared.mongo import Store, Tx
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.service_api import Caller
@@ -93,20 +94,40 @@ class ClaimService:
         """Match the proof against the stored contract (never changing it) and link the number."""
         if problem := proof_problem(proof):
             raise Problem(400, "request.invalid", "入力内容に誤りがあります。", errors=[FieldError("body", problem)])
-        await self.invitations.limit("claim", "account", caller.account_id, self.settings.invite.claim_per_account)
+        limits = self.settings.invite
+        await self.invitations.limit("claim", "account", caller.account_id, limits.claim_per_account)
         number = identifier(proof.customer_number)
+        # Failures per contract and per address too: one account per guess, or one number from many accounts,
+        # must not get unlimited tries at the three guessable facts. Counted up front, forgiven on success.
+        failure_limits = (("contract", number, limits.claim_failures_per_contract),
+                          ("ip", caller.ip, limits.claim_failures_per_ip))
+        for kind, value, most in failure_limits:
+            await self.invitations.limit("claim_failure", kind, value, most)
         if not matches(await self.repo.contract(number), proof):
             raise Problem(400, "claim.not_matched",
                           "ご入力いただいた内容では登録できません。お客さま番号、調定番号及び電話番号・使用場所・"
                           "口座番号下4ケタのいずれかに誤りがないかご確認ください。")
+        for kind, value, _ in failure_limits:
+            await self.invitations.forgive("claim_failure", kind, value)
 
         async def work(tx: Tx) -> ClaimResult:
             existing = await self.repo.claims_of(caller.account_id, tx)
+            now = datetime.now(UTC)
             claim = Claim(account_id=caller.account_id, customer_number=number, main=not existing,
-                          linked_at=datetime.now(UTC))
+                          linked_at=now, email=caller.email)
+            others = [c for c in await self.repo.claimants(number, tx) if c.account_id != caller.account_id]
             await self.repo.add(tx, claim)
             self._publish(tx, ev.ContractLinked(account_id=caller.account_id, customer_number=number,
                                                 main=claim.main), caller.account_id, correlation_id)
+            for other in others:  # whoever already holds the number hears of the new claim
+                if other.email:
+                    tx.publish(NOTIFY_REQUESTS.name, new_envelope(
+                        nev.NotificationRequested(template="contract_linked_elsewhere", channel="mail",
+                                                  recipient=other.email, category="security",
+                                                  account_id=other.account_id,
+                                                  variables={"customer_number": masked(number),
+                                                             "linked_at": jp_datetime(now)}),
+                        source=SOURCE, subject=other.email, correlation_id=correlation_id))
             count = len(existing) + 1
             warn = above_recommended(count, self.settings.invite.claim_recommended_max)
             return ClaimResult(claim=claim, count=count, warning="claims.above_recommended" if warn else None)
@@ -163,7 +184,9 @@ class ClaimService:
             raise claim_not_found()
 
     async def withdraw(self, caller: Caller, correlation_id: str | None = None) -> int:
-        """退会: every contract link, co-user membership and viewer right of the account goes in one step."""
+        """退会: every contract link, co-user membership and viewer right of the account goes in one step.
+        Irreversible, so a fresh step-up of this very session comes first (a stolen access token is not enough)."""
+        await self.invitations.require_step_up(caller)
 
         async def work(tx: Tx) -> int:
             claims = await self.repo.claims_of(caller.account_id, tx)
@@ -188,6 +211,9 @@ class ClaimService:
             raise Problem(400, "request.invalid", "入力内容に誤りがあります。", errors=[FieldError("mobile", problem)])
         limits = self.settings.invite
         await self.invitations.limit("sms", "account", caller.account_id, limits.request_per_email)
+        claims = await self.repo.claims_of(caller.account_id)
+        recipient = sms_destination(mobile, claims, await self.repo.contracts_by_number(
+            [c.customer_number for c in claims]))
         plain = codes.new_code(SMS_CODE_LENGTH, SMS_ALPHABET)
         now = datetime.now(UTC)
         code = StepUpCode(id=str(uuid.uuid4()), account_id=caller.account_id,
@@ -197,7 +223,7 @@ class ClaimService:
         async def work(tx: Tx) -> None:
             await self.repo.replace_sms_code(tx, code)
             tx.publish(NOTIFY_REQUESTS.name, new_envelope(
-                nev.NotificationRequested(template="sms_verification", channel="sms", recipient=digits(mobile),
+                nev.NotificationRequested(template="sms_verification", channel="sms", recipient=recipient,
                                           category="security", account_id=caller.account_id,
                                           variables={"code": plain, "expires_at": jp_deadline(code.expires_at)}),
                 source=SOURCE, subject=caller.account_id, correlation_id=correlation_id))
@@ -210,7 +236,16 @@ class ClaimService:
         if code is None:
             raise Problem(404, "sms.no_code", "SMS認証コードが発行されていません。認証コードを発行してください。")
         now = datetime.now(UTC)
-        verdict = judge(code, codes.verify_code(entered, code.code_hash, self.settings.security.code_pepper), now)
+        max_attempts = self.settings.invite.sms_max_attempts
+        # Counted before judged, as the step-up code: concurrent guesses cannot outnumber the attempts.
+        counted = await self.repo.claim_sms_attempt(code.id, max_attempts)
+        if counted is None:
+            verdict = judge(await self.repo.latest_sms_code(caller.account_id) or code, False, now)
+            if verdict == "wrong":
+                verdict = "voided"
+        else:
+            verdict = judge(counted, codes.verify_code(entered, code.code_hash, self.settings.security.code_pepper),
+                            now)
         if verdict == "ok":
             async def succeed(tx: Tx) -> bool:
                 if not await self.repo.set_sms_status(tx, code.id, "used"):
@@ -221,19 +256,15 @@ class ClaimService:
             if await self.store.transaction(succeed):
                 return now
             verdict = "used"
-        if verdict == "wrong":
-            max_attempts = self.settings.invite.sms_max_attempts
-
-            async def fail(tx: Tx) -> int:
-                attempts = await self.repo.count_sms_attempt(tx, code.id)
-                if voids_after(attempts, max_attempts):
-                    await self.repo.set_sms_status(tx, code.id, "voided")
-                return attempts
-
-            remaining = max(max_attempts - await self.store.transaction(fail), 0)
-            if remaining:
+        if verdict == "wrong" and counted is not None:
+            if not voids_after(counted.attempts, max_attempts):
                 raise Problem(400, "sms.code_wrong", "SMS認証コードが正しくありません。",
-                              extra={"remainingAttempts": remaining})
+                              extra={"remainingAttempts": max_attempts - counted.attempts})
+
+            async def void(tx: Tx) -> None:
+                await self.repo.set_sms_status(tx, code.id, "voided")
+
+            await self.store.transaction(void)
             verdict = "voided"
         status, error, title = _SMS_REFUSALS[verdict]
         raise Problem(status, error, title)

@@ -128,7 +128,7 @@ class InvitationService:
     # -- the owner ---------------------------------------------------------------------------------
     async def require_step_up(self, caller: Caller) -> None:
         """The user list and every key issue need a step-up verified within the window (15 min)."""
-        until = await self.step_ups.window(caller.account_id)
+        until = await self.step_ups.window(caller.account_id, caller.session_id)
         if until is None or until <= _now():
             raise step_up_required()
 
@@ -173,15 +173,24 @@ class InvitationService:
         return key
 
     # -- abuse limits ------------------------------------------------------------------------------
+    def _bucket(self, action: str, kind: str, value: str) -> str:
+        if kind == "email":  # limits must not keep the addresses of people who never signed up
+            value = codes.hash_code(value.lower(), self.settings.security.code_pepper)
+        return f"{action}:{kind}:{value}"
+
+    async def forgive(self, action: str, kind: str, value: str | None) -> None:
+        """Undo one hit counted by ``limit``: for limits on failures, counted up front and taken back on success
+        (counting after the fact would let a burst of guesses through before the first failure is written)."""
+        if value:
+            await self.repo.forgive(self._bucket(action, kind, value))
+
     async def limit(self, action: str, kind: str, value: str | None, limit: int) -> None:
         if not value:
             return
         window = self.settings.invite.rate_window_s
         now = _now()
         start = now - timedelta(seconds=window)
-        if kind == "email":  # limits must not keep the addresses of people who never signed up
-            value = codes.hash_code(value.lower(), self.settings.security.code_pepper)
-        bucket = f"{action}:{kind}:{value}"
+        bucket = self._bucket(action, kind, value)
         count = await self.repo.hit(bucket, now, start)
         if count > limit:
             leaves = await self.repo.nth_hit(bucket, start, count - limit)
@@ -250,10 +259,15 @@ class InvitationService:
         await self.limit("redeem", "email", link.email, limits.redeem_per_email)
         if problem := key_format_problem(typed_key):
             raise Problem(400, "request.invalid", "入力内容に誤りがあります。", errors=[FieldError("key", problem)])
+        wrong = await self.repo.claim_key_guess(link.id, limits.link_max_wrong_keys)
+        if wrong is None:
+            status, code, title = _LINK_REFUSALS["voided"]
+            raise Problem(status, code, title)
         key = await self.repo.key_by_hash(codes.hash_code(typed_key, self.settings.security.code_pepper))
         if key is None:
-            await self._wrong_key(link, correlation_id)
+            await self._wrong_key(link, wrong, correlation_id)
         assert key is not None
+        await self.repo.give_back_key_guess(link.id)
         key_verdict = judge_key(key, now)
         if key_verdict != "ok":
             status, code, title = _KEY_REFUSALS[key_verdict]
@@ -283,16 +297,14 @@ class InvitationService:
         return Reservation(reservation_id=reservation_id, email=link.email, owner_id=key.owner_id, key_id=key.id,
                            reserved_until=until)
 
-    async def _wrong_key(self, link: ConfirmationLink, correlation_id: str | None) -> None:
+    async def _wrong_key(self, link: ConfirmationLink, wrong: int, correlation_id: str | None) -> None:
+        """A wrong key, already counted (``wrong``); the last allowed one voids the link."""
         max_wrong = self.settings.invite.link_max_wrong_keys
-
-        async def fail(tx: Tx) -> int:
-            wrong = await self.repo.count_wrong_key(tx, link.id)
-            if voids_after(wrong, max_wrong):
+        if voids_after(wrong, max_wrong):
+            async def void(tx: Tx) -> None:
                 await self.repo.set_link_status(tx, link.id, "voided")
-            return wrong
 
-        wrong = await self.store.transaction(fail)
+            await self.store.transaction(void)
         remaining = max(max_wrong - wrong, 0)
         if remaining == 0:
             status, code, title = _LINK_REFUSALS["voided"]

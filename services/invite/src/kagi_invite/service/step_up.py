@@ -63,18 +63,26 @@ class StepUpService:
     async def verify(self, caller: Caller, entered: str, correlation_id: str | None = None) -> datetime:
         security = self.settings.security
         now = datetime.now(UTC)
+        session_id = caller.session_id
+        if not session_id:  # a token from before sessions had ids: the window would belong to nothing
+            raise Problem(401, "auth.session_ended", "セッションが終了しました。再度ログインしてください。")
         code = await self.repo.latest(caller.account_id)
         if code is None:
             raise Problem(404, "step_up.no_code", "認証コードが発行されていません。認証コードを発行してください。")
-        matches = codes.verify_code(entered, code.code_hash, security.code_pepper)
-        verdict = judge(code, matches, now)
+        counted = await self.repo.claim_attempt(code.id, security.step_up_max_attempts)
+        if counted is None:  # used, replaced, or every attempt already taken (some perhaps still being judged)
+            verdict = judge(await self.repo.latest(caller.account_id) or code, False, now)
+            if verdict == "wrong":
+                verdict = "voided"
+        else:
+            verdict = judge(counted, codes.verify_code(entered, code.code_hash, security.code_pepper), now)
         if verdict == "ok":
             until = valid_until(now, security.step_up_valid_s)
 
             async def succeed(tx: Tx) -> bool:
                 if not await self.repo.set_status(tx, code.id, "used"):
                     return False  # a concurrent verify used it first
-                await self.repo.open_window(tx, caller.account_id, until)
+                await self.repo.open_window(tx, caller.account_id, session_id, until)
                 tx.publish(INVITE_EVENTS.name, new_envelope(
                     ev.StepUpVerified(account_id=caller.account_id, code_id=code.id, valid_until=until),
                     source=SOURCE, subject=caller.account_id, correlation_id=correlation_id))
@@ -83,33 +91,31 @@ class StepUpService:
             if await self.store.transaction(succeed):
                 return until
             verdict = "used"
-        if verdict == "wrong":
-            await self._wrong(caller, code, correlation_id)
+        if verdict == "wrong" and counted is not None:
+            await self._wrong(caller, counted, correlation_id)
         status, error, title = _REFUSALS[verdict]
         raise Problem(status, error, title)
 
     async def _wrong(self, caller: Caller, code: StepUpCode, correlation_id: str | None) -> None:
+        """A wrong guess, already counted (``code.attempts``); the last allowed one voids the code."""
         max_attempts = self.settings.security.step_up_max_attempts
+        voided = voids_after(code.attempts, max_attempts)
 
-        async def fail(tx: Tx) -> int:
-            attempts = await self.repo.count_attempt(tx, code.id)
-            voided = voids_after(attempts, max_attempts)
+        async def fail(tx: Tx) -> None:
             if voided:
                 await self.repo.set_status(tx, code.id, "voided")
             tx.publish(INVITE_EVENTS.name, new_envelope(
                 ev.StepUpFailed(account_id=caller.account_id, code_id=code.id,
                                 reason="voided" if voided else "wrong"),
                 source=SOURCE, subject=caller.account_id, correlation_id=correlation_id))
-            return attempts
 
-        attempts = await self.store.transaction(fail)
-        remaining = max(max_attempts - attempts, 0)
-        if remaining == 0:
+        await self.store.transaction(fail)
+        if voided:
             status, error, title = _REFUSALS["voided"]
             raise Problem(status, error, title)
         raise Problem(400, "step_up.code_wrong", "認証コードが正しくありません。",
-                      extra={"remainingAttempts": remaining})
+                      extra={"remainingAttempts": max(max_attempts - code.attempts, 0)})
 
     async def window(self, caller: Caller) -> datetime | None:
-        until = await self.repo.window(caller.account_id)
+        until = await self.repo.window(caller.account_id, caller.session_id)
         return until if until and until > datetime.now(UTC) else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from bson import ObjectId
 from pymongo import ASCENDING
 
 from kagi_shared.mongo import Store
@@ -21,10 +22,17 @@ class RateLimiter:
         await self.hits.create_index([("at", ASCENDING)], expireAfterSeconds=24 * 3600)
 
     async def hit(self, keys: list[tuple[str, int]], window_s: int, now: datetime) -> None:
-        """Count one hit on every key, or refuse (429) if any key already has ``limit`` hits in the window."""
+        """Count one hit on every key, or refuse (429) if that makes more than ``limit`` hits in the window.
+
+        Insert first, then count: a burst of concurrent calls each sees the others' hits, so no more than
+        ``limit`` pass (counting first let every call of a burst see the same old count). A refused call
+        takes its hits back, so refusals do not extend the wait."""
         since = now - timedelta(seconds=window_s)
+        marker = ObjectId()
+        docs = [{"key": key, "at": now, "call": marker} for key, _ in keys]
+        await self.hits.insert_many(docs)
         for key, limit in keys:
-            if await self.hits.count_documents({"key": key, "at": {"$gt": since}}) >= limit:
+            if await self.hits.count_documents({"key": key, "at": {"$gt": since}}) > limit:
+                await self.hits.delete_many({"call": marker})
                 raise Problem(429, "rate_limited", "リクエストが多すぎます。しばらくしてから再度お試しください。",
                               headers={"Retry-After": str(window_s)})
-        await self.hits.insert_many([{"key": key, "at": now} for key, _ in keys])

@@ -45,6 +45,12 @@ class Account(msgspec.Struct, kw_only=True):
     withdrawn_login_id: str | None = None
     """退会: the ID the account had; ``login_id`` then holds a placeholder so the address can register again."""
     withdrawn_at: datetime | None = None
+    totp_secret: str | None = None
+    """The TOTP seed of a privileged account, sealed (``adapters.secret_box``); None: not enrolled."""
+    totp_pending: str | None = None
+    """A seed handed out by enrolment and not yet confirmed with a code."""
+    totp_last_step: int = 0
+    """The time step of the last code used: a code is never accepted twice."""
     name: str | None = None
     """The holder's name, where one is known (operator and support accounts)."""
     enrolled_at: datetime | None = None

@@ -32,6 +32,7 @@ class Dto(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=Tr
 class LoginIn(Dto):
     login_id: str
     password: str
+    totp_code: Annotated[str, msgspec.Meta(max_length=16)] | None = None
 
 
 class CreateAccountIn(Dto):
@@ -57,6 +58,8 @@ class LoginOut(AccountOut):
     session_version: int = 0
     password_change_required: bool = False
     password_changed_at: datetime | None = None
+    totp_enrolment_required: bool = False
+    """A privileged account without its second factor yet: the gateway opens only the enrolment to it."""
 
 
 class SessionOut(Dto):
@@ -64,6 +67,15 @@ class SessionOut(Dto):
     status: str
     roles: list[str]
     """The account's roles now: the gateway authorises with these, not with the token's copy."""
+
+
+class TotpSetupOut(Dto):
+    secret: str
+    otpauth_uri: str
+
+
+class TotpConfirmIn(Dto):
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
 
 
 class RefreshIn(Dto):
@@ -78,6 +90,8 @@ class SessionOpened(Dto):
     account: LoginOut
     refresh_token: str
     refresh_expires_at: datetime
+    session_id: str
+    """The refresh token family: the gateway puts it in the access token (``sid``)."""
 
 
 class PasswordChangeIn(Dto):
@@ -133,11 +147,17 @@ class EnrolmentIssuedOut(Dto):
 class ResetCompleteIn(Dto):
     token: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
     new_password: Password
+    answer: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    """Required when the account has a secret question (the link alone sets no password then)."""
+    client_ip: str | None = None
 
 
 class SecretQuestionIn(Dto):
     question: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     answer: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    current_password: Password | None = None
+    stepped_up: bool = False
+    """The gateway saw a step-up window open for the caller's session."""
 
 
 class SecretQuestionSetOut(Dto):
@@ -156,7 +176,7 @@ class QuestionOut(Dto):
 
 
 class AnswerIn(Dto):
-    login_id: LoginId
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
     answer: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     new_password: Password
     client_ip: str | None = None
@@ -222,8 +242,10 @@ def account_out(account: Account) -> AccountOut:
                       issued_at=account.issued_at)
 
 
-def login_out(account: Account, password_change_required: bool = False) -> LoginOut:
-    return LoginOut(account_id=account.id, login_id=account.login_id, email=account.email,
+def login_out(account: Account, password_change_required: bool = False, totp_enrolment_required: bool = False
+              ) -> LoginOut:
+    return LoginOut(totp_enrolment_required=totp_enrolment_required,
+                    account_id=account.id, login_id=account.login_id, email=account.email,
                     roles=account.roles, status=account.status, last_login_at=account.last_login_at,
                     issued_at=account.issued_at, session_version=account.session_version,
                     password_change_required=password_change_required,
@@ -284,17 +306,19 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
     async def open_session(data: JSONBody[LoginIn], request: Request[Any, Any, Any]) -> SessionOpened:
         """Log in and open a refreshable session (the gateway's login)."""
         lc = state["lc"]
-        account = await lc.service.login(data.login_id, data.password, _correlation(request))
-        token, expires = await lc.sessions.open(account)
-        return SessionOpened(account=login_out(account, lc.service.password_expired(account, lc.service.clock())),
-                             refresh_token=token, refresh_expires_at=expires)
+        account = await lc.service.login(data.login_id, data.password, _correlation(request), data.totp_code)
+        token, expires, family = await lc.sessions.open(account)
+        return SessionOpened(account=login_out(account, lc.service.password_expired(account, lc.service.clock()),
+                                               lc.service.needs_totp(account) and account.totp_secret is None),
+                             refresh_token=token, refresh_expires_at=expires, session_id=family)
 
     @post("/internal/sessions/refresh", guards=[internal_guard], status_code=200)
     async def refresh_session(data: JSONBody[RefreshIn]) -> SessionOpened:
         lc = state["lc"]
-        account, token, expires = await lc.sessions.refresh(data.refresh_token)
-        return SessionOpened(account=login_out(account, lc.service.password_expired(account, lc.service.clock())),
-                             refresh_token=token, refresh_expires_at=expires)
+        account, token, expires, family = await lc.sessions.refresh(data.refresh_token)
+        return SessionOpened(account=login_out(account, lc.service.password_expired(account, lc.service.clock()),
+                                               lc.service.needs_totp(account) and account.totp_secret is None),
+                             refresh_token=token, refresh_expires_at=expires, session_id=family)
 
     @post("/internal/sessions/logout", guards=[internal_guard], status_code=204)
     async def logout(data: JSONBody[LogoutIn], request: Request[Any, Any, Any]) -> None:
@@ -303,8 +327,9 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
     @post("/internal/login", guards=[internal_guard], status_code=200)
     async def login(data: JSONBody[LoginIn], request: Request[Any, Any, Any]) -> LoginOut:
         lc = state["lc"]
-        account = await lc.service.login(data.login_id, data.password, _correlation(request))
-        return login_out(account, lc.service.password_expired(account, lc.service.clock()))
+        account = await lc.service.login(data.login_id, data.password, _correlation(request), data.totp_code)
+        return login_out(account, lc.service.password_expired(account, lc.service.clock()),
+                         lc.service.needs_totp(account) and account.totp_secret is None)
 
     @post("/internal/accounts", guards=[internal_guard], status_code=201)
     async def create_account(data: JSONBody[CreateAccountIn], request: Request[Any, Any, Any]) -> AccountOut:
@@ -333,6 +358,15 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
                                                        _correlation(request))
         return login_out(account)
 
+    @post("/internal/me/totp", guards=[internal_guard], status_code=201)
+    async def totp_setup(request: Request[Any, Any, Any]) -> TotpSetupOut:
+        enrolment = await state["lc"].totp.setup(caller_of(request).account_id)
+        return TotpSetupOut(secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri)
+
+    @post("/internal/me/totp/confirm", guards=[internal_guard], status_code=204)
+    async def totp_confirm(data: JSONBody[TotpConfirmIn], request: Request[Any, Any, Any]) -> None:
+        await state["lc"].totp.confirm(caller_of(request).account_id, data.code, _correlation(request))
+
     @post("/internal/password-reset", guards=[internal_guard], status_code=202)
     async def request_reset(data: JSONBody[ResetRequestIn], request: Request[Any, Any, Any]) -> Accepted:
         await state["lc"].credentials.request_reset(data.login_id, data.client_ip, _correlation(request))
@@ -340,7 +374,8 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
 
     @post("/internal/password-reset/complete", guards=[internal_guard], status_code=200)
     async def complete_reset(data: JSONBody[ResetCompleteIn], request: Request[Any, Any, Any]) -> Accepted:
-        await state["lc"].credentials.complete_reset(data.token, data.new_password, _correlation(request))
+        await state["lc"].credentials.complete_reset(data.token, data.new_password, _correlation(request),
+                                                     answer=data.answer, client_ip=data.client_ip)
         return Accepted(message="パスワードを再設定しました。新しいパスワードでログインしてください。")
 
     @post("/internal/registrations", guards=[internal_guard], status_code=202)
@@ -381,8 +416,9 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
     @put("/internal/me/secret-question", guards=[internal_guard], status_code=200)
     async def set_secret_question(data: JSONBody[SecretQuestionIn],
                                   request: Request[Any, Any, Any]) -> SecretQuestionSetOut:
-        account = await state["lc"].secret_questions.register(caller_of(request).account_id, data.question,
-                                                              data.answer, _correlation(request))
+        account = await state["lc"].secret_questions.register(
+            caller_of(request).account_id, data.question, data.answer, _correlation(request),
+            current_password=data.current_password, stepped_up=data.stepped_up)
         return SecretQuestionSetOut(question=account.secret_question or "", message="秘密の質問を登録しました。")
 
     @post("/internal/password-reset/question", guards=[internal_guard], status_code=200)
@@ -392,8 +428,8 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
 
     @post("/internal/password-reset/answer", guards=[internal_guard], status_code=200)
     async def reset_answer(data: JSONBody[AnswerIn], request: Request[Any, Any, Any]) -> Accepted:
-        await state["lc"].secret_questions.answer(data.login_id, data.answer, data.new_password, data.client_ip,
-                                                  _correlation(request))
+        await state["lc"].credentials.complete_reset(data.token, data.new_password, _correlation(request),
+                                                     answer=data.answer, client_ip=data.client_ip)
         return Accepted(message="パスワードを再設定しました。新しいパスワードでログインしてください。")
 
     @post("/internal/unlock-requests", guards=[internal_guard], status_code=202)
@@ -437,7 +473,7 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
     handlers = [open_session, refresh_session, logout, login, create_account, get_account, session, change_password,
                 request_reset, complete_reset, request_registration, check_registration, complete_registration,
                 check_enrolment, complete_enrolment, reissue_enrolment,
-                set_secret_question, reset_question, reset_answer,
+                set_secret_question, reset_question, reset_answer, totp_setup, totp_confirm,
                 file_unlock, list_unlocks, approve, reject, lock, preview]
     return create_service_app(NAME, handlers, ready=ready, lifespan=[lifespan])
 

@@ -3,6 +3,11 @@
 A reset link is a 256-bit random token stored only as an HMAC, valid 30 minutes (a setting), single
 use; a new request replaces the previous link. Requests answer the same whether or not the ID
 exists, and are rate limited per client IP and per login ID (a sliding window kept in MongoDB).
+An account with a secret question must also answer it (guide 6-1 asks it during re-issue): the link
+proves the mailbox, the answer the person; neither alone sets a password.
+
+A wrong current password on a change counts toward the lock like a wrong login (a change is no guessing
+oracle). Every change or reset ends the account's sessions and is mailed to the account's address.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +27,7 @@ from kagi_lifecycle.domain.accounts import Account, canonical_login_id
 from kagi_lifecycle.service.handlers import LifecycleService
 from kagi_lifecycle.service.notices import send_mail
 from kagi_shared.events import lifecycle as ev
-from kagi_shared.jst import jp_deadline
+from kagi_shared.jst import jp_datetime, jp_deadline
 from kagi_shared.mongo import Tx
 from kagi_shared.problems import FieldError, Problem
 
@@ -43,6 +49,16 @@ def policy_problem(violations: list[password_policy.Violation], field: str) -> P
     )
 
 
+SecondStep = Callable[[Account, str | None, str | None], Awaitable[None]]
+
+
+def password_changed_mail(tx: Tx, account: Account, now: datetime, how: str, contact: str,
+                          correlation_id: str | None) -> None:
+    send_mail(tx, "password_changed", account.email,
+              {"login_id": account.login_id, "changed_at": jp_datetime(now), "how": how, "contact": contact},
+              account_id=account.id, category="security", correlation_id=correlation_id)
+
+
 class CredentialService:
     def __init__(self, lifecycle: LifecycleService, limiter: RateLimiter) -> None:
         self.lifecycle = lifecycle
@@ -52,6 +68,8 @@ class CredentialService:
         self.settings = lifecycle.settings
         self.resets = self.store.db[RESETS]
         self.limiter = limiter
+        self.second_step: SecondStep | None = None
+        """Checks the secret answer of an account that has a question (wired by the secret-question service)."""
 
     async def ensure_indexes(self) -> None:
         await self.resets.create_index([("account_id", ASCENDING)])
@@ -78,9 +96,7 @@ class CredentialService:
         account = await self.accounts.get(account_id)
         if account is None or account.status != "active":
             raise Problem(403, "auth.session_ended", "セッションが終了しました。再度ログインしてください。")
-        if not await self.passwords.verify(account.password_hash, current):
-            raise Problem(400, "password.current_wrong", "現在のパスワードが正しくありません。",
-                          errors=[FieldError("currentPassword", "現在のパスワードが正しくありません。")])
+        await self.require_current(account, current, correlation_id)
         new_hash = await self._checked(account, new_password, "newPassword")
         now = self.lifecycle.clock()
 
@@ -92,12 +108,23 @@ class CredentialService:
             if done:
                 self.lifecycle.publish(tx, ev.PasswordChanged(account_id=account.id, at=now, via="change"),
                                        account.id, correlation_id)
+                password_changed_mail(tx, account, now, "パスワードの変更", self.settings.lifecycle.support_contact,
+                                      correlation_id)
             return done
 
         if not await self.store.transaction(work):
             raise Problem(409, "password.changed_concurrently",
                           "パスワードが他の操作で変更されました。再度ログインしてください。")
         return await self.accounts.get(account.id) or account
+
+    async def require_current(self, account: Account, current: str, correlation_id: str | None) -> None:
+        """The current password, or a refusal that counts toward the lock as a wrong login does."""
+        if await self.passwords.verify(account.password_hash, current):
+            return
+        if await self.lifecycle.record_failure(account, self.lifecycle.clock(), correlation_id):
+            LifecycleService.refuse_inactive(await self.accounts.get(account.id) or account)
+        raise Problem(400, "password.current_wrong", "現在のパスワードが正しくありません。",
+                      errors=[FieldError("currentPassword", "現在のパスワードが正しくありません。")])
 
     async def request_reset(self, login_id: str, client_ip: str | None, correlation_id: str | None = None) -> None:
         """Mail a reset link if the ID exists and is active; answer the same either way."""
@@ -127,7 +154,8 @@ class CredentialService:
 
         await self.store.transaction(work)
 
-    async def complete_reset(self, token: str, new_password: str, correlation_id: str | None = None) -> None:
+    async def complete_reset(self, token: str, new_password: str, correlation_id: str | None = None,
+                             answer: str | None = None, client_ip: str | None = None) -> None:
         now = self.lifecycle.clock()
         link = await self.resets.find_one({"_id": self._token_hash(token)})
         verdict = ("unknown" if link is None else "used" if link.get("used_at") is not None
@@ -140,6 +168,9 @@ class CredentialService:
             LifecycleService.refuse_inactive(account)
         if account is None or account.status != "active":
             raise Problem(*_LINK_REFUSALS["unknown"])
+        if account.secret_answer_hash is not None:
+            assert self.second_step is not None
+            await self.second_step(account, answer, client_ip)  # raises unless the answer is right
         new_hash = await self._checked(account, new_password, "newPassword")
 
         async def work(tx: Tx) -> str:
@@ -147,11 +178,16 @@ class CredentialService:
                                                 session=tx.session)
             if used.modified_count != 1:
                 return "used"
+            # The answer judged above must still be the account's (no change of question meanwhile).
             if not await self.accounts.update(tx, account.id, self._password_changes(new_hash, now),
-                                              when={"status": "active"}, bump_session=True):
+                                              when={"status": "active",
+                                                    "secret_answer_hash": account.secret_answer_hash},
+                                              bump_session=True):
                 return "inactive"
             self.lifecycle.publish(tx, ev.PasswordChanged(account_id=account.id, at=now, via="reset"),
                                    account.id, correlation_id)
+            password_changed_mail(tx, account, now, "パスワードの再設定", self.settings.lifecycle.support_contact,
+                                  correlation_id)
             return "ok"
 
         outcome = await self.store.transaction(work)

@@ -11,7 +11,8 @@ from pymongo.errors import DuplicateKeyError
 
 from kagi_lifecycle.adapters.passwords import Passwords
 from kagi_lifecycle.adapters.repository import AccountRepository
-from kagi_lifecycle.domain import ladder, password_policy
+from kagi_lifecycle.adapters.secret_box import SecretBox
+from kagi_lifecycle.domain import ladder, password_policy, totp
 from kagi_lifecycle.domain.accounts import (
     ROLES,
     Account,
@@ -30,6 +31,10 @@ from kagi_shared.settings import Settings
 from kagi_shared.topics import LIFECYCLE_EVENTS
 
 INVALID_CREDENTIALS = Problem(401, "auth.invalid_credentials", "ID またはパスワードが正しくありません。")
+TOTP_PROMPT = "認証アプリに表示されている 6 桁のワンタイムパスワードを入力してください。"
+TOTP_REQUIRED = Problem(401, "auth.totp_required", TOTP_PROMPT, errors=[FieldError("totpCode", TOTP_PROMPT)])
+TOTP_INVALID = Problem(401, "auth.totp_invalid", "ワンタイムパスワードが正しくありません。",
+                       errors=[FieldError("totpCode", "ワンタイムパスワードが正しくありません。")])
 
 Clock = Callable[[], datetime]
 
@@ -69,6 +74,10 @@ class LifecycleService:
         self.settings = settings
         self.clock = clock
         self.days = ladder_days(settings)
+        self.totp_box = SecretBox(settings.security.code_pepper, "totp")
+
+    def needs_totp(self, account: Account) -> bool:
+        return totp.required(account.roles, self.settings.security.totp_roles)
 
     def publish(self, tx: Tx, event: Event, account_id: str, correlation_id: str | None) -> None:
         tx.publish(LIFECYCLE_EVENTS.name, new_envelope(event, source=SOURCE, subject=account_id,
@@ -115,23 +124,35 @@ class LifecycleService:
         return password_policy.is_expired(account.password_changed_at, lc.password_profile,
                                           lc.password_max_age_days, now)
 
-    async def login(self, login_id: str, password: str, correlation_id: str | None = None) -> Account:
+    async def login(self, login_id: str, password: str, correlation_id: str | None = None,
+                    totp_code: str | None = None) -> Account:
+        """Password, then for privileged roles with TOTP enrolled the code (``auth.totp_required`` until given).
+        A privileged account not yet enrolled logs in; the gateway then opens only the enrolment to it."""
         account = await self.accounts.by_login_id(canonical_login_id(login_id))
         ok = await self.passwords.verify(account.password_hash if account else None, password)
         if account is None:
             raise INVALID_CREDENTIALS
+        if (account.status == "locked" and account.lock_reason == "failed_logins" and self.needs_totp(account)
+                and totp.lock_expired(account.locked_at, self.settings.security.privileged_lock_s, self.clock())):
+            account = await self._end_expired_lock(account, correlation_id)
         if ok:
             self.refuse_inactive(account)
         if account.status != "active":
             raise INVALID_CREDENTIALS
         now = self.clock()
         if not ok:
-            await self._record_failure(account, now, correlation_id)
+            await self.record_failure(account, now, correlation_id)
             raise INVALID_CREDENTIALS
+        step = await self._second_factor(account, totp_code, now, correlation_id)
 
         changes = {"last_login_at": now, "failed_logins": 0, **new_period(now, self.days)}
 
         async def succeed(tx: Tx) -> bool:
+            # The code's step is taken in the same write as the login: a concurrent replay of it loses.
+            if step is not None and not await self.accounts.update(
+                    tx, account.id, {"totp_last_step": step}, when={"status": "active",
+                                                                   "totp_last_step": {"$lt": step}}):
+                return False
             # Only an account that is still active logs in: a lock committed meanwhile wins.
             moved = await self.accounts.update(tx, account.id, changes,
                                                when={"status": "active", **last_login_before(now)})
@@ -150,6 +171,36 @@ class LifecycleService:
             raise INVALID_CREDENTIALS
         if self.passwords.needs_rehash(account.password_hash):
             await self._rehash(account, password)
+        return await self.accounts.get(account.id) or account
+
+    async def _second_factor(self, account: Account, code: str | None, now: datetime,
+                             correlation_id: str | None) -> int | None:
+        """The TOTP step of a right code, None when the account logs in without one; wrong codes count as
+        wrong passwords do (the password was right, but the guesser does not hold the authenticator)."""
+        if not self.needs_totp(account) or account.totp_secret is None:
+            return None
+        if not code:
+            raise TOTP_REQUIRED
+        secret = self.totp_box.open(account.totp_secret, account.id)
+        step = totp.matching_step(secret, code, now, account.totp_last_step)
+        if step is None:
+            if await self.record_failure(account, now, correlation_id):
+                self.refuse_inactive(await self.accounts.get(account.id) or account)
+            raise TOTP_INVALID
+        return step
+
+    async def _end_expired_lock(self, account: Account, correlation_id: str | None) -> Account:
+        """A privileged account's failed-login lock is time-limited: nobody can lock every operator out."""
+        now = self.clock()
+
+        async def unlock(tx: Tx) -> None:
+            if await self.accounts.update(tx, account.id, {"status": "active", "lock_reason": None, "locked_at": None,
+                                                           "failed_logins": 0},
+                                          when={"status": "locked", "locked_at": account.locked_at}):
+                self.publish(tx, ev.AccountUnlocked(account_id=account.id, at=now, by="system:lock_expired"),
+                             account.id, correlation_id)
+
+        await self.store.transaction(unlock)
         return await self.accounts.get(account.id) or account
 
     async def _rehash(self, account: Account, password: str) -> None:
@@ -176,15 +227,16 @@ class LifecycleService:
             raise Problem(403, "auth.enrolment_pending",
                           "認証情報登録が完了していません。メールでお知らせしたURLから登録してください。")
 
-    async def _record_failure(self, account: Account, now: datetime, correlation_id: str | None) -> None:
+    async def record_failure(self, account: Account, now: datetime, correlation_id: str | None) -> bool:
+        """A wrong password (at login or as the current password of a change); True when it locked the account."""
         threshold = self.settings.security.login_lockout_threshold
 
-        async def fail(tx: Tx) -> None:
+        async def fail(tx: Tx) -> bool:
             failures = await self.accounts.increment_failures(tx, account.id)
             self.publish(tx, ev.LoginFailed(account_id=account.id, at=now, consecutive_failures=failures),
                          account.id, correlation_id)
             if not should_lock(failures, threshold):
-                return
+                return False
             # Concurrent wrong attempts all cross the threshold; only the one that flips the status locks.
             locked = await self.accounts.update(
                 tx, account.id, {"status": "locked", "lock_reason": "failed_logins", "locked_at": now},
@@ -196,8 +248,9 @@ class LifecycleService:
                           {"login_id": account.login_id, "locked_at": jp_datetime(now), "threshold": str(threshold),
                            "contact": self.settings.lifecycle.support_contact},
                           account_id=account.id, category="security", correlation_id=correlation_id)
+            return locked
 
-        await self.store.transaction(fail)
+        return await self.store.transaction(fail)
 
     async def external_login(self, tx: Tx, event: ev.ExternalLoginReported, correlation_id: str | None) -> bool:
         """An external identity provider's login: always a ``LoggedIn``; last login and the period move

@@ -1,20 +1,18 @@
-"""Password reset by secret question (秘密の質問, guide 6-1): register a question and answer, then reset with it.
+"""The secret question (秘密の質問, guide 6-1): the second step of a password re-issue.
 
-Asking for the question answers the same shape whether or not the ID exists or has a question: an ID without
-one gets a decoy that is always the same for that ID. Wrong answers to a decoy are counted too (per HMAC of
-the ID), so the replies for unknown IDs run down and end like a real account's. Both steps are rate limited
-per client IP and per login ID. The threshold-th consecutive wrong answer locks the account (reason
-``secret_question``); a right answer sets the new password (policy applies), ends sessions and resets the
-failure counts.
+A re-issue needs both the mailed single-use link (``CredentialService.complete_reset``) and, for an account
+that has a question, its answer: a stolen mailbox or a known answer alone sets no password. Registering or
+changing the question needs the current password or a fresh step-up of the session, is mailed to the
+account's address and ends its sessions. Asking for the question by ID answers the same shape whether or
+not the ID exists or has one (a decoy, always the same for that ID). Wrong answers are rate limited per
+client IP and per ID; the threshold-th consecutive wrong one locks the account (reason ``secret_question``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from typing import NoReturn
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ReturnDocument
 
 from kagi_lifecycle.domain import secret_question as sq
 from kagi_lifecycle.domain.accounts import Account, canonical_login_id, should_lock
@@ -25,7 +23,6 @@ from kagi_shared.jst import jp_datetime
 from kagi_shared.mongo import Tx
 from kagi_shared.problems import FieldError, Problem
 
-DECOYS = "secret_question_decoys"
 LOCKED = Problem(403, "auth.account_locked", "アカウントがロックされています。ロック解除を申請してください。",
                  extra={"reason": "secret_question"})
 
@@ -39,23 +36,21 @@ def answer_wrong(remaining: int) -> Problem:
 class SecretQuestionService:
     def __init__(self, credentials: CredentialService) -> None:
         self.credentials = credentials
+        credentials.second_step = self.check_answer
         self.lifecycle = credentials.lifecycle
         self.store = credentials.store
         self.accounts = credentials.accounts
         self.passwords = credentials.passwords
         self.settings = credentials.settings
         self.limiter = credentials.limiter
-        self.decoys = self.store.db[DECOYS]
-
-    async def ensure_indexes(self) -> None:
-        await self.decoys.create_index([("updated_at", ASCENDING)], expireAfterSeconds=24 * 3600)
 
     @property
     def threshold(self) -> int:
         return self.settings.security.login_lockout_threshold
 
-    async def register(self, account_id: str, question: str, answer: str,
-                       correlation_id: str | None = None) -> Account:
+    async def register(self, account_id: str, question: str, answer: str, correlation_id: str | None = None, *,
+                       current_password: str | None = None, stepped_up: bool = False) -> Account:
+        """Set or change the question; ``stepped_up``: the gateway saw a step-up window open for this session."""
         errors = []
         if problem := sq.question_problem(question):
             errors.append(FieldError("question", problem))
@@ -63,19 +58,35 @@ class SecretQuestionService:
             errors.append(FieldError("answer", problem))
         if errors:
             raise Problem(400, "request.invalid", "入力内容に誤りがあります。", errors=errors)
+        found = await self.accounts.get(account_id)
+        if found is None or found.status != "active":
+            raise Problem(403, "auth.session_ended", "セッションが終了しました。再度ログインしてください。")
+        account = found
+        if current_password is not None:
+            await self.credentials.require_current(account, current_password, correlation_id)
+        elif not stepped_up:
+            raise Problem(403, "secret_question.reauthentication_required",
+                          "秘密の質問を登録・変更するには、現在のパスワードを入力するか、追加認証を行ってください。",
+                          errors=[FieldError("currentPassword", "現在のパスワードを入力してください。")])
         answer_hash = await self.passwords.hash(sq.normalise_answer(answer))
+        now = self.lifecycle.clock()
 
         async def work(tx: Tx) -> bool:
-            return await self.accounts.update(
+            # Ends every session: whoever holds another one must not keep a way back in.
+            done = await self.accounts.update(
                 tx, account_id, {"secret_question": sq.normalise_question(question),
                                  "secret_answer_hash": answer_hash, "secret_failures": 0},
-                when={"status": "active"})
+                when={"status": "active"}, bump_session=True)
+            if done:
+                send_mail(tx, "secret_question_changed", account.email,
+                          {"login_id": account.login_id, "changed_at": jp_datetime(now),
+                           "contact": self.settings.lifecycle.support_contact},
+                          account_id=account.id, category="security", correlation_id=correlation_id)
+            return done
 
         if not await self.store.transaction(work):
             raise Problem(403, "auth.session_ended", "セッションが終了しました。再度ログインしてください。")
-        account = await self.accounts.get(account_id)
-        assert account is not None
-        return account
+        return await self.accounts.get(account_id) or account
 
     async def _limit(self, step: str, canonical: str, client_ip: str | None, per_id: int) -> None:
         lc = self.settings.lifecycle
@@ -83,10 +94,6 @@ class SecretQuestionService:
         if client_ip:
             keys.append((f"secret-{step}:ip:{client_ip}", lc.reset_per_ip))
         await self.limiter.hit(keys, lc.reset_rate_window_s, self.lifecycle.clock())
-
-    def _decoy_key(self, canonical: str) -> str:
-        pepper = self.settings.security.code_pepper.encode()
-        return hmac.new(pepper, f"secret-decoy:{canonical}".encode(), hashlib.sha256).hexdigest()
 
     async def question(self, login_id: str, client_ip: str | None) -> str:
         """The ID's question, or the same decoy every time for an ID without one (existence never shows)."""
@@ -97,53 +104,20 @@ class SecretQuestionService:
             return account.secret_question
         return sq.decoy_question(canonical, self.settings.security.code_pepper)
 
-    async def answer(self, login_id: str, answer: str, new_password: str, client_ip: str | None,
-                     correlation_id: str | None = None) -> None:
-        canonical = canonical_login_id(login_id)
+    async def check_answer(self, account: Account, answer: str | None, client_ip: str | None) -> None:
+        """The second step of a re-issue by link: returns when the answer is right, else raises (and counts)."""
+        if account.secret_question is None or account.secret_answer_hash is None:
+            return
+        if answer is None:
+            raise Problem(400, "password_reset.answer_required", "秘密の質問の答えを入力してください。",
+                          errors=[FieldError("answer", "秘密の質問の答えを入力してください。")],
+                          extra={"question": account.secret_question})
         # Enough for the threshold of wrong answers and a right one, with room for typing slips.
         per_id = 2 * max(self.threshold, self.settings.lifecycle.reset_per_login_id)
-        await self._limit("answer", canonical, client_ip, per_id)
-        account = await self.accounts.by_login_id(canonical)
-        real = account is not None and account.status != "purged" and account.secret_answer_hash is not None
-        stored = account.secret_answer_hash if real and account is not None else None
-        right = await self.passwords.verify(stored, sq.normalise_answer(answer))
-        if not real or account is None:
-            await self._decoy_failure(canonical)
-        if account.status == "locked":
-            raise LOCKED if account.lock_reason == "secret_question" else Problem(
-                403, "auth.account_locked", "アカウントがロックされています。ロック解除を申請してください。",
-                extra={"reason": account.lock_reason})
-        if not right:
-            await self._record_failure(account, correlation_id)
-        new_hash = await self.credentials._checked(account, new_password, "newPassword")
-        now = self.lifecycle.clock()
-
-        async def work(tx: Tx) -> bool:
-            done = await self.accounts.update(
-                tx, account.id, self.credentials._password_changes(new_hash, now),
-                when={"status": "active", "secret_answer_hash": account.secret_answer_hash}, bump_session=True)
-            if done:
-                self.lifecycle.publish(tx, ev.PasswordChanged(account_id=account.id, at=now, via="reset"),
-                                       account.id, correlation_id)
-            return done
-
-        if not await self.store.transaction(work):
-            current = await self.accounts.get(account.id)
-            if current is not None and current.status == "locked":
-                raise LOCKED
-            raise Problem(409, "password.changed_concurrently",
-                          "パスワードが他の操作で変更されました。再度お試しください。")
-
-    async def _decoy_failure(self, canonical: str) -> NoReturn:
-        """Count a wrong answer for an ID without a question; the reply runs down like a real account's."""
-        doc = await self.decoys.find_one_and_update(
-            {"_id": self._decoy_key(canonical)},
-            {"$inc": {"failures": 1}, "$set": {"updated_at": self.lifecycle.clock()}},
-            upsert=True, return_document=ReturnDocument.AFTER)
-        failures = int(doc["failures"]) if doc else 1
-        if should_lock(failures, self.threshold):
-            raise LOCKED
-        raise answer_wrong(sq.remaining_attempts(failures, self.threshold))
+        await self._limit("answer", account.login_id, client_ip, per_id)
+        if await self.passwords.verify(account.secret_answer_hash, sq.normalise_answer(answer)):
+            return
+        await self._record_failure(account, None)
 
     async def _record_failure(self, account: Account, correlation_id: str | None) -> NoReturn:
         now = self.lifecycle.clock()

@@ -5,6 +5,10 @@ single-use: each refresh rotates it. Presenting a used refresh token again means
 so the whole family is revoked (OAuth 2.0 Security BCP, refresh token rotation). Logout revokes
 the family and bumps the account's session version, which the gateway checks on every request,
 so the access tokens of the account stop working at once.
+
+Rotation slides the refresh token's own expiry, but a family lives at most
+``refresh_absolute_ttl_s`` from its login: a stolen refresh token cannot keep a session alive forever.
+The family id is the session id the access tokens carry (``sid``); step-up windows belong to it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from pymongo import ASCENDING, ReturnDocument
 
@@ -32,6 +36,7 @@ class SessionService:
         self.store = lifecycle.store
         self.tokens = self.store.db[REFRESH_TOKENS]
         self.ttl = timedelta(seconds=lifecycle.settings.security.refresh_token_ttl_s)
+        self.absolute_ttl = timedelta(seconds=lifecycle.settings.security.refresh_absolute_ttl_s)
 
     async def ensure_indexes(self) -> None:
         await self.tokens.create_index([("family", ASCENDING)])
@@ -41,16 +46,21 @@ class SessionService:
         pepper = self.lifecycle.settings.security.code_pepper.encode()
         return hmac.new(pepper, token.encode(), hashlib.sha256).hexdigest()
 
-    async def open(self, account: Account, family: str | None = None) -> tuple[str, datetime]:
+    async def open(self, account: Account, family: str | None = None,
+                   started_at: datetime | None = None) -> tuple[str, datetime, str]:
+        """A refresh token for a new family (a login) or the next one of ``family``; with the family id."""
         token = secrets.token_urlsafe(32)
-        expires = datetime.now(UTC) + self.ttl
+        now = self.lifecycle.clock()
+        started_at = started_at or now
+        expires = min(now + self.ttl, started_at + self.absolute_ttl)
+        family = family or str(uuid.uuid4())
         await self.tokens.insert_one({"_id": self._hash(token), "account_id": account.id,
-                                      "family": family or str(uuid.uuid4()), "expires_at": expires,
+                                      "family": family, "expires_at": expires, "started_at": started_at,
                                       "session_version": account.session_version, "used": False})
-        return token, expires
+        return token, expires, family
 
-    async def refresh(self, token: str) -> tuple[Account, str, datetime]:
-        now = datetime.now(UTC)
+    async def refresh(self, token: str) -> tuple[Account, str, datetime, str]:
+        now = self.lifecycle.clock()
         doc = await self.tokens.find_one_and_update({"_id": self._hash(token), "used": False},
                                                     {"$set": {"used": True, "used_at": now}},
                                                     return_document=ReturnDocument.BEFORE)
@@ -60,11 +70,13 @@ class SessionService:
                 await self.tokens.delete_many({"family": reused["family"]})
             raise INVALID
         account = await self.lifecycle.accounts.get(doc["account_id"])
-        if (doc["expires_at"] <= now or account is None or account.status != "active"
-                or account.session_version != doc["session_version"]):
+        # A token from before the absolute lifetime existed counts from its own issue.
+        started_at = doc.get("started_at") or doc["expires_at"] - self.ttl
+        if (doc["expires_at"] <= now or started_at + self.absolute_ttl <= now or account is None
+                or account.status != "active" or account.session_version != doc["session_version"]):
             raise INVALID
-        new_token, expires = await self.open(account, doc["family"])
-        return account, new_token, expires
+        new_token, expires, family = await self.open(account, doc["family"], started_at)
+        return account, new_token, expires, family
 
     async def logout(self, account_id: str, token: str | None) -> None:
         if token:

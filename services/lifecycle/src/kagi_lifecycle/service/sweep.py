@@ -22,7 +22,7 @@ from kagi_lifecycle.service.notices import send_mail
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.jst import JST, jp_slash_date
 from kagi_shared.logging import get_logger
-from kagi_shared.metrics import LADDER_STAGES_APPLIED
+from kagi_shared.metrics import LADDER_STAGES_APPLIED, prime
 from kagi_shared.mongo import Tx
 
 log = get_logger(__name__)
@@ -70,6 +70,7 @@ def next_sweep_at(now: datetime, cron: str, timezone: str = "Asia/Tokyo") -> dat
 
 class SweepService:
     def __init__(self, lifecycle: LifecycleService, accounts: AccountRepository) -> None:
+        prime(LADDER_STAGES_APPLIED, *((stage,) for stage in ladder.STAGES))  # "no sweep for 3 days" alerts on 0
         self.lifecycle = lifecycle
         self.accounts = accounts
         self.store = lifecycle.store

@@ -18,11 +18,14 @@ from kagi_lifecycle.adapters.rate_limit import RateLimiter
 from kagi_lifecycle.domain import ladder
 from kagi_lifecycle.domain.accounts import Account, canonical_login_id
 from kagi_lifecycle.service.handlers import LifecycleService
-from kagi_lifecycle.service.notices import send_mail
+from kagi_lifecycle.service.notices import SOURCE, send_mail
 from kagi_shared.events import lifecycle as ev
+from kagi_shared.events import new_envelope
+from kagi_shared.events.audit import AuditRecorded
 from kagi_shared.jst import jp_slash_date
 from kagi_shared.mongo import Tx
 from kagi_shared.problems import Problem
+from kagi_shared.topics import AUDIT_EVENTS
 
 UNLOCK_REQUESTS = "unlock_requests"
 RequestStatus = Literal["pending", "approved", "rejected", "refused"]
@@ -168,6 +171,37 @@ class UnlockService:
         if not await self.store.transaction(work):
             raise Problem(409, "unlock.already_decided", "このロック解除申請は処理済みです。")
         return await self._get(request.id)
+
+    async def break_glass(self, login_id: str, by: str, correlation_id: str | None = None) -> Account:
+        """Unlock from the operator's shell (``kagi accounts unlock``): the way back in when every operator is
+        locked out. Mailed to the account like an approved request; the event names who did it."""
+        account = await self.accounts.by_login_id(canonical_login_id(login_id))
+        if account is None:
+            raise Problem(404, "account.not_found", "アカウントが見つかりません。")
+        if account.status != "locked":
+            raise Problem(409, "unlock.not_locked", "このアカウントはロックされていません。")
+        now = self.lifecycle.clock()
+
+        async def work(tx: Tx) -> bool:
+            if not await self.accounts.update(tx, account.id, {"status": "active", "lock_reason": None,
+                                                               "locked_at": None, "failed_logins": 0,
+                                                               "secret_failures": 0},
+                                              when={"status": "locked"}):
+                return False
+            self.lifecycle.publish(tx, ev.AccountUnlocked(account_id=account.id, at=now, by=by), account.id,
+                                   correlation_id)
+            self._result_mail(tx, account, True, "ロックを解除しました。", correlation_id)
+            # An operator action outside the gateway: it reaches the audit ledger through this outbox.
+            tx.publish(AUDIT_EVENTS.name, new_envelope(
+                AuditRecorded(actor_id=by, actor_login_id=by, roles=["operator"], action="CLI kagi accounts unlock",
+                              target=account.login_id, status=200, outcome="success", ip=None,
+                              request_id=correlation_id, at=now),
+                source=SOURCE, subject=by, correlation_id=correlation_id))
+            return True
+
+        if not await self.store.transaction(work):
+            raise Problem(409, "unlock.not_locked", "このアカウントはロックされていません。")
+        return account
 
     async def reject(self, request_id: str, operator_id: str, note: str | None = None,
                      correlation_id: str | None = None) -> UnlockRequest:

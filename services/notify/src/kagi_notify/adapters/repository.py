@@ -43,6 +43,14 @@ class DeliveryRepository:
         docs = await self.collection.find(query).sort([("next_attempt_at", ASCENDING)]).limit(limit).to_list()
         return [_delivery(d) for d in docs]
 
+    async def next_attempt_at(self, skip_channels: Sequence[str] = ()) -> datetime | None:
+        """When the earliest delivery still to send is due (``None``: nothing waits)."""
+        query: dict[str, Any] = {"status": {"$in": ["queued", "failed"]}}
+        if skip_channels:
+            query["channel"] = {"$nin": list(skip_channels)}
+        doc = await self.collection.find_one(query, {"next_attempt_at": 1}, sort=[("next_attempt_at", ASCENDING)])
+        return doc["next_attempt_at"] if doc else None
+
     async def hold(self, ids: list[str], until: datetime, error: str | None) -> None:
         """Due again at ``until``, attempts and status as they were; the claim is left to lapse with it."""
         changes: dict[str, Any] = {"next_attempt_at": until}

@@ -15,6 +15,7 @@ template, a missing variable, a refused mailbox) is dead at once with the reason
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -36,7 +37,7 @@ from kagi_shared.events import notify as ev
 from kagi_shared.inbox import DeadLetterSink
 from kagi_shared.logging import get_logger
 from kagi_shared.metrics import DELIVERIES
-from kagi_shared.mongo import Store, Tx
+from kagi_shared.mongo import InsertWatch, Store, Tx
 from kagi_shared.settings import Settings
 from kagi_shared.topics import NOTIFY_DELIVERIES, NOTIFY_REQUESTS
 
@@ -289,21 +290,50 @@ class NotifyService:
                                    [("dlt_error", error[:1000].encode()), ("dlt_consumer", b"notify.dispatcher")])
         log.error("notify.dead", delivery_id=delivery.id, attempts=attempts, error=error)
 
+    async def idle_wait(self, live: bool) -> float:
+        """How long the dispatcher may sleep after a pass that sent nothing, unless it is woken first.
+
+        While the change stream on the deliveries is open, every new delivery wakes it (whichever process recorded
+        it), so it sleeps until the earliest retry or probe is due, at most ``dispatch_idle_max_s``. Without the
+        stream it polls every ``dispatch_poll_s``.
+        """
+        notify = self.settings.notify
+        now = datetime.now(UTC)
+        probe = self.next_probe_in(now)
+        if not live:
+            return notify.dispatch_poll_s if probe is None else min(notify.dispatch_poll_s, probe)
+        waiting = [channel for channel, outage in self.outages.items() if not outage.allows(now)]
+        due = await self.repo.next_attempt_at(waiting)
+        waits = [notify.dispatch_idle_max_s]
+        if probe is not None:
+            waits.append(probe)
+        if due is not None:
+            # Never 0: a due delivery the last pass left (a lapsing claim) must not make this loop spin.
+            waits.append(max((due - now).total_seconds(), notify.dispatch_poll_s / 20))
+        return min(waits)
+
     async def run_dispatcher(self, stop: asyncio.Event) -> None:
-        poll = self.settings.notify.dispatch_poll_s
-        while not stop.is_set():
-            self.wake.clear()
-            try:
-                if await self.dispatch_due():
-                    continue
-            except Exception as exc:  # the database may be down: wait and try again
-                log.warning("notify.dispatch_error", error=repr(exc))
-            tasks = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
-            probe = self.next_probe_in(datetime.now(UTC))
-            await asyncio.wait(tasks, timeout=poll if probe is None else min(poll, probe),
-                               return_when=asyncio.FIRST_COMPLETED)
-            for t in tasks:
-                t.cancel()
+        # The same change-stream wait as the outbox relay's: one getMore per that while idle.
+        watch = InsertWatch(self.repo.collection, self.wake, self.settings.outbox.watch_await_s)
+        watcher = asyncio.create_task(watch.run())
+        try:
+            while not stop.is_set():
+                self.wake.clear()
+                try:
+                    if await self.dispatch_due():
+                        continue
+                    timeout = await self.idle_wait(watch.live)
+                except Exception as exc:  # the database may be down: wait and try again
+                    log.warning("notify.dispatch_error", error=repr(exc))
+                    timeout = self.settings.notify.dispatch_poll_s
+                tasks = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
+                await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                for t in tasks:
+                    t.cancel()
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watcher
 
 
 def _channel(channel: str) -> ev.Channel:

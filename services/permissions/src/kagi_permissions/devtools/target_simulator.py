@@ -61,7 +61,7 @@ async def simulate(settings: Settings, stop: asyncio.Event, switch: FailSwitch,
     answered = 0
     try:
         while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=200)
+            batch = await consumer.getmany(timeout_ms=1000)
             for records in batch.values():
                 for record in records:
                     try:

@@ -70,17 +70,27 @@ def decide(campaign: Campaign, user_key: str, decision: Decision, who: str, now:
     return entry
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def inert(cell: str) -> str:
+    """A cell a spreadsheet shows as text: one starting like a formula gets a leading ' (OWASP CSV injection);
+    names and IDs come from people, and a report is opened by an admin in Excel."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
 def report_csv(campaign: Campaign) -> str:
-    """The campaign report for download (Excel-friendly: UTF-8 with BOM, CRLF)."""
+    """The campaign report for download (Excel-friendly: UTF-8 with BOM, CRLF; no cell is a formula)."""
     out = io.StringIO()
     out.write("\ufeff")
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["利用者ID", "利用者名(漢字)", "利用者名(カナ)", "所属事業者", *REQUESTABLE, "最終ログイン",
                      "判断", "判断日時", "判断者", "抹消申請番号"])
     for e in campaign.entries:
-        writer.writerow([e.user_id, e.name_kanji, e.name_kana, e.contractor or "",
-                         *(label(s, e.permissions.get(s)) for s in REQUESTABLE),
-                         jp_datetime(e.last_login_at) if e.last_login_at else "未ログイン",
-                         DECISION_LABELS[e.decision], jp_datetime(e.decided_at) if e.decided_at else "",
-                         e.decided_by or "", e.request_id or ""])
+        writer.writerow([inert(cell) for cell in (
+            e.user_id, e.name_kanji, e.name_kana, e.contractor or "",
+            *(label(s, e.permissions.get(s)) for s in REQUESTABLE),
+            jp_datetime(e.last_login_at) if e.last_login_at else "未ログイン",
+            DECISION_LABELS[e.decision], jp_datetime(e.decided_at) if e.decided_at else "",
+            e.decided_by or "", e.request_id or "")])
     return out.getvalue()

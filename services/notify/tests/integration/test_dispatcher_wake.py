@@ -1,0 +1,46 @@
+"""An idle dispatcher sleeps until a delivery is recorded, by its own process or another (the notify API)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+
+from notify_helpers import Sink, harness
+
+from kagi_cli.mailbox import mailbox
+from kagi_shared.mongo import Tx
+from kagi_shared.settings import Settings
+
+
+async def test_a_delivery_recorded_by_another_process_is_sent_without_waiting_for_a_poll(
+        settings: Settings, store_factory: Any, tmp_path: Path) -> None:
+    sink = Sink(tmp_path)
+    sink.up()
+    store = await store_factory("notify")
+    # Polls alone would find the delivery only after a minute.
+    worker = await harness(settings, store, sink.port, tmp_path, dispatch_poll_s=60.0, dispatch_idle_max_s=60.0)
+    api = await harness(settings, store, sink.port, tmp_path)  # the API process: same database, its own service
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.notify.service.run_dispatcher(stop))
+    recipient = f"wake-{uuid.uuid4().hex[:6]}@example.jp"
+    try:
+        await asyncio.sleep(1.5)  # idle, its change stream open
+
+        async def work(tx: Tx) -> None:
+            await api.notify.service.record(
+                tx, template="step_up_code", channel="mail", recipient=recipient, category="security",
+                variables={"code": "ABCD2345EFGH", "expires_at": "2026年11月22日 12時00分まで"})
+
+        await store.transaction(work)
+        for _ in range(100):
+            if any(m.to == recipient for m in mailbox(sink.dir)):
+                break
+            await asyncio.sleep(0.1)
+        assert [m.to for m in mailbox(sink.dir)] == [recipient]
+    finally:
+        stop.set()
+        worker.notify.service.wake.set()
+        await asyncio.wait_for(task, 10)
+        sink.down()
