@@ -69,7 +69,7 @@ async def test_screens(browser: Browser, system: str, settings: Settings, gatewa
         await context.clear_cookies()
         operator, admin = await company_with_admin(settings, gateway)
         await page.goto("/company")
-        await log_in(page, admin.login_id, admin.password)
+        await log_in(page, admin.login_id, admin.password, await admin.totp())
         await snap(page, "company-home")
         await page.get_by_role("link", name="利用権限設定（新規）").click()
         await snap(page, "company-request-new")
@@ -91,7 +91,7 @@ async def test_screens(browser: Browser, system: str, settings: Settings, gatewa
 
         await context.clear_cookies()
         await page.goto("/operator")
-        await log_in(page, operator.login_id, operator.password)
+        await log_in(page, operator.login_id, operator.password, await operator.totp())
         await snap(page, "operator-queue")
         await visit(page, f"/operator/requests/{request_id}", "operator-request")
         await visit(page, f"/operator/requests/{request_id}/cancel", "operator-request-cancel")

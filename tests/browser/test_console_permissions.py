@@ -92,14 +92,14 @@ async def test_admin_files_operator_accepts_and_batches_admin_sees_done_then_rev
     operator, admin = await company_with_admin(settings, gateway)
     user_id = f"Takuso_{uuid.uuid4().hex[:8]}@example.jp"
     await page.goto("/login")
-    await log_in(page, admin.login_id, admin.password)
+    await log_in(page, admin.login_id, admin.password, await admin.totp())
     await page.get_by_role("link", name="システム利用権限管理").click()
     await expect(page.get_by_text("パートナーガス株式会社")).to_be_visible()
     request_id = await file_new_request(page, user_id)
 
     async for desk in new_page(browser, system, request):
         await desk.goto("/login")
-        await log_in(desk, operator.login_id, operator.password)
+        await log_in(desk, operator.login_id, operator.password, await operator.totp())
         await desk.get_by_role("link", name="託送受付センター").click()
         await expect(desk.get_by_role("heading", name="受付待ちの申請")).to_be_visible()
         await assert_page_basics(desk)
@@ -163,12 +163,12 @@ async def test_operator_cancels_a_request_with_a_reason_on_a_phone(page: Page, p
                                                                     gateway: httpx.AsyncClient) -> None:
     operator, admin = await company_with_admin(settings, gateway)
     await page.goto("/company")
-    await log_in(page, admin.login_id, admin.password)
+    await log_in(page, admin.login_id, admin.password, await admin.totp())
     user_id = f"Cancel_{uuid.uuid4().hex[:8]}@example.jp"
     request_id = await file_new_request(page, user_id)
 
     await phone.goto("/operator")
-    await log_in(phone, operator.login_id, operator.password)
+    await log_in(phone, operator.login_id, operator.password, await operator.totp())
     await no_horizontal_scroll(phone)
     await phone.locator(f'tr[data-request="{request_id}"]').get_by_role("link", name="取消").click()
     await expect(phone.get_by_role("heading", name="申請取消")).to_be_visible()
@@ -189,7 +189,7 @@ async def test_operator_registers_a_company_whose_admin_then_manages_it(page: Pa
     admin = await create_user(settings, gateway, ["company_admin"])
     name = f"東西ガス{uuid.uuid4().hex[:4]}株式会社"
     await page.goto("/operator/companies")
-    await log_in(page, operator.login_id, operator.password)
+    await log_in(page, operator.login_id, operator.password, await operator.totp())
     await expect(page.get_by_role("heading", name="事業者", exact=True)).to_be_visible()
     await assert_page_basics(page)
     await page.get_by_label("事業者名").fill(name)
@@ -211,7 +211,7 @@ async def test_operator_registers_a_company_whose_admin_then_manages_it(page: Pa
 
     await page.get_by_role("button", name="ログアウト").click()
     await page.goto("/company/requests/new?kind=new")
-    await log_in(page, admin.login_id, admin.password)
+    await log_in(page, admin.login_id, admin.password, await admin.totp())
     await expect(page.get_by_text("（貴社の上限: 3名）")).to_be_visible()
     loacus = page.get_by_label(re.compile("^LOACUS"))  # a manufacturer too: 03010 is offered
     await expect(loacus.locator("option")).to_have_count(4)
@@ -222,7 +222,7 @@ async def test_a_console_of_another_role_is_refused_with_a_way_back(page: Page, 
                                                                       gateway: httpx.AsyncClient) -> None:
     admin = await create_user(settings, gateway, ["company_admin"])
     await page.goto("/operator")
-    await log_in(page, admin.login_id, admin.password)
+    await log_in(page, admin.login_id, admin.password, await admin.totp())
     await expect(page.locator(".message")).to_have_attribute("data-code", "auth.forbidden")
     await page.get_by_role("link", name="マイページトップへ").click()
     await expect(page.get_by_role("link", name="システム利用権限管理")).to_be_visible()
