@@ -13,7 +13,7 @@ from playwright.async_api import Page, expect
 from kagi_cli.invite import publish_contracts, sample_water_contracts
 from kagi_shared.settings import Settings
 from tests.browser.test_journeys import _contract_stored, assert_page_basics, log_in, no_horizontal_scroll
-from tests.e2e.conftest import create_user
+from tests.e2e.conftest import code_in, create_user, wait_for_mail
 
 
 async def link(page: Page, customer_number: str, billing_number: str, phone: str) -> None:
@@ -71,6 +71,13 @@ async def test_water_customer_links_two_numbers_switches_the_main_one_and_withdr
     await phone.get_by_role("link", name="お客さま番号の管理").click()
     await expect(rows).to_have_count(1)
     await phone.get_by_role("link", name="退会する").click()
+    await phone.get_by_role("button", name="退会する").click()
+    await expect(phone.get_by_role("heading", name="追加認証")).to_be_visible()  # 退会 needs a fresh step-up
+    await phone.get_by_role("button", name="認証コードを発行する").click()
+    code = code_in((await wait_for_mail(settings, owner.login_id))[-1])
+    await phone.get_by_label("認証コード").fill(code)
+    await phone.get_by_role("button", name="認証する").click()
+    await phone.goto("/mypage/withdrawal")
     await phone.get_by_role("button", name="退会する").click()
     await expect(phone.get_by_role("heading", name="退会完了")).to_be_visible()
     await expect(phone.get_by_text("解除したお客さま番号 1件")).to_be_visible()
