@@ -27,7 +27,14 @@ CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	apt-get update && apt-get install -y chromium fonts-ipafont-gothic
 
-install: $(VENV)/.synced $(CHROMIUM)
+# panva's oidc-provider (pinned by tools/test-idp/package-lock.json): the stand-in for LINE / Yahoo! JAPAN that the
+# federation tests start with node; nothing is downloaded at run time.
+TEST_IDP := tools/test-idp/node_modules/oidc-provider/package.json
+$(TEST_IDP): tools/test-idp/package.json tools/test-idp/package-lock.json
+	cd tools/test-idp && npm ci --no-audit --no-fund
+	touch $@
+
+install: $(VENV)/.synced $(CHROMIUM) $(TEST_IDP)
 
 run: install  ## start infrastructure, services and gateway; Ctrl-C stops them all
 	$(VENV)/bin/kagi run

@@ -8,8 +8,10 @@ process and the gateway as well).
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import secrets
 import signal
 import socket
 import tempfile
@@ -86,6 +88,10 @@ def test_env() -> Iterator[dict[str, str]]:
     })
     # Mailed links point at this run's gateway, so a browser test follows exactly the URL in the mail.
     env["KAGI_BRAND_PORTAL_URL"] = f"http://127.0.0.1:{env['KAGI_PORTS_GATEWAY']}"
+    # The stand-in for LINE (panva's oidc-provider, tools/test-idp) listens here once a federation test starts it.
+    env["KAGI_FEDERATION_PROVIDERS"] = json.dumps([{
+        "id": "line", "displayName": "LINEでログイン", "issuer": f"http://127.0.0.1:{_free_ports(1)[0]}",
+        "clientId": "kagi-test", "clientSecret": secrets.token_urlsafe(24), "scopes": "openid"}])
     for var in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI", "SMTP_URL"):
         if var in os.environ:  # a developer's shell pointing elsewhere must not leak into the tests
             env[var] = ""

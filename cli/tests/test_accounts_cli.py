@@ -63,3 +63,30 @@ def test_create_stores_a_pending_account_and_queues_the_two_mails(settings: Sett
     assert again.returncode == 1 and again.stderr.splitlines() == [
         "kagi: account.exists: この ID は既に登録されています。 (email: 既に使用されています。)"]
     assert wrong.returncode == 2 and "invalid choice: 'owner'" in wrong.stderr  # argparse refuses the role
+
+
+def test_clients_create_prints_the_secret_once_and_stores_its_hash(settings: Settings) -> None:
+    prefix = f"clitest{uuid.uuid4().hex[:8]}"
+    env = {"KAGI_MONGO_DB_PREFIX": prefix}
+    try:
+        created = run("clients", "create", "--system", "TAXIS", "--redirect-uri", "https://taxis.example.jp/cb",
+                      env=env)
+        wrong = run("clients", "create", "--system", "TAXIS", "--redirect-uri", "https://taxis.example.jp/cb#x",
+                    env=env)
+        rotated = run("clients", "rotate-key", env=env)
+        with MongoClient(settings.mongo_uri, serverSelectionTimeoutMS=3000) as client:
+            db = client[f"{prefix}_lifecycle"]
+            stored = list(db["oidc_clients"].find())
+            keys = list(db["oidc_keys"].find())
+    finally:
+        with MongoClient(settings.mongo_uri, serverSelectionTimeoutMS=3000) as client:
+            for name in client.list_database_names():
+                if name.startswith(prefix):
+                    client.drop_database(name)
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.split("client_secret", 1)[1].split()[0]
+    assert len(stored) == 1 and stored[0]["system"] == "TAXIS" and stored[0]["_id"].startswith("taxis-")
+    assert secret not in str(stored) and len(stored[0]["secret_hash"]) == 64
+    assert wrong.returncode == 1 and "oidc.client_invalid" in wrong.stderr and "fragment" in wrong.stderr
+    assert rotated.returncode == 0 and len(keys) == 1 and "sealed" in keys[0]["private_jwk"]
+    assert '"d"' not in str(keys[0]) and "'d'" not in str(keys[0])  # the private key is never stored in clear

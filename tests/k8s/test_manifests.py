@@ -337,8 +337,10 @@ def expected_secret_files(name: str) -> dict[str, tuple[str, str, bool]]:
     from kagi_shared.settings import PROCESS_NEEDS, require_secrets  # noqa: F401 - the same table
 
     if name == "gateway":
-        return {var: ("kagi-gateway-secrets", var, False) for var in (
-            "KAGI_SECURITY_JWT_SECRET", *(f"KAGI_SECURITY_INTERNAL_TOKEN_{s.upper()}" for s in SERVICES))}
+        return {**{var: ("kagi-gateway-secrets", var, False) for var in (
+            "KAGI_SECURITY_JWT_SECRET", *(f"KAGI_SECURITY_INTERNAL_TOKEN_{s.upper()}" for s in SERVICES))},
+            # External identity providers' client secrets (SNS連携), only where configured.
+            "KAGI_FEDERATION_PROVIDERS": ("kagi-federation", "KAGI_FEDERATION_PROVIDERS", True)}
     service, kind = name.rsplit("-", 1)
     needs = [n for n in PROCESS_NEEDS[service] if not (kind == "worker" and n == "internal_token")]
     files = {f"KAGI_SECURITY_{n.upper()}": (f"kagi-{service}-secrets", f"KAGI_SECURITY_{n.upper()}", False)

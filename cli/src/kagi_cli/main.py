@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from kagi_cli import accounts, audit, catalogue, invite, lifecycle, notify, permissions
+from kagi_cli import accounts, audit, catalogue, clients, invite, lifecycle, notify, permissions
 from kagi_local.processes import ProcessError, ProcessSpec
 from kagi_shared.settings import Settings, SettingsError, get_settings
 
@@ -42,7 +43,7 @@ class CliError(Exception):
 
 # Service-specific command groups: each module has `register(subparsers)` adding one group whose
 # handlers take (args, settings) and return an exit code. A new group is one import and one entry here.
-COMMAND_MODULES: list[ModuleType] = [catalogue, notify, audit, lifecycle, accounts, permissions, invite]
+COMMAND_MODULES: list[ModuleType] = [catalogue, notify, audit, lifecycle, accounts, clients, permissions, invite]
 
 
 # -- infra -------------------------------------------------------------------------------------
@@ -229,9 +230,18 @@ def system_specs(settings: Settings) -> list[ProcessSpec]:
     return specs
 
 
+def target_login_port(settings: Settings) -> int:
+    """The TAXIS login simulator's port: ``KAGI_SIMULATOR_LOGIN_PORT``, else the gateway's + 110 (8110), so parallel
+    checkouts do not collide."""
+    return int(os.environ.get("KAGI_SIMULATOR_LOGIN_PORT") or settings.ports.gateway + 110)
+
+
 def demo_specs(settings: Settings) -> list[ProcessSpec]:
     """Only for `kagi up`/`make run`: a stand-in for the target systems that acknowledges grants."""
-    return [ProcessSpec("target-simulator", [sys.executable, "-m", "kagi_permissions.devtools.target_simulator"])]
+    return [ProcessSpec("target-simulator", [sys.executable, "-m", "kagi_permissions.devtools.target_simulator"]),
+            # TAXIS's login screen: a system user logs in through Kagi (OpenID Connect) and sees the permission.
+            ProcessSpec("target-login", [sys.executable, "-m", "kagi_cli.target_login"],
+                        port=target_login_port(settings))]
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
@@ -252,7 +262,9 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         raise
     print_demo(asyncio.run(seed_demo(settings)), prefix="  demo ")
     gw = f"http://127.0.0.1:{settings.ports.gateway}"
+    taxis = f"http://127.0.0.1:{target_login_port(settings)}"
     print(f"\nKagi is running.\n  gateway  {gw}\n  OpenAPI  {gw}/schema\n  health   {gw}/ready\n"
+          f"  TAXIS    {taxis}   (simulator: a system user logs in through Kagi, OpenID Connect)\n"
           f"  mail     kagi mail list   (files under {settings.var_path / 'mail'})\n"
           f"  logs     {settings.var_path / 'log'}/")
     return 0

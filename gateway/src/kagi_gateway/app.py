@@ -27,6 +27,7 @@ from kagi_gateway.deps import role_guard
 from kagi_gateway.edge import GUESSABLE, Edge, client_address
 from kagi_gateway.openapi import document
 from kagi_gateway.pages import PageMiddleware, page_response, pages_router, template_config
+from kagi_gateway.provider import ProviderEndpoints
 from kagi_gateway.services import SERVICES, ForwardedProblem, Services
 from kagi_gateway.tokens import read_claims
 from kagi_shared.problems import Problem, exception_handlers
@@ -69,7 +70,8 @@ class EdgeMiddleware(ASGIMiddleware):
             address = client_address(peer, forwarded, edge.trusted)
             scope.setdefault("state", {})["client_ip"] = address
             handler = scope.get("route_handler")
-            if path.startswith("/api/") or (handler is not None and handler.opt.get("page")):
+            at_edge = handler is not None and (handler.opt.get("page") or handler.opt.get("edge"))
+            if path.startswith("/api/") or at_edge:
                 await edge.admit(address)
                 route_class = handler.opt.get("rate", "default") if handler is not None else "default"
                 if route_class == "login":
@@ -184,7 +186,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     api = Router("/", route_handlers=CONTROLLERS, guards=[role_guard])
 
     app = Litestar(
-        route_handlers=[health, ready, api, pages_router()],
+        route_handlers=[health, ready, api, ProviderEndpoints, pages_router()],
         template_config=template_config(),
         before_send=[page_response],
         dependencies={"services": Provide(services, sync_to_thread=False)},

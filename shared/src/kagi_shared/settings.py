@@ -307,6 +307,16 @@ class TracingSettings(msgspec.Struct, frozen=True, kw_only=True):
     """OTLP/HTTP traces endpoint (``http://otel-collector:4318/v1/traces``); unset: spans are not exported."""
 
 
+class FederationSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """External identity providers people may log in with (SNS連携: LINE, Yahoo! JAPAN, Apple, Facebook…)."""
+
+    providers: str = ""
+    """A JSON list, one object per provider: ``id`` (``line``), ``displayName`` (``LINEでログイン``), ``issuer``
+    (its discovery document is ``<issuer>/.well-known/openid-configuration``), ``clientId``, ``clientSecret`` and
+    ``scopes`` (default ``openid``). It holds client secrets: keep it in the secret store
+    (``KAGI_SECRETS_DIR/KAGI_FEDERATION_PROVIDERS``), not in a manifest."""
+
+
 class BrandSettings(msgspec.Struct, frozen=True, kw_only=True):
     name: str = "Kagi マイページ"
     portal_url: str = "http://127.0.0.1:8000"
@@ -361,6 +371,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     edge: EdgeSettings = EdgeSettings()
     tracing: TracingSettings = TracingSettings()
     brand: BrandSettings = BrandSettings()
+    federation: FederationSettings = FederationSettings()
     permissions: PermissionsSettings = PermissionsSettings()
     invite: InviteSettings = InviteSettings()
     lifecycle: LifecycleSettings = LifecycleSettings()

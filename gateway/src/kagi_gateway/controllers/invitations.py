@@ -8,6 +8,7 @@ reservation runs out and the key is pending again — nothing is left half done.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -167,6 +168,13 @@ class InvitationController(Controller):
                                  account_type=kind, account_type_label=ACCOUNT_TYPE_LABELS.get(kind, kind),
                                  external_ids=co_user["externalIds"], registered_at=added,
                                  registered_at_text=_registered(added)))
+        # SNS連携の状況: the providers each person's ID is linked with now (lifecycle keeps the links).
+        linked = await asyncio.gather(*(services.call("lifecycle", "GET", f"/internal/accounts/{i.account_id}/"
+                                                      "external-links", caller=caller, request_id=rid)
+                                        for i in items))
+        items = [msgspec.structs.replace(item, external_ids=sorted({*item.external_ids,
+                                                                    *(k["provider"] for k in found["links"])}))
+                 for item, found in zip(items, linked, strict=True)]
         return UsersOut(items=items)
 
     @put("/me/users/representative", opt={"roles": OWNER}, status_code=204,

@@ -70,8 +70,12 @@ def _login(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
 
 
 def pages_router() -> Router:
+    # The protocol modules build on the pages (session, forms, login), so they are imported once those exist.
+    from kagi_gateway.federation import FederationPages
+    from kagi_gateway.provider import ProviderPages
+
     return Router("/", route_handlers=[AccountPages, InvitationPages, RegistrationPages, NotificationPages,
-                                       EnrolmentPages, stylesheet, *CONSOLES],
+                                       EnrolmentPages, ProviderPages, FederationPages, stylesheet, *CONSOLES],
                   guards=[page_guard], opt={"page": True},
                   include_in_schema=False,
                   exception_handlers={Refused: _refused, Problem: _refused, ForwardedProblem: _refused,

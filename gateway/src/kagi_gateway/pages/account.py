@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
@@ -24,6 +25,7 @@ from kagi_gateway.pages.forms import (
 )
 from kagi_gateway.pages.rules import password_rules
 from kagi_gateway.pages.session import page_session
+from kagi_gateway.provider import authorize_origin
 from kagi_gateway.schemas import LoginIn, LogoutIn
 from kagi_gateway.services import Services
 from kagi_shared.problems import Problem
@@ -53,7 +55,27 @@ async def sign_in(request: Request[Any, Any, Any], services: Services, login_id:
         if refused.refusal.code == "auth.password_change_required":
             session.rotate(accessToken=refused.refusal.extra["accessToken"], passwordChange=True)
         raise
-    session.rotate(accessToken=tokens.access_token, refreshToken=tokens.refresh_token, loginId=login_id)
+    # authTime answers OpenID Connect's auth_time/max_age; reauthFor is the authorization request that asked for
+    # this fresh login (kagi_gateway.provider).
+    kept = {"reauthFor": session.get("reauthFor")} if session.get("reauthFor") else {}
+    session.rotate(accessToken=tokens.access_token, refreshToken=tokens.refresh_token, loginId=login_id,
+                   authTime=time.time(), **kept)
+
+
+def external_buttons() -> list[tuple[str, str]]:
+    """(provider id, its button text) for the login page (「LINEでログイン」…), in the configured order."""
+    from kagi_gateway.federation import providers
+
+    return [(p.id, p.display_name) for p in providers().values()]
+
+
+def _allow_relying_party(request: Request[Any, Any, Any], target: str) -> None:
+    """A login for an OpenID Connect authorization ends at the relying party's redirect URI; the authorization
+    endpoint sends there only a URI registered for the client, so naming its origin in form-action opens nothing
+    else (the page shows no content of anyone else's)."""
+    origin = authorize_origin(target)
+    if origin:
+        request.scope.setdefault("state", {})["form_action"] = origin
 
 
 class AccountPages(Controller):
@@ -62,19 +84,22 @@ class AccountPages(Controller):
 
     @get("/login", opt={"roles": PUBLIC})
     async def login_form(self, request: Request[Any, Any, Any], next_path: Next = None) -> Template:
-        return form_page("login.html", request, next_path=local_path(next_path))
+        _allow_relying_party(request, local_path(next_path))
+        return form_page("login.html", request, next_path=local_path(next_path), external=external_buttons())
 
     @post("/login", opt={"roles": PUBLIC, "rate": "login"}, status_code=303)
     async def login(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Any:
         values = await form_of(request)
         target = local_path(values.get("next"))
+        _allow_relying_party(request, target)
         try:
             await sign_in(request, services, values.get("loginId", ""), values.get("password", ""),
                           values.get("totpCode"))
         except Refused as refused:
             if refused.refusal.code == "auth.password_change_required":
                 return see_other("/password/change")
-            return form_page("login.html", request, refused.refusal, values, next_path=target)
+            return form_page("login.html", request, refused.refusal, values, next_path=target,
+                             external=external_buttons())
         return see_other(target)
 
     @post("/logout", opt={"roles": PUBLIC}, status_code=303)

@@ -132,8 +132,17 @@ async def page_response(message: Message, scope: Scope) -> None:
     headers = MutableScopeHeaders.from_message(message)
     for name, value in SECURITY_HEADERS.items():
         headers[name] = value
+    extra = state.get("form_action")
+    origins = [extra] if isinstance(extra, str) else list(extra or [])
+    origins = [o for o in origins if isinstance(o, str) and o.startswith(("https://", "http://"))
+               and not any(c in o for c in " ;,'\"")]
+    if origins:
+        # A form whose answer redirects to another site (a relying party after the OpenID Provider's login or
+        # logout, an external provider when linking): Chrome applies form-action to every redirect it leads to.
+        headers["content-security-policy"] = SECURITY_HEADERS["content-security-policy"].replace(
+            "form-action 'self'", "form-action 'self' " + " ".join(dict.fromkeys(origins)))
     if state.get("page_script"):  # a page with the copy button: the site's own script file, nothing inline
-        headers["content-security-policy"] = SECURITY_HEADERS["content-security-policy"] + "; script-src 'self'"
+        headers["content-security-policy"] = headers["content-security-policy"] + "; script-src 'self'"
     if session.id != old_id:
         secure = "; Secure" if _secure_cookie() else ""
         headers.add("set-cookie", f"{COOKIE}={session.id}; Path=/; HttpOnly; SameSite=Lax{secure}")

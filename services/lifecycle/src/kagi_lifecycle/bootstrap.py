@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kagi_lifecycle.adapters.oidc_repository import OidcRepository
 from kagi_lifecycle.adapters.passwords import Passwords
 from kagi_lifecycle.adapters.rate_limit import RateLimiter
 from kagi_lifecycle.adapters.repository import AccountRepository
+from kagi_lifecycle.domain.oidc import OidcPolicy
 from kagi_lifecycle.service.credentials import CredentialService
 from kagi_lifecycle.service.enrolment import EnrolmentService
+from kagi_lifecycle.service.federation import FederationService
 from kagi_lifecycle.service.handlers import Clock, LifecycleService, _now
+from kagi_lifecycle.service.oidc import OidcService
 from kagi_lifecycle.service.registration import RegistrationService
 from kagi_lifecycle.service.secret_question import SecretQuestionService
 from kagi_lifecycle.service.sessions import SessionService
@@ -36,6 +40,8 @@ class Lifecycle:
     registrations: RegistrationService
     totp: TotpService
     enrolments: EnrolmentService
+    oidc: OidcService
+    federation: FederationService
 
     async def start(self) -> None:
         await self.accounts.ensure_indexes()
@@ -45,6 +51,8 @@ class Lifecycle:
         await self.sessions.ensure_indexes()
         await self.registrations.ensure_indexes()
         await self.enrolments.ensure_indexes()
+        await self.oidc.repo.ensure_indexes()
+        await self.federation.ensure_indexes()
         await self.store.ensure_outbox_indexes()
         await self.sweeps.backfill()
 
@@ -61,4 +69,7 @@ def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = _no
     return Lifecycle(store, accounts, service, SweepService(service, accounts), credentials,
                      UnlockService(service, limiter), limiter, SessionService(service),
                      SecretQuestionService(credentials), RegistrationService(service, limiter),
-                     TotpService(service), EnrolmentService(service))
+                     TotpService(service), EnrolmentService(service),
+                     OidcService(OidcRepository(store), settings, clock,
+                                 OidcPolicy(token_ttl_s=settings.security.access_token_ttl_s)),
+                     FederationService(service))

@@ -13,6 +13,8 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from kagi_lifecycle.bootstrap import NAME, Lifecycle, bootstrap
 from kagi_lifecycle.domain.accounts import Account
+from kagi_lifecycle.entrypoints.federation_api import federation_handlers
+from kagi_lifecycle.entrypoints.oidc_api import oidc_handlers
 from kagi_lifecycle.service.sweep import parse_as_of
 from kagi_lifecycle.service.unlock import UnlockRequest
 from kagi_shared.metrics import ACCOUNTS, on_scrape, set_counts
@@ -302,6 +304,13 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
         require_role(caller, "operator")
         return caller.account_id
 
+    async def opened(account: Account) -> SessionOpened:
+        """A session for an external login (the federation routes): the same answer as a password login."""
+        lc = state["lc"]
+        token, expires, family = await lc.sessions.open(account)
+        return SessionOpened(account=login_out(account, lc.service.password_expired(account, lc.service.clock())),
+                             refresh_token=token, refresh_expires_at=expires, session_id=family)
+
     @post("/internal/sessions", guards=[internal_guard], status_code=200)
     async def open_session(data: JSONBody[LoginIn], request: Request[Any, Any, Any]) -> SessionOpened:
         """Log in and open a refreshable session (the gateway's login)."""
@@ -474,7 +483,8 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
                 request_reset, complete_reset, request_registration, check_registration, complete_registration,
                 check_enrolment, complete_enrolment, reissue_enrolment,
                 set_secret_question, reset_question, reset_answer, totp_setup, totp_confirm,
-                file_unlock, list_unlocks, approve, reject, lock, preview]
+                file_unlock, list_unlocks, approve, reject, lock, preview,
+                *oidc_handlers(lambda: state["lc"].oidc), *federation_handlers(lambda: state["lc"], opened)]
     return create_service_app(NAME, handlers, ready=ready, lifespan=[lifespan])
 
 
