@@ -9,8 +9,8 @@ export UV_PYTHON_DOWNLOADS := never
 MEMBERS := pyproject.toml uv.lock shared/pyproject.toml gateway/pyproject.toml cli/pyproject.toml \
            deploy/local/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: install run up test unit bench bench-system bench-idle lint stop status clean asyncapi drills fuzz k8s-secrets \
-        promtool checkov
+.PHONY: install run up test unit bench bench-system bench-idle lint stop status clean asyncapi drills screens fuzz \
+        k8s-secrets promtool checkov
 
 $(UV):
 	$(PY) -m venv .tools
@@ -63,6 +63,9 @@ checkov: .tools/checkov/bin/checkov
 
 test: install promtool checkov  ## unit, integration and end-to-end tests; the tests start and stop the embedded servers
 	$(VENV)/bin/pytest
+
+screens: install  ## a screenshot of every console page at desktop and 375 px width, in tests/browser/screens/
+	$(VENV)/bin/pytest -q tests/browser/screens.py
 
 drills: install  ## reliability drills at full scale (kill -9, outages, redelivery); about 10 minutes
 	KAGI_DRILL_SCALE=full $(VENV)/bin/pytest tests/drills -v

@@ -35,7 +35,7 @@ from kagi_shared.topics import AUDIT_EVENTS
 
 log = get_logger(__name__)
 AUDITED_ROLES = frozenset({"company_admin", "operator", "support"})
-READS_AUDITED_UNDER = "/api/v1/operator/"
+READS_AUDITED_UNDER = ("/api/v1/operator/", "/operator")  # the operator API and its console pages
 PUBLISH_ATTEMPT_S = 10.0
 PUBLISH_FAILURES = Counter("kagi_audit_publish_failures_total",
                            "Audit events left in the spool when the gateway stopped (sent at its next start)")

@@ -15,10 +15,16 @@ from litestar.template.config import TemplateConfig
 
 from kagi_gateway.deps import PUBLIC
 from kagi_gateway.pages.account import AccountPages
+from kagi_gateway.pages.company import CompanyPages
+from kagi_gateway.pages.console import copy_script, register_filters
+from kagi_gateway.pages.contracts import ContractPages
 from kagi_gateway.pages.enrolment import EnrolmentPages
 from kagi_gateway.pages.forms import TEMPLATES, Refused, message_page, refusal_of, see_other
 from kagi_gateway.pages.invitations import InvitationPages
+from kagi_gateway.pages.locations import LocationPages, ViewingPages
+from kagi_gateway.pages.mypage import MyPagePages
 from kagi_gateway.pages.notifications import NotificationPages
+from kagi_gateway.pages.operator import OperatorPages
 from kagi_gateway.pages.registration import RegistrationPages
 from kagi_gateway.pages.session import LoginRequired, PageMiddleware, page_guard, page_response
 
@@ -26,11 +32,14 @@ __all__ = ["PageMiddleware", "page_response", "pages_router", "template_config"]
 from kagi_gateway.services import ForwardedProblem
 from kagi_shared.problems import Problem
 
+# The consoles (issue 18): MyPage, 権限管理 (company admin), 託送受付センター (operator).
+CONSOLES: list[Any] = [MyPagePages, ContractPages, LocationPages, ViewingPages, CompanyPages, OperatorPages,
+                       copy_script]
 STYLESHEET = (TEMPLATES / "kagi.css").read_text(encoding="utf-8")
 
 
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:
-    return TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine)
+    return TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=register_filters)
 
 
 @get("/static/kagi.css", opt={"roles": PUBLIC}, media_type="text/css", include_in_schema=False)
@@ -40,7 +49,9 @@ async def stylesheet() -> str:
 
 def _refused(request: Request[Any, Any, Any], exc: Exception) -> Template:
     refusal = exc.refusal if isinstance(exc, Refused) else refusal_of(exc)  # type: ignore[arg-type]
-    return message_page(request, "エラー", refusal.message, refusal.status, refusal.code)
+    session = request.scope.get("state", {}).get("page_session")
+    home = [("/account", "マイページトップへ")] if session is not None and session.get("accessToken") else []
+    return message_page(request, "エラー", refusal.message, refusal.status, refusal.code, links=home)
 
 
 def _http(request: Request[Any, Any, Any], exc: Exception) -> Template:
@@ -64,7 +75,7 @@ def pages_router() -> Router:
     from kagi_gateway.provider import ProviderPages
 
     return Router("/", route_handlers=[AccountPages, InvitationPages, RegistrationPages, NotificationPages,
-                                       EnrolmentPages, ProviderPages, FederationPages, stylesheet],
+                                       EnrolmentPages, ProviderPages, FederationPages, stylesheet, *CONSOLES],
                   guards=[page_guard], opt={"page": True},
                   include_in_schema=False,
                   exception_handlers={Refused: _refused, Problem: _refused, ForwardedProblem: _refused,

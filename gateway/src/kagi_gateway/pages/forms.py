@@ -84,22 +84,26 @@ def body_of(values: dict[str, Any], dto: type[Any]) -> Any:
 
 
 async def operate(handler: HTTPRouteHandler, request: Request[Any, Any, Any], services: Services,
-                  data: Any = None) -> Any:
-    """Run an API route's handler for a page; a refusal is raised as ``Refused``."""
-    kwargs: dict[str, Any] = {"services": services, "request": request}
+                  data: Any = None, controller: Any = None, **params: Any) -> Any:
+    """Run an API route's handler for a page (``params``: its path and query parameters; ``controller``: an
+    instance for a handler that calls its controller's own helpers); a refusal is raised as ``Refused``."""
+    kwargs: dict[str, Any] = {"services": services, "request": request, **params}
     if data is not None:
         kwargs["data"] = data
     try:
-        return await handler.fn(None, **kwargs)
+        return await handler.fn(controller, **kwargs)
     except (Problem, ForwardedProblem) as exc:
         raise Refused(refusal_of(exc)) from None
 
 
 def page(template: str, request: Request[Any, Any, Any], status_code: int = 200, **context: Any) -> Template:
-    session = request.scope.get("state", {}).get("page_session")  # none when the edge refused before the pages
+    state = request.scope.get("state", {})
+    session = state.get("page_session")  # none when the edge refused before the pages
+    caller = state.get("caller")  # the roles the guard found the account holds (menus follow them)
     return Template(template_name=template, status_code=status_code, media_type=MediaType.HTML,
                     context={"csrf": session.csrf if session else "",
-                             "signed_in": bool(session and session.get("accessToken")), **context})
+                             "signed_in": bool(session and session.get("accessToken")),
+                            "roles": tuple(getattr(caller, "roles", ())), **context})
 
 
 def form_page(template: str, request: Request[Any, Any, Any], refusal: Refusal | None = None,

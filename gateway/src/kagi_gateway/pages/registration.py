@@ -27,6 +27,16 @@ Token = Annotated[str | None, QueryParameter(name="token", max_length=256, requi
 PROOFS = {"phone": "電話番号", "serviceAddress": "ご使用場所の住所", "debitLast4": "口座番号の下4桁"}
 
 
+def claim_of(values: dict[str, str]) -> ClaimIn:
+    """The contract-proof form (お客さま番号, 請求番号 and one chosen fact) as the API's claim."""
+    body = {k: values.get(k, "") for k in ("customerNumber", "billingNumber")}
+    proof = values.get("proof", "")
+    if proof in PROOFS:
+        body[proof] = values.get("proofValue", "")
+    claim: ClaimIn = body_of(body, ClaimIn)
+    return claim
+
+
 class RegistrationPages(Controller):
     path = "/register"
     include_in_schema = False
@@ -81,12 +91,8 @@ class RegistrationPages(Controller):
     @post("/contract", opt={"roles": OWNER}, status_code=303)
     async def claim(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template | Redirect:
         values = await form_of(request)
-        body = {k: values.get(k, "") for k in ("customerNumber", "billingNumber")}
-        proof = values.get("proof", "")
-        if proof in PROOFS:
-            body[proof] = values.get("proofValue", "")
         try:
-            await operate(ContractClaimController.link, request, services, body_of(body, ClaimIn))
+            await operate(ContractClaimController.link, request, services, claim_of(values))
         except Refused as refused:
             if "body" in refused.refusal.fields:  # the API's "one of the three facts" reason
                 refused.refusal.fields["proofValue"] = refused.refusal.fields.pop("body")

@@ -141,6 +141,8 @@ async def page_response(message: Message, scope: Scope) -> None:
         # logout, an external provider when linking): Chrome applies form-action to every redirect it leads to.
         headers["content-security-policy"] = SECURITY_HEADERS["content-security-policy"].replace(
             "form-action 'self'", "form-action 'self' " + " ".join(dict.fromkeys(origins)))
+    if state.get("page_script"):  # a page with the copy button: the site's own script file, nothing inline
+        headers["content-security-policy"] = headers["content-security-policy"] + "; script-src 'self'"
     if session.id != old_id:
         secure = "; Secure" if _secure_cookie() else ""
         headers.add("set-cookie", f"{COOKIE}={session.id}; Path=/; HttpOnly; SameSite=Lax{secure}")
