@@ -55,18 +55,21 @@ class SessionVersions:
 
     def __init__(self) -> None:
         self._cache: dict[str, tuple[float, tuple[int, str, tuple[str, ...]] | None]] = {}
-        self._clients: dict[int, httpx.AsyncClient] = {}
+        self._clients: dict[tuple[int, str, str], httpx.AsyncClient] = {}
 
     def _client(self, settings: Settings) -> httpx.AsyncClient:
-        loop = id(asyncio.get_running_loop())
-        client = self._clients.get(loop)
+        # Keyed by where and with which credential too: an app built with other settings (a rotated internal
+        # token, another lifecycle address) must not reuse a client made for the previous ones.
+        key = (id(asyncio.get_running_loop()), settings.service_url("lifecycle"),
+               settings.internal_token_for("lifecycle"))
+        client = self._clients.get(key)
         if client is None:
             client = httpx.AsyncClient(
                 base_url=settings.service_url("lifecycle"),
                 timeout=httpx.Timeout(settings.http.service_timeout_s, connect=1.0),
                 limits=httpx.Limits(keepalive_expiry=settings.http.client_keep_alive_s),
                 headers={INTERNAL_TOKEN_HEADER: settings.internal_token_for("lifecycle")})
-            self._clients = {loop: client}  # one loop per gateway process; a new loop (tests) replaces it
+            self._clients = {key: client}  # one loop and one setting per gateway process; a change replaces it
         return client
 
     async def _get_session(self, account_id: str, settings: Settings) -> httpx.Response:
