@@ -93,6 +93,30 @@ async def test_the_same_events_twice_make_one_mail_each(settings: Settings, stor
     assert sorted(m.to for m in mailbox(sink.dir)) == sorted(recipients)
 
 
+async def test_one_recipients_mails_leave_in_the_order_they_were_asked_for(settings: Settings, store_factory: Any,
+                                                                          tmp_path: Path) -> None:
+    """The seed's enrolment pair (guide, then one-time password) must not arrive the wrong way round."""
+    sink = Sink(tmp_path, free_port())
+    sink.up()
+    try:
+        store = await store_factory("notify")
+        notify, consumer, _ = notify_for(settings, store, sink.spec.port or 0)
+        await notify.start()
+        person = f"pair-{uuid.uuid4().hex[:6]}@example.jp"
+        others = [f"o{i}-{uuid.uuid4().hex[:6]}@example.jp" for i in range(4)]
+        codes = [f"ORDER{i}ABCDEF"[:12] for i in range(6)]
+        for index, code in enumerate(codes):  # interleaved with other people's mails, all in one dispatch batch
+            await consumer.process("notify.requests", None, request(person, code))
+            if index < len(others):
+                await consumer.process("notify.requests", None, request(others[index]))
+        await drain(notify, 5)
+    finally:
+        sink.down()
+    mine = [m for m in mailbox(sink.dir) if m.to == person]
+    assert [next(c for c in codes if c in m.body) for m in mine] == codes
+    assert len(mailbox(sink.dir)) == len(codes) + len(others)
+
+
 async def test_smtp_down_then_up_delivers_everything_once(settings: Settings, store_factory: Any,
                                                           tmp_path: Path) -> None:
     sink = Sink(tmp_path, free_port())

@@ -40,7 +40,8 @@ class DeliveryRepository:
         query: dict[str, Any] = {"status": {"$in": ["queued", "failed"]}, "next_attempt_at": {"$lte": now}}
         if skip_channels:
             query["channel"] = {"$nin": list(skip_channels)}
-        docs = await self.collection.find(query).sort([("next_attempt_at", ASCENDING)]).limit(limit).to_list()
+        docs = await self.collection.find(query).sort([("next_attempt_at", ASCENDING), ("created_at", ASCENDING)]) \
+            .limit(limit).to_list()
         return [_delivery(d) for d in docs]
 
     async def next_attempt_at(self, skip_channels: Sequence[str] = ()) -> datetime | None:
@@ -65,7 +66,8 @@ class DeliveryRepository:
         await self.collection.update_many(
             {"_id": {"$in": ids}, "status": {"$in": ["queued", "failed"]}, "next_attempt_at": {"$lte": now}},
             {"$set": {"next_attempt_at": until, "claim": token}})
-        return [_delivery(d) for d in await self.collection.find({"_id": {"$in": ids}, "claim": token}).to_list()]
+        found = {d["_id"]: d for d in await self.collection.find({"_id": {"$in": ids}, "claim": token}).to_list()}
+        return [_delivery(found[i]) for i in ids if i in found]  # in the order asked for (per-recipient lanes)
 
     async def update_many(self, tx: Tx, changes: dict[str, dict[str, Any]]) -> None:
         """Per-delivery changes in one round trip (``changes``: delivery id → fields to set)."""
