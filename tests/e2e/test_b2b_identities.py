@@ -51,11 +51,11 @@ async def acknowledge(settings: Settings, commands: list[ev.GrantCommanded]) -> 
 
 
 async def enrolment_secrets(settings: Settings, to: str) -> tuple[str, str]:
-    """The URL token and the one-time password from the seed's two mails. Lifecycle queues them in the seed's
-    order; notify dispatches concurrently, so the sink may record them either way round."""
+    """The URL token and the one-time password from the seed's two mails, which arrive in the seed's order."""
     mails = [m for m in await wait_for_mail(settings, to, count=2) if "認証情報登録" in m.subject]
     guide = next(m for m in mails if "認証情報登録手順のご案内" in m.subject)
     secret = next(m for m in mails if "認証情報登録用ワンタイムパスワード" in m.subject)
+    assert mails.index(guide) < mails.index(secret), [m.subject for m in mails]  # 認証情報登録手順のご案内 first
     url = re.search(r"認証情報登録ページ: (\S+)", guide.body)
     otp = re.search(r"ワンタイムパスワード: ([A-Z0-9]{12})", secret.body)
     assert url and otp, (guide.body, secret.body)
