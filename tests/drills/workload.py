@@ -205,8 +205,9 @@ class Workload:
         while True:
             try:
                 reply = await self.gateway.post("/api/v1/auth/login", json=body)
-            except httpx.TransportError:
+            except httpx.TransportError as exc:
                 self.statuses[("login", 0)] += 1
+                self.last_failure = f"login: {exc!r}"
                 self.ambiguous_logins[user.login_id] += 1  # it may have committed before the connection died
                 await asyncio.sleep(0.5)
                 continue
