@@ -22,12 +22,12 @@ from kagi_gateway.controllers.permissions import (
 )
 from kagi_gateway.pages.console import confirm_page, console_page, tell
 from kagi_gateway.pages.forms import Refused, body_of, form_of, operate, see_other
+from kagi_gateway.pages.requests import SYSTEM_COLUMNS, request_detail, request_list
 from kagi_gateway.services import Services
 from kagi_shared.jst import JST
 
 ADMIN = ("company_admin",)
 HOME = "/company"
-SYSTEM_COLUMNS = ("TAXIS", "JOHS", "JUJU", "LOACUS", "INFOSITE")
 PERM = "perm-"  # the form's field per system: perm-TAXIS …
 Kind = Literal["new", "change", "revoke"]
 KIND_TITLES = {"new": "利用権限設定（新規）", "change": "利用権限変更", "revoke": "利用権限抹消"}
@@ -134,17 +134,12 @@ class CompanyPages(Controller):
                      status: Annotated[str | None, QueryParameter(name="status", max_length=32)] = None,
                      user_id: Annotated[str | None, QueryParameter(name="userId", max_length=254)] = None,
                      ) -> Template:
-        found = await operate(PermissionRequestController.search, request, services, status=status or None,
-                              user_id=user_id or None, company_id=None)
-        return console_page("company_requests.html", request, requests=found, columns=SYSTEM_COLUMNS,
-                            status=status or "", user_id=user_id or "", base=f"{HOME}/requests")
+        return await request_list(request, services, HOME, status, user_id)
 
     @get("/requests/{request_id_:str}", opt={"roles": ADMIN})
     async def view(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                    request_id_: FromPath[str]) -> Template:
-        shown = await operate(PermissionRequestController.view, request, services, request_id_=request_id_)
-        return console_page("permission_request.html", request, req=shown, columns=SYSTEM_COLUMNS,
-                            back=f"{HOME}/requests", operator=False)
+        return await request_detail(request, services, HOME, request_id_, operator=False)
 
     # -- 抹消申請の下書き (purged IDs) ---------------------------------------------------------------------
     @get("/drafts/{draft_id:str}/confirm", opt={"roles": ADMIN})

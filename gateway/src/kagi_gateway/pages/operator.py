@@ -21,9 +21,9 @@ from kagi_gateway.controllers.permissions import (
     PermissionOperatorController,
     PermissionRequestController,
 )
-from kagi_gateway.pages.company import SYSTEM_COLUMNS
 from kagi_gateway.pages.console import confirm_page, console_page, tell
 from kagi_gateway.pages.forms import Refusal, Refused, body_of, form_of, operate, see_other
+from kagi_gateway.pages.requests import request_detail, request_list
 from kagi_gateway.services import Services
 
 OPERATOR = ("operator",)
@@ -63,17 +63,12 @@ class OperatorPages(Controller):
                      status: Annotated[str | None, QueryParameter(name="status", max_length=32)] = None,
                      user_id: Annotated[str | None, QueryParameter(name="userId", max_length=254)] = None,
                      ) -> Template:
-        found = await operate(PermissionRequestController.search, request, services, status=status or None,
-                              user_id=user_id or None, company_id=None)
-        return console_page("company_requests.html", request, requests=found, columns=SYSTEM_COLUMNS,
-                            status=status or "", user_id=user_id or "", base=f"{HOME}/requests")
+        return await request_list(request, services, HOME, status, user_id)
 
     @get("/requests/{request_id_:str}", opt={"roles": OPERATOR})
     async def view(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                    request_id_: FromPath[str]) -> Template:
-        shown = await operate(PermissionRequestController.view, request, services, request_id_=request_id_)
-        return console_page("permission_request.html", request, req=shown, columns=SYSTEM_COLUMNS,
-                            back=f"{HOME}/requests", operator=True)
+        return await request_detail(request, services, HOME, request_id_, operator=True)
 
     @post("/requests/{request_id_:str}/accept", opt={"roles": OPERATOR}, status_code=303)
     async def accept(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
