@@ -2,7 +2,8 @@
 
 ``python3 deploy/k8s/generate_secrets.py deploy/k8s/overlays/prod`` creates ``<overlay>/secrets/*.env`` (git-ignored,
 mode 0600) with 32 random bytes per secret, URL-safe base64: the token signing key (gateway only), one
-internal-API credential per service (the gateway holds all five, each API its own), a code pepper per service
+internal-API credential per service (the gateway holds all five, each API its own, invite's also lifecycle's
+for the redemption it runs), a code pepper per service
 that stores codes, the audit chain's key, and one MongoDB password per service user. Existing files are kept, so
 running it again never rotates a secret by accident; ``--rotate`` writes new ones. Standard library only: it
 runs before anything is installed.
@@ -32,6 +33,8 @@ def plan() -> dict[str, dict[str, str]]:
     }
     for svc in SERVICES:
         own = {"KAGI_SECURITY_INTERNAL_TOKEN": tokens[svc]}
+        if svc == "invite":  # invite-api calls lifecycle-api (the invitee's redemption, the user list)
+            own["KAGI_SECURITY_INTERNAL_TOKEN_LIFECYCLE"] = tokens["lifecycle"]
         if svc in PEPPERED:
             own["KAGI_SECURITY_CODE_PEPPER"] = _value()
         if svc == "audit":

@@ -281,7 +281,8 @@ def _check_process_paths(docs: list[dict[str, Any]], namespace: str, *, with_inf
                 assert not ok(outsider, pod, metrics_port(name)), f"{outsider} -> gateway metrics"
         for src in PROCESSES:
             if PROCESSES[name][1] is not None and src != name:
-                expected = src == "gateway" and name in APIS
+                # invite-api calls lifecycle-api for the invitee's redemption and the user list.
+                expected = (src == "gateway" and name in APIS) or (src, name) == ("invite-api", "lifecycle-api")
                 assert ok(pods[src], pod, port) is expected, f"{src} -> {name}:{port}"
         # Infrastructure, DNS, and nothing else.
         for kafka_port in (9092, 9093):
@@ -342,7 +343,7 @@ def expected_secret_files(name: str) -> dict[str, tuple[str, str, bool]]:
             # External identity providers' client secrets (SNS連携), only where configured.
             "KAGI_FEDERATION_PROVIDERS": ("kagi-federation", "KAGI_FEDERATION_PROVIDERS", True)}
     service, kind = name.rsplit("-", 1)
-    needs = [n for n in PROCESS_NEEDS[service] if not (kind == "worker" and n == "internal_token")]
+    needs = [n for n in PROCESS_NEEDS[service] if not (kind == "worker" and n.startswith("internal_token"))]
     files = {f"KAGI_SECURITY_{n.upper()}": (f"kagi-{service}-secrets", f"KAGI_SECURITY_{n.upper()}", False)
              for n in needs}
     return files | {"MONGODB_URI": (f"kagi-mongodb-{service}-uri", "connectionString.standard", True)}

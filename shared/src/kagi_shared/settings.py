@@ -528,7 +528,8 @@ def _production(settings: Settings, given: set[str]) -> Settings:
 PROCESS_NEEDS: dict[str, tuple[str, ...]] = {
     "gateway": ("jwt_secret", *(f"internal_token_{name}" for name in SERVICE_NAMES), "edge.trusted_proxies"),
     "lifecycle": ("internal_token", "code_pepper"),
-    "invite": ("internal_token", "code_pepper"),
+    # invite's API calls lifecycle's (the invitee's redemption, the user list) with lifecycle's credential.
+    "invite": ("internal_token", "code_pepper", "internal_token_lifecycle"),
     "permissions": ("internal_token",),
     "notify": ("internal_token", "code_pepper"),
     "audit": ("internal_token", "audit_key"),
@@ -537,11 +538,11 @@ PROCESS_NEEDS: dict[str, tuple[str, ...]] = {
 
 def require_secrets(settings: Settings, process: str) -> None:
     """Refuse to start in production without what ``process`` needs: ``gateway``, ``<service>-api`` or
-    ``<service>-worker`` (a worker serves no internal API, so it holds no internal credential)."""
+    ``<service>-worker`` (a worker serves and calls no internal API, so it holds no internal credential)."""
     if settings.env != "prod":
         return
     service, _, kind = process.partition("-")
-    needs = [n for n in PROCESS_NEEDS[service] if not (kind == "worker" and n == "internal_token")]
+    needs = [n for n in PROCESS_NEEDS[service] if not (kind == "worker" and n.startswith("internal_token"))]
     for need in needs:
         section, _, field = need.rpartition(".")
         value = getattr(getattr(settings, section or "security"), field)

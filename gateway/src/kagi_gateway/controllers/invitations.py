@@ -1,14 +1,11 @@
 """Invitations (招待コード / 認証キー): the owner's keys and user list, and the invitee's public flow.
 
-Redemption spans two services, so the gateway runs it as reserve → account → complete: invite
-holds the key for a short time, lifecycle creates the account or checks the login, invite makes
-the co-user. Any failure in between releases the key at once; if the gateway itself dies, the
-reservation runs out and the key is pending again — nothing is left half done.
+Redemption and the user list are invite's use cases (invite asks lifecycle for the accounts and runs the
+reserve → account → complete phases with their rollback): each public request here is one internal call.
 """
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -19,14 +16,11 @@ from litestar.params import FromPath, JSONBody
 
 from kagi_gateway.deps import ANY_USER, PUBLIC, client_ip, current_caller, request_id
 from kagi_gateway.schemas import Dto
-from kagi_gateway.services import ForwardedProblem, Services
+from kagi_gateway.services import Services
 from kagi_shared.jst import to_jst
-from kagi_shared.problems import FieldError, Problem
-from kagi_shared.settings import get_settings
 
 OWNER = ("owner",)
 ACCOUNT_TYPE_LABELS = {"email_id": "メールアドレスID", "external_id": "外部サービスID"}
-NEW_ACCOUNT_ROLES = ["viewer"]
 
 
 class IssuedKeyOut(Dto):
@@ -149,32 +143,17 @@ class InvitationController(Controller):
 
     @get("/me/users", opt={"roles": OWNER}, summary="The user list (利用者一覧; needs a fresh step-up)")
     async def users(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> UsersOut:
-        caller = current_caller(request)
-        rid = request_id(request)
-        household = await services.call("invite", "GET", "/internal/users", caller=caller, request_id=rid)
-        owner = await services.call("lifecycle", "GET", f"/internal/accounts/{caller.account_id}", caller=caller,
-                                    request_id=rid)
-        representative = household["representativeAccountId"]
-        owner_at = msgspec.convert(owner["issuedAt"], datetime)
-        items = [CoUserOut(account_id=owner["accountId"], login_id=owner["loginId"], email=owner["email"], owner=True,
-                         representative=representative == owner["accountId"], account_type="email_id",
-                         account_type_label=ACCOUNT_TYPE_LABELS["email_id"], external_ids=[],
-                         registered_at=owner_at, registered_at_text=_registered(owner_at))]
-        for co_user in household["coUsers"]:
-            added = msgspec.convert(co_user["addedAt"], datetime)
-            kind = co_user["accountType"]
-            items.append(CoUserOut(account_id=co_user["accountId"], login_id=co_user["loginId"], email=co_user["email"],
-                                 owner=False, representative=representative == co_user["accountId"],
-                                 account_type=kind, account_type_label=ACCOUNT_TYPE_LABELS.get(kind, kind),
-                                 external_ids=co_user["externalIds"], registered_at=added,
-                                 registered_at_text=_registered(added)))
-        # SNS連携の状況: the providers each person's ID is linked with now (lifecycle keeps the links).
-        linked = await asyncio.gather(*(services.call("lifecycle", "GET", f"/internal/accounts/{i.account_id}/"
-                                                      "external-links", caller=caller, request_id=rid)
-                                        for i in items))
-        items = [msgspec.structs.replace(item, external_ids=sorted({*item.external_ids,
-                                                                    *(k["provider"] for k in found["links"])}))
-                 for item, found in zip(items, linked, strict=True)]
+        reply = await services.call("invite", "GET", "/internal/users", caller=current_caller(request),
+                                    request_id=request_id(request))
+        items = []
+        for user in reply["items"]:
+            registered = msgspec.convert(user["registeredAt"], datetime)
+            kind = user["accountType"]
+            items.append(CoUserOut(account_id=user["accountId"], login_id=user["loginId"], email=user["email"],
+                                   owner=user["owner"], representative=user["representative"], account_type=kind,
+                                   account_type_label=ACCOUNT_TYPE_LABELS.get(kind, kind),
+                                   external_ids=user["externalIds"], registered_at=registered,
+                                   registered_at_text=_registered(registered)))
         return UsersOut(items=items)
 
     @put("/me/users/representative", opt={"roles": OWNER}, status_code=204,
@@ -222,52 +201,8 @@ class InvitationController(Controller):
           summary="Redeem a key with a new email-ID account or an existing login")
     async def redeem(self, data: JSONBody[RedeemIn], services: NamedDependency[Services],
                      request: Request[Any, Any, Any]) -> RedeemOut:
-        rid = request_id(request)
-        if data.account == "existing" and not data.login_id:
-            raise Problem(400, "request.invalid", "入力内容に誤りがあります。",
-                          errors=[FieldError("loginId", "ログインIDを入力してください。")])
-        held = await services.call("invite", "POST", "/internal/invitations/reservations",
-                                   json={"token": data.token, "key": data.key, "clientIp": client_ip(request)},
-                                   request_id=rid)
-        reservation = held["reservationId"]
-        released = False
-        try:
-            if data.account == "new":
-                account = await services.call("lifecycle", "POST", "/internal/accounts", request_id=rid, json={
-                    "loginId": held["email"], "password": data.password, "roles": NEW_ACCOUNT_ROLES,
-                    "email": held["email"]})
-            else:
-                try:
-                    account = await services.call("lifecycle", "POST", "/internal/login", request_id=rid,
-                                                  json={"loginId": data.login_id, "password": data.password})
-                except ForwardedProblem as refused:
-                    if refused.response.status_code != 401:
-                        raise
-                    released = True  # invite counts the failure against the key and answers the refusal
-                    await services.call("invite", "POST",
-                                        f"/internal/invitations/reservations/{reservation}/release",
-                                        json={"failedLogin": True}, request_id=rid)
-                    raise
-            done = await services.call("invite", "POST", f"/internal/invitations/reservations/{reservation}/complete",
-                                       json={"accountId": account["accountId"], "loginId": account["loginId"],
-                                             "email": account["email"], "newAccount": data.account == "new"},
-                                       request_id=rid)
-        except Exception:
-            if not released:
-                await _release_quietly(services, reservation, rid)
-            raise
-        return RedeemOut(account_id=done["accountId"], login_id=done["loginId"], new_account=data.account == "new",
-                         owner_login_id=done["ownerLoginId"], login_url=_login_url())
-
-
-def _login_url() -> str:
-    return f"{get_settings().brand.portal_url.rstrip('/')}/login"
-
-
-async def _release_quietly(services: Services, reservation: str, rid: str | None) -> None:
-    """Best effort: if this fails too, the reservation runs out on its own."""
-    try:
-        await services.call("invite", "POST", f"/internal/invitations/reservations/{reservation}/release",
-                            json={"failedLogin": False}, request_id=rid)
-    except (Problem, ForwardedProblem):
-        pass
+        reply = await services.call("invite", "POST", "/internal/invitations/redeem", request_id=request_id(request),
+                                    json={"token": data.token, "key": data.key, "account": data.account,
+                                          "password": data.password, "loginId": data.login_id,
+                                          "clientIp": client_ip(request)})
+        return msgspec.convert(reply, RedeemOut)

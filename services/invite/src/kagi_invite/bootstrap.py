@@ -6,11 +6,13 @@ from dataclasses import dataclass
 
 from kagi_invite.adapters.claims import ClaimRepository
 from kagi_invite.adapters.invitations import InvitationRepository
+from kagi_invite.adapters.lifecycle import LifecycleAccounts
 from kagi_invite.adapters.locations import LocationRepository
 from kagi_invite.adapters.repository import StepUpRepository
 from kagi_invite.service.claims import ClaimService
 from kagi_invite.service.invitations import InvitationService
 from kagi_invite.service.locations import LocationService
+from kagi_invite.service.redemption import Accounts, RedemptionService
 from kagi_invite.service.step_up import StepUpService
 from kagi_shared.mongo import Store, database_name, make_client
 from kagi_shared.settings import Settings
@@ -29,6 +31,8 @@ class Invite:
     locations: LocationService
     claims_repo: ClaimRepository
     claims: ClaimService
+    redemption: RedemptionService
+    accounts: Accounts
 
     async def start(self) -> None:
         await self.step_ups.ensure_indexes()
@@ -38,16 +42,22 @@ class Invite:
         await self.store.ensure_outbox_indexes()
 
     async def close(self) -> None:
+        if isinstance(self.accounts, LifecycleAccounts):
+            await self.accounts.close()
         await self.store.client.close()
 
 
-def bootstrap(settings: Settings, store: Store | None = None) -> Invite:
+def bootstrap(settings: Settings, store: Store | None = None, accounts: Accounts | None = None) -> Invite:
+    """``accounts``: lifecycle's accounts; by default its internal API at ``KAGI_PORTS_LIFECYCLE`` /
+    ``KAGI_LIFECYCLE_URL`` (redemption and the user list call it)."""
     store = store or Store(make_client(settings), database_name(settings, NAME))
     repo = StepUpRepository(store)
     invitations_repo = InvitationRepository(store)
     invitations = InvitationService(store, invitations_repo, repo, settings)
     locations_repo = LocationRepository(store)
     claims_repo = ClaimRepository(store)
+    accounts = accounts or LifecycleAccounts(settings)
     return Invite(store, repo, StepUpService(store, repo, settings), invitations_repo, invitations, locations_repo,
                   LocationService(store, locations_repo, invitations, settings), claims_repo,
-                  ClaimService(store, claims_repo, invitations, invitations_repo, locations_repo, settings))
+                  ClaimService(store, claims_repo, invitations, invitations_repo, locations_repo, settings),
+                  RedemptionService(invitations, accounts), accounts)

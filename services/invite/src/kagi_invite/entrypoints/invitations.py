@@ -1,4 +1,5 @@
-"""Invite's internal API for invitation keys, the invitee's two-phase redemption and the user list."""
+"""Invite's internal API for invitation keys, the invitee's redemption (one call: invite runs the two phases with
+lifecycle) and the user list."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from litestar import Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody
 
 from kagi_invite.domain.invitations import CoUser, InvitationKey, shown_status
+from kagi_invite.service.redemption import Redemption
 from kagi_shared.jst import jp_deadline
 from kagi_shared.service_api import caller_of, internal_guard, require_role
 from kagi_shared.settings import get_settings
@@ -65,28 +67,24 @@ class LinkOut(Dto):
     expires_at: datetime
 
 
-class ReserveIn(Dto):
+class RedeemIn(Dto):
     token: Annotated[str, msgspec.Meta(max_length=256)]
     key: Annotated[str, msgspec.Meta(max_length=256)]
+    account: Literal["new", "existing", "external"]
+    password: Annotated[str, msgspec.Meta(max_length=1024)] = ""
+    login_id: Annotated[str, msgspec.Meta(max_length=254)] | None = None
+    provider: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")] | None = None
+    """With ``external``: the provider and subject of an ID token the gateway has verified."""
+    subject: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
     client_ip: str | None = None
 
 
-class ReservationOut(Dto):
-    reservation_id: str
-    email: str
-    owner_id: str
-    reserved_until: datetime
-
-
-class ReleaseIn(Dto):
-    failed_login: bool = False
-
-
-class CompleteIn(Dto):
+class RedeemedOut(Dto):
     account_id: str
     login_id: str
     new_account: bool
-    email: str = ""
+    owner_login_id: str
+    login_url: str
 
 
 class CoUserOut(Dto):
@@ -100,10 +98,19 @@ class CoUserOut(Dto):
     added_at: datetime
 
 
-class HouseholdOut(Dto):
-    owner_id: str
-    representative_account_id: str
-    co_users: list[CoUserOut]
+class UserOut(Dto):
+    account_id: str
+    login_id: str
+    email: str
+    owner: bool
+    representative: bool
+    account_type: str
+    external_ids: list[str]
+    registered_at: datetime
+
+
+class UsersOut(Dto):
+    items: list[UserOut]
 
 
 class RepresentativeIn(Dto):
@@ -165,31 +172,18 @@ def invitation_handlers(app: Callable[[], Invite]) -> list[Any]:
         link = await app().invitations.check_link(data.token, data.client_ip)
         return LinkOut(email=link.email, expires_at=link.expires_at)
 
-    @post("/internal/invitations/reservations", guards=[internal_guard], status_code=201)
-    async def reserve(data: JSONBody[ReserveIn], request: Request[Any, Any, Any]) -> ReservationOut:
-        held = await app().invitations.reserve(data.token, data.key, data.client_ip, correlation(request))
-        return ReservationOut(reservation_id=held.reservation_id, email=held.email, owner_id=held.owner_id,
-                              reserved_until=held.reserved_until)
-
-    @post("/internal/invitations/reservations/{reservation_id:str}/release", guards=[internal_guard],
-          status_code=204)
-    async def release(reservation_id: FromPath[str], data: JSONBody[ReleaseIn],
-                      request: Request[Any, Any, Any]) -> None:
-        await app().invitations.release(reservation_id, data.failed_login, correlation(request))
-
-    @post("/internal/invitations/reservations/{reservation_id:str}/complete", guards=[internal_guard],
-          status_code=201)
-    async def complete(reservation_id: FromPath[str], data: JSONBody[CompleteIn],
-                       request: Request[Any, Any, Any]) -> CoUserOut:
-        co_user = await app().invitations.complete(reservation_id, data.account_id, data.login_id, data.email,
-                                                   data.new_account, correlation(request))
-        return co_user_out(co_user)
+    @post("/internal/invitations/redeem", guards=[internal_guard], status_code=201)
+    async def redeem(data: JSONBody[RedeemIn], request: Request[Any, Any, Any]) -> RedeemedOut:
+        done = await app().redemption.redeem(msgspec.convert(msgspec.structs.asdict(data), Redemption),
+                                             correlation(request))
+        return RedeemedOut(account_id=done.co_user.account_id, login_id=done.co_user.login_id,
+                           new_account=done.new_account, owner_login_id=done.co_user.owner_login_id,
+                           login_url=login_url())
 
     @get("/internal/users", guards=[internal_guard])
-    async def household(request: Request[Any, Any, Any]) -> HouseholdOut:
-        found = await app().invitations.household(owner(request))
-        return HouseholdOut(owner_id=found.owner_id, representative_account_id=found.representative_account_id,
-                            co_users=[co_user_out(c) for c in found.co_users])
+    async def users(request: Request[Any, Any, Any]) -> UsersOut:
+        listed = await app().redemption.user_list(owner(request), correlation(request))
+        return UsersOut(items=[UserOut(**msgspec.structs.asdict(u)) for u in listed])
 
     @put("/internal/users/representative", guards=[internal_guard], status_code=204)
     async def representative(data: JSONBody[RepresentativeIn], request: Request[Any, Any, Any]) -> None:
@@ -203,5 +197,5 @@ def invitation_handlers(app: Callable[[], Invite]) -> list[Any]:
     async def memberships(request: Request[Any, Any, Any]) -> MembershipsOut:
         return MembershipsOut(items=[co_user_out(c) for c in await app().invitations.memberships(caller_of(request))])
 
-    return [issue_key, list_keys, revoke_key, request_link, check_link, reserve, release, complete, household,
-            representative, remove, memberships]
+    return [issue_key, list_keys, revoke_key, request_link, check_link, redeem, users, representative, remove,
+            memberships]

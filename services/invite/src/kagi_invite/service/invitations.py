@@ -15,6 +15,7 @@ from kagi_invite.adapters.invitations import InvitationRepository
 from kagi_invite.adapters.repository import StepUpRepository
 from kagi_invite.domain.invitations import (
     KEY_LENGTH,
+    AccountType,
     ConfirmationLink,
     CoUser,
     InvitationKey,
@@ -343,7 +344,7 @@ class InvitationService:
                       extra={"remainingAttempts": max(max_attempts - attempts, 0)})
 
     async def complete(self, reservation_id: str, account_id: str, login_id: str, email: str, new_account: bool,
-                       correlation_id: str | None = None) -> CoUser:
+                       correlation_id: str | None = None, account_type: AccountType = "email_id") -> CoUser:
         """Phase two: the account exists (new or logged in); make it the owner's co-user, once."""
         key = await self.repo.key_by_reservation(reservation_id)
         if key is None:
@@ -359,7 +360,8 @@ class InvitationService:
         now = _now()
         owner_login_id, owner_email = await self.repo.owner_contact(key.id)
         co_user = CoUser(owner_id=key.owner_id, owner_login_id=owner_login_id, account_id=account_id,
-                         login_id=login_id, email=email or login_id, key_id=key.id, added_at=now)
+                         login_id=login_id, email=email or login_id, account_type=account_type, key_id=key.id,
+                         added_at=now)
 
         async def work(tx: Tx) -> bool:
             if not await self.repo.redeem_key(tx, reservation_id, account_id, login_id, now):
