@@ -484,7 +484,8 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
                 check_enrolment, complete_enrolment, reissue_enrolment,
                 set_secret_question, reset_question, reset_answer, totp_setup, totp_confirm,
                 file_unlock, list_unlocks, approve, reject, lock, preview,
-                *oidc_handlers(lambda: state["lc"].oidc), *federation_handlers(lambda: state["lc"], opened)]
+                *oidc_handlers(lambda: state["lc"].oidc),
+                *federation_handlers(lambda: state["lc"], opened, account_out)]
     return create_service_app(NAME, handlers, ready=ready, lifespan=[lifespan])
 
 

@@ -11,6 +11,7 @@ from litestar import Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody
 
 from kagi_lifecycle.bootstrap import Lifecycle
+from kagi_lifecycle.domain.accounts import Account
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import caller_of, internal_guard
 
@@ -27,6 +28,14 @@ class ExternalLoginIn(Dto):
     subject: Subject
 
 
+class InviteeAccountIn(Dto):
+    provider: Name
+    subject: Subject
+    login_id: Annotated[str, msgspec.Meta(min_length=1, max_length=254)]
+    email: Annotated[str, msgspec.Meta(min_length=1, max_length=254)]
+    roles: list[str]
+
+
 class LinkIn(Dto):
     subject: Subject
 
@@ -40,8 +49,17 @@ class LinksOut(Dto):
     links: list[LinkOut]
 
 
-def federation_handlers(lc: Callable[[], Lifecycle], opened: Callable[..., Any]) -> list[Any]:
-    """``opened(account)`` builds the same answer as a password login (session, refresh token)."""
+def federation_handlers(lc: Callable[[], Lifecycle], opened: Callable[..., Any],
+                        account_out: Callable[[Account], Any]) -> list[Any]:
+    """``opened(account)`` builds the same answer as a password login (session, refresh token); ``account_out``
+    the same account body as the other account routes."""
+
+    @post("/internal/accounts/external", guards=[internal_guard], status_code=200)
+    async def invitee_account(data: JSONBody[InviteeAccountIn], request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """Invite's redemption with an external ID: the linked account, or a new one linked to it."""
+        account, created = await lc().federation.account_for_invitee(
+            data.provider, data.subject, data.login_id, data.email, data.roles, request.headers.get("x-request-id"))
+        return {"account": account_out(account), "created": created}
 
     @post("/internal/sessions/external", guards=[internal_guard], status_code=200)
     async def external_session(data: JSONBody[ExternalLoginIn], request: Request[Any, Any, Any]) -> Any:
@@ -68,4 +86,4 @@ def federation_handlers(lc: Callable[[], Lifecycle], opened: Callable[..., Any])
         if not await lc().federation.unlink(caller_of(request).account_id, provider):
             raise Problem(404, "federation.not_linked", "このサービスとは連携されていません。")
 
-    return [external_session, my_links, links_of, link, unlink]
+    return [invitee_account, external_session, my_links, links_of, link, unlink]
