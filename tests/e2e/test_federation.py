@@ -169,3 +169,62 @@ async def test_link_log_in_with_line_and_unlink(system: str, settings: Settings,
     async with httpx.AsyncClient(timeout=20) as other:
         answer = await through_idp(other, await other.get(f"{system}/login/external/line"), system, line_user)
         assert answer.status_code == 404 and 'data-code="federation.not_linked"' in answer.text
+
+
+async def accept_with_line(browser: httpx.AsyncClient, system: str, line: dict[str, str], token: str, key: str,
+                           line_user: str) -> httpx.Response:
+    """The invitee's pages: the mailed link, the key, then 「LINEでログイン」 on the choice of ID."""
+    opened = await browser.get(f"{system}/invitations/accept", params={"token": token})
+    assert opened.status_code == 200, opened.text
+    choice = await browser.post(f"{system}/invitations/accept", data={"csrf": _csrf(opened.text), "token": token,
+                                                                      "key": key})
+    assert choice.status_code == 200 and 'href="/invitations/accept/external/line"' in choice.text, choice.text
+    started = await browser.get(f"{system}/invitations/accept/external/line")
+    assert started.status_code == 303 and started.headers["location"].startswith(line["issuer"]), started.text
+    return await through_idp(browser, started, system, line_user)
+
+
+async def test_an_invitee_redeems_with_line(system: str, settings: Settings, gateway: httpx.AsyncClient,
+                                            line: dict[str, str]) -> None:
+    from tests.e2e.test_invite import confirmation_token, stepped_up_owner
+
+    owner = await stepped_up_owner(settings, gateway)
+    key = (await gateway.post("/api/v1/me/invitations", headers=owner.auth)).json()["key"]
+    guest = f"guest-{uuid.uuid4().hex[:8]}@example.jp"
+    token = await confirmation_token(settings, gateway, guest)
+    line_user = f"line-{uuid.uuid4().hex[:8]}"
+
+    # An unknown LINE ID: the invitee's account is made on the confirmed address, linked to it.
+    async with httpx.AsyncClient(timeout=20) as invitee:
+        done = await accept_with_line(invitee, system, line, token, key, line_user)
+        assert done.status_code == 200 and "利用者として登録されました" in done.text, done.text
+        assert guest in done.text and "「LINEでログイン」からログインしてください" in done.text
+    users = (await gateway.get("/api/v1/me/users", headers=owner.auth)).json()["items"]
+    assert [(u["loginId"], u["accountType"], u["accountTypeLabel"], u["externalIds"]) for u in users] == [
+        (owner.login_id, "email_id", "メールアドレスID", []), (guest, "external_id", "外部サービスID", ["line"])]
+    keys = (await gateway.get("/api/v1/me/invitations", headers=owner.auth)).json()["items"]
+    assert [(k["status"], k["redeemedBy"]) for k in keys] == [("redeemed", guest)]
+
+    # The new ID logs in with LINE alone.
+    async with httpx.AsyncClient(timeout=20) as other:
+        answer = await through_idp(other, await other.get(f"{system}/login/external/line"), system, line_user)
+        assert answer.status_code == 303 and answer.headers["location"] == "/account", answer.text
+        assert guest in (await other.get(f"{system}/account")).text
+
+    # Another owner's invitation, redeemed with the same (now linked) LINE ID on another address: the same account.
+    second = await stepped_up_owner(settings, gateway)
+    key2 = (await gateway.post("/api/v1/me/invitations", headers=second.auth)).json()["key"]
+    token2 = await confirmation_token(settings, gateway, f"other-{uuid.uuid4().hex[:8]}@example.jp")
+    async with httpx.AsyncClient(timeout=20) as invitee:
+        done = await accept_with_line(invitee, system, line, token2, key2, line_user)
+        assert done.status_code == 200 and guest in done.text, done.text
+    users = (await gateway.get("/api/v1/me/users", headers=second.auth)).json()["items"]
+    assert [(u["loginId"], u["externalIds"]) for u in users][1:] == [(guest, ["line"])]
+
+    # A wrong key is still refused after the provider's login: back to the key screen with the remaining tries.
+    key3 = (await gateway.post("/api/v1/me/invitations", headers=second.auth)).json()["key"]
+    token3 = await confirmation_token(settings, gateway, f"third-{uuid.uuid4().hex[:8]}@example.jp")
+    wrong = "ZZZZZZZZZZZZ" if key3 != "ZZZZZZZZZZZZ" else "YYYYYYYYYYYY"
+    async with httpx.AsyncClient(timeout=20) as invitee:
+        refused = await accept_with_line(invitee, system, line, token3, wrong, f"line-{uuid.uuid4().hex[:8]}")
+        assert refused.status_code == 400 and 'data-code="invitation.key_wrong"' in refused.text, refused.text

@@ -4,8 +4,10 @@ Per provider (``KAGI_FEDERATION_PROVIDERS``): discovery from its issuer, Authori
 ``state`` and ``nonce`` kept in the page session for one use, the code exchanged by Authlib's client and the ID
 token verified by Authlib's OpenID Connect client against the provider's JWKS (signature, ``iss``, ``aud``, ``exp``,
 ``nonce``). Only then does lifecycle see the (provider, subject): a linked one logs in (last login moves, the
-inactivity ladder counts it); an unknown one is refused and offered registration or linking — no account is ever
-created from it. Linking (SNS連携) and unlinking need a fresh step-up (追加認証), as the user list does.
+inactivity ladder counts it); an unknown one is refused and offered registration or linking — no login ever creates
+an account from it. The one exception is an invitee redeeming an invitation key with it (seed 000): invite binds the
+key to the linked account, or has lifecycle make the invitee's account linked to the ID. Linking (SNS連携) and
+unlinking need a fresh step-up (追加認証), as the user list does.
 """
 
 from __future__ import annotations
@@ -120,6 +122,12 @@ def _provider(provider_id: str) -> ExternalProvider:
     return found
 
 
+async def start_with(request: Request[Any, Any, Any], provider_id: str, mode: str, next_path: str) -> Redirect:
+    """Send the browser to the provider's login; ``mode`` says what the callback does with the verified ID
+    (``login``, ``link``, or ``redeem``: the invitation waiting in the page session)."""
+    return await _start(request, _provider(provider_id), mode, next_path)
+
+
 async def _start(request: Request[Any, Any, Any], provider: ExternalProvider, mode: str, next_path: str) -> Redirect:
     idp = client_for(provider)
     await metadata_of(provider, idp)
@@ -180,6 +188,10 @@ class FederationPages(Controller):
                                 links=[("/login", "ログイン画面へ")])
         if flow["mode"] == "link":
             return await _link(request, services, session, provider, subject)
+        if flow["mode"] == "redeem":
+            from kagi_gateway.pages.invitations import redeem_with_external  # the pages import this module
+
+            return await redeem_with_external(request, services, provider.id, subject)
         return await _log_in(request, services, provider, subject, str(flow.get("next") or "/account"))
 
     # -- SNS連携 (owner, after a fresh step-up) ------------------------------------------------------------------

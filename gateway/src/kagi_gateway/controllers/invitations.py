@@ -206,3 +206,14 @@ class InvitationController(Controller):
                                           "password": data.password, "loginId": data.login_id,
                                           "clientIp": client_ip(request)})
         return msgspec.convert(reply, RedeemOut)
+
+
+async def redeem_with_external_id(services: Services, request: Request[Any, Any, Any], token: str, key: str,
+                                  provider: str, subject: str) -> RedeemOut:
+    """The hosted page's redemption after an external login (never a public API: only the gateway has verified
+    the provider's ID token that gave ``subject``)."""
+    reply = await services.call("invite", "POST", "/internal/invitations/redeem", request_id=request_id(request),
+                                json={"token": token, "key": key, "account": "external", "provider": provider,
+                                      "subject": subject, "clientIp": client_ip(request)})
+    return msgspec.convert(reply, RedeemOut)
+

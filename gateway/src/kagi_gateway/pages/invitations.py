@@ -1,8 +1,9 @@
 """招待の受諾: the mailed link → 認証キー入力 → ご利用になるIDをお選びください → 登録完了.
 
-The key and the chosen ID go to the API's redemption in one call (reserve → account → complete); the key typed on
-the first screen waits in the page session until then, so a wrong key is reported when the ID is chosen and the
-person is sent back to the key screen with the remaining tries.
+The key and the chosen ID go to invite's redemption in one call; the key typed on the first screen waits in the page
+session until then, so a wrong key is reported when the ID is chosen and the person is sent back to the key screen
+with the remaining tries. Choosing 「LINEでログイン」 instead goes through the provider's login first: its callback
+redeems with the verified external ID (``redeem_with_external``).
 """
 
 from __future__ import annotations
@@ -11,16 +12,34 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import QueryParameter
-from litestar.response import Template
+from litestar.params import FromPath, QueryParameter
+from litestar.response import Redirect, Template
 
-from kagi_gateway.controllers.invitations import InvitationController, InvitationRequestIn, LinkCheckIn, RedeemIn
+from kagi_gateway.controllers.invitations import (
+    InvitationController,
+    InvitationRequestIn,
+    LinkCheckIn,
+    RedeemIn,
+    RedeemOut,
+    redeem_with_external_id,
+)
 from kagi_gateway.deps import PUBLIC
-from kagi_gateway.pages.forms import Refusal, Refused, body_of, form_of, form_page, message_page, operate
+from kagi_gateway.pages.account import external_buttons
+from kagi_gateway.pages.forms import (
+    Refusal,
+    Refused,
+    body_of,
+    form_of,
+    form_page,
+    message_page,
+    operate,
+    refusal_of,
+)
 from kagi_gateway.pages.rules import password_rules
 from kagi_gateway.pages.session import page_session
-from kagi_gateway.services import Services
+from kagi_gateway.services import ForwardedProblem, Services
 from kagi_shared.jst import jp_deadline
+from kagi_shared.problems import Problem
 from kagi_shared.settings import get_settings
 
 Token = Annotated[str | None, QueryParameter(name="token", max_length=256, required=False)]
@@ -47,7 +66,46 @@ def key_page(request: Request[Any, Any, Any], flow: dict[str, Any], refusal: Ref
 def choose_page(request: Request[Any, Any, Any], flow: dict[str, Any], refusal: Refusal | None = None,
                 values: dict[str, str] | None = None) -> Template:
     return form_page("invitation_choose.html", request, refusal, values, email=flow["email"],
-                     rules=password_rules())
+                     rules=password_rules(), external=external_buttons())
+
+
+def redeem_refused(request: Request[Any, Any, Any], flow: dict[str, Any], refusal: Refusal,
+                   values: dict[str, str] | None = None) -> Template:
+    """Where a refused redemption sends the person: a dead link to its page, a wrong key back to the key screen,
+    an invitation refusal to a message, anything about the chosen ID back to the choice."""
+    code = refusal.code
+    if code in LINK_PAGES:
+        page_session(request).data.pop("invitation", None)
+        return link_page(request, refusal)
+    if code == "invitation.key_wrong" or "key" in refusal.fields:
+        flow.pop("key", None)
+        if code == "invitation.key_wrong":
+            refusal.fields["key"] = refusal.message
+        return key_page(request, flow, refusal)
+    if code.startswith("invitation."):
+        return message_page(request, "利用者の登録", refusal.message, refusal.status, code)
+    return choose_page(request, flow, refusal, values)
+
+
+def done_page(request: Request[Any, Any, Any], done: RedeemOut, via: str | None = None) -> Template:
+    page_session(request).data.pop("invitation", None)
+    return form_page("invitation_done.html", request, login_id=done.login_id, owner=done.owner_login_id,
+                     new_account=done.new_account, login_url=done.login_url, via=via)
+
+
+async def redeem_with_external(request: Request[Any, Any, Any], services: Services, provider_id: str,
+                               subject: str) -> Template:
+    """The provider's callback with a verified external ID, for the invitation waiting in the page session."""
+    from kagi_gateway.federation import providers  # federation imports the pages package
+
+    flow = page_session(request).get("invitation")
+    if not flow or "key" not in flow:
+        return message_page(request, "利用者の登録", NO_FLOW.message, NO_FLOW.status, NO_FLOW.code)
+    try:
+        done = await redeem_with_external_id(services, request, flow["token"], flow["key"], provider_id, subject)
+    except (Problem, ForwardedProblem) as exc:
+        return redeem_refused(request, flow, refusal_of(exc))
+    return done_page(request, done, providers()[provider_id].display_name)
 
 
 class InvitationPages(Controller):
@@ -115,18 +173,15 @@ class InvitationPages(Controller):
         try:
             done = await operate(InvitationController.redeem, request, services, body_of(body, RedeemIn))
         except Refused as refused:
-            code = refused.refusal.code
-            if code in LINK_PAGES:
-                page_session(request).data.pop("invitation", None)
-                return link_page(request, refused.refusal)
-            if code == "invitation.key_wrong" or "key" in refused.refusal.fields:
-                flow.pop("key", None)
-                if code == "invitation.key_wrong":
-                    refused.refusal.fields["key"] = refused.refusal.message
-                return key_page(request, flow, refused.refusal)
-            if code.startswith("invitation."):
-                return message_page(request, "利用者の登録", refused.refusal.message, refused.refusal.status, code)
-            return choose_page(request, flow, refused.refusal, values)
-        page_session(request).data.pop("invitation", None)
-        return form_page("invitation_done.html", request, login_id=done.login_id, owner=done.owner_login_id,
-                         new_account=done.new_account, login_url=done.login_url)
+            return redeem_refused(request, flow, refused.refusal, values)
+        return done_page(request, done)
+
+    @get("/accept/external/{provider_id:str}", opt={"roles": PUBLIC, "rate": "guess"})
+    async def external(self, request: Request[Any, Any, Any], provider_id: FromPath[str]) -> Template | Redirect:
+        """「LINEでログイン」 on the choice: the provider's login, then its callback redeems the key."""
+        from kagi_gateway.federation import start_with  # federation imports the pages package
+
+        flow = page_session(request).get("invitation")
+        if not flow or "key" not in flow:
+            return message_page(request, "利用者の登録", NO_FLOW.message, NO_FLOW.status, NO_FLOW.code)
+        return await start_with(request, provider_id, "redeem", "/invitations/accept")
