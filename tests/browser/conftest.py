@@ -16,6 +16,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from tests.e2e.conftest import gateway  # noqa: F401 - the e2e HTTP client fixture, for setting up accounts
+from tests.e2e.test_federation import line  # noqa: F401 - the provider standing in for LINE (node, tools/test-idp)
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (make install); Playwright's own download is never used
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -242,6 +242,11 @@ def _service_name(provider: ExternalProvider) -> str:
     return provider.display_name.removesuffix("でログイン").removesuffix("でサインイン")
 
 
+def service_names() -> list[tuple[str, str]]:
+    """(provider id, its service's name: 「LINE」) in the configured order, for 「SNS連携の状況」."""
+    return [(p.id, _service_name(p)) for p in providers().values()]
+
+
 async def _links_page(request: Request[Any, Any, Any], services: Services, notice: str | None = None,
                       code_sent: bool = False) -> Template:
     caller = current_caller(request)

@@ -110,7 +110,9 @@ class MyPagePages(Controller):
             if refused.refusal.code == STEP_UP_REQUIRED:
                 return step_up_page(request, refused)
             raise
-        return console_page("mypage_users.html", request, users=listed.items)
+        from kagi_gateway.federation import service_names  # federation imports the pages package
+
+        return console_page("mypage_users.html", request, users=listed.items, providers=service_names())
 
     @post("/users/representative", opt={"roles": OWNER}, status_code=303)
     async def representative(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Any:
