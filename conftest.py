@@ -88,10 +88,14 @@ def test_env() -> Iterator[dict[str, str]]:
     })
     # Mailed links point at this run's gateway, so a browser test follows exactly the URL in the mail.
     env["KAGI_BRAND_PORTAL_URL"] = f"http://127.0.0.1:{env['KAGI_PORTS_GATEWAY']}"
-    # The stand-in for LINE (panva's oidc-provider, tools/test-idp) listens here once a federation test starts it.
-    env["KAGI_FEDERATION_PROVIDERS"] = json.dumps([{
-        "id": "line", "displayName": "LINEでログイン", "issuer": f"http://127.0.0.1:{_free_ports(1)[0]}",
-        "clientId": "kagi-test", "clientSecret": secrets.token_urlsafe(24), "scopes": "openid"}])
+    # The stand-in for LINE (panva's oidc-provider, tools/test-idp) listens here once a federation test starts it;
+    # the one for Yahoo! JAPAN is a provider that forges its ID tokens (tests/e2e/forging_idp.py).
+    line_port, yahoo_port = _free_ports(2)
+    env["KAGI_FEDERATION_PROVIDERS"] = json.dumps([
+        {"id": "line", "displayName": "LINEでログイン", "issuer": f"http://127.0.0.1:{line_port}",
+         "clientId": "kagi-test", "clientSecret": secrets.token_urlsafe(24), "scopes": "openid"},
+        {"id": "yahoo", "displayName": "Yahoo! JAPAN IDでログイン", "issuer": f"http://127.0.0.1:{yahoo_port}",
+         "clientId": "kagi-test-yahoo", "clientSecret": secrets.token_urlsafe(24), "scopes": "openid"}])
     for var in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI", "SMTP_URL"):
         if var in os.environ:  # a developer's shell pointing elsewhere must not leak into the tests
             env[var] = ""

@@ -97,7 +97,7 @@ async def test_link_line_see_it_in_the_user_list_log_in_with_it_and_unlink(
     await page.get_by_label("認証コード").fill(code)
     await page.get_by_role("button", name="認証する").click()
     await expect(page.get_by_text("追加認証が完了しました。")).to_be_visible()
-    await page.get_by_role("button", name="連携する").click()  # a form whose answer redirects to the provider
+    await row.get_by_role("button", name="連携する").click()  # a form whose answer redirects to the provider
     await page.wait_for_url(f"{line['issuer']}/**")
     await sign_in_at_line(page, line_user)
     await expect(page.get_by_text("LINEと連携しました。")).to_be_visible()
@@ -118,7 +118,7 @@ async def test_link_line_see_it_in_the_user_list_log_in_with_it_and_unlink(
         await expect(other.get_by_text(owner.login_id).first).to_be_visible()
 
     await page.goto("/account/external")
-    await page.get_by_role("button", name="連携を解除する").click()
+    await row.get_by_role("button", name="連携を解除する").click()
     await expect(page.get_by_text("LINEとの連携を解除しました。")).to_be_visible()
     await expect(row).to_contain_text("未連携")
     await page.goto("/mypage/users")

@@ -21,6 +21,7 @@ import pytest
 
 from kagi_shared.settings import Settings
 from tests.e2e.conftest import User, code_in, create_user, wait_for_mail
+from tests.e2e.forging_idp import Forgery, ForgingIdP
 
 ROOT = Path(__file__).resolve().parents[2]
 IDP = ROOT / "tools" / "test-idp"
@@ -228,3 +229,34 @@ async def test_an_invitee_redeems_with_line(system: str, settings: Settings, gat
     async with httpx.AsyncClient(timeout=20) as invitee:
         refused = await accept_with_line(invitee, system, line, token3, wrong, f"line-{uuid.uuid4().hex[:8]}")
         assert refused.status_code == 400 and 'data-code="invitation.key_wrong"' in refused.text, refused.text
+
+
+@pytest.fixture(scope="module")
+def yahoo(settings: Settings) -> Iterator[ForgingIdP]:
+    """One provider (one signing key, whose JWKS the gateway caches) for every forgery."""
+    provider = next(p for p in json.loads(settings.federation.providers) if p["id"] == "yahoo")
+    with ForgingIdP(provider["issuer"], provider["clientId"]) as idp:
+        yield idp
+
+
+@pytest.mark.parametrize("forgery", ["wrong_signature", "wrong_audience", "replayed_nonce", "expired"])
+async def test_a_forged_id_token_is_refused_at_the_callback(system: str, yahoo: ForgingIdP, forgery: Forgery
+                                                            ) -> None:
+    """The whole callback path in the running gateway: the token endpoint answers with a forged ID token and the
+    page refuses it, signing nobody in. A genuine token from the same provider passes the checks first (its unknown
+    subject is then refused as not linked), so each refusal is the forgery's."""
+    async def sign_in(client: httpx.AsyncClient) -> httpx.Response:
+        answer = await client.get(f"{system}/login/external/yahoo")
+        assert answer.status_code == 303 and answer.headers["location"].startswith(yahoo.issuer), answer.text
+        back = await client.get(answer.headers["location"])
+        assert back.status_code == 302 and back.headers["location"].startswith(f"{system}/login/external/yahoo/")
+        return await client.get(back.headers["location"])
+
+    async with httpx.AsyncClient(timeout=20) as client:
+        yahoo.forgery = "genuine"
+        genuine = await sign_in(client)
+        assert genuine.status_code == 404 and 'data-code="federation.not_linked"' in genuine.text, genuine.text
+        yahoo.forgery = forgery
+        forged = await sign_in(client)
+        assert forged.status_code == 401 and 'data-code="federation.id_token_invalid"' in forged.text, forged.text
+        assert (await client.get(f"{system}/account")).status_code == 303  # nobody signed in

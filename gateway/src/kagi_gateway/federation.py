@@ -37,9 +37,11 @@ from kagi_gateway.pages.forms import Refused, body_of, form_of, message_page, op
 from kagi_gateway.pages.session import page_session
 from kagi_gateway.schemas import StepUpVerifyIn
 from kagi_gateway.services import ForwardedProblem, Services
+from kagi_shared.logging import get_logger
 from kagi_shared.problems import Problem
 from kagi_shared.settings import get_settings
 
+log = get_logger(__name__)
 OWNER = ("owner",)
 FLOW_TTL_S = 600
 SAFE_ALGS = ("RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA")
@@ -105,6 +107,7 @@ async def verified_subject(provider: ExternalProvider, idp: ExternalIdP, token: 
     try:
         claims = await idp.parse_id_token(token, nonce=nonce, leeway=60)
     except (JoseError, ValueError, KeyError) as exc:
+        log.warning("federation.id_token_refused", provider=provider.id, reason=type(exc).__name__, detail=str(exc))
         raise Problem(401, "federation.id_token_invalid", REFUSED, str(type(exc).__name__)) from None
     if claims is None or not claims.get("sub"):
         raise Problem(401, "federation.id_token_invalid", REFUSED)
