@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from kagi_lifecycle.adapters.memory import MemoryAccounts, MemoryTransactions
+from kagi_lifecycle.adapters.memory import MemoryAccounts
 from kagi_lifecycle.adapters.repository import AccountRepository
 from kagi_lifecycle.domain.accounts import Account, AccountExists
-from kagi_lifecycle.service.ports import Accounts, Transactions
-from kagi_shared.mongo import Tx
+from kagi_lifecycle.service.ports import Accounts
+from kagi_shared.memory import MemoryTransactions
+from kagi_shared.mongo import Transactions, Tx
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # whole milliseconds: MongoDB keeps no finer
 

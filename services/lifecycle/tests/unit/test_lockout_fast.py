@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 
-from kagi_lifecycle.adapters.memory import MemoryAccounts, MemoryTransactions
+from kagi_lifecycle.adapters.memory import MemoryAccounts
 from kagi_lifecycle.adapters.passwords import Passwords
 from kagi_lifecycle.bootstrap import lockout_policy, password_policy
 from kagi_lifecycle.domain.accounts import LockoutPolicy
 from kagi_lifecycle.service.accounts import AccountService
 from kagi_shared.events import decode
 from kagi_shared.events import lifecycle as ev
+from kagi_shared.memory import MemoryTransactions
 from kagi_shared.problems import Problem
 from kagi_shared.settings import SecuritySettings, Settings
 

@@ -4,20 +4,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from kagi_invite.domain.step_up import StepUpCode
 from kagi_shared.mongo import Tx
-
-T = TypeVar("T")
-
-
-class Transactions(Protocol):
-    async def transaction(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
-        """Run ``fn`` and commit its writes with the events it published, or none of them."""
-        ...
 
 
 class StepUps(Protocol):

@@ -6,13 +6,13 @@ import uuid
 from datetime import UTC, datetime
 
 from kagi_invite.domain.step_up import StepUpCode, StepUpPolicy, judge
-from kagi_invite.service.ports import StepUps, Transactions
+from kagi_invite.service.ports import StepUps
 from kagi_shared import codes
 from kagi_shared.events import invite as ev
 from kagi_shared.events import new_envelope
 from kagi_shared.events import notify as nev
 from kagi_shared.jst import jp_deadline
-from kagi_shared.mongo import Tx
+from kagi_shared.mongo import Transactions, Tx
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings

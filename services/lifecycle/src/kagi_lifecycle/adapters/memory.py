@@ -2,52 +2,19 @@
 same behaviour by the contract tests (``tests/contract/``), so a use case runs in milliseconds without a database.
 
 Documents are kept as the Mongo adapter stores them (``struct_doc``/``doc_struct``); a transaction that raises
-leaves every table as it was, like an aborted MongoDB transaction.
+leaves every table as it was (``kagi_shared.memory.MemoryTransactions``), like an aborted MongoDB transaction.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from kagi_lifecycle.domain.accounts import Account, AccountExists
+from kagi_shared.memory import MemoryTransactions
 from kagi_shared.mongo import Doc, Tx, doc_struct, struct_doc
-
-T = TypeVar("T")
-
-
-class _Table(Protocol):
-    def snapshot(self) -> object: ...
-
-    def restore(self, state: object) -> None: ...
-
-
-class MemoryTransactions:
-    """``Store.transaction`` without a database: ``fn`` gets a ``Tx`` without a session; its published events land
-    in ``outbox`` when it returns, and nothing of it stays when it raises."""
-
-    def __init__(self) -> None:
-        self.tables: list[_Table] = []
-        self.outbox: list[Doc] = []
-
-    def track(self, table: _Table) -> None:
-        self.tables.append(table)
-
-    async def transaction(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
-        before = [table.snapshot() for table in self.tables]
-        tx = Tx(cast(Any, None), cast(Any, None))
-        try:
-            result = await fn(tx)
-        except BaseException:
-            for table, state in zip(self.tables, before, strict=True):
-                table.restore(state)
-            raise
-        self.outbox.extend(tx.outbox)
-        for hook in tx.committed:
-            hook()
-        return result
 
 
 def _matches(doc: Doc, when: dict[str, Any]) -> bool:
@@ -162,8 +129,8 @@ class MemoryAccounts:
 
 if TYPE_CHECKING:  # mypy holds both adapters to the protocols the use cases are written against
     from kagi_lifecycle.adapters.repository import AccountRepository
-    from kagi_lifecycle.service.ports import Accounts, Transactions
-    from kagi_shared.mongo import Store
+    from kagi_lifecycle.service.ports import Accounts
+    from kagi_shared.mongo import Store, Transactions
 
     def _implements(store: Store) -> tuple[Accounts, Accounts, Transactions, Transactions]:
         return MemoryAccounts(), AccountRepository(store), MemoryTransactions(), store

@@ -22,11 +22,11 @@ from kagi_lifecycle.domain.accounts import (
 )
 from kagi_lifecycle.domain.password_policy import PasswordPolicy
 from kagi_lifecycle.service.notices import SOURCE, send_mail
-from kagi_lifecycle.service.ports import Accounts, Transactions
+from kagi_lifecycle.service.ports import Accounts
 from kagi_shared.events import Event, new_envelope
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.jst import jp_datetime
-from kagi_shared.mongo import Tx
+from kagi_shared.mongo import Transactions, Tx
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.settings import Settings
 from kagi_shared.topics import LIFECYCLE_EVENTS

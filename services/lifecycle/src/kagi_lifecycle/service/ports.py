@@ -4,20 +4,12 @@ behaviour (``tests/contract/``)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from kagi_lifecycle.domain.accounts import Account
 from kagi_shared.mongo import Tx
-
-T = TypeVar("T")
-
-
-class Transactions(Protocol):
-    async def transaction(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
-        """Run ``fn`` and commit its writes with the events it published, or none of them."""
-        ...
 
 
 class Accounts(Protocol):
