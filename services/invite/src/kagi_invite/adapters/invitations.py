@@ -7,8 +7,9 @@ from typing import Any
 
 import msgspec
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
-from kagi_invite.domain.invitations import ConfirmationLink, CoUser, InvitationKey
+from kagi_invite.domain.invitations import AlreadyMember, ConfirmationLink, CoUser, InvitationKey
 from kagi_shared.mongo import Store, Tx
 
 KEYS = "invitation_keys"
@@ -162,7 +163,10 @@ class InvitationRepository:
     async def add_co_user(self, tx: Tx, co_user: CoUser) -> None:
         doc = msgspec.structs.asdict(co_user)
         doc["_id"] = f"{co_user.owner_id}:{co_user.account_id}"
-        await self.co_users.insert_one(doc, session=tx.session)
+        try:
+            await self.co_users.insert_one(doc, session=tx.session)
+        except DuplicateKeyError:
+            raise AlreadyMember(doc["_id"]) from None
 
     async def co_user(self, owner_id: str, account_id: str, tx: Tx | None = None) -> CoUser | None:
         doc = await self.co_users.find_one({"_id": f"{owner_id}:{account_id}"}, session=_session(tx))

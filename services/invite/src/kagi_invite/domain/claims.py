@@ -17,6 +17,10 @@ _NOT_DIGITS = re.compile(r"\D+")
 _SPACES = re.compile(r"[\s\-‐－ー−]+")
 
 
+class ClaimExists(Exception):
+    """The account has linked this customer number already."""
+
+
 class WaterContract(msgspec.Struct, kw_only=True):
     id: str
     """The customer number (お客さま番号), upper-case."""

@@ -29,6 +29,10 @@ LinkVerdict = Literal["ok", "expired", "used", "voided", "busy"]
 AccountType = Literal["email_id", "external_id"]
 
 
+class AlreadyMember(Exception):
+    """The account is already a co-user of this owner."""
+
+
 class InvitationKey(msgspec.Struct, kw_only=True):
     id: str
     owner_id: str

@@ -19,6 +19,10 @@ ViewerKeyStatus = Literal["pending", "redeemed", "revoked"]
 ViewerKeyVerdict = Literal["ok", "expired", "redeemed", "revoked"]
 
 
+class AlreadyViewer(Exception):
+    """The account already views this location."""
+
+
 class Location(msgspec.Struct, kw_only=True):
     id: str
     """The supply-point number (供給地点特定番号), 22 digits: unique per location."""

@@ -6,7 +6,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import msgspec
-from pymongo.errors import DuplicateKeyError
 
 from kagi_invite.adapters.claims import ClaimRepository
 from kagi_invite.adapters.invitations import InvitationRepository
@@ -15,6 +14,7 @@ from kagi_invite.domain.claims import (
     SMS_ALPHABET,
     SMS_CODE_LENGTH,
     Claim,
+    ClaimExists,
     Proof,
     WaterContract,
     above_recommended,
@@ -134,7 +134,7 @@ class ClaimService:
 
         try:
             return await self.store.transaction(work)
-        except DuplicateKeyError:
+        except ClaimExists:
             raise Problem(409, "claim.already_linked", "このお客さま番号は既に登録されています。") from None
 
     async def claims(self, caller: Caller) -> tuple[list[Claim], dict[str, WaterContract]]:

@@ -9,11 +9,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import msgspec
-from pymongo.errors import DuplicateKeyError
 
 from kagi_invite.adapters.invitations import InvitationRepository
 from kagi_invite.domain.invitations import (
     KEY_LENGTH,
+    AlreadyMember,
     ConfirmationLink,
     CoUser,
     InvitationKey,
@@ -372,7 +372,7 @@ class InvitationService:
 
         try:
             done = await self.store.transaction(work)
-        except DuplicateKeyError:
+        except AlreadyMember:
             await self.release(reservation_id, failed_login=False, correlation_id=correlation_id)
             raise Problem(409, "invitation.already_member",
                           "このアカウントは既に利用者として登録されています。") from None

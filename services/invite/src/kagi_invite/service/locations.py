@@ -5,11 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from pymongo.errors import DuplicateKeyError
-
 from kagi_invite.adapters.locations import LocationRepository
 from kagi_invite.domain.invitations import KEY_LENGTH, key_format_problem
 from kagi_invite.domain.locations import (
+    AlreadyViewer,
     Location,
     ViewerKey,
     ViewerKeyPolicy,
@@ -202,7 +201,7 @@ class LocationService:
 
         try:
             done = await self.store.transaction(work)
-        except DuplicateKeyError:
+        except AlreadyViewer:
             raise Problem(409, "viewer.already_added", "このご使用場所は既に閲覧場所に追加されています。") from None
         if not done:
             status, code, title = _KEY_REFUSALS["redeemed"]
