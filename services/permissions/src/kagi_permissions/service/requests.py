@@ -65,11 +65,13 @@ class BatchResult:
 
 
 class RequestService:
-    def __init__(self, store: Store, repo: Repository, settings: Settings, calendar: BusinessCalendar) -> None:
+    def __init__(self, store: Store, repo: Repository, settings: Settings, calendar: BusinessCalendar,
+                 juju: rules.JujuPolicy) -> None:
         self.store = store
         self.repo = repo
         self.settings = settings
         self.calendar = calendar
+        self.juju = juju
 
     # -- helpers ---------------------------------------------------------------------------------
     async def company_of(self, caller: Caller) -> Company:
@@ -171,8 +173,8 @@ class RequestService:
                                                  "すべての利用権限を外す場合は抹消申請を行ってください。"))
         if data.kind != "revoke" and after.get("JUJU") and not before.get("JUJU") and not errors:
             holders = await self.repo.juju_holders(company.id) | await self.repo.pending_juju_additions(company.id)
-            limit = company.juju_max_users or self.settings.permissions.juju_max_users
-            if key not in holders and len(holders) >= limit:
+            limit = self.juju.limit_for(company.juju_max_users)
+            if self.juju.refuses(key, holders, company.juju_max_users):
                 errors.append(FieldError("permissions.JUJU",
                                          f"JUJU の利用者は1事業者あたり{limit}名までです"
                                          "(超える場合は託送受付センターにご相談ください)。"))
