@@ -15,6 +15,8 @@ from kagi_lifecycle.adapters.registrations import RegistrationRepository
 from kagi_lifecycle.adapters.repository import AccountRepository
 from kagi_lifecycle.adapters.unlock_requests import UnlockRequestRepository
 from kagi_lifecycle.domain.accounts import LockoutPolicy
+from kagi_lifecycle.domain.enrolment import EnrolmentPolicy
+from kagi_lifecycle.domain.ladder import LadderDays
 from kagi_lifecycle.domain.oidc import OidcPolicy
 from kagi_lifecycle.domain.password_policy import PasswordPolicy
 from kagi_lifecycle.service.accounts import AccountService, Clock, _now
@@ -73,6 +75,17 @@ def lockout_policy(settings: Settings) -> LockoutPolicy:
                          privileged_lock_s=settings.security.privileged_lock_s)
 
 
+def ladder_days(settings: Settings) -> LadderDays:
+    """SPEC §4 inactivity ladder: warnings at 120 and 150 days, lock at 180, purge at 210 (settings)."""
+    lc = settings.lifecycle
+    return LadderDays(warning1=lc.warning1_days, warning2=lc.warning2_days, lock=lc.lock_days, purge=lc.purge_days)
+
+
+def enrolment_policy(settings: Settings) -> EnrolmentPolicy:
+    lc = settings.lifecycle
+    return EnrolmentPolicy(ttl_s=lc.enrolment_ttl_s, max_otp_failures=lc.enrolment_max_otp_failures)
+
+
 def password_policy(settings: Settings) -> PasswordPolicy:
     return PasswordPolicy(profile=settings.lifecycle.password_profile,
                           max_age_days=settings.lifecycle.password_max_age_days)
@@ -83,14 +96,16 @@ def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = _no
     accounts = AccountRepository(store)
     limiter = RateLimiter(store)
     service = AccountService(store, accounts, Passwords(settings.security), settings, clock,
-                             lockout=lockout_policy(settings), password_rules=password_policy(settings))
+                             lockout=lockout_policy(settings), password_rules=password_policy(settings),
+                             ladder_days=ladder_days(settings))
     credentials = CredentialService(service, limiter, ResetLinkRepository(store))
     return Lifecycle(store, accounts, service, SweepService(service, accounts), credentials,
                      UnlockService(service, limiter, UnlockRequestRepository(store)), limiter,
                      SessionService(service, RefreshTokenRepository(store)),
                      SecretQuestionService(credentials),
                      RegistrationService(service, limiter, RegistrationRepository(store)),
-                     TotpService(service), EnrolmentService(service, EnrolmentRepository(store)),
+                     TotpService(service),
+                     EnrolmentService(service, EnrolmentRepository(store), enrolment_policy(settings)),
                      OidcService(OidcRepository(store), settings, clock,
                                  OidcPolicy(token_ttl_s=settings.security.access_token_ttl_s)),
                      FederationService(service, ExternalLinkRepository(store)))

@@ -10,7 +10,7 @@ import pytest
 
 from kagi_lifecycle.adapters.memory import MemoryAccounts
 from kagi_lifecycle.adapters.passwords import Passwords
-from kagi_lifecycle.bootstrap import lockout_policy, password_policy
+from kagi_lifecycle.bootstrap import ladder_days, lockout_policy, password_policy
 from kagi_lifecycle.domain.accounts import LockoutPolicy
 from kagi_lifecycle.service.accounts import AccountService
 from kagi_shared.events import decode
@@ -36,7 +36,8 @@ def service(**security: Any) -> tuple[AccountService, MemoryTransactions, Memory
     accounts = MemoryAccounts(transactions)
     clock = Clock()
     svc = AccountService(transactions, accounts, Passwords(settings.security), settings, clock,
-                         lockout=lockout_policy(settings), password_rules=password_policy(settings))
+                         lockout=lockout_policy(settings), password_rules=password_policy(settings),
+                         ladder_days=ladder_days(settings))
     return svc, transactions, accounts, clock
 
 

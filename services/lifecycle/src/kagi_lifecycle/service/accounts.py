@@ -44,12 +44,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def ladder_days(settings: Settings) -> ladder.LadderDays:
-    lc = settings.lifecycle
-    return ladder.LadderDays(warning1=lc.warning1_days, warning2=lc.warning2_days, lock=lc.lock_days,
-                             purge=lc.purge_days)
-
-
 def new_period(base: datetime, days: ladder.LadderDays) -> dict[str, Any]:
     """Fields that start a new inactivity period at ``base`` (a login, or the ID's issue)."""
     plan = ladder.next_stage(ladder.ladder_for(ladder.japan_date(base), days), None)
@@ -59,7 +53,8 @@ def new_period(base: datetime, days: ladder.LadderDays) -> dict[str, Any]:
 
 class AccountService:
     def __init__(self, store: Transactions, accounts: Accounts, passwords: Passwords, settings: Settings,
-                 clock: Clock = _now, *, lockout: LockoutPolicy, password_rules: PasswordPolicy) -> None:
+                 clock: Clock = _now, *, lockout: LockoutPolicy, password_rules: PasswordPolicy,
+                 ladder_days: ladder.LadderDays) -> None:
         self.store = store
         self.accounts = accounts
         self.passwords = passwords
@@ -67,7 +62,7 @@ class AccountService:
         self.clock = clock
         self.lockout = lockout
         self.password_rules = password_rules
-        self.days = ladder_days(settings)
+        self.days = ladder_days
         self.totp_box = SecretBox(settings.security.code_pepper, "totp")
 
     def needs_totp(self, account: Account) -> bool:

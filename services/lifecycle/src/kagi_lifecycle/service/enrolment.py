@@ -13,7 +13,7 @@ Refusals tell the URL's holder why (expired, used, void, wrong one-time password
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from kagi_lifecycle.adapters.enrolments import EnrolmentRepository
@@ -23,11 +23,11 @@ from kagi_lifecycle.domain.accounts import Account, AccountExists, canonical_log
 from kagi_lifecycle.domain.enrolment import (
     TOKEN_BYTES,
     Enrolment,
+    EnrolmentPolicy,
     IssueReason,
     access_action,
     judge,
     token_malformed,
-    voids_after,
     with_b2b_roles,
 )
 from kagi_lifecycle.service.accounts import AccountService, new_period
@@ -61,7 +61,8 @@ def _refuse(verdict: str) -> Problem:
 
 
 class EnrolmentService:
-    def __init__(self, lifecycle: AccountService, enrolments: EnrolmentRepository) -> None:
+    def __init__(self, lifecycle: AccountService, enrolments: EnrolmentRepository, policy: EnrolmentPolicy) -> None:
+        self.policy = policy
         self.lifecycle = lifecycle
         self.store = lifecycle.store
         self.accounts = lifecycle.accounts
@@ -83,7 +84,7 @@ class EnrolmentService:
         enrolment = Enrolment(id=codes.hash_token(token, self._pepper()), account_id=account.id,
                               login_id=account.login_id, otp_hash=codes.hash_code(otp, self._pepper()),
                               created_at=now,
-                              expires_at=now + timedelta(seconds=self.settings.lifecycle.enrolment_ttl_s))
+                              expires_at=self.policy.expires_at(now))
         await self.enrolments.add(tx, enrolment)
         self.lifecycle.publish(tx, ev.EnrolmentIssued(account_id=account.id, login_id=account.login_id,
                                                       expires_at=enrolment.expires_at,
@@ -164,17 +165,16 @@ class EnrolmentService:
 
     async def _wrong_otp(self, enrolment: Enrolment) -> Problem:
         """Count a wrong one-time password; the one that reaches the limit voids the URL and the password."""
-        limit = self.settings.lifecycle.enrolment_max_otp_failures
         failures = await self.enrolments.count_otp_failure(enrolment.id)
         if failures is None:  # spent or voided meanwhile
             return _refuse(judge(await self.enrolments.get(enrolment.id), self.lifecycle.clock()))
-        if voids_after(failures, limit):
+        if self.policy.voids(failures):
             await self.enrolments.void(enrolment.id, self.lifecycle.clock(), "otp_failures")
             return _refuse("voided")
         return Problem(400, "enrolment.otp_invalid", "ワンタイムパスワードが正しくありません。",
                        errors=[FieldError("oneTimePassword",
                                           "メールでお知らせしたワンタイムパスワードを入力してください。")],
-                       extra={"remainingAttempts": limit - failures})
+                       extra={"remainingAttempts": self.policy.remaining(failures)})
 
     async def complete(self, token: str, one_time_password: str, password: str, question: str | None = None,
                        answer: str | None = None, correlation_id: str | None = None) -> Account:
