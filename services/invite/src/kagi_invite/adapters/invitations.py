@@ -100,12 +100,15 @@ class InvitationRepository:
                                        session=_session(tx))
         return _from(doc, InvitationKey) if doc else None
 
-    async def release_key(self, tx: Tx, reservation_id: str, count_attempt: bool) -> dict[str, Any] | None:
+    async def release_key(self, tx: Tx, reservation_id: str, count_attempt: bool) -> InvitationKey | None:
+        """Give a held key back (pending again), counting a failed login on it if ``count_attempt``; the key
+        after that, or None when nothing held it under ``reservation_id``."""
         update: dict[str, Any] = {"$set": {"status": "pending", "reservation_id": None, "reserved_until": None}}
         if count_attempt:
             update["$inc"] = {"attempts": 1}
-        return await self.keys.find_one_and_update({"reservation_id": reservation_id, "status": "reserved"}, update,
-                                                   return_document=ReturnDocument.AFTER, session=tx.session)
+        doc = await self.keys.find_one_and_update({"reservation_id": reservation_id, "status": "reserved"}, update,
+                                                  return_document=ReturnDocument.AFTER, session=tx.session)
+        return _from(doc, InvitationKey) if doc else None
 
     async def redeem_key(self, tx: Tx, reservation_id: str, account_id: str, login_id: str, now: datetime) -> bool:
         result = await self.keys.update_one(

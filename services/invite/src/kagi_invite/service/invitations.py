@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from kagi_invite.adapters.invitations import InvitationRepository
 from kagi_invite.domain.invitations import (
     KEY_LENGTH,
     AlreadyMember,
@@ -25,14 +24,14 @@ from kagi_invite.domain.invitations import (
     retry_after_s,
 )
 from kagi_invite.domain.step_up import StepUpPolicy
-from kagi_invite.service.ports import StepUps
+from kagi_invite.service.ports import Invitations, StepUps
 from kagi_invite.service.step_up import require_step_up
 from kagi_shared import codes
 from kagi_shared.events import Event, new_envelope
 from kagi_shared.events import invite as ev
 from kagi_shared.events import notify as nev
 from kagi_shared.jst import jp_datetime, jp_deadline
-from kagi_shared.mongo import Store, Tx
+from kagi_shared.mongo import Transactions, Tx
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
@@ -103,7 +102,7 @@ class Household(msgspec.Struct, kw_only=True):
 
 
 class InvitationService:
-    def __init__(self, store: Store, repo: InvitationRepository, step_ups: StepUps,
+    def __init__(self, store: Transactions, repo: Invitations, step_ups: StepUps,
                  settings: Settings, policy: InvitationPolicy, step_up_policy: StepUpPolicy) -> None:
         self.store = store
         self.repo = repo
@@ -317,16 +316,16 @@ class InvitationService:
         """Give a held key back; a failed login on redemption counts against the key (5 void it)."""
 
         async def work(tx: Tx) -> tuple[int, bool]:
-            doc = await self.repo.release_key(tx, reservation_id, failed_login)
-            if doc is None:
+            key = await self.repo.release_key(tx, reservation_id, failed_login)
+            if key is None:
                 return 0, False
             await self.repo.finish_link(tx, reservation_id, "active")
-            attempts = int(doc.get("attempts", 0))
+            attempts = key.attempts
             voided = failed_login and self.policy.key_voided_by(attempts)
             if voided:
-                await self.repo.set_key_status(tx, doc["_id"], "voided", ("pending",))
-                self._publish(tx, ev.KeyVoided(owner_id=doc["owner_id"], key_id=doc["_id"], attempts=attempts),
-                              doc["owner_id"], correlation_id)
+                await self.repo.set_key_status(tx, key.id, "voided", ("pending",))
+                self._publish(tx, ev.KeyVoided(owner_id=key.owner_id, key_id=key.id, attempts=attempts),
+                              key.owner_id, correlation_id)
             return attempts, voided
 
         attempts, voided = await self.store.transaction(work)
