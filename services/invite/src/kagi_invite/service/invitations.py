@@ -41,7 +41,6 @@ SOURCE = "kagi/invite"
 EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")
 
 
-
 def key_not_found() -> Problem:
     return Problem(404, "invitation.key_not_found", "指定された認証キーが見つかりません。")
 
