@@ -157,6 +157,13 @@ async def store_factory(settings: Settings) -> AsyncIterator[object]:
     await client.close()
 
 
+@pytest.fixture(params=["memory", pytest.param("mongo", marks=pytest.mark.integration)])
+def contract_backend(request: pytest.FixtureRequest) -> object:
+    """For a repository's contract test, run once per side: None for the in-memory adapter (the fast tier's), the
+    ``store_factory`` for the Mongo adapter on the embedded database (marked integration)."""
+    return request.getfixturevalue("store_factory") if request.param == "mongo" else None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """A run ended by SIGTERM (a CI cancel, ``timeout``) unwinds like Ctrl-C: pytest's session teardown then
     stops the servers and services this run started, instead of leaving them running without a parent."""

@@ -22,15 +22,10 @@ HOLD = NOW + timedelta(minutes=2)
 Repo = tuple[Transactions, Invitations]
 
 
-@pytest.fixture(params=["memory", pytest.param("mongo", marks=pytest.mark.integration)])
-def backend(request: pytest.FixtureRequest) -> tuple[str, Any]:
-    return request.param, request.getfixturevalue("store_factory") if request.param == "mongo" else None
-
-
 @pytest.fixture
-async def repo(backend: tuple[str, Any]) -> Repo:
-    kind, store_factory = backend
-    if kind == "memory":
+async def repo(contract_backend: Any) -> Repo:
+    store_factory = contract_backend
+    if store_factory is None:
         transactions = MemoryTransactions()
         return transactions, MemoryInvitations(transactions)
     store = await store_factory("invitations_contract")

@@ -20,15 +20,10 @@ NOW = datetime.now(UTC).replace(microsecond=0)  # whole milliseconds: MongoDB ke
 LATER = NOW + timedelta(hours=1)  # windows lie ahead: the database drops lapsed ones by itself
 
 
-@pytest.fixture(params=["memory", pytest.param("mongo", marks=pytest.mark.integration)])
-def backend(request: pytest.FixtureRequest) -> tuple[str, Any]:
-    return request.param, request.getfixturevalue("store_factory") if request.param == "mongo" else None
-
-
 @pytest.fixture
-async def repo(backend: tuple[str, Any]) -> tuple[Transactions, StepUps]:
-    kind, store_factory = backend
-    if kind == "memory":
+async def repo(contract_backend: Any) -> tuple[Transactions, StepUps]:
+    store_factory = contract_backend
+    if store_factory is None:
         transactions = MemoryTransactions()
         return transactions, MemoryStepUps(transactions)
     store = await store_factory("step_up_contract")

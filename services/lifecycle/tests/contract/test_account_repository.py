@@ -20,15 +20,10 @@ from kagi_shared.mongo import Transactions, Tx
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # whole milliseconds: MongoDB keeps no finer
 
 
-@pytest.fixture(params=["memory", pytest.param("mongo", marks=pytest.mark.integration)])
-def backend(request: pytest.FixtureRequest) -> tuple[str, Any]:
-    return request.param, request.getfixturevalue("store_factory") if request.param == "mongo" else None
-
-
 @pytest.fixture
-async def repo(backend: tuple[str, Any]) -> tuple[Transactions, Accounts]:
-    kind, store_factory = backend
-    if kind == "memory":
+async def repo(contract_backend: Any) -> tuple[Transactions, Accounts]:
+    store_factory = contract_backend
+    if store_factory is None:
         transactions = MemoryTransactions()
         return transactions, MemoryAccounts(transactions)
     store = await store_factory("accounts_contract")

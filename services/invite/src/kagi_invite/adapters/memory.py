@@ -112,16 +112,18 @@ class MemoryInvitations:
         return doc.get("owner_login_id", ""), doc.get("owner_email", "")
 
     @staticmethod
-    def _holdable(doc: Doc, free: str, now: datetime) -> bool:
+    def _hold(doc: Doc | None, free: str, reservation_id: str, until: datetime, now: datetime) -> bool:
+        """Hold an unexpired document that is ``free`` or whose earlier hold ran out."""
+        if doc is None or doc["expires_at"] <= now:
+            return False
         lapsed = doc["status"] == "reserved" and doc["reserved_until"] is not None and doc["reserved_until"] <= now
-        return doc["expires_at"] > now and (doc["status"] == free or lapsed)
-
-    async def reserve_key(self, tx: Tx, key_id: str, reservation_id: str, until: datetime, now: datetime) -> bool:
-        doc = self.keys.get(key_id)
-        if doc is None or not self._holdable(doc, "pending", now):
+        if doc["status"] != free and not lapsed:
             return False
         doc.update(status="reserved", reservation_id=reservation_id, reserved_until=until)
         return True
+
+    async def reserve_key(self, tx: Tx, key_id: str, reservation_id: str, until: datetime, now: datetime) -> bool:
+        return self._hold(self.keys.get(key_id), "pending", reservation_id, until, now)
 
     def _reserved_key(self, reservation_id: str) -> Doc | None:
         return next((d for d in self.keys.values()
@@ -181,11 +183,7 @@ class MemoryInvitations:
             self.links[link_id]["status"] = status
 
     async def reserve_link(self, tx: Tx, link_id: str, reservation_id: str, until: datetime, now: datetime) -> bool:
-        doc = self.links.get(link_id)
-        if doc is None or not self._holdable(doc, "active", now):
-            return False
-        doc.update(status="reserved", reservation_id=reservation_id, reserved_until=until)
-        return True
+        return self._hold(self.links.get(link_id), "active", reservation_id, until, now)
 
     async def link_by_reservation(self, reservation_id: str, tx: Tx | None = None) -> ConfirmationLink | None:
         return self._link(next((d for d in self.links.values() if d["reservation_id"] == reservation_id), None))

@@ -12,8 +12,6 @@ oracle). Every change or reset ends the account's sessions and is mailed to the 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -25,6 +23,7 @@ from kagi_lifecycle.domain import password_policy
 from kagi_lifecycle.domain.accounts import Account, canonical_login_id
 from kagi_lifecycle.service.accounts import AccountService
 from kagi_lifecycle.service.notices import send_mail
+from kagi_shared import codes
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.jst import jp_datetime, jp_deadline
 from kagi_shared.mongo import Tx
@@ -69,7 +68,7 @@ class CredentialService:
         """Checks the secret answer of an account that has a question (wired by the secret-question service)."""
 
     def _token_hash(self, token: str) -> str:
-        return hmac.new(self.settings.security.code_pepper.encode(), token.encode(), hashlib.sha256).hexdigest()
+        return codes.hash_token(token, self.settings.security.code_pepper)
 
     async def _checked(self, account: Account, new_password: str, field: str) -> str:
         """The new password's hash, or a problem naming every rule it breaks."""

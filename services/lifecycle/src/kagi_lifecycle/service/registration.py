@@ -8,8 +8,6 @@ Both are rate limited per client IP and per address (the address only as an HMAC
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import uuid
 from datetime import timedelta
@@ -22,6 +20,7 @@ from kagi_lifecycle.domain.registration import Registration, judge, token_malfor
 from kagi_lifecycle.service.accounts import AccountService
 from kagi_lifecycle.service.credentials import policy_problem
 from kagi_lifecycle.service.notices import send_mail
+from kagi_shared import codes
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.jst import jp_datetime, jp_deadline
 from kagi_shared.mongo import Tx
@@ -55,7 +54,7 @@ class RegistrationService:
         self.limiter = limiter
 
     def _hmac(self, value: str) -> str:
-        return hmac.new(self.settings.security.code_pepper.encode(), value.encode(), hashlib.sha256).hexdigest()
+        return codes.hash_token(value, self.settings.security.code_pepper)
 
     def _urls(self) -> tuple[str, str]:
         portal = self.settings.brand.portal_url.rstrip("/")

@@ -13,8 +13,6 @@ The family id is the session id the access tokens carry (``sid``); step-up windo
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import uuid
 from datetime import datetime, timedelta
@@ -22,6 +20,7 @@ from datetime import datetime, timedelta
 from kagi_lifecycle.adapters.refresh_tokens import RefreshToken, RefreshTokenRepository
 from kagi_lifecycle.domain.accounts import Account
 from kagi_lifecycle.service.accounts import AccountService
+from kagi_shared import codes
 from kagi_shared.mongo import Tx
 from kagi_shared.problems import Problem
 
@@ -37,8 +36,7 @@ class SessionService:
         self.absolute_ttl = timedelta(seconds=lifecycle.settings.security.refresh_absolute_ttl_s)
 
     def _hash(self, token: str) -> str:
-        pepper = self.lifecycle.settings.security.code_pepper.encode()
-        return hmac.new(pepper, token.encode(), hashlib.sha256).hexdigest()
+        return codes.hash_token(token, self.lifecycle.settings.security.code_pepper)
 
     async def open(self, account: Account, family: str | None = None,
                    started_at: datetime | None = None) -> tuple[str, datetime, str]:
