@@ -8,6 +8,7 @@ from kagi_invite.adapters.claims import ClaimRepository
 from kagi_invite.adapters.invitations import InvitationRepository
 from kagi_invite.adapters.locations import LocationRepository
 from kagi_invite.adapters.repository import StepUpRepository
+from kagi_invite.domain.claims import ClaimPolicy
 from kagi_invite.domain.invitations import InvitationPolicy
 from kagi_invite.domain.locations import ViewerKeyPolicy
 from kagi_invite.domain.step_up import StepUpPolicy
@@ -57,6 +58,12 @@ def invitation_policy(settings: Settings) -> InvitationPolicy:
                             reservation_ttl_s=invite.reservation_ttl_s)
 
 
+def claim_policy(settings: Settings) -> ClaimPolicy:
+    invite = settings.invite
+    return ClaimPolicy(recommended_max=invite.claim_recommended_max, sms_code_ttl_s=invite.sms_code_ttl_s,
+                       sms_max_attempts=invite.sms_max_attempts)
+
+
 def bootstrap(settings: Settings, store: Store | None = None) -> Invite:
     store = store or Store(make_client(settings), database_name(settings, NAME))
     repo = StepUpRepository(store)
@@ -69,4 +76,5 @@ def bootstrap(settings: Settings, store: Store | None = None) -> Invite:
                   invitations, locations_repo,
                   LocationService(store, locations_repo, invitations, settings,
                                   ViewerKeyPolicy(key_ttl_s=settings.invite.viewer_key_ttl_s)), claims_repo,
-                  ClaimService(store, claims_repo, invitations, invitations_repo, locations_repo, settings))
+                  ClaimService(store, claims_repo, invitations, invitations_repo, locations_repo, settings,
+                               claim_policy(settings)))

@@ -19,6 +19,7 @@ from kagi_lifecycle.domain.enrolment import EnrolmentPolicy
 from kagi_lifecycle.domain.ladder import LadderDays
 from kagi_lifecycle.domain.oidc import OidcPolicy
 from kagi_lifecycle.domain.password_policy import PasswordPolicy
+from kagi_lifecycle.domain.sessions import SessionPolicy
 from kagi_lifecycle.service.accounts import AccountService, Clock, _now
 from kagi_lifecycle.service.credentials import CredentialService
 from kagi_lifecycle.service.enrolment import EnrolmentService
@@ -101,7 +102,9 @@ def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = _no
     credentials = CredentialService(service, limiter, ResetLinkRepository(store))
     return Lifecycle(store, accounts, service, SweepService(service, accounts), credentials,
                      UnlockService(service, limiter, UnlockRequestRepository(store)), limiter,
-                     SessionService(service, RefreshTokenRepository(store)),
+                     SessionService(service, RefreshTokenRepository(store),
+                                    SessionPolicy(refresh_ttl_s=settings.security.refresh_token_ttl_s,
+                                                  absolute_ttl_s=settings.security.refresh_absolute_ttl_s)),
                      SecretQuestionService(credentials),
                      RegistrationService(service, limiter, RegistrationRepository(store)),
                      TotpService(service),

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from kagi_lifecycle.adapters.refresh_tokens import RefreshToken, RefreshTokenRepository
 from kagi_lifecycle.domain.accounts import Account
+from kagi_lifecycle.domain.sessions import SessionPolicy
 from kagi_lifecycle.service.accounts import AccountService
 from kagi_shared import codes
 from kagi_shared.mongo import Tx
@@ -28,12 +29,11 @@ INVALID = Problem(401, "auth.refresh_invalid", "セッションの有効期限�
 
 
 class SessionService:
-    def __init__(self, lifecycle: AccountService, tokens: RefreshTokenRepository) -> None:
+    def __init__(self, lifecycle: AccountService, tokens: RefreshTokenRepository, policy: SessionPolicy) -> None:
         self.lifecycle = lifecycle
         self.store = lifecycle.store
         self.tokens = tokens
-        self.ttl = timedelta(seconds=lifecycle.settings.security.refresh_token_ttl_s)
-        self.absolute_ttl = timedelta(seconds=lifecycle.settings.security.refresh_absolute_ttl_s)
+        self.policy = policy
 
     def _hash(self, token: str) -> str:
         return codes.hash_token(token, self.lifecycle.settings.security.code_pepper)
@@ -44,7 +44,7 @@ class SessionService:
         token = secrets.token_urlsafe(32)
         now = self.lifecycle.clock()
         started_at = started_at or now
-        expires = min(now + self.ttl, started_at + self.absolute_ttl)
+        expires = self.policy.expires_at(now, started_at)
         family = family or str(uuid.uuid4())
         await self.tokens.add(RefreshToken(id=self._hash(token), account_id=account.id, family=family,
                                            expires_at=expires, started_at=started_at,
@@ -60,9 +60,8 @@ class SessionService:
                 await self.tokens.end_family(reused.family)
             raise INVALID
         account = await self.lifecycle.accounts.get(used.account_id)
-        # A token from before the absolute lifetime existed counts from its own issue.
-        started_at = used.started_at or used.expires_at - self.ttl
-        if (used.expires_at <= now or started_at + self.absolute_ttl <= now or account is None
+        started_at = self.policy.family_start(used.started_at, used.expires_at)
+        if (not self.policy.usable(used.expires_at, started_at, now) or account is None
                 or account.status != "active" or account.session_version != used.session_version):
             raise INVALID
         new_token, expires, family = await self.open(account, used.family, started_at)
