@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import msgspec
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
+from kagi_lifecycle.domain.federation import ExternalLink, LinkedElsewhere
 from kagi_shared.mongo import Store
 
 EXTERNAL_LINKS = "external_links"
-
-
-class ExternalLink(msgspec.Struct, frozen=True, kw_only=True):
-    provider: str
-    subject: str
-    account_id: str
-    linked_at: datetime
-
-
-class LinkedElsewhere(Exception):
-    """The external ID already belongs to another account."""
 
 
 def _id(provider: str, subject: str) -> str:

@@ -7,8 +7,9 @@ is offered registration or linking from a signed-in account.
 
 from __future__ import annotations
 
-from kagi_lifecycle.adapters.external_links import ExternalLink, ExternalLinkRepository, LinkedElsewhere
+from kagi_lifecycle.adapters.external_links import ExternalLinkRepository
 from kagi_lifecycle.domain.accounts import Account
+from kagi_lifecycle.domain.federation import ExternalLink, LinkedElsewhere
 from kagi_lifecycle.service.accounts import AccountService
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.mongo import Tx
