@@ -13,7 +13,6 @@ from kagi_invite.adapters.invitations import InvitationRepository
 from kagi_invite.adapters.memory import MemoryInvitations
 from kagi_invite.domain.invitations import AlreadyMember, ConfirmationLink, CoUser, InvitationKey
 from kagi_invite.service.ports import Invitations
-from kagi_shared.memory import MemoryTransactions
 from kagi_shared.mongo import Transactions, Tx
 
 NOW = datetime.now(UTC).replace(microsecond=0)  # whole milliseconds: MongoDB keeps no finer
@@ -24,14 +23,7 @@ Repo = tuple[Transactions, Invitations]
 
 @pytest.fixture
 async def repo(contract_backend: Any) -> Repo:
-    store_factory = contract_backend
-    if store_factory is None:
-        transactions = MemoryTransactions()
-        return transactions, MemoryInvitations(transactions)
-    store = await store_factory("invitations_contract")
-    invitations = InvitationRepository(store)
-    await invitations.ensure_indexes()
-    return store, invitations
+    return await contract_backend.open(MemoryInvitations, InvitationRepository)
 
 
 def key(key_id: str = "k1", owner: str = "owner-1", minutes: int = 60) -> InvitationKey:

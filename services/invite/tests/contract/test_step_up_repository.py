@@ -13,7 +13,6 @@ from kagi_invite.adapters.memory import MemoryStepUps
 from kagi_invite.adapters.repository import StepUpRepository
 from kagi_invite.domain.step_up import StepUpCode
 from kagi_invite.service.ports import StepUps
-from kagi_shared.memory import MemoryTransactions
 from kagi_shared.mongo import Transactions, Tx
 
 NOW = datetime.now(UTC).replace(microsecond=0)  # whole milliseconds: MongoDB keeps no finer
@@ -22,14 +21,7 @@ LATER = NOW + timedelta(hours=1)  # windows lie ahead: the database drops lapsed
 
 @pytest.fixture
 async def repo(contract_backend: Any) -> tuple[Transactions, StepUps]:
-    store_factory = contract_backend
-    if store_factory is None:
-        transactions = MemoryTransactions()
-        return transactions, MemoryStepUps(transactions)
-    store = await store_factory("step_up_contract")
-    step_ups = StepUpRepository(store)
-    await step_ups.ensure_indexes()
-    return store, step_ups
+    return await contract_backend.open(MemoryStepUps, StepUpRepository)
 
 
 def code(code_id: str, account_id: str = "acct-1", minutes: int = 0) -> StepUpCode:

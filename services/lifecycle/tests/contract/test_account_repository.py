@@ -14,7 +14,6 @@ from kagi_lifecycle.adapters.memory import MemoryAccounts
 from kagi_lifecycle.adapters.repository import AccountRepository
 from kagi_lifecycle.domain.accounts import Account, AccountExists
 from kagi_lifecycle.service.ports import Accounts
-from kagi_shared.memory import MemoryTransactions
 from kagi_shared.mongo import Transactions, Tx
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # whole milliseconds: MongoDB keeps no finer
@@ -22,14 +21,7 @@ T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # whole milliseconds: MongoDB keeps
 
 @pytest.fixture
 async def repo(contract_backend: Any) -> tuple[Transactions, Accounts]:
-    store_factory = contract_backend
-    if store_factory is None:
-        transactions = MemoryTransactions()
-        return transactions, MemoryAccounts(transactions)
-    store = await store_factory("accounts_contract")
-    accounts = AccountRepository(store)
-    await accounts.ensure_indexes()
-    return store, accounts
+    return await contract_backend.open(MemoryAccounts, AccountRepository)
 
 
 def account(login_id: str = "hanako@example.jp", **fields: Any) -> Account:
