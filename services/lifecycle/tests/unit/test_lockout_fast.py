@@ -3,46 +3,19 @@ integration tests drive on the embedded database, in milliseconds. ``tests/contr
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from fast_lifecycle import PASSWORD, events, fast_accounts
 
-from kagi_lifecycle.adapters.memory import MemoryAccounts
-from kagi_lifecycle.adapters.passwords import Passwords
-from kagi_lifecycle.bootstrap import ladder_days, lockout_policy, password_policy
+from kagi_lifecycle.bootstrap import lockout_policy
 from kagi_lifecycle.domain.accounts import LockoutPolicy
-from kagi_lifecycle.service.accounts import AccountService
-from kagi_shared.events import decode
 from kagi_shared.events import lifecycle as ev
-from kagi_shared.memory import MemoryTransactions
 from kagi_shared.problems import Problem
-from kagi_shared.settings import SecuritySettings, Settings
+from kagi_shared.settings import Settings
 
-PASSWORD = "Kagi-test-2026!"  # noqa: S105 - test accounts
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.at = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.at
-
-
-def service(**security: Any) -> tuple[AccountService, MemoryTransactions, MemoryAccounts, Clock]:
-    settings = Settings(security=SecuritySettings(argon2_time_cost=1, argon2_memory_kib=1024, **security))
-    transactions = MemoryTransactions()
-    accounts = MemoryAccounts(transactions)
-    clock = Clock()
-    svc = AccountService(transactions, accounts, Passwords(settings.security), settings, clock,
-                         lockout=lockout_policy(settings), password_rules=password_policy(settings),
-                         ladder_days=ladder_days(settings))
-    return svc, transactions, accounts, clock
-
-
-def events(transactions: MemoryTransactions) -> list[Any]:
-    return [decode(bytes(row["value"]))[1] for row in transactions.outbox]
+service = fast_accounts
 
 
 async def refused(call: Any) -> Problem:
