@@ -4,7 +4,6 @@ adapter's behaviour."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar, cast
 
@@ -44,17 +43,3 @@ class MemoryTransactions:
             hook()
         return result
 
-
-class DictTable:
-    """Documents by ``_id``, snapshotted whole (the fakes hold a handful of documents)."""
-
-    def __init__(self, transactions: MemoryTransactions | None = None) -> None:
-        self.docs: dict[Any, Doc] = {}
-        if transactions is not None:
-            transactions.track(self)
-
-    def snapshot(self) -> object:
-        return copy.deepcopy(self.docs)
-
-    def restore(self, state: object) -> None:
-        self.docs = cast(dict[Any, Doc], state)
