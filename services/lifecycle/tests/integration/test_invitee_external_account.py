@@ -51,7 +51,7 @@ async def test_privileged_roles_a_taken_address_and_a_locked_link_are_refused(se
     taken = await refused(lc.federation.account_for_invitee("line", "U-3", "holder@example.jp", "holder@example.jp",
                                                             ["viewer"]))
     assert (taken.status, taken.code) == (409, "account.exists")
-    assert await lc.federation.links.count_documents({}) == 0  # the link went with the account's transaction
+    assert await lc.federation.links.collection.count_documents({}) == 0  # the link went with the account's transaction
 
     await lc.federation.link(holder.id, "line", "U-4")
     operator = await lc.service.create_account("op-ext@example.jp", PASSWORD, ["operator"])

@@ -14,34 +14,11 @@ from typing import Any
 import httpx
 import msgspec
 
+from kagi_invite.domain.invitations import AccountInfo, AccountRef, LoginRefused
 from kagi_shared.problems import FieldError, Problem, service_unavailable
 from kagi_shared.service_api import INTERNAL_TOKEN_HEADER
 from kagi_shared.settings import Settings
 from kagi_shared.tracing import inject
-
-
-class AccountRef(msgspec.Struct, frozen=True, kw_only=True):
-    """The account a redemption binds the key to."""
-
-    account_id: str
-    login_id: str
-    email: str
-    new_account: bool = False
-
-
-class AccountInfo(msgspec.Struct, frozen=True, kw_only=True):
-    account_id: str
-    login_id: str
-    email: str
-    issued_at: datetime
-
-
-class LoginRefused(Exception):
-    """The existing account's ID or password is wrong (lifecycle answered 401)."""
-
-    def __init__(self, problem: Problem) -> None:
-        super().__init__(problem.code)
-        self.problem = problem
 
 
 class _Account(msgspec.Struct, rename="camel", kw_only=True):

@@ -11,34 +11,18 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal
 
 import msgspec
 
-from kagi_invite.adapters.lifecycle import AccountInfo, AccountRef, LoginRefused
-from kagi_invite.domain.invitations import AccountType, CoUser
+from kagi_invite.domain.invitations import AccountRef, AccountType, CoUser, LoginRefused
 from kagi_invite.service.invitations import InvitationService
+from kagi_invite.service.ports import Accounts
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.service_api import Caller
 
 NEW_ACCOUNT_ROLES = ["viewer"]
 AccountChoice = Literal["new", "existing", "external"]
-
-
-class Accounts(Protocol):
-    """Lifecycle, as redemption and the user list see it (``adapters.lifecycle.LifecycleAccounts``)."""
-
-    async def create_account(self, login_id: str, password: str, email: str, roles: list[str],
-                             correlation_id: str | None) -> AccountRef: ...
-
-    async def check_login(self, login_id: str, password: str, correlation_id: str | None) -> AccountRef: ...
-
-    async def external_account(self, provider: str, subject: str, email: str, roles: list[str],
-                               correlation_id: str | None) -> AccountRef: ...
-
-    async def account(self, account_id: str, correlation_id: str | None) -> AccountInfo: ...
-
-    async def linked_providers(self, account_id: str, correlation_id: str | None) -> list[str]: ...
 
 
 class Redemption(msgspec.Struct, frozen=True, kw_only=True):
