@@ -12,7 +12,7 @@ from pymongo.errors import DuplicateKeyError
 from kagi_permissions.domain.companies import Company, IdTaken, UserBusy
 from kagi_permissions.domain.requests import OPEN, PermissionRequest
 from kagi_permissions.domain.review import Campaign
-from kagi_shared.mongo import Store, Tx
+from kagi_shared.mongo import Store, Tx, doc_struct
 
 COMPANIES = "companies"
 ADMINS = "admins"
@@ -35,9 +35,7 @@ def to_doc(obj: msgspec.Struct) -> dict[str, Any]:
 
 
 def from_doc(doc: dict[str, Any], cls: type[S]) -> S:
-    doc = dict(doc)
-    doc["id"] = doc.pop("_id")
-    return msgspec.convert(doc, cls)
+    return doc_struct(doc, cls)
 
 
 def _s(tx: Tx | None) -> Any:
