@@ -11,27 +11,12 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from kagi_gateway.deps import PUBLIC, current_caller, request_id
 from kagi_gateway.services import Services
-from kagi_shared.contracts.permissions import (
-    BatchIn,
-    BatchOut,
-    CancelIn,
-    CompanyChangeIn,
-    CompanyIn,
-    CompanyOut,
-    DraftOut,
-    GrantDeliveryOut,
-    RequestIn,
-    RequestOut,
-    ReviewDecisionIn,
-    ReviewOut,
-    ReviewUserOut,
-    ScheduleOut,
-    TerminationOut,
-)
+from kagi_shared.contracts import permissions as pm
 
 ADMIN = ("company_admin",)
 OPERATOR = ("operator",)
 ADMIN_OR_OPERATOR = ("company_admin", "operator")
+
 
 class PermissionRequestController(Controller):
     """Company admins (システム窓口責任者) file and follow requests; anyone may preview the schedule."""
@@ -42,7 +27,8 @@ class PermissionRequestController(Controller):
     @get("/permission-requests/schedule", opt={"roles": PUBLIC},
          summary="Projected acceptance, batch and usable-from dates for a submission date")
     async def schedule(self, services: NamedDependency[Services], request: Request[Any, Any, Any],
-                       submitted_on: Annotated[str, QueryParameter(name="submittedOn", max_length=32)]) -> ScheduleOut:
+                       submitted_on: Annotated[str, QueryParameter(name="submittedOn", max_length=32)],
+                       ) -> pm.ScheduleOut:
         return await services.permissions.schedule(submitted_on, rid=request_id(request))
 
     @get("/permissions/catalogue", opt={"roles": ADMIN_OR_OPERATOR},
@@ -51,13 +37,13 @@ class PermissionRequestController(Controller):
         return await services.permissions.catalogue(current_caller(request), rid=request_id(request))
 
     @get("/company", opt={"roles": ADMIN}, summary="The admin's own company")
-    async def my_company(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> CompanyOut:
+    async def my_company(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> pm.CompanyOut:
         return await services.permissions.my_company(current_caller(request), rid=request_id(request))
 
     @post("/permission-requests", opt={"roles": ADMIN}, status_code=201,
           summary="File a new (設定), change (変更) or revoke (抹消) request")
-    async def submit(self, data: JSONBody[RequestIn], services: NamedDependency[Services],
-                     request: Request[Any, Any, Any]) -> RequestOut:
+    async def submit(self, data: JSONBody[pm.RequestIn], services: NamedDependency[Services],
+                     request: Request[Any, Any, Any]) -> pm.RequestOut:
         return await services.permissions.submit(current_caller(request), data, rid=request_id(request))
 
     @get("/permission-requests", opt={"roles": ADMIN_OR_OPERATOR}, summary="Search requests and their status")
@@ -66,24 +52,24 @@ class PermissionRequestController(Controller):
                                        QueryParameter(name="status")] = None,
                      user_id: Annotated[str | None, QueryParameter(name="userId", max_length=254)] = None,
                      company_id: Annotated[str | None, QueryParameter(name="companyId", max_length=64)] = None,
-                     ) -> list[RequestOut]:
+                     ) -> list[pm.RequestOut]:
         return await services.permissions.search(current_caller(request), status=status, user_id=user_id,
                                                  company_id=company_id, rid=request_id(request))
 
     @get("/permission-requests/{request_id_:str}", opt={"roles": ADMIN_OR_OPERATOR}, summary="One request")
     async def view(self, request_id_: FromPath[str], services: NamedDependency[Services],
-                   request: Request[Any, Any, Any]) -> RequestOut:
+                   request: Request[Any, Any, Any]) -> pm.RequestOut:
         return await services.permissions.request(current_caller(request), request_id_, rid=request_id(request))
 
     @get("/permission-request-drafts", opt={"roles": ADMIN},
          summary="Prefilled revoke requests for purged IDs, waiting for the admin's confirmation")
-    async def drafts(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> list[DraftOut]:
+    async def drafts(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> list[pm.DraftOut]:
         return await services.permissions.drafts(current_caller(request), rid=request_id(request))
 
     @post("/permission-request-drafts/{draft_id:str}/confirm", opt={"roles": ADMIN}, status_code=201,
           summary="File the prefilled revoke request of a purged ID")
     async def confirm_draft(self, draft_id: FromPath[str], services: NamedDependency[Services],
-                            request: Request[Any, Any, Any]) -> RequestOut:
+                            request: Request[Any, Any, Any]) -> pm.RequestOut:
         return await services.permissions.confirm_draft(current_caller(request), draft_id, rid=request_id(request))
 
 
@@ -94,26 +80,28 @@ class AccessReviewController(Controller):
     tags = ("access-review",)
 
     @get("/company/users", opt={"roles": ADMIN}, summary="Every user of the company with permissions and last login")
-    async def users(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> list[ReviewUserOut]:
+    async def users(self, services: NamedDependency[Services],
+                    request: Request[Any, Any, Any]) -> list[pm.ReviewUserOut]:
         return await services.permissions.users(current_caller(request), rid=request_id(request))
 
     @post("/access-reviews", opt={"roles": ADMIN}, status_code=201, summary="Start a review campaign")
-    async def start(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> ReviewOut:
+    async def start(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> pm.ReviewOut:
         return await services.permissions.start_review(current_caller(request), rid=request_id(request))
 
     @get("/access-reviews", opt={"roles": ADMIN}, summary="The company's review campaigns")
-    async def campaigns(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> list[ReviewOut]:
+    async def campaigns(self, services: NamedDependency[Services],
+                        request: Request[Any, Any, Any]) -> list[pm.ReviewOut]:
         return await services.permissions.reviews(current_caller(request), rid=request_id(request))
 
     @get("/access-reviews/{review_id:str}", opt={"roles": ADMIN}, summary="One review campaign")
     async def campaign(self, review_id: FromPath[str], services: NamedDependency[Services],
-                       request: Request[Any, Any, Any]) -> ReviewOut:
+                       request: Request[Any, Any, Any]) -> pm.ReviewOut:
         return await services.permissions.review(current_caller(request), review_id, rid=request_id(request))
 
     @post("/access-reviews/{review_id:str}/decisions", opt={"roles": ADMIN}, status_code=200,
           summary="Keep or revoke one user (a revoke files a revoke request)")
-    async def decide(self, review_id: FromPath[str], data: JSONBody[ReviewDecisionIn],
-                     services: NamedDependency[Services], request: Request[Any, Any, Any]) -> ReviewOut:
+    async def decide(self, review_id: FromPath[str], data: JSONBody[pm.ReviewDecisionIn],
+                     services: NamedDependency[Services], request: Request[Any, Any, Any]) -> pm.ReviewOut:
         return await services.permissions.decide(current_caller(request), review_id, data, rid=request_id(request))
 
     @get("/access-reviews/{review_id:str}/report.csv", opt={"roles": ADMIN}, summary="The campaign report as CSV",
@@ -132,67 +120,68 @@ class PermissionOperatorController(Controller):
     tags = ("permissions-operator",)
 
     @post("/companies", opt={"roles": OPERATOR}, status_code=201, summary="Register a company with its admins")
-    async def register_company(self, data: JSONBody[CompanyIn], services: NamedDependency[Services],
-                               request: Request[Any, Any, Any]) -> CompanyOut:
+    async def register_company(self, data: JSONBody[pm.CompanyIn], services: NamedDependency[Services],
+                               request: Request[Any, Any, Any]) -> pm.CompanyOut:
         return await services.permissions.register_company(current_caller(request), data, rid=request_id(request))
 
     @get("/companies", opt={"roles": OPERATOR}, summary="Every company")
-    async def companies(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> list[CompanyOut]:
+    async def companies(self, services: NamedDependency[Services],
+                        request: Request[Any, Any, Any]) -> list[pm.CompanyOut]:
         return await services.permissions.companies(current_caller(request), rid=request_id(request))
 
     @get("/companies/{company_id:str}", opt={"roles": OPERATOR}, summary="One company")
     async def company(self, company_id: FromPath[str], services: NamedDependency[Services],
-                      request: Request[Any, Any, Any]) -> CompanyOut:
+                      request: Request[Any, Any, Any]) -> pm.CompanyOut:
         return await services.permissions.company(current_caller(request), company_id, rid=request_id(request))
 
     @patch("/companies/{company_id:str}", opt={"roles": OPERATOR},
            summary="Change a company (an admin change issues the new admin's ID; user grants stay)")
-    async def change_company(self, company_id: FromPath[str], data: JSONBody[CompanyChangeIn],
+    async def change_company(self, company_id: FromPath[str], data: JSONBody[pm.CompanyChangeIn],
                              services: NamedDependency[Services],
-                             request: Request[Any, Any, Any]) -> CompanyOut:
+                             request: Request[Any, Any, Any]) -> pm.CompanyOut:
         return await services.permissions.change_company(current_caller(request), company_id, data,
                                                          rid=request_id(request))
 
     @post("/companies/{company_id:str}/termination", opt={"roles": OPERATOR}, status_code=200,
           summary="Terminate a company: every grant of its users is revoked")
     async def terminate_company(self, company_id: FromPath[str], services: NamedDependency[Services],
-                                request: Request[Any, Any, Any]) -> TerminationOut:
+                                request: Request[Any, Any, Any]) -> pm.TerminationOut:
         return await services.permissions.terminate_company(current_caller(request), company_id,
                                                             rid=request_id(request))
 
     @post("/permission-requests/{request_id_:str}/accept", opt={"roles": OPERATOR}, status_code=200,
           summary="Accept a submitted request (受付完了)")
     async def accept(self, request_id_: FromPath[str], services: NamedDependency[Services],
-                     request: Request[Any, Any, Any]) -> RequestOut:
+                     request: Request[Any, Any, Any]) -> pm.RequestOut:
         return await services.permissions.accept(current_caller(request), request_id_, rid=request_id(request))
 
     @post("/permission-requests/{request_id_:str}/cancel", opt={"roles": OPERATOR}, status_code=200,
           summary="Cancel a request after contacting the admin (申請取消)")
-    async def cancel(self, request_id_: FromPath[str], data: JSONBody[CancelIn], services: NamedDependency[Services],
-                     request: Request[Any, Any, Any]) -> RequestOut:
+    async def cancel(self, request_id_: FromPath[str], data: JSONBody[pm.CancelIn], services: NamedDependency[Services],
+                     request: Request[Any, Any, Any]) -> pm.RequestOut:
         return await services.permissions.cancel(current_caller(request), request_id_, data, rid=request_id(request))
 
     @post("/permission-requests/{request_id_:str}/systems/{system:str}/completion", opt={"roles": OPERATOR},
           status_code=200, summary="Record a completion the target system did not acknowledge")
     async def complete(self, request_id_: FromPath[str], system: FromPath[str], services: NamedDependency[Services],
-                       request: Request[Any, Any, Any]) -> RequestOut:
+                       request: Request[Any, Any, Any]) -> pm.RequestOut:
         return await services.permissions.complete(current_caller(request), request_id_, system,
                                                    rid=request_id(request))
 
     @post("/permission-requests/{request_id_:str}/systems/{system:str}/retry", opt={"roles": OPERATOR},
           status_code=200, summary="Send a failed grant command again")
     async def retry(self, request_id_: FromPath[str], system: FromPath[str], services: NamedDependency[Services],
-                    request: Request[Any, Any, Any]) -> RequestOut:
+                    request: Request[Any, Any, Any]) -> pm.RequestOut:
         return await services.permissions.retry(current_caller(request), request_id_, system, rid=request_id(request))
 
     @post("/permission-batches", opt={"roles": OPERATOR}, status_code=200,
           summary="Run the batch for a batch date (also runs by itself on the date)")
-    async def run_batch(self, data: JSONBody[BatchIn], services: NamedDependency[Services],
-                        request: Request[Any, Any, Any]) -> BatchOut:
+    async def run_batch(self, data: JSONBody[pm.BatchIn], services: NamedDependency[Services],
+                        request: Request[Any, Any, Any]) -> pm.BatchOut:
         return await services.permissions.run_batch(current_caller(request), data, rid=request_id(request))
 
     @get("/grant-deliveries", opt={"roles": OPERATOR}, summary="Failed or overdue grant commands")
     async def deliveries(self, services: NamedDependency[Services], request: Request[Any, Any, Any],
                          which: Annotated[Literal["failed", "overdue"], QueryParameter(name="state")] = "failed",
-                         ) -> list[GrantDeliveryOut]:
+                         ) -> list[pm.GrantDeliveryOut]:
         return await services.permissions.deliveries(current_caller(request), which, rid=request_id(request))

@@ -336,6 +336,11 @@ class LifecycleClient(ServiceClient):
     async def account(self, account_id: str, *, caller: Caller | None = None, rid: str | None = None) -> AccountOut:
         return await self._call(AccountOut, "GET", f"/internal/accounts/{account_id}", caller=caller, rid=rid)
 
+    async def session(self, account_id: str) -> SessionOut:
+        """The session version, status and roles the gateway authorises with (its guard reads this route itself,
+        cached; see ``kagi_gateway.deps.SessionVersions``)."""
+        return await self._call(SessionOut, "GET", f"/internal/accounts/{account_id}/session")
+
     async def totp_setup(self, caller: Caller, *, rid: str | None = None) -> TotpSetupOut:
         return await self._call(TotpSetupOut, "POST", "/internal/me/totp", caller=caller, rid=rid)
 

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody
 
 from kagi_lifecycle.bootstrap import Lifecycle
-from kagi_shared.contracts.lifecycle import ExternalLinkIn, ExternalLinkOut, ExternalLinksOut, ExternalLoginIn
+from kagi_lifecycle.domain.accounts import Account
+from kagi_shared.contracts.lifecycle import (
+    ExternalLinkIn,
+    ExternalLinkOut,
+    ExternalLinksOut,
+    ExternalLoginIn,
+    SessionOpened,
+)
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import caller_of, internal_guard
 
 
-def federation_handlers(lc: Callable[[], Lifecycle], opened: Callable[..., Any]) -> list[Any]:
+def federation_handlers(lc: Callable[[], Lifecycle],
+                        opened: Callable[[Account], Awaitable[SessionOpened]]) -> list[Any]:
     """``opened(account)`` builds the same answer as a password login (session, refresh token)."""
 
     @post("/internal/sessions/external", guards=[internal_guard], status_code=200)
-    async def external_session(data: JSONBody[ExternalLoginIn], request: Request[Any, Any, Any]) -> Any:
+    async def external_session(data: JSONBody[ExternalLoginIn], request: Request[Any, Any, Any]) -> SessionOpened:
         account = await lc().federation.login(data.provider, data.subject, request.headers.get("x-request-id"))
         return await opened(account)
 
