@@ -25,7 +25,7 @@ from litestar import Litestar
 from kagi_cli.invite import publish_contracts, sample_contracts, sample_water_contracts
 from kagi_cli.mailbox import mailbox
 from kagi_gateway.services import ForwardedProblem, Services
-from kagi_shared.contracts import Reply
+from kagi_shared.contracts import Body, Reply
 from kagi_shared.contracts import invite as iv
 from kagi_shared.contracts import lifecycle as lc
 from kagi_shared.contracts import notify as nt
@@ -61,8 +61,7 @@ def service_apps() -> dict[str, Litestar]:
             "notify": notify_app(), "audit": audit_app()}
 
 
-def internal_routes() -> dict[Route, Any]:
-    """Every internal route of every service, with its handler's declared answer."""
+def internal_handlers() -> dict[Route, Any]:
     found = {}
     for service, app in service_apps().items():
         for route in app.routes:
@@ -70,8 +69,14 @@ def internal_routes() -> dict[Route, Any]:
                 continue
             for handler in getattr(route, "route_handlers", []):
                 for method in handler.http_methods - {"OPTIONS", "HEAD"}:
-                    found[(service, method, route.path)] = handler.parsed_fn_signature.return_type.annotation
+                    found[(service, method, route.path)] = handler
     return found
+
+
+def internal_routes() -> dict[Route, Any]:
+    """Every internal route of every service, with its handler's declared answer."""
+    return {route: handler.parsed_fn_signature.return_type.annotation
+            for route, handler in internal_handlers().items()}
 
 
 def template_of(routes: Mapping[Route, Any], service: str, method: str, path: str) -> Route:
@@ -123,6 +128,15 @@ def test_every_internal_route_answers_a_contract_type() -> None:
              if route not in UNTYPED and answer is not type(None) and not is_reply(answer)}
     assert wrong == {}
     assert set(NOT_DRIVEN) <= set(routes) and UNTYPED <= set(routes)
+
+
+def test_every_internal_request_body_is_a_strict_contract_type() -> None:
+    bodies = {route: handler.parsed_fn_signature.parameters["data"].annotation
+              for route, handler in internal_handlers().items() if "data" in handler.parsed_fn_signature.parameters}
+    assert len(bodies) > 40
+    wrong = {route: body for route, body in bodies.items()
+             if not (issubclass(body, Body) and body.__struct_config__.forbid_unknown_fields)}
+    assert wrong == {}
 
 
 async def latest(settings: Settings, to: str, pattern: str, seen: int = 0, where: str = "mail") -> str:
