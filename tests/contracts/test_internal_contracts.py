@@ -19,7 +19,6 @@ from typing import Any, TypeVar, get_args, get_origin
 
 import msgspec
 import pyotp
-import pytest
 from litestar import Litestar
 
 from kagi_cli.invite import publish_contracts, sample_contracts, sample_water_contracts
@@ -180,7 +179,6 @@ async def until(attempt: Any, done: Any) -> Any:
     raise AssertionError("the workers did not catch up")
 
 
-@pytest.mark.e2e
 async def test_every_internal_answer_round_trips_through_its_contract(system: str, settings: Settings) -> None:
     routes = internal_routes()
     services = Services(settings)
