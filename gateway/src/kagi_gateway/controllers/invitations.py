@@ -17,32 +17,20 @@ from litestar.params import FromPath, JSONBody
 from kagi_gateway.deps import ANY_USER, PUBLIC, client_ip, current_caller, request_id
 from kagi_gateway.schemas import Dto
 from kagi_gateway.services import Services
+from kagi_shared.contracts import invite
+from kagi_shared.contracts.invite import (
+    InvitationRequestOut,
+    IssuedKeyOut,
+    KeyOut,
+    KeysOut,
+    LinkOut,
+    RedeemedOut,
+    RepresentativeIn,
+)
 from kagi_shared.jst import to_jst
 
 OWNER = ("owner",)
 ACCOUNT_TYPE_LABELS = {"email_id": "メールアドレスID", "external_id": "外部サービスID"}
-
-
-class IssuedKeyOut(Dto):
-    key_id: str
-    key: str
-    expires_at: datetime
-    expires_at_text: str
-    login_url: str
-
-
-class KeyOut(Dto):
-    key_id: str
-    status: Literal["pending", "redeemed", "expired", "revoked", "voided"]
-    issued_at: datetime
-    expires_at: datetime
-    expires_at_text: str
-    redeemed_at: datetime | None = None
-    redeemed_by: str | None = None
-
-
-class KeysOut(Dto):
-    items: list[KeyOut]
 
 
 class CoUserOut(Dto):
@@ -62,10 +50,6 @@ class UsersOut(Dto):
     items: list[CoUserOut]
 
 
-class RepresentativeIn(Dto):
-    account_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-
-
 class MembershipOut(Dto):
     owner_id: str
     owner_login_id: str
@@ -80,18 +64,8 @@ class InvitationRequestIn(Dto):
     email: Annotated[str, msgspec.Meta(min_length=1, max_length=254)]
 
 
-class InvitationRequestOut(Dto):
-    sent_to: str
-    link_expires_at: datetime
-
-
 class LinkCheckIn(Dto):
     token: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-
-
-class LinkOut(Dto):
-    email: str
-    expires_at: datetime
 
 
 class RedeemIn(Dto):
@@ -101,14 +75,6 @@ class RedeemIn(Dto):
     """``new``: a new email-ID account on the confirmed address; ``existing``: log in to an account."""
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
     login_id: Annotated[str, msgspec.Meta(min_length=1, max_length=254)] | None = None
-
-
-class RedeemOut(Dto):
-    account_id: str
-    login_id: str
-    new_account: bool
-    owner_login_id: str
-    login_url: str
 
 
 def _registered(moment: datetime) -> str:
@@ -123,97 +89,74 @@ class InvitationController(Controller):
     @post("/me/invitations", opt={"roles": OWNER}, status_code=201,
           summary="Issue an invitation key (needs a fresh step-up)")
     async def issue(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> IssuedKeyOut:
-        reply = await services.call("invite", "POST", "/internal/invitations", caller=current_caller(request),
-                                    request_id=request_id(request))
-        return msgspec.convert(reply, IssuedKeyOut)
+        return await services.invite.issue_key(current_caller(request), rid=request_id(request))
 
     @get("/me/invitations", opt={"roles": OWNER}, summary="The owner's keys: pending, redeemed, expired, revoked")
     async def keys(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> KeysOut:
-        reply = await services.call("invite", "GET", "/internal/invitations", caller=current_caller(request),
-                                    request_id=request_id(request))
-        return msgspec.convert(reply, KeysOut)
+        return await services.invite.keys(current_caller(request), rid=request_id(request))
 
     @delete("/me/invitations/{key_id:str}", opt={"roles": OWNER}, status_code=200,
             summary="Revoke a pending key")
     async def revoke(self, key_id: FromPath[str], services: NamedDependency[Services],
                      request: Request[Any, Any, Any]) -> KeyOut:
-        reply = await services.call("invite", "DELETE", f"/internal/invitations/{key_id}",
-                                    caller=current_caller(request), request_id=request_id(request))
-        return msgspec.convert(reply, KeyOut)
+        return await services.invite.revoke_key(current_caller(request), key_id, rid=request_id(request))
 
     @get("/me/users", opt={"roles": OWNER}, summary="The user list (利用者一覧; needs a fresh step-up)")
     async def users(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> UsersOut:
-        reply = await services.call("invite", "GET", "/internal/users", caller=current_caller(request),
-                                    request_id=request_id(request))
-        items = []
-        for user in reply["items"]:
-            registered = msgspec.convert(user["registeredAt"], datetime)
-            kind = user["accountType"]
-            items.append(CoUserOut(account_id=user["accountId"], login_id=user["loginId"], email=user["email"],
-                                   owner=user["owner"], representative=user["representative"], account_type=kind,
-                                   account_type_label=ACCOUNT_TYPE_LABELS.get(kind, kind),
-                                   external_ids=user["externalIds"], registered_at=registered,
-                                   registered_at_text=_registered(registered)))
-        return UsersOut(items=items)
+        listed = await services.invite.users(current_caller(request), rid=request_id(request))
+        return UsersOut(items=[CoUserOut(account_id=u.account_id, login_id=u.login_id, email=u.email, owner=u.owner,
+                                         representative=u.representative, account_type=u.account_type,
+                                         account_type_label=ACCOUNT_TYPE_LABELS.get(u.account_type, u.account_type),
+                                         external_ids=u.external_ids, registered_at=u.registered_at,
+                                         registered_at_text=_registered(u.registered_at))
+                               for u in listed.items])
 
     @put("/me/users/representative", opt={"roles": OWNER}, status_code=204,
          summary="Change the representative email (代表メールアドレス変更)")
     async def representative(self, data: JSONBody[RepresentativeIn], services: NamedDependency[Services],
                              request: Request[Any, Any, Any]) -> None:
-        await services.call("invite", "PUT", "/internal/users/representative", caller=current_caller(request),
-                            json={"accountId": data.account_id}, request_id=request_id(request))
+        await services.invite.set_representative(current_caller(request), data, rid=request_id(request))
 
     @delete("/me/users/{account_id:str}", opt={"roles": OWNER}, status_code=204,
             summary="Remove a co-user; their access ends at once and both are notified")
     async def remove(self, account_id: FromPath[str], services: NamedDependency[Services],
                      request: Request[Any, Any, Any]) -> None:
-        await services.call("invite", "DELETE", f"/internal/users/{account_id}", caller=current_caller(request),
-                            request_id=request_id(request))
+        await services.invite.remove_co_user(current_caller(request), account_id, rid=request_id(request))
 
     @get("/me/memberships", opt={"roles": ANY_USER}, summary="Accounts the caller uses as a co-user")
     async def memberships(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> MembershipsOut:
-        reply = await services.call("invite", "GET", "/internal/memberships", caller=current_caller(request),
-                                    request_id=request_id(request))
-        return MembershipsOut(items=[MembershipOut(owner_id=m["ownerId"], owner_login_id=m["ownerLoginId"],
-                                                   added_at=msgspec.convert(m["addedAt"], datetime))
-                                     for m in reply["items"]])
+        found = await services.invite.memberships(current_caller(request), rid=request_id(request))
+        return MembershipsOut(items=[MembershipOut(owner_id=m.owner_id, owner_login_id=m.owner_login_id,
+                                                   added_at=m.added_at) for m in found.items])
 
     # -- the invitee (public) --------------------------------------------------------------------
     @post("/invitations/requests", opt={"roles": PUBLIC}, status_code=202,
           summary="Mail a confirmation link to the invitee (招待コードをお持ちの方)")
     async def request_link(self, data: JSONBody[InvitationRequestIn], services: NamedDependency[Services],
                            request: Request[Any, Any, Any]) -> InvitationRequestOut:
-        reply = await services.call("invite", "POST", "/internal/invitations/requests",
-                                    json={"email": data.email, "clientIp": client_ip(request)},
-                                    request_id=request_id(request))
-        return msgspec.convert(reply, InvitationRequestOut)
+        return await services.invite.request_link(invite.LinkRequestIn(email=data.email, client_ip=client_ip(request)),
+                                                  rid=request_id(request))
 
     @post("/invitations/links/check", opt={"roles": PUBLIC}, status_code=200,
           summary="Whether a confirmation link can still be used")
     async def check_link(self, data: JSONBody[LinkCheckIn], services: NamedDependency[Services],
                          request: Request[Any, Any, Any]) -> LinkOut:
-        reply = await services.call("invite", "POST", "/internal/invitations/links/check",
-                                    json={"token": data.token, "clientIp": client_ip(request)},
-                                    request_id=request_id(request))
-        return msgspec.convert(reply, LinkOut)
+        return await services.invite.check_link(invite.LinkTokenIn(token=data.token, client_ip=client_ip(request)),
+                                                rid=request_id(request))
 
     @post("/invitations/redeem", opt={"roles": PUBLIC, "problems": (401,)}, status_code=201,
           summary="Redeem a key with a new email-ID account or an existing login")
     async def redeem(self, data: JSONBody[RedeemIn], services: NamedDependency[Services],
-                     request: Request[Any, Any, Any]) -> RedeemOut:
-        reply = await services.call("invite", "POST", "/internal/invitations/redeem", request_id=request_id(request),
-                                    json={"token": data.token, "key": data.key, "account": data.account,
-                                          "password": data.password, "loginId": data.login_id,
-                                          "clientIp": client_ip(request)})
-        return msgspec.convert(reply, RedeemOut)
+                     request: Request[Any, Any, Any]) -> RedeemedOut:
+        return await services.invite.redeem(invite.RedeemIn(token=data.token, key=data.key, account=data.account,
+                                                            password=data.password, login_id=data.login_id,
+                                                            client_ip=client_ip(request)), rid=request_id(request))
 
 
 async def redeem_with_external_id(services: Services, request: Request[Any, Any, Any], token: str, key: str,
-                                  provider: str, subject: str) -> RedeemOut:
+                                  provider: str, subject: str) -> RedeemedOut:
     """The hosted page's redemption after an external login (never a public API: only the gateway has verified
     the provider's ID token that gave ``subject``)."""
-    reply = await services.call("invite", "POST", "/internal/invitations/redeem", request_id=request_id(request),
-                                json={"token": token, "key": key, "account": "external", "provider": provider,
-                                      "subject": subject, "clientIp": client_ip(request)})
-    return msgspec.convert(reply, RedeemOut)
-
+    return await services.invite.redeem(invite.RedeemIn(token=token, key=key, account="external", provider=provider,
+                                                        subject=subject, client_ip=client_ip(request)),
+                                        rid=request_id(request))

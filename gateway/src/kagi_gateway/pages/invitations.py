@@ -20,7 +20,6 @@ from kagi_gateway.controllers.invitations import (
     InvitationRequestIn,
     LinkCheckIn,
     RedeemIn,
-    RedeemOut,
     redeem_with_external_id,
 )
 from kagi_gateway.deps import PUBLIC
@@ -38,6 +37,7 @@ from kagi_gateway.pages.forms import (
 from kagi_gateway.pages.rules import password_rules
 from kagi_gateway.pages.session import page_session
 from kagi_gateway.services import ForwardedProblem, Services
+from kagi_shared.contracts.invite import RedeemedOut
 from kagi_shared.jst import jp_deadline
 from kagi_shared.problems import Problem
 from kagi_shared.settings import get_settings
@@ -87,7 +87,7 @@ def redeem_refused(request: Request[Any, Any, Any], flow: dict[str, Any], refusa
     return choose_page(request, flow, refusal, values)
 
 
-def done_page(request: Request[Any, Any, Any], done: RedeemOut, via: str | None = None) -> Template:
+def done_page(request: Request[Any, Any, Any], done: RedeemedOut, via: str | None = None) -> Template:
     page_session(request).data.pop("invitation", None)
     return form_page("invitation_done.html", request, login_id=done.login_id, owner=done.owner_login_id,
                      new_account=done.new_account, login_url=done.login_url, via=via)

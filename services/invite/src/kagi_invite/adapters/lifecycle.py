@@ -8,37 +8,17 @@ fields, extras), so the invitee sees exactly what lifecycle said; an unreachable
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
-import msgspec
 
 from kagi_invite.domain.invitations import AccountInfo, AccountRef, LoginRefused
+from kagi_shared.contracts.lifecycle import CreateAccountIn, InviteeAccountIn, LifecycleClient, LoginIn
 from kagi_shared.problems import FieldError, Problem, service_unavailable
-from kagi_shared.service_api import INTERNAL_TOKEN_HEADER
+from kagi_shared.service_api import INTERNAL_TOKEN_HEADER, Caller, caller_headers
 from kagi_shared.settings import Settings
 from kagi_shared.tracing import inject
-
-
-class _Account(msgspec.Struct, rename="camel", kw_only=True):
-    account_id: str
-    login_id: str
-    email: str
-    issued_at: datetime
-
-
-class _ExternalAccount(msgspec.Struct, rename="camel", kw_only=True):
-    account: _Account
-    created: bool
-
-
-class _Link(msgspec.Struct, rename="camel", kw_only=True):
-    provider: str
-
-
-class _Links(msgspec.Struct, rename="camel", kw_only=True):
-    links: list[_Link]
 
 
 def problem_of(response: httpx.Response) -> Problem:
@@ -57,10 +37,10 @@ def problem_of(response: httpx.Response) -> Problem:
                    extra={k: v for k, v in body.items() if k not in known})
 
 
-class LifecycleAccounts:
-    """The HTTP adapter; ``transport`` lets a test put lifecycle's real app in-process (httpx's ASGI transport)."""
+class _HttpTransport:
+    """``kagi_shared.contracts.Transport`` for invite's calls to lifecycle: a problem comes back as ``Problem``."""
 
-    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None) -> None:
         timeout = httpx.Timeout(settings.http.service_timeout_s, connect=1.0)
         # One more connect on a connect failure: the request was never sent, so even a POST is safe to resend.
         self.client = httpx.AsyncClient(
@@ -68,56 +48,68 @@ class LifecycleAccounts:
             headers={INTERNAL_TOKEN_HEADER: settings.internal_token_for("lifecycle")},
             transport=transport or httpx.AsyncHTTPTransport(retries=1))
 
-    async def close(self) -> None:
-        await self.client.aclose()
-
-    async def _call(self, method: str, path: str, correlation_id: str | None, json: Any = None) -> bytes:
-        headers = inject({})
-        if correlation_id:
-            headers["x-request-id"] = correlation_id
+    async def send(self, service: str, method: str, path: str, *, caller: Caller | None = None,
+                   body: bytes | None = None, params: Mapping[str, str] | None = None,
+                   request_id: str | None = None) -> bytes:
+        headers = inject(caller_headers(caller) if caller else {})
+        headers["content-type"] = "application/json"
+        if request_id:
+            headers["x-request-id"] = request_id
         try:
-            response = await self.client.request(method, path, json=json, headers=headers)
+            response = await self.client.request(method, path, content=body, params=params, headers=headers)
         except httpx.TimeoutException:
             raise Problem(504, "service.timeout", "処理がタイムアウトしました。しばらくしてから再度お試しください。",
-                          extra={"service": "lifecycle"}) from None
+                          extra={"service": service}) from None
         except httpx.TransportError:
-            raise service_unavailable("lifecycle") from None
+            raise service_unavailable(service) from None
         if response.status_code >= 400:
             raise problem_of(response)
         return response.content
 
+
+class LifecycleAccounts:
+    """The adapter: lifecycle's typed client over HTTP; ``transport`` lets a test put lifecycle's real app
+    in-process (httpx's ASGI transport)."""
+
+    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.http = _HttpTransport(settings, transport)
+        self.lifecycle = LifecycleClient(self.http)
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        return self.http.client
+
+    async def close(self) -> None:
+        await self.http.client.aclose()
+
     async def create_account(self, login_id: str, password: str, email: str, roles: list[str],
                              correlation_id: str | None) -> AccountRef:
-        body = await self._call("POST", "/internal/accounts", correlation_id, {
-            "loginId": login_id, "password": password, "roles": roles, "email": email})
-        made = msgspec.json.decode(body, type=_Account)
+        made = await self.lifecycle.create_account(
+            CreateAccountIn(login_id=login_id, password=password, roles=roles, email=email), rid=correlation_id)
         return AccountRef(account_id=made.account_id, login_id=made.login_id, email=made.email, new_account=True)
 
     async def check_login(self, login_id: str, password: str, correlation_id: str | None) -> AccountRef:
         try:
-            body = await self._call("POST", "/internal/login", correlation_id,
-                                    {"loginId": login_id, "password": password})
+            found = await self.lifecycle.login(LoginIn(login_id=login_id, password=password), rid=correlation_id)
         except Problem as refused:
             if refused.status == 401:
                 raise LoginRefused(refused) from None
             raise
-        found = msgspec.json.decode(body, type=_Account)
         return AccountRef(account_id=found.account_id, login_id=found.login_id, email=found.email)
 
     async def external_account(self, provider: str, subject: str, email: str, roles: list[str],
                                correlation_id: str | None) -> AccountRef:
-        body = await self._call("POST", "/internal/accounts/external", correlation_id, {
-            "provider": provider, "subject": subject, "loginId": email, "email": email, "roles": roles})
-        found = msgspec.json.decode(body, type=_ExternalAccount)
+        found = await self.lifecycle.invitee_account(
+            InviteeAccountIn(provider=provider, subject=subject, login_id=email, email=email, roles=roles),
+            rid=correlation_id)
         return AccountRef(account_id=found.account.account_id, login_id=found.account.login_id,
                           email=found.account.email, new_account=found.created)
 
     async def account(self, account_id: str, correlation_id: str | None) -> AccountInfo:
-        found = msgspec.json.decode(await self._call("GET", f"/internal/accounts/{account_id}", correlation_id),
-                                    type=_Account)
+        found = await self.lifecycle.account(account_id, rid=correlation_id)
         return AccountInfo(account_id=found.account_id, login_id=found.login_id, email=found.email,
                            issued_at=found.issued_at)
 
     async def linked_providers(self, account_id: str, correlation_id: str | None) -> list[str]:
-        body = await self._call("GET", f"/internal/accounts/{account_id}/external-links", correlation_id)
-        return sorted(link.provider for link in msgspec.json.decode(body, type=_Links).links)
+        found = await self.lifecycle.links_of(account_id, rid=correlation_id)
+        return sorted(link.provider for link in found.links)
