@@ -975,6 +975,12 @@ if KUBECTL:
                     assert settings.internal_token_for(svc) == api.security.internal_token, svc
             else:
                 assert not settings.security.jwt_secret, f"{name} holds the token signing key"
+            # Issue 15, finding 11: the services that ask for mail and notify share the key that seals requests;
+            # nobody else holds it.
+            sealing = bool(settings.security.notify_key)
+            assert sealing == (name.split("-")[0] in ("lifecycle", "invite", "permissions", "notify")), name
+            if sealing:
+                assert seen.setdefault("notify_key", settings.security.notify_key) == settings.security.notify_key
         values = list(seen.values())
         assert len(values) == len(set(values)), "one secret per purpose and service"
 

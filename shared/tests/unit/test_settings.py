@@ -100,10 +100,13 @@ def test_production_does_not_hold_the_development_defaults() -> None:
     for process, missing in (("gateway", "KAGI_SECURITY_JWT_SECRET"),
                              ("lifecycle-api", "KAGI_SECURITY_INTERNAL_TOKEN"),
                              ("invite-worker", "KAGI_SECURITY_CODE_PEPPER"),
-                             ("audit-worker", "KAGI_SECURITY_AUDIT_KEY")):
+                             ("audit-worker", "KAGI_SECURITY_AUDIT_KEY"),
+                             ("permissions-worker", "KAGI_SECURITY_NOTIFY_KEY")):  # it asks for mail
         with pytest.raises(SettingsError, match=missing):
             require_secrets(settings, process)
-    require_secrets(settings, "permissions-worker")  # needs no secret at all
+    strong = "q8Xb2kP0vT7mN4rW9zL1cY6hJ3dF5gS8aE0uI2oK7nM"
+    require_secrets(load_settings({"KAGI_ENV": "prod", "KAGI_SECURITY_NOTIFY_KEY": strong}),
+                    "permissions-worker")  # needs nothing else
     require_secrets(load_settings({}), "gateway")  # dev and test keep their defaults
 
 

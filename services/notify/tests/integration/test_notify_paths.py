@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from notify_helpers import Sink, event, free_port, harness
 
@@ -17,14 +18,14 @@ from kagi_shared.events import lifecycle as lev
 from kagi_shared.events import notify as ev
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
-from kagi_shared.settings import Settings
+from kagi_shared.settings import DEV_SECRETS, Settings
 
 
 def request(template: str, recipient: str, category: str = "security", channel: str = "mail",
             account_id: str | None = None, **variables: str) -> bytes:
-    return event(ev.NotificationRequested(template=template, channel=channel,  # type: ignore[arg-type]
-                                          recipient=recipient, category=category,  # type: ignore[arg-type]
-                                          variables=variables, account_id=account_id), subject=recipient)
+    return event(ev.sealed_request(DEV_SECRETS["notify_key"], ev.Notice(
+        template=template, channel=channel, recipient=recipient, category=category,  # type: ignore[arg-type]
+        variables=variables, account_id=account_id)), subject=recipient)
 
 
 CODE = {"code": "ABCD2345EFGH", "expires_at": "2026年11月22日 12時00分まで"}
@@ -212,3 +213,28 @@ async def test_operators_find_deliveries_by_address_whatever_its_case(settings: 
         user = {**operator, **caller_headers(Caller(account_id="u-1", login_id="u", roles=("owner",)))}
         reply = await client.get("/internal/deliveries", params={"recipient": "hanako@example.jp"}, headers=user)
         assert reply.status_code == 403
+
+
+def forged(kind: str) -> bytes:
+    notice = ev.Notice(template="step_up_code", channel="mail", recipient="owner@example.jp", category="security",
+                       variables=CODE)
+    if kind == "another key":  # someone who may produce to the topic but does not hold the key
+        return event(ev.sealed_request("a-key-notify-does-not-hold-0123456789", notice), subject="x")
+    sealed = ev.sealed_request(DEV_SECRETS["notify_key"], notice)
+    if kind == "redirected":  # a sealed code sent on to another address
+        return event(msgspec.structs.replace(sealed, recipient="thief@example.jp"), subject="x")
+    data = {"type": "kagi.notify.notification_requested", "template": "step_up_code", "channel": "mail",
+            "recipient": "owner@example.jp", "category": "security", "variables": CODE}  # before sealing
+    return msgspec.json.encode({**msgspec.json.decode(event(sealed, "x")), "data": data})
+
+
+@pytest.mark.parametrize("kind", ["another key", "redirected", "in clear"])
+async def test_a_request_that_does_not_open_sends_nothing_and_is_dead_lettered_sealed(
+        settings: Settings, store_factory: Any, tmp_path: Path, kind: str) -> None:
+    h = await harness(settings, await store_factory("notify"), free_port(), tmp_path)
+    assert await h.feed("notify.requests", forged(kind)) == "dead"
+    await h.drain(2)
+    assert await h.deliveries() == []
+    assert [topic for topic, _ in h.dead] == ["notify.requests.dlt"]
+    if kind != "in clear":
+        assert b"ABCD2345EFGH" not in h.dead[0][1]

@@ -30,6 +30,7 @@ from kagi_shared.events import lifecycle as ev
 from kagi_shared.jst import jp_datetime, jp_deadline
 from kagi_shared.mongo import Tx
 from kagi_shared.problems import FieldError, Problem
+from kagi_shared.settings import Settings
 
 RESETS = "password_resets"
 
@@ -52,9 +53,10 @@ def policy_problem(violations: list[password_policy.Violation], field: str) -> P
 SecondStep = Callable[[Account, str | None, str | None], Awaitable[None]]
 
 
-def password_changed_mail(tx: Tx, account: Account, now: datetime, how: str, contact: str,
+def password_changed_mail(tx: Tx, settings: Settings, account: Account, now: datetime, how: str,
                           correlation_id: str | None) -> None:
-    send_mail(tx, "password_changed", account.email,
+    contact = settings.lifecycle.support_contact
+    send_mail(tx, settings, "password_changed", account.email,
               {"login_id": account.login_id, "changed_at": jp_datetime(now), "how": how, "contact": contact},
               account_id=account.id, category="security", correlation_id=correlation_id)
 
@@ -108,7 +110,7 @@ class CredentialService:
             if done:
                 self.lifecycle.publish(tx, ev.PasswordChanged(account_id=account.id, at=now, via="change"),
                                        account.id, correlation_id)
-                password_changed_mail(tx, account, now, "パスワードの変更", self.settings.lifecycle.support_contact,
+                password_changed_mail(tx, self.settings, account, now, "パスワードの変更",
                                       correlation_id)
             return done
 
@@ -147,7 +149,7 @@ class CredentialService:
             await self.resets.insert_one({"_id": self._token_hash(token), "account_id": account.id,
                                           "created_at": now, "expires_at": expires, "used_at": None},
                                          session=tx.session)
-            send_mail(tx, "password_reset", account.email,
+            send_mail(tx, self.settings, "password_reset", account.email,
                       {"login_id": account.login_id, "expires_at": jp_deadline(expires),
                        "reset_url": f"{self.settings.brand.portal_url}/password-reset?token={token}"},
                       account_id=account.id, category="security", correlation_id=correlation_id)
@@ -186,7 +188,7 @@ class CredentialService:
                 return "inactive"
             self.lifecycle.publish(tx, ev.PasswordChanged(account_id=account.id, at=now, via="reset"),
                                    account.id, correlation_id)
-            password_changed_mail(tx, account, now, "パスワードの再設定", self.settings.lifecycle.support_contact,
+            password_changed_mail(tx, self.settings, account, now, "パスワードの再設定",
                                   correlation_id)
             return "ok"
 

@@ -67,9 +67,12 @@ class NotifyService:
 
     # -- recording -------------------------------------------------------------------------------
     async def on_request(self, envelope: Envelope, event: ev.NotificationRequested, tx: Tx) -> None:
-        await self.record(tx, envelope.id, template=event.template, channel=event.channel,
-                          recipient=event.recipient, category=event.category, variables=event.variables,
-                          account_id=event.account_id, correlation_id=envelope.correlationid)
+        # A request that does not open (another key, altered, forged by someone without the key) raises:
+        # retried, then dead-lettered still sealed, to be replayed once notify holds the right key.
+        notice = ev.opened(self.settings.security.notify_key, event)
+        await self.record(tx, envelope.id, template=notice.template, channel=notice.channel,
+                          recipient=notice.recipient, category=notice.category, variables=notice.variables,
+                          account_id=notice.account_id, correlation_id=envelope.correlationid)
 
     async def on_account_created(self, envelope: Envelope, event: lev.AccountCreated, tx: Tx) -> None:
         """Remember the account's address, so general notices addressed by mail alone honour its choice."""
