@@ -74,6 +74,7 @@ def test_env() -> Iterator[dict[str, str]]:
         "KAGI_OUTBOX_LEASE_TTL_S": "2",
         # Workers serve /health, /ready and /metrics on base + 1..5, as in a pod.
         "KAGI_PORTS_WORKER_METRICS_BASE": str(_free_block(5)),
+        "KAGI_PORTS_API_METRICS_BASE": str(_free_block(5)),  # service APIs' /metrics, as in a pod
         "KAGI_HTTP_METRICS_REFRESH_S": "0",
         # One client address for every test and drill: per-IP invite limits would measure the suite, not the code
         # (their own tests build the service with the production limits).

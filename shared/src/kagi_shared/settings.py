@@ -58,6 +58,9 @@ class Ports(msgspec.Struct, frozen=True, kw_only=True):
     """The gateway's /metrics, never on its public port; 0 turns it off."""
     worker_metrics_base: int = 9100
     """Workers serve /metrics on this + 1 (lifecycle), 2 (invite), 3 (permissions), 4 (notify); 0 turns it off."""
+    api_metrics_base: int = 9110
+    """Service APIs serve /metrics on this + 1 (lifecycle) .. 5 (audit), never on their API port, so whoever may
+    scrape (the monitoring namespace) cannot reach an internal API; 0 turns it off."""
 
 
 class KafkaSettings(msgspec.Struct, frozen=True, kw_only=True):
