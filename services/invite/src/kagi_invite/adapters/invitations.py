@@ -7,8 +7,9 @@ from typing import Any
 
 import msgspec
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
-from kagi_invite.domain.invitations import ConfirmationLink, CoUser, InvitationKey
+from kagi_invite.domain.invitations import AlreadyMember, ConfirmationLink, CoUser, InvitationKey
 from kagi_shared.mongo import Store, Tx
 
 KEYS = "invitation_keys"
@@ -99,12 +100,15 @@ class InvitationRepository:
                                        session=_session(tx))
         return _from(doc, InvitationKey) if doc else None
 
-    async def release_key(self, tx: Tx, reservation_id: str, count_attempt: bool) -> dict[str, Any] | None:
+    async def release_key(self, tx: Tx, reservation_id: str, count_attempt: bool) -> InvitationKey | None:
+        """Give a held key back (pending again), counting a failed login on it if ``count_attempt``; the key
+        after that, or None when nothing held it under ``reservation_id``."""
         update: dict[str, Any] = {"$set": {"status": "pending", "reservation_id": None, "reserved_until": None}}
         if count_attempt:
             update["$inc"] = {"attempts": 1}
-        return await self.keys.find_one_and_update({"reservation_id": reservation_id, "status": "reserved"}, update,
-                                                   return_document=ReturnDocument.AFTER, session=tx.session)
+        doc = await self.keys.find_one_and_update({"reservation_id": reservation_id, "status": "reserved"}, update,
+                                                  return_document=ReturnDocument.AFTER, session=tx.session)
+        return _from(doc, InvitationKey) if doc else None
 
     async def redeem_key(self, tx: Tx, reservation_id: str, account_id: str, login_id: str, now: datetime) -> bool:
         result = await self.keys.update_one(
@@ -162,7 +166,10 @@ class InvitationRepository:
     async def add_co_user(self, tx: Tx, co_user: CoUser) -> None:
         doc = msgspec.structs.asdict(co_user)
         doc["_id"] = f"{co_user.owner_id}:{co_user.account_id}"
-        await self.co_users.insert_one(doc, session=tx.session)
+        try:
+            await self.co_users.insert_one(doc, session=tx.session)
+        except DuplicateKeyError:
+            raise AlreadyMember(doc["_id"]) from None
 
     async def co_user(self, owner_id: str, account_id: str, tx: Tx | None = None) -> CoUser | None:
         doc = await self.co_users.find_one({"_id": f"{owner_id}:{account_id}"}, session=_session(tx))

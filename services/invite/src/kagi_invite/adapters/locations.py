@@ -8,8 +8,9 @@ from typing import Any
 
 import msgspec
 from pymongo import ASCENDING, DESCENDING
+from pymongo.errors import DuplicateKeyError
 
-from kagi_invite.domain.locations import Location, ViewerKey, ViewerRight
+from kagi_invite.domain.locations import AlreadyViewer, Location, ViewerKey, ViewerRight
 from kagi_shared.mongo import Store, Tx
 
 LOCATIONS = "locations"
@@ -105,7 +106,10 @@ class LocationRepository:
     async def add_right(self, tx: Tx, right: ViewerRight) -> None:
         doc = msgspec.structs.asdict(right)
         doc["_id"] = f"{right.location_id}:{right.account_id}"
-        await self.rights.insert_one(doc, session=tx.session)
+        try:
+            await self.rights.insert_one(doc, session=tx.session)
+        except DuplicateKeyError:
+            raise AlreadyViewer(doc["_id"]) from None
 
     async def right(self, location_id: str, account_id: str) -> ViewerRight | None:
         doc = await self.rights.find_one({"_id": f"{location_id}:{account_id}"})

@@ -7,6 +7,7 @@ gets either a plan (which systems change, when) or field-level reasons.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
@@ -221,3 +222,18 @@ def display(request: PermissionRequest) -> dict[str, str]:
         else:
             shown[system] = "済" if status.state == "applied" else "未済"
     return shown
+
+
+@dataclass(frozen=True)
+class JujuPolicy:
+    """SPEC §3: JUJU is limited to ``max_users`` users per company (5); a company's own limit, set by the operator,
+    is the override for a 6th and beyond."""
+
+    max_users: int = 5
+
+    def limit_for(self, company_override: int | None) -> int:
+        return company_override or self.max_users
+
+    def refuses(self, user_key: str, holders: set[str], company_override: int | None) -> bool:
+        """Would granting JUJU to ``user_key`` exceed the limit, given who holds or is about to hold it?"""
+        return user_key not in holders and len(holders) >= self.limit_for(company_override)
