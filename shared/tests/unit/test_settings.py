@@ -65,7 +65,7 @@ PLACEHOLDERS = ["change-me", "dev-only-change-me-dev-only-change-me", "a" * 64, 
 def test_production_refuses_placeholder_and_weak_secrets() -> None:
     for placeholder in PLACEHOLDERS:
         for var in ("KAGI_SECURITY_JWT_SECRET", "KAGI_SECURITY_CODE_PEPPER", "KAGI_SECURITY_INTERNAL_TOKEN",
-                    "KAGI_SECURITY_AUDIT_KEY", "KAGI_SECURITY_INTERNAL_TOKEN_AUDIT"):
+                    "KAGI_SECURITY_AUDIT_KEY", "KAGI_SECURITY_INTERNAL_TOKEN_AUDIT", "KAGI_SECURITY_NOTIFY_KEY"):
             with pytest.raises(SettingsError, match=var):
                 load_settings({"KAGI_ENV": "prod", var: placeholder})
     # Hex and standard base64 of 32 random bytes are accepted as well as URL-safe base64.
