@@ -15,7 +15,7 @@ from pymongo.errors import DuplicateKeyError
 from kagi_notify.domain.admin_contacts import AdminContact, ContactExists
 from kagi_notify.domain.deliveries import Delivery
 from kagi_notify.domain.preferences import Preferences
-from kagi_shared.mongo import InsertWatch, Store, Tx
+from kagi_shared.mongo import InsertWatch, Store, Tx, doc_struct, struct_doc
 
 DELIVERIES = "deliveries"
 PREFERENCES = "preferences"
@@ -106,9 +106,7 @@ def recipient_key(recipient: str) -> str:
 
 
 def _delivery(doc: dict[str, Any]) -> Delivery:
-    doc = dict(doc)
-    doc["id"] = doc.pop("_id")
-    return msgspec.convert(doc, Delivery)
+    return doc_struct(doc, Delivery)
 
 
 def _session(tx: Tx | None) -> Any:
@@ -172,8 +170,7 @@ class AdminContactRepository:
 
     async def add(self, tx: Tx, contact: AdminContact) -> None:
         """Store a new contact; ``ContactExists`` when its address is registered already."""
-        doc = msgspec.structs.asdict(contact)
-        doc["_id"] = doc.pop("id")
+        doc = struct_doc(contact)
         try:
             await self.collection.insert_one(doc, session=tx.session)
         except DuplicateKeyError:
@@ -217,6 +214,4 @@ class AdminContactRepository:
 
 
 def _contact(doc: dict[str, Any]) -> AdminContact:
-    doc = dict(doc)
-    doc["id"] = doc.pop("_id")
-    return msgspec.convert(doc, AdminContact)
+    return doc_struct(doc, AdminContact)

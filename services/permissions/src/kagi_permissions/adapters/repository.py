@@ -10,9 +10,9 @@ from pymongo import ASCENDING, DESCENDING, DeleteOne, ReplaceOne, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from kagi_permissions.domain.companies import Company, IdTaken, UserBusy
-from kagi_permissions.domain.requests import OPEN, PermissionRequest
+from kagi_permissions.domain.requests import OPEN, PermissionRequest, RevokeDraft
 from kagi_permissions.domain.review import Campaign
-from kagi_shared.mongo import Store, Tx
+from kagi_shared.mongo import Store, Tx, doc_struct
 
 COMPANIES = "companies"
 ADMINS = "admins"
@@ -35,9 +35,7 @@ def to_doc(obj: msgspec.Struct) -> dict[str, Any]:
 
 
 def from_doc(doc: dict[str, Any], cls: type[S]) -> S:
-    doc = dict(doc)
-    doc["id"] = doc.pop("_id")
-    return msgspec.convert(doc, cls)
+    return doc_struct(doc, cls)
 
 
 def _s(tx: Tx | None) -> Any:
@@ -238,14 +236,17 @@ class Repository:
         await self.grants.update_one({"_id": account["login_key"]}, {"$max": {"last_login_at": at}},
                                      session=tx.session)
 
-    async def save_draft(self, tx: Tx, draft: dict[str, Any]) -> None:
-        await self.db[DRAFTS].replace_one({"_id": draft["_id"]}, draft, upsert=True, session=tx.session)
+    async def save_draft(self, tx: Tx, draft: RevokeDraft) -> None:
+        await self.db[DRAFTS].replace_one({"_id": draft.id}, to_doc(draft), upsert=True, session=tx.session)
 
-    async def draft(self, draft_id: str) -> dict[str, Any] | None:
-        return await self.db[DRAFTS].find_one({"_id": draft_id})
+    async def draft(self, draft_id: str) -> RevokeDraft | None:
+        doc = await self.db[DRAFTS].find_one({"_id": draft_id})
+        return from_doc(doc, RevokeDraft) if doc else None
 
-    async def drafts(self, company_id: str) -> list[dict[str, Any]]:
-        return await self.db[DRAFTS].find({"company_id": company_id, "status": "open"}).sort("created_at").to_list()
+    async def drafts(self, company_id: str) -> list[RevokeDraft]:
+        """The company's open drafts, oldest first."""
+        docs = await self.db[DRAFTS].find({"company_id": company_id, "status": "open"}).sort("created_at").to_list()
+        return [from_doc(d, RevokeDraft) for d in docs]
 
     async def close_draft(self, tx: Tx | None, draft_id: str, request_id: str) -> None:
         await self.db[DRAFTS].update_one({"_id": draft_id}, {"$set": {"status": "filed", "request_id": request_id}},

@@ -237,3 +237,17 @@ class JujuPolicy:
     def refuses(self, user_key: str, holders: set[str], company_override: int | None) -> bool:
         """Would granting JUJU to ``user_key`` exceed the limit, given who holds or is about to hold it?"""
         return user_key not in holders and len(holders) >= self.limit_for(company_override)
+
+
+class RevokeDraft(msgspec.Struct, kw_only=True):
+    """A prefilled revoke request for an ID lifecycle purged (seed 5-7): the company's admins confirm it."""
+
+    id: str
+    company_id: str
+    user_id: str
+    kind: str = "revoke"
+    reason: str = "purged"
+    purged_at: datetime
+    status: Literal["open", "filed"] = "open"
+    created_at: datetime
+    request_id: str | None = None

@@ -445,9 +445,8 @@ class RequestService:
         if company is None or company.status != "active":
             return
         draft_id = f"purge:{key}"
-        await self.repo.save_draft(tx, {"_id": draft_id, "company_id": company.id, "user_id": grant["user_id"],
-                                        "kind": "revoke", "reason": "purged", "purged_at": at, "status": "open",
-                                        "created_at": datetime.now(UTC)})
+        await self.repo.save_draft(tx, rules.RevokeDraft(id=draft_id, company_id=company.id, user_id=grant["user_id"],
+                                                         purged_at=at, created_at=datetime.now(UTC)))
         for admin in company.admins():
             self.notify(tx, "purged_id_revoke_needed", admin.email, {
                 "user_id": grant["user_id"], "purged_on": at.astimezone(JST).strftime("%Y/%m/%d"),
@@ -456,12 +455,12 @@ class RequestService:
     async def confirm_draft(self, caller: Caller, draft_id: str) -> PermissionRequest:
         company = await self.company_of(caller)
         draft = await self.repo.draft(draft_id)
-        if draft is None or draft["company_id"] != company.id:
+        if draft is None or draft.company_id != company.id:
             raise Problem(404, "draft.not_found", "指定された抹消申請の下書きが見つかりません。")
-        if draft["status"] != "open":
+        if draft.status != "open":
             raise Problem(409, "draft.already_filed", "この抹消申請は既に提出済みです。",
-                          extra={"requestId": draft.get("request_id")})
-        request = await self.validate(company, RequestInput(kind="revoke", user_id=draft["user_id"],
+                          extra={"requestId": draft.request_id})
+        request = await self.validate(company, RequestInput(kind="revoke", user_id=draft.user_id,
                                                             memo="長期未使用IDの自動抹消に伴う抹消申請"),
                                       caller.email or caller.login_id, datetime.now(UTC), origin="purge")
 
