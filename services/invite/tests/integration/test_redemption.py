@@ -26,6 +26,7 @@ from kagi_shared.mongo import OUTBOX, Tx
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
+from tests.support import opened_request
 
 PASSWORD = "Kagi-Redeem-2026!x"  # noqa: S105 - a test value that meets the policy
 WEAK = "abc"
@@ -73,7 +74,8 @@ async def link_token(invite: Invite, email: str) -> str:
     await invite.invitations.request_link(email, "10.0.0.1")
     rows = await invite.store.db[OUTBOX].find({"topic": "notify.requests"}).sort("seq", 1).to_list()
     mails = [msgspec.json.decode(bytes(r["value"]))["data"] for r in rows]
-    found = re.search(r"token=([0-9a-f]+)", [m for m in mails if m["recipient"] == email][-1]["variables"]["url"])
+    sealed = [m for m in mails if m["recipient"] == email][-1]
+    found = re.search(r"token=([0-9a-f]+)", opened_request(sealed)["variables"]["url"])
     assert found
     return found.group(1)
 
