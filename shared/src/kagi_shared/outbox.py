@@ -65,6 +65,8 @@ INSERTS: list[dict[str, Any]] = [{"$match": {"operationType": "insert"}}]
 UNSENT = {"state": {"$nin": ["sent", "partial"]}}
 """Claims whose batch may not have reached the broker: a polling relay's (no state) and a tailing relay's open ones."""
 Change = Mapping[str, Any]
+UNRESUMABLE = {260, 280, 286}
+"""InvalidResumeToken, ChangeStreamFatalError, ChangeStreamHistoryLost: resuming from the checkpoint cannot work."""
 
 
 class LeaseLost(Exception):
@@ -114,6 +116,7 @@ class OutboxRelay:
         self._skip: set[str] = set()
         self._catching_up = False
         self._uncleaned = 0
+        self._force_fresh = False
 
     # -- lease ---------------------------------------------------------------------------------
     async def hold_lease(self) -> bool:
@@ -353,7 +356,7 @@ class OutboxRelay:
                                    "batch_size": outbox.batch_size}
         token, n = await self._checkpoint()
         self._n = n
-        if token is not None:
+        if token is not None and not self._force_fresh:
             try:
                 stream = await self.outbox.watch(INSERTS, resume_after=token, **options)
             except OperationFailure as exc:  # history pruned, or a token from another stream: start afresh
@@ -373,6 +376,7 @@ class OutboxRelay:
         except OperationFailure as exc:
             log.info("outbox.no_change_stream", error=str(exc), code=exc.code)
             return None
+        self._force_fresh = False
         try:
             await self._leave_stream()
             await self.reconcile()
@@ -406,7 +410,15 @@ class OutboxRelay:
                 # event until the lease is due for renewal.
                 renew_in = self._lease_until - outbox.lease_ttl_s / 2 - time.monotonic()
                 timeout = min(0.25, renew_in) if self._uncleaned else renew_in
-                batch = await _take(queue, reader, stopper, max(timeout, 0.01), outbox.batch_size)
+                try:
+                    batch = await _take(queue, reader, stopper, max(timeout, 0.01), outbox.batch_size)
+                except StreamEnded as exc:
+                    # Invalidated (the stream just ended) or refused for good: the checkpoint is no use any more.
+                    cause = exc.__cause__
+                    if cause is None or (isinstance(cause, OperationFailure) and not cause.has_error_label(
+                            "ResumableChangeStreamError") and cause.code in UNRESUMABLE):
+                        self._force_fresh = True
+                    raise
                 if batch:
                     await self._publish(batch)
                     if self._uncleaned >= outbox.cleanup_rows:
