@@ -446,6 +446,14 @@ class OutboxRelay:
                 self._skip.clear()
                 self._catching_up = False
             rows = [r for r in rows if r["_id"] not in seen]
+            if not rows:
+                # Every event up to here is on the topics: an empty confirmed claim moves the checkpoint past
+                # them, so the partial claims that named them can go (the drills expect no claim left).
+                self._n += 1
+                await self.claims.insert_one({"_id": str(uuid.uuid4()), "n": self._n, "state": "sent", "ids": [],
+                                              "token": changes[-1]["_id"], "owner": self.owner,
+                                              "at": datetime.now(UTC), "size": 0})
+                self._uncleaned += 1
         if not rows:
             return
         self._n += 1
