@@ -281,10 +281,10 @@ class OutboxRelay:
         """True while the relay follows the outbox's change stream: tailing it, or woken by it while polling."""
         return self.mode == "stream" or self._watch.live
 
-    async def _measure_backlog(self) -> None:
+    async def _measure_backlog(self, every_s: float = 5.0) -> None:
         """Published rows are deleted, so the outbox's size is the backlog; sampled every few seconds."""
         now = time.monotonic()
-        if now - self._backlog_at >= 5:
+        if now - self._backlog_at >= every_s:
             self._backlog_at = now
             # Rows a tail published stay until the quiet moment that deletes them: they are not backlog.
             count = await self.outbox.estimated_document_count()
@@ -405,7 +405,9 @@ class OutboxRelay:
             while not stop.is_set():
                 if not await self.hold_lease() or self._fresh_lease:
                     raise LeaseLost
-                await self._measure_backlog()
+                # While the stream is quiet the backlog cannot grow unseen: sampled as seldom as the safety poll.
+                await self._measure_backlog(5.0 if self._uncleaned or not queue.empty()
+                                            else outbox.safety_poll_s)
                 # Quiet for a moment after publishing: delete what was published. Otherwise wait for the next
                 # event until the lease is due for renewal.
                 renew_in = self._lease_until - outbox.lease_ttl_s / 2 - time.monotonic()
