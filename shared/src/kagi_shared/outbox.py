@@ -36,6 +36,7 @@ Two ways to find committed rows, chosen when the relay starts:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 import uuid
@@ -117,6 +118,7 @@ class OutboxRelay:
         self._catching_up = False
         self._uncleaned = 0
         self._force_fresh = False
+        self._inflight: collections.deque[tuple[str, asyncio.Future[list[Any]], int]] = collections.deque()
 
     # -- lease ---------------------------------------------------------------------------------
     async def hold_lease(self) -> bool:
@@ -411,7 +413,7 @@ class OutboxRelay:
                 # Quiet for a moment after publishing: delete what was published. Otherwise wait for the next
                 # event until the lease is due for renewal.
                 renew_in = self._lease_until - outbox.lease_ttl_s / 2 - time.monotonic()
-                timeout = min(0.25, renew_in) if self._uncleaned else renew_in
+                timeout = min(0.25, renew_in) if self._uncleaned or self._inflight else renew_in
                 try:
                     batch = await _take(queue, reader, stopper, max(timeout, 0.01), outbox.batch_size)
                 except StreamEnded as exc:
@@ -423,11 +425,21 @@ class OutboxRelay:
                     raise
                 if batch:
                     await self._publish(batch)
+                    if queue.empty():  # nothing to overlap with: confirm now rather than at the next event
+                        await self._confirm_all()
                     if self._uncleaned >= outbox.cleanup_rows:
+                        await self._confirm_all()
                         await self._cleanup()
-                elif self._uncleaned:
+                elif self._uncleaned or self._inflight:
+                    await self._confirm_all()
                     await self._cleanup()
+            await self._confirm_all()
         finally:
+            for _, acks, _ in self._inflight:  # left unconfirmed: the open claims are settled on the next start
+                acks.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await acks
+            self._inflight.clear()
             for task in (reader, stopper):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -450,7 +462,9 @@ class OutboxRelay:
             rows = [r for r in rows if r["_id"] not in seen]
             if not rows:
                 # Every event up to here is on the topics: an empty confirmed claim moves the checkpoint past
-                # them, so the partial claims that named them can go (the drills expect no claim left).
+                # them, so the partial claims that named them can go (the drills expect no claim left). Only once
+                # every earlier batch is confirmed: the checkpoint never passes a batch the broker has not acked.
+                await self._confirm_all()
                 self._n += 1
                 await self.claims.insert_one({"_id": str(uuid.uuid4()), "n": self._n, "state": "sent", "ids": [],
                                               "token": changes[-1]["_id"], "owner": self.owner,
@@ -466,11 +480,24 @@ class OutboxRelay:
                                       "owner": self.owner, "at": datetime.now(UTC), "size": len(rows)})
         futures = [await self.producer.send(r["topic"], bytes(r["value"]), key=r["key"].encode(),
                                             headers=record_headers(r)) for r in rows]
-        await asyncio.gather(*futures)
+        # The next batch is claimed and sent while this one's acks arrive; confirmations stay in claim order,
+        # so the newest confirmed claim still means every earlier one is on the topics.
+        self._inflight.append((claim_id, asyncio.gather(*futures), len(rows)))
+        while len(self._inflight) > 1:
+            await self._confirm_oldest()
+
+    async def _confirm_oldest(self) -> None:
+        claim_id, acks, count = self._inflight[0]
+        await acks
+        self._inflight.popleft()
         await self.claims.update_one({"_id": claim_id}, {"$set": {"state": "sent"}})
-        self._uncleaned += len(rows)
-        self.published += len(rows)
-        OUTBOX_PUBLISHED.labels(self.store.db.name).inc(len(rows))
+        self._uncleaned += count
+        self.published += count
+        OUTBOX_PUBLISHED.labels(self.store.db.name).inc(count)
+
+    async def _confirm_all(self) -> None:
+        while self._inflight:
+            await self._confirm_oldest()
 
     async def _cleanup(self) -> None:
         """Delete the rows of confirmed batches; the newest confirmed token moves to the checkpoint document."""
