@@ -468,6 +468,9 @@ not counted). The raw producer sends the same encoded events without any databas
 | polling | {relay['relay_rate']:.0f} | {relay['raw_rate']:.0f} events/s | {relay['ratio']:.3f} | |
 | tailing the change stream | {relay['tail_rate']:.0f} | {relay['raw_rate']:.0f} events/s | {relay['tail_ratio']:.3f} | ≥ 0.3 |
 
+The tailing relay against the change stream alone (read, nothing sent or written, below) in the same run:
+{relay['tail_rate'] / relay['stream_rate']:.2f} — what the relay adds over learning of the rows at all.
+
 The same run measured the database alone: outbox `insert_many` {relay['outbox_insert_rate']:.0f} rows/s,
 and the database work the relay cannot avoid (read each row once in batches of 1,000, delete each once) at
 {relay['db_insert_update_rate']:.0f} rows/s. Relay rate / that raw database rate = {relay['ratio_to_db']:.2f}:
