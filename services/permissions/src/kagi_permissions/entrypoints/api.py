@@ -193,8 +193,8 @@ def create_app(permissions: Permissions | None = None) -> Litestar:
         caller = caller_of(request)
         require_role(caller, "company_admin")
         company = await app().requests.company_of(caller)
-        return [DraftOut(draft_id=d["_id"], user_id=d["user_id"], kind=d["kind"], reason=d["reason"],
-                         created_at=d["created_at"]) for d in await app().repo.drafts(company.id)]
+        return [DraftOut(draft_id=d.id, user_id=d.user_id, kind=d.kind, reason=d.reason, created_at=d.created_at)
+                for d in await app().repo.drafts(company.id)]
 
     @post("/internal/drafts/{draft_id:str}/confirm", guards=GUARDS, status_code=201)
     async def confirm_draft(draft_id: FromPath[str], request: Request[Any, Any, Any]) -> RequestOut:
