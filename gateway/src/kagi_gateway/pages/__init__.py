@@ -20,6 +20,7 @@ from kagi_gateway.pages.console import copy_script, register_filters
 from kagi_gateway.pages.contracts import ContractPages
 from kagi_gateway.pages.enrolment import EnrolmentPages
 from kagi_gateway.pages.forms import TEMPLATES, Refused, message_page, refusal_of, see_other
+from kagi_gateway.pages.infosite import InfoSitePages
 from kagi_gateway.pages.invitations import InvitationPages
 from kagi_gateway.pages.locations import LocationPages, ViewingPages
 from kagi_gateway.pages.mypage import MyPagePages
@@ -34,7 +35,7 @@ from kagi_shared.problems import Problem
 
 # The consoles (issue 18): MyPage, 権限管理 (company admin), 託送受付センター (operator).
 CONSOLES: list[Any] = [MyPagePages, ContractPages, LocationPages, ViewingPages, CompanyPages, OperatorPages,
-                       copy_script]
+                       InfoSitePages, copy_script]
 STYLESHEET = (TEMPLATES / "kagi.css").read_text(encoding="utf-8")
 
 
@@ -75,7 +76,8 @@ def pages_router() -> Router:
     from kagi_gateway.provider import ProviderPages
 
     return Router("/", route_handlers=[AccountPages, InvitationPages, RegistrationPages, NotificationPages,
-                                       EnrolmentPages, ProviderPages, FederationPages, stylesheet, *CONSOLES],
+                                       EnrolmentPages, ProviderPages, FederationPages, stylesheet,
+                                       *CONSOLES],
                   guards=[page_guard], opt={"page": True},
                   include_in_schema=False,
                   exception_handlers={Refused: _refused, Problem: _refused, ForwardedProblem: _refused,
