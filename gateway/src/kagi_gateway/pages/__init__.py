@@ -28,6 +28,7 @@ from kagi_gateway.pages.notifications import NotificationPages
 from kagi_gateway.pages.operator import OperatorPages
 from kagi_gateway.pages.registration import RegistrationPages
 from kagi_gateway.pages.session import LoginRequired, PageMiddleware, page_guard, page_response
+from kagi_gateway.pages.totp import TotpPages
 
 __all__ = ["PageMiddleware", "page_response", "pages_router", "template_config"]
 from kagi_gateway.services import ForwardedProblem
@@ -66,6 +67,8 @@ def _login(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     assert isinstance(exc, LoginRequired)
     if exc.problem is not None and exc.problem.code == "auth.password_change_required":
         return see_other("/password/change")
+    if exc.problem is not None and exc.problem.code == "auth.totp_enrolment_required":
+        return see_other("/totp")
     target = request.url.path if request.method == "GET" else "/account"
     return see_other(f"/login?next={target}")
 
@@ -76,7 +79,7 @@ def pages_router() -> Router:
     from kagi_gateway.provider import ProviderPages
 
     return Router("/", route_handlers=[AccountPages, InvitationPages, RegistrationPages, NotificationPages,
-                                       EnrolmentPages, ProviderPages, FederationPages, stylesheet,
+                                       EnrolmentPages, TotpPages, ProviderPages, FederationPages, stylesheet,
                                        *CONSOLES],
                   guards=[page_guard], opt={"page": True},
                   include_in_schema=False,
