@@ -59,6 +59,18 @@ class RequestInput:
     memo: str = ""
 
 
+@dataclass(frozen=True)
+class JujuUsage:
+    """JUJU's user limit (SPEC §3: at most 5 per company unless the operator set the company's own) and the IDs
+    counted against it: those holding JUJU and those an open request gives JUJU."""
+
+    limit: int
+    users: frozenset[str]
+
+    def admits(self, key: str) -> bool:
+        return key in self.users or len(self.users) < self.limit
+
+
 @dataclass
 class BatchResult:
     batch_date: date
@@ -123,6 +135,12 @@ class RequestService:
         return current is not None and current.get("company_id") == company_id and \
             not any(current.get("permissions", {}).get(s) for s in REQUESTABLE)
 
+    async def juju_usage(self, company: Company) -> JujuUsage:
+        limit = company.juju_max_users
+        users = await self.repo.juju_holders(company.id) | await self.repo.pending_juju_additions(company.id)
+        return JujuUsage(limit=self.settings.permissions.juju_max_users if limit is None else limit,
+                         users=frozenset(users))
+
     # -- filing ----------------------------------------------------------------------------------
     async def submit(self, caller: Caller, data: RequestInput, correlation_id: str | None = None,
                      now: datetime | None = None) -> PermissionRequest:
@@ -172,11 +190,10 @@ class RequestService:
                         errors.append(FieldError("permissions",
                                                  "すべての利用権限を外す場合は抹消申請を行ってください。"))
         if data.kind != "revoke" and after.get("JUJU") and not before.get("JUJU") and not errors:
-            holders = await self.repo.juju_holders(company.id) | await self.repo.pending_juju_additions(company.id)
-            limit = company.juju_max_users or self.settings.permissions.juju_max_users
-            if key not in holders and len(holders) >= limit:
+            usage = await self.juju_usage(company)
+            if not usage.admits(key):
                 errors.append(FieldError("permissions.JUJU",
-                                         f"JUJU の利用者は1事業者あたり{limit}名までです"
+                                         f"JUJU の利用者は1事業者あたり{usage.limit}名までです"
                                          "(超える場合は託送受付センターにご相談ください)。"))
         if errors:
             raise Problem(400, "request.invalid", "申請内容に誤りがあります。", errors=errors)
