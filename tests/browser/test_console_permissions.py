@@ -226,9 +226,46 @@ async def test_operator_registers_a_company_whose_admin_then_manages_it(page: Pa
     await page.goto("/company/requests/new?kind=new")
     await log_in(page, admin.login_id, admin.password, await admin.totp())
     await expect(page.get_by_text("（貴社の上限: 3名）")).to_be_visible()
+    await expect(page.locator("[data-juju-used]")).to_have_text(
+        "現在 0名が利用中または申請中です（上限 3名、残り 3名）。")
+    await expect(page.locator("[data-juju-full]")).to_have_count(0)
     loacus = page.get_by_label(re.compile("^LOACUS"))  # a manufacturer too: 03010 is offered
     await expect(loacus.locator("option")).to_have_count(4)
     await expect(page.get_by_label("委託先事業者")).to_contain_text("委託先C株式会社")
+
+
+async def test_the_new_request_form_warns_when_the_companys_juju_places_are_taken(
+        page: Page, settings: Settings, gateway: httpx.AsyncClient) -> None:
+    operator, admin = await company_with_admin(settings, gateway)
+    company = (await gateway.get("/api/v1/company", headers=admin.auth)).json()
+    limited = await gateway.patch(f"/api/v1/operator/companies/{company['companyId']}", headers=operator.auth,
+                                  json={"jujuMaxUsers": 1})
+    assert limited.status_code == 200, limited.text
+    await page.goto("/company/requests/new?kind=new")
+    await log_in(page, admin.login_id, admin.password, await admin.totp())
+    await expect(page.locator("[data-juju-used]")).to_have_text(
+        "現在 0名が利用中または申請中です（上限 1名、残り 1名）。")
+    await expect(page.locator("[data-juju-full]")).to_have_count(0)
+
+    # One request that gives JUJU, not yet accepted, takes the place.
+    filed = await gateway.post("/api/v1/permission-requests", headers=admin.auth, json={
+        "kind": "new", "userId": f"Juju_{uuid.uuid4().hex[:8]}@example.jp", "nameKanji": "授受 一郎",
+        "nameKana": "ジュジュ イチロウ", "permissions": {"JUJU": "yes"}})
+    assert filed.status_code == 201, filed.text
+    await page.reload()
+    await expect(page.locator("[data-juju-used]")).to_have_text(
+        "現在 1名が利用中または申請中です（上限 1名、残り 0名）。")
+    await expect(page.locator("[data-juju-full]")).to_contain_text("上限（1名）に達しているため")
+    await shot(page, "company-request-juju-full")
+
+    # Asking all the same is refused at the JUJU field by the service's own rule.
+    await page.get_by_label("ID（メールアドレス）").fill(f"Juju_{uuid.uuid4().hex[:8]}@example.jp")
+    await page.get_by_label("氏名（漢字）").fill("授受 二郎")
+    await page.get_by_label("氏名（カナ）").fill("ジュジュ ジロウ")
+    await page.get_by_label(re.compile("^JUJU")).select_option("yes")
+    await page.get_by_role("button", name="確認画面へ").click()
+    await page.get_by_role("button", name="申請する").click()
+    await expect(page.get_by_text("JUJU の利用者は1事業者あたり1名までです")).to_be_visible()
 
 
 async def test_a_console_of_another_role_is_refused_with_a_way_back(page: Page, settings: Settings,
