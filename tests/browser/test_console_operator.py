@@ -64,6 +64,13 @@ async def test_operator_changes_the_admin_and_the_juju_limit_then_ends_the_compa
     leaving = await gateway.get("/api/v1/company", headers=admin.auth)
     assert leaving.status_code in (403, 404), leaving.text  # the old admin manages this company no more
 
+    # This company's requests only: the admins' own (PMS) ones, the successor's among them.
+    await page.get_by_role("link", name="この事業者の申請").click()
+    rows = page.locator("tr[data-request]")
+    await expect(rows.filter(has_text=successor.lower())).to_have_count(1)
+    assert await rows.count() <= 3, await rows.all_inner_texts()
+    await page.goto(company_url)
+
     await page.get_by_label("JUJU 利用者の上限（空欄: 変更しない）").fill("2")
     await page.get_by_role("button", name="変更する").click()
     await expect(page.get_by_role("status")).to_have_text("パートナーガス株式会社 の登録内容を変更しました。")
@@ -142,6 +149,7 @@ async def test_admin_addresses_and_site_updates_with_and_without_the_notice(
     # The admin who left: removed after confirming.
     await phone.goto("/operator/admin-contacts")
     await log_in(phone, operator.login_id, operator.password, await operator.totp())
+    await expect(phone.get_by_role("heading", name="通知先アドレス")).to_be_visible()  # the login's redirect is done
     await no_horizontal_scroll(phone)
     await phone.locator(f'tr[data-contact="{admin.login_id}"]').get_by_role("link", name="削除").click()
     await expect(phone.locator(".confirm")).to_contain_text(f"{admin.login_id} を削除します。")

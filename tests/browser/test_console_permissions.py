@@ -182,6 +182,7 @@ async def test_operator_cancels_a_request_with_a_reason_on_a_phone(page: Page, p
 
     await phone.goto("/operator")
     await log_in(phone, operator.login_id, operator.password, await operator.totp())
+    await expect(phone.get_by_role("heading", name="受付待ちの申請")).to_be_visible()  # the login's redirect is done
     await no_horizontal_scroll(phone)
     await phone.locator(f'tr[data-request="{request_id}"]').get_by_role("link", name="取消").click()
     await expect(phone.get_by_role("heading", name="申請取消")).to_be_visible()

@@ -111,8 +111,9 @@ class OperatorPages(Controller):
     async def search(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                      status: Annotated[str | None, QueryParameter(name="status", max_length=32)] = None,
                      user_id: Annotated[str | None, QueryParameter(name="userId", max_length=254)] = None,
+                     company_id: Annotated[str | None, QueryParameter(name="companyId", max_length=64)] = None,
                      ) -> Template:
-        return await request_list(request, services, HOME, status, user_id)
+        return await request_list(request, services, HOME, status, user_id, company_id)
 
     @get("/requests/{request_id_:str}", opt={"roles": OPERATOR})
     async def view(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
