@@ -13,10 +13,10 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from kagi_lifecycle.bootstrap import NAME, Lifecycle, bootstrap
 from kagi_lifecycle.domain.accounts import Account
+from kagi_lifecycle.domain.unlock import UnlockRequest
 from kagi_lifecycle.entrypoints.federation_api import federation_handlers
 from kagi_lifecycle.entrypoints.oidc_api import oidc_handlers
 from kagi_lifecycle.service.sweep import parse_as_of
-from kagi_lifecycle.service.unlock import UnlockRequest
 from kagi_shared.metrics import ACCOUNTS, on_scrape, set_counts
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.service_api import caller_of, create_service_app, internal_guard, require_role, run_service_api

@@ -104,11 +104,10 @@ def create_app(permissions: Permissions | None = None) -> Litestar:
         caller = caller_of(request) if request.headers.get("x-kagi-account-id") else None
         if caller is not None and caller.has("company_admin"):
             try:
-                usage = await app().requests.juju_usage(await app().requests.company_of(caller))
+                limit, holders = await app().requests.juju_places(await app().requests.company_of(caller))
             except Problem:  # not (or no longer) an admin of an active company: the plain catalogue
                 return data
-            data["jujuUsage"] = {"limit": usage.limit, "used": len(usage.users),
-                                 "remaining": max(usage.limit - len(usage.users), 0)}
+            data["jujuUsage"] = {"limit": limit, "used": len(holders), "remaining": max(limit - len(holders), 0)}
         return data
 
     @get("/internal/ip-allowlist", guards=GUARDS)
@@ -204,8 +203,8 @@ def create_app(permissions: Permissions | None = None) -> Litestar:
         caller = caller_of(request)
         require_role(caller, "company_admin")
         company = await app().requests.company_of(caller)
-        return [DraftOut(draft_id=d["_id"], user_id=d["user_id"], kind=d["kind"], reason=d["reason"],
-                         created_at=d["created_at"]) for d in await app().repo.drafts(company.id)]
+        return [DraftOut(draft_id=d.id, user_id=d.user_id, kind=d.kind, reason=d.reason, created_at=d.created_at)
+                for d in await app().repo.drafts(company.id)]
 
     @post("/internal/drafts/{draft_id:str}/confirm", guards=GUARDS, status_code=201)
     async def confirm_draft(draft_id: FromPath[str], request: Request[Any, Any, Any]) -> RequestOut:

@@ -8,13 +8,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-from pymongo.errors import DuplicateKeyError
-
 from kagi_permissions.adapters.repository import Changes, Repository
 from kagi_permissions.domain import requests as rules
 from kagi_permissions.domain.calendar import BusinessCalendar
 from kagi_permissions.domain.catalogue import REQUESTABLE
-from kagi_permissions.domain.companies import Company
+from kagi_permissions.domain.companies import Company, IdTaken, UserBusy
 from kagi_permissions.domain.requests import KIND_LABELS, STATUS_LABELS, PermissionRequest, SystemStatus
 from kagi_permissions.domain.timing import acceptance_date, batch_date, change_batch_date, effective_from_batch
 from kagi_shared.events import new_envelope
@@ -59,18 +57,6 @@ class RequestInput:
     memo: str = ""
 
 
-@dataclass(frozen=True)
-class JujuUsage:
-    """JUJU's user limit (SPEC §3: at most 5 per company unless the operator set the company's own) and the IDs
-    counted against it: those holding JUJU and those an open request gives JUJU."""
-
-    limit: int
-    users: frozenset[str]
-
-    def admits(self, key: str) -> bool:
-        return key in self.users or len(self.users) < self.limit
-
-
 @dataclass
 class BatchResult:
     batch_date: date
@@ -79,11 +65,13 @@ class BatchResult:
 
 
 class RequestService:
-    def __init__(self, store: Store, repo: Repository, settings: Settings, calendar: BusinessCalendar) -> None:
+    def __init__(self, store: Store, repo: Repository, settings: Settings, calendar: BusinessCalendar,
+                 juju: rules.JujuPolicy) -> None:
         self.store = store
         self.repo = repo
         self.settings = settings
         self.calendar = calendar
+        self.juju = juju
 
     # -- helpers ---------------------------------------------------------------------------------
     async def company_of(self, caller: Caller) -> Company:
@@ -135,11 +123,10 @@ class RequestService:
         return current is not None and current.get("company_id") == company_id and \
             not any(current.get("permissions", {}).get(s) for s in REQUESTABLE)
 
-    async def juju_usage(self, company: Company) -> JujuUsage:
-        limit = company.juju_max_users
-        users = await self.repo.juju_holders(company.id) | await self.repo.pending_juju_additions(company.id)
-        return JujuUsage(limit=self.settings.permissions.juju_max_users if limit is None else limit,
-                         users=frozenset(users))
+    async def juju_places(self, company: Company) -> tuple[int, set[str]]:
+        """The company's JUJU limit and the IDs counted against it: holders and open requests that add JUJU."""
+        holders = await self.repo.juju_holders(company.id) | await self.repo.pending_juju_additions(company.id)
+        return self.juju.limit_for(company.juju_max_users), holders
 
     # -- filing ----------------------------------------------------------------------------------
     async def submit(self, caller: Caller, data: RequestInput, correlation_id: str | None = None,
@@ -190,10 +177,10 @@ class RequestService:
                         errors.append(FieldError("permissions",
                                                  "すべての利用権限を外す場合は抹消申請を行ってください。"))
         if data.kind != "revoke" and after.get("JUJU") and not before.get("JUJU") and not errors:
-            usage = await self.juju_usage(company)
-            if not usage.admits(key):
+            limit, holders = await self.juju_places(company)
+            if self.juju.refuses(key, holders, company.juju_max_users):
                 errors.append(FieldError("permissions.JUJU",
-                                         f"JUJU の利用者は1事業者あたり{usage.limit}名までです"
+                                         f"JUJU の利用者は1事業者あたり{limit}名までです"
                                          "(超える場合は託送受付センターにご相談ください)。"))
         if errors:
             raise Problem(400, "request.invalid", "申請内容に誤りがあります。", errors=errors)
@@ -224,7 +211,7 @@ class RequestService:
                     await self.repo.lock_user(tx, request.user_key, request.id)
                 elif not self._own_idle_id(await self.repo.grant(request.user_key, tx), request.company_id):
                     await self.repo.reserve_id(tx, request.user_key, request.company_id, request.id)
-            except DuplicateKeyError:
+            except (IdTaken, UserBusy):
                 if request.kind != "new":
                     raise busy() from None
                 raise Problem(400, "request.invalid", "申請内容に誤りがあります。",
@@ -250,17 +237,10 @@ class RequestService:
     # -- reading ---------------------------------------------------------------------------------
     async def search(self, caller: Caller, status: str | None = None, user_id: str | None = None,
                      company_id: str | None = None) -> list[PermissionRequest]:
-        query: dict[str, Any] = {}
-        if caller.has("operator"):
-            if company_id:
-                query["company_id"] = company_id
-        else:
-            query["company_id"] = (await self.company_of(caller)).id
-        if status:
-            query["status"] = status
-        if user_id:
-            query["user_key"] = rules.user_key(user_id)
-        return await self.repo.find_requests(query)
+        if not caller.has("operator"):
+            company_id = (await self.company_of(caller)).id
+        return await self.repo.search_requests(company_id=company_id, status=status,
+                                               user_key=rules.user_key(user_id) if user_id else None)
 
     async def get(self, caller: Caller, request_id: str) -> PermissionRequest:
         request = await self.repo.request(request_id)
@@ -469,9 +449,8 @@ class RequestService:
         if company is None or company.status != "active":
             return
         draft_id = f"purge:{key}"
-        await self.repo.save_draft(tx, {"_id": draft_id, "company_id": company.id, "user_id": grant["user_id"],
-                                        "kind": "revoke", "reason": "purged", "purged_at": at, "status": "open",
-                                        "created_at": datetime.now(UTC)})
+        await self.repo.save_draft(tx, rules.RevokeDraft(id=draft_id, company_id=company.id, user_id=grant["user_id"],
+                                                         purged_at=at, created_at=datetime.now(UTC)))
         for admin in company.admins():
             self.notify(tx, "purged_id_revoke_needed", admin.email, {
                 "user_id": grant["user_id"], "purged_on": at.astimezone(JST).strftime("%Y/%m/%d"),
@@ -480,12 +459,12 @@ class RequestService:
     async def confirm_draft(self, caller: Caller, draft_id: str) -> PermissionRequest:
         company = await self.company_of(caller)
         draft = await self.repo.draft(draft_id)
-        if draft is None or draft["company_id"] != company.id:
+        if draft is None or draft.company_id != company.id:
             raise Problem(404, "draft.not_found", "指定された抹消申請の下書きが見つかりません。")
-        if draft["status"] != "open":
+        if draft.status != "open":
             raise Problem(409, "draft.already_filed", "この抹消申請は既に提出済みです。",
-                          extra={"requestId": draft.get("request_id")})
-        request = await self.validate(company, RequestInput(kind="revoke", user_id=draft["user_id"],
+                          extra={"requestId": draft.request_id})
+        request = await self.validate(company, RequestInput(kind="revoke", user_id=draft.user_id,
                                                             memo="長期未使用IDの自動抹消に伴う抹消申請"),
                                       caller.email or caller.login_id, datetime.now(UTC), origin="purge")
 
@@ -526,17 +505,13 @@ class RequestService:
     async def deliveries(self, state: str) -> list[dict[str, Any]]:
         """The operator's view of failed or overdue deliveries."""
         cutoff = datetime.now(UTC) - timedelta(seconds=self.settings.permissions.ack_sla_s)
-        if state == "failed":
-            match: dict[str, Any] = {"state": "failed"}
-        else:
-            match = {"state": "sent", "sent_at": {"$lt": cutoff}}
-        found = await self.repo.find_requests({"status": {"$in": list(rules.OPEN)},
-                                               "systems": {"$elemMatch": match}}, limit=500)
+        wanted = "failed" if state == "failed" else "sent"
+        found = await self.repo.open_with_delivery(wanted, None if state == "failed" else cutoff)
         rows = []
         for request in found:
             for status in request.systems:
                 overdue = status.sent_at is not None and status.sent_at < cutoff
-                if status.state == match["state"] and (state == "failed" or overdue):
+                if status.state == wanted and (state == "failed" or overdue):
                     rows.append({"requestId": request.id, "companyId": request.company_id, "userId": request.user_id,
                                  "system": status.system, "state": status.state, "reason": status.reason,
                                  "attempts": status.attempts, "sentAt": status.sent_at})
