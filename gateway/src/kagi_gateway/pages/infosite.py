@@ -12,11 +12,12 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from kagi_gateway.controllers.notify import AdminContactIn, AdminContactsController, InfoSiteController, SiteUpdateIn
+from kagi_gateway.controllers.notify import AdminContactsController, InfoSiteController
 from kagi_gateway.controllers.permissions import PermissionOperatorController
 from kagi_gateway.pages.console import confirm_page, console_page, tell
 from kagi_gateway.pages.forms import Refusal, Refused, body_of, form_of, operate, see_other
 from kagi_gateway.services import Services
+from kagi_shared.contracts.notify import AdminContactIn, SiteUpdateIn
 
 OPERATOR = ("operator",)
 CONTACTS = "/operator/admin-contacts"

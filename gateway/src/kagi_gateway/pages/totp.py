@@ -16,8 +16,8 @@ from litestar.response import Template
 from kagi_gateway.controllers.auth import PRIVILEGED, AuthController
 from kagi_gateway.pages.forms import Refusal, Refused, body_of, form_of, form_page, message_page, operate
 from kagi_gateway.pages.session import page_session
-from kagi_gateway.schemas import TotpConfirmIn
 from kagi_gateway.services import Services
+from kagi_shared.contracts.lifecycle import TotpConfirmIn
 
 HOME = "/totp"
 OPT = {"roles": PRIVILEGED, "totp_enrolment": True}

@@ -30,4 +30,4 @@ def bootstrap(settings: Settings, store: Store | None = None) -> Audit:
     store = store or Store(make_client(settings), database_name(settings, NAME))
     ledger = Ledger(store)
     key = settings.security.audit_key.encode()
-    return Audit(store, ledger, AuditService(ledger, key, CheckpointReader(settings).latest))
+    return Audit(store, ledger, AuditService(ledger, key, CheckpointReader(settings).history))

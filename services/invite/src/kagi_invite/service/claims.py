@@ -124,11 +124,10 @@ class ClaimService:
             for other in others:  # whoever already holds the number hears of the new claim
                 if other.email:
                     tx.publish(NOTIFY_REQUESTS.name, new_envelope(
-                        nev.NotificationRequested(template="contract_linked_elsewhere", channel="mail",
-                                                  recipient=other.email, category="security",
-                                                  account_id=other.account_id,
-                                                  variables={"customer_number": masked(number),
-                                                             "linked_at": jp_datetime(now)}),
+                        nev.sealed_request(self.settings.security.notify_key, nev.Notice(
+                            template="contract_linked_elsewhere", channel="mail", recipient=other.email,
+                            category="security", account_id=other.account_id,
+                            variables={"customer_number": masked(number), "linked_at": jp_datetime(now)})),
                         source=SOURCE, subject=other.email, correlation_id=correlation_id))
             count = len(existing) + 1
             warn = self.policy.warns(count)
@@ -225,9 +224,10 @@ class ClaimService:
         async def work(tx: Tx) -> None:
             await self.repo.replace_sms_code(tx, code)
             tx.publish(NOTIFY_REQUESTS.name, new_envelope(
-                nev.NotificationRequested(template="sms_verification", channel="sms", recipient=recipient,
-                                          category="security", account_id=caller.account_id,
-                                          variables={"code": plain, "expires_at": jp_deadline(code.expires_at)}),
+                nev.sealed_request(self.settings.security.notify_key, nev.Notice(
+                    template="sms_verification", channel="sms", recipient=recipient, category="security",
+                    account_id=caller.account_id,
+                    variables={"code": plain, "expires_at": jp_deadline(code.expires_at)})),
                 source=SOURCE, subject=caller.account_id, correlation_id=correlation_id))
 
         await self.store.transaction(work)

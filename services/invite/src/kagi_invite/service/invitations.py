@@ -119,8 +119,9 @@ class InvitationService:
         if not to:
             return
         tx.publish(NOTIFY_REQUESTS.name, new_envelope(
-            nev.NotificationRequested(template=template, channel="mail", recipient=to, category="invitation",
-                                      account_id=account_id, variables=variables),
+            nev.sealed_request(self.settings.security.notify_key, nev.Notice(
+                template=template, channel="mail", recipient=to, category="invitation", account_id=account_id,
+                variables=variables)),
             source=SOURCE, subject=to, correlation_id=correlation_id))
 
     # -- the owner ---------------------------------------------------------------------------------

@@ -65,8 +65,9 @@ class LocationService:
               account_id: str | None) -> None:
         if to:
             tx.publish(NOTIFY_REQUESTS.name, new_envelope(
-                nev.NotificationRequested(template=template, channel="mail", recipient=to, category="invitation",
-                                          account_id=account_id, variables=variables),
+                nev.sealed_request(self.settings.security.notify_key, nev.Notice(
+                    template=template, channel="mail", recipient=to, category="invitation", account_id=account_id,
+                    variables=variables)),
                 source=SOURCE, subject=to, correlation_id=correlation_id))
 
     # -- contract data from outside ----------------------------------------------------------------

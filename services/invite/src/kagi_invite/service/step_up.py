@@ -62,10 +62,10 @@ class StepUpService:
                 ev.StepUpCodeIssued(account_id=caller.account_id, code_id=code.id, expires_at=code.expires_at),
                 source=SOURCE, subject=caller.account_id, correlation_id=correlation_id))
             tx.publish(NOTIFY_REQUESTS.name, new_envelope(
-                nev.NotificationRequested(
+                nev.sealed_request(security.notify_key, nev.Notice(
                     template="step_up_code", channel="mail", recipient=caller.email, category="security",
                     account_id=caller.account_id,
-                    variables={"code": plain, "expires_at": jp_deadline(code.expires_at)}),
+                    variables={"code": plain, "expires_at": jp_deadline(code.expires_at)})),
                 source=SOURCE, subject=caller.email, correlation_id=correlation_id))
 
         await self.store.transaction(work)

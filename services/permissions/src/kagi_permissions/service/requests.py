@@ -89,8 +89,8 @@ class RequestService:
     def notify(self, tx: Tx, template: str, recipient: str, variables: dict[str, str],
                category: nev.Category = "admin") -> None:
         tx.publish(NOTIFY_REQUESTS.name, new_envelope(
-            nev.NotificationRequested(template=template, channel="mail", recipient=recipient, category=category,
-                                      variables=variables),
+            nev.sealed_request(self.settings.security.notify_key, nev.Notice(
+                template=template, channel="mail", recipient=recipient, category=category, variables=variables)),
             source=SOURCE, subject=recipient))
 
     def notify_status(self, tx: Tx, request: PermissionRequest, note: str = "") -> None:
