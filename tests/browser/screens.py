@@ -15,6 +15,7 @@ from kagi_shared.settings import Settings
 from tests.browser.conftest import PHONE
 from tests.browser.test_console_mypage import owner_steps_up
 from tests.browser.test_console_permissions import company_with_admin, file_new_request
+from tests.browser.test_console_totp import new_operator
 from tests.browser.test_journeys import log_in
 from tests.e2e.conftest import create_user
 
@@ -68,6 +69,7 @@ async def test_screens(browser: Browser, system: str, settings: Settings, gatewa
 
         await context.clear_cookies()
         operator, admin = await company_with_admin(settings, gateway)
+        company_id = (await gateway.get("/api/v1/company", headers=admin.auth)).json()["companyId"]
         await page.goto("/company")
         await log_in(page, admin.login_id, admin.password, await admin.totp())
         await snap(page, "company-home")
@@ -84,6 +86,14 @@ async def test_screens(browser: Browser, system: str, settings: Settings, gatewa
         request_id = await file_new_request(page, f"Screen_{uuid.uuid4().hex[:8]}@example.jp")
         await snap(page, "company-request-view")
         await visit(page, "/company/requests", "company-requests")
+        limited = await gateway.patch(f"/api/v1/operator/companies/{company_id}", headers=operator.auth,
+                                      json={"jujuMaxUsers": 1})
+        assert limited.status_code == 200, limited.text
+        filed = await gateway.post("/api/v1/permission-requests", headers=admin.auth, json={
+            "kind": "new", "userId": f"Juju_{uuid.uuid4().hex[:8]}@example.jp", "nameKanji": "授受 一郎",
+            "nameKana": "ジュジュ イチロウ", "permissions": {"JUJU": "yes"}})
+        assert filed.status_code == 201, filed.text
+        await visit(page, "/company/requests/new?kind=new", "company-request-juju-full")
         await visit(page, "/company/reviews", "company-reviews")
         await page.get_by_role("button", name="棚卸を開始する").click()
         await snap(page, "company-review")
@@ -101,8 +111,39 @@ async def test_screens(browser: Browser, system: str, settings: Settings, gatewa
         await visit(page, "/operator/companies", "operator-companies")
         await page.get_by_role("button", name="登録する").click()  # nothing entered: the browser's own check
         await visit(page, "/operator/requests/no-such-request", "operator-request-unknown")
+        await page.goto("/operator/companies")
+        await page.locator("tr", has_text=admin.login_id).get_by_role("link", name="変更・利用終了").click()
+        await snap(page, "operator-company")
+        successor = f"next-{uuid.uuid4().hex[:6]}@example.jp"
+        await page.get_by_label("システム窓口責任者（正）メールアドレス").fill(successor)
+        await page.get_by_role("button", name="確認画面へ").click()
+        await snap(page, "operator-admin-change-confirm")
+        await page.get_by_role("link", name="戻る").click()
+        await page.get_by_role("link", name="利用を終了する").click()
+        await snap(page, "operator-company-termination-confirm")
+        await visit(page, "/operator/admin-contacts", "operator-admin-contacts")
+        await page.locator(f'tr[data-candidate="{admin.login_id}"]').get_by_role("button", name="仮登録する").click()
+        await snap(page, "operator-admin-contact-registered")
+        await page.locator(f'tr[data-contact="{admin.login_id}"]').get_by_role("link", name="削除").click()
+        await snap(page, "operator-admin-contact-remove-confirm")
+        await visit(page, "/operator/info-site", "operator-info-site")
+        await page.get_by_label("掲載情報の件名").fill("託送供給約款の変更について")
+        await page.get_by_label("掲載ページのURL").fill("https://kagi.example.jp/info/1")
+        await page.get_by_role("button", name="確認画面へ").click()
+        await snap(page, "operator-info-site-confirm")
         await visit(page, "/operator/audit?verify=true", "operator-audit")
         await visit(page, "/account", "account-operator")
+        await context.clear_cookies()
+        login_id, password = await new_operator(settings)
+        await page.goto("/operator")
+        await log_in(page, login_id, password)
+        await snap(page, "totp-start")
+        await page.get_by_role("button", name="登録を開始する").click()
+        await snap(page, "totp-setup")
+        await page.get_by_label("ワンタイムパスワード（6 桁）").fill("12")
+        await page.get_by_role("button", name="登録する").click()
+        await snap(page, "totp-wrong-code")
+
         viewer = await create_user(settings, gateway, ["viewer"])
         await context.clear_cookies()
         await page.goto("/operator")

@@ -65,6 +65,19 @@ async def file_new_request(page: Page, user_id: str) -> str:
     return page.url.rsplit("/", 1)[1]
 
 
+async def audit_shows(desk: Page, target: str) -> None:
+    """The audit view (newest first) lists ``target`` once the audit worker has recorded it: the ledger is written
+    from the broker, behind whatever backlog earlier tests left there (the gateway unit tests send hundreds of
+    entries to the same broker when they run first)."""
+    entry = desk.get_by_text(target, exact=True)
+    for _ in range(120):
+        if await entry.count():
+            break
+        await asyncio.sleep(0.5)
+        await desk.reload()
+    await expect(entry).to_be_visible()
+
+
 async def acknowledge(settings: Settings, request_id: str, systems: int) -> None:
     """The target systems apply their commands and say so on ``permissions.acks`` (they are outside Kagi)."""
     commands: list[ev.GrantCommanded] = []
@@ -153,7 +166,7 @@ async def test_admin_files_operator_accepts_and_batches_admin_sees_done_then_rev
 
         # The operator's audit view holds the console's actions, and the chain verifies.
         await desk.get_by_role("link", name="監査ログ").click()
-        await expect(desk.get_by_text(f"/operator/requests/{request_id}/accept")).to_be_visible()
+        await audit_shows(desk, f"/operator/requests/{request_id}/accept")
         await expect(desk.locator("table.list")).to_contain_text("GET /operator")  # the console reads are audited too
         await desk.get_by_role("link", name="ハッシュ連鎖を検証する").click()
         await expect(desk.locator("[data-verdict]")).to_have_attribute("data-verdict", "ok")
@@ -169,6 +182,7 @@ async def test_operator_cancels_a_request_with_a_reason_on_a_phone(page: Page, p
 
     await phone.goto("/operator")
     await log_in(phone, operator.login_id, operator.password, await operator.totp())
+    await expect(phone.get_by_role("heading", name="受付待ちの申請")).to_be_visible()  # the login's redirect is done
     await no_horizontal_scroll(phone)
     await phone.locator(f'tr[data-request="{request_id}"]').get_by_role("link", name="取消").click()
     await expect(phone.get_by_role("heading", name="申請取消")).to_be_visible()
@@ -213,9 +227,46 @@ async def test_operator_registers_a_company_whose_admin_then_manages_it(page: Pa
     await page.goto("/company/requests/new?kind=new")
     await log_in(page, admin.login_id, admin.password, await admin.totp())
     await expect(page.get_by_text("（貴社の上限: 3名）")).to_be_visible()
+    await expect(page.locator("[data-juju-used]")).to_have_text(
+        "現在 0名が利用中または申請中です（上限 3名、残り 3名）。")
+    await expect(page.locator("[data-juju-full]")).to_have_count(0)
     loacus = page.get_by_label(re.compile("^LOACUS"))  # a manufacturer too: 03010 is offered
     await expect(loacus.locator("option")).to_have_count(4)
     await expect(page.get_by_label("委託先事業者")).to_contain_text("委託先C株式会社")
+
+
+async def test_the_new_request_form_warns_when_the_companys_juju_places_are_taken(
+        page: Page, settings: Settings, gateway: httpx.AsyncClient) -> None:
+    operator, admin = await company_with_admin(settings, gateway)
+    company = (await gateway.get("/api/v1/company", headers=admin.auth)).json()
+    limited = await gateway.patch(f"/api/v1/operator/companies/{company['companyId']}", headers=operator.auth,
+                                  json={"jujuMaxUsers": 1})
+    assert limited.status_code == 200, limited.text
+    await page.goto("/company/requests/new?kind=new")
+    await log_in(page, admin.login_id, admin.password, await admin.totp())
+    await expect(page.locator("[data-juju-used]")).to_have_text(
+        "現在 0名が利用中または申請中です（上限 1名、残り 1名）。")
+    await expect(page.locator("[data-juju-full]")).to_have_count(0)
+
+    # One request that gives JUJU, not yet accepted, takes the place.
+    filed = await gateway.post("/api/v1/permission-requests", headers=admin.auth, json={
+        "kind": "new", "userId": f"Juju_{uuid.uuid4().hex[:8]}@example.jp", "nameKanji": "授受 一郎",
+        "nameKana": "ジュジュ イチロウ", "permissions": {"JUJU": "yes"}})
+    assert filed.status_code == 201, filed.text
+    await page.reload()
+    await expect(page.locator("[data-juju-used]")).to_have_text(
+        "現在 1名が利用中または申請中です（上限 1名、残り 0名）。")
+    await expect(page.locator("[data-juju-full]")).to_contain_text("上限（1名）に達しているため")
+    await shot(page, "company-request-juju-full")
+
+    # Asking all the same is refused at the JUJU field by the service's own rule.
+    await page.get_by_label("ID（メールアドレス）").fill(f"Juju_{uuid.uuid4().hex[:8]}@example.jp")
+    await page.get_by_label("氏名（漢字）").fill("授受 二郎")
+    await page.get_by_label("氏名（カナ）").fill("ジュジュ ジロウ")
+    await page.get_by_label(re.compile("^JUJU")).select_option("yes")
+    await page.get_by_role("button", name="確認画面へ").click()
+    await page.get_by_role("button", name="申請する").click()
+    await expect(page.get_by_text("JUJU の利用者は1事業者あたり1名までです")).to_be_visible()
 
 
 async def test_a_console_of_another_role_is_refused_with_a_way_back(page: Page, settings: Settings,

@@ -33,8 +33,12 @@ class User:
         """The authenticator app's code for a later step than any used (the server refuses a code twice)."""
         assert self.totp_secret is not None
         while True:
-            now_step = int(time.time()) // 30
-            step = max(self.totp_step + 1, now_step - 1)
+            now = time.time()
+            now_step = int(now) // 30
+            # The previous step's code is good only until this step ends: not in its last seconds (a slow request
+            # would reach the server in the next step, which refuses it).
+            oldest = now_step - 1 if now % 30 < 25 else now_step
+            step = max(self.totp_step + 1, oldest)
             if step <= now_step + 1:  # the server accepts one step of clock drift either way
                 self.totp_step = step
                 return str(pyotp.TOTP(self.totp_secret).at(step * 30))

@@ -20,6 +20,7 @@ from kagi_gateway.pages.console import copy_script, register_filters
 from kagi_gateway.pages.contracts import ContractPages
 from kagi_gateway.pages.enrolment import EnrolmentPages
 from kagi_gateway.pages.forms import TEMPLATES, Refused, message_page, refusal_of, see_other
+from kagi_gateway.pages.infosite import InfoSitePages
 from kagi_gateway.pages.invitations import InvitationPages
 from kagi_gateway.pages.locations import LocationPages, ViewingPages
 from kagi_gateway.pages.mypage import MyPagePages
@@ -27,6 +28,7 @@ from kagi_gateway.pages.notifications import NotificationPages
 from kagi_gateway.pages.operator import OperatorPages
 from kagi_gateway.pages.registration import RegistrationPages
 from kagi_gateway.pages.session import LoginRequired, PageMiddleware, page_guard, page_response
+from kagi_gateway.pages.totp import TotpPages
 
 __all__ = ["PageMiddleware", "page_response", "pages_router", "template_config"]
 from kagi_gateway.services import ForwardedProblem
@@ -34,7 +36,7 @@ from kagi_shared.problems import Problem
 
 # The consoles (issue 18): MyPage, 権限管理 (company admin), 託送受付センター (operator).
 CONSOLES: list[Any] = [MyPagePages, ContractPages, LocationPages, ViewingPages, CompanyPages, OperatorPages,
-                       copy_script]
+                       InfoSitePages, copy_script]
 STYLESHEET = (TEMPLATES / "kagi.css").read_text(encoding="utf-8")
 
 
@@ -65,6 +67,8 @@ def _login(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     assert isinstance(exc, LoginRequired)
     if exc.problem is not None and exc.problem.code == "auth.password_change_required":
         return see_other("/password/change")
+    if exc.problem is not None and exc.problem.code == "auth.totp_enrolment_required":
+        return see_other("/totp")
     target = request.url.path if request.method == "GET" else "/account"
     return see_other(f"/login?next={target}")
 
@@ -75,7 +79,8 @@ def pages_router() -> Router:
     from kagi_gateway.provider import ProviderPages
 
     return Router("/", route_handlers=[AccountPages, InvitationPages, RegistrationPages, NotificationPages,
-                                       EnrolmentPages, ProviderPages, FederationPages, stylesheet, *CONSOLES],
+                                       EnrolmentPages, TotpPages, ProviderPages, FederationPages, stylesheet,
+                                       *CONSOLES],
                   guards=[page_guard], opt={"page": True},
                   include_in_schema=False,
                   exception_handlers={Refused: _refused, Problem: _refused, ForwardedProblem: _refused,

@@ -12,7 +12,7 @@ from litestar.response import Redirect, Template
 
 from kagi_gateway.controllers.auth import AuthController
 from kagi_gateway.controllers.lifecycle import PasswordController, ResetCompleteIn, ResetRequestIn
-from kagi_gateway.deps import ANY_USER, PUBLIC, authorize
+from kagi_gateway.deps import ANY_USER, PUBLIC, TOTP_ENROLMENT_REQUIRED, authorize
 from kagi_gateway.pages.forms import (
     Refused,
     body_of,
@@ -55,6 +55,9 @@ async def sign_in(request: Request[Any, Any, Any], services: Services, login_id:
     except Refused as refused:
         if refused.refusal.code == "auth.password_change_required":
             session.rotate(accessToken=refused.refusal.extra["accessToken"], passwordChange=True)
+        elif refused.refusal.code == TOTP_ENROLMENT_REQUIRED[0]:
+            # A privileged role's first login: a token that opens only the enrolment page (pages/totp.py).
+            session.rotate(accessToken=refused.refusal.extra["accessToken"], loginId=login_id)
         raise
     # authTime answers OpenID Connect's auth_time/max_age; reauthFor is the authorization request that asked for
     # this fresh login (kagi_gateway.provider).
@@ -99,6 +102,8 @@ class AccountPages(Controller):
         except Refused as refused:
             if refused.refusal.code == "auth.password_change_required":
                 return see_other("/password/change")
+            if refused.refusal.code == TOTP_ENROLMENT_REQUIRED[0]:
+                return see_other("/totp")
             return form_page("login.html", request, refused.refusal, values, next_path=target,
                              external=external_buttons())
         return see_other(target)

@@ -29,9 +29,10 @@ Kind = Literal["new", "change", "revoke"]
 KIND_TITLES = {"new": "利用権限設定（新規）", "change": "利用権限変更", "revoke": "利用権限抹消"}
 
 
-async def _catalogue(request: Request[Any, Any, Any], services: Services) -> tuple[list[dict[str, Any]], Any]:
+async def _catalogue(request: Request[Any, Any, Any], services: Services,
+                     ) -> tuple[list[dict[str, Any]], Any, dict[str, int] | None]:
     """The systems the company may request, each with only the codes its roles allow (LOACUS codes of a role the
-    company does not hold are not offered), and the company."""
+    company does not hold are not offered), the company, and how many of its JUJU places are taken now."""
     catalogue = await operate(PermissionRequestController.catalogue, request, services)
     company = await operate(PermissionRequestController.my_company, request, services)
     systems = []
@@ -40,7 +41,7 @@ async def _catalogue(request: Request[Any, Any, Any], services: Services) -> tup
             continue
         codes = [c for c in system["codes"] if not c["requiresRole"] or c["requiresRole"] in company.roles]
         systems.append({**system, "codes": codes})
-    return systems, company
+    return systems, company, catalogue.get("jujuUsage")
 
 
 def _request_body(values: dict[str, str]) -> dict[str, Any]:
@@ -85,11 +86,11 @@ class CompanyPages(Controller):
 
     async def _form(self, request: Request[Any, Any, Any], services: Services, values: dict[str, str],
                     refused: Refused | None = None) -> Template:
-        systems, company = await _catalogue(request, services)
+        systems, company, juju = await _catalogue(request, services)
         kind = values.get("kind", "new")
         return console_page("company_request_form.html", request, refusal=refused.refusal if refused else None,
                             values=values, kind=kind, title=KIND_TITLES.get(kind, KIND_TITLES["new"]),
-                            systems=systems, company=company)
+                            systems=systems, company=company, juju=juju)
 
     @post("/requests/edit", opt={"roles": ADMIN}, status_code=200)
     async def edit(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
@@ -106,7 +107,7 @@ class CompanyPages(Controller):
             return await self._form(request, services, values, refused)
         today = datetime.now(JST).date().isoformat()
         schedule = await operate(PermissionRequestController.schedule, request, services, submitted_on=today)
-        systems, _ = await _catalogue(request, services)
+        systems, _, _ = await _catalogue(request, services)
         labels = {s["key"]: {c["code"]: c["label"] for c in s["codes"]} for s in systems}
         current = await _current(request, services, values.get("userId", ""))
         return console_page("company_request_preview.html", request, values=values, schedule=schedule,

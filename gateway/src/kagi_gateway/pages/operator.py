@@ -20,16 +20,63 @@ from kagi_gateway.pages.forms import Refusal, Refused, body_of, form_of, operate
 from kagi_gateway.pages.requests import request_detail, request_list
 from kagi_gateway.services import Services
 from kagi_shared.contracts.lifecycle import UnlockDecisionIn
-from kagi_shared.contracts.permissions import BatchIn, CancelIn, CompanyIn
+from kagi_shared.contracts.permissions import BatchIn, CancelIn, CompanyChangeIn, CompanyIn, CompanyOut
 
 OPERATOR = ("operator",)
 HOME = "/operator"
 UNLOCK_LABELS = {"pending": "未対応", "approved": "解除済", "rejected": "却下", "refused": "解除不可"}
+ROLE_LABELS = {"gas_retailer": "ガス小売事業者", "consignment_requester": "託送供給依頼者",
+               "manufacturer": "製造事業者"}
 
 
 def _done(request: Request[Any, Any, Any], text: str, target: str, refused: bool = False) -> Redirect:
     tell(request, text, refused)
     return see_other(target)
+
+
+def _juju_limit(text: str) -> int | str:
+    """The form's JUJU limit as the API's number (anything else is refused at the field by the API's rule)."""
+    limit = text.strip()
+    return int(limit) if limit.isascii() and limit.isdigit() else limit
+
+
+def _admin_changes(values: dict[str, str], company: CompanyOut) -> dict[str, Any]:
+    """The admin fields of the form that differ from the company's: only those are sent (an unchanged admin is
+    no change)."""
+    body: dict[str, Any] = {}
+    primary = {"name": values.get("primaryName", ""), "email": values.get("primaryEmail", "")}
+    if (primary["name"], primary["email"].lower()) != (company.primary_admin.name,
+                                                        company.primary_admin.email.lower()):
+        body["primaryAdmin"] = primary
+    if values.get("removeSecondary") == "on":
+        if company.secondary_admin is not None:
+            body["removeSecondaryAdmin"] = True
+    elif values.get("secondaryEmail") or values.get("secondaryName"):
+        secondary = {"name": values.get("secondaryName", ""), "email": values.get("secondaryEmail", "")}
+        held = company.secondary_admin
+        if held is None or (secondary["name"], secondary["email"].lower()) != (held.name, held.email.lower()):
+            body["secondaryAdmin"] = secondary
+    return body
+
+
+def _profile_changes(values: dict[str, str], roles: list[str], company: CompanyOut) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if values.get("name", "") != company.name:
+        body["name"] = values.get("name", "")
+    if sorted(roles) != sorted(company.roles):
+        body["roles"] = roles
+    contractors = [c.strip() for c in values.get("contractors", "").splitlines() if c.strip()]
+    if contractors != company.contractors:
+        body["contractors"] = contractors
+    if values.get("jujuMaxUsers", "").strip():
+        limit = _juju_limit(values["jujuMaxUsers"])
+        if limit != company.juju_max_users:
+            body["jujuMaxUsers"] = limit
+    return body
+
+
+def _admin_line(admin: Any) -> str:
+    return f"{admin.name}（{admin.email}）" if admin else "なし"
 
 
 def _cancel_page(request: Request[Any, Any, Any], request_id_: str, refusal: Refusal | None = None) -> Template:
@@ -58,8 +105,9 @@ class OperatorPages(Controller):
     async def search(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                      status: Annotated[str | None, QueryParameter(name="status", max_length=32)] = None,
                      user_id: Annotated[str | None, QueryParameter(name="userId", max_length=254)] = None,
+                     company_id: Annotated[str | None, QueryParameter(name="companyId", max_length=64)] = None,
                      ) -> Template:
-        return await request_list(request, services, HOME, status, user_id)
+        return await request_list(request, services, HOME, status, user_id, company_id)
 
     @get("/requests/{request_id_:str}", opt={"roles": OPERATOR})
     async def view(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
@@ -207,8 +255,7 @@ class OperatorPages(Controller):
         if values.get("secondaryEmail"):
             body["secondaryAdmin"] = {"name": values.get("secondaryName", ""), "email": values["secondaryEmail"]}
         if values.get("jujuMaxUsers"):
-            limit = values["jujuMaxUsers"].strip()
-            body["jujuMaxUsers"] = int(limit) if limit.isascii() and limit.isdigit() else limit
+            body["jujuMaxUsers"] = _juju_limit(values["jujuMaxUsers"])
         try:
             registered = await operate(PermissionOperatorController.register_company, request, services,
                                        body_of(body, CompanyIn))
@@ -218,3 +265,93 @@ class OperatorPages(Controller):
                                 refusal=refused.refusal)
         return _done(request, f"{registered.name} を登録しました。",
                      f"{HOME}/companies")
+
+    @get("/companies/{company_id:str}", opt={"roles": OPERATOR})
+    async def company(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
+                      company_id: FromPath[str]) -> Template:
+        """One company: its registration, システム窓口責任者の変更 (seed 3-2) and 利用終了."""
+        shown = await operate(PermissionOperatorController.company, request, services, company_id=company_id)
+        return self._company_page(request, shown)
+
+    @staticmethod
+    def _company_page(request: Request[Any, Any, Any], company: CompanyOut, values: dict[str, str] | None = None,
+                      refusal: Refusal | None = None) -> Template:
+        current = {"name": company.name, "contractors": "\n".join(company.contractors),
+                   "jujuMaxUsers": "" if company.juju_max_users is None else str(company.juju_max_users),
+                   "primaryName": company.primary_admin.name, "primaryEmail": company.primary_admin.email,
+                   "secondaryName": company.secondary_admin.name if company.secondary_admin else "",
+                   "secondaryEmail": company.secondary_admin.email if company.secondary_admin else ""}
+        return console_page("operator_company.html", request, company=company, values=current | (values or {}),
+                            role_labels=ROLE_LABELS, refusal=refusal)
+
+    @post("/companies/{company_id:str}/admins", opt={"roles": OPERATOR}, status_code=200)
+    async def change_admins(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
+                            company_id: FromPath[str]) -> Template | Redirect:
+        """システム窓口責任者の変更: the first post shows who leaves and who comes (the leaving admin loses the
+        permission-management system, the new one gets an ID; no user's grants change); the second files it."""
+        values = await form_of(request)
+        shown = await operate(PermissionOperatorController.company, request, services, company_id=company_id)
+        try:
+            change = body_of(_admin_changes(values, shown), CompanyChangeIn)
+            if values.get("confirmed") != "yes":
+                if change == CompanyChangeIn():
+                    raise Refused(Refusal(400, "company.no_change", "変更する項目を指定してください。"))
+                return self._confirm_admins(request, shown, change, values)
+            changed = await operate(PermissionOperatorController.change_company, request, services, change,
+                                    company_id=company_id)
+        except Refused as refused:
+            return self._company_page(request, shown, values, refused.refusal)
+        return _done(request, f"{changed.name} のシステム窓口責任者を変更しました。",
+                     f"{HOME}/companies/{company_id}")
+
+    @staticmethod
+    def _confirm_admins(request: Request[Any, Any, Any], company: CompanyOut, change: CompanyChangeIn,
+                        values: dict[str, str]) -> Template:
+        lines = []
+        if change.primary_admin is not None:
+            lines.append(f"（正）{_admin_line(company.primary_admin)} → {_admin_line(change.primary_admin)}")
+        if change.secondary_admin is not None or change.remove_secondary_admin:
+            lines.append(f"（副）{_admin_line(company.secondary_admin)} → {_admin_line(change.secondary_admin)}")
+        question = (f"{company.name} のシステム窓口責任者を変更します。" + " ／ ".join(lines) +
+                    "。外れる方の「システム利用権限管理システム」の利用権限は抹消され、新しい方にIDが発行されます。"
+                    "利用者の利用権限は変わりません。")
+        return confirm_page(request, "システム窓口責任者の変更", question,
+                            f"{HOME}/companies/{company.company_id}/admins", "変更する",
+                            f"{HOME}/companies/{company.company_id}", hidden=values | {"confirmed": "yes"})
+
+    @post("/companies/{company_id:str}", opt={"roles": OPERATOR}, status_code=303)
+    async def change_profile(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
+                             company_id: FromPath[str]) -> Any:
+        """登録内容の変更 (seed 3-2): name, roles, contractors and the JUJU limit; no user's grants change."""
+        form = await request.form()
+        values = await form_of(request)
+        shown = await operate(PermissionOperatorController.company, request, services, company_id=company_id)
+        roles = [r for r in form.getall("roles") if isinstance(r, str)]
+        try:
+            changed = await operate(PermissionOperatorController.change_company, request, services,
+                                    body_of(_profile_changes(values, roles, shown), CompanyChangeIn),
+                                    company_id=company_id)
+        except Refused as refused:
+            return self._company_page(request, shown, values, refused.refusal)
+        return _done(request, f"{changed.name} の登録内容を変更しました。", f"{HOME}/companies/{company_id}")
+
+    @get("/companies/{company_id:str}/termination", opt={"roles": OPERATOR})
+    async def termination_form(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
+                               company_id: FromPath[str]) -> Template:
+        shown = await operate(PermissionOperatorController.company, request, services, company_id=company_id)
+        return confirm_page(request, "利用終了", f"{shown.name} の利用を終了します。この事業者の利用者すべての"
+                            "利用権限が抹消され、処理中の申請は取り消されます。元に戻すことはできません。",
+                            f"{HOME}/companies/{company_id}/termination", "利用を終了する",
+                            f"{HOME}/companies/{company_id}")
+
+    @post("/companies/{company_id:str}/termination", opt={"roles": OPERATOR}, status_code=303)
+    async def terminate(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
+                        company_id: FromPath[str]) -> Redirect:
+        back = f"{HOME}/companies/{company_id}"
+        try:
+            ended = await operate(PermissionOperatorController.terminate_company, request, services,
+                                  company_id=company_id)
+        except Refused as refused:
+            return _done(request, refused.refusal.message, back, refused=True)
+        return _done(request, f"{ended.company.name} の利用を終了しました（利用権限を抹消した利用者 "
+                     f"{ended.revoked_users} 名）。", back)

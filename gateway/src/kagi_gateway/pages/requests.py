@@ -18,11 +18,13 @@ SYSTEM_COLUMNS = ("TAXIS", "JOHS", "JUJU", "LOACUS", "INFOSITE")
 
 
 async def request_list(request: Request[Any, Any, Any], services: Services, home: str, status: str | None,
-                       user_id: str | None) -> Template:
+                       user_id: str | None, company_id: str | None = None) -> Template:
+    """``company_id``: the operator's search within one company (an admin's search is always their own's)."""
     found = await operate(PermissionRequestController.search, request, services, status=status or None,
-                          user_id=user_id or None, company_id=None)
+                          user_id=user_id or None, company_id=company_id or None)
     return console_page("company_requests.html", request, requests=found, columns=SYSTEM_COLUMNS,
-                        status=status or "", user_id=user_id or "", base=f"{home}/requests")
+                        status=status or "", user_id=user_id or "", company_id=company_id or "",
+                        base=f"{home}/requests")
 
 
 async def request_detail(request: Request[Any, Any, Any], services: Services, home: str, request_id: str,

@@ -180,8 +180,8 @@ async def page_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: Ba
     except Problem as refused:
         if refused.code == "auth.forbidden":
             raise
-        if refused.code == "auth.password_change_required":
-            raise LoginRequired(refused) from None
+        if refused.code in ("auth.password_change_required", "auth.totp_enrolment_required"):
+            raise LoginRequired(refused) from None  # the session stays: its token opens the page that is needed
         session.rotate()  # an ended or expired session: its tokens are of no further use
         raise LoginRequired(refused) from None
 

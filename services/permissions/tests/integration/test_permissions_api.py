@@ -70,3 +70,36 @@ async def test_companies_roles_schedule_and_allowlist_over_http(settings: Settin
                                        headers=headers(settings, OPERATOR))
         assert terminated.status_code == 200 and terminated.json()["company"]["status"] == "terminated"
         assert (await client.get("/internal/ip-allowlist", headers=headers(settings))).json() == {"addresses": []}
+
+
+async def test_an_admins_catalogue_counts_the_juju_places_taken_by_holders_and_open_requests(
+        settings: Settings, store_factory: Any) -> None:
+    permissions = await service(settings, await store_factory("permissions"))
+    transport = httpx.ASGITransport(app=create_app(permissions))
+    async with httpx.AsyncClient(transport=transport, base_url="http://permissions") as client:
+        created = await client.post("/internal/companies", headers=headers(settings, OPERATOR), json={
+            "name": "上限ガス", "roles": ["gas_retailer"], "jujuMaxUsers": 2,
+            "primaryAdmin": {"name": "上限 担当", "email": "admin@juju-limit.example.jp"}})
+        assert created.status_code == 201, created.text
+        admin = Caller(account_id="adm-juju", login_id="admin@juju-limit.example.jp", roles=("company_admin",))
+
+        async def usage() -> Any:
+            return (await client.get("/internal/catalogue", headers=headers(settings, admin))).json()["jujuUsage"]
+
+        assert await usage() == {"limit": 2, "used": 0, "remaining": 2}
+        for n in (1, 2):
+            filed = await client.post("/internal/requests", headers=headers(settings, admin), json={
+                "kind": "new", "userId": f"juju{n}@juju-limit.example.jp", "nameKanji": "上限 太郎",
+                "nameKana": "ジョウゲン タロウ", "permissions": {"JUJU": "yes"}})
+            assert filed.status_code == 201, filed.text
+            assert await usage() == {"limit": 2, "used": n, "remaining": 2 - n}  # a request not yet accepted counts
+        third = await client.post("/internal/requests", headers=headers(settings, admin), json={
+            "kind": "new", "userId": "juju3@juju-limit.example.jp", "nameKanji": "上限 三郎",
+            "nameKana": "ジョウゲン サブロウ", "permissions": {"JUJU": "yes"}})
+        assert third.status_code == 400 and "2名まで" in third.json()["errors"][0]["reason"]
+
+        # The operator, and an admin of no company, get the plain catalogue.
+        plain = (await client.get("/internal/catalogue", headers=headers(settings, OPERATOR))).json()
+        assert "jujuUsage" not in plain and plain["systems"]
+        stranger = Caller(account_id="adm-x", login_id="nobody@elsewhere.example.jp", roles=("company_admin",))
+        assert "jujuUsage" not in (await client.get("/internal/catalogue", headers=headers(settings, stranger))).json()

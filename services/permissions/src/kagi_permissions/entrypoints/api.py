@@ -105,9 +105,19 @@ def create_app(permissions: Permissions | None = None) -> Litestar:
     async def schedule_preview(submitted_on: FromQuery[str | None] = None) -> ScheduleOut:
         return schedule_out(schedule(app().calendar, parse_day(submitted_on, "submittedOn")))
 
-    @get("/internal/catalogue", guards=GUARDS, sync_to_thread=False)
-    def catalogue() -> dict[str, object]:
-        return catalogue_data()
+    @get("/internal/catalogue", guards=GUARDS)
+    async def catalogue(request: Request[Any, Any, Any]) -> dict[str, object]:
+        """The catalogue; for a company admin also how many of the company's JUJU places are taken now, so the
+        request form can warn before a JUJU request is refused."""
+        data = catalogue_data()
+        caller = caller_of(request) if request.headers.get("x-kagi-account-id") else None
+        if caller is not None and caller.has("company_admin"):
+            try:
+                limit, holders = await app().requests.juju_places(await app().requests.company_of(caller))
+            except Problem:  # not (or no longer) an admin of an active company: the plain catalogue
+                return data
+            data["jujuUsage"] = {"limit": limit, "used": len(holders), "remaining": max(limit - len(holders), 0)}
+        return data
 
     @get("/internal/ip-allowlist", guards=GUARDS)
     async def ip_allowlist() -> IpAllowlistOut:

@@ -123,6 +123,11 @@ class RequestService:
         return current is not None and current.get("company_id") == company_id and \
             not any(current.get("permissions", {}).get(s) for s in REQUESTABLE)
 
+    async def juju_places(self, company: Company) -> tuple[int, set[str]]:
+        """The company's JUJU limit and the IDs counted against it: holders and open requests that add JUJU."""
+        holders = await self.repo.juju_holders(company.id) | await self.repo.pending_juju_additions(company.id)
+        return self.juju.limit_for(company.juju_max_users), holders
+
     # -- filing ----------------------------------------------------------------------------------
     async def submit(self, caller: Caller, data: RequestInput, correlation_id: str | None = None,
                      now: datetime | None = None) -> PermissionRequest:
@@ -172,8 +177,7 @@ class RequestService:
                         errors.append(FieldError("permissions",
                                                  "すべての利用権限を外す場合は抹消申請を行ってください。"))
         if data.kind != "revoke" and after.get("JUJU") and not before.get("JUJU") and not errors:
-            holders = await self.repo.juju_holders(company.id) | await self.repo.pending_juju_additions(company.id)
-            limit = self.juju.limit_for(company.juju_max_users)
+            limit, holders = await self.juju_places(company)
             if self.juju.refuses(key, holders, company.juju_max_users):
                 errors.append(FieldError("permissions.JUJU",
                                          f"JUJU の利用者は1事業者あたり{limit}名までです"
