@@ -21,7 +21,9 @@ from kagi_gateway.pages.forms import (
     message_page,
     operate,
     page,
+    refusal_page,
     see_other,
+    submit,
 )
 from kagi_gateway.pages.rules import password_rules
 from kagi_gateway.pages.session import page_session
@@ -134,13 +136,9 @@ class AccountPages(Controller):
 
     @post("/password/change", opt={"roles": ANY_USER, "password_change": True}, status_code=200)
     async def change(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
-        values = await form_of(request)
-        try:
-            body = body_of(values, PasswordChangeIn)
-            done = await operate(PasswordController.change, request, services, body)
-        except Refused as refused:
-            return form_page("password_change.html", request, refused.refusal, values, rules=password_rules(),
-                             expired=bool(page_session(request).get("passwordChange")))
+        done = await submit(PasswordController.change, request, services, PasswordChangeIn,
+                            again="password_change.html", rules=password_rules(),
+                            expired=bool(page_session(request).get("passwordChange")))
         page_session(request).rotate()  # the change ended every session of the account
         return message_page(request, "パスワード変更完了", done.message, links=[("/login", "ログイン画面へ")])
 
@@ -154,12 +152,8 @@ class AccountPages(Controller):
 
     @post("/password-reset", opt={"roles": PUBLIC, "rate": "login"}, status_code=200)
     async def request_reset(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
-        values = await form_of(request)
-        try:
-            done = await operate(PasswordController.request_reset, request, services,
-                                 body_of(values, ResetRequestIn))
-        except Refused as refused:
-            return form_page("password_reset_request.html", request, refused.refusal, values)
+        done = await submit(PasswordController.request_reset, request, services, ResetRequestIn,
+                            again="password_reset_request.html")
         return message_page(request, "パスワード再発行の受付", done.message)
 
     @post("/password-reset/complete", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200)
@@ -175,8 +169,8 @@ class AccountPages(Controller):
                     or refused.refusal.code == "password_reset.answer_wrong"):
                 return form_page("password_reset.html", request, refused.refusal, values,
                                  token=values.get("token", ""), rules=password_rules(), question=question)
-            return message_page(request, "パスワード再発行", refused.refusal.message, refused.refusal.status,
-                                refused.refusal.code, links=[("/password-reset", "パスワード再発行の受付へ")])
+            return refusal_page(request, "パスワード再発行", refused.refusal,
+                                links=[("/password-reset", "パスワード再発行の受付へ")])
         return message_page(request, "パスワード再発行完了", done.message, links=[("/login", "ログイン画面へ")])
 
 

@@ -14,7 +14,7 @@ from litestar.response import Redirect, Template
 from kagi_gateway.controllers.invitations import InvitationController
 from kagi_gateway.controllers.step_up import StepUpController
 from kagi_gateway.deps import ANY_USER
-from kagi_gateway.pages.console import allow_copy_script, confirm_page, console_page, tell
+from kagi_gateway.pages.console import act, allow_copy_script, confirm_page, console_page, tell
 from kagi_gateway.pages.forms import Refused, body_of, form_of, operate, see_other
 from kagi_gateway.pages.session import page_session
 from kagi_gateway.services import Services
@@ -93,13 +93,8 @@ class MyPagePages(Controller):
     @post("/invitations/{key_id:str}/revoke", opt={"roles": OWNER}, status_code=303)
     async def revoke(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                      key_id: FromPath[str]) -> Redirect:
-        try:
-            await operate(InvitationController.revoke, request, services, key_id=key_id)
-        except Refused as refused:
-            tell(request, refused.refusal.message, refused=True)
-            return see_other(HOME)
-        tell(request, "招待コードを取り消しました。")
-        return see_other(HOME)
+        return await act(InvitationController.revoke, request, services, key_id=key_id, back=HOME,
+                         done="招待コードを取り消しました。")
 
     # -- 利用者一覧 ----------------------------------------------------------------------------------
     @get("/users", opt={"roles": OWNER})
