@@ -20,6 +20,7 @@ from kagi_gateway.pages.forms import (
     form_page,
     message_page,
     operate,
+    operate_form,
     page,
     refusal_page,
     see_other,
@@ -160,8 +161,7 @@ class AccountPages(Controller):
     async def complete_reset(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
         values = await form_of(request)
         try:
-            done = await operate(PasswordController.complete_reset, request, services,
-                                 body_of(values, ResetCompleteIn))
+            done = await operate_form(PasswordController.complete_reset, request, services, ResetCompleteIn, values)
         except Refused as refused:
             # An account with a secret question answers it too (the link alone sets no password then).
             question = refused.refusal.extra.get("question") or values.get("question")

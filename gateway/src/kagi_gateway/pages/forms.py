@@ -96,13 +96,20 @@ async def operate(handler: HTTPRouteHandler, request: Request[Any, Any, Any], se
         raise Refused(refusal_of(exc)) from None
 
 
+async def operate_form(handler: HTTPRouteHandler, request: Request[Any, Any, Any], services: Services,
+                       dto: type[Any], values: dict[str, str] | None = None, **params: Any) -> Any:
+    """``operate`` with the posted form (or ``values``) as the handler's ``dto``."""
+    values = await form_of(request) if values is None else values
+    return await operate(handler, request, services, body_of(values, dto), **params)
+
+
 async def submit(handler: HTTPRouteHandler, request: Request[Any, Any, Any], services: Services, dto: type[Any],
                  *, again: str, values: dict[str, str] | None = None, **context: Any) -> Any:
     """Run an API route's handler with the posted form (or ``values``) as its ``dto``; a refusal shows the form
     ``again`` (that template, with ``context``) with the reasons next to its fields."""
     values = await form_of(request) if values is None else values
     try:
-        return await operate(handler, request, services, body_of(values, dto))
+        return await operate_form(handler, request, services, dto, values)
     except Refused as refused:
         raise FormRefused(form_page(again, request, refused.refusal, values, **context)) from None
 

@@ -15,7 +15,7 @@ from litestar.response import Redirect, Template
 from kagi_gateway.controllers.notify import AdminContactsController, InfoSiteController
 from kagi_gateway.controllers.permissions import PermissionOperatorController
 from kagi_gateway.pages.console import act, confirm_page, console_page, tell
-from kagi_gateway.pages.forms import Refusal, Refused, body_of, form_of, operate, see_other
+from kagi_gateway.pages.forms import Refusal, Refused, body_of, form_of, operate, operate_form, see_other
 from kagi_gateway.services import Services
 from kagi_shared.contracts.notify import AdminContactIn, SiteUpdateIn
 
@@ -61,8 +61,7 @@ class InfoSitePages(Controller):
         """仮登録: the address gets its 本登録依頼 mail with a link valid for 7 days."""
         values = await form_of(request)
         try:
-            added = await operate(AdminContactsController.register, request, services,
-                                  body_of(values, AdminContactIn))
+            added = await operate_form(AdminContactsController.register, request, services, AdminContactIn, values)
         except Refused as refused:
             return await self._contacts_page(request, services, values, refused.refusal)
         tell(request, f"{added.email} を仮登録し、本登録依頼メールを送信しました。")

@@ -15,7 +15,7 @@ from kagi_gateway.controllers.invitations import InvitationController
 from kagi_gateway.controllers.step_up import StepUpController
 from kagi_gateway.deps import ANY_USER
 from kagi_gateway.pages.console import act, allow_copy_script, confirm_page, console_page, tell
-from kagi_gateway.pages.forms import Refused, body_of, form_of, operate, see_other
+from kagi_gateway.pages.forms import Refused, operate, operate_form, see_other
 from kagi_gateway.pages.session import page_session
 from kagi_gateway.services import Services
 from kagi_shared.contracts.invite import RepresentativeIn, StepUpVerifyIn
@@ -62,9 +62,8 @@ class MyPagePages(Controller):
 
     @post("/step-up/verify", opt={"roles": OWNER, "rate": "guess"}, status_code=200)
     async def verify(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Any:
-        values = await form_of(request)
         try:
-            await operate(StepUpController.verify, request, services, body_of(values, StepUpVerifyIn))
+            await operate_form(StepUpController.verify, request, services, StepUpVerifyIn)
         except Refused as refused:
             return step_up_page(request, refused)
         page_session(request).data.pop(SENT, None)
@@ -111,10 +110,8 @@ class MyPagePages(Controller):
 
     @post("/users/representative", opt={"roles": OWNER}, status_code=303)
     async def representative(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Any:
-        values = await form_of(request)
         try:
-            await operate(InvitationController.representative, request, services,
-                           body_of(values, RepresentativeIn))
+            await operate_form(InvitationController.representative, request, services, RepresentativeIn)
         except Refused as refused:
             if refused.refusal.code == STEP_UP_REQUIRED:
                 return step_up_page(request, refused)

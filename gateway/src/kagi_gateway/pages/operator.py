@@ -16,7 +16,7 @@ from kagi_gateway.controllers.audit import AuditController
 from kagi_gateway.controllers.lifecycle import STAFF, LifecycleOperatorController
 from kagi_gateway.controllers.permissions import PermissionOperatorController, PermissionRequestController
 from kagi_gateway.pages.console import act, confirm_page, console_page, tell
-from kagi_gateway.pages.forms import Refusal, Refused, body_of, form_of, operate, see_other
+from kagi_gateway.pages.forms import Refusal, Refused, body_of, form_of, operate, operate_form, see_other
 from kagi_gateway.pages.requests import request_detail, request_list
 from kagi_gateway.services import Services
 from kagi_shared.contracts.lifecycle import UnlockDecisionIn
@@ -128,10 +128,9 @@ class OperatorPages(Controller):
     @post("/requests/{request_id_:str}/cancel", opt={"roles": OPERATOR}, status_code=303)
     async def cancel(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                      request_id_: FromPath[str]) -> Any:
-        values = await form_of(request)
         try:
-            await operate(PermissionOperatorController.cancel, request, services, body_of(values, CancelIn),
-                          request_id_=request_id_)
+            await operate_form(PermissionOperatorController.cancel, request, services, CancelIn,
+                               request_id_=request_id_)
         except Refused as refused:
             if refused.refusal.fields:
                 return _cancel_page(request, request_id_, refused.refusal)
@@ -162,9 +161,8 @@ class OperatorPages(Controller):
     # -- バッチ -------------------------------------------------------------------------------------------
     @post("/batches", opt={"roles": OPERATOR}, status_code=303)
     async def run_batch(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Redirect:
-        values = await form_of(request)
         try:
-            ran = await operate(PermissionOperatorController.run_batch, request, services, body_of(values, BatchIn))
+            ran = await operate_form(PermissionOperatorController.run_batch, request, services, BatchIn)
         except Refused as refused:
             reason = refused.refusal.fields.get("batchDate") or refused.refusal.message
             return _done(request, reason, HOME, refused=True)

@@ -20,6 +20,7 @@ from kagi_gateway.pages.forms import (
     form_page,
     message_page,
     operate,
+    operate_form,
     refusal_page,
     see_other,
     submit,
@@ -71,8 +72,8 @@ class RegistrationPages(Controller):
     async def complete(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Any:
         values = await form_of(request)
         try:
-            done = await operate(RegistrationController.complete, request, services,
-                                 body_of(values, RegistrationCompleteIn))
+            done = await operate_form(RegistrationController.complete, request, services, RegistrationCompleteIn,
+                                      values)
         except Refused as refused:
             if "password" in refused.refusal.fields:
                 return form_page("register_password.html", request, refused.refusal, values,
