@@ -163,6 +163,11 @@ def current_caller(request: Request[Any, Any, Any]) -> Caller:
     return caller
 
 
+def portal_url(path: str = "") -> str:
+    """An address on the portal (the site people open from the mails), for answers that send them there."""
+    return get_settings().brand.portal_url.rstrip("/") + path
+
+
 def request_id(request: Request[Any, Any, Any]) -> str | None:
     value = request.scope.get("state", {}).get("request_id")
     return str(value) if value else None

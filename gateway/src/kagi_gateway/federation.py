@@ -31,7 +31,7 @@ from litestar.response import Redirect, Template
 
 from kagi_gateway.controllers.auth import _tokens
 from kagi_gateway.controllers.step_up import StepUpController
-from kagi_gateway.deps import PUBLIC, current_caller
+from kagi_gateway.deps import PUBLIC, current_caller, portal_url
 from kagi_gateway.pages.account import local_path
 from kagi_gateway.pages.forms import (
     Refused,
@@ -124,7 +124,7 @@ async def verified_subject(provider: ExternalProvider, idp: ExternalIdP, token: 
 
 
 def _callback(provider: ExternalProvider) -> str:
-    return f"{get_settings().brand.portal_url.rstrip('/')}/login/external/{provider.id}/callback"
+    return portal_url(f"/login/external/{provider.id}/callback")
 
 
 def _provider(provider_id: str) -> ExternalProvider:
