@@ -3,7 +3,6 @@ by typing into labelled fields and clicking buttons (no request is made for them
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -17,7 +16,7 @@ from kagi_cli.mailbox import Mail
 from kagi_shared.mongo import database_name, make_client
 from kagi_shared.settings import Settings
 from tests.browser.conftest import REPORTS
-from tests.e2e.conftest import User, age_password, create_user, enrol_totp, wait_for_mail
+from tests.e2e.conftest import User, age_password, create_user, enrol_totp, wait_for_mail, water_contract_stored
 from tests.e2e.test_b2b_identities import acknowledge, commands_for
 from tests.e2e.test_invite import sms_code_for, stepped_up_owner
 
@@ -279,7 +278,7 @@ async def test_water_registration_with_contract_and_sms(page: Page, settings: Se
     await page.get_by_role("button", name="送信する").click()
     await expect(page.locator(".message")).to_contain_text("メール")
     url = link_in((await wait_for_mail(settings, email))[-1], "/register?token=", settings)
-    await _contract_stored(settings, water.customer_number)
+    await water_contract_stored(settings, water.customer_number)
 
     await page.goto(url)
     await expect(page.get_by_text(email)).to_be_visible()
@@ -309,19 +308,6 @@ async def test_water_registration_with_contract_and_sms(page: Page, settings: Se
     await page.get_by_role("button", name="認証する").click()
     await expect(page.get_by_role("heading", name="登録完了")).to_be_visible()
     await shot(page, "registration-done")
-
-
-async def _contract_stored(settings: Settings, customer_number: str) -> None:
-    client = make_client(settings)
-    try:
-        stored = client[database_name(settings, "invite")]["water_contracts"]
-        for _ in range(300):  # the invite worker stores what arrives on contracts.upserted
-            if await stored.count_documents({"_id": customer_number}):
-                return
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"contract {customer_number} never stored")
-    finally:
-        await client.close()
 
 
 async def test_admin_address_confirmation(page: Page, settings: Settings, gateway: httpx.AsyncClient) -> None:

@@ -7,30 +7,18 @@ import asyncio
 import os
 import subprocess
 import sys
-import uuid
 
 import httpx
 import pytest
 
 from kagi_gateway.app import create_app
 from kagi_shared.settings import Settings, get_settings
-from tests.e2e.conftest import create_user, enrol_totp, wait_for_mail
-
-
-async def internal_account(settings: Settings, roles: list[str]) -> tuple[str, str]:
-    login_id = f"priv-{uuid.uuid4().hex[:10]}@example.jp"
-    password = "Kagi-e2e-2026!"  # noqa: S105 - a test account
-    async with httpx.AsyncClient(base_url=settings.service_url("lifecycle"), timeout=15,
-                                 headers={"x-internal-token": settings.security.internal_token}) as lifecycle:
-        created = await lifecycle.post("/internal/accounts",
-                                       json={"loginId": login_id, "password": password, "roles": roles})
-        assert created.status_code == 201, created.text
-    return login_id, password
+from tests.e2e.conftest import create_user, enrol_totp, internal_account, wait_for_mail
 
 
 async def test_an_operator_logs_in_with_a_totp_code_once_enrolled(settings: Settings,
                                                                   gateway: httpx.AsyncClient) -> None:
-    login_id, password = await internal_account(settings, ["operator"])
+    login_id, password = await internal_account(settings, ["operator"], "priv")
     first = await gateway.post("/api/v1/auth/login", json={"loginId": login_id, "password": password})
     assert (first.status_code, first.json()["code"]) == (403, "auth.totp_enrolment_required")
     restricted = {"Authorization": f"Bearer {first.json()['accessToken']}"}
