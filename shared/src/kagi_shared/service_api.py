@@ -12,13 +12,14 @@ import gc
 import hmac
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 import msgspec
 import structlog
 import uvicorn
-from litestar import Litestar, Request, get
+from litestar import Litestar, Request, Router, get
 from litestar.config.app import AppConfig
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
@@ -80,12 +81,23 @@ def require_role(caller: Caller, *roles: str) -> None:
         raise Problem(403, "auth.forbidden", "この操作を行う権限がありません。")
 
 
-def internal_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    expected = get_settings().security.internal_token
-    given = connection.headers.get(INTERNAL_TOKEN_HEADER, "")
-    # An API holding no credential (production, secret not mounted) must not take an empty header for one.
-    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise Problem(401, "internal.unauthenticated", "内部 API の認証に失敗しました。")
+def correlation_of(request: Request[Any, Any, Any]) -> str | None:
+    """The id every event and mail of this call carries: the request id the gateway gave it."""
+    return request.headers.get("x-request-id")
+
+
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
+
+
+def internal_guard_for(expected: str) -> Guard:
+    """The guard of every internal route: the caller must hold the shared internal token."""
+    def internal_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        given = connection.headers.get(INTERNAL_TOKEN_HEADER, "")
+        # An API holding no credential (production, secret not mounted) must not take an empty header for one.
+        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise Problem(401, "internal.unauthenticated", "内部 API の認証に失敗しました。")
+
+    return internal_guard
 
 
 class RequestContextMiddleware(ASGIMiddleware):
@@ -160,26 +172,57 @@ def health_handlers(ready: ReadyCheck) -> list[Any]:
     return [health, ready_handler]
 
 
-def create_service_app(
-    name: str,
-    route_handlers: Sequence[Any],
-    *,
-    ready: ReadyCheck,
-    lifespan: Sequence[Any] = (),
-    dependencies: dict[str, Any] | None = None,
-) -> Litestar:
+@dataclass(frozen=True)
+class ServiceApi:
+    """One service's internal API, before it becomes an app: its routes (each behind the internal guard once
+    mounted), the lifespan that builds and closes the service, and the check ``/ready`` runs. A process may
+    mount one (``service_app``) or several side by side."""
+
+    name: str
+    route_handlers: Sequence[Any]
+    ready: ReadyCheck
+    lifespan: Sequence[Any] = ()
+
+
+def internal_router(api: ServiceApi, settings: Settings) -> Router:
+    """The service's routes with the internal guard applied to all of them (probes are mounted outside)."""
+    return Router(path="/", route_handlers=list(api.route_handlers),
+                  guards=[internal_guard_for(settings.security.internal_token)])
+
+
+def service_app(settings: Settings, *apis: ServiceApi) -> Litestar:
+    """The Litestar app serving ``apis``: the internal guard on every route but the unguarded probes
+    (``/health``, ``/ready``, ``/metrics``), the request id bound to logs, problem+json for every failure."""
+    if not apis:
+        raise ValueError("service_app needs at least one ServiceApi")
+    name = "+".join(api.name for api in apis)
+
+    async def ready() -> None:
+        for api in apis:
+            await api.ready()
+
     DATABASE.watch(ready)
     return Litestar(
-        route_handlers=[*health_handlers(ready), metrics_handler, *route_handlers],
+        route_handlers=[*health_handlers(ready), metrics_handler, *(internal_router(api, settings) for api in apis)],
         exception_handlers=exception_handlers(),
         middleware=[RequestContextMiddleware(f"{name}-api")],
         before_request=fail_fast_while_database_down,
-        lifespan=list(lifespan),
-        dependencies=dependencies or {},
+        lifespan=[hook for api in apis for hook in api.lifespan],
         openapi_config=None,
-        request_max_body_size=get_settings().http.max_body_bytes,
+        request_max_body_size=settings.http.max_body_bytes,
         on_app_init=[_name(name)],
     )
+
+
+def create_service_app(name: str, route_handlers: Sequence[Any], *, ready: ReadyCheck,
+                       lifespan: Sequence[Any] = ()) -> Litestar:
+    """Transitional: the services not yet moved to ``service_app``."""
+    return service_app(get_settings(), ServiceApi(name, route_handlers, ready, lifespan))
+
+
+def internal_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Transitional: the routes not yet moved to ``service_app`` (which guards every route itself)."""
+    internal_guard_for(get_settings().security.internal_token)(connection, handler)
 
 
 def _name(name: str) -> Callable[[AppConfig], AppConfig]:
@@ -230,9 +273,10 @@ def serve(app: Litestar, port: int, settings: Settings) -> None:
     QuietServer(config).run()
 
 
-def run_service_api(name: str, factory: Callable[[], Litestar]) -> None:
+def run_service_api(name: str, factory: Callable[[Settings], Litestar]) -> None:
+    """The internal API process's composition root: settings are read here, once, and handed down."""
     settings = get_settings()
     require_secrets(settings, f"{name}-api")
     configure_logging(f"{name}-api", settings.log_level)
     configure_tracing(f"{name}-api", settings)
-    serve(factory(), getattr(settings.ports, name), settings)
+    serve(factory(settings), getattr(settings.ports, name), settings)
