@@ -214,17 +214,6 @@ def service_app(settings: Settings, *apis: ServiceApi) -> Litestar:
     )
 
 
-def create_service_app(name: str, route_handlers: Sequence[Any], *, ready: ReadyCheck,
-                       lifespan: Sequence[Any] = ()) -> Litestar:
-    """Transitional: the services not yet moved to ``service_app``."""
-    return service_app(get_settings(), ServiceApi(name, route_handlers, ready, lifespan))
-
-
-def internal_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    """Transitional: the routes not yet moved to ``service_app`` (which guards every route itself)."""
-    internal_guard_for(get_settings().security.internal_token)(connection, handler)
-
-
 def _name(name: str) -> Callable[[AppConfig], AppConfig]:
     def hook(config: AppConfig) -> AppConfig:
         config.state.update({"service": name})

@@ -12,7 +12,7 @@ from litestar.params import FromPath, JSONBody
 
 from kagi_lifecycle.bootstrap import Lifecycle
 from kagi_shared.problems import Problem
-from kagi_shared.service_api import caller_of, internal_guard
+from kagi_shared.service_api import caller_of, correlation_of
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")]
 Subject = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
@@ -43,27 +43,27 @@ class LinksOut(Dto):
 def federation_handlers(lc: Callable[[], Lifecycle], opened: Callable[..., Any]) -> list[Any]:
     """``opened(account)`` builds the same answer as a password login (session, refresh token)."""
 
-    @post("/internal/sessions/external", guards=[internal_guard], status_code=200)
+    @post("/internal/sessions/external", status_code=200)
     async def external_session(data: JSONBody[ExternalLoginIn], request: Request[Any, Any, Any]) -> Any:
-        account = await lc().federation.login(data.provider, data.subject, request.headers.get("x-request-id"))
+        account = await lc().federation.login(data.provider, data.subject, correlation_of(request))
         return await opened(account)
 
-    @get("/internal/me/external-links", guards=[internal_guard])
+    @get("/internal/me/external-links")
     async def my_links(request: Request[Any, Any, Any]) -> LinksOut:
         links = await lc().federation.links_of(caller_of(request).account_id)
         return LinksOut(links=[LinkOut(provider=k.provider, linked_at=k.linked_at) for k in links])
 
-    @get("/internal/accounts/{account_id:str}/external-links", guards=[internal_guard])
+    @get("/internal/accounts/{account_id:str}/external-links")
     async def links_of(account_id: FromPath[str]) -> LinksOut:
         links = await lc().federation.links_of(account_id)
         return LinksOut(links=[LinkOut(provider=k.provider, linked_at=k.linked_at) for k in links])
 
-    @put("/internal/me/external-links/{provider:str}", guards=[internal_guard], status_code=200)
+    @put("/internal/me/external-links/{provider:str}", status_code=200)
     async def link(provider: FromPath[str], data: JSONBody[LinkIn], request: Request[Any, Any, Any]) -> LinkOut:
         made = await lc().federation.link(caller_of(request).account_id, provider, data.subject)
         return LinkOut(provider=made.provider, linked_at=made.linked_at)
 
-    @delete("/internal/me/external-links/{provider:str}", guards=[internal_guard], status_code=204)
+    @delete("/internal/me/external-links/{provider:str}", status_code=204)
     async def unlink(provider: FromPath[str], request: Request[Any, Any, Any]) -> None:
         if not await lc().federation.unlink(caller_of(request).account_id, provider):
             raise Problem(404, "federation.not_linked", "このサービスとは連携されていません。")
