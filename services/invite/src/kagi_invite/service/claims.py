@@ -32,13 +32,13 @@ from kagi_invite.service.invitations import InvitationService
 from kagi_shared import codes
 from kagi_shared.events import Event, new_envelope
 from kagi_shared.events import invite as ev
-from kagi_shared.events import notify as nev
 from kagi_shared.jst import jp_datetime, jp_deadline
 from kagi_shared.mongo import Store, Tx
+from kagi_shared.notifications import request_notification
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
-from kagi_shared.topics import INVITE_EVENTS, NOTIFY_REQUESTS
+from kagi_shared.topics import INVITE_EVENTS
 
 SOURCE = "kagi/invite"
 
@@ -121,13 +121,11 @@ class ClaimService:
                                                 main=claim.main), caller.account_id, correlation_id)
             for other in others:  # whoever already holds the number hears of the new claim
                 if other.email:
-                    tx.publish(NOTIFY_REQUESTS.name, new_envelope(
-                        nev.NotificationRequested(template="contract_linked_elsewhere", channel="mail",
-                                                  recipient=other.email, category="security",
-                                                  account_id=other.account_id,
-                                                  variables={"customer_number": masked(number),
-                                                             "linked_at": jp_datetime(now)}),
-                        source=SOURCE, subject=other.email, correlation_id=correlation_id))
+                    request_notification(tx, source=SOURCE, template="contract_linked_elsewhere",
+                                         recipient=other.email, category="security", account_id=other.account_id,
+                                         variables={"customer_number": masked(number),
+                                                    "linked_at": jp_datetime(now)},
+                                         correlation_id=correlation_id)
             count = len(existing) + 1
             warn = above_recommended(count, self.settings.invite.claim_recommended_max)
             return ClaimResult(claim=claim, count=count, warning="claims.above_recommended" if warn else None)
@@ -222,11 +220,10 @@ class ClaimService:
 
         async def work(tx: Tx) -> None:
             await self.repo.replace_sms_code(tx, code)
-            tx.publish(NOTIFY_REQUESTS.name, new_envelope(
-                nev.NotificationRequested(template="sms_verification", channel="sms", recipient=recipient,
-                                          category="security", account_id=caller.account_id,
-                                          variables={"code": plain, "expires_at": jp_deadline(code.expires_at)}),
-                source=SOURCE, subject=caller.account_id, correlation_id=correlation_id))
+            request_notification(tx, source=SOURCE, template="sms_verification", channel="sms", recipient=recipient,
+                                 category="security", account_id=caller.account_id,
+                                 variables={"code": plain, "expires_at": jp_deadline(code.expires_at)},
+                                 subject=caller.account_id, correlation_id=correlation_id)
 
         await self.store.transaction(work)
         return code

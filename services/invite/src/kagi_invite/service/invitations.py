@@ -28,13 +28,13 @@ from kagi_invite.domain.invitations import (
 from kagi_shared import codes
 from kagi_shared.events import Event, new_envelope
 from kagi_shared.events import invite as ev
-from kagi_shared.events import notify as nev
 from kagi_shared.jst import jp_datetime, jp_deadline
 from kagi_shared.mongo import Store, Tx
+from kagi_shared.notifications import request_notification
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
-from kagi_shared.topics import INVITE_EVENTS, NOTIFY_REQUESTS
+from kagi_shared.topics import INVITE_EVENTS
 
 SOURCE = "kagi/invite"
 EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")
@@ -120,10 +120,8 @@ class InvitationService:
               account_id: str | None = None) -> None:
         if not to:
             return
-        tx.publish(NOTIFY_REQUESTS.name, new_envelope(
-            nev.NotificationRequested(template=template, channel="mail", recipient=to, category="invitation",
-                                      account_id=account_id, variables=variables),
-            source=SOURCE, subject=to, correlation_id=correlation_id))
+        request_notification(tx, source=SOURCE, template=template, recipient=to, category="invitation",
+                             account_id=account_id, variables=variables, correlation_id=correlation_id)
 
     # -- the owner ---------------------------------------------------------------------------------
     async def require_step_up(self, caller: Caller) -> None:

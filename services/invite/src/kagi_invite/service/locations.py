@@ -22,13 +22,13 @@ from kagi_invite.service.invitations import InvitationService
 from kagi_shared import codes
 from kagi_shared.events import Event, new_envelope
 from kagi_shared.events import invite as ev
-from kagi_shared.events import notify as nev
 from kagi_shared.jst import jp_datetime
 from kagi_shared.mongo import Store, Tx
+from kagi_shared.notifications import request_notification
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
-from kagi_shared.topics import INVITE_EVENTS, NOTIFY_REQUESTS
+from kagi_shared.topics import INVITE_EVENTS
 
 SOURCE = "kagi/invite"
 
@@ -63,10 +63,8 @@ class LocationService:
     def _mail(self, tx: Tx, template: str, to: str, variables: dict[str, str], correlation_id: str | None,
               account_id: str | None) -> None:
         if to:
-            tx.publish(NOTIFY_REQUESTS.name, new_envelope(
-                nev.NotificationRequested(template=template, channel="mail", recipient=to, category="invitation",
-                                          account_id=account_id, variables=variables),
-                source=SOURCE, subject=to, correlation_id=correlation_id))
+            request_notification(tx, source=SOURCE, template=template, recipient=to, category="invitation",
+                                 account_id=account_id, variables=variables, correlation_id=correlation_id)
 
     # -- contract data from outside ----------------------------------------------------------------
     async def ingest(self, tx: Tx, event: ev.ContractUpserted) -> bool:

@@ -10,13 +10,13 @@ from kagi_invite.domain.step_up import StepUpCode, judge, valid_until, voids_aft
 from kagi_shared import codes
 from kagi_shared.events import invite as ev
 from kagi_shared.events import new_envelope
-from kagi_shared.events import notify as nev
 from kagi_shared.jst import jp_deadline
 from kagi_shared.mongo import Store, Tx
+from kagi_shared.notifications import request_notification
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
-from kagi_shared.topics import INVITE_EVENTS, NOTIFY_REQUESTS
+from kagi_shared.topics import INVITE_EVENTS
 
 SOURCE = "kagi/invite"
 
@@ -50,12 +50,10 @@ class StepUpService:
             tx.publish(INVITE_EVENTS.name, new_envelope(
                 ev.StepUpCodeIssued(account_id=caller.account_id, code_id=code.id, expires_at=code.expires_at),
                 source=SOURCE, subject=caller.account_id, correlation_id=correlation_id))
-            tx.publish(NOTIFY_REQUESTS.name, new_envelope(
-                nev.NotificationRequested(
-                    template="step_up_code", channel="mail", recipient=caller.email, category="security",
-                    account_id=caller.account_id,
-                    variables={"code": plain, "expires_at": jp_deadline(code.expires_at)}),
-                source=SOURCE, subject=caller.email, correlation_id=correlation_id))
+            request_notification(
+                tx, source=SOURCE, template="step_up_code", recipient=caller.email, category="security",
+                account_id=caller.account_id, variables={"code": plain, "expires_at": jp_deadline(code.expires_at)},
+                correlation_id=correlation_id)
 
         await self.store.transaction(work)
         return code

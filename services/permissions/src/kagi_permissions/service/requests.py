@@ -23,10 +23,11 @@ from kagi_shared.events import permissions as ev
 from kagi_shared.jst import JST
 from kagi_shared.logging import get_logger
 from kagi_shared.mongo import Store, Tx
+from kagi_shared.notifications import request_notification
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
-from kagi_shared.topics import NOTIFY_REQUESTS, PERMISSIONS_EVENTS
+from kagi_shared.topics import PERMISSIONS_EVENTS
 
 SOURCE = "kagi/permissions"
 TAKEN = "既に登録されているIDです(英字の大文字と小文字は同一と見做されます)。"
@@ -88,10 +89,8 @@ class RequestService:
 
     def notify(self, tx: Tx, template: str, recipient: str, variables: dict[str, str],
                category: nev.Category = "admin") -> None:
-        tx.publish(NOTIFY_REQUESTS.name, new_envelope(
-            nev.NotificationRequested(template=template, channel="mail", recipient=recipient, category=category,
-                                      variables=variables),
-            source=SOURCE, subject=recipient))
+        request_notification(tx, source=SOURCE, template=template, recipient=recipient, variables=variables,
+                             category=category)
 
     def notify_status(self, tx: Tx, request: PermissionRequest, note: str = "") -> None:
         if request.origin not in ("admin", "review", "purge"):
