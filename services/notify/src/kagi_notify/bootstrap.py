@@ -10,7 +10,8 @@ from kagi_notify.adapters.channels import Channel, MailChannel, SmsChannel
 from kagi_notify.adapters.mailer import SmtpMailer, SmtpTarget
 from kagi_notify.adapters.repository import AdminContactRepository, DeliveryRepository, PreferenceRepository
 from kagi_notify.adapters.sms import FileSmsSender, SmsSender
-from kagi_notify.domain.templates import Catalogue, sender_addresses
+from kagi_notify.adapters.template_files import read_catalogue, sender_addresses
+from kagi_notify.domain.templates import Catalogue
 from kagi_notify.service.admin_contacts import AdminContactService
 from kagi_notify.service.deliveries import NotifyService
 from kagi_notify.service.preferences import PreferenceService
@@ -44,7 +45,7 @@ class Notify:
 
 
 def load_catalogue(settings: Settings) -> Catalogue:
-    catalogue = Catalogue.load(settings.brand.name, settings.brand.portal_url,
+    catalogue = read_catalogue(settings.brand.name, settings.brand.portal_url,
                                senders=sender_addresses(settings.smtp))
     # Every template's series from the start: "mails went dead" must see the first one.
     prime(DELIVERIES, *((spec.channel, name, result) for name, spec in catalogue.specs.items()
