@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from kagi_audit.adapters.checkpoints import CheckpointReader
 from kagi_audit.adapters.ledger import Ledger
 from kagi_audit.service.ledger import AuditService
+from kagi_shared.events.audit import AuditRecorded
+from kagi_shared.inbox import DeadLetterSink, InboxConsumer
 from kagi_shared.mongo import Store, database_name, make_client
 from kagi_shared.settings import Settings
+from kagi_shared.topics import AUDIT_EVENTS
 
 NAME = "audit"
 
@@ -31,3 +34,9 @@ def bootstrap(settings: Settings, store: Store | None = None) -> Audit:
     ledger = Ledger(store)
     key = settings.security.audit_key.encode()
     return Audit(store, ledger, AuditService(ledger, key, CheckpointReader(settings).latest))
+
+
+def consumers(audit: Audit, dead_letter: DeadLetterSink, settings: Settings) -> dict[str, InboxConsumer]:
+    """Every audit event, appended to the chain once."""
+    return {AUDIT_EVENTS.name: InboxConsumer("audit", audit.store, {AuditRecorded: audit.service.on_recorded},
+                                             dead_letter, settings)}

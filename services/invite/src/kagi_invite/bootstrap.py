@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from kagi_invite.adapters.claims import ClaimRepository
 from kagi_invite.adapters.invitations import InvitationRepository
@@ -12,8 +13,13 @@ from kagi_invite.service.claims import ClaimService
 from kagi_invite.service.invitations import InvitationService
 from kagi_invite.service.locations import LocationService
 from kagi_invite.service.step_up import StepUpService
-from kagi_shared.mongo import Store, database_name, make_client
+from kagi_shared.events import invite as iev
+from kagi_shared.events import lifecycle as lev
+from kagi_shared.events.envelope import Envelope
+from kagi_shared.inbox import DeadLetterSink, InboxConsumer
+from kagi_shared.mongo import Store, Tx, database_name, make_client
 from kagi_shared.settings import Settings
+from kagi_shared.topics import CONTRACTS_UPSERTED, LIFECYCLE_EVENTS
 
 NAME = "invite"
 
@@ -51,3 +57,33 @@ def bootstrap(settings: Settings, store: Store | None = None) -> Invite:
     return Invite(store, repo, StepUpService(store, repo, settings), invitations_repo, invitations, locations_repo,
                   LocationService(store, locations_repo, invitations, settings), claims_repo,
                   ClaimService(store, claims_repo, invitations, invitations_repo, locations_repo, settings))
+
+
+def contracts(invite: Invite, dead_letter: DeadLetterSink, settings: Settings) -> InboxConsumer:
+    async def on_contract(envelope: Envelope, event: Any, tx: Tx) -> None:
+        assert isinstance(event, iev.ContractUpserted)
+        await invite.locations.ingest(tx, event)
+
+    async def on_water_contract(envelope: Envelope, event: Any, tx: Tx) -> None:
+        assert isinstance(event, iev.WaterContractUpserted)
+        await invite.claims.ingest(tx, event)
+
+    return InboxConsumer("invite.contracts", invite.store, {iev.ContractUpserted: on_contract,
+                                                            iev.WaterContractUpserted: on_water_contract},
+                         dead_letter, settings)
+
+
+def purges(invite: Invite, dead_letter: DeadLetterSink, settings: Settings) -> InboxConsumer:
+    async def on_purged(envelope: Envelope, event: Any, tx: Tx) -> None:
+        assert isinstance(event, lev.AccountPurged)
+        await invite.invitations_repo.remove_account(tx, event.account_id)
+        await invite.locations.forget_account(tx, event.account_id)
+        await invite.claims_repo.remove_all(tx, event.account_id)
+
+    return InboxConsumer("invite.purges", invite.store, {lev.AccountPurged: on_purged}, dead_letter, settings)
+
+
+def consumers(invite: Invite, dead_letter: DeadLetterSink, settings: Settings) -> dict[str, InboxConsumer]:
+    """The worker's consumers by topic: contract data from outside, lifecycle's purges."""
+    return {CONTRACTS_UPSERTED.name: contracts(invite, dead_letter, settings),
+            LIFECYCLE_EVENTS.name: purges(invite, dead_letter, settings)}

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from kagi_lifecycle.adapters.oidc_repository import OidcRepository
 from kagi_lifecycle.adapters.passwords import Passwords
@@ -20,10 +23,20 @@ from kagi_lifecycle.service.sessions import SessionService
 from kagi_lifecycle.service.sweep import SweepService
 from kagi_lifecycle.service.totp import TotpService
 from kagi_lifecycle.service.unlock import UnlockService
-from kagi_shared.mongo import Store, database_name, make_client
+from kagi_shared.events import invite as inv
+from kagi_shared.events import lifecycle as ev
+from kagi_shared.events import permissions as pev
+from kagi_shared.events.envelope import Envelope
+from kagi_shared.inbox import DeadLetterSink, InboxConsumer
+from kagi_shared.jobs import Crontab, Job
+from kagi_shared.logging import get_logger
+from kagi_shared.mongo import Store, Tx, database_name, make_client
 from kagi_shared.settings import Settings
+from kagi_shared.topics import AUTH_LOGINS, INVITE_EVENTS, PERMISSIONS_EVENTS
 
 NAME = "lifecycle"
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -73,3 +86,56 @@ def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = _no
                      OidcService(OidcRepository(store), settings, clock,
                                  OidcPolicy(token_ttl_s=settings.security.access_token_ttl_s)),
                      FederationService(service))
+
+
+def external_logins(lifecycle: Lifecycle, dead_letter: DeadLetterSink, settings: Settings) -> InboxConsumer:
+    async def on_login(envelope: Envelope, event: Any, tx: Tx) -> None:
+        assert isinstance(event, ev.ExternalLoginReported)
+        await lifecycle.service.external_login(tx, event, envelope.correlationid)
+
+    return InboxConsumer("lifecycle.external_logins", lifecycle.store, {ev.ExternalLoginReported: on_login},
+                         dead_letter, settings)
+
+
+def withdrawals(lifecycle: Lifecycle, dead_letter: DeadLetterSink, settings: Settings) -> InboxConsumer:
+    async def on_withdrawn(envelope: Envelope, event: Any, tx: Tx) -> None:
+        assert isinstance(event, inv.Withdrawn)
+        await lifecycle.registrations.withdraw(tx, event.account_id, envelope.correlationid)
+
+    return InboxConsumer("lifecycle.withdrawals", lifecycle.store, {inv.Withdrawn: on_withdrawn}, dead_letter,
+                         settings)
+
+
+def access_changes(lifecycle: Lifecycle, dead_letter: DeadLetterSink, settings: Settings) -> InboxConsumer:
+    """Permissions drive B2B accounts: a first grant enrols the ID, losing every permission disables it."""
+    async def on_access_changed(envelope: Envelope, event: Any, tx: Tx) -> None:
+        assert isinstance(event, pev.AccessChanged)
+        await lifecycle.enrolments.on_access_changed(tx, event, envelope.correlationid)
+
+    return InboxConsumer("lifecycle.access_changes", lifecycle.store, {pev.AccessChanged: on_access_changed},
+                         dead_letter, settings)
+
+
+def consumers(lifecycle: Lifecycle, dead_letter: DeadLetterSink, settings: Settings) -> dict[str, InboxConsumer]:
+    """The worker's consumers by topic: external logins, withdrawals (退会), permission changes."""
+    return {
+        AUTH_LOGINS.name: external_logins(lifecycle, dead_letter, settings),
+        INVITE_EVENTS.name: withdrawals(lifecycle, dead_letter, settings),
+        PERMISSIONS_EVENTS.name: access_changes(lifecycle, dead_letter, settings),
+    }
+
+
+def jobs(lifecycle: Lifecycle, settings: Settings) -> list[Job]:
+    """The daily inactivity sweep at the configured crontab and time zone.
+
+    Every worker may run it: each account is re-read and changed in its own transaction, so two
+    sweeps at once apply each stage once (no dependence on faust's leader election).
+    """
+    lc = settings.lifecycle
+
+    async def inactivity_sweep() -> None:
+        await lifecycle.start()
+        result = await lifecycle.sweeps.sweep(datetime.now(UTC))
+        log.info("lifecycle.scheduled_sweep", **result.as_json())
+
+    return [Crontab(lc.sweep_cron, ZoneInfo(lc.sweep_timezone), inactivity_sweep)]

@@ -11,7 +11,7 @@ import msgspec
 import pytest
 from lifecycle_helpers import PASSWORD, mails, make_lifecycle, outbox
 
-from kagi_lifecycle.entrypoints.worker import external_logins
+from kagi_lifecycle.bootstrap import external_logins
 from kagi_shared.events import encode, new_envelope
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.problems import Problem

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from lifecycle_helpers import PASSWORD, mails, make_lifecycle, outbox
 
-from kagi_lifecycle.bootstrap import Lifecycle
-from kagi_lifecycle.entrypoints.worker import access_changes
+from kagi_lifecycle.bootstrap import Lifecycle, access_changes
 from kagi_lifecycle.service.enrolment import ENROLMENTS
 from kagi_shared import codes
 from kagi_shared.events import encode, new_envelope

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 from lifecycle_helpers import PASSWORD, mails, make_lifecycle, outbox
 
-from kagi_lifecycle.entrypoints.worker import withdrawals
+from kagi_lifecycle.bootstrap import withdrawals
 from kagi_shared.events import encode, new_envelope
 from kagi_shared.events import invite as inv
 from kagi_shared.events import lifecycle as ev

@@ -14,11 +14,14 @@ from kagi_shared.events import lifecycle as lev
 from kagi_shared.events import permissions as pev
 from kagi_shared.events.envelope import Envelope
 from kagi_shared.inbox import DeadLetterSink, InboxConsumer
+from kagi_shared.jobs import Every, Job
+from kagi_shared.logging import get_logger
 from kagi_shared.mongo import Store, Tx, database_name, make_client
 from kagi_shared.settings import Settings
 from kagi_shared.topics import LIFECYCLE_EVENTS, PERMISSIONS_ACKS
 
 NAME = "permissions"
+log = get_logger(__name__)
 # Acks come in bursts after every batch run (one per user and system); taken up to this many per transaction.
 BATCHED_TOPICS = {PERMISSIONS_ACKS.name: 200}
 
@@ -74,3 +77,16 @@ def consumers(permissions: Permissions, dead_letter: DeadLetterSink, settings: S
             lev.AccountCreated: on_account_created, lev.LoggedIn: on_logged_in, lev.AccountPurged: on_purged,
         }, dead_letter, settings),
     }
+
+
+def jobs(permissions: Permissions, settings: Settings) -> list[Job]:
+    """The batch runs by itself on its date (and catches up after downtime); overdue acks raise reminders."""
+    async def tick() -> None:
+        result, reminded = await permissions.requests.tick()
+        if result.requests:
+            log.info("batch.ran", batch_date=str(result.batch_date), requests=result.requests,
+                     commands=result.commands)
+        if reminded:
+            log.warning("acks.overdue", reminded=reminded)
+
+    return [Every("scheduler", settings.permissions.scheduler_interval_s, tick, setup=permissions.start)]
