@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,7 +14,7 @@ from kagi_lifecycle.domain.oidc import OidcPolicy
 from kagi_lifecycle.service.credentials import CredentialService
 from kagi_lifecycle.service.enrolment import EnrolmentService
 from kagi_lifecycle.service.federation import FederationService
-from kagi_lifecycle.service.handlers import Clock, LifecycleService, _now
+from kagi_lifecycle.service.handlers import LifecycleService
 from kagi_lifecycle.service.oidc import OidcService
 from kagi_lifecycle.service.registration import RegistrationService
 from kagi_lifecycle.service.secret_question import SecretQuestionService
@@ -23,6 +22,7 @@ from kagi_lifecycle.service.sessions import SessionService
 from kagi_lifecycle.service.sweep import SweepService
 from kagi_lifecycle.service.totp import TotpService
 from kagi_lifecycle.service.unlock import UnlockService
+from kagi_shared.clock import Clock, utc_now
 from kagi_shared.events import invite as inv
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.events import permissions as pev
@@ -73,7 +73,7 @@ class Lifecycle:
         await self.store.client.close()
 
 
-def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = _now) -> Lifecycle:
+def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = utc_now) -> Lifecycle:
     store = store or Store(make_client(settings), database_name(settings, NAME))
     accounts = AccountRepository(store)
     limiter = RateLimiter(store)
@@ -135,7 +135,7 @@ def jobs(lifecycle: Lifecycle, settings: Settings) -> list[Job]:
 
     async def inactivity_sweep() -> None:
         await lifecycle.start()
-        result = await lifecycle.sweeps.sweep(datetime.now(UTC))
+        result = await lifecycle.sweeps.sweep(lifecycle.service.clock())
         log.info("lifecycle.scheduled_sweep", **result.as_json())
 
     return [Crontab(lc.sweep_cron, ZoneInfo(lc.sweep_timezone), inactivity_sweep)]

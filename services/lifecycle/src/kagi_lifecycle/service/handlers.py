@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
@@ -22,6 +21,7 @@ from kagi_lifecycle.domain.accounts import (
     should_lock,
 )
 from kagi_lifecycle.service.notices import SOURCE, send_mail
+from kagi_shared.clock import Clock, utc_now
 from kagi_shared.events import Event, new_envelope
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.jst import jp_datetime
@@ -36,11 +36,6 @@ TOTP_REQUIRED = Problem(401, "auth.totp_required", TOTP_PROMPT, errors=[FieldErr
 TOTP_INVALID = Problem(401, "auth.totp_invalid", "ワンタイムパスワードが正しくありません。",
                        errors=[FieldError("totpCode", "ワンタイムパスワードが正しくありません。")])
 
-Clock = Callable[[], datetime]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def ladder_days(settings: Settings) -> ladder.LadderDays:
@@ -67,7 +62,7 @@ def new_period(base: datetime, days: ladder.LadderDays) -> dict[str, Any]:
 
 class LifecycleService:
     def __init__(self, store: Store, accounts: AccountRepository, passwords: Passwords, settings: Settings,
-                 clock: Clock = _now) -> None:
+                 clock: Clock = utc_now) -> None:
         self.store = store
         self.accounts = accounts
         self.passwords = passwords
