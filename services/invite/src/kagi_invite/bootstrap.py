@@ -13,6 +13,7 @@ from kagi_invite.service.claims import ClaimService
 from kagi_invite.service.invitations import InvitationService
 from kagi_invite.service.locations import LocationService
 from kagi_invite.service.step_up import StepUpService
+from kagi_shared.clock import Clock, utc_now
 from kagi_shared.events import invite as iev
 from kagi_shared.events import lifecycle as lev
 from kagi_shared.events.envelope import Envelope
@@ -47,16 +48,17 @@ class Invite:
         await self.store.client.close()
 
 
-def bootstrap(settings: Settings, store: Store | None = None) -> Invite:
+def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = utc_now) -> Invite:
     store = store or Store(make_client(settings), database_name(settings, NAME))
     repo = StepUpRepository(store)
     invitations_repo = InvitationRepository(store)
-    invitations = InvitationService(store, invitations_repo, repo, settings)
+    invitations = InvitationService(store, invitations_repo, repo, settings, clock=clock)
     locations_repo = LocationRepository(store)
     claims_repo = ClaimRepository(store)
-    return Invite(store, repo, StepUpService(store, repo, settings), invitations_repo, invitations, locations_repo,
-                  LocationService(store, locations_repo, invitations, settings), claims_repo,
-                  ClaimService(store, claims_repo, invitations, invitations_repo, locations_repo, settings))
+    return Invite(store, repo, StepUpService(store, repo, settings, clock=clock), invitations_repo, invitations,
+                  locations_repo, LocationService(store, locations_repo, invitations, settings, clock=clock),
+                  claims_repo, ClaimService(store, claims_repo, invitations, invitations_repo, locations_repo,
+                                            settings, clock=clock))
 
 
 def contracts(invite: Invite, dead_letter: DeadLetterSink, settings: Settings) -> InboxConsumer:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import msgspec
 from pymongo.errors import DuplicateKeyError
@@ -30,6 +30,7 @@ from kagi_invite.domain.locations import newer
 from kagi_invite.domain.step_up import StepUpCode, judge, voids_after
 from kagi_invite.service.invitations import InvitationService
 from kagi_shared import codes
+from kagi_shared.clock import Clock, utc_now
 from kagi_shared.events import Event, new_envelope
 from kagi_shared.events import invite as ev
 from kagi_shared.jst import jp_datetime, jp_deadline
@@ -68,7 +69,9 @@ def sms_required() -> Problem:
 
 class ClaimService:
     def __init__(self, store: Store, repo: ClaimRepository, invitations: InvitationService,
-                 invitation_repo: InvitationRepository, locations: LocationRepository, settings: Settings) -> None:
+                 invitation_repo: InvitationRepository, locations: LocationRepository, settings: Settings, *,
+                 clock: Clock = utc_now) -> None:
+        self.clock = clock
         self.store = store
         self.repo = repo
         self.invitations = invitations
@@ -87,7 +90,7 @@ class ClaimService:
         await self.repo.upsert_contract(tx, WaterContract(
             id=number, billing_number=identifier(event.billing_number), name=event.name,
             service_address=event.service_address, phone=event.phone, debit_last4=event.debit_last4,
-            version=event.version, updated_at=datetime.now(UTC)))
+            version=event.version, updated_at=self.clock()))
         return True
 
     async def link(self, caller: Caller, proof: Proof, correlation_id: str | None = None) -> ClaimResult:
@@ -112,7 +115,7 @@ class ClaimService:
 
         async def work(tx: Tx) -> ClaimResult:
             existing = await self.repo.claims_of(caller.account_id, tx)
-            now = datetime.now(UTC)
+            now = self.clock()
             claim = Claim(account_id=caller.account_id, customer_number=number, main=not existing,
                           linked_at=now, email=caller.email)
             others = [c for c in await self.repo.claimants(number, tx) if c.account_id != caller.account_id]
@@ -213,7 +216,7 @@ class ClaimService:
         recipient = sms_destination(mobile, claims, await self.repo.contracts_by_number(
             [c.customer_number for c in claims]))
         plain = codes.new_code(SMS_CODE_LENGTH, SMS_ALPHABET)
-        now = datetime.now(UTC)
+        now = self.clock()
         code = StepUpCode(id=str(uuid.uuid4()), account_id=caller.account_id,
                           code_hash=codes.hash_code(plain, self.settings.security.code_pepper), issued_at=now,
                           expires_at=now + timedelta(seconds=limits.sms_code_ttl_s))
@@ -232,7 +235,7 @@ class ClaimService:
         code = await self.repo.latest_sms_code(caller.account_id)
         if code is None:
             raise Problem(404, "sms.no_code", "SMS認証コードが発行されていません。認証コードを発行してください。")
-        now = datetime.now(UTC)
+        now = self.clock()
         max_attempts = self.settings.invite.sms_max_attempts
         # Counted before judged, as the step-up code: concurrent guesses cannot outnumber the attempts.
         counted = await self.repo.claim_sms_attempt(code.id, max_attempts)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from kagi_invite.adapters.repository import StepUpRepository
 from kagi_invite.domain.step_up import StepUpCode, judge, valid_until, voids_after
 from kagi_shared import codes
+from kagi_shared.clock import Clock, utc_now
 from kagi_shared.events import invite as ev
 from kagi_shared.events import new_envelope
 from kagi_shared.jst import jp_deadline
@@ -30,7 +31,8 @@ _REFUSALS = {
 
 
 class StepUpService:
-    def __init__(self, store: Store, repo: StepUpRepository, settings: Settings) -> None:
+    def __init__(self, store: Store, repo: StepUpRepository, settings: Settings, *, clock: Clock = utc_now) -> None:
+        self.clock = clock
         self.store = store
         self.repo = repo
         self.settings = settings
@@ -40,7 +42,7 @@ class StepUpService:
             raise Problem(400, "step_up.no_email", "登録済みのメールアドレスがありません。")
         security = self.settings.security
         plain = codes.new_code(12)
-        now = datetime.now(UTC)
+        now = self.clock()
         code = StepUpCode(id=str(uuid.uuid4()), account_id=caller.account_id,
                           code_hash=codes.hash_code(plain, security.code_pepper), issued_at=now,
                           expires_at=now + timedelta(seconds=security.step_up_code_ttl_s))
@@ -60,7 +62,7 @@ class StepUpService:
 
     async def verify(self, caller: Caller, entered: str, correlation_id: str | None = None) -> datetime:
         security = self.settings.security
-        now = datetime.now(UTC)
+        now = self.clock()
         session_id = caller.session_id
         if not session_id:  # a token from before sessions had ids: the window would belong to nothing
             raise Problem(401, "auth.session_ended", "セッションが終了しました。再度ログインしてください。")
@@ -116,4 +118,4 @@ class StepUpService:
 
     async def window(self, caller: Caller) -> datetime | None:
         until = await self.repo.window(caller.account_id, caller.session_id)
-        return until if until and until > datetime.now(UTC) else None
+        return until if until and until > self.clock() else None
