@@ -10,6 +10,7 @@ from kagi_permissions.domain.calendar import BusinessCalendar, calendar_from
 from kagi_permissions.service.companies import CompanyService
 from kagi_permissions.service.requests import RequestService
 from kagi_permissions.service.review import ReviewService
+from kagi_shared.clock import Clock, utc_now
 from kagi_shared.events import lifecycle as lev
 from kagi_shared.events import permissions as pev
 from kagi_shared.events.envelope import Envelope
@@ -43,13 +44,13 @@ class Permissions:
         await self.store.client.close()
 
 
-def bootstrap(settings: Settings, store: Store | None = None) -> Permissions:
+def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = utc_now) -> Permissions:
     store = store or Store(make_client(settings), database_name(settings, NAME))
     repo = Repository(store)
     calendar = calendar_from(settings)
-    requests = RequestService(store, repo, settings, calendar)
-    return Permissions(store, repo, calendar, requests, CompanyService(store, repo, requests),
-                       ReviewService(store, repo, requests))
+    requests = RequestService(store, repo, settings, calendar, clock=clock)
+    return Permissions(store, repo, calendar, requests, CompanyService(store, repo, requests, clock=clock),
+                       ReviewService(store, repo, requests, clock=clock))
 
 
 def consumers(permissions: Permissions, dead_letter: DeadLetterSink, settings: Settings) -> dict[str, InboxConsumer]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from pymongo.errors import DuplicateKeyError
@@ -17,6 +17,7 @@ from kagi_permissions.domain.catalogue import REQUESTABLE
 from kagi_permissions.domain.companies import Company
 from kagi_permissions.domain.requests import KIND_LABELS, STATUS_LABELS, PermissionRequest, SystemStatus
 from kagi_permissions.domain.timing import acceptance_date, batch_date, change_batch_date, effective_from_batch
+from kagi_shared.clock import Clock, utc_now
 from kagi_shared.events import new_envelope
 from kagi_shared.events import notify as nev
 from kagi_shared.events import permissions as ev
@@ -42,7 +43,7 @@ log = get_logger(__name__)
 
 
 def jst_today(now: datetime | None = None) -> date:
-    return (now or datetime.now(UTC)).astimezone(JST).date()
+    return (now or utc_now()).astimezone(JST).date()
 
 
 def grant_topic(system: str) -> str:
@@ -68,7 +69,9 @@ class BatchResult:
 
 
 class RequestService:
-    def __init__(self, store: Store, repo: Repository, settings: Settings, calendar: BusinessCalendar) -> None:
+    def __init__(self, store: Store, repo: Repository, settings: Settings, calendar: BusinessCalendar, *,
+                 clock: Clock = utc_now) -> None:
+        self.clock = clock
         self.store = store
         self.repo = repo
         self.settings = settings
@@ -126,7 +129,7 @@ class RequestService:
     async def submit(self, caller: Caller, data: RequestInput, correlation_id: str | None = None,
                      now: datetime | None = None) -> PermissionRequest:
         company = await self.company_of(caller)
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
         request = await self.validate(company, data, caller.email or caller.login_id, now)
         return await self.file(request, correlation_id)
 
@@ -262,7 +265,7 @@ class RequestService:
         return request
 
     async def accept(self, request_id: str, now: datetime | None = None) -> PermissionRequest:
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
 
         async def work(tx: Tx) -> PermissionRequest:
             request = await self._load(tx, request_id)
@@ -296,7 +299,7 @@ class RequestService:
 
     async def run_batch(self, batch: date, now: datetime | None = None, chunk: int = 200) -> BatchResult:
         """Send the grant commands of every accepted request whose batch date has come."""
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
         result = BatchResult(batch, 0, 0)
         while True:
             due = await self.repo.due_for_batch(batch, chunk)
@@ -327,7 +330,7 @@ class RequestService:
 
     async def complete_system(self, request_id: str, system: str, now: datetime | None = None) -> PermissionRequest:
         """The operator records a completion no ack reported (JUJU/LOACUS revokes, manual work)."""
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
 
         async def work(tx: Tx) -> PermissionRequest:
             request = await self._load(tx, request_id)
@@ -346,7 +349,7 @@ class RequestService:
         return await self.store.transaction(work)
 
     async def retry(self, request_id: str, system: str, now: datetime | None = None) -> PermissionRequest:
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
 
         async def work(tx: Tx) -> PermissionRequest:
             request = await self._load(tx, request_id)
@@ -404,7 +407,7 @@ class RequestService:
     async def handle_acks(self, acks: Sequence[tuple[str, ev.GrantAcknowledged]], tx: Tx) -> list[str]:
         """Apply acks in order in one transaction: their requests and the users' grants read in one query each,
         every write sent in bulk. Several acks of one request act on the same loaded request, as one by one."""
-        now = datetime.now(UTC)
+        now = self.clock()
         requests = {r.id: r for r in await self.repo.requests_by_id(tx, sorted({a.request_id for _, a in acks}))}
         changes = await self.repo.changes(tx, {r.user_key for r in requests.values()})
         outcomes = [self._ack(tx, changes, envelope_id, ack, requests.get(ack.request_id), now)
@@ -453,7 +456,7 @@ class RequestService:
         draft_id = f"purge:{key}"
         await self.repo.save_draft(tx, {"_id": draft_id, "company_id": company.id, "user_id": grant["user_id"],
                                         "kind": "revoke", "reason": "purged", "purged_at": at, "status": "open",
-                                        "created_at": datetime.now(UTC)})
+                                        "created_at": self.clock()})
         for admin in company.admins():
             self.notify(tx, "purged_id_revoke_needed", admin.email, {
                 "user_id": grant["user_id"], "purged_on": at.astimezone(JST).strftime("%Y/%m/%d"),
@@ -469,7 +472,7 @@ class RequestService:
                           extra={"requestId": draft.get("request_id")})
         request = await self.validate(company, RequestInput(kind="revoke", user_id=draft["user_id"],
                                                             memo="長期未使用IDの自動抹消に伴う抹消申請"),
-                                      caller.email or caller.login_id, datetime.now(UTC), origin="purge")
+                                      caller.email or caller.login_id, self.clock(), origin="purge")
 
         async def work(tx: Tx) -> PermissionRequest:
             await self.file(request, tx=tx)
@@ -480,12 +483,12 @@ class RequestService:
 
     async def tick(self, now: datetime | None = None) -> tuple[BatchResult, int]:
         """What the worker runs on its timer: the batch of today (Japan date) and the ack reminders."""
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
         return await self.run_batch(jst_today(now), now), await self.remind_overdue(now)
 
     # -- reminders and the schedule --------------------------------------------------------------
     async def remind_overdue(self, now: datetime | None = None) -> int:
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
         cutoff = now - timedelta(seconds=self.settings.permissions.ack_sla_s)
         reminded = 0
         for found in await self.repo.sent_before(cutoff):
@@ -507,7 +510,7 @@ class RequestService:
 
     async def deliveries(self, state: str) -> list[dict[str, Any]]:
         """The operator's view of failed or overdue deliveries."""
-        cutoff = datetime.now(UTC) - timedelta(seconds=self.settings.permissions.ack_sla_s)
+        cutoff = self.clock() - timedelta(seconds=self.settings.permissions.ack_sla_s)
         if state == "failed":
             match: dict[str, Any] = {"state": "failed"}
         else:
