@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from kagi_audit.adapters.checkpoints import CheckpointReader
 from kagi_audit.adapters.ledger import Ledger
 from kagi_audit.service.ledger import AuditService
+from kagi_shared.clock import Clock, utc_now
 from kagi_shared.events.audit import AuditRecorded
 from kagi_shared.inbox import DeadLetterSink, InboxConsumer
 from kagi_shared.mongo import Store, database_name, make_client
@@ -29,11 +30,11 @@ class Audit:
         await self.store.client.close()
 
 
-def bootstrap(settings: Settings, store: Store | None = None) -> Audit:
+def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = utc_now) -> Audit:
     store = store or Store(make_client(settings), database_name(settings, NAME))
     ledger = Ledger(store)
     key = settings.security.audit_key.encode()
-    return Audit(store, ledger, AuditService(ledger, key, CheckpointReader(settings).latest))
+    return Audit(store, ledger, AuditService(ledger, key, CheckpointReader(settings).latest, clock=clock))
 
 
 def consumers(audit: Audit, dead_letter: DeadLetterSink, settings: Settings) -> dict[str, InboxConsumer]:
