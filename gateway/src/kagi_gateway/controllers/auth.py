@@ -10,13 +10,21 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from kagi_gateway.deps import ANY_USER, PUBLIC, SESSIONS, TOTP_ENROLMENT_REQUIRED, current_caller, request_id
+from kagi_gateway.deps import (
+    ANY_USER,
+    PUBLIC,
+    SESSIONS,
+    TOTP_ENROLMENT_REQUIRED,
+    current_caller,
+    request_id,
+    settings_of,
+)
 from kagi_gateway.schemas import LoginIn, LogoutIn, MeOut, RefreshIn, TokenOut, TotpConfirmIn, TotpSetupOut
 from kagi_gateway.services import Services
 from kagi_gateway.tokens import PASSWORD_CHANGE_SCOPE, TOTP_ENROLMENT_SCOPE, issue_token
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
-from kagi_shared.settings import get_settings
+from kagi_shared.settings import Settings
 
 BEARER = "Bearer"  # the OAuth 2.0 token type
 PRIVILEGED = ("company_admin", "operator", "support")  # the roles that log in with TOTP (KAGI_SECURITY_TOTP_ROLES)
@@ -47,7 +55,7 @@ class AuthController(Controller):
                                      json={"loginId": data.login_id, "password": data.password,
                                            "totpCode": data.totp_code},
                                      request_id=request_id(request))
-        return _tokens(opened)
+        return _tokens(opened, settings_of(request))
 
     @post("/auth/refresh", opt={"roles": PUBLIC, "rate": "guess", "problems": (401,)}, status_code=200,
           summary="Exchange a refresh token (single use) for a new access and refresh token")
@@ -55,7 +63,7 @@ class AuthController(Controller):
                       request: Request[Any, Any, Any]) -> TokenOut:
         opened = await services.call("lifecycle", "POST", "/internal/sessions/refresh",
                                      json={"refreshToken": data.refresh_token}, request_id=request_id(request))
-        return _tokens(opened)
+        return _tokens(opened, settings_of(request))
 
     @post("/auth/logout", opt={"roles": ANY_USER, "password_change": True, "totp_enrolment": True}, status_code=204,
           summary="End the session: the refresh token and every access token of the account stop working")
@@ -98,7 +106,7 @@ class AuthController(Controller):
         return msgspec.convert(account, MeOut)
 
 
-def _tokens(opened: dict[str, Any]) -> TokenOut:
+def _tokens(opened: dict[str, Any], settings: Settings) -> TokenOut:
     """Access token (and the refresh token lifecycle opened) for a login or a refresh."""
     account = opened["account"]
     caller = Caller(account_id=account["accountId"], login_id=account["loginId"], email=account["email"],
@@ -106,20 +114,20 @@ def _tokens(opened: dict[str, Any]) -> TokenOut:
     session_version = int(account.get("sessionVersion", 0))
     if account.get("totpEnrolmentRequired"):
         # A privileged role without its second factor yet: a token that opens only the enrolment.
-        token, expires = issue_token(caller, get_settings().security, session_version=session_version,
+        token, expires = issue_token(caller, settings.security, session_version=session_version,
                                      scope=TOTP_ENROLMENT_SCOPE)
         raise Problem(403, *TOTP_ENROLMENT_REQUIRED,
                       extra={"accessToken": token, "tokenType": BEARER, "expiresAt": expires.isoformat(),
                              "enrolUrl": "/api/v1/me/totp"})
     if account.get("passwordChangeRequired"):
         # Expired password (SPEC §4): a token that opens only the password change endpoint.
-        token, expires = issue_token(caller, get_settings().security, session_version=session_version,
+        token, expires = issue_token(caller, settings.security, session_version=session_version,
                                      scope=PASSWORD_CHANGE_SCOPE)
         raise Problem(403, "auth.password_change_required",
                       "パスワードの有効期限が切れています。パスワードを変更してください。",
                       extra={"accessToken": token, "tokenType": BEARER, "expiresAt": expires.isoformat(),
                              "changePasswordUrl": "/api/v1/me/password"})
-    token, expires = issue_token(caller, get_settings().security, session_version=session_version)
+    token, expires = issue_token(caller, settings.security, session_version=session_version)
     return TokenOut(access_token=token, token_type=BEARER, expires_at=expires, roles=list(caller.roles),
                     refresh_token=opened["refreshToken"],
                     refresh_expires_at=msgspec.convert(opened["refreshExpiresAt"], datetime))

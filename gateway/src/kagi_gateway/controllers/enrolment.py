@@ -14,10 +14,9 @@ from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from kagi_gateway.deps import PUBLIC, SESSIONS, current_caller, request_id
+from kagi_gateway.deps import PUBLIC, SESSIONS, current_caller, request_id, settings_of
 from kagi_gateway.services import Services
 from kagi_shared.jst import jp_deadline
-from kagi_shared.settings import get_settings
 
 STAFF = ("operator", "support")
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
@@ -86,7 +85,7 @@ class EnrolmentController(Controller):
             body["secretAnswer"] = data.secret_answer
         reply = await services.call("lifecycle", "POST", "/internal/enrolments/complete", json=body,
                                     request_id=request_id(request))
-        portal = get_settings().brand.portal_url.rstrip("/")
+        portal = settings_of(request).brand.portal_url.rstrip("/")
         return EnrolledOut(account_id=reply["accountId"], login_id=reply["loginId"], status=reply["status"],
                            login_url=f"{portal}/login",
                            message="認証情報の登録が完了しました。ID と登録したパスワードでログインしてください。")

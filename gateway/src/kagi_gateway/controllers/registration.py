@@ -10,11 +10,10 @@ from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from kagi_gateway.deps import PUBLIC, client_ip, request_id
+from kagi_gateway.deps import PUBLIC, client_ip, request_id, settings_of
 from kagi_gateway.schemas import AcceptedOut
 from kagi_gateway.services import Services
 from kagi_shared.jst import jp_deadline
-from kagi_shared.settings import get_settings
 
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
@@ -83,7 +82,7 @@ class RegistrationController(Controller):
         reply = await services.call("lifecycle", "POST", "/internal/registrations/complete",
                                     json={"token": data.token, "password": data.password},
                                     request_id=request_id(request))
-        portal = get_settings().brand.portal_url.rstrip("/")
+        portal = settings_of(request).brand.portal_url.rstrip("/")
         return RegisteredOut(account_id=reply["accountId"], login_id=reply["loginId"], login_url=f"{portal}/login",
                              next_steps=NEXT_STEPS,
                              message="メールアドレスの登録が完了しました。ログインして利用登録を続けてください。")

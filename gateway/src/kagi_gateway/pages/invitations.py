@@ -15,13 +15,12 @@ from litestar.params import QueryParameter
 from litestar.response import Template
 
 from kagi_gateway.controllers.invitations import InvitationController, InvitationRequestIn, LinkCheckIn, RedeemIn
-from kagi_gateway.deps import PUBLIC
+from kagi_gateway.deps import PUBLIC, settings_of
 from kagi_gateway.pages.forms import Refusal, Refused, body_of, form_of, form_page, message_page, operate
 from kagi_gateway.pages.rules import password_rules
 from kagi_gateway.pages.session import page_session
 from kagi_gateway.services import Services
 from kagi_shared.jst import jp_deadline
-from kagi_shared.settings import get_settings
 
 Token = Annotated[str | None, QueryParameter(name="token", max_length=256, required=False)]
 LINK_PAGES = {
@@ -41,13 +40,13 @@ def link_page(request: Request[Any, Any, Any], refusal: Refusal) -> Template:
 def key_page(request: Request[Any, Any, Any], flow: dict[str, Any], refusal: Refusal | None = None) -> Template:
     remaining = refusal.extra.get("remainingAttempts") if refusal else None
     return form_page("invitation_key.html", request, refusal, email=flow["email"], token=flow["token"],
-                     remaining=remaining, max_wrong=get_settings().invite.link_max_wrong_keys)
+                     remaining=remaining, max_wrong=settings_of(request).invite.link_max_wrong_keys)
 
 
 def choose_page(request: Request[Any, Any, Any], flow: dict[str, Any], refusal: Refusal | None = None,
                 values: dict[str, str] | None = None) -> Template:
     return form_page("invitation_choose.html", request, refusal, values, email=flow["email"],
-                     rules=password_rules())
+                     rules=password_rules(settings_of(request)))
 
 
 class InvitationPages(Controller):
