@@ -27,7 +27,7 @@ from kagi_shared.events import invite as inv
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.events import permissions as pev
 from kagi_shared.events.envelope import Envelope
-from kagi_shared.inbox import DeadLetterSink, InboxConsumer
+from kagi_shared.inbox import DeadLetterSink, Handler, InboxConsumer
 from kagi_shared.jobs import Crontab, Job
 from kagi_shared.logging import get_logger
 from kagi_shared.mongo import Store, Tx, database_name, make_client
@@ -88,40 +88,28 @@ def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = utc
                      FederationService(service))
 
 
-def external_logins(lifecycle: Lifecycle, dead_letter: DeadLetterSink, settings: Settings) -> InboxConsumer:
+def consumers(lifecycle: Lifecycle, dead_letter: DeadLetterSink, settings: Settings) -> dict[str, InboxConsumer]:
+    """The worker's consumers by topic: external logins, withdrawals (退会), and permission changes (a first
+    grant enrols a B2B ID, losing every permission disables it)."""
     async def on_login(envelope: Envelope, event: Any, tx: Tx) -> None:
         assert isinstance(event, ev.ExternalLoginReported)
         await lifecycle.service.external_login(tx, event, envelope.correlationid)
 
-    return InboxConsumer("lifecycle.external_logins", lifecycle.store, {ev.ExternalLoginReported: on_login},
-                         dead_letter, settings)
-
-
-def withdrawals(lifecycle: Lifecycle, dead_letter: DeadLetterSink, settings: Settings) -> InboxConsumer:
     async def on_withdrawn(envelope: Envelope, event: Any, tx: Tx) -> None:
         assert isinstance(event, inv.Withdrawn)
         await lifecycle.registrations.withdraw(tx, event.account_id, envelope.correlationid)
 
-    return InboxConsumer("lifecycle.withdrawals", lifecycle.store, {inv.Withdrawn: on_withdrawn}, dead_letter,
-                         settings)
-
-
-def access_changes(lifecycle: Lifecycle, dead_letter: DeadLetterSink, settings: Settings) -> InboxConsumer:
-    """Permissions drive B2B accounts: a first grant enrols the ID, losing every permission disables it."""
     async def on_access_changed(envelope: Envelope, event: Any, tx: Tx) -> None:
         assert isinstance(event, pev.AccessChanged)
         await lifecycle.enrolments.on_access_changed(tx, event, envelope.correlationid)
 
-    return InboxConsumer("lifecycle.access_changes", lifecycle.store, {pev.AccessChanged: on_access_changed},
-                         dead_letter, settings)
+    def consumer(name: str, event_type: type, handler: Handler) -> InboxConsumer:
+        return InboxConsumer(name, lifecycle.store, {event_type: handler}, dead_letter, settings)
 
-
-def consumers(lifecycle: Lifecycle, dead_letter: DeadLetterSink, settings: Settings) -> dict[str, InboxConsumer]:
-    """The worker's consumers by topic: external logins, withdrawals (退会), permission changes."""
     return {
-        AUTH_LOGINS.name: external_logins(lifecycle, dead_letter, settings),
-        INVITE_EVENTS.name: withdrawals(lifecycle, dead_letter, settings),
-        PERMISSIONS_EVENTS.name: access_changes(lifecycle, dead_letter, settings),
+        AUTH_LOGINS.name: consumer("lifecycle.external_logins", ev.ExternalLoginReported, on_login),
+        INVITE_EVENTS.name: consumer("lifecycle.withdrawals", inv.Withdrawn, on_withdrawn),
+        PERMISSIONS_EVENTS.name: consumer("lifecycle.access_changes", pev.AccessChanged, on_access_changed),
     }
 
 
