@@ -47,6 +47,8 @@ async def test_every_route_needs_the_internal_token_and_probes_do_not() -> None:
         assert (await http.get("/metrics")).status_code == 200
         missing = await http.get("/internal/none", headers={INTERNAL_TOKEN_HEADER: "s3cret-internal-token"})
         assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+        assert (await http.get("/internal/none")).status_code == 404  # as before: no route, no guard to refuse
+        assert (await http.post("/internal/one")).status_code == 405
 
 
 async def test_an_api_holding_no_token_refuses_an_empty_header() -> None:
