@@ -148,10 +148,10 @@ class Workload:
             rid = f"drill-{uuid.uuid4().hex}"
             headers = {"X-Request-ID": rid, **(user.auth if user else {})}
             try:
-                reply = await self.gateway.request(method, path, json=json, headers=headers)
+                reply = await self.send(method, path, json=json, headers=headers)
             except httpx.TransportError as exc:
                 self.statuses[(label, 0)] += 1
-                self.last_failure = f"{label}: {exc!r}"
+                self.last_failure = f"{label}: {exc}"
             else:
                 self.statuses[(label, reply.status_code)] += 1
                 if reply.status_code >= 400 and \
@@ -170,6 +170,23 @@ class Workload:
             if loop.time() > deadline:
                 raise Unexpected(f"{label}: no answer within {timeout_s}s; last {self.last_failure}")
             await asyncio.sleep(0.5)
+
+    async def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request; a transport error says which step of the exchange failed (httpcore's trace), how long
+        after the request began, and whether the connection was new or reused from the pool."""
+        steps: list[str] = []
+        started = time.monotonic()
+
+        async def trace(name: str, info: dict[str, Any]) -> None:
+            steps.append(f"{name}@{time.monotonic() - started:.2f}s")
+
+        try:
+            return await self.gateway.request(method, path, extensions={"trace": trace}, **kwargs)
+        except httpx.TransportError as exc:
+            reused = not any(step.startswith("connection.connect_tcp") for step in steps)
+            raise type(exc)(f"{exc!r} after {time.monotonic() - started:.2f}s on a "
+                            f"{'reused' if reused else 'new'} connection; steps: {' '.join(steps[-4:])}",
+                            request=exc.request) from exc
 
     def _unexpected(self, label: str, reply: httpx.Response) -> None:
         message = f"{label}: {reply.status_code} {reply.text[:300]}"
@@ -204,10 +221,10 @@ class Workload:
         body = {"loginId": user.login_id, "password": user.password}
         while True:
             try:
-                reply = await self.gateway.post("/api/v1/auth/login", json=body)
+                reply = await self.send("POST", "/api/v1/auth/login", json=body)
             except httpx.TransportError as exc:
                 self.statuses[("login", 0)] += 1
-                self.last_failure = f"login: {exc!r}"
+                self.last_failure = f"login: {exc}"
                 self.ambiguous_logins[user.login_id] += 1  # it may have committed before the connection died
                 await asyncio.sleep(0.5)
                 continue
