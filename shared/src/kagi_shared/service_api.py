@@ -184,18 +184,23 @@ class ServiceApi:
     lifespan: Sequence[Any] = ()
 
 
-def internal_router(api: ServiceApi, settings: Settings) -> Router:
-    """The service's routes with the internal guard applied to all of them (probes are mounted outside)."""
-    return Router(path="/", route_handlers=list(api.route_handlers),
+def internal_router(api: ServiceApi, settings: Settings, path: str = "/") -> Router:
+    """The service's routes under ``path``, the internal guard applied to all of them (probes are mounted outside)."""
+    return Router(path=path, route_handlers=list(api.route_handlers),
                   guards=[internal_guard_for(settings.security.internal_token)])
 
 
 def service_app(settings: Settings, *apis: ServiceApi) -> Litestar:
     """The Litestar app serving ``apis``: the internal guard on every route but the unguarded probes
-    (``/health``, ``/ready``, ``/metrics``), the request id bound to logs, problem+json for every failure."""
+    (``/health``, ``/ready``, ``/metrics``), the request id bound to logs, problem+json for every failure.
+
+    One API is served at the root. Several are each served under ``/<name>`` (``/notify/internal/…``): two
+    services may use the same path (``/internal/deliveries`` is both notify's and permissions')."""
     if not apis:
         raise ValueError("service_app needs at least one ServiceApi")
     name = "+".join(api.name for api in apis)
+    routers = [internal_router(apis[0], settings)] if len(apis) == 1 else [
+        internal_router(api, settings, f"/{api.name}") for api in apis]
 
     async def ready() -> None:
         for api in apis:
@@ -203,7 +208,7 @@ def service_app(settings: Settings, *apis: ServiceApi) -> Litestar:
 
     DATABASE.watch(ready)
     return Litestar(
-        route_handlers=[*health_handlers(ready), metrics_handler, *(internal_router(api, settings) for api in apis)],
+        route_handlers=[*health_handlers(ready), metrics_handler, *routers],
         exception_handlers=exception_handlers(),
         middleware=[RequestContextMiddleware(f"{name}-api")],
         before_request=fail_fast_while_database_down,

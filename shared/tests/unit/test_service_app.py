@@ -57,12 +57,14 @@ async def test_an_api_holding_no_token_refuses_an_empty_header() -> None:
         assert (await http.get("/internal/one", headers={INTERNAL_TOKEN_HEADER: ""})).status_code == 401
 
 
-async def test_several_services_share_one_app_each_behind_the_guard() -> None:
+async def test_several_services_share_one_app_each_under_its_name_behind_the_guard() -> None:
     settings = settings_with("tok")
     calls: list[str] = []
-    app = service_app(settings, api("one", "/internal/one", calls), api("two", "/internal/two", calls))
+    # The same path in two services (as /internal/deliveries is in notify and permissions).
+    app = service_app(settings, api("one", "/internal/same", calls), api("two", "/internal/same", calls))
     async with AsyncTestClient(app=app) as http:
-        assert (await http.get("/internal/two")).status_code == 401
-        two = await http.get("/internal/two", headers={INTERNAL_TOKEN_HEADER: "tok"})
-        assert two.json()["service"] == "two"
+        assert (await http.get("/two/internal/same")).status_code == 401
+        two = await http.get("/two/internal/same", headers={INTERNAL_TOKEN_HEADER: "tok"})
+        one = await http.get("/one/internal/same", headers={INTERNAL_TOKEN_HEADER: "tok"})
+        assert (one.json()["service"], two.json()["service"]) == ("one", "two")
         assert (await http.get("/ready")).status_code == 200 and calls == ["one", "two"]
