@@ -17,6 +17,7 @@ import socket
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -155,6 +156,32 @@ async def store_factory(settings: Settings) -> AsyncIterator[object]:
     for db_name in created:
         await client.drop_database(db_name)
     await client.close()
+
+
+class ContractBackend:
+    """One side of a repository's contract test: the in-memory adapter (the fast tier's) or the Mongo adapter on a
+    fresh database of the embedded server."""
+
+    def __init__(self, store_factory: Any) -> None:
+        self.store_factory = store_factory
+
+    async def open(self, memory: Any, mongo: Any) -> tuple[Any, Any]:
+        """(transactions, repository): ``memory(MemoryTransactions())`` or ``mongo(store)`` with its indexes."""
+        from kagi_shared.memory import MemoryTransactions
+
+        if self.store_factory is None:
+            transactions = MemoryTransactions()
+            return transactions, memory(transactions)
+        store = await self.store_factory("contract")
+        repository = mongo(store)
+        await repository.ensure_indexes()
+        return store, repository
+
+
+@pytest.fixture(params=["memory", pytest.param("mongo", marks=pytest.mark.integration)])
+def contract_backend(request: pytest.FixtureRequest) -> ContractBackend:
+    """Runs a contract test once per side; the Mongo side is marked integration."""
+    return ContractBackend(request.getfixturevalue("store_factory") if request.param == "mongo" else None)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -13,8 +13,9 @@ from typing import Any
 
 import httpx
 
+from kagi_lifecycle.bootstrap import ladder_days
 from kagi_lifecycle.domain.ladder import ladder_for
-from kagi_lifecycle.service.handlers import ladder_days, new_period
+from kagi_lifecycle.service.accounts import new_period
 from kagi_shared.events import new_envelope
 from kagi_shared.events.lifecycle import ExternalLoginReported
 from kagi_shared.jst import jp_slash_date, to_jst

@@ -23,7 +23,7 @@ def quiet_logs() -> None:
 
 
 def _days(settings: Settings) -> Any:
-    from kagi_lifecycle.service.handlers import ladder_days
+    from kagi_lifecycle.bootstrap import ladder_days
 
     return ladder_days(settings)
 

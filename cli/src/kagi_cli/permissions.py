@@ -28,9 +28,9 @@ def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:
 
     from kagi_permissions.domain.calendar import calendar_from
     from kagi_permissions.domain.timing import schedule
-    from kagi_permissions.entrypoints.schemas import ScheduleOut
+    from kagi_permissions.entrypoints.replies import schedule_out
 
-    preview = ScheduleOut.of(schedule(calendar_from(settings), args.submitted_on))
+    preview = schedule_out(schedule(calendar_from(settings), args.submitted_on))
     print(msgspec.json.encode(preview).decode())
     return 0
 

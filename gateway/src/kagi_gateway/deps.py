@@ -19,11 +19,13 @@ import time
 from typing import Any
 
 import httpx
+import msgspec
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from kagi_gateway.tokens import PASSWORD_CHANGE_SCOPE, TOTP_ENROLMENT_SCOPE, read_claims
+from kagi_shared.contracts.lifecycle import SessionOut
 from kagi_shared.problems import Problem, service_unavailable
 from kagi_shared.service_api import INTERNAL_TOKEN_HEADER, Caller
 from kagi_shared.settings import Settings
@@ -107,8 +109,8 @@ class SessionVersions:
         if reply.status_code == 404:
             value = None
         elif reply.status_code == 200:
-            body = reply.json()
-            value = (int(body["sessionVersion"]), str(body["status"]), tuple(str(r) for r in body["roles"]))
+            found = msgspec.json.decode(reply.content, type=SessionOut)
+            value = (found.session_version, found.status, tuple(found.roles))
         else:
             raise service_unavailable("lifecycle")
         if len(self._cache) > 50_000:

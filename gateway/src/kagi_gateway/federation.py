@@ -33,8 +33,9 @@ from kagi_gateway.deps import PUBLIC, current_caller, settings_of
 from kagi_gateway.pages.account import local_path
 from kagi_gateway.pages.forms import Refused, body_of, form_of, message_page, operate, page, refusal_of, see_other
 from kagi_gateway.pages.session import page_session
-from kagi_gateway.schemas import StepUpVerifyIn
 from kagi_gateway.services import ForwardedProblem, Services
+from kagi_shared.contracts.invite import StepUpVerifyIn
+from kagi_shared.contracts.lifecycle import ExternalLinkIn, ExternalLoginIn
 from kagi_shared.problems import Problem
 from kagi_shared.settings import Settings
 
@@ -138,8 +139,7 @@ def _origin(url: str) -> str:
 
 
 async def _step_up_open(services: Services, request: Request[Any, Any, Any]) -> bool:
-    reply = await services.call("invite", "GET", "/internal/step-up", caller=current_caller(request))
-    return bool(reply.get("verified"))
+    return (await services.invite.step_up(current_caller(request))).verified
 
 
 class FederationPages(Controller):
@@ -219,8 +219,7 @@ class FederationPages(Controller):
         if not await _step_up_open(services, request):
             return await _links_page(request, services, "連携の解除の前に追加認証を行ってください。")
         try:
-            await services.call("lifecycle", "DELETE", f"/internal/me/external-links/{provider.id}",
-                                caller=current_caller(request))
+            await services.lifecycle.unlink(current_caller(request), provider.id)
         except ForwardedProblem as exc:
             return await _links_page(request, services, refusal_of(exc).message)
         return await _links_page(request, services, f"{_service_name(provider)}との連携を解除しました。")
@@ -233,8 +232,8 @@ def _service_name(provider: ExternalProvider) -> str:
 async def _links_page(request: Request[Any, Any, Any], services: Services, notice: str | None = None,
                       code_sent: bool = False) -> Template:
     caller = current_caller(request)
-    held = await services.call("lifecycle", "GET", "/internal/me/external-links", caller=caller)
-    linked = {row["provider"]: row for row in held["links"]}
+    held = await services.lifecycle.my_links(caller)
+    linked = {row.provider for row in held.links}
     fresh = await _step_up_open(services, request)
     configured = providers(settings_of(request)).values()
     rows = [{"id": p.id, "name": _service_name(p), "linked": p.id in linked} for p in configured]
@@ -254,8 +253,7 @@ async def _link(request: Request[Any, Any, Any], services: Services, session: An
         await authorize(request, FederationPages.linked, str(session.get("accessToken")))
         if not await _step_up_open(services, request):
             raise Problem(403, "invite.step_up_required", "連携の前に追加認証を行ってください。")
-        await services.call("lifecycle", "PUT", f"/internal/me/external-links/{provider.id}",
-                            caller=current_caller(request), json={"subject": subject})
+        await services.lifecycle.link(current_caller(request), provider.id, ExternalLinkIn(subject=subject))
     except (Problem, ForwardedProblem) as exc:
         refusal = refusal_of(exc)
         return message_page(request, "連携できません", refusal.message, refusal.status, refusal.code,
@@ -268,8 +266,7 @@ async def _log_in(request: Request[Any, Any, Any], services: Services, provider:
                   next_path: str) -> Any:
     session = page_session(request)
     try:
-        opened = await services.call("lifecycle", "POST", "/internal/sessions/external",
-                                     json={"provider": provider.id, "subject": subject})
+        opened = await services.lifecycle.external_session(ExternalLoginIn(provider=provider.id, subject=subject))
         tokens = _tokens(opened, settings_of(request))
     except (Problem, ForwardedProblem) as exc:
         refusal = refusal_of(exc)
@@ -280,5 +277,5 @@ async def _log_in(request: Request[Any, Any, Any], services: Services, provider:
                             links=links)
     kept = {"reauthFor": session.get("reauthFor")} if session.get("reauthFor") else {}
     session.rotate(accessToken=tokens.access_token, refreshToken=tokens.refresh_token,
-                   loginId=opened["account"]["loginId"], authTime=time.time(), via=provider.id, **kept)
+                   loginId=opened.account.login_id, authTime=time.time(), via=provider.id, **kept)
     return see_other(local_path(next_path))

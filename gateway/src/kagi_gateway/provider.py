@@ -17,7 +17,7 @@ import base64
 import hashlib
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, quote, unquote_plus, urlencode, urlsplit
 
@@ -34,6 +34,8 @@ from kagi_gateway.pages.forms import form_of, message_page, page
 from kagi_gateway.pages.session import page_session
 from kagi_gateway.services import ForwardedProblem, Services
 from kagi_gateway.tokens import read_claims
+from kagi_shared.contracts.lifecycle import AccountOut, ClientOut, CodeIn, CodeRedeemIn, LogoutIn
+from kagi_shared.contracts.permissions import MyPermissionsOut
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
@@ -59,8 +61,8 @@ class ProviderKeys:
 
     async def keys(self, services: Services, refresh: bool = False) -> list[Key]:
         if refresh or not self._keys or time.monotonic() - self._loaded > KEY_CACHE_S:
-            reply = await services.call("lifecycle", "GET", "/internal/oidc/keys")
-            self._keys = [RSAKey.import_key(k["jwk"]) for k in reply["keys"]]
+            reply = await services.lifecycle.signing_keys()
+            self._keys = [RSAKey.import_key(dict[str, str | list[str]](k.jwk)) for k in reply.keys]
             self._loaded = time.monotonic()
         return self._keys
 
@@ -116,35 +118,35 @@ def _from_service(exc: ForwardedProblem) -> OAuthError:
     return OAuthError("temporarily_unavailable", "ただいま処理できません。しばらくしてから再度お試しください。", 503)
 
 
-def _permission(held: dict[str, Any], system: str) -> str | None:
-    for row in held.get("permissions", []):
-        if row.get("system") == system and row.get("value"):
-            return str(row["value"])
+def _permission(held: MyPermissionsOut, system: str) -> str | None:
+    for row in held.permissions:
+        if row.system == system and row.value:
+            return row.value
     return None
 
 
-async def _holder(services: Services, account_id: str, system: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+async def _holder(services: Services, account_id: str, system: str) -> tuple[AccountOut, MyPermissionsOut] | None:
     """The account (active) and what it holds now; None when it may not use ``system``."""
-    account = await services.call("lifecycle", "GET", f"/internal/accounts/{account_id}")
-    if account.get("status") != "active":
+    account = await services.lifecycle.account(account_id)
+    if account.status != "active":
         return None
-    caller = Caller(account_id=account_id, login_id=account["loginId"], email=account.get("email", ""),
-                    roles=tuple(account.get("roles", ())))
-    held = await services.call("permissions", "GET", "/internal/me/permissions", caller=caller)
+    caller = Caller(account_id=account_id, login_id=account.login_id, email=account.email,
+                    roles=tuple(account.roles))
+    held = await services.permissions.my_permissions(caller)
     if _permission(held, system) is None:
         return None
     return account, held
 
 
-def _user_claims(account: dict[str, Any], held: dict[str, Any], system: str, scope: str) -> dict[str, Any]:
+def _user_claims(account: AccountOut, held: MyPermissionsOut, system: str, scope: str) -> dict[str, Any]:
     claims: dict[str, Any] = {"kagi_system": system, "kagi_permission": _permission(held, system),
-                              "kagi_company_id": held.get("companyId")}
+                              "kagi_company_id": held.company_id}
     scopes = scope.split()
     if "profile" in scopes:
-        claims["preferred_username"] = account["loginId"]
-        claims["kagi_login_id"] = account["loginId"]
-    if "email" in scopes and account.get("email"):
-        claims["email"] = account["email"]
+        claims["preferred_username"] = account.login_id
+        claims["kagi_login_id"] = account.login_id
+    if "email" in scopes and account.email:
+        claims["email"] = account.email
         claims["email_verified"] = True  # every address was proven by a mailed link or one-time password
     return claims
 
@@ -213,15 +215,15 @@ class ProviderEndpoints(Controller):
         if missing:
             raise OAuthError("invalid_request", f"{', '.join(missing)} が必要です。")
         try:
-            grant = await services.call("lifecycle", "POST", "/internal/oidc/codes/redeem", json={
-                "clientId": client_id, "clientSecret": secret, "code": form["code"],
-                "redirectUri": form["redirect_uri"], "codeVerifier": form["code_verifier"]})
+            grant = await services.lifecycle.redeem_code(CodeRedeemIn(
+                client_id=client_id, client_secret=secret, code=form["code"], redirect_uri=form["redirect_uri"],
+                code_verifier=form["code_verifier"]))
         except ForwardedProblem as exc:
             raise _from_service(exc) from None
-        system = grant["client"]["system"]
-        current = await SESSIONS.current(grant["accountId"], settings_of(request))
-        found = await _holder(services, grant["accountId"], system)
-        if current is None or current[1] != "active" or current[0] != grant["sessionVersion"] or found is None:
+        system = grant.client.system
+        current = await SESSIONS.current(grant.account_id, settings_of(request))
+        found = await _holder(services, grant.account_id, system)
+        if current is None or current[1] != "active" or current[0] != grant.session_version or found is None:
             raise OAuthError("invalid_grant", "このIDではログインできません。")
         account, held = found
         now = int(time.time())
@@ -229,17 +231,17 @@ class ProviderEndpoints(Controller):
         key = await KEYS.signing(services)
         base = issuer(settings_of(request))
         access = jwt.encode({"alg": ALG, "kid": key.kid, "typ": "at+jwt"}, {
-            "iss": base, "sub": grant["accountId"], "aud": base, "client_id": client_id, "scope": grant["scope"],
-            "sv": grant["sessionVersion"], "iat": now, "exp": now + ttl, "jti": str(uuid.uuid4())}, key)
-        id_claims = {"iss": base, "sub": grant["accountId"], "aud": client_id, "azp": client_id, "iat": now,
-                     "exp": now + ttl, "auth_time": int(datetime.fromisoformat(grant["authTime"]).timestamp()),
+            "iss": base, "sub": grant.account_id, "aud": base, "client_id": client_id, "scope": grant.scope,
+            "sv": grant.session_version, "iat": now, "exp": now + ttl, "jti": str(uuid.uuid4())}, key)
+        id_claims = {"iss": base, "sub": grant.account_id, "aud": client_id, "azp": client_id, "iat": now,
+                     "exp": now + ttl, "auth_time": int(grant.auth_time.timestamp()),
                      "at_hash": _half_hash(access),
-                     **_user_claims(account, held, system, grant["scope"])}
-        if grant.get("nonce"):
-            id_claims["nonce"] = grant["nonce"]
+                     **_user_claims(account, held, system, grant.scope)}
+        if grant.nonce:
+            id_claims["nonce"] = grant.nonce
         id_token = jwt.encode({"alg": ALG, "kid": key.kid, "typ": "JWT"}, id_claims, key)
         return Response({"access_token": access, "token_type": "Bearer", "expires_in": ttl, "id_token": id_token,
-                         "scope": grant["scope"]}, headers=NO_STORE)
+                         "scope": grant.scope}, headers=NO_STORE)
 
     @get("/oidc/userinfo", opt={"roles": PUBLIC, "edge": True})
     async def userinfo(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Response[Any]:
@@ -262,12 +264,12 @@ async def _userinfo(request: Request[Any, Any, Any], services: Services) -> Resp
     if scheme.lower() != "bearer" or not token:
         raise OAuthError("invalid_token", "アクセストークンが必要です。", 401)
     claims = await verify_access_token(token.strip(), services, settings_of(request))
-    client = await services.call("lifecycle", "GET", f"/internal/oidc/clients/{claims['client_id']}")
-    found = await _holder(services, str(claims["sub"]), client["system"])
+    client = await services.lifecycle.oidc_client(str(claims["client_id"]))
+    found = await _holder(services, str(claims["sub"]), client.system)
     if found is None:
         raise OAuthError("invalid_token", "このIDではログインできません。", 401)
     account, held = found
-    return Response({"sub": claims["sub"], **_user_claims(account, held, client["system"], str(claims["scope"]))},
+    return Response({"sub": claims["sub"], **_user_claims(account, held, client.system, str(claims["scope"]))},
                     headers=NO_STORE)
 
 
@@ -311,11 +313,11 @@ class ProviderPages(Controller):
         params = {k: v for k, v in request.query_params.items() if isinstance(v, str)}
         client_id, redirect_uri = params.get("client_id", ""), params.get("redirect_uri", "")
         try:
-            client = await services.call("lifecycle", "GET", f"/internal/oidc/clients/{client_id or '-'}")
+            client: ClientOut | None = await services.lifecycle.oidc_client(client_id or "-")
         except ForwardedProblem:
             client = None
         # Until client and redirect URI are known to match, nothing is sent back to the URI (RFC 6749 §4.1.2.1).
-        if client is None or redirect_uri not in client["redirectUris"]:
+        if client is None or redirect_uri not in client.redirect_uris:
             return _refuse(request, "ログインを依頼したシステムが登録されていないか、戻り先が正しくありません。", 400,
                            "oidc.invalid_client")
         state = params.get("state")
@@ -352,19 +354,18 @@ class ProviderPages(Controller):
             if "none" in prompt:
                 return error("login_required", "a fresh login is required")
             return _to_login(request, session, params, fresh=True)
-        if await _holder(services, caller.caller.account_id, client["system"]) is None:
-            return _refuse(request, f"このIDには{client['system']}の権限がないため、ログインできません。"
+        if await _holder(services, caller.caller.account_id, client.system) is None:
+            return _refuse(request, f"このIDには{client.system}の権限がないため、ログインできません。"
                                     "権限が必要な場合は、会社のシステム窓口責任者にお問い合わせください。", 403,
                            "oidc.no_permission")
         auth_time = float(session.get("authTime") or time.time())
-        issued = await services.call("lifecycle", "POST", "/internal/oidc/codes", json={
-            "clientId": client_id, "accountId": caller.caller.account_id, "redirectUri": redirect_uri,
-            "codeChallenge": params["code_challenge"], "nonce": params.get("nonce"),
-            "scope": " ".join(s for s in scope if s in SCOPES),
-            "authTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(auth_time)),
-            "sessionVersion": caller.session_version})
+        issued = await services.lifecycle.issue_code(CodeIn(
+            client_id=client_id, account_id=caller.caller.account_id, redirect_uri=redirect_uri,
+            code_challenge=params["code_challenge"], nonce=params.get("nonce"),
+            scope=" ".join(s for s in scope if s in SCOPES),
+            auth_time=datetime.fromtimestamp(int(auth_time), UTC), session_version=caller.session_version))
         session.data.pop("reauthFor", None)
-        return _back_to_client(redirect_uri, code=issued["code"], state=state, iss=issuer(settings_of(request)))
+        return _back_to_client(redirect_uri, code=issued.code, state=state, iss=issuer(settings_of(request)))
 
     @get("/logout", opt={"roles": PUBLIC})
     async def logout_form(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
@@ -383,8 +384,7 @@ class ProviderPages(Controller):
         if token:
             try:
                 claims = read_claims(str(token), settings_of(request).security)
-                await services.call("lifecycle", "POST", "/internal/sessions/logout", caller=claims.caller,
-                                    json={"refreshToken": session.get("refreshToken")})
+                await services.lifecycle.logout(claims.caller, LogoutIn(refresh_token=session.get("refreshToken")))
                 SESSIONS.forget(claims.caller.account_id)
             except (Problem, ForwardedProblem):
                 pass  # an ended session is logged out all the same
@@ -428,10 +428,10 @@ async def _post_logout_target(services: Services, params: dict[str, str]) -> str
     if not client_id:
         return None
     try:
-        client = await services.call("lifecycle", "GET", f"/internal/oidc/clients/{client_id}")
+        client = await services.lifecycle.oidc_client(client_id)
     except ForwardedProblem:
         return None
-    return uri if uri in client["postLogoutRedirectUris"] else None
+    return uri if uri in client.post_logout_redirect_uris else None
 
 
 def _request_key(params: dict[str, str]) -> str:

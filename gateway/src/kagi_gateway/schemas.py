@@ -1,4 +1,5 @@
-"""Public request and response bodies: camelCase, strict (unknown fields are refused)."""
+"""The gateway's own public bodies, where the public shape differs from the internal one (the others are the
+services' contracts, ``kagi_shared.contracts``): camelCase, strict (unknown fields are refused)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,10 @@ from typing import Annotated
 
 import msgspec
 
+from kagi_shared.contracts import Body as Dto
+from kagi_shared.contracts.lifecycle import AccountOut
 
-class Dto(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class AcceptedOut(Dto):
-    """A request taken for later processing (mail follows); the same answer whether or not the address is known."""
-
-    message: str
-    accepted: bool = True
+__all__ = ["Dto", "LoginIn", "MeOut", "TokenOut"]
 
 
 class LoginIn(Dto):
@@ -25,15 +20,6 @@ class LoginIn(Dto):
     totp_code: Annotated[str, msgspec.Meta(
         min_length=1, max_length=16,
         description="the authenticator app's 6-digit code; operators and company admins once enrolled")] | None = None
-
-
-class TotpSetupOut(Dto):
-    secret: str
-    otpauth_uri: str
-
-
-class TotpConfirmIn(Dto):
-    code: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
 
 
 class TokenOut(Dto):
@@ -45,47 +31,5 @@ class TokenOut(Dto):
     refresh_expires_at: datetime | None = None
 
 
-class RefreshIn(Dto):
-    refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-
-
-class LogoutIn(Dto):
-    refresh_token: Annotated[str, msgspec.Meta(max_length=128)] | None = None
-
-
-class MeOut(Dto):
-    account_id: str
-    login_id: str
-    email: str
-    roles: list[str]
-    status: str
-    last_login_at: datetime | None
-    issued_at: datetime
-
-
-class StepUpIssuedOut(Dto):
-    code_id: str
-    expires_at: datetime
-    sent_to: str
-
-
-class StepUpVerifyIn(Dto):
-    code: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-
-
-class StepUpStateOut(Dto):
-    verified: bool
-    valid_until: datetime | None = None
-
-
-class MailDeliveryOut(Dto):
-    delivery_id: str
-    template: str
-    channel: str
-    recipient: str
-    category: str
-    status: str
-    attempts: int
-    created_at: datetime
-    sent_at: datetime | None
-    last_error: str | None
+class MeOut(AccountOut):
+    pass

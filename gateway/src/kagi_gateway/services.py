@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+import msgspec
 from litestar import Response
 
+from kagi_shared.contracts.audit import AuditClient
+from kagi_shared.contracts.invite import InviteClient
+from kagi_shared.contracts.lifecycle import LifecycleClient
+from kagi_shared.contracts.notify import NotifyClient
+from kagi_shared.contracts.permissions import IpAllowlistOut, PermissionsClient
 from kagi_shared.problems import PROBLEM_JSON, Problem, service_unavailable
 from kagi_shared.service_api import INTERNAL_TOKEN_HEADER, Caller, caller_headers
 from kagi_shared.settings import Settings
@@ -51,20 +58,29 @@ class Services:
         }
         self.allowlist_ttl = settings.edge.ip_allowlist_cache_s
         self._allowlist: tuple[float, frozenset[str]] = (0.0, frozenset())
+        # One typed client per service (kagi_shared.contracts): each internal route is a method.
+        self.lifecycle = LifecycleClient(self)
+        self.invite = InviteClient(self)
+        self.permissions = PermissionsClient(self)
+        self.notify = NotifyClient(self)
+        self.audit = AuditClient(self)
 
     async def close(self) -> None:
         for client in self.clients.values():
             await client.aclose()
 
-    async def call(self, service: str, method: str, path: str, *, caller: Caller | None = None,
-                   json: Any = None, params: dict[str, str] | None = None, request_id: str | None = None) -> Any:
-        """Call a service and return its JSON; a service problem is raised as the same problem."""
+    async def send(self, service: str, method: str, path: str, *, caller: Caller | None = None,
+                   body: bytes | None = None, params: Mapping[str, str] | None = None,
+                   request_id: str | None = None) -> bytes:
+        """Call a service and return its answer's body; a service problem is raised as the same problem."""
         headers = inject(caller_headers(caller) if caller else {})
         if request_id:
             headers["x-request-id"] = request_id
+        if body is not None:
+            headers["content-type"] = "application/json"
         try:
-            response = await self.clients[service].request(method, internal_path(path), json=json, params=params,
-                                                           headers=headers)
+            response = await self.clients[service].request(method, internal_path(path), content=body,
+                                                           params=dict(params) if params else None, headers=headers)
         except httpx.TimeoutException:
             raise Problem(504, "service.timeout", "処理がタイムアウトしました。しばらくしてから再度お試しください。",
                           extra={"service": service}) from None
@@ -72,7 +88,15 @@ class Services:
             raise service_unavailable(service) from None
         if response.status_code >= 400:
             raise ForwardedProblem(response)
-        return response.json() if response.content else None
+        return response.content
+
+    async def call(self, service: str, method: str, path: str, *, caller: Caller | None = None,
+                   json: Any = None, params: dict[str, str] | None = None, request_id: str | None = None) -> Any:
+        """Call a service and return its JSON, untyped (prefer the typed clients: ``services.invite`` …)."""
+        content = await self.send(service, method, path, caller=caller,
+                                  body=None if json is None else msgspec.json.encode(json), params=params,
+                                  request_id=request_id)
+        return msgspec.json.decode(content) if content else None
 
     async def ip_allowlist(self) -> frozenset[str]:
         """Static global addresses companies may use from abroad (permissions), cached briefly."""
@@ -81,8 +105,9 @@ class Services:
             return self._allowlist[1]
         try:
             response = await self.clients["permissions"].get("/internal/ip-allowlist", timeout=2.0)
-            addresses = frozenset(response.json()["addresses"]) if response.status_code == 200 else frozenset()
-        except (httpx.HTTPError, ValueError, KeyError):
+            addresses = (frozenset(msgspec.json.decode(response.content, type=IpAllowlistOut).addresses)
+                         if response.status_code == 200 else frozenset())
+        except (httpx.HTTPError, msgspec.DecodeError):
             addresses = self._allowlist[1]  # keep the last known list while permissions is unreachable
         self._allowlist = (now + self.allowlist_ttl, addresses)
         return addresses

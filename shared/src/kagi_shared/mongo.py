@@ -10,7 +10,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 from bson import Binary
@@ -96,6 +96,12 @@ class Tx:
         """Call ``fn`` once the transaction has committed (never for an attempt that was rolled back): a wake-up
         sent earlier would let the woken task look before the rows it should find are visible."""
         self.committed.append(fn)
+
+
+class Transactions(Protocol):
+    """What a use case needs to write atomically: ``Store`` and ``kagi_shared.memory.MemoryTransactions``."""
+
+    async def transaction(self, fn: Callable[[Tx], Awaitable[T]]) -> T: ...
 
 
 class Store:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.params import Parameter, QueryParameter
@@ -24,13 +25,10 @@ class AuditController(Controller):
         actor_id: Annotated[str | None, QueryParameter(name="actorId", max_length=64)] = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
     ) -> list[dict[str, Any]]:
-        params = {"limit": str(limit)} | ({"actorId": actor_id} if actor_id else {})
-        reply = await services.call("audit", "GET", "/internal/audit", caller=current_caller(request),
-                                    params=params, request_id=request_id(request))
-        return list(reply)
+        return await services.audit.entries(current_caller(request), limit=limit, actor_id=actor_id,
+                                            rid=request_id(request))
 
     @get("/verify", opt={"roles": OPERATOR}, summary="Recompute the hash chain; names the first broken entry")
     async def verify(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> dict[str, Any]:
-        reply = await services.call("audit", "GET", "/internal/audit/verify", caller=current_caller(request),
-                                    request_id=request_id(request))
-        return dict(reply)
+        verdict = await services.audit.verify(current_caller(request), rid=request_id(request))
+        return msgspec.to_builtins(verdict)  # type: ignore[no-any-return]

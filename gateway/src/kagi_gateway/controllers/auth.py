@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -19,27 +18,18 @@ from kagi_gateway.deps import (
     request_id,
     settings_of,
 )
-from kagi_gateway.schemas import LoginIn, LogoutIn, MeOut, RefreshIn, TokenOut, TotpConfirmIn, TotpSetupOut
+from kagi_gateway.schemas import LoginIn, MeOut, TokenOut
 from kagi_gateway.services import Services
 from kagi_gateway.tokens import PASSWORD_CHANGE_SCOPE, TOTP_ENROLMENT_SCOPE, issue_token
+from kagi_shared.contracts import lifecycle
+from kagi_shared.contracts.lifecycle import LogoutIn, RefreshIn, SessionOpened, TotpConfirmIn, TotpSetupOut
+from kagi_shared.contracts.permissions import MyPermissionsOut
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
 
 BEARER = "Bearer"  # the OAuth 2.0 token type
 PRIVILEGED = ("company_admin", "operator", "support")  # the roles that log in with TOTP (KAGI_SECURITY_TOTP_ROLES)
-
-
-class HeldPermissionOut(msgspec.Struct, rename="camel", kw_only=True):
-    system: str
-    value: str | None
-    label: str
-
-
-class MyPermissionsOut(msgspec.Struct, rename="camel", kw_only=True):
-    user_id: str
-    company_id: str | None
-    permissions: list[HeldPermissionOut]
 
 
 class AuthController(Controller):
@@ -51,18 +41,16 @@ class AuthController(Controller):
     async def login(self, data: JSONBody[LoginIn], services: NamedDependency[Services],
                     request: Request[Any, Any, Any]) -> TokenOut:
         request.scope.setdefault("state", {})["login_attempt"] = data.login_id  # for the audit of a failure
-        opened = await services.call("lifecycle", "POST", "/internal/sessions",
-                                     json={"loginId": data.login_id, "password": data.password,
-                                           "totpCode": data.totp_code},
-                                     request_id=request_id(request))
+        opened = await services.lifecycle.open_session(
+            lifecycle.LoginIn(login_id=data.login_id, password=data.password, totp_code=data.totp_code),
+            rid=request_id(request))
         return _tokens(opened, settings_of(request))
 
     @post("/auth/refresh", opt={"roles": PUBLIC, "rate": "guess", "problems": (401,)}, status_code=200,
           summary="Exchange a refresh token (single use) for a new access and refresh token")
     async def refresh(self, data: JSONBody[RefreshIn], services: NamedDependency[Services],
                       request: Request[Any, Any, Any]) -> TokenOut:
-        opened = await services.call("lifecycle", "POST", "/internal/sessions/refresh",
-                                     json={"refreshToken": data.refresh_token}, request_id=request_id(request))
+        opened = await services.lifecycle.refresh_session(data, rid=request_id(request))
         return _tokens(opened, settings_of(request))
 
     @post("/auth/logout", opt={"roles": ANY_USER, "password_change": True, "totp_enrolment": True}, status_code=204,
@@ -70,56 +58,49 @@ class AuthController(Controller):
     async def logout(self, data: JSONBody[LogoutIn], services: NamedDependency[Services],
                      request: Request[Any, Any, Any]) -> None:
         caller = current_caller(request)
-        await services.call("lifecycle", "POST", "/internal/sessions/logout", caller=caller,
-                            json={"refreshToken": data.refresh_token}, request_id=request_id(request))
+        await services.lifecycle.logout(caller, data, rid=request_id(request))
         SESSIONS.forget(caller.account_id)
 
     @post("/me/totp", opt={"roles": PRIVILEGED, "totp_enrolment": True}, status_code=201,
           summary="Start the TOTP second factor: a new seed for the authenticator app (operators, company admins)")
     async def totp_setup(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> TotpSetupOut:
-        reply = await services.call("lifecycle", "POST", "/internal/me/totp", caller=current_caller(request),
-                                    request_id=request_id(request))
-        return msgspec.convert(reply, TotpSetupOut)
+        return await services.lifecycle.totp_setup(current_caller(request), rid=request_id(request))
 
     @post("/me/totp/confirm", opt={"roles": PRIVILEGED, "totp_enrolment": True, "rate": "guess"}, status_code=204,
           summary="Confirm the seed with the app's first code; the sessions end and the next login asks for a code")
     async def totp_confirm(self, data: JSONBody[TotpConfirmIn], services: NamedDependency[Services],
                            request: Request[Any, Any, Any]) -> None:
         caller = current_caller(request)
-        await services.call("lifecycle", "POST", "/internal/me/totp/confirm", caller=caller, json={"code": data.code},
-                            request_id=request_id(request))
+        await services.lifecycle.totp_confirm(caller, data, rid=request_id(request))
         SESSIONS.forget(caller.account_id)
 
     @get("/me/permissions", opt={"roles": ANY_USER},
          summary="The caller's current permission per target system (PMS: the permission-management right)")
     async def my_permissions(self, services: NamedDependency[Services],
                              request: Request[Any, Any, Any]) -> MyPermissionsOut:
-        reply = await services.call("permissions", "GET", "/internal/me/permissions", caller=current_caller(request),
-                                    request_id=request_id(request))
-        return msgspec.convert(reply, MyPermissionsOut)
+        return await services.permissions.my_permissions(current_caller(request), rid=request_id(request))
 
     @get("/me", opt={"roles": ANY_USER}, summary="The caller's account")
     async def me(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> MeOut:
         caller = current_caller(request)
-        account = await services.call("lifecycle", "GET", f"/internal/accounts/{caller.account_id}",
-                                      caller=caller, request_id=request_id(request))
-        return msgspec.convert(account, MeOut)
+        account = await services.lifecycle.account(caller.account_id, caller=caller, rid=request_id(request))
+        return MeOut(**msgspec.structs.asdict(account))
 
 
-def _tokens(opened: dict[str, Any], settings: Settings) -> TokenOut:
+def _tokens(opened: SessionOpened, settings: Settings) -> TokenOut:
     """Access token (and the refresh token lifecycle opened) for a login or a refresh."""
-    account = opened["account"]
-    caller = Caller(account_id=account["accountId"], login_id=account["loginId"], email=account["email"],
-                    roles=tuple(account["roles"]), session_id=opened.get("sessionId"))
-    session_version = int(account.get("sessionVersion", 0))
-    if account.get("totpEnrolmentRequired"):
+    account = opened.account
+    caller = Caller(account_id=account.account_id, login_id=account.login_id, email=account.email,
+                    roles=tuple(account.roles), session_id=opened.session_id)
+    session_version = account.session_version
+    if account.totp_enrolment_required:
         # A privileged role without its second factor yet: a token that opens only the enrolment.
         token, expires = issue_token(caller, settings.security, session_version=session_version,
                                      scope=TOTP_ENROLMENT_SCOPE)
         raise Problem(403, *TOTP_ENROLMENT_REQUIRED,
                       extra={"accessToken": token, "tokenType": BEARER, "expiresAt": expires.isoformat(),
                              "enrolUrl": "/api/v1/me/totp"})
-    if account.get("passwordChangeRequired"):
+    if account.password_change_required:
         # Expired password (SPEC §4): a token that opens only the password change endpoint.
         token, expires = issue_token(caller, settings.security, session_version=session_version,
                                      scope=PASSWORD_CHANGE_SCOPE)
@@ -129,5 +110,4 @@ def _tokens(opened: dict[str, Any], settings: Settings) -> TokenOut:
                              "changePasswordUrl": "/api/v1/me/password"})
     token, expires = issue_token(caller, settings.security, session_version=session_version)
     return TokenOut(access_token=token, token_type=BEARER, expires_at=expires, roles=list(caller.roles),
-                    refresh_token=opened["refreshToken"],
-                    refresh_expires_at=msgspec.convert(opened["refreshExpiresAt"], datetime))
+                    refresh_token=opened.refresh_token, refresh_expires_at=opened.refresh_expires_at)

@@ -15,28 +15,13 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from kagi_gateway.deps import PUBLIC, SESSIONS, current_caller, request_id, settings_of
+from kagi_gateway.schemas import Dto
 from kagi_gateway.services import Services
+from kagi_shared.contracts.lifecycle import EnrolmentCheckIn, EnrolmentCompleteIn
 from kagi_shared.jst import jp_deadline
 
 STAFF = ("operator", "support")
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-
-
-class Dto(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class EnrolmentCheckIn(Dto):
-    token: Token
-
-
-class EnrolmentCompleteIn(Dto):
-    token: Token
-    one_time_password: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
-    """Checked against the active password policy profile; the ID is the one the URL was mailed for."""
-    secret_question: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
-    secret_answer: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
 
 
 class EnrolmentOut(Dto):
@@ -68,25 +53,17 @@ class EnrolmentController(Controller):
           summary="Whether a mailed enrolment URL can still be used, and for which ID")
     async def check(self, data: JSONBody[EnrolmentCheckIn], services: NamedDependency[Services],
                     request: Request[Any, Any, Any]) -> EnrolmentOut:
-        reply = await services.call("lifecycle", "POST", "/internal/enrolments/check", json={"token": data.token},
-                                    request_id=request_id(request))
-        expires = msgspec.convert(reply["expiresAt"], datetime)
-        return EnrolmentOut(login_id=reply["loginId"], expires_at=expires, expires_at_text=jp_deadline(expires))
+        link = await services.lifecycle.check_enrolment(data, rid=request_id(request))
+        return EnrolmentOut(login_id=link.login_id, expires_at=link.expires_at,
+                            expires_at_text=jp_deadline(link.expires_at))
 
     @post("/auth/enrolments/complete", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200,
           summary="Enrol with the URL's token and the mailed one-time password: set a password, the ID becomes active")
     async def complete(self, data: JSONBody[EnrolmentCompleteIn], services: NamedDependency[Services],
                        request: Request[Any, Any, Any]) -> EnrolledOut:
-        body: dict[str, Any] = {"token": data.token, "oneTimePassword": data.one_time_password,
-                                "password": data.password}
-        if data.secret_question is not None:
-            body["secretQuestion"] = data.secret_question
-        if data.secret_answer is not None:
-            body["secretAnswer"] = data.secret_answer
-        reply = await services.call("lifecycle", "POST", "/internal/enrolments/complete", json=body,
-                                    request_id=request_id(request))
+        account = await services.lifecycle.complete_enrolment(data, rid=request_id(request))
         portal = settings_of(request).brand.portal_url.rstrip("/")
-        return EnrolledOut(account_id=reply["accountId"], login_id=reply["loginId"], status=reply["status"],
+        return EnrolledOut(account_id=account.account_id, login_id=account.login_id, status=account.status,
                            login_url=f"{portal}/login",
                            message="認証情報の登録が完了しました。ID と登録したパスワードでログインしてください。")
 
@@ -94,9 +71,8 @@ class EnrolmentController(Controller):
           summary="Re-issue both enrolment mails (the previous URL and one-time password stop working)")
     async def reissue(self, account_id: FromPath[str], services: NamedDependency[Services],
                       request: Request[Any, Any, Any]) -> EnrolmentIssuedOut:
-        reply = await services.call("lifecycle", "POST", f"/internal/accounts/{account_id}/enrolment",
-                                    caller=current_caller(request), request_id=request_id(request))
+        issued = await services.lifecycle.reissue_enrolment(current_caller(request), account_id,
+                                                            rid=request_id(request))
         SESSIONS.forget(account_id)
-        return EnrolmentIssuedOut(account_id=reply["accountId"], login_id=reply["loginId"],
-                                  expires_at=msgspec.convert(reply["expiresAt"], datetime),
+        return EnrolmentIssuedOut(account_id=issued.account_id, login_id=issued.login_id, expires_at=issued.expires_at,
                                   message="認証情報登録のメール2通を再発行しました。")

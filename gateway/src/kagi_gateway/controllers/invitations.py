@@ -20,6 +20,15 @@ from litestar.params import FromPath, JSONBody
 from kagi_gateway.deps import ANY_USER, PUBLIC, client_ip, current_caller, request_id
 from kagi_gateway.schemas import Dto
 from kagi_gateway.services import ForwardedProblem, Services
+from kagi_shared.contracts import invite
+from kagi_shared.contracts.invite import (
+    InvitationRequestOut,
+    IssuedKeyOut,
+    KeyOut,
+    KeysOut,
+    LinkOut,
+    RepresentativeIn,
+)
 from kagi_shared.jst import to_jst
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.settings import get_settings
@@ -27,28 +36,6 @@ from kagi_shared.settings import get_settings
 OWNER = ("owner",)
 ACCOUNT_TYPE_LABELS = {"email_id": "メールアドレスID", "external_id": "外部サービスID"}
 NEW_ACCOUNT_ROLES = ["viewer"]
-
-
-class IssuedKeyOut(Dto):
-    key_id: str
-    key: str
-    expires_at: datetime
-    expires_at_text: str
-    login_url: str
-
-
-class KeyOut(Dto):
-    key_id: str
-    status: Literal["pending", "redeemed", "expired", "revoked", "voided"]
-    issued_at: datetime
-    expires_at: datetime
-    expires_at_text: str
-    redeemed_at: datetime | None = None
-    redeemed_by: str | None = None
-
-
-class KeysOut(Dto):
-    items: list[KeyOut]
 
 
 class CoUserOut(Dto):
@@ -68,10 +55,6 @@ class UsersOut(Dto):
     items: list[CoUserOut]
 
 
-class RepresentativeIn(Dto):
-    account_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-
-
 class MembershipOut(Dto):
     owner_id: str
     owner_login_id: str
@@ -86,18 +69,8 @@ class InvitationRequestIn(Dto):
     email: Annotated[str, msgspec.Meta(min_length=1, max_length=254)]
 
 
-class InvitationRequestOut(Dto):
-    sent_to: str
-    link_expires_at: datetime
-
-
 class LinkCheckIn(Dto):
     token: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-
-
-class LinkOut(Dto):
-    email: str
-    expires_at: datetime
 
 
 class RedeemIn(Dto):
@@ -129,51 +102,40 @@ class InvitationController(Controller):
     @post("/me/invitations", opt={"roles": OWNER}, status_code=201,
           summary="Issue an invitation key (needs a fresh step-up)")
     async def issue(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> IssuedKeyOut:
-        reply = await services.call("invite", "POST", "/internal/invitations", caller=current_caller(request),
-                                    request_id=request_id(request))
-        return msgspec.convert(reply, IssuedKeyOut)
+        return await services.invite.issue_key(current_caller(request), rid=request_id(request))
 
     @get("/me/invitations", opt={"roles": OWNER}, summary="The owner's keys: pending, redeemed, expired, revoked")
     async def keys(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> KeysOut:
-        reply = await services.call("invite", "GET", "/internal/invitations", caller=current_caller(request),
-                                    request_id=request_id(request))
-        return msgspec.convert(reply, KeysOut)
+        return await services.invite.keys(current_caller(request), rid=request_id(request))
 
     @delete("/me/invitations/{key_id:str}", opt={"roles": OWNER}, status_code=200,
             summary="Revoke a pending key")
     async def revoke(self, key_id: FromPath[str], services: NamedDependency[Services],
                      request: Request[Any, Any, Any]) -> KeyOut:
-        reply = await services.call("invite", "DELETE", f"/internal/invitations/{key_id}",
-                                    caller=current_caller(request), request_id=request_id(request))
-        return msgspec.convert(reply, KeyOut)
+        return await services.invite.revoke_key(current_caller(request), key_id, rid=request_id(request))
 
     @get("/me/users", opt={"roles": OWNER}, summary="The user list (利用者一覧; needs a fresh step-up)")
     async def users(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> UsersOut:
         caller = current_caller(request)
         rid = request_id(request)
-        household = await services.call("invite", "GET", "/internal/users", caller=caller, request_id=rid)
-        owner = await services.call("lifecycle", "GET", f"/internal/accounts/{caller.account_id}", caller=caller,
-                                    request_id=rid)
-        representative = household["representativeAccountId"]
-        owner_at = msgspec.convert(owner["issuedAt"], datetime)
-        items = [CoUserOut(account_id=owner["accountId"], login_id=owner["loginId"], email=owner["email"], owner=True,
-                         representative=representative == owner["accountId"], account_type="email_id",
-                         account_type_label=ACCOUNT_TYPE_LABELS["email_id"], external_ids=[],
-                         registered_at=owner_at, registered_at_text=_registered(owner_at))]
-        for co_user in household["coUsers"]:
-            added = msgspec.convert(co_user["addedAt"], datetime)
-            kind = co_user["accountType"]
-            items.append(CoUserOut(account_id=co_user["accountId"], login_id=co_user["loginId"], email=co_user["email"],
-                                 owner=False, representative=representative == co_user["accountId"],
-                                 account_type=kind, account_type_label=ACCOUNT_TYPE_LABELS.get(kind, kind),
-                                 external_ids=co_user["externalIds"], registered_at=added,
-                                 registered_at_text=_registered(added)))
+        household = await services.invite.household(caller, rid=rid)
+        owner = await services.lifecycle.account(caller.account_id, caller=caller, rid=rid)
+        representative = household.representative_account_id
+        items = [CoUserOut(account_id=owner.account_id, login_id=owner.login_id, email=owner.email, owner=True,
+                           representative=representative == owner.account_id, account_type="email_id",
+                           account_type_label=ACCOUNT_TYPE_LABELS["email_id"], external_ids=[],
+                           registered_at=owner.issued_at, registered_at_text=_registered(owner.issued_at))]
+        for co_user in household.co_users:
+            kind = co_user.account_type
+            items.append(CoUserOut(account_id=co_user.account_id, login_id=co_user.login_id, email=co_user.email,
+                                   owner=False, representative=representative == co_user.account_id,
+                                   account_type=kind, account_type_label=ACCOUNT_TYPE_LABELS.get(kind, kind),
+                                   external_ids=co_user.external_ids, registered_at=co_user.added_at,
+                                   registered_at_text=_registered(co_user.added_at)))
         # SNS連携の状況: the providers each person's ID is linked with now (lifecycle keeps the links).
-        linked = await asyncio.gather(*(services.call("lifecycle", "GET", f"/internal/accounts/{i.account_id}/"
-                                                      "external-links", caller=caller, request_id=rid)
-                                        for i in items))
+        linked = await asyncio.gather(*(services.lifecycle.links_of(caller, i.account_id, rid=rid) for i in items))
         items = [msgspec.structs.replace(item, external_ids=sorted({*item.external_ids,
-                                                                    *(k["provider"] for k in found["links"])}))
+                                                                    *(k.provider for k in found.links)}))
                  for item, found in zip(items, linked, strict=True)]
         return UsersOut(items=items)
 
@@ -181,42 +143,34 @@ class InvitationController(Controller):
          summary="Change the representative email (代表メールアドレス変更)")
     async def representative(self, data: JSONBody[RepresentativeIn], services: NamedDependency[Services],
                              request: Request[Any, Any, Any]) -> None:
-        await services.call("invite", "PUT", "/internal/users/representative", caller=current_caller(request),
-                            json={"accountId": data.account_id}, request_id=request_id(request))
+        await services.invite.set_representative(current_caller(request), data, rid=request_id(request))
 
     @delete("/me/users/{account_id:str}", opt={"roles": OWNER}, status_code=204,
             summary="Remove a co-user; their access ends at once and both are notified")
     async def remove(self, account_id: FromPath[str], services: NamedDependency[Services],
                      request: Request[Any, Any, Any]) -> None:
-        await services.call("invite", "DELETE", f"/internal/users/{account_id}", caller=current_caller(request),
-                            request_id=request_id(request))
+        await services.invite.remove_co_user(current_caller(request), account_id, rid=request_id(request))
 
     @get("/me/memberships", opt={"roles": ANY_USER}, summary="Accounts the caller uses as a co-user")
     async def memberships(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> MembershipsOut:
-        reply = await services.call("invite", "GET", "/internal/memberships", caller=current_caller(request),
-                                    request_id=request_id(request))
-        return MembershipsOut(items=[MembershipOut(owner_id=m["ownerId"], owner_login_id=m["ownerLoginId"],
-                                                   added_at=msgspec.convert(m["addedAt"], datetime))
-                                     for m in reply["items"]])
+        found = await services.invite.memberships(current_caller(request), rid=request_id(request))
+        return MembershipsOut(items=[MembershipOut(owner_id=m.owner_id, owner_login_id=m.owner_login_id,
+                                                   added_at=m.added_at) for m in found.items])
 
     # -- the invitee (public) --------------------------------------------------------------------
     @post("/invitations/requests", opt={"roles": PUBLIC}, status_code=202,
           summary="Mail a confirmation link to the invitee (招待コードをお持ちの方)")
     async def request_link(self, data: JSONBody[InvitationRequestIn], services: NamedDependency[Services],
                            request: Request[Any, Any, Any]) -> InvitationRequestOut:
-        reply = await services.call("invite", "POST", "/internal/invitations/requests",
-                                    json={"email": data.email, "clientIp": client_ip(request)},
-                                    request_id=request_id(request))
-        return msgspec.convert(reply, InvitationRequestOut)
+        return await services.invite.request_link(invite.LinkRequestIn(email=data.email, client_ip=client_ip(request)),
+                                                  rid=request_id(request))
 
     @post("/invitations/links/check", opt={"roles": PUBLIC}, status_code=200,
           summary="Whether a confirmation link can still be used")
     async def check_link(self, data: JSONBody[LinkCheckIn], services: NamedDependency[Services],
                          request: Request[Any, Any, Any]) -> LinkOut:
-        reply = await services.call("invite", "POST", "/internal/invitations/links/check",
-                                    json={"token": data.token, "clientIp": client_ip(request)},
-                                    request_id=request_id(request))
-        return msgspec.convert(reply, LinkOut)
+        return await services.invite.check_link(invite.LinkTokenIn(token=data.token, client_ip=client_ip(request)),
+                                                rid=request_id(request))
 
     @post("/invitations/redeem", opt={"roles": PUBLIC, "problems": (401,)}, status_code=201,
           summary="Redeem a key with a new email-ID account or an existing login")

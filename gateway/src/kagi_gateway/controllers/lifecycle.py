@@ -12,8 +12,18 @@ from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
 
 from kagi_gateway.controllers.step_up import STEP_UP
 from kagi_gateway.deps import ANY_USER, PUBLIC, SESSIONS, client_ip, current_caller, request_id
-from kagi_gateway.schemas import AcceptedOut
+from kagi_gateway.schemas import Dto
 from kagi_gateway.services import Services
+from kagi_shared.contracts import lifecycle
+from kagi_shared.contracts.lifecycle import (
+    AcceptedOut,
+    PasswordChangeIn,
+    PreviewOut,
+    QuestionOut,
+    SecretQuestionSetOut,
+    UnlockDecisionIn,
+    UnlockRequestOut,
+)
 
 OPERATOR = ("operator",)
 STAFF = ("operator", "support")
@@ -21,15 +31,6 @@ STAFF = ("operator", "support")
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 LoginId = Annotated[str, msgspec.Meta(min_length=1, max_length=254)]
 Note = Annotated[str, msgspec.Meta(max_length=1000)]
-
-
-class Dto(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class PasswordChangeIn(Dto):
-    current_password: Password
-    new_password: Password
 
 
 class PasswordChangedOut(Dto):
@@ -61,18 +62,8 @@ class SecretQuestionIn(Dto):
         description="the current password; without it a step-up of this session must be open")] | None = None
 
 
-class SecretQuestionSetOut(Dto):
-    question: str
-    message: str
-
-
 class QuestionIn(Dto):
     login_id: LoginId
-
-
-class QuestionOut(Dto):
-    login_id: str
-    question: str
 
 
 class AnswerIn(Dto):
@@ -86,46 +77,10 @@ class UnlockFileIn(Dto):
     message: Note = ""
 
 
-class UnlockDecisionIn(Dto):
-    note: Note | None = None
-
-
-class UnlockRequestOut(Dto):
-    request_id: str
-    account_id: str
-    login_id: str
-    status: str
-    lock_reason: str | None
-    message: str
-    filed_at: datetime
-    decided_at: datetime | None
-    decided_by: str | None
-    note: str | None
-    purge_date: str | None
-
-
 class LockedOut(Dto):
     account_id: str
     login_id: str
     status: str
-
-
-class PreviewRowOut(Dto):
-    account_id: str
-    login_id: str
-    email: str
-    status: str
-    stage: str
-    base_date: str
-    stage_date: str
-
-
-class PreviewOut(Dto):
-    as_of: datetime
-    warning1: list[PreviewRowOut]
-    warning2: list[PreviewRowOut]
-    lock: list[PreviewRowOut]
-    purge: list[PreviewRowOut]
 
 
 class PasswordController(Controller):
@@ -137,32 +92,25 @@ class PasswordController(Controller):
     async def change(self, data: JSONBody[PasswordChangeIn], services: NamedDependency[Services],
                      request: Request[Any, Any, Any]) -> PasswordChangedOut:
         caller = current_caller(request)
-        reply = await services.call("lifecycle", "POST", "/internal/me/password", caller=caller,
-                                    json={"currentPassword": data.current_password, "newPassword": data.new_password},
-                                    request_id=request_id(request))
+        changed = await services.lifecycle.change_password(caller, data, rid=request_id(request))
         SESSIONS.forget(caller.account_id)  # this token is stale now: refuse it at once, not after the cache
-        changed_at = msgspec.convert(reply.get("passwordChangedAt"), datetime | None, strict=False)
-        return PasswordChangedOut(password_changed_at=changed_at,
+        return PasswordChangedOut(password_changed_at=changed.password_changed_at,
                                   message="パスワードを変更しました。新しいパスワードで再度ログインしてください。")
 
     @post("/auth/password-reset", opt={"roles": PUBLIC}, status_code=202,
           summary="Mail a single-use reset link (same answer whether or not the ID exists)")
     async def request_reset(self, data: JSONBody[ResetRequestIn], services: NamedDependency[Services],
                             request: Request[Any, Any, Any]) -> AcceptedOut:
-        reply = await services.call("lifecycle", "POST", "/internal/password-reset",
-                                    json={"loginId": data.login_id, "clientIp": client_ip(request)},
-                                    request_id=request_id(request))
-        return msgspec.convert(reply, AcceptedOut)
+        return await services.lifecycle.request_reset(
+            lifecycle.ResetRequestIn(login_id=data.login_id, client_ip=client_ip(request)), rid=request_id(request))
 
     @post("/auth/password-reset/complete", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200,
           summary="Set a new password with the emailed link's token (and the secret answer if the account has one)")
     async def complete_reset(self, data: JSONBody[ResetCompleteIn], services: NamedDependency[Services],
                              request: Request[Any, Any, Any]) -> AcceptedOut:
-        reply = await services.call("lifecycle", "POST", "/internal/password-reset/complete",
-                                    json={"token": data.token, "newPassword": data.new_password,
-                                          "answer": data.answer, "clientIp": client_ip(request)},
-                                    request_id=request_id(request))
-        return msgspec.convert(reply, AcceptedOut)
+        return await services.lifecycle.complete_reset(
+            lifecycle.ResetCompleteIn(token=data.token, new_password=data.new_password, answer=data.answer,
+                                      client_ip=client_ip(request)), rid=request_id(request))
 
     @put("/me/secret-question", opt={"roles": ANY_USER, "rate": "guess"}, status_code=200,
          summary="Register the caller's secret question and answer (needs the current password or a step-up of "
@@ -172,44 +120,36 @@ class PasswordController(Controller):
         caller = current_caller(request)
         stepped_up = False
         if data.current_password is None and any(caller.has(r) for r in STEP_UP):
-            window = await services.call("invite", "GET", "/internal/step-up", caller=caller,
-                                         request_id=request_id(request))
-            stepped_up = bool(window.get("verified"))
-        reply = await services.call("lifecycle", "PUT", "/internal/me/secret-question", caller=caller,
-                                    json={"question": data.question, "answer": data.answer,
-                                          "currentPassword": data.current_password, "steppedUp": stepped_up},
-                                    request_id=request_id(request))
+            stepped_up = (await services.invite.step_up(caller, rid=request_id(request))).verified
+        registered = await services.lifecycle.set_secret_question(
+            caller, lifecycle.SecretQuestionIn(question=data.question, answer=data.answer,
+                                               current_password=data.current_password, stepped_up=stepped_up),
+            rid=request_id(request))
         SESSIONS.forget(caller.account_id)  # every session of the account ended: refuse this token at once
-        return msgspec.convert(reply, SecretQuestionSetOut)
+        return registered
 
     @post("/auth/password-reset/question", opt={"roles": PUBLIC}, status_code=200,
           summary="The ID's secret question (an ID without one gets a decoy: existence never shows)")
     async def reset_question(self, data: JSONBody[QuestionIn], services: NamedDependency[Services],
                              request: Request[Any, Any, Any]) -> QuestionOut:
-        reply = await services.call("lifecycle", "POST", "/internal/password-reset/question",
-                                    json={"loginId": data.login_id, "clientIp": client_ip(request)},
-                                    request_id=request_id(request))
-        return msgspec.convert(reply, QuestionOut)
+        return await services.lifecycle.reset_question(
+            lifecycle.QuestionRequestIn(login_id=data.login_id, client_ip=client_ip(request)), rid=request_id(request))
 
     @post("/auth/password-reset/answer", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200,
           summary="Set a new password with the mailed link's token and the secret answer (5 wrong answers lock)")
     async def reset_answer(self, data: JSONBody[AnswerIn], services: NamedDependency[Services],
                            request: Request[Any, Any, Any]) -> AcceptedOut:
-        reply = await services.call("lifecycle", "POST", "/internal/password-reset/answer",
-                                    json={"token": data.token, "answer": data.answer,
-                                          "newPassword": data.new_password, "clientIp": client_ip(request)},
-                                    request_id=request_id(request))
-        return msgspec.convert(reply, AcceptedOut)
+        return await services.lifecycle.reset_answer(
+            lifecycle.AnswerIn(token=data.token, answer=data.answer, new_password=data.new_password,
+                               client_ip=client_ip(request)), rid=request_id(request))
 
     @post("/auth/unlock-requests", opt={"roles": PUBLIC}, status_code=202,
           summary="Ask for a locked ID to be unlocked (the answer never reveals whether the ID exists)")
     async def file_unlock(self, data: JSONBody[UnlockFileIn], services: NamedDependency[Services],
                           request: Request[Any, Any, Any]) -> AcceptedOut:
-        reply = await services.call("lifecycle", "POST", "/internal/unlock-requests",
-                                    json={"loginId": data.login_id, "message": data.message,
-                                          "clientIp": client_ip(request)},
-                                    request_id=request_id(request))
-        return msgspec.convert(reply, AcceptedOut)
+        return await services.lifecycle.file_unlock(
+            lifecycle.UnlockFileIn(login_id=data.login_id, message=data.message, client_ip=client_ip(request)),
+            rid=request_id(request))
 
 
 class LifecycleOperatorController(Controller):
@@ -221,36 +161,29 @@ class LifecycleOperatorController(Controller):
         self, services: NamedDependency[Services], request: Request[Any, Any, Any],
         status: Annotated[Literal["pending", "approved", "rejected", "refused"] | None, Parameter()] = None,
     ) -> list[UnlockRequestOut]:
-        reply = await services.call("lifecycle", "GET", "/internal/unlock-requests", caller=current_caller(request),
-                                    params={"status": status} if status else None, request_id=request_id(request))
-        return msgspec.convert(reply, list[UnlockRequestOut])
+        return await services.lifecycle.unlock_requests(current_caller(request), status, rid=request_id(request))
 
     @post("/unlock-requests/{unlock_id:str}/approve", opt={"roles": STAFF}, status_code=200,
           summary="Unlock the account (refused on or after its purge date)")
     async def approve(self, unlock_id: FromPath[str], data: JSONBody[UnlockDecisionIn],
                       services: NamedDependency[Services], request: Request[Any, Any, Any]) -> UnlockRequestOut:
-        reply = await services.call("lifecycle", "POST", f"/internal/unlock-requests/{unlock_id}/approve",
-                                    caller=current_caller(request), json={"note": data.note},
-                                    request_id=request_id(request))
-        return msgspec.convert(reply, UnlockRequestOut)
+        return await services.lifecycle.approve_unlock(current_caller(request), unlock_id, data,
+                                                       rid=request_id(request))
 
     @post("/unlock-requests/{unlock_id:str}/reject", opt={"roles": STAFF}, status_code=200,
           summary="Reject an unlock request")
     async def reject(self, unlock_id: FromPath[str], data: JSONBody[UnlockDecisionIn],
                      services: NamedDependency[Services], request: Request[Any, Any, Any]) -> UnlockRequestOut:
-        reply = await services.call("lifecycle", "POST", f"/internal/unlock-requests/{unlock_id}/reject",
-                                    caller=current_caller(request), json={"note": data.note},
-                                    request_id=request_id(request))
-        return msgspec.convert(reply, UnlockRequestOut)
+        return await services.lifecycle.reject_unlock(current_caller(request), unlock_id, data,
+                                                      rid=request_id(request))
 
     @post("/accounts/{account_id:str}/lock", opt={"roles": OPERATOR}, status_code=200,
           summary="Lock an account (reason operator); its sessions end")
     async def lock(self, account_id: FromPath[str], services: NamedDependency[Services],
                    request: Request[Any, Any, Any]) -> LockedOut:
-        reply = await services.call("lifecycle", "POST", f"/internal/accounts/{account_id}/lock",
-                                    caller=current_caller(request), request_id=request_id(request))
+        locked = await services.lifecycle.lock(current_caller(request), account_id, rid=request_id(request))
         SESSIONS.forget(account_id)
-        return LockedOut(account_id=reply["accountId"], login_id=reply["loginId"], status=reply["status"])
+        return LockedOut(account_id=locked.account_id, login_id=locked.login_id, status=locked.status)
 
     @get("/lifecycle/preview", opt={"roles": OPERATOR},
          summary="Who the next inactivity sweep would warn, lock or purge")
@@ -259,6 +192,4 @@ class LifecycleOperatorController(Controller):
         as_of: Annotated[str | None, QueryParameter(name="asOf", max_length=40,
                                                description="moment of the sweep; default the next 07:00 JST")] = None,
     ) -> PreviewOut:
-        reply = await services.call("lifecycle", "GET", "/internal/lifecycle/preview", caller=current_caller(request),
-                                    params={"asOf": as_of} if as_of else None, request_id=request_id(request))
-        return msgspec.convert(reply, PreviewOut)
+        return await services.lifecycle.preview(current_caller(request), as_of, rid=request_id(request))

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from kagi_gateway.deps import current_caller, request_id
-from kagi_gateway.schemas import StepUpIssuedOut, StepUpStateOut, StepUpVerifyIn
 from kagi_gateway.services import Services
+from kagi_shared.contracts.invite import StepUpIssuedOut, StepUpStateOut, StepUpVerifyIn
 
 STEP_UP = ("owner", "viewer")  # a viewer-only account steps up before its withdrawal
 
@@ -22,19 +21,13 @@ class StepUpController(Controller):
 
     @post("/", opt={"roles": STEP_UP}, status_code=201, summary="Mail a one-time code to the registered address")
     async def issue(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> StepUpIssuedOut:
-        reply = await services.call("invite", "POST", "/internal/step-up", caller=current_caller(request),
-                                    request_id=request_id(request))
-        return msgspec.convert(reply, StepUpIssuedOut)
+        return await services.invite.issue_step_up(current_caller(request), rid=request_id(request))
 
     @post("/verify", opt={"roles": STEP_UP, "rate": "guess"}, status_code=200, summary="Verify the one-time code")
     async def verify(self, data: JSONBody[StepUpVerifyIn], services: NamedDependency[Services],
                      request: Request[Any, Any, Any]) -> StepUpStateOut:
-        reply = await services.call("invite", "POST", "/internal/step-up/verify", caller=current_caller(request),
-                                    json={"code": data.code}, request_id=request_id(request))
-        return msgspec.convert(reply, StepUpStateOut)
+        return await services.invite.verify_step_up(current_caller(request), data, rid=request_id(request))
 
     @get("/", opt={"roles": STEP_UP}, summary="Whether this session has a step-up window open")
     async def state(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> StepUpStateOut:
-        reply = await services.call("invite", "GET", "/internal/step-up", caller=current_caller(request),
-                                    request_id=request_id(request))
-        return msgspec.convert(reply, StepUpStateOut)
+        return await services.invite.step_up(current_caller(request), rid=request_id(request))

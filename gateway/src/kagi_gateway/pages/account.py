@@ -11,7 +11,7 @@ from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from kagi_gateway.controllers.auth import AuthController
-from kagi_gateway.controllers.lifecycle import PasswordChangeIn, PasswordController, ResetCompleteIn, ResetRequestIn
+from kagi_gateway.controllers.lifecycle import PasswordController, ResetCompleteIn, ResetRequestIn
 from kagi_gateway.deps import ANY_USER, PUBLIC, authorize, settings_of
 from kagi_gateway.pages.forms import (
     Refused,
@@ -26,8 +26,9 @@ from kagi_gateway.pages.forms import (
 from kagi_gateway.pages.rules import password_rules
 from kagi_gateway.pages.session import page_session
 from kagi_gateway.provider import authorize_origin
-from kagi_gateway.schemas import LoginIn, LogoutIn
+from kagi_gateway.schemas import LoginIn
 from kagi_gateway.services import Services
+from kagi_shared.contracts.lifecycle import LogoutIn, PasswordChangeIn
 from kagi_shared.problems import Problem
 from kagi_shared.settings import Settings
 

@@ -14,16 +14,12 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
-from kagi_gateway.controllers.permissions import (
-    AccessReviewController,
-    PermissionRequestController,
-    RequestIn,
-    ReviewDecisionIn,
-)
+from kagi_gateway.controllers.permissions import AccessReviewController, PermissionRequestController
 from kagi_gateway.pages.console import confirm_page, console_page, tell
 from kagi_gateway.pages.forms import Refused, body_of, form_of, operate, see_other
 from kagi_gateway.pages.requests import SYSTEM_COLUMNS, request_detail, request_list
 from kagi_gateway.services import Services
+from kagi_shared.contracts.permissions import RequestIn, ReviewDecisionIn
 from kagi_shared.jst import JST
 
 ADMIN = ("company_admin",)

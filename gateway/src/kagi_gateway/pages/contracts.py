@@ -11,13 +11,14 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from kagi_gateway.controllers.locations import ContractClaimController, MainIn
+from kagi_gateway.controllers.locations import ContractClaimController
 from kagi_gateway.pages.console import confirm_page, console_page, tell
 from kagi_gateway.pages.forms import Refusal, Refused, body_of, form_of, message_page, operate, see_other
 from kagi_gateway.pages.mypage import STEP_UP_REQUIRED, step_up_page
 from kagi_gateway.pages.registration import PROOFS, claim_of
 from kagi_gateway.pages.session import page_session
 from kagi_gateway.services import Services
+from kagi_shared.contracts.invite import MainIn
 
 OWNER = ("owner",)
 HOME = "/mypage/contracts"

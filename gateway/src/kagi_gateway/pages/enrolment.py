@@ -9,12 +9,13 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.response import Template
 
-from kagi_gateway.controllers.enrolment import EnrolmentCheckIn, EnrolmentCompleteIn, EnrolmentController
+from kagi_gateway.controllers.enrolment import EnrolmentController
 from kagi_gateway.deps import PUBLIC, settings_of
 from kagi_gateway.pages.forms import Refusal, Refused, body_of, form_of, form_page, message_page, operate
 from kagi_gateway.pages.rules import password_rules
 from kagi_gateway.pages.session import page_session
 from kagi_gateway.services import Services
+from kagi_shared.contracts.lifecycle import EnrolmentCheckIn, EnrolmentCompleteIn
 
 TITLE = "認証情報登録"
 LINK_PAGES = {

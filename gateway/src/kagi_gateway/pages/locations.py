@@ -12,12 +12,13 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
-from kagi_gateway.controllers.locations import AddViewingIn, LocationController
+from kagi_gateway.controllers.locations import LocationController
 from kagi_gateway.deps import ANY_USER
 from kagi_gateway.pages.console import allow_copy_script, confirm_page, console_page, tell
 from kagi_gateway.pages.forms import Refused, body_of, form_of, operate, see_other
 from kagi_gateway.pages.mypage import STEP_UP_REQUIRED, step_up_page
 from kagi_gateway.services import Services
+from kagi_shared.contracts.invite import AddViewingIn
 
 OWNER = ("owner",)
 HOME = "/mypage/locations"

@@ -11,14 +11,14 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from kagi_gateway.controllers.invitations import InvitationController, RepresentativeIn
+from kagi_gateway.controllers.invitations import InvitationController
 from kagi_gateway.controllers.step_up import StepUpController
 from kagi_gateway.deps import ANY_USER, settings_of
 from kagi_gateway.pages.console import allow_copy_script, confirm_page, console_page, tell
 from kagi_gateway.pages.forms import Refused, body_of, form_of, operate, see_other
 from kagi_gateway.pages.session import page_session
-from kagi_gateway.schemas import StepUpVerifyIn
 from kagi_gateway.services import Services
+from kagi_shared.contracts.invite import RepresentativeIn, StepUpVerifyIn
 
 OWNER = ("owner",)
 HOME = "/mypage"

@@ -9,15 +9,11 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import Template
 
-from kagi_gateway.controllers.notify import (
-    AdminContactConfirmController,
-    AdminContactConfirmIn,
-    NotificationPreferencesController,
-    NotificationPreferencesIn,
-)
+from kagi_gateway.controllers.notify import AdminContactConfirmController, NotificationPreferencesController
 from kagi_gateway.deps import ANY_USER, PUBLIC
 from kagi_gateway.pages.forms import Refused, body_of, form_of, form_page, message_page, operate
 from kagi_gateway.services import Services
+from kagi_shared.contracts.notify import AdminContactConfirmIn, NotificationPreferencesIn
 
 Token = Annotated[str | None, QueryParameter(name="token", max_length=256, required=False)]
 

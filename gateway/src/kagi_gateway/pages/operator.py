@@ -13,18 +13,14 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
 from kagi_gateway.controllers.audit import AuditController
-from kagi_gateway.controllers.lifecycle import STAFF, LifecycleOperatorController, UnlockDecisionIn
-from kagi_gateway.controllers.permissions import (
-    BatchIn,
-    CancelIn,
-    CompanyIn,
-    PermissionOperatorController,
-    PermissionRequestController,
-)
+from kagi_gateway.controllers.lifecycle import STAFF, LifecycleOperatorController
+from kagi_gateway.controllers.permissions import PermissionOperatorController, PermissionRequestController
 from kagi_gateway.pages.console import confirm_page, console_page, tell
 from kagi_gateway.pages.forms import Refusal, Refused, body_of, form_of, operate, see_other
 from kagi_gateway.pages.requests import request_detail, request_list
 from kagi_gateway.services import Services
+from kagi_shared.contracts.lifecycle import UnlockDecisionIn
+from kagi_shared.contracts.permissions import BatchIn, CancelIn, CompanyIn
 
 OPERATOR = ("operator",)
 HOME = "/operator"

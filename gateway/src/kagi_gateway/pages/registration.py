@@ -9,18 +9,15 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
-from kagi_gateway.controllers.locations import ClaimIn, ContractClaimController, SmsIn, SmsVerifyIn
-from kagi_gateway.controllers.registration import (
-    RegistrationCompleteIn,
-    RegistrationController,
-    RegistrationIn,
-    RegistrationTokenIn,
-)
+from kagi_gateway.controllers.locations import ContractClaimController
+from kagi_gateway.controllers.registration import RegistrationController, RegistrationIn
 from kagi_gateway.deps import PUBLIC, settings_of
 from kagi_gateway.pages.account import sign_in
 from kagi_gateway.pages.forms import Refused, body_of, form_of, form_page, message_page, operate, see_other
 from kagi_gateway.pages.rules import password_rules
 from kagi_gateway.services import Services
+from kagi_shared.contracts.invite import ClaimIn, SmsIn, SmsVerifyIn
+from kagi_shared.contracts.lifecycle import RegistrationCompleteIn, RegistrationTokenIn
 
 OWNER = ("owner",)
 Token = Annotated[str | None, QueryParameter(name="token", max_length=256, required=False)]

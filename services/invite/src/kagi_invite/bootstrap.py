@@ -9,6 +9,10 @@ from kagi_invite.adapters.claims import ClaimRepository
 from kagi_invite.adapters.invitations import InvitationRepository
 from kagi_invite.adapters.locations import LocationRepository
 from kagi_invite.adapters.repository import StepUpRepository
+from kagi_invite.domain.claims import ClaimPolicy
+from kagi_invite.domain.invitations import InvitationPolicy
+from kagi_invite.domain.locations import ViewerKeyPolicy
+from kagi_invite.domain.step_up import StepUpPolicy
 from kagi_invite.service.claims import ClaimService
 from kagi_invite.service.invitations import InvitationService
 from kagi_invite.service.locations import LocationService
@@ -48,17 +52,39 @@ class Invite:
         await self.store.client.close()
 
 
+def step_up_policy(settings: Settings) -> StepUpPolicy:
+    security = settings.security
+    return StepUpPolicy(code_ttl_s=security.step_up_code_ttl_s, max_attempts=security.step_up_max_attempts,
+                        window_s=security.step_up_valid_s)
+
+
+def invitation_policy(settings: Settings) -> InvitationPolicy:
+    invite = settings.invite
+    return InvitationPolicy(key_ttl_s=invite.key_ttl_s, key_max_attempts=invite.key_max_attempts,
+                            link_ttl_s=invite.link_ttl_s, link_max_wrong_keys=invite.link_max_wrong_keys,
+                            reservation_ttl_s=invite.reservation_ttl_s)
+
+
+def claim_policy(settings: Settings) -> ClaimPolicy:
+    invite = settings.invite
+    return ClaimPolicy(recommended_max=invite.claim_recommended_max, sms_code_ttl_s=invite.sms_code_ttl_s,
+                       sms_max_attempts=invite.sms_max_attempts)
+
+
 def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = utc_now) -> Invite:
     store = store or Store(make_client(settings), database_name(settings, NAME))
     repo = StepUpRepository(store)
     invitations_repo = InvitationRepository(store)
-    invitations = InvitationService(store, invitations_repo, repo, settings, clock=clock)
+    invitations = InvitationService(store, invitations_repo, repo, settings, invitation_policy(settings),
+                                    step_up_policy(settings), clock=clock)
     locations_repo = LocationRepository(store)
     claims_repo = ClaimRepository(store)
-    return Invite(store, repo, StepUpService(store, repo, settings, clock=clock), invitations_repo, invitations,
-                  locations_repo, LocationService(store, locations_repo, invitations, settings, clock=clock),
+    return Invite(store, repo, StepUpService(store, repo, settings, step_up_policy(settings), clock=clock),
+                  invitations_repo, invitations, locations_repo,
+                  LocationService(store, locations_repo, invitations, settings,
+                                  ViewerKeyPolicy(key_ttl_s=settings.invite.viewer_key_ttl_s), clock=clock),
                   claims_repo, ClaimService(store, claims_repo, invitations, invitations_repo, locations_repo,
-                                            settings, clock=clock))
+                                            settings, claim_policy(settings), clock=clock))
 
 
 def contracts(invite: Invite, dead_letter: DeadLetterSink, settings: Settings) -> InboxConsumer:

@@ -6,15 +6,26 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from kagi_lifecycle.adapters.enrolments import EnrolmentRepository
+from kagi_lifecycle.adapters.external_links import ExternalLinkRepository
 from kagi_lifecycle.adapters.oidc_repository import OidcRepository
+from kagi_lifecycle.adapters.password_resets import ResetLinkRepository
 from kagi_lifecycle.adapters.passwords import Passwords
 from kagi_lifecycle.adapters.rate_limit import RateLimiter
+from kagi_lifecycle.adapters.refresh_tokens import RefreshTokenRepository
+from kagi_lifecycle.adapters.registrations import RegistrationRepository
 from kagi_lifecycle.adapters.repository import AccountRepository
+from kagi_lifecycle.adapters.unlock_requests import UnlockRequestRepository
+from kagi_lifecycle.domain.accounts import LockoutPolicy
+from kagi_lifecycle.domain.enrolment import EnrolmentPolicy
+from kagi_lifecycle.domain.ladder import LadderDays
 from kagi_lifecycle.domain.oidc import OidcPolicy
+from kagi_lifecycle.domain.password_policy import PasswordPolicy
+from kagi_lifecycle.domain.sessions import SessionPolicy
+from kagi_lifecycle.service.accounts import AccountService
 from kagi_lifecycle.service.credentials import CredentialService
 from kagi_lifecycle.service.enrolment import EnrolmentService
 from kagi_lifecycle.service.federation import FederationService
-from kagi_lifecycle.service.handlers import LifecycleService
 from kagi_lifecycle.service.oidc import OidcService
 from kagi_lifecycle.service.registration import RegistrationService
 from kagi_lifecycle.service.secret_question import SecretQuestionService
@@ -43,7 +54,7 @@ log = get_logger(__name__)
 class Lifecycle:
     store: Store
     accounts: AccountRepository
-    service: LifecycleService
+    service: AccountService
     sweeps: SweepService
     credentials: CredentialService
     unlocks: UnlockService
@@ -58,14 +69,14 @@ class Lifecycle:
 
     async def start(self) -> None:
         await self.accounts.ensure_indexes()
-        await self.credentials.ensure_indexes()
-        await self.unlocks.ensure_indexes()
+        await self.credentials.resets.ensure_indexes()
+        await self.unlocks.requests.ensure_indexes()
         await self.limiter.ensure_indexes()
-        await self.sessions.ensure_indexes()
-        await self.registrations.ensure_indexes()
-        await self.enrolments.ensure_indexes()
+        await self.sessions.tokens.ensure_indexes()
+        await self.registrations.links.ensure_indexes()
+        await self.enrolments.enrolments.ensure_indexes()
         await self.oidc.repo.ensure_indexes()
-        await self.federation.ensure_indexes()
+        await self.federation.links.ensure_indexes()
         await self.store.ensure_outbox_indexes()
         await self.sweeps.backfill()
 
@@ -73,19 +84,48 @@ class Lifecycle:
         await self.store.client.close()
 
 
+def lockout_policy(settings: Settings) -> LockoutPolicy:
+    return LockoutPolicy(threshold=settings.security.login_lockout_threshold,
+                         privileged_lock_s=settings.security.privileged_lock_s)
+
+
+def ladder_days(settings: Settings) -> LadderDays:
+    """SPEC §4 inactivity ladder: warnings at 120 and 150 days, lock at 180, purge at 210 (settings)."""
+    lc = settings.lifecycle
+    return LadderDays(warning1=lc.warning1_days, warning2=lc.warning2_days, lock=lc.lock_days, purge=lc.purge_days)
+
+
+def enrolment_policy(settings: Settings) -> EnrolmentPolicy:
+    lc = settings.lifecycle
+    return EnrolmentPolicy(ttl_s=lc.enrolment_ttl_s, max_otp_failures=lc.enrolment_max_otp_failures)
+
+
+def password_policy(settings: Settings) -> PasswordPolicy:
+    return PasswordPolicy(profile=settings.lifecycle.password_profile,
+                          max_age_days=settings.lifecycle.password_max_age_days)
+
+
 def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = utc_now) -> Lifecycle:
     store = store or Store(make_client(settings), database_name(settings, NAME))
     accounts = AccountRepository(store)
     limiter = RateLimiter(store)
-    service = LifecycleService(store, accounts, Passwords(settings.security), settings, clock)
-    credentials = CredentialService(service, limiter)
+    service = AccountService(store, accounts, Passwords(settings.security), settings, clock,
+                             lockout=lockout_policy(settings), password_rules=password_policy(settings),
+                             ladder_days=ladder_days(settings))
+    credentials = CredentialService(service, limiter, ResetLinkRepository(store))
     return Lifecycle(store, accounts, service, SweepService(service, accounts), credentials,
-                     UnlockService(service, limiter), limiter, SessionService(service),
-                     SecretQuestionService(credentials), RegistrationService(service, limiter),
-                     TotpService(service), EnrolmentService(service),
+                     UnlockService(service, limiter, UnlockRequestRepository(store)), limiter,
+                     SessionService(service, RefreshTokenRepository(store),
+                                    SessionPolicy(refresh_ttl_s=settings.security.refresh_token_ttl_s,
+                                                  absolute_ttl_s=settings.security.refresh_absolute_ttl_s)),
+                     SecretQuestionService(credentials),
+                     RegistrationService(service, limiter, RegistrationRepository(store)),
+                     TotpService(service),
+                     EnrolmentService(service, EnrolmentRepository(store), enrolment_policy(settings)),
                      OidcService(OidcRepository(store), settings, clock,
                                  OidcPolicy(token_ttl_s=settings.security.access_token_ttl_s)),
-                     FederationService(service))
+                     FederationService(service, ExternalLinkRepository(store)))
+
 
 
 def consumers(lifecycle: Lifecycle, dead_letter: DeadLetterSink, settings: Settings) -> dict[str, InboxConsumer]:

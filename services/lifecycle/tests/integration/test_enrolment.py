@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from lifecycle_helpers import PASSWORD, mails, make_lifecycle, outbox
 
+from kagi_lifecycle.adapters.enrolments import ENROLMENTS
 from kagi_lifecycle.bootstrap import Lifecycle, consumers
-from kagi_lifecycle.service.enrolment import ENROLMENTS
 from kagi_shared import codes
 from kagi_shared.events import encode, new_envelope
 from kagi_shared.events import lifecycle as ev

@@ -7,6 +7,7 @@ from typing import Any
 
 from kagi_permissions.adapters.repository import Repository
 from kagi_permissions.domain.calendar import BusinessCalendar, calendar_from
+from kagi_permissions.domain.requests import JujuPolicy
 from kagi_permissions.service.companies import CompanyService
 from kagi_permissions.service.requests import RequestService
 from kagi_permissions.service.review import ReviewService
@@ -48,7 +49,8 @@ def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = utc
     store = store or Store(make_client(settings), database_name(settings, NAME))
     repo = Repository(store)
     calendar = calendar_from(settings)
-    requests = RequestService(store, repo, settings, calendar, clock=clock)
+    requests = RequestService(store, repo, settings, calendar,
+                              JujuPolicy(max_users=settings.permissions.juju_max_users), clock=clock)
     return Permissions(store, repo, calendar, requests, CompanyService(store, repo, requests, clock=clock),
                        ReviewService(store, repo, requests, clock=clock))
 

@@ -107,10 +107,10 @@ async def test_purged_id_tells_the_admins_and_leaves_a_revoke_to_confirm(setting
                if data_of(r)["template"] == "purged_id_revoke_needed"]
     assert [(n["recipient"], n["variables"]["user_id"]) for n in notices] == [(admin.email, user)]
     [draft] = await permissions.repo.drafts((await permissions.requests.company_of(admin)).id)
-    filed = await permissions.requests.confirm_draft(admin, draft["_id"])
+    filed = await permissions.requests.confirm_draft(admin, draft.id)
     assert (filed.kind, filed.origin, filed.user_id) == ("revoke", "purge", user)
     with pytest.raises(Problem) as again:
-        await permissions.requests.confirm_draft(admin, draft["_id"])
+        await permissions.requests.confirm_draft(admin, draft.id)
     assert again.value.code == "draft.already_filed"
 
 

@@ -6,11 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Litestar, Request, get
 from litestar.params import Parameter, QueryParameter
 
 from kagi_audit.bootstrap import NAME, Audit, bootstrap
-from kagi_audit.domain.chain import Verdict
+from kagi_shared.contracts.audit import AuditEntry, VerdictOut
 from kagi_shared.service_api import ServiceApi, caller_of, require_role, run_service_api, service_app
 from kagi_shared.settings import Settings
 
@@ -33,15 +34,15 @@ def service_api(settings: Settings, audit: Audit | None = None) -> ServiceApi:
         request: Request[Any, Any, Any],
         actor_id: Annotated[str | None, QueryParameter(name="actorId", max_length=64)] = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
-    ) -> list[dict[str, Any]]:
+    ) -> list[AuditEntry]:
         require_role(caller_of(request), "operator")
         links = await state["app"].ledger.recent(actor_id, limit)
         return [{"seq": link.seq, "hash": link.hash, **link.entry} for link in links]
 
     @get("/internal/audit/verify")
-    async def verify(request: Request[Any, Any, Any]) -> Verdict:
+    async def verify(request: Request[Any, Any, Any]) -> VerdictOut:
         require_role(caller_of(request), "operator")
-        return await state["app"].service.verify()
+        return VerdictOut(**msgspec.structs.asdict(await state["app"].service.verify()))
 
     async def ready() -> None:
         await state["app"].store.ping()

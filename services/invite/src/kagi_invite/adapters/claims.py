@@ -7,9 +7,10 @@ from typing import Any
 
 import msgspec
 from pymongo import ASCENDING, DESCENDING
+from pymongo.errors import DuplicateKeyError
 
 from kagi_invite.adapters.repository import claim_attempt
-from kagi_invite.domain.claims import Claim, WaterContract
+from kagi_invite.domain.claims import Claim, ClaimExists, WaterContract
 from kagi_invite.domain.step_up import StepUpCode
 from kagi_shared.mongo import Store, Tx
 
@@ -71,7 +72,10 @@ class ClaimRepository:
     async def add(self, tx: Tx, claim: Claim) -> None:
         doc = msgspec.to_builtins(claim, builtin_types=(datetime,))
         doc["_id"] = f"{claim.account_id}:{claim.customer_number}"
-        await self.claims.insert_one(doc, session=tx.session)
+        try:
+            await self.claims.insert_one(doc, session=tx.session)
+        except DuplicateKeyError:
+            raise ClaimExists(doc["_id"]) from None
 
     async def remove(self, tx: Tx, account_id: str, customer_number: str) -> bool:
         result = await self.claims.delete_one({"_id": f"{account_id}:{customer_number}"}, session=tx.session)

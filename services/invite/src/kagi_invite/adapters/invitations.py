@@ -7,9 +7,10 @@ from typing import Any
 
 import msgspec
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
-from kagi_invite.domain.invitations import ConfirmationLink, CoUser, InvitationKey
-from kagi_shared.mongo import Store, Tx
+from kagi_invite.domain.invitations import AlreadyMember, ConfirmationLink, CoUser, InvitationKey
+from kagi_shared.mongo import Store, Tx, doc_struct, struct_doc
 
 KEYS = "invitation_keys"
 LINKS = "confirmation_links"
@@ -17,18 +18,6 @@ CO_USERS = "co_users"
 HOUSEHOLDS = "households"
 RATE_HITS = "rate_hits"
 HITS_TTL_S = 86400
-
-
-def _doc(struct: msgspec.Struct) -> dict[str, Any]:
-    doc = msgspec.structs.asdict(struct)
-    doc["_id"] = doc.pop("id")
-    return doc
-
-
-def _from(doc: dict[str, Any], cls: type[Any]) -> Any:
-    doc = dict(doc)
-    doc["id"] = doc.pop("_id")
-    return msgspec.convert(doc, cls)
 
 
 def _co_user(doc: dict[str, Any]) -> CoUser:
@@ -63,21 +52,21 @@ class InvitationRepository:
 
     # -- keys ----------------------------------------------------------------------------------
     async def add_key(self, tx: Tx, key: InvitationKey, owner_login_id: str, owner_email: str) -> None:
-        doc = _doc(key)
+        doc = struct_doc(key)
         doc.update(owner_login_id=owner_login_id, owner_email=owner_email)
         await self.keys.insert_one(doc, session=tx.session)
 
     async def key_by_hash(self, key_hash: str) -> InvitationKey | None:
         doc = await self.keys.find_one({"key_hash": key_hash})
-        return _from(doc, InvitationKey) if doc else None
+        return doc_struct(doc, InvitationKey) if doc else None
 
     async def key_of_owner(self, owner_id: str, key_id: str, tx: Tx | None = None) -> InvitationKey | None:
         doc = await self.keys.find_one({"_id": key_id, "owner_id": owner_id}, session=_session(tx))
-        return _from(doc, InvitationKey) if doc else None
+        return doc_struct(doc, InvitationKey) if doc else None
 
     async def keys_of_owner(self, owner_id: str, limit: int = 100) -> list[InvitationKey]:
         docs = await self.keys.find({"owner_id": owner_id}).sort("issued_at", DESCENDING).limit(limit).to_list()
-        return [_from(d, InvitationKey) for d in docs]
+        return [doc_struct(d, InvitationKey) for d in docs]
 
     async def owner_contact(self, key_id: str, tx: Tx | None = None) -> tuple[str, str]:
         doc = await self.keys.find_one({"_id": key_id}, {"owner_login_id": 1, "owner_email": 1},
@@ -97,14 +86,17 @@ class InvitationRepository:
     async def key_by_reservation(self, reservation_id: str, tx: Tx | None = None) -> InvitationKey | None:
         doc = await self.keys.find_one({"reservation_id": reservation_id, "status": "reserved"},
                                        session=_session(tx))
-        return _from(doc, InvitationKey) if doc else None
+        return doc_struct(doc, InvitationKey) if doc else None
 
-    async def release_key(self, tx: Tx, reservation_id: str, count_attempt: bool) -> dict[str, Any] | None:
+    async def release_key(self, tx: Tx, reservation_id: str, count_attempt: bool) -> InvitationKey | None:
+        """Give a held key back (pending again), counting a failed login on it if ``count_attempt``; the key
+        after that, or None when nothing held it under ``reservation_id``."""
         update: dict[str, Any] = {"$set": {"status": "pending", "reservation_id": None, "reserved_until": None}}
         if count_attempt:
             update["$inc"] = {"attempts": 1}
-        return await self.keys.find_one_and_update({"reservation_id": reservation_id, "status": "reserved"}, update,
-                                                   return_document=ReturnDocument.AFTER, session=tx.session)
+        doc = await self.keys.find_one_and_update({"reservation_id": reservation_id, "status": "reserved"}, update,
+                                                  return_document=ReturnDocument.AFTER, session=tx.session)
+        return doc_struct(doc, InvitationKey) if doc else None
 
     async def redeem_key(self, tx: Tx, reservation_id: str, account_id: str, login_id: str, now: datetime) -> bool:
         result = await self.keys.update_one(
@@ -121,11 +113,11 @@ class InvitationRepository:
 
     # -- confirmation links ----------------------------------------------------------------------
     async def add_link(self, tx: Tx, link: ConfirmationLink) -> None:
-        await self.links.insert_one(_doc(link), session=tx.session)
+        await self.links.insert_one(struct_doc(link), session=tx.session)
 
     async def link_by_hash(self, token_hash: str) -> ConfirmationLink | None:
         doc = await self.links.find_one({"token_hash": token_hash})
-        return _from(doc, ConfirmationLink) if doc else None
+        return doc_struct(doc, ConfirmationLink) if doc else None
 
     async def claim_key_guess(self, link_id: str, max_wrong: int) -> int | None:
         """Count a key guess through the link as wrong before it is judged (atomically, only while the link has
@@ -152,7 +144,7 @@ class InvitationRepository:
 
     async def link_by_reservation(self, reservation_id: str, tx: Tx | None = None) -> ConfirmationLink | None:
         doc = await self.links.find_one({"reservation_id": reservation_id}, session=_session(tx))
-        return _from(doc, ConfirmationLink) if doc else None
+        return doc_struct(doc, ConfirmationLink) if doc else None
 
     async def finish_link(self, tx: Tx, reservation_id: str, status: str) -> None:
         await self.links.update_one({"reservation_id": reservation_id, "status": "reserved"},
@@ -162,7 +154,10 @@ class InvitationRepository:
     async def add_co_user(self, tx: Tx, co_user: CoUser) -> None:
         doc = msgspec.structs.asdict(co_user)
         doc["_id"] = f"{co_user.owner_id}:{co_user.account_id}"
-        await self.co_users.insert_one(doc, session=tx.session)
+        try:
+            await self.co_users.insert_one(doc, session=tx.session)
+        except DuplicateKeyError:
+            raise AlreadyMember(doc["_id"]) from None
 
     async def co_user(self, owner_id: str, account_id: str, tx: Tx | None = None) -> CoUser | None:
         doc = await self.co_users.find_one({"_id": f"{owner_id}:{account_id}"}, session=_session(tx))

@@ -8,19 +8,14 @@ from typing import Any
 
 import msgspec
 from pymongo import ASCENDING, DESCENDING
+from pymongo.errors import DuplicateKeyError
 
-from kagi_invite.domain.locations import Location, ViewerKey, ViewerRight
-from kagi_shared.mongo import Store, Tx
+from kagi_invite.domain.locations import AlreadyViewer, Location, ViewerKey, ViewerRight
+from kagi_shared.mongo import Store, Tx, doc_struct
 
 LOCATIONS = "locations"
 VIEWER_KEYS = "viewer_keys"
 VIEWER_RIGHTS = "viewer_rights"
-
-
-def _from(doc: dict[str, Any], cls: type[Any]) -> Any:
-    doc = dict(doc)
-    doc["id"] = doc.pop("_id")
-    return msgspec.convert(doc, cls)
 
 
 def _right(doc: dict[str, Any]) -> ViewerRight:
@@ -57,7 +52,7 @@ class LocationRepository:
 
     async def get(self, location_id: str) -> Location | None:
         doc = await self.locations.find_one({"_id": location_id})
-        return _from(doc, Location) if doc else None
+        return doc_struct(doc, Location) if doc else None
 
     async def search(self, owner_id: str, query: str, skip: int, limit: int) -> tuple[list[Location], int]:
         """By name or address (substring), supply-point number or customer number (prefix)."""
@@ -70,11 +65,11 @@ class LocationRepository:
         total = await self.locations.count_documents(filters)
         docs = await self.locations.find(filters).sort([("name", ASCENDING), ("_id", ASCENDING)]) \
             .skip(skip).limit(limit).to_list()
-        return [_from(d, Location) for d in docs], total
+        return [doc_struct(d, Location) for d in docs], total
 
     async def many(self, location_ids: list[str]) -> list[Location]:
         docs = await self.locations.find({"_id": {"$in": location_ids}}).sort("name", ASCENDING).to_list()
-        return [_from(d, Location) for d in docs]
+        return [doc_struct(d, Location) for d in docs]
 
     # -- viewer keys -----------------------------------------------------------------------------
     async def add_key(self, tx: Tx, key: ViewerKey) -> None:
@@ -84,7 +79,7 @@ class LocationRepository:
 
     async def key_by_hash(self, key_hash: str) -> ViewerKey | None:
         doc = await self.keys.find_one({"key_hash": key_hash})
-        return _from(doc, ViewerKey) if doc else None
+        return doc_struct(doc, ViewerKey) if doc else None
 
     async def redeem_key(self, tx: Tx, key_id: str, account_id: str, now: datetime) -> bool:
         result = await self.keys.update_one(
@@ -99,13 +94,16 @@ class LocationRepository:
 
     async def keys_of(self, location_id: str) -> list[ViewerKey]:
         docs = await self.keys.find({"location_id": location_id}).sort("issued_at", DESCENDING).to_list()
-        return [_from(d, ViewerKey) for d in docs]
+        return [doc_struct(d, ViewerKey) for d in docs]
 
     # -- viewer rights ---------------------------------------------------------------------------
     async def add_right(self, tx: Tx, right: ViewerRight) -> None:
         doc = msgspec.structs.asdict(right)
         doc["_id"] = f"{right.location_id}:{right.account_id}"
-        await self.rights.insert_one(doc, session=tx.session)
+        try:
+            await self.rights.insert_one(doc, session=tx.session)
+        except DuplicateKeyError:
+            raise AlreadyViewer(doc["_id"]) from None
 
     async def right(self, location_id: str, account_id: str) -> ViewerRight | None:
         doc = await self.rights.find_one({"_id": f"{location_id}:{account_id}"})

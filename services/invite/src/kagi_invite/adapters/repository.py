@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import msgspec
 from pymongo import DESCENDING, ReturnDocument
 
 from kagi_invite.domain.step_up import StepUpCode
-from kagi_shared.mongo import Store, Tx
+from kagi_shared.mongo import Store, Tx, doc_struct, struct_doc
 
 CODES = "step_up_codes"
 WINDOWS = "step_up_windows"
@@ -28,14 +27,12 @@ class StepUpRepository:
         """A re-issue invalidates the previous code."""
         await self.codes.update_many({"account_id": code.account_id, "status": "active"},
                                      {"$set": {"status": "replaced"}}, session=tx.session)
-        doc = msgspec.structs.asdict(code)
-        doc["_id"] = doc.pop("id")
-        await self.codes.insert_one(doc, session=tx.session)
+        await self.codes.insert_one(struct_doc(code), session=tx.session)
 
     async def latest(self, account_id: str, tx: Tx | None = None) -> StepUpCode | None:
         doc = await self.codes.find_one({"account_id": account_id}, sort=[("issued_at", DESCENDING)],
                                         session=tx.session if tx else None)
-        return _code(doc) if doc else None
+        return doc_struct(doc, StepUpCode) if doc else None
 
     async def claim_attempt(self, code_id: str, max_attempts: int) -> StepUpCode | None:
         """Count one attempt on an active code that has attempts left, atomically; None when it has none."""
@@ -65,14 +62,8 @@ async def claim_attempt(codes: Any, code_id: str, max_attempts: int) -> StepUpCo
     attempts, so no more than ``max_attempts`` guesses are ever compared, however many arrive at once."""
     doc = await codes.find_one_and_update({"_id": code_id, "status": "active", "attempts": {"$lt": max_attempts}},
                                           {"$inc": {"attempts": 1}}, return_document=ReturnDocument.AFTER)
-    return _code(doc) if doc else None
+    return doc_struct(doc, StepUpCode) if doc else None
 
 
 def _window_id(account_id: str, session_id: str) -> str:
     return f"{account_id}/{session_id}"
-
-
-def _code(doc: dict[str, Any]) -> StepUpCode:
-    doc = dict(doc)
-    doc["id"] = doc.pop("_id")
-    return msgspec.convert(doc, StepUpCode)

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import msgspec
 
 _NOT_DIGITS = re.compile(r"\D+")
 _SPACES = re.compile(r"[\s\-‐－ー−]+")
+
+
+class ClaimExists(Exception):
+    """The account has linked this customer number already."""
 
 
 class WaterContract(msgspec.Struct, kw_only=True):
@@ -122,3 +127,22 @@ def next_main(claims: list[Claim], removed: str) -> str | None:
 
 def above_recommended(count: int, recommended: int) -> bool:
     return count > recommended
+
+
+@dataclass(frozen=True)
+class ClaimPolicy:
+    """SPEC §2 (water): above ``recommended_max`` (20) customer numbers an account is warned; the SMS code of the
+    registration is valid ``sms_code_ttl_s`` (10 min) and the ``sms_max_attempts``-th wrong one voids it."""
+
+    recommended_max: int = 20
+    sms_code_ttl_s: int = 600
+    sms_max_attempts: int = 5
+
+    def warns(self, count: int) -> bool:
+        return above_recommended(count, self.recommended_max)
+
+    def sms_expires_at(self, issued_at: datetime) -> datetime:
+        return issued_at + timedelta(seconds=self.sms_code_ttl_s)
+
+    def sms_voided_by(self, attempts: int) -> bool:
+        return attempts >= self.sms_max_attempts

@@ -10,7 +10,8 @@ the phases leaves a key that is pending again, never one that is half used.
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Literal
 
 import msgspec
@@ -26,6 +27,10 @@ KeyVerdict = Literal["ok", "expired", "redeemed", "revoked", "voided", "busy"]
 LinkStatus = Literal["active", "reserved", "used", "voided"]
 LinkVerdict = Literal["ok", "expired", "used", "voided", "busy"]
 AccountType = Literal["email_id", "external_id"]
+
+
+class AlreadyMember(Exception):
+    """The account is already a co-user of this owner."""
 
 
 class InvitationKey(msgspec.Struct, kw_only=True):
@@ -126,3 +131,34 @@ def can_join(owner_id: str, account_id: str, already_member: bool) -> Literal["o
 def retry_after_s(oldest_hit: datetime, window_s: int, now: datetime) -> int:
     """Seconds until the oldest hit in a sliding window leaves it (at least 1)."""
     return max(1, int((oldest_hit - now).total_seconds() + window_s + 0.999))
+
+
+@dataclass(frozen=True)
+class InvitationPolicy:
+    """SPEC §2 招待: an owner's invitation key is valid ``key_ttl_s`` (60 min) and dies after ``key_max_attempts``
+    failed logins on redemption; the confirmation link mailed to the invitee is valid ``link_ttl_s`` (24 h) and
+    voided by the ``link_max_wrong_keys``-th wrong key; a redemption holds key and link ``reservation_ttl_s``."""
+
+    key_ttl_s: int = 3600
+    key_max_attempts: int = 5
+    link_ttl_s: int = 86400
+    link_max_wrong_keys: int = 5
+    reservation_ttl_s: int = 120
+
+    def key_expires_at(self, issued_at: datetime) -> datetime:
+        return issued_at + timedelta(seconds=self.key_ttl_s)
+
+    def link_expires_at(self, issued_at: datetime) -> datetime:
+        return issued_at + timedelta(seconds=self.link_ttl_s)
+
+    def reserved_until(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.reservation_ttl_s)
+
+    def link_voided_by(self, wrong_keys: int) -> bool:
+        return voids_after(wrong_keys, self.link_max_wrong_keys)
+
+    def wrong_keys_left(self, wrong_keys: int) -> int:
+        return max(self.link_max_wrong_keys - wrong_keys, 0)
+
+    def key_voided_by(self, failed_logins: int) -> bool:
+        return voids_after(failed_logins, self.key_max_attempts)

@@ -6,7 +6,8 @@ Pure rules: supply-point numbers, key verdicts, who may see what.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import msgspec
@@ -16,6 +17,10 @@ _SEPARATORS = re.compile(r"[\s\-]+")
 
 ViewerKeyStatus = Literal["pending", "redeemed", "revoked"]
 ViewerKeyVerdict = Literal["ok", "expired", "redeemed", "revoked"]
+
+
+class AlreadyViewer(Exception):
+    """The account already views this location."""
 
 
 class Location(msgspec.Struct, kw_only=True):
@@ -91,3 +96,13 @@ def page_bounds(page: int, per_page: int, max_per_page: int = 100) -> tuple[int,
     per_page = min(max(per_page, 1), max_per_page)
     page = max(page, 1)
     return (page - 1) * per_page, per_page
+
+
+@dataclass(frozen=True)
+class ViewerKeyPolicy:
+    """TEPCO 閲覧者認証キー: a key an owner issues for one location is valid ``key_ttl_s`` (24 h), single use."""
+
+    key_ttl_s: int = 86400
+
+    def key_expires_at(self, issued_at: datetime) -> datetime:
+        return issued_at + timedelta(seconds=self.key_ttl_s)

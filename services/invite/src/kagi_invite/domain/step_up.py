@@ -5,6 +5,7 @@ Pure rules: the caller passes the clock and the stored state and gets a verdict.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -39,3 +40,31 @@ def voids_after(attempts: int, max_attempts: int) -> bool:
 
 def valid_until(verified_at: datetime, window_s: int) -> datetime:
     return verified_at + timedelta(seconds=window_s)
+
+
+@dataclass(frozen=True)
+class StepUpPolicy:
+    """SPEC §2 追加認証: a code mailed to the registered address is valid ``code_ttl_s`` (10 min); the
+    ``max_attempts``-th wrong guess voids it; a right one opens a window of ``window_s`` (15 min) for the session
+    that verified it, and the user list and every key need that window open."""
+
+    code_ttl_s: int = 600
+    max_attempts: int = 5
+    window_s: int = 900
+
+    def code_expires_at(self, issued_at: datetime) -> datetime:
+        return issued_at + timedelta(seconds=self.code_ttl_s)
+
+    def voids(self, attempts: int) -> bool:
+        return voids_after(attempts, self.max_attempts)
+
+    def remaining(self, attempts: int) -> int:
+        return max(self.max_attempts - attempts, 0)
+
+    def window_until(self, verified_at: datetime) -> datetime:
+        return valid_until(verified_at, self.window_s)
+
+    @staticmethod
+    def window_open(until: datetime | None, now: datetime) -> bool:
+        """Is the session's step-up window (its end ``until``, None: never verified) open at ``now``?"""
+        return until is not None and until > now

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-import msgspec
 from litestar import Litestar, Request, get, post
 from litestar.params import JSONBody
 
@@ -15,28 +13,9 @@ from kagi_invite.bootstrap import NAME, Invite, bootstrap
 from kagi_invite.entrypoints.claims import claim_handlers
 from kagi_invite.entrypoints.invitations import invitation_handlers
 from kagi_invite.entrypoints.locations import location_handlers
+from kagi_shared.contracts.invite import StepUpIssuedOut, StepUpStateOut, StepUpVerifyIn
 from kagi_shared.service_api import ServiceApi, caller_of, correlation_of, require_role, run_service_api, service_app
 from kagi_shared.settings import Settings
-
-
-class Dto(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class StepUpIssued(Dto):
-    code_id: str
-    expires_at: datetime
-    sent_to: str
-
-
-class VerifyIn(Dto):
-    code: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-
-
-class StepUpState(Dto):
-    verified: bool
-    valid_until: datetime | None = None
-
 
 # A viewer-only account steps up too: its withdrawal needs it.
 STEP_UP_ROLES = ("owner", "viewer")
@@ -61,25 +40,25 @@ def service_api(settings: Settings, invite: Invite | None = None) -> ServiceApi:
                 await state["app"].close()
 
     @post("/internal/step-up", status_code=201)
-    async def issue(request: Request[Any, Any, Any]) -> StepUpIssued:
+    async def issue(request: Request[Any, Any, Any]) -> StepUpIssuedOut:
         caller = caller_of(request)
         require_role(caller, *STEP_UP_ROLES)
         code = await state["app"].step_up.issue(caller, correlation_of(request))
-        return StepUpIssued(code_id=code.id, expires_at=code.expires_at, sent_to=_mask(caller.email))
+        return StepUpIssuedOut(code_id=code.id, expires_at=code.expires_at, sent_to=_mask(caller.email))
 
     @post("/internal/step-up/verify", status_code=200)
-    async def verify(data: JSONBody[VerifyIn], request: Request[Any, Any, Any]) -> StepUpState:
+    async def verify(data: JSONBody[StepUpVerifyIn], request: Request[Any, Any, Any]) -> StepUpStateOut:
         caller = caller_of(request)
         require_role(caller, *STEP_UP_ROLES)
         until = await state["app"].step_up.verify(caller, data.code, correlation_of(request))
-        return StepUpState(verified=True, valid_until=until)
+        return StepUpStateOut(verified=True, valid_until=until)
 
     @get("/internal/step-up")
-    async def status(request: Request[Any, Any, Any]) -> StepUpState:
+    async def status(request: Request[Any, Any, Any]) -> StepUpStateOut:
         caller = caller_of(request)
         require_role(caller, *STEP_UP_ROLES)
         until = await state["app"].step_up.window(caller)
-        return StepUpState(verified=until is not None, valid_until=until)
+        return StepUpStateOut(verified=until is not None, valid_until=until)
 
     async def ready() -> None:
         await state["app"].store.ping()

@@ -3,86 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import msgspec
 from litestar import Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody
 
 from kagi_invite.domain.claims import Proof
+from kagi_shared.contracts.invite import (
+    ClaimIn,
+    ClaimOut,
+    ClaimsOut,
+    LinkedOut,
+    MainIn,
+    RegistrationOut,
+    SmsIn,
+    SmsIssuedOut,
+    SmsVerifyIn,
+    WaterContractOut,
+    WithdrawnOut,
+)
 from kagi_shared.service_api import Caller, caller_of, correlation_of, require_role
 
 if TYPE_CHECKING:
     from kagi_invite.bootstrap import Invite
-
-Short = Annotated[str, msgspec.Meta(max_length=64)]
-
-
-class Dto(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class LinkIn(Dto):
-    customer_number: Short
-    billing_number: Short
-    phone: Short | None = None
-    service_address: Annotated[str, msgspec.Meta(max_length=200)] | None = None
-    debit_last4: Short | None = None
-
-
-class ClaimOut(Dto):
-    customer_number: str
-    name: str
-    main: bool
-    linked_at: datetime
-
-
-class LinkedOut(Dto):
-    claim: ClaimOut
-    count: int
-    warning: str | None = None
-
-
-class ClaimsOut(Dto):
-    items: list[ClaimOut]
-    count: int
-    warning: str | None = None
-
-
-class ContractOut(Dto):
-    customer_number: str
-    name: str
-    service_address: str
-    main: bool
-
-
-class MainIn(Dto):
-    customer_number: Short
-
-
-class WithdrawnOut(Dto):
-    contracts_unlinked: int
-
-
-class SmsIn(Dto):
-    mobile: Short
-
-
-class SmsIssuedOut(Dto):
-    sent_to: str
-    expires_at: datetime
-
-
-class SmsVerifyIn(Dto):
-    code: Short
-
-
-class RegistrationOut(Dto):
-    sms_verified: bool
-    contracts: int
-    sms_verified_at: datetime | None = None
-
 
 def claim_handlers(app: Callable[[], Invite]) -> list[Any]:
     def owner(request: Request[Any, Any, Any]) -> Caller:
@@ -91,7 +34,7 @@ def claim_handlers(app: Callable[[], Invite]) -> list[Any]:
         return caller
 
     @post("/internal/contracts", status_code=201)
-    async def link(data: JSONBody[LinkIn], request: Request[Any, Any, Any]) -> LinkedOut:
+    async def link(data: JSONBody[ClaimIn], request: Request[Any, Any, Any]) -> LinkedOut:
         proof = Proof(customer_number=data.customer_number, billing_number=data.billing_number, phone=data.phone,
                       service_address=data.service_address, debit_last4=data.debit_last4)
         result = await app().claims.link(owner(request), proof, correlation_of(request))
@@ -112,11 +55,11 @@ def claim_handlers(app: Callable[[], Invite]) -> list[Any]:
                          warning="claims.above_recommended" if len(items) > limit else None)
 
     @get("/internal/contracts/{customer_number:str}")
-    async def contract(customer_number: FromPath[str], request: Request[Any, Any, Any]) -> ContractOut:
+    async def contract(customer_number: FromPath[str], request: Request[Any, Any, Any]) -> WaterContractOut:
         caller = owner(request)
         found = await app().claims.contract(caller, customer_number)
         mains = {c.customer_number for c in (await app().claims.claims(caller))[0] if c.main}
-        return ContractOut(customer_number=found.id, name=found.name, service_address=found.service_address,
+        return WaterContractOut(customer_number=found.id, name=found.name, service_address=found.service_address,
                            main=found.id in mains)
 
     @put("/internal/contracts/main", status_code=204)

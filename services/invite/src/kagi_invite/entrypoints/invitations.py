@@ -4,13 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-import msgspec
 from litestar import Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody
 
 from kagi_invite.domain.invitations import CoUser, InvitationKey, shown_status
+from kagi_shared.contracts.invite import (
+    CompleteIn,
+    HouseholdMemberOut,
+    HouseholdMembershipsOut,
+    HouseholdOut,
+    InvitationRequestOut,
+    IssuedKeyOut,
+    KeyOut,
+    KeysOut,
+    LinkOut,
+    LinkRequestIn,
+    LinkTokenIn,
+    ReleaseIn,
+    RepresentativeIn,
+    ReservationOut,
+    ReserveIn,
+)
 from kagi_shared.jst import jp_deadline
 from kagi_shared.service_api import caller_of, correlation_of, require_role
 from kagi_shared.settings import Settings
@@ -19,111 +35,17 @@ if TYPE_CHECKING:
     from kagi_invite.bootstrap import Invite
 
 
-class Dto(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class IssuedKeyOut(Dto):
-    key_id: str
-    key: str
-    expires_at: datetime
-    expires_at_text: str
-    login_url: str
-
-
-class KeyOut(Dto):
-    key_id: str
-    status: Literal["pending", "redeemed", "expired", "revoked", "voided"]
-    issued_at: datetime
-    expires_at: datetime
-    expires_at_text: str
-    redeemed_at: datetime | None = None
-    redeemed_by: str | None = None
-
-
-class KeysOut(Dto):
-    items: list[KeyOut]
-
-
-class LinkRequestIn(Dto):
-    email: Annotated[str, msgspec.Meta(max_length=320)]
-    client_ip: str | None = None
-
-
-class LinkRequestOut(Dto):
-    sent_to: str
-    link_expires_at: datetime
-
-
-class LinkCheckIn(Dto):
-    token: Annotated[str, msgspec.Meta(max_length=256)]
-    client_ip: str | None = None
-
-
-class LinkOut(Dto):
-    email: str
-    expires_at: datetime
-
-
-class ReserveIn(Dto):
-    token: Annotated[str, msgspec.Meta(max_length=256)]
-    key: Annotated[str, msgspec.Meta(max_length=256)]
-    client_ip: str | None = None
-
-
-class ReservationOut(Dto):
-    reservation_id: str
-    email: str
-    owner_id: str
-    reserved_until: datetime
-
-
-class ReleaseIn(Dto):
-    failed_login: bool = False
-
-
-class CompleteIn(Dto):
-    account_id: str
-    login_id: str
-    new_account: bool
-    email: str = ""
-
-
-class CoUserOut(Dto):
-    owner_id: str
-    owner_login_id: str
-    account_id: str
-    login_id: str
-    email: str
-    account_type: str
-    external_ids: list[str]
-    added_at: datetime
-
-
-class HouseholdOut(Dto):
-    owner_id: str
-    representative_account_id: str
-    co_users: list[CoUserOut]
-
-
-class RepresentativeIn(Dto):
-    account_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-
-
-class MembershipsOut(Dto):
-    items: list[CoUserOut]
-
-
 def key_out(key: InvitationKey, now: datetime) -> KeyOut:
     return KeyOut(key_id=key.id, status=shown_status(key, now), issued_at=key.issued_at, expires_at=key.expires_at,
                   expires_at_text=jp_deadline(key.expires_at), redeemed_at=key.redeemed_at,
                   redeemed_by=key.redeemed_login_id)
 
 
-def co_user_out(co_user: CoUser) -> CoUserOut:
-    return CoUserOut(owner_id=co_user.owner_id, owner_login_id=co_user.owner_login_id, account_id=co_user.account_id,
-                     login_id=co_user.login_id, email=co_user.email, account_type=co_user.account_type,
-                     external_ids=co_user.external_ids, added_at=co_user.added_at)
+def co_user_out(co_user: CoUser) -> HouseholdMemberOut:
+    return HouseholdMemberOut(owner_id=co_user.owner_id, owner_login_id=co_user.owner_login_id,
+                              account_id=co_user.account_id, login_id=co_user.login_id, email=co_user.email,
+                              account_type=co_user.account_type, external_ids=co_user.external_ids,
+                              added_at=co_user.added_at)
 
 
 def login_url(settings: Settings) -> str:
@@ -153,12 +75,12 @@ def invitation_handlers(app: Callable[[], Invite], settings: Settings) -> list[A
         return key_out(key, datetime.now(UTC))
 
     @post("/internal/invitations/requests", status_code=202)
-    async def request_link(data: JSONBody[LinkRequestIn], request: Request[Any, Any, Any]) -> LinkRequestOut:
+    async def request_link(data: JSONBody[LinkRequestIn], request: Request[Any, Any, Any]) -> InvitationRequestOut:
         link = await app().invitations.request_link(data.email, data.client_ip, correlation_of(request))
-        return LinkRequestOut(sent_to=link.email, link_expires_at=link.expires_at)
+        return InvitationRequestOut(sent_to=link.email, link_expires_at=link.expires_at)
 
     @post("/internal/invitations/links/check", status_code=200)
-    async def check_link(data: JSONBody[LinkCheckIn]) -> LinkOut:
+    async def check_link(data: JSONBody[LinkTokenIn]) -> LinkOut:
         link = await app().invitations.check_link(data.token, data.client_ip)
         return LinkOut(email=link.email, expires_at=link.expires_at)
 
@@ -175,7 +97,7 @@ def invitation_handlers(app: Callable[[], Invite], settings: Settings) -> list[A
 
     @post("/internal/invitations/reservations/{reservation_id:str}/complete", status_code=201)
     async def complete(reservation_id: FromPath[str], data: JSONBody[CompleteIn],
-                       request: Request[Any, Any, Any]) -> CoUserOut:
+                       request: Request[Any, Any, Any]) -> HouseholdMemberOut:
         co_user = await app().invitations.complete(reservation_id, data.account_id, data.login_id, data.email,
                                                    data.new_account, correlation_of(request))
         return co_user_out(co_user)
@@ -195,8 +117,9 @@ def invitation_handlers(app: Callable[[], Invite], settings: Settings) -> list[A
         await app().invitations.remove_co_user(owner(request), account_id, correlation_of(request))
 
     @get("/internal/memberships")
-    async def memberships(request: Request[Any, Any, Any]) -> MembershipsOut:
-        return MembershipsOut(items=[co_user_out(c) for c in await app().invitations.memberships(caller_of(request))])
+    async def memberships(request: Request[Any, Any, Any]) -> HouseholdMembershipsOut:
+        found = await app().invitations.memberships(caller_of(request))
+        return HouseholdMembershipsOut(items=[co_user_out(c) for c in found])
 
     return [issue_key, list_keys, revoke_key, request_link, check_link, reserve, release, complete, household,
             representative, remove, memberships]

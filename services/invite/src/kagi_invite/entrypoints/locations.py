@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
@@ -11,64 +10,24 @@ from litestar import Request, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from kagi_invite.domain.locations import Location, ViewerRight, supply_point_number, supply_point_problem
+from kagi_shared.contracts.invite import (
+    AddViewingIn,
+    LocationDataOut,
+    LocationOut,
+    LocationPageOut,
+    ReadingOut,
+    StatementOut,
+    ViewerKeyOut,
+    ViewerOut,
+    ViewersOut,
+    ViewingOut,
+)
 from kagi_shared.jst import jp_deadline
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.service_api import Caller, caller_of, correlation_of, require_role
 
 if TYPE_CHECKING:
     from kagi_invite.bootstrap import Invite
-
-
-class Dto(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class LocationOut(Dto):
-    location_id: str
-    supply_point_number: str
-    customer_number: str
-    name: str
-    address: str
-
-
-class LocationPageOut(Dto):
-    items: list[LocationOut]
-    total: int
-    page: int
-    per_page: int
-
-
-class ViewerKeyOut(Dto):
-    key_id: str
-    key: str
-    expires_at: datetime
-    expires_at_text: str
-    location: LocationOut
-
-
-class ViewerOut(Dto):
-    account_id: str
-    login_id: str
-    added_at: datetime
-
-
-class ViewersOut(Dto):
-    items: list[ViewerOut]
-
-
-class AddViewingIn(Dto):
-    key: Annotated[str, msgspec.Meta(max_length=256)]
-
-
-class ViewingOut(Dto):
-    items: list[LocationOut]
-
-
-class LocationDataOut(Dto):
-    location: LocationOut
-    contract: dict[str, str]
-    statements: list[dict[str, Any]]
-    energy: list[dict[str, Any]]
 
 
 def location_out(location: Location) -> LocationOut:
@@ -129,6 +88,7 @@ def location_handlers(app: Callable[[], Invite]) -> list[Any]:
     async def view(location_id: FromPath[str], request: Request[Any, Any, Any]) -> LocationDataOut:
         location = await app().locations.view(caller_of(request), checked_location(location_id))
         return LocationDataOut(location=location_out(location), contract=location.contract,
-                               statements=location.statements, energy=location.energy)
+                               statements=msgspec.convert(location.statements, list[StatementOut]),
+                               energy=msgspec.convert(location.energy, list[ReadingOut]))
 
     return [search, issue, viewers, remove_viewer, add_viewing, viewing, view]

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import msgspec
-from pymongo.errors import DuplicateKeyError
 
 from kagi_invite.adapters.claims import ClaimRepository
 from kagi_invite.adapters.invitations import InvitationRepository
@@ -15,9 +14,10 @@ from kagi_invite.domain.claims import (
     SMS_ALPHABET,
     SMS_CODE_LENGTH,
     Claim,
+    ClaimExists,
+    ClaimPolicy,
     Proof,
     WaterContract,
-    above_recommended,
     identifier,
     masked,
     matches,
@@ -27,7 +27,7 @@ from kagi_invite.domain.claims import (
     sms_destination,
 )
 from kagi_invite.domain.locations import newer
-from kagi_invite.domain.step_up import StepUpCode, judge, voids_after
+from kagi_invite.domain.step_up import StepUpCode, judge
 from kagi_invite.service.invitations import InvitationService
 from kagi_shared import codes
 from kagi_shared.clock import Clock, utc_now
@@ -69,9 +69,10 @@ def sms_required() -> Problem:
 
 class ClaimService:
     def __init__(self, store: Store, repo: ClaimRepository, invitations: InvitationService,
-                 invitation_repo: InvitationRepository, locations: LocationRepository, settings: Settings, *,
-                 clock: Clock = utc_now) -> None:
+                 invitation_repo: InvitationRepository, locations: LocationRepository, settings: Settings,
+                 policy: ClaimPolicy, *, clock: Clock = utc_now) -> None:
         self.clock = clock
+        self.policy = policy
         self.store = store
         self.repo = repo
         self.invitations = invitations
@@ -130,12 +131,12 @@ class ClaimService:
                                                     "linked_at": jp_datetime(now)},
                                          correlation_id=correlation_id)
             count = len(existing) + 1
-            warn = above_recommended(count, self.settings.invite.claim_recommended_max)
+            warn = self.policy.warns(count)
             return ClaimResult(claim=claim, count=count, warning="claims.above_recommended" if warn else None)
 
         try:
             return await self.store.transaction(work)
-        except DuplicateKeyError:
+        except ClaimExists:
             raise Problem(409, "claim.already_linked", "このお客さま番号は既に登録されています。") from None
 
     async def claims(self, caller: Caller) -> tuple[list[Claim], dict[str, WaterContract]]:
@@ -219,7 +220,7 @@ class ClaimService:
         now = self.clock()
         code = StepUpCode(id=str(uuid.uuid4()), account_id=caller.account_id,
                           code_hash=codes.hash_code(plain, self.settings.security.code_pepper), issued_at=now,
-                          expires_at=now + timedelta(seconds=limits.sms_code_ttl_s))
+                          expires_at=self.policy.sms_expires_at(now))
 
         async def work(tx: Tx) -> None:
             await self.repo.replace_sms_code(tx, code)
@@ -236,7 +237,7 @@ class ClaimService:
         if code is None:
             raise Problem(404, "sms.no_code", "SMS認証コードが発行されていません。認証コードを発行してください。")
         now = self.clock()
-        max_attempts = self.settings.invite.sms_max_attempts
+        max_attempts = self.policy.sms_max_attempts
         # Counted before judged, as the step-up code: concurrent guesses cannot outnumber the attempts.
         counted = await self.repo.claim_sms_attempt(code.id, max_attempts)
         if counted is None:
@@ -257,7 +258,7 @@ class ClaimService:
                 return now
             verdict = "used"
         if verdict == "wrong" and counted is not None:
-            if not voids_after(counted.attempts, max_attempts):
+            if not self.policy.sms_voided_by(counted.attempts):
                 raise Problem(400, "sms.code_wrong", "SMS認証コードが正しくありません。",
                               extra={"remainingAttempts": max_attempts - counted.attempts})
 

@@ -9,28 +9,29 @@ import uuid
 from datetime import datetime, timedelta
 
 import msgspec
-from pymongo.errors import DuplicateKeyError
 
-from kagi_invite.adapters.invitations import InvitationRepository
-from kagi_invite.adapters.repository import StepUpRepository
 from kagi_invite.domain.invitations import (
     KEY_LENGTH,
+    AlreadyMember,
     ConfirmationLink,
     CoUser,
     InvitationKey,
+    InvitationPolicy,
     can_join,
     judge_key,
     judge_link,
     key_format_problem,
     retry_after_s,
-    voids_after,
 )
+from kagi_invite.domain.step_up import StepUpPolicy
+from kagi_invite.service.ports import Invitations, StepUps
+from kagi_invite.service.step_up import require_step_up
 from kagi_shared import codes
 from kagi_shared.clock import Clock, utc_now
 from kagi_shared.events import Event, new_envelope
 from kagi_shared.events import invite as ev
 from kagi_shared.jst import jp_datetime, jp_deadline
-from kagi_shared.mongo import Store, Tx
+from kagi_shared.mongo import Transactions, Tx
 from kagi_shared.notifications import request_notification
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.service_api import Caller
@@ -39,11 +40,6 @@ from kagi_shared.topics import INVITE_EVENTS
 
 SOURCE = "kagi/invite"
 EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")
-
-
-
-def step_up_required() -> Problem:
-    return Problem(403, "step_up.required", "追加認証が必要です。認証コードを発行し、追加認証を行ってください。")
 
 
 def key_not_found() -> Problem:
@@ -103,13 +99,16 @@ class Household(msgspec.Struct, kw_only=True):
 
 
 class InvitationService:
-    def __init__(self, store: Store, repo: InvitationRepository, step_ups: StepUpRepository,
-                 settings: Settings, *, clock: Clock = utc_now) -> None:
+    def __init__(self, store: Transactions, repo: Invitations, step_ups: StepUps,
+                 settings: Settings, policy: InvitationPolicy, step_up_policy: StepUpPolicy, *,
+                 clock: Clock = utc_now) -> None:
         self.clock = clock
         self.store = store
         self.repo = repo
         self.step_ups = step_ups
         self.settings = settings
+        self.policy = policy
+        self.step_up_policy = step_up_policy
 
     def _publish(self, tx: Tx, event: Event, subject: str, correlation_id: str | None) -> None:
         tx.publish(INVITE_EVENTS.name, new_envelope(event, source=SOURCE, subject=subject,
@@ -125,9 +124,7 @@ class InvitationService:
     # -- the owner ---------------------------------------------------------------------------------
     async def require_step_up(self, caller: Caller) -> None:
         """The user list and every key issue need a step-up verified within the window (15 min)."""
-        until = await self.step_ups.window(caller.account_id, caller.session_id)
-        if until is None or until <= self.clock():
-            raise step_up_required()
+        await require_step_up(self.step_ups, self.step_up_policy, caller, self.clock())
 
     async def issue_key(self, caller: Caller, correlation_id: str | None = None) -> IssuedKey:
         await self.require_step_up(caller)
@@ -135,7 +132,7 @@ class InvitationService:
         now = self.clock()
         plain = codes.new_code(KEY_LENGTH)
         key = InvitationKey(id=str(uuid.uuid4()), owner_id=caller.account_id, key_hash=codes.hash_code(plain, pepper),
-                            issued_at=now, expires_at=now + timedelta(seconds=self.settings.invite.key_ttl_s))
+                            issued_at=now, expires_at=self.policy.key_expires_at(now))
 
         async def work(tx: Tx) -> None:
             await self.repo.add_key(tx, key, caller.login_id, caller.email)
@@ -210,7 +207,7 @@ class InvitationService:
         token = secrets.token_hex(24)
         link = ConfirmationLink(id=str(uuid.uuid4()), email=email,
                                 token_hash=codes.hash_code(token, self.settings.security.code_pepper), issued_at=now,
-                                expires_at=now + timedelta(seconds=limits.link_ttl_s))
+                                expires_at=self.policy.link_expires_at(now))
         url = f"{self.settings.brand.portal_url.rstrip('/')}/invitations/accept?token={token}"
 
         async def work(tx: Tx) -> None:
@@ -256,7 +253,7 @@ class InvitationService:
         await self.limit("redeem", "email", link.email, limits.redeem_per_email)
         if problem := key_format_problem(typed_key):
             raise Problem(400, "request.invalid", "入力内容に誤りがあります。", errors=[FieldError("key", problem)])
-        wrong = await self.repo.claim_key_guess(link.id, limits.link_max_wrong_keys)
+        wrong = await self.repo.claim_key_guess(link.id, self.policy.link_max_wrong_keys)
         if wrong is None:
             status, code, title = _LINK_REFUSALS["voided"]
             raise Problem(status, code, title)
@@ -271,7 +268,7 @@ class InvitationService:
             raise Problem(status, code, title)
 
         reservation_id = str(uuid.uuid4())
-        until = now + timedelta(seconds=limits.reservation_ttl_s)
+        until = self.policy.reserved_until(now)
 
         async def work(tx: Tx) -> str | None:
             if not await self.repo.reserve_key(tx, key.id, reservation_id, until, now):
@@ -300,13 +297,12 @@ class InvitationService:
 
     async def _wrong_key(self, link: ConfirmationLink, wrong: int, correlation_id: str | None) -> None:
         """A wrong key, already counted (``wrong``); the last allowed one voids the link."""
-        max_wrong = self.settings.invite.link_max_wrong_keys
-        if voids_after(wrong, max_wrong):
+        if self.policy.link_voided_by(wrong):
             async def void(tx: Tx) -> None:
                 await self.repo.set_link_status(tx, link.id, "voided")
 
             await self.store.transaction(void)
-        remaining = max(max_wrong - wrong, 0)
+        remaining = self.policy.wrong_keys_left(wrong)
         if remaining == 0:
             status, code, title = _LINK_REFUSALS["voided"]
             raise Problem(status, code, title)
@@ -315,19 +311,18 @@ class InvitationService:
 
     async def release(self, reservation_id: str, failed_login: bool, correlation_id: str | None = None) -> None:
         """Give a held key back; a failed login on redemption counts against the key (5 void it)."""
-        max_attempts = self.settings.invite.key_max_attempts
 
         async def work(tx: Tx) -> tuple[int, bool]:
-            doc = await self.repo.release_key(tx, reservation_id, failed_login)
-            if doc is None:
+            key = await self.repo.release_key(tx, reservation_id, failed_login)
+            if key is None:
                 return 0, False
             await self.repo.finish_link(tx, reservation_id, "active")
-            attempts = int(doc.get("attempts", 0))
-            voided = failed_login and voids_after(attempts, max_attempts)
+            attempts = key.attempts
+            voided = failed_login and self.policy.key_voided_by(attempts)
             if voided:
-                await self.repo.set_key_status(tx, doc["_id"], "voided", ("pending",))
-                self._publish(tx, ev.KeyVoided(owner_id=doc["owner_id"], key_id=doc["_id"], attempts=attempts),
-                              doc["owner_id"], correlation_id)
+                await self.repo.set_key_status(tx, key.id, "voided", ("pending",))
+                self._publish(tx, ev.KeyVoided(owner_id=key.owner_id, key_id=key.id, attempts=attempts),
+                              key.owner_id, correlation_id)
             return attempts, voided
 
         attempts, voided = await self.store.transaction(work)
@@ -337,7 +332,7 @@ class InvitationService:
             status, code, title = _KEY_REFUSALS["voided"]
             raise Problem(status, code, title)
         raise Problem(401, "invitation.login_failed", "ID またはパスワードが正しくありません。",
-                      extra={"remainingAttempts": max(max_attempts - attempts, 0)})
+                      extra={"remainingAttempts": max(self.policy.key_max_attempts - attempts, 0)})
 
     async def complete(self, reservation_id: str, account_id: str, login_id: str, email: str, new_account: bool,
                        correlation_id: str | None = None) -> CoUser:
@@ -373,7 +368,7 @@ class InvitationService:
 
         try:
             done = await self.store.transaction(work)
-        except DuplicateKeyError:
+        except AlreadyMember:
             await self.release(reservation_id, failed_login=False, correlation_id=correlation_id)
             raise Problem(409, "invitation.already_member",
                           "このアカウントは既に利用者として登録されています。") from None

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
-
-from pymongo.errors import DuplicateKeyError
 
 from kagi_invite.adapters.locations import LocationRepository
 from kagi_invite.domain.invitations import KEY_LENGTH, key_format_problem
 from kagi_invite.domain.locations import (
+    AlreadyViewer,
     Location,
     ViewerKey,
+    ViewerKeyPolicy,
     ViewerRight,
     can_view,
     judge_viewer_key,
@@ -48,12 +47,13 @@ def location_not_found() -> Problem:
 
 class LocationService:
     def __init__(self, store: Store, repo: LocationRepository, invitations: InvitationService,
-                 settings: Settings, *, clock: Clock = utc_now) -> None:
+                 settings: Settings, policy: ViewerKeyPolicy, *, clock: Clock = utc_now) -> None:
         self.clock = clock
         self.store = store
         self.repo = repo
         self.invitations = invitations
         self.settings = settings
+        self.policy = policy
 
     def _publish(self, tx: Tx, event: Event, subject: str, correlation_id: str | None) -> None:
         tx.publish(INVITE_EVENTS.name, new_envelope(event, source=SOURCE, subject=subject,
@@ -117,7 +117,7 @@ class LocationService:
         plain = codes.new_code(KEY_LENGTH)
         key = ViewerKey(id=str(uuid.uuid4()), owner_id=caller.account_id, location_id=location.id,
                         key_hash=codes.hash_code(plain, self.settings.security.code_pepper), issued_at=now,
-                        expires_at=now + timedelta(seconds=self.settings.invite.viewer_key_ttl_s),
+                        expires_at=self.policy.key_expires_at(now),
                         owner_email=caller.email)
 
         async def work(tx: Tx) -> None:
@@ -197,7 +197,7 @@ class LocationService:
 
         try:
             done = await self.store.transaction(work)
-        except DuplicateKeyError:
+        except AlreadyViewer:
             raise Problem(409, "viewer.already_added", "このご使用場所は既に閲覧場所に追加されています。") from None
         if not done:
             status, code, title = _KEY_REFUSALS["redeemed"]

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from kagi_invite.adapters.repository import StepUpRepository
-from kagi_invite.domain.step_up import StepUpCode, judge, valid_until, voids_after
+from kagi_invite.domain.step_up import StepUpCode, StepUpPolicy, judge
+from kagi_invite.service.ports import StepUps
 from kagi_shared import codes
 from kagi_shared.clock import Clock, utc_now
 from kagi_shared.events import invite as ev
 from kagi_shared.events import new_envelope
 from kagi_shared.jst import jp_deadline
-from kagi_shared.mongo import Store, Tx
+from kagi_shared.mongo import Transactions, Tx
 from kagi_shared.notifications import request_notification
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
@@ -30,12 +30,24 @@ _REFUSALS = {
 }
 
 
+def step_up_required() -> Problem:
+    return Problem(403, "step_up.required", "追加認証が必要です。認証コードを発行し、追加認証を行ってください。")
+
+
+async def require_step_up(step_ups: StepUps, policy: StepUpPolicy, caller: Caller, now: datetime) -> None:
+    """The gate before the user list and every key: this session's step-up window is open at ``now``."""
+    if not policy.window_open(await step_ups.window(caller.account_id, caller.session_id), now):
+        raise step_up_required()
+
+
 class StepUpService:
-    def __init__(self, store: Store, repo: StepUpRepository, settings: Settings, *, clock: Clock = utc_now) -> None:
+    def __init__(self, store: Transactions, repo: StepUps, settings: Settings, policy: StepUpPolicy, *,
+                 clock: Clock = utc_now) -> None:
         self.clock = clock
         self.store = store
         self.repo = repo
         self.settings = settings
+        self.policy = policy
 
     async def issue(self, caller: Caller, correlation_id: str | None = None) -> StepUpCode:
         if not caller.email:
@@ -45,7 +57,7 @@ class StepUpService:
         now = self.clock()
         code = StepUpCode(id=str(uuid.uuid4()), account_id=caller.account_id,
                           code_hash=codes.hash_code(plain, security.code_pepper), issued_at=now,
-                          expires_at=now + timedelta(seconds=security.step_up_code_ttl_s))
+                          expires_at=self.policy.code_expires_at(now))
 
         async def work(tx: Tx) -> None:
             await self.repo.replace_active(tx, code)
@@ -69,7 +81,7 @@ class StepUpService:
         code = await self.repo.latest(caller.account_id)
         if code is None:
             raise Problem(404, "step_up.no_code", "認証コードが発行されていません。認証コードを発行してください。")
-        counted = await self.repo.claim_attempt(code.id, security.step_up_max_attempts)
+        counted = await self.repo.claim_attempt(code.id, self.policy.max_attempts)
         if counted is None:  # used, replaced, or every attempt already taken (some perhaps still being judged)
             verdict = judge(await self.repo.latest(caller.account_id) or code, False, now)
             if verdict == "wrong":
@@ -77,7 +89,7 @@ class StepUpService:
         else:
             verdict = judge(counted, codes.verify_code(entered, code.code_hash, security.code_pepper), now)
         if verdict == "ok":
-            until = valid_until(now, security.step_up_valid_s)
+            until = self.policy.window_until(now)
 
             async def succeed(tx: Tx) -> bool:
                 if not await self.repo.set_status(tx, code.id, "used"):
@@ -98,8 +110,7 @@ class StepUpService:
 
     async def _wrong(self, caller: Caller, code: StepUpCode, correlation_id: str | None) -> None:
         """A wrong guess, already counted (``code.attempts``); the last allowed one voids the code."""
-        max_attempts = self.settings.security.step_up_max_attempts
-        voided = voids_after(code.attempts, max_attempts)
+        voided = self.policy.voids(code.attempts)
 
         async def fail(tx: Tx) -> None:
             if voided:
@@ -114,8 +125,11 @@ class StepUpService:
             status, error, title = _REFUSALS["voided"]
             raise Problem(status, error, title)
         raise Problem(400, "step_up.code_wrong", "認証コードが正しくありません。",
-                      extra={"remainingAttempts": max(max_attempts - code.attempts, 0)})
+                      extra={"remainingAttempts": self.policy.remaining(code.attempts)})
 
     async def window(self, caller: Caller) -> datetime | None:
         until = await self.repo.window(caller.account_id, caller.session_id)
-        return until if until and until > self.clock() else None
+        return until if self.policy.window_open(until, self.clock()) else None
+
+    async def require(self, caller: Caller) -> None:
+        await require_step_up(self.repo, self.policy, caller, self.clock())

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Literal
 
 import msgspec
@@ -71,8 +72,39 @@ def login_id_problem(login_id: str) -> str | None:
     return None
 
 
+class AccountExists(Exception):
+    """The login ID is already taken (the repository's unique index said so)."""
+
+    def __init__(self, login_id: str) -> None:
+        super().__init__(login_id)
+        self.login_id = login_id
+
+
 def should_lock(failed_logins: int, threshold: int) -> bool:
     return failed_logins >= threshold
+
+
+@dataclass(frozen=True)
+class LockoutPolicy:
+    """SPEC §4: the ``threshold``-th consecutive wrong password (or secret answer) locks the ID until an operator
+    lifts it; for privileged roles (``totp_roles``) a failed-login lock ends by itself after ``privileged_lock_s``
+    (0: never), so nobody can lock every operator out."""
+
+    threshold: int = 5
+    privileged_lock_s: int = 900
+
+    def locks(self, consecutive_failures: int) -> bool:
+        """Does this many consecutive failures lock the account?"""
+        return should_lock(consecutive_failures, self.threshold)
+
+    def remaining(self, consecutive_failures: int) -> int:
+        """Wrong attempts left before the lock."""
+        return max(0, self.threshold - consecutive_failures)
+
+    def privileged_lock_over(self, locked_at: datetime | None, now: datetime) -> bool:
+        """Has a privileged account's failed-login lock run out by ``now``?"""
+        return (self.privileged_lock_s > 0 and locked_at is not None
+                and now >= locked_at + timedelta(seconds=self.privileged_lock_s))
 
 
 class LoginReportDecision(msgspec.Struct, frozen=True):

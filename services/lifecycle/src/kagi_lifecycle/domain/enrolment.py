@@ -10,7 +10,8 @@ holds decides its roles and whether it may log in at all.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Literal
 
 import msgspec
@@ -65,6 +66,24 @@ def judge(enrolment: Enrolment | None, now: datetime) -> Verdict:
 def voids_after(failures: int, limit: int) -> bool:
     """The wrong one-time password numbered ``failures`` voids the URL and the password."""
     return failures >= limit
+
+
+@dataclass(frozen=True)
+class EnrolmentPolicy:
+    """SPEC §4 認証情報登録: the mailed URL and one-time password are valid ``ttl_s`` (14 days), single use; the
+    ``max_otp_failures``-th wrong one-time password voids both."""
+
+    ttl_s: int = 14 * 86400
+    max_otp_failures: int = 5
+
+    def expires_at(self, issued_at: datetime) -> datetime:
+        return issued_at + timedelta(seconds=self.ttl_s)
+
+    def voids(self, failures: int) -> bool:
+        return voids_after(failures, self.max_otp_failures)
+
+    def remaining(self, failures: int) -> int:
+        return self.max_otp_failures - failures
 
 
 def b2b_roles(permissions: dict[str, str]) -> set[str]:

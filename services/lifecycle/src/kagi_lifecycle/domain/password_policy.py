@@ -103,3 +103,18 @@ def expires_at(changed_at: datetime, profile: Profile, max_age_days: int) -> dat
 def is_expired(changed_at: datetime, profile: Profile, max_age_days: int, now: datetime) -> bool:
     deadline = expires_at(changed_at, profile, max_age_days)
     return deadline is not None and now >= deadline
+
+
+@dataclass(frozen=True)
+class PasswordPolicy:
+    """The password rules in force (SPEC §3/§4): the profile (``seed``: 8–32 characters of the seed's set, the
+    ID not inside, 185-day expiry; ``nist``: 15+ characters, no expiry) and the seed profile's maximum age."""
+
+    profile: Profile = "seed"
+    max_age_days: int = 185
+
+    def violations(self, password: str, context: Context) -> list[Violation]:
+        return check(password, self.profile, context)
+
+    def expired(self, changed_at: datetime, now: datetime) -> bool:
+        return is_expired(changed_at, self.profile, self.max_age_days, now)

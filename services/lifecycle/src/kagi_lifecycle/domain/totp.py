@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pyotp
 
@@ -53,7 +53,3 @@ def matching_step(secret: str, code: str, now: datetime, last_step: int) -> int 
             found = step
     return found
 
-
-def lock_expired(locked_at: datetime | None, lock_s: int, now: datetime) -> bool:
-    """A privileged account's failed-login lock ends by itself after ``lock_s`` (0: never)."""
-    return lock_s > 0 and locked_at is not None and now >= locked_at + timedelta(seconds=lock_s)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 from litestar import Litestar, Request, get, post, put
@@ -13,223 +13,48 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from kagi_lifecycle.bootstrap import NAME, Lifecycle, bootstrap
 from kagi_lifecycle.domain.accounts import Account
+from kagi_lifecycle.domain.unlock import UnlockRequest
 from kagi_lifecycle.entrypoints.federation_api import federation_handlers
 from kagi_lifecycle.entrypoints.oidc_api import oidc_handlers
 from kagi_lifecycle.service.sweep import parse_as_of
-from kagi_lifecycle.service.unlock import UnlockRequest
+from kagi_shared.contracts.lifecycle import (
+    AcceptedOut,
+    AccountOut,
+    AnswerIn,
+    CreateAccountIn,
+    EnrolmentCheckIn,
+    EnrolmentCheckOut,
+    EnrolmentCompleteIn,
+    EnrolmentReissuedOut,
+    LoginIn,
+    LoginOut,
+    LogoutIn,
+    PasswordChangeIn,
+    PreviewOut,
+    PreviewRowOut,
+    QuestionOut,
+    QuestionRequestIn,
+    RefreshIn,
+    RegistrationCheckOut,
+    RegistrationCompleteIn,
+    RegistrationIn,
+    RegistrationTokenIn,
+    ResetCompleteIn,
+    ResetRequestIn,
+    SecretQuestionIn,
+    SecretQuestionSetOut,
+    SessionOpened,
+    SessionOut,
+    TotpConfirmIn,
+    TotpSetupOut,
+    UnlockDecisionIn,
+    UnlockFileIn,
+    UnlockRequestOut,
+)
 from kagi_shared.metrics import ACCOUNTS, on_scrape, set_counts
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.service_api import ServiceApi, caller_of, correlation_of, require_role, run_service_api, service_app
 from kagi_shared.settings import Settings
-
-LoginId = Annotated[str, msgspec.Meta(min_length=1, max_length=254)]
-Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
-Note = Annotated[str, msgspec.Meta(max_length=1000)]
-
-
-class Dto(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class LoginIn(Dto):
-    login_id: str
-    password: str
-    totp_code: Annotated[str, msgspec.Meta(max_length=16)] | None = None
-
-
-class CreateAccountIn(Dto):
-    login_id: str
-    password: str
-    roles: list[str]
-    email: str | None = None
-
-
-class AccountOut(Dto):
-    account_id: str
-    login_id: str
-    email: str
-    roles: list[str]
-    status: str
-    last_login_at: datetime | None
-    issued_at: datetime
-
-
-class LoginOut(AccountOut):
-    """What the gateway needs at login beyond the account: the session version for ``sv``, expiry."""
-
-    session_version: int = 0
-    password_change_required: bool = False
-    password_changed_at: datetime | None = None
-    totp_enrolment_required: bool = False
-    """A privileged account without its second factor yet: the gateway opens only the enrolment to it."""
-
-
-class SessionOut(Dto):
-    session_version: int
-    status: str
-    roles: list[str]
-    """The account's roles now: the gateway authorises with these, not with the token's copy."""
-
-
-class TotpSetupOut(Dto):
-    secret: str
-    otpauth_uri: str
-
-
-class TotpConfirmIn(Dto):
-    code: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
-
-
-class RefreshIn(Dto):
-    refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-
-
-class LogoutIn(Dto):
-    refresh_token: Annotated[str, msgspec.Meta(max_length=128)] | None = None
-
-
-class SessionOpened(Dto):
-    account: LoginOut
-    refresh_token: str
-    refresh_expires_at: datetime
-    session_id: str
-    """The refresh token family: the gateway puts it in the access token (``sid``)."""
-
-
-class PasswordChangeIn(Dto):
-    current_password: Password
-    new_password: Password
-
-
-class ResetRequestIn(Dto):
-    login_id: LoginId
-    client_ip: str | None = None
-
-
-class RegistrationIn(Dto):
-    email: LoginId
-    client_ip: str | None = None
-
-
-class RegistrationTokenIn(Dto):
-    token: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-
-
-class RegistrationCompleteIn(RegistrationTokenIn):
-    password: Password
-
-
-class RegistrationOut(Dto):
-    email: str
-    expires_at: datetime
-
-
-class EnrolmentCheckIn(Dto):
-    token: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-
-
-class EnrolmentCompleteIn(EnrolmentCheckIn):
-    one_time_password: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    password: Password
-    secret_question: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
-    secret_answer: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
-
-
-class EnrolmentOut(Dto):
-    login_id: str
-    expires_at: datetime
-
-
-class EnrolmentIssuedOut(Dto):
-    account_id: str
-    login_id: str
-    expires_at: datetime
-
-
-class ResetCompleteIn(Dto):
-    token: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-    new_password: Password
-    answer: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
-    """Required when the account has a secret question (the link alone sets no password then)."""
-    client_ip: str | None = None
-
-
-class SecretQuestionIn(Dto):
-    question: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    answer: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    current_password: Password | None = None
-    stepped_up: bool = False
-    """The gateway saw a step-up window open for the caller's session."""
-
-
-class SecretQuestionSetOut(Dto):
-    question: str
-    message: str
-
-
-class QuestionRequestIn(Dto):
-    login_id: LoginId
-    client_ip: str | None = None
-
-
-class QuestionOut(Dto):
-    login_id: str
-    question: str
-
-
-class AnswerIn(Dto):
-    token: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-    answer: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    new_password: Password
-    client_ip: str | None = None
-
-
-class UnlockFileIn(Dto):
-    login_id: LoginId
-    message: Note = ""
-    client_ip: str | None = None
-
-
-class DecisionIn(Dto):
-    note: Note | None = None
-
-
-class Accepted(Dto):
-    message: str
-    accepted: bool = True
-
-
-class UnlockRequestOut(Dto):
-    request_id: str
-    account_id: str
-    login_id: str
-    status: str
-    lock_reason: str | None
-    message: str
-    filed_at: datetime
-    decided_at: datetime | None
-    decided_by: str | None
-    note: str | None
-    purge_date: str | None
-
-
-class PreviewRowOut(Dto):
-    account_id: str
-    login_id: str
-    email: str
-    status: str
-    stage: str
-    base_date: str
-    stage_date: str
-
-
-class PreviewOut(Dto):
-    as_of: datetime
-    warning1: list[PreviewRowOut]
-    warning2: list[PreviewRowOut]
-    lock: list[PreviewRowOut]
-    purge: list[PreviewRowOut]
-
 
 RESET_ACCEPTED = "登録されている ID の場合、パスワード再設定用のリンクをメールで送信しました。"
 REGISTRATION_ACCEPTED = ("ご入力いただいたメールアドレスにメールを送信しました。メールに記載された内容に沿って"
@@ -258,10 +83,6 @@ def unlock_out(r: UnlockRequest) -> UnlockRequestOut:
     return UnlockRequestOut(request_id=r.id, account_id=r.account_id, login_id=r.login_id, status=r.status,
                             lock_reason=r.lock_reason, message=r.message, filed_at=r.filed_at,
                             decided_at=r.decided_at, decided_by=r.decided_by, note=r.note, purge_date=r.purge_date)
-
-
-def _correlation(request: Request[Any, Any, Any]) -> str | None:
-    return correlation_of(request)
 
 
 def _as_of(value: str | None) -> datetime | None:
@@ -377,25 +198,25 @@ def service_api(settings: Settings, lifecycle: Lifecycle | None = None) -> Servi
         await state["lc"].totp.confirm(caller_of(request).account_id, data.code, correlation_of(request))
 
     @post("/internal/password-reset", status_code=202)
-    async def request_reset(data: JSONBody[ResetRequestIn], request: Request[Any, Any, Any]) -> Accepted:
+    async def request_reset(data: JSONBody[ResetRequestIn], request: Request[Any, Any, Any]) -> AcceptedOut:
         await state["lc"].credentials.request_reset(data.login_id, data.client_ip, correlation_of(request))
-        return Accepted(message=RESET_ACCEPTED)
+        return AcceptedOut(message=RESET_ACCEPTED)
 
     @post("/internal/password-reset/complete", status_code=200)
-    async def complete_reset(data: JSONBody[ResetCompleteIn], request: Request[Any, Any, Any]) -> Accepted:
+    async def complete_reset(data: JSONBody[ResetCompleteIn], request: Request[Any, Any, Any]) -> AcceptedOut:
         await state["lc"].credentials.complete_reset(data.token, data.new_password, correlation_of(request),
                                                      answer=data.answer, client_ip=data.client_ip)
-        return Accepted(message="パスワードを再設定しました。新しいパスワードでログインしてください。")
+        return AcceptedOut(message="パスワードを再設定しました。新しいパスワードでログインしてください。")
 
     @post("/internal/registrations", status_code=202)
-    async def request_registration(data: JSONBody[RegistrationIn], request: Request[Any, Any, Any]) -> Accepted:
+    async def request_registration(data: JSONBody[RegistrationIn], request: Request[Any, Any, Any]) -> AcceptedOut:
         await state["lc"].registrations.request(data.email, data.client_ip, correlation_of(request))
-        return Accepted(message=REGISTRATION_ACCEPTED)
+        return AcceptedOut(message=REGISTRATION_ACCEPTED)
 
     @post("/internal/registrations/check", status_code=200)
-    async def check_registration(data: JSONBody[RegistrationTokenIn]) -> RegistrationOut:
+    async def check_registration(data: JSONBody[RegistrationTokenIn]) -> RegistrationCheckOut:
         found = await state["lc"].registrations.check(data.token)
-        return RegistrationOut(email=found.email, expires_at=found.expires_at)
+        return RegistrationCheckOut(email=found.email, expires_at=found.expires_at)
 
     @post("/internal/registrations/complete", status_code=201)
     async def complete_registration(data: JSONBody[RegistrationCompleteIn],
@@ -404,9 +225,9 @@ def service_api(settings: Settings, lifecycle: Lifecycle | None = None) -> Servi
         return account_out(account)
 
     @post("/internal/enrolments/check", status_code=200)
-    async def check_enrolment(data: JSONBody[EnrolmentCheckIn]) -> EnrolmentOut:
+    async def check_enrolment(data: JSONBody[EnrolmentCheckIn]) -> EnrolmentCheckOut:
         found = await state["lc"].enrolments.check(data.token)
-        return EnrolmentOut(login_id=found.login_id, expires_at=found.expires_at)
+        return EnrolmentCheckOut(login_id=found.login_id, expires_at=found.expires_at)
 
     @post("/internal/enrolments/complete", status_code=200)
     async def complete_enrolment(data: JSONBody[EnrolmentCompleteIn], request: Request[Any, Any, Any]) -> AccountOut:
@@ -416,10 +237,10 @@ def service_api(settings: Settings, lifecycle: Lifecycle | None = None) -> Servi
         return account_out(account)
 
     @post("/internal/accounts/{account_id:str}/enrolment", status_code=201)
-    async def reissue_enrolment(account_id: FromPath[str], request: Request[Any, Any, Any]) -> EnrolmentIssuedOut:
+    async def reissue_enrolment(account_id: FromPath[str], request: Request[Any, Any, Any]) -> EnrolmentReissuedOut:
         staff(request)
         issued = await state["lc"].enrolments.reissue(account_id, correlation_of(request))
-        return EnrolmentIssuedOut(account_id=issued.account_id, login_id=issued.login_id,
+        return EnrolmentReissuedOut(account_id=issued.account_id, login_id=issued.login_id,
                                   expires_at=issued.expires_at)
 
     @put("/internal/me/secret-question", status_code=200)
@@ -436,15 +257,15 @@ def service_api(settings: Settings, lifecycle: Lifecycle | None = None) -> Servi
         return QuestionOut(login_id=data.login_id, question=question)
 
     @post("/internal/password-reset/answer", status_code=200)
-    async def reset_answer(data: JSONBody[AnswerIn], request: Request[Any, Any, Any]) -> Accepted:
+    async def reset_answer(data: JSONBody[AnswerIn], request: Request[Any, Any, Any]) -> AcceptedOut:
         await state["lc"].credentials.complete_reset(data.token, data.new_password, correlation_of(request),
                                                      answer=data.answer, client_ip=data.client_ip)
-        return Accepted(message="パスワードを再設定しました。新しいパスワードでログインしてください。")
+        return AcceptedOut(message="パスワードを再設定しました。新しいパスワードでログインしてください。")
 
     @post("/internal/unlock-requests", status_code=202)
-    async def file_unlock(data: JSONBody[UnlockFileIn], request: Request[Any, Any, Any]) -> Accepted:
+    async def file_unlock(data: JSONBody[UnlockFileIn], request: Request[Any, Any, Any]) -> AcceptedOut:
         await state["lc"].unlocks.file(data.login_id, data.message, data.client_ip, correlation_of(request))
-        return Accepted(message=UNLOCK_ACCEPTED)
+        return AcceptedOut(message=UNLOCK_ACCEPTED)
 
     @get("/internal/unlock-requests")
     async def list_unlocks(request: Request[Any, Any, Any],
@@ -453,13 +274,13 @@ def service_api(settings: Settings, lifecycle: Lifecycle | None = None) -> Servi
         return [unlock_out(r) for r in await state["lc"].unlocks.listing(status)]
 
     @post("/internal/unlock-requests/{request_id:str}/approve", status_code=200)
-    async def approve(request_id: FromPath[str], data: JSONBody[DecisionIn],
+    async def approve(request_id: FromPath[str], data: JSONBody[UnlockDecisionIn],
                       request: Request[Any, Any, Any]) -> UnlockRequestOut:
         decided = await state["lc"].unlocks.approve(request_id, staff(request), data.note, correlation_of(request))
         return unlock_out(decided)
 
     @post("/internal/unlock-requests/{request_id:str}/reject", status_code=200)
-    async def reject(request_id: FromPath[str], data: JSONBody[DecisionIn],
+    async def reject(request_id: FromPath[str], data: JSONBody[UnlockDecisionIn],
                      request: Request[Any, Any, Any]) -> UnlockRequestOut:
         decided = await state["lc"].unlocks.reject(request_id, staff(request), data.note, correlation_of(request))
         return unlock_out(decided)

@@ -2,66 +2,49 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-import msgspec
 from litestar import Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody
 
 from kagi_lifecycle.bootstrap import Lifecycle
+from kagi_lifecycle.domain.accounts import Account
+from kagi_shared.contracts.lifecycle import (
+    ExternalLinkIn,
+    ExternalLinkOut,
+    ExternalLinksOut,
+    ExternalLoginIn,
+    SessionOpened,
+)
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import caller_of, correlation_of
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")]
-Subject = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 
-
-class Dto(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class ExternalLoginIn(Dto):
-    provider: Name
-    subject: Subject
-
-
-class LinkIn(Dto):
-    subject: Subject
-
-
-class LinkOut(Dto):
-    provider: str
-    linked_at: datetime
-
-
-class LinksOut(Dto):
-    links: list[LinkOut]
-
-
-def federation_handlers(lc: Callable[[], Lifecycle], opened: Callable[..., Any]) -> list[Any]:
+def federation_handlers(lc: Callable[[], Lifecycle],
+                        opened: Callable[[Account], Awaitable[SessionOpened]]) -> list[Any]:
     """``opened(account)`` builds the same answer as a password login (session, refresh token)."""
 
     @post("/internal/sessions/external", status_code=200)
-    async def external_session(data: JSONBody[ExternalLoginIn], request: Request[Any, Any, Any]) -> Any:
+    async def external_session(data: JSONBody[ExternalLoginIn], request: Request[Any, Any, Any]) -> SessionOpened:
         account = await lc().federation.login(data.provider, data.subject, correlation_of(request))
         return await opened(account)
 
     @get("/internal/me/external-links")
-    async def my_links(request: Request[Any, Any, Any]) -> LinksOut:
+    async def my_links(request: Request[Any, Any, Any]) -> ExternalLinksOut:
         links = await lc().federation.links_of(caller_of(request).account_id)
-        return LinksOut(links=[LinkOut(provider=k.provider, linked_at=k.linked_at) for k in links])
+        return ExternalLinksOut(links=[ExternalLinkOut(provider=k.provider, linked_at=k.linked_at) for k in links])
 
     @get("/internal/accounts/{account_id:str}/external-links")
-    async def links_of(account_id: FromPath[str]) -> LinksOut:
+    async def links_of(account_id: FromPath[str]) -> ExternalLinksOut:
         links = await lc().federation.links_of(account_id)
-        return LinksOut(links=[LinkOut(provider=k.provider, linked_at=k.linked_at) for k in links])
+        return ExternalLinksOut(links=[ExternalLinkOut(provider=k.provider, linked_at=k.linked_at) for k in links])
 
     @put("/internal/me/external-links/{provider:str}", status_code=200)
-    async def link(provider: FromPath[str], data: JSONBody[LinkIn], request: Request[Any, Any, Any]) -> LinkOut:
+    async def link(provider: FromPath[str], data: JSONBody[ExternalLinkIn],
+                   request: Request[Any, Any, Any]) -> ExternalLinkOut:
         made = await lc().federation.link(caller_of(request).account_id, provider, data.subject)
-        return LinkOut(provider=made.provider, linked_at=made.linked_at)
+        return ExternalLinkOut(provider=made.provider, linked_at=made.linked_at)
 
     @delete("/internal/me/external-links/{provider:str}", status_code=204)
     async def unlink(provider: FromPath[str], request: Request[Any, Any, Any]) -> None:

@@ -12,26 +12,22 @@ oracle). Every change or reset ends the account's sessions and is mailed to the 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING
-
+from kagi_lifecycle.adapters.password_resets import ResetLink, ResetLinkRepository
 from kagi_lifecycle.adapters.rate_limit import RateLimiter
 from kagi_lifecycle.domain import password_policy
 from kagi_lifecycle.domain.accounts import Account, canonical_login_id
-from kagi_lifecycle.service.handlers import LifecycleService
+from kagi_lifecycle.service.accounts import AccountService
 from kagi_lifecycle.service.notices import send_mail
+from kagi_shared import codes
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.jst import jp_datetime, jp_deadline
 from kagi_shared.mongo import Tx
 from kagi_shared.problems import FieldError, Problem
-
-RESETS = "password_resets"
 
 _LINK_REFUSALS = {
     "unknown": (400, "password_reset.link_invalid", "このリンクは無効です。再度パスワード再設定を申請してください。"),
@@ -60,29 +56,26 @@ def password_changed_mail(tx: Tx, account: Account, now: datetime, how: str, con
 
 
 class CredentialService:
-    def __init__(self, lifecycle: LifecycleService, limiter: RateLimiter) -> None:
+    def __init__(self, lifecycle: AccountService, limiter: RateLimiter, resets: ResetLinkRepository) -> None:
         self.lifecycle = lifecycle
         self.store = lifecycle.store
         self.accounts = lifecycle.accounts
         self.passwords = lifecycle.passwords
         self.settings = lifecycle.settings
-        self.resets = self.store.db[RESETS]
+        self.resets = resets
         self.limiter = limiter
         self.second_step: SecondStep | None = None
         """Checks the secret answer of an account that has a question (wired by the secret-question service)."""
 
-    async def ensure_indexes(self) -> None:
-        await self.resets.create_index([("account_id", ASCENDING)])
-
     def _token_hash(self, token: str) -> str:
-        return hmac.new(self.settings.security.code_pepper.encode(), token.encode(), hashlib.sha256).hexdigest()
+        return codes.hash_token(token, self.settings.security.code_pepper)
 
     async def _checked(self, account: Account, new_password: str, field: str) -> str:
         """The new password's hash, or a problem naming every rule it breaks."""
         same = await self.passwords.verify(account.password_hash, new_password)
-        violations = password_policy.check(
-            new_password, self.settings.lifecycle.password_profile,
-            password_policy.Context(login_id=account.login_id, email=account.email, same_as_current=same))
+        violations = self.lifecycle.password_rules.violations(
+            new_password, password_policy.Context(login_id=account.login_id, email=account.email,
+                                                  same_as_current=same))
         if violations:
             raise policy_problem(violations, field)
         return await self.passwords.hash(new_password)
@@ -122,7 +115,7 @@ class CredentialService:
         if await self.passwords.verify(account.password_hash, current):
             return
         if await self.lifecycle.record_failure(account, self.lifecycle.clock(), correlation_id):
-            LifecycleService.refuse_inactive(await self.accounts.get(account.id) or account)
+            AccountService.refuse_inactive(await self.accounts.get(account.id) or account)
         raise Problem(400, "password.current_wrong", "現在のパスワードが正しくありません。",
                       errors=[FieldError("currentPassword", "現在のパスワードが正しくありません。")])
 
@@ -142,11 +135,8 @@ class CredentialService:
         expires = now + timedelta(seconds=lc.reset_link_ttl_s)
 
         async def work(tx: Tx) -> None:
-            await self.resets.update_many({"account_id": account.id, "used_at": None},
-                                          {"$set": {"used_at": now, "replaced": True}}, session=tx.session)
-            await self.resets.insert_one({"_id": self._token_hash(token), "account_id": account.id,
-                                          "created_at": now, "expires_at": expires, "used_at": None},
-                                         session=tx.session)
+            await self.resets.replace(tx, ResetLink(id=self._token_hash(token), account_id=account.id,
+                                                    created_at=now, expires_at=expires))
             send_mail(tx, "password_reset", account.email,
                       {"login_id": account.login_id, "expires_at": jp_deadline(expires),
                        "reset_url": f"{self.settings.brand.portal_url}/password-reset?token={token}"},
@@ -157,15 +147,15 @@ class CredentialService:
     async def complete_reset(self, token: str, new_password: str, correlation_id: str | None = None,
                              answer: str | None = None, client_ip: str | None = None) -> None:
         now = self.lifecycle.clock()
-        link = await self.resets.find_one({"_id": self._token_hash(token)})
-        verdict = ("unknown" if link is None else "used" if link.get("used_at") is not None
-                   else "expired" if link["expires_at"] <= now else "ok")
+        link = await self.resets.get(self._token_hash(token))
+        verdict = ("unknown" if link is None else "used" if link.used_at is not None
+                   else "expired" if link.expires_at <= now else "ok")
         if verdict != "ok":
             raise Problem(*_LINK_REFUSALS[verdict])
         assert link is not None
-        account = await self.accounts.get(link["account_id"])
+        account = await self.accounts.get(link.account_id)
         if account is not None:
-            LifecycleService.refuse_inactive(account)
+            AccountService.refuse_inactive(account)
         if account is None or account.status != "active":
             raise Problem(*_LINK_REFUSALS["unknown"])
         if account.secret_answer_hash is not None:
@@ -174,9 +164,7 @@ class CredentialService:
         new_hash = await self._checked(account, new_password, "newPassword")
 
         async def work(tx: Tx) -> str:
-            used = await self.resets.update_one({"_id": link["_id"], "used_at": None}, {"$set": {"used_at": now}},
-                                                session=tx.session)
-            if used.modified_count != 1:
+            if not await self.resets.spend(tx, link.id, now):
                 return "used"
             # The answer judged above must still be the account's (no change of question meanwhile).
             if not await self.accounts.update(tx, account.id, self._password_changes(new_hash, now),

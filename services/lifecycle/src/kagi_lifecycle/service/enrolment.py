@@ -13,35 +13,32 @@ Refusals tell the URL's holder why (expired, used, void, wrong one-time password
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError
-
+from kagi_lifecycle.adapters.enrolments import EnrolmentRepository
 from kagi_lifecycle.domain import password_policy
 from kagi_lifecycle.domain import secret_question as sq
-from kagi_lifecycle.domain.accounts import Account, canonical_login_id, login_id_problem
+from kagi_lifecycle.domain.accounts import Account, AccountExists, canonical_login_id, login_id_problem
 from kagi_lifecycle.domain.enrolment import (
     TOKEN_BYTES,
     Enrolment,
+    EnrolmentPolicy,
     IssueReason,
     access_action,
     judge,
     token_malformed,
-    voids_after,
     with_b2b_roles,
 )
+from kagi_lifecycle.service.accounts import AccountService, new_period
 from kagi_lifecycle.service.credentials import policy_problem
-from kagi_lifecycle.service.handlers import LifecycleService, new_period
 from kagi_lifecycle.service.notices import send_mail
 from kagi_shared import codes
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.events import permissions as pev
-from kagi_shared.mongo import Tx, doc_struct, struct_doc
+from kagi_shared.mongo import Tx
 from kagi_shared.problems import FieldError, Problem
 
-ENROLMENTS = "enrolments"
 UNSET_PASSWORD = "!unset"  # noqa: S105 - not a password: a marker no argon2 hash can equal
 """The password hash of an ID that has not enrolled yet: verifies against nothing."""
 STAFF_ROLES = ("operator", "support")
@@ -64,18 +61,14 @@ def _refuse(verdict: str) -> Problem:
 
 
 class EnrolmentService:
-    def __init__(self, lifecycle: LifecycleService) -> None:
+    def __init__(self, lifecycle: AccountService, enrolments: EnrolmentRepository, policy: EnrolmentPolicy) -> None:
+        self.policy = policy
         self.lifecycle = lifecycle
         self.store = lifecycle.store
         self.accounts = lifecycle.accounts
         self.passwords = lifecycle.passwords
         self.settings = lifecycle.settings
-        self.enrolments = self.store.db[ENROLMENTS]
-
-    async def ensure_indexes(self) -> None:
-        await self.enrolments.create_index([("account_id", ASCENDING)])
-        # Kept a month past expiry (the holder still hears "expired", not "invalid"), then dropped.
-        await self.enrolments.create_index([("expires_at", ASCENDING)], expireAfterSeconds=30 * 86400)
+        self.enrolments = enrolments
 
     def _pepper(self) -> str:
         return self.settings.security.code_pepper
@@ -85,16 +78,14 @@ class EnrolmentService:
         """A new URL and one-time password for ``account`` (the previous ones stop working), and the two
         mails in the seed's order: the guide with the URL, then the password."""
         now = self.lifecycle.clock()
-        await self.enrolments.update_many(
-            {"account_id": account.id, "used_at": None, "voided_at": None},
-            {"$set": {"voided_at": now, "void_reason": "reissued"}}, session=tx.session)
+        await self.enrolments.void_open(tx, account.id, now, "reissued")
         token = secrets.token_urlsafe(TOKEN_BYTES)
         otp = codes.new_code(12)
         enrolment = Enrolment(id=codes.hash_token(token, self._pepper()), account_id=account.id,
                               login_id=account.login_id, otp_hash=codes.hash_code(otp, self._pepper()),
                               created_at=now,
-                              expires_at=now + timedelta(seconds=self.settings.lifecycle.enrolment_ttl_s))
-        await self.enrolments.insert_one(struct_doc(enrolment), session=tx.session)
+                              expires_at=self.policy.expires_at(now))
+        await self.enrolments.add(tx, enrolment)
         self.lifecycle.publish(tx, ev.EnrolmentIssued(account_id=account.id, login_id=account.login_id,
                                                       expires_at=enrolment.expires_at,
                                                       reason=reason),
@@ -136,7 +127,7 @@ class EnrolmentService:
 
         try:
             await self.store.transaction(work)
-        except DuplicateKeyError:
+        except AccountExists:
             raise Problem(409, "account.exists", "この ID は既に登録されています。",
                           errors=[FieldError("email", "既に使用されています。")]) from None
         return account
@@ -165,8 +156,7 @@ class EnrolmentService:
         """The enrolment behind a URL if it can still be used; otherwise the refusal naming why."""
         if token_malformed(token):
             raise _refuse("unknown")
-        doc = await self.enrolments.find_one({"_id": codes.hash_token(token, self._pepper())})
-        enrolment = doc_struct(doc, Enrolment) if doc else None
+        enrolment = await self.enrolments.get(codes.hash_token(token, self._pepper()))
         verdict = judge(enrolment, self.lifecycle.clock())
         if verdict != "ok":
             raise _refuse(verdict)
@@ -175,26 +165,16 @@ class EnrolmentService:
 
     async def _wrong_otp(self, enrolment: Enrolment) -> Problem:
         """Count a wrong one-time password; the one that reaches the limit voids the URL and the password."""
-        limit = self.settings.lifecycle.enrolment_max_otp_failures
-        doc = await self.enrolments.find_one_and_update(
-            {"_id": enrolment.id, "used_at": None, "voided_at": None}, {"$inc": {"otp_failures": 1}},
-            return_document=ReturnDocument.AFTER)
-        if doc is None:  # spent or voided meanwhile
-            return _refuse(judge(await self._reload(enrolment.id), self.lifecycle.clock()))
-        failures = int(doc["otp_failures"])
-        if voids_after(failures, limit):
-            await self.enrolments.update_one({"_id": enrolment.id, "voided_at": None},
-                                             {"$set": {"voided_at": self.lifecycle.clock(),
-                                                       "void_reason": "otp_failures"}})
+        failures = await self.enrolments.count_otp_failure(enrolment.id)
+        if failures is None:  # spent or voided meanwhile
+            return _refuse(judge(await self.enrolments.get(enrolment.id), self.lifecycle.clock()))
+        if self.policy.voids(failures):
+            await self.enrolments.void(enrolment.id, self.lifecycle.clock(), "otp_failures")
             return _refuse("voided")
         return Problem(400, "enrolment.otp_invalid", "ワンタイムパスワードが正しくありません。",
                        errors=[FieldError("oneTimePassword",
                                           "メールでお知らせしたワンタイムパスワードを入力してください。")],
-                       extra={"remainingAttempts": limit - failures})
-
-    async def _reload(self, enrolment_id: str) -> Enrolment | None:
-        doc = await self.enrolments.find_one({"_id": enrolment_id})
-        return doc_struct(doc, Enrolment) if doc else None
+                       extra={"remainingAttempts": self.policy.remaining(failures)})
 
     async def complete(self, token: str, one_time_password: str, password: str, question: str | None = None,
                        answer: str | None = None, correlation_id: str | None = None) -> Account:
@@ -216,8 +196,8 @@ class EnrolmentService:
             errors.append(FieldError("secretAnswer", problem))
         if errors:
             raise Problem(400, "request.invalid", "入力内容に誤りがあります。", errors=errors)
-        violations = password_policy.check(password, self.settings.lifecycle.password_profile,
-                                           password_policy.Context(login_id=account.login_id, email=account.email))
+        violations = self.lifecycle.password_rules.violations(
+            password, password_policy.Context(login_id=account.login_id, email=account.email))
         if violations:
             raise policy_problem(violations, "password")
         password_hash = await self.passwords.hash(password)
@@ -230,10 +210,7 @@ class EnrolmentService:
         changes.update(password_changed_at=now, enrolled_at=now)
 
         async def work(tx: Tx) -> bool:
-            spent = await self.enrolments.update_one(
-                {"_id": enrolment.id, "used_at": None, "voided_at": None, "expires_at": {"$gt": now}},
-                {"$set": {"used_at": now}}, session=tx.session)
-            if spent.modified_count != 1:
+            if not await self.enrolments.spend(tx, enrolment.id, now):
                 return False
             if not await self.accounts.update(tx, account.id, changes,
                                               when={"status": account.status, "password_hash": UNSET_PASSWORD}):
@@ -285,9 +262,7 @@ class EnrolmentService:
             await self.accounts.update(tx, account.id, {
                 "status": "disabled", "disabled_reason": reason, "roles": with_b2b_roles(account.roles, {}),
                 "next_stage": None, "next_stage_at": None}, when={"status": account.status}, bump_session=True)
-            await self.enrolments.update_many({"account_id": account.id, "used_at": None, "voided_at": None},
-                                              {"$set": {"voided_at": now, "void_reason": "disabled"}},
-                                              session=tx.session)
+            await self.enrolments.void_open(tx, account.id, now, "disabled")
             self.lifecycle.publish(tx, ev.AccountDisabled(account_id=account.id, login_id=account.login_id,
                                                           reason=reason, at=now), account.id, correlation_id)
         else:

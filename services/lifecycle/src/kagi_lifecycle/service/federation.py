@@ -7,19 +7,14 @@ is offered registration or linking from a signed-in account.
 
 from __future__ import annotations
 
-from datetime import datetime
-
-import msgspec
-from pymongo import ASCENDING
-from pymongo.errors import DuplicateKeyError
-
+from kagi_lifecycle.adapters.external_links import ExternalLinkRepository
 from kagi_lifecycle.domain.accounts import Account
-from kagi_lifecycle.service.handlers import LifecycleService
+from kagi_lifecycle.domain.federation import ExternalLink, LinkedElsewhere
+from kagi_lifecycle.service.accounts import AccountService
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.mongo import Tx
 from kagi_shared.problems import Problem
 
-EXTERNAL_LINKS = "external_links"
 NOT_LINKED = Problem(404, "federation.not_linked",
                      "このIDはKagiのIDと連携されていません。新規登録するか、ログイン後に「SNS連携」から連携してください。")
 PRIVILEGED = Problem(403, "federation.second_factor_required",
@@ -27,53 +22,35 @@ PRIVILEGED = Problem(403, "federation.second_factor_required",
 TAKEN = Problem(409, "federation.linked_elsewhere", "このIDはすでに別のKagiのIDと連携されています。")
 
 
-class ExternalLink(msgspec.Struct, frozen=True, kw_only=True):
-    provider: str
-    subject: str
-    account_id: str
-    linked_at: datetime
-
-
 class FederationService:
-    def __init__(self, lifecycle: LifecycleService) -> None:
+    def __init__(self, lifecycle: AccountService, links: ExternalLinkRepository) -> None:
         self.lifecycle = lifecycle
-        self.links = lifecycle.store.db[EXTERNAL_LINKS]
-
-    async def ensure_indexes(self) -> None:
-        await self.links.create_index([("account_id", ASCENDING), ("provider", ASCENDING)], unique=True)
-
-    @staticmethod
-    def _id(provider: str, subject: str) -> str:
-        return f"{provider}|{subject}"
+        self.links = links
 
     async def links_of(self, account_id: str) -> list[ExternalLink]:
-        return [ExternalLink(provider=d["provider"], subject=d["subject"], account_id=d["account_id"],
-                             linked_at=d["linked_at"])
-                async for d in self.links.find({"account_id": account_id}, sort=[("provider", ASCENDING)])]
+        return await self.links.of_account(account_id)
 
     async def link(self, account_id: str, provider: str, subject: str) -> ExternalLink:
         """One external ID per provider per account, and an external ID on one account only."""
-        found = await self.links.find_one({"_id": self._id(provider, subject)})
-        if found is not None and found["account_id"] != account_id:
+        owner = await self.links.owner(provider, subject)
+        if owner is not None and owner != account_id:
             raise TAKEN
         link = ExternalLink(provider=provider, subject=subject, account_id=account_id,
                             linked_at=self.lifecycle.clock())
-        await self.links.delete_many({"account_id": account_id, "provider": provider})
         try:
-            await self.links.insert_one({"_id": self._id(provider, subject), **msgspec.structs.asdict(link)})
-        except DuplicateKeyError:
+            await self.links.put(link)
+        except LinkedElsewhere:
             raise TAKEN from None
         return link
 
     async def unlink(self, account_id: str, provider: str) -> bool:
-        result = await self.links.delete_many({"account_id": account_id, "provider": provider})
-        return result.deleted_count > 0
+        return await self.links.remove(account_id, provider)
 
     async def login(self, provider: str, subject: str, correlation_id: str | None = None) -> Account:
         """A verified external login: the linked account, if active, logs in and its last login moves (the
         inactivity ladder counts it) through the same rule as a login reported on ``auth.logins``."""
-        found = await self.links.find_one({"_id": self._id(provider, subject)})
-        account = await self.lifecycle.accounts.get(found["account_id"]) if found else None
+        owner = await self.links.owner(provider, subject)
+        account = await self.lifecycle.accounts.get(owner) if owner else None
         if account is None or account.status == "purged":
             raise NOT_LINKED
         self.lifecycle.refuse_inactive(account)

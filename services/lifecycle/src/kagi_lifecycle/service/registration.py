@@ -8,29 +8,24 @@ Both are rate limited per client IP and per address (the address only as an HMAC
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import uuid
 from datetime import timedelta
-from typing import Any
-
-from pymongo import ASCENDING
-from pymongo.errors import DuplicateKeyError
 
 from kagi_lifecycle.adapters.rate_limit import RateLimiter
+from kagi_lifecycle.adapters.registrations import RegistrationRepository
 from kagi_lifecycle.domain import password_policy
-from kagi_lifecycle.domain.accounts import Account, canonical_login_id, login_id_problem
+from kagi_lifecycle.domain.accounts import Account, AccountExists, canonical_login_id, login_id_problem
 from kagi_lifecycle.domain.registration import Registration, judge, token_malformed
+from kagi_lifecycle.service.accounts import AccountService
 from kagi_lifecycle.service.credentials import policy_problem
-from kagi_lifecycle.service.handlers import LifecycleService
 from kagi_lifecycle.service.notices import send_mail
+from kagi_shared import codes
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.jst import jp_datetime, jp_deadline
-from kagi_shared.mongo import Tx, doc_struct, struct_doc
+from kagi_shared.mongo import Tx
 from kagi_shared.problems import FieldError, Problem
 
-REGISTRATIONS = "registrations"
 NEW_ACCOUNT_ROLES = ["owner"]
 
 _REFUSALS = {
@@ -49,30 +44,17 @@ def _refuse(verdict: str) -> Problem:
     return Problem(*_REFUSALS[verdict])
 
 
-def _doc(registration: Registration) -> dict[str, Any]:
-    return struct_doc(registration)
-
-
-def _from(doc: dict[str, Any]) -> Registration:
-    return doc_struct(doc, Registration)
-
-
 class RegistrationService:
-    def __init__(self, lifecycle: LifecycleService, limiter: RateLimiter) -> None:
+    def __init__(self, lifecycle: AccountService, limiter: RateLimiter, links: RegistrationRepository) -> None:
         self.lifecycle = lifecycle
         self.store = lifecycle.store
         self.accounts = lifecycle.accounts
         self.settings = lifecycle.settings
-        self.links = self.store.db[REGISTRATIONS]
+        self.links = links
         self.limiter = limiter
 
-    async def ensure_indexes(self) -> None:
-        await self.links.create_index([("login_id", ASCENDING)])
-        # Links are worthless a day after they expire; the server drops them.
-        await self.links.create_index([("expires_at", ASCENDING)], expireAfterSeconds=86400)
-
     def _hmac(self, value: str) -> str:
-        return hmac.new(self.settings.security.code_pepper.encode(), value.encode(), hashlib.sha256).hexdigest()
+        return codes.hash_token(value, self.settings.security.code_pepper)
 
     def _urls(self) -> tuple[str, str]:
         portal = self.settings.brand.portal_url.rstrip("/")
@@ -114,9 +96,7 @@ class RegistrationService:
         portal = self.settings.brand.portal_url.rstrip("/")
 
         async def work(tx: Tx) -> None:
-            await self.links.update_many({"login_id": login_id, "used_at": None},
-                                         {"$set": {"used_at": now, "replaced": True}}, session=tx.session)
-            await self.links.insert_one(_doc(registration), session=tx.session)
+            await self.links.replace(tx, registration)
             self.lifecycle.publish(tx, ev.RegistrationRequested(registration_id=registration.registration_id,
                                                                 expires_at=registration.expires_at),
                                    registration.registration_id, correlation_id)
@@ -131,8 +111,7 @@ class RegistrationService:
         """The link's registration if it can still be used; otherwise the refusal naming why."""
         if token_malformed(token):
             raise _refuse("malformed")
-        doc = await self.links.find_one({"_id": self._hmac(token)})
-        registration = _from(doc) if doc else None
+        registration = await self.links.get(self._hmac(token))
         verdict = judge(registration, self.lifecycle.clock())
         if verdict != "ok":
             raise _refuse(verdict)
@@ -142,9 +121,8 @@ class RegistrationService:
     async def complete(self, token: str, password: str, correlation_id: str | None = None) -> Account:
         """The verified address becomes an owner account; the link is spent in the same transaction."""
         registration = await self.check(token)
-        violations = password_policy.check(
-            password, self.settings.lifecycle.password_profile,
-            password_policy.Context(login_id=registration.login_id, email=registration.email))
+        violations = self.lifecycle.password_rules.violations(
+            password, password_policy.Context(login_id=registration.login_id, email=registration.email))
         if violations:
             raise policy_problem(violations, "password")
         password_hash = await self.lifecycle.passwords.hash(password)
@@ -153,10 +131,7 @@ class RegistrationService:
                                              NEW_ACCOUNT_ROLES, now)
 
         async def work(tx: Tx) -> bool:
-            spent = await self.links.update_one(
-                {"_id": registration.id, "used_at": None, "expires_at": {"$gt": now}},
-                {"$set": {"used_at": now, "account_id": account.id}}, session=tx.session)
-            if spent.modified_count != 1:
+            if not await self.links.spend(tx, registration.id, account.id, now):
                 return False
             await self.accounts.add(tx, account)
             self.lifecycle.publish(tx, ev.AccountCreated(account_id=account.id, login_id=account.login_id,
@@ -169,7 +144,7 @@ class RegistrationService:
 
         try:
             done = await self.store.transaction(work)
-        except DuplicateKeyError:
+        except AccountExists:
             # Whoever holds the link controls the address, so saying it is taken reveals nothing new.
             raise Problem(409, "registration.already_registered",
                           "このメールアドレスは既に登録されています。ログインするか、パスワードを再設定してください。"

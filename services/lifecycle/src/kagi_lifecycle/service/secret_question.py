@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from typing import NoReturn
 
-from pymongo import ReturnDocument
-
 from kagi_lifecycle.domain import secret_question as sq
-from kagi_lifecycle.domain.accounts import Account, canonical_login_id, should_lock
+from kagi_lifecycle.domain.accounts import Account, canonical_login_id
 from kagi_lifecycle.service.credentials import CredentialService
 from kagi_lifecycle.service.notices import send_mail
 from kagi_shared.events import lifecycle as ev
@@ -46,7 +44,7 @@ class SecretQuestionService:
 
     @property
     def threshold(self) -> int:
-        return self.settings.security.login_lockout_threshold
+        return self.lifecycle.lockout.threshold
 
     async def register(self, account_id: str, question: str, answer: str, correlation_id: str | None = None, *,
                        current_password: str | None = None, stepped_up: bool = False) -> Account:
@@ -124,13 +122,11 @@ class SecretQuestionService:
         threshold = self.threshold
 
         async def fail(tx: Tx) -> tuple[int, bool]:
-            doc = await self.accounts.collection.find_one_and_update(
-                {"_id": account.id, "status": "active"}, {"$inc": {"secret_failures": 1}},
-                return_document=ReturnDocument.AFTER, session=tx.session)
-            if doc is None:
+            counted = await self.accounts.increment_secret_failures(tx, account.id)
+            if counted is None:
                 return threshold, False
-            failures = int(doc["secret_failures"])
-            if not should_lock(failures, threshold):
+            failures = counted
+            if not self.lifecycle.lockout.locks(failures):
                 return failures, False
             # Concurrent wrong answers may all cross the threshold; only the one that flips the status locks.
             locked = await self.accounts.update(
@@ -147,6 +143,6 @@ class SecretQuestionService:
             return failures, True
 
         failures, locked = await self.store.transaction(fail)
-        if locked or should_lock(failures, threshold):
+        if locked or self.lifecycle.lockout.locks(failures):
             raise LOCKED
-        raise answer_wrong(sq.remaining_attempts(failures, threshold))
+        raise answer_wrong(self.lifecycle.lockout.remaining(failures))

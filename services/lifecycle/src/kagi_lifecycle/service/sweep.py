@@ -14,11 +14,11 @@ from typing import Any
 
 from croniter import croniter
 
-from kagi_lifecycle.adapters.repository import AccountRepository
 from kagi_lifecycle.domain import ladder
 from kagi_lifecycle.domain.accounts import Account
-from kagi_lifecycle.service.handlers import LifecycleService
+from kagi_lifecycle.service.accounts import AccountService
 from kagi_lifecycle.service.notices import send_mail
+from kagi_lifecycle.service.ports import Accounts
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.jst import JST, jp_slash_date
 from kagi_shared.logging import get_logger
@@ -69,7 +69,7 @@ def next_sweep_at(now: datetime, cron: str, timezone: str = "Asia/Tokyo") -> dat
 
 
 class SweepService:
-    def __init__(self, lifecycle: LifecycleService, accounts: AccountRepository) -> None:
+    def __init__(self, lifecycle: AccountService, accounts: Accounts) -> None:
         prime(LADDER_STAGES_APPLIED, *((stage,) for stage in ladder.STAGES))  # "no sweep for 3 days" alerts on 0
         self.lifecycle = lifecycle
         self.accounts = accounts
@@ -93,21 +93,14 @@ class SweepService:
 
     async def backfill(self) -> int:
         """Schedule accounts stored before the ladder existed (no ``next_stage_at`` field). Runs once per database."""
-        migrations = self.store.db["migrations"]
-        if await migrations.find_one({"_id": "ladder_schedule_v1"}):
-            return 0
-        count = 0
-        cursor = self.accounts.collection.find({"next_stage_at": {"$exists": False}, "status": {"$ne": "purged"}})
-        async for doc in cursor:
-            base = ladder.base_moment(doc.get("last_login_at"), doc["issued_at"])
+
+        def first_stage(last_login_at: datetime | None, issued_at: datetime) -> tuple[str, datetime]:
+            base = ladder.base_moment(last_login_at, issued_at)
             plan = ladder.next_stage(ladder.ladder_for(ladder.japan_date(base), self.days), None)
             assert plan is not None
-            await self.accounts.collection.update_one(
-                {"_id": doc["_id"], "next_stage_at": {"$exists": False}},
-                {"$set": {"ladder_stage": None, "next_stage": plan.stage, "next_stage_at": plan.due_at}})
-            count += 1
-        await migrations.update_one({"_id": "ladder_schedule_v1"}, {"$set": {"accounts": count}}, upsert=True)
-        return count
+            return plan.stage, plan.due_at
+
+        return await self.accounts.schedule_unscheduled(first_stage)
 
     async def preview(self, as_of: datetime | None = None) -> tuple[datetime, dict[str, list[PreviewRow]]]:
         """Who a sweep at ``as_of`` (default: the next scheduled one) would hit, per stage. Changes nothing."""

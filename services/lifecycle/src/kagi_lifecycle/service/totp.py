@@ -10,7 +10,7 @@ from __future__ import annotations
 import msgspec
 
 from kagi_lifecycle.domain import totp
-from kagi_lifecycle.service.handlers import LifecycleService
+from kagi_lifecycle.service.accounts import AccountService
 from kagi_lifecycle.service.notices import send_mail
 from kagi_shared.jst import jp_datetime
 from kagi_shared.mongo import Tx
@@ -25,7 +25,7 @@ class Enrolment(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class TotpService:
-    def __init__(self, lifecycle: LifecycleService) -> None:
+    def __init__(self, lifecycle: AccountService) -> None:
         self.lifecycle = lifecycle
         self.accounts = lifecycle.accounts
         self.store = lifecycle.store

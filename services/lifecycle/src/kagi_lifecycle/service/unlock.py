@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
-
-import msgspec
-from pymongo import ASCENDING, DESCENDING
 
 from kagi_lifecycle.adapters.rate_limit import RateLimiter
+from kagi_lifecycle.adapters.unlock_requests import UnlockRequestRepository
 from kagi_lifecycle.domain import ladder
 from kagi_lifecycle.domain.accounts import Account, canonical_login_id
-from kagi_lifecycle.service.handlers import LifecycleService
+from kagi_lifecycle.domain.unlock import RequestStatus, UnlockRequest
+from kagi_lifecycle.service.accounts import AccountService
 from kagi_lifecycle.service.notices import SOURCE, send_mail
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.events import new_envelope
@@ -27,50 +25,17 @@ from kagi_shared.mongo import Tx
 from kagi_shared.problems import Problem
 from kagi_shared.topics import AUDIT_EVENTS
 
-UNLOCK_REQUESTS = "unlock_requests"
-RequestStatus = Literal["pending", "approved", "rejected", "refused"]
-
 AFTER_PURGE = "削除予定日を過ぎているため、ロックを解除できません。新規に ID の発行を申請してください。"
 
 
-class UnlockRequest(msgspec.Struct, kw_only=True):
-    id: str
-    account_id: str
-    login_id: str
-    status: RequestStatus
-    lock_reason: str | None
-    message: str
-    filed_at: datetime
-    decided_at: datetime | None = None
-    decided_by: str | None = None
-    note: str | None = None
-    purge_date: str | None = None
-
-
-def _to_doc(req: UnlockRequest) -> dict[str, Any]:
-    doc = msgspec.structs.asdict(req)
-    doc["_id"] = doc.pop("id")
-    return doc
-
-
-def _from_doc(doc: dict[str, Any]) -> UnlockRequest:
-    doc = dict(doc)
-    doc["id"] = doc.pop("_id")
-    return msgspec.convert(doc, UnlockRequest)
-
-
 class UnlockService:
-    def __init__(self, lifecycle: LifecycleService, limiter: RateLimiter) -> None:
+    def __init__(self, lifecycle: AccountService, limiter: RateLimiter, requests: UnlockRequestRepository) -> None:
         self.lifecycle = lifecycle
         self.store = lifecycle.store
         self.accounts = lifecycle.accounts
         self.settings = lifecycle.settings
         self.limiter = limiter
-        self.requests = self.store.db[UNLOCK_REQUESTS]
-
-    async def ensure_indexes(self) -> None:
-        await self.requests.create_index([("status", ASCENDING), ("filed_at", DESCENDING)])
-        await self.requests.create_index([("account_id", ASCENDING), ("status", ASCENDING)])
+        self.requests = requests
 
     def _purge_date(self, account: Account) -> ladder.Ladder:
         base = ladder.base_moment(account.last_login_at, account.issued_at)
@@ -97,7 +62,7 @@ class UnlockService:
         account = await self.accounts.by_login_id(canonical)
         if account is None or account.status == "active":
             return
-        if await self.requests.find_one({"account_id": account.id, "status": "pending"}):
+        if await self.requests.has_pending(account.id):
             return  # one open request per account
         past_purge = self._past_purge(account, now)
         request = UnlockRequest(id=str(uuid.uuid4()), account_id=account.id, login_id=account.login_id,
@@ -107,22 +72,19 @@ class UnlockService:
                                 purge_date=self._purge_date(account).purge.isoformat())
 
         async def work(tx: Tx) -> None:
-            await self.requests.insert_one(_to_doc(request), session=tx.session)
+            await self.requests.add(tx, request)
             if past_purge:
                 self._result_mail(tx, account, False, AFTER_PURGE, correlation_id)
 
         await self.store.transaction(work)
 
     async def listing(self, status: str | None = None, limit: int = 100) -> list[UnlockRequest]:
-        query = {"status": status} if status else {}
-        cursor = self.requests.find(query, sort=[("filed_at", DESCENDING)], limit=limit)
-        return [_from_doc(doc) async for doc in cursor]
+        return await self.requests.listing(status, limit)
 
     async def _pending(self, request_id: str) -> tuple[UnlockRequest, Account]:
-        doc = await self.requests.find_one({"_id": request_id})
-        if doc is None:
+        request = await self.requests.get(request_id)
+        if request is None:
             raise Problem(404, "unlock.not_found", "ロック解除申請が見つかりません。")
-        request = _from_doc(doc)
         if request.status != "pending":
             raise Problem(409, "unlock.already_decided", "このロック解除申請は処理済みです。",
                           extra={"status": request.status})
@@ -133,11 +95,7 @@ class UnlockService:
 
     async def _decide(self, tx: Tx, request: UnlockRequest, status: RequestStatus, operator_id: str,
                       note: str | None, now: datetime) -> bool:
-        result = await self.requests.update_one(
-            {"_id": request.id, "status": "pending"},
-            {"$set": {"status": status, "decided_at": now, "decided_by": operator_id, "note": note}},
-            session=tx.session)
-        return result.modified_count == 1
+        return await self.requests.decide(tx, request.id, status, operator_id, note, now)
 
     async def approve(self, request_id: str, operator_id: str, note: str | None = None,
                       correlation_id: str | None = None) -> UnlockRequest:
@@ -220,9 +178,9 @@ class UnlockService:
         return await self._get(request.id)
 
     async def _get(self, request_id: str) -> UnlockRequest:
-        doc = await self.requests.find_one({"_id": request_id})
-        assert doc is not None
-        return _from_doc(doc)
+        request = await self.requests.get(request_id)
+        assert request is not None
+        return request
 
     async def operator_lock(self, account_id: str, operator_id: str, correlation_id: str | None = None) -> Account:
         account = await self.accounts.get(account_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -9,11 +10,12 @@ from typing import Any
 
 import msgspec
 from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo.errors import DuplicateKeyError
 
-from kagi_notify.domain.admin_contacts import AdminContact
+from kagi_notify.domain.admin_contacts import AdminContact, ContactExists
 from kagi_notify.domain.deliveries import Delivery
 from kagi_notify.domain.preferences import Preferences
-from kagi_shared.mongo import Store, Tx
+from kagi_shared.mongo import InsertWatch, Store, Tx, doc_struct, struct_doc
 
 DELIVERIES = "deliveries"
 PREFERENCES = "preferences"
@@ -29,6 +31,10 @@ class DeliveryRepository:
         await self.collection.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
         await self.collection.create_index([("recipient", ASCENDING), ("created_at", DESCENDING)])
         await self.collection.create_index([("recipient_key", ASCENDING), ("created_at", DESCENDING)])
+
+    def insert_watch(self, wake: asyncio.Event, await_s: float) -> InsertWatch:
+        """Sets ``wake`` on every new delivery (the collection's change stream), for the dispatcher's idle wait."""
+        return InsertWatch(self.collection, wake, await_s)
 
     async def add(self, tx: Tx, delivery: Delivery) -> None:
         doc = msgspec.structs.asdict(delivery)
@@ -100,9 +106,7 @@ def recipient_key(recipient: str) -> str:
 
 
 def _delivery(doc: dict[str, Any]) -> Delivery:
-    doc = dict(doc)
-    doc["id"] = doc.pop("_id")
-    return msgspec.convert(doc, Delivery)
+    return doc_struct(doc, Delivery)
 
 
 def _session(tx: Tx | None) -> Any:
@@ -165,9 +169,19 @@ class AdminContactRepository:
         await self.collection.create_index([("status", ASCENDING)])
 
     async def add(self, tx: Tx, contact: AdminContact) -> None:
-        doc = msgspec.structs.asdict(contact)
-        doc["_id"] = doc.pop("id")
-        await self.collection.insert_one(doc, session=tx.session)
+        """Store a new contact; ``ContactExists`` when its address is registered already."""
+        doc = struct_doc(contact)
+        try:
+            await self.collection.insert_one(doc, session=tx.session)
+        except DuplicateKeyError:
+            raise ContactExists(contact.email) from None
+
+    async def record_site_update(self, tx: Tx, update_id: str, title: str, url: str, no_notice: bool,
+                                 posted_at: datetime, posted_by: str, notified: int) -> None:
+        """An info-sharing-site article and how many contacts its notice went to."""
+        await self.collection.database[SITE_UPDATES].insert_one(
+            {"_id": update_id, "title": title, "url": url, "no_notice": no_notice, "posted_at": posted_at,
+             "posted_by": posted_by, "notified": notified}, session=tx.session)
 
     async def get(self, contact_id: str, tx: Tx | None = None) -> AdminContact | None:
         doc = await self.collection.find_one({"_id": contact_id}, session=_session(tx))
@@ -200,6 +214,4 @@ class AdminContactRepository:
 
 
 def _contact(doc: dict[str, Any]) -> AdminContact:
-    doc = dict(doc)
-    doc["id"] = doc.pop("_id")
-    return msgspec.convert(doc, AdminContact)
+    return doc_struct(doc, AdminContact)

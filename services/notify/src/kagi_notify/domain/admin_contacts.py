@@ -20,6 +20,10 @@ ContactStatus = Literal["provisional", "active"]
 Verdict = Literal["ok", "expired", "invalid"]
 
 
+class ContactExists(Exception):
+    """The address is already registered as an admin contact."""
+
+
 class AdminContact(msgspec.Struct, kw_only=True):
     id: str
     email: str

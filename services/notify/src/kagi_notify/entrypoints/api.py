@@ -4,83 +4,30 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Litestar, Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody, Parameter
 
 from kagi_notify.bootstrap import NAME, Notify, bootstrap
 from kagi_notify.domain.admin_contacts import AdminContact
 from kagi_notify.domain.preferences import MANDATORY_CATEGORIES, OPT_OUT_NOTICE, Preferences
+from kagi_shared.contracts.notify import (
+    AdminContactConfirmIn,
+    AdminContactIn,
+    AdminContactOut,
+    MailDeliveryOut,
+    NotificationPreferencesIn,
+    NotificationPreferencesOut,
+    SiteUpdateIn,
+    SiteUpdateOut,
+)
 from kagi_shared.service_api import ServiceApi, caller_of, correlation_of, require_role, run_service_api, service_app
 from kagi_shared.settings import Settings
 
 
-class Dto(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class DeliveryOut(Dto):
-    delivery_id: str
-    template: str
-    channel: str
-    recipient: str
-    category: str
-    status: str
-    attempts: int
-    created_at: datetime
-    sent_at: datetime | None
-    last_error: str | None
-
-
-class PreferencesIn(Dto):
-    receive_general_notices: bool
-
-
-class PreferencesOut(Dto):
-    receive_general_notices: bool
-    """全体通知を受け取る."""
-    always_sent: list[str]
-    notice: str
-    updated_at: datetime | None
-
-
-class AdminContactIn(Dto):
-    email: Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
-    company: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
-
-
-class AdminContactOut(Dto):
-    contact_id: str
-    email: str
-    company: str | None
-    status: str
-    link_expires_at: datetime | None
-    links_sent: int
-    created_at: datetime
-    confirmed_at: datetime | None
-
-
-class ConfirmIn(Dto):
-    token: Annotated[str, msgspec.Meta(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_\-]+$")]
-
-
-class SiteUpdateIn(Dto):
-    title: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    url: Annotated[str, msgspec.Meta(min_length=1, max_length=2000, pattern=r"^https?://\S+$")]
-    no_notice: bool = False
-
-
-class SiteUpdateOut(Dto):
-    update_id: str
-    no_notice: bool
-    notified: int
-
-
-def preferences_out(prefs: Preferences) -> PreferencesOut:
-    return PreferencesOut(receive_general_notices=prefs.general, always_sent=list(MANDATORY_CATEGORIES),
+def preferences_out(prefs: Preferences) -> NotificationPreferencesOut:
+    return NotificationPreferencesOut(receive_general_notices=prefs.general, always_sent=list(MANDATORY_CATEGORIES),
                           notice=OPT_OUT_NOTICE, updated_at=prefs.updated_at)
 
 
@@ -113,19 +60,20 @@ def service_api(settings: Settings, notify: Notify | None = None) -> ServiceApi:
     async def deliveries(
         request: Request[Any, Any, Any],
         recipient: Annotated[str, Parameter(min_length=3, max_length=254)],
-    ) -> list[DeliveryOut]:
+    ) -> list[MailDeliveryOut]:
         operator(request)
         found = await state["app"].deliveries.for_recipient(recipient)
-        return [DeliveryOut(delivery_id=d.id, template=d.template, channel=d.channel, recipient=d.recipient,
+        return [MailDeliveryOut(delivery_id=d.id, template=d.template, channel=d.channel, recipient=d.recipient,
                             category=d.category, status=d.status, attempts=d.attempts, created_at=d.created_at,
                             sent_at=d.sent_at, last_error=d.last_error) for d in found]
 
     @get("/internal/preferences")
-    async def get_preferences(request: Request[Any, Any, Any]) -> PreferencesOut:
+    async def get_preferences(request: Request[Any, Any, Any]) -> NotificationPreferencesOut:
         return preferences_out(await state["app"].preferences.get(caller_of(request)))
 
     @put("/internal/preferences")
-    async def put_preferences(data: JSONBody[PreferencesIn], request: Request[Any, Any, Any]) -> PreferencesOut:
+    async def put_preferences(data: JSONBody[NotificationPreferencesIn],
+                              request: Request[Any, Any, Any]) -> NotificationPreferencesOut:
         prefs = await state["app"].preferences.set_general(caller_of(request), data.receive_general_notices)
         return preferences_out(prefs)
 
@@ -151,7 +99,7 @@ def service_api(settings: Settings, notify: Notify | None = None) -> ServiceApi:
         await state["app"].admin_contacts.remove(contact_id)
 
     @post("/internal/admin-contacts/confirm", status_code=200)
-    async def confirm_contact(data: JSONBody[ConfirmIn]) -> AdminContactOut:
+    async def confirm_contact(data: JSONBody[AdminContactConfirmIn]) -> AdminContactOut:
         return contact_out(await state["app"].admin_contacts.confirm(data.token))
 
     @post("/internal/info-site/updates", status_code=201)

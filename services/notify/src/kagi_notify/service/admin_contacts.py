@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import uuid
 
-from pymongo.errors import DuplicateKeyError
-
-from kagi_notify.adapters.repository import SITE_UPDATES, AdminContactRepository
+from kagi_notify.adapters.repository import AdminContactRepository
 from kagi_notify.domain import admin_contacts as domain
-from kagi_notify.domain.admin_contacts import AdminContact
+from kagi_notify.domain.admin_contacts import AdminContact, ContactExists
 from kagi_notify.domain.deliveries import address_problem
 from kagi_notify.service.deliveries import NotifyService
 from kagi_shared.clock import Clock, utc_now
@@ -67,7 +65,7 @@ class AdminContactService:
 
         try:
             await self.store.transaction(work)
-        except DuplicateKeyError:
+        except ContactExists:
             raise Problem(409, "admin_contact.exists", "このメールアドレスは既に登録されています。",
                           errors=[FieldError("email", "already registered")]) from None
         log.info("notify.admin_contact_registered", contact_id=contact.id)
@@ -145,9 +143,8 @@ class AdminContactService:
 
         async def work(tx: Tx) -> int:
             recipients = [] if no_notice else await self.contacts.active(tx)
-            await tx.db[SITE_UPDATES].insert_one(
-                {"_id": update_id, "title": title, "url": url, "no_notice": no_notice, "posted_at": now,
-                 "posted_by": posted_by, "notified": len(recipients)}, session=tx.session)
+            await self.contacts.record_site_update(tx, update_id, title, url, no_notice, now, posted_by,
+                                                   len(recipients))
             for contact in recipients:
                 await self.notify.record(
                     tx, str(uuid.uuid5(uuid.NAMESPACE_URL, f"kagi:info-site:{update_id}:{contact.id}")),

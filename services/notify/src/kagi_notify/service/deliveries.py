@@ -38,7 +38,7 @@ from kagi_shared.events import notify as ev
 from kagi_shared.inbox import DeadLetterSink
 from kagi_shared.logging import get_logger
 from kagi_shared.metrics import DELIVERIES
-from kagi_shared.mongo import InsertWatch, Store, Tx
+from kagi_shared.mongo import Store, Tx
 from kagi_shared.settings import Settings
 from kagi_shared.topics import NOTIFY_DELIVERIES, NOTIFY_REQUESTS
 
@@ -330,7 +330,7 @@ class NotifyService:
 
     async def run_dispatcher(self, stop: asyncio.Event) -> None:
         # The same change-stream wait as the outbox relay's: one getMore per that while idle.
-        watch = InsertWatch(self.repo.collection, self.wake, self.settings.outbox.watch_await_s)
+        watch = self.repo.insert_watch(self.wake, self.settings.outbox.watch_await_s)
         watcher = asyncio.create_task(watch.run())
         try:
             while not stop.is_set():

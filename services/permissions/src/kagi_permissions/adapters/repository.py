@@ -7,11 +7,12 @@ from typing import Any, TypeVar
 
 import msgspec
 from pymongo import ASCENDING, DESCENDING, DeleteOne, ReplaceOne, UpdateOne
+from pymongo.errors import DuplicateKeyError
 
-from kagi_permissions.domain.companies import Company
-from kagi_permissions.domain.requests import OPEN, PermissionRequest
+from kagi_permissions.domain.companies import Company, IdTaken, UserBusy
+from kagi_permissions.domain.requests import OPEN, PermissionRequest, RevokeDraft
 from kagi_permissions.domain.review import Campaign
-from kagi_shared.mongo import Store, Tx
+from kagi_shared.mongo import Store, Tx, doc_struct
 
 COMPANIES = "companies"
 ADMINS = "admins"
@@ -34,9 +35,7 @@ def to_doc(obj: msgspec.Struct) -> dict[str, Any]:
 
 
 def from_doc(doc: dict[str, Any], cls: type[S]) -> S:
-    doc = dict(doc)
-    doc["id"] = doc.pop("_id")
-    return msgspec.convert(doc, cls)
+    return doc_struct(doc, cls)
 
 
 def _s(tx: Tx | None) -> Any:
@@ -93,10 +92,14 @@ class Repository:
         return sorted({ip async for doc in cursor for ip in doc["ip_allowlist"]})
 
     async def set_admins(self, tx: Tx, company_id: str, emails: list[str]) -> None:
+        """The company's admins are exactly ``emails``; ``IdTaken`` when one is another company's admin."""
         await self.admins.delete_many({"company_id": company_id}, session=tx.session)
         if emails:
-            await self.admins.insert_many([{"_id": e.lower(), "company_id": company_id} for e in emails],
-                                          session=tx.session)
+            try:
+                await self.admins.insert_many([{"_id": e.lower(), "company_id": company_id} for e in emails],
+                                              session=tx.session)
+            except DuplicateKeyError:
+                raise IdTaken(company_id) from None
 
     async def admin_company(self, login: str) -> str | None:
         doc = await self.admins.find_one({"_id": login.lower()})
@@ -116,6 +119,31 @@ class Repository:
     async def find_requests(self, query: dict[str, Any], limit: int = 200) -> list[PermissionRequest]:
         cursor = self.requests.find(query).sort("submitted_at", DESCENDING).limit(limit)
         return [from_doc(d, PermissionRequest) async for d in cursor]
+
+    async def search_requests(self, *, company_id: str | None = None, status: str | None = None,
+                              user_key: str | None = None, limit: int = 200) -> list[PermissionRequest]:
+        """Newest first, filtered by whichever of company, status and user are given."""
+        query = {field: value for field, value in
+                 (("company_id", company_id), ("status", status), ("user_key", user_key)) if value}
+        return await self.find_requests(query, limit)
+
+    async def open_with_delivery(self, state: str, sent_before: datetime | None = None,
+                                 limit: int = 500) -> list[PermissionRequest]:
+        """Open requests with a delivery in ``state`` (and, with ``sent_before``, sent before it)."""
+        match: dict[str, Any] = {"state": state}
+        if sent_before is not None:
+            match["sent_at"] = {"$lt": sent_before}
+        return await self.find_requests({"status": {"$in": list(OPEN)}, "systems": {"$elemMatch": match}}, limit)
+
+    async def cancel_open_requests(self, tx: Tx, company_id: str, reason: str) -> list[PermissionRequest]:
+        """Cancel the company's submitted and accepted requests; the ones cancelled, as they were."""
+        cursor = self.requests.find({"company_id": company_id, "status": {"$in": ["submitted", "accepted"]}},
+                                    session=tx.session)
+        found = [from_doc(d, PermissionRequest) async for d in cursor]
+        for request in found:
+            await self.requests.update_one({"_id": request.id}, {"$set": {
+                "status": "cancelled", "cancel_reason": reason}}, session=tx.session)
+        return found
 
     async def due_for_batch(self, batch: date, limit: int) -> list[str]:
         """Ids only: the batch re-reads the chunk inside its transaction anyway."""
@@ -159,14 +187,25 @@ class Repository:
     async def id_taken(self, key: str) -> bool:
         return await self.user_ids.find_one({"_id": key}) is not None
 
+    async def id_holder(self, key: str, tx: Tx | None = None) -> str | None:
+        """The company the user ID is issued or reserved for (None: free; "" for a record without one)."""
+        doc = await self.user_ids.find_one({"_id": key}, session=_s(tx))
+        return str(doc.get("company_id") or "") if doc is not None else None
+
     async def reserve_id(self, tx: Tx, key: str, company_id: str, request_id: str) -> None:
-        """Unique on the lower-cased ID: two concurrent new requests for one ID cannot both pass."""
-        await self.user_ids.insert_one({"_id": key, "company_id": company_id, "request_id": request_id},
-                                       session=tx.session)
+        """Unique on the lower-cased ID: two concurrent new requests for one ID cannot both pass (``IdTaken``)."""
+        try:
+            await self.user_ids.insert_one({"_id": key, "company_id": company_id, "request_id": request_id},
+                                           session=tx.session)
+        except DuplicateKeyError:
+            raise IdTaken(key) from None
 
     async def lock_user(self, tx: Tx, key: str, request_id: str) -> None:
-        """One open change/revoke per user: unique on the user, so concurrent filings cannot both pass."""
-        await self.db[USER_LOCKS].insert_one({"_id": key, "request_id": request_id}, session=tx.session)
+        """One open change/revoke per user (unique on the user): concurrent filings cannot both pass (``UserBusy``)."""
+        try:
+            await self.db[USER_LOCKS].insert_one({"_id": key, "request_id": request_id}, session=tx.session)
+        except DuplicateKeyError:
+            raise UserBusy(key) from None
 
     async def unlock_user(self, tx: Tx, key: str, request_id: str) -> None:
         await self.db[USER_LOCKS].delete_one({"_id": key, "request_id": request_id}, session=tx.session)
@@ -197,14 +236,17 @@ class Repository:
         await self.grants.update_one({"_id": account["login_key"]}, {"$max": {"last_login_at": at}},
                                      session=tx.session)
 
-    async def save_draft(self, tx: Tx, draft: dict[str, Any]) -> None:
-        await self.db[DRAFTS].replace_one({"_id": draft["_id"]}, draft, upsert=True, session=tx.session)
+    async def save_draft(self, tx: Tx, draft: RevokeDraft) -> None:
+        await self.db[DRAFTS].replace_one({"_id": draft.id}, to_doc(draft), upsert=True, session=tx.session)
 
-    async def draft(self, draft_id: str) -> dict[str, Any] | None:
-        return await self.db[DRAFTS].find_one({"_id": draft_id})
+    async def draft(self, draft_id: str) -> RevokeDraft | None:
+        doc = await self.db[DRAFTS].find_one({"_id": draft_id})
+        return from_doc(doc, RevokeDraft) if doc else None
 
-    async def drafts(self, company_id: str) -> list[dict[str, Any]]:
-        return await self.db[DRAFTS].find({"company_id": company_id, "status": "open"}).sort("created_at").to_list()
+    async def drafts(self, company_id: str) -> list[RevokeDraft]:
+        """The company's open drafts, oldest first."""
+        docs = await self.db[DRAFTS].find({"company_id": company_id, "status": "open"}).sort("created_at").to_list()
+        return [from_doc(d, RevokeDraft) for d in docs]
 
     async def close_draft(self, tx: Tx | None, draft_id: str, request_id: str) -> None:
         await self.db[DRAFTS].update_one({"_id": draft_id}, {"$set": {"status": "filed", "request_id": request_id}},

@@ -13,6 +13,14 @@ from kagi_permissions.domain.requests import user_id_reasons
 from kagi_shared.problems import FieldError
 
 
+class IdTaken(Exception):
+    """The user ID (lower-cased) is already issued or reserved, or already another company's admin."""
+
+
+class UserBusy(Exception):
+    """The user already has an open change or revoke request."""
+
+
 class Admin(msgspec.Struct, kw_only=True):
     name: str
     email: str

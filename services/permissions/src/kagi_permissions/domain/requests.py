@@ -7,6 +7,7 @@ gets either a plan (which systems change, when) or field-level reasons.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
@@ -221,3 +222,32 @@ def display(request: PermissionRequest) -> dict[str, str]:
         else:
             shown[system] = "済" if status.state == "applied" else "未済"
     return shown
+
+
+@dataclass(frozen=True)
+class JujuPolicy:
+    """SPEC §3: JUJU is limited to ``max_users`` users per company (5); a company's own limit, set by the operator,
+    is the override for a 6th and beyond."""
+
+    max_users: int = 5
+
+    def limit_for(self, company_override: int | None) -> int:
+        return company_override or self.max_users
+
+    def refuses(self, user_key: str, holders: set[str], company_override: int | None) -> bool:
+        """Would granting JUJU to ``user_key`` exceed the limit, given who holds or is about to hold it?"""
+        return user_key not in holders and len(holders) >= self.limit_for(company_override)
+
+
+class RevokeDraft(msgspec.Struct, kw_only=True):
+    """A prefilled revoke request for an ID lifecycle purged (seed 5-7): the company's admins confirm it."""
+
+    id: str
+    company_id: str
+    user_id: str
+    kind: str = "revoke"
+    reason: str = "purged"
+    purged_at: datetime
+    status: Literal["open", "filed"] = "open"
+    created_at: datetime
+    request_id: str | None = None

@@ -16,27 +16,36 @@ from kagi_permissions.domain import requests as rules
 from kagi_permissions.domain.catalogue import catalogue_data
 from kagi_permissions.domain.companies import Admin
 from kagi_permissions.domain.timing import schedule
-from kagi_permissions.entrypoints.schemas import (
+from kagi_permissions.entrypoints.replies import (
+    company_out,
+    my_permissions_out,
+    request_out,
+    review_out,
+    review_user_out,
+    schedule_out,
+)
+from kagi_permissions.service.companies import CompanyInput
+from kagi_permissions.service.requests import RequestInput
+from kagi_shared.contracts.permissions import (
     BatchIn,
     BatchOut,
-    CampaignOut,
     CancelIn,
     CompanyChangeIn,
     CompanyIn,
     CompanyOut,
-    DecisionIn,
-    DeliveryOut,
     DraftOut,
+    GrantDeliveryOut,
+    IpAllowlistOut,
     MyPermissionsOut,
     ReportOut,
     RequestIn,
     RequestOut,
+    ReviewDecisionIn,
+    ReviewOut,
+    ReviewUserOut,
     ScheduleOut,
     TerminationOut,
-    UserOut,
 )
-from kagi_permissions.service.companies import CompanyInput
-from kagi_permissions.service.requests import RequestInput
 from kagi_shared.metrics import PERMISSION_REQUESTS, PERMISSION_SYSTEMS, on_scrape, set_counts
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.service_api import (
@@ -100,36 +109,36 @@ def service_api(settings: Settings, permissions: Permissions | None = None) -> S
     # -- public --------------------------------------------------------------------------------
     @get("/internal/schedule")
     async def schedule_preview(submitted_on: FromQuery[str | None] = None) -> ScheduleOut:
-        return ScheduleOut.of(schedule(app().calendar, parse_day(submitted_on, "submittedOn")))
+        return schedule_out(schedule(app().calendar, parse_day(submitted_on, "submittedOn")))
 
     @get("/internal/catalogue", sync_to_thread=False)
     def catalogue() -> dict[str, object]:
         return catalogue_data()
 
     @get("/internal/ip-allowlist")
-    async def ip_allowlist() -> dict[str, list[str]]:
+    async def ip_allowlist() -> IpAllowlistOut:
         """Static global addresses of active companies, for the gateway's access-from-abroad rule (seed 2-8)."""
-        return {"addresses": await app().repo.ip_allowlist()}
+        return IpAllowlistOut(addresses=await app().repo.ip_allowlist())
 
     # -- companies (operator) -----------------------------------------------------------------
     @post("/internal/companies", status_code=201)
     async def register_company(data: JSONBody[CompanyIn], request: Request[Any, Any, Any]) -> CompanyOut:
         operator(request)
         company = await app().companies.register(CompanyInput(
-            name=data.name, roles=data.roles, primary_admin=_admin(data.primary_admin),
+            name=data.name, roles=list(data.roles), primary_admin=_admin(data.primary_admin),
             secondary_admin=_admin(data.secondary_admin) if data.secondary_admin else None,
             contractors=data.contractors, ip_allowlist=data.ip_allowlist, juju_max_users=data.juju_max_users))
-        return CompanyOut.of(company)
+        return company_out(company)
 
     @get("/internal/companies")
     async def list_companies(request: Request[Any, Any, Any]) -> list[CompanyOut]:
         operator(request)
-        return [CompanyOut.of(c) for c in await app().repo.list_companies()]
+        return [company_out(c) for c in await app().repo.list_companies()]
 
     @get("/internal/companies/{company_id:str}")
     async def get_company(company_id: FromPath[str], request: Request[Any, Any, Any]) -> CompanyOut:
         operator(request)
-        return CompanyOut.of(await app().companies.get(company_id))
+        return company_out(await app().companies.get(company_id))
 
     @patch("/internal/companies/{company_id:str}")
     async def change_company(company_id: FromPath[str], data: JSONBody[CompanyChangeIn],
@@ -148,25 +157,25 @@ def service_api(settings: Settings, permissions: Permissions | None = None) -> S
             changes["secondary_admin"] = None
         if not changes:
             raise Problem(400, "company.no_change", "変更する項目を指定してください。")
-        return CompanyOut.of(await app().companies.change(company_id, changes))
+        return company_out(await app().companies.change(company_id, changes))
 
     @post("/internal/companies/{company_id:str}/termination", status_code=200)
     async def terminate_company(company_id: FromPath[str], request: Request[Any, Any, Any]) -> TerminationOut:
         operator(request)
         company, revoked = await app().companies.terminate(company_id)
-        return TerminationOut(company=CompanyOut.of(company), revoked_users=revoked)
+        return TerminationOut(company=company_out(company), revoked_users=revoked)
 
     @get("/internal/me/permissions")
     async def my_permissions(request: Request[Any, Any, Any]) -> MyPermissionsOut:
         """Any caller: what its own ID holds now (a target system's SSO may read this, or the events)."""
         caller = caller_of(request)
-        return MyPermissionsOut.of(caller.login_id, await app().repo.grant(rules.user_key(caller.login_id)))
+        return my_permissions_out(caller.login_id, await app().repo.grant(rules.user_key(caller.login_id)))
 
     @get("/internal/my-company")
     async def my_company(request: Request[Any, Any, Any]) -> CompanyOut:
         caller = caller_of(request)
         require_role(caller, "company_admin")
-        return CompanyOut.of(await app().requests.company_of(caller))
+        return company_out(await app().requests.company_of(caller))
 
     # -- requests (admin) ----------------------------------------------------------------------
     @post("/internal/requests", status_code=201)
@@ -177,7 +186,7 @@ def service_api(settings: Settings, permissions: Permissions | None = None) -> S
             kind=data.kind, user_id=data.user_id, permissions={k: v for k, v in data.permissions.as_dict().items()},
             name_kanji=data.name_kanji, name_kana=data.name_kana, contractor=data.contractor, memo=data.memo),
             correlation_of(request))
-        return RequestOut.of(filed)
+        return request_out(filed)
 
     @get("/internal/requests")
     async def search(request: Request[Any, Any, Any], status: FromQuery[str | None] = None,
@@ -186,27 +195,27 @@ def service_api(settings: Settings, permissions: Permissions | None = None) -> S
         caller = caller_of(request)
         require_role(caller, "company_admin", "operator")
         found = await app().requests.search(caller, status=status, user_id=user_id, company_id=company_id)
-        return [RequestOut.of(r) for r in found]
+        return [request_out(r) for r in found]
 
     @get("/internal/requests/{request_id:str}")
     async def view(request_id: FromPath[str], request: Request[Any, Any, Any]) -> RequestOut:
         caller = caller_of(request)
         require_role(caller, "company_admin", "operator")
-        return RequestOut.of(await app().requests.get(caller, request_id))
+        return request_out(await app().requests.get(caller, request_id))
 
     @get("/internal/drafts")
     async def drafts(request: Request[Any, Any, Any]) -> list[DraftOut]:
         caller = caller_of(request)
         require_role(caller, "company_admin")
         company = await app().requests.company_of(caller)
-        return [DraftOut(draft_id=d["_id"], user_id=d["user_id"], kind=d["kind"], reason=d["reason"],
-                         created_at=d["created_at"]) for d in await app().repo.drafts(company.id)]
+        return [DraftOut(draft_id=d.id, user_id=d.user_id, kind=d.kind, reason=d.reason, created_at=d.created_at)
+                for d in await app().repo.drafts(company.id)]
 
     @post("/internal/drafts/{draft_id:str}/confirm", status_code=201)
     async def confirm_draft(draft_id: FromPath[str], request: Request[Any, Any, Any]) -> RequestOut:
         caller = caller_of(request)
         require_role(caller, "company_admin")
-        return RequestOut.of(await app().requests.confirm_draft(caller, draft_id))
+        return request_out(await app().requests.confirm_draft(caller, draft_id))
 
     # -- access review (admin) ------------------------------------------------------------------
     def admin(request: Request[Any, Any, Any]) -> Caller:
@@ -215,25 +224,25 @@ def service_api(settings: Settings, permissions: Permissions | None = None) -> S
         return caller
 
     @get("/internal/users")
-    async def users(request: Request[Any, Any, Any]) -> list[UserOut]:
-        return [UserOut.of(e) for e in await app().reviews.users(admin(request))]
+    async def users(request: Request[Any, Any, Any]) -> list[ReviewUserOut]:
+        return [review_user_out(e) for e in await app().reviews.users(admin(request))]
 
     @post("/internal/reviews", status_code=201)
-    async def start_review(request: Request[Any, Any, Any]) -> CampaignOut:
-        return CampaignOut.of(await app().reviews.start(admin(request)))
+    async def start_review(request: Request[Any, Any, Any]) -> ReviewOut:
+        return review_out(await app().reviews.start(admin(request)))
 
     @get("/internal/reviews")
-    async def list_reviews(request: Request[Any, Any, Any]) -> list[CampaignOut]:
-        return [CampaignOut.of(c) for c in await app().reviews.list(admin(request))]
+    async def list_reviews(request: Request[Any, Any, Any]) -> list[ReviewOut]:
+        return [review_out(c) for c in await app().reviews.list(admin(request))]
 
     @get("/internal/reviews/{review_id:str}")
-    async def get_review(review_id: FromPath[str], request: Request[Any, Any, Any]) -> CampaignOut:
-        return CampaignOut.of(await app().reviews.get(admin(request), review_id))
+    async def get_review(review_id: FromPath[str], request: Request[Any, Any, Any]) -> ReviewOut:
+        return review_out(await app().reviews.get(admin(request), review_id))
 
     @post("/internal/reviews/{review_id:str}/decisions", status_code=200)
-    async def decide(review_id: FromPath[str], data: JSONBody[DecisionIn],
-                     request: Request[Any, Any, Any]) -> CampaignOut:
-        return CampaignOut.of(await app().reviews.decide(admin(request), review_id, data.user_id, data.decision))
+    async def decide(review_id: FromPath[str], data: JSONBody[ReviewDecisionIn],
+                     request: Request[Any, Any, Any]) -> ReviewOut:
+        return review_out(await app().reviews.decide(admin(request), review_id, data.user_id, data.decision))
 
     @get("/internal/reviews/{review_id:str}/report")
     async def report(review_id: FromPath[str], request: Request[Any, Any, Any]) -> ReportOut:
@@ -244,23 +253,23 @@ def service_api(settings: Settings, permissions: Permissions | None = None) -> S
     @post("/internal/requests/{request_id:str}/accept", status_code=200)
     async def accept(request_id: FromPath[str], request: Request[Any, Any, Any]) -> RequestOut:
         operator(request)
-        return RequestOut.of(await app().requests.accept(request_id))
+        return request_out(await app().requests.accept(request_id))
 
     @post("/internal/requests/{request_id:str}/cancel", status_code=200)
     async def cancel(request_id: FromPath[str], data: JSONBody[CancelIn],
                      request: Request[Any, Any, Any]) -> RequestOut:
         operator(request)
-        return RequestOut.of(await app().requests.cancel(request_id, data.reason))
+        return request_out(await app().requests.cancel(request_id, data.reason))
 
     @post("/internal/requests/{request_id:str}/systems/{system:str}/completion", status_code=200)
     async def complete(request_id: FromPath[str], system: FromPath[str], request: Request[Any, Any, Any]) -> RequestOut:
         operator(request)
-        return RequestOut.of(await app().requests.complete_system(request_id, system))
+        return request_out(await app().requests.complete_system(request_id, system))
 
     @post("/internal/requests/{request_id:str}/systems/{system:str}/retry", status_code=200)
     async def retry(request_id: FromPath[str], system: FromPath[str], request: Request[Any, Any, Any]) -> RequestOut:
         operator(request)
-        return RequestOut.of(await app().requests.retry(request_id, system))
+        return request_out(await app().requests.retry(request_id, system))
 
     @post("/internal/batches", status_code=200)
     async def run_batch(data: JSONBody[BatchIn], request: Request[Any, Any, Any]) -> BatchOut:
@@ -269,12 +278,12 @@ def service_api(settings: Settings, permissions: Permissions | None = None) -> S
         return BatchOut(batch_date=result.batch_date, requests=result.requests, commands=result.commands)
 
     @get("/internal/deliveries")
-    async def deliveries(request: Request[Any, Any, Any], which: FromQuery[str] = "failed") -> list[DeliveryOut]:
+    async def deliveries(request: Request[Any, Any, Any], which: FromQuery[str] = "failed") -> list[GrantDeliveryOut]:
         operator(request)
         if which not in ("failed", "overdue"):
             raise Problem(400, "request.invalid", "入力内容に誤りがあります。",
                           errors=[FieldError("state", "failed または overdue を指定してください。")])
-        return [msgspec.convert(row, DeliveryOut) for row in await app().requests.deliveries(which)]
+        return [msgspec.convert(row, GrantDeliveryOut) for row in await app().requests.deliveries(which)]
 
     async def ready() -> None:
         await state["app"].store.ping()

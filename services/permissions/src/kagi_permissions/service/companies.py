@@ -8,12 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-from pymongo.errors import DuplicateKeyError
-
 from kagi_permissions.adapters.repository import Repository
 from kagi_permissions.domain import requests as rules
 from kagi_permissions.domain.catalogue import ALL_SYSTEMS, YES
-from kagi_permissions.domain.companies import Admin, Company, company_errors
+from kagi_permissions.domain.companies import Admin, Company, IdTaken, company_errors
 from kagi_permissions.domain.requests import PermissionRequest, SystemStatus
 from kagi_permissions.domain.timing import revoke_effective
 from kagi_permissions.service.requests import RequestService, jst_today
@@ -59,8 +57,8 @@ class CompanyService:
             raise Problem(400, "company.invalid", "事業者の登録内容に誤りがあります。", errors=[FieldError(
                 f"{field_name}.email", "他の事業者の利用者として登録されているIDです。")])
         if existing is None:
-            holder = await self.repo.user_ids.find_one({"_id": key}, session=tx.session)
-            if holder is not None and holder.get("company_id") != company.id:
+            holder = await self.repo.id_holder(key, tx)
+            if holder is not None and holder != company.id:
                 raise Problem(400, "company.invalid", "事業者の登録内容に誤りがあります。", errors=[FieldError(
                     f"{field_name}.email", "既に登録されているIDです(英字の大文字と小文字は同一と見做されます)。")])
             if holder is None:
@@ -106,7 +104,7 @@ class CompanyService:
     async def _tx(self, work: Callable[[Tx], Awaitable[T]]) -> T:
         try:
             return await self.store.transaction(work)
-        except DuplicateKeyError:
+        except IdTaken:
             raise Problem(409, "company.admin_taken", "システム窓口責任者のIDは既に他で使用されています。") from None
 
     async def get(self, company_id: str) -> Company:
@@ -167,14 +165,10 @@ class CompanyService:
             company.terminated_at = now
             await self.repo.save_company(tx, company)
             await self.repo.set_admins(tx, company.id, [])
-            open_requests = await self.repo.requests.find(
-                {"company_id": company.id, "status": {"$in": ["submitted", "accepted"]}}, session=tx.session).to_list()
-            for doc in open_requests:
-                await self.repo.requests.update_one({"_id": doc["_id"]}, {"$set": {
-                    "status": "cancelled", "cancel_reason": "事業者の利用終了"}}, session=tx.session)
-                if doc["kind"] == "new":
-                    await self.repo.release_id(tx, doc["user_key"])
-                await self.repo.unlock_user(tx, doc["user_key"], doc["_id"])
+            for request in await self.repo.cancel_open_requests(tx, company.id, "事業者の利用終了"):
+                if request.kind == "new":
+                    await self.repo.release_id(tx, request.user_key)
+                await self.repo.unlock_user(tx, request.user_key, request.id)
             revoked = 0
             for grant in await self.repo.company_grants(company.id, tx):
                 held = {s: v for s, v in grant.get("permissions", {}).items() if v and s in ALL_SYSTEMS}

@@ -8,13 +8,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from pymongo.errors import DuplicateKeyError
-
 from kagi_permissions.adapters.repository import Changes, Repository
 from kagi_permissions.domain import requests as rules
 from kagi_permissions.domain.calendar import BusinessCalendar
 from kagi_permissions.domain.catalogue import REQUESTABLE
-from kagi_permissions.domain.companies import Company
+from kagi_permissions.domain.companies import Company, IdTaken, UserBusy
 from kagi_permissions.domain.requests import KIND_LABELS, STATUS_LABELS, PermissionRequest, SystemStatus
 from kagi_permissions.domain.timing import acceptance_date, batch_date, change_batch_date, effective_from_batch
 from kagi_shared.clock import Clock, utc_now
@@ -69,13 +67,14 @@ class BatchResult:
 
 
 class RequestService:
-    def __init__(self, store: Store, repo: Repository, settings: Settings, calendar: BusinessCalendar, *,
-                 clock: Clock = utc_now) -> None:
+    def __init__(self, store: Store, repo: Repository, settings: Settings, calendar: BusinessCalendar,
+                 juju: rules.JujuPolicy, *, clock: Clock = utc_now) -> None:
         self.clock = clock
         self.store = store
         self.repo = repo
         self.settings = settings
         self.calendar = calendar
+        self.juju = juju
 
     # -- helpers ---------------------------------------------------------------------------------
     async def company_of(self, caller: Caller) -> Company:
@@ -175,8 +174,8 @@ class RequestService:
                                                  "すべての利用権限を外す場合は抹消申請を行ってください。"))
         if data.kind != "revoke" and after.get("JUJU") and not before.get("JUJU") and not errors:
             holders = await self.repo.juju_holders(company.id) | await self.repo.pending_juju_additions(company.id)
-            limit = company.juju_max_users or self.settings.permissions.juju_max_users
-            if key not in holders and len(holders) >= limit:
+            limit = self.juju.limit_for(company.juju_max_users)
+            if self.juju.refuses(key, holders, company.juju_max_users):
                 errors.append(FieldError("permissions.JUJU",
                                          f"JUJU の利用者は1事業者あたり{limit}名までです"
                                          "(超える場合は託送受付センターにご相談ください)。"))
@@ -209,7 +208,7 @@ class RequestService:
                     await self.repo.lock_user(tx, request.user_key, request.id)
                 elif not self._own_idle_id(await self.repo.grant(request.user_key, tx), request.company_id):
                     await self.repo.reserve_id(tx, request.user_key, request.company_id, request.id)
-            except DuplicateKeyError:
+            except (IdTaken, UserBusy):
                 if request.kind != "new":
                     raise busy() from None
                 raise Problem(400, "request.invalid", "申請内容に誤りがあります。",
@@ -235,17 +234,10 @@ class RequestService:
     # -- reading ---------------------------------------------------------------------------------
     async def search(self, caller: Caller, status: str | None = None, user_id: str | None = None,
                      company_id: str | None = None) -> list[PermissionRequest]:
-        query: dict[str, Any] = {}
-        if caller.has("operator"):
-            if company_id:
-                query["company_id"] = company_id
-        else:
-            query["company_id"] = (await self.company_of(caller)).id
-        if status:
-            query["status"] = status
-        if user_id:
-            query["user_key"] = rules.user_key(user_id)
-        return await self.repo.find_requests(query)
+        if not caller.has("operator"):
+            company_id = (await self.company_of(caller)).id
+        return await self.repo.search_requests(company_id=company_id, status=status,
+                                               user_key=rules.user_key(user_id) if user_id else None)
 
     async def get(self, caller: Caller, request_id: str) -> PermissionRequest:
         request = await self.repo.request(request_id)
@@ -454,9 +446,8 @@ class RequestService:
         if company is None or company.status != "active":
             return
         draft_id = f"purge:{key}"
-        await self.repo.save_draft(tx, {"_id": draft_id, "company_id": company.id, "user_id": grant["user_id"],
-                                        "kind": "revoke", "reason": "purged", "purged_at": at, "status": "open",
-                                        "created_at": self.clock()})
+        await self.repo.save_draft(tx, rules.RevokeDraft(id=draft_id, company_id=company.id, user_id=grant["user_id"],
+                                                         purged_at=at, created_at=self.clock()))
         for admin in company.admins():
             self.notify(tx, "purged_id_revoke_needed", admin.email, {
                 "user_id": grant["user_id"], "purged_on": at.astimezone(JST).strftime("%Y/%m/%d"),
@@ -465,12 +456,12 @@ class RequestService:
     async def confirm_draft(self, caller: Caller, draft_id: str) -> PermissionRequest:
         company = await self.company_of(caller)
         draft = await self.repo.draft(draft_id)
-        if draft is None or draft["company_id"] != company.id:
+        if draft is None or draft.company_id != company.id:
             raise Problem(404, "draft.not_found", "指定された抹消申請の下書きが見つかりません。")
-        if draft["status"] != "open":
+        if draft.status != "open":
             raise Problem(409, "draft.already_filed", "この抹消申請は既に提出済みです。",
-                          extra={"requestId": draft.get("request_id")})
-        request = await self.validate(company, RequestInput(kind="revoke", user_id=draft["user_id"],
+                          extra={"requestId": draft.request_id})
+        request = await self.validate(company, RequestInput(kind="revoke", user_id=draft.user_id,
                                                             memo="長期未使用IDの自動抹消に伴う抹消申請"),
                                       caller.email or caller.login_id, self.clock(), origin="purge")
 
@@ -511,17 +502,13 @@ class RequestService:
     async def deliveries(self, state: str) -> list[dict[str, Any]]:
         """The operator's view of failed or overdue deliveries."""
         cutoff = self.clock() - timedelta(seconds=self.settings.permissions.ack_sla_s)
-        if state == "failed":
-            match: dict[str, Any] = {"state": "failed"}
-        else:
-            match = {"state": "sent", "sent_at": {"$lt": cutoff}}
-        found = await self.repo.find_requests({"status": {"$in": list(rules.OPEN)},
-                                               "systems": {"$elemMatch": match}}, limit=500)
+        wanted = "failed" if state == "failed" else "sent"
+        found = await self.repo.open_with_delivery(wanted, None if state == "failed" else cutoff)
         rows = []
         for request in found:
             for status in request.systems:
                 overdue = status.sent_at is not None and status.sent_at < cutoff
-                if status.state == match["state"] and (state == "failed" or overdue):
+                if status.state == wanted and (state == "failed" or overdue):
                     rows.append({"requestId": request.id, "companyId": request.company_id, "userId": request.user_id,
                                  "system": status.system, "state": status.state, "reason": status.reason,
                                  "attempts": status.attempts, "sentAt": status.sent_at})

@@ -1,4 +1,5 @@
-"""Lifecycle use cases: create accounts, log in. Each one a transaction with its events."""
+"""Account use cases: create accounts, log in, count wrong passwords toward the lock. Each one a transaction with
+its events; the rules are the policies passed in (``LockoutPolicy``, ``PasswordPolicy``), built in ``bootstrap``."""
 
 from __future__ import annotations
 
@@ -6,26 +7,26 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
-
 from kagi_lifecycle.adapters.passwords import Passwords
-from kagi_lifecycle.adapters.repository import AccountRepository
 from kagi_lifecycle.adapters.secret_box import SecretBox
 from kagi_lifecycle.domain import ladder, password_policy, totp
 from kagi_lifecycle.domain.accounts import (
     ROLES,
     Account,
+    AccountExists,
+    LockoutPolicy,
     canonical_login_id,
     judge_login_report,
     login_id_problem,
-    should_lock,
 )
+from kagi_lifecycle.domain.password_policy import PasswordPolicy
 from kagi_lifecycle.service.notices import SOURCE, send_mail
+from kagi_lifecycle.service.ports import Accounts
 from kagi_shared.clock import Clock, utc_now
 from kagi_shared.events import Event, new_envelope
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.jst import jp_datetime
-from kagi_shared.mongo import Store, Tx
+from kagi_shared.mongo import Transactions, Tx
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.settings import Settings
 from kagi_shared.topics import LIFECYCLE_EVENTS
@@ -38,21 +39,6 @@ TOTP_INVALID = Problem(401, "auth.totp_invalid", "ワンタイムパスワード
 
 
 
-def ladder_days(settings: Settings) -> ladder.LadderDays:
-    lc = settings.lifecycle
-    return ladder.LadderDays(warning1=lc.warning1_days, warning2=lc.warning2_days, lock=lc.lock_days,
-                             purge=lc.purge_days)
-
-
-def last_login_before(moment: datetime) -> dict[str, Any]:
-    """Filter: the stored last login (the ladder's base) is earlier than ``moment``, or there is none.
-
-    Every write of last login carries it, so a clock stepping back, or a late report, never moves
-    last login, and with it the inactivity period, backwards; checked in the write itself so that
-    concurrent logins cannot undo each other either."""
-    return {"$or": [{"last_login_at": None}, {"last_login_at": {"$lt": moment}}]}
-
-
 def new_period(base: datetime, days: ladder.LadderDays) -> dict[str, Any]:
     """Fields that start a new inactivity period at ``base`` (a login, or the ID's issue)."""
     plan = ladder.next_stage(ladder.ladder_for(ladder.japan_date(base), days), None)
@@ -60,15 +46,18 @@ def new_period(base: datetime, days: ladder.LadderDays) -> dict[str, Any]:
     return {"ladder_stage": None, "next_stage": plan.stage, "next_stage_at": plan.due_at}
 
 
-class LifecycleService:
-    def __init__(self, store: Store, accounts: AccountRepository, passwords: Passwords, settings: Settings,
-                 clock: Clock = utc_now) -> None:
+class AccountService:
+    def __init__(self, store: Transactions, accounts: Accounts, passwords: Passwords, settings: Settings,
+                 clock: Clock = utc_now, *, lockout: LockoutPolicy, password_rules: PasswordPolicy,
+                 ladder_days: ladder.LadderDays) -> None:
         self.store = store
         self.accounts = accounts
         self.passwords = passwords
         self.settings = settings
         self.clock = clock
-        self.days = ladder_days(settings)
+        self.lockout = lockout
+        self.password_rules = password_rules
+        self.days = ladder_days
         self.totp_box = SecretBox(settings.security.code_pepper, "totp")
 
     def needs_totp(self, account: Account) -> bool:
@@ -84,8 +73,8 @@ class LifecycleService:
         if problem := login_id_problem(login_id):
             errors.append(FieldError("loginId", problem))
         # New accounts follow the same password policy as changes and resets.
-        violations = password_policy.check(password, self.settings.lifecycle.password_profile,
-                                           password_policy.Context(login_id=login_id, email=email or login_id))
+        violations = self.password_rules.violations(password, password_policy.Context(login_id=login_id,
+                                                                                      email=email or login_id))
         errors += [FieldError("password", f"{v.message} ({v.rule})") for v in violations]
         unknown = sorted(set(roles) - set(ROLES))
         if unknown:
@@ -103,7 +92,7 @@ class LifecycleService:
 
         try:
             await self.store.transaction(work)
-        except DuplicateKeyError:
+        except AccountExists:
             raise Problem(409, "account.exists", "この ID は既に登録されています。",
                           errors=[FieldError("loginId", "既に使用されています。")]) from None
         return account
@@ -115,9 +104,7 @@ class LifecycleService:
                        next_stage=period["next_stage"], next_stage_at=period["next_stage_at"])
 
     def password_expired(self, account: Account, now: datetime) -> bool:
-        lc = self.settings.lifecycle
-        return password_policy.is_expired(account.password_changed_at, lc.password_profile,
-                                          lc.password_max_age_days, now)
+        return self.password_rules.expired(account.password_changed_at, now)
 
     async def login(self, login_id: str, password: str, correlation_id: str | None = None,
                     totp_code: str | None = None) -> Account:
@@ -128,7 +115,7 @@ class LifecycleService:
         if account is None:
             raise INVALID_CREDENTIALS
         if (account.status == "locked" and account.lock_reason == "failed_logins" and self.needs_totp(account)
-                and totp.lock_expired(account.locked_at, self.settings.security.privileged_lock_s, self.clock())):
+                and self.lockout.privileged_lock_over(account.locked_at, self.clock())):
             account = await self._end_expired_lock(account, correlation_id)
         if ok:
             self.refuse_inactive(account)
@@ -144,13 +131,10 @@ class LifecycleService:
 
         async def succeed(tx: Tx) -> bool:
             # The code's step is taken in the same write as the login: a concurrent replay of it loses.
-            if step is not None and not await self.accounts.update(
-                    tx, account.id, {"totp_last_step": step}, when={"status": "active",
-                                                                   "totp_last_step": {"$lt": step}}):
+            if step is not None and not await self.accounts.take_totp_step(tx, account.id, step):
                 return False
             # Only an account that is still active logs in: a lock committed meanwhile wins.
-            moved = await self.accounts.update(tx, account.id, changes,
-                                               when={"status": "active", **last_login_before(now)})
+            moved = await self.accounts.move_last_login(tx, account.id, now, changes, active_only=True)
             # Not moved: a later login is already stored (this clock is behind). The user still logs in,
             # but the later login stays the ladder's base.
             if not moved and not await self.accounts.update(tx, account.id, {"failed_logins": 0},
@@ -224,13 +208,13 @@ class LifecycleService:
 
     async def record_failure(self, account: Account, now: datetime, correlation_id: str | None) -> bool:
         """A wrong password (at login or as the current password of a change); True when it locked the account."""
-        threshold = self.settings.security.login_lockout_threshold
+        threshold = self.lockout.threshold
 
         async def fail(tx: Tx) -> bool:
             failures = await self.accounts.increment_failures(tx, account.id)
             self.publish(tx, ev.LoginFailed(account_id=account.id, at=now, consecutive_failures=failures),
                          account.id, correlation_id)
-            if not should_lock(failures, threshold):
+            if not self.lockout.locks(failures):
                 return False
             # Concurrent wrong attempts all cross the threshold; only the one that flips the status locks.
             locked = await self.accounts.update(
@@ -260,9 +244,8 @@ class LifecycleService:
             changes: dict[str, Any] = {"last_login_at": event.at}
             if account.status == "active":
                 changes.update(new_period(event.at, self.days))
-            # The filter repeats the rule in the write, so a concurrent later login is never undone.
-            await self.accounts.update(tx, account.id, changes,
-                                       when={"status": {"$ne": "purged"}, **last_login_before(event.at)})
+            # The write repeats the rule, so a concurrent later login is never undone.
+            await self.accounts.move_last_login(tx, account.id, event.at, changes, active_only=False)
         self.publish(tx, ev.LoggedIn(account_id=account.id, at=event.at, via=event.provider), account.id,
                      correlation_id)
         return True

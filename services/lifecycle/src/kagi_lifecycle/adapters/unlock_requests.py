@@ -1,0 +1,45 @@
+"""Unlock requests in MongoDB (collection ``unlock_requests``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pymongo import ASCENDING, DESCENDING
+
+from kagi_lifecycle.domain.unlock import RequestStatus, UnlockRequest
+from kagi_shared.mongo import Store, Tx, doc_struct, struct_doc
+
+UNLOCK_REQUESTS = "unlock_requests"
+
+
+class UnlockRequestRepository:
+    def __init__(self, store: Store) -> None:
+        self.collection = store.db[UNLOCK_REQUESTS]
+
+    async def ensure_indexes(self) -> None:
+        await self.collection.create_index([("status", ASCENDING), ("filed_at", DESCENDING)])
+        await self.collection.create_index([("account_id", ASCENDING), ("status", ASCENDING)])
+
+    async def add(self, tx: Tx, request: UnlockRequest) -> None:
+        await self.collection.insert_one(struct_doc(request), session=tx.session)
+
+    async def has_pending(self, account_id: str) -> bool:
+        return await self.collection.find_one({"account_id": account_id, "status": "pending"}) is not None
+
+    async def get(self, request_id: str) -> UnlockRequest | None:
+        doc = await self.collection.find_one({"_id": request_id})
+        return doc_struct(doc, UnlockRequest) if doc else None
+
+    async def listing(self, status: str | None = None, limit: int = 100) -> list[UnlockRequest]:
+        """Newest first; all statuses when ``status`` is None."""
+        cursor = self.collection.find({"status": status} if status else {}, sort=[("filed_at", DESCENDING)],
+                                      limit=limit)
+        return [doc_struct(doc, UnlockRequest) async for doc in cursor]
+
+    async def decide(self, tx: Tx, request_id: str, status: RequestStatus, by: str, note: str | None,
+                     at: datetime) -> bool:
+        """Record the decision if the request is still pending; False when another decision came first."""
+        result = await self.collection.update_one(
+            {"_id": request_id, "status": "pending"},
+            {"$set": {"status": status, "decided_at": at, "decided_by": by, "note": note}}, session=tx.session)
+        return result.modified_count == 1

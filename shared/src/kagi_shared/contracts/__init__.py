@@ -1,0 +1,63 @@
+"""The services' internal APIs, declared once: request and reply bodies and a typed client per service.
+
+A service answers with these types; the gateway decodes the answer into the same types (and returns them as its
+public answer wherever the public shape is the internal one). One camelCase base, two strictnesses:
+
+- ``Body`` (requests) refuses unknown fields: a misspelt field is a 400 naming it, at the gateway's edge and at
+  the service's.
+- ``Reply`` (answers) ignores unknown fields. The gateway and a service are deployed one after the other, so a
+  service that adds a field to an answer must not make every gateway still running the previous contract fail
+  with a decode error; the gateway simply does not pass the new field on until it knows it. That a service
+  answers exactly its declared type is checked by ``tests/contracts/test_internal_contracts.py`` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+
+import msgspec
+
+if TYPE_CHECKING:
+    from kagi_shared.service_api import Caller
+
+
+T = TypeVar("T")
+
+
+class Body(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
+    """A request body of an internal route (and of the gateway's route that forwards it unchanged)."""
+
+
+class Reply(Body, forbid_unknown_fields=False):
+    """An answer of an internal route: decoded tolerantly (see the module's docstring)."""
+
+
+class Transport(Protocol):
+    """How a client reaches a service (the gateway's ``Services``: pooled HTTP, timeouts, problem forwarding)."""
+
+    async def send(self, service: str, method: str, path: str, *, caller: Caller | None = None,
+                   body: bytes | None = None, params: Mapping[str, str] | None = None,
+                   request_id: str | None = None) -> bytes:
+        """The answer's body (empty for 204); a service problem is raised, never returned."""
+        ...
+
+
+class ServiceClient:
+    """A typed client of one service: each method is one internal route."""
+
+    service: ClassVar[str]
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    async def _send(self, method: str, path: str, *, caller: Caller | None = None, body: Any = None,
+                    params: Mapping[str, str] | None = None, rid: str | None = None) -> bytes:
+        content = None if body is None else msgspec.json.encode(body)
+        return await self.transport.send(self.service, method, path, caller=caller, body=content, params=params,
+                                         request_id=rid)
+
+    async def _call(self, reply: type[T], method: str, path: str, *, caller: Caller | None = None, body: Any = None,
+                    params: Mapping[str, str] | None = None, rid: str | None = None) -> T:
+        content = await self._send(method, path, caller=caller, body=body, params=params, rid=rid)
+        return msgspec.json.decode(content, type=reply)
