@@ -75,6 +75,7 @@ def test_env() -> Iterator[dict[str, str]]:
         "KAGI_OUTBOX_LEASE_TTL_S": "2",
         # Workers serve /health, /ready and /metrics on base + 1..5, as in a pod.
         "KAGI_PORTS_WORKER_METRICS_BASE": str(_free_block(5)),
+        "KAGI_PORTS_API_METRICS_BASE": str(_free_block(5)),  # service APIs' /metrics, as in a pod
         "KAGI_HTTP_METRICS_REFRESH_S": "0",
         # One client address for every test and drill: per-IP invite limits would measure the suite, not the code
         # (their own tests build the service with the production limits).
@@ -221,6 +222,8 @@ def _notification_contract() -> Iterator[None]:
     from kagi_shared.events import decode_data, event_type
     from kagi_shared.events import notify as nev
     from kagi_shared.mongo import Tx
+    from kagi_shared.sealing import SealError
+    from kagi_shared.settings import DEV_SECRETS
 
     catalogue = read_catalogue(brand="Kagi", portal_url="https://kagi.example.jp")
     _TEMPLATES.update(catalogue.specs)
@@ -229,12 +232,13 @@ def _notification_contract() -> Iterator[None]:
 
     def publish(self: Tx, topic: str, envelope: object) -> None:
         if getattr(envelope, "type", None) == wanted:
-            request = decode_data(envelope)  # type: ignore[arg-type]
-            assert isinstance(request, nev.NotificationRequested)
-            try:  # the very rules notify applies when it sends: a known template, every variable it needs
+            sealed = decode_data(envelope)  # type: ignore[arg-type]
+            assert isinstance(sealed, nev.NotificationRequested)
+            try:  # the very rules notify applies when it sends: it opens, a known template, every variable
+                request = nev.opened(DEV_SECRETS["notify_key"], sealed)
                 spec = catalogue.spec(request.template)
                 catalogue.render(request.template, request.variables)
-            except TemplateError as exc:
+            except (TemplateError, SealError) as exc:
                 _NOTICE_PROBLEMS.append(str(exc))
             else:
                 _NOTICES_SEEN.add(request.template)

@@ -3,7 +3,8 @@
 ``python3 deploy/k8s/generate_secrets.py deploy/k8s/overlays/prod`` creates ``<overlay>/secrets/*.env`` (git-ignored,
 mode 0600) with 32 random bytes per secret, URL-safe base64: the token signing key (gateway only), one
 internal-API credential per service (the gateway holds all five, each API its own), a code pepper per service
-that stores codes, the audit chain's key, and one MongoDB password per service user. Existing files are kept, so
+that stores codes, the audit chain's key, the key that seals mail requests (the services that ask for mail and
+notify share it), and one MongoDB password per service user. Existing files are kept, so
 running it again never rotates a secret by accident; ``--rotate`` writes new ones. Standard library only: it
 runs before anything is installed.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 
 SERVICES = ("lifecycle", "invite", "permissions", "notify", "audit")
 PEPPERED = ("lifecycle", "invite", "notify")
+MAILING = ("lifecycle", "invite", "permissions", "notify")
 
 
 def _value() -> str:
@@ -26,6 +28,7 @@ def _value() -> str:
 def plan() -> dict[str, dict[str, str]]:
     """File name -> variables, with fresh values; a service's credential is shared by it and the gateway."""
     tokens = {svc: _value() for svc in SERVICES}
+    notify_key = _value()
     files: dict[str, dict[str, str]] = {
         "gateway.env": {"KAGI_SECURITY_JWT_SECRET": _value(),
                         **{f"KAGI_SECURITY_INTERNAL_TOKEN_{svc.upper()}": tokens[svc] for svc in SERVICES}},
@@ -34,6 +37,8 @@ def plan() -> dict[str, dict[str, str]]:
         own = {"KAGI_SECURITY_INTERNAL_TOKEN": tokens[svc]}
         if svc in PEPPERED:
             own["KAGI_SECURITY_CODE_PEPPER"] = _value()
+        if svc in MAILING:
+            own["KAGI_SECURITY_NOTIFY_KEY"] = notify_key
         if svc == "audit":
             own["KAGI_SECURITY_AUDIT_KEY"] = _value()
         files[f"{svc}.env"] = own

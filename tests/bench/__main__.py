@@ -296,9 +296,9 @@ async def notify_mails(settings: Any, count: int = 10_000, raw_count: int = 1000
         first = time.time()
         for i in range(n):
             rcpt = f"n{i}-{run}@bench.example.jp"
-            envelope = new_envelope(nev.NotificationRequested(
+            envelope = new_envelope(nev.sealed_request(settings.security.notify_key, nev.Notice(
                 template="step_up_code", channel="mail", recipient=rcpt, category="security",
-                variables={"code": "ABCD2345EFGH", "expires_at": "2026年11月22日 12時00分まで"}),
+                variables={"code": "ABCD2345EFGH", "expires_at": "2026年11月22日 12時00分まで"})),
                 source="bench", subject=rcpt)
             if rate_per_s:
                 await asyncio.sleep(max(0.0, first + i / rate_per_s - time.time()))

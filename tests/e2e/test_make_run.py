@@ -55,7 +55,8 @@ def test_kagi_run_starts_everything_prints_working_demo_logins_and_ctrl_c_stops_
     env.update({f"KAGI_PORTS_{name.upper()}": str(port) for name, port in zip(PORTS, _free_ports(len(PORTS)),
                                                                                strict=True)})
     env.update({"KAGI_VAR_DIR": str(tmp_path / "var"), "KAGI_PORTS_WORKER_METRICS_BASE": "0",
-                "KAGI_PORTS_GATEWAY_METRICS": "0", "KAGI_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"})
+                "KAGI_PORTS_API_METRICS_BASE": "0", "KAGI_PORTS_GATEWAY_METRICS": "0", "KAGI_LOG_LEVEL": "WARNING",
+                "PYTHONUNBUFFERED": "1"})
     for var in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI", "SMTP_URL"):
         env.pop(var, None)
     settings = load_settings(env)

@@ -1,7 +1,7 @@
 """State gauges an SRE watches: accounts per status and ladder stage, permission requests per state.
 
-They come from each service's own database when Prometheus scrapes the API's ``/metrics`` (every replica
-reports the same figures; dashboards take ``max``)."""
+They come from each service's own database when Prometheus scrapes the API's ``/metrics`` on its metrics port
+(every replica reports the same figures; dashboards take ``max``)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ import uuid
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from kagi_shared.metrics import METRICS_OFFSET
 from kagi_shared.settings import Settings
 from tests.e2e.conftest import create_user
 
 
 async def gauge(settings: Settings, service: str, name: str, **labels: str) -> float:
-    async with httpx.AsyncClient(base_url=settings.service_url(service), timeout=15) as client:
+    port = settings.ports.api_metrics_base + METRICS_OFFSET[service]
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=15) as client:
         reply = await client.get("/metrics")
     assert reply.status_code == 200, reply.text
     for family in text_string_to_metric_families(reply.text):

@@ -38,6 +38,7 @@ METRICS_PY = ROOT / "shared" / "src" / "kagi_shared" / "metrics.py"
 
 SERVICES = {"lifecycle": 8101, "invite": 8102, "permissions": 8103, "notify": 8104, "audit": 8105}
 WORKER_METRICS_BASE = 9100
+API_METRICS_BASE = 9110
 WORKER_METRICS_OFFSET = {"lifecycle": 1, "invite": 2, "permissions": 3, "notify": 4, "audit": 5}
 
 # process name -> (python module, HTTP port or None)
@@ -57,12 +58,12 @@ MONGODB = "kagi-mongodb"
 
 
 def metrics_port(name: str) -> int:
-    """Where a process serves Prometheus metrics: the worker base + offset, the base itself for the gateway
-    (never its public port), an API's HTTP port."""
+    """Where a process serves Prometheus metrics, never where it answers requests: the worker base + offset, the
+    base itself for the gateway, the API base + the same offset for a service API (issue 15, finding 9)."""
     if name == "gateway":
         return WORKER_METRICS_BASE
-    _, http = PROCESSES[name]
-    return http if http is not None else WORKER_METRICS_BASE + WORKER_METRICS_OFFSET[name.removesuffix("-worker")]
+    service, _, kind = name.partition("-")
+    return (API_METRICS_BASE if kind == "api" else WORKER_METRICS_BASE) + WORKER_METRICS_OFFSET[service]
 
 
 def probe_port(name: str) -> int:
@@ -277,8 +278,8 @@ def _check_process_paths(docs: list[dict[str, Any]], namespace: str, *, with_inf
         port = probe_port(name)
         for outsider in (INTERNET, STRANGER):
             assert ok(outsider, pod, port) is (name == "gateway"), f"{outsider} -> {name}:{port}"
-            if name == "gateway":  # its metrics have their own port, closed to the internet (issue 15, 9 and 11)
-                assert not ok(outsider, pod, metrics_port(name)), f"{outsider} -> gateway metrics"
+            # Metrics have a port of their own, closed to the internet and the cluster (issue 15, 9 and 11).
+            assert not ok(outsider, pod, metrics_port(name)), f"{outsider} -> {name} metrics"
         for src in PROCESSES:
             if PROCESSES[name][1] is not None and src != name:
                 expected = src == "gateway" and name in APIS
@@ -497,6 +498,7 @@ def test_config_and_secret_exist() -> None:
     assert config["KAGI_HTTP_HOST"] == "0.0.0.0"  # noqa: S104 - the pod must listen on its IP
     assert config["KAGI_KAFKA_ENABLE_IDEMPOTENCE"] == "true"
     assert config["KAGI_PORTS_WORKER_METRICS_BASE"] == str(WORKER_METRICS_BASE)
+    assert config["KAGI_PORTS_API_METRICS_BASE"] == str(API_METRICS_BASE)
     for key in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI", "SMTP_URL"):
         assert config[key]
     assert re.fullmatch(r"smtps?://[^/:]+:\d+(\?.*)?", config["SMTP_URL"]), "the SMTP relay is host:port config"
@@ -975,6 +977,12 @@ if KUBECTL:
                     assert settings.internal_token_for(svc) == api.security.internal_token, svc
             else:
                 assert not settings.security.jwt_secret, f"{name} holds the token signing key"
+            # Issue 15, finding 11: the services that ask for mail and notify share the key that seals requests;
+            # nobody else holds it.
+            sealing = bool(settings.security.notify_key)
+            assert sealing == (name.split("-")[0] in ("lifecycle", "invite", "permissions", "notify")), name
+            if sealing:
+                assert seen.setdefault("notify_key", settings.security.notify_key) == settings.security.notify_key
         values = list(seen.values())
         assert len(values) == len(set(values)), "one secret per purpose and service"
 
@@ -1034,6 +1042,8 @@ if KUBECTL:
         pods = _pods(docs, namespace)
         for name in PROCESSES:
             assert allowed(policies, namespace, PROMETHEUS, pods[name], metrics_port(name)), name
+            if name in APIS:  # the scraper never reaches an internal API (issue 15, finding 9)
+                assert not allowed(policies, namespace, PROMETHEUS, pods[name], probe_port(name)), name
         assert allowed(policies, namespace, PROMETHEUS, pods[f"{KAFKA_CLUSTER}-kafka-exporter"], 9404)
         assert not allowed(policies, namespace, PROMETHEUS, pods[MONGODB], 27017)
 

@@ -1,7 +1,8 @@
 """Prometheus metrics shared by every process (prometheus-client's default registry).
 
-APIs expose them at ``GET /metrics``; the gateway on ``KAGI_PORTS_GATEWAY_METRICS`` (never its public port);
-workers on ``KAGI_PORTS_WORKER_METRICS_BASE`` + an offset.
+Every process serves ``GET /metrics`` on a port of its own, never where it answers requests: the gateway on
+``KAGI_PORTS_GATEWAY_METRICS``, service APIs on ``KAGI_PORTS_API_METRICS_BASE`` + an offset, workers on
+``KAGI_PORTS_WORKER_METRICS_BASE`` + the same offset. The monitoring namespace may reach those ports only.
 Route labels use the path template (``/api/v1/me/step-up``), never raw paths, to keep cardinality bounded.
 """
 
@@ -9,15 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from litestar import Response, get
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import Counter, Gauge, Histogram, make_wsgi_app
 
 from kagi_shared.logging import get_logger
 
 log = get_logger(__name__)
+
+METRICS_OFFSET = {"lifecycle": 1, "invite": 2, "permissions": 3, "notify": 4, "audit": 5}
+"""A service's API and worker serve /metrics on their base port + this."""
 
 HTTP_REQUESTS = Counter("kagi_http_requests_total", "HTTP requests answered", ["process", "method", "route", "status"])
 HTTP_LATENCY = Histogram(
@@ -97,7 +100,26 @@ def observe_http(process: str, method: str, route: str, status: int, seconds: fl
     HTTP_LATENCY.labels(process, method, route).observe(seconds)
 
 
-@get("/metrics", include_in_schema=False, opt={"roles": ("public",)})
-async def metrics_handler() -> Response[Any]:
-    await _refresh()
-    return Response(content=generate_latest(), media_type=CONTENT_TYPE_LATEST)
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+def scrape_app(loop: asyncio.AbstractEventLoop, wait_s: float = 5.0) -> WsgiApp:
+    """A WSGI app answering ``/metrics`` from another thread: the state gauges are refreshed on ``loop`` (the
+    API's, where its database client lives) first; if that loop does not answer in ``wait_s``, the scrape
+    still gets every other series (and the refresh failure counted)."""
+    exposition = make_wsgi_app()
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != "/metrics":
+            start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "0")])
+            return [b""]
+        try:
+            asyncio.run_coroutine_threadsafe(_refresh(), loop).result(wait_s)
+        except Exception as exc:  # a stuck loop must not fail the scrape of everything else
+            SCRAPE_REFRESH_FAILURES.labels("loop").inc()
+            log.warning("metrics.refresh_failed", hook="loop", error=f"{type(exc).__name__}: {exc}")
+        result: Iterable[bytes] = exposition(environ, start_response)
+        return result
+
+    return app

@@ -1,7 +1,8 @@
 """Asking notify for a mail or SMS: one request on ``notify.requests``, published in the caller's transaction.
 
-Every service builds its requests here, so the envelope (source, subject, correlation id) is made one way
-and a field added to the request is added once.
+Every service builds its requests here, so the envelope (source, subject, correlation id) is made one way,
+the variables are always sealed under the notify key (``events.notify.sealed_request``), and a field added
+to the request is added once.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kagi_shared.events.envelope import new_envelope
-from kagi_shared.events.notify import Category, Channel, NotificationRequested
+from kagi_shared.events.notify import Category, Channel, Notice, sealed_request
 from kagi_shared.topics import NOTIFY_REQUESTS
 
 if TYPE_CHECKING:
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 def request_notification(
     tx: Tx,
+    notify_key: str,
     *,
     source: str,
     template: str,
@@ -30,7 +32,8 @@ def request_notification(
     correlation_id: str | None = None,
 ) -> None:
     """Queue one notification; ``subject`` (the envelope's, for the partition key) defaults to the recipient."""
+    notice = Notice(template=template, channel=channel, recipient=recipient, category=category, variables=variables,
+                    account_id=account_id)
     tx.publish(NOTIFY_REQUESTS.name, new_envelope(
-        NotificationRequested(template=template, channel=channel, recipient=recipient, category=category,
-                              variables=variables, account_id=account_id),
-        source=source, subject=subject if subject is not None else recipient, correlation_id=correlation_id))
+        sealed_request(notify_key, notice), source=source,
+        subject=subject if subject is not None else recipient, correlation_id=correlation_id))

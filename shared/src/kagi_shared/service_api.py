@@ -28,10 +28,11 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from kagi_shared.breaker import DATABASE
 from kagi_shared.logging import configure_logging, get_logger
-from kagi_shared.metrics import metrics_handler, observe_http
+from kagi_shared.metrics import METRICS_OFFSET, observe_http, scrape_app
 from kagi_shared.problems import Problem, exception_handlers, service_unavailable
 from kagi_shared.settings import Settings, get_settings, require_secrets
 from kagi_shared.tracing import SpanKind, configure_tracing, mark_error, span
+from kagi_shared.worker_probes import serve_probes
 
 log = get_logger(__name__)
 
@@ -130,8 +131,7 @@ class RequestContextMiddleware(ASGIMiddleware):
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("path_template") or "unmatched"
-            if route != "/metrics":
-                observe_http(self.process, str(scope.get("method")), route, status, elapsed)
+            observe_http(self.process, str(scope.get("method")), route, status, elapsed)
             log.info("http.request", method=scope.get("method"), path=path, status=status,
                      ms=round(elapsed * 1000, 1))
             structlog.contextvars.unbind_contextvars("request_id")
@@ -147,7 +147,7 @@ def _loggable_path(scope: Scope) -> str:
 
 
 ReadyCheck = Callable[[], Awaitable[None]]
-_PROBES = frozenset({"/health", "/ready", "/metrics"})
+_PROBES = frozenset({"/health", "/ready"})
 
 
 async def fail_fast_while_database_down(request: Request[Any, Any, Any]) -> None:
@@ -192,7 +192,8 @@ def internal_router(api: ServiceApi, settings: Settings, path: str = "/") -> Rou
 
 def service_app(settings: Settings, *apis: ServiceApi) -> Litestar:
     """The Litestar app serving ``apis``: the internal guard on every route but the unguarded probes
-    (``/health``, ``/ready``, ``/metrics``), the request id bound to logs, problem+json for every failure.
+    (``/health``, ``/ready``), the request id bound to logs, problem+json for every failure. ``/metrics`` is
+    not here: ``run_service_api`` serves it on the API's own metrics port.
 
     One API is served at the root. Several are each served under ``/<name>`` (``/notify/internal/…``): two
     services may use the same path (``/internal/deliveries`` is both notify's and permissions')."""
@@ -208,7 +209,7 @@ def service_app(settings: Settings, *apis: ServiceApi) -> Litestar:
 
     DATABASE.watch(ready)
     return Litestar(
-        route_handlers=[*health_handlers(ready), metrics_handler, *routers],
+        route_handlers=[*health_handlers(ready), *routers],
         exception_handlers=exception_handlers(),
         middleware=[RequestContextMiddleware(f"{name}-api")],
         before_request=fail_fast_while_database_down,
@@ -273,4 +274,17 @@ def run_service_api(name: str, factory: Callable[[Settings], Litestar]) -> None:
     require_secrets(settings, f"{name}-api")
     configure_logging(f"{name}-api", settings.log_level)
     configure_tracing(f"{name}-api", settings)
-    serve(factory(settings), getattr(settings.ports, name), settings)
+    app = factory(settings)
+    if settings.ports.api_metrics_base:
+        app.on_startup.append(lambda: serve_metrics(settings, name))
+    serve(app, getattr(settings.ports, name), settings)
+
+
+def serve_metrics(settings: Settings, name: str) -> None:
+    """``/metrics`` on the API's own metrics port (base + offset), from a thread; never on the API port, which
+    only the gateway may reach. Called at start-up, on the loop whose database the state gauges read."""
+    port = settings.ports.api_metrics_base + METRICS_OFFSET[name]
+    try:
+        serve_probes(scrape_app(asyncio.get_running_loop()), settings.http.host, port)
+    except OSError as exc:  # locally two checkouts may collide; in a pod the port is ours
+        log.warning("api.metrics_port_busy", port=port, error=str(exc))

@@ -33,6 +33,7 @@ DEV_SECRETS = {
     "code_pepper": "dev-only-code-pepper",
     "internal_token": "dev-internal-token",
     "audit_key": "dev-only-audit-chain-key",
+    "notify_key": "dev-only-notify-requests-key",
     **{f"internal_token_{name}": "" for name in SERVICE_NAMES},
 }
 SECRET_MIN_BYTES = 32
@@ -57,6 +58,9 @@ class Ports(msgspec.Struct, frozen=True, kw_only=True):
     """The gateway's /metrics, never on its public port; 0 turns it off."""
     worker_metrics_base: int = 9100
     """Workers serve /metrics on this + 1 (lifecycle), 2 (invite), 3 (permissions), 4 (notify); 0 turns it off."""
+    api_metrics_base: int = 9110
+    """Service APIs serve /metrics on this + 1 (lifecycle) .. 5 (audit), never on their API port, so whoever may
+    scrape (the monitoring namespace) cannot reach an internal API; 0 turns it off."""
 
 
 class KafkaSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -168,6 +172,9 @@ class SecuritySettings(msgspec.Struct, frozen=True, kw_only=True):
     """The gateway's credential for each service's internal API; empty: ``internal_token`` (dev, test)."""
     audit_key: str = DEV_SECRETS["audit_key"]
     """Key of the audit chain's HMAC and of its checkpoints; lives outside the database (audit only)."""
+    notify_key: str = DEV_SECRETS["notify_key"]
+    """Key that seals the variables of every mail and SMS request on ``notify.requests`` (codes, reset links):
+    held by the services that ask for mail and by notify, by nobody else (not the gateway, not audit)."""
     login_lockout_threshold: int = 5
     totp_roles: str = "operator,support,company_admin"
     """Roles that log in with a TOTP second factor (RFC 6238) besides the password; empty: none. On by default
@@ -527,10 +534,10 @@ def _production(settings: Settings, given: set[str]) -> Settings:
 # What each process needs to start in production; anything else it is not given.
 PROCESS_NEEDS: dict[str, tuple[str, ...]] = {
     "gateway": ("jwt_secret", *(f"internal_token_{name}" for name in SERVICE_NAMES), "edge.trusted_proxies"),
-    "lifecycle": ("internal_token", "code_pepper"),
-    "invite": ("internal_token", "code_pepper"),
-    "permissions": ("internal_token",),
-    "notify": ("internal_token", "code_pepper"),
+    "lifecycle": ("internal_token", "code_pepper", "notify_key"),
+    "invite": ("internal_token", "code_pepper", "notify_key"),
+    "permissions": ("internal_token", "notify_key"),
+    "notify": ("internal_token", "code_pepper", "notify_key"),
     "audit": ("internal_token", "audit_key"),
 }
 

@@ -20,7 +20,7 @@ from kagi_shared.inbox import InboxConsumer, Message, Outcome
 from kagi_shared.jobs import Crontab, Job, Run, run_every
 from kagi_shared.kafka import ensure_topics, make_producer
 from kagi_shared.logging import configure_logging, get_logger
-from kagi_shared.metrics import EVENTS_CONSUMED, OUTBOX_PUBLISHED, prime
+from kagi_shared.metrics import EVENTS_CONSUMED, METRICS_OFFSET, OUTBOX_PUBLISHED, prime
 from kagi_shared.mongo import Store, database_name, make_client
 from kagi_shared.outbox import OutboxRelay
 from kagi_shared.settings import Settings, require_secrets
@@ -192,10 +192,9 @@ class WorkerRuntime:
             probes.beat()
 
         self.app.timer(interval=max(1.0, probes.max_silence_s / 6), name=f"kagi-{self.service}.beat")(beat)
-        offsets = {"lifecycle": 1, "invite": 2, "permissions": 3, "notify": 4, "audit": 5}
         base = self.settings.ports.worker_metrics_base
         if base:
-            port = base + offsets.get(self.service, 0)
+            port = base + METRICS_OFFSET.get(self.service, 0)
             try:
                 serve_probes(probes, self.settings.http.host, port)
             except OSError as exc:  # locally two checkouts may collide; in a pod the port is ours

@@ -58,8 +58,9 @@ class _QuietHandler(WSGIRequestHandler):
         """Probes arrive every few seconds; the access log would drown the worker's own."""
 
 
-def serve_probes(probes: WorkerProbes, host: str, port: int) -> WSGIServer:
-    """Start the probe server on a daemon thread; raises ``OSError`` when the port is taken."""
+def serve_probes(probes: Callable[[dict[str, Any], StartResponse], Iterable[bytes]], host: str,
+                 port: int) -> WSGIServer:
+    """Start the probe (or metrics) server on a daemon thread; raises ``OSError`` when the port is taken."""
     server = make_server(host, port, probes, ThreadingWSGIServer, handler_class=_QuietHandler)
     threading.Thread(target=server.serve_forever, name="worker-probes", daemon=True).start()
     return server

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
+import httpx
 from prometheus_client import REGISTRY, Gauge
 
 from kagi_shared import metrics
-from kagi_shared.metrics import on_scrape, set_counts
+from kagi_shared.metrics import on_scrape, scrape_app, set_counts
+from kagi_shared.worker_probes import serve_probes
 
 STATES = Gauge("kagi_test_states", "test gauge", ["state"])
 
@@ -47,9 +50,50 @@ async def test_a_failing_or_hanging_hook_is_counted_and_the_scrape_still_answers
     on_scrape("test.hanging", hanging, min_interval_s=0)
     try:
         await metrics._refresh(timeout_s=0.05)
-        reply = await metrics.metrics_handler.fn()  # the handler itself, as Litestar calls it
-        assert b"kagi_metrics_refresh_failures_total" in reply.content
         assert REGISTRY.get_sample_value("kagi_metrics_refresh_failures_total", {"hook": "test.broken"}) >= 1
         assert REGISTRY.get_sample_value("kagi_metrics_refresh_failures_total", {"hook": "test.hanging"}) >= 1
     finally:
         metrics._scrape_hooks.clear()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_the_metrics_port_refreshes_on_the_api_loop_and_answers_only_metrics() -> None:
+    """An API's /metrics is served from a thread on a port of its own; the gauges are refreshed on the API's loop
+    (where its database client lives), and a loop that does not answer in time leaves the scrape answering."""
+    calls: list[int] = []
+
+    async def hook() -> None:
+        calls.append(1)
+        set_counts(STATES, [(("open",), 7)])
+
+    port = _free_port()
+    server = serve_probes(scrape_app(asyncio.get_running_loop(), wait_s=0.5), "127.0.0.1", port)
+    on_scrape("test.port", hook, min_interval_s=0)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+            scraped = await http.get("/metrics")
+            assert scraped.status_code == 200 and 'kagi_test_states{state="open"} 7.0' in scraped.text
+            assert calls == [1]
+            assert (await http.get("/ready")).status_code == 404
+    finally:
+        metrics._scrape_hooks.clear()
+        server.shutdown()
+
+
+def test_a_stuck_loop_is_counted_and_the_scrape_still_answers() -> None:
+    loop = asyncio.new_event_loop()  # never run: as stuck as a loop gets
+    before = REGISTRY.get_sample_value("kagi_metrics_refresh_failures_total", {"hook": "loop"}) or 0.0
+    port = _free_port()
+    server = serve_probes(scrape_app(loop, wait_s=0.1), "127.0.0.1", port)
+    try:
+        scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        assert scraped.status_code == 200 and "kagi_metrics_refresh_failures_total" in scraped.text
+        assert REGISTRY.get_sample_value("kagi_metrics_refresh_failures_total", {"hook": "loop"}) == before + 1
+    finally:
+        server.shutdown()
+        loop.close()

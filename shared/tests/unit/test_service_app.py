@@ -44,7 +44,7 @@ async def test_every_route_needs_the_internal_token_and_probes_do_not() -> None:
         assert ok.status_code == 200 and ok.json() == {"service": "one", "correlation": "req-42"}
         assert (await http.get("/health")).status_code == 200
         assert (await http.get("/ready")).status_code == 200 and calls == ["one"]
-        assert (await http.get("/metrics")).status_code == 200
+        assert (await http.get("/metrics")).status_code == 404  # served on the metrics port, never here
         missing = await http.get("/internal/none", headers={INTERNAL_TOKEN_HEADER: "s3cret-internal-token"})
         assert missing.status_code == 404 and missing.json()["code"] == "not_found"
         assert (await http.get("/internal/none")).status_code == 404  # as before: no route, no guard to refuse

@@ -65,7 +65,7 @@ PLACEHOLDERS = ["change-me", "dev-only-change-me-dev-only-change-me", "a" * 64, 
 def test_production_refuses_placeholder_and_weak_secrets() -> None:
     for placeholder in PLACEHOLDERS:
         for var in ("KAGI_SECURITY_JWT_SECRET", "KAGI_SECURITY_CODE_PEPPER", "KAGI_SECURITY_INTERNAL_TOKEN",
-                    "KAGI_SECURITY_AUDIT_KEY", "KAGI_SECURITY_INTERNAL_TOKEN_AUDIT"):
+                    "KAGI_SECURITY_AUDIT_KEY", "KAGI_SECURITY_INTERNAL_TOKEN_AUDIT", "KAGI_SECURITY_NOTIFY_KEY"):
             with pytest.raises(SettingsError, match=var):
                 load_settings({"KAGI_ENV": "prod", var: placeholder})
     # Hex and standard base64 of 32 random bytes are accepted as well as URL-safe base64.
@@ -100,10 +100,13 @@ def test_production_does_not_hold_the_development_defaults() -> None:
     for process, missing in (("gateway", "KAGI_SECURITY_JWT_SECRET"),
                              ("lifecycle-api", "KAGI_SECURITY_INTERNAL_TOKEN"),
                              ("invite-worker", "KAGI_SECURITY_CODE_PEPPER"),
-                             ("audit-worker", "KAGI_SECURITY_AUDIT_KEY")):
+                             ("audit-worker", "KAGI_SECURITY_AUDIT_KEY"),
+                             ("permissions-worker", "KAGI_SECURITY_NOTIFY_KEY")):  # it asks for mail
         with pytest.raises(SettingsError, match=missing):
             require_secrets(settings, process)
-    require_secrets(settings, "permissions-worker")  # needs no secret at all
+    strong = "q8Xb2kP0vT7mN4rW9zL1cY6hJ3dF5gS8aE0uI2oK7nM"
+    require_secrets(load_settings({"KAGI_ENV": "prod", "KAGI_SECURITY_NOTIFY_KEY": strong}),
+                    "permissions-worker")  # needs nothing else
     require_secrets(load_settings({}), "gateway")  # dev and test keep their defaults
 
 

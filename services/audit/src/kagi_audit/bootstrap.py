@@ -34,7 +34,7 @@ def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = utc
     store = store or Store(make_client(settings), database_name(settings, NAME))
     ledger = Ledger(store)
     key = settings.security.audit_key.encode()
-    return Audit(store, ledger, AuditService(ledger, key, CheckpointReader(settings).latest, clock=clock))
+    return Audit(store, ledger, AuditService(ledger, key, CheckpointReader(settings).history, clock=clock))
 
 
 def consumers(audit: Audit, dead_letter: DeadLetterSink, settings: Settings) -> dict[str, InboxConsumer]:

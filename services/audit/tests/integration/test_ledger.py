@@ -27,7 +27,7 @@ async def test_replayed_events_are_chained_once_and_tampering_is_detected(settin
                                                                          store_factory: Any) -> None:
     store = await store_factory("audit")
     audit = bootstrap(settings, store)
-    audit.service.latest_checkpoint = lambda: latest_in_outbox(store)  # this test's own ledger, not the topic's
+    audit.service.checkpoints = lambda: checkpoints_in_outbox(store)  # this test's own ledger, not the topic's
     await audit.start()
 
     async def dead(*_: Any) -> None:
@@ -52,15 +52,16 @@ async def test_replayed_events_are_chained_once_and_tampering_is_detected(settin
     assert (await audit.service.verify()).broken_at == 3
 
 
-async def latest_in_outbox(store: Store) -> Checkpoint | None:
-    """The last checkpoint the service handed to its outbox (what the relay publishes on audit.checkpoints)."""
-    rows = await store.db[OUTBOX].find({"topic": "audit.checkpoints"}).sort([("seq", -1)]).limit(1).to_list()
-    if not rows:
-        return None
-    _, event = decode(bytes(rows[0]["value"]))
-    assert isinstance(event, AuditCheckpoint)
-    return msgspec.convert({"entries": event.entries, "head_hash": event.head_hash, "at": event.at,
-                            "signature": event.signature}, Checkpoint)
+async def checkpoints_in_outbox(store: Store) -> list[Checkpoint]:
+    """The checkpoints the service handed to its outbox, oldest first (what the relay publishes on
+    audit.checkpoints; no relay runs here, so they stay)."""
+    out = []
+    for row in await store.db[OUTBOX].find({"topic": "audit.checkpoints"}).sort([("seq", 1)]).to_list():
+        _, event = decode(bytes(row["value"]))
+        assert isinstance(event, AuditCheckpoint)
+        out.append(Checkpoint(entries=event.entries, head_hash=event.head_hash, at=event.at,
+                              signature=event.signature))
+    return out
 
 
 async def test_a_removed_tail_and_a_rewrite_without_the_key_are_found(settings: Settings, store_factory: Any) -> None:
@@ -70,7 +71,7 @@ async def test_a_removed_tail_and_a_rewrite_without_the_key_are_found(settings: 
 
     store = await store_factory("audit")
     audit = bootstrap(settings, store)
-    audit.service.latest_checkpoint = lambda: latest_in_outbox(store)
+    audit.service.checkpoints = lambda: checkpoints_in_outbox(store)
     await audit.start()
 
     async def dead(*_: Any) -> None:
@@ -96,3 +97,29 @@ async def test_a_removed_tail_and_a_rewrite_without_the_key_are_found(settings: 
         links.append(forged)
     rewritten = await audit.service.verify()
     assert not rewritten.ok and rewritten.broken_at == 4 and rewritten.reason == "entry was altered"
+
+
+async def test_a_tail_cut_off_and_written_again_is_found_against_every_checkpoint(settings: Settings,
+                                                                                 store_factory: Any) -> None:
+    """Issue 15, finding 8: remove the newest entries and let new events take their places: the chain is whole
+    again and its head matches the latest checkpoint of the same length. Only the history of checkpoints shows
+    it: the checkpoints published for those counts named other heads."""
+    store = await store_factory("audit")
+    audit = bootstrap(settings, store)
+    audit.service.checkpoints = lambda: checkpoints_in_outbox(store)
+    await audit.start()
+
+    async def dead(*_: Any) -> None:
+        raise AssertionError("nothing should be dead-lettered")
+
+    consumer = InboxConsumer("audit", store, {AuditRecorded: audit.service.on_recorded}, dead, settings)
+    for i in range(5):
+        await consumer.process("audit.events", b"op-1", recorded(200 + i))
+    assert (await audit.service.verify()).ok
+
+    await store.db["ledger"].delete_many({"_id": {"$gte": 4}})  # entries 4 and 5 gone ...
+    for i in range(2):  # ... and the next two events are chained in their places by the worker itself
+        await consumer.process("audit.events", b"op-1", recorded(300 + i))
+    assert await store.db["ledger"].count_documents({}) == 5
+    rewritten = await audit.service.verify()
+    assert not rewritten.ok and rewritten.broken_at == 4, rewritten

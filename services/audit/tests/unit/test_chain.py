@@ -15,7 +15,7 @@ KEY = b"k" * 32
 def verify(links: list[Link], checkpoint: Checkpoint | None = None, key: bytes = KEY):  # type: ignore[no-untyped-def]
     if checkpoint is None and links:
         checkpoint = sign_checkpoint(KEY, links[-1], datetime.now(UTC))
-    return verify_keyed(key, links, checkpoint)
+    return verify_keyed(key, links, [checkpoint] if checkpoint else [])
 
 
 def chain(n: int) -> list[Link]:
@@ -88,6 +88,27 @@ def test_a_checkpoint_must_be_signed_with_the_key_and_match_the_chain() -> None:
 
 
 def test_entries_with_no_checkpoint_are_not_vouched_for() -> None:
-    assert verify_keyed(KEY, [], None).ok
-    verdict = verify_keyed(KEY, chain(2), None)
+    assert verify_keyed(KEY, [], []).ok
+    verdict = verify_keyed(KEY, chain(2), [])
     assert not verdict.ok and verdict.reason == "no signed checkpoint vouches for the ledger"
+
+
+def test_every_checkpoint_holds_not_only_the_latest() -> None:
+    """Cut back to 3 entries and written again to 5: whole, and its head matches a checkpoint of 5 entries."""
+    at = datetime.now(UTC)
+    original = chain(5)
+    history = [sign_checkpoint(KEY, link, at) for link in original]
+    rewritten = original[:3]
+    for i in range(2):
+        rewritten.append(next_link(KEY, rewritten[-1], {"action": f"POST /new/{i}", "actorId": "op-9"}))
+    again = [*history, *(sign_checkpoint(KEY, link, at) for link in rewritten[3:])]
+    assert verify_keyed(KEY, rewritten, [again[-1]]).ok  # what checking the latest alone accepted
+    verdict = verify_keyed(KEY, rewritten, again)
+    assert not verdict.ok and verdict.broken_at == 4 and "written again" in (verdict.reason or "")
+    # Without the rewritten checkpoints (their outbox rows lost, say), the old ones still name other heads.
+    verdict = verify_keyed(KEY, rewritten, history)
+    assert not verdict.ok and verdict.broken_at == 4 and verdict.reason == "entry differs from the signed checkpoint"
+    assert verify_keyed(KEY, original, history).ok
+    forged = msgspec.structs.replace(history[1], head_hash=original[0].hash)
+    assert verify_keyed(KEY, original, [forged, *history[2:]]).reason == \
+        "the checkpoint of entry 2 is not signed with our key"

@@ -19,6 +19,7 @@ from kagi_shared.mongo import OUTBOX, Tx
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
+from tests.support import opened_request
 
 ACCOUNT = Caller(account_id="water-1", login_id="w@example.jp", email="w@example.jp", roles=("owner",),
                session_id="s-1")
@@ -52,7 +53,7 @@ async def sms_code(invite: Invite) -> str:
     rows = await invite.store.db[OUTBOX].find({"topic": "notify.requests"}).sort("seq", -1).limit(1).to_list()
     data = msgspec.json.decode(bytes(rows[0]["value"]))["data"]
     assert (data["template"], data["channel"]) == ("sms_verification", "sms")
-    return str(data["variables"]["code"])
+    return str(opened_request(data)["variables"]["code"])
 
 
 async def open_step_up(invite: Invite, caller: Caller) -> None:

@@ -16,6 +16,7 @@ from kagi_shared.mongo import OUTBOX, Store, Tx
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
+from tests.support import opened_request
 
 OWNER = Caller(account_id="owner-1", login_id="owner@example.jp", email="owner@example.jp", roles=("owner",),
                session_id="s-1")
@@ -49,7 +50,7 @@ async def outbox(store: Store, topic: str) -> list[dict[str, Any]]:
 async def link_token(invite: Invite, email: str) -> str:
     await invite.invitations.request_link(email, "10.0.0.1")
     mails = [e for e in await outbox(invite.store, "notify.requests") if e["data"]["recipient"] == email]
-    match = re.search(r"token=([0-9a-f]+)", mails[-1]["data"]["variables"]["url"])
+    match = re.search(r"token=([0-9a-f]+)", opened_request(mails[-1]["data"])["variables"]["url"])
     assert match
     return match.group(1)
 

@@ -13,6 +13,7 @@ from kagi_shared.mongo import OUTBOX, Store
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
+from tests.support import opened_request
 
 OWNER = Caller(account_id="acct-1", login_id="owner@example.jp", email="owner@example.jp", roles=("owner",),
                session_id="s-1")
@@ -25,7 +26,7 @@ def with_security(settings: Settings, **changes: Any) -> Settings:
 async def issued_code(store: Store) -> str:
     rows = await store.db[OUTBOX].find({"topic": "notify.requests"}).sort("seq", -1).limit(1).to_list()
     envelope = msgspec.json.decode(bytes(rows[0]["value"]))
-    return str(envelope["data"]["variables"]["code"])
+    return str(opened_request(envelope["data"])["variables"]["code"])
 
 
 async def test_expired_code_is_refused_with_its_own_code(settings: Settings, store_factory: Any) -> None:

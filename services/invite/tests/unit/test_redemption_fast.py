@@ -19,6 +19,7 @@ from kagi_shared.mongo import Tx
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
+from tests.support import opened_notice
 
 OWNER = Caller(account_id="owner-1", login_id="owner@example.jp", email="owner@example.jp", roles=("owner",),
                session_id="s-1")
@@ -43,7 +44,7 @@ async def service() -> tuple[InvitationService, MemoryTransactions, MemoryInvita
 async def mailed_token(svc: InvitationService, transactions: MemoryTransactions, email: str) -> str:
     await svc.request_link(email, "203.0.113.7")
     request = decode(bytes(transactions.outbox[-1]["value"]))[1]
-    return parse_qs(urlparse(request.variables["url"]).query)["token"][0]
+    return parse_qs(urlparse(opened_notice(request).variables["url"]).query)["token"][0]
 
 
 async def refused(call: Any) -> Problem:

@@ -18,6 +18,7 @@ from kagi_shared.memory import MemoryTransactions
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
+from tests.support import opened_notice
 
 OWNER = Caller(account_id="acct-1", login_id="owner@example.jp", email="owner@example.jp", roles=("owner",),
                session_id="s-1")
@@ -33,7 +34,7 @@ def service(policy: StepUpPolicy | None = None) -> tuple[StepUpService, MemoryTr
 
 def mailed_code(transactions: MemoryTransactions) -> str:
     request = decode(bytes(transactions.outbox[-1]["value"]))[1]
-    return str(request.variables["code"])
+    return str(opened_notice(request).variables["code"])
 
 
 async def refused(call: Any) -> Problem:

@@ -9,6 +9,7 @@ from kagi_lifecycle.bootstrap import Lifecycle, bootstrap
 from kagi_shared.events import decode
 from kagi_shared.mongo import OUTBOX, Store
 from kagi_shared.settings import Settings
+from tests.support import opened_notice
 
 
 class Clock:
@@ -43,7 +44,7 @@ async def mails(store: Store, recipient: str | None = None) -> list[Any]:
     out = []
     for topic, event in await outbox(store):
         if topic == "notify.requests" and (recipient is None or event.recipient == recipient):
-            out.append(event)
+            out.append(opened_notice(event))
     return out
 
 

@@ -12,6 +12,7 @@ from kagi_lifecycle.service.sweep import SweepService
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.jst import JST
 from kagi_shared.problems import Problem
+from tests.support import opened_notice
 
 ISSUED = datetime(2026, 1, 5, 10, 0, tzinfo=JST).astimezone(UTC)  # base date 2026-01-05
 BASE = datetime(2026, 1, 5, tzinfo=JST)
@@ -38,7 +39,7 @@ async def test_the_full_ladder_each_stage_once_then_login_is_refused() -> None:
     assert mails(published, "ladder@example.jp") == ["inactivity_warning_1", "inactivity_warning_2",
                                                      "inactivity_lock", "inactivity_purge"]
     warning = next(e for e in published if getattr(e, "template", "") == "inactivity_warning_1")
-    assert warning.variables["login_deadline"] == "2026/07/03"  # lock date 2026-07-04 − 1
+    assert opened_notice(warning).variables["login_deadline"] == "2026/07/03"  # lock date 2026-07-04 − 1
     assert [e.reason for e in published if isinstance(e, ev.AccountLocked)] == ["inactivity"]
     assert [e.account_id for e in published if isinstance(e, ev.AccountPurged)] == [account.id]
     with pytest.raises(Problem) as refused:

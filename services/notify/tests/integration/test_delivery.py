@@ -15,15 +15,15 @@ from kagi_notify.bootstrap import bootstrap
 from kagi_shared.events import new_envelope
 from kagi_shared.events import notify as ev
 from kagi_shared.inbox import InboxConsumer
-from kagi_shared.settings import Settings
+from kagi_shared.settings import DEV_SECRETS, Settings
 
 
 def request(recipient: str, code: str = "ABCD2345EFGH") -> bytes:
     from kagi_shared.events import encode
 
-    return encode(new_envelope(ev.NotificationRequested(
+    return encode(new_envelope(ev.sealed_request(DEV_SECRETS["notify_key"], ev.Notice(
         template="step_up_code", channel="mail", recipient=recipient, category="security",
-        variables={"code": code, "expires_at": "2026年11月21日 12時00分まで"}), source="kagi/test", subject=recipient))
+        variables={"code": code, "expires_at": "2026年11月21日 12時00分まで"})), source="kagi/test", subject=recipient))
 
 
 class Sink:

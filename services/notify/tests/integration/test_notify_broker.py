@@ -15,16 +15,16 @@ from kagi_notify.bootstrap import consumers
 from kagi_shared.events import invite as iev
 from kagi_shared.events import notify as ev
 from kagi_shared.kafka import ensure_topics, make_producer
-from kagi_shared.settings import Settings
+from kagi_shared.settings import DEV_SECRETS, Settings
 from tests.support import read_from_now_on
 
 TOPICS = ["notify.requests", "lifecycle.events", "invite.events", "permissions.events"]
 
 
 def request(recipient: str) -> bytes:
-    return event(ev.NotificationRequested(
+    return event(ev.sealed_request(DEV_SECRETS["notify_key"], ev.Notice(
         template="step_up_code", channel="mail", recipient=recipient, category="security",
-        variables={"code": "ABCD2345EFGH", "expires_at": "2026年11月22日 12時00分まで"}), subject=recipient)
+        variables={"code": "ABCD2345EFGH", "expires_at": "2026年11月22日 12時00分まで"})), subject=recipient)
 
 
 def unknown_lifecycle_event() -> bytes:

@@ -23,7 +23,7 @@ from prometheus_client import REGISTRY
 from kagi_cli.mailbox import mailbox
 from kagi_shared.events import notify as ev
 from kagi_shared.kafka import ensure_topics, make_producer
-from kagi_shared.settings import Settings
+from kagi_shared.settings import DEV_SECRETS, Settings
 from tests.support import read_from_now_on
 
 DLT = "notify.requests.dlt"
@@ -32,9 +32,9 @@ BUDGET = {"max_attempts": 3, "retry_base_s": 0.05, "outage_retry_cap_s": 0.4, "d
 
 
 def request(recipient: str) -> bytes:
-    return event(ev.NotificationRequested(
+    return event(ev.sealed_request(DEV_SECRETS["notify_key"], ev.Notice(
         template="step_up_code", channel="mail", recipient=recipient, category="security",
-        variables={"code": "ABCD2345EFGH", "expires_at": "2026年11月22日 12時00分まで"}), subject=recipient)
+        variables={"code": "ABCD2345EFGH", "expires_at": "2026年11月22日 12時00分まで"})), subject=recipient)
 
 
 def unavailable_gauge() -> float | None:

@@ -7,24 +7,26 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from notify_helpers import Sink, event, free_port, harness
 
 from kagi_cli.mailbox import mailbox
 from kagi_notify.adapters.sms import read_sms
 from kagi_notify.domain.admin_contacts import hash_token
+from kagi_notify.domain.deliveries import Delivery
 from kagi_shared.events import lifecycle as lev
 from kagi_shared.events import notify as ev
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
-from kagi_shared.settings import Settings
+from kagi_shared.settings import DEV_SECRETS, Settings
 
 
 def request(template: str, recipient: str, category: str = "security", channel: str = "mail",
             account_id: str | None = None, **variables: str) -> bytes:
-    return event(ev.NotificationRequested(template=template, channel=channel,  # type: ignore[arg-type]
-                                          recipient=recipient, category=category,  # type: ignore[arg-type]
-                                          variables=variables, account_id=account_id), subject=recipient)
+    return event(ev.sealed_request(DEV_SECRETS["notify_key"], ev.Notice(
+        template=template, channel=channel, recipient=recipient, category=category,  # type: ignore[arg-type]
+        variables=variables, account_id=account_id)), subject=recipient)
 
 
 CODE = {"code": "ABCD2345EFGH", "expires_at": "2026年11月22日 12時00分まで"}
@@ -146,7 +148,8 @@ async def test_admin_contact_link_expires_then_a_resent_link_confirms(settings: 
     [stored] = await h.notify.store.db["admin_contacts"].find().to_list()
     assert stored["email"] == "admin@partner.example.jp" and stored["status"] == "provisional"
     [delivery] = await h.deliveries()
-    url = delivery["variables"]["confirm_url"]
+    assert delivery["variables"]["confirm_url"] == "***"  # sealed while it waits
+    url = opened(h, delivery)["confirm_url"]
     token = url.rsplit("token=", 1)[1]
     assert stored["token_hash"] == hash_token(token, settings.security.code_pepper)
     assert token not in str(stored)  # only the hash is kept
@@ -159,7 +162,7 @@ async def test_admin_contact_link_expires_then_a_resent_link_confirms(settings: 
     assert (expired.value.status, expired.value.code) == (410, "admin_contact.link_expired")
     resent = await contacts.resend(contact.id)
     assert resent.links_sent == 2
-    fresh = next(d for d in await h.deliveries() if d["_id"] != delivery["_id"])["variables"]["confirm_url"]
+    fresh = opened(h, next(d for d in await h.deliveries() if d["_id"] != delivery["_id"]))["confirm_url"]
     with pytest.raises(Problem) as stale:
         await contacts.confirm(token)
     assert stale.value.code == "admin_contact.link_invalid"
@@ -212,3 +215,61 @@ async def test_operators_find_deliveries_by_address_whatever_its_case(settings: 
         user = {**operator, **caller_headers(Caller(account_id="u-1", login_id="u", roles=("owner",)))}
         reply = await client.get("/internal/deliveries", params={"recipient": "hanako@example.jp"}, headers=user)
         assert reply.status_code == 403
+
+
+def opened(h: Any, row: dict[str, Any]) -> dict[str, str]:
+    """A delivery row's variables as notify renders them."""
+    variables: dict[str, str] = h.notify.service.opened_variables(msgspec.convert({**row, "id": row["_id"]}, Delivery))
+    return variables
+
+
+def forged(kind: str) -> bytes:
+    notice = ev.Notice(template="step_up_code", channel="mail", recipient="owner@example.jp", category="security",
+                       variables=CODE)
+    if kind == "another key":  # someone who may produce to the topic but does not hold the key
+        return event(ev.sealed_request("a-key-notify-does-not-hold-0123456789", notice), subject="x")
+    sealed = ev.sealed_request(DEV_SECRETS["notify_key"], notice)
+    if kind == "redirected":  # a sealed code sent on to another address
+        return event(msgspec.structs.replace(sealed, recipient="thief@example.jp"), subject="x")
+    data = {"type": "kagi.notify.notification_requested", "template": "step_up_code", "channel": "mail",
+            "recipient": "owner@example.jp", "category": "security", "variables": CODE}  # before sealing
+    return msgspec.json.encode({**msgspec.json.decode(event(sealed, "x")), "data": data})
+
+
+@pytest.mark.parametrize("kind", ["another key", "redirected", "in clear"])
+async def test_a_request_that_does_not_open_sends_nothing_and_is_dead_lettered_sealed(
+        settings: Settings, store_factory: Any, tmp_path: Path, kind: str) -> None:
+    h = await harness(settings, await store_factory("notify"), free_port(), tmp_path)
+    assert await h.feed("notify.requests", forged(kind)) == "dead"
+    await h.drain(2)
+    assert await h.deliveries() == []
+    assert [topic for topic, _ in h.dead] == ["notify.requests.dlt"]
+    if kind != "in clear":
+        assert b"ABCD2345EFGH" not in h.dead[0][1]
+
+
+async def test_a_waiting_delivery_keeps_its_code_sealed_and_the_mail_still_carries_it(
+        settings: Settings, store_factory: Any, tmp_path: Path) -> None:
+    """Issue 15, finding 11: while a mail waits (an SMTP outage can last hours) its row holds no usable code."""
+    sink = Sink(tmp_path)
+    h = await harness(settings, await store_factory("notify"), sink.port, tmp_path)
+    await h.feed("notify.requests", request("step_up_code", "waiting@example.jp", "security", **CODE))
+    [row] = await h.deliveries()
+    assert "ABCD2345EFGH" not in repr(row) and row["variables"]["code"] == "***" and row["sealed"]
+    assert row["variables"]["expires_at"] == CODE["expires_at"]  # what is not secret stays readable
+    # Copied onto another row (say by someone with write access to the database), it does not open.
+    other = request("step_up_code", "thief@example.jp", "security", expires_at="x", code="y")
+    await h.feed("notify.requests", other)
+    await h.notify.store.db["deliveries"].update_one({"recipient": "thief@example.jp"},
+                                                     {"$set": {"sealed": row["sealed"]}})
+    sink.up()
+    try:
+        await h.drain(3)
+    finally:
+        sink.down()
+    [mail] = [m for m in mailbox(sink.dir) if m.to == "waiting@example.jp"]
+    assert "ABCD2345EFGH" in mail.body
+    rows = {d["recipient"]: d for d in await h.deliveries()}
+    assert (rows["waiting@example.jp"]["status"], rows["waiting@example.jp"]["sealed"]) == ("sent", "")
+    assert rows["thief@example.jp"]["status"] == "dead" and "altered" in rows["thief@example.jp"]["last_error"]
+    assert not [m for m in mailbox(sink.dir) if m.to == "thief@example.jp"]

@@ -98,4 +98,7 @@ class DeadLetters:
 def data_of(row: dict[str, Any]) -> dict[str, Any]:
     import msgspec
 
-    return dict(msgspec.json.decode(bytes(row["value"]))["data"])
+    from tests.support import opened_request
+
+    data = dict(msgspec.json.decode(bytes(row["value"]))["data"])
+    return opened_request(data) if "sealed" in data else data

@@ -1,4 +1,9 @@
-"""The latest signed checkpoint, read from the end of ``audit.checkpoints`` (outside the database)."""
+"""The signed checkpoints, read from ``audit.checkpoints`` (outside the database), oldest first.
+
+Verification needs all of them, not the latest alone: the latest shows a tail that was cut off, the earlier ones
+a tail that was cut off and then written again by new events (the same length, another head). The topic keeps
+them for ten years; one small record per audit entry, read in batches, costs about what reading the ledger does.
+"""
 
 from __future__ import annotations
 
@@ -15,31 +20,38 @@ from kagi_shared.topics import AUDIT_CHECKPOINTS
 
 
 class CheckpointReader:
-    def __init__(self, settings: Settings, timeout_s: float = 10.0) -> None:
+    def __init__(self, settings: Settings, timeout_s: float = 30.0) -> None:
         self.settings = settings
         self.timeout_s = timeout_s
+        """How long reading the history may go without a record arriving."""
 
-    async def latest(self) -> Checkpoint | None:
+    async def history(self) -> list[Checkpoint]:
         consumer = make_consumer(self.settings, enable_auto_commit=False, group_id=None)
         await consumer.start()
         try:
             partition = TopicPartition(AUDIT_CHECKPOINTS.name, 0)
             await partitions_of(consumer, AUDIT_CHECKPOINTS.name)  # every worker creates the topic at start
+            start = (await consumer.beginning_offsets([partition]))[partition]
             end = (await consumer.end_offsets([partition]))[partition]
-            if end == 0:
-                return None
+            if end <= start:
+                return []
             consumer.assign([partition])
-            consumer.seek(partition, end - 1)
+            consumer.seek(partition, start)
+            found: list[Checkpoint] = []
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self.timeout_s
             while loop.time() < deadline:
-                batch = await consumer.getmany(partition, timeout_ms=500)
+                batch = await consumer.getmany(partition, timeout_ms=500, max_records=10_000)
                 for record in batch.get(partition, []):
+                    if record.offset >= end:
+                        continue
+                    _, event = decode(record.value)
+                    assert isinstance(event, AuditCheckpoint)
+                    found.append(Checkpoint(entries=event.entries, head_hash=event.head_hash, at=event.at,
+                                            signature=event.signature))
+                    deadline = loop.time() + self.timeout_s
                     if record.offset == end - 1:
-                        _, event = decode(record.value)
-                        assert isinstance(event, AuditCheckpoint)
-                        return Checkpoint(entries=event.entries, head_hash=event.head_hash, at=event.at,
-                                          signature=event.signature)
-            raise TimeoutError("audit.checkpoints: the latest checkpoint could not be read")
+                        return found
+            raise TimeoutError(f"audit.checkpoints: read {len(found)} of the checkpoints up to offset {end}")
         finally:
             await consumer.stop()

@@ -4,15 +4,18 @@ Each entry's hash is an HMAC (key outside the database, ``KAGI_SECURITY_AUDIT_KE
 entry's hash and the entry's canonical JSON: editing, removing or reordering any entry changes every hash after
 it, and someone who can write the database but lacks the key cannot recompute them. A checkpoint (how many
 entries, the head's hash, signed with the same key under another label) goes to ``audit.checkpoints`` after
-every append, outside the database: ``verify`` checks the chain against the latest one, so cutting off the tail
-— which leaves a chain that is consistent in itself — is found too.
+every append, outside the database. ``verify`` checks the chain against every checkpoint ever published: at
+each one's count the chain must end in that checkpoint's head. Cutting off the tail (a chain consistent in
+itself) is found by the latest, which vouches for more entries; cutting it off and letting new events take
+the removed places (the worker chains them and signs a checkpoint of the same length) is found by the earlier
+checkpoints of those counts, which named other heads.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -79,16 +82,25 @@ def next_link(key: bytes, last: Link | None, entry: dict[str, Any]) -> Link:
     return Link(seq=seq, prev_hash=prev, hash=entry_hash(key, prev, seq, entry), entry=entry)
 
 
-def verify(key: bytes, links: Iterable[Link], checkpoint: Checkpoint | None) -> Verdict:
-    """The chain is intact, keyed, and at least as long as the latest checkpoint says, ending where it says.
+def verify(key: bytes, links: Iterable[Link], checkpoints: Sequence[Checkpoint]) -> Verdict:
+    """The chain is intact, keyed, passes through the head of every signed checkpoint at its count, and is at
+    least as long as the latest one says.
 
-    Without a checkpoint only an empty ledger passes: entries with nothing outside the database vouching for
-    them could be any prefix of the real ledger.
+    ``checkpoints`` in the order they were published. Without one only an empty ledger passes: entries with
+    nothing outside the database vouching for them could be any prefix of the real ledger.
     """
-    vouched = checkpoint.entries if checkpoint else None
-    if checkpoint is not None and not checkpoint_is_genuine(key, checkpoint):
-        return Verdict(ok=False, entries=0, reason="the latest checkpoint's signature is not ours",
-                       checkpoint_entries=vouched)
+    latest = max(checkpoints, key=lambda c: c.entries) if checkpoints else None
+    vouched = latest.entries if latest else None
+    heads: dict[int, str] = {}
+    for checkpoint in checkpoints:
+        if not checkpoint_is_genuine(key, checkpoint):
+            reason = ("the latest checkpoint's signature is not ours" if checkpoint is checkpoints[-1]
+                      else f"the checkpoint of entry {checkpoint.entries} is not signed with our key")
+            return Verdict(ok=False, entries=0, reason=reason, checkpoint_entries=vouched)
+        if heads.setdefault(checkpoint.entries, checkpoint.head_hash) != checkpoint.head_hash:
+            return Verdict(ok=False, entries=0, broken_at=checkpoint.entries, checkpoint_entries=vouched,
+                           reason=f"two signed checkpoints name different entries {checkpoint.entries}: the ledger "
+                                  "was cut back and written again from there")
     expected_prev, expected_seq, count = GENESIS, 1, 0
     for link in links:
         count += 1
@@ -101,16 +113,17 @@ def verify(key: bytes, links: Iterable[Link], checkpoint: Checkpoint | None) -> 
         if not hmac.compare_digest(entry_hash(key, link.prev_hash, link.seq, link.entry), link.hash):
             return Verdict(ok=False, entries=count, broken_at=link.seq, reason="entry was altered",
                            checkpoint_entries=vouched)
-        if checkpoint is not None and link.seq == checkpoint.entries and link.hash != checkpoint.head_hash:
+        head = heads.get(link.seq)
+        if head is not None and not hmac.compare_digest(link.hash, head):
             return Verdict(ok=False, entries=count, broken_at=link.seq,
                            reason="entry differs from the signed checkpoint", checkpoint_entries=vouched)
         expected_prev, expected_seq = link.hash, link.seq + 1
-    if checkpoint is None:
+    if latest is None:
         if count:
             return Verdict(ok=False, entries=count, reason="no signed checkpoint vouches for the ledger")
         return Verdict(ok=True, entries=0)
-    if count < checkpoint.entries:
+    if count < latest.entries:
         return Verdict(ok=False, entries=count, broken_at=count + 1,
                        reason=f"the ledger ends at entry {count}; the latest checkpoint vouches for "
-                              f"{checkpoint.entries} (its tail was removed)", checkpoint_entries=vouched)
+                              f"{latest.entries} (its tail was removed)", checkpoint_entries=vouched)
     return Verdict(ok=True, entries=count, checkpoint_entries=vouched)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -20,11 +20,12 @@ SOURCE = "kagi/audit"
 
 class AuditService:
     def __init__(self, ledger: Ledger, key: bytes,
-                 latest_checkpoint: Callable[[], Awaitable[Checkpoint | None]], *, clock: Clock = utc_now) -> None:
+                 checkpoints: Callable[[], Awaitable[Sequence[Checkpoint]]], *, clock: Clock = utc_now) -> None:
         self.clock = clock
         self.ledger = ledger
         self.key = key
-        self.latest_checkpoint = latest_checkpoint
+        self.checkpoints = checkpoints
+        """Every signed checkpoint published so far, oldest first (``audit.checkpoints``, outside the database)."""
 
     async def on_recorded(self, envelope: Envelope, event: AuditRecorded, tx: Tx) -> None:
         entry: dict[str, Any] = msgspec.to_builtins(event)
@@ -41,6 +42,6 @@ class AuditService:
 
     async def verify(self) -> Verdict:
         await self.ledger.last()  # a database that is away fails here, before the broker is asked
-        checkpoint = await self.latest_checkpoint()  # before the entries: ones appended meanwhile only lengthen it
+        checkpoints = await self.checkpoints()  # before the entries: ones appended meanwhile only lengthen it
         links = [link async for link in self.ledger.all()]
-        return verify(self.key, links, checkpoint)
+        return verify(self.key, links, checkpoints)

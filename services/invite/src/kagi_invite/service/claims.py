@@ -125,8 +125,9 @@ class ClaimService:
                                                 main=claim.main), caller.account_id, correlation_id)
             for other in others:  # whoever already holds the number hears of the new claim
                 if other.email:
-                    request_notification(tx, source=SOURCE, template="contract_linked_elsewhere",
-                                         recipient=other.email, category="security", account_id=other.account_id,
+                    request_notification(tx, self.settings.security.notify_key, source=SOURCE,
+                                         template="contract_linked_elsewhere", recipient=other.email,
+                                         category="security", account_id=other.account_id,
                                          variables={"customer_number": masked(number),
                                                     "linked_at": jp_datetime(now)},
                                          correlation_id=correlation_id)
@@ -224,8 +225,8 @@ class ClaimService:
 
         async def work(tx: Tx) -> None:
             await self.repo.replace_sms_code(tx, code)
-            request_notification(tx, source=SOURCE, template="sms_verification", channel="sms", recipient=recipient,
-                                 category="security", account_id=caller.account_id,
+            request_notification(tx, self.settings.security.notify_key, source=SOURCE, template="sms_verification",
+                                 channel="sms", recipient=recipient, category="security", account_id=caller.account_id,
                                  variables={"code": plain, "expires_at": jp_deadline(code.expires_at)},
                                  subject=caller.account_id, correlation_id=correlation_id)
 

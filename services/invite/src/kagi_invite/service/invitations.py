@@ -118,8 +118,9 @@ class InvitationService:
               account_id: str | None = None) -> None:
         if not to:
             return
-        request_notification(tx, source=SOURCE, template=template, recipient=to, category="invitation",
-                             account_id=account_id, variables=variables, correlation_id=correlation_id)
+        request_notification(tx, self.settings.security.notify_key, source=SOURCE, template=template, recipient=to,
+                             category="invitation", account_id=account_id, variables=variables,
+                             correlation_id=correlation_id)
 
     # -- the owner ---------------------------------------------------------------------------------
     async def require_step_up(self, caller: Caller) -> None:

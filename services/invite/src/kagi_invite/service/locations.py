@@ -62,8 +62,9 @@ class LocationService:
     def _mail(self, tx: Tx, template: str, to: str, variables: dict[str, str], correlation_id: str | None,
               account_id: str | None) -> None:
         if to:
-            request_notification(tx, source=SOURCE, template=template, recipient=to, category="invitation",
-                                 account_id=account_id, variables=variables, correlation_id=correlation_id)
+            request_notification(tx, self.settings.security.notify_key, source=SOURCE, template=template, recipient=to,
+                                 category="invitation", account_id=account_id, variables=variables,
+                                 correlation_id=correlation_id)
 
     # -- contract data from outside ----------------------------------------------------------------
     async def ingest(self, tx: Tx, event: ev.ContractUpserted) -> bool:

@@ -65,9 +65,9 @@ class StepUpService:
                 ev.StepUpCodeIssued(account_id=caller.account_id, code_id=code.id, expires_at=code.expires_at),
                 source=SOURCE, subject=caller.account_id, correlation_id=correlation_id))
             request_notification(
-                tx, source=SOURCE, template="step_up_code", recipient=caller.email, category="security",
-                account_id=caller.account_id, variables={"code": plain, "expires_at": jp_deadline(code.expires_at)},
-                correlation_id=correlation_id)
+                tx, security.notify_key, source=SOURCE, template="step_up_code", recipient=caller.email,
+                category="security", account_id=caller.account_id,
+                variables={"code": plain, "expires_at": jp_deadline(code.expires_at)}, correlation_id=correlation_id)
 
         await self.store.transaction(work)
         return code

@@ -223,7 +223,7 @@ class AccountService:
             if locked:
                 self.publish(tx, ev.AccountLocked(account_id=account.id, email=account.email, reason="failed_logins",
                                                   at=now), account.id, correlation_id)
-                send_mail(tx, "failed_login_lock", account.email,
+                send_mail(tx, self.settings, "failed_login_lock", account.email,
                           {"login_id": account.login_id, "locked_at": jp_datetime(now), "threshold": str(threshold),
                            "contact": self.settings.lifecycle.support_contact},
                           account_id=account.id, category="security", correlation_id=correlation_id)

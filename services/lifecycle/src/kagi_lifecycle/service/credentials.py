@@ -28,6 +28,7 @@ from kagi_shared.events import lifecycle as ev
 from kagi_shared.jst import jp_datetime, jp_deadline
 from kagi_shared.mongo import Tx
 from kagi_shared.problems import FieldError, Problem
+from kagi_shared.settings import Settings
 
 _LINK_REFUSALS = {
     "unknown": (400, "password_reset.link_invalid", "このリンクは無効です。再度パスワード再設定を申請してください。"),
@@ -48,9 +49,10 @@ def policy_problem(violations: list[password_policy.Violation], field: str) -> P
 SecondStep = Callable[[Account, str | None, str | None], Awaitable[None]]
 
 
-def password_changed_mail(tx: Tx, account: Account, now: datetime, how: str, contact: str,
+def password_changed_mail(tx: Tx, settings: Settings, account: Account, now: datetime, how: str,
                           correlation_id: str | None) -> None:
-    send_mail(tx, "password_changed", account.email,
+    contact = settings.lifecycle.support_contact
+    send_mail(tx, settings, "password_changed", account.email,
               {"login_id": account.login_id, "changed_at": jp_datetime(now), "how": how, "contact": contact},
               account_id=account.id, category="security", correlation_id=correlation_id)
 
@@ -101,7 +103,7 @@ class CredentialService:
             if done:
                 self.lifecycle.publish(tx, ev.PasswordChanged(account_id=account.id, at=now, via="change"),
                                        account.id, correlation_id)
-                password_changed_mail(tx, account, now, "パスワードの変更", self.settings.lifecycle.support_contact,
+                password_changed_mail(tx, self.settings, account, now, "パスワードの変更",
                                       correlation_id)
             return done
 
@@ -137,7 +139,7 @@ class CredentialService:
         async def work(tx: Tx) -> None:
             await self.resets.replace(tx, ResetLink(id=self._token_hash(token), account_id=account.id,
                                                     created_at=now, expires_at=expires))
-            send_mail(tx, "password_reset", account.email,
+            send_mail(tx, self.settings, "password_reset", account.email,
                       {"login_id": account.login_id, "expires_at": jp_deadline(expires),
                        "reset_url": f"{self.settings.brand.portal_url}/password-reset?token={token}"},
                       account_id=account.id, category="security", correlation_id=correlation_id)
@@ -174,7 +176,7 @@ class CredentialService:
                 return "inactive"
             self.lifecycle.publish(tx, ev.PasswordChanged(account_id=account.id, at=now, via="reset"),
                                    account.id, correlation_id)
-            password_changed_mail(tx, account, now, "パスワードの再設定", self.settings.lifecycle.support_contact,
+            password_changed_mail(tx, self.settings, account, now, "パスワードの再設定",
                                   correlation_id)
             return "ok"
 

@@ -91,10 +91,10 @@ class EnrolmentService:
                                                       reason=reason),
                                account.id, correlation_id)
         portal = self.settings.brand.portal_url.rstrip("/")
-        send_mail(tx, "user_registration_guide", account.email,
+        send_mail(tx, self.settings, "user_registration_guide", account.email,
                   {"user_id": account.login_id, "registration_url": f"{portal}/registration/{token}"},
                   account_id=account.id, category="security", correlation_id=correlation_id)
-        send_mail(tx, "user_one_time_password", account.email,
+        send_mail(tx, self.settings, "user_one_time_password", account.email,
                   {"user_id": account.login_id, "password": otp},
                   account_id=account.id, category="security", correlation_id=correlation_id)
         return enrolment

@@ -81,7 +81,7 @@ class RegistrationService:
             owner = account
 
             async def notify_owner(tx: Tx) -> None:
-                send_mail(tx, "registration_exists", owner.email,
+                send_mail(tx, self.settings, "registration_exists", owner.email,
                           {"login_id": owner.login_id, "requested_at": jp_datetime(now), "login_url": login_url,
                            "reset_url": reset_url},
                           account_id=owner.id, category="security", correlation_id=correlation_id)
@@ -100,7 +100,7 @@ class RegistrationService:
             self.lifecycle.publish(tx, ev.RegistrationRequested(registration_id=registration.registration_id,
                                                                 expires_at=registration.expires_at),
                                    registration.registration_id, correlation_id)
-            send_mail(tx, "registration_verify", email,
+            send_mail(tx, self.settings, "registration_verify", email,
                       {"verify_url": f"{portal}/register?token={token}",
                        "expires_at": jp_deadline(registration.expires_at)},
                       account_id=None, category="security", correlation_id=correlation_id)
@@ -166,7 +166,7 @@ class RegistrationService:
                                           bump_session=True):
             return False
         self.lifecycle.publish(tx, ev.AccountWithdrawn(account_id=account.id, at=now), account.id, correlation_id)
-        send_mail(tx, "withdrawal_completed", account.email,
+        send_mail(tx, self.settings, "withdrawal_completed", account.email,
                   {"login_id": account.login_id, "withdrawn_at": jp_datetime(now)},
                   account_id=account.id, category="lifecycle", correlation_id=correlation_id)
         return True

@@ -76,7 +76,7 @@ class SecretQuestionService:
                                  "secret_answer_hash": answer_hash, "secret_failures": 0},
                 when={"status": "active"}, bump_session=True)
             if done:
-                send_mail(tx, "secret_question_changed", account.email,
+                send_mail(tx, self.settings, "secret_question_changed", account.email,
                           {"login_id": account.login_id, "changed_at": jp_datetime(now),
                            "contact": self.settings.lifecycle.support_contact},
                           account_id=account.id, category="security", correlation_id=correlation_id)
@@ -136,7 +136,7 @@ class SecretQuestionService:
                 self.lifecycle.publish(tx, ev.AccountLocked(account_id=account.id, email=account.email,
                                                             reason="secret_question", at=now),
                                        account.id, correlation_id)
-                send_mail(tx, "secret_question_lock", account.email,
+                send_mail(tx, self.settings, "secret_question_lock", account.email,
                           {"login_id": account.login_id, "locked_at": jp_datetime(now),
                            "threshold": str(threshold), "contact": self.settings.lifecycle.support_contact},
                           account_id=account.id, category="security", correlation_id=correlation_id)

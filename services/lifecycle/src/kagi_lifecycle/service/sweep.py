@@ -180,7 +180,7 @@ class SweepService:
                                                         email=account.email, at=as_of), account.id, correlation_id)
             variables = {"login_id": account.login_id, "grace_days": str(self.days.purge - self.days.lock),
                          "unlock_deadline": jp_slash_date(plan.unlock_deadline), "contact": lc.support_contact}
-        send_mail(tx, TEMPLATES[stage], account.email, variables, account_id=account.id,
+        send_mail(tx, self.settings, TEMPLATES[stage], account.email, variables, account_id=account.id,
                   correlation_id=correlation_id)
         return stage
 

@@ -65,7 +65,7 @@ class TotpService:
                 tx, account.id, {"totp_secret": account.totp_pending, "totp_pending": None, "totp_last_step": step},
                 when={"status": "active", "totp_pending": account.totp_pending}, bump_session=True)
             if done:
-                send_mail(tx, "totp_enrolled", account.email,
+                send_mail(tx, self.lifecycle.settings, "totp_enrolled", account.email,
                           {"login_id": account.login_id, "changed_at": jp_datetime(now),
                            "contact": self.lifecycle.settings.lifecycle.support_contact},
                           account_id=account.id, category="security", correlation_id=correlation_id)

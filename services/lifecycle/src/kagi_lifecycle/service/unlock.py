@@ -45,7 +45,7 @@ class UnlockService:
         return account.status == "purged" or ladder.japan_date(now) >= self._purge_date(account).purge
 
     def _result_mail(self, tx: Tx, account: Account, approved: bool, detail: str, correlation_id: str | None) -> None:
-        send_mail(tx, "unlock_result", account.email,
+        send_mail(tx, self.settings, "unlock_result", account.email,
                   {"login_id": account.login_id, "result": "承認" if approved else "却下", "detail": detail,
                    "contact": self.settings.lifecycle.support_contact},
                   account_id=account.id, category="security", correlation_id=correlation_id)

@@ -21,6 +21,10 @@ class Delivery(msgspec.Struct, kw_only=True):
     recipient: str
     category: str
     variables: dict[str, str]
+    """What the template needs, its secret ones (codes, links) as ``***``: those wait in ``sealed``."""
+    sealed: str = ""
+    """The template's secret variables while the delivery waits to be sent (an SMTP outage can last hours),
+    sealed under the notify key to this row; opened only to render, emptied once it is sent or dead."""
     account_id: str | None = None
     status: DeliveryStatus = "queued"
     attempts: int = 0

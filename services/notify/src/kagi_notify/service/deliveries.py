@@ -39,6 +39,7 @@ from kagi_shared.inbox import DeadLetterSink
 from kagi_shared.logging import get_logger
 from kagi_shared.metrics import DELIVERIES
 from kagi_shared.mongo import Store, Tx
+from kagi_shared.sealing import Sealer
 from kagi_shared.settings import Settings
 from kagi_shared.topics import NOTIFY_DELIVERIES, NOTIFY_REQUESTS
 
@@ -69,9 +70,12 @@ class NotifyService:
 
     # -- recording -------------------------------------------------------------------------------
     async def on_request(self, envelope: Envelope, event: ev.NotificationRequested, tx: Tx) -> None:
-        await self.record(tx, envelope.id, template=event.template, channel=event.channel,
-                          recipient=event.recipient, category=event.category, variables=event.variables,
-                          account_id=event.account_id, correlation_id=envelope.correlationid)
+        # A request that does not open (another key, altered, forged by someone without the key) raises:
+        # retried, then dead-lettered still sealed, to be replayed once notify holds the right key.
+        notice = ev.opened(self.settings.security.notify_key, event)
+        await self.record(tx, envelope.id, template=notice.template, channel=notice.channel,
+                          recipient=notice.recipient, category=notice.category, variables=notice.variables,
+                          account_id=notice.account_id, correlation_id=envelope.correlationid)
 
     async def on_account_created(self, envelope: Envelope, event: lev.AccountCreated, tx: Tx) -> None:
         """Remember the account's address, so general notices addressed by mail alone honour its choice."""
@@ -94,10 +98,14 @@ class NotifyService:
         )
         optional = category in OPTIONAL_CATEGORIES
         prefs = await self.preferences.for_recipient(tx, account_id, recipient) if optional else None
-        if not should_send(category, prefs):
+        sending = should_send(category, prefs)
+        secret = {k: v for k, v in variables.items() if k in self._secret_names(template, variables)}
+        if secret and sending:
+            delivery.sealed = self._sealer().seal(msgspec.json.encode(secret), _row(delivery))
+        delivery.variables = self._scrubbed(delivery)
+        if not sending:
             delivery.status = "skipped"
             delivery.last_error = SKIP_REASON
-            delivery.variables = self._scrubbed(delivery)
             await self.repo.add(tx, delivery)
             tx.publish(NOTIFY_DELIVERIES.name, new_envelope(
                 ev.NotificationSkipped(delivery_id=delivery.id, template=template, channel=_channel(channel),
@@ -171,7 +179,7 @@ class NotifyService:
             spec = self.catalogue.spec(delivery.template)
             if spec.channel != delivery.channel:
                 raise PermanentError(f"template {delivery.template} is for {spec.channel}, not {delivery.channel}")
-            return channel, self.catalogue.render(delivery.template, delivery.variables)
+            return channel, self.catalogue.render(delivery.template, self.opened_variables(delivery))
         except PermanentError:
             raise
         except Exception as exc:  # unknown template, missing variable, a filter failing on a value …
@@ -239,11 +247,23 @@ class NotifyService:
                  if o.retry_at is not None and o.retry_at > now]
         return min(waits) if waits else None
 
+    def _sealer(self) -> Sealer:
+        return Sealer(self.settings.security.notify_key, "notify.deliveries secret variables")
+
+    def opened_variables(self, delivery: Delivery) -> dict[str, str]:
+        """Every variable the template needs, the sealed secret ones opened: only to render."""
+        if not delivery.sealed:
+            return delivery.variables
+        opened = msgspec.json.decode(self._sealer().open(delivery.sealed, _row(delivery)), type=dict[str, str])
+        return {**delivery.variables, **opened}
+
+    def _secret_names(self, template: str, variables: Mapping[str, str]) -> frozenset[str]:
+        spec = self.catalogue.specs.get(template)
+        return frozenset(variables) if spec is None else spec.secret  # unknown: nothing says which are not
+
     def _scrubbed(self, delivery: Delivery) -> dict[str, str]:
-        spec = self.catalogue.specs.get(delivery.template)
-        if spec is None:  # nothing says which values are secret: keep none of them
-            return dict.fromkeys(delivery.variables, "***")
-        return {k: ("***" if k in spec.secret else v) for k, v in delivery.variables.items()}
+        secret = self._secret_names(delivery.template, delivery.variables)
+        return {k: ("***" if k in secret else v) for k, v in delivery.variables.items()}
 
     async def _sent(self, deliveries: list[Delivery]) -> None:
         if not deliveries:
@@ -253,6 +273,7 @@ class NotifyService:
         async def work(tx: Tx) -> None:
             await self.repo.update_many(tx, {
                 d.id: {"status": "sent", "attempts": d.attempts + 1, "sent_at": now, "variables": self._scrubbed(d),
+                       "sealed": "",
                        "last_error": None} for d in deliveries})
             for d in deliveries:
                 tx.publish(NOTIFY_DELIVERIES.name, new_envelope(
@@ -291,7 +312,7 @@ class NotifyService:
         DELIVERIES.labels(delivery.channel, delivery.template, "dead").inc()
         async def work(tx: Tx) -> None:
             await self.repo.update(tx, delivery.id, {"status": "dead", "attempts": attempts, "last_error": error,
-                                                     "variables": self._scrubbed(delivery)})
+                                                     "variables": self._scrubbed(delivery), "sealed": ""})
             tx.publish(NOTIFY_DELIVERIES.name, new_envelope(
                 ev.NotificationFailed(delivery_id=delivery.id, template=delivery.template,
                                       channel=_channel(delivery.channel), recipient=delivery.recipient,
@@ -354,3 +375,8 @@ class NotifyService:
 
 def _channel(channel: str) -> ev.Channel:
     return "sms" if channel == "sms" else "mail"
+
+
+def _row(delivery: Delivery) -> bytes:
+    """What a delivery's sealed variables are bound to: copied onto another row, they do not open."""
+    return msgspec.json.encode([delivery.id, delivery.template, delivery.channel, delivery.recipient])

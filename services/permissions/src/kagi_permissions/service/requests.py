@@ -91,8 +91,8 @@ class RequestService:
 
     def notify(self, tx: Tx, template: str, recipient: str, variables: dict[str, str],
                category: nev.Category = "admin") -> None:
-        request_notification(tx, source=SOURCE, template=template, recipient=recipient, variables=variables,
-                             category=category)
+        request_notification(tx, self.settings.security.notify_key, source=SOURCE, template=template,
+                             recipient=recipient, variables=variables, category=category)
 
     def notify_status(self, tx: Tx, request: PermissionRequest, note: str = "") -> None:
         if request.origin not in ("admin", "review", "purge"):
