@@ -39,8 +39,8 @@ class FetchWait:
     short wait therefore keeps latency low but means a fetch every few milliseconds from every consumer, which
     is what an idle system spent its CPU on. So the wait stays short while fetches bring records and, once the
     partitions have been quiet for ``quiet_after_s``, doubles with every empty fetch up to ``idle_ms``: a quiet
-    consumer asks about once a second, and the first record after a quiet spell costs at most about ¾ of
-    ``idle_ms``. Real Kafka answers as soon as a record arrives; there both waits can simply be the same.
+    consumer asks once per ``idle_ms`` (2 s by default), and the first record after a quiet spell costs at most
+    about ¾ of ``idle_ms``. Real Kafka answers as soon as a record arrives; there both waits can simply be the same.
     """
 
     def __init__(self, busy_ms: int, idle_ms: int, quiet_after_s: float,

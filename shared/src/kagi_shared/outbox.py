@@ -14,20 +14,39 @@ rows that really did not reach the broker are sent again.
 Published rows are deleted rather than marked: on the embedded database a batch of
 point deletes costs a fraction of an ``update_many`` over ``$in`` (measured: 0.5 s vs
 2.5 s per 1,000 rows), and the topic itself is the record of what was published.
+
+Two ways to find committed rows, chosen when the relay starts:
+
+* **Tailing the change stream** (MongoDB replica sets, the embedded database): the insert events carry the rows
+  in commit order, so publishing needs no query. Each batch's claim also records its row ids and the resume token
+  after its last event, and is marked ``sent`` once the broker acknowledged it: the newest sent claim's token is
+  the checkpoint a restarted relay resumes from, so a confirmed range is never read again. Published rows are
+  deleted later, in bulk, once the stream is quiet (or every ``cleanup_rows``); until then they stay in the outbox
+  but before the checkpoint. A claim left open by a crash is settled against the topics when the relay resumes:
+  the ids found there are kept (``partial``) and skipped when the stream delivers them again. Without a usable
+  checkpoint (first start, history pruned, the relay polled meanwhile) the relay opens a new stream, reads the ids
+  the outbox holds (the backlog), publishes those rows by polling, then follows the stream, skipping its events for
+  backlog rows up to the first row that was not: that one was committed after the backlog was read, and so was
+  every later one. A relay killed during the backlog starts afresh (its claims are settled as when polling).
+* **Polling** (a database without change streams, or ``change_stream`` off): read a batch in ``seq`` order, claim,
+  send, delete, as above; an insert watch wakes it where one exists. Entering it deletes what the tailing relay
+  published and forgets the checkpoint, so a later tail starts afresh instead of resuming over rows it did not see.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pymongo import DeleteOne, ReturnDocument
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from kagi_shared.events.envelope import decode_envelope, kafka_headers
 from kagi_shared.kafka import make_consumer
@@ -36,9 +55,27 @@ from kagi_shared.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 from kagi_shared.mongo import OUTBOX, InsertWatch, Store
 from kagi_shared.settings import Settings
 
+if TYPE_CHECKING:
+    from pymongo.asynchronous.change_stream import AsyncChangeStream
+
 log = get_logger(__name__)
 LEASES = "outbox_lease"
 CLAIMS = "outbox_claims"
+CHECKPOINTS = "outbox_checkpoint"
+INSERTS: list[dict[str, Any]] = [{"$match": {"operationType": "insert"}}]
+UNSENT = {"state": {"$nin": ["sent", "partial"]}}
+"""Claims whose batch may not have reached the broker: a polling relay's (no state) and a tailing relay's open ones."""
+Change = Mapping[str, Any]
+UNRESUMABLE = {260, 280, 286}
+"""InvalidResumeToken, ChangeStreamFatalError, ChangeStreamHistoryLost: resuming from the checkpoint cannot work."""
+
+
+class LeaseLost(Exception):
+    """Another relay holds the lease now: stop what this one was doing and wait for it."""
+
+
+class StreamEnded(Exception):
+    """The change stream closed (invalidated, or its reader failed): choose the mode again."""
 
 
 def record_headers(row: dict[str, Any]) -> list[tuple[str, bytes]]:
@@ -71,6 +108,17 @@ class OutboxRelay:
         self._backoff = 0.0
         self._polled_at = 0.0
         self._watch = InsertWatch(self.outbox, self._wake, settings.outbox.watch_await_s)
+        self.checkpoints = store.db[CHECKPOINTS]
+        self.mode = "starting"
+        """``stream`` while tailing the change stream, ``poll`` while polling."""
+        self._fresh_lease = False
+        self._stream_retry_at = 0.0
+        self._n = 0
+        self._skip: set[str] = set()
+        self._catching_up = False
+        self._uncleaned = 0
+        self._force_fresh = False
+        self._inflight: collections.deque[tuple[str, asyncio.Future[list[Any]], int]] = collections.deque()
 
     # -- lease ---------------------------------------------------------------------------------
     async def hold_lease(self) -> bool:
@@ -93,8 +141,10 @@ class OutboxRelay:
         newly_acquired = doc is None or doc.get("owner") != self.owner
         self._lease_until = now_mono + ttl
         if newly_acquired:
+            # Another relay may have left claims: each mode settles them before it sends (``run_once`` before
+            # every batch, the tail when it opens), and a tail interrupted by a lapsed lease starts over.
             log.info("outbox.lease_acquired", owner=self.owner)
-            await self.reconcile()
+            self._fresh_lease = True
         return True
 
     async def release_lease(self) -> None:
@@ -112,13 +162,13 @@ class OutboxRelay:
         ends = await consumer.end_offsets(partitions)
         return {f"{tp.topic}:{tp.partition}": off for tp, off in ends.items()}
 
-    async def run_once(self) -> int:
-        """Publish one batch of pending rows; returns how many were published."""
-        if await self.claims.count_documents({}, limit=1):
+    async def run_once(self, only: list[str] | None = None) -> int:
+        """Publish one batch of pending rows (of the ``only`` ones if given); returns how many were published."""
+        if await self.claims.count_documents(UNSENT, limit=1):
             # A claim we did not finish (a send failed): settle it before sending anything again.
             await self.reconcile()
         rows = (
-            await self.outbox.find({}, {"created_at": 0})
+            await self.outbox.find({} if only is None else {"_id": {"$in": only}}, {"created_at": 0})
             .sort([("seq", 1)])
             .limit(self.settings.outbox.batch_size)
             .to_list()
@@ -166,22 +216,35 @@ class OutboxRelay:
 
     async def reconcile(self) -> int:
         """Settle open claims: rows whose event already reached the topic leave the outbox; the rest stay."""
-        claims = await self.claims.find().to_list()
+        claims = await self.claims.find(UNSENT).to_list()
         if not claims:
             return 0
-        start: dict[TopicPartition, int] = {}
-        for claim in claims:
-            for tp_key, offset in claim["offsets"].items():
-                topic, partition = tp_key.rsplit(":", 1)
-                tp = TopicPartition(topic, int(partition))
-                start[tp] = min(offset, start.get(tp, offset))
-        on_topic = await self._ids_on_topics(start)
+        on_topic = await self._ids_on_topics(_claimed_offsets(claims))
         pending = {r["_id"] for r in await self.outbox.find({"_id": {"$in": list(on_topic)}}, {"_id": 1}).to_list()} \
             if on_topic else set()
         await self._forget(list(pending))
         await self.claims.delete_many({"_id": {"$in": [c["_id"] for c in claims]}})
         log.info("outbox.reconciled", claims=len(claims), already_published=len(pending))
         return len(pending)
+
+    async def _settle_open_claims(self) -> None:
+        """Before resuming a tail: keep, in each open claim, the ids that reached the topics (``partial``); the
+        stream delivers those rows again after the checkpoint, and they are skipped (``_skip``)."""
+        claims = await self.claims.find(UNSENT).to_list()
+        if claims:
+            on_topic = await self._ids_on_topics(_claimed_offsets(claims))
+            for claim in claims:
+                if "ids" not in claim:  # a polling relay's claim: its published rows leave now, as when polling
+                    here = await self.outbox.find({"_id": {"$in": list(on_topic)}}, {"_id": 1}).to_list()
+                    await self._forget([r["_id"] for r in here])
+                    await self.claims.delete_one({"_id": claim["_id"]})
+                    continue
+                published = [i for i in claim["ids"] if i in on_topic]
+                await self.claims.update_one({"_id": claim["_id"]},
+                                             {"$set": {"state": "partial", "published": published}})
+            log.info("outbox.reconciled", claims=len(claims), already_published=len(on_topic))
+        partial = await self.claims.find({"state": "partial"}, {"published": 1}).to_list()
+        self._skip = {i for claim in partial for i in claim["published"]}
 
     async def _ids_on_topics(self, start: dict[TopicPartition, int]) -> set[str]:
         consumer = await self._offsets_consumer()
@@ -217,15 +280,17 @@ class OutboxRelay:
 
     @property
     def stream_live(self) -> bool:
-        """True while the change stream on the outbox is open: every insert then wakes the loop."""
-        return self._watch.live
+        """True while the relay follows the outbox's change stream: tailing it, or woken by it while polling."""
+        return self.mode == "stream" or self._watch.live
 
-    async def _measure_backlog(self) -> None:
+    async def _measure_backlog(self, every_s: float = 5.0) -> None:
         """Published rows are deleted, so the outbox's size is the backlog; sampled every few seconds."""
         now = time.monotonic()
-        if now - self._backlog_at >= 5:
+        if now - self._backlog_at >= every_s:
             self._backlog_at = now
-            OUTBOX_BACKLOG.labels(self.store.db.name).set(await self.outbox.estimated_document_count())
+            # Rows a tail published stay until the quiet moment that deletes them: they are not backlog.
+            count = await self.outbox.estimated_document_count()
+            OUTBOX_BACKLOG.labels(self.store.db.name).set(max(count - self._uncleaned, 0))
 
     def idle_wait(self) -> float:
         """How long to sleep after a pass that found nothing, unless an insert wakes the loop first.
@@ -248,10 +313,223 @@ class OutboxRelay:
                 and time.monotonic() - self._polled_at < self.settings.outbox.safety_poll_s)
 
     async def run(self, stop: asyncio.Event) -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    if not await self.hold_lease():
+                        await _wait(stop, self.settings.outbox.lease_ttl_s / 3)
+                        continue
+                    if self._stream_wanted():
+                        stream = await self._open_stream()
+                        if stream is not None:
+                            await self._tail(stream, stop)
+                            continue
+                        self._stream_retry_at = time.monotonic() + self.settings.outbox.stream_retry_s
+                    await self._poll(stop)
+                except (LeaseLost, StreamEnded) as exc:
+                    log.info("outbox.relay_restart", reason=type(exc).__name__)
+                    await _wait(stop, 0.1)
+                except (TimeoutError, PyMongoError, OSError) as exc:
+                    log.warning("outbox.relay_error", error=str(exc))
+                    await _wait(stop, 1.0)
+                except Exception as exc:  # a broker error: back off, the claim makes retries safe
+                    log.warning("outbox.relay_error", error=repr(exc))
+                    await _wait(stop, 1.0)
+        finally:
+            await self.close()
+
+    def _stream_wanted(self) -> bool:
+        return self.settings.outbox.change_stream and time.monotonic() >= self._stream_retry_at
+
+    # -- tailing the change stream ---------------------------------------------------------------
+    async def _checkpoint(self) -> tuple[Mapping[str, Any] | None, int]:
+        """(resume token, claim number) of the newest confirmed batch; the highest claim number in use."""
+        newest = await self.claims.find({"state": "sent"}).sort([("n", -1)]).limit(1).to_list()
+        doc = newest[0] if newest else await self.checkpoints.find_one({"_id": "relay"})
+        last = await self.claims.find({"n": {"$exists": True}}, {"n": 1}).sort([("n", -1)]).limit(1).to_list()
+        n = max([0, *([int(doc["n"])] if doc else []), *(int(c["n"]) for c in last)])
+        return (doc["token"] if doc else None), n
+
+    async def _open_stream(self) -> AsyncChangeStream[dict[str, Any]] | None:
+        """The outbox's change stream, resumed after the checkpoint if it can be; None without change streams."""
+        self._fresh_lease = False
+        outbox = self.settings.outbox
+        options: dict[str, Any] = {"max_await_time_ms": int(outbox.watch_await_s * 1000),
+                                   "batch_size": outbox.batch_size}
+        token, n = await self._checkpoint()
+        self._n = n
+        if token is not None and not self._force_fresh:
+            try:
+                stream = await self.outbox.watch(INSERTS, resume_after=token, **options)
+            except OperationFailure as exc:  # history pruned, or a token from another stream: start afresh
+                log.warning("outbox.resume_failed", error=str(exc), code=exc.code)
+            else:
+                try:
+                    await self._settle_open_claims()
+                except BaseException:
+                    await stream.close()
+                    raise
+                self._catching_up = False
+                self.mode = "stream"
+                log.info("outbox.tailing", resumed=True, skip=len(self._skip))
+                return stream
+        try:
+            stream = await self.outbox.watch(INSERTS, **options)
+        except OperationFailure as exc:
+            log.info("outbox.no_change_stream", error=str(exc), code=exc.code)
+            return None
+        self._force_fresh = False
+        try:
+            await self._leave_stream()
+            await self.reconcile()
+            # What the outbox holds now is the backlog: rows committed before the stream opened, and some after
+            # (those the stream delivers too). It goes first, by polling; the stream's events for it are skipped.
+            backlog = [r["_id"] for r in await self.outbox.find({}, {"_id": 1}).sort([("seq", 1)]).to_list()]
+            for start in range(0, len(backlog), outbox.batch_size):
+                await self.run_once(only=backlog[start:start + outbox.batch_size])
+                if not await self.hold_lease() or self._fresh_lease:
+                    raise LeaseLost
+        except BaseException:
+            await stream.close()
+            raise
+        self._skip = set(backlog)
+        self._catching_up = True
+        self.mode = "stream"
+        log.info("outbox.tailing", resumed=False)
+        return stream
+
+    async def _tail(self, stream: AsyncChangeStream[dict[str, Any]], stop: asyncio.Event) -> None:
+        outbox = self.settings.outbox
+        queue: asyncio.Queue[Change] = asyncio.Queue(maxsize=2 * outbox.batch_size)
+        reader = asyncio.create_task(_read(stream, queue))
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                if not await self.hold_lease() or self._fresh_lease:
+                    raise LeaseLost
+                # While the stream is quiet the backlog cannot grow unseen: sampled as seldom as the safety poll.
+                await self._measure_backlog(5.0 if self._uncleaned or not queue.empty()
+                                            else outbox.safety_poll_s)
+                # Quiet for a moment after publishing: delete what was published. Otherwise wait for the next
+                # event until the lease is due for renewal.
+                renew_in = self._lease_until - outbox.lease_ttl_s / 2 - time.monotonic()
+                timeout = min(0.25, renew_in) if self._uncleaned or self._inflight else renew_in
+                try:
+                    batch = await _take(queue, reader, stopper, max(timeout, 0.01), outbox.batch_size)
+                except StreamEnded as exc:
+                    # Invalidated (the stream just ended) or refused for good: the checkpoint is no use any more.
+                    cause = exc.__cause__
+                    if cause is None or (isinstance(cause, OperationFailure) and not cause.has_error_label(
+                            "ResumableChangeStreamError") and cause.code in UNRESUMABLE):
+                        self._force_fresh = True
+                    raise
+                if batch:
+                    await self._publish(batch)
+                    if queue.empty():  # nothing to overlap with: confirm now rather than at the next event
+                        await self._confirm_all()
+                    if self._uncleaned >= outbox.cleanup_rows:
+                        await self._confirm_all()
+                        await self._cleanup()
+                elif self._uncleaned or self._inflight:
+                    await self._confirm_all()
+                    await self._cleanup()
+            await self._confirm_all()
+        finally:
+            for _, acks, _ in self._inflight:  # left unconfirmed: the open claims are settled on the next start
+                acks.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await acks
+            self._inflight.clear()
+            for task in (reader, stopper):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            with contextlib.suppress(Exception):
+                await stream.close()
+            self.mode = "starting"
+
+    async def _publish(self, changes: list[Change]) -> None:
+        """One batch of insert events, in commit order: claim, send, confirm (the confirmation is the checkpoint)."""
+        rows = [dict(c["fullDocument"]) for c in changes if c.get("fullDocument")]
+        if self._skip:
+            seen = {r["_id"] for r in rows} & self._skip
+            self._skip -= seen
+            if self._catching_up and len(seen) < len(rows):
+                # The first row the backlog did not hold was committed after it was read, and so was every later
+                # one (commit order): nothing further can be the backlog's.
+                self._skip.clear()
+                self._catching_up = False
+            rows = [r for r in rows if r["_id"] not in seen]
+            if not rows:
+                # Every event up to here is on the topics: an empty confirmed claim moves the checkpoint past
+                # them, so the partial claims that named them can go (the drills expect no claim left). Only once
+                # every earlier batch is confirmed: the checkpoint never passes a batch the broker has not acked.
+                await self._confirm_all()
+                self._n += 1
+                await self.claims.insert_one({"_id": str(uuid.uuid4()), "n": self._n, "state": "sent", "ids": [],
+                                              "token": changes[-1]["_id"], "owner": self.owner,
+                                              "at": datetime.now(UTC), "size": 0})
+                self._uncleaned += 1
+        if not rows:
+            return
+        self._n += 1
+        claim_id = str(uuid.uuid4())
+        offsets = await self._end_offsets({r["topic"] for r in rows})
+        await self.claims.insert_one({"_id": claim_id, "n": self._n, "state": "open", "offsets": offsets,
+                                      "ids": [r["_id"] for r in rows], "token": changes[-1]["_id"],
+                                      "owner": self.owner, "at": datetime.now(UTC), "size": len(rows)})
+        futures = [await self.producer.send(r["topic"], bytes(r["value"]), key=r["key"].encode(),
+                                            headers=record_headers(r)) for r in rows]
+        # The next batch is claimed and sent while this one's acks arrive; confirmations stay in claim order,
+        # so the newest confirmed claim still means every earlier one is on the topics.
+        self._inflight.append((claim_id, asyncio.gather(*futures), len(rows)))
+        while len(self._inflight) > 1:
+            await self._confirm_oldest()
+
+    async def _confirm_oldest(self) -> None:
+        claim_id, acks, count = self._inflight[0]
+        await acks
+        self._inflight.popleft()
+        await self.claims.update_one({"_id": claim_id}, {"$set": {"state": "sent"}})
+        self._uncleaned += count
+        self.published += count
+        OUTBOX_PUBLISHED.labels(self.store.db.name).inc(count)
+
+    async def _confirm_all(self) -> None:
+        while self._inflight:
+            await self._confirm_oldest()
+
+    async def _cleanup(self) -> None:
+        """Delete the rows of confirmed batches; the newest confirmed token moves to the checkpoint document."""
+        done = await self.claims.find({"state": {"$in": ["sent", "partial"]}}).sort([("n", 1)]).to_list()
+        sent = [c for c in done if c["state"] == "sent"]
+        if sent:
+            newest = sent[-1]
+            await self.checkpoints.replace_one({"_id": "relay"}, {"token": newest["token"], "n": newest["n"]},
+                                               upsert=True)
+        await self._forget([i for c in done for i in (c["ids"] if c["state"] == "sent" else c["published"])])
+        # A partial claim after the checkpoint still names rows the stream will deliver again: it stays.
+        gone = [c["_id"] for c in done if c["state"] == "sent" or (sent and c["n"] < sent[-1]["n"])]
+        if gone:
+            await self.claims.delete_many({"_id": {"$in": gone}})
+        self._uncleaned = 0
+
+    async def _leave_stream(self) -> None:
+        """Before polling (or a new stream): what the tail published leaves the outbox and the checkpoint goes."""
+        await self._cleanup()
+        await self.claims.delete_many({"state": "partial"})
+        await self.checkpoints.delete_one({"_id": "relay"})
+
+    # -- polling -----------------------------------------------------------------------------------
+    async def _poll(self, stop: asyncio.Event) -> None:
+        """Poll until stopped, or until it is time to try the change stream again."""
+        self._fresh_lease = False
+        await self._leave_stream()
+        self.mode = "poll"
         watcher = asyncio.create_task(self._watch_inserts())
         more = True
         try:
-            while not stop.is_set():
+            while not stop.is_set() and not self._stream_wanted():
                 try:
                     if not await self.hold_lease():
                         await _wait(stop, self.settings.outbox.lease_ttl_s / 3)
@@ -280,7 +558,46 @@ class OutboxRelay:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watcher
-            await self.close()
+            self.mode = "starting"
+
+
+def _claimed_offsets(claims: list[dict[str, Any]]) -> dict[TopicPartition, int]:
+    """The earliest offset any of ``claims`` recorded for each partition: where their sends may have landed."""
+    start: dict[TopicPartition, int] = {}
+    for claim in claims:
+        for tp_key, offset in claim["offsets"].items():
+            topic, partition = tp_key.rsplit(":", 1)
+            tp = TopicPartition(topic, int(partition))
+            start[tp] = min(offset, start.get(tp, offset))
+    return start
+
+
+async def _read(stream: AsyncChangeStream[dict[str, Any]], queue: asyncio.Queue[Change]) -> None:
+    async for change in stream:
+        await queue.put(change)
+
+
+async def _take(queue: asyncio.Queue[Change], reader: asyncio.Task[None], stopper: asyncio.Task[Any],
+                wait_s: float, limit: int) -> list[Change]:
+    """Up to ``limit`` events: the first waited for (at most ``wait_s``), then whatever is already queued."""
+    batch: list[Change] = []
+    if queue.empty():
+        getter = asyncio.ensure_future(queue.get())
+        done, _ = await asyncio.wait({getter, reader, stopper}, timeout=wait_s,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if getter in done:
+            batch.append(getter.result())
+        else:
+            getter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await getter
+            if reader in done:
+                exc = reader.exception()
+                raise StreamEnded from exc
+            return []
+    while len(batch) < limit and not queue.empty():
+        batch.append(queue.get_nowait())
+    return batch
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

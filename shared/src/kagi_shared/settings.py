@@ -72,10 +72,11 @@ class KafkaSettings(msgspec.Struct, frozen=True, kw_only=True):
     fetch_max_wait_ms: int = 25
     """How long a fetch may wait for data while records flow. The embedded broker answers only at fixed points of
     the wait, not when data arrives, so keep it short there."""
-    fetch_max_wait_idle_ms: int = 1000
+    fetch_max_wait_idle_ms: int = 2000
     """The wait once a consumer's partitions have been quiet for ``fetch_quiet_after_s`` (reached by doubling):
-    an idle consumer then asks the broker about once a second instead of forty times. Against real Kafka, which
-    answers as soon as data arrives, 500 for both waits is the usual choice."""
+    an idle consumer then asks the broker every two seconds instead of forty times a second (the first event
+    after a quiet spell waits up to ~1½ s on the embedded broker; the drills allow a minute). Against real Kafka,
+    which answers as soon as data arrives, 500 for both waits is the usual choice."""
     fetch_quiet_after_s: float = 2.0
     security_protocol: Literal["PLAINTEXT", "SSL"] = "PLAINTEXT"
     """SSL with the files below for Strimzi's TLS listener and KafkaUser certificates."""
@@ -118,6 +119,13 @@ class OutboxSettings(msgspec.Struct, frozen=True, kw_only=True):
     safety_poll_s: float = 30.0
     """With the change stream open, the outbox is still read this often, for an insert the stream did not report."""
     lease_ttl_s: float = 10.0
+    change_stream: bool = True
+    """Publish by tailing the outbox's change stream (no query per row; the resume token is the checkpoint) when
+    the database has one; off, or on a database without change streams, the relay polls the outbox."""
+    stream_retry_s: float = 60.0
+    """While polling because the change stream could not be opened, how often to try opening it again."""
+    cleanup_rows: int = 5000
+    """A tailing relay deletes the rows it published once the stream is quiet, or after this many."""
 
 
 class ConsumerSettings(msgspec.Struct, frozen=True, kw_only=True):

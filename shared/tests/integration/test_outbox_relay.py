@@ -9,10 +9,12 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 
 from kagi_shared.events import decode, new_envelope
 from kagi_shared.events import invite as ev
@@ -222,32 +224,246 @@ async def test_an_idle_relay_sleeps_until_a_commit_wakes_it(settings: Settings) 
         await writer.client.close()
 
 
-class NoChangeStream(OutboxRelay):
-    async def _watch_inserts(self) -> None:
-        await asyncio.Event().wait()  # a database without change streams: the stream never opens
+@pytest.fixture
+def standalone_mongo(tmp_path: Path) -> Iterator[str]:
+    """The embedded database started as a standalone server: like a standalone mongod it has no change streams
+    (``$changeStream`` answers 40573) and no transactions."""
+    import socket
+
+    from pymongo import MongoClient
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port),  # noqa: S603
+                             "--storage-path", str(tmp_path / "standalone"), "--standalone",
+                             "--log-level", "WARNING"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    try:
+        client: MongoClient[Any] = MongoClient(uri, serverSelectionTimeoutMS=30_000)
+        client.admin.command("ping")
+        client.close()
+        yield uri
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
-async def test_without_a_change_stream_the_relay_polls_with_a_bounded_backoff(settings: Settings,
-                                                                             store_factory: Any) -> None:
-    store: Store = await store_factory("relay")
+async def test_without_change_streams_the_relay_polls_with_a_bounded_backoff(settings: Settings,
+                                                                            standalone_mongo: str) -> None:
+    from pymongo import AsyncMongoClient
+
+    from kagi_shared.mongo import outbox_row
+
+    client: AsyncMongoClient[Any] = AsyncMongoClient(standalone_mongo, tz_aware=True)
+    store = Store(client, "relay")
     topic = await new_topic(settings)
     polled = msgspec.structs.replace(settings, outbox=msgspec.structs.replace(
         settings.outbox, idle_poll_max_s=0.4, lease_ttl_s=120.0))
     producer = make_producer(settings, "test")
     await producer.start()
-    relay = NoChangeStream(store, producer, polled)
+    relay = OutboxRelay(store, producer, polled)
     stop, task = await run_relay(relay)
     try:
         await asyncio.sleep(2)  # long enough for the backoff to reach its cap
+        assert relay.mode == "poll"
         assert not relay.stream_live
-        ids = await commit_events(store, topic, 2)
+        rows = [outbox_row(topic, new_envelope(ev.StepUpFailed(account_id="acct-1", code_id=None, reason="wrong"),
+                                               source="kagi/test", subject="acct-1")) for _ in range(2)]
+        await store.db[OUTBOX].insert_many(rows)  # no transactions on a standalone server
         for _ in range(30):
             if relay.published == 2:
                 break
             await asyncio.sleep(0.05)
         assert relay.published == 2  # found within the cap (0.4 s), with a margin for a busy machine
-        assert await published_ids(settings, topic) == Counter(ids)
+        assert await published_ids(settings, topic) == Counter(r["_id"] for r in rows)
     finally:
         stop.set()
         await task
         await producer.stop()
+        await client.close()
+
+
+async def wait_for(predicate: Any, seconds: float = 30.0) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if await predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+async def test_the_relay_tails_the_change_stream_and_checkpoints_its_resume_token(settings: Settings,
+                                                                                 store_factory: Any) -> None:
+    store: Store = await store_factory("relay")
+    topic = await new_topic(settings)
+    before = await commit_events(store, topic, 30)  # committed before the relay started: drained, then the tail
+    producer = make_producer(settings, "test")
+    await producer.start()
+    relay = OutboxRelay(store, producer, settings)
+    stop, task = await run_relay(relay)
+    try:
+        await wait_for(lambda: _true(relay.mode == "stream"))
+        during = await commit_events(store, topic, 120, per_tx=40)
+        await wait_for(lambda: _true(relay.published == 150))
+        # Quiet: the published rows leave the outbox and the last batch's token becomes the checkpoint.
+        await wait_for(lambda: _zero(store.db[OUTBOX].count_documents({})))
+        checkpoint = await store.db["outbox_checkpoint"].find_one({"_id": "relay"})
+        assert checkpoint is not None and "_data" in checkpoint["token"]
+    finally:
+        stop.set()
+        await task
+        await relay.release_lease()
+    records = await read_topic(settings, topic)
+    ids = before + during
+    assert Counter(dict(r.headers)["ce_id"].decode() for r in records) == Counter(ids)
+    by_key: dict[bytes, list[str]] = {}
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        by_key.setdefault(record.key, []).append(decode(record.value)[0].id)
+    for key, seen in by_key.items():  # commit order per aggregate
+        assert seen == [i for i in ids if i in set(seen)], key
+
+    # A new relay resumes after the checkpoint: it reads no confirmed event again and publishes only new ones.
+    later = await commit_events(store, topic, 10)
+    second = OutboxRelay(store, producer, settings)
+    stop, task = await run_relay(second)
+    try:
+        await wait_for(lambda: _true(second.published == 10))
+        await asyncio.sleep(0.5)
+    finally:
+        stop.set()
+        await task
+        await producer.stop()
+    assert second.published == 10
+    assert await published_ids(settings, topic) == Counter(ids + later)
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _zero(count: Any) -> bool:
+    return bool(await count == 0)
+
+
+class FailFirstConfirmation:
+    """The claims collection, except that the first batch's confirmation fails after its send: a relay dying
+    between the broker's acknowledgement and the checkpoint."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.failed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    async def update_one(self, query: Any, update: Any, **kw: Any) -> Any:
+        if not self.failed and update.get("$set", {}).get("state") == "sent":
+            self.failed = True
+            raise ConnectionError("process killed")
+        return await self.real.update_one(query, update, **kw)
+
+
+async def test_a_tail_that_died_before_its_checkpoint_resends_nothing_the_broker_has(settings: Settings,
+                                                                                   store_factory: Any) -> None:
+    store: Store = await store_factory("relay")
+    topic = await new_topic(settings)
+    producer = make_producer(settings, "test")
+    await producer.start()
+    relay = OutboxRelay(store, producer, settings)
+    relay.claims = FailFirstConfirmation(relay.claims)  # type: ignore[assignment]
+    stop, task = await run_relay(relay)
+    try:
+        await wait_for(lambda: _true(relay.mode == "stream"))
+        first = await commit_events(store, topic, 50)
+        await wait_for(lambda: _true(relay.claims.failed))
+        # The batch reached the broker unconfirmed; the relay starts over, resumes before it and skips it: with
+        # nothing else to send, the checkpoint still moves past it and no claim is left.
+        await wait_for(lambda: _zero(store.db["outbox_claims"].count_documents({})))
+        await wait_for(lambda: _zero(store.db[OUTBOX].count_documents({})))
+        assert relay.published == 0
+        more = await commit_events(store, topic, 20)
+        await wait_for(lambda: _true(relay.published >= 20 and relay.mode == "stream"))
+        await wait_for(lambda: _zero(store.db[OUTBOX].count_documents({})))
+        assert await store.db["outbox_claims"].count_documents({}) == 0
+    finally:
+        stop.set()
+        await task
+        await producer.stop()
+    assert relay.published == 20  # the 50 were sent once, before the failure (not counted), and never again
+    assert await published_ids(settings, topic) == Counter(first + more)
+
+
+async def topic_size(settings: Settings, topic: str) -> int:
+    from aiokafka import TopicPartition
+
+    from kagi_shared.kafka import make_consumer
+
+    consumer = make_consumer(settings, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()
+
+
+async def test_a_tailing_relay_killed_while_commits_go_on_publishes_everything_once(settings: Settings,
+                                                                                   store_factory: Any,
+                                                                                   tmp_path: Path) -> None:
+    """kill -9 of the relay process while another task keeps committing: each restart resumes from the
+    checkpoint (the log says so) and the topic ends with every event exactly once."""
+    store: Store = await store_factory("relay")
+    topic = await new_topic(settings)
+    env = {**os.environ, "KAGI_OUTBOX_BATCH_SIZE": "50", "KAGI_OUTBOX_LEASE_TTL_S": "1"}
+    script = str(Path(__file__).with_name("relay_process.py"))
+    log = tmp_path / "relay.log"
+    ids: list[str] = []
+
+    def start() -> subprocess.Popen[bytes]:
+        with log.open("ab") as out:
+            return subprocess.Popen([sys.executable, script, store.db.name], env=env,  # noqa: S603
+                                    stdout=out, stderr=subprocess.STDOUT)
+
+    done = asyncio.Event()
+
+    async def commit_steadily() -> None:
+        while not done.is_set():
+            ids.extend(await commit_events(store, topic, 20, per_tx=10))
+            await asyncio.sleep(0.05)
+
+    proc = start()
+    writer = asyncio.create_task(commit_steadily())
+    kills = 0
+    try:
+        for run in range(1, 4):
+            # Killed while tailing, after it confirmed some batches of its own (not while it works off a backlog).
+            while log.read_text().count("outbox.tailing") < run:
+                assert proc.poll() is None, "relay died on its own"
+                await asyncio.sleep(0.05)
+            size = await topic_size(settings, topic)
+            while await topic_size(settings, topic) < size + 100:
+                assert proc.poll() is None, "relay died on its own"
+                await asyncio.sleep(0.05)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            proc = start()
+        done.set()
+        await writer
+        for _ in range(1200):
+            if await topic_size(settings, topic) >= len(ids) \
+                    and await store.db[OUTBOX].count_documents({}) == 0 \
+                    and await store.db["outbox_claims"].count_documents({}) == 0:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        done.set()
+        writer.cancel()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+    assert kills == 3
+    assert await published_ids(settings, topic) == Counter(ids)
+    assert await store.db[OUTBOX].count_documents({}) == 0
+    assert await store.db["outbox_claims"].count_documents({}) == 0  # settled claims do not linger
+    assert log.read_text().count("resumed=True") >= 3, log.read_text()[-3000:]  # each restart resumed
