@@ -14,12 +14,11 @@ from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from kagi_gateway.deps import PUBLIC, SESSIONS, current_caller, request_id
+from kagi_gateway.deps import PUBLIC, SESSIONS, current_caller, request_id, settings_of
 from kagi_gateway.schemas import Dto
 from kagi_gateway.services import Services
 from kagi_shared.contracts.lifecycle import EnrolmentCheckIn, EnrolmentCompleteIn
 from kagi_shared.jst import jp_deadline
-from kagi_shared.settings import get_settings
 
 STAFF = ("operator", "support")
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
@@ -63,7 +62,7 @@ class EnrolmentController(Controller):
     async def complete(self, data: JSONBody[EnrolmentCompleteIn], services: NamedDependency[Services],
                        request: Request[Any, Any, Any]) -> EnrolledOut:
         account = await services.lifecycle.complete_enrolment(data, rid=request_id(request))
-        portal = get_settings().brand.portal_url.rstrip("/")
+        portal = settings_of(request).brand.portal_url.rstrip("/")
         return EnrolledOut(account_id=account.account_id, login_id=account.login_id, status=account.status,
                            login_url=f"{portal}/login",
                            message="認証情報の登録が完了しました。ID と登録したパスワードでログインしてください。")

@@ -10,13 +10,12 @@ from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from kagi_gateway.deps import PUBLIC, client_ip, request_id
+from kagi_gateway.deps import PUBLIC, client_ip, request_id, settings_of
 from kagi_gateway.schemas import Dto
 from kagi_gateway.services import Services
 from kagi_shared.contracts import lifecycle
 from kagi_shared.contracts.lifecycle import AcceptedOut, RegistrationCompleteIn, RegistrationTokenIn
 from kagi_shared.jst import jp_deadline
-from kagi_shared.settings import get_settings
 
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
@@ -66,7 +65,7 @@ class RegistrationController(Controller):
     async def complete(self, data: JSONBody[RegistrationCompleteIn], services: NamedDependency[Services],
                        request: Request[Any, Any, Any]) -> RegisteredOut:
         account = await services.lifecycle.complete_registration(data, rid=request_id(request))
-        portal = get_settings().brand.portal_url.rstrip("/")
+        portal = settings_of(request).brand.portal_url.rstrip("/")
         return RegisteredOut(account_id=account.account_id, login_id=account.login_id, login_url=f"{portal}/login",
                              next_steps=NEXT_STEPS,
                              message="メールアドレスの登録が完了しました。ログインして利用登録を続けてください。")
