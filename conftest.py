@@ -221,14 +221,15 @@ _TEMPLATES: set[str] = set()
 
 @pytest.fixture(scope="session", autouse=True)
 def _notification_contract() -> Iterator[None]:
-    from kagi_notify.domain.templates import Catalogue, TemplateError
+    from kagi_notify.adapters.template_files import read_catalogue
+    from kagi_notify.domain.templates import TemplateError
     from kagi_shared.events import decode_data, event_type
     from kagi_shared.events import notify as nev
     from kagi_shared.mongo import Tx
     from kagi_shared.sealing import SealError
     from kagi_shared.settings import DEV_SECRETS
 
-    catalogue = Catalogue.load(brand="Kagi", portal_url="https://kagi.example.jp")
+    catalogue = read_catalogue(brand="Kagi", portal_url="https://kagi.example.jp")
     _TEMPLATES.update(catalogue.specs)
     wanted = event_type(nev.NotificationRequested)
     original = Tx.publish

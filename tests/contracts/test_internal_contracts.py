@@ -56,9 +56,11 @@ def service_apps() -> dict[str, Litestar]:
     from kagi_lifecycle.entrypoints.api import create_app as lifecycle_app
     from kagi_notify.entrypoints.api import create_app as notify_app
     from kagi_permissions.entrypoints.api import create_app as permissions_app
+    from kagi_shared.settings import get_settings
 
-    return {"lifecycle": lifecycle_app(), "invite": invite_app(), "permissions": permissions_app(),
-            "notify": notify_app(), "audit": audit_app()}
+    settings = get_settings()
+    return {"lifecycle": lifecycle_app(settings), "invite": invite_app(settings),
+            "permissions": permissions_app(settings), "notify": notify_app(settings), "audit": audit_app(settings)}
 
 
 def internal_handlers() -> dict[Route, Any]:

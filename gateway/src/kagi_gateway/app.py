@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 from litestar import Litestar, Request, Response, Router, get
-from litestar.datastructures import MutableScopeHeaders
+from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
 from litestar.middleware import ASGIMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -23,7 +23,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from kagi_gateway.audit import AuditPublisher, anonymous_caller, caller_in, is_audited
 from kagi_gateway.controllers import CONTROLLERS
-from kagi_gateway.deps import role_guard
+from kagi_gateway.deps import role_guard, settings_in
 from kagi_gateway.edge import GUESSABLE, Edge, client_address
 from kagi_gateway.openapi import document
 from kagi_gateway.pages import PageMiddleware, page_response, pages_router, template_config
@@ -32,7 +32,7 @@ from kagi_gateway.services import SERVICES, ForwardedProblem, Services
 from kagi_gateway.tokens import read_claims
 from kagi_shared.problems import Problem, exception_handlers
 from kagi_shared.service_api import RequestContextMiddleware
-from kagi_shared.settings import Settings, get_settings, require_secrets
+from kagi_shared.settings import SecuritySettings, Settings, get_settings, require_secrets
 
 
 class RequestIdMiddleware(ASGIMiddleware):
@@ -76,7 +76,7 @@ class EdgeMiddleware(ASGIMiddleware):
                 route_class = handler.opt.get("rate", "default") if handler is not None else "default"
                 if route_class == "login":
                     edge.refuse_failing_address(address)
-                counted = edge.limit(route_class, address, _account_hint(headers))
+                counted = edge.limit(route_class, address, _account_hint(headers, settings_in(scope).security))
                 if route_class in GUESSABLE:
                     status, body = await self._give_back_unjudged(edge, route_class, counted, scope, receive, send,
                                                                   next_app)
@@ -107,13 +107,13 @@ class EdgeMiddleware(ASGIMiddleware):
         return status, bytes(body)
 
 
-def _account_hint(headers: dict[bytes, bytes]) -> str | None:
+def _account_hint(headers: dict[bytes, bytes], security: SecuritySettings) -> str | None:
     """The account a bearer token names, for per-account limits; the guard still checks everything."""
     scheme, _, token = headers.get(b"authorization", b"").decode(errors="replace").partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None
     try:
-        return str(read_claims(token.strip(), get_settings().security).caller.account_id)
+        return str(read_claims(token.strip(), security).caller.account_id)
     except Problem:
         return None
 
@@ -189,6 +189,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[health, ready, api, ProviderEndpoints, pages_router()],
         template_config=template_config(),
         before_send=[page_response],
+        state=State({"settings": settings}),
         dependencies={"services": Provide(services, sync_to_thread=False)},
         exception_handlers={**exception_handlers(), ForwardedProblem: _forwarded},
         middleware=[RequestIdMiddleware(), RequestContextMiddleware("gateway"), PageMiddleware(),

@@ -28,11 +28,21 @@ from kagi_gateway.tokens import PASSWORD_CHANGE_SCOPE, TOTP_ENROLMENT_SCOPE, rea
 from kagi_shared.contracts.lifecycle import SessionOut
 from kagi_shared.problems import Problem, service_unavailable
 from kagi_shared.service_api import INTERNAL_TOKEN_HEADER, Caller
-from kagi_shared.settings import Settings, get_settings
+from kagi_shared.settings import Settings
 
 PUBLIC = ("public",)
 ANY_USER = ("owner", "viewer", "company_admin", "operator", "target_system", "support", "system_user")
 MAX_SESSION_CACHE_TTL_S = 5.0
+
+
+def settings_in(scope: Any) -> Settings:
+    """The settings the gateway was built with (``create_app(settings)``), from a request's ASGI scope."""
+    settings: Settings = scope["litestar_app"].state["settings"]
+    return settings
+
+
+def settings_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Settings:
+    return settings_in(connection.scope)
 
 SESSION_ENDED = ("auth.session_ended", "セッションが終了しました。再度ログインしてください。")
 PASSWORD_CHANGE_REQUIRED = ("auth.password_change_required",
@@ -130,7 +140,7 @@ async def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: Bas
     """The access token's caller may use the route (roles, restricted scope, live session); the caller is put where
     ``current_caller`` finds it. One rule for the JSON API (bearer header) and the pages (server-side session)."""
     roles = tuple(handler.opt.get("roles") or ())
-    settings = get_settings()
+    settings = settings_of(connection)
     claims = read_claims(token, settings.security)
     caller = claims.caller
     # Whom a refusal below is recorded against (the audit of 401/403 answers): the token's signature held.
@@ -163,9 +173,9 @@ def current_caller(request: Request[Any, Any, Any]) -> Caller:
     return caller
 
 
-def portal_url(path: str = "") -> str:
+def portal_url(settings: Settings, path: str = "") -> str:
     """An address on the portal (the site people open from the mails), for answers that send them there."""
-    return get_settings().brand.portal_url.rstrip("/") + path
+    return settings.brand.portal_url.rstrip("/") + path
 
 
 def request_id(request: Request[Any, Any, Any]) -> str | None:

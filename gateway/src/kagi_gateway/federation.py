@@ -31,7 +31,7 @@ from litestar.response import Redirect, Template
 
 from kagi_gateway.controllers.auth import _tokens
 from kagi_gateway.controllers.step_up import StepUpController
-from kagi_gateway.deps import PUBLIC, current_caller, portal_url
+from kagi_gateway.deps import PUBLIC, current_caller, portal_url, settings_of
 from kagi_gateway.pages.account import local_path
 from kagi_gateway.pages.forms import (
     Refused,
@@ -48,7 +48,7 @@ from kagi_shared.contracts.invite import StepUpVerifyIn
 from kagi_shared.contracts.lifecycle import ExternalLinkIn, ExternalLoginIn
 from kagi_shared.logging import get_logger
 from kagi_shared.problems import Problem
-from kagi_shared.settings import get_settings
+from kagi_shared.settings import Settings
 
 log = get_logger(__name__)
 OWNER = ("owner",)
@@ -72,8 +72,8 @@ def _parse(raw: str) -> dict[str, ExternalProvider]:
     return {p.id: p for p in found}
 
 
-def providers() -> dict[str, ExternalProvider]:
-    return _parse(get_settings().federation.providers)
+def providers(settings: Settings) -> dict[str, ExternalProvider]:
+    return _parse(settings.federation.providers)
 
 
 class ExternalIdP(AsyncOAuth2Mixin, AsyncOpenIDMixin, BaseApp):  # type: ignore[misc]
@@ -123,12 +123,12 @@ async def verified_subject(provider: ExternalProvider, idp: ExternalIdP, token: 
     return str(claims["sub"])
 
 
-def _callback(provider: ExternalProvider) -> str:
-    return portal_url(f"/login/external/{provider.id}/callback")
+def _callback(provider: ExternalProvider, settings: Settings) -> str:
+    return portal_url(settings, f"/login/external/{provider.id}/callback")
 
 
-def _provider(provider_id: str) -> ExternalProvider:
-    found = providers().get(provider_id)
+def _provider(provider_id: str, settings: Settings) -> ExternalProvider:
+    found = providers(settings).get(provider_id)
     if found is None:
         raise Problem(404, "federation.unknown_provider", "このサービスのIDではログインできません。")
     return found
@@ -137,14 +137,14 @@ def _provider(provider_id: str) -> ExternalProvider:
 async def start_with(request: Request[Any, Any, Any], provider_id: str, mode: str, next_path: str) -> Redirect:
     """Send the browser to the provider's login; ``mode`` says what the callback does with the verified ID
     (``login``, ``link``, or ``redeem``: the invitation waiting in the page session)."""
-    return await _start(request, _provider(provider_id), mode, next_path)
+    return await _start(request, _provider(provider_id, settings_of(request)), mode, next_path)
 
 
 async def _start(request: Request[Any, Any, Any], provider: ExternalProvider, mode: str, next_path: str) -> Redirect:
     idp = client_for(provider)
     await metadata_of(provider, idp)
     state = secrets.token_urlsafe(24)
-    started = await idp.create_authorization_url(_callback(provider), state=state)
+    started = await idp.create_authorization_url(_callback(provider, settings_of(request)), state=state)
     page_session(request).data["federation"] = {
         "provider": provider.id, "state": state, "nonce": started["nonce"], "verifier": started["code_verifier"],
         "mode": mode, "next": next_path, "at": time.time()}
@@ -168,7 +168,7 @@ class FederationPages(Controller):
     @get("/login/external/{provider_id:str}", opt={"roles": PUBLIC})
     async def login_with(self, request: Request[Any, Any, Any], provider_id: FromPath[str]) -> Redirect:
         next_path = request.query_params.get("next")
-        return await _start(request, _provider(provider_id), "login", local_path(next_path))
+        return await _start(request, _provider(provider_id, settings_of(request)), "login", local_path(next_path))
 
     @get("/login/external/{provider_id:str}/callback", opt={"roles": PUBLIC})
     async def callback(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
@@ -184,10 +184,10 @@ class FederationPages(Controller):
         if request.query_params.get("error"):
             return message_page(request, "ログインできません", "外部サービスでのログインが完了しませんでした。", 400,
                                 "federation.cancelled", links=[("/login", "ログイン画面へ")])
-        provider = _provider(provider_id)
+        provider = _provider(provider_id, settings_of(request))
         idp = client_for(provider)
         try:
-            token = await idp.fetch_access_token(redirect_uri=_callback(provider),
+            token = await idp.fetch_access_token(redirect_uri=_callback(provider, settings_of(request)),
                                                  code=request.query_params.get("code", ""),
                                                  code_verifier=flow["verifier"])
             subject = await verified_subject(provider, idp, token, str(flow["nonce"]))
@@ -229,7 +229,7 @@ class FederationPages(Controller):
     @post("/account/external/{provider_id:str}/link", opt={"roles": OWNER}, status_code=303)
     async def link(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                    provider_id: FromPath[str]) -> Any:
-        provider = _provider(provider_id)
+        provider = _provider(provider_id, settings_of(request))
         if not await _step_up_open(services, request):
             return await _links_page(request, services, "連携の前に追加認証を行ってください。")
         return await _start(request, provider, "link", "/account/external")
@@ -237,7 +237,7 @@ class FederationPages(Controller):
     @post("/account/external/{provider_id:str}/unlink", opt={"roles": OWNER}, status_code=200)
     async def unlink(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                      provider_id: FromPath[str]) -> Template:
-        provider = _provider(provider_id)
+        provider = _provider(provider_id, settings_of(request))
         if not await _step_up_open(services, request):
             return await _links_page(request, services, "連携の解除の前に追加認証を行ってください。")
         try:
@@ -251,9 +251,9 @@ def _service_name(provider: ExternalProvider) -> str:
     return provider.display_name.removesuffix("でログイン").removesuffix("でサインイン")
 
 
-def service_names() -> list[tuple[str, str]]:
+def service_names(settings: Settings) -> list[tuple[str, str]]:
     """(provider id, its service's name: 「LINE」) in the configured order, for 「SNS連携の状況」."""
-    return [(p.id, _service_name(p)) for p in providers().values()]
+    return [(p.id, _service_name(p)) for p in providers(settings).values()]
 
 
 async def _links_page(request: Request[Any, Any, Any], services: Services, notice: str | None = None,
@@ -262,9 +262,10 @@ async def _links_page(request: Request[Any, Any, Any], services: Services, notic
     held = await services.lifecycle.my_links(caller)
     linked = {row.provider for row in held.links}
     fresh = await _step_up_open(services, request)
-    rows = [{"id": p.id, "name": _service_name(p), "linked": p.id in linked} for p in providers().values()]
+    configured = providers(settings_of(request)).values()
+    rows = [{"id": p.id, "name": _service_name(p), "linked": p.id in linked} for p in configured]
     # Linking posts a form that the answer redirects to the provider (Chrome checks form-action on it).
-    request.scope.setdefault("state", {})["form_action"] = [_origin(p.issuer) for p in providers().values()]
+    request.scope.setdefault("state", {})["form_action"] = [_origin(p.issuer) for p in configured]
     return page("external_links.html", request, rows=rows, notice=notice, fresh=fresh, code_sent=code_sent)
 
 
@@ -293,7 +294,7 @@ async def _log_in(request: Request[Any, Any, Any], services: Services, provider:
     session = page_session(request)
     try:
         opened = await services.lifecycle.external_session(ExternalLoginIn(provider=provider.id, subject=subject))
-        tokens = _tokens(opened)
+        tokens = _tokens(opened, settings_of(request))
     except (Problem, ForwardedProblem) as exc:
         refusal = refusal_of(exc)
         links = [("/login", "ログイン画面へ")]

@@ -29,7 +29,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.response import Redirect, Template
 
-from kagi_gateway.deps import ANY_USER, PUBLIC, SESSIONS, authorize, portal_url
+from kagi_gateway.deps import ANY_USER, PUBLIC, SESSIONS, authorize, portal_url, settings_of
 from kagi_gateway.pages.forms import form_of, message_page, page
 from kagi_gateway.pages.session import page_session
 from kagi_gateway.services import ForwardedProblem, Services
@@ -38,7 +38,7 @@ from kagi_shared.contracts.lifecycle import AccountOut, ClientOut, CodeIn, CodeR
 from kagi_shared.contracts.permissions import MyPermissionsOut
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
-from kagi_shared.settings import get_settings
+from kagi_shared.settings import Settings
 
 KEY_CACHE_S = 30.0
 ALG = "RS256"
@@ -48,8 +48,8 @@ CLAIMS = ("sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp", "prefe
           "kagi_login_id", "kagi_company_id", "kagi_system", "kagi_permission")
 
 
-def issuer() -> str:
-    return portal_url()
+def issuer(settings: Settings) -> str:
+    return portal_url(settings)
 
 
 class ProviderKeys:
@@ -172,8 +172,8 @@ class ProviderEndpoints(Controller):
     exception_handlers = {OAuthError: _oauth_error}  # noqa: RUF012 - Litestar's own attribute
 
     @get("/.well-known/openid-configuration", opt={"roles": PUBLIC})
-    async def discovery(self) -> dict[str, Any]:
-        base = issuer()
+    async def discovery(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        base = issuer(settings_of(request))
         return {
             "issuer": base,
             "authorization_endpoint": f"{base}/oidc/authorize",
@@ -221,15 +221,15 @@ class ProviderEndpoints(Controller):
         except ForwardedProblem as exc:
             raise _from_service(exc) from None
         system = grant.client.system
-        current = await SESSIONS.current(grant.account_id, get_settings())
+        current = await SESSIONS.current(grant.account_id, settings_of(request))
         found = await _holder(services, grant.account_id, system)
         if current is None or current[1] != "active" or current[0] != grant.session_version or found is None:
             raise OAuthError("invalid_grant", "このIDではログインできません。")
         account, held = found
         now = int(time.time())
-        ttl = get_settings().security.access_token_ttl_s
+        ttl = settings_of(request).security.access_token_ttl_s
         key = await KEYS.signing(services)
-        base = issuer()
+        base = issuer(settings_of(request))
         access = jwt.encode({"alg": ALG, "kid": key.kid, "typ": "at+jwt"}, {
             "iss": base, "sub": grant.account_id, "aud": base, "client_id": client_id, "scope": grant.scope,
             "sv": grant.session_version, "iat": now, "exp": now + ttl, "jti": str(uuid.uuid4())}, key)
@@ -263,7 +263,7 @@ async def _userinfo(request: Request[Any, Any, Any], services: Services) -> Resp
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise OAuthError("invalid_token", "アクセストークンが必要です。", 401)
-    claims = await verify_access_token(token.strip(), services)
+    claims = await verify_access_token(token.strip(), services, settings_of(request))
     client = await services.lifecycle.oidc_client(str(claims["client_id"]))
     found = await _holder(services, str(claims["sub"]), client.system)
     if found is None:
@@ -273,7 +273,7 @@ async def _userinfo(request: Request[Any, Any, Any], services: Services) -> Resp
                     headers=NO_STORE)
 
 
-async def verify_access_token(token: str, services: Services) -> dict[str, Any]:
+async def verify_access_token(token: str, services: Services, settings: Settings) -> dict[str, Any]:
     """A token this provider signed (any published key), unexpired, whose account's session is still the one it
     was issued in: a lock, purge, revoke or logout since then refuses it."""
     invalid = OAuthError("invalid_token", "アクセストークンが無効です。", 401)
@@ -282,12 +282,12 @@ async def verify_access_token(token: str, services: Services) -> dict[str, Any]:
         decoded = jwt.decode(token, keys, algorithms=[ALG])
         if decoded.header.get("typ") != "at+jwt":
             raise invalid  # an ID token is not an access token
-        jwt.JWTClaimsRegistry(iss={"essential": True, "value": issuer()}, exp={"essential": True},
+        jwt.JWTClaimsRegistry(iss={"essential": True, "value": issuer(settings)}, exp={"essential": True},
                               sub={"essential": True}).validate(decoded.claims)
     except (JoseError, ValueError):
         raise invalid from None
     claims = decoded.claims
-    current = await SESSIONS.current(str(claims["sub"]), get_settings())
+    current = await SESSIONS.current(str(claims["sub"]), settings)
     if current is None or current[1] != "active" or current[0] != claims.get("sv"):
         raise invalid
     return claims
@@ -324,7 +324,7 @@ class ProviderPages(Controller):
 
         def error(code: str, description: str) -> Redirect:
             return _back_to_client(redirect_uri, error=code, error_description=description, state=state,
-                                   iss=issuer())
+                                   iss=issuer(settings_of(request)))
 
         scope = params.get("scope", "").split()
         if params.get("response_type") != "code":
@@ -342,7 +342,7 @@ class ProviderPages(Controller):
         if token:
             try:
                 await authorize(request, _SIGNED_IN, str(token))
-                caller = read_claims(str(token), get_settings().security)
+                caller = read_claims(str(token), settings_of(request).security)
             except Problem:
                 session.rotate()  # the session ended (lock, logout elsewhere, expiry): sign in again
                 caller = None
@@ -365,7 +365,7 @@ class ProviderPages(Controller):
             scope=" ".join(s for s in scope if s in SCOPES),
             auth_time=datetime.fromtimestamp(int(auth_time), UTC), session_version=caller.session_version))
         session.data.pop("reauthFor", None)
-        return _back_to_client(redirect_uri, code=issued.code, state=state, iss=issuer())
+        return _back_to_client(redirect_uri, code=issued.code, state=state, iss=issuer(settings_of(request)))
 
     @get("/logout", opt={"roles": PUBLIC})
     async def logout_form(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
@@ -383,7 +383,7 @@ class ProviderPages(Controller):
         token = session.get("accessToken")
         if token:
             try:
-                claims = read_claims(str(token), get_settings().security)
+                claims = read_claims(str(token), settings_of(request).security)
                 await services.lifecycle.logout(claims.caller, LogoutIn(refresh_token=session.get("refreshToken")))
                 SESSIONS.forget(claims.caller.account_id)
             except (Problem, ForwardedProblem):

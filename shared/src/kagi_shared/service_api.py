@@ -12,13 +12,14 @@ import gc
 import hmac
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 import msgspec
 import structlog
 import uvicorn
-from litestar import Litestar, Request, get
+from litestar import Litestar, Request, Router, get
 from litestar.config.app import AppConfig
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
@@ -81,12 +82,23 @@ def require_role(caller: Caller, *roles: str) -> None:
         raise Problem(403, "auth.forbidden", "この操作を行う権限がありません。")
 
 
-def internal_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    expected = get_settings().security.internal_token
-    given = connection.headers.get(INTERNAL_TOKEN_HEADER, "")
-    # An API holding no credential (production, secret not mounted) must not take an empty header for one.
-    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise Problem(401, "internal.unauthenticated", "内部 API の認証に失敗しました。")
+def correlation_of(request: Request[Any, Any, Any]) -> str | None:
+    """The id every event and mail of this call carries: the request id the gateway gave it."""
+    return request.headers.get("x-request-id")
+
+
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
+
+
+def internal_guard_for(expected: str) -> Guard:
+    """The guard of every internal route: the caller must hold the shared internal token."""
+    def internal_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        given = connection.headers.get(INTERNAL_TOKEN_HEADER, "")
+        # An API holding no credential (production, secret not mounted) must not take an empty header for one.
+        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise Problem(401, "internal.unauthenticated", "内部 API の認証に失敗しました。")
+
+    return internal_guard
 
 
 class RequestContextMiddleware(ASGIMiddleware):
@@ -160,24 +172,50 @@ def health_handlers(ready: ReadyCheck) -> list[Any]:
     return [health, ready_handler]
 
 
-def create_service_app(
-    name: str,
-    route_handlers: Sequence[Any],
-    *,
-    ready: ReadyCheck,
-    lifespan: Sequence[Any] = (),
-    dependencies: dict[str, Any] | None = None,
-) -> Litestar:
+@dataclass(frozen=True)
+class ServiceApi:
+    """One service's internal API, before it becomes an app: its routes (each behind the internal guard once
+    mounted), the lifespan that builds and closes the service, and the check ``/ready`` runs. A process may
+    mount one (``service_app``) or several side by side."""
+
+    name: str
+    route_handlers: Sequence[Any]
+    ready: ReadyCheck
+    lifespan: Sequence[Any] = ()
+
+
+def internal_router(api: ServiceApi, settings: Settings, path: str = "/") -> Router:
+    """The service's routes under ``path``, the internal guard applied to all of them (probes are mounted outside)."""
+    return Router(path=path, route_handlers=list(api.route_handlers),
+                  guards=[internal_guard_for(settings.security.internal_token)])
+
+
+def service_app(settings: Settings, *apis: ServiceApi) -> Litestar:
+    """The Litestar app serving ``apis``: the internal guard on every route but the unguarded probes
+    (``/health``, ``/ready``), the request id bound to logs, problem+json for every failure. ``/metrics`` is
+    not here: ``run_service_api`` serves it on the API's own metrics port.
+
+    One API is served at the root. Several are each served under ``/<name>`` (``/notify/internal/…``): two
+    services may use the same path (``/internal/deliveries`` is both notify's and permissions')."""
+    if not apis:
+        raise ValueError("service_app needs at least one ServiceApi")
+    name = "+".join(api.name for api in apis)
+    routers = [internal_router(apis[0], settings)] if len(apis) == 1 else [
+        internal_router(api, settings, f"/{api.name}") for api in apis]
+
+    async def ready() -> None:
+        for api in apis:
+            await api.ready()
+
     DATABASE.watch(ready)
     return Litestar(
-        route_handlers=[*health_handlers(ready), *route_handlers],
+        route_handlers=[*health_handlers(ready), *routers],
         exception_handlers=exception_handlers(),
         middleware=[RequestContextMiddleware(f"{name}-api")],
         before_request=fail_fast_while_database_down,
-        lifespan=list(lifespan),
-        dependencies=dependencies or {},
+        lifespan=[hook for api in apis for hook in api.lifespan],
         openapi_config=None,
-        request_max_body_size=get_settings().http.max_body_bytes,
+        request_max_body_size=settings.http.max_body_bytes,
         on_app_init=[_name(name)],
     )
 
@@ -230,12 +268,13 @@ def serve(app: Litestar, port: int, settings: Settings) -> None:
     QuietServer(config).run()
 
 
-def run_service_api(name: str, factory: Callable[[], Litestar]) -> None:
+def run_service_api(name: str, factory: Callable[[Settings], Litestar]) -> None:
+    """The internal API process's composition root: settings are read here, once, and handed down."""
     settings = get_settings()
     require_secrets(settings, f"{name}-api")
     configure_logging(f"{name}-api", settings.log_level)
     configure_tracing(f"{name}-api", settings)
-    app = factory()
+    app = factory(settings)
     if settings.ports.api_metrics_base:
         app.on_startup.append(lambda: serve_metrics(settings, name))
     serve(app, getattr(settings.ports, name), settings)

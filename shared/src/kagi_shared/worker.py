@@ -1,7 +1,7 @@
 """A service's worker process: faust agents over the inbox consumer, plus the outbox relay.
 
-``WorkerRuntime`` owns the clients of one worker; a service's ``worker.py`` entry point
-registers its consumers and calls ``run()``.
+``WorkerRuntime`` owns the clients of one worker. A service's ``bootstrap.py`` declares what its worker
+does (consumers by topic, scheduled ``Job``s); its ``worker.py`` entry point registers them and calls ``run()``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaProducer
 
 from kagi_shared.faust_app import make_faust_app
 from kagi_shared.inbox import InboxConsumer, Message, Outcome
+from kagi_shared.jobs import Crontab, Job, Run, run_every
 from kagi_shared.kafka import ensure_topics, make_producer
 from kagi_shared.logging import configure_logging, get_logger
 from kagi_shared.metrics import EVENTS_CONSUMED, METRICS_OFFSET, OUTBOX_PUBLISHED, prime
@@ -101,6 +102,20 @@ async def take_batches(stream: Any, most: int, within: float) -> AsyncIterator[l
         stream._processors.remove(add)
 
 
+def schedule(app: faust.App, job: Job) -> Run:
+    """Register ``job`` on ``app``; returns the task faust starts once the worker is up."""
+    if isinstance(job, Crontab):
+        registered: Run = app.crontab(job.cron, timezone=job.timezone)(job.run)
+        return registered
+
+    async def every() -> None:
+        await run_every(job)
+
+    every.__qualname__ = every.__name__ = job.name
+    app.task(every)
+    return every
+
+
 class WorkerRuntime:
     def __init__(self, service: str, settings: Settings) -> None:
         self.service = service
@@ -150,6 +165,9 @@ class WorkerRuntime:
 
     def task(self, fn: Callable[[], Awaitable[None]]) -> None:
         self.app.task(fn)
+
+    def schedule(self, job: Job) -> None:
+        schedule(self.app, job)
 
     def relay_outbox(self) -> None:
         async def relay() -> None:

@@ -18,7 +18,7 @@ from litestar.testing import AsyncTestClient
 from pymongo import AsyncMongoClient
 
 from kagi_shared.breaker import DATABASE
-from kagi_shared.service_api import create_service_app
+from kagi_shared.service_api import INTERNAL_TOKEN_HEADER, ServiceApi, service_app
 from kagi_shared.settings import Settings
 
 
@@ -109,9 +109,10 @@ async def test_database_outage_fails_fast_then_recovers(settings: Settings) -> N
         for client in clients:
             await client.close()
 
-    app = create_service_app("breaker-test", [thing], ready=ready, lifespan=[lifespan])
+    app = service_app(settings, ServiceApi("breaker-test", [thing], ready=ready, lifespan=[lifespan]))
     try:
         async with AsyncTestClient(app=app) as http:
+            http.headers[INTERNAL_TOKEN_HEADER] = settings.security.internal_token
             assert (await http.get("/thing")).status_code == 200
 
             proxy.off()

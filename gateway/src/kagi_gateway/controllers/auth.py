@@ -9,7 +9,15 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from kagi_gateway.deps import ANY_USER, PUBLIC, SESSIONS, TOTP_ENROLMENT_REQUIRED, current_caller, request_id
+from kagi_gateway.deps import (
+    ANY_USER,
+    PUBLIC,
+    SESSIONS,
+    TOTP_ENROLMENT_REQUIRED,
+    current_caller,
+    request_id,
+    settings_of,
+)
 from kagi_gateway.schemas import LoginIn, MeOut, TokenOut
 from kagi_gateway.services import Services
 from kagi_gateway.tokens import PASSWORD_CHANGE_SCOPE, TOTP_ENROLMENT_SCOPE, issue_token
@@ -18,7 +26,7 @@ from kagi_shared.contracts.lifecycle import LogoutIn, RefreshIn, SessionOpened, 
 from kagi_shared.contracts.permissions import MyPermissionsOut
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
-from kagi_shared.settings import get_settings
+from kagi_shared.settings import Settings
 
 BEARER = "Bearer"  # the OAuth 2.0 token type
 PRIVILEGED = ("company_admin", "operator", "support")  # the roles that log in with TOTP (KAGI_SECURITY_TOTP_ROLES)
@@ -36,14 +44,14 @@ class AuthController(Controller):
         opened = await services.lifecycle.open_session(
             lifecycle.LoginIn(login_id=data.login_id, password=data.password, totp_code=data.totp_code),
             rid=request_id(request))
-        return _tokens(opened)
+        return _tokens(opened, settings_of(request))
 
     @post("/auth/refresh", opt={"roles": PUBLIC, "rate": "guess", "problems": (401,)}, status_code=200,
           summary="Exchange a refresh token (single use) for a new access and refresh token")
     async def refresh(self, data: JSONBody[RefreshIn], services: NamedDependency[Services],
                       request: Request[Any, Any, Any]) -> TokenOut:
         opened = await services.lifecycle.refresh_session(data, rid=request_id(request))
-        return _tokens(opened)
+        return _tokens(opened, settings_of(request))
 
     @post("/auth/logout", opt={"roles": ANY_USER, "password_change": True, "totp_enrolment": True}, status_code=204,
           summary="End the session: the refresh token and every access token of the account stop working")
@@ -79,7 +87,7 @@ class AuthController(Controller):
         return MeOut(**msgspec.structs.asdict(account))
 
 
-def _tokens(opened: SessionOpened) -> TokenOut:
+def _tokens(opened: SessionOpened, settings: Settings) -> TokenOut:
     """Access token (and the refresh token lifecycle opened) for a login or a refresh."""
     account = opened.account
     caller = Caller(account_id=account.account_id, login_id=account.login_id, email=account.email,
@@ -87,19 +95,19 @@ def _tokens(opened: SessionOpened) -> TokenOut:
     session_version = account.session_version
     if account.totp_enrolment_required:
         # A privileged role without its second factor yet: a token that opens only the enrolment.
-        token, expires = issue_token(caller, get_settings().security, session_version=session_version,
+        token, expires = issue_token(caller, settings.security, session_version=session_version,
                                      scope=TOTP_ENROLMENT_SCOPE)
         raise Problem(403, *TOTP_ENROLMENT_REQUIRED,
                       extra={"accessToken": token, "tokenType": BEARER, "expiresAt": expires.isoformat(),
                              "enrolUrl": "/api/v1/me/totp"})
     if account.password_change_required:
         # Expired password (SPEC §4): a token that opens only the password change endpoint.
-        token, expires = issue_token(caller, get_settings().security, session_version=session_version,
+        token, expires = issue_token(caller, settings.security, session_version=session_version,
                                      scope=PASSWORD_CHANGE_SCOPE)
         raise Problem(403, "auth.password_change_required",
                       "パスワードの有効期限が切れています。パスワードを変更してください。",
                       extra={"accessToken": token, "tokenType": BEARER, "expiresAt": expires.isoformat(),
                              "changePasswordUrl": "/api/v1/me/password"})
-    token, expires = issue_token(caller, get_settings().security, session_version=session_version)
+    token, expires = issue_token(caller, settings.security, session_version=session_version)
     return TokenOut(access_token=token, token_type=BEARER, expires_at=expires, roles=list(caller.roles),
                     refresh_token=opened.refresh_token, refresh_expires_at=opened.refresh_expires_at)

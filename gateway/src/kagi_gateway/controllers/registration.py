@@ -10,7 +10,7 @@ from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from kagi_gateway.deps import PUBLIC, client_ip, portal_url, request_id
+from kagi_gateway.deps import PUBLIC, client_ip, portal_url, request_id, settings_of
 from kagi_gateway.schemas import Dto
 from kagi_gateway.services import Services
 from kagi_shared.contracts import lifecycle
@@ -65,6 +65,7 @@ class RegistrationController(Controller):
     async def complete(self, data: JSONBody[RegistrationCompleteIn], services: NamedDependency[Services],
                        request: Request[Any, Any, Any]) -> RegisteredOut:
         account = await services.lifecycle.complete_registration(data, rid=request_id(request))
-        return RegisteredOut(account_id=account.account_id, login_id=account.login_id, login_url=portal_url("/login"),
+        return RegisteredOut(account_id=account.account_id, login_id=account.login_id,
+                             login_url=portal_url(settings_of(request), "/login"),
                              next_steps=NEXT_STEPS,
                              message="メールアドレスの登録が完了しました。ログインして利用登録を続けてください。")

@@ -12,7 +12,7 @@ from litestar.response import Redirect, Template
 
 from kagi_gateway.controllers.auth import AuthController
 from kagi_gateway.controllers.lifecycle import PasswordController, ResetCompleteIn, ResetRequestIn
-from kagi_gateway.deps import ANY_USER, PUBLIC, TOTP_ENROLMENT_REQUIRED, authorize
+from kagi_gateway.deps import ANY_USER, PUBLIC, TOTP_ENROLMENT_REQUIRED, authorize, settings_of
 from kagi_gateway.pages.forms import (
     Refused,
     body_of,
@@ -33,6 +33,7 @@ from kagi_gateway.schemas import LoginIn
 from kagi_gateway.services import Services
 from kagi_shared.contracts.lifecycle import LogoutIn, PasswordChangeIn
 from kagi_shared.problems import Problem
+from kagi_shared.settings import Settings
 
 HOME = "/account"
 Token = Annotated[str | None, QueryParameter(name="token", max_length=256, required=False)]
@@ -69,11 +70,11 @@ async def sign_in(request: Request[Any, Any, Any], services: Services, login_id:
                    authTime=time.time(), **kept)
 
 
-def external_buttons() -> list[tuple[str, str]]:
+def external_buttons(settings: Settings) -> list[tuple[str, str]]:
     """(provider id, its button text) for the login page (「LINEでログイン」…), in the configured order."""
     from kagi_gateway.federation import providers
 
-    return [(p.id, p.display_name) for p in providers().values()]
+    return [(p.id, p.display_name) for p in providers(settings).values()]
 
 
 def _allow_relying_party(request: Request[Any, Any, Any], target: str) -> None:
@@ -92,7 +93,8 @@ class AccountPages(Controller):
     @get("/login", opt={"roles": PUBLIC})
     async def login_form(self, request: Request[Any, Any, Any], next_path: Next = None) -> Template:
         _allow_relying_party(request, local_path(next_path))
-        return form_page("login.html", request, next_path=local_path(next_path), external=external_buttons())
+        return form_page("login.html", request, next_path=local_path(next_path),
+                         external=external_buttons(settings_of(request)))
 
     @post("/login", opt={"roles": PUBLIC, "rate": "login"}, status_code=303)
     async def login(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Any:
@@ -108,7 +110,7 @@ class AccountPages(Controller):
             if refused.refusal.code == TOTP_ENROLMENT_REQUIRED[0]:
                 return see_other("/totp")
             return form_page("login.html", request, refused.refusal, values, next_path=target,
-                             external=external_buttons())
+                             external=external_buttons(settings_of(request)))
         return see_other(target)
 
     @post("/logout", opt={"roles": PUBLIC}, status_code=303)
@@ -132,13 +134,13 @@ class AccountPages(Controller):
 
     @get("/password/change", opt={"roles": ANY_USER, "password_change": True})
     async def change_form(self, request: Request[Any, Any, Any]) -> Template:
-        return form_page("password_change.html", request, rules=password_rules(),
+        return form_page("password_change.html", request, rules=password_rules(settings_of(request)),
                          expired=bool(page_session(request).get("passwordChange")))
 
     @post("/password/change", opt={"roles": ANY_USER, "password_change": True}, status_code=200)
     async def change(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
         done = await submit(PasswordController.change, request, services, PasswordChangeIn,
-                            again="password_change.html", rules=password_rules(),
+                            again="password_change.html", rules=password_rules(settings_of(request)),
                             expired=bool(page_session(request).get("passwordChange")))
         page_session(request).rotate()  # the change ended every session of the account
         return message_page(request, "パスワード変更完了", done.message, links=[("/login", "ログイン画面へ")])
@@ -149,7 +151,7 @@ class AccountPages(Controller):
                          token: Token = None) -> Template:
         if token is None:
             return form_page("password_reset_request.html", request)
-        return form_page("password_reset.html", request, token=token, rules=password_rules())
+        return form_page("password_reset.html", request, token=token, rules=password_rules(settings_of(request)))
 
     @post("/password-reset", opt={"roles": PUBLIC, "rate": "login"}, status_code=200)
     async def request_reset(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
@@ -168,7 +170,8 @@ class AccountPages(Controller):
             if ({"newPassword", "answer"} & set(refused.refusal.fields) or refused.refusal.code == "request.invalid"
                     or refused.refusal.code == "password_reset.answer_wrong"):
                 return form_page("password_reset.html", request, refused.refusal, values,
-                                 token=values.get("token", ""), rules=password_rules(), question=question)
+                                 token=values.get("token", ""), rules=password_rules(settings_of(request)),
+                                 question=question)
             return refusal_page(request, "パスワード再発行", refused.refusal,
                                 links=[("/password-reset", "パスワード再発行の受付へ")])
         return message_page(request, "パスワード再発行完了", done.message, links=[("/login", "ログイン画面へ")])

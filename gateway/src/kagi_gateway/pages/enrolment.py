@@ -10,7 +10,7 @@ from litestar.di import NamedDependency
 from litestar.response import Template
 
 from kagi_gateway.controllers.enrolment import EnrolmentController
-from kagi_gateway.deps import PUBLIC
+from kagi_gateway.deps import PUBLIC, settings_of
 from kagi_gateway.pages.forms import Refusal, Refused, body_of, form_of, form_page, message_page, operate
 from kagi_gateway.pages.rules import password_rules
 from kagi_gateway.pages.session import page_session
@@ -34,7 +34,8 @@ def link_page(request: Request[Any, Any, Any], refusal: Refusal) -> Template:
 def enrolment_page(request: Request[Any, Any, Any], token: str, login_id: str, refusal: Refusal | None = None,
                    values: dict[str, str] | None = None) -> Template:
     return form_page("enrolment.html", request, refusal, values, token=token, login_id=login_id,
-                     rules=password_rules(), remaining=refusal.extra.get("remainingAttempts") if refusal else None)
+                     rules=password_rules(settings_of(request)),
+                     remaining=refusal.extra.get("remainingAttempts") if refusal else None)
 
 
 class EnrolmentPages(Controller):

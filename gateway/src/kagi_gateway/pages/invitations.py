@@ -22,7 +22,7 @@ from kagi_gateway.controllers.invitations import (
     RedeemIn,
     redeem_with_external_id,
 )
-from kagi_gateway.deps import PUBLIC
+from kagi_gateway.deps import PUBLIC, settings_of
 from kagi_gateway.pages.account import external_buttons
 from kagi_gateway.pages.forms import (
     Refusal,
@@ -41,7 +41,6 @@ from kagi_gateway.services import ForwardedProblem, Services
 from kagi_shared.contracts.invite import RedeemedOut
 from kagi_shared.jst import jp_deadline
 from kagi_shared.problems import Problem
-from kagi_shared.settings import get_settings
 
 Token = Annotated[str | None, QueryParameter(name="token", max_length=256, required=False)]
 LINK_PAGES = {
@@ -61,13 +60,13 @@ def link_page(request: Request[Any, Any, Any], refusal: Refusal) -> Template:
 def key_page(request: Request[Any, Any, Any], flow: dict[str, Any], refusal: Refusal | None = None) -> Template:
     remaining = refusal.extra.get("remainingAttempts") if refusal else None
     return form_page("invitation_key.html", request, refusal, email=flow["email"], token=flow["token"],
-                     remaining=remaining, max_wrong=get_settings().invite.link_max_wrong_keys)
+                     remaining=remaining, max_wrong=settings_of(request).invite.link_max_wrong_keys)
 
 
 def choose_page(request: Request[Any, Any, Any], flow: dict[str, Any], refusal: Refusal | None = None,
                 values: dict[str, str] | None = None) -> Template:
     return form_page("invitation_choose.html", request, refusal, values, email=flow["email"],
-                     rules=password_rules(), external=external_buttons())
+                     rules=password_rules(settings_of(request)), external=external_buttons(settings_of(request)))
 
 
 def redeem_refused(request: Request[Any, Any, Any], flow: dict[str, Any], refusal: Refusal,
@@ -106,7 +105,7 @@ async def redeem_with_external(request: Request[Any, Any, Any], services: Servic
         done = await redeem_with_external_id(services, request, flow["token"], flow["key"], provider_id, subject)
     except (Problem, ForwardedProblem) as exc:
         return redeem_refused(request, flow, refusal_of(exc))
-    return done_page(request, done, providers()[provider_id].display_name)
+    return done_page(request, done, providers(settings_of(request))[provider_id].display_name)
 
 
 class InvitationPages(Controller):

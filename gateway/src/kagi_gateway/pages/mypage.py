@@ -13,13 +13,12 @@ from litestar.response import Redirect, Template
 
 from kagi_gateway.controllers.invitations import InvitationController
 from kagi_gateway.controllers.step_up import StepUpController
-from kagi_gateway.deps import ANY_USER
+from kagi_gateway.deps import ANY_USER, settings_of
 from kagi_gateway.pages.console import act, allow_copy_script, confirm_page, console_page, tell
 from kagi_gateway.pages.forms import Refused, operate, operate_form, see_other
 from kagi_gateway.pages.session import page_session
 from kagi_gateway.services import Services
 from kagi_shared.contracts.invite import RepresentativeIn, StepUpVerifyIn
-from kagi_shared.settings import get_settings
 
 OWNER = ("owner",)
 HOME = "/mypage"
@@ -32,7 +31,7 @@ def step_up_page(request: Request[Any, Any, Any], refused: Refused | None = None
     remaining = refused.refusal.extra.get("remainingAttempts") if refused else None
     return console_page("mypage_step_up.html", request, refusal=refused.refusal if refused else None,
                         sent_to=sent["to"] if sent else None, code_expires_at=sent["expires"] if sent else None,
-                        remaining=remaining, max_tries=get_settings().security.step_up_max_attempts)
+                        remaining=remaining, max_tries=settings_of(request).security.step_up_max_attempts)
 
 
 class MyPagePages(Controller):
@@ -106,7 +105,8 @@ class MyPagePages(Controller):
             raise
         from kagi_gateway.federation import service_names  # federation imports the pages package
 
-        return console_page("mypage_users.html", request, users=listed.items, providers=service_names())
+        return console_page("mypage_users.html", request, users=listed.items,
+                            providers=service_names(settings_of(request)))
 
     @post("/users/representative", opt={"roles": OWNER}, status_code=303)
     async def representative(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Any:

@@ -11,7 +11,7 @@ from litestar.response import Redirect, Template
 
 from kagi_gateway.controllers.locations import ContractClaimController
 from kagi_gateway.controllers.registration import RegistrationController, RegistrationIn
-from kagi_gateway.deps import PUBLIC
+from kagi_gateway.deps import PUBLIC, settings_of
 from kagi_gateway.pages.account import sign_in
 from kagi_gateway.pages.forms import (
     Refused,
@@ -60,7 +60,7 @@ class RegistrationPages(Controller):
         except Refused as refused:
             return refusal_page(request, "新規登録", refused.refusal)
         return form_page("register_password.html", request, email=link.email, expires=link.expires_at_text,
-                         token=token, rules=password_rules())
+                         token=token, rules=password_rules(settings_of(request)))
 
     @post("/request", opt={"roles": PUBLIC}, status_code=200)
     async def request_link(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
@@ -78,7 +78,7 @@ class RegistrationPages(Controller):
             if "password" in refused.refusal.fields:
                 return form_page("register_password.html", request, refused.refusal, values,
                                  email=values.get("email", ""), token=values.get("token", ""),
-                                 rules=password_rules())
+                                 rules=password_rules(settings_of(request)))
             return refusal_page(request, "新規登録", refused.refusal)
         try:
             await sign_in(request, services, done.login_id, values["password"])

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from kagi_shared.settings import get_settings
+from kagi_shared.settings import Settings
 
 _RULES = {
     "seed": ["8〜32文字", "半角英数字と記号 !\"#$%&'()*+,-./:;<=>\\@[]_`~ が使用できます",
@@ -12,5 +12,5 @@ _RULES = {
 }
 
 
-def password_rules() -> list[str]:
-    return _RULES[get_settings().lifecycle.password_profile]
+def password_rules(settings: Settings) -> list[str]:
+    return _RULES[settings.lifecycle.password_profile]

@@ -20,9 +20,9 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from kagi_gateway.deps import PUBLIC, authorize
+from kagi_gateway.deps import PUBLIC, authorize, settings_in
 from kagi_shared.problems import Problem
-from kagi_shared.settings import get_settings
+from kagi_shared.settings import Settings
 
 COOKIE = "kagi_session"
 CSRF_FIELD = "csrf"
@@ -144,12 +144,11 @@ async def page_response(message: Message, scope: Scope) -> None:
     if state.get("page_script"):  # a page with the copy button: the site's own script file, nothing inline
         headers["content-security-policy"] = headers["content-security-policy"] + "; script-src 'self'"
     if session.id != old_id:
-        secure = "; Secure" if _secure_cookie() else ""
+        secure = "; Secure" if _secure_cookie(settings_in(scope)) else ""
         headers.add("set-cookie", f"{COOKIE}={session.id}; Path=/; HttpOnly; SameSite=Lax{secure}")
 
 
-def _secure_cookie() -> bool:
-    settings = get_settings()
+def _secure_cookie(settings: Settings) -> bool:
     return settings.env == "prod" or settings.brand.portal_url.startswith("https://")
 
 

@@ -7,8 +7,12 @@ from dataclasses import dataclass
 from kagi_audit.adapters.checkpoints import CheckpointReader
 from kagi_audit.adapters.ledger import Ledger
 from kagi_audit.service.ledger import AuditService
+from kagi_shared.clock import Clock, utc_now
+from kagi_shared.events.audit import AuditRecorded
+from kagi_shared.inbox import DeadLetterSink, InboxConsumer
 from kagi_shared.mongo import Store, database_name, make_client
 from kagi_shared.settings import Settings
+from kagi_shared.topics import AUDIT_EVENTS
 
 NAME = "audit"
 
@@ -26,8 +30,14 @@ class Audit:
         await self.store.client.close()
 
 
-def bootstrap(settings: Settings, store: Store | None = None) -> Audit:
+def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = utc_now) -> Audit:
     store = store or Store(make_client(settings), database_name(settings, NAME))
     ledger = Ledger(store)
     key = settings.security.audit_key.encode()
-    return Audit(store, ledger, AuditService(ledger, key, CheckpointReader(settings).history))
+    return Audit(store, ledger, AuditService(ledger, key, CheckpointReader(settings).history, clock=clock))
+
+
+def consumers(audit: Audit, dead_letter: DeadLetterSink, settings: Settings) -> dict[str, InboxConsumer]:
+    """Every audit event, appended to the chain once."""
+    return {AUDIT_EVENTS.name: InboxConsumer("audit", audit.store, {AuditRecorded: audit.service.on_recorded},
+                                             dead_letter, settings)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from kagi_invite.adapters.claims import ClaimRepository
 from kagi_invite.adapters.invitations import InvitationRepository
@@ -19,8 +20,14 @@ from kagi_invite.service.locations import LocationService
 from kagi_invite.service.ports import Accounts
 from kagi_invite.service.redemption import RedemptionService
 from kagi_invite.service.step_up import StepUpService
-from kagi_shared.mongo import Store, database_name, make_client
+from kagi_shared.clock import Clock, utc_now
+from kagi_shared.events import invite as iev
+from kagi_shared.events import lifecycle as lev
+from kagi_shared.events.envelope import Envelope
+from kagi_shared.inbox import DeadLetterSink, InboxConsumer
+from kagi_shared.mongo import Store, Tx, database_name, make_client
 from kagi_shared.settings import Settings
+from kagi_shared.topics import CONTRACTS_UPSERTED, LIFECYCLE_EVENTS
 
 NAME = "invite"
 
@@ -71,21 +78,52 @@ def claim_policy(settings: Settings) -> ClaimPolicy:
                        sms_max_attempts=invite.sms_max_attempts)
 
 
-def bootstrap(settings: Settings, store: Store | None = None, accounts: Accounts | None = None) -> Invite:
+def bootstrap(settings: Settings, store: Store | None = None, accounts: Accounts | None = None,
+              clock: Clock = utc_now) -> Invite:
     """``accounts``: lifecycle's accounts; by default its internal API at ``KAGI_PORTS_LIFECYCLE`` /
     ``KAGI_LIFECYCLE_URL`` (redemption and the user list call it)."""
     store = store or Store(make_client(settings), database_name(settings, NAME))
     repo = StepUpRepository(store)
     invitations_repo = InvitationRepository(store)
     invitations = InvitationService(store, invitations_repo, repo, settings, invitation_policy(settings),
-                                    step_up_policy(settings))
+                                    step_up_policy(settings), clock=clock)
     locations_repo = LocationRepository(store)
     claims_repo = ClaimRepository(store)
     accounts = accounts or LifecycleAccounts(settings)
-    return Invite(store, repo, StepUpService(store, repo, settings, step_up_policy(settings)), invitations_repo,
-                  invitations, locations_repo,
+    return Invite(store, repo, StepUpService(store, repo, settings, step_up_policy(settings), clock=clock),
+                  invitations_repo, invitations, locations_repo,
                   LocationService(store, locations_repo, invitations, settings,
-                                  ViewerKeyPolicy(key_ttl_s=settings.invite.viewer_key_ttl_s)), claims_repo,
-                  ClaimService(store, claims_repo, invitations, invitations_repo, locations_repo, settings,
-                               claim_policy(settings)),
+                                  ViewerKeyPolicy(key_ttl_s=settings.invite.viewer_key_ttl_s), clock=clock),
+                  claims_repo, ClaimService(store, claims_repo, invitations, invitations_repo, locations_repo,
+                                            settings, claim_policy(settings), clock=clock),
                   RedemptionService(invitations, accounts), accounts)
+
+
+def contracts(invite: Invite, dead_letter: DeadLetterSink, settings: Settings) -> InboxConsumer:
+    async def on_contract(envelope: Envelope, event: Any, tx: Tx) -> None:
+        assert isinstance(event, iev.ContractUpserted)
+        await invite.locations.ingest(tx, event)
+
+    async def on_water_contract(envelope: Envelope, event: Any, tx: Tx) -> None:
+        assert isinstance(event, iev.WaterContractUpserted)
+        await invite.claims.ingest(tx, event)
+
+    return InboxConsumer("invite.contracts", invite.store, {iev.ContractUpserted: on_contract,
+                                                            iev.WaterContractUpserted: on_water_contract},
+                         dead_letter, settings)
+
+
+def purges(invite: Invite, dead_letter: DeadLetterSink, settings: Settings) -> InboxConsumer:
+    async def on_purged(envelope: Envelope, event: Any, tx: Tx) -> None:
+        assert isinstance(event, lev.AccountPurged)
+        await invite.invitations_repo.remove_account(tx, event.account_id)
+        await invite.locations.forget_account(tx, event.account_id)
+        await invite.claims_repo.remove_all(tx, event.account_id)
+
+    return InboxConsumer("invite.purges", invite.store, {lev.AccountPurged: on_purged}, dead_letter, settings)
+
+
+def consumers(invite: Invite, dead_letter: DeadLetterSink, settings: Settings) -> dict[str, InboxConsumer]:
+    """The worker's consumers by topic: contract data from outside, lifecycle's purges."""
+    return {CONTRACTS_UPSERTED.name: contracts(invite, dead_letter, settings),
+            LIFECYCLE_EVENTS.name: purges(invite, dead_letter, settings)}

@@ -10,9 +10,8 @@ import msgspec
 import pytest
 
 from kagi_cli.invite import sample_water_contracts
-from kagi_invite.bootstrap import Invite, bootstrap
+from kagi_invite.bootstrap import Invite, bootstrap, contracts
 from kagi_invite.domain.claims import Proof
-from kagi_invite.entrypoints.worker import contracts
 from kagi_shared.events import invite as ev
 from kagi_shared.events import new_envelope
 from kagi_shared.events.envelope import encode

@@ -11,8 +11,7 @@ import msgspec
 import pytest
 
 from kagi_cli.invite import publish_contracts, sample_contracts
-from kagi_invite.bootstrap import Invite, bootstrap
-from kagi_invite.entrypoints.worker import contracts, purges
+from kagi_invite.bootstrap import Invite, bootstrap, contracts, purges
 from kagi_shared.events import invite as ev
 from kagi_shared.events import lifecycle as lev
 from kagi_shared.events import new_envelope

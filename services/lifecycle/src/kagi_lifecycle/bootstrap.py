@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from kagi_lifecycle.adapters.enrolments import EnrolmentRepository
 from kagi_lifecycle.adapters.external_links import ExternalLinkRepository
@@ -20,7 +22,7 @@ from kagi_lifecycle.domain.ladder import LadderDays
 from kagi_lifecycle.domain.oidc import OidcPolicy
 from kagi_lifecycle.domain.password_policy import PasswordPolicy
 from kagi_lifecycle.domain.sessions import SessionPolicy
-from kagi_lifecycle.service.accounts import AccountService, Clock, _now
+from kagi_lifecycle.service.accounts import AccountService
 from kagi_lifecycle.service.credentials import CredentialService
 from kagi_lifecycle.service.enrolment import EnrolmentService
 from kagi_lifecycle.service.federation import FederationService
@@ -31,10 +33,21 @@ from kagi_lifecycle.service.sessions import SessionService
 from kagi_lifecycle.service.sweep import SweepService
 from kagi_lifecycle.service.totp import TotpService
 from kagi_lifecycle.service.unlock import UnlockService
-from kagi_shared.mongo import Store, database_name, make_client
+from kagi_shared.clock import Clock, utc_now
+from kagi_shared.events import invite as inv
+from kagi_shared.events import lifecycle as ev
+from kagi_shared.events import permissions as pev
+from kagi_shared.events.envelope import Envelope
+from kagi_shared.inbox import DeadLetterSink, Handler, InboxConsumer
+from kagi_shared.jobs import Crontab, Job
+from kagi_shared.logging import get_logger
+from kagi_shared.mongo import Store, Tx, database_name, make_client
 from kagi_shared.settings import Settings
+from kagi_shared.topics import AUTH_LOGINS, INVITE_EVENTS, PERMISSIONS_EVENTS
 
 NAME = "lifecycle"
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -92,7 +105,7 @@ def password_policy(settings: Settings) -> PasswordPolicy:
                           max_age_days=settings.lifecycle.password_max_age_days)
 
 
-def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = _now) -> Lifecycle:
+def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = utc_now) -> Lifecycle:
     store = store or Store(make_client(settings), database_name(settings, NAME))
     accounts = AccountRepository(store)
     limiter = RateLimiter(store)
@@ -112,3 +125,45 @@ def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = _no
                      OidcService(OidcRepository(store), settings, clock,
                                  OidcPolicy(token_ttl_s=settings.security.access_token_ttl_s)),
                      FederationService(service, ExternalLinkRepository(store)))
+
+
+
+def consumers(lifecycle: Lifecycle, dead_letter: DeadLetterSink, settings: Settings) -> dict[str, InboxConsumer]:
+    """The worker's consumers by topic: external logins, withdrawals (退会), and permission changes (a first
+    grant enrols a B2B ID, losing every permission disables it)."""
+    async def on_login(envelope: Envelope, event: Any, tx: Tx) -> None:
+        assert isinstance(event, ev.ExternalLoginReported)
+        await lifecycle.service.external_login(tx, event, envelope.correlationid)
+
+    async def on_withdrawn(envelope: Envelope, event: Any, tx: Tx) -> None:
+        assert isinstance(event, inv.Withdrawn)
+        await lifecycle.registrations.withdraw(tx, event.account_id, envelope.correlationid)
+
+    async def on_access_changed(envelope: Envelope, event: Any, tx: Tx) -> None:
+        assert isinstance(event, pev.AccessChanged)
+        await lifecycle.enrolments.on_access_changed(tx, event, envelope.correlationid)
+
+    def consumer(name: str, event_type: type, handler: Handler) -> InboxConsumer:
+        return InboxConsumer(name, lifecycle.store, {event_type: handler}, dead_letter, settings)
+
+    return {
+        AUTH_LOGINS.name: consumer("lifecycle.external_logins", ev.ExternalLoginReported, on_login),
+        INVITE_EVENTS.name: consumer("lifecycle.withdrawals", inv.Withdrawn, on_withdrawn),
+        PERMISSIONS_EVENTS.name: consumer("lifecycle.access_changes", pev.AccessChanged, on_access_changed),
+    }
+
+
+def jobs(lifecycle: Lifecycle, settings: Settings) -> list[Job]:
+    """The daily inactivity sweep at the configured crontab and time zone.
+
+    Every worker may run it: each account is re-read and changed in its own transaction, so two
+    sweeps at once apply each stage once (no dependence on faust's leader election).
+    """
+    lc = settings.lifecycle
+
+    async def inactivity_sweep() -> None:
+        await lifecycle.start()
+        result = await lifecycle.sweeps.sweep(lifecycle.service.clock())
+        log.info("lifecycle.scheduled_sweep", **result.as_json())
+
+    return [Crontab(lc.sweep_cron, ZoneInfo(lc.sweep_timezone), inactivity_sweep)]

@@ -11,11 +11,12 @@ import msgspec
 import pytest
 from lifecycle_helpers import PASSWORD, mails, make_lifecycle, outbox
 
-from kagi_lifecycle.entrypoints.worker import external_logins
+from kagi_lifecycle.bootstrap import consumers
 from kagi_shared.events import encode, new_envelope
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.problems import Problem
 from kagi_shared.settings import Settings
+from kagi_shared.topics import AUTH_LOGINS
 
 
 async def refused(awaitable: Any) -> Problem:
@@ -186,7 +187,7 @@ async def test_external_logins_update_last_login_once_and_never_backwards(settin
     async def dead_letter(topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         dead.append((topic, value))
 
-    consumer = external_logins(lc, dead_letter, settings)
+    consumer = consumers(lc, dead_letter, settings)[AUTH_LOGINS.name]
     at = clock() + timedelta(days=100)
     envelope = new_envelope(ev.ExternalLoginReported(login_id="EXT@example.jp", at=at, provider="secom"),
                             source="idp", subject="ext@example.jp")
@@ -219,7 +220,7 @@ async def test_a_late_external_report_after_a_password_login_is_a_login_that_kee
     reported_at = clock()
     clock.advance(days=1)
     await lc.service.login("late@example.jp", PASSWORD)
-    consumer = external_logins(lc, _no_dead_letters, settings)
+    consumer = consumers(lc, _no_dead_letters, settings)[AUTH_LOGINS.name]
     late = new_envelope(ev.ExternalLoginReported(login_id="late@example.jp", at=reported_at, provider="line"),
                         source="idp", subject="late@example.jp")
     assert await consumer.process("auth.logins", b"late", encode(late)) == "handled"

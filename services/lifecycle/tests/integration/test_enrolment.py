@@ -10,8 +10,7 @@ import pytest
 from lifecycle_helpers import PASSWORD, mails, make_lifecycle, outbox
 
 from kagi_lifecycle.adapters.enrolments import ENROLMENTS
-from kagi_lifecycle.bootstrap import Lifecycle
-from kagi_lifecycle.entrypoints.worker import access_changes
+from kagi_lifecycle.bootstrap import Lifecycle, consumers
 from kagi_shared import codes
 from kagi_shared.events import encode, new_envelope
 from kagi_shared.events import lifecycle as ev
@@ -19,6 +18,7 @@ from kagi_shared.events import permissions as pev
 from kagi_shared.jst import JST
 from kagi_shared.problems import Problem
 from kagi_shared.settings import Settings, get_settings
+from kagi_shared.topics import PERMISSIONS_EVENTS
 
 ISSUED = datetime(2026, 1, 5, 10, 0, tzinfo=JST).astimezone(UTC)
 
@@ -39,7 +39,7 @@ async def change(lc: Lifecycle, settings: Settings, user_id: str, system: str, b
     event = pev.AccessChanged(user_id=user_id, company_id="c1", system=system, before=before, after=after,
                               permissions=held, reason=reason)  # type: ignore[arg-type]
     envelope = new_envelope(event, source="kagi/permissions", subject=user_id.lower())
-    consumer = access_changes(lc, dead_letter, settings)
+    consumer = consumers(lc, dead_letter, settings)[PERMISSIONS_EVENTS.name]
     assert await consumer.process("permissions.events", user_id.lower().encode(), encode(envelope)) == "handled"
     assert await consumer.process("permissions.events", user_id.lower().encode(), encode(envelope)) == "duplicate"
 

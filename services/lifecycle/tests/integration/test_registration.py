@@ -10,12 +10,13 @@ import msgspec
 import pytest
 from lifecycle_helpers import PASSWORD, mails, make_lifecycle, outbox
 
-from kagi_lifecycle.entrypoints.worker import withdrawals
+from kagi_lifecycle.bootstrap import consumers
 from kagi_shared.events import encode, new_envelope
 from kagi_shared.events import invite as inv
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.problems import Problem
 from kagi_shared.settings import Settings
+from kagi_shared.topics import INVITE_EVENTS
 
 
 async def refused(awaitable: Any) -> Problem:
@@ -136,7 +137,7 @@ async def test_withdrawal_frees_the_address_for_a_new_registration(settings: Set
     async def dead_letter(topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         raise AssertionError(f"dead-lettered: {value!r}")
 
-    consumer = withdrawals(lc, dead_letter, settings)
+    consumer = consumers(lc, dead_letter, settings)[INVITE_EVENTS.name]
     envelope = new_envelope(inv.Withdrawn(account_id=old.id, contracts_unlinked=2), source="kagi/invite",
                             subject=old.id)
     assert await consumer.process("invite.events", old.id.encode(), encode(envelope)) == "handled"

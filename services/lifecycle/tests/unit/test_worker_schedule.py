@@ -15,9 +15,10 @@ from zoneinfo import ZoneInfo
 import msgspec
 import pytest
 
-from kagi_lifecycle.entrypoints.worker import schedule_sweep
+from kagi_lifecycle.bootstrap import jobs
 from kagi_shared.faust_app import make_faust_app
 from kagi_shared.settings import LifecycleSettings, Settings
+from kagi_shared.worker import schedule
 
 
 class _Slept(Exception):
@@ -28,7 +29,8 @@ async def seconds_until_first_run(settings: Settings, tmp_path: Any) -> float:
     """How long the registered crontab task would sleep before its first sweep, were the worker started now."""
     settings = msgspec.structs.replace(settings, var_dir=str(tmp_path))
     app = make_faust_app("lifecycle", settings)
-    registered = schedule_sweep(app, lifecycle=None, settings=settings)  # type: ignore[arg-type]
+    [sweep] = jobs(lifecycle=None, settings=settings)  # type: ignore[arg-type]
+    registered = schedule(app, sweep)
     # What faust starts once the worker is up (App.on_started_init_extra_tasks).
     [task] = app._app_tasks
     assert task is registered and inspect.unwrap(task).__name__ == "inactivity_sweep"

@@ -10,10 +10,12 @@ from kagi_notify.adapters.channels import Channel, MailChannel, SmsChannel
 from kagi_notify.adapters.mailer import SmtpMailer, SmtpTarget
 from kagi_notify.adapters.repository import AdminContactRepository, DeliveryRepository, PreferenceRepository
 from kagi_notify.adapters.sms import FileSmsSender, SmsSender
-from kagi_notify.domain.templates import Catalogue, sender_addresses
+from kagi_notify.adapters.template_files import read_catalogue, sender_addresses
+from kagi_notify.domain.templates import Catalogue
 from kagi_notify.service.admin_contacts import AdminContactService
 from kagi_notify.service.deliveries import NotifyService
 from kagi_notify.service.preferences import PreferenceService
+from kagi_shared.clock import Clock, utc_now
 from kagi_shared.events import lifecycle as lev
 from kagi_shared.events import notify as ev
 from kagi_shared.inbox import DeadLetterSink, Handler, InboxConsumer
@@ -44,7 +46,7 @@ class Notify:
 
 
 def load_catalogue(settings: Settings) -> Catalogue:
-    catalogue = Catalogue.load(settings.brand.name, settings.brand.portal_url,
+    catalogue = read_catalogue(settings.brand.name, settings.brand.portal_url,
                                senders=sender_addresses(settings.smtp))
     # Every template's series from the start: "mails went dead" must see the first one.
     prime(DELIVERIES, *((spec.channel, name, result) for name, spec in catalogue.specs.items()
@@ -62,16 +64,17 @@ def sms_sender(settings: Settings) -> SmsSender:
 
 
 def bootstrap(settings: Settings, store: Store | None = None, dead_letter: DeadLetterSink | None = None,
-              channels: Mapping[str, Channel] | None = None) -> Notify:
+              channels: Mapping[str, Channel] | None = None, clock: Clock = utc_now) -> Notify:
     store = store or Store(make_client(settings), database_name(settings, NAME))
     repo = DeliveryRepository(store)
     preferences = PreferenceRepository(store)
     if channels is None:
         mailer = SmtpMailer(SmtpTarget.parse(settings.smtp_url), settings.notify.smtp_timeout_s)
         channels = {"mail": MailChannel(mailer, settings), "sms": SmsChannel(sms_sender(settings), settings)}
-    service = NotifyService(store, repo, load_catalogue(settings), channels, settings, dead_letter, preferences)
-    contacts = AdminContactService(store, AdminContactRepository(store), service, settings)
-    return Notify(store, repo, service, PreferenceService(preferences), contacts)
+    service = NotifyService(store, repo, load_catalogue(settings), channels, settings, dead_letter, preferences,
+                            clock=clock)
+    contacts = AdminContactService(store, AdminContactRepository(store), service, settings, clock=clock)
+    return Notify(store, repo, service, PreferenceService(preferences, clock=clock), contacts)
 
 
 def consumers(notify: Notify, dead_letter: DeadLetterSink, settings: Settings) -> dict[str, InboxConsumer]:

@@ -203,7 +203,7 @@ async def test_operators_find_deliveries_by_address_whatever_its_case(settings: 
     operator = {INTERNAL_TOKEN_HEADER: settings.security.internal_token,
                 **caller_headers(Caller(account_id="op-1", login_id="op", roles=("operator",)))}
     # In-process ASGI on this event loop (the database client is bound to it); notify is already started.
-    transport = httpx.ASGITransport(app=create_app(h.notify))
+    transport = httpx.ASGITransport(app=create_app(settings, h.notify))
     async with httpx.AsyncClient(transport=transport, base_url="http://notify") as client:
         for asked in ("taro.yamada@example.jp", "TARO.YAMADA@EXAMPLE.JP", "Taro.Yamada@example.jp"):
             reply = await client.get("/internal/deliveries", params={"recipient": asked}, headers=operator)

@@ -13,10 +13,11 @@ from kagi_cli.main import main as kagi
 from kagi_cli.notify import cmd_sms
 from kagi_notify.adapters.mailer import build_message
 from kagi_notify.adapters.sms import FileSmsSender, SmsMessage, read_sms
+from kagi_notify.adapters.template_files import read_catalogue
 from kagi_notify.domain import admin_contacts as ac
 from kagi_notify.domain.deliveries import phone_problem, recipient_problem
 from kagi_notify.domain.preferences import MANDATORY_CATEGORIES, OPT_OUT_NOTICE, Preferences, should_send
-from kagi_notify.domain.templates import Catalogue, Rendered
+from kagi_notify.domain.templates import Rendered
 from kagi_shared.settings import get_settings
 
 NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
@@ -80,7 +81,7 @@ def test_sms_numbers_are_checked(number: str, ok: bool) -> None:
 
 
 def test_sms_template_has_no_subject_and_carries_the_code() -> None:
-    catalogue = Catalogue.load("Kagi", "https://kagi.example.jp")
+    catalogue = read_catalogue("Kagi", "https://kagi.example.jp")
     spec = catalogue.spec("sms_verification")
     assert spec.channel == "sms" and spec.subject == "" and spec.secret == {"code"}
     variables = {"code": "ABCD2345EFGH", "expires_at": "2026年11月22日 12時00分まで"}
@@ -90,7 +91,7 @@ def test_sms_template_has_no_subject_and_carries_the_code() -> None:
 
 
 def test_admin_and_site_notice_templates_follow_seed_7_3() -> None:
-    catalogue = Catalogue.load("Kagi", "https://kagi.example.jp")
+    catalogue = read_catalogue("Kagi", "https://kagi.example.jp")
     confirm = catalogue.render_sample("admin_contact_confirm").body
     assert "認証期限は送信日から7日以内です" in confirm
     assert catalogue.spec("admin_contact_confirm").secret == {"confirm_url"}
@@ -116,7 +117,7 @@ def test_cli_lists_every_template(capsys: pytest.CaptureFixture[str]) -> None:
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["NAME", "CHANNEL", "CATEGORY", "SUBJECT"]
     names = {line.split()[0] for line in lines[1:]}
-    assert set(Catalogue.load("Kagi", "https://kagi.example.jp").specs) == names
+    assert set(read_catalogue("Kagi", "https://kagi.example.jp").specs) == names
     sms = next(line for line in lines if line.startswith("sms_verification"))
     assert sms.split()[1:] == ["sms", "security", "-"]
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from kagi_notify.adapters.template_files import TEMPLATE_DIR, read_catalogue, sender_addresses
 from kagi_notify.domain.deliveries import address_problem, next_attempt
-from kagi_notify.domain.templates import TEMPLATE_DIR, Catalogue, TemplateError
+from kagi_notify.domain.templates import Catalogue, TemplateError
 
 # Subjects of the seeds' notices, with the brand set to "Kagi". Every template must be listed here.
 EXPECTED_SUBJECTS = {"step_up_code": "【Kagi】認証コード発行のお知らせ",
@@ -43,7 +44,7 @@ ALL = sorted(p.stem for p in TEMPLATE_DIR.glob("*/*.txt"))
 
 @pytest.fixture
 def catalogue() -> Catalogue:
-    return Catalogue.load("Kagi", "https://kagi.example.jp")
+    return read_catalogue("Kagi", "https://kagi.example.jp")
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -74,7 +75,7 @@ def test_catalogue_refuses_to_load_a_template_using_an_undeclared_variable(tmp_p
     source = (TEMPLATE_DIR / "mail" / "step_up_code.txt").read_text(encoding="utf-8")
     (tmp_path / "mail" / "step_up_code.txt").write_text(source + "{{ account_nmae }}\n", encoding="utf-8")
     with pytest.raises(TemplateError, match="undeclared variables: \\['account_nmae'\\]"):
-        Catalogue.load("Kagi", "https://kagi.example.jp", tmp_path)
+        read_catalogue("Kagi", "https://kagi.example.jp", tmp_path)
 
 
 def test_catalogue_refuses_a_template_without_samples_for_its_variables(tmp_path: Path) -> None:
@@ -83,7 +84,7 @@ def test_catalogue_refuses_a_template_without_samples_for_its_variables(tmp_path
     (tmp_path / "mail" / "step_up_code.txt").write_text(source.replace("  code: ABCD2345EFGH\n", ""),
                                                          encoding="utf-8")
     with pytest.raises(TemplateError, match="sample must give exactly the declared variables"):
-        Catalogue.load("Kagi", "https://kagi.example.jp", tmp_path)
+        read_catalogue("Kagi", "https://kagi.example.jp", tmp_path)
 
 
 @pytest.mark.parametrize(("address", "ok"), [
@@ -110,7 +111,7 @@ SENDERS = {"default": "no-reply@kagi.example.jp", "auth": "noreply@admin.auth.ka
 
 
 def test_templates_with_a_sender_of_their_own_render_it_the_others_keep_the_default() -> None:
-    catalogue = Catalogue.load("Kagi", "https://kagi.example.jp", senders=SENDERS)
+    catalogue = read_catalogue("Kagi", "https://kagi.example.jp", senders=SENDERS)
     own = {name: catalogue.render_sample(name).sender for name in ALL if catalogue.spec(name).sender}
     # Seed 5-7: the inactivity notices come from the authentication system; 5-1 ⑤: the enrolment mails.
     assert own == {**dict.fromkeys(["inactivity_warning_1", "inactivity_warning_2", "inactivity_lock",
@@ -122,12 +123,11 @@ def test_templates_with_a_sender_of_their_own_render_it_the_others_keep_the_defa
 
 def test_the_from_header_is_the_templates_sender_else_the_default() -> None:
     from kagi_notify.adapters.channels import MailChannel
-    from kagi_notify.domain.templates import sender_addresses
     from kagi_shared.settings import load_settings
 
     settings = load_settings({"KAGI_SMTP_SENDER": "info@brand.example.jp",
                               "KAGI_SMTP_AUTH_SENDER": "noreply@admin.auth.brand.example.jp"})
-    catalogue = Catalogue.load("Kagi", "https://kagi.example.jp", senders=sender_addresses(settings.smtp))
+    catalogue = read_catalogue("Kagi", "https://kagi.example.jp", senders=sender_addresses(settings.smtp))
     channel = MailChannel(None, settings)  # type: ignore[arg-type] - only builds the message here
     lock = channel.message_for("d-1", "user@example.jp", "lifecycle", catalogue.render_sample("inactivity_lock"))
     code = channel.message_for("d-2", "user@example.jp", "security", catalogue.render_sample("step_up_code"))
@@ -142,10 +142,10 @@ def test_catalogue_refuses_a_template_naming_an_unknown_sender(tmp_path: Path) -
     (tmp_path / "mail" / "inactivity_lock.txt").write_text(source.replace("sender: auth\n", "sender: billing\n"),
                                                            encoding="utf-8")
     with pytest.raises(TemplateError, match="inactivity_lock names an unknown sender 'billing'"):
-        Catalogue.load("Kagi", "https://kagi.example.jp", tmp_path, senders=SENDERS)
+        read_catalogue("Kagi", "https://kagi.example.jp", tmp_path, senders=SENDERS)
     # The shipped templates need the senders the settings define: a deployment without them cannot start.
     with pytest.raises(TemplateError, match="unknown sender 'auth'"):
-        Catalogue.load("Kagi", "https://kagi.example.jp", senders={"default": "no-reply@kagi.example.jp"})
+        read_catalogue("Kagi", "https://kagi.example.jp", senders={"default": "no-reply@kagi.example.jp"})
 
 
 def test_an_sms_template_has_no_sender(tmp_path: Path) -> None:
@@ -154,4 +154,4 @@ def test_an_sms_template_has_no_sender(tmp_path: Path) -> None:
     (tmp_path / "sms" / "sms_verification.txt").write_text(source.replace("---\n", "---\nsender: auth\n", 1),
                                                            encoding="utf-8")
     with pytest.raises(TemplateError, match="only mail templates have a sender"):
-        Catalogue.load("Kagi", "https://kagi.example.jp", tmp_path, senders=SENDERS)
+        read_catalogue("Kagi", "https://kagi.example.jp", tmp_path, senders=SENDERS)

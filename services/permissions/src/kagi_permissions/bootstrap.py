@@ -11,15 +11,19 @@ from kagi_permissions.domain.requests import JujuPolicy
 from kagi_permissions.service.companies import CompanyService
 from kagi_permissions.service.requests import RequestService
 from kagi_permissions.service.review import ReviewService
+from kagi_shared.clock import Clock, utc_now
 from kagi_shared.events import lifecycle as lev
 from kagi_shared.events import permissions as pev
 from kagi_shared.events.envelope import Envelope
 from kagi_shared.inbox import DeadLetterSink, InboxConsumer
+from kagi_shared.jobs import Every, Job
+from kagi_shared.logging import get_logger
 from kagi_shared.mongo import Store, Tx, database_name, make_client
 from kagi_shared.settings import Settings
 from kagi_shared.topics import LIFECYCLE_EVENTS, PERMISSIONS_ACKS
 
 NAME = "permissions"
+log = get_logger(__name__)
 # Acks come in bursts after every batch run (one per user and system); taken up to this many per transaction.
 BATCHED_TOPICS = {PERMISSIONS_ACKS.name: 200}
 
@@ -41,14 +45,14 @@ class Permissions:
         await self.store.client.close()
 
 
-def bootstrap(settings: Settings, store: Store | None = None) -> Permissions:
+def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = utc_now) -> Permissions:
     store = store or Store(make_client(settings), database_name(settings, NAME))
     repo = Repository(store)
     calendar = calendar_from(settings)
     requests = RequestService(store, repo, settings, calendar,
-                              JujuPolicy(max_users=settings.permissions.juju_max_users))
-    return Permissions(store, repo, calendar, requests, CompanyService(store, repo, requests),
-                       ReviewService(store, repo, requests))
+                              JujuPolicy(max_users=settings.permissions.juju_max_users), clock=clock)
+    return Permissions(store, repo, calendar, requests, CompanyService(store, repo, requests, clock=clock),
+                       ReviewService(store, repo, requests, clock=clock))
 
 
 def consumers(permissions: Permissions, dead_letter: DeadLetterSink, settings: Settings) -> dict[str, InboxConsumer]:
@@ -76,3 +80,16 @@ def consumers(permissions: Permissions, dead_letter: DeadLetterSink, settings: S
             lev.AccountCreated: on_account_created, lev.LoggedIn: on_logged_in, lev.AccountPurged: on_purged,
         }, dead_letter, settings),
     }
+
+
+def jobs(permissions: Permissions, settings: Settings) -> list[Job]:
+    """The batch runs by itself on its date (and catches up after downtime); overdue acks raise reminders."""
+    async def tick() -> None:
+        result, reminded = await permissions.requests.tick()
+        if result.requests:
+            log.info("batch.ran", batch_date=str(result.batch_date), requests=result.requests,
+                     commands=result.commands)
+        if reminded:
+            log.warning("acks.overdue", reminded=reminded)
+
+    return [Every("scheduler", settings.permissions.scheduler_interval_s, tick, setup=permissions.start)]

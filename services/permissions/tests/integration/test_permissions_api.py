@@ -21,7 +21,7 @@ def headers(settings: Settings, caller: Caller | None = None) -> dict[str, str]:
 async def test_companies_roles_schedule_and_allowlist_over_http(settings: Settings, store_factory: Any) -> None:
     permissions = await service(settings, await store_factory("permissions"))
     # In-process ASGI on this event loop (the database client is bound to it); the service is already started.
-    transport = httpx.ASGITransport(app=create_app(permissions))
+    transport = httpx.ASGITransport(app=create_app(settings, permissions))
     async with httpx.AsyncClient(transport=transport, base_url="http://permissions") as client:
         bad = await client.get("/internal/schedule", params={"submitted_on": "2019-02-30"}, headers=headers(settings))
         assert bad.status_code == 400 and bad.headers["content-type"].startswith("application/problem+json")

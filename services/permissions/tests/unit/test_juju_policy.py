@@ -19,3 +19,9 @@ def test_the_operator_s_override_is_the_company_s_limit() -> None:
     assert policy.limit_for(None) == 5 and policy.limit_for(7) == 7
     assert not policy.refuses("new@partner.example.jp", five, 7)
     assert policy.refuses("new@partner.example.jp", five | {"sixth@partner.example.jp", "x@p.jp"}, 7)
+
+
+def test_an_override_of_zero_closes_juju_to_the_company() -> None:
+    policy = JujuPolicy(max_users=5)
+    assert policy.limit_for(0) == 0
+    assert policy.refuses("first@partner.example.jp", set(), 0)

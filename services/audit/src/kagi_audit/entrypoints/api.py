@@ -12,16 +12,16 @@ from litestar.params import Parameter, QueryParameter
 
 from kagi_audit.bootstrap import NAME, Audit, bootstrap
 from kagi_shared.contracts.audit import AuditEntry, VerdictOut
-from kagi_shared.service_api import caller_of, create_service_app, internal_guard, require_role, run_service_api
-from kagi_shared.settings import get_settings
+from kagi_shared.service_api import ServiceApi, caller_of, require_role, run_service_api, service_app
+from kagi_shared.settings import Settings
 
 
-def create_app(audit: Audit | None = None) -> Litestar:
+def service_api(settings: Settings, audit: Audit | None = None) -> ServiceApi:
     state: dict[str, Audit] = {}
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        state["app"] = audit or bootstrap(get_settings())
+        state["app"] = audit or bootstrap(settings)
         await state["app"].start()
         try:
             yield
@@ -29,7 +29,7 @@ def create_app(audit: Audit | None = None) -> Litestar:
             if audit is None:
                 await state["app"].close()
 
-    @get("/internal/audit", guards=[internal_guard])
+    @get("/internal/audit")
     async def entries(
         request: Request[Any, Any, Any],
         actor_id: Annotated[str | None, QueryParameter(name="actorId", max_length=64)] = None,
@@ -39,7 +39,7 @@ def create_app(audit: Audit | None = None) -> Litestar:
         links = await state["app"].ledger.recent(actor_id, limit)
         return [{"seq": link.seq, "hash": link.hash, **link.entry} for link in links]
 
-    @get("/internal/audit/verify", guards=[internal_guard])
+    @get("/internal/audit/verify")
     async def verify(request: Request[Any, Any, Any]) -> VerdictOut:
         require_role(caller_of(request), "operator")
         return VerdictOut(**msgspec.structs.asdict(await state["app"].service.verify()))
@@ -47,7 +47,11 @@ def create_app(audit: Audit | None = None) -> Litestar:
     async def ready() -> None:
         await state["app"].store.ping()
 
-    return create_service_app(NAME, [entries, verify], ready=ready, lifespan=[lifespan])
+    return ServiceApi(NAME, [entries, verify], ready=ready, lifespan=[lifespan])
+
+
+def create_app(settings: Settings, audit: Audit | None = None) -> Litestar:
+    return service_app(settings, service_api(settings, audit))
 
 
 def main() -> None:

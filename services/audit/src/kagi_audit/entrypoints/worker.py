@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from kagi_audit.bootstrap import NAME, bootstrap
-from kagi_shared.events.audit import AuditRecorded
-from kagi_shared.inbox import InboxConsumer
+from kagi_audit.bootstrap import NAME, bootstrap, consumers
 from kagi_shared.settings import get_settings
-from kagi_shared.topics import AUDIT_EVENTS
 from kagi_shared.worker import WorkerRuntime
 
 
@@ -14,8 +11,8 @@ def main() -> None:
     settings = get_settings()
     runtime = WorkerRuntime(NAME, settings)
     audit = bootstrap(settings, runtime.store)
-    runtime.consume(AUDIT_EVENTS.name, InboxConsumer(
-        "audit", runtime.store, {AuditRecorded: audit.service.on_recorded}, runtime.dead_letter, settings))
+    for topic, consumer in consumers(audit, runtime.dead_letter, settings).items():
+        runtime.consume(topic, consumer)
 
     async def prepare() -> None:
         await audit.start()

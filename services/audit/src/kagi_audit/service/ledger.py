@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
 from kagi_audit.adapters.ledger import Ledger
 from kagi_audit.domain.chain import Checkpoint, Verdict, next_link, sign_checkpoint, verify
+from kagi_shared.clock import Clock, utc_now
 from kagi_shared.events import Envelope, new_envelope
 from kagi_shared.events.audit import AuditCheckpoint, AuditRecorded
 from kagi_shared.mongo import Tx
@@ -20,7 +20,8 @@ SOURCE = "kagi/audit"
 
 class AuditService:
     def __init__(self, ledger: Ledger, key: bytes,
-                 checkpoints: Callable[[], Awaitable[Sequence[Checkpoint]]]) -> None:
+                 checkpoints: Callable[[], Awaitable[Sequence[Checkpoint]]], *, clock: Clock = utc_now) -> None:
+        self.clock = clock
         self.ledger = ledger
         self.key = key
         self.checkpoints = checkpoints
@@ -33,7 +34,7 @@ class AuditService:
         await self.ledger.append(tx, link)
         # In the same transaction as the append (through the outbox): no entry exists without its checkpoint
         # on the way out of the database.
-        checkpoint = sign_checkpoint(self.key, link, datetime.now(UTC))
+        checkpoint = sign_checkpoint(self.key, link, self.clock())
         tx.publish(AUDIT_CHECKPOINTS.name, new_envelope(
             AuditCheckpoint(entries=checkpoint.entries, head_hash=checkpoint.head_hash, at=checkpoint.at,
                             signature=checkpoint.signature),

@@ -14,8 +14,8 @@ from kagi_invite.entrypoints.claims import claim_handlers
 from kagi_invite.entrypoints.invitations import invitation_handlers
 from kagi_invite.entrypoints.locations import location_handlers
 from kagi_shared.contracts.invite import StepUpIssuedOut, StepUpStateOut, StepUpVerifyIn
-from kagi_shared.service_api import caller_of, create_service_app, internal_guard, require_role, run_service_api
-from kagi_shared.settings import get_settings
+from kagi_shared.service_api import ServiceApi, caller_of, correlation_of, require_role, run_service_api, service_app
+from kagi_shared.settings import Settings
 
 # A viewer-only account steps up too: its withdrawal needs it.
 STEP_UP_ROLES = ("owner", "viewer")
@@ -26,12 +26,12 @@ def _mask(email: str) -> str:
     return f"{local[:2]}***@{domain}"
 
 
-def create_app(invite: Invite | None = None) -> Litestar:
+def service_api(settings: Settings, invite: Invite | None = None) -> ServiceApi:
     state: dict[str, Invite] = {}
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        state["app"] = invite or bootstrap(get_settings())
+        state["app"] = invite or bootstrap(settings)
         await state["app"].start()
         try:
             yield
@@ -39,21 +39,21 @@ def create_app(invite: Invite | None = None) -> Litestar:
             if invite is None:
                 await state["app"].close()
 
-    @post("/internal/step-up", guards=[internal_guard], status_code=201)
+    @post("/internal/step-up", status_code=201)
     async def issue(request: Request[Any, Any, Any]) -> StepUpIssuedOut:
         caller = caller_of(request)
         require_role(caller, *STEP_UP_ROLES)
-        code = await state["app"].step_up.issue(caller, request.headers.get("x-request-id"))
+        code = await state["app"].step_up.issue(caller, correlation_of(request))
         return StepUpIssuedOut(code_id=code.id, expires_at=code.expires_at, sent_to=_mask(caller.email))
 
-    @post("/internal/step-up/verify", guards=[internal_guard], status_code=200)
+    @post("/internal/step-up/verify", status_code=200)
     async def verify(data: JSONBody[StepUpVerifyIn], request: Request[Any, Any, Any]) -> StepUpStateOut:
         caller = caller_of(request)
         require_role(caller, *STEP_UP_ROLES)
-        until = await state["app"].step_up.verify(caller, data.code, request.headers.get("x-request-id"))
+        until = await state["app"].step_up.verify(caller, data.code, correlation_of(request))
         return StepUpStateOut(verified=True, valid_until=until)
 
-    @get("/internal/step-up", guards=[internal_guard])
+    @get("/internal/step-up")
     async def status(request: Request[Any, Any, Any]) -> StepUpStateOut:
         caller = caller_of(request)
         require_role(caller, *STEP_UP_ROLES)
@@ -63,9 +63,13 @@ def create_app(invite: Invite | None = None) -> Litestar:
     async def ready() -> None:
         await state["app"].store.ping()
 
-    handlers = [issue, verify, status, *invitation_handlers(lambda: state["app"]),
+    handlers = [issue, verify, status, *invitation_handlers(lambda: state["app"], settings),
                 *location_handlers(lambda: state["app"]), *claim_handlers(lambda: state["app"])]
-    return create_service_app(NAME, handlers, ready=ready, lifespan=[lifespan])
+    return ServiceApi(NAME, handlers, ready=ready, lifespan=[lifespan])
+
+
+def create_app(settings: Settings, invite: Invite | None = None) -> Litestar:
+    return service_app(settings, service_api(settings, invite))
 
 
 def main() -> None:

@@ -22,32 +22,29 @@ from kagi_shared.contracts.invite import (
     WaterContractOut,
     WithdrawnOut,
 )
-from kagi_shared.service_api import Caller, caller_of, internal_guard, require_role
+from kagi_shared.service_api import Caller, caller_of, correlation_of, require_role
 
 if TYPE_CHECKING:
     from kagi_invite.bootstrap import Invite
 
 def claim_handlers(app: Callable[[], Invite]) -> list[Any]:
-    def correlation(request: Request[Any, Any, Any]) -> str | None:
-        return request.headers.get("x-request-id")
-
     def owner(request: Request[Any, Any, Any]) -> Caller:
         caller = caller_of(request)
         require_role(caller, "owner")
         return caller
 
-    @post("/internal/contracts", guards=[internal_guard], status_code=201)
+    @post("/internal/contracts", status_code=201)
     async def link(data: JSONBody[ClaimIn], request: Request[Any, Any, Any]) -> LinkedOut:
         proof = Proof(customer_number=data.customer_number, billing_number=data.billing_number, phone=data.phone,
                       service_address=data.service_address, debit_last4=data.debit_last4)
-        result = await app().claims.link(owner(request), proof, correlation(request))
+        result = await app().claims.link(owner(request), proof, correlation_of(request))
         contract = await app().claims_repo.contract(result.claim.customer_number)
         return LinkedOut(claim=ClaimOut(customer_number=result.claim.customer_number,
                                         name=contract.name if contract else "", main=result.claim.main,
                                         linked_at=result.claim.linked_at),
                          count=result.count, warning=result.warning)
 
-    @get("/internal/contracts", guards=[internal_guard])
+    @get("/internal/contracts")
     async def claims(request: Request[Any, Any, Any]) -> ClaimsOut:
         found, contracts = await app().claims.claims(owner(request))
         items = [ClaimOut(customer_number=c.customer_number, name=contracts[c.customer_number].name
@@ -57,7 +54,7 @@ def claim_handlers(app: Callable[[], Invite]) -> list[Any]:
         return ClaimsOut(items=items, count=len(items),
                          warning="claims.above_recommended" if len(items) > limit else None)
 
-    @get("/internal/contracts/{customer_number:str}", guards=[internal_guard])
+    @get("/internal/contracts/{customer_number:str}")
     async def contract(customer_number: FromPath[str], request: Request[Any, Any, Any]) -> WaterContractOut:
         caller = owner(request)
         found = await app().claims.contract(caller, customer_number)
@@ -65,32 +62,32 @@ def claim_handlers(app: Callable[[], Invite]) -> list[Any]:
         return WaterContractOut(customer_number=found.id, name=found.name, service_address=found.service_address,
                            main=found.id in mains)
 
-    @put("/internal/contracts/main", guards=[internal_guard], status_code=204)
+    @put("/internal/contracts/main", status_code=204)
     async def main(data: JSONBody[MainIn], request: Request[Any, Any, Any]) -> None:
-        await app().claims.set_main(owner(request), data.customer_number, correlation(request))
+        await app().claims.set_main(owner(request), data.customer_number, correlation_of(request))
 
-    @delete("/internal/contracts/{customer_number:str}", guards=[internal_guard], status_code=204)
+    @delete("/internal/contracts/{customer_number:str}", status_code=204)
     async def unlink(customer_number: FromPath[str], request: Request[Any, Any, Any]) -> None:
-        await app().claims.unlink(owner(request), customer_number, correlation(request))
+        await app().claims.unlink(owner(request), customer_number, correlation_of(request))
 
-    @post("/internal/withdrawal", guards=[internal_guard], status_code=200)
+    @post("/internal/withdrawal", status_code=200)
     async def withdraw(request: Request[Any, Any, Any]) -> WithdrawnOut:
-        return WithdrawnOut(contracts_unlinked=await app().claims.withdraw(caller_of(request), correlation(request)))
+        return WithdrawnOut(contracts_unlinked=await app().claims.withdraw(caller_of(request), correlation_of(request)))
 
-    @post("/internal/sms-verification", guards=[internal_guard], status_code=201)
+    @post("/internal/sms-verification", status_code=201)
     async def issue_sms(data: JSONBody[SmsIn], request: Request[Any, Any, Any]) -> SmsIssuedOut:
-        code = await app().claims.issue_sms(owner(request), data.mobile, correlation(request))
+        code = await app().claims.issue_sms(owner(request), data.mobile, correlation_of(request))
         number = "".join(ch for ch in data.mobile if ch.isdigit())
         return SmsIssuedOut(sent_to=f"{number[:3]}****{number[-4:]}", expires_at=code.expires_at)
 
-    @post("/internal/sms-verification/verify", guards=[internal_guard], status_code=200)
+    @post("/internal/sms-verification/verify", status_code=200)
     async def verify_sms(data: JSONBody[SmsVerifyIn], request: Request[Any, Any, Any]) -> RegistrationOut:
         caller = owner(request)
-        at = await app().claims.verify_sms(caller, data.code, correlation(request))
+        at = await app().claims.verify_sms(caller, data.code, correlation_of(request))
         return RegistrationOut(sms_verified=True, sms_verified_at=at,
                                contracts=len((await app().claims.claims(caller))[0]))
 
-    @get("/internal/registration", guards=[internal_guard])
+    @get("/internal/registration")
     async def registration(request: Request[Any, Any, Any]) -> RegistrationOut:
         caller = owner(request)
         at = await app().claims.sms_verified_at(caller)

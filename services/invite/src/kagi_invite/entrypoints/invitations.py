@@ -30,8 +30,8 @@ from kagi_shared.contracts.invite import (
     UsersOut,
 )
 from kagi_shared.jst import jp_deadline
-from kagi_shared.service_api import caller_of, internal_guard, require_role
-from kagi_shared.settings import get_settings
+from kagi_shared.service_api import caller_of, correlation_of, require_role
+from kagi_shared.settings import Settings
 
 if TYPE_CHECKING:
     from kagi_invite.bootstrap import Invite
@@ -50,67 +50,64 @@ def co_user_out(co_user: CoUser) -> HouseholdMemberOut:
                               added_at=co_user.added_at)
 
 
-def login_url() -> str:
-    return f"{get_settings().brand.portal_url.rstrip('/')}/login"
+def login_url(settings: Settings) -> str:
+    return f"{settings.brand.portal_url.rstrip('/')}/login"
 
 
-def invitation_handlers(app: Callable[[], Invite]) -> list[Any]:
-    def correlation(request: Request[Any, Any, Any]) -> str | None:
-        return request.headers.get("x-request-id")
-
+def invitation_handlers(app: Callable[[], Invite], settings: Settings) -> list[Any]:
     def owner(request: Request[Any, Any, Any]) -> Any:
         caller = caller_of(request)
         require_role(caller, "owner")
         return caller
 
-    @post("/internal/invitations", guards=[internal_guard], status_code=201)
+    @post("/internal/invitations", status_code=201)
     async def issue_key(request: Request[Any, Any, Any]) -> IssuedKeyOut:
-        issued = await app().invitations.issue_key(owner(request), correlation(request))
+        issued = await app().invitations.issue_key(owner(request), correlation_of(request))
         return IssuedKeyOut(key_id=issued.record.id, key=issued.key, expires_at=issued.record.expires_at,
-                            expires_at_text=jp_deadline(issued.record.expires_at), login_url=login_url())
+                            expires_at_text=jp_deadline(issued.record.expires_at), login_url=login_url(settings))
 
-    @get("/internal/invitations", guards=[internal_guard])
+    @get("/internal/invitations")
     async def list_keys(request: Request[Any, Any, Any]) -> KeysOut:
         now = datetime.now(UTC)
         return KeysOut(items=[key_out(k, now) for k in await app().invitations.list_keys(owner(request))])
 
-    @delete("/internal/invitations/{key_id:str}", guards=[internal_guard], status_code=200)
+    @delete("/internal/invitations/{key_id:str}", status_code=200)
     async def revoke_key(key_id: FromPath[str], request: Request[Any, Any, Any]) -> KeyOut:
-        key = await app().invitations.revoke_key(owner(request), key_id, correlation(request))
+        key = await app().invitations.revoke_key(owner(request), key_id, correlation_of(request))
         return key_out(key, datetime.now(UTC))
 
-    @post("/internal/invitations/requests", guards=[internal_guard], status_code=202)
+    @post("/internal/invitations/requests", status_code=202)
     async def request_link(data: JSONBody[LinkRequestIn], request: Request[Any, Any, Any]) -> InvitationRequestOut:
-        link = await app().invitations.request_link(data.email, data.client_ip, correlation(request))
+        link = await app().invitations.request_link(data.email, data.client_ip, correlation_of(request))
         return InvitationRequestOut(sent_to=link.email, link_expires_at=link.expires_at)
 
-    @post("/internal/invitations/links/check", guards=[internal_guard], status_code=200)
+    @post("/internal/invitations/links/check", status_code=200)
     async def check_link(data: JSONBody[LinkTokenIn]) -> LinkOut:
         link = await app().invitations.check_link(data.token, data.client_ip)
         return LinkOut(email=link.email, expires_at=link.expires_at)
 
-    @post("/internal/invitations/redeem", guards=[internal_guard], status_code=201)
+    @post("/internal/invitations/redeem", status_code=201)
     async def redeem(data: JSONBody[RedeemIn], request: Request[Any, Any, Any]) -> RedeemedOut:
         done = await app().redemption.redeem(msgspec.convert(msgspec.structs.asdict(data), Redemption),
-                                             correlation(request))
+                                             correlation_of(request))
         return RedeemedOut(account_id=done.co_user.account_id, login_id=done.co_user.login_id,
                            new_account=done.new_account, owner_login_id=done.co_user.owner_login_id,
-                           login_url=login_url())
+                           login_url=login_url(settings))
 
-    @get("/internal/users", guards=[internal_guard])
+    @get("/internal/users")
     async def users(request: Request[Any, Any, Any]) -> UsersOut:
-        listed = await app().redemption.user_list(owner(request), correlation(request))
+        listed = await app().redemption.user_list(owner(request), correlation_of(request))
         return UsersOut(items=[UserOut(**msgspec.structs.asdict(u)) for u in listed])
 
-    @put("/internal/users/representative", guards=[internal_guard], status_code=204)
+    @put("/internal/users/representative", status_code=204)
     async def representative(data: JSONBody[RepresentativeIn], request: Request[Any, Any, Any]) -> None:
-        await app().invitations.set_representative(owner(request), data.account_id, correlation(request))
+        await app().invitations.set_representative(owner(request), data.account_id, correlation_of(request))
 
-    @delete("/internal/users/{account_id:str}", guards=[internal_guard], status_code=204)
+    @delete("/internal/users/{account_id:str}", status_code=204)
     async def remove(account_id: FromPath[str], request: Request[Any, Any, Any]) -> None:
-        await app().invitations.remove_co_user(owner(request), account_id, correlation(request))
+        await app().invitations.remove_co_user(owner(request), account_id, correlation_of(request))
 
-    @get("/internal/memberships", guards=[internal_guard])
+    @get("/internal/memberships")
     async def memberships(request: Request[Any, Any, Any]) -> HouseholdMembershipsOut:
         found = await app().invitations.memberships(caller_of(request))
         return HouseholdMembershipsOut(items=[co_user_out(c) for c in found])

@@ -24,7 +24,7 @@ from kagi_shared.contracts.invite import (
 )
 from kagi_shared.jst import jp_deadline
 from kagi_shared.problems import FieldError, Problem
-from kagi_shared.service_api import Caller, caller_of, internal_guard, require_role
+from kagi_shared.service_api import Caller, caller_of, correlation_of, require_role
 
 if TYPE_CHECKING:
     from kagi_invite.bootstrap import Invite
@@ -46,49 +46,45 @@ def checked_location(location_id: str) -> str:
 
 
 def location_handlers(app: Callable[[], Invite]) -> list[Any]:
-    def correlation(request: Request[Any, Any, Any]) -> str | None:
-        return request.headers.get("x-request-id")
-
     def owner(request: Request[Any, Any, Any]) -> Caller:
         caller = caller_of(request)
         require_role(caller, "owner")
         return caller
 
-    @get("/internal/locations", guards=[internal_guard])
+    @get("/internal/locations")
     async def search(request: Request[Any, Any, Any], q: FromQuery[str] = "", page: FromQuery[int] = 1,
                      per_page: Annotated[int, msgspec.Meta(ge=1, le=100)] = 10) -> LocationPageOut:
         items, total = await app().locations.search(owner(request), q, page, per_page)
         return LocationPageOut(items=[location_out(x) for x in items], total=total, page=max(page, 1),
                                per_page=per_page)
 
-    @post("/internal/locations/{location_id:str}/viewer-keys", guards=[internal_guard], status_code=201)
+    @post("/internal/locations/{location_id:str}/viewer-keys", status_code=201)
     async def issue(location_id: FromPath[str], request: Request[Any, Any, Any]) -> ViewerKeyOut:
         plain, key, location = await app().locations.issue_viewer_key(owner(request), checked_location(location_id),
-                                                                       correlation(request))
+                                                                       correlation_of(request))
         return ViewerKeyOut(key_id=key.id, key=plain, expires_at=key.expires_at,
                             expires_at_text=jp_deadline(key.expires_at), location=location_out(location))
 
-    @get("/internal/locations/{location_id:str}/viewers", guards=[internal_guard])
+    @get("/internal/locations/{location_id:str}/viewers")
     async def viewers(location_id: FromPath[str], request: Request[Any, Any, Any]) -> ViewersOut:
         rights = await app().locations.viewers(owner(request), checked_location(location_id))
         return ViewersOut(items=[viewer_out(r) for r in rights])
 
-    @delete("/internal/locations/{location_id:str}/viewers/{account_id:str}", guards=[internal_guard],
-            status_code=204)
+    @delete("/internal/locations/{location_id:str}/viewers/{account_id:str}", status_code=204)
     async def remove_viewer(location_id: FromPath[str], account_id: FromPath[str],
                             request: Request[Any, Any, Any]) -> None:
         await app().locations.remove_viewer(owner(request), checked_location(location_id), account_id,
-                                            correlation(request))
+                                            correlation_of(request))
 
-    @post("/internal/viewing-locations", guards=[internal_guard], status_code=201)
+    @post("/internal/viewing-locations", status_code=201)
     async def add_viewing(data: JSONBody[AddViewingIn], request: Request[Any, Any, Any]) -> LocationOut:
-        return location_out(await app().locations.add_viewing(caller_of(request), data.key, correlation(request)))
+        return location_out(await app().locations.add_viewing(caller_of(request), data.key, correlation_of(request)))
 
-    @get("/internal/viewing-locations", guards=[internal_guard])
+    @get("/internal/viewing-locations")
     async def viewing(request: Request[Any, Any, Any]) -> ViewingOut:
         return ViewingOut(items=[location_out(x) for x in await app().locations.viewing(caller_of(request))])
 
-    @get("/internal/viewing-locations/{location_id:str}", guards=[internal_guard])
+    @get("/internal/viewing-locations/{location_id:str}")
     async def view(location_id: FromPath[str], request: Request[Any, Any, Any]) -> LocationDataOut:
         location = await app().locations.view(caller_of(request), checked_location(location_id))
         return LocationDataOut(location=location_out(location), contract=location.contract,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 import msgspec
 
@@ -30,15 +30,16 @@ from kagi_invite.domain.locations import newer
 from kagi_invite.domain.step_up import StepUpCode, judge
 from kagi_invite.service.invitations import InvitationService
 from kagi_shared import codes
+from kagi_shared.clock import Clock, utc_now
 from kagi_shared.events import Event, new_envelope
 from kagi_shared.events import invite as ev
-from kagi_shared.events import notify as nev
 from kagi_shared.jst import jp_datetime, jp_deadline
 from kagi_shared.mongo import Store, Tx
+from kagi_shared.notifications import request_notification
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
-from kagi_shared.topics import INVITE_EVENTS, NOTIFY_REQUESTS
+from kagi_shared.topics import INVITE_EVENTS
 
 SOURCE = "kagi/invite"
 
@@ -69,7 +70,8 @@ def sms_required() -> Problem:
 class ClaimService:
     def __init__(self, store: Store, repo: ClaimRepository, invitations: InvitationService,
                  invitation_repo: InvitationRepository, locations: LocationRepository, settings: Settings,
-                 policy: ClaimPolicy) -> None:
+                 policy: ClaimPolicy, *, clock: Clock = utc_now) -> None:
+        self.clock = clock
         self.policy = policy
         self.store = store
         self.repo = repo
@@ -89,7 +91,7 @@ class ClaimService:
         await self.repo.upsert_contract(tx, WaterContract(
             id=number, billing_number=identifier(event.billing_number), name=event.name,
             service_address=event.service_address, phone=event.phone, debit_last4=event.debit_last4,
-            version=event.version, updated_at=datetime.now(UTC)))
+            version=event.version, updated_at=self.clock()))
         return True
 
     async def link(self, caller: Caller, proof: Proof, correlation_id: str | None = None) -> ClaimResult:
@@ -114,7 +116,7 @@ class ClaimService:
 
         async def work(tx: Tx) -> ClaimResult:
             existing = await self.repo.claims_of(caller.account_id, tx)
-            now = datetime.now(UTC)
+            now = self.clock()
             claim = Claim(account_id=caller.account_id, customer_number=number, main=not existing,
                           linked_at=now, email=caller.email)
             others = [c for c in await self.repo.claimants(number, tx) if c.account_id != caller.account_id]
@@ -123,12 +125,12 @@ class ClaimService:
                                                 main=claim.main), caller.account_id, correlation_id)
             for other in others:  # whoever already holds the number hears of the new claim
                 if other.email:
-                    tx.publish(NOTIFY_REQUESTS.name, new_envelope(
-                        nev.sealed_request(self.settings.security.notify_key, nev.Notice(
-                            template="contract_linked_elsewhere", channel="mail", recipient=other.email,
-                            category="security", account_id=other.account_id,
-                            variables={"customer_number": masked(number), "linked_at": jp_datetime(now)})),
-                        source=SOURCE, subject=other.email, correlation_id=correlation_id))
+                    request_notification(tx, self.settings.security.notify_key, source=SOURCE,
+                                         template="contract_linked_elsewhere", recipient=other.email,
+                                         category="security", account_id=other.account_id,
+                                         variables={"customer_number": masked(number),
+                                                    "linked_at": jp_datetime(now)},
+                                         correlation_id=correlation_id)
             count = len(existing) + 1
             warn = self.policy.warns(count)
             return ClaimResult(claim=claim, count=count, warning="claims.above_recommended" if warn else None)
@@ -216,19 +218,17 @@ class ClaimService:
         recipient = sms_destination(mobile, claims, await self.repo.contracts_by_number(
             [c.customer_number for c in claims]))
         plain = codes.new_code(SMS_CODE_LENGTH, SMS_ALPHABET)
-        now = datetime.now(UTC)
+        now = self.clock()
         code = StepUpCode(id=str(uuid.uuid4()), account_id=caller.account_id,
                           code_hash=codes.hash_code(plain, self.settings.security.code_pepper), issued_at=now,
                           expires_at=self.policy.sms_expires_at(now))
 
         async def work(tx: Tx) -> None:
             await self.repo.replace_sms_code(tx, code)
-            tx.publish(NOTIFY_REQUESTS.name, new_envelope(
-                nev.sealed_request(self.settings.security.notify_key, nev.Notice(
-                    template="sms_verification", channel="sms", recipient=recipient, category="security",
-                    account_id=caller.account_id,
-                    variables={"code": plain, "expires_at": jp_deadline(code.expires_at)})),
-                source=SOURCE, subject=caller.account_id, correlation_id=correlation_id))
+            request_notification(tx, self.settings.security.notify_key, source=SOURCE, template="sms_verification",
+                                 channel="sms", recipient=recipient, category="security", account_id=caller.account_id,
+                                 variables={"code": plain, "expires_at": jp_deadline(code.expires_at)},
+                                 subject=caller.account_id, correlation_id=correlation_id)
 
         await self.store.transaction(work)
         return code
@@ -237,7 +237,7 @@ class ClaimService:
         code = await self.repo.latest_sms_code(caller.account_id)
         if code is None:
             raise Problem(404, "sms.no_code", "SMS認証コードが発行されていません。認証コードを発行してください。")
-        now = datetime.now(UTC)
+        now = self.clock()
         max_attempts = self.policy.sms_max_attempts
         # Counted before judged, as the step-up code: concurrent guesses cannot outnumber the attempts.
         counted = await self.repo.claim_sms_attempt(code.id, max_attempts)

@@ -6,7 +6,7 @@ import math
 import re
 import secrets
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import msgspec
 
@@ -28,15 +28,16 @@ from kagi_invite.domain.step_up import StepUpPolicy
 from kagi_invite.service.ports import Invitations, StepUps
 from kagi_invite.service.step_up import require_step_up
 from kagi_shared import codes
+from kagi_shared.clock import Clock, utc_now
 from kagi_shared.events import Event, new_envelope
 from kagi_shared.events import invite as ev
-from kagi_shared.events import notify as nev
 from kagi_shared.jst import jp_datetime, jp_deadline
 from kagi_shared.mongo import Transactions, Tx
+from kagi_shared.notifications import request_notification
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
-from kagi_shared.topics import INVITE_EVENTS, NOTIFY_REQUESTS
+from kagi_shared.topics import INVITE_EVENTS
 
 SOURCE = "kagi/invite"
 EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")
@@ -70,9 +71,6 @@ _LINK_REFUSALS = {
 }
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
 
 def _link_refused(verdict: str, reserved_until: datetime | None, now: datetime) -> Problem:
     status, code, title = _LINK_REFUSALS[verdict]
@@ -103,7 +101,9 @@ class Household(msgspec.Struct, kw_only=True):
 
 class InvitationService:
     def __init__(self, store: Transactions, repo: Invitations, step_ups: StepUps,
-                 settings: Settings, policy: InvitationPolicy, step_up_policy: StepUpPolicy) -> None:
+                 settings: Settings, policy: InvitationPolicy, step_up_policy: StepUpPolicy, *,
+                 clock: Clock = utc_now) -> None:
+        self.clock = clock
         self.store = store
         self.repo = repo
         self.step_ups = step_ups
@@ -119,21 +119,19 @@ class InvitationService:
               account_id: str | None = None) -> None:
         if not to:
             return
-        tx.publish(NOTIFY_REQUESTS.name, new_envelope(
-            nev.sealed_request(self.settings.security.notify_key, nev.Notice(
-                template=template, channel="mail", recipient=to, category="invitation", account_id=account_id,
-                variables=variables)),
-            source=SOURCE, subject=to, correlation_id=correlation_id))
+        request_notification(tx, self.settings.security.notify_key, source=SOURCE, template=template, recipient=to,
+                             category="invitation", account_id=account_id, variables=variables,
+                             correlation_id=correlation_id)
 
     # -- the owner ---------------------------------------------------------------------------------
     async def require_step_up(self, caller: Caller) -> None:
         """The user list and every key issue need a step-up verified within the window (15 min)."""
-        await require_step_up(self.step_ups, self.step_up_policy, caller, _now())
+        await require_step_up(self.step_ups, self.step_up_policy, caller, self.clock())
 
     async def issue_key(self, caller: Caller, correlation_id: str | None = None) -> IssuedKey:
         await self.require_step_up(caller)
         pepper = self.settings.security.code_pepper
-        now = _now()
+        now = self.clock()
         plain = codes.new_code(KEY_LENGTH)
         key = InvitationKey(id=str(uuid.uuid4()), owner_id=caller.account_id, key_hash=codes.hash_code(plain, pepper),
                             issued_at=now, expires_at=self.policy.key_expires_at(now))
@@ -154,7 +152,7 @@ class InvitationService:
         key = await self.repo.key_of_owner(caller.account_id, key_id)
         if key is None:
             raise key_not_found()  # another owner's key looks exactly like a missing one
-        if judge_key(key, _now()) not in ("ok", "busy"):
+        if judge_key(key, self.clock()) not in ("ok", "busy"):
             raise Problem(409, "invitation.key_not_pending", "未使用の認証キーのみ取り消すことができます。",
                           extra={"status": key.status})
 
@@ -186,7 +184,7 @@ class InvitationService:
         if not value:
             return
         window = self.settings.invite.rate_window_s
-        now = _now()
+        now = self.clock()
         start = now - timedelta(seconds=window)
         bucket = self._bucket(action, kind, value)
         count = await self.repo.hit(bucket, now, start)
@@ -207,7 +205,7 @@ class InvitationService:
         limits = self.settings.invite
         await self.limit("request", "ip", ip, limits.request_per_ip)
         await self.limit("request", "email", email, limits.request_per_email)
-        now = _now()
+        now = self.clock()
         token = secrets.token_hex(24)
         link = ConfirmationLink(id=str(uuid.uuid4()), email=email,
                                 token_hash=codes.hash_code(token, self.settings.security.code_pepper), issued_at=now,
@@ -235,7 +233,7 @@ class InvitationService:
     async def check_link(self, token: str, ip: str | None) -> ConfirmationLink:
         await self.limit("redeem", "ip", ip, self.settings.invite.redeem_per_ip)
         link = await self._link(token)
-        verdict = judge_link(link, _now())
+        verdict = judge_link(link, self.clock())
         if verdict not in ("ok", "busy"):
             status, code, title = _LINK_REFUSALS[verdict]
             raise Problem(status, code, title)
@@ -247,7 +245,7 @@ class InvitationService:
         limits = self.settings.invite
         await self.limit("redeem", "ip", ip, limits.redeem_per_ip)
         link = await self._link(token)
-        now = _now()
+        now = self.clock()
         link_verdict = judge_link(link, now)
         if link_verdict != "ok":
             # Judged before the per-address limit: an answer that judged no key is no guess. An invitee whose
@@ -287,7 +285,7 @@ class InvitationService:
             lost = exc.what
         if lost == "key":
             fresh = await self.repo.key_of_owner(key.owner_id, key.id)
-            verdict = judge_key(fresh, _now()) if fresh else "redeemed"
+            verdict = judge_key(fresh, self.clock()) if fresh else "redeemed"
             status, code, title = _KEY_REFUSALS[verdict if verdict != "ok" else "busy"]
             raise Problem(status, code, title)
         if lost == "link":
@@ -352,7 +350,7 @@ class InvitationService:
             if verdict == "own_key":
                 raise Problem(409, "invitation.own_key", "ご自身が発行した認証キーは使用できません。")
             raise Problem(409, "invitation.already_member", "このアカウントは既に利用者として登録されています。")
-        now = _now()
+        now = self.clock()
         owner_login_id, owner_email = await self.repo.owner_contact(key.id)
         co_user = CoUser(owner_id=key.owner_id, owner_login_id=owner_login_id, account_id=account_id,
                          login_id=login_id, email=email or login_id, account_type=account_type, key_id=key.id,
@@ -408,7 +406,7 @@ class InvitationService:
         co_user = await self.repo.co_user(caller.account_id, account_id)
         if co_user is None:
             raise Problem(404, "users.not_found", "指定された利用者が見つかりません。")
-        now = _now()
+        now = self.clock()
 
         async def work(tx: Tx) -> bool:
             if not await self.repo.remove_co_user(tx, caller.account_id, account_id):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from kagi_invite.adapters.locations import LocationRepository
 from kagi_invite.domain.invitations import KEY_LENGTH, key_format_problem
@@ -20,15 +19,16 @@ from kagi_invite.domain.locations import (
 )
 from kagi_invite.service.invitations import InvitationService
 from kagi_shared import codes
+from kagi_shared.clock import Clock, utc_now
 from kagi_shared.events import Event, new_envelope
 from kagi_shared.events import invite as ev
-from kagi_shared.events import notify as nev
 from kagi_shared.jst import jp_datetime
 from kagi_shared.mongo import Store, Tx
+from kagi_shared.notifications import request_notification
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
-from kagi_shared.topics import INVITE_EVENTS, NOTIFY_REQUESTS
+from kagi_shared.topics import INVITE_EVENTS
 
 SOURCE = "kagi/invite"
 
@@ -44,13 +44,11 @@ def location_not_found() -> Problem:
     return Problem(404, "location.not_found", "指定されたご使用場所が見つかりません。")
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
 
 class LocationService:
     def __init__(self, store: Store, repo: LocationRepository, invitations: InvitationService,
-                 settings: Settings, policy: ViewerKeyPolicy) -> None:
+                 settings: Settings, policy: ViewerKeyPolicy, *, clock: Clock = utc_now) -> None:
+        self.clock = clock
         self.store = store
         self.repo = repo
         self.invitations = invitations
@@ -64,11 +62,9 @@ class LocationService:
     def _mail(self, tx: Tx, template: str, to: str, variables: dict[str, str], correlation_id: str | None,
               account_id: str | None) -> None:
         if to:
-            tx.publish(NOTIFY_REQUESTS.name, new_envelope(
-                nev.sealed_request(self.settings.security.notify_key, nev.Notice(
-                    template=template, channel="mail", recipient=to, category="invitation", account_id=account_id,
-                    variables=variables)),
-                source=SOURCE, subject=to, correlation_id=correlation_id))
+            request_notification(tx, self.settings.security.notify_key, source=SOURCE, template=template, recipient=to,
+                                 category="invitation", account_id=account_id, variables=variables,
+                                 correlation_id=correlation_id)
 
     # -- contract data from outside ----------------------------------------------------------------
     async def ingest(self, tx: Tx, event: ev.ContractUpserted) -> bool:
@@ -89,12 +85,12 @@ class LocationService:
             statements=[{"month": s.month, "amountYen": s.amount_yen, "usageKwh": s.usage_kwh}
                         for s in event.statements],
             energy=[{"day": r.day.isoformat(), "kwh": r.kwh} for r in event.energy],
-            version=event.version, updated_at=_now()))
+            version=event.version, updated_at=self.clock()))
         return True
 
     async def _end_sharing(self, tx: Tx, previous_owner: str, event: ev.ContractUpserted) -> None:
         await self.repo.revoke_pending_keys(tx, event.supply_point_number)
-        now = _now()
+        now = self.clock()
         for right in await self.repo.remove_rights_of_location(tx, event.supply_point_number):
             self._publish(tx, ev.ViewerRemoved(owner_id=previous_owner, location_id=right.location_id,
                                                account_id=right.account_id, reason="owner_changed"),
@@ -118,7 +114,7 @@ class LocationService:
                                correlation_id: str | None = None) -> tuple[str, ViewerKey, Location]:
         await self.invitations.require_step_up(caller)
         location = await self._own(caller, location_id)
-        now = _now()
+        now = self.clock()
         plain = codes.new_code(KEY_LENGTH)
         key = ViewerKey(id=str(uuid.uuid4()), owner_id=caller.account_id, location_id=location.id,
                         key_hash=codes.hash_code(plain, self.settings.security.code_pepper), issued_at=now,
@@ -143,7 +139,7 @@ class LocationService:
         right = await self.repo.right(location_id, account_id)
         if right is None:
             raise Problem(404, "viewer.not_found", "指定された閲覧者が見つかりません。")
-        now = _now()
+        now = self.clock()
 
         async def work(tx: Tx) -> bool:
             if not await self.repo.remove_right(tx, location_id, account_id):
@@ -170,7 +166,7 @@ class LocationService:
         key = await self.repo.key_by_hash(codes.hash_code(typed_key, self.settings.security.code_pepper))
         if key is None:
             raise Problem(400, "viewer_key.wrong", "認証キーが正しくありません。")
-        now = _now()
+        now = self.clock()
         verdict = judge_viewer_key(key, now)
         if verdict != "ok":
             status, code, title = _KEY_REFUSALS[verdict]

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from kagi_invite.domain.step_up import StepUpCode, StepUpPolicy, judge
 from kagi_invite.service.ports import StepUps
 from kagi_shared import codes
+from kagi_shared.clock import Clock, utc_now
 from kagi_shared.events import invite as ev
 from kagi_shared.events import new_envelope
-from kagi_shared.events import notify as nev
 from kagi_shared.jst import jp_deadline
 from kagi_shared.mongo import Transactions, Tx
+from kagi_shared.notifications import request_notification
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
-from kagi_shared.topics import INVITE_EVENTS, NOTIFY_REQUESTS
+from kagi_shared.topics import INVITE_EVENTS
 
 SOURCE = "kagi/invite"
 
@@ -40,7 +41,9 @@ async def require_step_up(step_ups: StepUps, policy: StepUpPolicy, caller: Calle
 
 
 class StepUpService:
-    def __init__(self, store: Transactions, repo: StepUps, settings: Settings, policy: StepUpPolicy) -> None:
+    def __init__(self, store: Transactions, repo: StepUps, settings: Settings, policy: StepUpPolicy, *,
+                 clock: Clock = utc_now) -> None:
+        self.clock = clock
         self.store = store
         self.repo = repo
         self.settings = settings
@@ -51,7 +54,7 @@ class StepUpService:
             raise Problem(400, "step_up.no_email", "登録済みのメールアドレスがありません。")
         security = self.settings.security
         plain = codes.new_code(12)
-        now = datetime.now(UTC)
+        now = self.clock()
         code = StepUpCode(id=str(uuid.uuid4()), account_id=caller.account_id,
                           code_hash=codes.hash_code(plain, security.code_pepper), issued_at=now,
                           expires_at=self.policy.code_expires_at(now))
@@ -61,19 +64,17 @@ class StepUpService:
             tx.publish(INVITE_EVENTS.name, new_envelope(
                 ev.StepUpCodeIssued(account_id=caller.account_id, code_id=code.id, expires_at=code.expires_at),
                 source=SOURCE, subject=caller.account_id, correlation_id=correlation_id))
-            tx.publish(NOTIFY_REQUESTS.name, new_envelope(
-                nev.sealed_request(security.notify_key, nev.Notice(
-                    template="step_up_code", channel="mail", recipient=caller.email, category="security",
-                    account_id=caller.account_id,
-                    variables={"code": plain, "expires_at": jp_deadline(code.expires_at)})),
-                source=SOURCE, subject=caller.email, correlation_id=correlation_id))
+            request_notification(
+                tx, security.notify_key, source=SOURCE, template="step_up_code", recipient=caller.email,
+                category="security", account_id=caller.account_id,
+                variables={"code": plain, "expires_at": jp_deadline(code.expires_at)}, correlation_id=correlation_id)
 
         await self.store.transaction(work)
         return code
 
     async def verify(self, caller: Caller, entered: str, correlation_id: str | None = None) -> datetime:
         security = self.settings.security
-        now = datetime.now(UTC)
+        now = self.clock()
         session_id = caller.session_id
         if not session_id:  # a token from before sessions had ids: the window would belong to nothing
             raise Problem(401, "auth.session_ended", "セッションが終了しました。再度ログインしてください。")
@@ -128,7 +129,7 @@ class StepUpService:
 
     async def window(self, caller: Caller) -> datetime | None:
         until = await self.repo.window(caller.account_id, caller.session_id)
-        return until if self.policy.window_open(until, datetime.now(UTC)) else None
+        return until if self.policy.window_open(until, self.clock()) else None
 
     async def require(self, caller: Caller) -> None:
-        await require_step_up(self.repo, self.policy, caller, datetime.now(UTC))
+        await require_step_up(self.repo, self.policy, caller, self.clock())

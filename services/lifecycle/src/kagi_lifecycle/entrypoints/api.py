@@ -53,8 +53,8 @@ from kagi_shared.contracts.lifecycle import (
 )
 from kagi_shared.metrics import ACCOUNTS, on_scrape, set_counts
 from kagi_shared.problems import FieldError, Problem
-from kagi_shared.service_api import caller_of, create_service_app, internal_guard, require_role, run_service_api
-from kagi_shared.settings import get_settings
+from kagi_shared.service_api import ServiceApi, caller_of, correlation_of, require_role, run_service_api, service_app
+from kagi_shared.settings import Settings
 
 RESET_ACCEPTED = "登録されている ID の場合、パスワード再設定用のリンクをメールで送信しました。"
 REGISTRATION_ACCEPTED = ("ご入力いただいたメールアドレスにメールを送信しました。メールに記載された内容に沿って"
@@ -85,10 +85,6 @@ def unlock_out(r: UnlockRequest) -> UnlockRequestOut:
                             decided_at=r.decided_at, decided_by=r.decided_by, note=r.note, purge_date=r.purge_date)
 
 
-def _correlation(request: Request[Any, Any, Any]) -> str | None:
-    return request.headers.get("x-request-id")
-
-
 def _as_of(value: str | None) -> datetime | None:
     if not value:
         return None
@@ -99,19 +95,19 @@ def _as_of(value: str | None) -> datetime | None:
                       errors=[FieldError("asOf", str(exc))]) from None
 
 
-def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
+def service_api(settings: Settings, lifecycle: Lifecycle | None = None) -> ServiceApi:
     state: dict[str, Lifecycle] = {}
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        state["lc"] = lifecycle or bootstrap(get_settings())
+        state["lc"] = lifecycle or bootstrap(settings)
         await state["lc"].start()
         accounts = state["lc"].accounts
 
         async def account_gauges() -> None:
             set_counts(ACCOUNTS, await accounts.counts_by_state())
 
-        on_scrape("lifecycle.accounts", account_gauges, get_settings().http.metrics_refresh_s)
+        on_scrape("lifecycle.accounts", account_gauges, settings.http.metrics_refresh_s)
         try:
             yield
         finally:
@@ -136,17 +132,17 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
         return SessionOpened(account=login_out(account, lc.service.password_expired(account, lc.service.clock())),
                              refresh_token=token, refresh_expires_at=expires, session_id=family)
 
-    @post("/internal/sessions", guards=[internal_guard], status_code=200)
+    @post("/internal/sessions", status_code=200)
     async def open_session(data: JSONBody[LoginIn], request: Request[Any, Any, Any]) -> SessionOpened:
         """Log in and open a refreshable session (the gateway's login)."""
         lc = state["lc"]
-        account = await lc.service.login(data.login_id, data.password, _correlation(request), data.totp_code)
+        account = await lc.service.login(data.login_id, data.password, correlation_of(request), data.totp_code)
         token, expires, family = await lc.sessions.open(account)
         return SessionOpened(account=login_out(account, lc.service.password_expired(account, lc.service.clock()),
                                                lc.service.needs_totp(account) and account.totp_secret is None),
                              refresh_token=token, refresh_expires_at=expires, session_id=family)
 
-    @post("/internal/sessions/refresh", guards=[internal_guard], status_code=200)
+    @post("/internal/sessions/refresh", status_code=200)
     async def refresh_session(data: JSONBody[RefreshIn]) -> SessionOpened:
         lc = state["lc"]
         account, token, expires, family = await lc.sessions.refresh(data.refresh_token)
@@ -154,147 +150,147 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
                                                lc.service.needs_totp(account) and account.totp_secret is None),
                              refresh_token=token, refresh_expires_at=expires, session_id=family)
 
-    @post("/internal/sessions/logout", guards=[internal_guard], status_code=204)
+    @post("/internal/sessions/logout", status_code=204)
     async def logout(data: JSONBody[LogoutIn], request: Request[Any, Any, Any]) -> None:
         await state["lc"].sessions.logout(caller_of(request).account_id, data.refresh_token)
 
-    @post("/internal/login", guards=[internal_guard], status_code=200)
+    @post("/internal/login", status_code=200)
     async def login(data: JSONBody[LoginIn], request: Request[Any, Any, Any]) -> LoginOut:
         lc = state["lc"]
-        account = await lc.service.login(data.login_id, data.password, _correlation(request), data.totp_code)
+        account = await lc.service.login(data.login_id, data.password, correlation_of(request), data.totp_code)
         return login_out(account, lc.service.password_expired(account, lc.service.clock()),
                          lc.service.needs_totp(account) and account.totp_secret is None)
 
-    @post("/internal/accounts", guards=[internal_guard], status_code=201)
+    @post("/internal/accounts", status_code=201)
     async def create_account(data: JSONBody[CreateAccountIn], request: Request[Any, Any, Any]) -> AccountOut:
         account = await state["lc"].service.create_account(data.login_id, data.password, data.roles, data.email,
-                                                           _correlation(request))
+                                                           correlation_of(request))
         return account_out(account)
 
-    @get("/internal/accounts/{account_id:str}", guards=[internal_guard])
+    @get("/internal/accounts/{account_id:str}")
     async def get_account(account_id: FromPath[str]) -> AccountOut:
         account = await state["lc"].accounts.get(account_id)
         if account is None:
             raise Problem(404, "account.not_found", "アカウントが見つかりません。")
         return account_out(account)
 
-    @get("/internal/accounts/{account_id:str}/session", guards=[internal_guard])
+    @get("/internal/accounts/{account_id:str}/session")
     async def session(account_id: FromPath[str]) -> SessionOut:
         found = await state["lc"].accounts.session_state(account_id)
         if found is None:
             raise Problem(404, "account.not_found", "アカウントが見つかりません。")
         return SessionOut(session_version=found[0], status=found[1], roles=found[2])
 
-    @post("/internal/me/password", guards=[internal_guard], status_code=200)
+    @post("/internal/me/password", status_code=200)
     async def change_password(data: JSONBody[PasswordChangeIn], request: Request[Any, Any, Any]) -> LoginOut:
         caller = caller_of(request)
         account = await state["lc"].credentials.change(caller.account_id, data.current_password, data.new_password,
-                                                       _correlation(request))
+                                                       correlation_of(request))
         return login_out(account)
 
-    @post("/internal/me/totp", guards=[internal_guard], status_code=201)
+    @post("/internal/me/totp", status_code=201)
     async def totp_setup(request: Request[Any, Any, Any]) -> TotpSetupOut:
         enrolment = await state["lc"].totp.setup(caller_of(request).account_id)
         return TotpSetupOut(secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri)
 
-    @post("/internal/me/totp/confirm", guards=[internal_guard], status_code=204)
+    @post("/internal/me/totp/confirm", status_code=204)
     async def totp_confirm(data: JSONBody[TotpConfirmIn], request: Request[Any, Any, Any]) -> None:
-        await state["lc"].totp.confirm(caller_of(request).account_id, data.code, _correlation(request))
+        await state["lc"].totp.confirm(caller_of(request).account_id, data.code, correlation_of(request))
 
-    @post("/internal/password-reset", guards=[internal_guard], status_code=202)
+    @post("/internal/password-reset", status_code=202)
     async def request_reset(data: JSONBody[ResetRequestIn], request: Request[Any, Any, Any]) -> AcceptedOut:
-        await state["lc"].credentials.request_reset(data.login_id, data.client_ip, _correlation(request))
+        await state["lc"].credentials.request_reset(data.login_id, data.client_ip, correlation_of(request))
         return AcceptedOut(message=RESET_ACCEPTED)
 
-    @post("/internal/password-reset/complete", guards=[internal_guard], status_code=200)
+    @post("/internal/password-reset/complete", status_code=200)
     async def complete_reset(data: JSONBody[ResetCompleteIn], request: Request[Any, Any, Any]) -> AcceptedOut:
-        await state["lc"].credentials.complete_reset(data.token, data.new_password, _correlation(request),
+        await state["lc"].credentials.complete_reset(data.token, data.new_password, correlation_of(request),
                                                      answer=data.answer, client_ip=data.client_ip)
         return AcceptedOut(message="パスワードを再設定しました。新しいパスワードでログインしてください。")
 
-    @post("/internal/registrations", guards=[internal_guard], status_code=202)
+    @post("/internal/registrations", status_code=202)
     async def request_registration(data: JSONBody[RegistrationIn], request: Request[Any, Any, Any]) -> AcceptedOut:
-        await state["lc"].registrations.request(data.email, data.client_ip, _correlation(request))
+        await state["lc"].registrations.request(data.email, data.client_ip, correlation_of(request))
         return AcceptedOut(message=REGISTRATION_ACCEPTED)
 
-    @post("/internal/registrations/check", guards=[internal_guard], status_code=200)
+    @post("/internal/registrations/check", status_code=200)
     async def check_registration(data: JSONBody[RegistrationTokenIn]) -> RegistrationCheckOut:
         found = await state["lc"].registrations.check(data.token)
         return RegistrationCheckOut(email=found.email, expires_at=found.expires_at)
 
-    @post("/internal/registrations/complete", guards=[internal_guard], status_code=201)
+    @post("/internal/registrations/complete", status_code=201)
     async def complete_registration(data: JSONBody[RegistrationCompleteIn],
                                     request: Request[Any, Any, Any]) -> AccountOut:
-        account = await state["lc"].registrations.complete(data.token, data.password, _correlation(request))
+        account = await state["lc"].registrations.complete(data.token, data.password, correlation_of(request))
         return account_out(account)
 
-    @post("/internal/enrolments/check", guards=[internal_guard], status_code=200)
+    @post("/internal/enrolments/check", status_code=200)
     async def check_enrolment(data: JSONBody[EnrolmentCheckIn]) -> EnrolmentCheckOut:
         found = await state["lc"].enrolments.check(data.token)
         return EnrolmentCheckOut(login_id=found.login_id, expires_at=found.expires_at)
 
-    @post("/internal/enrolments/complete", guards=[internal_guard], status_code=200)
+    @post("/internal/enrolments/complete", status_code=200)
     async def complete_enrolment(data: JSONBody[EnrolmentCompleteIn], request: Request[Any, Any, Any]) -> AccountOut:
         account = await state["lc"].enrolments.complete(data.token, data.one_time_password, data.password,
                                                         data.secret_question, data.secret_answer,
-                                                        _correlation(request))
+                                                        correlation_of(request))
         return account_out(account)
 
-    @post("/internal/accounts/{account_id:str}/enrolment", guards=[internal_guard], status_code=201)
+    @post("/internal/accounts/{account_id:str}/enrolment", status_code=201)
     async def reissue_enrolment(account_id: FromPath[str], request: Request[Any, Any, Any]) -> EnrolmentReissuedOut:
         staff(request)
-        issued = await state["lc"].enrolments.reissue(account_id, _correlation(request))
+        issued = await state["lc"].enrolments.reissue(account_id, correlation_of(request))
         return EnrolmentReissuedOut(account_id=issued.account_id, login_id=issued.login_id,
                                   expires_at=issued.expires_at)
 
-    @put("/internal/me/secret-question", guards=[internal_guard], status_code=200)
+    @put("/internal/me/secret-question", status_code=200)
     async def set_secret_question(data: JSONBody[SecretQuestionIn],
                                   request: Request[Any, Any, Any]) -> SecretQuestionSetOut:
         account = await state["lc"].secret_questions.register(
-            caller_of(request).account_id, data.question, data.answer, _correlation(request),
+            caller_of(request).account_id, data.question, data.answer, correlation_of(request),
             current_password=data.current_password, stepped_up=data.stepped_up)
         return SecretQuestionSetOut(question=account.secret_question or "", message="秘密の質問を登録しました。")
 
-    @post("/internal/password-reset/question", guards=[internal_guard], status_code=200)
+    @post("/internal/password-reset/question", status_code=200)
     async def reset_question(data: JSONBody[QuestionRequestIn]) -> QuestionOut:
         question = await state["lc"].secret_questions.question(data.login_id, data.client_ip)
         return QuestionOut(login_id=data.login_id, question=question)
 
-    @post("/internal/password-reset/answer", guards=[internal_guard], status_code=200)
+    @post("/internal/password-reset/answer", status_code=200)
     async def reset_answer(data: JSONBody[AnswerIn], request: Request[Any, Any, Any]) -> AcceptedOut:
-        await state["lc"].credentials.complete_reset(data.token, data.new_password, _correlation(request),
+        await state["lc"].credentials.complete_reset(data.token, data.new_password, correlation_of(request),
                                                      answer=data.answer, client_ip=data.client_ip)
         return AcceptedOut(message="パスワードを再設定しました。新しいパスワードでログインしてください。")
 
-    @post("/internal/unlock-requests", guards=[internal_guard], status_code=202)
+    @post("/internal/unlock-requests", status_code=202)
     async def file_unlock(data: JSONBody[UnlockFileIn], request: Request[Any, Any, Any]) -> AcceptedOut:
-        await state["lc"].unlocks.file(data.login_id, data.message, data.client_ip, _correlation(request))
+        await state["lc"].unlocks.file(data.login_id, data.message, data.client_ip, correlation_of(request))
         return AcceptedOut(message=UNLOCK_ACCEPTED)
 
-    @get("/internal/unlock-requests", guards=[internal_guard])
+    @get("/internal/unlock-requests")
     async def list_unlocks(request: Request[Any, Any, Any],
                            status: FromQuery[str | None] = None) -> list[UnlockRequestOut]:
         staff(request)
         return [unlock_out(r) for r in await state["lc"].unlocks.listing(status)]
 
-    @post("/internal/unlock-requests/{request_id:str}/approve", guards=[internal_guard], status_code=200)
+    @post("/internal/unlock-requests/{request_id:str}/approve", status_code=200)
     async def approve(request_id: FromPath[str], data: JSONBody[UnlockDecisionIn],
                       request: Request[Any, Any, Any]) -> UnlockRequestOut:
-        decided = await state["lc"].unlocks.approve(request_id, staff(request), data.note, _correlation(request))
+        decided = await state["lc"].unlocks.approve(request_id, staff(request), data.note, correlation_of(request))
         return unlock_out(decided)
 
-    @post("/internal/unlock-requests/{request_id:str}/reject", guards=[internal_guard], status_code=200)
+    @post("/internal/unlock-requests/{request_id:str}/reject", status_code=200)
     async def reject(request_id: FromPath[str], data: JSONBody[UnlockDecisionIn],
                      request: Request[Any, Any, Any]) -> UnlockRequestOut:
-        decided = await state["lc"].unlocks.reject(request_id, staff(request), data.note, _correlation(request))
+        decided = await state["lc"].unlocks.reject(request_id, staff(request), data.note, correlation_of(request))
         return unlock_out(decided)
 
-    @post("/internal/accounts/{account_id:str}/lock", guards=[internal_guard], status_code=200)
+    @post("/internal/accounts/{account_id:str}/lock", status_code=200)
     async def lock(account_id: FromPath[str], request: Request[Any, Any, Any]) -> AccountOut:
-        account = await state["lc"].unlocks.operator_lock(account_id, operator(request), _correlation(request))
+        account = await state["lc"].unlocks.operator_lock(account_id, operator(request), correlation_of(request))
         return account_out(account)
 
-    @get("/internal/lifecycle/preview", guards=[internal_guard])
+    @get("/internal/lifecycle/preview")
     async def preview(request: Request[Any, Any, Any]) -> PreviewOut:
         operator(request)
         moment, rows = await state["lc"].sweeps.preview(_as_of(request.query_params.get("asOf")))
@@ -311,7 +307,11 @@ def create_app(lifecycle: Lifecycle | None = None) -> Litestar:
                 file_unlock, list_unlocks, approve, reject, lock, preview,
                 *oidc_handlers(lambda: state["lc"].oidc),
                 *federation_handlers(lambda: state["lc"], opened, account_out)]
-    return create_service_app(NAME, handlers, ready=ready, lifespan=[lifespan])
+    return ServiceApi(NAME, handlers, ready=ready, lifespan=[lifespan])
+
+
+def create_app(settings: Settings, lifecycle: Lifecycle | None = None) -> Litestar:
+    return service_app(settings, service_api(settings, lifecycle))
 
 
 def main() -> None:

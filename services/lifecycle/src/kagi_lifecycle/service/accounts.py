@@ -4,8 +4,7 @@ its events; the rules are the policies passed in (``LockoutPolicy``, ``PasswordP
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from kagi_lifecycle.adapters.passwords import Passwords
@@ -23,6 +22,7 @@ from kagi_lifecycle.domain.accounts import (
 from kagi_lifecycle.domain.password_policy import PasswordPolicy
 from kagi_lifecycle.service.notices import SOURCE, send_mail
 from kagi_lifecycle.service.ports import Accounts
+from kagi_shared.clock import Clock, utc_now
 from kagi_shared.events import Event, new_envelope
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.jst import jp_datetime
@@ -37,11 +37,6 @@ TOTP_REQUIRED = Problem(401, "auth.totp_required", TOTP_PROMPT, errors=[FieldErr
 TOTP_INVALID = Problem(401, "auth.totp_invalid", "ワンタイムパスワードが正しくありません。",
                        errors=[FieldError("totpCode", "ワンタイムパスワードが正しくありません。")])
 
-Clock = Callable[[], datetime]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def new_period(base: datetime, days: ladder.LadderDays) -> dict[str, Any]:
@@ -53,7 +48,7 @@ def new_period(base: datetime, days: ladder.LadderDays) -> dict[str, Any]:
 
 class AccountService:
     def __init__(self, store: Transactions, accounts: Accounts, passwords: Passwords, settings: Settings,
-                 clock: Clock = _now, *, lockout: LockoutPolicy, password_rules: PasswordPolicy,
+                 clock: Clock = utc_now, *, lockout: LockoutPolicy, password_rules: PasswordPolicy,
                  ladder_days: ladder.LadderDays) -> None:
         self.store = store
         self.accounts = accounts

@@ -31,7 +31,7 @@ from kagi_lifecycle.domain.oidc import (
     published_keys,
     redeemable,
 )
-from kagi_lifecycle.service.accounts import Clock
+from kagi_shared.clock import Clock
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.settings import Settings
 

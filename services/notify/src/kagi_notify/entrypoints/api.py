@@ -22,8 +22,8 @@ from kagi_shared.contracts.notify import (
     SiteUpdateIn,
     SiteUpdateOut,
 )
-from kagi_shared.service_api import caller_of, create_service_app, internal_guard, require_role, run_service_api
-from kagi_shared.settings import get_settings
+from kagi_shared.service_api import ServiceApi, caller_of, correlation_of, require_role, run_service_api, service_app
+from kagi_shared.settings import Settings
 
 
 def preferences_out(prefs: Preferences) -> NotificationPreferencesOut:
@@ -37,17 +37,13 @@ def contact_out(c: AdminContact) -> AdminContactOut:
                            confirmed_at=c.confirmed_at)
 
 
-def _correlation(request: Request[Any, Any, Any]) -> str | None:
-    return request.headers.get("x-request-id")
-
-
-def create_app(notify: Notify | None = None) -> Litestar:
+def service_api(settings: Settings, notify: Notify | None = None) -> ServiceApi:
     # A notify given by the caller (tests, in-process ASGI without a lifespan run) serves at once.
     state: dict[str, Notify] = {"app": notify} if notify else {}
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        state["app"] = notify or bootstrap(get_settings())
+        state["app"] = notify or bootstrap(settings)
         await state["app"].start()
         try:
             yield
@@ -60,7 +56,7 @@ def create_app(notify: Notify | None = None) -> Litestar:
         require_role(caller, "operator")
         return caller.account_id
 
-    @get("/internal/deliveries", guards=[internal_guard])
+    @get("/internal/deliveries")
     async def deliveries(
         request: Request[Any, Any, Any],
         recipient: Annotated[str, Parameter(min_length=3, max_length=254)],
@@ -71,54 +67,58 @@ def create_app(notify: Notify | None = None) -> Litestar:
                             category=d.category, status=d.status, attempts=d.attempts, created_at=d.created_at,
                             sent_at=d.sent_at, last_error=d.last_error) for d in found]
 
-    @get("/internal/preferences", guards=[internal_guard])
+    @get("/internal/preferences")
     async def get_preferences(request: Request[Any, Any, Any]) -> NotificationPreferencesOut:
         return preferences_out(await state["app"].preferences.get(caller_of(request)))
 
-    @put("/internal/preferences", guards=[internal_guard])
+    @put("/internal/preferences")
     async def put_preferences(data: JSONBody[NotificationPreferencesIn],
                               request: Request[Any, Any, Any]) -> NotificationPreferencesOut:
         prefs = await state["app"].preferences.set_general(caller_of(request), data.receive_general_notices)
         return preferences_out(prefs)
 
-    @get("/internal/admin-contacts", guards=[internal_guard])
+    @get("/internal/admin-contacts")
     async def list_contacts(request: Request[Any, Any, Any]) -> list[AdminContactOut]:
         operator(request)
         return [contact_out(c) for c in await state["app"].admin_contacts.all_contacts()]
 
-    @post("/internal/admin-contacts", guards=[internal_guard], status_code=201)
+    @post("/internal/admin-contacts", status_code=201)
     async def register_contact(data: JSONBody[AdminContactIn], request: Request[Any, Any, Any]) -> AdminContactOut:
         operator(request)
-        contact = await state["app"].admin_contacts.register(data.email, data.company, _correlation(request))
+        contact = await state["app"].admin_contacts.register(data.email, data.company, correlation_of(request))
         return contact_out(contact)
 
-    @post("/internal/admin-contacts/{contact_id:str}/resend", guards=[internal_guard], status_code=200)
+    @post("/internal/admin-contacts/{contact_id:str}/resend", status_code=200)
     async def resend_link(contact_id: FromPath[str], request: Request[Any, Any, Any]) -> AdminContactOut:
         operator(request)
-        return contact_out(await state["app"].admin_contacts.resend(contact_id, _correlation(request)))
+        return contact_out(await state["app"].admin_contacts.resend(contact_id, correlation_of(request)))
 
-    @delete("/internal/admin-contacts/{contact_id:str}", guards=[internal_guard], status_code=204)
+    @delete("/internal/admin-contacts/{contact_id:str}", status_code=204)
     async def remove_contact(contact_id: FromPath[str], request: Request[Any, Any, Any]) -> None:
         operator(request)
         await state["app"].admin_contacts.remove(contact_id)
 
-    @post("/internal/admin-contacts/confirm", guards=[internal_guard], status_code=200)
+    @post("/internal/admin-contacts/confirm", status_code=200)
     async def confirm_contact(data: JSONBody[AdminContactConfirmIn]) -> AdminContactOut:
         return contact_out(await state["app"].admin_contacts.confirm(data.token))
 
-    @post("/internal/info-site/updates", guards=[internal_guard], status_code=201)
+    @post("/internal/info-site/updates", status_code=201)
     async def post_update(data: JSONBody[SiteUpdateIn], request: Request[Any, Any, Any]) -> SiteUpdateOut:
         posted_by = operator(request)
         update_id, notified = await state["app"].admin_contacts.post_site_update(
-            data.title, data.url, data.no_notice, posted_by, _correlation(request))
+            data.title, data.url, data.no_notice, posted_by, correlation_of(request))
         return SiteUpdateOut(update_id=update_id, no_notice=data.no_notice, notified=notified)
 
     async def ready() -> None:
         await state["app"].store.ping()
 
-    return create_service_app(NAME, [deliveries, get_preferences, put_preferences, list_contacts, register_contact,
-                                     resend_link, remove_contact, confirm_contact, post_update],
-                              ready=ready, lifespan=[lifespan])
+    return ServiceApi(NAME, [deliveries, get_preferences, put_preferences, list_contacts, register_contact,
+                             resend_link, remove_contact, confirm_contact, post_update],
+                      ready=ready, lifespan=[lifespan])
+
+
+def create_app(settings: Settings, notify: Notify | None = None) -> Litestar:
+    return service_app(settings, service_api(settings, notify))
 
 
 def main() -> None:

@@ -8,13 +8,13 @@ both happen or neither does.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from kagi_notify.adapters.repository import AdminContactRepository
 from kagi_notify.domain import admin_contacts as domain
 from kagi_notify.domain.admin_contacts import AdminContact, ContactExists
 from kagi_notify.domain.deliveries import address_problem
 from kagi_notify.service.deliveries import NotifyService
+from kagi_shared.clock import Clock, utc_now
 from kagi_shared.jst import jp_deadline, jp_slash_date
 from kagi_shared.logging import get_logger
 from kagi_shared.mongo import Store, Tx
@@ -28,7 +28,8 @@ NOT_FOUND = Problem(404, "admin_contact.not_found", "指定された連絡先メ
 
 class AdminContactService:
     def __init__(self, store: Store, contacts: AdminContactRepository, notify: NotifyService,
-                 settings: Settings) -> None:
+                 settings: Settings, *, clock: Clock = utc_now) -> None:
+        self.clock = clock
         self.store = store
         self.contacts = contacts
         self.notify = notify
@@ -52,7 +53,7 @@ class AdminContactService:
         if problem:
             raise Problem(400, "admin_contact.email_invalid", "メールアドレスの形式が正しくありません。",
                           errors=[FieldError("email", problem)])
-        now = datetime.now(UTC)
+        now = self.clock()
         token = domain.new_token()
         contact = AdminContact(id=str(uuid.uuid4()), email=email.lower(), company=company, created_at=now,
                                token_hash=domain.hash_token(token, self._pepper()), links_sent=1,
@@ -77,7 +78,7 @@ class AdminContactService:
             raise NOT_FOUND
         if contact.status != "provisional":
             raise Problem(409, "admin_contact.already_active", "このメールアドレスは本登録済みです。")
-        now = datetime.now(UTC)
+        now = self.clock()
         token = domain.new_token()
         contact.token_hash = domain.hash_token(token, self._pepper())
         contact.link_expires_at = domain.link_expiry(now, self.settings.notify.admin_link_ttl_days)
@@ -100,7 +101,7 @@ class AdminContactService:
         """本登録: the link from the mail, once, within its 7 days."""
         token_hash = domain.hash_token(token, self._pepper())
         contact = await self.contacts.by_token_hash(token_hash)
-        now = datetime.now(UTC)
+        now = self.clock()
         verdict = domain.judge(contact, now)
         if verdict == "expired":
             raise Problem(410, "admin_contact.link_expired",
@@ -137,7 +138,7 @@ class AdminContactService:
     async def post_site_update(self, title: str, url: str, no_notice: bool, posted_by: str,
                                correlation_id: str | None = None) -> tuple[str, int]:
         """A new info-sharing-site article; its notice goes to every active address unless flagged no-notice."""
-        now = datetime.now(UTC)
+        now = self.clock()
         update_id = str(uuid.uuid4())
 
         async def work(tx: Tx) -> int:

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 import msgspec
@@ -31,6 +31,7 @@ from kagi_notify.domain.deliveries import Delivery, next_attempt, recipient_prob
 from kagi_notify.domain.outage import Outage
 from kagi_notify.domain.preferences import OPTIONAL_CATEGORIES, SKIP_REASON, should_send
 from kagi_notify.domain.templates import Catalogue, Rendered
+from kagi_shared.clock import Clock, utc_now
 from kagi_shared.events import Envelope, new_envelope
 from kagi_shared.events import lifecycle as lev
 from kagi_shared.events import notify as ev
@@ -55,7 +56,8 @@ Outcome = Literal["sent", "retry", "dead", "held"]
 class NotifyService:
     def __init__(self, store: Store, repo: DeliveryRepository, catalogue: Catalogue, channels: Mapping[str, Channel],
                  settings: Settings, dead_letter: DeadLetterSink | None = None,
-                 preferences: PreferenceRepository | None = None) -> None:
+                 preferences: PreferenceRepository | None = None, *, clock: Clock = utc_now) -> None:
+        self.clock = clock
         self.store = store
         self.repo = repo
         self.catalogue = catalogue
@@ -88,7 +90,7 @@ class NotifyService:
                      category: str, variables: dict[str, str], account_id: str | None = None,
                      correlation_id: str | None = None) -> Delivery:
         """One delivery row in the caller's transaction; ``skipped`` if the recipient opted out of its category."""
-        now = datetime.now(UTC)
+        now = self.clock()
         delivery = Delivery(
             id=delivery_id or str(uuid.uuid4()), template=template, channel=channel, recipient=recipient,
             category=category, variables=variables, account_id=account_id, next_attempt_at=now, created_at=now,
@@ -123,7 +125,7 @@ class NotifyService:
         process dies before recording, the claim lapses and the delivery is tried again (same Message-ID).
         Channels whose server is down are left alone until their next probe is due.
         """
-        now = datetime.now(UTC)
+        now = self.clock()
         waiting = [channel for channel, outage in self.outages.items() if not outage.allows(now)]
         due = await self.repo.due(now, limit, skip_channels=waiting)
         if not due:
@@ -186,7 +188,7 @@ class NotifyService:
 
     async def attempt(self, delivery: Delivery, *, record: bool = True) -> Outcome:
         """One try. ``sent`` and ``held`` are recorded now, or by the caller's batch when ``record`` is off."""
-        if not self._outage(delivery.channel).allows(datetime.now(UTC)):
+        if not self._outage(delivery.channel).allows(self.clock()):
             outcome: Outcome = "held"
         else:
             try:
@@ -216,7 +218,7 @@ class NotifyService:
         return self.outages[channel]
 
     def _unavailable(self, channel: str, error: str) -> None:
-        now = datetime.now(UTC)
+        now = self.clock()
         outage = self._outage(channel)
         was_down = outage.down
         if not outage.failed(now, error):
@@ -233,7 +235,7 @@ class NotifyService:
         outage = self.outages.get(channel)
         if outage is None or not outage.down:
             return
-        down_for = outage.recovered(datetime.now(UTC))
+        down_for = outage.recovered(self.clock())
         SERVER_UNAVAILABLE.labels(channel).set(0)
         log.warning("notify.server_recovered", channel=channel,
                     down_s=round(down_for.total_seconds(), 3) if down_for else 0.0)
@@ -266,7 +268,7 @@ class NotifyService:
     async def _sent(self, deliveries: list[Delivery]) -> None:
         if not deliveries:
             return
-        now = datetime.now(UTC)
+        now = self.clock()
 
         async def work(tx: Tx) -> None:
             await self.repo.update_many(tx, {
@@ -286,7 +288,7 @@ class NotifyService:
 
     async def _hold(self, deliveries: list[Delivery]) -> None:
         """Back in the queue, as they were (no attempt spent), due when their server is probed next."""
-        now = datetime.now(UTC)
+        now = self.clock()
         for channel in {d.channel for d in deliveries}:
             outage = self._outage(channel)
             mine = [d for d in deliveries if d.channel == channel]
@@ -300,7 +302,7 @@ class NotifyService:
         if attempts >= self.settings.notify.max_attempts:
             await self._give_up(delivery, attempts, error)
             return
-        retry_at = next_attempt(datetime.now(UTC), attempts, self.settings.notify.retry_base_s)
+        retry_at = next_attempt(self.clock(), attempts, self.settings.notify.retry_base_s)
         await self.repo.update(None, delivery.id, {"status": "failed", "attempts": attempts,
                                                    "next_attempt_at": retry_at, "last_error": error})
         DELIVERIES.labels(delivery.channel, delivery.template, "failed").inc()
@@ -333,7 +335,7 @@ class NotifyService:
         stream it polls every ``dispatch_poll_s``.
         """
         notify = self.settings.notify
-        now = datetime.now(UTC)
+        now = self.clock()
         probe = self.next_probe_in(now)
         if not live:
             return notify.dispatch_poll_s if probe is None else min(notify.dispatch_poll_s, probe)

@@ -232,7 +232,8 @@ class JujuPolicy:
     max_users: int = 5
 
     def limit_for(self, company_override: int | None) -> int:
-        return company_override or self.max_users
+        # 0 is an operator's answer (no JUJU for this company), not a missing one.
+        return self.max_users if company_override is None else company_override
 
     def refuses(self, user_key: str, holders: set[str], company_override: int | None) -> bool:
         """Would granting JUJU to ``user_key`` exceed the limit, given who holds or is about to hold it?"""

@@ -48,10 +48,16 @@ from kagi_shared.contracts.permissions import (
 )
 from kagi_shared.metrics import PERMISSION_REQUESTS, PERMISSION_SYSTEMS, on_scrape, set_counts
 from kagi_shared.problems import FieldError, Problem
-from kagi_shared.service_api import Caller, caller_of, create_service_app, internal_guard, require_role, run_service_api
-from kagi_shared.settings import get_settings
-
-GUARDS = [internal_guard]
+from kagi_shared.service_api import (
+    Caller,
+    ServiceApi,
+    caller_of,
+    correlation_of,
+    require_role,
+    run_service_api,
+    service_app,
+)
+from kagi_shared.settings import Settings
 
 
 def parse_day(value: str | None, field: str) -> date:
@@ -73,12 +79,12 @@ def _admin(a: Any) -> Admin:
     return Admin(name=a.name, email=a.email.strip())
 
 
-def create_app(permissions: Permissions | None = None) -> Litestar:
+def service_api(settings: Settings, permissions: Permissions | None = None) -> ServiceApi:
     state: dict[str, Permissions] = {"app": permissions} if permissions else {}
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        state["app"] = permissions or bootstrap(get_settings())
+        state["app"] = permissions or bootstrap(settings)
         await state["app"].start()
         repo = state["app"].repo
 
@@ -87,7 +93,7 @@ def create_app(permissions: Permissions | None = None) -> Litestar:
             set_counts(PERMISSION_REQUESTS, requests)
             set_counts(PERMISSION_SYSTEMS, systems)
 
-        on_scrape("permissions.requests", request_gauges, get_settings().http.metrics_refresh_s)
+        on_scrape("permissions.requests", request_gauges, settings.http.metrics_refresh_s)
         try:
             yield
         finally:
@@ -101,11 +107,11 @@ def create_app(permissions: Permissions | None = None) -> Litestar:
         require_role(caller_of(request), "operator")
 
     # -- public --------------------------------------------------------------------------------
-    @get("/internal/schedule", guards=GUARDS)
+    @get("/internal/schedule")
     async def schedule_preview(submitted_on: FromQuery[str | None] = None) -> ScheduleOut:
         return schedule_out(schedule(app().calendar, parse_day(submitted_on, "submittedOn")))
 
-    @get("/internal/catalogue", guards=GUARDS)
+    @get("/internal/catalogue")
     async def catalogue(request: Request[Any, Any, Any]) -> dict[str, object]:
         """The catalogue; for a company admin also how many of the company's JUJU places are taken now, so the
         request form can warn before a JUJU request is refused."""
@@ -119,13 +125,13 @@ def create_app(permissions: Permissions | None = None) -> Litestar:
             data["jujuUsage"] = {"limit": limit, "used": len(holders), "remaining": max(limit - len(holders), 0)}
         return data
 
-    @get("/internal/ip-allowlist", guards=GUARDS)
+    @get("/internal/ip-allowlist")
     async def ip_allowlist() -> IpAllowlistOut:
         """Static global addresses of active companies, for the gateway's access-from-abroad rule (seed 2-8)."""
         return IpAllowlistOut(addresses=await app().repo.ip_allowlist())
 
     # -- companies (operator) -----------------------------------------------------------------
-    @post("/internal/companies", guards=GUARDS, status_code=201)
+    @post("/internal/companies", status_code=201)
     async def register_company(data: JSONBody[CompanyIn], request: Request[Any, Any, Any]) -> CompanyOut:
         operator(request)
         company = await app().companies.register(CompanyInput(
@@ -134,17 +140,17 @@ def create_app(permissions: Permissions | None = None) -> Litestar:
             contractors=data.contractors, ip_allowlist=data.ip_allowlist, juju_max_users=data.juju_max_users))
         return company_out(company)
 
-    @get("/internal/companies", guards=GUARDS)
+    @get("/internal/companies")
     async def list_companies(request: Request[Any, Any, Any]) -> list[CompanyOut]:
         operator(request)
         return [company_out(c) for c in await app().repo.list_companies()]
 
-    @get("/internal/companies/{company_id:str}", guards=GUARDS)
+    @get("/internal/companies/{company_id:str}")
     async def get_company(company_id: FromPath[str], request: Request[Any, Any, Any]) -> CompanyOut:
         operator(request)
         return company_out(await app().companies.get(company_id))
 
-    @patch("/internal/companies/{company_id:str}", guards=GUARDS)
+    @patch("/internal/companies/{company_id:str}")
     async def change_company(company_id: FromPath[str], data: JSONBody[CompanyChangeIn],
                              request: Request[Any, Any, Any]) -> CompanyOut:
         operator(request)
@@ -163,36 +169,36 @@ def create_app(permissions: Permissions | None = None) -> Litestar:
             raise Problem(400, "company.no_change", "変更する項目を指定してください。")
         return company_out(await app().companies.change(company_id, changes))
 
-    @post("/internal/companies/{company_id:str}/termination", guards=GUARDS, status_code=200)
+    @post("/internal/companies/{company_id:str}/termination", status_code=200)
     async def terminate_company(company_id: FromPath[str], request: Request[Any, Any, Any]) -> TerminationOut:
         operator(request)
         company, revoked = await app().companies.terminate(company_id)
         return TerminationOut(company=company_out(company), revoked_users=revoked)
 
-    @get("/internal/me/permissions", guards=GUARDS)
+    @get("/internal/me/permissions")
     async def my_permissions(request: Request[Any, Any, Any]) -> MyPermissionsOut:
         """Any caller: what its own ID holds now (a target system's SSO may read this, or the events)."""
         caller = caller_of(request)
         return my_permissions_out(caller.login_id, await app().repo.grant(rules.user_key(caller.login_id)))
 
-    @get("/internal/my-company", guards=GUARDS)
+    @get("/internal/my-company")
     async def my_company(request: Request[Any, Any, Any]) -> CompanyOut:
         caller = caller_of(request)
         require_role(caller, "company_admin")
         return company_out(await app().requests.company_of(caller))
 
     # -- requests (admin) ----------------------------------------------------------------------
-    @post("/internal/requests", guards=GUARDS, status_code=201)
+    @post("/internal/requests", status_code=201)
     async def submit(data: JSONBody[RequestIn], request: Request[Any, Any, Any]) -> RequestOut:
         caller = caller_of(request)
         require_role(caller, "company_admin")
         filed = await app().requests.submit(caller, RequestInput(
             kind=data.kind, user_id=data.user_id, permissions={k: v for k, v in data.permissions.as_dict().items()},
             name_kanji=data.name_kanji, name_kana=data.name_kana, contractor=data.contractor, memo=data.memo),
-            request.headers.get("x-request-id"))
+            correlation_of(request))
         return request_out(filed)
 
-    @get("/internal/requests", guards=GUARDS)
+    @get("/internal/requests")
     async def search(request: Request[Any, Any, Any], status: FromQuery[str | None] = None,
                      user_id: FromQuery[str | None] = None,
                      company_id: FromQuery[str | None] = None) -> list[RequestOut]:
@@ -201,13 +207,13 @@ def create_app(permissions: Permissions | None = None) -> Litestar:
         found = await app().requests.search(caller, status=status, user_id=user_id, company_id=company_id)
         return [request_out(r) for r in found]
 
-    @get("/internal/requests/{request_id:str}", guards=GUARDS)
+    @get("/internal/requests/{request_id:str}")
     async def view(request_id: FromPath[str], request: Request[Any, Any, Any]) -> RequestOut:
         caller = caller_of(request)
         require_role(caller, "company_admin", "operator")
         return request_out(await app().requests.get(caller, request_id))
 
-    @get("/internal/drafts", guards=GUARDS)
+    @get("/internal/drafts")
     async def drafts(request: Request[Any, Any, Any]) -> list[DraftOut]:
         caller = caller_of(request)
         require_role(caller, "company_admin")
@@ -215,7 +221,7 @@ def create_app(permissions: Permissions | None = None) -> Litestar:
         return [DraftOut(draft_id=d.id, user_id=d.user_id, kind=d.kind, reason=d.reason, created_at=d.created_at)
                 for d in await app().repo.drafts(company.id)]
 
-    @post("/internal/drafts/{draft_id:str}/confirm", guards=GUARDS, status_code=201)
+    @post("/internal/drafts/{draft_id:str}/confirm", status_code=201)
     async def confirm_draft(draft_id: FromPath[str], request: Request[Any, Any, Any]) -> RequestOut:
         caller = caller_of(request)
         require_role(caller, "company_admin")
@@ -227,61 +233,61 @@ def create_app(permissions: Permissions | None = None) -> Litestar:
         require_role(caller, "company_admin")
         return caller
 
-    @get("/internal/users", guards=GUARDS)
+    @get("/internal/users")
     async def users(request: Request[Any, Any, Any]) -> list[ReviewUserOut]:
         return [review_user_out(e) for e in await app().reviews.users(admin(request))]
 
-    @post("/internal/reviews", guards=GUARDS, status_code=201)
+    @post("/internal/reviews", status_code=201)
     async def start_review(request: Request[Any, Any, Any]) -> ReviewOut:
         return review_out(await app().reviews.start(admin(request)))
 
-    @get("/internal/reviews", guards=GUARDS)
+    @get("/internal/reviews")
     async def list_reviews(request: Request[Any, Any, Any]) -> list[ReviewOut]:
         return [review_out(c) for c in await app().reviews.list(admin(request))]
 
-    @get("/internal/reviews/{review_id:str}", guards=GUARDS)
+    @get("/internal/reviews/{review_id:str}")
     async def get_review(review_id: FromPath[str], request: Request[Any, Any, Any]) -> ReviewOut:
         return review_out(await app().reviews.get(admin(request), review_id))
 
-    @post("/internal/reviews/{review_id:str}/decisions", guards=GUARDS, status_code=200)
+    @post("/internal/reviews/{review_id:str}/decisions", status_code=200)
     async def decide(review_id: FromPath[str], data: JSONBody[ReviewDecisionIn],
                      request: Request[Any, Any, Any]) -> ReviewOut:
         return review_out(await app().reviews.decide(admin(request), review_id, data.user_id, data.decision))
 
-    @get("/internal/reviews/{review_id:str}/report", guards=GUARDS)
+    @get("/internal/reviews/{review_id:str}/report")
     async def report(review_id: FromPath[str], request: Request[Any, Any, Any]) -> ReportOut:
         csv = await app().reviews.report(admin(request), review_id)
         return ReportOut(filename=f"access-review-{review_id}.csv", csv=csv)
 
     # -- operator workflow ---------------------------------------------------------------------
-    @post("/internal/requests/{request_id:str}/accept", guards=GUARDS, status_code=200)
+    @post("/internal/requests/{request_id:str}/accept", status_code=200)
     async def accept(request_id: FromPath[str], request: Request[Any, Any, Any]) -> RequestOut:
         operator(request)
         return request_out(await app().requests.accept(request_id))
 
-    @post("/internal/requests/{request_id:str}/cancel", guards=GUARDS, status_code=200)
+    @post("/internal/requests/{request_id:str}/cancel", status_code=200)
     async def cancel(request_id: FromPath[str], data: JSONBody[CancelIn],
                      request: Request[Any, Any, Any]) -> RequestOut:
         operator(request)
         return request_out(await app().requests.cancel(request_id, data.reason))
 
-    @post("/internal/requests/{request_id:str}/systems/{system:str}/completion", guards=GUARDS, status_code=200)
+    @post("/internal/requests/{request_id:str}/systems/{system:str}/completion", status_code=200)
     async def complete(request_id: FromPath[str], system: FromPath[str], request: Request[Any, Any, Any]) -> RequestOut:
         operator(request)
         return request_out(await app().requests.complete_system(request_id, system))
 
-    @post("/internal/requests/{request_id:str}/systems/{system:str}/retry", guards=GUARDS, status_code=200)
+    @post("/internal/requests/{request_id:str}/systems/{system:str}/retry", status_code=200)
     async def retry(request_id: FromPath[str], system: FromPath[str], request: Request[Any, Any, Any]) -> RequestOut:
         operator(request)
         return request_out(await app().requests.retry(request_id, system))
 
-    @post("/internal/batches", guards=GUARDS, status_code=200)
+    @post("/internal/batches", status_code=200)
     async def run_batch(data: JSONBody[BatchIn], request: Request[Any, Any, Any]) -> BatchOut:
         operator(request)
         result = await app().requests.run_batch(data.batch_date)
         return BatchOut(batch_date=result.batch_date, requests=result.requests, commands=result.commands)
 
-    @get("/internal/deliveries", guards=GUARDS)
+    @get("/internal/deliveries")
     async def deliveries(request: Request[Any, Any, Any], which: FromQuery[str] = "failed") -> list[GrantDeliveryOut]:
         operator(request)
         if which not in ("failed", "overdue"):
@@ -297,7 +303,11 @@ def create_app(permissions: Permissions | None = None) -> Litestar:
                 confirm_draft, users,
                 start_review, list_reviews, get_review, decide, report, accept, cancel, complete, retry, run_batch,
                 deliveries]
-    return create_service_app(NAME, handlers, ready=ready, lifespan=[lifespan])
+    return ServiceApi(NAME, handlers, ready=ready, lifespan=[lifespan])
+
+
+def create_app(settings: Settings, permissions: Permissions | None = None) -> Litestar:
+    return service_app(settings, service_api(settings, permissions))
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TypeVar
 
 from kagi_permissions.adapters.repository import Repository
@@ -15,6 +15,7 @@ from kagi_permissions.domain.companies import Admin, Company, IdTaken, company_e
 from kagi_permissions.domain.requests import PermissionRequest, SystemStatus
 from kagi_permissions.domain.timing import revoke_effective
 from kagi_permissions.service.requests import RequestService, jst_today
+from kagi_shared.clock import Clock, utc_now
 from kagi_shared.events import permissions as ev
 from kagi_shared.mongo import Store, Tx
 from kagi_shared.problems import FieldError, Problem
@@ -35,7 +36,8 @@ class CompanyInput:
 
 
 class CompanyService:
-    def __init__(self, store: Store, repo: Repository, requests: RequestService) -> None:
+    def __init__(self, store: Store, repo: Repository, requests: RequestService, *, clock: Clock = utc_now) -> None:
+        self.clock = clock
         self.store = store
         self.repo = repo
         self.requests = requests
@@ -80,7 +82,7 @@ class CompanyService:
         return request
 
     async def register(self, data: CompanyInput, now: datetime | None = None) -> Company:
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
         company = Company(id=str(uuid.uuid4()), name=data.name, roles=list(dict.fromkeys(data.roles)),
                           contractors=data.contractors, primary_admin=data.primary_admin,
                           secondary_admin=data.secondary_admin, ip_allowlist=data.ip_allowlist,
@@ -113,7 +115,7 @@ class CompanyService:
 
     async def change(self, company_id: str, changes: dict[str, object], now: datetime | None = None) -> Company:
         """Change name, roles, contractors, admins, allowlist or the JUJU override; no user grant changes."""
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
 
         async def work(tx: Tx) -> Company:
             company = await self.repo.company(company_id, tx)
@@ -151,7 +153,7 @@ class CompanyService:
 
     async def terminate(self, company_id: str, now: datetime | None = None) -> tuple[Company, int]:
         """Company termination (利用終了): every grant of its users is revoked; open requests are cancelled."""
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
 
         async def work(tx: Tx) -> tuple[Company, int]:
             company = await self.repo.company(company_id, tx)

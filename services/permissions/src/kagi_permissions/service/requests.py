@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from kagi_permissions.adapters.repository import Changes, Repository
@@ -15,16 +15,18 @@ from kagi_permissions.domain.catalogue import REQUESTABLE
 from kagi_permissions.domain.companies import Company, IdTaken, UserBusy
 from kagi_permissions.domain.requests import KIND_LABELS, STATUS_LABELS, PermissionRequest, SystemStatus
 from kagi_permissions.domain.timing import acceptance_date, batch_date, change_batch_date, effective_from_batch
+from kagi_shared.clock import Clock, utc_now
 from kagi_shared.events import new_envelope
 from kagi_shared.events import notify as nev
 from kagi_shared.events import permissions as ev
 from kagi_shared.jst import JST
 from kagi_shared.logging import get_logger
 from kagi_shared.mongo import Store, Tx
+from kagi_shared.notifications import request_notification
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
-from kagi_shared.topics import NOTIFY_REQUESTS, PERMISSIONS_EVENTS
+from kagi_shared.topics import PERMISSIONS_EVENTS
 
 SOURCE = "kagi/permissions"
 TAKEN = "既に登録されているIDです(英字の大文字と小文字は同一と見做されます)。"
@@ -39,7 +41,7 @@ log = get_logger(__name__)
 
 
 def jst_today(now: datetime | None = None) -> date:
-    return (now or datetime.now(UTC)).astimezone(JST).date()
+    return (now or utc_now()).astimezone(JST).date()
 
 
 def grant_topic(system: str) -> str:
@@ -66,7 +68,8 @@ class BatchResult:
 
 class RequestService:
     def __init__(self, store: Store, repo: Repository, settings: Settings, calendar: BusinessCalendar,
-                 juju: rules.JujuPolicy) -> None:
+                 juju: rules.JujuPolicy, *, clock: Clock = utc_now) -> None:
+        self.clock = clock
         self.store = store
         self.repo = repo
         self.settings = settings
@@ -88,10 +91,8 @@ class RequestService:
 
     def notify(self, tx: Tx, template: str, recipient: str, variables: dict[str, str],
                category: nev.Category = "admin") -> None:
-        tx.publish(NOTIFY_REQUESTS.name, new_envelope(
-            nev.sealed_request(self.settings.security.notify_key, nev.Notice(
-                template=template, channel="mail", recipient=recipient, category=category, variables=variables)),
-            source=SOURCE, subject=recipient))
+        request_notification(tx, self.settings.security.notify_key, source=SOURCE, template=template,
+                             recipient=recipient, variables=variables, category=category)
 
     def notify_status(self, tx: Tx, request: PermissionRequest, note: str = "") -> None:
         if request.origin not in ("admin", "review", "purge"):
@@ -132,7 +133,7 @@ class RequestService:
     async def submit(self, caller: Caller, data: RequestInput, correlation_id: str | None = None,
                      now: datetime | None = None) -> PermissionRequest:
         company = await self.company_of(caller)
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
         request = await self.validate(company, data, caller.email or caller.login_id, now)
         return await self.file(request, correlation_id)
 
@@ -260,7 +261,7 @@ class RequestService:
         return request
 
     async def accept(self, request_id: str, now: datetime | None = None) -> PermissionRequest:
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
 
         async def work(tx: Tx) -> PermissionRequest:
             request = await self._load(tx, request_id)
@@ -294,7 +295,7 @@ class RequestService:
 
     async def run_batch(self, batch: date, now: datetime | None = None, chunk: int = 200) -> BatchResult:
         """Send the grant commands of every accepted request whose batch date has come."""
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
         result = BatchResult(batch, 0, 0)
         while True:
             due = await self.repo.due_for_batch(batch, chunk)
@@ -325,7 +326,7 @@ class RequestService:
 
     async def complete_system(self, request_id: str, system: str, now: datetime | None = None) -> PermissionRequest:
         """The operator records a completion no ack reported (JUJU/LOACUS revokes, manual work)."""
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
 
         async def work(tx: Tx) -> PermissionRequest:
             request = await self._load(tx, request_id)
@@ -344,7 +345,7 @@ class RequestService:
         return await self.store.transaction(work)
 
     async def retry(self, request_id: str, system: str, now: datetime | None = None) -> PermissionRequest:
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
 
         async def work(tx: Tx) -> PermissionRequest:
             request = await self._load(tx, request_id)
@@ -402,7 +403,7 @@ class RequestService:
     async def handle_acks(self, acks: Sequence[tuple[str, ev.GrantAcknowledged]], tx: Tx) -> list[str]:
         """Apply acks in order in one transaction: their requests and the users' grants read in one query each,
         every write sent in bulk. Several acks of one request act on the same loaded request, as one by one."""
-        now = datetime.now(UTC)
+        now = self.clock()
         requests = {r.id: r for r in await self.repo.requests_by_id(tx, sorted({a.request_id for _, a in acks}))}
         changes = await self.repo.changes(tx, {r.user_key for r in requests.values()})
         outcomes = [self._ack(tx, changes, envelope_id, ack, requests.get(ack.request_id), now)
@@ -450,7 +451,7 @@ class RequestService:
             return
         draft_id = f"purge:{key}"
         await self.repo.save_draft(tx, rules.RevokeDraft(id=draft_id, company_id=company.id, user_id=grant["user_id"],
-                                                         purged_at=at, created_at=datetime.now(UTC)))
+                                                         purged_at=at, created_at=self.clock()))
         for admin in company.admins():
             self.notify(tx, "purged_id_revoke_needed", admin.email, {
                 "user_id": grant["user_id"], "purged_on": at.astimezone(JST).strftime("%Y/%m/%d"),
@@ -466,7 +467,7 @@ class RequestService:
                           extra={"requestId": draft.request_id})
         request = await self.validate(company, RequestInput(kind="revoke", user_id=draft.user_id,
                                                             memo="長期未使用IDの自動抹消に伴う抹消申請"),
-                                      caller.email or caller.login_id, datetime.now(UTC), origin="purge")
+                                      caller.email or caller.login_id, self.clock(), origin="purge")
 
         async def work(tx: Tx) -> PermissionRequest:
             await self.file(request, tx=tx)
@@ -477,12 +478,12 @@ class RequestService:
 
     async def tick(self, now: datetime | None = None) -> tuple[BatchResult, int]:
         """What the worker runs on its timer: the batch of today (Japan date) and the ack reminders."""
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
         return await self.run_batch(jst_today(now), now), await self.remind_overdue(now)
 
     # -- reminders and the schedule --------------------------------------------------------------
     async def remind_overdue(self, now: datetime | None = None) -> int:
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
         cutoff = now - timedelta(seconds=self.settings.permissions.ack_sla_s)
         reminded = 0
         for found in await self.repo.sent_before(cutoff):
@@ -504,7 +505,7 @@ class RequestService:
 
     async def deliveries(self, state: str) -> list[dict[str, Any]]:
         """The operator's view of failed or overdue deliveries."""
-        cutoff = datetime.now(UTC) - timedelta(seconds=self.settings.permissions.ack_sla_s)
+        cutoff = self.clock() - timedelta(seconds=self.settings.permissions.ack_sla_s)
         wanted = "failed" if state == "failed" else "sent"
         found = await self.repo.open_with_delivery(wanted, None if state == "failed" else cutoff)
         rows = []

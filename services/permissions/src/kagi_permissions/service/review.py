@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from kagi_permissions.adapters.repository import Repository
 from kagi_permissions.domain import requests as rules
 from kagi_permissions.domain.catalogue import REQUESTABLE
 from kagi_permissions.domain.review import Campaign, Decision, ReviewEntry, decide, entry_of, report_csv
 from kagi_permissions.service.requests import RequestInput, RequestService
+from kagi_shared.clock import Clock, utc_now
 from kagi_shared.mongo import Store, Tx
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
 
 
 class ReviewService:
-    def __init__(self, store: Store, repo: Repository, requests: RequestService) -> None:
+    def __init__(self, store: Store, repo: Repository, requests: RequestService, *, clock: Clock = utc_now) -> None:
+        self.clock = clock
         self.store = store
         self.repo = repo
         self.requests = requests
@@ -32,7 +34,7 @@ class ReviewService:
         entries = await self.users(caller)
         if not entries:
             raise Problem(409, "review.no_users", "棚卸の対象となる利用者がいません。")
-        campaign = Campaign(id=str(uuid.uuid4()), company_id=company.id, started_at=now or datetime.now(UTC),
+        campaign = Campaign(id=str(uuid.uuid4()), company_id=company.id, started_at=now or self.clock(),
                             started_by=caller.email or caller.login_id, entries=entries)
 
         async def work(tx: Tx) -> None:
@@ -54,7 +56,7 @@ class ReviewService:
     async def decide(self, caller: Caller, campaign_id: str, user_id: str, decision: Decision,
                      now: datetime | None = None) -> Campaign:
         """Keep, or revoke: a revoke becomes a revoke request filed in the same transaction."""
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
         company = await self.requests.company_of(caller)
         campaign = await self.get(caller, campaign_id)
         who = caller.email or caller.login_id

@@ -1,0 +1,70 @@
+"""The service-app factory: one internal guard over every route a service declares, probes left open."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, get
+from litestar.testing import AsyncTestClient
+
+from kagi_shared.service_api import INTERNAL_TOKEN_HEADER, ServiceApi, correlation_of, service_app
+from kagi_shared.settings import Settings, load_settings
+
+
+def settings_with(token: str) -> Settings:
+    base = load_settings()
+    return msgspec.structs.replace(base, security=msgspec.structs.replace(base.security, internal_token=token))
+
+
+def api(name: str, path: str, ready_calls: list[str]) -> ServiceApi:
+    @get(path, sync_to_thread=False)
+    def handler(request: Request[Any, Any, Any]) -> dict[str, str | None]:
+        return {"service": name, "correlation": correlation_of(request)}
+
+    async def ready() -> None:
+        ready_calls.append(name)
+
+    return ServiceApi(name, [handler], ready=ready)
+
+
+async def test_every_route_needs_the_internal_token_and_probes_do_not() -> None:
+    settings = settings_with("s3cret-internal-token")
+    calls: list[str] = []
+    app = service_app(settings, api("one", "/internal/one", calls))
+    async with AsyncTestClient(app=app) as http:
+        refused = await http.get("/internal/one")
+        assert refused.status_code == 401
+        assert refused.json()["code"] == "internal.unauthenticated"
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        wrong = await http.get("/internal/one", headers={INTERNAL_TOKEN_HEADER: "s3cret-internal-tokem"})
+        assert wrong.status_code == 401
+        ok = await http.get("/internal/one", headers={INTERNAL_TOKEN_HEADER: "s3cret-internal-token",
+                                                      "x-request-id": "req-42"})
+        assert ok.status_code == 200 and ok.json() == {"service": "one", "correlation": "req-42"}
+        assert (await http.get("/health")).status_code == 200
+        assert (await http.get("/ready")).status_code == 200 and calls == ["one"]
+        assert (await http.get("/metrics")).status_code == 404  # served on the metrics port, never here
+        missing = await http.get("/internal/none", headers={INTERNAL_TOKEN_HEADER: "s3cret-internal-token"})
+        assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+        assert (await http.get("/internal/none")).status_code == 404  # as before: no route, no guard to refuse
+        assert (await http.post("/internal/one")).status_code == 405
+
+
+async def test_an_api_holding_no_token_refuses_an_empty_header() -> None:
+    app = service_app(settings_with(""), api("one", "/internal/one", []))
+    async with AsyncTestClient(app=app) as http:
+        assert (await http.get("/internal/one", headers={INTERNAL_TOKEN_HEADER: ""})).status_code == 401
+
+
+async def test_several_services_share_one_app_each_under_its_name_behind_the_guard() -> None:
+    settings = settings_with("tok")
+    calls: list[str] = []
+    # The same path in two services (as /internal/deliveries is in notify and permissions).
+    app = service_app(settings, api("one", "/internal/same", calls), api("two", "/internal/same", calls))
+    async with AsyncTestClient(app=app) as http:
+        assert (await http.get("/two/internal/same")).status_code == 401
+        two = await http.get("/two/internal/same", headers={INTERNAL_TOKEN_HEADER: "tok"})
+        one = await http.get("/one/internal/same", headers={INTERNAL_TOKEN_HEADER: "tok"})
+        assert (one.json()["service"], two.json()["service"]) == ("one", "two")
+        assert (await http.get("/ready")).status_code == 200 and calls == ["one", "two"]
