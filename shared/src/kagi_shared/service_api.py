@@ -128,6 +128,11 @@ class RequestContextMiddleware(ASGIMiddleware):
                       {"http.request.method": str(scope.get("method")), "url.path": path}) as current:
                 await next_app(scope, receive, send_wrapper)
                 mark_error(current, status)
+        except BaseException:
+            # Whatever got past the problem handlers (a cancellation, a failure after the answer began): the
+            # client sees a broken connection, so the log must say why.
+            log.exception("http.failed", method=scope.get("method"), path=path, status=status)
+            raise
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("path_template") or "unmatched"

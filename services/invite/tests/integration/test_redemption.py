@@ -43,7 +43,7 @@ class World(msgspec.Struct, kw_only=True):
 async def running(settings: Settings, store_factory: Any) -> AsyncIterator[World]:
     """Inside the test's own task: Litestar's lifespan (anyio) must end in the task it began in."""
     lifecycle = lifecycle_bootstrap(settings, await store_factory("lifecycle"))
-    app = create_app(lifecycle)
+    app = create_app(settings, lifecycle)
     async with app.lifespan():  # starts lifecycle on this event loop, as its process would
         accounts = LifecycleAccounts(settings, httpx.ASGITransport(app=app))
         invite = bootstrap(settings, await store_factory("invite"), accounts)

@@ -75,7 +75,7 @@ async def test_companies_roles_schedule_and_allowlist_over_http(settings: Settin
 async def test_an_admins_catalogue_counts_the_juju_places_taken_by_holders_and_open_requests(
         settings: Settings, store_factory: Any) -> None:
     permissions = await service(settings, await store_factory("permissions"))
-    transport = httpx.ASGITransport(app=create_app(permissions))
+    transport = httpx.ASGITransport(app=create_app(settings, permissions))
     async with httpx.AsyncClient(transport=transport, base_url="http://permissions") as client:
         created = await client.post("/internal/companies", headers=headers(settings, OPERATOR), json={
             "name": "上限ガス", "roles": ["gas_retailer"], "jujuMaxUsers": 2,
