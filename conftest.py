@@ -24,7 +24,7 @@ import pytest
 from kagi_shared.settings import Settings, get_settings
 
 _PORT_NAMES = ("kafka", "mongo", "smtp", "gateway", "lifecycle", "invite", "permissions", "notify", "audit",
-               "gateway_metrics")
+               "compact", "gateway_metrics")
 
 
 def _free_ports(count: int) -> list[int]:

@@ -34,6 +34,19 @@ def test_all_three_real_servers_leave_nothing_to_start(tmp_path: Path) -> None:
     assert Infra(settings).up() == []
 
 
+def test_compact_topology_starts_one_api_process_for_every_service(tmp_path: Path) -> None:
+    from kagi_local.infra import service_specs
+
+    split = [spec.name for spec in service_specs(load_settings({"KAGI_VAR_DIR": str(tmp_path)}))]
+    compact = service_specs(load_settings({"KAGI_VAR_DIR": str(tmp_path), "KAGI_TOPOLOGY": "compact",
+                                           "KAGI_PORTS_COMPACT": "8200"}))
+    assert [name for name in split if name.endswith("-api")] == [
+        "lifecycle-api", "invite-api", "permissions-api", "notify-api", "audit-api"]
+    assert [(spec.name, spec.port) for spec in compact if spec.name.endswith("-api")] == [("compact-api", 8200)]
+    assert [spec.name for spec in compact if not spec.name.endswith("-api")] == [
+        name for name in split if not name.endswith("-api")]  # the workers and the gateway stay as they are
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

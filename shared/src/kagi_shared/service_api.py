@@ -190,9 +190,12 @@ class ServiceApi:
 
 
 def internal_router(api: ServiceApi, settings: Settings, path: str = "/") -> Router:
-    """The service's routes under ``path``, the internal guard applied to all of them (probes are mounted outside)."""
-    return Router(path=path, route_handlers=list(api.route_handlers),
-                  guards=[internal_guard_for(settings.security.internal_token)])
+    """The service's routes under ``path``, the internal guard applied to all of them (probes are mounted outside).
+
+    At the root the process is this service's own and holds its credential as ``internal_token``; mounted beside
+    others (the compact process) each service's routes check the credential callers hold for that service."""
+    expected = settings.security.internal_token if path == "/" else settings.internal_token_for(api.name)
+    return Router(path=path, route_handlers=list(api.route_handlers), guards=[internal_guard_for(expected)])
 
 
 def service_app(settings: Settings, *apis: ServiceApi) -> Litestar:
@@ -274,7 +277,8 @@ def serve(app: Litestar, port: int, settings: Settings) -> None:
 
 
 def run_service_api(name: str, factory: Callable[[Settings], Litestar]) -> None:
-    """The internal API process's composition root: settings are read here, once, and handed down."""
+    """The internal API process's composition root: settings are read here, once, and handed down. ``name`` is
+    a service, or ``compact`` for the process hosting them all (``kagi_cli.compact``)."""
     settings = get_settings()
     require_secrets(settings, f"{name}-api")
     configure_logging(f"{name}-api", settings.log_level)
@@ -288,7 +292,8 @@ def run_service_api(name: str, factory: Callable[[Settings], Litestar]) -> None:
 def serve_metrics(settings: Settings, name: str) -> None:
     """``/metrics`` on the API's own metrics port (base + offset), from a thread; never on the API port, which
     only the gateway may reach. Called at start-up, on the loop whose database the state gauges read."""
-    port = settings.ports.api_metrics_base + METRICS_OFFSET[name]
+    # The compact process takes the first service's slot: that service's own API process never runs beside it.
+    port = settings.ports.api_metrics_base + METRICS_OFFSET.get(name, METRICS_OFFSET["lifecycle"])
     try:
         serve_probes(scrape_app(asyncio.get_running_loop()), settings.http.host, port)
     except OSError as exc:  # locally two checkouts may collide; in a pod the port is ours

@@ -54,6 +54,8 @@ class Ports(msgspec.Struct, frozen=True, kw_only=True):
     permissions: int = 8103
     notify: int = 8104
     audit: int = 8105
+    compact: int = 8100
+    """The one process serving every internal API when ``topology`` is ``compact``."""
     gateway_metrics: int = 9100
     """The gateway's /metrics, never on its public port; 0 turns it off."""
     worker_metrics_base: int = 9100
@@ -374,6 +376,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     env: Literal["dev", "test", "prod"] = "dev"
     var_dir: str = "var"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    topology: Literal["split", "compact"] = "split"
+    """``split``: one process per service API (what Kubernetes runs). ``compact``: one process (``kagi-apis``)
+    serves all five internal APIs, each under ``/<service>``, for a laptop or a small installation; the
+    workers stay one process per service either way."""
     ports: Ports = Ports()
     kafka: KafkaSettings = KafkaSettings()
     mongo: MongoSettings = MongoSettings()
@@ -413,7 +419,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     def service_url(self, service: str) -> str:
         explicit = os.environ.get(f"KAGI_{service.upper()}_URL")
-        return explicit or f"http://{self.http.host}:{getattr(self.ports, service)}"
+        if explicit:
+            return explicit
+        if self.topology == "compact":  # the one process mounts each service's routes under its name
+            return f"http://{self.http.host}:{self.ports.compact}/{service}"
+        return f"http://{self.http.host}:{getattr(self.ports, service)}"
 
 
 # Variables with a well-known name outside the KAGI_ prefix.
@@ -549,6 +559,10 @@ PROCESS_NEEDS: dict[str, tuple[str, ...]] = {
     "notify": ("internal_token", "code_pepper", "notify_key"),
     "audit": ("internal_token", "audit_key"),
 }
+# The compact process hosts every API: it needs what each needs, and checks each service's own credential.
+PROCESS_NEEDS["compact"] = tuple(dict.fromkeys(
+    [need for name in SERVICE_NAMES for need in PROCESS_NEEDS[name]]
+    + [f"internal_token_{name}" for name in SERVICE_NAMES]))
 
 
 def require_secrets(settings: Settings, process: str) -> None:

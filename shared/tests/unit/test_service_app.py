@@ -68,3 +68,21 @@ async def test_several_services_share_one_app_each_under_its_name_behind_the_gua
         one = await http.get("/one/internal/same", headers={INTERNAL_TOKEN_HEADER: "tok"})
         assert (one.json()["service"], two.json()["service"]) == ("one", "two")
         assert (await http.get("/ready")).status_code == 200 and calls == ["one", "two"]
+
+
+async def test_mounted_side_by_side_each_service_checks_the_credential_callers_hold_for_it() -> None:
+    """The compact process hosts every API; in production the gateway sends each service its own credential
+    (``internal_token_<service>``), so a service's routes must not open to another service's credential."""
+    base = settings_with("shared")
+    settings = msgspec.structs.replace(base, security=msgspec.structs.replace(
+        base.security, internal_token_lifecycle="lifecycle-only", internal_token_audit="audit-only"))
+    app = service_app(settings, api("lifecycle", "/internal/x", []), api("audit", "/internal/x", []))
+    async with AsyncTestClient(app=app) as http:
+        async def status(path: str, token: str) -> int:
+            return (await http.get(path, headers={INTERNAL_TOKEN_HEADER: token})).status_code
+
+        assert await status("/lifecycle/internal/x", "audit-only") == 401
+        assert await status("/lifecycle/internal/x", "shared") == 401
+        ok = await http.get("/lifecycle/internal/x", headers={INTERNAL_TOKEN_HEADER: "lifecycle-only"})
+        assert ok.status_code == 200 and ok.json()["service"] == "lifecycle"
+        assert await status("/audit/internal/x", "audit-only") == 200

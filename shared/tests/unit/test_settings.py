@@ -162,3 +162,29 @@ async def test_the_idempotence_setting_reaches_the_relays_producer() -> None:
     finally:
         await real.stop()
         await embedded.stop()
+
+
+def test_compact_topology_points_every_service_at_the_one_process_under_its_name(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KAGI_LIFECYCLE_URL", raising=False)
+    split = load_settings({})
+    assert split.topology == "split" and split.service_url("lifecycle") == "http://127.0.0.1:8101"
+    compact = load_settings({"KAGI_TOPOLOGY": "compact", "KAGI_PORTS_COMPACT": "8200"})
+    assert compact.service_url("lifecycle") == "http://127.0.0.1:8200/lifecycle"
+    assert compact.service_url("audit") == "http://127.0.0.1:8200/audit"
+    monkeypatch.setenv("KAGI_LIFECYCLE_URL", "http://lifecycle.kagi:8101")  # an explicit address still wins
+    assert compact.service_url("lifecycle") == "http://lifecycle.kagi:8101"
+    with pytest.raises(SettingsError, match="KAGI_TOPOLOGY"):
+        load_settings({"KAGI_TOPOLOGY": "monolith"})
+
+
+def test_production_compact_process_needs_every_services_secrets_and_credentials() -> None:
+    import secrets
+
+    env = {"KAGI_ENV": "prod", **{f"KAGI_SECURITY_{name}": secrets.token_hex(32) for name in (
+        "INTERNAL_TOKEN", "CODE_PEPPER", "NOTIFY_KEY", "AUDIT_KEY",
+        *(f"INTERNAL_TOKEN_{s}" for s in ("LIFECYCLE", "INVITE", "PERMISSIONS", "NOTIFY")))}}
+    with pytest.raises(SettingsError, match="KAGI_SECURITY_INTERNAL_TOKEN_AUDIT"):
+        require_secrets(load_settings(env), "compact-api")
+    require_secrets(load_settings({**env, "KAGI_SECURITY_INTERNAL_TOKEN_AUDIT": secrets.token_hex(32)}),
+                    "compact-api")

@@ -85,15 +85,21 @@ def infra_specs(settings: Settings) -> list[ProcessSpec]:
 
 
 def service_specs(settings: Settings, env: dict[str, str] | None = None) -> list[ProcessSpec]:
+    """The service processes and the gateway. Under ``KAGI_TOPOLOGY=compact`` one process (``compact-api``) serves
+    every internal API instead of one per service; the workers are one per service either way."""
     env = env or {}
     specs = []
+    if settings.topology == "compact":
+        specs.append(ProcessSpec(name="compact-api", argv=[sys.executable, "-m", "kagi_cli.compact"],
+                                 port=settings.ports.compact, env=env))
     for service in SERVICES:
-        specs.append(ProcessSpec(
-            name=f"{service}-api",
-            argv=[sys.executable, "-m", f"kagi_{service}.entrypoints.api"],
-            port=getattr(settings.ports, service),
-            env=env,
-        ))
+        if settings.topology == "split":
+            specs.append(ProcessSpec(
+                name=f"{service}-api",
+                argv=[sys.executable, "-m", f"kagi_{service}.entrypoints.api"],
+                port=getattr(settings.ports, service),
+                env=env,
+            ))
         specs.append(ProcessSpec(
             name=f"{service}-worker",
             argv=[sys.executable, "-m", f"kagi_{service}.entrypoints.worker"],
