@@ -75,7 +75,7 @@ async def test_mounted_side_by_side_each_service_checks_the_credential_callers_h
     (``internal_token_<service>``), so a service's routes must not open to another service's credential."""
     base = settings_with("shared")
     settings = msgspec.structs.replace(base, security=msgspec.structs.replace(
-        base.security, internal_token_lifecycle="lifecycle-only", internal_token_audit="audit-only"))
+        base.security, internal_token_lifecycle="lifecycle-only", internal_token_audit="audit-only"))  # noqa: S106
     app = service_app(settings, api("lifecycle", "/internal/x", []), api("audit", "/internal/x", []))
     async with AsyncTestClient(app=app) as http:
         async def status(path: str, token: str) -> int:
