@@ -208,8 +208,12 @@ def service_app(settings: Settings, *apis: ServiceApi) -> Litestar:
     if not apis:
         raise ValueError("service_app needs at least one ServiceApi")
     name = "+".join(api.name for api in apis)
+    # Mounted side by side, each service also answers its own probes under its prefix: a caller that watches
+    # one service (the gateway's /ready asks each) finds it where ``Settings.service_url`` says it is.
     routers = [internal_router(apis[0], settings)] if len(apis) == 1 else [
-        internal_router(api, settings, f"/{api.name}") for api in apis]
+        router for api in apis for router in (
+            internal_router(api, settings, f"/{api.name}"),
+            Router(path=f"/{api.name}", route_handlers=health_handlers(api.ready)))]
 
     async def ready() -> None:
         for api in apis:

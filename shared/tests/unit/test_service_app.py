@@ -68,6 +68,8 @@ async def test_several_services_share_one_app_each_under_its_name_behind_the_gua
         one = await http.get("/one/internal/same", headers={INTERNAL_TOKEN_HEADER: "tok"})
         assert (one.json()["service"], two.json()["service"]) == ("one", "two")
         assert (await http.get("/ready")).status_code == 200 and calls == ["one", "two"]
+        assert (await http.get("/two/ready")).status_code == 200 and calls == ["one", "two", "two"]
+        assert (await http.get("/one/health")).status_code == 200
 
 
 async def test_mounted_side_by_side_each_service_checks_the_credential_callers_hold_for_it() -> None:
