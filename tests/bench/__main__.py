@@ -40,7 +40,7 @@ def free_ports(n: int) -> list[int]:
 
 
 def configure_env() -> None:
-    names = ("KAFKA", "MONGO", "SMTP", "GATEWAY", "LIFECYCLE", "INVITE", "PERMISSIONS", "NOTIFY", "AUDIT")
+    names = ("KAFKA", "MONGO", "SMTP", "GATEWAY", "LIFECYCLE", "INVITE", "PERMISSIONS", "NOTIFY", "AUDIT", "COMPACT")
     for name, port in zip(names, free_ports(len(names)), strict=True):
         os.environ[f"KAGI_PORTS_{name}"] = str(port)
     os.environ["KAGI_VAR_DIR"] = tempfile.mkdtemp(prefix="kagi-bench-")

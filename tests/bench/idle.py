@@ -5,6 +5,9 @@ gateway and the target simulator) on free ports under a temporary var directory,
 the start-up work has settled, then samples every process's CPU time (utime + stime from ``/proc/<pid>/stat``)
 over a window without a single request. CPU time counts only what a process itself ran, so other load on the
 machine changes it far less than wall-clock figures; the machine's own load over the window is reported beside it.
+
+``KAGI_TOPOLOGY=compact make bench-idle`` measures the compact topology (one process for every internal API) and
+writes its own section, so the two stand side by side.
 """
 
 from __future__ import annotations
@@ -80,10 +83,12 @@ def main() -> None:
     rows = "\n".join(f"| {n} | {usage[n]:.2f} % | {memory[n]:.0f} MiB |"
                      for n in sorted(usage, key=lambda n: -usage[n]))
     verdict = "meets" if total <= TARGET_PCT else "misses"
-    section = f"""# Idle cost
+    heading = "Idle cost" if settings.topology == "split" else "Idle cost, compact topology"
+    apis = "every API" if settings.topology == "split" else "one process for every internal API (`KAGI_TOPOLOGY=compact`)"
+    section = f"""# {heading}
 
 Written by `make bench-idle` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Machine: {machine()}.
-Every process of `make up` ({len(pids)}: embedded broker, database and SMTP sink, every API and worker, the gateway
+Every process of `make up` ({len(pids)}: embedded broker, database and SMTP sink, {apis}, every worker, the gateway
 and the target simulator), ready, then {SETTLE_S:.0f} s to settle, then {wall:.0f} s without a single request.
 CPU is each process's own CPU time (user + system, `/proc/<pid>/stat`) over the window, in percent of one core:
 other load on the machine slows a process but adds little to its own CPU time. The machine as a whole (every
@@ -96,7 +101,7 @@ Total: **{total:.1f} % of one core** ({verdict} the target of ≤ {TARGET_PCT:.0
 |---|---|---|
 {rows}
 """
-    write_section("Idle cost", section)
+    write_section(heading, section)
     print(f"wrote {Path(__file__).with_name('RESULTS.md')}")
     sys.stdout.flush()
 
