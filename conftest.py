@@ -129,7 +129,8 @@ def settings(test_env: dict[str, str]) -> Iterator[Settings]:
 
 @pytest.fixture(scope="session")
 def system(settings: Settings) -> Iterator[str]:
-    """Every service process and the gateway running; yields the gateway's base URL."""
+    """Every service process and the gateway running; yields the gateway's base URL. With ``KAGI_TOPOLOGY=compact``
+    in the environment one process serves every internal API (``tests/e2e/test_topology.py`` checks which ran)."""
     from kagi_cli.main import system_specs
     from kagi_local.infra import Infra
 
