@@ -10,7 +10,7 @@ import jwt
 import msgspec
 import pytest
 
-from kagi_shared.metrics import METRICS_OFFSET
+from kagi_shared.metrics import METRICS_OFFSET, api_metrics_port
 from kagi_shared.settings import Settings
 from tests.e2e.conftest import create_user, water_contract_stored
 
@@ -98,13 +98,13 @@ async def test_service_apis_serve_metrics_on_their_metrics_port_only(system: str
     """Issue 15, finding 9: the monitoring namespace scrapes a port of its own; an API's port, which only the
     gateway may reach, serves no /metrics (nor would a scraper that may reach it be let into the API)."""
     async with httpx.AsyncClient(timeout=10) as client:
-        for service, offset in METRICS_OFFSET.items():
+        for service in METRICS_OFFSET:
             api = await client.get(f"{settings.service_url(service)}/metrics")
             assert api.status_code == 404, (service, api.text[:200])
-            scraped = await client.get(f"http://127.0.0.1:{settings.ports.api_metrics_base + offset}/metrics")
+            scraped = await client.get(f"http://127.0.0.1:{api_metrics_port(settings, service)}/metrics")
             assert scraped.status_code == 200, service
             assert f'process="{service}-api"' in scraped.text, service
-            other = await client.get(f"http://127.0.0.1:{settings.ports.api_metrics_base + offset}/ready")
+            other = await client.get(f"http://127.0.0.1:{api_metrics_port(settings, service)}/ready")
             assert other.status_code == 404, service  # the metrics port answers nothing else
 
 

@@ -10,13 +10,13 @@ import uuid
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from kagi_shared.metrics import METRICS_OFFSET
+from kagi_shared.metrics import api_metrics_port
 from kagi_shared.settings import Settings
 from tests.e2e.conftest import create_user
 
 
 async def gauge(settings: Settings, service: str, name: str, **labels: str) -> float:
-    port = settings.ports.api_metrics_base + METRICS_OFFSET[service]
+    port = api_metrics_port(settings, service)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=15) as client:
         reply = await client.get("/metrics")
     assert reply.status_code == 200, reply.text

@@ -11,16 +11,26 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge, Histogram, make_wsgi_app
 
 from kagi_shared.logging import get_logger
 
+if TYPE_CHECKING:
+    from kagi_shared.settings import Settings
+
 log = get_logger(__name__)
 
 METRICS_OFFSET = {"lifecycle": 1, "invite": 2, "permissions": 3, "notify": 4, "audit": 5}
 """A service's API and worker serve /metrics on their base port + this."""
+
+
+def api_metrics_port(settings: Settings, service: str) -> int:
+    """Where ``service``'s API serves /metrics: its own slot, or in the compact topology the one process's, which
+    takes the first service's slot (that service's own API process never runs beside it)."""
+    slot = "lifecycle" if settings.topology == "compact" or service == "compact" else service
+    return settings.ports.api_metrics_base + METRICS_OFFSET[slot]
 
 HTTP_REQUESTS = Counter("kagi_http_requests_total", "HTTP requests answered", ["process", "method", "route", "status"])
 HTTP_LATENCY = Histogram(

@@ -28,7 +28,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from kagi_shared.breaker import DATABASE
 from kagi_shared.logging import configure_logging, get_logger
-from kagi_shared.metrics import METRICS_OFFSET, observe_http, scrape_app
+from kagi_shared.metrics import api_metrics_port, observe_http, scrape_app
 from kagi_shared.problems import Problem, exception_handlers, service_unavailable
 from kagi_shared.settings import Settings, get_settings, require_secrets
 from kagi_shared.tracing import SpanKind, configure_tracing, mark_error, span
@@ -104,8 +104,11 @@ def internal_guard_for(expected: str) -> Guard:
 class RequestContextMiddleware(ASGIMiddleware):
     """Binds the request id to every log line of the request, logs one access line, counts it in metrics."""
 
-    def __init__(self, process: str) -> None:
+    def __init__(self, process: str, mounted: Sequence[str] = ()) -> None:
         self.process = process
+        self.mounted = frozenset(mounted)
+        """Services mounted under ``/<name>`` (the compact process): their requests are counted as ``<name>-api``,
+        as their own process would count them, so dashboards read the same in either topology."""
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         headers = dict(scope.get("headers") or [])
@@ -136,7 +139,9 @@ class RequestContextMiddleware(ASGIMiddleware):
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("path_template") or "unmatched"
-            observe_http(self.process, str(scope.get("method")), route, status, elapsed)
+            prefix = str(scope.get("path", "")).split("/", 2)[1:2]
+            process = f"{prefix[0]}-api" if prefix and prefix[0] in self.mounted else self.process
+            observe_http(process, str(scope.get("method")), route, status, elapsed)
             log.info("http.request", method=scope.get("method"), path=path, status=status,
                      ms=round(elapsed * 1000, 1))
             structlog.contextvars.unbind_contextvars("request_id")
@@ -223,7 +228,7 @@ def service_app(settings: Settings, *apis: ServiceApi) -> Litestar:
     return Litestar(
         route_handlers=[*health_handlers(ready), *routers],
         exception_handlers=exception_handlers(),
-        middleware=[RequestContextMiddleware(f"{name}-api")],
+        middleware=[RequestContextMiddleware(f"{name}-api", [api.name for api in apis] if len(apis) > 1 else ())],
         before_request=fail_fast_while_database_down,
         lifespan=[hook for api in apis for hook in api.lifespan],
         openapi_config=None,
@@ -296,8 +301,7 @@ def run_service_api(name: str, factory: Callable[[Settings], Litestar]) -> None:
 def serve_metrics(settings: Settings, name: str) -> None:
     """``/metrics`` on the API's own metrics port (base + offset), from a thread; never on the API port, which
     only the gateway may reach. Called at start-up, on the loop whose database the state gauges read."""
-    # The compact process takes the first service's slot: that service's own API process never runs beside it.
-    port = settings.ports.api_metrics_base + METRICS_OFFSET.get(name, METRICS_OFFSET["lifecycle"])
+    port = api_metrics_port(settings, name)
     try:
         serve_probes(scrape_app(asyncio.get_running_loop()), settings.http.host, port)
     except OSError as exc:  # locally two checkouts may collide; in a pod the port is ours

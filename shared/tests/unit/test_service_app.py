@@ -70,6 +70,12 @@ async def test_several_services_share_one_app_each_under_its_name_behind_the_gua
         assert (await http.get("/ready")).status_code == 200 and calls == ["one", "two"]
         assert (await http.get("/two/ready")).status_code == 200 and calls == ["one", "two", "two"]
         assert (await http.get("/one/health")).status_code == 200
+    # Counted as each service's own API process would count them, so dashboards read the same in either topology.
+    from kagi_shared.metrics import HTTP_REQUESTS
+
+    counted = {s.labels["process"] for m in HTTP_REQUESTS.collect() for s in m.samples
+               if s.labels.get("route", "").endswith("/internal/same")}
+    assert counted == {"one-api", "two-api"}
 
 
 async def test_mounted_side_by_side_each_service_checks_the_credential_callers_hold_for_it() -> None:
