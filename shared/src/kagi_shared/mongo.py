@@ -10,11 +10,11 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import msgspec
 from bson import Binary
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -135,6 +135,21 @@ class Store:
 
     async def ping(self) -> None:
         await self.client.admin.command("ping")
+
+
+class CollectionRepository:
+    """A repository over one collection: the subclass names the collection and declares its indexes, so a
+    collection's indexes are read beside its name; the service creates them at start (``ensure_indexes``)."""
+
+    COLLECTION: ClassVar[str]
+    INDEXES: ClassVar[tuple[IndexModel, ...]] = ()
+
+    def __init__(self, store: Store) -> None:
+        self.collection: AsyncCollection[Doc] = store.db[self.COLLECTION]
+
+    async def ensure_indexes(self) -> None:
+        for index in self.INDEXES:  # one command per index, as ``create_index`` sends
+            await self.collection.create_indexes([index])
 
 
 class InsertWatch:
