@@ -16,6 +16,7 @@ import asyncio
 import getpass
 from typing import Any
 
+from kagi_cli.parsing import command_group
 from kagi_shared.settings import Settings
 
 
@@ -80,9 +81,8 @@ def cmd_unlock(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(subparsers: Any) -> None:
-    group = subparsers.add_parser("accounts", help="operator and support accounts (enrolled by mail); break glass",
-                                  description="Accounts of the operator (託送受付センター) and of support staff")
-    sub = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sub = command_group(subparsers, "accounts", help="operator and support accounts (enrolled by mail); break glass",
+                        description="Accounts of the operator (託送受付センター) and of support staff")
     create_parser = sub.add_parser(
         "create", help="create an operator or support account and mail its enrolment",
         description="The account waits for 認証情報登録: its holder gets a one-time URL and a one-time password "

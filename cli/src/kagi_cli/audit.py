@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from kagi_cli.parsing import command_group
 from kagi_shared.settings import Settings
 
 
@@ -44,8 +45,7 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("audit", help="the audit ledger", description="Verify or list the audit ledger")
-    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = command_group(sub, "audit", help="the audit ledger", description="Verify or list the audit ledger")
     actions.add_parser("verify", help="check the hash chain; names the first edited or missing entry",
                        description="Check the ledger's hash chain; exit 2 if it is broken").set_defaults(func=cmd_audit)
     listing = actions.add_parser("list", help="recent entries as JSON lines, newest first",

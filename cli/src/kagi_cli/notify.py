@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from kagi_cli.parsing import command_group
 from kagi_shared.settings import Settings
 
 
@@ -59,9 +60,8 @@ def cmd_sms(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(sub: Any) -> None:
-    notify = sub.add_parser("notify", help="notification templates",
-                            description="The notify service's template catalogue")
-    notify_sub = notify.add_subparsers(dest="action", required=True, metavar="ACTION")
+    notify_sub = command_group(sub, "notify", help="notification templates",
+                               description="The notify service's template catalogue")
     notify_sub.add_parser("templates", help="list every template (name, channel, category, subject)",
                           description="List every template: name, channel, category and subject") \
         .set_defaults(func=cmd_templates)
