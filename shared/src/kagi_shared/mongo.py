@@ -104,6 +104,10 @@ class Transactions(Protocol):
     async def transaction(self, fn: Callable[[Tx], Awaitable[T]]) -> T: ...
 
 
+class HasIndexes(Protocol):
+    async def ensure_indexes(self) -> None: ...
+
+
 class Store:
     """A service's database plus the helper that runs a function in one transaction."""
 
@@ -132,6 +136,12 @@ class Store:
 
     async def ensure_outbox_indexes(self) -> None:
         await self.db[OUTBOX].create_index([("seq", 1)])
+
+    async def ensure_indexes(self, *repositories: HasIndexes) -> None:
+        """Create the indexes the service's repositories declare, and the outbox's (a service's start)."""
+        for repository in repositories:
+            await repository.ensure_indexes()
+        await self.ensure_outbox_indexes()
 
     async def ping(self) -> None:
         await self.client.admin.command("ping")
