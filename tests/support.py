@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import msgspec
+import pytest
 from aiokafka import AIOKafkaConsumer
+from litestar import Litestar
 
 from kagi_shared.events.notify import Notice, NotificationRequested, opened
-from kagi_shared.settings import DEV_SECRETS
+from kagi_shared.settings import DEV_SECRETS, get_settings
+
+UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens
 
 
 async def read_from_now_on(consumer: AIOKafkaConsumer) -> None:
@@ -30,3 +37,32 @@ def opened_request(data: dict[str, Any]) -> dict[str, Any]:
     """A ``notify.requests`` envelope's ``data`` (as JSON) with its sealed variables opened under ``variables``."""
     event = msgspec.convert(data, NotificationRequested)
     return {**data, "variables": opened_notice(event).variables}
+
+
+def no_services(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the gateway at services that are not there (a test of what the gateway decides on its own)."""
+    for service in ("lifecycle", "invite", "permissions", "notify", "audit"):
+        monkeypatch.setenv(f"KAGI_{service.upper()}_URL", UNREACHABLE)
+
+
+@asynccontextmanager
+async def gateway_app() -> AsyncIterator[Litestar]:
+    """A gateway in this process built from the settings the test set (its lifespan opened and closed in the
+    test's own task, as anyio requires); the settings are read afresh before and after."""
+    from kagi_gateway.app import create_app
+
+    get_settings.cache_clear()
+    app = create_app()
+    try:
+        async with app.lifespan():
+            yield app
+    finally:
+        get_settings.cache_clear()
+
+
+@asynccontextmanager
+async def client_from(app: Litestar, peer: str = "127.0.0.1") -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an in-process app whose calls come from the socket peer ``peer`` (what the edge sees)."""
+    transport = httpx.ASGITransport(app=app, client=(peer, 4711))
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=15) as client:
+        yield client

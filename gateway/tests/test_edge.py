@@ -7,10 +7,10 @@ import asyncio
 import httpx
 import pytest
 
-from kagi_gateway.app import create_app
 from kagi_gateway.edge import Edge, SlidingWindow, _networks, client_address, is_domestic
 from kagi_shared.problems import Problem
-from kagi_shared.settings import EdgeSettings, get_settings
+from kagi_shared.settings import EdgeSettings
+from tests.support import client_from, gateway_app, no_services
 
 TRUSTED = _networks("10.0.0.0/8, 127.0.0.1/32")
 
@@ -62,18 +62,10 @@ async def test_gateway_refuses_abroad_and_limits_calls_per_address(monkeypatch: 
     monkeypatch.setenv("KAGI_EDGE_TRUSTED_PROXIES", "10.0.0.0/8")
     monkeypatch.setenv("KAGI_EDGE_RATE_LOGIN_PER_IP", "3")
     monkeypatch.setenv("KAGI_EDGE_RATE_DEFAULT_PER_IP", "3")
-    for service in ("lifecycle", "invite", "permissions", "notify", "audit"):
-        monkeypatch.setenv(f"KAGI_{service.upper()}_URL", "http://127.0.0.1:9")
-    get_settings.cache_clear()
-    app = create_app()
-    try:
-        async with app.lifespan():
-            # The socket peer is our load balancer (10.0.0.5); the client is in X-Forwarded-For.
-            transport = httpx.ASGITransport(app=app, client=("10.0.0.5", 4711))
-            async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-                await _exercise(client)
-    finally:
-        get_settings.cache_clear()
+    no_services(monkeypatch)
+    # The socket peer is our load balancer (10.0.0.5); the client is in X-Forwarded-For.
+    async with gateway_app() as app, client_from(app, "10.0.0.5") as client:
+        await _exercise(client)
 
 
 async def _exercise(client: httpx.AsyncClient) -> None:
@@ -142,25 +134,16 @@ async def test_forwarded_for_from_an_untrusted_peer_is_not_believed(monkeypatch:
     outside it cannot claim to be domestic, nor spread its calls over invented addresses."""
     monkeypatch.setenv("KAGI_EDGE_TRUSTED_PROXIES", "10.0.0.0/8")
     monkeypatch.setenv("KAGI_EDGE_RATE_DEFAULT_PER_IP", "2")
-    for service in ("lifecycle", "invite", "permissions", "notify", "audit"):
-        monkeypatch.setenv(f"KAGI_{service.upper()}_URL", "http://127.0.0.1:9")
-    get_settings.cache_clear()
-    app = create_app()
+    no_services(monkeypatch)
     body = {"loginId": "a@example.jp", "password": "x"}
-    try:
-        async with app.lifespan():
-            abroad = httpx.ASGITransport(app=app, client=("8.8.8.8", 4711))  # a foreign peer, not our ingress
-            async with httpx.AsyncClient(transport=abroad, base_url="http://gateway") as client:
-                refused = await client.post("/api/v1/auth/login", json=body, headers={"X-Forwarded-For": "133.11.0.1"})
-                assert refused.status_code == 403 and refused.json()["code"] == "edge.abroad_forbidden"
-            untrusted = httpx.ASGITransport(app=app, client=("133.11.0.9", 4711))  # domestic, but not a proxy
-            async with httpx.AsyncClient(transport=untrusted, base_url="http://gateway") as client:
-                codes = [(await client.get("/api/v1/me", headers={"X-Forwarded-For": f"133.11.0.{i}"})).status_code
-                         for i in range(1, 4)]
-                assert codes == [401, 401, 429], "one window for the peer, whatever it forwards"
-            ingress = httpx.ASGITransport(app=app, client=("10.1.2.3", 4711))  # the ingress pod: believed
-            async with httpx.AsyncClient(transport=ingress, base_url="http://gateway") as client:
-                forwarded = await client.post("/api/v1/auth/login", json=body, headers={"X-Forwarded-For": "8.8.8.8"})
-                assert forwarded.status_code == 403 and forwarded.json()["code"] == "edge.abroad_forbidden"
-    finally:
-        get_settings.cache_clear()
+    async with gateway_app() as app:
+        async with client_from(app, "8.8.8.8") as client:  # a foreign peer, not our ingress
+            refused = await client.post("/api/v1/auth/login", json=body, headers={"X-Forwarded-For": "133.11.0.1"})
+            assert refused.status_code == 403 and refused.json()["code"] == "edge.abroad_forbidden"
+        async with client_from(app, "133.11.0.9") as client:  # domestic, but not a proxy
+            codes = [(await client.get("/api/v1/me", headers={"X-Forwarded-For": f"133.11.0.{i}"})).status_code
+                     for i in range(1, 4)]
+            assert codes == [401, 401, 429], "one window for the peer, whatever it forwards"
+        async with client_from(app, "10.1.2.3") as client:  # the ingress pod: believed
+            forwarded = await client.post("/api/v1/auth/login", json=body, headers={"X-Forwarded-For": "8.8.8.8"})
+            assert forwarded.status_code == 403 and forwarded.json()["code"] == "edge.abroad_forbidden"

@@ -14,25 +14,15 @@ from litestar.routes import HTTPRoute
 
 from kagi_gateway.app import create_app
 from kagi_gateway.deps import ANY_USER, PUBLIC
-from kagi_shared.settings import get_settings
-
-UNREACHABLE = "http://127.0.0.1:9"
+from tests.support import client_from, gateway_app, no_services
 
 
 @asynccontextmanager
 async def gateway(monkeypatch: pytest.MonkeyPatch, peer: str = "127.0.0.1") -> AsyncIterator[httpx.AsyncClient]:
-    """The gateway in process (its lifespan opened and closed in the test's own task, as anyio requires)."""
-    for service in ("lifecycle", "invite", "permissions", "notify", "audit"):
-        monkeypatch.setenv(f"KAGI_{service.upper()}_URL", UNREACHABLE)
-    get_settings.cache_clear()
-    app = create_app()
-    try:
-        async with app.lifespan():
-            transport = httpx.ASGITransport(app=app, client=(peer, 4711))
-            async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
-                yield http
-    finally:
-        get_settings.cache_clear()
+    """The gateway in process, without services, called from ``peer``."""
+    no_services(monkeypatch)
+    async with gateway_app() as app, client_from(app, peer) as http:
+        yield http
 
 
 def page_routes() -> list[tuple[str, str, tuple[str, ...]]]:

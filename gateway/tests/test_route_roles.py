@@ -20,6 +20,7 @@ from kagi_gateway.deps import ANY_USER, PUBLIC
 from kagi_gateway.tokens import issue_token
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import get_settings
+from tests.support import client_from, gateway_app, no_services
 
 ROLES = ANY_USER
 UNREACHABLE = "http://127.0.0.1:9"  # discard port: nothing listens
@@ -74,21 +75,13 @@ def test_every_api_route_declares_its_roles() -> None:
 
 
 async def test_every_route_answers_every_role_as_declared(monkeypatch: pytest.MonkeyPatch) -> None:
-    for service in ("lifecycle", "invite", "permissions", "notify", "audit"):
-        monkeypatch.setenv(f"KAGI_{service.upper()}_URL", UNREACHABLE)
-    get_settings.cache_clear()
-    app = create_app()
-    documented = documented_statuses(app)
+    no_services(monkeypatch)
     wrong: list[str] = []
-    try:
-        # One lifespan for the whole walk (anyio scopes must close in the task that opened them).
-        async with app.lifespan():
-            transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 4711))
-            async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-                for method, path, roles in API_ROUTES:
-                    wrong += await walk(client, method, path, roles, documented.get((method, path)))
-    finally:
-        get_settings.cache_clear()
+    # One lifespan for the whole walk (anyio scopes must close in the task that opened them).
+    async with gateway_app() as app, client_from(app) as client:
+        documented = documented_statuses(app)
+        for method, path, roles in API_ROUTES:
+            wrong += await walk(client, method, path, roles, documented.get((method, path)))
     assert wrong == [], "\n".join(wrong)
 
 

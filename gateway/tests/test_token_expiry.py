@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 
-from kagi_gateway.app import create_app
 from kagi_gateway.tokens import issue_token, read_claims
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import get_settings
+from tests.support import client_from, gateway_app, no_services
 
 OWNER = Caller(account_id="acct-owner", login_id="owner@example.jp", email="owner@example.jp", roles=("owner",))
 
@@ -36,17 +35,9 @@ def test_the_verifier_refuses_an_expired_token_as_expired() -> None:
 
 
 async def test_the_gateway_answers_an_expired_token_with_401_problem_json(monkeypatch: pytest.MonkeyPatch) -> None:
-    for service in ("lifecycle", "invite", "permissions", "notify", "audit"):
-        monkeypatch.setenv(f"KAGI_{service.upper()}_URL", "http://127.0.0.1:9")  # nothing listens
-    get_settings.cache_clear()
-    app = create_app()
-    try:
-        async with app.lifespan():
-            transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 4711))
-            async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-                reply = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {expired_token()}"})
-    finally:
-        get_settings.cache_clear()
+    no_services(monkeypatch)
+    async with gateway_app() as app, client_from(app) as client:
+        reply = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {expired_token()}"})
     assert reply.status_code == 401
     assert reply.headers["content-type"].startswith("application/problem+json")
     assert reply.json()["code"] == "auth.token_expired"

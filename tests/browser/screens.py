@@ -14,10 +14,10 @@ from playwright.async_api import Browser, Page, expect
 from kagi_shared.settings import Settings
 from tests.browser.conftest import PHONE
 from tests.browser.test_console_mypage import owner_steps_up
-from tests.browser.test_console_permissions import company_with_admin, file_new_request
+from tests.browser.test_console_permissions import file_new_request
 from tests.browser.test_console_totp import new_operator
 from tests.browser.test_journeys import log_in
-from tests.e2e.conftest import create_user
+from tests.e2e.conftest import company_with_admin, create_user
 
 SCREENS = Path(__file__).resolve().parent / "screens"
 DESKTOP = {"width": 1280, "height": 800}

@@ -12,8 +12,8 @@ from playwright.async_api import Page, expect
 
 from kagi_cli.invite import publish_contracts, sample_water_contracts
 from kagi_shared.settings import Settings
-from tests.browser.test_journeys import _contract_stored, assert_page_basics, log_in, no_horizontal_scroll
-from tests.e2e.conftest import code_in, create_user, wait_for_mail
+from tests.browser.test_journeys import assert_page_basics, log_in, no_horizontal_scroll
+from tests.e2e.conftest import code_in, create_user, wait_for_mail, water_contract_stored
 
 
 async def link(page: Page, customer_number: str, billing_number: str, phone: str) -> None:
@@ -31,8 +31,8 @@ async def test_water_customer_links_two_numbers_switches_the_main_one_and_withdr
                      for i, c in enumerate(sample_water_contracts(2)))
     await publish_contracts(settings, [first, second])
     owner = await create_user(settings, gateway, ["owner"])
-    await _contract_stored(settings, first.customer_number)
-    await _contract_stored(settings, second.customer_number)
+    await water_contract_stored(settings, first.customer_number)
+    await water_contract_stored(settings, second.customer_number)
 
     await phone.goto("/account")
     await log_in(phone, owner.login_id, owner.password)

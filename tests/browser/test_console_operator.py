@@ -12,9 +12,8 @@ import httpx
 from playwright.async_api import Page, expect
 
 from kagi_shared.settings import Settings
-from tests.browser.test_console_permissions import company_with_admin
 from tests.browser.test_journeys import assert_page_basics, link_in, log_in, no_horizontal_scroll, shot
-from tests.e2e.conftest import wait_for_mail
+from tests.e2e.conftest import company_with_admin, wait_for_mail
 from tests.e2e.test_b2b_identities import acknowledge, commands_for
 
 

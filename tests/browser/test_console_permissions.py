@@ -20,18 +20,8 @@ from kagi_shared.kafka import make_producer, publish
 from kagi_shared.settings import Settings
 from tests.browser.conftest import new_page
 from tests.browser.test_journeys import assert_page_basics, log_in, no_horizontal_scroll, shot
-from tests.e2e.conftest import User, create_user
+from tests.e2e.conftest import company_with_admin, create_user
 from tests.e2e.test_permissions import grant_commands
-
-
-async def company_with_admin(settings: Settings, gateway: httpx.AsyncClient) -> tuple[User, User]:
-    operator = await create_user(settings, gateway, ["operator"])
-    admin = await create_user(settings, gateway, ["company_admin"])
-    company = await gateway.post("/api/v1/operator/companies", headers=operator.auth, json={
-        "name": "パートナーガス株式会社", "roles": ["gas_retailer", "consignment_requester"],
-        "primaryAdmin": {"name": "託送 太郎", "email": admin.login_id}, "contractors": ["委託先A株式会社"]})
-    assert company.status_code == 201, company.text
-    return operator, admin
 
 
 async def file_new_request(page: Page, user_id: str) -> str:

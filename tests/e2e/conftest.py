@@ -54,15 +54,22 @@ async def gateway(system: str) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def create_user(settings: Settings, gateway: httpx.AsyncClient, roles: list[str]) -> User:
-    """Register an account through lifecycle's internal API (as operator tooling does) and log in."""
-    login_id = f"user-{uuid.uuid4().hex[:10]}@example.jp"
+async def internal_account(settings: Settings, roles: list[str], prefix: str = "user") -> tuple[str, str]:
+    """Register an account through lifecycle's internal API (as operator tooling does): its login ID and
+    password, not logged in."""
+    login_id = f"{prefix}-{uuid.uuid4().hex[:10]}@example.jp"
     password = "Kagi-e2e-2026!"  # noqa: S105 - a test account
     async with httpx.AsyncClient(base_url=settings.service_url("lifecycle"), timeout=15,
                                  headers={"x-internal-token": settings.security.internal_token}) as lifecycle:
         created = await lifecycle.post("/internal/accounts",
                                        json={"loginId": login_id, "password": password, "roles": roles})
         assert created.status_code == 201, created.text
+    return login_id, password
+
+
+async def create_user(settings: Settings, gateway: httpx.AsyncClient, roles: list[str]) -> User:
+    """An account registered through lifecycle's internal API, logged in (a privileged one enrols TOTP first)."""
+    login_id, password = await internal_account(settings, roles)
     login = await gateway.post("/api/v1/auth/login", json={"loginId": login_id, "password": password})
     if not PRIVILEGED & set(roles):
         assert login.status_code == 200, login.text
@@ -131,5 +138,32 @@ async def age_password(settings: Settings, login_id: str, days: int) -> None:
     try:
         await client[database_name(settings, "lifecycle")]["accounts"].update_one(
             {"login_id": login_id}, {"$set": {"password_changed_at": datetime.now(UTC) - timedelta(days=days)}})
+    finally:
+        await client.close()
+
+
+async def company_with_admin(settings: Settings, gateway: httpx.AsyncClient) -> tuple[User, User]:
+    """An operator, and a company admin of a company that operator registered (パートナーガス株式会社)."""
+    operator = await create_user(settings, gateway, ["operator"])
+    admin = await create_user(settings, gateway, ["company_admin"])
+    company = await gateway.post("/api/v1/operator/companies", headers=operator.auth, json={
+        "name": "パートナーガス株式会社", "roles": ["gas_retailer", "consignment_requester"],
+        "primaryAdmin": {"name": "託送 太郎", "email": admin.login_id}, "contractors": ["委託先A株式会社"]})
+    assert company.status_code == 201, company.text
+    return operator, admin
+
+
+async def water_contract_stored(settings: Settings, customer_number: str) -> None:
+    """Wait until the invite worker stored a water contract published on contracts.upserted."""
+    from kagi_shared.mongo import database_name, make_client
+
+    client = make_client(settings)
+    try:
+        stored = client[database_name(settings, "invite")]["water_contracts"]
+        for _ in range(300):
+            if await stored.count_documents({"_id": customer_number}):
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"contract {customer_number} never stored")
     finally:
         await client.close()

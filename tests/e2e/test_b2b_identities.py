@@ -15,7 +15,7 @@ from kagi_shared.events import decode, encode, new_envelope
 from kagi_shared.events import permissions as ev
 from kagi_shared.kafka import make_producer, read_topic
 from kagi_shared.settings import Settings
-from tests.e2e.conftest import create_user, enrol_totp, wait_for_mail
+from tests.e2e.conftest import User, create_user, enrol_totp, wait_for_mail
 
 PASSWORD = "Enrol#e2e-2026-kagi"  # noqa: S105 - a test account
 
@@ -99,20 +99,27 @@ async def until_complete(gateway: httpx.AsyncClient, auth: dict[str, str], reque
     raise AssertionError(f"request {request_id} not complete: {view}")
 
 
-async def test_b2b_identities_end_to_end(settings: Settings, gateway: httpx.AsyncClient) -> None:
+async def company_with_acknowledged_admin(settings: Settings, gateway: httpx.AsyncClient, name: str, admin_id: str,
+                                          admin_name: str) -> tuple[User, dict[str, Any]]:
+    """An operator registers a gas retailer with ``admin_id`` as its システム窓口責任者; the PMS right that routes at
+    once is acknowledged, which enrols the admin (seed ⑤ システム登録作業). The operator and the company."""
     operator = await create_user(settings, gateway, ["operator"])
+    company = await gateway.post("/api/v1/operator/companies", headers=operator.auth, json={
+        "name": name, "roles": ["gas_retailer"], "primaryAdmin": {"name": admin_name, "email": admin_id}})
+    assert company.status_code == 201, company.text
+    await acknowledge(settings, await commands_for(settings, "PMS", admin_id.lower(), 1))
+    return operator, company.json()
+
+
+async def test_b2b_identities_end_to_end(settings: Settings, gateway: httpx.AsyncClient) -> None:
     tag = uuid.uuid4().hex[:8]
     admin_id = f"Sekinin_{tag}@partner-e2e.example.jp"
-    company = await gateway.post("/api/v1/operator/companies", headers=operator.auth, json={
-        "name": f"E2E ガス {tag}", "roles": ["gas_retailer"], "primaryAdmin": {"name": "責任 太郎", "email": admin_id}})
-    assert company.status_code == 201, company.text
-
-    # ⑤ システム登録作業: the PMS right is routed at once; its ack enrols the admin.
-    await acknowledge(settings, await commands_for(settings, "PMS", admin_id.lower(), 1))
+    operator, company = await company_with_acknowledged_admin(settings, gateway, f"E2E ガス {tag}", admin_id,
+                                                              "責任 太郎")
     admin_login = await enrol_and_log_in(gateway, settings, admin_id)
     assert "company_admin" in admin_login["roles"]
     admin = {"Authorization": f"Bearer {admin_login['accessToken']}"}
-    assert (await gateway.get("/api/v1/company", headers=admin)).json()["companyId"] == company.json()["companyId"]
+    assert (await gateway.get("/api/v1/company", headers=admin)).json()["companyId"] == company["companyId"]
     mine = {p["system"]: p["value"] for p in (await gateway.get("/api/v1/me/permissions", headers=admin)).json()[
         "permissions"]}
     assert mine["PMS"] == "yes" and mine["TAXIS"] is None
@@ -166,13 +173,9 @@ async def test_b2b_identities_end_to_end(settings: Settings, gateway: httpx.Asyn
 
 
 async def test_enrolment_abuse_through_the_gateway(settings: Settings, gateway: httpx.AsyncClient) -> None:
-    operator = await create_user(settings, gateway, ["operator"])
     tag = uuid.uuid4().hex[:8]
     admin_id = f"abuse_{tag}@partner-e2e.example.jp"
-    company = await gateway.post("/api/v1/operator/companies", headers=operator.auth, json={
-        "name": f"E2E 不正 {tag}", "roles": ["gas_retailer"], "primaryAdmin": {"name": "試験 次郎", "email": admin_id}})
-    assert company.status_code == 201, company.text
-    await acknowledge(settings, await commands_for(settings, "PMS", admin_id.lower(), 1))
+    operator, _ = await company_with_acknowledged_admin(settings, gateway, f"E2E 不正 {tag}", admin_id, "試験 次郎")
     token, otp = await enrolment_secrets(settings, admin_id)
 
     unknown = await gateway.post("/api/v1/auth/enrolments/check", json={"token": "x" * 43})

@@ -12,7 +12,7 @@ import pytest
 
 from kagi_shared.metrics import METRICS_OFFSET
 from kagi_shared.settings import Settings
-from tests.e2e.conftest import create_user
+from tests.e2e.conftest import create_user, water_contract_stored
 
 
 async def test_a_token_claiming_more_roles_than_the_account_holds_is_refused(
@@ -30,21 +30,6 @@ async def test_a_token_claiming_more_roles_than_the_account_holds_is_refused(
     assert (await gateway.get("/api/v1/me", headers=auth)).status_code == 200  # the role it does hold still works
 
 
-async def _water_contract_stored(settings: Settings, number: str) -> None:
-    from kagi_shared.mongo import database_name, make_client
-
-    client = make_client(settings)
-    try:
-        stored = client[database_name(settings, "invite")]["water_contracts"]
-        for _ in range(300):  # the invite worker stores what arrives on contracts.upserted
-            if await stored.count_documents({"_id": number}):
-                return
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"contract {number} never arrived")
-    finally:
-        await client.close()
-
-
 async def test_contract_claims_are_limited_per_contract_and_tell_the_holder(settings: Settings,
                                                                            gateway: httpx.AsyncClient) -> None:
     """Issue 15, finding 6: wrong proofs against one contract from many accounts run out; the SMS goes to the
@@ -57,7 +42,7 @@ async def test_contract_claims_are_limited_per_contract_and_tell_the_holder(sett
     on_file = f"080{uuid.uuid4().int % 10**8:08d}"
     water = msgspec.structs.replace(sample_water_contracts(1)[0], customer_number=f"W{tag}", phone=on_file)
     await publish_contracts(settings, [water])
-    await _water_contract_stored(settings, water.customer_number)
+    await water_contract_stored(settings, water.customer_number)
     proof = {"customerNumber": water.customer_number, "billingNumber": water.billing_number, "phone": on_file}
 
     holder = await create_user(settings, gateway, ["owner"])
@@ -88,7 +73,7 @@ async def test_contract_claims_are_limited_per_contract_and_tell_the_holder(sett
     # A success is not a failure: another contract links, and its holder is told when a second account does.
     other = msgspec.structs.replace(water, customer_number=f"W{tag}X", phone="0664581999")
     await publish_contracts(settings, [other])
-    await _water_contract_stored(settings, other.customer_number)
+    await water_contract_stored(settings, other.customer_number)
     other_proof = {**proof, "customerNumber": other.customer_number, "phone": other.phone}
     assert (await gateway.post("/api/v1/me/contracts", headers=holder.auth, json=other_proof)).status_code == 201
     second = await create_user(settings, gateway, ["owner"])

@@ -16,7 +16,7 @@ from kagi_shared.events import decode, new_envelope
 from kagi_shared.events import permissions as ev
 from kagi_shared.kafka import make_producer, publish, read_topic
 from kagi_shared.settings import Settings
-from tests.e2e.conftest import create_user, wait_for_mail
+from tests.e2e.conftest import company_with_admin, wait_for_mail
 
 
 async def grant_commands(settings: Settings, system: str, request_id: str) -> list[ev.GrantCommanded]:
@@ -47,12 +47,7 @@ async def test_schedule_preview_is_public_and_matches_the_cli(settings: Settings
 
 
 async def test_new_request_goes_through_the_batch_to_complete(settings: Settings, gateway: httpx.AsyncClient) -> None:
-    operator = await create_user(settings, gateway, ["operator"])
-    admin = await create_user(settings, gateway, ["company_admin"])
-    company = await gateway.post("/api/v1/operator/companies", headers=operator.auth, json={
-        "name": "パートナーガス株式会社", "roles": ["gas_retailer", "consignment_requester"],
-        "primaryAdmin": {"name": "託送 太郎", "email": admin.login_id}, "contractors": ["委託先A株式会社"]})
-    assert company.status_code == 201, company.text
+    operator, admin = await company_with_admin(settings, gateway)
     refused = await gateway.post("/api/v1/operator/companies", headers=admin.auth, json={})
     assert refused.status_code == 403
 

@@ -7,30 +7,18 @@ import asyncio
 import os
 import subprocess
 import sys
-import uuid
 
 import httpx
 import pytest
 
-from kagi_gateway.app import create_app
 from kagi_shared.settings import Settings, get_settings
-from tests.e2e.conftest import create_user, enrol_totp, wait_for_mail
-
-
-async def internal_account(settings: Settings, roles: list[str]) -> tuple[str, str]:
-    login_id = f"priv-{uuid.uuid4().hex[:10]}@example.jp"
-    password = "Kagi-e2e-2026!"  # noqa: S105 - a test account
-    async with httpx.AsyncClient(base_url=settings.service_url("lifecycle"), timeout=15,
-                                 headers={"x-internal-token": settings.security.internal_token}) as lifecycle:
-        created = await lifecycle.post("/internal/accounts",
-                                       json={"loginId": login_id, "password": password, "roles": roles})
-        assert created.status_code == 201, created.text
-    return login_id, password
+from tests.e2e.conftest import create_user, enrol_totp, internal_account, wait_for_mail
+from tests.support import client_from, gateway_app
 
 
 async def test_an_operator_logs_in_with_a_totp_code_once_enrolled(settings: Settings,
                                                                   gateway: httpx.AsyncClient) -> None:
-    login_id, password = await internal_account(settings, ["operator"])
+    login_id, password = await internal_account(settings, ["operator"], "priv")
     first = await gateway.post("/api/v1/auth/login", json={"loginId": login_id, "password": password})
     assert (first.status_code, first.json()["code"]) == (403, "auth.totp_enrolment_required")
     restricted = {"Authorization": f"Bearer {first.json()['accessToken']}"}
@@ -62,25 +50,21 @@ async def test_one_address_failing_against_many_ids_is_throttled_at_the_edge(
         settings: Settings, gateway: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
     owner = await create_user(settings, gateway, ["owner"])
     monkeypatch.setenv("KAGI_EDGE_LOGIN_FAILURES_PER_IP", "4")
-    get_settings.cache_clear()
-    app = create_app()  # a gateway in this process, in front of the running services
     try:
-        async with app.lifespan():
-            sprayer = httpx.ASGITransport(app=app, client=("10.66.0.7", 4711))
-            async with httpx.AsyncClient(transport=sprayer, base_url="http://gateway", timeout=15) as client:
-                tries = [await client.post("/api/v1/auth/login",
-                                           json={"loginId": f"victim-{i}@example.jp", "password": "Guess-2026!"})
+        async with gateway_app() as app:  # a gateway in this process, in front of the running services
+            async with client_from(app, "10.66.0.7") as sprayer:
+                tries = [await sprayer.post("/api/v1/auth/login",
+                                            json={"loginId": f"victim-{i}@example.jp", "password": "Guess-2026!"})
                          for i in range(4)]
                 assert [r.json()["code"] for r in tries] == ["auth.invalid_credentials"] * 4
                 # Even the right password of another ID now waits: nothing is checked, no ID is locked.
-                held = await client.post("/api/v1/auth/login",
-                                         json={"loginId": owner.login_id, "password": owner.password})
+                held = await sprayer.post("/api/v1/auth/login",
+                                          json={"loginId": owner.login_id, "password": owner.password})
                 assert (held.status_code, held.json()["code"]) == (429, "edge.login_failures")
                 assert int(held.headers["retry-after"]) >= 1
-            other = httpx.ASGITransport(app=app, client=("10.66.0.8", 4711))
-            async with httpx.AsyncClient(transport=other, base_url="http://gateway", timeout=15) as client:
-                fine = await client.post("/api/v1/auth/login",
-                                         json={"loginId": owner.login_id, "password": owner.password})
+            async with client_from(app, "10.66.0.8") as other:
+                fine = await other.post("/api/v1/auth/login",
+                                        json={"loginId": owner.login_id, "password": owner.password})
                 assert fine.status_code == 200, fine.text
     finally:
         monkeypatch.undo()

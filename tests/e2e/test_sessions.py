@@ -6,9 +6,9 @@ import httpx
 import jwt
 import pytest
 
-from kagi_gateway.app import create_app
 from kagi_shared.settings import Settings, get_settings
 from tests.e2e.conftest import create_user
+from tests.support import client_from, gateway_app
 
 
 async def test_refresh_rotates_and_a_reused_token_is_refused(settings: Settings, gateway: httpx.AsyncClient) -> None:
@@ -68,25 +68,19 @@ async def test_tokens_name_audience_and_key_and_a_rotated_key_still_verifies_its
     old_key = settings.security.jwt_secret
     monkeypatch.setenv("KAGI_SECURITY_JWT_SECRET", "rotated-" + old_key)
     monkeypatch.setenv("KAGI_SECURITY_JWT_PREVIOUS_SECRETS", old_key)
-    get_settings.cache_clear()
-    app = create_app()  # a gateway after the rotation, in front of the running services
     try:
-        async with app.lifespan():
-            transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 4711))
-            async with httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=15) as rotated:
-                kept = await rotated.get("/api/v1/me", headers=user.auth)
-                assert kept.status_code == 200, kept.text  # signed by the previous key: still good until it expires
-                login = await rotated.post("/api/v1/auth/login",
-                                           json={"loginId": user.login_id, "password": user.password})
-                assert jwt.get_unverified_header(login.json()["accessToken"])["kid"] != header["kid"]
+        # A gateway after the rotation, in front of the running services.
+        async with gateway_app() as app, client_from(app) as rotated:
+            kept = await rotated.get("/api/v1/me", headers=user.auth)
+            assert kept.status_code == 200, kept.text  # signed by the previous key: still good until it expires
+            login = await rotated.post("/api/v1/auth/login",
+                                       json={"loginId": user.login_id, "password": user.password})
+            assert jwt.get_unverified_header(login.json()["accessToken"])["kid"] != header["kid"]
         monkeypatch.setenv("KAGI_SECURITY_JWT_PREVIOUS_SECRETS", "")
-        get_settings.cache_clear()
-        retired_app = create_app()  # the gateway restarted once the previous key is retired (it reads settings once)
-        async with retired_app.lifespan():
-            transport = httpx.ASGITransport(app=retired_app, client=("127.0.0.1", 4711))
-            async with httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=15) as retired:
-                gone = await retired.get("/api/v1/me", headers=user.auth)
-                assert (gone.status_code, gone.json()["code"]) == (401, "auth.token_invalid")
+        # The gateway restarted once the previous key is retired (it reads settings once).
+        async with gateway_app() as retired_app, client_from(retired_app) as retired:
+            gone = await retired.get("/api/v1/me", headers=user.auth)
+            assert (gone.status_code, gone.json()["code"]) == (401, "auth.token_invalid")
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()

@@ -16,7 +16,7 @@ import asyncio
 import getpass
 from typing import Any
 
-from kagi_cli.parsing import command_group
+from kagi_cli.commands import command_group
 from kagi_shared.settings import Settings
 
 
@@ -81,8 +81,8 @@ def cmd_unlock(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(subparsers: Any) -> None:
-    sub = command_group(subparsers, "accounts", help="operator and support accounts (enrolled by mail); break glass",
-                        description="Accounts of the operator (託送受付センター) and of support staff")
+    sub = command_group(subparsers, "accounts", "operator and support accounts (enrolled by mail); break glass",
+                        "Accounts of the operator (託送受付センター) and of support staff")
     create_parser = sub.add_parser(
         "create", help="create an operator or support account and mail its enrolment",
         description="The account waits for 認証情報登録: its holder gets a one-time URL and a one-time password "

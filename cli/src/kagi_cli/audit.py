@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from kagi_cli.parsing import command_group
+from kagi_cli.commands import command_group
 from kagi_shared.settings import Settings
 
 
@@ -45,7 +45,7 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    actions = command_group(sub, "audit", help="the audit ledger", description="Verify or list the audit ledger")
+    actions = command_group(sub, "audit", "the audit ledger", "Verify or list the audit ledger")
     actions.add_parser("verify", help="check the hash chain; names the first edited or missing entry",
                        description="Check the ledger's hash chain; exit 2 if it is broken").set_defaults(func=cmd_audit)
     listing = actions.add_parser("list", help="recent entries as JSON lines, newest first",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from kagi_cli.parsing import command_group
+from kagi_cli.commands import command_group
 from kagi_shared.events.envelope import CLOUDEVENTS_JSON, Envelope
 from kagi_shared.settings import Settings
 
@@ -318,8 +318,8 @@ def cmd_catalogue(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    actions = command_group(sub, "catalogue", help="topic catalogue, AsyncAPI and Strimzi manifests",
-                            description="Documents generated from the topic catalogue")
+    actions = command_group(sub, "catalogue", "topic catalogue, AsyncAPI and Strimzi manifests",
+                            "Documents generated from the topic catalogue")
     actions.add_parser("list", help="every topic with its key and event types",
                        description="Every topic with its key and event types").set_defaults(func=cmd_catalogue)
     asyncapi_cmd = actions.add_parser("asyncapi", help="the AsyncAPI 3.0 document of every topic",

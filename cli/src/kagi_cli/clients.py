@@ -11,7 +11,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from kagi_cli.parsing import command_group
+from kagi_cli.commands import command_group
 from kagi_shared.settings import Settings
 
 
@@ -69,8 +69,8 @@ def cmd_rotate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(subparsers: Any) -> None:
-    sub = command_group(subparsers, "clients", help="target systems that log in through Kagi (OpenID Connect)",
-                        description="OpenID Connect clients of the target systems and the signing key")
+    sub = command_group(subparsers, "clients", "target systems that log in through Kagi (OpenID Connect)",
+                        "OpenID Connect clients of the target systems and the signing key")
     create_parser = sub.add_parser("create", help="register a confidential client; prints its secret once",
                                    description="Register a target system as an OpenID Connect client "
                                                "(Authorization Code + PKCE, client_secret_basic or _post)")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from kagi_cli.parsing import command_group
+from kagi_cli.commands import command_group
 from kagi_shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -132,8 +132,8 @@ def cmd_seed_contracts(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(sub: Any) -> None:
-    invite_sub = command_group(sub, "invite", help="invitations and usage locations",
-                               description="The invite service's sample data")
+    invite_sub = command_group(sub, "invite", "invitations and usage locations",
+                               "The invite service's sample data")
     seed = invite_sub.add_parser("seed-contracts", help="publish sample contracts and usage locations (idempotent)",
                                  description="Publish sample contracts on contracts.upserted for an account; "
                                              "re-running is harmless")

@@ -12,7 +12,7 @@ import json
 from datetime import date
 from typing import Any
 
-from kagi_cli.parsing import command_group
+from kagi_cli.commands import command_group
 from kagi_shared.settings import Settings
 
 
@@ -92,8 +92,8 @@ def cmd_sweep(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(subparsers: Any) -> None:
-    sub = command_group(subparsers, "lifecycle", help="inactivity ladder: dates, preview, sweep",
-                        description="The inactivity ladder (SPEC §4)")
+    sub = command_group(subparsers, "lifecycle", "inactivity ladder: dates, preview, sweep",
+                        "The inactivity ladder (SPEC §4)")
 
     ladder = sub.add_parser("ladder", help="the ladder's dates for a last login (JSON)",
                             description="warning1, warning2, lock, purge, loginDeadline, unlockDeadline")

@@ -21,7 +21,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from kagi_cli import accounts, audit, catalogue, clients, invite, lifecycle, notify, permissions
-from kagi_cli.parsing import command_group
+from kagi_cli.commands import command_group
 from kagi_local.processes import ProcessError, ProcessSpec
 from kagi_shared.settings import Settings, SettingsError, get_settings
 
@@ -311,14 +311,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kagi", description="Kagi operations tool")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    infra_sub = command_group(sub, "infra", help="embedded broker, database and SMTP sink",
-                              description="Start, stop or show the embedded infrastructure")
+    infra_sub = command_group(sub, "infra", "embedded broker, database and SMTP sink",
+                              "Start, stop or show the embedded infrastructure")
     for action, text in (("up", "start the broker, database and SMTP sink; wait until ready"),
                          ("down", "stop the embedded servers this checkout started"),
                          ("status", "state, pid and port of each embedded server")):
         infra_sub.add_parser(action, help=text, description=text[0].upper() + text[1:]).set_defaults(func=cmd_infra)
 
-    demo_sub = command_group(sub, "demo", help="demo data", description="Demo data for a local system")
+    demo_sub = command_group(sub, "demo", "demo data", "Demo data for a local system")
     demo_sub.add_parser("seed", help="create the demo accounts and sample contracts (idempotent)",
                         description="Create the demo accounts (owner, company admin, operator) and publish sample "
                                     "contracts; running it again changes nothing").set_defaults(func=cmd_demo)
@@ -327,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     totp.add_argument("login_id", metavar="LOGIN_ID")
     totp.set_defaults(func=cmd_demo_totp)
 
-    mail_sub = command_group(sub, "mail", help="mails captured by the SMTP sink", description="Mails in var/mail/")
+    mail_sub = command_group(sub, "mail", "mails captured by the SMTP sink", "Mails in var/mail/")
     mail_list = mail_sub.add_parser("list", help="list captured mails",
                                     description="List captured mails, numbered by place in the mailbox")
     mail_list.add_argument("--to", help="only mails to this address (substring)")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from kagi_cli.parsing import command_group
+from kagi_cli.commands import command_group
 from kagi_shared.settings import Settings
 
 
@@ -60,8 +60,7 @@ def cmd_sms(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(sub: Any) -> None:
-    notify_sub = command_group(sub, "notify", help="notification templates",
-                               description="The notify service's template catalogue")
+    notify_sub = command_group(sub, "notify", "notification templates", "The notify service's template catalogue")
     notify_sub.add_parser("templates", help="list every template (name, channel, category, subject)",
                           description="List every template: name, channel, category and subject") \
         .set_defaults(func=cmd_templates)

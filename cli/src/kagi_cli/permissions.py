@@ -11,7 +11,7 @@ import argparse
 from datetime import date, timedelta
 from typing import Any
 
-from kagi_cli.parsing import command_group
+from kagi_cli.commands import command_group
 from kagi_shared.settings import Settings
 
 
@@ -51,8 +51,8 @@ def cmd_days(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(subparsers: Any) -> None:
-    actions = command_group(subparsers, "calendar", help="business calendar and request schedule",
-                            description="Business calendar (営業日) and the permission-request schedule")
+    actions = command_group(subparsers, "calendar", "business calendar and request schedule",
+                            "Business calendar (営業日) and the permission-request schedule")
     preview = actions.add_parser("schedule", help="acceptance, batch and usable-from dates for a submission date",
                                  description="Print the projected dates of a request as JSON")
     preview.add_argument("--submitted-on", type=iso_date, required=True, metavar="YYYY-MM-DD")

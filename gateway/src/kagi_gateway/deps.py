@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import msgspec
@@ -29,6 +29,8 @@ from kagi_shared.contracts.lifecycle import SessionOut
 from kagi_shared.problems import Problem, service_unavailable
 from kagi_shared.service_api import INTERNAL_TOKEN_HEADER, Caller
 from kagi_shared.settings import Settings
+
+S = TypeVar("S", bound=msgspec.Struct)
 
 PUBLIC = ("public",)
 ANY_USER = ("owner", "viewer", "company_admin", "operator", "target_system", "support", "system_user")
@@ -171,6 +173,17 @@ def current_caller(request: Request[Any, Any, Any]) -> Caller:
         raise Problem(401, "auth.required", "ログインが必要です。")
     assert isinstance(caller, Caller)
     return caller
+
+
+def from_client(request: Request[Any, Any, Any], internal: type[S], public: msgspec.Struct) -> S:
+    """A public request as the service's internal one: the same fields, and the client's address as the edge
+    resolved it (the service's rate limits count by it)."""
+    return internal(**msgspec.structs.asdict(public), client_ip=client_ip(request))
+
+
+def portal_url(settings: Settings, path: str = "") -> str:
+    """An address on the portal (the site people open from the mails), for answers that send them there."""
+    return settings.brand.portal_url.rstrip("/") + path
 
 
 def request_id(request: Request[Any, Any, Any]) -> str | None:

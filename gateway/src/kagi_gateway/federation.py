@@ -31,9 +31,17 @@ from litestar.response import Redirect, Template
 
 from kagi_gateway.controllers.auth import _tokens
 from kagi_gateway.controllers.step_up import StepUpController
-from kagi_gateway.deps import PUBLIC, current_caller, settings_of
+from kagi_gateway.deps import PUBLIC, current_caller, portal_url, settings_of
 from kagi_gateway.pages.account import local_path
-from kagi_gateway.pages.forms import Refused, body_of, form_of, message_page, operate, page, refusal_of, see_other
+from kagi_gateway.pages.forms import (
+    Refused,
+    message_page,
+    operate,
+    operate_form,
+    page,
+    refusal_of,
+    see_other,
+)
 from kagi_gateway.pages.session import page_session
 from kagi_gateway.services import ForwardedProblem, Services
 from kagi_shared.contracts.invite import StepUpVerifyIn
@@ -116,7 +124,7 @@ async def verified_subject(provider: ExternalProvider, idp: ExternalIdP, token: 
 
 
 def _callback(provider: ExternalProvider, settings: Settings) -> str:
-    return f"{settings.brand.portal_url.rstrip('/')}/login/external/{provider.id}/callback"
+    return portal_url(settings, f"/login/external/{provider.id}/callback")
 
 
 def _provider(provider_id: str, settings: Settings) -> ExternalProvider:
@@ -212,9 +220,8 @@ class FederationPages(Controller):
 
     @post("/account/external/step-up/verify", opt={"roles": OWNER, "rate": "guess"}, status_code=200)
     async def verify(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
-        values = await form_of(request)
         try:
-            await operate(StepUpController.verify, request, services, body_of(values, StepUpVerifyIn))
+            await operate_form(StepUpController.verify, request, services, StepUpVerifyIn)
         except Refused as refused:
             return await _links_page(request, services, refused.refusal.message, code_sent=True)
         return await _links_page(request, services, "追加認証が完了しました。")

@@ -29,7 +29,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.response import Redirect, Template
 
-from kagi_gateway.deps import ANY_USER, PUBLIC, SESSIONS, authorize, settings_of
+from kagi_gateway.deps import ANY_USER, PUBLIC, SESSIONS, authorize, portal_url, settings_of
 from kagi_gateway.pages.forms import form_of, message_page, page
 from kagi_gateway.pages.session import page_session
 from kagi_gateway.services import ForwardedProblem, Services
@@ -49,7 +49,7 @@ CLAIMS = ("sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp", "prefe
 
 
 def issuer(settings: Settings) -> str:
-    return settings.brand.portal_url.rstrip("/")
+    return portal_url(settings)
 
 
 class ProviderKeys:

@@ -16,7 +16,7 @@ from kagi_shared.contracts.invite import InviteClient
 from kagi_shared.contracts.lifecycle import LifecycleClient
 from kagi_shared.contracts.notify import NotifyClient
 from kagi_shared.contracts.permissions import IpAllowlistOut, PermissionsClient
-from kagi_shared.problems import PROBLEM_JSON, Problem, service_unavailable
+from kagi_shared.problems import PROBLEM_JSON, service_timeout, service_unavailable
 from kagi_shared.service_api import INTERNAL_TOKEN_HEADER, Caller, caller_headers
 from kagi_shared.settings import Settings
 from kagi_shared.tracing import inject
@@ -82,8 +82,7 @@ class Services:
             response = await self.clients[service].request(method, internal_path(path), content=body,
                                                            params=dict(params) if params else None, headers=headers)
         except httpx.TimeoutException:
-            raise Problem(504, "service.timeout", "処理がタイムアウトしました。しばらくしてから再度お試しください。",
-                          extra={"service": service}) from None
+            raise service_timeout(service) from None
         except httpx.TransportError:
             raise service_unavailable(service) from None
         if response.status_code >= 400:

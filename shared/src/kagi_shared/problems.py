@@ -170,6 +170,12 @@ def service_unavailable(service: str | None = None) -> Problem:
                    headers={"Retry-After": "5"}, extra={"service": service} if service else None)
 
 
+def service_timeout(service: str) -> Problem:
+    """A service that did not answer in time: the change it was asked for may or may not have been made."""
+    return Problem(504, "service.timeout", "処理がタイムアウトしました。しばらくしてから再度お試しください。",
+                   extra={"service": service})
+
+
 def exception_handlers() -> dict[type[Exception] | int, Any]:
     """Litestar's ``exception_handlers``: every failure leaves as problem+json."""
     from litestar.exceptions import HTTPException, ValidationException

@@ -14,7 +14,7 @@ from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from kagi_gateway.deps import PUBLIC, SESSIONS, current_caller, request_id, settings_of
+from kagi_gateway.deps import PUBLIC, SESSIONS, current_caller, portal_url, request_id, settings_of
 from kagi_gateway.schemas import Dto
 from kagi_gateway.services import Services
 from kagi_shared.contracts.lifecycle import EnrolmentCheckIn, EnrolmentCompleteIn
@@ -62,9 +62,8 @@ class EnrolmentController(Controller):
     async def complete(self, data: JSONBody[EnrolmentCompleteIn], services: NamedDependency[Services],
                        request: Request[Any, Any, Any]) -> EnrolledOut:
         account = await services.lifecycle.complete_enrolment(data, rid=request_id(request))
-        portal = settings_of(request).brand.portal_url.rstrip("/")
         return EnrolledOut(account_id=account.account_id, login_id=account.login_id, status=account.status,
-                           login_url=f"{portal}/login",
+                           login_url=portal_url(settings_of(request), "/login"),
                            message="認証情報の登録が完了しました。ID と登録したパスワードでログインしてください。")
 
     @post("/operator/accounts/{account_id:str}/enrolment", opt={"roles": STAFF}, status_code=201,

@@ -14,7 +14,7 @@ from litestar import Controller, Request, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from kagi_gateway.deps import ANY_USER, PUBLIC, client_ip, current_caller, request_id
+from kagi_gateway.deps import ANY_USER, PUBLIC, client_ip, current_caller, from_client, request_id
 from kagi_gateway.schemas import Dto
 from kagi_gateway.services import Services
 from kagi_shared.contracts import invite
@@ -134,23 +134,21 @@ class InvitationController(Controller):
           summary="Mail a confirmation link to the invitee (招待コードをお持ちの方)")
     async def request_link(self, data: JSONBody[InvitationRequestIn], services: NamedDependency[Services],
                            request: Request[Any, Any, Any]) -> InvitationRequestOut:
-        return await services.invite.request_link(invite.LinkRequestIn(email=data.email, client_ip=client_ip(request)),
+        return await services.invite.request_link(from_client(request, invite.LinkRequestIn, data),
                                                   rid=request_id(request))
 
     @post("/invitations/links/check", opt={"roles": PUBLIC}, status_code=200,
           summary="Whether a confirmation link can still be used")
     async def check_link(self, data: JSONBody[LinkCheckIn], services: NamedDependency[Services],
                          request: Request[Any, Any, Any]) -> LinkOut:
-        return await services.invite.check_link(invite.LinkTokenIn(token=data.token, client_ip=client_ip(request)),
+        return await services.invite.check_link(from_client(request, invite.LinkTokenIn, data),
                                                 rid=request_id(request))
 
     @post("/invitations/redeem", opt={"roles": PUBLIC, "problems": (401,)}, status_code=201,
           summary="Redeem a key with a new email-ID account or an existing login")
     async def redeem(self, data: JSONBody[RedeemIn], services: NamedDependency[Services],
                      request: Request[Any, Any, Any]) -> RedeemedOut:
-        return await services.invite.redeem(invite.RedeemIn(token=data.token, key=data.key, account=data.account,
-                                                            password=data.password, login_id=data.login_id,
-                                                            client_ip=client_ip(request)), rid=request_id(request))
+        return await services.invite.redeem(from_client(request, invite.RedeemIn, data), rid=request_id(request))
 
 
 async def redeem_with_external_id(services: Services, request: Request[Any, Any, Any], token: str, key: str,

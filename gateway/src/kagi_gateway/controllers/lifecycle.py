@@ -11,7 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
 
 from kagi_gateway.controllers.step_up import STEP_UP
-from kagi_gateway.deps import ANY_USER, PUBLIC, SESSIONS, client_ip, current_caller, request_id
+from kagi_gateway.deps import ANY_USER, PUBLIC, SESSIONS, current_caller, from_client, request_id
 from kagi_gateway.schemas import Dto
 from kagi_gateway.services import Services
 from kagi_shared.contracts import lifecycle
@@ -102,15 +102,14 @@ class PasswordController(Controller):
     async def request_reset(self, data: JSONBody[ResetRequestIn], services: NamedDependency[Services],
                             request: Request[Any, Any, Any]) -> AcceptedOut:
         return await services.lifecycle.request_reset(
-            lifecycle.ResetRequestIn(login_id=data.login_id, client_ip=client_ip(request)), rid=request_id(request))
+            from_client(request, lifecycle.ResetRequestIn, data), rid=request_id(request))
 
     @post("/auth/password-reset/complete", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200,
           summary="Set a new password with the emailed link's token (and the secret answer if the account has one)")
     async def complete_reset(self, data: JSONBody[ResetCompleteIn], services: NamedDependency[Services],
                              request: Request[Any, Any, Any]) -> AcceptedOut:
         return await services.lifecycle.complete_reset(
-            lifecycle.ResetCompleteIn(token=data.token, new_password=data.new_password, answer=data.answer,
-                                      client_ip=client_ip(request)), rid=request_id(request))
+            from_client(request, lifecycle.ResetCompleteIn, data), rid=request_id(request))
 
     @put("/me/secret-question", opt={"roles": ANY_USER, "rate": "guess"}, status_code=200,
          summary="Register the caller's secret question and answer (needs the current password or a step-up of "
@@ -133,23 +132,21 @@ class PasswordController(Controller):
     async def reset_question(self, data: JSONBody[QuestionIn], services: NamedDependency[Services],
                              request: Request[Any, Any, Any]) -> QuestionOut:
         return await services.lifecycle.reset_question(
-            lifecycle.QuestionRequestIn(login_id=data.login_id, client_ip=client_ip(request)), rid=request_id(request))
+            from_client(request, lifecycle.QuestionRequestIn, data), rid=request_id(request))
 
     @post("/auth/password-reset/answer", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200,
           summary="Set a new password with the mailed link's token and the secret answer (5 wrong answers lock)")
     async def reset_answer(self, data: JSONBody[AnswerIn], services: NamedDependency[Services],
                            request: Request[Any, Any, Any]) -> AcceptedOut:
         return await services.lifecycle.reset_answer(
-            lifecycle.AnswerIn(token=data.token, answer=data.answer, new_password=data.new_password,
-                               client_ip=client_ip(request)), rid=request_id(request))
+            from_client(request, lifecycle.AnswerIn, data), rid=request_id(request))
 
     @post("/auth/unlock-requests", opt={"roles": PUBLIC}, status_code=202,
           summary="Ask for a locked ID to be unlocked (the answer never reveals whether the ID exists)")
     async def file_unlock(self, data: JSONBody[UnlockFileIn], services: NamedDependency[Services],
                           request: Request[Any, Any, Any]) -> AcceptedOut:
         return await services.lifecycle.file_unlock(
-            lifecycle.UnlockFileIn(login_id=data.login_id, message=data.message, client_ip=client_ip(request)),
-            rid=request_id(request))
+            from_client(request, lifecycle.UnlockFileIn, data), rid=request_id(request))
 
 
 class LifecycleOperatorController(Controller):

@@ -10,7 +10,7 @@ from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from kagi_gateway.deps import PUBLIC, client_ip, request_id, settings_of
+from kagi_gateway.deps import PUBLIC, from_client, portal_url, request_id, settings_of
 from kagi_gateway.schemas import Dto
 from kagi_gateway.services import Services
 from kagi_shared.contracts import lifecycle
@@ -50,7 +50,7 @@ class RegistrationController(Controller):
     async def request_link(self, data: JSONBody[RegistrationIn], services: NamedDependency[Services],
                            request: Request[Any, Any, Any]) -> AcceptedOut:
         return await services.lifecycle.request_registration(
-            lifecycle.RegistrationIn(email=data.email, client_ip=client_ip(request)), rid=request_id(request))
+            from_client(request, lifecycle.RegistrationIn, data), rid=request_id(request))
 
     @post("/check", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200,
           summary="Whether a verification link can still be used, and for which address")
@@ -65,7 +65,7 @@ class RegistrationController(Controller):
     async def complete(self, data: JSONBody[RegistrationCompleteIn], services: NamedDependency[Services],
                        request: Request[Any, Any, Any]) -> RegisteredOut:
         account = await services.lifecycle.complete_registration(data, rid=request_id(request))
-        portal = settings_of(request).brand.portal_url.rstrip("/")
-        return RegisteredOut(account_id=account.account_id, login_id=account.login_id, login_url=f"{portal}/login",
+        return RegisteredOut(account_id=account.account_id, login_id=account.login_id,
+                             login_url=portal_url(settings_of(request), "/login"),
                              next_steps=NEXT_STEPS,
                              message="メールアドレスの登録が完了しました。ログインして利用登録を続けてください。")

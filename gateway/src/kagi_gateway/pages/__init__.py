@@ -19,7 +19,7 @@ from kagi_gateway.pages.company import CompanyPages
 from kagi_gateway.pages.console import copy_script, register_filters
 from kagi_gateway.pages.contracts import ContractPages
 from kagi_gateway.pages.enrolment import EnrolmentPages
-from kagi_gateway.pages.forms import TEMPLATES, Refused, message_page, refusal_of, see_other
+from kagi_gateway.pages.forms import TEMPLATES, FormRefused, Refused, message_page, refusal_of, see_other
 from kagi_gateway.pages.infosite import InfoSitePages
 from kagi_gateway.pages.invitations import InvitationPages
 from kagi_gateway.pages.locations import LocationPages, ViewingPages
@@ -56,6 +56,11 @@ def _refused(request: Request[Any, Any, Any], exc: Exception) -> Template:
     return message_page(request, "エラー", refusal.message, refusal.status, refusal.code, links=home)
 
 
+def _form_again(request: Request[Any, Any, Any], exc: Exception) -> Template:
+    assert isinstance(exc, FormRefused)
+    return exc.page
+
+
 def _http(request: Request[Any, Any, Any], exc: Exception) -> Template:
     assert isinstance(exc, HTTPException)
     status = exc.status_code
@@ -83,5 +88,5 @@ def pages_router() -> Router:
                                        *CONSOLES],
                   guards=[page_guard], opt={"page": True},
                   include_in_schema=False,
-                  exception_handlers={Refused: _refused, Problem: _refused, ForwardedProblem: _refused,
-                                      HTTPException: _http, LoginRequired: _login})
+                  exception_handlers={FormRefused: _form_again, Refused: _refused, Problem: _refused,
+                                      ForwardedProblem: _refused, HTTPException: _http, LoginRequired: _login})

@@ -20,8 +20,11 @@ from kagi_gateway.pages.forms import (
     form_page,
     message_page,
     operate,
+    operate_form,
     page,
+    refusal_page,
     see_other,
+    submit,
 )
 from kagi_gateway.pages.rules import password_rules
 from kagi_gateway.pages.session import page_session
@@ -136,14 +139,9 @@ class AccountPages(Controller):
 
     @post("/password/change", opt={"roles": ANY_USER, "password_change": True}, status_code=200)
     async def change(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
-        values = await form_of(request)
-        try:
-            body = body_of(values, PasswordChangeIn)
-            done = await operate(PasswordController.change, request, services, body)
-        except Refused as refused:
-            return form_page("password_change.html", request, refused.refusal, values,
-                             rules=password_rules(settings_of(request)),
-                             expired=bool(page_session(request).get("passwordChange")))
+        done = await submit(PasswordController.change, request, services, PasswordChangeIn,
+                            again="password_change.html", rules=password_rules(settings_of(request)),
+                            expired=bool(page_session(request).get("passwordChange")))
         page_session(request).rotate()  # the change ended every session of the account
         return message_page(request, "パスワード変更完了", done.message, links=[("/login", "ログイン画面へ")])
 
@@ -157,20 +155,15 @@ class AccountPages(Controller):
 
     @post("/password-reset", opt={"roles": PUBLIC, "rate": "login"}, status_code=200)
     async def request_reset(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
-        values = await form_of(request)
-        try:
-            done = await operate(PasswordController.request_reset, request, services,
-                                 body_of(values, ResetRequestIn))
-        except Refused as refused:
-            return form_page("password_reset_request.html", request, refused.refusal, values)
+        done = await submit(PasswordController.request_reset, request, services, ResetRequestIn,
+                            again="password_reset_request.html")
         return message_page(request, "パスワード再発行の受付", done.message)
 
     @post("/password-reset/complete", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200)
     async def complete_reset(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
         values = await form_of(request)
         try:
-            done = await operate(PasswordController.complete_reset, request, services,
-                                 body_of(values, ResetCompleteIn))
+            done = await operate_form(PasswordController.complete_reset, request, services, ResetCompleteIn, values)
         except Refused as refused:
             # An account with a secret question answers it too (the link alone sets no password then).
             question = refused.refusal.extra.get("question") or values.get("question")
@@ -179,8 +172,8 @@ class AccountPages(Controller):
                 return form_page("password_reset.html", request, refused.refusal, values,
                                  token=values.get("token", ""), rules=password_rules(settings_of(request)),
                                  question=question)
-            return message_page(request, "パスワード再発行", refused.refusal.message, refused.refusal.status,
-                                refused.refusal.code, links=[("/password-reset", "パスワード再発行の受付へ")])
+            return refusal_page(request, "パスワード再発行", refused.refusal,
+                                links=[("/password-reset", "パスワード再発行の受付へ")])
         return message_page(request, "パスワード再発行完了", done.message, links=[("/login", "ログイン画面へ")])
 
 

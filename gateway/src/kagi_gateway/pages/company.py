@@ -15,7 +15,7 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
 from kagi_gateway.controllers.permissions import AccessReviewController, PermissionRequestController
-from kagi_gateway.pages.console import confirm_page, console_page, tell
+from kagi_gateway.pages.console import act, confirm_page, console_page, tell
 from kagi_gateway.pages.forms import Refused, body_of, form_of, operate, see_other
 from kagi_gateway.pages.requests import SYSTEM_COLUMNS, request_detail, request_list
 from kagi_gateway.services import Services
@@ -147,13 +147,9 @@ class CompanyPages(Controller):
     @post("/drafts/{draft_id:str}/confirm", opt={"roles": ADMIN}, status_code=303)
     async def draft_file(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                          draft_id: FromPath[str]) -> Redirect:
-        try:
-            filed = await operate(PermissionRequestController.confirm_draft, request, services, draft_id=draft_id)
-        except Refused as refused:
-            tell(request, refused.refusal.message, refused=True)
-            return see_other(HOME)
-        tell(request, f"{filed.kind_label}の申請を受け付けました（{filed.status_label}）。")
-        return see_other(f"{HOME}/requests/{filed.request_id}")
+        return await act(PermissionRequestController.confirm_draft, request, services, draft_id=draft_id, back=HOME,
+                         done=lambda filed: f"{filed.kind_label}の申請を受け付けました（{filed.status_label}）。",
+                         onward=lambda filed: f"{HOME}/requests/{filed.request_id}")
 
     # -- 棚卸 (access review) --------------------------------------------------------------------------
     @get("/reviews", opt={"roles": ADMIN})
@@ -163,13 +159,9 @@ class CompanyPages(Controller):
 
     @post("/reviews", opt={"roles": ADMIN}, status_code=303)
     async def start_review(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Redirect:
-        try:
-            started = await operate(AccessReviewController.start, request, services)
-        except Refused as refused:
-            tell(request, refused.refusal.message, refused=True)
-            return see_other(f"{HOME}/reviews")
-        tell(request, "棚卸を開始しました。利用者ごとに継続か抹消かを選んでください。")
-        return see_other(f"{HOME}/reviews/{started.review_id}")
+        return await act(AccessReviewController.start, request, services, back=f"{HOME}/reviews",
+                         done="棚卸を開始しました。利用者ごとに継続か抹消かを選んでください。",
+                         onward=lambda started: f"{HOME}/reviews/{started.review_id}")
 
     @get("/reviews/{review_id:str}", opt={"roles": ADMIN})
     async def review(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
@@ -198,15 +190,11 @@ class CompanyPages(Controller):
     async def _decide(self, request: Request[Any, Any, Any], services: Services, review_id: str,
                       decision: str, values: dict[str, str] | None = None) -> Redirect:
         values = values if values is not None else await form_of(request)
-        try:
-            await operate(AccessReviewController.decide, request, services,
-                          body_of({"userId": values.get("userId", ""), "decision": decision}, ReviewDecisionIn),
-                          review_id=review_id)
-        except Refused as refused:
-            tell(request, refused.refusal.message, refused=True)
-            return see_other(f"{HOME}/reviews/{review_id}")
-        tell(request, f"{values.get('userId', '')} を{'継続' if decision == 'keep' else '抹消'}としました。")
-        return see_other(f"{HOME}/reviews/{review_id}")
+        return await act(AccessReviewController.decide, request, services,
+                         {"userId": values.get("userId", ""), "decision": decision}, ReviewDecisionIn,
+                         review_id=review_id,
+                         back=f"{HOME}/reviews/{review_id}",
+                         done=f"{values.get('userId', '')} を{'継続' if decision == 'keep' else '抹消'}としました。")
 
     @get("/reviews/{review_id:str}/report.csv", opt={"roles": ADMIN}, media_type="text/csv")
     async def report(self, request: Request[Any, Any, Any], services: NamedDependency[Services],

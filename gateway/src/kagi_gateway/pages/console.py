@@ -4,16 +4,19 @@ destructive action passes, and the copy button's script (the only page script, a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
 from litestar import Request, get
+from litestar.handlers import HTTPRouteHandler
 from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.response import Template
+from litestar.response import Redirect, Template
 
 from kagi_gateway.deps import PUBLIC
-from kagi_gateway.pages.forms import TEMPLATES, Refusal, page
+from kagi_gateway.pages.forms import TEMPLATES, Refusal, Refused, body_of, operate, page, see_other
 from kagi_gateway.pages.session import page_session
+from kagi_gateway.services import Services
 from kagi_shared.jst import jp_datetime, jp_deadline, jp_slash_date
 
 NOTICE = "notice"
@@ -49,6 +52,22 @@ def register_filters(engine: JinjaTemplateEngine) -> None:
 def tell(request: Request[Any, Any, Any], text: str, refused: bool = False) -> None:
     """A notice for the page the browser is sent to next (shown once); ``refused``: the action was not done."""
     page_session(request).data[NOTICE] = {"text": text, "refused": refused}
+
+
+async def act(handler: HTTPRouteHandler, request: Request[Any, Any, Any], services: Services,
+              fields: dict[str, Any] | None = None, dto: type[Any] | None = None, *, back: str,
+              done: str | Callable[[Any], str], onward: Callable[[Any], str] | None = None, **params: Any) -> Redirect:
+    """A console button's post: run the API route (with ``fields`` as its ``dto``), then send the browser ``back``
+    with a notice of the outcome: ``done`` (a text, or one made from the answer) or the API's reason for refusing.
+    ``onward``: where a done action leads instead (made from the answer)."""
+    try:
+        data = body_of(fields, dto) if fields is not None and dto is not None else None
+        answer = await operate(handler, request, services, data, **params)
+    except Refused as refused:
+        tell(request, refused.refusal.message, refused=True)
+        return see_other(back)
+    tell(request, done(answer) if callable(done) else done)
+    return see_other(onward(answer) if onward else back)
 
 
 def console_page(template: str, request: Request[Any, Any, Any], **context: Any) -> Template:

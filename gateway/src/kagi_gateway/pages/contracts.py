@@ -12,8 +12,8 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from kagi_gateway.controllers.locations import ContractClaimController
-from kagi_gateway.pages.console import confirm_page, console_page, tell
-from kagi_gateway.pages.forms import Refusal, Refused, body_of, form_of, message_page, operate, see_other
+from kagi_gateway.pages.console import act, confirm_page, console_page, tell
+from kagi_gateway.pages.forms import Refusal, Refused, form_of, message_page, operate, operate_form, see_other
 from kagi_gateway.pages.mypage import STEP_UP_REQUIRED, step_up_page
 from kagi_gateway.pages.registration import PROOFS, claim_of
 from kagi_gateway.pages.session import page_session
@@ -49,7 +49,7 @@ class ContractPages(Controller):
     async def main(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Redirect:
         values = await form_of(request)
         try:
-            await operate(ContractClaimController.main, request, services, body_of(values, MainIn))
+            await operate_form(ContractClaimController.main, request, services, MainIn, values)
         except Refused as refused:
             tell(request, refused.refusal.fields.get("customerNumber") or refused.refusal.message, refused=True)
             return see_other(HOME)
@@ -66,13 +66,8 @@ class ContractPages(Controller):
     @post("/contracts/{customer_number:str}/remove", opt={"roles": OWNER}, status_code=303)
     async def remove(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                      customer_number: FromPath[str]) -> Redirect:
-        try:
-            await operate(ContractClaimController.unlink, request, services, customer_number=customer_number)
-        except Refused as refused:
-            tell(request, refused.refusal.message, refused=True)
-            return see_other(HOME)
-        tell(request, f"お客さま番号 {customer_number} を削除しました。")
-        return see_other(HOME)
+        return await act(ContractClaimController.unlink, request, services, customer_number=customer_number,
+                         back=HOME, done=f"お客さま番号 {customer_number} を削除しました。")
 
     # -- 退会 ---------------------------------------------------------------------------------------------
     @get("/withdrawal", opt={"roles": ("owner", "viewer")})

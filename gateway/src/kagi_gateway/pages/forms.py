@@ -96,6 +96,32 @@ async def operate(handler: HTTPRouteHandler, request: Request[Any, Any, Any], se
         raise Refused(refusal_of(exc)) from None
 
 
+async def operate_form(handler: HTTPRouteHandler, request: Request[Any, Any, Any], services: Services,
+                       dto: type[Any], values: dict[str, str] | None = None, **params: Any) -> Any:
+    """``operate`` with the posted form (or ``values``) as the handler's ``dto``."""
+    values = await form_of(request) if values is None else values
+    return await operate(handler, request, services, body_of(values, dto), **params)
+
+
+async def submit(handler: HTTPRouteHandler, request: Request[Any, Any, Any], services: Services, dto: type[Any],
+                 *, again: str, values: dict[str, str] | None = None, **context: Any) -> Any:
+    """Run an API route's handler with the posted form (or ``values``) as its ``dto``; a refusal shows the form
+    ``again`` (that template, with ``context``) with the reasons next to its fields."""
+    values = await form_of(request) if values is None else values
+    try:
+        return await operate_form(handler, request, services, dto, values)
+    except Refused as refused:
+        raise FormRefused(form_page(again, request, refused.refusal, values, **context)) from None
+
+
+class FormRefused(Exception):
+    """A posted form the API refused: the pages router answers with ``page`` (the form again, with reasons)."""
+
+    def __init__(self, page: Template) -> None:
+        super().__init__(page.template_name)
+        self.page = page
+
+
 def page(template: str, request: Request[Any, Any, Any], status_code: int = 200, **context: Any) -> Template:
     state = request.scope.get("state", {})
     session = state.get("page_session")  # none when the edge refused before the pages
@@ -118,6 +144,12 @@ def message_page(request: Request[Any, Any, Any], title: str, message: str, stat
                  code: str | None = None, links: list[tuple[str, str]] | None = None) -> Template:
     return page("message.html", request, status_code=status_code, title=title, message=message, code=code,
                 links=links or [])
+
+
+def refusal_page(request: Request[Any, Any, Any], title: str, refusal: Refusal,
+                 links: list[tuple[str, str]] | None = None) -> Template:
+    """The API's refusal as a page of its own: its message, status and machine code under ``title``."""
+    return message_page(request, title, refusal.message, refusal.status, refusal.code, links=links)
 
 
 def see_other(path: str) -> Redirect:

@@ -14,8 +14,8 @@ from litestar.response import Redirect, Template
 
 from kagi_gateway.controllers.notify import AdminContactsController, InfoSiteController
 from kagi_gateway.controllers.permissions import PermissionOperatorController
-from kagi_gateway.pages.console import confirm_page, console_page, tell
-from kagi_gateway.pages.forms import Refusal, Refused, body_of, form_of, operate, see_other
+from kagi_gateway.pages.console import act, confirm_page, console_page, tell
+from kagi_gateway.pages.forms import Refusal, Refused, body_of, form_of, operate, operate_form, see_other
 from kagi_gateway.services import Services
 from kagi_shared.contracts.notify import AdminContactIn, SiteUpdateIn
 
@@ -61,8 +61,7 @@ class InfoSitePages(Controller):
         """仮登録: the address gets its 本登録依頼 mail with a link valid for 7 days."""
         values = await form_of(request)
         try:
-            added = await operate(AdminContactsController.register, request, services,
-                                  body_of(values, AdminContactIn))
+            added = await operate_form(AdminContactsController.register, request, services, AdminContactIn, values)
         except Refused as refused:
             return await self._contacts_page(request, services, values, refused.refusal)
         tell(request, f"{added.email} を仮登録し、本登録依頼メールを送信しました。")
@@ -71,13 +70,9 @@ class InfoSitePages(Controller):
     @post("/admin-contacts/{contact_id:str}/resend", opt={"roles": OPERATOR}, status_code=303)
     async def resend(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                      contact_id: FromPath[str]) -> Redirect:
-        try:
-            sent = await operate(AdminContactsController.resend, request, services, contact_id=contact_id)
-        except Refused as refused:
-            tell(request, refused.refusal.message, refused=True)
-            return see_other(CONTACTS)
-        tell(request, f"{sent.email} に本登録依頼メールを再送しました（前のメールのURLは使えなくなりました）。")
-        return see_other(CONTACTS)
+        return await act(AdminContactsController.resend, request, services, contact_id=contact_id, back=CONTACTS,
+                         done=lambda sent: f"{sent.email} に本登録依頼メールを再送しました"
+                                           "（前のメールのURLは使えなくなりました）。")
 
     @get("/admin-contacts/{contact_id:str}/remove", opt={"roles": OPERATOR})
     async def remove_form(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
@@ -91,13 +86,8 @@ class InfoSitePages(Controller):
     @post("/admin-contacts/{contact_id:str}/remove", opt={"roles": OPERATOR}, status_code=303)
     async def remove(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                      contact_id: FromPath[str]) -> Redirect:
-        try:
-            await operate(AdminContactsController.remove, request, services, contact_id=contact_id)
-        except Refused as refused:
-            tell(request, refused.refusal.message, refused=True)
-            return see_other(CONTACTS)
-        tell(request, "通知先アドレスを削除しました。")
-        return see_other(CONTACTS)
+        return await act(AdminContactsController.remove, request, services, contact_id=contact_id, back=CONTACTS,
+                         done="通知先アドレスを削除しました。")
 
     # -- 掲載情報の更新 -----------------------------------------------------------------------------------
     @get("/info-site", opt={"roles": OPERATOR})

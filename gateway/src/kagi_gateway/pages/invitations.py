@@ -33,6 +33,7 @@ from kagi_gateway.pages.forms import (
     message_page,
     operate,
     refusal_of,
+    submit,
 )
 from kagi_gateway.pages.rules import password_rules
 from kagi_gateway.pages.session import page_session
@@ -118,12 +119,8 @@ class InvitationPages(Controller):
 
     @post("/", opt={"roles": PUBLIC}, status_code=200)
     async def request_link(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
-        values = await form_of(request)
-        try:
-            sent = await operate(InvitationController.request_link, request, services,
-                                 body_of(values, InvitationRequestIn))
-        except Refused as refused:
-            return form_page("invitation_request.html", request, refused.refusal, values)
+        sent = await submit(InvitationController.request_link, request, services, InvitationRequestIn,
+                            again="invitation_request.html")
         return message_page(request, "メールアドレス確認", f"{sent.sent_to} に確認用URLを送信しました。"
                             f"{jp_deadline(sent.link_expires_at)}にメールのURLから手続きを続けてください。")
 

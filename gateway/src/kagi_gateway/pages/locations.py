@@ -14,8 +14,8 @@ from litestar.response import Redirect, Template
 
 from kagi_gateway.controllers.locations import LocationController
 from kagi_gateway.deps import ANY_USER
-from kagi_gateway.pages.console import allow_copy_script, confirm_page, console_page, tell
-from kagi_gateway.pages.forms import Refused, body_of, form_of, operate, see_other
+from kagi_gateway.pages.console import act, allow_copy_script, confirm_page, console_page, tell
+from kagi_gateway.pages.forms import Refused, operate, operate_form, see_other
 from kagi_gateway.pages.mypage import STEP_UP_REQUIRED, step_up_page
 from kagi_gateway.services import Services
 from kagi_shared.contracts.invite import AddViewingIn
@@ -68,15 +68,8 @@ class LocationPages(Controller):
     @post("/{location_id:str}/viewers/{account_id:str}/remove", opt={"roles": OWNER}, status_code=303)
     async def remove(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                      location_id: FromPath[str], account_id: FromPath[str]) -> Redirect:
-        back = f"{HOME}/{location_id}/viewers"
-        try:
-            await operate(LocationController.remove_viewer, request, services, location_id=location_id,
-                          account_id=account_id)
-        except Refused as refused:
-            tell(request, refused.refusal.message, refused=True)
-            return see_other(back)
-        tell(request, "閲覧者を削除しました。")
-        return see_other(back)
+        return await act(LocationController.remove_viewer, request, services, location_id=location_id,
+                         account_id=account_id, back=f"{HOME}/{location_id}/viewers", done="閲覧者を削除しました。")
 
 
 class ViewingPages(Controller):
@@ -92,9 +85,8 @@ class ViewingPages(Controller):
 
     @post("/", opt={"roles": ANY_USER, "rate": "guess"}, status_code=303)
     async def add(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Any:
-        values = await form_of(request)
         try:
-            added = await operate(LocationController.add_viewing, request, services, body_of(values, AddViewingIn))
+            added = await operate_form(LocationController.add_viewing, request, services, AddViewingIn)
         except Refused as refused:
             listed = await operate(LocationController.viewing, request, services)
             if refused.refusal.code != "request.invalid":

@@ -14,8 +14,8 @@ from litestar.response import Redirect, Template
 from kagi_gateway.controllers.invitations import InvitationController
 from kagi_gateway.controllers.step_up import StepUpController
 from kagi_gateway.deps import ANY_USER, settings_of
-from kagi_gateway.pages.console import allow_copy_script, confirm_page, console_page, tell
-from kagi_gateway.pages.forms import Refused, body_of, form_of, operate, see_other
+from kagi_gateway.pages.console import act, allow_copy_script, confirm_page, console_page, tell
+from kagi_gateway.pages.forms import Refused, operate, operate_form, see_other
 from kagi_gateway.pages.session import page_session
 from kagi_gateway.services import Services
 from kagi_shared.contracts.invite import RepresentativeIn, StepUpVerifyIn
@@ -61,9 +61,8 @@ class MyPagePages(Controller):
 
     @post("/step-up/verify", opt={"roles": OWNER, "rate": "guess"}, status_code=200)
     async def verify(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Any:
-        values = await form_of(request)
         try:
-            await operate(StepUpController.verify, request, services, body_of(values, StepUpVerifyIn))
+            await operate_form(StepUpController.verify, request, services, StepUpVerifyIn)
         except Refused as refused:
             return step_up_page(request, refused)
         page_session(request).data.pop(SENT, None)
@@ -92,13 +91,8 @@ class MyPagePages(Controller):
     @post("/invitations/{key_id:str}/revoke", opt={"roles": OWNER}, status_code=303)
     async def revoke(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                      key_id: FromPath[str]) -> Redirect:
-        try:
-            await operate(InvitationController.revoke, request, services, key_id=key_id)
-        except Refused as refused:
-            tell(request, refused.refusal.message, refused=True)
-            return see_other(HOME)
-        tell(request, "招待コードを取り消しました。")
-        return see_other(HOME)
+        return await act(InvitationController.revoke, request, services, key_id=key_id, back=HOME,
+                         done="招待コードを取り消しました。")
 
     # -- 利用者一覧 ----------------------------------------------------------------------------------
     @get("/users", opt={"roles": OWNER})
@@ -111,14 +105,13 @@ class MyPagePages(Controller):
             raise
         from kagi_gateway.federation import service_names  # federation imports the pages package
 
-        return console_page("mypage_users.html", request, users=listed.items, providers=service_names(settings_of(request)))
+        return console_page("mypage_users.html", request, users=listed.items,
+                            providers=service_names(settings_of(request)))
 
     @post("/users/representative", opt={"roles": OWNER}, status_code=303)
     async def representative(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Any:
-        values = await form_of(request)
         try:
-            await operate(InvitationController.representative, request, services,
-                           body_of(values, RepresentativeIn))
+            await operate_form(InvitationController.representative, request, services, RepresentativeIn)
         except Refused as refused:
             if refused.refusal.code == STEP_UP_REQUIRED:
                 return step_up_page(request, refused)

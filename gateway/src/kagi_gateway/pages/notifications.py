@@ -11,7 +11,16 @@ from litestar.response import Template
 
 from kagi_gateway.controllers.notify import AdminContactConfirmController, NotificationPreferencesController
 from kagi_gateway.deps import ANY_USER, PUBLIC
-from kagi_gateway.pages.forms import Refused, body_of, form_of, form_page, message_page, operate
+from kagi_gateway.pages.forms import (
+    Refused,
+    body_of,
+    form_of,
+    form_page,
+    message_page,
+    operate,
+    operate_form,
+    refusal_page,
+)
 from kagi_gateway.services import Services
 from kagi_shared.contracts.notify import AdminContactConfirmIn, NotificationPreferencesIn
 
@@ -46,11 +55,8 @@ class NotificationPages(Controller):
 
     @post("/admin-contacts/confirm", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200)
     async def confirm(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
-        values = await form_of(request)
         try:
-            done = await operate(AdminContactConfirmController.confirm, request, services,
-                                 body_of(values, AdminContactConfirmIn))
+            done = await operate_form(AdminContactConfirmController.confirm, request, services, AdminContactConfirmIn)
         except Refused as refused:
-            return message_page(request, "管理者メールアドレスの本登録", refused.refusal.message,
-                                refused.refusal.status, refused.refusal.code)
+            return refusal_page(request, "管理者メールアドレスの本登録", refused.refusal)
         return message_page(request, "本登録完了", f"管理者メールアドレス {done.email} の本登録が完了しました。")

@@ -15,8 +15,8 @@ from litestar.response import Redirect, Template
 from kagi_gateway.controllers.audit import AuditController
 from kagi_gateway.controllers.lifecycle import STAFF, LifecycleOperatorController
 from kagi_gateway.controllers.permissions import PermissionOperatorController, PermissionRequestController
-from kagi_gateway.pages.console import confirm_page, console_page, tell
-from kagi_gateway.pages.forms import Refusal, Refused, body_of, form_of, operate, see_other
+from kagi_gateway.pages.console import act, confirm_page, console_page, tell
+from kagi_gateway.pages.forms import Refusal, Refused, body_of, form_of, operate, operate_form, see_other
 from kagi_gateway.pages.requests import request_detail, request_list
 from kagi_gateway.services import Services
 from kagi_shared.contracts.lifecycle import UnlockDecisionIn
@@ -117,11 +117,9 @@ class OperatorPages(Controller):
     @post("/requests/{request_id_:str}/accept", opt={"roles": OPERATOR}, status_code=303)
     async def accept(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                      request_id_: FromPath[str]) -> Redirect:
-        try:
-            done = await operate(PermissionOperatorController.accept, request, services, request_id_=request_id_)
-        except Refused as refused:
-            return _done(request, refused.refusal.message, HOME, refused=True)
-        return _done(request, f"{done.user_id} の申請を受付しました（バッチ処理日 {done.batch_date:%Y/%m/%d}）。", HOME)
+        return await act(PermissionOperatorController.accept, request, services, request_id_=request_id_, back=HOME,
+                         done=lambda accepted: f"{accepted.user_id} の申請を受付しました"
+                                               f"（バッチ処理日 {accepted.batch_date:%Y/%m/%d}）。")
 
     @get("/requests/{request_id_:str}/cancel", opt={"roles": OPERATOR})
     async def cancel_form(self, request: Request[Any, Any, Any], request_id_: FromPath[str]) -> Template:
@@ -130,10 +128,9 @@ class OperatorPages(Controller):
     @post("/requests/{request_id_:str}/cancel", opt={"roles": OPERATOR}, status_code=303)
     async def cancel(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                      request_id_: FromPath[str]) -> Any:
-        values = await form_of(request)
         try:
-            await operate(PermissionOperatorController.cancel, request, services, body_of(values, CancelIn),
-                          request_id_=request_id_)
+            await operate_form(PermissionOperatorController.cancel, request, services, CancelIn,
+                               request_id_=request_id_)
         except Refused as refused:
             if refused.refusal.fields:
                 return _cancel_page(request, request_id_, refused.refusal)
@@ -143,13 +140,9 @@ class OperatorPages(Controller):
     @post("/requests/{request_id_:str}/systems/{system:str}/retry", opt={"roles": OPERATOR}, status_code=303)
     async def retry(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                     request_id_: FromPath[str], system: FromPath[str]) -> Redirect:
-        back = f"{HOME}/requests/{request_id_}"
-        try:
-            await operate(PermissionOperatorController.retry, request, services, request_id_=request_id_,
-                          system=system)
-        except Refused as refused:
-            return _done(request, refused.refusal.message, back, refused=True)
-        return _done(request, f"{system} への指示を再送しました。", back)
+        return await act(PermissionOperatorController.retry, request, services, request_id_=request_id_,
+                         system=system, back=f"{HOME}/requests/{request_id_}",
+                         done=f"{system} への指示を再送しました。")
 
     @get("/requests/{request_id_:str}/systems/{system:str}/complete", opt={"roles": OPERATOR})
     async def complete_form(self, request: Request[Any, Any, Any], request_id_: FromPath[str],
@@ -162,20 +155,14 @@ class OperatorPages(Controller):
     @post("/requests/{request_id_:str}/systems/{system:str}/complete", opt={"roles": OPERATOR}, status_code=303)
     async def complete(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                        request_id_: FromPath[str], system: FromPath[str]) -> Redirect:
-        back = f"{HOME}/requests/{request_id_}"
-        try:
-            await operate(PermissionOperatorController.complete, request, services, request_id_=request_id_,
-                          system=system)
-        except Refused as refused:
-            return _done(request, refused.refusal.message, back, refused=True)
-        return _done(request, f"{system} の完了を記録しました。", back)
+        return await act(PermissionOperatorController.complete, request, services, request_id_=request_id_,
+                         system=system, back=f"{HOME}/requests/{request_id_}", done=f"{system} の完了を記録しました。")
 
     # -- バッチ -------------------------------------------------------------------------------------------
     @post("/batches", opt={"roles": OPERATOR}, status_code=303)
     async def run_batch(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Redirect:
-        values = await form_of(request)
         try:
-            ran = await operate(PermissionOperatorController.run_batch, request, services, body_of(values, BatchIn))
+            ran = await operate_form(PermissionOperatorController.run_batch, request, services, BatchIn)
         except Refused as refused:
             reason = refused.refusal.fields.get("batchDate") or refused.refusal.message
             return _done(request, reason, HOME, refused=True)
@@ -220,12 +207,8 @@ class OperatorPages(Controller):
     async def _unlock(self, request: Request[Any, Any, Any], services: Services, unlock_id: str, handler: Any,
                       done: str) -> Redirect:
         values = await form_of(request)
-        try:
-            await operate(handler, request, services, body_of({"note": values.get("reason") or None},
-                                                              UnlockDecisionIn), unlock_id=unlock_id)
-        except Refused as refused:
-            return _done(request, refused.refusal.message, f"{HOME}/unlock-requests", refused=True)
-        return _done(request, done, f"{HOME}/unlock-requests")
+        return await act(handler, request, services, {"note": values.get("reason") or None}, UnlockDecisionIn,
+                         unlock_id=unlock_id, back=f"{HOME}/unlock-requests", done=done)
 
     # -- 監査ログ -----------------------------------------------------------------------------------------
     @get("/audit", opt={"roles": OPERATOR})
@@ -347,11 +330,7 @@ class OperatorPages(Controller):
     @post("/companies/{company_id:str}/termination", opt={"roles": OPERATOR}, status_code=303)
     async def terminate(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                         company_id: FromPath[str]) -> Redirect:
-        back = f"{HOME}/companies/{company_id}"
-        try:
-            ended = await operate(PermissionOperatorController.terminate_company, request, services,
-                                  company_id=company_id)
-        except Refused as refused:
-            return _done(request, refused.refusal.message, back, refused=True)
-        return _done(request, f"{ended.company.name} の利用を終了しました（利用権限を抹消した利用者 "
-                     f"{ended.revoked_users} 名）。", back)
+        return await act(PermissionOperatorController.terminate_company, request, services, company_id=company_id,
+                         back=f"{HOME}/companies/{company_id}",
+                         done=lambda ended: f"{ended.company.name} の利用を終了しました"
+                                            f"（利用権限を抹消した利用者 {ended.revoked_users} 名）。")

@@ -13,7 +13,18 @@ from kagi_gateway.controllers.locations import ContractClaimController
 from kagi_gateway.controllers.registration import RegistrationController, RegistrationIn
 from kagi_gateway.deps import PUBLIC, settings_of
 from kagi_gateway.pages.account import sign_in
-from kagi_gateway.pages.forms import Refused, body_of, form_of, form_page, message_page, operate, see_other
+from kagi_gateway.pages.forms import (
+    Refused,
+    body_of,
+    form_of,
+    form_page,
+    message_page,
+    operate,
+    operate_form,
+    refusal_page,
+    see_other,
+    submit,
+)
 from kagi_gateway.pages.rules import password_rules
 from kagi_gateway.services import Services
 from kagi_shared.contracts.invite import ClaimIn, SmsIn, SmsVerifyIn
@@ -47,34 +58,28 @@ class RegistrationPages(Controller):
             link = await operate(RegistrationController.check, request, services,
                                  body_of({"token": token or ""}, RegistrationTokenIn))
         except Refused as refused:
-            return message_page(request, "新規登録", refused.refusal.message, refused.refusal.status,
-                                refused.refusal.code)
+            return refusal_page(request, "新規登録", refused.refusal)
         return form_page("register_password.html", request, email=link.email, expires=link.expires_at_text,
                          token=token, rules=password_rules(settings_of(request)))
 
     @post("/request", opt={"roles": PUBLIC}, status_code=200)
     async def request_link(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
-        values = await form_of(request)
-        try:
-            accepted = await operate(RegistrationController.request_link, request, services,
-                                     body_of(values, RegistrationIn))
-        except Refused as refused:
-            return form_page("register_request.html", request, refused.refusal, values)
+        accepted = await submit(RegistrationController.request_link, request, services, RegistrationIn,
+                                again="register_request.html")
         return message_page(request, "新規登録", accepted.message)
 
     @post("/", opt={"roles": PUBLIC, "rate": "guess"}, status_code=303)
     async def complete(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Any:
         values = await form_of(request)
         try:
-            done = await operate(RegistrationController.complete, request, services,
-                                 body_of(values, RegistrationCompleteIn))
+            done = await operate_form(RegistrationController.complete, request, services, RegistrationCompleteIn,
+                                      values)
         except Refused as refused:
             if "password" in refused.refusal.fields:
                 return form_page("register_password.html", request, refused.refusal, values,
                                  email=values.get("email", ""), token=values.get("token", ""),
                                  rules=password_rules(settings_of(request)))
-            return message_page(request, "新規登録", refused.refusal.message, refused.refusal.status,
-                                refused.refusal.code)
+            return refusal_page(request, "新規登録", refused.refusal)
         try:
             await sign_in(request, services, done.login_id, values["password"])
         except Refused:
@@ -102,19 +107,14 @@ class RegistrationPages(Controller):
 
     @post("/sms", opt={"roles": OWNER}, status_code=200)
     async def send_sms(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
-        values = await form_of(request)
-        try:
-            sent = await operate(ContractClaimController.issue_sms, request, services, body_of(values, SmsIn))
-        except Refused as refused:
-            return form_page("register_sms.html", request, refused.refusal, values, sent_to=None)
+        sent = await submit(ContractClaimController.issue_sms, request, services, SmsIn, again="register_sms.html",
+                            sent_to=None)
         return form_page("register_sms.html", request, sent_to=sent.sent_to)
 
     @post("/sms/verify", opt={"roles": OWNER}, status_code=200)
     async def verify_sms(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
         values = await form_of(request)
-        try:
-            await operate(ContractClaimController.verify_sms, request, services, body_of(values, SmsVerifyIn))
-        except Refused as refused:
-            return form_page("register_sms.html", request, refused.refusal, values, sent_to=values.get("sentTo"))
+        await submit(ContractClaimController.verify_sms, request, services, SmsVerifyIn, again="register_sms.html",
+                     values=values, sent_to=values.get("sentTo"))
         return message_page(request, "登録完了", "利用登録が完了しました。マイページをご利用いただけます。",
                             links=[("/account", "マイページへ")])

@@ -14,7 +14,7 @@ from litestar.di import NamedDependency
 from litestar.response import Template
 
 from kagi_gateway.controllers.auth import PRIVILEGED, AuthController
-from kagi_gateway.pages.forms import Refusal, Refused, body_of, form_of, form_page, message_page, operate
+from kagi_gateway.pages.forms import Refusal, Refused, body_of, form_of, form_page, message_page, operate, refusal_page
 from kagi_gateway.pages.session import page_session
 from kagi_gateway.services import Services
 from kagi_shared.contracts.lifecycle import TotpConfirmIn
@@ -57,8 +57,8 @@ class TotpPages(Controller):
         try:
             made = await operate(AuthController.totp_setup, request, services)
         except Refused as refused:
-            return message_page(request, "2 段階認証の登録", refused.refusal.message, refused.refusal.status,
-                                refused.refusal.code, links=[("/account", "マイページトップへ")])
+            return refusal_page(request, "2 段階認証の登録", refused.refusal,
+                                links=[("/account", "マイページトップへ")])
         seed = {"secret": made.secret, "uri": made.otpauth_uri}
         page_session(request).data[SEED] = seed
         return _setup_page(request, seed)
