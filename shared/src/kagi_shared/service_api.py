@@ -22,6 +22,7 @@ import uvicorn
 from litestar import Litestar, Request, Router, get
 from litestar.config.app import AppConfig
 from litestar.connection import ASGIConnection
+from litestar.exceptions import HTTPException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -128,9 +129,13 @@ class RequestContextMiddleware(ASGIMiddleware):
                       {"http.request.method": str(scope.get("method")), "url.path": path}) as current:
                 await next_app(scope, receive, send_wrapper)
                 mark_error(current, status)
+        except (Problem, HTTPException) as refusal:
+            # A refusal raised by a middleware (edge, guard) is answered by Litestar's handler outside this one.
+            status = status or (refusal.status if isinstance(refusal, Problem) else refusal.status_code)
+            raise
         except BaseException:
-            # Whatever got past the problem handlers (a cancellation, a failure after the answer began): the
-            # client sees a broken connection, so the log must say why.
+            # Anything else (a cancellation, a failure after the answer began) leaves the client with a broken
+            # connection, so the log must say why.
             log.exception("http.failed", method=scope.get("method"), path=path, status=status)
             raise
         finally:
