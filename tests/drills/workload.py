@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from kagi_cli.mailbox import Mail, mailbox
+from kagi_cli.mailbox import Mail, read_mail
 from kagi_shared.events import decode, encode, new_envelope
 from kagi_shared.events import lifecycle as lev
 from kagi_shared.events import permissions as pev
@@ -107,6 +107,7 @@ class Workload:
     last_failure: str = ""
     dlt_before: dict[str, int] = field(default_factory=dict)
     targets: TargetSystems | None = None
+    _mails: dict[str, Mail] = field(default_factory=dict)
 
     # -- setup -----------------------------------------------------------------------------------
     async def setup(self) -> None:
@@ -195,8 +196,17 @@ class Workload:
 
     # -- mail --------------------------------------------------------------------------------------
     def mails_to(self, address: str, subject_part: str) -> list[Mail]:
-        return [m for m in mailbox(self.settings.var_path / "mail")
-                if m.to.lower() == address.lower() and subject_part in m.subject]
+        return [m for m in self._mailbox() if m.to.lower() == address.lower() and subject_part in m.subject]
+
+    def _mailbox(self) -> list[Mail]:
+        """The sink's mails in order, each file parsed once (the sink renames a mail into place whole, so a name
+        seen is final). Parsing the whole directory on every look, by 20-odd actors twice a second, froze this
+        process's event loop for 10–25 s late in a run: requests sat unsent or unread, and the drills measured
+        their own harness."""
+        for path in sorted((self.settings.var_path / "mail").glob("*.eml")):
+            if path.name not in self._mails:
+                self._mails[path.name] = read_mail(path)
+        return [self._mails[name] for name in sorted(self._mails)]
 
     async def new_mail(self, address: str, subject_part: str, seen: int, timeout_s: float = 240) -> list[Mail]:
         loop = asyncio.get_running_loop()

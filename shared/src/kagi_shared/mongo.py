@@ -10,11 +10,11 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import msgspec
 from bson import Binary
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -104,6 +104,10 @@ class Transactions(Protocol):
     async def transaction(self, fn: Callable[[Tx], Awaitable[T]]) -> T: ...
 
 
+class HasIndexes(Protocol):
+    async def ensure_indexes(self) -> None: ...
+
+
 class Store:
     """A service's database plus the helper that runs a function in one transaction."""
 
@@ -133,8 +137,29 @@ class Store:
     async def ensure_outbox_indexes(self) -> None:
         await self.db[OUTBOX].create_index([("seq", 1)])
 
+    async def ensure_indexes(self, *repositories: HasIndexes) -> None:
+        """Create the indexes the service's repositories declare, and the outbox's (a service's start)."""
+        for repository in repositories:
+            await repository.ensure_indexes()
+        await self.ensure_outbox_indexes()
+
     async def ping(self) -> None:
         await self.client.admin.command("ping")
+
+
+class CollectionRepository:
+    """A repository over one collection: the subclass names the collection and declares its indexes, so a
+    collection's indexes are read beside its name; the service creates them at start (``ensure_indexes``)."""
+
+    COLLECTION: ClassVar[str]
+    INDEXES: ClassVar[tuple[IndexModel, ...]] = ()
+
+    def __init__(self, store: Store) -> None:
+        self.collection: AsyncCollection[Doc] = store.db[self.COLLECTION]
+
+    async def ensure_indexes(self) -> None:
+        for index in self.INDEXES:  # one command per index, as ``create_index`` sends
+            await self.collection.create_indexes([index])
 
 
 class InsertWatch:

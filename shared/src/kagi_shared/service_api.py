@@ -11,10 +11,10 @@ import contextlib
 import gc
 import hmac
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 import structlog
@@ -22,6 +22,7 @@ import uvicorn
 from litestar import Litestar, Request, Router, get
 from litestar.config.app import AppConfig
 from litestar.connection import ASGIConnection
+from litestar.exceptions import HTTPException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -131,9 +132,13 @@ class RequestContextMiddleware(ASGIMiddleware):
                       {"http.request.method": str(scope.get("method")), "url.path": path}) as current:
                 await next_app(scope, receive, send_wrapper)
                 mark_error(current, status)
+        except (Problem, HTTPException) as refusal:
+            # A refusal raised by a middleware (edge, guard) is answered by Litestar's handler outside this one.
+            status = status or (refusal.status if isinstance(refusal, Problem) else refusal.status_code)
+            raise
         except BaseException:
-            # Whatever got past the problem handlers (a cancellation, a failure after the answer began): the
-            # client sees a broken connection, so the log must say why.
+            # Anything else (a cancellation, a failure after the answer began) leaves the client with a broken
+            # connection, so the log must say why.
             log.exception("http.failed", method=scope.get("method"), path=path, status=status)
             raise
         finally:
@@ -180,6 +185,60 @@ def health_handlers(ready: ReadyCheck) -> list[Any]:
         return {"status": "ready"}
 
     return [health, ready_handler]
+
+
+class _Database(Protocol):
+    async def ping(self) -> None: ...
+
+
+class _Service(Protocol):
+    """What a service's composition root (``bootstrap.py``) gives its internal API."""
+
+    @property
+    def store(self) -> _Database: ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+ServiceT = TypeVar("ServiceT", bound=_Service)
+
+
+class RunningService(Generic[ServiceT]):
+    """The service an internal API serves, read with ``running()`` by its handlers.
+
+    A service given by the caller (a test's, or in-process ASGI without a lifespan run) serves at once and
+    stays open after the app; otherwise ``build`` makes it when the app starts and it closes with the app.
+    ``on_start`` runs once it has started (the state gauges register there)."""
+
+    def __init__(self, given: ServiceT | None, build: Callable[[], ServiceT],
+                 on_start: Callable[[], None] | None = None) -> None:
+        self._given = given
+        self._build = build
+        self._on_start = on_start
+        self._service = given
+
+    def __call__(self) -> ServiceT:
+        if self._service is None:
+            raise RuntimeError("the service is built when its app starts")
+        return self._service
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _: Litestar) -> AsyncIterator[None]:
+        service = self._service = self._given or self._build()
+        await service.start()
+        if self._on_start:
+            self._on_start()
+        try:
+            yield
+        finally:
+            if self._given is None:
+                await service.close()
+
+    async def ready(self) -> None:
+        """The app's ``/ready`` check: the service's database answers."""
+        await self().store.ping()
 
 
 @dataclass(frozen=True)

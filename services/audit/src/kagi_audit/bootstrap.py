@@ -24,7 +24,7 @@ class Audit:
     service: AuditService
 
     async def start(self) -> None:
-        await self.ledger.ensure_indexes()
+        await self.store.ensure_indexes(self.ledger)
 
     async def close(self) -> None:
         await self.store.client.close()

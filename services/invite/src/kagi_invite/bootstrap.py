@@ -47,11 +47,7 @@ class Invite:
     accounts: Accounts
 
     async def start(self) -> None:
-        await self.step_ups.ensure_indexes()
-        await self.invitations_repo.ensure_indexes()
-        await self.locations_repo.ensure_indexes()
-        await self.claims_repo.ensure_indexes()
-        await self.store.ensure_outbox_indexes()
+        await self.store.ensure_indexes(self.step_ups, self.invitations_repo, self.locations_repo, self.claims_repo)
 
     async def close(self) -> None:
         if isinstance(self.accounts, LifecycleAccounts):

@@ -68,16 +68,9 @@ class Lifecycle:
     federation: FederationService
 
     async def start(self) -> None:
-        await self.accounts.ensure_indexes()
-        await self.credentials.resets.ensure_indexes()
-        await self.unlocks.requests.ensure_indexes()
-        await self.limiter.ensure_indexes()
-        await self.sessions.tokens.ensure_indexes()
-        await self.registrations.links.ensure_indexes()
-        await self.enrolments.enrolments.ensure_indexes()
-        await self.oidc.repo.ensure_indexes()
-        await self.federation.links.ensure_indexes()
-        await self.store.ensure_outbox_indexes()
+        await self.store.ensure_indexes(self.accounts, self.credentials.resets, self.unlocks.requests, self.limiter,
+                                        self.sessions.tokens, self.registrations.links, self.enrolments.enrolments,
+                                        self.oidc.repo, self.federation.links)
         await self.sweeps.backfill()
 
     async def close(self) -> None:

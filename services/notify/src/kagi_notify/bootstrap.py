@@ -36,10 +36,7 @@ class Notify:
     admin_contacts: AdminContactService
 
     async def start(self) -> None:
-        await self.deliveries.ensure_indexes()
-        await self.preferences.repo.ensure_indexes()
-        await self.admin_contacts.contacts.ensure_indexes()
-        await self.store.ensure_outbox_indexes()
+        await self.store.ensure_indexes(self.deliveries, self.preferences.repo, self.admin_contacts.contacts)
 
     async def close(self) -> None:
         await self.store.client.close()

@@ -38,8 +38,7 @@ class Permissions:
     reviews: ReviewService
 
     async def start(self) -> None:
-        await self.repo.ensure_indexes()
-        await self.store.ensure_outbox_indexes()
+        await self.store.ensure_indexes(self.repo)
 
     async def close(self) -> None:
         await self.store.client.close()

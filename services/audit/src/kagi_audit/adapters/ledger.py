@@ -10,20 +10,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from kagi_audit.domain.chain import Link
-from kagi_shared.mongo import Store, Tx
+from kagi_shared.mongo import CollectionRepository, Tx
 
 LEDGER = "ledger"
 
 
-class Ledger:
-    def __init__(self, store: Store) -> None:
-        self.collection = store.db[LEDGER]
-
-    async def ensure_indexes(self) -> None:
-        await self.collection.create_index([("entry.actorId", ASCENDING), ("_id", DESCENDING)])
+class Ledger(CollectionRepository):
+    COLLECTION = LEDGER
+    INDEXES = (IndexModel([("entry.actorId", ASCENDING), ("_id", DESCENDING)]),)
 
     async def last(self, tx: Tx | None = None) -> Link | None:
         doc = await self.collection.find_one({}, sort=[("_id", DESCENDING)], session=tx.session if tx else None)

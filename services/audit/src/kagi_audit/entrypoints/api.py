@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import msgspec
@@ -12,22 +10,12 @@ from litestar.params import Parameter, QueryParameter
 
 from kagi_audit.bootstrap import NAME, Audit, bootstrap
 from kagi_shared.contracts.audit import AuditEntry, VerdictOut
-from kagi_shared.service_api import ServiceApi, caller_of, require_role, run_service_api, service_app
+from kagi_shared.service_api import RunningService, ServiceApi, caller_of, require_role, run_service_api, service_app
 from kagi_shared.settings import Settings
 
 
 def service_api(settings: Settings, audit: Audit | None = None) -> ServiceApi:
-    state: dict[str, Audit] = {}
-
-    @asynccontextmanager
-    async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        state["app"] = audit or bootstrap(settings)
-        await state["app"].start()
-        try:
-            yield
-        finally:
-            if audit is None:
-                await state["app"].close()
+    app = RunningService(audit, lambda: bootstrap(settings))
 
     @get("/internal/audit")
     async def entries(
@@ -36,18 +24,15 @@ def service_api(settings: Settings, audit: Audit | None = None) -> ServiceApi:
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
     ) -> list[AuditEntry]:
         require_role(caller_of(request), "operator")
-        links = await state["app"].ledger.recent(actor_id, limit)
+        links = await app().ledger.recent(actor_id, limit)
         return [{"seq": link.seq, "hash": link.hash, **link.entry} for link in links]
 
     @get("/internal/audit/verify")
     async def verify(request: Request[Any, Any, Any]) -> VerdictOut:
         require_role(caller_of(request), "operator")
-        return VerdictOut(**msgspec.structs.asdict(await state["app"].service.verify()))
+        return VerdictOut(**msgspec.structs.asdict(await app().service.verify()))
 
-    async def ready() -> None:
-        await state["app"].store.ping()
-
-    return ServiceApi(NAME, [entries, verify], ready=ready, lifespan=[lifespan])
+    return ServiceApi(NAME, [entries, verify], ready=app.ready, lifespan=[app.lifespan])
 
 
 def create_app(settings: Settings, audit: Audit | None = None) -> Litestar:

@@ -13,11 +13,7 @@ def main() -> None:
     audit = bootstrap(settings, runtime.store)
     for topic, consumer in consumers(audit, runtime.dead_letter, settings).items():
         runtime.consume(topic, consumer)
-
-    async def prepare() -> None:
-        await audit.start()
-
-    runtime.task(prepare)
+    runtime.task(audit.start)
     runtime.relay_outbox()  # the signed checkpoints
     runtime.run()
 

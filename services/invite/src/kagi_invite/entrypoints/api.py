@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Litestar, Request, get, post
@@ -14,7 +12,15 @@ from kagi_invite.entrypoints.claims import claim_handlers
 from kagi_invite.entrypoints.invitations import invitation_handlers
 from kagi_invite.entrypoints.locations import location_handlers
 from kagi_shared.contracts.invite import StepUpIssuedOut, StepUpStateOut, StepUpVerifyIn
-from kagi_shared.service_api import ServiceApi, caller_of, correlation_of, require_role, run_service_api, service_app
+from kagi_shared.service_api import (
+    RunningService,
+    ServiceApi,
+    caller_of,
+    correlation_of,
+    require_role,
+    run_service_api,
+    service_app,
+)
 from kagi_shared.settings import Settings
 
 # A viewer-only account steps up too: its withdrawal needs it.
@@ -27,45 +33,32 @@ def _mask(email: str) -> str:
 
 
 def service_api(settings: Settings, invite: Invite | None = None) -> ServiceApi:
-    state: dict[str, Invite] = {}
-
-    @asynccontextmanager
-    async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        state["app"] = invite or bootstrap(settings)
-        await state["app"].start()
-        try:
-            yield
-        finally:
-            if invite is None:
-                await state["app"].close()
+    app = RunningService(invite, lambda: bootstrap(settings))
 
     @post("/internal/step-up", status_code=201)
     async def issue(request: Request[Any, Any, Any]) -> StepUpIssuedOut:
         caller = caller_of(request)
         require_role(caller, *STEP_UP_ROLES)
-        code = await state["app"].step_up.issue(caller, correlation_of(request))
+        code = await app().step_up.issue(caller, correlation_of(request))
         return StepUpIssuedOut(code_id=code.id, expires_at=code.expires_at, sent_to=_mask(caller.email))
 
     @post("/internal/step-up/verify", status_code=200)
     async def verify(data: JSONBody[StepUpVerifyIn], request: Request[Any, Any, Any]) -> StepUpStateOut:
         caller = caller_of(request)
         require_role(caller, *STEP_UP_ROLES)
-        until = await state["app"].step_up.verify(caller, data.code, correlation_of(request))
+        until = await app().step_up.verify(caller, data.code, correlation_of(request))
         return StepUpStateOut(verified=True, valid_until=until)
 
     @get("/internal/step-up")
     async def status(request: Request[Any, Any, Any]) -> StepUpStateOut:
         caller = caller_of(request)
         require_role(caller, *STEP_UP_ROLES)
-        until = await state["app"].step_up.window(caller)
+        until = await app().step_up.window(caller)
         return StepUpStateOut(verified=until is not None, valid_until=until)
 
-    async def ready() -> None:
-        await state["app"].store.ping()
-
-    handlers = [issue, verify, status, *invitation_handlers(lambda: state["app"], settings),
-                *location_handlers(lambda: state["app"]), *claim_handlers(lambda: state["app"])]
-    return ServiceApi(NAME, handlers, ready=ready, lifespan=[lifespan])
+    handlers = [issue, verify, status, *invitation_handlers(app, settings),
+                *location_handlers(app), *claim_handlers(app)]
+    return ServiceApi(NAME, handlers, ready=app.ready, lifespan=[app.lifespan])
 
 
 def create_app(settings: Settings, invite: Invite | None = None) -> Litestar:

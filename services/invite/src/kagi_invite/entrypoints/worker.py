@@ -14,11 +14,7 @@ def main() -> None:
     invite = bootstrap(settings, runtime.store)
     for topic, consumer in consumers(invite, runtime.dead_letter, settings).items():
         runtime.consume(topic, consumer)
-
-    async def indexes() -> None:
-        await invite.start()
-
-    runtime.task(indexes)
+    runtime.task(invite.start)
     runtime.relay_outbox()
     runtime.run()
 

@@ -29,9 +29,9 @@ from kagi_invite.domain.claims import (
 from kagi_invite.domain.locations import newer
 from kagi_invite.domain.step_up import StepUpCode, judge
 from kagi_invite.service.invitations import InvitationService
+from kagi_invite.service.outbox import SOURCE, publish_event
 from kagi_shared import codes
 from kagi_shared.clock import Clock, utc_now
-from kagi_shared.events import Event, new_envelope
 from kagi_shared.events import invite as ev
 from kagi_shared.jst import jp_datetime, jp_deadline
 from kagi_shared.mongo import Store, Tx
@@ -39,9 +39,6 @@ from kagi_shared.notifications import request_notification
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
-from kagi_shared.topics import INVITE_EVENTS
-
-SOURCE = "kagi/invite"
 
 
 def claim_not_found() -> Problem:
@@ -80,10 +77,6 @@ class ClaimService:
         self.locations = locations
         self.settings = settings
 
-    def _publish(self, tx: Tx, event: Event, subject: str, correlation_id: str | None) -> None:
-        tx.publish(INVITE_EVENTS.name, new_envelope(event, source=SOURCE, subject=subject,
-                                                    correlation_id=correlation_id))
-
     async def ingest(self, tx: Tx, event: ev.WaterContractUpserted) -> bool:
         number = identifier(event.customer_number)
         if not newer(await self.repo.version(number, tx), event.version):
@@ -121,7 +114,7 @@ class ClaimService:
                           linked_at=now, email=caller.email)
             others = [c for c in await self.repo.claimants(number, tx) if c.account_id != caller.account_id]
             await self.repo.add(tx, claim)
-            self._publish(tx, ev.ContractLinked(account_id=caller.account_id, customer_number=number,
+            publish_event(tx, ev.ContractLinked(account_id=caller.account_id, customer_number=number,
                                                 main=claim.main), caller.account_id, correlation_id)
             for other in others:  # whoever already holds the number hears of the new claim
                 if other.email:
@@ -179,7 +172,7 @@ class ClaimService:
                 return False
             if removed.main and (successor := next_main(claims, number)):
                 await self.repo.set_main(tx, caller.account_id, successor)
-            self._publish(tx, ev.ContractUnlinked(account_id=caller.account_id, customer_number=number),
+            publish_event(tx, ev.ContractUnlinked(account_id=caller.account_id, customer_number=number),
                           caller.account_id, correlation_id)
             return True
 
@@ -194,14 +187,14 @@ class ClaimService:
         async def work(tx: Tx) -> int:
             claims = await self.repo.claims_of(caller.account_id, tx)
             for claim in claims:
-                self._publish(tx, ev.ContractUnlinked(account_id=caller.account_id,
+                publish_event(tx, ev.ContractUnlinked(account_id=caller.account_id,
                                                       customer_number=claim.customer_number),
                               caller.account_id, correlation_id)
             count = await self.repo.remove_all(tx, caller.account_id)
             await self.repo.forget_sms(tx, caller.account_id)
             await self.invitation_repo.remove_account(tx, caller.account_id)
             await self.locations.remove_account(tx, caller.account_id)
-            self._publish(tx, ev.Withdrawn(account_id=caller.account_id, contracts_unlinked=count),
+            publish_event(tx, ev.Withdrawn(account_id=caller.account_id, contracts_unlinked=count),
                           caller.account_id, correlation_id)
             return count
 

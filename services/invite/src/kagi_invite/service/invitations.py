@@ -25,21 +25,18 @@ from kagi_invite.domain.invitations import (
     retry_after_s,
 )
 from kagi_invite.domain.step_up import StepUpPolicy
+from kagi_invite.service.outbox import publish_event, request_mail
 from kagi_invite.service.ports import Invitations, StepUps
 from kagi_invite.service.step_up import require_step_up
 from kagi_shared import codes
 from kagi_shared.clock import Clock, utc_now
-from kagi_shared.events import Event, new_envelope
 from kagi_shared.events import invite as ev
 from kagi_shared.jst import jp_datetime, jp_deadline
 from kagi_shared.mongo import Transactions, Tx
-from kagi_shared.notifications import request_notification
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
-from kagi_shared.topics import INVITE_EVENTS
 
-SOURCE = "kagi/invite"
 EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")
 
 
@@ -111,18 +108,6 @@ class InvitationService:
         self.policy = policy
         self.step_up_policy = step_up_policy
 
-    def _publish(self, tx: Tx, event: Event, subject: str, correlation_id: str | None) -> None:
-        tx.publish(INVITE_EVENTS.name, new_envelope(event, source=SOURCE, subject=subject,
-                                                    correlation_id=correlation_id))
-
-    def _mail(self, tx: Tx, template: str, to: str, variables: dict[str, str], correlation_id: str | None,
-              account_id: str | None = None) -> None:
-        if not to:
-            return
-        request_notification(tx, self.settings.security.notify_key, source=SOURCE, template=template, recipient=to,
-                             category="invitation", account_id=account_id, variables=variables,
-                             correlation_id=correlation_id)
-
     # -- the owner ---------------------------------------------------------------------------------
     async def require_step_up(self, caller: Caller) -> None:
         """The user list and every key issue need a step-up verified within the window (15 min)."""
@@ -138,7 +123,7 @@ class InvitationService:
 
         async def work(tx: Tx) -> None:
             await self.repo.add_key(tx, key, caller.login_id, caller.email)
-            self._publish(tx, ev.KeyIssued(owner_id=caller.account_id, key_id=key.id, expires_at=key.expires_at),
+            publish_event(tx, ev.KeyIssued(owner_id=caller.account_id, key_id=key.id, expires_at=key.expires_at),
                           caller.account_id, correlation_id)
 
         await self.store.transaction(work)
@@ -159,7 +144,7 @@ class InvitationService:
         async def work(tx: Tx) -> bool:
             if not await self.repo.set_key_status(tx, key.id, "revoked", ("pending", "reserved")):
                 return False
-            self._publish(tx, ev.KeyRevoked(owner_id=caller.account_id, key_id=key.id), caller.account_id,
+            publish_event(tx, ev.KeyRevoked(owner_id=caller.account_id, key_id=key.id), caller.account_id,
                           correlation_id)
             return True
 
@@ -214,10 +199,10 @@ class InvitationService:
 
         async def work(tx: Tx) -> None:
             await self.repo.add_link(tx, link)
-            self._publish(tx, ev.InvitationRequested(link_id=link.id, expires_at=link.expires_at), link.id,
+            publish_event(tx, ev.InvitationRequested(link_id=link.id, expires_at=link.expires_at), link.id,
                           correlation_id)
-            self._mail(tx, "invitation_confirm", email, {"url": url, "expires_at": jp_deadline(link.expires_at)},
-                       correlation_id)
+            request_mail(tx, self.settings, "invitation_confirm", email,
+                         {"url": url, "expires_at": jp_deadline(link.expires_at)}, correlation_id)
 
         await self.store.transaction(work)
         return link
@@ -323,7 +308,7 @@ class InvitationService:
             voided = failed_login and self.policy.key_voided_by(attempts)
             if voided:
                 await self.repo.set_key_status(tx, key.id, "voided", ("pending",))
-                self._publish(tx, ev.KeyVoided(owner_id=key.owner_id, key_id=key.id, attempts=attempts),
+                publish_event(tx, ev.KeyVoided(owner_id=key.owner_id, key_id=key.id, attempts=attempts),
                               key.owner_id, correlation_id)
             return attempts, voided
 
@@ -361,12 +346,12 @@ class InvitationService:
                 return False
             await self.repo.finish_link(tx, reservation_id, "used")
             await self.repo.add_co_user(tx, co_user)
-            self._publish(tx, ev.KeyRedeemed(owner_id=key.owner_id, key_id=key.id, account_id=account_id,
+            publish_event(tx, ev.KeyRedeemed(owner_id=key.owner_id, key_id=key.id, account_id=account_id,
                                              account_type=co_user.account_type, new_account=new_account),
                           key.owner_id, correlation_id)
             variables = {"owner_login_id": owner_login_id, "user_login_id": login_id, "added_at": jp_datetime(now)}
-            self._mail(tx, "co_user_added", owner_email, variables, correlation_id, key.owner_id)
-            self._mail(tx, "co_user_added", co_user.email, variables, correlation_id, account_id)
+            request_mail(tx, self.settings, "co_user_added", owner_email, variables, correlation_id, key.owner_id)
+            request_mail(tx, self.settings, "co_user_added", co_user.email, variables, correlation_id, account_id)
             return True
 
         try:
@@ -394,7 +379,7 @@ class InvitationService:
 
         async def work(tx: Tx) -> None:
             await self.repo.set_representative(tx, caller.account_id, account_id)
-            self._publish(tx, ev.RepresentativeChanged(owner_id=caller.account_id, account_id=account_id),
+            publish_event(tx, ev.RepresentativeChanged(owner_id=caller.account_id, account_id=account_id),
                           caller.account_id, correlation_id)
 
         await self.store.transaction(work)
@@ -413,12 +398,13 @@ class InvitationService:
                 return False
             if await self.repo.representative(caller.account_id, tx) == account_id:
                 await self.repo.set_representative(tx, caller.account_id, caller.account_id)
-            self._publish(tx, ev.CoUserRemoved(owner_id=caller.account_id, account_id=account_id),
+            publish_event(tx, ev.CoUserRemoved(owner_id=caller.account_id, account_id=account_id),
                           caller.account_id, correlation_id)
             variables = {"owner_login_id": caller.login_id, "user_login_id": co_user.login_id,
                          "removed_at": jp_datetime(now)}
-            self._mail(tx, "co_user_removed", co_user.email, variables, correlation_id, account_id)
-            self._mail(tx, "co_user_removed", caller.email, variables, correlation_id, caller.account_id)
+            request_mail(tx, self.settings, "co_user_removed", co_user.email, variables, correlation_id, account_id)
+            request_mail(tx, self.settings, "co_user_removed", caller.email, variables, correlation_id,
+                         caller.account_id)
             return True
 
         if not await self.store.transaction(work):

@@ -18,19 +18,15 @@ from kagi_invite.domain.locations import (
     page_bounds,
 )
 from kagi_invite.service.invitations import InvitationService
+from kagi_invite.service.outbox import publish_event, request_mail
 from kagi_shared import codes
 from kagi_shared.clock import Clock, utc_now
-from kagi_shared.events import Event, new_envelope
 from kagi_shared.events import invite as ev
 from kagi_shared.jst import jp_datetime
 from kagi_shared.mongo import Store, Tx
-from kagi_shared.notifications import request_notification
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
-from kagi_shared.topics import INVITE_EVENTS
-
-SOURCE = "kagi/invite"
 
 _KEY_REFUSALS = {
     "expired": (410, "viewer_key.expired",
@@ -54,17 +50,6 @@ class LocationService:
         self.invitations = invitations
         self.settings = settings
         self.policy = policy
-
-    def _publish(self, tx: Tx, event: Event, subject: str, correlation_id: str | None) -> None:
-        tx.publish(INVITE_EVENTS.name, new_envelope(event, source=SOURCE, subject=subject,
-                                                    correlation_id=correlation_id))
-
-    def _mail(self, tx: Tx, template: str, to: str, variables: dict[str, str], correlation_id: str | None,
-              account_id: str | None) -> None:
-        if to:
-            request_notification(tx, self.settings.security.notify_key, source=SOURCE, template=template, recipient=to,
-                                 category="invitation", account_id=account_id, variables=variables,
-                                 correlation_id=correlation_id)
 
     # -- contract data from outside ----------------------------------------------------------------
     async def ingest(self, tx: Tx, event: ev.ContractUpserted) -> bool:
@@ -92,12 +77,12 @@ class LocationService:
         await self.repo.revoke_pending_keys(tx, event.supply_point_number)
         now = self.clock()
         for right in await self.repo.remove_rights_of_location(tx, event.supply_point_number):
-            self._publish(tx, ev.ViewerRemoved(owner_id=previous_owner, location_id=right.location_id,
+            publish_event(tx, ev.ViewerRemoved(owner_id=previous_owner, location_id=right.location_id,
                                                account_id=right.account_id, reason="owner_changed"),
                           previous_owner, None)
-            self._mail(tx, "viewer_removed", right.email, {"location_name": event.name,
-                                                           "viewer_login_id": right.login_id,
-                                                           "removed_at": jp_datetime(now)}, None, right.account_id)
+            request_mail(tx, self.settings, "viewer_removed", right.email,
+                         {"location_name": event.name, "viewer_login_id": right.login_id,
+                          "removed_at": jp_datetime(now)}, None, right.account_id)
 
     # -- the owner ---------------------------------------------------------------------------------
     async def search(self, caller: Caller, query: str, page: int, per_page: int) -> tuple[list[Location], int]:
@@ -123,7 +108,7 @@ class LocationService:
 
         async def work(tx: Tx) -> None:
             await self.repo.add_key(tx, key)
-            self._publish(tx, ev.ViewerKeyIssued(owner_id=caller.account_id, key_id=key.id, location_id=location.id,
+            publish_event(tx, ev.ViewerKeyIssued(owner_id=caller.account_id, key_id=key.id, location_id=location.id,
                                                  expires_at=key.expires_at), caller.account_id, correlation_id)
 
         await self.store.transaction(work)
@@ -144,12 +129,13 @@ class LocationService:
         async def work(tx: Tx) -> bool:
             if not await self.repo.remove_right(tx, location_id, account_id):
                 return False
-            self._publish(tx, ev.ViewerRemoved(owner_id=caller.account_id, location_id=location_id,
+            publish_event(tx, ev.ViewerRemoved(owner_id=caller.account_id, location_id=location_id,
                                                account_id=account_id), caller.account_id, correlation_id)
             variables = {"location_name": location.name, "viewer_login_id": right.login_id,
                          "removed_at": jp_datetime(now)}
-            self._mail(tx, "viewer_removed", right.email, variables, correlation_id, account_id)
-            self._mail(tx, "viewer_removed", caller.email, variables, correlation_id, caller.account_id)
+            request_mail(tx, self.settings, "viewer_removed", right.email, variables, correlation_id, account_id)
+            request_mail(tx, self.settings, "viewer_removed", caller.email, variables, correlation_id,
+                         caller.account_id)
             return True
 
         if not await self.store.transaction(work):
@@ -187,13 +173,13 @@ class LocationService:
             if not await self.repo.redeem_key(tx, key.id, caller.account_id, now):
                 return False
             await self.repo.add_right(tx, right)
-            self._publish(tx, ev.ViewerAdded(owner_id=location.owner_id, location_id=location.id,
+            publish_event(tx, ev.ViewerAdded(owner_id=location.owner_id, location_id=location.id,
                                              account_id=caller.account_id, key_id=key.id),
                           location.owner_id, correlation_id)
-            self._mail(tx, "viewer_added", key.owner_email, {"location_name": location.name,
-                                                         "viewer_login_id": caller.login_id,
-                                                         "added_at": jp_datetime(now)},
-                       correlation_id, location.owner_id)
+            request_mail(tx, self.settings, "viewer_added", key.owner_email, {"location_name": location.name,
+                                                                          "viewer_login_id": caller.login_id,
+                                                                          "added_at": jp_datetime(now)},
+                         correlation_id, location.owner_id)
             return True
 
         try:

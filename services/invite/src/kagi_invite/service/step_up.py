@@ -6,20 +6,17 @@ import uuid
 from datetime import datetime
 
 from kagi_invite.domain.step_up import StepUpCode, StepUpPolicy, judge
+from kagi_invite.service.outbox import SOURCE, publish_event
 from kagi_invite.service.ports import StepUps
 from kagi_shared import codes
 from kagi_shared.clock import Clock, utc_now
 from kagi_shared.events import invite as ev
-from kagi_shared.events import new_envelope
 from kagi_shared.jst import jp_deadline
 from kagi_shared.mongo import Transactions, Tx
 from kagi_shared.notifications import request_notification
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
-from kagi_shared.topics import INVITE_EVENTS
-
-SOURCE = "kagi/invite"
 
 _REFUSALS = {
     "expired": (410, "step_up.code_expired", "認証コードの有効期限が切れています。認証コードを再発行してください。"),
@@ -61,9 +58,9 @@ class StepUpService:
 
         async def work(tx: Tx) -> None:
             await self.repo.replace_active(tx, code)
-            tx.publish(INVITE_EVENTS.name, new_envelope(
-                ev.StepUpCodeIssued(account_id=caller.account_id, code_id=code.id, expires_at=code.expires_at),
-                source=SOURCE, subject=caller.account_id, correlation_id=correlation_id))
+            publish_event(
+                tx, ev.StepUpCodeIssued(account_id=caller.account_id, code_id=code.id, expires_at=code.expires_at),
+                caller.account_id, correlation_id)
             request_notification(
                 tx, security.notify_key, source=SOURCE, template="step_up_code", recipient=caller.email,
                 category="security", account_id=caller.account_id,
@@ -95,9 +92,9 @@ class StepUpService:
                 if not await self.repo.set_status(tx, code.id, "used"):
                     return False  # a concurrent verify used it first
                 await self.repo.open_window(tx, caller.account_id, session_id, until)
-                tx.publish(INVITE_EVENTS.name, new_envelope(
-                    ev.StepUpVerified(account_id=caller.account_id, code_id=code.id, valid_until=until),
-                    source=SOURCE, subject=caller.account_id, correlation_id=correlation_id))
+                publish_event(
+                    tx, ev.StepUpVerified(account_id=caller.account_id, code_id=code.id, valid_until=until),
+                    caller.account_id, correlation_id)
                 return True
 
             if await self.store.transaction(succeed):
@@ -115,10 +112,10 @@ class StepUpService:
         async def fail(tx: Tx) -> None:
             if voided:
                 await self.repo.set_status(tx, code.id, "voided")
-            tx.publish(INVITE_EVENTS.name, new_envelope(
-                ev.StepUpFailed(account_id=caller.account_id, code_id=code.id,
+            publish_event(
+                tx, ev.StepUpFailed(account_id=caller.account_id, code_id=code.id,
                                 reason="voided" if voided else "wrong"),
-                source=SOURCE, subject=caller.account_id, correlation_id=correlation_id))
+                caller.account_id, correlation_id)
 
         await self.store.transaction(fail)
         if voided:

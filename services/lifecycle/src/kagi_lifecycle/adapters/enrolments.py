@@ -5,23 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, IndexModel, ReturnDocument
 
 from kagi_lifecycle.domain.enrolment import Enrolment
-from kagi_shared.mongo import Store, Tx, doc_struct, struct_doc
+from kagi_shared.mongo import CollectionRepository, Tx, doc_struct, struct_doc
 
 ENROLMENTS = "enrolments"
 VoidReason = Literal["otp_failures", "reissued", "disabled"]
 
 
-class EnrolmentRepository:
-    def __init__(self, store: Store) -> None:
-        self.collection = store.db[ENROLMENTS]
-
-    async def ensure_indexes(self) -> None:
-        await self.collection.create_index([("account_id", ASCENDING)])
-        # Kept a month past expiry (the holder still hears "expired", not "invalid"), then dropped.
-        await self.collection.create_index([("expires_at", ASCENDING)], expireAfterSeconds=30 * 86400)
+class EnrolmentRepository(CollectionRepository):
+    COLLECTION = ENROLMENTS
+    INDEXES = (IndexModel([("account_id", ASCENDING)]),
+               # Kept a month past expiry (the holder still hears "expired", not "invalid"), then dropped.
+               IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=30 * 86400))
 
     async def add(self, tx: Tx, enrolment: Enrolment) -> None:
         await self.collection.insert_one(struct_doc(enrolment), session=tx.session)

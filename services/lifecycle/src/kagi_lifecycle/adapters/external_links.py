@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import msgspec
-from pymongo import ASCENDING
+from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from kagi_lifecycle.domain.federation import ExternalLink, LinkedElsewhere
-from kagi_shared.mongo import Store, Tx
+from kagi_shared.mongo import CollectionRepository, Tx
 
 EXTERNAL_LINKS = "external_links"
 
@@ -16,12 +16,9 @@ def _id(provider: str, subject: str) -> str:
     return f"{provider}|{subject}"
 
 
-class ExternalLinkRepository:
-    def __init__(self, store: Store) -> None:
-        self.collection = store.db[EXTERNAL_LINKS]
-
-    async def ensure_indexes(self) -> None:
-        await self.collection.create_index([("account_id", ASCENDING), ("provider", ASCENDING)], unique=True)
+class ExternalLinkRepository(CollectionRepository):
+    COLLECTION = EXTERNAL_LINKS
+    INDEXES = (IndexModel([("account_id", ASCENDING), ("provider", ASCENDING)], unique=True),)
 
     async def of_account(self, account_id: str) -> list[ExternalLink]:
         """The account's links, by provider."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 import msgspec
-from pymongo import ASCENDING
+from pymongo import ASCENDING, IndexModel
 
-from kagi_shared.mongo import Store, Tx, doc_struct, struct_doc
+from kagi_shared.mongo import CollectionRepository, Tx, doc_struct, struct_doc
 
 RESETS = "password_resets"
 
@@ -22,12 +22,9 @@ class ResetLink(msgspec.Struct, kw_only=True):
     replaced: bool = False
 
 
-class ResetLinkRepository:
-    def __init__(self, store: Store) -> None:
-        self.collection = store.db[RESETS]
-
-    async def ensure_indexes(self) -> None:
-        await self.collection.create_index([("account_id", ASCENDING)])
+class ResetLinkRepository(CollectionRepository):
+    COLLECTION = RESETS
+    INDEXES = (IndexModel([("account_id", ASCENDING)]),)
 
     async def replace(self, tx: Tx, link: ResetLink) -> None:
         """Store ``link`` as the account's only usable one: its unused earlier links count as used (replaced)."""

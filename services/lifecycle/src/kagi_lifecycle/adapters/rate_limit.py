@@ -5,21 +5,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from bson import ObjectId
-from pymongo import ASCENDING
+from pymongo import ASCENDING, IndexModel
 
-from kagi_shared.mongo import Store
+from kagi_shared.mongo import CollectionRepository
 from kagi_shared.problems import Problem
 
 RATE_HITS = "rate_hits"
 
 
-class RateLimiter:
-    def __init__(self, store: Store) -> None:
-        self.hits = store.db[RATE_HITS]
-
-    async def ensure_indexes(self) -> None:
-        await self.hits.create_index([("key", ASCENDING), ("at", ASCENDING)])
-        await self.hits.create_index([("at", ASCENDING)], expireAfterSeconds=24 * 3600)
+class RateLimiter(CollectionRepository):
+    COLLECTION = RATE_HITS
+    INDEXES = (IndexModel([("key", ASCENDING), ("at", ASCENDING)]),
+               IndexModel([("at", ASCENDING)], expireAfterSeconds=24 * 3600))
 
     async def hit(self, keys: list[tuple[str, int]], window_s: int, now: datetime) -> None:
         """Count one hit on every key, or refuse (429) if that makes more than ``limit`` hits in the window.
@@ -30,9 +27,9 @@ class RateLimiter:
         since = now - timedelta(seconds=window_s)
         marker = ObjectId()
         docs = [{"key": key, "at": now, "call": marker} for key, _ in keys]
-        await self.hits.insert_many(docs)
+        await self.collection.insert_many(docs)
         for key, limit in keys:
-            if await self.hits.count_documents({"key": key, "at": {"$gt": since}}) > limit:
-                await self.hits.delete_many({"call": marker})
+            if await self.collection.count_documents({"key": key, "at": {"$gt": since}}) > limit:
+                await self.collection.delete_many({"call": marker})
                 raise Problem(429, "rate_limited", "リクエストが多すぎます。しばらくしてから再度お試しください。",
                               headers={"Retry-After": str(window_s)})

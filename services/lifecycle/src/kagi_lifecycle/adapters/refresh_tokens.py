@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 import msgspec
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, IndexModel, ReturnDocument
 
-from kagi_shared.mongo import Store, doc_struct, struct_doc
+from kagi_shared.mongo import CollectionRepository, doc_struct, struct_doc
 
 REFRESH_TOKENS = "refresh_tokens"
 
@@ -25,13 +25,10 @@ class RefreshToken(msgspec.Struct, kw_only=True):
     used_at: datetime | None = None
 
 
-class RefreshTokenRepository:
-    def __init__(self, store: Store) -> None:
-        self.collection = store.db[REFRESH_TOKENS]
-
-    async def ensure_indexes(self) -> None:
-        await self.collection.create_index([("family", ASCENDING)])
-        await self.collection.create_index([("account_id", ASCENDING)])
+class RefreshTokenRepository(CollectionRepository):
+    COLLECTION = REFRESH_TOKENS
+    INDEXES = (IndexModel([("family", ASCENDING)]),
+               IndexModel([("account_id", ASCENDING)]))
 
     async def add(self, token: RefreshToken) -> None:
         await self.collection.insert_one(struct_doc(token))

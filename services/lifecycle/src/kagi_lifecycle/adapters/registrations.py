@@ -4,22 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, IndexModel
 
 from kagi_lifecycle.domain.registration import Registration
-from kagi_shared.mongo import Store, Tx, doc_struct, struct_doc
+from kagi_shared.mongo import CollectionRepository, Tx, doc_struct, struct_doc
 
 REGISTRATIONS = "registrations"
 
 
-class RegistrationRepository:
-    def __init__(self, store: Store) -> None:
-        self.collection = store.db[REGISTRATIONS]
-
-    async def ensure_indexes(self) -> None:
-        await self.collection.create_index([("login_id", ASCENDING)])
-        # Links are worthless a day after they expire; the server drops them.
-        await self.collection.create_index([("expires_at", ASCENDING)], expireAfterSeconds=86400)
+class RegistrationRepository(CollectionRepository):
+    COLLECTION = REGISTRATIONS
+    INDEXES = (IndexModel([("login_id", ASCENDING)]),
+               # Links are worthless a day after they expire; the server drops them.
+               IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=86400))
 
     async def replace(self, tx: Tx, registration: Registration) -> None:
         """Store ``registration`` as the address's only usable link: earlier unused ones count as used."""

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from kagi_lifecycle.domain.unlock import RequestStatus, UnlockRequest
-from kagi_shared.mongo import Store, Tx, doc_struct, struct_doc
+from kagi_shared.mongo import CollectionRepository, Tx, doc_struct, struct_doc
 
 UNLOCK_REQUESTS = "unlock_requests"
 
 
-class UnlockRequestRepository:
-    def __init__(self, store: Store) -> None:
-        self.collection = store.db[UNLOCK_REQUESTS]
-
-    async def ensure_indexes(self) -> None:
-        await self.collection.create_index([("status", ASCENDING), ("filed_at", DESCENDING)])
-        await self.collection.create_index([("account_id", ASCENDING), ("status", ASCENDING)])
+class UnlockRequestRepository(CollectionRepository):
+    COLLECTION = UNLOCK_REQUESTS
+    INDEXES = (IndexModel([("status", ASCENDING), ("filed_at", DESCENDING)]),
+               IndexModel([("account_id", ASCENDING), ("status", ASCENDING)]))
 
     async def add(self, tx: Tx, request: UnlockRequest) -> None:
         await self.collection.insert_one(struct_doc(request), session=tx.session)

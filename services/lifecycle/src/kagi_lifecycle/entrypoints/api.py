@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -53,7 +51,15 @@ from kagi_shared.contracts.lifecycle import (
 )
 from kagi_shared.metrics import ACCOUNTS, on_scrape, set_counts
 from kagi_shared.problems import FieldError, Problem
-from kagi_shared.service_api import ServiceApi, caller_of, correlation_of, require_role, run_service_api, service_app
+from kagi_shared.service_api import (
+    RunningService,
+    ServiceApi,
+    caller_of,
+    correlation_of,
+    require_role,
+    run_service_api,
+    service_app,
+)
 from kagi_shared.settings import Settings
 
 RESET_ACCEPTED = "登録されている ID の場合、パスワード再設定用のリンクをメールで送信しました。"
@@ -96,23 +102,11 @@ def _as_of(value: str | None) -> datetime | None:
 
 
 def service_api(settings: Settings, lifecycle: Lifecycle | None = None) -> ServiceApi:
-    state: dict[str, Lifecycle] = {}
+    async def account_gauges() -> None:
+        set_counts(ACCOUNTS, await app().accounts.counts_by_state())
 
-    @asynccontextmanager
-    async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        state["lc"] = lifecycle or bootstrap(settings)
-        await state["lc"].start()
-        accounts = state["lc"].accounts
-
-        async def account_gauges() -> None:
-            set_counts(ACCOUNTS, await accounts.counts_by_state())
-
-        on_scrape("lifecycle.accounts", account_gauges, settings.http.metrics_refresh_s)
-        try:
-            yield
-        finally:
-            if lifecycle is None:
-                await state["lc"].close()
+    app = RunningService(lifecycle, lambda: bootstrap(settings), on_start=lambda: on_scrape(
+        "lifecycle.accounts", account_gauges, settings.http.metrics_refresh_s))
 
     def staff(request: Request[Any, Any, Any]) -> str:
         """Operators, and support for the duties the seed's troubleshooting table gives it (mail re-issue)."""
@@ -127,7 +121,7 @@ def service_api(settings: Settings, lifecycle: Lifecycle | None = None) -> Servi
 
     async def opened(account: Account) -> SessionOpened:
         """A session for an external login (the federation routes): the same answer as a password login."""
-        lc = state["lc"]
+        lc = app()
         token, expires, family = await lc.sessions.open(account)
         return SessionOpened(account=login_out(account, lc.service.password_expired(account, lc.service.clock())),
                              refresh_token=token, refresh_expires_at=expires, session_id=family)
@@ -135,7 +129,7 @@ def service_api(settings: Settings, lifecycle: Lifecycle | None = None) -> Servi
     @post("/internal/sessions", status_code=200)
     async def open_session(data: JSONBody[LoginIn], request: Request[Any, Any, Any]) -> SessionOpened:
         """Log in and open a refreshable session (the gateway's login)."""
-        lc = state["lc"]
+        lc = app()
         account = await lc.service.login(data.login_id, data.password, correlation_of(request), data.totp_code)
         token, expires, family = await lc.sessions.open(account)
         return SessionOpened(account=login_out(account, lc.service.password_expired(account, lc.service.clock()),
@@ -144,7 +138,7 @@ def service_api(settings: Settings, lifecycle: Lifecycle | None = None) -> Servi
 
     @post("/internal/sessions/refresh", status_code=200)
     async def refresh_session(data: JSONBody[RefreshIn]) -> SessionOpened:
-        lc = state["lc"]
+        lc = app()
         account, token, expires, family = await lc.sessions.refresh(data.refresh_token)
         return SessionOpened(account=login_out(account, lc.service.password_expired(account, lc.service.clock()),
                                                lc.service.needs_totp(account) and account.totp_secret is None),
@@ -152,31 +146,31 @@ def service_api(settings: Settings, lifecycle: Lifecycle | None = None) -> Servi
 
     @post("/internal/sessions/logout", status_code=204)
     async def logout(data: JSONBody[LogoutIn], request: Request[Any, Any, Any]) -> None:
-        await state["lc"].sessions.logout(caller_of(request).account_id, data.refresh_token)
+        await app().sessions.logout(caller_of(request).account_id, data.refresh_token)
 
     @post("/internal/login", status_code=200)
     async def login(data: JSONBody[LoginIn], request: Request[Any, Any, Any]) -> LoginOut:
-        lc = state["lc"]
+        lc = app()
         account = await lc.service.login(data.login_id, data.password, correlation_of(request), data.totp_code)
         return login_out(account, lc.service.password_expired(account, lc.service.clock()),
                          lc.service.needs_totp(account) and account.totp_secret is None)
 
     @post("/internal/accounts", status_code=201)
     async def create_account(data: JSONBody[CreateAccountIn], request: Request[Any, Any, Any]) -> AccountOut:
-        account = await state["lc"].service.create_account(data.login_id, data.password, data.roles, data.email,
+        account = await app().service.create_account(data.login_id, data.password, data.roles, data.email,
                                                            correlation_of(request))
         return account_out(account)
 
     @get("/internal/accounts/{account_id:str}")
     async def get_account(account_id: FromPath[str]) -> AccountOut:
-        account = await state["lc"].accounts.get(account_id)
+        account = await app().accounts.get(account_id)
         if account is None:
             raise Problem(404, "account.not_found", "アカウントが見つかりません。")
         return account_out(account)
 
     @get("/internal/accounts/{account_id:str}/session")
     async def session(account_id: FromPath[str]) -> SessionOut:
-        found = await state["lc"].accounts.session_state(account_id)
+        found = await app().accounts.session_state(account_id)
         if found is None:
             raise Problem(404, "account.not_found", "アカウントが見つかりません。")
         return SessionOut(session_version=found[0], status=found[1], roles=found[2])
@@ -184,54 +178,54 @@ def service_api(settings: Settings, lifecycle: Lifecycle | None = None) -> Servi
     @post("/internal/me/password", status_code=200)
     async def change_password(data: JSONBody[PasswordChangeIn], request: Request[Any, Any, Any]) -> LoginOut:
         caller = caller_of(request)
-        account = await state["lc"].credentials.change(caller.account_id, data.current_password, data.new_password,
+        account = await app().credentials.change(caller.account_id, data.current_password, data.new_password,
                                                        correlation_of(request))
         return login_out(account)
 
     @post("/internal/me/totp", status_code=201)
     async def totp_setup(request: Request[Any, Any, Any]) -> TotpSetupOut:
-        enrolment = await state["lc"].totp.setup(caller_of(request).account_id)
+        enrolment = await app().totp.setup(caller_of(request).account_id)
         return TotpSetupOut(secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri)
 
     @post("/internal/me/totp/confirm", status_code=204)
     async def totp_confirm(data: JSONBody[TotpConfirmIn], request: Request[Any, Any, Any]) -> None:
-        await state["lc"].totp.confirm(caller_of(request).account_id, data.code, correlation_of(request))
+        await app().totp.confirm(caller_of(request).account_id, data.code, correlation_of(request))
 
     @post("/internal/password-reset", status_code=202)
     async def request_reset(data: JSONBody[ResetRequestIn], request: Request[Any, Any, Any]) -> AcceptedOut:
-        await state["lc"].credentials.request_reset(data.login_id, data.client_ip, correlation_of(request))
+        await app().credentials.request_reset(data.login_id, data.client_ip, correlation_of(request))
         return AcceptedOut(message=RESET_ACCEPTED)
 
     @post("/internal/password-reset/complete", status_code=200)
     async def complete_reset(data: JSONBody[ResetCompleteIn], request: Request[Any, Any, Any]) -> AcceptedOut:
-        await state["lc"].credentials.complete_reset(data.token, data.new_password, correlation_of(request),
+        await app().credentials.complete_reset(data.token, data.new_password, correlation_of(request),
                                                      answer=data.answer, client_ip=data.client_ip)
         return AcceptedOut(message="パスワードを再設定しました。新しいパスワードでログインしてください。")
 
     @post("/internal/registrations", status_code=202)
     async def request_registration(data: JSONBody[RegistrationIn], request: Request[Any, Any, Any]) -> AcceptedOut:
-        await state["lc"].registrations.request(data.email, data.client_ip, correlation_of(request))
+        await app().registrations.request(data.email, data.client_ip, correlation_of(request))
         return AcceptedOut(message=REGISTRATION_ACCEPTED)
 
     @post("/internal/registrations/check", status_code=200)
     async def check_registration(data: JSONBody[RegistrationTokenIn]) -> RegistrationCheckOut:
-        found = await state["lc"].registrations.check(data.token)
+        found = await app().registrations.check(data.token)
         return RegistrationCheckOut(email=found.email, expires_at=found.expires_at)
 
     @post("/internal/registrations/complete", status_code=201)
     async def complete_registration(data: JSONBody[RegistrationCompleteIn],
                                     request: Request[Any, Any, Any]) -> AccountOut:
-        account = await state["lc"].registrations.complete(data.token, data.password, correlation_of(request))
+        account = await app().registrations.complete(data.token, data.password, correlation_of(request))
         return account_out(account)
 
     @post("/internal/enrolments/check", status_code=200)
     async def check_enrolment(data: JSONBody[EnrolmentCheckIn]) -> EnrolmentCheckOut:
-        found = await state["lc"].enrolments.check(data.token)
+        found = await app().enrolments.check(data.token)
         return EnrolmentCheckOut(login_id=found.login_id, expires_at=found.expires_at)
 
     @post("/internal/enrolments/complete", status_code=200)
     async def complete_enrolment(data: JSONBody[EnrolmentCompleteIn], request: Request[Any, Any, Any]) -> AccountOut:
-        account = await state["lc"].enrolments.complete(data.token, data.one_time_password, data.password,
+        account = await app().enrolments.complete(data.token, data.one_time_password, data.password,
                                                         data.secret_question, data.secret_answer,
                                                         correlation_of(request))
         return account_out(account)
@@ -239,75 +233,72 @@ def service_api(settings: Settings, lifecycle: Lifecycle | None = None) -> Servi
     @post("/internal/accounts/{account_id:str}/enrolment", status_code=201)
     async def reissue_enrolment(account_id: FromPath[str], request: Request[Any, Any, Any]) -> EnrolmentReissuedOut:
         staff(request)
-        issued = await state["lc"].enrolments.reissue(account_id, correlation_of(request))
+        issued = await app().enrolments.reissue(account_id, correlation_of(request))
         return EnrolmentReissuedOut(account_id=issued.account_id, login_id=issued.login_id,
                                   expires_at=issued.expires_at)
 
     @put("/internal/me/secret-question", status_code=200)
     async def set_secret_question(data: JSONBody[SecretQuestionIn],
                                   request: Request[Any, Any, Any]) -> SecretQuestionSetOut:
-        account = await state["lc"].secret_questions.register(
+        account = await app().secret_questions.register(
             caller_of(request).account_id, data.question, data.answer, correlation_of(request),
             current_password=data.current_password, stepped_up=data.stepped_up)
         return SecretQuestionSetOut(question=account.secret_question or "", message="秘密の質問を登録しました。")
 
     @post("/internal/password-reset/question", status_code=200)
     async def reset_question(data: JSONBody[QuestionRequestIn]) -> QuestionOut:
-        question = await state["lc"].secret_questions.question(data.login_id, data.client_ip)
+        question = await app().secret_questions.question(data.login_id, data.client_ip)
         return QuestionOut(login_id=data.login_id, question=question)
 
     @post("/internal/password-reset/answer", status_code=200)
     async def reset_answer(data: JSONBody[AnswerIn], request: Request[Any, Any, Any]) -> AcceptedOut:
-        await state["lc"].credentials.complete_reset(data.token, data.new_password, correlation_of(request),
+        await app().credentials.complete_reset(data.token, data.new_password, correlation_of(request),
                                                      answer=data.answer, client_ip=data.client_ip)
         return AcceptedOut(message="パスワードを再設定しました。新しいパスワードでログインしてください。")
 
     @post("/internal/unlock-requests", status_code=202)
     async def file_unlock(data: JSONBody[UnlockFileIn], request: Request[Any, Any, Any]) -> AcceptedOut:
-        await state["lc"].unlocks.file(data.login_id, data.message, data.client_ip, correlation_of(request))
+        await app().unlocks.file(data.login_id, data.message, data.client_ip, correlation_of(request))
         return AcceptedOut(message=UNLOCK_ACCEPTED)
 
     @get("/internal/unlock-requests")
     async def list_unlocks(request: Request[Any, Any, Any],
                            status: FromQuery[str | None] = None) -> list[UnlockRequestOut]:
         staff(request)
-        return [unlock_out(r) for r in await state["lc"].unlocks.listing(status)]
+        return [unlock_out(r) for r in await app().unlocks.listing(status)]
 
     @post("/internal/unlock-requests/{request_id:str}/approve", status_code=200)
     async def approve(request_id: FromPath[str], data: JSONBody[UnlockDecisionIn],
                       request: Request[Any, Any, Any]) -> UnlockRequestOut:
-        decided = await state["lc"].unlocks.approve(request_id, staff(request), data.note, correlation_of(request))
+        decided = await app().unlocks.approve(request_id, staff(request), data.note, correlation_of(request))
         return unlock_out(decided)
 
     @post("/internal/unlock-requests/{request_id:str}/reject", status_code=200)
     async def reject(request_id: FromPath[str], data: JSONBody[UnlockDecisionIn],
                      request: Request[Any, Any, Any]) -> UnlockRequestOut:
-        decided = await state["lc"].unlocks.reject(request_id, staff(request), data.note, correlation_of(request))
+        decided = await app().unlocks.reject(request_id, staff(request), data.note, correlation_of(request))
         return unlock_out(decided)
 
     @post("/internal/accounts/{account_id:str}/lock", status_code=200)
     async def lock(account_id: FromPath[str], request: Request[Any, Any, Any]) -> AccountOut:
-        account = await state["lc"].unlocks.operator_lock(account_id, operator(request), correlation_of(request))
+        account = await app().unlocks.operator_lock(account_id, operator(request), correlation_of(request))
         return account_out(account)
 
     @get("/internal/lifecycle/preview")
     async def preview(request: Request[Any, Any, Any]) -> PreviewOut:
         operator(request)
-        moment, rows = await state["lc"].sweeps.preview(_as_of(request.query_params.get("asOf")))
+        moment, rows = await app().sweeps.preview(_as_of(request.query_params.get("asOf")))
         groups = {stage: [msgspec.convert(r.as_json(), PreviewRowOut) for r in found] for stage, found in rows.items()}
         return PreviewOut(as_of=moment, **groups)
-
-    async def ready() -> None:
-        await state["lc"].store.ping()
 
     handlers = [open_session, refresh_session, logout, login, create_account, get_account, session, change_password,
                 request_reset, complete_reset, request_registration, check_registration, complete_registration,
                 check_enrolment, complete_enrolment, reissue_enrolment,
                 set_secret_question, reset_question, reset_answer, totp_setup, totp_confirm,
                 file_unlock, list_unlocks, approve, reject, lock, preview,
-                *oidc_handlers(lambda: state["lc"].oidc),
-                *federation_handlers(lambda: state["lc"], opened, account_out)]
-    return ServiceApi(NAME, handlers, ready=ready, lifespan=[lifespan])
+                *oidc_handlers(lambda: app().oidc),
+                *federation_handlers(app, opened, account_out)]
+    return ServiceApi(NAME, handlers, ready=app.ready, lifespan=[app.lifespan])
 
 
 def create_app(settings: Settings, lifecycle: Lifecycle | None = None) -> Litestar:

@@ -9,13 +9,13 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from kagi_notify.domain.admin_contacts import AdminContact, ContactExists
 from kagi_notify.domain.deliveries import Delivery
 from kagi_notify.domain.preferences import Preferences
-from kagi_shared.mongo import InsertWatch, Store, Tx, doc_struct, struct_doc
+from kagi_shared.mongo import CollectionRepository, InsertWatch, Tx, doc_struct, struct_doc
 
 DELIVERIES = "deliveries"
 PREFERENCES = "preferences"
@@ -23,14 +23,11 @@ ADMIN_CONTACTS = "admin_contacts"
 SITE_UPDATES = "info_site_updates"
 
 
-class DeliveryRepository:
-    def __init__(self, store: Store) -> None:
-        self.collection = store.db[DELIVERIES]
-
-    async def ensure_indexes(self) -> None:
-        await self.collection.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
-        await self.collection.create_index([("recipient", ASCENDING), ("created_at", DESCENDING)])
-        await self.collection.create_index([("recipient_key", ASCENDING), ("created_at", DESCENDING)])
+class DeliveryRepository(CollectionRepository):
+    COLLECTION = DELIVERIES
+    INDEXES = (IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)]),
+               IndexModel([("recipient", ASCENDING), ("created_at", DESCENDING)]),
+               IndexModel([("recipient_key", ASCENDING), ("created_at", DESCENDING)]))
 
     def insert_watch(self, wake: asyncio.Event, await_s: float) -> InsertWatch:
         """Sets ``wake`` on every new delivery (the collection's change stream), for the dispatcher's idle wait."""
@@ -113,14 +110,11 @@ def _session(tx: Tx | None) -> Any:
     return tx.session if tx else None
 
 
-class PreferenceRepository:
+class PreferenceRepository(CollectionRepository):
     """One document per account (``_id`` = account id); the email is kept to match requests without an id."""
 
-    def __init__(self, store: Store) -> None:
-        self.collection = store.db[PREFERENCES]
-
-    async def ensure_indexes(self) -> None:
-        await self.collection.create_index([("email", ASCENDING)])
+    COLLECTION = PREFERENCES
+    INDEXES = (IndexModel([("email", ASCENDING)]),)
 
     async def get(self, account_id: str, tx: Tx | None = None) -> Preferences | None:
         doc = await self.collection.find_one({"_id": account_id}, session=_session(tx))
@@ -159,14 +153,11 @@ def _preferences(doc: dict[str, Any]) -> Preferences:
     return msgspec.convert(doc, Preferences)
 
 
-class AdminContactRepository:
-    def __init__(self, store: Store) -> None:
-        self.collection = store.db[ADMIN_CONTACTS]
-
-    async def ensure_indexes(self) -> None:
-        await self.collection.create_index([("email", ASCENDING)], unique=True)
-        await self.collection.create_index([("token_hash", ASCENDING)], sparse=True)
-        await self.collection.create_index([("status", ASCENDING)])
+class AdminContactRepository(CollectionRepository):
+    COLLECTION = ADMIN_CONTACTS
+    INDEXES = (IndexModel([("email", ASCENDING)], unique=True),
+               IndexModel([("token_hash", ASCENDING)], sparse=True),
+               IndexModel([("status", ASCENDING)]))
 
     async def add(self, tx: Tx, contact: AdminContact) -> None:
         """Store a new contact; ``ContactExists`` when its address is registered already."""

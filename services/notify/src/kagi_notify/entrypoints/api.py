@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from litestar import Litestar, Request, delete, get, post, put
@@ -22,7 +20,15 @@ from kagi_shared.contracts.notify import (
     SiteUpdateIn,
     SiteUpdateOut,
 )
-from kagi_shared.service_api import ServiceApi, caller_of, correlation_of, require_role, run_service_api, service_app
+from kagi_shared.service_api import (
+    RunningService,
+    ServiceApi,
+    caller_of,
+    correlation_of,
+    require_role,
+    run_service_api,
+    service_app,
+)
 from kagi_shared.settings import Settings
 
 
@@ -38,18 +44,7 @@ def contact_out(c: AdminContact) -> AdminContactOut:
 
 
 def service_api(settings: Settings, notify: Notify | None = None) -> ServiceApi:
-    # A notify given by the caller (tests, in-process ASGI without a lifespan run) serves at once.
-    state: dict[str, Notify] = {"app": notify} if notify else {}
-
-    @asynccontextmanager
-    async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        state["app"] = notify or bootstrap(settings)
-        await state["app"].start()
-        try:
-            yield
-        finally:
-            if notify is None:
-                await state["app"].close()
+    app = RunningService(notify, lambda: bootstrap(settings))
 
     def operator(request: Request[Any, Any, Any]) -> str:
         caller = caller_of(request)
@@ -62,59 +57,56 @@ def service_api(settings: Settings, notify: Notify | None = None) -> ServiceApi:
         recipient: Annotated[str, Parameter(min_length=3, max_length=254)],
     ) -> list[MailDeliveryOut]:
         operator(request)
-        found = await state["app"].deliveries.for_recipient(recipient)
+        found = await app().deliveries.for_recipient(recipient)
         return [MailDeliveryOut(delivery_id=d.id, template=d.template, channel=d.channel, recipient=d.recipient,
                             category=d.category, status=d.status, attempts=d.attempts, created_at=d.created_at,
                             sent_at=d.sent_at, last_error=d.last_error) for d in found]
 
     @get("/internal/preferences")
     async def get_preferences(request: Request[Any, Any, Any]) -> NotificationPreferencesOut:
-        return preferences_out(await state["app"].preferences.get(caller_of(request)))
+        return preferences_out(await app().preferences.get(caller_of(request)))
 
     @put("/internal/preferences")
     async def put_preferences(data: JSONBody[NotificationPreferencesIn],
                               request: Request[Any, Any, Any]) -> NotificationPreferencesOut:
-        prefs = await state["app"].preferences.set_general(caller_of(request), data.receive_general_notices)
+        prefs = await app().preferences.set_general(caller_of(request), data.receive_general_notices)
         return preferences_out(prefs)
 
     @get("/internal/admin-contacts")
     async def list_contacts(request: Request[Any, Any, Any]) -> list[AdminContactOut]:
         operator(request)
-        return [contact_out(c) for c in await state["app"].admin_contacts.all_contacts()]
+        return [contact_out(c) for c in await app().admin_contacts.all_contacts()]
 
     @post("/internal/admin-contacts", status_code=201)
     async def register_contact(data: JSONBody[AdminContactIn], request: Request[Any, Any, Any]) -> AdminContactOut:
         operator(request)
-        contact = await state["app"].admin_contacts.register(data.email, data.company, correlation_of(request))
+        contact = await app().admin_contacts.register(data.email, data.company, correlation_of(request))
         return contact_out(contact)
 
     @post("/internal/admin-contacts/{contact_id:str}/resend", status_code=200)
     async def resend_link(contact_id: FromPath[str], request: Request[Any, Any, Any]) -> AdminContactOut:
         operator(request)
-        return contact_out(await state["app"].admin_contacts.resend(contact_id, correlation_of(request)))
+        return contact_out(await app().admin_contacts.resend(contact_id, correlation_of(request)))
 
     @delete("/internal/admin-contacts/{contact_id:str}", status_code=204)
     async def remove_contact(contact_id: FromPath[str], request: Request[Any, Any, Any]) -> None:
         operator(request)
-        await state["app"].admin_contacts.remove(contact_id)
+        await app().admin_contacts.remove(contact_id)
 
     @post("/internal/admin-contacts/confirm", status_code=200)
     async def confirm_contact(data: JSONBody[AdminContactConfirmIn]) -> AdminContactOut:
-        return contact_out(await state["app"].admin_contacts.confirm(data.token))
+        return contact_out(await app().admin_contacts.confirm(data.token))
 
     @post("/internal/info-site/updates", status_code=201)
     async def post_update(data: JSONBody[SiteUpdateIn], request: Request[Any, Any, Any]) -> SiteUpdateOut:
         posted_by = operator(request)
-        update_id, notified = await state["app"].admin_contacts.post_site_update(
+        update_id, notified = await app().admin_contacts.post_site_update(
             data.title, data.url, data.no_notice, posted_by, correlation_of(request))
         return SiteUpdateOut(update_id=update_id, no_notice=data.no_notice, notified=notified)
 
-    async def ready() -> None:
-        await state["app"].store.ping()
-
     return ServiceApi(NAME, [deliveries, get_preferences, put_preferences, list_contacts, register_contact,
                              resend_link, remove_contact, confirm_contact, post_update],
-                      ready=ready, lifespan=[lifespan])
+                      ready=app.ready, lifespan=[app.lifespan])
 
 
 def create_app(settings: Settings, notify: Notify | None = None) -> Litestar:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import date
 from typing import Any
 
@@ -50,6 +48,7 @@ from kagi_shared.metrics import PERMISSION_REQUESTS, PERMISSION_SYSTEMS, on_scra
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.service_api import (
     Caller,
+    RunningService,
     ServiceApi,
     caller_of,
     correlation_of,
@@ -80,28 +79,13 @@ def _admin(a: Any) -> Admin:
 
 
 def service_api(settings: Settings, permissions: Permissions | None = None) -> ServiceApi:
-    state: dict[str, Permissions] = {"app": permissions} if permissions else {}
+    async def request_gauges() -> None:
+        requests, systems = await app().repo.counts_by_state()
+        set_counts(PERMISSION_REQUESTS, requests)
+        set_counts(PERMISSION_SYSTEMS, systems)
 
-    @asynccontextmanager
-    async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        state["app"] = permissions or bootstrap(settings)
-        await state["app"].start()
-        repo = state["app"].repo
-
-        async def request_gauges() -> None:
-            requests, systems = await repo.counts_by_state()
-            set_counts(PERMISSION_REQUESTS, requests)
-            set_counts(PERMISSION_SYSTEMS, systems)
-
-        on_scrape("permissions.requests", request_gauges, settings.http.metrics_refresh_s)
-        try:
-            yield
-        finally:
-            if permissions is None:
-                await state["app"].close()
-
-    def app() -> Permissions:
-        return state["app"]
+    app = RunningService(permissions, lambda: bootstrap(settings), on_start=lambda: on_scrape(
+        "permissions.requests", request_gauges, settings.http.metrics_refresh_s))
 
     def operator(request: Request[Any, Any, Any]) -> None:
         require_role(caller_of(request), "operator")
@@ -295,15 +279,12 @@ def service_api(settings: Settings, permissions: Permissions | None = None) -> S
                           errors=[FieldError("state", "failed または overdue を指定してください。")])
         return [msgspec.convert(row, GrantDeliveryOut) for row in await app().requests.deliveries(which)]
 
-    async def ready() -> None:
-        await state["app"].store.ping()
-
     handlers = [schedule_preview, catalogue, ip_allowlist, register_company, list_companies, get_company,
                 change_company, terminate_company, my_permissions, my_company, submit, search, view, drafts,
                 confirm_draft, users,
                 start_review, list_reviews, get_review, decide, report, accept, cancel, complete, retry, run_batch,
                 deliveries]
-    return ServiceApi(NAME, handlers, ready=ready, lifespan=[lifespan])
+    return ServiceApi(NAME, handlers, ready=app.ready, lifespan=[app.lifespan])
 
 
 def create_app(settings: Settings, permissions: Permissions | None = None) -> Litestar:
