@@ -24,6 +24,13 @@ from kagi_shared.outbox import OutboxRelay
 from kagi_shared.settings import Settings
 
 
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """These tests cover the tailing relay where the database has a change stream (off by default, see
+    ``OutboxSettings.change_stream``) and its fall back to polling where it has none."""
+    return msgspec.structs.replace(settings, outbox=msgspec.structs.replace(settings.outbox, change_stream=True))
+
+
 async def commit_events(store: Store, topic: str, count: int, per_tx: int = 250) -> list[str]:
     ids: list[str] = []
     for start in range(0, count, per_tx):
@@ -125,7 +132,8 @@ async def test_relay_killed_mid_load_and_restarted_publishes_everything_once(set
     store: Store = await store_factory("relay")
     topic = await new_topic(settings)
     ids = await commit_events(store, topic, 3000, per_tx=500)
-    env = {**os.environ, "KAGI_OUTBOX_BATCH_SIZE": "50", "KAGI_OUTBOX_LEASE_TTL_S": "1"}
+    env = {**os.environ, "KAGI_OUTBOX_BATCH_SIZE": "50", "KAGI_OUTBOX_LEASE_TTL_S": "1",
+           "KAGI_OUTBOX_CHANGE_STREAM": "true"}
     script = str(Path(__file__).with_name("relay_process.py"))
 
     def start() -> subprocess.Popen[bytes]:
@@ -415,7 +423,8 @@ async def test_a_tailing_relay_killed_while_commits_go_on_publishes_everything_o
     checkpoint (the log says so) and the topic ends with every event exactly once."""
     store: Store = await store_factory("relay")
     topic = await new_topic(settings)
-    env = {**os.environ, "KAGI_OUTBOX_BATCH_SIZE": "50", "KAGI_OUTBOX_LEASE_TTL_S": "1"}
+    env = {**os.environ, "KAGI_OUTBOX_BATCH_SIZE": "50", "KAGI_OUTBOX_LEASE_TTL_S": "1",
+           "KAGI_OUTBOX_CHANGE_STREAM": "true"}
     script = str(Path(__file__).with_name("relay_process.py"))
     log = tmp_path / "relay.log"
     ids: list[str] = []
