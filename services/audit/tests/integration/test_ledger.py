@@ -64,11 +64,8 @@ async def checkpoints_in_outbox(store: Store) -> list[Checkpoint]:
     return out
 
 
-async def test_a_removed_tail_and_a_rewrite_without_the_key_are_found(settings: Settings, store_factory: Any) -> None:
-    """Issue 15, finding 8: the chain is keyed (a database writer cannot recompute it) and checked against the
-    latest signed checkpoint (removing the newest entries leaves a chain consistent in itself)."""
-    from kagi_audit.domain.chain import next_link
-
+async def checkpointed_audit(settings: Settings, store_factory: Any) -> tuple[Any, Any, InboxConsumer]:
+    """Audit on its own database whose checkpoints are read from its outbox; its consumer dead-letters nothing."""
     store = await store_factory("audit")
     audit = bootstrap(settings, store)
     audit.service.checkpoints = lambda: checkpoints_in_outbox(store)
@@ -77,7 +74,15 @@ async def test_a_removed_tail_and_a_rewrite_without_the_key_are_found(settings: 
     async def dead(*_: Any) -> None:
         raise AssertionError("nothing should be dead-lettered")
 
-    consumer = InboxConsumer("audit", store, {AuditRecorded: audit.service.on_recorded}, dead, settings)
+    return store, audit, InboxConsumer("audit", store, {AuditRecorded: audit.service.on_recorded}, dead, settings)
+
+
+async def test_a_removed_tail_and_a_rewrite_without_the_key_are_found(settings: Settings, store_factory: Any) -> None:
+    """Issue 15, finding 8: the chain is keyed (a database writer cannot recompute it) and checked against the
+    latest signed checkpoint (removing the newest entries leaves a chain consistent in itself)."""
+    from kagi_audit.domain.chain import next_link
+
+    store, audit, consumer = await checkpointed_audit(settings, store_factory)
     for i in range(5):
         await consumer.process("audit.events", b"op-1", recorded(100 + i))
     assert (await audit.service.verify()).ok
@@ -104,15 +109,7 @@ async def test_a_tail_cut_off_and_written_again_is_found_against_every_checkpoin
     """Issue 15, finding 8: remove the newest entries and let new events take their places: the chain is whole
     again and its head matches the latest checkpoint of the same length. Only the history of checkpoints shows
     it: the checkpoints published for those counts named other heads."""
-    store = await store_factory("audit")
-    audit = bootstrap(settings, store)
-    audit.service.checkpoints = lambda: checkpoints_in_outbox(store)
-    await audit.start()
-
-    async def dead(*_: Any) -> None:
-        raise AssertionError("nothing should be dead-lettered")
-
-    consumer = InboxConsumer("audit", store, {AuditRecorded: audit.service.on_recorded}, dead, settings)
+    store, audit, consumer = await checkpointed_audit(settings, store_factory)
     for i in range(5):
         await consumer.process("audit.events", b"op-1", recorded(200 + i))
     assert (await audit.service.verify()).ok
