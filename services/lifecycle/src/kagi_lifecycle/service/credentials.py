@@ -21,7 +21,7 @@ from kagi_lifecycle.adapters.password_resets import ResetLink, ResetLinkReposito
 from kagi_lifecycle.adapters.rate_limit import RateLimiter
 from kagi_lifecycle.domain import password_policy
 from kagi_lifecycle.domain.accounts import Account, canonical_login_id
-from kagi_lifecycle.service.accounts import AccountService
+from kagi_lifecycle.service.accounts import AccountService, AccountUseCase
 from kagi_lifecycle.service.notices import send_mail
 from kagi_shared import codes
 from kagi_shared.events import lifecycle as ev
@@ -57,13 +57,9 @@ def password_changed_mail(tx: Tx, settings: Settings, account: Account, now: dat
               account_id=account.id, category="security", correlation_id=correlation_id)
 
 
-class CredentialService:
+class CredentialService(AccountUseCase):
     def __init__(self, lifecycle: AccountService, limiter: RateLimiter, resets: ResetLinkRepository) -> None:
-        self.lifecycle = lifecycle
-        self.store = lifecycle.store
-        self.accounts = lifecycle.accounts
-        self.passwords = lifecycle.passwords
-        self.settings = lifecycle.settings
+        super().__init__(lifecycle)
         self.resets = resets
         self.limiter = limiter
         self.second_step: SecondStep | None = None
@@ -126,10 +122,8 @@ class CredentialService:
         lc = self.settings.lifecycle
         canonical = canonical_login_id(login_id)
         now = self.lifecycle.clock()
-        keys = [(f"reset:id:{canonical}", lc.reset_per_login_id)]
-        if client_ip:
-            keys.append((f"reset:ip:{client_ip}", lc.reset_per_ip))
-        await self.limiter.hit(keys, lc.reset_rate_window_s, now)
+        await self.limiter.hit_per_caller(f"reset:id:{canonical}", lc.reset_per_login_id, "reset", client_ip,
+                                          lc.reset_per_ip, lc.reset_rate_window_s, now)
         account = await self.accounts.by_login_id(canonical)
         if account is None or account.status != "active":
             return

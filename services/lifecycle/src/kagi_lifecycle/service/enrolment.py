@@ -30,7 +30,7 @@ from kagi_lifecycle.domain.enrolment import (
     token_malformed,
     with_b2b_roles,
 )
-from kagi_lifecycle.service.accounts import AccountService, new_period
+from kagi_lifecycle.service.accounts import AccountService, AccountUseCase, account_exists, new_period
 from kagi_lifecycle.service.credentials import policy_problem
 from kagi_lifecycle.service.notices import send_mail
 from kagi_shared import codes
@@ -60,14 +60,10 @@ def _refuse(verdict: str) -> Problem:
     return Problem(*_REFUSALS[verdict])
 
 
-class EnrolmentService:
+class EnrolmentService(AccountUseCase):
     def __init__(self, lifecycle: AccountService, enrolments: EnrolmentRepository, policy: EnrolmentPolicy) -> None:
+        super().__init__(lifecycle)
         self.policy = policy
-        self.lifecycle = lifecycle
-        self.store = lifecycle.store
-        self.accounts = lifecycle.accounts
-        self.passwords = lifecycle.passwords
-        self.settings = lifecycle.settings
         self.enrolments = enrolments
 
     def _pepper(self) -> str:
@@ -128,17 +124,14 @@ class EnrolmentService:
         try:
             await self.store.transaction(work)
         except AccountExists:
-            raise Problem(409, "account.exists", "この ID は既に登録されています。",
-                          errors=[FieldError("email", "既に使用されています。")]) from None
+            raise account_exists("email") from None
         return account
 
     async def reissue(self, account_id: str, correlation_id: str | None = None) -> Enrolment:
         """Operator or support: both mails again; the previous URL and one-time password stop working."""
 
         async def work(tx: Tx) -> Enrolment:
-            account = await self.accounts.get(account_id, tx)
-            if account is None:
-                raise Problem(404, "account.not_found", "アカウントが見つかりません。")
+            account = await self.account(account_id, tx)
             if not self._awaiting(account):
                 raise Problem(409, "enrolment.not_pending", "この ID は認証情報登録を待っていません。",
                               extra={"status": account.status})

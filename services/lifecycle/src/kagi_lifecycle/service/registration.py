@@ -17,7 +17,7 @@ from kagi_lifecycle.adapters.registrations import RegistrationRepository
 from kagi_lifecycle.domain import password_policy
 from kagi_lifecycle.domain.accounts import Account, AccountExists, canonical_login_id, login_id_problem
 from kagi_lifecycle.domain.registration import Registration, judge, token_malformed
-from kagi_lifecycle.service.accounts import AccountService
+from kagi_lifecycle.service.accounts import AccountService, AccountUseCase
 from kagi_lifecycle.service.credentials import policy_problem
 from kagi_lifecycle.service.notices import send_mail
 from kagi_shared import codes
@@ -44,12 +44,9 @@ def _refuse(verdict: str) -> Problem:
     return Problem(*_REFUSALS[verdict])
 
 
-class RegistrationService:
+class RegistrationService(AccountUseCase):
     def __init__(self, lifecycle: AccountService, limiter: RateLimiter, links: RegistrationRepository) -> None:
-        self.lifecycle = lifecycle
-        self.store = lifecycle.store
-        self.accounts = lifecycle.accounts
-        self.settings = lifecycle.settings
+        super().__init__(lifecycle)
         self.links = links
         self.limiter = limiter
 
@@ -69,10 +66,9 @@ class RegistrationService:
         login_id = canonical_login_id(email)
         now = self.lifecycle.clock()
         # Counted before the lookup and the same for both kinds of address, so timing and 429s tell nothing.
-        keys = [(f"register:email:{self._hmac(login_id)}", lc.registration_per_email)]
-        if client_ip:
-            keys.append((f"register:ip:{client_ip}", lc.registration_per_ip))
-        await self.limiter.hit(keys, lc.registration_rate_window_s, now)
+        await self.limiter.hit_per_caller(f"register:email:{self._hmac(login_id)}", lc.registration_per_email,
+                                          "register", client_ip, lc.registration_per_ip,
+                                          lc.registration_rate_window_s, now)
         account = await self.accounts.by_login_id(login_id)
         login_url, reset_url = self._urls()
         if account is not None:
