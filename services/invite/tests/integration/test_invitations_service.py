@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import msgspec
-import pytest
+from invite_helpers import link_token, open_step_up, outbox, refusal, started
 
-from kagi_invite.bootstrap import Invite, bootstrap
+from kagi_invite.bootstrap import Invite
 from kagi_invite.domain.invitations import shown_status
-from kagi_shared.mongo import OUTBOX, Store, Tx
+from kagi_shared.mongo import OUTBOX
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
-from tests.support import opened_request
 
 OWNER = Caller(account_id="owner-1", login_id="owner@example.jp", email="owner@example.jp", roles=("owner",),
                session_id="s-1")
@@ -24,41 +21,8 @@ OTHER = Caller(account_id="owner-2", login_id="other@example.jp", email="other@e
                session_id="s-1")
 
 
-def with_invite(settings: Settings, **changes: Any) -> Settings:
-    return msgspec.structs.replace(settings, invite=msgspec.structs.replace(settings.invite, **changes))
-
-
-async def started(settings: Settings, store_factory: Any, **changes: Any) -> Invite:
-    invite = bootstrap(with_invite(settings, **changes), await store_factory("invite"))
-    await invite.start()
-    return invite
-
-
 async def step_up(invite: Invite, caller: Caller = OWNER, minutes: int = 15) -> None:
-    async def work(tx: Tx) -> None:
-        await invite.step_ups.open_window(tx, caller.account_id, caller.session_id or "",
-                                          datetime.now(UTC) + timedelta(minutes=minutes))
-
-    await invite.store.transaction(work)
-
-
-async def outbox(store: Store, topic: str) -> list[dict[str, Any]]:
-    rows = await store.db[OUTBOX].find({"topic": topic}).sort("seq", 1).to_list()
-    return [msgspec.json.decode(bytes(r["value"])) for r in rows]
-
-
-async def link_token(invite: Invite, email: str) -> str:
-    await invite.invitations.request_link(email, "10.0.0.1")
-    mails = [e for e in await outbox(invite.store, "notify.requests") if e["data"]["recipient"] == email]
-    match = re.search(r"token=([0-9a-f]+)", opened_request(mails[-1]["data"])["variables"]["url"])
-    assert match
-    return match.group(1)
-
-
-async def refusal(awaitable: Any) -> Problem:
-    with pytest.raises(Problem) as refused:
-        await awaitable
-    return refused.value
+    await open_step_up(invite, caller, minutes)
 
 
 async def test_keys_need_a_fresh_step_up(settings: Settings, store_factory: Any) -> None:
