@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from kagi_permissions.bootstrap import Permissions, bootstrap
+from kagi_permissions.bootstrap import Permissions, bootstrap, consumers
 from kagi_permissions.domain.companies import Admin
 from kagi_permissions.service.companies import CompanyInput
+from kagi_permissions.service.requests import RequestInput
 from kagi_shared.events import decode, encode, new_envelope
 from kagi_shared.events import permissions as ev
 from kagi_shared.kafka import ensure_topics, make_producer, read_topic
@@ -15,6 +16,7 @@ from kagi_shared.mongo import Store
 from kagi_shared.outbox import OutboxRelay
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
+from kagi_shared.topics import PERMISSIONS_ACKS
 
 
 def unique(prefix: str = "u") -> str:
@@ -102,3 +104,19 @@ def data_of(row: dict[str, Any]) -> dict[str, Any]:
 
     data = dict(msgspec.json.decode(bytes(row["value"]))["data"])
     return opened_request(data) if "sealed" in data else data
+
+
+async def granted_user(settings: Settings, store: Store, permissions: Permissions, admin: Caller,
+                       name_kanji: str = "山田 花子", name_kana: str = "ヤマダ ハナコ", **perms: str) -> str:
+    """File, accept, batch and ack every system: the user then holds ``perms``."""
+    filed = await permissions.requests.submit(admin, RequestInput(
+        kind="new", user_id=unique(), permissions=perms, name_kanji=name_kanji, name_kana=name_kana))
+    accepted = await permissions.requests.accept(filed.id)
+    await permissions.requests.run_batch(accepted.batch_date)
+    await relay_all(settings, store)
+    consumer = consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
+    for status in accepted.systems:
+        [(_, command)] = await commands_on(settings, status.system, {filed.id})
+        await consumer.process("permissions.acks", *await ack(settings, command))
+    assert (await permissions.requests.get(admin, filed.id)).status == "complete"
+    return str(filed.user_id)

@@ -7,8 +7,16 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from permissions_helpers import DeadLetters, ack, commands_on, company_with_admin, data_of, relay_all, service
-from test_permission_workflow import granted_user
+from permissions_helpers import (
+    DeadLetters,
+    ack,
+    commands_on,
+    company_with_admin,
+    data_of,
+    granted_user,
+    relay_all,
+    service,
+)
 
 from kagi_permissions.bootstrap import consumers
 from kagi_permissions.domain.companies import Admin

@@ -8,7 +8,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from permissions_helpers import DeadLetters, ack, commands_on, company_with_admin, data_of, relay_all, service, unique
+from permissions_helpers import (
+    DeadLetters,
+    ack,
+    commands_on,
+    company_with_admin,
+    data_of,
+    granted_user,
+    relay_all,
+    service,
+    unique,
+)
 
 from kagi_permissions.bootstrap import consumers
 from kagi_permissions.domain.companies import Admin
@@ -23,16 +33,8 @@ from kagi_shared.topics import LIFECYCLE_EVENTS, PERMISSIONS_ACKS
 
 async def granted(settings: Settings, store: Any, permissions: Any, admin: Any, name: str = "棚卸 一郎",
                   **perms: str) -> str:
-    filed = await permissions.requests.submit(admin, RequestInput(
-        kind="new", user_id=unique(), permissions=perms, name_kanji=name, name_kana="タナオロシ イチロウ"))
-    accepted = await permissions.requests.accept(filed.id)
-    await permissions.requests.run_batch(accepted.batch_date)
-    await relay_all(settings, store)
-    consumer = consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
-    for status in accepted.systems:
-        [(_, command)] = await commands_on(settings, status.system, {filed.id})
-        await consumer.process("permissions.acks", *await ack(settings, command))
-    return str(filed.user_id)
+    return await granted_user(settings, store, permissions, admin, name_kanji=name, name_kana="タナオロシ イチロウ",
+                              **perms)
 
 
 async def lifecycle_event(permissions: Any, settings: Settings, event: Any, account_id: str) -> str:

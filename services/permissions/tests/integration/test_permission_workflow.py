@@ -13,6 +13,7 @@ from permissions_helpers import (
     commands_on,
     company_with_admin,
     data_of,
+    granted_user,
     relay_all,
     service,
     unique,
@@ -253,20 +254,6 @@ async def test_sixth_juju_user_is_refused_unless_the_operator_raised_the_limit(s
     assert "5名まで" in errors["permissions.JUJU"]
     await permissions.companies.change(company_id, {"juju_max_users": 6})
     assert (await permissions.requests.submit(admin, new(unique(), JUJU="yes"))).status == "submitted"
-
-
-async def granted_user(settings: Settings, store: Any, permissions: Any, admin: Any, **perms: str) -> str:
-    """File, accept, batch and ack every system: the user then holds ``perms``."""
-    filed = await permissions.requests.submit(admin, new(unique(), **perms))
-    accepted = await permissions.requests.accept(filed.id)
-    await permissions.requests.run_batch(accepted.batch_date)
-    await relay_all(settings, store)
-    consumer = consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
-    for status in accepted.systems:
-        [(_, command)] = await commands_on(settings, status.system, {filed.id})
-        await consumer.process("permissions.acks", *await ack(settings, command))
-    assert (await permissions.requests.get(admin, filed.id)).status == "complete"
-    return str(filed.user_id)
 
 
 async def test_change_and_revoke_timing_and_their_bad_input(settings: Settings, store_factory: Any) -> None:
