@@ -42,6 +42,14 @@ async def company_with_admin(permissions: Permissions, roles: list[str] | None =
     return company.id, caller
 
 
+async def with_company(settings: Settings, store_factory: Any) -> tuple[Store, Permissions, str, Caller]:
+    """Permissions on a fresh database, started, with one registered company; the company's id and its admin."""
+    store = await store_factory("permissions")
+    permissions = await service(settings, store)
+    company_id, admin = await company_with_admin(permissions)
+    return store, permissions, company_id, admin
+
+
 async def relay_all(settings: Settings, store: Store) -> int:
     await ensure_topics(settings)
     producer = make_producer(settings, "test-permissions")

@@ -7,16 +7,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from permissions_helpers import (
-    DeadLetters,
-    ack,
-    commands_on,
-    company_with_admin,
-    data_of,
-    granted_user,
-    relay_all,
-    service,
-)
+from permissions_helpers import DeadLetters, ack, commands_on, data_of, granted_user, relay_all, with_company
 
 from kagi_permissions.bootstrap import consumers
 from kagi_permissions.domain.companies import Admin
@@ -55,9 +46,7 @@ def jst_noon(day: str) -> datetime:
     ("2026-06-15", "2026-06-16"), ("2026-06-16", "2026-07-01"), ("2026-12-31", "2027-01-04")])
 async def test_a_juju_change_is_accepted_by_the_system_for_the_batch_of_its_submission_date(
         settings: Settings, store_factory: Any, submitted: str, batch: str) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    store, permissions, _, admin = await with_company(settings, store_factory)
     user = await granted_user(settings, store, permissions, admin, TAXIS="1010")
     rq = permissions.requests
     change = await rq.submit(admin, RequestInput(kind="change", user_id=user,
@@ -80,9 +69,7 @@ async def test_a_juju_change_is_accepted_by_the_system_for_the_batch_of_its_subm
 
 async def test_applied_systems_and_termination_tell_lifecycle_what_the_id_holds(settings: Settings,
                                                                                store_factory: Any) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    company_id, admin = await company_with_admin(permissions)
+    store, permissions, company_id, admin = await with_company(settings, store_factory)
     user = await granted_user(settings, store, permissions, admin, TAXIS="1010")
     changes = await access_changes(store, user)
     assert [(c["system"], c["before"], c["after"], c["reason"]) for c in changes] == [

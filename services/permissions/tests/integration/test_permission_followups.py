@@ -16,8 +16,8 @@ from permissions_helpers import (
     data_of,
     granted_user,
     relay_all,
-    service,
     unique,
+    with_company,
 )
 
 from kagi_permissions.bootstrap import consumers
@@ -45,9 +45,7 @@ async def lifecycle_event(permissions: Any, settings: Settings, event: Any, acco
 
 async def test_access_review_lists_users_with_last_login_and_revokes_become_requests(
         settings: Settings, store_factory: Any) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    store, permissions, _, admin = await with_company(settings, store_factory)
     keep = await granted(settings, store, permissions, admin, TAXIS="1011", JUJU="yes")
     drop = await granted(settings, store, permissions, admin, JOHS="J1010")
     login_at = datetime(2026, 11, 20, 1, 30, tzinfo=UTC)
@@ -84,9 +82,7 @@ async def test_access_review_lists_users_with_last_login_and_revokes_become_requ
 
 async def test_the_review_report_has_no_formula_cells(settings: Settings, store_factory: Any) -> None:
     """Issue 15 finding 11: a user's name like =HYPERLINK(...) became a live formula in the admin's Excel."""
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    store, permissions, _, admin = await with_company(settings, store_factory)
     user = await granted(settings, store, permissions, admin, name="=HYPERLINK(\"http://x\",\"開く\")", TAXIS="1011")
     campaign = await permissions.reviews.start(admin)
     rows = list(csv.reader(io.StringIO((await permissions.reviews.report(admin, campaign.id)).lstrip("\ufeff"))))
@@ -97,9 +93,7 @@ async def test_the_review_report_has_no_formula_cells(settings: Settings, store_
 
 async def test_purged_id_tells_the_admins_and_leaves_a_revoke_to_confirm(settings: Settings,
                                                                          store_factory: Any) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    store, permissions, _, admin = await with_company(settings, store_factory)
     user = await granted(settings, store, permissions, admin, TAXIS="1010")
     purged_at = datetime.now(UTC)
     await lifecycle_event(permissions, settings, lev.AccountPurged(
@@ -117,9 +111,7 @@ async def test_purged_id_tells_the_admins_and_leaves_a_revoke_to_confirm(setting
 
 
 async def test_missing_acks_past_the_sla_raise_one_reminder(settings: Settings, store_factory: Any) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    store, permissions, _, admin = await with_company(settings, store_factory)
     filed = await permissions.requests.submit(admin, RequestInput(kind="new", user_id=unique(),
                                                                   permissions={"TAXIS": "1010"}, name_kanji="遅延",
                                                                   name_kana="チエン"))
@@ -137,9 +129,7 @@ async def test_missing_acks_past_the_sla_raise_one_reminder(settings: Settings, 
 
 async def test_admin_change_issues_the_new_admin_id_and_keeps_user_grants(settings: Settings,
                                                                           store_factory: Any) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    company_id, admin = await company_with_admin(permissions)
+    store, permissions, company_id, admin = await with_company(settings, store_factory)
     user = await granted(settings, store, permissions, admin, TAXIS="1010")
     successor = unique("admin2")
     company = await permissions.companies.change(company_id, {"primary_admin": Admin(name="新 担当",
@@ -155,9 +145,7 @@ async def test_admin_change_issues_the_new_admin_id_and_keeps_user_grants(settin
 
 
 async def test_an_admin_can_request_systems_for_their_own_id(settings: Settings, store_factory: Any) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    company_id, admin = await company_with_admin(permissions)
+    store, permissions, company_id, admin = await with_company(settings, store_factory)
     [appointment] = await permissions.repo.find_requests({"company_id": company_id, "origin": "company"})
     await relay_all(settings, store)
     [(_, pms)] = await commands_on(settings, "PMS", {appointment.id})
@@ -176,9 +164,7 @@ async def test_an_admin_can_request_systems_for_their_own_id(settings: Settings,
 
 
 async def test_the_worker_timer_runs_the_batch_on_its_date_only(settings: Settings, store_factory: Any) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    _, permissions, _, admin = await with_company(settings, store_factory)
     filed = await permissions.requests.submit(admin, RequestInput(kind="new", user_id=unique(),
                                                                   permissions={"JOHS": "J1010"}, name_kanji="定時",
                                                                   name_kana="テイジ"))

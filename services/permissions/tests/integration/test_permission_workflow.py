@@ -17,6 +17,7 @@ from permissions_helpers import (
     relay_all,
     service,
     unique,
+    with_company,
 )
 
 from kagi_permissions.bootstrap import consumers
@@ -34,9 +35,7 @@ def new(user_id: str, **perms: str) -> RequestInput:
 
 async def test_batch_routes_one_command_per_user_and_system_and_acks_complete_it(
         settings: Settings, store_factory: Any) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    store, permissions, _, admin = await with_company(settings, store_factory)
     first = await permissions.requests.submit(admin, new(unique(), TAXIS="1011", JOHS="J1010", LOACUS="02010"))
     second = await permissions.requests.submit(admin, new(unique(), TAXIS="1010"))
     assert first.status == "submitted"
@@ -96,9 +95,7 @@ async def test_batch_routes_one_command_per_user_and_system_and_acks_complete_it
 
 
 async def test_failed_ack_is_visible_and_a_retry_sends_a_new_command(settings: Settings, store_factory: Any) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    store, permissions, _, admin = await with_company(settings, store_factory)
     filed = await permissions.requests.submit(admin, new(unique(), JOHS="J1010"))
     accepted = await permissions.requests.accept(filed.id)
     await permissions.requests.run_batch(accepted.batch_date or date.max)
@@ -131,9 +128,7 @@ async def test_acks_for_unknown_requests_and_before_the_grant_change_nothing(set
     from kagi_shared.events import encode, new_envelope
     from kagi_shared.events import permissions as ev
 
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    store, permissions, _, admin = await with_company(settings, store_factory)
     filed = await permissions.requests.submit(admin, new(unique(), TAXIS="1010"))
     consumer = consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
     for request_id in ("no-such-request", filed.id):  # unknown request; known request whose batch has not run
@@ -150,9 +145,7 @@ async def test_a_batch_of_acks_applies_each_once_and_dead_letters_only_the_poiso
                                                                                   store_factory: Any) -> None:
     from kagi_shared.inbox import Message
 
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    store, permissions, _, admin = await with_company(settings, store_factory)
     first = await permissions.requests.submit(admin, new(unique(), TAXIS="1011", JOHS="J1010", LOACUS="02010"))
     second = await permissions.requests.submit(admin, new(unique(), TAXIS="1010"))
     accepted = [await permissions.requests.accept(r.id) for r in (first, second)]
@@ -191,9 +184,7 @@ async def test_a_batch_of_acks_applies_each_once_and_dead_letters_only_the_poiso
 async def test_a_revoke_completed_by_a_batch_of_acks_frees_the_id(settings: Settings, store_factory: Any) -> None:
     from kagi_shared.inbox import Message
 
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    store, permissions, _, admin = await with_company(settings, store_factory)
     user = await granted_user(settings, store, permissions, admin, TAXIS="1010")
     revoke = await permissions.requests.submit(admin, RequestInput(kind="revoke", user_id=user))
     await relay_all(settings, store)
@@ -245,9 +236,7 @@ async def test_filing_rules_give_field_level_reasons(settings: Settings, store_f
 
 async def test_sixth_juju_user_is_refused_unless_the_operator_raised_the_limit(settings: Settings,
                                                                               store_factory: Any) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    company_id, admin = await company_with_admin(permissions)
+    _, permissions, company_id, admin = await with_company(settings, store_factory)
     for _ in range(5):
         await permissions.requests.submit(admin, new(unique(), JUJU="yes"))
     errors = await field_errors(permissions.requests.submit(admin, new(unique(), JUJU="yes")))
@@ -257,9 +246,7 @@ async def test_sixth_juju_user_is_refused_unless_the_operator_raised_the_limit(s
 
 
 async def test_change_and_revoke_timing_and_their_bad_input(settings: Settings, store_factory: Any) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    store, permissions, _, admin = await with_company(settings, store_factory)
     user = await granted_user(settings, store, permissions, admin, TAXIS="1010", JUJU="yes")
     rq = permissions.requests
 
@@ -298,9 +285,7 @@ async def test_change_and_revoke_timing_and_their_bad_input(settings: Settings, 
 
 async def test_accepting_a_cancelled_request_is_refused_and_frees_the_id(settings: Settings,
                                                                         store_factory: Any) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    store, permissions, _, admin = await with_company(settings, store_factory)
     user = unique()
     filed = await permissions.requests.submit(admin, new(user, TAXIS="1010"))
     cancelled = await permissions.requests.cancel(filed.id, "ID誤りのため(電話にて確認済)")
@@ -315,9 +300,7 @@ async def test_accepting_a_cancelled_request_is_refused_and_frees_the_id(setting
 
 
 async def test_company_termination_revokes_every_grant_of_its_users(settings: Settings, store_factory: Any) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    company_id, admin = await company_with_admin(permissions)
+    store, permissions, company_id, admin = await with_company(settings, store_factory)
     users = [await granted_user(settings, store, permissions, admin, TAXIS="1011"),
              await granted_user(settings, store, permissions, admin, JOHS="J1010", LOACUS="02011")]
     pending = await permissions.requests.submit(admin, new(unique(), TAXIS="1010"))
@@ -353,9 +336,7 @@ async def test_target_simulator_acknowledges_the_batch(settings: Settings, store
     from kagi_shared.events import decode
     from kagi_shared.kafka import read_topic
 
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    store, permissions, _, admin = await with_company(settings, store_factory)
     filed = await permissions.requests.submit(admin, new(unique(), TAXIS="1011", JUJU="yes"))
     accepted = await permissions.requests.accept(filed.id)
     await permissions.requests.run_batch(accepted.batch_date)  # type: ignore[arg-type]
@@ -387,9 +368,7 @@ async def test_concurrent_filings_for_one_user_let_exactly_one_through(settings:
                                                                       store_factory: Any) -> None:
     import asyncio
 
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    store, permissions, _, admin = await with_company(settings, store_factory)
     user = await granted_user(settings, store, permissions, admin, TAXIS="1010", JUJU="yes")
     changes = [RequestInput(kind="change", user_id=user, permissions={"TAXIS": code, "JUJU": "yes"})
                for code in ("1011", "1012", "1011")]
