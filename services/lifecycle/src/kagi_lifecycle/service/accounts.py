@@ -39,6 +39,16 @@ TOTP_INVALID = Problem(401, "auth.totp_invalid", "ワンタイムパスワード
 ACCOUNT_NOT_FOUND = Problem(404, "account.not_found", "アカウントが見つかりません。")
 
 
+class LinkRefusals:
+    """Why a mailed link cannot be used (a verdict of the domain), as the problem its holder is shown."""
+
+    def __init__(self, problems: dict[str, tuple[int, str, str]]) -> None:
+        self.problems = problems
+
+    def __call__(self, verdict: str) -> Problem:
+        return Problem(*self.problems[verdict])
+
+
 def account_exists(field: str) -> Problem:
     """The login ID is taken (a duplicate key on insert), reported on the form field that typed it."""
     return Problem(409, "account.exists", "この ID は既に登録されています。",

@@ -30,7 +30,7 @@ from kagi_lifecycle.domain.enrolment import (
     token_malformed,
     with_b2b_roles,
 )
-from kagi_lifecycle.service.accounts import AccountService, AccountUseCase, account_exists, new_period
+from kagi_lifecycle.service.accounts import AccountService, AccountUseCase, LinkRefusals, account_exists, new_period
 from kagi_lifecycle.service.credentials import policy_problem
 from kagi_lifecycle.service.notices import send_mail
 from kagi_shared import codes
@@ -43,7 +43,7 @@ UNSET_PASSWORD = "!unset"  # noqa: S105 - not a password: a marker no argon2 has
 """The password hash of an ID that has not enrolled yet: verifies against nothing."""
 STAFF_ROLES = ("operator", "support")
 
-_REFUSALS = {
+_refuse = LinkRefusals({
     "unknown": (404, "enrolment.link_invalid",
                 "このURLは無効です。メールに記載されたURLをご確認ください。"),
     "expired": (410, "enrolment.link_expired",
@@ -53,11 +53,7 @@ _REFUSALS = {
     "voided": (410, "enrolment.link_voided",
                "このURLは無効になりました(ワンタイムパスワードの誤りが規定回数に達したか、メールが再発行されました)。"
                "託送受付センターにメールの再発行を依頼してください。"),
-}
-
-
-def _refuse(verdict: str) -> Problem:
-    return Problem(*_REFUSALS[verdict])
+})
 
 
 class EnrolmentService(AccountUseCase):

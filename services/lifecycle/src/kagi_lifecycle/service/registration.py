@@ -17,7 +17,7 @@ from kagi_lifecycle.adapters.registrations import RegistrationRepository
 from kagi_lifecycle.domain import password_policy
 from kagi_lifecycle.domain.accounts import Account, AccountExists, canonical_login_id, login_id_problem
 from kagi_lifecycle.domain.registration import Registration, judge, token_malformed
-from kagi_lifecycle.service.accounts import AccountService, AccountUseCase
+from kagi_lifecycle.service.accounts import AccountService, AccountUseCase, LinkRefusals
 from kagi_lifecycle.service.credentials import policy_problem
 from kagi_lifecycle.service.notices import send_mail
 from kagi_shared import codes
@@ -28,7 +28,7 @@ from kagi_shared.problems import FieldError, Problem
 
 NEW_ACCOUNT_ROLES = ["owner"]
 
-_REFUSALS = {
+_refuse = LinkRefusals({
     "malformed": (400, "registration.link_invalid",
                   "このURLは無効です。お手数ですが、メールアドレスの登録からやり直してください。"),
     "unknown": (400, "registration.link_invalid",
@@ -37,11 +37,7 @@ _REFUSALS = {
                 "このURLは有効期限が切れています。お手数ですが、メールアドレスの登録からやり直してください。"),
     "used": (409, "registration.link_used",
              "このURLは使用済みです。登録がお済みの場合はログインしてください。"),
-}
-
-
-def _refuse(verdict: str) -> Problem:
-    return Problem(*_REFUSALS[verdict])
+})
 
 
 class RegistrationService(AccountUseCase):
