@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 import msgspec
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from kagi_invite.adapters.documents import (
+    Collection,
+    Collections,
     delete_pair,
     find_pairs,
     insert_pair,
@@ -18,7 +20,7 @@ from kagi_invite.adapters.documents import (
 from kagi_invite.adapters.repository import claim_attempt
 from kagi_invite.domain.claims import Claim, ClaimExists, WaterContract
 from kagi_invite.domain.step_up import StepUpCode
-from kagi_shared.mongo import Store, Tx
+from kagi_shared.mongo import Tx
 
 WATER_CONTRACTS = "water_contracts"
 CLAIMS = "contract_claims"
@@ -26,16 +28,11 @@ SMS_CODES = "sms_codes"
 SMS_VERIFIED = "sms_verified"
 
 
-class ClaimRepository:
-    def __init__(self, store: Store) -> None:
-        self.contracts = store.db[WATER_CONTRACTS]
-        self.claims = store.db[CLAIMS]
-        self.sms_codes = store.db[SMS_CODES]
-        self.sms_verified = store.db[SMS_VERIFIED]
-
-    async def ensure_indexes(self) -> None:
-        await self.claims.create_index([("account_id", ASCENDING), ("linked_at", ASCENDING)])
-        await self.sms_codes.create_index([("account_id", ASCENDING), ("issued_at", DESCENDING)])
+class ClaimRepository(Collections):
+    contracts = Collection(WATER_CONTRACTS)
+    claims = Collection(CLAIMS, IndexModel([("account_id", ASCENDING), ("linked_at", ASCENDING)]))
+    sms_codes = Collection(SMS_CODES, IndexModel([("account_id", ASCENDING), ("issued_at", DESCENDING)]))
+    sms_verified = Collection(SMS_VERIFIED)
 
     async def version(self, customer_number: str, tx: Tx) -> int | None:
         return await stored_version(self.contracts, tx, customer_number)

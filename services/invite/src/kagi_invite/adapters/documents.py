@@ -8,16 +8,54 @@ the key; the ``_id`` is not a field of their structs.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import msgspec
-from pymongo import ASCENDING
+from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from kagi_shared.mongo import Doc, Tx
+from kagi_shared.mongo import Doc, Store, Tx
 
 S = TypeVar("S", bound=msgspec.Struct)
+
+
+class Collection:
+    """A collection a repository uses, declared once with its indexes (``CollectionRepository`` declares one
+    collection this way); read on a repository it is that collection of the repository's store."""
+
+    def __init__(self, name: str, *indexes: IndexModel) -> None:
+        self.name = name
+        self.indexes = indexes
+
+    def __set_name__(self, owner: type, attribute: str) -> None:
+        self.attribute = attribute
+
+    @overload
+    def __get__(self, repository: None, owner: type) -> Collection: ...
+
+    @overload
+    def __get__(self, repository: Collections, owner: type) -> AsyncCollection[Doc]: ...
+
+    def __get__(self, repository: Collections | None, owner: type) -> Collection | AsyncCollection[Doc]:
+        if repository is None:
+            return self
+        collection = repository.db[self.name]
+        setattr(repository, self.attribute, collection)  # the instance's own attribute from now on
+        return collection
+
+
+class Collections:
+    """A repository over the ``Collection`` attributes of its class; the service creates their indexes at start."""
+
+    def __init__(self, store: Store) -> None:
+        self.db = store.db
+
+    async def ensure_indexes(self) -> None:
+        for declared in vars(type(self)).values():
+            if isinstance(declared, Collection):
+                for index in declared.indexes:  # one command per index, as ``create_index`` sends
+                    await self.db[declared.name].create_indexes([index])
 
 
 def session(tx: Tx | None) -> Any:

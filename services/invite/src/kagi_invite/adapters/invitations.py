@@ -6,11 +6,21 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 
-from kagi_invite.adapters.documents import delete_pair, find_pair, find_pairs, insert_pair, pair_id, reserve, session
+from kagi_invite.adapters.documents import (
+    Collection,
+    Collections,
+    delete_pair,
+    find_pair,
+    find_pairs,
+    insert_pair,
+    pair_id,
+    reserve,
+    session,
+)
 from kagi_invite.domain.invitations import AlreadyMember, ConfirmationLink, CoUser, InvitationKey
-from kagi_shared.mongo import Store, Tx, doc_struct, struct_doc
+from kagi_shared.mongo import Tx, doc_struct, struct_doc
 
 KEYS = "invitation_keys"
 LINKS = "confirmation_links"
@@ -20,25 +30,18 @@ RATE_HITS = "rate_hits"
 HITS_TTL_S = 86400
 
 
-class InvitationRepository:
-    def __init__(self, store: Store) -> None:
-        self.keys = store.db[KEYS]
-        self.links = store.db[LINKS]
-        self.co_users = store.db[CO_USERS]
-        self.households = store.db[HOUSEHOLDS]
-        self.hits = store.db[RATE_HITS]
-
-    async def ensure_indexes(self) -> None:
-        await self.keys.create_index([("key_hash", ASCENDING)], unique=True)
-        await self.keys.create_index([("owner_id", ASCENDING), ("issued_at", DESCENDING)])
-        await self.keys.create_index([("reservation_id", ASCENDING)])
-        await self.links.create_index([("token_hash", ASCENDING)], unique=True)
-        await self.links.create_index([("reservation_id", ASCENDING)])
-        await self.co_users.create_index([("owner_id", ASCENDING), ("added_at", ASCENDING)])
-        await self.co_users.create_index([("account_id", ASCENDING)])
-        await self.hits.create_index([("bucket", ASCENDING), ("at", ASCENDING)])
-        # Hits older than any sane rate window are dropped by the server (a day is far above the setting).
-        await self.hits.create_index([("at", ASCENDING)], expireAfterSeconds=HITS_TTL_S)
+class InvitationRepository(Collections):
+    keys = Collection(KEYS, IndexModel([("key_hash", ASCENDING)], unique=True),
+                      IndexModel([("owner_id", ASCENDING), ("issued_at", DESCENDING)]),
+                      IndexModel([("reservation_id", ASCENDING)]))
+    links = Collection(LINKS, IndexModel([("token_hash", ASCENDING)], unique=True),
+                       IndexModel([("reservation_id", ASCENDING)]))
+    co_users = Collection(CO_USERS, IndexModel([("owner_id", ASCENDING), ("added_at", ASCENDING)]),
+                          IndexModel([("account_id", ASCENDING)]))
+    households = Collection(HOUSEHOLDS)
+    # Hits older than any sane rate window are dropped by the server (a day is far above the setting).
+    hits = Collection(RATE_HITS, IndexModel([("bucket", ASCENDING), ("at", ASCENDING)]),
+                      IndexModel([("at", ASCENDING)], expireAfterSeconds=HITS_TTL_S))
 
     # -- keys ----------------------------------------------------------------------------------
     async def add_key(self, tx: Tx, key: InvitationKey, owner_login_id: str, owner_email: str) -> None:

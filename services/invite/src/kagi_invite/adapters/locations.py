@@ -7,9 +7,11 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from kagi_invite.adapters.documents import (
+    Collection,
+    Collections,
     delete_pair,
     find_pair,
     find_pairs,
@@ -19,24 +21,18 @@ from kagi_invite.adapters.documents import (
     upsert_versioned,
 )
 from kagi_invite.domain.locations import AlreadyViewer, Location, ViewerKey, ViewerRight
-from kagi_shared.mongo import Store, Tx, doc_struct
+from kagi_shared.mongo import Tx, doc_struct
 
 LOCATIONS = "locations"
 VIEWER_KEYS = "viewer_keys"
 VIEWER_RIGHTS = "viewer_rights"
 
 
-class LocationRepository:
-    def __init__(self, store: Store) -> None:
-        self.locations = store.db[LOCATIONS]
-        self.keys = store.db[VIEWER_KEYS]
-        self.rights = store.db[VIEWER_RIGHTS]
-
-    async def ensure_indexes(self) -> None:
-        await self.locations.create_index([("owner_id", ASCENDING), ("name", ASCENDING)])
-        await self.keys.create_index([("key_hash", ASCENDING)], unique=True)
-        await self.rights.create_index([("location_id", ASCENDING), ("added_at", ASCENDING)])
-        await self.rights.create_index([("account_id", ASCENDING)])
+class LocationRepository(Collections):
+    locations = Collection(LOCATIONS, IndexModel([("owner_id", ASCENDING), ("name", ASCENDING)]))
+    keys = Collection(VIEWER_KEYS, IndexModel([("key_hash", ASCENDING)], unique=True))
+    rights = Collection(VIEWER_RIGHTS, IndexModel([("location_id", ASCENDING), ("added_at", ASCENDING)]),
+                        IndexModel([("account_id", ASCENDING)]))
 
     # -- locations -------------------------------------------------------------------------------
     async def version(self, location_id: str, tx: Tx) -> int | None:
