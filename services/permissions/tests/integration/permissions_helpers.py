@@ -7,6 +7,7 @@ from typing import Any
 
 from kagi_permissions.bootstrap import Permissions, bootstrap, consumers
 from kagi_permissions.domain.companies import Admin
+from kagi_permissions.domain.requests import PermissionRequest
 from kagi_permissions.service.companies import CompanyInput
 from kagi_permissions.service.requests import RequestInput
 from kagi_shared.events import decode, encode, new_envelope
@@ -114,12 +115,18 @@ def data_of(row: dict[str, Any]) -> dict[str, Any]:
     return opened_request(data) if "sealed" in data else data
 
 
+async def accepted_new_user(permissions: Permissions, admin: Caller, name_kanji: str, name_kana: str,
+                            **perms: str) -> tuple[PermissionRequest, PermissionRequest]:
+    """A request for a new user holding ``perms``, as filed and as the operator accepted it."""
+    filed = await permissions.requests.submit(admin, RequestInput(
+        kind="new", user_id=unique(), permissions=perms, name_kanji=name_kanji, name_kana=name_kana))
+    return filed, await permissions.requests.accept(filed.id)
+
+
 async def granted_user(settings: Settings, store: Store, permissions: Permissions, admin: Caller,
                        name_kanji: str = "山田 花子", name_kana: str = "ヤマダ ハナコ", **perms: str) -> str:
     """File, accept, batch and ack every system: the user then holds ``perms``."""
-    filed = await permissions.requests.submit(admin, RequestInput(
-        kind="new", user_id=unique(), permissions=perms, name_kanji=name_kanji, name_kana=name_kana))
-    accepted = await permissions.requests.accept(filed.id)
+    filed, accepted = await accepted_new_user(permissions, admin, name_kanji, name_kana, **perms)
     await permissions.requests.run_batch(accepted.batch_date)
     await relay_all(settings, store)
     consumer = consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]

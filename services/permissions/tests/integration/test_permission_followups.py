@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from permissions_helpers import (
     DeadLetters,
+    accepted_new_user,
     ack,
     commands_on,
     company_with_admin,
@@ -112,10 +113,7 @@ async def test_purged_id_tells_the_admins_and_leaves_a_revoke_to_confirm(setting
 
 async def test_missing_acks_past_the_sla_raise_one_reminder(settings: Settings, store_factory: Any) -> None:
     store, permissions, _, admin = await with_company(settings, store_factory)
-    filed = await permissions.requests.submit(admin, RequestInput(kind="new", user_id=unique(),
-                                                                  permissions={"TAXIS": "1010"}, name_kanji="遅延",
-                                                                  name_kana="チエン"))
-    accepted = await permissions.requests.accept(filed.id)
+    _, accepted = await accepted_new_user(permissions, admin, "遅延", "チエン", TAXIS="1010")
     await permissions.requests.run_batch(accepted.batch_date)  # type: ignore[arg-type]
     later = datetime.now(UTC) + timedelta(seconds=settings.permissions.ack_sla_s + 60)
     assert await permissions.requests.remind_overdue(datetime.now(UTC)) == 0
@@ -165,10 +163,7 @@ async def test_an_admin_can_request_systems_for_their_own_id(settings: Settings,
 
 async def test_the_worker_timer_runs_the_batch_on_its_date_only(settings: Settings, store_factory: Any) -> None:
     _, permissions, _, admin = await with_company(settings, store_factory)
-    filed = await permissions.requests.submit(admin, RequestInput(kind="new", user_id=unique(),
-                                                                  permissions={"JOHS": "J1010"}, name_kanji="定時",
-                                                                  name_kana="テイジ"))
-    accepted = await permissions.requests.accept(filed.id)
+    filed, accepted = await accepted_new_user(permissions, admin, "定時", "テイジ", JOHS="J1010")
     assert accepted.batch_date is not None
     # 23:30 UTC the day before is 08:30 on the batch date in Japan.
     eve = datetime.combine(accepted.batch_date - timedelta(days=1), datetime.min.time(), UTC) + timedelta(hours=13)
