@@ -12,6 +12,7 @@ from kagi_permissions.service.companies import CompanyInput
 from kagi_permissions.service.requests import RequestInput
 from kagi_shared.events import decode, encode, new_envelope
 from kagi_shared.events import permissions as ev
+from kagi_shared.inbox import InboxConsumer
 from kagi_shared.kafka import ensure_topics, make_producer, read_topic
 from kagi_shared.mongo import Store
 from kagi_shared.outbox import OutboxRelay
@@ -115,6 +116,16 @@ def data_of(row: dict[str, Any]) -> dict[str, Any]:
     return opened_request(data) if "sealed" in data else data
 
 
+def acks_consumer(permissions: Permissions, settings: Settings) -> InboxConsumer:
+    """The worker's consumer of the target systems' acks (its dead letters kept, unread)."""
+    return consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
+
+
+async def applied(settings: Settings, permissions: Permissions, command: ev.GrantCommanded) -> str:
+    """The target system reports ``command`` applied; the outcome of consuming that ack."""
+    return await acks_consumer(permissions, settings).process("permissions.acks", *await ack(settings, command))
+
+
 async def accepted_new_user(permissions: Permissions, admin: Caller, name_kanji: str, name_kana: str,
                             **perms: str) -> tuple[PermissionRequest, PermissionRequest]:
     """A request for a new user holding ``perms``, as filed and as the operator accepted it."""
@@ -129,9 +140,8 @@ async def granted_user(settings: Settings, store: Store, permissions: Permission
     filed, accepted = await accepted_new_user(permissions, admin, name_kanji, name_kana, **perms)
     await permissions.requests.run_batch(accepted.batch_date)
     await relay_all(settings, store)
-    consumer = consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
     for status in accepted.systems:
         [(_, command)] = await commands_on(settings, status.system, {filed.id})
-        await consumer.process("permissions.acks", *await ack(settings, command))
+        await applied(settings, permissions, command)
     assert (await permissions.requests.get(admin, filed.id)).status == "complete"
     return str(filed.user_id)

@@ -7,9 +7,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from permissions_helpers import DeadLetters, ack, commands_on, data_of, granted_user, relay_all, with_company
+from permissions_helpers import ack, acks_consumer, commands_on, data_of, granted_user, relay_all, with_company
 
-from kagi_permissions.bootstrap import consumers
 from kagi_permissions.domain.companies import Admin
 from kagi_permissions.service.requests import RequestInput
 from kagi_shared.events import decode
@@ -19,7 +18,6 @@ from kagi_shared.kafka import read_topic
 from kagi_shared.mongo import OUTBOX
 from kagi_shared.problems import Problem
 from kagi_shared.settings import Settings
-from kagi_shared.topics import PERMISSIONS_ACKS
 
 
 async def access_changes(store: Any, user_id: str) -> list[dict[str, Any]]:
@@ -80,7 +78,7 @@ async def test_applied_systems_and_termination_tell_lifecycle_what_the_id_holds(
     # The admin's PMS right, acked: lifecycle enrols the admin from this.
     await relay_all(settings, store)
     [pms] = await pms_commands(settings, admin.login_id)
-    consumer = consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
+    consumer = acks_consumer(permissions, settings)
     await consumer.process("permissions.acks", *await ack(settings, pms))
     [granted] = await access_changes(store, admin.login_id)
     assert (granted["system"], granted["after"], granted["permissions"]) == ("PMS", "yes", {"PMS": "yes"})

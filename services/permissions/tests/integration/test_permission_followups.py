@@ -11,7 +11,7 @@ import pytest
 from permissions_helpers import (
     DeadLetters,
     accepted_new_user,
-    ack,
+    applied,
     commands_on,
     company_with_admin,
     data_of,
@@ -29,7 +29,7 @@ from kagi_shared.events import lifecycle as lev
 from kagi_shared.mongo import OUTBOX
 from kagi_shared.problems import Problem
 from kagi_shared.settings import Settings
-from kagi_shared.topics import LIFECYCLE_EVENTS, PERMISSIONS_ACKS
+from kagi_shared.topics import LIFECYCLE_EVENTS
 
 
 async def granted(settings: Settings, store: Any, permissions: Any, admin: Any, name: str = "棚卸 一郎",
@@ -147,8 +147,7 @@ async def test_an_admin_can_request_systems_for_their_own_id(settings: Settings,
     [appointment] = await permissions.repo.find_requests({"company_id": company_id, "origin": "company"})
     await relay_all(settings, store)
     [(_, pms)] = await commands_on(settings, "PMS", {appointment.id})
-    consumer = consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
-    await consumer.process("permissions.acks", *await ack(settings, pms))
+    await applied(settings, permissions, pms)
 
     own = await permissions.requests.submit(admin, RequestInput(kind="new", user_id=admin.login_id.upper(),
                                                                 permissions={"JOHS": "J1010"},

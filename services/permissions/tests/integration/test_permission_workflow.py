@@ -10,6 +10,8 @@ import pytest
 from permissions_helpers import (
     DeadLetters,
     ack,
+    acks_consumer,
+    applied,
     commands_on,
     company_with_admin,
     data_of,
@@ -57,7 +59,7 @@ async def test_batch_routes_one_command_per_user_and_system_and_acks_complete_it
     assert len(await commands_on(settings, "INFOSITE", ids)) == 2
     assert await commands_on(settings, "JUJU", ids) == []
 
-    consumer = consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
+    consumer = acks_consumer(permissions, settings)
     view = await permissions.requests.get(admin, first.id)
     assert view.status == "in_progress"
     for system in ("TAXIS", "JOHS", "INFOSITE"):
@@ -100,7 +102,7 @@ async def test_failed_ack_is_visible_and_a_retry_sends_a_new_command(settings: S
     accepted = await permissions.requests.accept(filed.id)
     await permissions.requests.run_batch(accepted.batch_date or date.max)
     await relay_all(settings, store)
-    consumer = consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
+    consumer = acks_consumer(permissions, settings)
 
     [(_, command)] = await commands_on(settings, "JOHS", {filed.id})
     key, value = await ack(settings, command, "failed", "ID重複(認証システム)")
@@ -130,7 +132,7 @@ async def test_acks_for_unknown_requests_and_before_the_grant_change_nothing(set
 
     store, permissions, _, admin = await with_company(settings, store_factory)
     filed = await permissions.requests.submit(admin, new(unique(), TAXIS="1010"))
-    consumer = consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
+    consumer = acks_consumer(permissions, settings)
     for request_id in ("no-such-request", filed.id):  # unknown request; known request whose batch has not run
         envelope = new_envelope(ev.GrantAcknowledged(command_id="cmd-x", request_id=request_id, system="TAXIS",
                                                      user_id=filed.user_key, outcome="applied"),
@@ -190,7 +192,7 @@ async def test_a_revoke_completed_by_a_batch_of_acks_frees_the_id(settings: Sett
     await relay_all(settings, store)
     acks = [await ack(settings, command) for system in ("TAXIS", "INFOSITE")
             for _, command in await commands_on(settings, system, {revoke.id})]
-    consumer = consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
+    consumer = acks_consumer(permissions, settings)
 
     outcomes = await consumer.process_many([Message("permissions.acks", key, value) for key, value in acks])
 
@@ -262,7 +264,7 @@ async def test_change_and_revoke_timing_and_their_bad_input(settings: Settings, 
     await relay_all(settings, store)
     [(_, command)] = await commands_on(settings, "TAXIS", {change.id})
     assert (command.action, command.before, command.after) == ("change", "1010", "1011")
-    consumer = consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
+    consumer = acks_consumer(permissions, settings)
     await consumer.process("permissions.acks", *await ack(settings, command))
     assert (await rq.get(admin, change.id)).status == "complete"
 
@@ -308,8 +310,7 @@ async def test_company_termination_revokes_every_grant_of_its_users(settings: Se
     await relay_all(settings, store)
     [(_, pms)] = await commands_on(settings, "PMS", {appointment.id})
     assert (pms.user_id, pms.after) == (admin.login_id.lower(), "yes")  # the admin's permission-management right
-    consumer = consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
-    await consumer.process("permissions.acks", *await ack(settings, pms))
+    await applied(settings, permissions, pms)
 
     company, revoked = await permissions.companies.terminate(company_id)
     assert company.status == "terminated"
@@ -356,7 +357,7 @@ async def test_target_simulator_acknowledges_the_batch(settings: Settings, store
     finally:
         stop.set()
         await task
-    consumer = consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
+    consumer = acks_consumer(permissions, settings)
     for value in acks:
         await consumer.process("permissions.acks", filed.id.encode(), value)
     view = await permissions.requests.get(admin, filed.id)
