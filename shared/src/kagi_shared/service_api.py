@@ -240,6 +240,10 @@ class RunningService(Generic[ServiceT]):
         """The app's ``/ready`` check: the service's database answers."""
         await self().store.ping()
 
+    def api(self, name: str, route_handlers: Sequence[Any]) -> ServiceApi:
+        """The internal API serving this service: ``route_handlers``, this lifespan and this ``/ready`` check."""
+        return ServiceApi(name, route_handlers, ready=self.ready, lifespan=[self.lifespan])
+
 
 @dataclass(frozen=True)
 class ServiceApi:
@@ -294,6 +298,30 @@ def service_app(settings: Settings, *apis: ServiceApi) -> Litestar:
         request_max_body_size=settings.http.max_body_bytes,
         on_app_init=[_name(name)],
     )
+
+
+ServiceT_contra = TypeVar("ServiceT_contra", contravariant=True)
+Given = TypeVar("Given")
+
+
+class AppFactory(Protocol[ServiceT_contra]):
+    """``create_app`` of a service's API module: the app over a given service (a test's), or one it builds."""
+
+    def __call__(self, settings: Settings, service: ServiceT_contra | None = None, /) -> Litestar: ...
+
+
+def api_entrypoints(name: str, service_api: Callable[[Settings, Given | None], ServiceApi]
+                    ) -> tuple[AppFactory[Given], Callable[[], None]]:
+    """``create_app`` and ``main`` of the service ``name``'s API module, from its ``service_api``: the app
+    serving that API alone, and the process (``python -m kagi_<service>.entrypoints.api``) that runs it."""
+
+    def create_app(settings: Settings, service: Given | None = None) -> Litestar:
+        return service_app(settings, service_api(settings, service))
+
+    def main() -> None:
+        run_service_api(name, create_app)
+
+    return create_app, main
 
 
 def _name(name: str) -> Callable[[AppConfig], AppConfig]:

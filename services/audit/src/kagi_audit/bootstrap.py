@@ -10,6 +10,7 @@ from kagi_audit.service.ledger import AuditService
 from kagi_shared.clock import Clock, utc_now
 from kagi_shared.events.audit import AuditRecorded
 from kagi_shared.inbox import DeadLetterSink, InboxConsumer
+from kagi_shared.jobs import WorkerPlan
 from kagi_shared.mongo import Store, database_name, make_client
 from kagi_shared.settings import Settings
 from kagi_shared.topics import AUDIT_EVENTS
@@ -41,3 +42,9 @@ def consumers(audit: Audit, dead_letter: DeadLetterSink, settings: Settings) -> 
     """Every audit event, appended to the chain once."""
     return {AUDIT_EVENTS.name: InboxConsumer("audit", audit.store, {AuditRecorded: audit.service.on_recorded},
                                              dead_letter, settings)}
+
+
+def worker(settings: Settings, store: Store, dead_letter: DeadLetterSink) -> WorkerPlan:
+    """The worker: the chain's consumer, the indexes at start; its outbox carries the signed checkpoints."""
+    audit = bootstrap(settings, store)
+    return WorkerPlan(consumers(audit, dead_letter, settings), tasks=[audit.start])

@@ -25,6 +25,7 @@ from kagi_shared.events import invite as iev
 from kagi_shared.events import lifecycle as lev
 from kagi_shared.events.envelope import Envelope
 from kagi_shared.inbox import DeadLetterSink, InboxConsumer
+from kagi_shared.jobs import WorkerPlan
 from kagi_shared.mongo import Store, Tx, database_name, make_client
 from kagi_shared.settings import Settings
 from kagi_shared.topics import CONTRACTS_UPSERTED, LIFECYCLE_EVENTS
@@ -123,3 +124,9 @@ def consumers(invite: Invite, dead_letter: DeadLetterSink, settings: Settings) -
     """The worker's consumers by topic: contract data from outside, lifecycle's purges."""
     return {CONTRACTS_UPSERTED.name: contracts(invite, dead_letter, settings),
             LIFECYCLE_EVENTS.name: purges(invite, dead_letter, settings)}
+
+
+def worker(settings: Settings, store: Store, dead_letter: DeadLetterSink) -> WorkerPlan:
+    """The worker: contract data from ``contracts.upserted`` and lifecycle's purges; the indexes at start."""
+    invite = bootstrap(settings, store)
+    return WorkerPlan(consumers(invite, dead_letter, settings), tasks=[invite.start])

@@ -39,7 +39,7 @@ from kagi_shared.events import lifecycle as ev
 from kagi_shared.events import permissions as pev
 from kagi_shared.events.envelope import Envelope
 from kagi_shared.inbox import DeadLetterSink, Handler, InboxConsumer
-from kagi_shared.jobs import Crontab, Job
+from kagi_shared.jobs import Crontab, Job, WorkerPlan
 from kagi_shared.logging import get_logger
 from kagi_shared.mongo import Store, Tx, database_name, make_client
 from kagi_shared.settings import Settings
@@ -160,3 +160,9 @@ def jobs(lifecycle: Lifecycle, settings: Settings) -> list[Job]:
         log.info("lifecycle.scheduled_sweep", **result.as_json())
 
     return [Crontab(lc.sweep_cron, ZoneInfo(lc.sweep_timezone), inactivity_sweep)]
+
+
+def worker(settings: Settings, store: Store, dead_letter: DeadLetterSink) -> WorkerPlan:
+    """The worker: its consumers and the daily sweep (which makes the indexes before its first run)."""
+    lifecycle = bootstrap(settings, store)
+    return WorkerPlan(consumers(lifecycle, dead_letter, settings), jobs=jobs(lifecycle, settings))

@@ -16,7 +16,7 @@ from kagi_shared.events import lifecycle as lev
 from kagi_shared.events import permissions as pev
 from kagi_shared.events.envelope import Envelope
 from kagi_shared.inbox import DeadLetterSink, InboxConsumer
-from kagi_shared.jobs import Every, Job
+from kagi_shared.jobs import Every, Job, WorkerPlan
 from kagi_shared.logging import get_logger
 from kagi_shared.mongo import Store, Tx, database_name, make_client
 from kagi_shared.settings import Settings
@@ -92,3 +92,10 @@ def jobs(permissions: Permissions, settings: Settings) -> list[Job]:
             log.warning("acks.overdue", reminded=reminded)
 
     return [Every("scheduler", settings.permissions.scheduler_interval_s, tick, setup=permissions.start)]
+
+
+def worker(settings: Settings, store: Store, dead_letter: DeadLetterSink) -> WorkerPlan:
+    """The worker: acks (batched) and lifecycle's events, the scheduler (which makes the indexes first)."""
+    permissions = bootstrap(settings, store)
+    return WorkerPlan(consumers(permissions, dead_letter, settings), jobs=jobs(permissions, settings),
+                      batches=BATCHED_TOPICS)

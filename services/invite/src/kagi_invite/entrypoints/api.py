@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Litestar, Request, get, post
+from litestar import Request, get, post
 from litestar.params import JSONBody
 
 from kagi_invite.bootstrap import NAME, Invite, bootstrap
@@ -15,11 +15,10 @@ from kagi_shared.contracts.invite import StepUpIssuedOut, StepUpStateOut, StepUp
 from kagi_shared.service_api import (
     RunningService,
     ServiceApi,
+    api_entrypoints,
     caller_of,
     correlation_of,
     require_role,
-    run_service_api,
-    service_app,
 )
 from kagi_shared.settings import Settings
 
@@ -58,15 +57,10 @@ def service_api(settings: Settings, invite: Invite | None = None) -> ServiceApi:
 
     handlers = [issue, verify, status, *invitation_handlers(app, settings),
                 *location_handlers(app), *claim_handlers(app)]
-    return ServiceApi(NAME, handlers, ready=app.ready, lifespan=[app.lifespan])
+    return app.api(NAME, handlers)
 
 
-def create_app(settings: Settings, invite: Invite | None = None) -> Litestar:
-    return service_app(settings, service_api(settings, invite))
-
-
-def main() -> None:
-    run_service_api(NAME, create_app)
+create_app, main = api_entrypoints(NAME, service_api)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from litestar import Litestar, Request, get, post, put
+from litestar import Request, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from kagi_lifecycle.bootstrap import NAME, Lifecycle, bootstrap
@@ -54,11 +54,10 @@ from kagi_shared.problems import FieldError, Problem
 from kagi_shared.service_api import (
     RunningService,
     ServiceApi,
+    api_entrypoints,
     caller_of,
     correlation_of,
     require_role,
-    run_service_api,
-    service_app,
 )
 from kagi_shared.settings import Settings
 
@@ -196,11 +195,15 @@ def service_api(settings: Settings, lifecycle: Lifecycle | None = None) -> Servi
         await app().credentials.request_reset(data.login_id, data.client_ip, correlation_of(request))
         return AcceptedOut(message=RESET_ACCEPTED)
 
+    async def reset_password(data: ResetCompleteIn | AnswerIn, request: Request[Any, Any, Any]) -> AcceptedOut:
+        """The link's reset, with the secret question's answer where the account has one (both routes)."""
+        await app().credentials.complete_reset(data.token, data.new_password, correlation_of(request),
+                                               answer=data.answer, client_ip=data.client_ip)
+        return AcceptedOut(message="パスワードを再設定しました。新しいパスワードでログインしてください。")
+
     @post("/internal/password-reset/complete", status_code=200)
     async def complete_reset(data: JSONBody[ResetCompleteIn], request: Request[Any, Any, Any]) -> AcceptedOut:
-        await app().credentials.complete_reset(data.token, data.new_password, correlation_of(request),
-                                                     answer=data.answer, client_ip=data.client_ip)
-        return AcceptedOut(message="パスワードを再設定しました。新しいパスワードでログインしてください。")
+        return await reset_password(data, request)
 
     @post("/internal/registrations", status_code=202)
     async def request_registration(data: JSONBody[RegistrationIn], request: Request[Any, Any, Any]) -> AcceptedOut:
@@ -252,9 +255,7 @@ def service_api(settings: Settings, lifecycle: Lifecycle | None = None) -> Servi
 
     @post("/internal/password-reset/answer", status_code=200)
     async def reset_answer(data: JSONBody[AnswerIn], request: Request[Any, Any, Any]) -> AcceptedOut:
-        await app().credentials.complete_reset(data.token, data.new_password, correlation_of(request),
-                                                     answer=data.answer, client_ip=data.client_ip)
-        return AcceptedOut(message="パスワードを再設定しました。新しいパスワードでログインしてください。")
+        return await reset_password(data, request)
 
     @post("/internal/unlock-requests", status_code=202)
     async def file_unlock(data: JSONBody[UnlockFileIn], request: Request[Any, Any, Any]) -> AcceptedOut:
@@ -298,15 +299,10 @@ def service_api(settings: Settings, lifecycle: Lifecycle | None = None) -> Servi
                 file_unlock, list_unlocks, approve, reject, lock, preview,
                 *oidc_handlers(lambda: app().oidc),
                 *federation_handlers(app, opened, account_out)]
-    return ServiceApi(NAME, handlers, ready=app.ready, lifespan=[app.lifespan])
+    return app.api(NAME, handlers)
 
 
-def create_app(settings: Settings, lifecycle: Lifecycle | None = None) -> Litestar:
-    return service_app(settings, service_api(settings, lifecycle))
-
-
-def main() -> None:
-    run_service_api(NAME, create_app)
+create_app, main = api_entrypoints(NAME, service_api)
 
 
 if __name__ == "__main__":

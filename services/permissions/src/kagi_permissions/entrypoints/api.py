@@ -6,7 +6,7 @@ from datetime import date
 from typing import Any
 
 import msgspec
-from litestar import Litestar, Request, get, patch, post
+from litestar import Request, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from kagi_permissions.bootstrap import NAME, Permissions, bootstrap
@@ -50,11 +50,10 @@ from kagi_shared.service_api import (
     Caller,
     RunningService,
     ServiceApi,
+    api_entrypoints,
     caller_of,
     correlation_of,
     require_role,
-    run_service_api,
-    service_app,
 )
 from kagi_shared.settings import Settings
 
@@ -284,15 +283,10 @@ def service_api(settings: Settings, permissions: Permissions | None = None) -> S
                 confirm_draft, users,
                 start_review, list_reviews, get_review, decide, report, accept, cancel, complete, retry, run_batch,
                 deliveries]
-    return ServiceApi(NAME, handlers, ready=app.ready, lifespan=[app.lifespan])
+    return app.api(NAME, handlers)
 
 
-def create_app(settings: Settings, permissions: Permissions | None = None) -> Litestar:
-    return service_app(settings, service_api(settings, permissions))
-
-
-def main() -> None:
-    run_service_api(NAME, create_app)
+create_app, main = api_entrypoints(NAME, service_api)
 
 
 if __name__ == "__main__":
