@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, get, post, put
@@ -55,9 +55,9 @@ from kagi_shared.service_api import (
     RunningService,
     ServiceApi,
     api_entrypoints,
+    caller_in,
     caller_of,
     correlation_of,
-    require_role,
 )
 from kagi_shared.settings import Settings
 
@@ -99,6 +99,15 @@ def _as_of(value: str | None) -> datetime | None:
         raise Problem(400, "request.invalid", "入力内容に誤りがあります。",
                       errors=[FieldError("asOf", str(exc))]) from None
 
+T = TypeVar("T")
+
+
+def _known(found: T | None) -> T:
+    """What the route looked up by account id; a 404 when no such account exists."""
+    if found is None:
+        raise Problem(404, "account.not_found", "アカウントが見つかりません。")
+    return found
+
 
 def service_api(settings: Settings, lifecycle: Lifecycle | None = None) -> ServiceApi:
     async def account_gauges() -> None:
@@ -109,14 +118,10 @@ def service_api(settings: Settings, lifecycle: Lifecycle | None = None) -> Servi
 
     def staff(request: Request[Any, Any, Any]) -> str:
         """Operators, and support for the duties the seed's troubleshooting table gives it (mail re-issue)."""
-        caller = caller_of(request)
-        require_role(caller, "operator", "support")
-        return caller.account_id
+        return caller_in(request, "operator", "support").account_id
 
     def operator(request: Request[Any, Any, Any]) -> str:
-        caller = caller_of(request)
-        require_role(caller, "operator")
-        return caller.account_id
+        return caller_in(request, "operator").account_id
 
     async def opened(account: Account) -> SessionOpened:
         """A session for an external login (the federation routes): the same answer as a password login."""
@@ -162,17 +167,12 @@ def service_api(settings: Settings, lifecycle: Lifecycle | None = None) -> Servi
 
     @get("/internal/accounts/{account_id:str}")
     async def get_account(account_id: FromPath[str]) -> AccountOut:
-        account = await app().accounts.get(account_id)
-        if account is None:
-            raise Problem(404, "account.not_found", "アカウントが見つかりません。")
-        return account_out(account)
+        return account_out(_known(await app().accounts.get(account_id)))
 
     @get("/internal/accounts/{account_id:str}/session")
     async def session(account_id: FromPath[str]) -> SessionOut:
-        found = await app().accounts.session_state(account_id)
-        if found is None:
-            raise Problem(404, "account.not_found", "アカウントが見つかりません。")
-        return SessionOut(session_version=found[0], status=found[1], roles=found[2])
+        version, status, roles = _known(await app().accounts.session_state(account_id))
+        return SessionOut(session_version=version, status=status, roles=roles)
 
     @post("/internal/me/password", status_code=200)
     async def change_password(data: JSONBody[PasswordChangeIn], request: Request[Any, Any, Any]) -> LoginOut:

@@ -24,9 +24,9 @@ from kagi_shared.service_api import (
     RunningService,
     ServiceApi,
     api_entrypoints,
+    caller_in,
     caller_of,
     correlation_of,
-    require_role,
 )
 from kagi_shared.settings import Settings
 
@@ -46,9 +46,7 @@ def service_api(settings: Settings, notify: Notify | None = None) -> ServiceApi:
     app = RunningService(notify, lambda: bootstrap(settings))
 
     def operator(request: Request[Any, Any, Any]) -> str:
-        caller = caller_of(request)
-        require_role(caller, "operator")
-        return caller.account_id
+        return caller_in(request, "operator").account_id
 
     @get("/internal/deliveries")
     async def deliveries(
