@@ -22,7 +22,7 @@ from kagi_shared.jobs import BATCH_WITHIN_S, Crontab, Job, PlanWorker, Run, run_
 from kagi_shared.kafka import ensure_topics, make_producer
 from kagi_shared.logging import configure_logging, get_logger
 from kagi_shared.metrics import EVENTS_CONSUMED, METRICS_OFFSET, OUTBOX_PUBLISHED, prime
-from kagi_shared.mongo import Store, database_name, make_client
+from kagi_shared.mongo import Store
 from kagi_shared.outbox import OutboxRelay
 from kagi_shared.settings import Settings, get_settings, require_secrets
 from kagi_shared.tracing import configure_tracing
@@ -122,7 +122,7 @@ class WorkerRuntime:
         self.service = service
         self.settings = settings
         self.app = make_faust_app(service, settings)
-        self.store = Store(make_client(settings), database_name(settings, service))
+        self.store = Store.of(settings, service)
         self._producer: AIOKafkaProducer | None = None
         self._producer_lock = asyncio.Lock()
 

@@ -11,7 +11,7 @@ from kagi_shared.clock import Clock, utc_now
 from kagi_shared.events.audit import AuditRecorded
 from kagi_shared.inbox import DeadLetterSink, InboxConsumer
 from kagi_shared.jobs import WorkerPlan
-from kagi_shared.mongo import Store, database_name, make_client
+from kagi_shared.mongo import ServiceRoot, Store
 from kagi_shared.settings import Settings
 from kagi_shared.topics import AUDIT_EVENTS
 
@@ -19,20 +19,16 @@ NAME = "audit"
 
 
 @dataclass
-class Audit:
-    store: Store
+class Audit(ServiceRoot):
     ledger: Ledger
     service: AuditService
 
     async def start(self) -> None:
         await self.store.ensure_indexes(self.ledger)
 
-    async def close(self) -> None:
-        await self.store.client.close()
-
 
 def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = utc_now) -> Audit:
-    store = store or Store(make_client(settings), database_name(settings, NAME))
+    store = store or Store.of(settings, NAME)
     ledger = Ledger(store)
     key = settings.security.audit_key.encode()
     return Audit(store, ledger, AuditService(ledger, key, CheckpointReader(settings).history, clock=clock))

@@ -22,7 +22,7 @@ from kagi_shared.events import notify as ev
 from kagi_shared.inbox import DeadLetterSink, Handler, InboxConsumer
 from kagi_shared.jobs import WorkerPlan
 from kagi_shared.metrics import DELIVERIES, prime
-from kagi_shared.mongo import Store, database_name, make_client
+from kagi_shared.mongo import ServiceRoot, Store
 from kagi_shared.settings import Settings
 from kagi_shared.topics import CATALOGUE, LIFECYCLE_EVENTS, NOTIFY_REQUESTS
 
@@ -35,8 +35,7 @@ BATCH_WITHIN_S = 0.05
 
 
 @dataclass
-class Notify:
-    store: Store
+class Notify(ServiceRoot):
     deliveries: DeliveryRepository
     service: NotifyService
     preferences: PreferenceService
@@ -44,9 +43,6 @@ class Notify:
 
     async def start(self) -> None:
         await self.store.ensure_indexes(self.deliveries, self.preferences.repo, self.admin_contacts.contacts)
-
-    async def close(self) -> None:
-        await self.store.client.close()
 
 
 def load_catalogue(settings: Settings) -> Catalogue:
@@ -69,7 +65,7 @@ def sms_sender(settings: Settings) -> SmsSender:
 
 def bootstrap(settings: Settings, store: Store | None = None, dead_letter: DeadLetterSink | None = None,
               channels: Mapping[str, Channel] | None = None, clock: Clock = utc_now) -> Notify:
-    store = store or Store(make_client(settings), database_name(settings, NAME))
+    store = store or Store.of(settings, NAME)
     repo = DeliveryRepository(store)
     preferences = PreferenceRepository(store)
     if channels is None:

@@ -18,7 +18,7 @@ from kagi_shared.events.envelope import Envelope
 from kagi_shared.inbox import DeadLetterSink, InboxConsumer
 from kagi_shared.jobs import Every, Job, WorkerPlan
 from kagi_shared.logging import get_logger
-from kagi_shared.mongo import Store, Tx, database_name, make_client
+from kagi_shared.mongo import ServiceRoot, Store, Tx
 from kagi_shared.settings import Settings
 from kagi_shared.topics import LIFECYCLE_EVENTS, PERMISSIONS_ACKS
 
@@ -29,8 +29,7 @@ BATCHED_TOPICS = {PERMISSIONS_ACKS.name: 200}
 
 
 @dataclass
-class Permissions:
-    store: Store
+class Permissions(ServiceRoot):
     repo: Repository
     calendar: BusinessCalendar
     requests: RequestService
@@ -40,12 +39,9 @@ class Permissions:
     async def start(self) -> None:
         await self.store.ensure_indexes(self.repo)
 
-    async def close(self) -> None:
-        await self.store.client.close()
-
 
 def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = utc_now) -> Permissions:
-    store = store or Store(make_client(settings), database_name(settings, NAME))
+    store = store or Store.of(settings, NAME)
     repo = Repository(store)
     calendar = calendar_from(settings)
     requests = RequestService(store, repo, settings, calendar,

@@ -12,13 +12,7 @@ from kagi_invite.entrypoints.claims import claim_handlers
 from kagi_invite.entrypoints.invitations import invitation_handlers
 from kagi_invite.entrypoints.locations import location_handlers
 from kagi_shared.contracts.invite import StepUpIssuedOut, StepUpStateOut, StepUpVerifyIn
-from kagi_shared.service_api import (
-    RunningService,
-    ServiceApi,
-    api_entrypoints,
-    caller_in,
-    correlation_of,
-)
+from kagi_shared.service_api import RunningService, ServiceApi, api_entrypoints, caller_in, correlation_of
 from kagi_shared.settings import Settings
 
 # A viewer-only account steps up too: its withdrawal needs it.

@@ -51,14 +51,7 @@ from kagi_shared.contracts.lifecycle import (
 )
 from kagi_shared.metrics import ACCOUNTS, on_scrape, set_counts
 from kagi_shared.problems import FieldError, Problem
-from kagi_shared.service_api import (
-    RunningService,
-    ServiceApi,
-    api_entrypoints,
-    caller_in,
-    caller_of,
-    correlation_of,
-)
+from kagi_shared.service_api import RunningService, ServiceApi, api_entrypoints, caller_in, caller_of, correlation_of
 from kagi_shared.settings import Settings
 
 RESET_ACCEPTED = "登録されている ID の場合、パスワード再設定用のリンクをメールで送信しました。"

@@ -20,14 +20,7 @@ from kagi_shared.contracts.notify import (
     SiteUpdateIn,
     SiteUpdateOut,
 )
-from kagi_shared.service_api import (
-    RunningService,
-    ServiceApi,
-    api_entrypoints,
-    caller_in,
-    caller_of,
-    correlation_of,
-)
+from kagi_shared.service_api import RunningService, ServiceApi, api_entrypoints, caller_in, caller_of, correlation_of
 from kagi_shared.settings import Settings
 
 
