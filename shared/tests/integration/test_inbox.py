@@ -72,11 +72,17 @@ async def dead_letters(settings: Settings) -> tuple[list[Any], Any]:
     return [producer], sink
 
 
-async def test_duplicated_message_is_handled_once(settings: Settings, store_factory: Any) -> None:
-    store: Store = await store_factory("inbox")
-    topic = f"test.inbox.{uuid.uuid4().hex[:8]}"
+async def fresh_topic(settings: Settings, kind: str) -> tuple[str, list[Any], Any]:
+    """A topic of this test's own with its DLT, a producer to fill it, and the sink dead letters go to."""
+    topic = f"test.{kind}.{uuid.uuid4().hex[:8]}"
     await ensure_topics(settings, [topic, f"{topic}.dlt"])
     producers, sink = await dead_letters(settings)
+    return topic, producers, sink
+
+
+async def test_duplicated_message_is_handled_once(settings: Settings, store_factory: Any) -> None:
+    store: Store = await store_factory("inbox")
+    topic, producers, sink = await fresh_topic(settings, "inbox")
     events = [failed_event(n) for n in range(5)]
     for envelope in [*events, events[1], events[3], events[1]]:  # redelivered, as at-least-once allows
         await producers[0].send_and_wait(topic, encode(envelope), key=envelope.subject.encode())
@@ -107,9 +113,7 @@ class Poisoned(NamedTuple):
 
 
 async def poisoned_topic(settings: Settings, kind: str) -> Poisoned:
-    topic = f"test.{kind}.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(settings, [topic, f"{topic}.dlt"])
-    producers, sink = await dead_letters(settings)
+    topic, producers, sink = await fresh_topic(settings, kind)
     good_before, always_failing, good_after = failed_event(1), failed_event(666), failed_event(2)
     forged = encode(failed_event(3)).replace(b"kagi.invite.step_up_failed", b"kagi.invite.unheard_of")
     sequence = [encode(good_before), b"{not json", forged, encode(always_failing), encode(good_after)]
@@ -165,9 +169,7 @@ async def read_batch(settings: Settings, topic: str, expected: int) -> list[Mess
 
 async def test_batch_applies_each_event_once(settings: Settings, store_factory: Any) -> None:
     store: Store = await store_factory("inbox")
-    topic = f"test.batch.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(settings, [topic, f"{topic}.dlt"])
-    producers, sink = await dead_letters(settings)
+    topic, producers, sink = await fresh_topic(settings, "batch")
     events = [failed_event(n) for n in range(5)]
     for envelope in [*events[:3], events[2], *events[3:]]:  # the third redelivered within the batch
         await producers[0].send_and_wait(topic, encode(envelope), key=b"one-key")  # one partition, this order
@@ -233,9 +235,7 @@ class DatabaseAway:
 async def test_a_database_outage_is_waited_out_not_dead_lettered(settings: Settings, store_factory: Any) -> None:
     """More dropped connections than the event's attempts: the event is good, so it waits and is handled once."""
     store: Store = await store_factory("inbox")
-    topic = f"test.outage.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(settings, [topic, f"{topic}.dlt"])
-    producers, sink = await dead_letters(settings)
+    topic, producers, sink = await fresh_topic(settings, "outage")
     fast = settings_with_fast_retries(settings)
     envelope = failed_event(7)
     await producers[0].send_and_wait(topic, encode(envelope), key=envelope.subject.encode())
