@@ -83,7 +83,7 @@ def require_role(caller: Caller, *roles: str) -> None:
         raise Problem(403, "auth.forbidden", "この操作を行う権限がありません。")
 
 
-def caller_in(request: Request[Any, Any, Any], *roles: str) -> Caller:
+def caller_as(request: Request[Any, Any, Any], *roles: str) -> Caller:
     """The caller of ``request``, who must hold one of ``roles`` (401 without a caller, 403 without the role)."""
     caller = caller_of(request)
     require_role(caller, *roles)

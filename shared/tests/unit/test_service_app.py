@@ -13,8 +13,8 @@ from kagi_shared.service_api import (
     Caller,
     ServiceApi,
     api_entrypoints,
+    caller_as,
     caller_headers,
-    caller_in,
     correlation_of,
     service_app,
 )
@@ -107,10 +107,10 @@ async def test_mounted_side_by_side_each_service_checks_the_credential_callers_h
         assert await status("/audit/internal/x", "audit-only") == 200
 
 
-async def test_caller_in_names_the_caller_only_when_it_holds_one_of_the_roles() -> None:
+async def test_caller_as_names_the_caller_only_when_it_holds_one_of_the_roles() -> None:
     @get("/internal/mine", sync_to_thread=False)
     def mine(request: Request[Any, Any, Any]) -> dict[str, str]:
-        return {"account": caller_in(request, "owner", "viewer").account_id}
+        return {"account": caller_as(request, "owner", "viewer").account_id}
 
     async def ready() -> None:
         return None

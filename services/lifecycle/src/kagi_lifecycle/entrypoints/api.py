@@ -51,7 +51,7 @@ from kagi_shared.contracts.lifecycle import (
 )
 from kagi_shared.metrics import ACCOUNTS, on_scrape, set_counts
 from kagi_shared.problems import FieldError, Problem
-from kagi_shared.service_api import RunningService, ServiceApi, api_entrypoints, caller_in, caller_of, correlation_of
+from kagi_shared.service_api import RunningService, ServiceApi, api_entrypoints, caller_as, caller_of, correlation_of
 from kagi_shared.settings import Settings
 
 RESET_ACCEPTED = "登録されている ID の場合、パスワード再設定用のリンクをメールで送信しました。"
@@ -111,10 +111,10 @@ def service_api(settings: Settings, lifecycle: Lifecycle | None = None) -> Servi
 
     def staff(request: Request[Any, Any, Any]) -> str:
         """Operators, and support for the duties the seed's troubleshooting table gives it (mail re-issue)."""
-        return caller_in(request, "operator", "support").account_id
+        return caller_as(request, "operator", "support").account_id
 
     def operator(request: Request[Any, Any, Any]) -> str:
-        return caller_in(request, "operator").account_id
+        return caller_as(request, "operator").account_id
 
     async def opened(account: Account) -> SessionOpened:
         """A session for an external login (the federation routes): the same answer as a password login."""

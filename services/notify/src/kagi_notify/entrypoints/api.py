@@ -20,7 +20,7 @@ from kagi_shared.contracts.notify import (
     SiteUpdateIn,
     SiteUpdateOut,
 )
-from kagi_shared.service_api import RunningService, ServiceApi, api_entrypoints, caller_in, caller_of, correlation_of
+from kagi_shared.service_api import RunningService, ServiceApi, api_entrypoints, caller_as, caller_of, correlation_of
 from kagi_shared.settings import Settings
 
 
@@ -39,7 +39,7 @@ def service_api(settings: Settings, notify: Notify | None = None) -> ServiceApi:
     app = RunningService(notify, lambda: bootstrap(settings))
 
     def operator(request: Request[Any, Any, Any]) -> str:
-        return caller_in(request, "operator").account_id
+        return caller_as(request, "operator").account_id
 
     @get("/internal/deliveries")
     async def deliveries(

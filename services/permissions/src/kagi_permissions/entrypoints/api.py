@@ -51,7 +51,7 @@ from kagi_shared.service_api import (
     RunningService,
     ServiceApi,
     api_entrypoints,
-    caller_in,
+    caller_as,
     caller_of,
     correlation_of,
 )
@@ -87,7 +87,7 @@ def service_api(settings: Settings, permissions: Permissions | None = None) -> S
         "permissions.requests", request_gauges, settings.http.metrics_refresh_s))
 
     def operator(request: Request[Any, Any, Any]) -> None:
-        caller_in(request, "operator")
+        caller_as(request, "operator")
 
     # -- public --------------------------------------------------------------------------------
     @get("/internal/schedule")
@@ -166,13 +166,13 @@ def service_api(settings: Settings, permissions: Permissions | None = None) -> S
 
     @get("/internal/my-company")
     async def my_company(request: Request[Any, Any, Any]) -> CompanyOut:
-        caller = caller_in(request, "company_admin")
+        caller = caller_as(request, "company_admin")
         return company_out(await app().requests.company_of(caller))
 
     # -- requests (admin) ----------------------------------------------------------------------
     @post("/internal/requests", status_code=201)
     async def submit(data: JSONBody[RequestIn], request: Request[Any, Any, Any]) -> RequestOut:
-        caller = caller_in(request, "company_admin")
+        caller = caller_as(request, "company_admin")
         filed = await app().requests.submit(caller, RequestInput(
             kind=data.kind, user_id=data.user_id, permissions={k: v for k, v in data.permissions.as_dict().items()},
             name_kanji=data.name_kanji, name_kana=data.name_kana, contractor=data.contractor, memo=data.memo),
@@ -183,30 +183,30 @@ def service_api(settings: Settings, permissions: Permissions | None = None) -> S
     async def search(request: Request[Any, Any, Any], status: FromQuery[str | None] = None,
                      user_id: FromQuery[str | None] = None,
                      company_id: FromQuery[str | None] = None) -> list[RequestOut]:
-        caller = caller_in(request, "company_admin", "operator")
+        caller = caller_as(request, "company_admin", "operator")
         found = await app().requests.search(caller, status=status, user_id=user_id, company_id=company_id)
         return [request_out(r) for r in found]
 
     @get("/internal/requests/{request_id:str}")
     async def view(request_id: FromPath[str], request: Request[Any, Any, Any]) -> RequestOut:
-        caller = caller_in(request, "company_admin", "operator")
+        caller = caller_as(request, "company_admin", "operator")
         return request_out(await app().requests.get(caller, request_id))
 
     @get("/internal/drafts")
     async def drafts(request: Request[Any, Any, Any]) -> list[DraftOut]:
-        caller = caller_in(request, "company_admin")
+        caller = caller_as(request, "company_admin")
         company = await app().requests.company_of(caller)
         return [DraftOut(draft_id=d.id, user_id=d.user_id, kind=d.kind, reason=d.reason, created_at=d.created_at)
                 for d in await app().repo.drafts(company.id)]
 
     @post("/internal/drafts/{draft_id:str}/confirm", status_code=201)
     async def confirm_draft(draft_id: FromPath[str], request: Request[Any, Any, Any]) -> RequestOut:
-        caller = caller_in(request, "company_admin")
+        caller = caller_as(request, "company_admin")
         return request_out(await app().requests.confirm_draft(caller, draft_id))
 
     # -- access review (admin) ------------------------------------------------------------------
     def admin(request: Request[Any, Any, Any]) -> Caller:
-        return caller_in(request, "company_admin")
+        return caller_as(request, "company_admin")
 
     @get("/internal/users")
     async def users(request: Request[Any, Any, Any]) -> list[ReviewUserOut]:
