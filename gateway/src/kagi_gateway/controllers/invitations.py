@@ -14,7 +14,7 @@ from litestar import Controller, Request, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from kagi_gateway.deps import ANY_USER, PUBLIC, client_ip, current_caller, from_client, request_id
+from kagi_gateway.deps import ANY_USER, PUBLIC, Call, client_ip, request_id
 from kagi_gateway.schemas import Dto
 from kagi_gateway.services import Services
 from kagi_shared.contracts import invite
@@ -88,22 +88,21 @@ class InvitationController(Controller):
     # -- the owner -------------------------------------------------------------------------------
     @post("/me/invitations", opt={"roles": OWNER}, status_code=201,
           summary="Issue an invitation key (needs a fresh step-up)")
-    async def issue(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> IssuedKeyOut:
-        return await services.invite.issue_key(current_caller(request), rid=request_id(request))
+    async def issue(self, call: NamedDependency[Call]) -> IssuedKeyOut:
+        return await call.invite.issue_key(call.caller, rid=call.rid)
 
     @get("/me/invitations", opt={"roles": OWNER}, summary="The owner's keys: pending, redeemed, expired, revoked")
-    async def keys(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> KeysOut:
-        return await services.invite.keys(current_caller(request), rid=request_id(request))
+    async def keys(self, call: NamedDependency[Call]) -> KeysOut:
+        return await call.invite.keys(call.caller, rid=call.rid)
 
     @delete("/me/invitations/{key_id:str}", opt={"roles": OWNER}, status_code=200,
             summary="Revoke a pending key")
-    async def revoke(self, key_id: FromPath[str], services: NamedDependency[Services],
-                     request: Request[Any, Any, Any]) -> KeyOut:
-        return await services.invite.revoke_key(current_caller(request), key_id, rid=request_id(request))
+    async def revoke(self, key_id: FromPath[str], call: NamedDependency[Call]) -> KeyOut:
+        return await call.invite.revoke_key(call.caller, key_id, rid=call.rid)
 
     @get("/me/users", opt={"roles": OWNER}, summary="The user list (利用者一覧; needs a fresh step-up)")
-    async def users(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> UsersOut:
-        listed = await services.invite.users(current_caller(request), rid=request_id(request))
+    async def users(self, call: NamedDependency[Call]) -> UsersOut:
+        listed = await call.invite.users(call.caller, rid=call.rid)
         return UsersOut(items=[CoUserOut(account_id=u.account_id, login_id=u.login_id, email=u.email, owner=u.owner,
                                          representative=u.representative, account_type=u.account_type,
                                          account_type_label=ACCOUNT_TYPE_LABELS.get(u.account_type, u.account_type),
@@ -113,42 +112,36 @@ class InvitationController(Controller):
 
     @put("/me/users/representative", opt={"roles": OWNER}, status_code=204,
          summary="Change the representative email (代表メールアドレス変更)")
-    async def representative(self, data: JSONBody[RepresentativeIn], services: NamedDependency[Services],
-                             request: Request[Any, Any, Any]) -> None:
-        await services.invite.set_representative(current_caller(request), data, rid=request_id(request))
+    async def representative(self, data: JSONBody[RepresentativeIn], call: NamedDependency[Call]) -> None:
+        await call.invite.set_representative(call.caller, data, rid=call.rid)
 
     @delete("/me/users/{account_id:str}", opt={"roles": OWNER}, status_code=204,
             summary="Remove a co-user; their access ends at once and both are notified")
-    async def remove(self, account_id: FromPath[str], services: NamedDependency[Services],
-                     request: Request[Any, Any, Any]) -> None:
-        await services.invite.remove_co_user(current_caller(request), account_id, rid=request_id(request))
+    async def remove(self, account_id: FromPath[str], call: NamedDependency[Call]) -> None:
+        await call.invite.remove_co_user(call.caller, account_id, rid=call.rid)
 
     @get("/me/memberships", opt={"roles": ANY_USER}, summary="Accounts the caller uses as a co-user")
-    async def memberships(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> MembershipsOut:
-        found = await services.invite.memberships(current_caller(request), rid=request_id(request))
+    async def memberships(self, call: NamedDependency[Call]) -> MembershipsOut:
+        found = await call.invite.memberships(call.caller, rid=call.rid)
         return MembershipsOut(items=[MembershipOut(owner_id=m.owner_id, owner_login_id=m.owner_login_id,
                                                    added_at=m.added_at) for m in found.items])
 
     # -- the invitee (public) --------------------------------------------------------------------
     @post("/invitations/requests", opt={"roles": PUBLIC}, status_code=202,
           summary="Mail a confirmation link to the invitee (招待コードをお持ちの方)")
-    async def request_link(self, data: JSONBody[InvitationRequestIn], services: NamedDependency[Services],
-                           request: Request[Any, Any, Any]) -> InvitationRequestOut:
-        return await services.invite.request_link(from_client(request, invite.LinkRequestIn, data),
-                                                  rid=request_id(request))
+    async def request_link(self, data: JSONBody[InvitationRequestIn],
+                           call: NamedDependency[Call]) -> InvitationRequestOut:
+        return await call.invite.request_link(call.from_client(invite.LinkRequestIn, data), rid=call.rid)
 
     @post("/invitations/links/check", opt={"roles": PUBLIC}, status_code=200,
           summary="Whether a confirmation link can still be used")
-    async def check_link(self, data: JSONBody[LinkCheckIn], services: NamedDependency[Services],
-                         request: Request[Any, Any, Any]) -> LinkOut:
-        return await services.invite.check_link(from_client(request, invite.LinkTokenIn, data),
-                                                rid=request_id(request))
+    async def check_link(self, data: JSONBody[LinkCheckIn], call: NamedDependency[Call]) -> LinkOut:
+        return await call.invite.check_link(call.from_client(invite.LinkTokenIn, data), rid=call.rid)
 
     @post("/invitations/redeem", opt={"roles": PUBLIC, "problems": (401,)}, status_code=201,
           summary="Redeem a key with a new email-ID account or an existing login")
-    async def redeem(self, data: JSONBody[RedeemIn], services: NamedDependency[Services],
-                     request: Request[Any, Any, Any]) -> RedeemedOut:
-        return await services.invite.redeem(from_client(request, invite.RedeemIn, data), rid=request_id(request))
+    async def redeem(self, data: JSONBody[RedeemIn], call: NamedDependency[Call]) -> RedeemedOut:
+        return await call.invite.redeem(call.from_client(invite.RedeemIn, data), rid=call.rid)
 
 
 async def redeem_with_external_id(services: Services, request: Request[Any, Any, Any], token: str, key: str,

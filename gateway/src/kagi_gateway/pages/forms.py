@@ -16,6 +16,7 @@ from litestar import MediaType, Request
 from litestar.handlers import HTTPRouteHandler
 from litestar.response import Redirect, Template
 
+from kagi_gateway.deps import Call
 from kagi_gateway.pages.session import CSRF_FIELD
 from kagi_gateway.services import ForwardedProblem, Services
 from kagi_shared.problems import Problem, field_error
@@ -87,7 +88,7 @@ async def operate(handler: HTTPRouteHandler, request: Request[Any, Any, Any], se
                   data: Any = None, controller: Any = None, **params: Any) -> Any:
     """Run an API route's handler for a page (``params``: its path and query parameters; ``controller``: an
     instance for a handler that calls its controller's own helpers); a refusal is raised as ``Refused``."""
-    kwargs: dict[str, Any] = {"services": services, "request": request, **params}
+    kwargs: dict[str, Any] = {"call": Call.of(services, request), **params}
     if data is not None:
         kwargs["data"] = data
     try:
