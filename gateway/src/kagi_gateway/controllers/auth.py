@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import Controller, get, post
+from litestar import get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
@@ -14,11 +14,18 @@ from kagi_gateway.deps import (
     TOTP_ENROLMENT_REQUIRED,
     Call,
 )
+from kagi_gateway.forward import ApiController, forward
 from kagi_gateway.schemas import LoginIn, MeOut, TokenOut
 from kagi_gateway.tokens import PASSWORD_CHANGE_SCOPE, TOTP_ENROLMENT_SCOPE, issue_token
 from kagi_shared.contracts import lifecycle
-from kagi_shared.contracts.lifecycle import LogoutIn, RefreshIn, SessionOpened, TotpConfirmIn, TotpSetupOut
-from kagi_shared.contracts.permissions import MyPermissionsOut
+from kagi_shared.contracts.lifecycle import (
+    LifecycleClient,
+    LogoutIn,
+    RefreshIn,
+    SessionOpened,
+    TotpConfirmIn,
+)
+from kagi_shared.contracts.permissions import PermissionsClient
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
@@ -27,7 +34,7 @@ BEARER = "Bearer"  # the OAuth 2.0 token type
 PRIVILEGED = ("company_admin", "operator", "support")  # the roles that log in with TOTP (KAGI_SECURITY_TOTP_ROLES)
 
 
-class AuthController(Controller):
+class AuthController(ApiController):
     path = "/api/v1"
     tags = ("auth",)
 
@@ -53,10 +60,10 @@ class AuthController(Controller):
         await call.lifecycle.logout(caller, data, rid=call.rid)
         SESSIONS.forget(caller.account_id)
 
-    @post("/me/totp", opt={"roles": PRIVILEGED, "totp_enrolment": True}, status_code=201,
-          summary="Start the TOTP second factor: a new seed for the authenticator app (operators, company admins)")
-    async def totp_setup(self, call: NamedDependency[Call]) -> TotpSetupOut:
-        return await call.lifecycle.totp_setup(call.caller, rid=call.rid)
+    totp_setup = forward(
+        post("/me/totp", opt={"roles": PRIVILEGED, "totp_enrolment": True}, status_code=201,
+             summary="Start the TOTP second factor: a new seed for the authenticator app (operators, company admins)"),
+        LifecycleClient.totp_setup)
 
     @post("/me/totp/confirm", opt={"roles": PRIVILEGED, "totp_enrolment": True, "rate": "guess"}, status_code=204,
           summary="Confirm the seed with the app's first code; the sessions end and the next login asks for a code")
@@ -65,10 +72,10 @@ class AuthController(Controller):
         await call.lifecycle.totp_confirm(caller, data, rid=call.rid)
         SESSIONS.forget(caller.account_id)
 
-    @get("/me/permissions", opt={"roles": ANY_USER},
-         summary="The caller's current permission per target system (PMS: the permission-management right)")
-    async def my_permissions(self, call: NamedDependency[Call]) -> MyPermissionsOut:
-        return await call.permissions.my_permissions(call.caller, rid=call.rid)
+    my_permissions = forward(
+        get("/me/permissions", opt={"roles": ANY_USER},
+            summary="The caller's current permission per target system (PMS: the permission-management right)"),
+        PermissionsClient.my_permissions)
 
     @get("/me", opt={"roles": ANY_USER}, summary="The caller's account")
     async def me(self, call: NamedDependency[Call]) -> MeOut:

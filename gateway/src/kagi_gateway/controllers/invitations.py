@@ -10,22 +10,20 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, Request, delete, get, post, put
+from litestar import Request, delete, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 
 from kagi_gateway.deps import ANY_USER, PUBLIC, Call, client_ip, request_id
+from kagi_gateway.forward import ApiController, forward
 from kagi_gateway.schemas import Dto
 from kagi_gateway.services import Services
 from kagi_shared.contracts import invite
 from kagi_shared.contracts.invite import (
     InvitationRequestOut,
-    IssuedKeyOut,
-    KeyOut,
-    KeysOut,
+    InviteClient,
     LinkOut,
     RedeemedOut,
-    RepresentativeIn,
 )
 from kagi_shared.jst import to_jst
 
@@ -81,24 +79,19 @@ def _registered(moment: datetime) -> str:
     return f"{to_jst(moment):%Y/%m/%d %H:%M:%S}"
 
 
-class InvitationController(Controller):
+class InvitationController(ApiController):
     path = "/api/v1"
     tags = ("invitations",)
 
     # -- the owner -------------------------------------------------------------------------------
-    @post("/me/invitations", opt={"roles": OWNER}, status_code=201,
-          summary="Issue an invitation key (needs a fresh step-up)")
-    async def issue(self, call: NamedDependency[Call]) -> IssuedKeyOut:
-        return await call.invite.issue_key(call.caller, rid=call.rid)
+    issue = forward(post("/me/invitations", opt={"roles": OWNER}, status_code=201,
+                         summary="Issue an invitation key (needs a fresh step-up)"), InviteClient.issue_key)
 
-    @get("/me/invitations", opt={"roles": OWNER}, summary="The owner's keys: pending, redeemed, expired, revoked")
-    async def keys(self, call: NamedDependency[Call]) -> KeysOut:
-        return await call.invite.keys(call.caller, rid=call.rid)
+    keys = forward(get("/me/invitations", opt={"roles": OWNER},
+                       summary="The owner's keys: pending, redeemed, expired, revoked"), InviteClient.keys)
 
-    @delete("/me/invitations/{key_id:str}", opt={"roles": OWNER}, status_code=200,
-            summary="Revoke a pending key")
-    async def revoke(self, key_id: FromPath[str], call: NamedDependency[Call]) -> KeyOut:
-        return await call.invite.revoke_key(call.caller, key_id, rid=call.rid)
+    revoke = forward(delete("/me/invitations/{key_id:str}", opt={"roles": OWNER}, status_code=200,
+                            summary="Revoke a pending key"), InviteClient.revoke_key)
 
     @get("/me/users", opt={"roles": OWNER}, summary="The user list (利用者一覧; needs a fresh step-up)")
     async def users(self, call: NamedDependency[Call]) -> UsersOut:
@@ -110,15 +103,13 @@ class InvitationController(Controller):
                                          registered_at_text=_registered(u.registered_at))
                                for u in listed.items])
 
-    @put("/me/users/representative", opt={"roles": OWNER}, status_code=204,
-         summary="Change the representative email (代表メールアドレス変更)")
-    async def representative(self, data: JSONBody[RepresentativeIn], call: NamedDependency[Call]) -> None:
-        await call.invite.set_representative(call.caller, data, rid=call.rid)
+    representative = forward(put("/me/users/representative", opt={"roles": OWNER}, status_code=204,
+                                 summary="Change the representative email (代表メールアドレス変更)"),
+                             InviteClient.set_representative)
 
-    @delete("/me/users/{account_id:str}", opt={"roles": OWNER}, status_code=204,
-            summary="Remove a co-user; their access ends at once and both are notified")
-    async def remove(self, account_id: FromPath[str], call: NamedDependency[Call]) -> None:
-        await call.invite.remove_co_user(call.caller, account_id, rid=call.rid)
+    remove = forward(delete("/me/users/{account_id:str}", opt={"roles": OWNER}, status_code=204,
+                            summary="Remove a co-user; their access ends at once and both are notified"),
+                     InviteClient.remove_co_user)
 
     @get("/me/memberships", opt={"roles": ANY_USER}, summary="Accounts the caller uses as a co-user")
     async def memberships(self, call: NamedDependency[Call]) -> MembershipsOut:

@@ -6,21 +6,22 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
-from litestar import Controller, get, post, put
+from litestar import get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
 
 from kagi_gateway.controllers.step_up import STEP_UP
 from kagi_gateway.deps import ANY_USER, PUBLIC, SESSIONS, Call
+from kagi_gateway.forward import ApiController, forward
 from kagi_gateway.schemas import Dto
 from kagi_shared.contracts import lifecycle
 from kagi_shared.contracts.lifecycle import (
     AcceptedOut,
+    LifecycleClient,
     PasswordChangeIn,
     PreviewOut,
     QuestionOut,
     SecretQuestionSetOut,
-    UnlockDecisionIn,
     UnlockRequestOut,
 )
 
@@ -82,7 +83,7 @@ class LockedOut(Dto):
     status: str
 
 
-class PasswordController(Controller):
+class PasswordController(ApiController):
     path = "/api/v1"
     tags = ("password",)
 
@@ -137,7 +138,7 @@ class PasswordController(Controller):
         return await call.lifecycle.file_unlock(call.from_client(lifecycle.UnlockFileIn, data), rid=call.rid)
 
 
-class LifecycleOperatorController(Controller):
+class LifecycleOperatorController(ApiController):
     path = "/api/v1/operator"
     tags = ("operator",)
 
@@ -148,17 +149,12 @@ class LifecycleOperatorController(Controller):
     ) -> list[UnlockRequestOut]:
         return await call.lifecycle.unlock_requests(call.caller, status, rid=call.rid)
 
-    @post("/unlock-requests/{unlock_id:str}/approve", opt={"roles": STAFF}, status_code=200,
-          summary="Unlock the account (refused on or after its purge date)")
-    async def approve(self, unlock_id: FromPath[str], data: JSONBody[UnlockDecisionIn],
-                      call: NamedDependency[Call]) -> UnlockRequestOut:
-        return await call.lifecycle.approve_unlock(call.caller, unlock_id, data, rid=call.rid)
+    approve = forward(post("/unlock-requests/{unlock_id:str}/approve", opt={"roles": STAFF}, status_code=200,
+                           summary="Unlock the account (refused on or after its purge date)"),
+                      LifecycleClient.approve_unlock)
 
-    @post("/unlock-requests/{unlock_id:str}/reject", opt={"roles": STAFF}, status_code=200,
-          summary="Reject an unlock request")
-    async def reject(self, unlock_id: FromPath[str], data: JSONBody[UnlockDecisionIn],
-                     call: NamedDependency[Call]) -> UnlockRequestOut:
-        return await call.lifecycle.reject_unlock(call.caller, unlock_id, data, rid=call.rid)
+    reject = forward(post("/unlock-requests/{unlock_id:str}/reject", opt={"roles": STAFF}, status_code=200,
+                          summary="Reject an unlock request"), LifecycleClient.reject_unlock)
 
     @post("/accounts/{account_id:str}/lock", opt={"roles": OPERATOR}, status_code=200,
           summary="Lock an account (reason operator); its sessions end")

@@ -8,32 +8,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, delete, get, post, put, route
+from litestar import delete, get, post, put, route
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, Parameter, QueryParameter
+from litestar.params import FromPath, FromQuery, Parameter, QueryParameter
 
 from kagi_gateway.deps import ANY_USER, Call
+from kagi_gateway.forward import ApiController, forward
 from kagi_gateway.schemas import Dto
 from kagi_shared.contracts.invite import (
-    AddViewingIn,
-    ClaimIn,
-    ClaimsOut,
-    LinkedOut,
+    InviteClient,
     LocationDataOut,
     LocationOut,
     LocationPageOut,
-    MainIn,
     ReadingOut,
-    RegistrationOut,
-    SmsIn,
-    SmsIssuedOut,
-    SmsVerifyIn,
     StatementOut,
-    ViewerKeyOut,
-    ViewersOut,
-    ViewingOut,
-    WaterContractOut,
-    WithdrawnOut,
 )
 from kagi_shared.problems import Problem
 
@@ -56,7 +44,7 @@ class EnergyOut(Dto):
     items: list[ReadingOut]
 
 
-class LocationController(Controller):
+class LocationController(ApiController):
     path = "/api/v1/me"
     tags = ("locations",)
 
@@ -67,30 +55,24 @@ class LocationController(Controller):
                      per_page: Annotated[int, QueryParameter(name="perPage", ge=1, le=100)] = 10) -> LocationPageOut:
         return await call.invite.locations(call.caller, q, page, per_page, rid=call.rid)
 
-    @post("/locations/{location_id:str}/viewer-keys", opt={"roles": OWNER}, status_code=201,
-          summary="Issue a 24-hour viewer key for one location (needs a fresh step-up)")
-    async def issue(self, location_id: FromPath[str], call: NamedDependency[Call]) -> ViewerKeyOut:
-        return await call.invite.issue_viewer_key(call.caller, location_id, rid=call.rid)
+    issue = forward(post("/locations/{location_id:str}/viewer-keys", opt={"roles": OWNER}, status_code=201,
+                         summary="Issue a 24-hour viewer key for one location (needs a fresh step-up)"),
+                    InviteClient.issue_viewer_key)
 
-    @get("/locations/{location_id:str}/viewers", opt={"roles": OWNER}, summary="Viewers of one location (表示)")
-    async def viewers(self, location_id: FromPath[str], call: NamedDependency[Call]) -> ViewersOut:
-        return await call.invite.viewers(call.caller, location_id, rid=call.rid)
+    viewers = forward(get("/locations/{location_id:str}/viewers", opt={"roles": OWNER},
+                          summary="Viewers of one location (表示)"), InviteClient.viewers)
 
-    @delete("/locations/{location_id:str}/viewers/{account_id:str}", opt={"roles": OWNER}, status_code=204,
-            summary="Delete a viewer; effective immediately")
-    async def remove_viewer(self, location_id: FromPath[str], account_id: FromPath[str],
-                            call: NamedDependency[Call]) -> None:
-        await call.invite.remove_viewer(call.caller, location_id, account_id, rid=call.rid)
+    remove_viewer = forward(delete("/locations/{location_id:str}/viewers/{account_id:str}", opt={"roles": OWNER},
+                                   status_code=204,
+                                   summary="Delete a viewer; effective immediately"), InviteClient.remove_viewer)
 
     # -- the viewer ------------------------------------------------------------------------------
-    @post("/viewing-locations", opt={"roles": ANY_USER}, status_code=201,
-          summary="Add a viewing location with a viewer key (閲覧場所追加)")
-    async def add_viewing(self, data: JSONBody[AddViewingIn], call: NamedDependency[Call]) -> LocationOut:
-        return await call.invite.add_viewing(call.caller, data, rid=call.rid)
+    add_viewing = forward(post("/viewing-locations", opt={"roles": ANY_USER}, status_code=201,
+                               summary="Add a viewing location with a viewer key (閲覧場所追加)"),
+                          InviteClient.add_viewing)
 
-    @get("/viewing-locations", opt={"roles": ANY_USER}, summary="Locations the caller may view")
-    async def viewing(self, call: NamedDependency[Call]) -> ViewingOut:
-        return await call.invite.viewing(call.caller, rid=call.rid)
+    viewing = forward(get("/viewing-locations", opt={"roles": ANY_USER},
+                          summary="Locations the caller may view"), InviteClient.viewing)
 
     async def _data(self, call: Call, location_id: str) -> LocationDataOut:
         return await call.invite.location_data(call.caller, location_id, rid=call.rid)
@@ -120,47 +102,39 @@ class LocationController(Controller):
 
 
 # -- water: contract claims (お客さま番号の登録) ---------------------------------------------------------
-class ContractClaimController(Controller):
+class ContractClaimController(ApiController):
     path = "/api/v1/me"
     tags = ("contracts",)
 
-    @post("/contracts", opt={"roles": OWNER}, status_code=201,
-          summary="Link a customer number by proving the contract (no hint which field was wrong)")
-    async def link(self, data: JSONBody[ClaimIn], call: NamedDependency[Call]) -> LinkedOut:
-        return await call.invite.link_contract(call.caller, data, rid=call.rid)
+    link = forward(post("/contracts", opt={"roles": OWNER}, status_code=201,
+                        summary="Link a customer number by proving the contract (no hint which field was wrong)"),
+                   InviteClient.link_contract)
 
-    @get("/contracts", opt={"roles": OWNER}, summary="Linked customer numbers (warning above the recommended 20)")
-    async def claims(self, call: NamedDependency[Call]) -> ClaimsOut:
-        return await call.invite.claims(call.caller, rid=call.rid)
+    claims = forward(get("/contracts", opt={"roles": OWNER},
+                         summary="Linked customer numbers (warning above the recommended 20)"), InviteClient.claims)
 
-    @put("/contracts/main", opt={"roles": OWNER}, status_code=204, summary="Choose the main customer number")
-    async def main(self, data: JSONBody[MainIn], call: NamedDependency[Call]) -> None:
-        await call.invite.set_main(call.caller, data, rid=call.rid)
+    main = forward(put("/contracts/main", opt={"roles": OWNER}, status_code=204,
+                       summary="Choose the main customer number"), InviteClient.set_main)
 
-    @get("/contracts/{customer_number:str}", opt={"roles": OWNER}, summary="One linked contract")
-    async def contract(self, customer_number: FromPath[str], call: NamedDependency[Call]) -> WaterContractOut:
-        return await call.invite.contract(call.caller, customer_number, rid=call.rid)
+    contract = forward(get("/contracts/{customer_number:str}", opt={"roles": OWNER},
+                           summary="One linked contract"), InviteClient.contract)
 
-    @delete("/contracts/{customer_number:str}", opt={"roles": OWNER}, status_code=204,
-            summary="Remove a customer number (its data is no longer visible; linking again restores it)")
-    async def unlink(self, customer_number: FromPath[str], call: NamedDependency[Call]) -> None:
-        await call.invite.unlink_contract(call.caller, customer_number, rid=call.rid)
+    unlink = forward(
+        delete("/contracts/{customer_number:str}", opt={"roles": OWNER}, status_code=204,
+               summary="Remove a customer number (its data is no longer visible; linking again restores it)"),
+        InviteClient.unlink_contract)
 
-    @post("/withdrawal", opt={"roles": ("owner", "viewer")}, status_code=200,
-          summary="退会: remove every contract link, co-user membership and viewer right")
-    async def withdraw(self, call: NamedDependency[Call]) -> WithdrawnOut:
-        return await call.invite.withdraw(call.caller, rid=call.rid)
+    withdraw = forward(post("/withdrawal", opt={"roles": ("owner", "viewer")}, status_code=200,
+                            summary="退会: remove every contract link, co-user membership and viewer right"),
+                       InviteClient.withdraw)
 
-    @get("/registration", opt={"roles": OWNER}, summary="Registration state: SMS verification done, contracts")
-    async def registration(self, call: NamedDependency[Call]) -> RegistrationOut:
-        return await call.invite.registration(call.caller, rid=call.rid)
+    registration = forward(get("/registration", opt={"roles": OWNER},
+                               summary="Registration state: SMS verification done, contracts"),
+                           InviteClient.registration)
 
-    @post("/registration/sms", opt={"roles": OWNER}, status_code=201,
-          summary="Send (or re-send) the registration's SMS code to a mobile number (10 minutes)")
-    async def issue_sms(self, data: JSONBody[SmsIn], call: NamedDependency[Call]) -> SmsIssuedOut:
-        return await call.invite.issue_sms(call.caller, data, rid=call.rid)
+    issue_sms = forward(post("/registration/sms", opt={"roles": OWNER}, status_code=201,
+                             summary="Send (or re-send) the registration's SMS code to a mobile number (10 minutes)"),
+                        InviteClient.issue_sms)
 
-    @post("/registration/sms/verify", opt={"roles": OWNER}, status_code=200,
-          summary="Verify the SMS code; completes the registration")
-    async def verify_sms(self, data: JSONBody[SmsVerifyIn], call: NamedDependency[Call]) -> RegistrationOut:
-        return await call.invite.verify_sms(call.caller, data, rid=call.rid)
+    verify_sms = forward(post("/registration/sms/verify", opt={"roles": OWNER}, status_code=200,
+                              summary="Verify the SMS code; completes the registration"), InviteClient.verify_sms)

@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get, post
-from litestar.di import NamedDependency
-from litestar.params import JSONBody
+from litestar import get, post
 
-from kagi_gateway.deps import Call
-from kagi_shared.contracts.invite import StepUpIssuedOut, StepUpStateOut, StepUpVerifyIn
+from kagi_gateway.forward import ApiController, forward
+from kagi_shared.contracts.invite import InviteClient
 
 STEP_UP = ("owner", "viewer")  # a viewer-only account steps up before its withdrawal
 
 
-class StepUpController(Controller):
+class StepUpController(ApiController):
     path = "/api/v1/me/step-up"
     tags = ("step-up",)
 
-    @post("/", opt={"roles": STEP_UP}, status_code=201, summary="Mail a one-time code to the registered address")
-    async def issue(self, call: NamedDependency[Call]) -> StepUpIssuedOut:
-        return await call.invite.issue_step_up(call.caller, rid=call.rid)
-
-    @post("/verify", opt={"roles": STEP_UP, "rate": "guess"}, status_code=200, summary="Verify the one-time code")
-    async def verify(self, data: JSONBody[StepUpVerifyIn], call: NamedDependency[Call]) -> StepUpStateOut:
-        return await call.invite.verify_step_up(call.caller, data, rid=call.rid)
-
-    @get("/", opt={"roles": STEP_UP}, summary="Whether this session has a step-up window open")
-    async def state(self, call: NamedDependency[Call]) -> StepUpStateOut:
-        return await call.invite.step_up(call.caller, rid=call.rid)
+    issue = forward(post("/", opt={"roles": STEP_UP}, status_code=201,
+                         summary="Mail a one-time code to the registered address"), InviteClient.issue_step_up)
+    verify = forward(post("/verify", opt={"roles": STEP_UP, "rate": "guess"}, status_code=200,
+                          summary="Verify the one-time code"), InviteClient.verify_step_up)
+    state = forward(get("/", opt={"roles": STEP_UP}, summary="Whether this session has a step-up window open"),
+                    InviteClient.step_up)
