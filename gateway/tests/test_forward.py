@@ -15,6 +15,7 @@ from litestar import Litestar, Request, delete, get, post
 from litestar.di import Provide
 from litestar.testing import TestClient
 
+from kagi_gateway.controllers.invitations import LinkCheckIn
 from kagi_gateway.deps import Call
 from kagi_gateway.forward import ApiController, forward
 from kagi_shared.contracts.audit import AuditClient
@@ -50,13 +51,15 @@ class Forwards(ApiController):
                       InviteClient.viewers)
     verify = forward(post("/step-up/verify", opt={"roles": ("owner",)}, status_code=200, summary="verify"),
                      InviteClient.verify_step_up)
+    check = forward(post("/links/check", opt={"roles": ("public",)}, status_code=200, summary="check"),
+                    InviteClient.check_link, LinkCheckIn)
     remove = forward(delete("/locations/{location_id:str}/viewers/{account_id:str}", opt={"roles": ("owner",)},
                             status_code=204, summary="remove"), InviteClient.remove_viewer)
 
 
 def app_with(transport: Recording) -> Litestar:
     def call(request: Request[Any, Any, Any]) -> Call:
-        request.scope.setdefault("state", {}).update(caller=CALLER, request_id="rid-42")
+        request.scope.setdefault("state", {}).update(caller=CALLER, request_id="rid-42", client_ip="203.0.113.9")
         return Call(request, LifecycleClient(transport), InviteClient(transport), PermissionsClient(transport),
                     NotifyClient(transport), AuditClient(transport))
 
@@ -94,8 +97,19 @@ def test_two_path_values_in_the_methods_order_and_an_empty_answer() -> None:
     assert transport.sent[0]["path"] == "/internal/locations/loc-7/viewers/acc-9"
 
 
+def test_a_public_body_goes_on_as_the_methods_own_with_the_clients_address() -> None:
+    transport = Recording({"email": "invitee@kagi.example.jp", "expiresAt": "2026-04-02T00:00:00Z"})
+    with TestClient(app_with(transport)) as client:
+        refused = client.post("/api/test/links/check", json={"token": "t-1", "clientIp": "198.51.100.1"})
+        answer = client.post("/api/test/links/check", json={"token": "t-1"})
+    assert refused.status_code == 400  # the public body has no clientIp: a client cannot choose its address
+    assert answer.status_code == 200 and answer.json()["email"] == "invitee@kagi.example.jp"
+    assert [(sent["path"], sent["body"], sent["caller"]) for sent in transport.sent] == [
+        ("/internal/invitations/links/check", {"token": "t-1", "clientIp": "203.0.113.9"}, None)]
+
+
 def test_a_forwarded_route_is_named_by_its_attribute() -> None:
     schema = app_with(Recording()).openapi_schema.to_schema()
     operations = {op["operationId"] for item in schema["paths"].values() for op in item.values()}
     assert operations == {"ApiTestLocationsLocationIdViewersViewers", "ApiTestStepUpVerifyVerify",
-                          "ApiTestLocationsLocationIdViewersAccountIdRemove"}
+                          "ApiTestLinksCheckCheck", "ApiTestLocationsLocationIdViewersAccountIdRemove"}

@@ -15,6 +15,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, get_type_hints
 
+import msgspec
 from litestar import Controller
 from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
@@ -33,26 +34,32 @@ CLIENTS: tuple[type[Any], ...] = (LifecycleClient, InviteClient, PermissionsClie
 FORWARDED = "__forwards__"
 
 
-def forward(route: HTTPRouteHandler, method: Callable[..., Awaitable[Any]]) -> HTTPRouteHandler:
+def forward(route: HTTPRouteHandler, method: Callable[..., Awaitable[Any]],
+            public: type[msgspec.Struct] | None = None) -> HTTPRouteHandler:
     """``route`` (an unapplied ``get(...)``, ``post(...)``…) answered by the client ``method``: called with the
-    caller when it takes one, the route's path values and body by name, and the request id."""
+    caller when it takes one, the route's path values and body by name, and the request id. With ``public``, the
+    route's body is that public type, passed on as the method's own body type with the client's address
+    (``deps.from_client``: the service's rate limits count by it)."""
     service = next(client.service for client in CLIENTS if vars(client).get(method.__name__) is method)
     hints = get_type_hints(method, localns={"Caller": Caller}, include_extras=True)
     names = [name for name in inspect.signature(method).parameters if name not in ("self", "caller", "rid")]
     with_caller = "caller" in inspect.signature(method).parameters
+    internal: Any = hints.get("data")
     path_names = {part[1:].split(":")[0] for path in route.paths for part in path.split("/") if part.startswith("{")}
     assert set(names) - {"data"} <= path_names, f"{method.__qualname__}: {names} are not all in {route.paths}"
 
     async def handler(self: Any, call: Call, **values: Any) -> Any:
         bound = getattr(getattr(call, service), method.__name__)
-        args = [values[name] for name in names]
+        args = [call.from_client(internal, values[name]) if public and name == "data" else values[name]
+                for name in names]
         return await (bound(call.caller, *args, rid=call.rid) if with_caller else bound(*args, rid=call.rid))
 
     kinds = inspect.Parameter.POSITIONAL_OR_KEYWORD
     body: Any = JSONBody  # subscripted with types known only here, at run time
     path: Any = FromPath
     parameters = [inspect.Parameter("self", kinds)]
-    parameters += [inspect.Parameter(name, kinds, annotation=body[hints[name]] if name == "data" else path[hints[name]])
+    parameters += [inspect.Parameter(name, kinds, annotation=body[public or hints[name]] if name == "data"
+                                     else path[hints[name]])
                    for name in names]
     parameters.append(inspect.Parameter("call", kinds, annotation=NamedDependency[Call]))
     handler.__signature__ = inspect.Signature(parameters, return_annotation=hints["return"])  # type: ignore[attr-defined]

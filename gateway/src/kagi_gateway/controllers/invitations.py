@@ -12,7 +12,6 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Request, delete, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import JSONBody
 
 from kagi_gateway.deps import ANY_USER, PUBLIC, Call, client_ip, request_id
 from kagi_gateway.forward import ApiController, forward
@@ -20,9 +19,7 @@ from kagi_gateway.schemas import Dto
 from kagi_gateway.services import Services
 from kagi_shared.contracts import invite
 from kagi_shared.contracts.invite import (
-    InvitationRequestOut,
     InviteClient,
-    LinkOut,
     RedeemedOut,
 )
 from kagi_shared.jst import to_jst
@@ -118,21 +115,17 @@ class InvitationController(ApiController):
                                                    added_at=m.added_at) for m in found.items])
 
     # -- the invitee (public) --------------------------------------------------------------------
-    @post("/invitations/requests", opt={"roles": PUBLIC}, status_code=202,
-          summary="Mail a confirmation link to the invitee (招待コードをお持ちの方)")
-    async def request_link(self, data: JSONBody[InvitationRequestIn],
-                           call: NamedDependency[Call]) -> InvitationRequestOut:
-        return await call.invite.request_link(call.from_client(invite.LinkRequestIn, data), rid=call.rid)
+    request_link = forward(post("/invitations/requests", opt={"roles": PUBLIC}, status_code=202,
+                                summary="Mail a confirmation link to the invitee (招待コードをお持ちの方)"),
+                           InviteClient.request_link, InvitationRequestIn)
 
-    @post("/invitations/links/check", opt={"roles": PUBLIC}, status_code=200,
-          summary="Whether a confirmation link can still be used")
-    async def check_link(self, data: JSONBody[LinkCheckIn], call: NamedDependency[Call]) -> LinkOut:
-        return await call.invite.check_link(call.from_client(invite.LinkTokenIn, data), rid=call.rid)
+    check_link = forward(post("/invitations/links/check", opt={"roles": PUBLIC}, status_code=200,
+                              summary="Whether a confirmation link can still be used"),
+                         InviteClient.check_link, LinkCheckIn)
 
-    @post("/invitations/redeem", opt={"roles": PUBLIC, "problems": (401,)}, status_code=201,
-          summary="Redeem a key with a new email-ID account or an existing login")
-    async def redeem(self, data: JSONBody[RedeemIn], call: NamedDependency[Call]) -> RedeemedOut:
-        return await call.invite.redeem(call.from_client(invite.RedeemIn, data), rid=call.rid)
+    redeem = forward(post("/invitations/redeem", opt={"roles": PUBLIC, "problems": (401,)}, status_code=201,
+                          summary="Redeem a key with a new email-ID account or an existing login"),
+                     InviteClient.redeem, RedeemIn)
 
 
 async def redeem_with_external_id(services: Services, request: Request[Any, Any, Any], token: str, key: str,

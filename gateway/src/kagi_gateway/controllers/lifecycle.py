@@ -16,11 +16,9 @@ from kagi_gateway.forward import ApiController, forward
 from kagi_gateway.schemas import Dto
 from kagi_shared.contracts import lifecycle
 from kagi_shared.contracts.lifecycle import (
-    AcceptedOut,
     LifecycleClient,
     PasswordChangeIn,
     PreviewOut,
-    QuestionOut,
     SecretQuestionSetOut,
     UnlockRequestOut,
 )
@@ -96,15 +94,14 @@ class PasswordController(ApiController):
         return PasswordChangedOut(password_changed_at=changed.password_changed_at,
                                   message="パスワードを変更しました。新しいパスワードで再度ログインしてください。")
 
-    @post("/auth/password-reset", opt={"roles": PUBLIC}, status_code=202,
-          summary="Mail a single-use reset link (same answer whether or not the ID exists)")
-    async def request_reset(self, data: JSONBody[ResetRequestIn], call: NamedDependency[Call]) -> AcceptedOut:
-        return await call.lifecycle.request_reset(call.from_client(lifecycle.ResetRequestIn, data), rid=call.rid)
+    request_reset = forward(post("/auth/password-reset", opt={"roles": PUBLIC}, status_code=202,
+                                 summary="Mail a single-use reset link (same answer whether or not the ID exists)"),
+                            LifecycleClient.request_reset, ResetRequestIn)
 
-    @post("/auth/password-reset/complete", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200,
-          summary="Set a new password with the emailed link's token (and the secret answer if the account has one)")
-    async def complete_reset(self, data: JSONBody[ResetCompleteIn], call: NamedDependency[Call]) -> AcceptedOut:
-        return await call.lifecycle.complete_reset(call.from_client(lifecycle.ResetCompleteIn, data), rid=call.rid)
+    complete_reset = forward(
+        post("/auth/password-reset/complete", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200,
+             summary="Set a new password with the emailed link's token (and the secret answer if the account has one)"),
+        LifecycleClient.complete_reset, ResetCompleteIn)
 
     @put("/me/secret-question", opt={"roles": ANY_USER, "rate": "guess"}, status_code=200,
          summary="Register the caller's secret question and answer (needs the current password or a step-up of "
@@ -122,20 +119,20 @@ class PasswordController(ApiController):
         SESSIONS.forget(caller.account_id)  # every session of the account ended: refuse this token at once
         return registered
 
-    @post("/auth/password-reset/question", opt={"roles": PUBLIC}, status_code=200,
-          summary="The ID's secret question (an ID without one gets a decoy: existence never shows)")
-    async def reset_question(self, data: JSONBody[QuestionIn], call: NamedDependency[Call]) -> QuestionOut:
-        return await call.lifecycle.reset_question(call.from_client(lifecycle.QuestionRequestIn, data), rid=call.rid)
+    reset_question = forward(
+        post("/auth/password-reset/question", opt={"roles": PUBLIC}, status_code=200,
+             summary="The ID's secret question (an ID without one gets a decoy: existence never shows)"),
+        LifecycleClient.reset_question, QuestionIn)
 
-    @post("/auth/password-reset/answer", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200,
-          summary="Set a new password with the mailed link's token and the secret answer (5 wrong answers lock)")
-    async def reset_answer(self, data: JSONBody[AnswerIn], call: NamedDependency[Call]) -> AcceptedOut:
-        return await call.lifecycle.reset_answer(call.from_client(lifecycle.AnswerIn, data), rid=call.rid)
+    reset_answer = forward(
+        post("/auth/password-reset/answer", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200,
+             summary="Set a new password with the mailed link's token and the secret answer (5 wrong answers lock)"),
+        LifecycleClient.reset_answer, AnswerIn)
 
-    @post("/auth/unlock-requests", opt={"roles": PUBLIC}, status_code=202,
-          summary="Ask for a locked ID to be unlocked (the answer never reveals whether the ID exists)")
-    async def file_unlock(self, data: JSONBody[UnlockFileIn], call: NamedDependency[Call]) -> AcceptedOut:
-        return await call.lifecycle.file_unlock(call.from_client(lifecycle.UnlockFileIn, data), rid=call.rid)
+    file_unlock = forward(
+        post("/auth/unlock-requests", opt={"roles": PUBLIC}, status_code=202,
+             summary="Ask for a locked ID to be unlocked (the answer never reveals whether the ID exists)"),
+        LifecycleClient.file_unlock, UnlockFileIn)
 
 
 class LifecycleOperatorController(ApiController):

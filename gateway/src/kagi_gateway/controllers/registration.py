@@ -6,14 +6,14 @@ from datetime import datetime
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, post
+from litestar import post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from kagi_gateway.deps import PUBLIC, Call, portal_url
+from kagi_gateway.forward import ApiController, forward
 from kagi_gateway.schemas import Dto
-from kagi_shared.contracts import lifecycle
-from kagi_shared.contracts.lifecycle import AcceptedOut, RegistrationCompleteIn, RegistrationTokenIn
+from kagi_shared.contracts.lifecycle import LifecycleClient, RegistrationCompleteIn, RegistrationTokenIn
 from kagi_shared.jst import jp_deadline
 
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
@@ -40,14 +40,14 @@ class RegisteredOut(Dto):
 NEXT_STEPS = ["契約情報登録 (POST /api/v1/me/contracts)", "SMS認証 (POST /api/v1/me/registration/sms)"]
 
 
-class RegistrationController(Controller):
+class RegistrationController(ApiController):
     path = "/api/v1/auth/registrations"
     tags = ("registration",)
 
-    @post("/", opt={"roles": PUBLIC}, status_code=202,
-          summary="Mail an email-verification link (the same answer whether or not the address has an account)")
-    async def request_link(self, data: JSONBody[RegistrationIn], call: NamedDependency[Call]) -> AcceptedOut:
-        return await call.lifecycle.request_registration(call.from_client(lifecycle.RegistrationIn, data), rid=call.rid)
+    request_link = forward(
+        post("/", opt={"roles": PUBLIC}, status_code=202,
+             summary="Mail an email-verification link (the same answer whether or not the address has an account)"),
+        LifecycleClient.request_registration, RegistrationIn)
 
     @post("/check", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200,
           summary="Whether a verification link can still be used, and for which address")
