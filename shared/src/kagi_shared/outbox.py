@@ -366,6 +366,9 @@ class OutboxRelay:
             else:
                 try:
                     await self._settle_open_claims()
+                    # Batches the last relay confirmed but had no quiet moment to clean up: their rows go now,
+                    # not at this relay's first batch (a quiet system would otherwise keep them for good).
+                    await self._cleanup()
                 except BaseException:
                     await stream.close()
                     raise

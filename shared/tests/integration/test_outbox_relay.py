@@ -402,6 +402,43 @@ async def test_a_tail_that_died_before_its_checkpoint_resends_nothing_the_broker
     assert await published_ids(settings, topic) == Counter(first + more)
 
 
+async def test_a_resumed_tail_cleans_up_what_its_predecessor_confirmed_even_with_nothing_new(
+        settings: Settings, store_factory: Any) -> None:
+    """A relay that dies after its batches were confirmed but before the quiet moment that deletes their rows:
+    its successor resumes after them and, though nothing else is ever committed, the outbox empties."""
+    store: Store = await store_factory("relay")
+    topic = await new_topic(settings)
+    producer = make_producer(settings, "test")
+    await producer.start()
+    try:
+        first = OutboxRelay(store, producer, settings)
+
+        async def never() -> None:  # dies before any quiet moment
+            first._uncleaned = 0
+
+        first._cleanup = never  # type: ignore[method-assign]
+        stop, task = await run_relay(first)
+        await wait_for(lambda: _true(first.mode == "stream"))
+        ids = await commit_events(store, topic, 40)
+        await wait_for(lambda: _true(first.published == 40))
+        stop.set()
+        await task
+        assert await store.db[OUTBOX].count_documents({}) == 40  # published, still there
+
+        second = OutboxRelay(store, producer, settings)
+        stop, task = await run_relay(second)
+        try:
+            await wait_for(lambda: _zero(store.db[OUTBOX].count_documents({})))
+            assert await store.db["outbox_claims"].count_documents({}) == 0
+        finally:
+            stop.set()
+            await task
+        assert second.published == 0
+    finally:
+        await producer.stop()
+    assert await published_ids(settings, topic) == Counter(ids)
+
+
 async def topic_size(settings: Settings, topic: str) -> int:
     from aiokafka import TopicPartition
 
