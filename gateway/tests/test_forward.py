@@ -16,7 +16,7 @@ from litestar.di import Provide
 from litestar.testing import TestClient
 
 from kagi_gateway.controllers.invitations import LinkCheckIn
-from kagi_gateway.deps import Call
+from kagi_gateway.deps import SESSIONS, Call
 from kagi_gateway.forward import ApiController, forward
 from kagi_shared.contracts.audit import AuditClient
 from kagi_shared.contracts.invite import InviteClient
@@ -53,6 +53,8 @@ class Forwards(ApiController):
                      InviteClient.verify_step_up)
     check = forward(post("/links/check", opt={"roles": ("public",)}, status_code=200, summary="check"),
                     InviteClient.check_link, LinkCheckIn)
+    confirm = forward(post("/totp/confirm", opt={"roles": ("owner",)}, status_code=204, summary="confirm"),
+                      LifecycleClient.totp_confirm, ends_sessions=True)
     remove = forward(delete("/locations/{location_id:str}/viewers/{account_id:str}", opt={"roles": ("owner",)},
                             status_code=204, summary="remove"), InviteClient.remove_viewer)
 
@@ -108,8 +110,20 @@ def test_a_public_body_goes_on_as_the_methods_own_with_the_clients_address() -> 
         ("/internal/invitations/links/check", {"token": "t-1", "clientIp": "203.0.113.9"}, None)]
 
 
+def test_a_route_that_ends_the_sessions_drops_the_cached_session_version_at_once() -> None:
+    transport = Recording(None, None)
+    with TestClient(app_with(transport)) as client:
+        SESSIONS._cache[CALLER.account_id] = (float("inf"), (1, "active", ("owner",)))
+        kept = client.delete("/api/test/locations/loc-7/viewers/acc-9")
+        assert kept.status_code == 204 and CALLER.account_id in SESSIONS._cache
+        ended = client.post("/api/test/totp/confirm", json={"code": "123456"})
+    assert ended.status_code == 204 and CALLER.account_id not in SESSIONS._cache
+    assert transport.sent[-1]["path"] == "/internal/me/totp/confirm"
+
+
 def test_a_forwarded_route_is_named_by_its_attribute() -> None:
     schema = app_with(Recording()).openapi_schema.to_schema()
     operations = {op["operationId"] for item in schema["paths"].values() for op in item.values()}
     assert operations == {"ApiTestLocationsLocationIdViewersViewers", "ApiTestStepUpVerifyVerify",
-                          "ApiTestLinksCheckCheck", "ApiTestLocationsLocationIdViewersAccountIdRemove"}
+                          "ApiTestLinksCheckCheck", "ApiTestTotpConfirmConfirm",
+                          "ApiTestLocationsLocationIdViewersAccountIdRemove"}

@@ -21,7 +21,7 @@ from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
 
-from kagi_gateway.deps import Call
+from kagi_gateway.deps import SESSIONS, Call
 from kagi_shared.contracts.audit import AuditClient
 from kagi_shared.contracts.invite import InviteClient
 from kagi_shared.contracts.lifecycle import LifecycleClient
@@ -35,11 +35,13 @@ FORWARDED = "__forwards__"
 
 
 def forward(route: HTTPRouteHandler, method: Callable[..., Awaitable[Any]],
-            public: type[msgspec.Struct] | None = None) -> HTTPRouteHandler:
+            public: type[msgspec.Struct] | None = None, *, ends_sessions: bool = False) -> HTTPRouteHandler:
     """``route`` (an unapplied ``get(...)``, ``post(...)``…) answered by the client ``method``: called with the
     caller when it takes one, the route's path values and body by name, and the request id. With ``public``, the
     route's body is that public type, passed on as the method's own body type with the client's address
-    (``deps.from_client``: the service's rate limits count by it)."""
+    (``deps.from_client``: the service's rate limits count by it). ``ends_sessions``: the method ends every
+    session of the caller's account, so its cached session version is dropped at once (the token is refused now,
+    not after the cache)."""
     service = next(client.service for client in CLIENTS if vars(client).get(method.__name__) is method)
     hints = get_type_hints(method, localns={"Caller": Caller}, include_extras=True)
     names = [name for name in inspect.signature(method).parameters if name not in ("self", "caller", "rid")]
@@ -52,7 +54,10 @@ def forward(route: HTTPRouteHandler, method: Callable[..., Awaitable[Any]],
         bound = getattr(getattr(call, service), method.__name__)
         args = [call.from_client(internal, values[name]) if public and name == "data" else values[name]
                 for name in names]
-        return await (bound(call.caller, *args, rid=call.rid) if with_caller else bound(*args, rid=call.rid))
+        reply = await (bound(call.caller, *args, rid=call.rid) if with_caller else bound(*args, rid=call.rid))
+        if ends_sessions:
+            SESSIONS.forget(call.caller.account_id)
+        return reply
 
     kinds = inspect.Parameter.POSITIONAL_OR_KEYWORD
     body: Any = JSONBody  # subscripted with types known only here, at run time

@@ -10,7 +10,6 @@ from litestar.params import JSONBody
 from kagi_gateway.deps import (
     ANY_USER,
     PUBLIC,
-    SESSIONS,
     TOTP_ENROLMENT_REQUIRED,
     Call,
 )
@@ -20,10 +19,8 @@ from kagi_gateway.tokens import PASSWORD_CHANGE_SCOPE, TOTP_ENROLMENT_SCOPE, iss
 from kagi_shared.contracts import lifecycle
 from kagi_shared.contracts.lifecycle import (
     LifecycleClient,
-    LogoutIn,
     RefreshIn,
     SessionOpened,
-    TotpConfirmIn,
 )
 from kagi_shared.contracts.permissions import PermissionsClient
 from kagi_shared.problems import Problem
@@ -53,24 +50,20 @@ class AuthController(ApiController):
         opened = await call.lifecycle.refresh_session(data, rid=call.rid)
         return _tokens(opened, call.settings)
 
-    @post("/auth/logout", opt={"roles": ANY_USER, "password_change": True, "totp_enrolment": True}, status_code=204,
-          summary="End the session: the refresh token and every access token of the account stop working")
-    async def logout(self, data: JSONBody[LogoutIn], call: NamedDependency[Call]) -> None:
-        caller = call.caller
-        await call.lifecycle.logout(caller, data, rid=call.rid)
-        SESSIONS.forget(caller.account_id)
+    logout = forward(
+        post("/auth/logout", opt={"roles": ANY_USER, "password_change": True, "totp_enrolment": True}, status_code=204,
+             summary="End the session: the refresh token and every access token of the account stop working"),
+        LifecycleClient.logout, ends_sessions=True)
 
     totp_setup = forward(
         post("/me/totp", opt={"roles": PRIVILEGED, "totp_enrolment": True}, status_code=201,
              summary="Start the TOTP second factor: a new seed for the authenticator app (operators, company admins)"),
         LifecycleClient.totp_setup)
 
-    @post("/me/totp/confirm", opt={"roles": PRIVILEGED, "totp_enrolment": True, "rate": "guess"}, status_code=204,
-          summary="Confirm the seed with the app's first code; the sessions end and the next login asks for a code")
-    async def totp_confirm(self, data: JSONBody[TotpConfirmIn], call: NamedDependency[Call]) -> None:
-        caller = call.caller
-        await call.lifecycle.totp_confirm(caller, data, rid=call.rid)
-        SESSIONS.forget(caller.account_id)
+    totp_confirm = forward(
+        post("/me/totp/confirm", opt={"roles": PRIVILEGED, "totp_enrolment": True, "rate": "guess"}, status_code=204,
+             summary="Confirm the seed with the app's first code; the sessions end and the next login asks for a code"),
+        LifecycleClient.totp_confirm, ends_sessions=True)
 
     my_permissions = forward(
         get("/me/permissions", opt={"roles": ANY_USER},

@@ -115,6 +115,13 @@ async def submit(handler: HTTPRouteHandler, request: Request[Any, Any, Any], ser
         raise FormRefused(form_page(again, request, refused.refusal, values, **context)) from None
 
 
+async def submit_for_message(handler: HTTPRouteHandler, request: Request[Any, Any, Any], services: Services,
+                             dto: type[Any], *, again: str, title: str) -> Template:
+    """``submit``, answered by the message page with the API's own message (``message``) under ``title``."""
+    done = await submit(handler, request, services, dto, again=again)
+    return message_page(request, title, done.message)
+
+
 class FormRefused(Exception):
     """A posted form the API refused: the pages router answers with ``page`` (the form again, with reasons)."""
 
