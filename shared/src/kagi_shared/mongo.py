@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -115,6 +116,11 @@ class Store:
         self.client = client
         self.db: AsyncDatabase[Doc] = client[db_name]
 
+    @classmethod
+    def of(cls, settings: Settings, service: str) -> Store:
+        """``service``'s own database, on a client of its own."""
+        return cls(make_client(settings), database_name(settings, service))
+
     async def transaction(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
         """Run ``fn`` and commit its writes with its outbox rows; retried on transient errors."""
 
@@ -145,6 +151,17 @@ class Store:
 
     async def ping(self) -> None:
         await self.client.admin.command("ping")
+
+
+@dataclass
+class ServiceRoot:
+    """What a service's ``bootstrap.py`` builds (its subclass adds the repositories and use cases): the store
+    comes first, and closing the service closes the store's client."""
+
+    store: Store
+
+    async def close(self) -> None:
+        await self.store.client.close()
 
 
 class CollectionRepository:

@@ -83,6 +83,13 @@ def require_role(caller: Caller, *roles: str) -> None:
         raise Problem(403, "auth.forbidden", "この操作を行う権限がありません。")
 
 
+def caller_as(request: Request[Any, Any, Any], *roles: str) -> Caller:
+    """The caller of ``request``, who must hold one of ``roles`` (401 without a caller, 403 without the role)."""
+    caller = caller_of(request)
+    require_role(caller, *roles)
+    return caller
+
+
 def correlation_of(request: Request[Any, Any, Any]) -> str | None:
     """The id every event and mail of this call carries: the request id the gateway gave it."""
     return request.headers.get("x-request-id")
@@ -240,6 +247,10 @@ class RunningService(Generic[ServiceT]):
         """The app's ``/ready`` check: the service's database answers."""
         await self().store.ping()
 
+    def api(self, name: str, route_handlers: Sequence[Any]) -> ServiceApi:
+        """The internal API serving this service: ``route_handlers``, this lifespan and this ``/ready`` check."""
+        return ServiceApi(name, route_handlers, ready=self.ready, lifespan=[self.lifespan])
+
 
 @dataclass(frozen=True)
 class ServiceApi:
@@ -294,6 +305,30 @@ def service_app(settings: Settings, *apis: ServiceApi) -> Litestar:
         request_max_body_size=settings.http.max_body_bytes,
         on_app_init=[_name(name)],
     )
+
+
+ServiceT_contra = TypeVar("ServiceT_contra", contravariant=True)
+Given = TypeVar("Given")
+
+
+class AppFactory(Protocol[ServiceT_contra]):
+    """``create_app`` of a service's API module: the app over a given service (a test's), or one it builds."""
+
+    def __call__(self, settings: Settings, service: ServiceT_contra | None = None, /) -> Litestar: ...
+
+
+def api_entrypoints(name: str, service_api: Callable[[Settings, Given | None], ServiceApi]
+                    ) -> tuple[AppFactory[Given], Callable[[], None]]:
+    """``create_app`` and ``main`` of the service ``name``'s API module, from its ``service_api``: the app
+    serving that API alone, and the process (``python -m kagi_<service>.entrypoints.api``) that runs it."""
+
+    def create_app(settings: Settings, service: Given | None = None) -> Litestar:
+        return service_app(settings, service_api(settings, service))
+
+    def main() -> None:
+        run_service_api(name, create_app)
+
+    return create_app, main
 
 
 def _name(name: str) -> Callable[[AppConfig], AppConfig]:

@@ -1,7 +1,8 @@
 """A service's worker process: faust agents over the inbox consumer, plus the outbox relay.
 
 ``WorkerRuntime`` owns the clients of one worker. A service's ``bootstrap.py`` declares what its worker
-does (consumers by topic, scheduled ``Job``s); its ``worker.py`` entry point registers them and calls ``run()``.
+does (a ``WorkerPlan``: consumers by topic, scheduled ``Job``s, tasks); its ``worker.py`` entry point hands that
+declaration to ``run_worker``, which registers it and runs the worker.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from aiokafka import AIOKafkaProducer
 
 from kagi_shared.faust_app import make_faust_app
 from kagi_shared.inbox import InboxConsumer, Message, Outcome
-from kagi_shared.jobs import Crontab, Job, Run, run_every
+from kagi_shared.jobs import BATCH_WITHIN_S, Crontab, Job, PlanWorker, Run, run_every
 from kagi_shared.kafka import ensure_topics, make_producer
 from kagi_shared.logging import configure_logging, get_logger
 from kagi_shared.metrics import EVENTS_CONSUMED, METRICS_OFFSET, OUTBOX_PUBLISHED, prime
-from kagi_shared.mongo import Store, database_name, make_client
+from kagi_shared.mongo import Store
 from kagi_shared.outbox import OutboxRelay
-from kagi_shared.settings import Settings, require_secrets
+from kagi_shared.settings import Settings, get_settings, require_secrets
 from kagi_shared.tracing import configure_tracing
 from kagi_shared.worker_probes import WorkerProbes, serve_probes
 
@@ -121,7 +122,7 @@ class WorkerRuntime:
         self.service = service
         self.settings = settings
         self.app = make_faust_app(service, settings)
-        self.store = Store(make_client(settings), database_name(settings, service))
+        self.store = Store.of(settings, service)
         self._producer: AIOKafkaProducer | None = None
         self._producer_lock = asyncio.Lock()
 
@@ -138,7 +139,7 @@ class WorkerRuntime:
         producer = await self.producer()
         await producer.send_and_wait(topic, value, key=key, headers=headers)
 
-    def consume(self, topic: str, consumer: InboxConsumer, *, batch: int = 1, within: float = 0.2) -> None:
+    def consume(self, topic: str, consumer: InboxConsumer, *, batch: int = 1, within: float = BATCH_WITHIN_S) -> None:
         """Feed every message of ``topic`` to ``consumer``; faust commits offsets as they are handled.
 
         With ``batch`` > 1 the messages go to ``process_many`` up to ``batch`` at a time, after at most
@@ -226,3 +227,19 @@ class WorkerRuntime:
         loop.run_until_complete(ensure_topics(self.settings))
         sys.argv = [sys.argv[0], "worker", "--without-web", "--loglevel", "warn"]
         self.app.main()
+
+
+def run_worker(service: str, plan: PlanWorker) -> None:
+    """The worker process of ``service`` (``python -m kagi_<service>.entrypoints.worker``): settings read once,
+    the plan its ``bootstrap.py`` declares registered, the outbox relayed; returns when the worker stops."""
+    settings = get_settings()
+    runtime = WorkerRuntime(service, settings)
+    declared = plan(settings, runtime.store, runtime.dead_letter)
+    for topic, consumer in declared.consumers.items():
+        runtime.consume(topic, consumer, batch=declared.batches.get(topic, 1), within=declared.batch_within_s)
+    for job in declared.jobs:
+        runtime.schedule(job)
+    for task in declared.tasks:
+        runtime.task(task)
+    runtime.relay_outbox()
+    runtime.run()

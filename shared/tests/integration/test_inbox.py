@@ -4,7 +4,7 @@ one message at a time (``process``) and in batches (``process_many``)."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer
 from pymongo.errors import AutoReconnect
@@ -72,11 +72,17 @@ async def dead_letters(settings: Settings) -> tuple[list[Any], Any]:
     return [producer], sink
 
 
-async def test_duplicated_message_is_handled_once(settings: Settings, store_factory: Any) -> None:
-    store: Store = await store_factory("inbox")
-    topic = f"test.inbox.{uuid.uuid4().hex[:8]}"
+async def fresh_topic(settings: Settings, kind: str) -> tuple[str, list[Any], Any]:
+    """A topic of this test's own with its DLT, a producer to fill it, and the sink dead letters go to."""
+    topic = f"test.{kind}.{uuid.uuid4().hex[:8]}"
     await ensure_topics(settings, [topic, f"{topic}.dlt"])
     producers, sink = await dead_letters(settings)
+    return topic, producers, sink
+
+
+async def test_duplicated_message_is_handled_once(settings: Settings, store_factory: Any) -> None:
+    store: Store = await store_factory("inbox")
+    topic, producers, sink = await fresh_topic(settings, "inbox")
     events = [failed_event(n) for n in range(5)]
     for envelope in [*events, events[1], events[3], events[1]]:  # redelivered, as at-least-once allows
         await producers[0].send_and_wait(topic, encode(envelope), key=envelope.subject.encode())
@@ -92,20 +98,38 @@ async def test_duplicated_message_is_handled_once(settings: Settings, store_fact
     assert sorted(d["event_id"] for d in handled) == sorted(e.id for e in events)  # transient failures rolled back
 
 
-async def test_poison_message_goes_to_dlt_and_later_messages_flow(settings: Settings, store_factory: Any) -> None:
-    store: Store = await store_factory("inbox")
-    topic = f"test.poison.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(settings, [topic, f"{topic}.dlt"])
-    producers, sink = await dead_letters(settings)
+class Poisoned(NamedTuple):
+    """A topic holding, on one partition and in this order: a good event, bytes that are no JSON, an event of a
+    type nobody registered, an event the handler always fails on (``acct-666``), a good event."""
+
+    topic: str
+    producers: list[Any]
+    sink: Any
+    good_before: Envelope
+    always_failing: Envelope
+    good_after: Envelope
+    forged: bytes
+    sent: int
+
+
+async def poisoned_topic(settings: Settings, kind: str) -> Poisoned:
+    topic, producers, sink = await fresh_topic(settings, kind)
     good_before, always_failing, good_after = failed_event(1), failed_event(666), failed_event(2)
     forged = encode(failed_event(3)).replace(b"kagi.invite.step_up_failed", b"kagi.invite.unheard_of")
     sequence = [encode(good_before), b"{not json", forged, encode(always_failing), encode(good_after)]
     for value in sequence:  # one key: everything on one partition, in this order
         await producers[0].send_and_wait(topic, value, key=b"same-key")
+    return Poisoned(topic, producers, sink, good_before, always_failing, good_after, forged, len(sequence))
+
+
+async def test_poison_message_goes_to_dlt_and_later_messages_flow(settings: Settings, store_factory: Any) -> None:
+    store: Store = await store_factory("inbox")
+    topic, producers, sink, good_before, always_failing, good_after, forged, sent = await poisoned_topic(
+        settings, "poison")
     consumer = InboxConsumer("test", store, {ev.StepUpFailed: Recorder(always_fail_for="acct-666")}, sink,
                              settings_with_fast_retries(settings))
 
-    outcomes = await consume_all(settings, topic, consumer, expected=len(sequence))
+    outcomes = await consume_all(settings, topic, consumer, expected=sent)
     await producers[0].stop()
 
     assert outcomes == ["handled", "dead", "dead", "dead", "handled"]
@@ -145,9 +169,7 @@ async def read_batch(settings: Settings, topic: str, expected: int) -> list[Mess
 
 async def test_batch_applies_each_event_once(settings: Settings, store_factory: Any) -> None:
     store: Store = await store_factory("inbox")
-    topic = f"test.batch.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(settings, [topic, f"{topic}.dlt"])
-    producers, sink = await dead_letters(settings)
+    topic, producers, sink = await fresh_topic(settings, "batch")
     events = [failed_event(n) for n in range(5)]
     for envelope in [*events[:3], events[2], *events[3:]]:  # the third redelivered within the batch
         await producers[0].send_and_wait(topic, encode(envelope), key=b"one-key")  # one partition, this order
@@ -172,19 +194,13 @@ async def test_batch_applies_each_event_once(settings: Settings, store_factory: 
 
 async def test_poison_event_in_a_batch_is_dead_lettered_alone(settings: Settings, store_factory: Any) -> None:
     store: Store = await store_factory("inbox")
-    topic = f"test.batch_poison.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(settings, [topic, f"{topic}.dlt"])
-    producers, sink = await dead_letters(settings)
-    good_before, always_failing, good_after = failed_event(1), failed_event(666), failed_event(2)
-    forged = encode(failed_event(3)).replace(b"kagi.invite.step_up_failed", b"kagi.invite.unheard_of")
-    sequence = [encode(good_before), b"{not json", forged, encode(always_failing), encode(good_after)]
-    for value in sequence:
-        await producers[0].send_and_wait(topic, value, key=b"same-key")
+    topic, producers, sink, good_before, always_failing, good_after, forged, sent = await poisoned_topic(
+        settings, "batch_poison")
     consumer = InboxConsumer("test", store, {ev.StepUpFailed: Recorder(always_fail_for="acct-666")}, sink,
                              settings_with_fast_retries(settings),
                              batch_handlers={ev.StepUpFailed: BatchRecorder(always_fail_for="acct-666")})
 
-    outcomes = await consumer.process_many(await read_batch(settings, topic, expected=len(sequence)))
+    outcomes = await consumer.process_many(await read_batch(settings, topic, expected=sent))
     await producers[0].stop()
 
     assert outcomes == ["handled", "dead", "dead", "dead", "handled"]
@@ -219,9 +235,7 @@ class DatabaseAway:
 async def test_a_database_outage_is_waited_out_not_dead_lettered(settings: Settings, store_factory: Any) -> None:
     """More dropped connections than the event's attempts: the event is good, so it waits and is handled once."""
     store: Store = await store_factory("inbox")
-    topic = f"test.outage.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(settings, [topic, f"{topic}.dlt"])
-    producers, sink = await dead_letters(settings)
+    topic, producers, sink = await fresh_topic(settings, "outage")
     fast = settings_with_fast_retries(settings)
     envelope = failed_event(7)
     await producers[0].send_and_wait(topic, encode(envelope), key=envelope.subject.encode())

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
+from stepped_clock import SteppedClock
+
 from kagi_shared.kafka import FetchWait
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_wait_stays_short_while_records_flow() -> None:
-    clock = Clock()
+    clock = SteppedClock(100.0)
     wait = FetchWait(25, 1000, 2.0, clock)
     for _ in range(50):
         clock.now += 0.5
@@ -22,14 +16,14 @@ def test_wait_stays_short_while_records_flow() -> None:
 
 
 def test_empty_fetches_keep_the_short_wait_until_the_partitions_have_been_quiet() -> None:
-    clock = Clock()
+    clock = SteppedClock(100.0)
     wait = FetchWait(25, 1000, 2.0, clock)
     clock.now += 1.9
     assert wait.after_fetch(False) == 25
 
 
 def test_a_quiet_consumer_doubles_its_wait_up_to_the_idle_wait_and_a_record_resets_it() -> None:
-    clock = Clock()
+    clock = SteppedClock(100.0)
     wait = FetchWait(25, 1000, 2.0, clock)
     clock.now += 2.0
     seen = [wait.after_fetch(False) for _ in range(8)]
@@ -40,5 +34,5 @@ def test_a_quiet_consumer_doubles_its_wait_up_to_the_idle_wait_and_a_record_rese
 
 
 def test_an_idle_wait_below_the_busy_wait_is_raised_to_it() -> None:
-    wait = FetchWait(500, 100, 0.0, Clock())
+    wait = FetchWait(500, 100, 0.0, SteppedClock(100.0))
     assert wait.after_fetch(False) == 500

@@ -8,8 +8,19 @@ import msgspec
 from litestar import Request, get
 from litestar.testing import AsyncTestClient
 
-from kagi_shared.service_api import INTERNAL_TOKEN_HEADER, ServiceApi, correlation_of, service_app
+from kagi_shared.service_api import (
+    INTERNAL_TOKEN_HEADER,
+    Caller,
+    ServiceApi,
+    api_entrypoints,
+    caller_as,
+    caller_headers,
+    correlation_of,
+    service_app,
+)
 from kagi_shared.settings import Settings, load_settings
+
+TOKEN = "s3cret-internal-token"  # noqa: S105 - a test's credential
 
 
 def settings_with(token: str) -> Settings:
@@ -94,3 +105,39 @@ async def test_mounted_side_by_side_each_service_checks_the_credential_callers_h
         ok = await http.get("/lifecycle/internal/x", headers={INTERNAL_TOKEN_HEADER: "lifecycle-only"})
         assert ok.status_code == 200 and ok.json()["service"] == "lifecycle"
         assert await status("/audit/internal/x", "audit-only") == 200
+
+
+async def test_caller_as_names_the_caller_only_when_it_holds_one_of_the_roles() -> None:
+    @get("/internal/mine", sync_to_thread=False)
+    def mine(request: Request[Any, Any, Any]) -> dict[str, str]:
+        return {"account": caller_as(request, "owner", "viewer").account_id}
+
+    async def ready() -> None:
+        return None
+
+    app = service_app(settings_with(TOKEN), ServiceApi("one", [mine], ready=ready))
+    async with AsyncTestClient(app=app) as http:
+        anonymous = await http.get("/internal/mine", headers={INTERNAL_TOKEN_HEADER: TOKEN})
+        assert anonymous.status_code == 401 and anonymous.json()["code"] == "auth.required"
+        for roles, status in ((("operator",), 403), (("viewer",), 200), (("owner", "operator"), 200)):
+            headers = caller_headers(Caller(account_id="acc-1", login_id="L1", roles=roles))
+            answer = await http.get("/internal/mine", headers={INTERNAL_TOKEN_HEADER: TOKEN, **headers})
+            assert answer.status_code == status
+            if status == 200:
+                assert answer.json() == {"account": "acc-1"}
+            else:
+                assert answer.json()["code"] == "auth.forbidden"
+
+
+async def test_api_entrypoints_serve_the_given_service_alone_at_the_root() -> None:
+    built: list[str | None] = []
+
+    def one_api(settings: Settings, given: str | None = None) -> ServiceApi:
+        built.append(given)
+        return api("one", "/internal/one", [])
+
+    create_app, _ = api_entrypoints("one", one_api)
+    async with AsyncTestClient(app=create_app(settings_with(TOKEN), "the test's service")) as http:
+        ok = await http.get("/internal/one", headers={INTERNAL_TOKEN_HEADER: TOKEN})
+        assert ok.status_code == 200 and ok.json()["service"] == "one"
+    assert built == ["the test's service"]

@@ -5,20 +5,13 @@ from __future__ import annotations
 import socket
 
 import httpx
+from stepped_clock import SteppedClock
 
 from kagi_shared.worker_probes import WorkerProbes, serve_probes
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_silent_loop_is_not_alive_and_not_ready() -> None:
-    clock = Clock()
+    clock = SteppedClock(1000.0)
     probes = WorkerProbes(60, clock)
     assert probes.alive() and not probes.ready()  # alive from the start, ready only after joining
     probes.joined()
@@ -30,7 +23,7 @@ def test_a_silent_loop_is_not_alive_and_not_ready() -> None:
 
 
 def test_probe_server_answers_over_http_even_for_a_stuck_loop() -> None:
-    clock = Clock()
+    clock = SteppedClock(1000.0)
     probes = WorkerProbes(30, clock)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

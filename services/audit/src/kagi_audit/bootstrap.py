@@ -10,7 +10,8 @@ from kagi_audit.service.ledger import AuditService
 from kagi_shared.clock import Clock, utc_now
 from kagi_shared.events.audit import AuditRecorded
 from kagi_shared.inbox import DeadLetterSink, InboxConsumer
-from kagi_shared.mongo import Store, database_name, make_client
+from kagi_shared.jobs import WorkerPlan
+from kagi_shared.mongo import ServiceRoot, Store
 from kagi_shared.settings import Settings
 from kagi_shared.topics import AUDIT_EVENTS
 
@@ -18,20 +19,16 @@ NAME = "audit"
 
 
 @dataclass
-class Audit:
-    store: Store
+class Audit(ServiceRoot):
     ledger: Ledger
     service: AuditService
 
     async def start(self) -> None:
         await self.store.ensure_indexes(self.ledger)
 
-    async def close(self) -> None:
-        await self.store.client.close()
-
 
 def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = utc_now) -> Audit:
-    store = store or Store(make_client(settings), database_name(settings, NAME))
+    store = store or Store.of(settings, NAME)
     ledger = Ledger(store)
     key = settings.security.audit_key.encode()
     return Audit(store, ledger, AuditService(ledger, key, CheckpointReader(settings).history, clock=clock))
@@ -41,3 +38,9 @@ def consumers(audit: Audit, dead_letter: DeadLetterSink, settings: Settings) -> 
     """Every audit event, appended to the chain once."""
     return {AUDIT_EVENTS.name: InboxConsumer("audit", audit.store, {AuditRecorded: audit.service.on_recorded},
                                              dead_letter, settings)}
+
+
+def worker(settings: Settings, store: Store, dead_letter: DeadLetterSink) -> WorkerPlan:
+    """The worker: the chain's consumer, the indexes at start; its outbox carries the signed checkpoints."""
+    audit = bootstrap(settings, store)
+    return WorkerPlan(consumers(audit, dead_letter, settings), tasks=[audit.start])

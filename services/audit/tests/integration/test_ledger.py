@@ -120,3 +120,44 @@ async def test_a_tail_cut_off_and_written_again_is_found_against_every_checkpoin
     assert await store.db["ledger"].count_documents({}) == 5
     rewritten = await audit.service.verify()
     assert not rewritten.ok and rewritten.broken_at == 4, rewritten
+
+
+async def test_chaining_an_entry_reads_the_head_not_the_whole_ledger(settings: Settings, store_factory: Any) -> None:
+    """Each event needs the newest entry: point reads of the head pointer, never a sorted read of the ledger
+    (that grows with it: on the embedded database it left the consumer a minute behind a drill)."""
+    import uuid
+
+    from pymongo import AsyncMongoClient, monitoring
+
+    sorted_reads: list[dict[str, Any]] = []
+
+    class Listener(monitoring.CommandListener):
+        def started(self, event: monitoring.CommandStartedEvent) -> None:
+            if event.command_name == "find" and event.command.get("find") == "ledger" and event.command.get("sort"):
+                sorted_reads.append(dict(event.command))
+
+        def succeeded(self, event: monitoring.CommandSucceededEvent) -> None: ...
+
+        def failed(self, event: monitoring.CommandFailedEvent) -> None: ...
+
+    client: AsyncMongoClient[Any] = AsyncMongoClient(settings.mongo_uri, event_listeners=[Listener()])
+    store = Store(client, f"test_audit_{uuid.uuid4().hex[:8]}")
+    try:
+        audit = bootstrap(settings, store)
+        audit.service.checkpoints = lambda: checkpoints_in_outbox(store)
+        await audit.start()
+
+        async def dead(*_: Any) -> None:
+            raise AssertionError("nothing should be dead-lettered")
+
+        consumer = InboxConsumer("audit", store, {AuditRecorded: audit.service.on_recorded}, dead, settings)
+        assert await consumer.process("audit.events", b"op-1", recorded(1)) == "handled"
+        sorted_reads.clear()  # the first entry finds no head yet
+        for i in range(2, 8):
+            assert await consumer.process("audit.events", b"op-1", recorded(i)) == "handled"
+        assert sorted_reads == []
+        assert await store.db["ledger_head"].find_one({"_id": "head"}) == {"_id": "head", "seq": 7}
+        assert (await audit.service.verify()).ok
+    finally:
+        await client.drop_database(store.db.name)
+        await client.close()

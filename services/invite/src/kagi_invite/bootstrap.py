@@ -25,7 +25,8 @@ from kagi_shared.events import invite as iev
 from kagi_shared.events import lifecycle as lev
 from kagi_shared.events.envelope import Envelope
 from kagi_shared.inbox import DeadLetterSink, InboxConsumer
-from kagi_shared.mongo import Store, Tx, database_name, make_client
+from kagi_shared.jobs import WorkerPlan
+from kagi_shared.mongo import ServiceRoot, Store, Tx
 from kagi_shared.settings import Settings
 from kagi_shared.topics import CONTRACTS_UPSERTED, LIFECYCLE_EVENTS
 
@@ -33,8 +34,7 @@ NAME = "invite"
 
 
 @dataclass
-class Invite:
-    store: Store
+class Invite(ServiceRoot):
     step_ups: StepUpRepository
     step_up: StepUpService
     invitations_repo: InvitationRepository
@@ -52,7 +52,7 @@ class Invite:
     async def close(self) -> None:
         if isinstance(self.accounts, LifecycleAccounts):
             await self.accounts.close()
-        await self.store.client.close()
+        await super().close()
 
 
 def step_up_policy(settings: Settings) -> StepUpPolicy:
@@ -78,7 +78,7 @@ def bootstrap(settings: Settings, store: Store | None = None, accounts: Accounts
               clock: Clock = utc_now) -> Invite:
     """``accounts``: lifecycle's accounts; by default its internal API at ``KAGI_PORTS_LIFECYCLE`` /
     ``KAGI_LIFECYCLE_URL`` (redemption and the user list call it)."""
-    store = store or Store(make_client(settings), database_name(settings, NAME))
+    store = store or Store.of(settings, NAME)
     repo = StepUpRepository(store)
     invitations_repo = InvitationRepository(store)
     invitations = InvitationService(store, invitations_repo, repo, settings, invitation_policy(settings),
@@ -123,3 +123,9 @@ def consumers(invite: Invite, dead_letter: DeadLetterSink, settings: Settings) -
     """The worker's consumers by topic: contract data from outside, lifecycle's purges."""
     return {CONTRACTS_UPSERTED.name: contracts(invite, dead_letter, settings),
             LIFECYCLE_EVENTS.name: purges(invite, dead_letter, settings)}
+
+
+def worker(settings: Settings, store: Store, dead_letter: DeadLetterSink) -> WorkerPlan:
+    """The worker: contract data from ``contracts.upserted`` and lifecycle's purges; the indexes at start."""
+    invite = bootstrap(settings, store)
+    return WorkerPlan(consumers(invite, dead_letter, settings), tasks=[invite.start])

@@ -3,38 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
-import pytest
+from invite_helpers import NoDeadLetters, open_step_up, refusal, started
 
 from kagi_cli.invite import sample_water_contracts
-from kagi_invite.bootstrap import Invite, bootstrap, contracts
+from kagi_invite.bootstrap import Invite, contracts
 from kagi_invite.domain.claims import Proof
 from kagi_shared.events import invite as ev
 from kagi_shared.events import new_envelope
 from kagi_shared.events.envelope import encode
-from kagi_shared.mongo import OUTBOX, Tx
-from kagi_shared.problems import Problem
+from kagi_shared.mongo import OUTBOX
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
 from tests.support import opened_request
 
 ACCOUNT = Caller(account_id="water-1", login_id="w@example.jp", email="w@example.jp", roles=("owner",),
                session_id="s-1")
-
-
-class NoDeadLetters:
-    async def __call__(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        raise AssertionError(f"unexpected dead letter on {topic}")
-
-
-async def started(settings: Settings, store_factory: Any, **changes: Any) -> Invite:
-    settings = msgspec.structs.replace(settings, invite=msgspec.structs.replace(settings.invite, **changes))
-    invite = bootstrap(settings, await store_factory("invite"))
-    await invite.start()
-    return invite
 
 
 async def arrive(invite: Invite, settings: Settings, events: list[ev.WaterContractUpserted]) -> None:
@@ -56,23 +42,9 @@ async def sms_code(invite: Invite) -> str:
     return str(opened_request(data)["variables"]["code"])
 
 
-async def open_step_up(invite: Invite, caller: Caller) -> None:
-    async def work(tx: Tx) -> None:
-        await invite.step_ups.open_window(tx, caller.account_id, caller.session_id or "",
-                                          datetime.now(UTC) + timedelta(minutes=15))
-
-    await invite.store.transaction(work)
-
-
 async def sms_verified(invite: Invite, caller: Caller = ACCOUNT) -> None:
     await invite.claims.issue_sms(caller, "090-1234-5678")
     await invite.claims.verify_sms(caller, await sms_code(invite))
-
-
-async def refusal(awaitable: Any) -> Problem:
-    with pytest.raises(Problem) as refused:
-        await awaitable
-    return refused.value
 
 
 async def test_link_by_proof_and_refuse_without_saying_why(settings: Settings, store_factory: Any) -> None:

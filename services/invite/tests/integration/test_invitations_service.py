@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import msgspec
-import pytest
+from invite_helpers import link_token, open_step_up, outbox, refusal, started
 
-from kagi_invite.bootstrap import Invite, bootstrap
+from kagi_invite.bootstrap import Invite
 from kagi_invite.domain.invitations import shown_status
-from kagi_shared.mongo import OUTBOX, Store, Tx
+from kagi_invite.service.invitations import IssuedKey
+from kagi_shared.mongo import OUTBOX
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
-from tests.support import opened_request
 
 OWNER = Caller(account_id="owner-1", login_id="owner@example.jp", email="owner@example.jp", roles=("owner",),
                session_id="s-1")
@@ -24,41 +22,15 @@ OTHER = Caller(account_id="owner-2", login_id="other@example.jp", email="other@e
                session_id="s-1")
 
 
-def with_invite(settings: Settings, **changes: Any) -> Settings:
-    return msgspec.structs.replace(settings, invite=msgspec.structs.replace(settings.invite, **changes))
-
-
-async def started(settings: Settings, store_factory: Any, **changes: Any) -> Invite:
-    invite = bootstrap(with_invite(settings, **changes), await store_factory("invite"))
-    await invite.start()
-    return invite
-
-
 async def step_up(invite: Invite, caller: Caller = OWNER, minutes: int = 15) -> None:
-    async def work(tx: Tx) -> None:
-        await invite.step_ups.open_window(tx, caller.account_id, caller.session_id or "",
-                                          datetime.now(UTC) + timedelta(minutes=minutes))
-
-    await invite.store.transaction(work)
+    await open_step_up(invite, caller, minutes)
 
 
-async def outbox(store: Store, topic: str) -> list[dict[str, Any]]:
-    rows = await store.db[OUTBOX].find({"topic": topic}).sort("seq", 1).to_list()
-    return [msgspec.json.decode(bytes(r["value"])) for r in rows]
-
-
-async def link_token(invite: Invite, email: str) -> str:
-    await invite.invitations.request_link(email, "10.0.0.1")
-    mails = [e for e in await outbox(invite.store, "notify.requests") if e["data"]["recipient"] == email]
-    match = re.search(r"token=([0-9a-f]+)", opened_request(mails[-1]["data"])["variables"]["url"])
-    assert match
-    return match.group(1)
-
-
-async def refusal(awaitable: Any) -> Problem:
-    with pytest.raises(Problem) as refused:
-        await awaitable
-    return refused.value
+async def key_and_token(invite: Invite, email: str) -> tuple[IssuedKey, str]:
+    """The owner's new key (after a step-up) and the token of the confirmation link mailed to ``email``."""
+    await step_up(invite)
+    issued = await invite.invitations.issue_key(OWNER)
+    return issued, await link_token(invite, email)
 
 
 async def test_keys_need_a_fresh_step_up(settings: Settings, store_factory: Any) -> None:
@@ -90,9 +62,7 @@ async def test_key_is_stored_hashed_and_never_on_a_public_topic(settings: Settin
 
 async def test_full_redemption_adds_a_co_user_and_tells_both(settings: Settings, store_factory: Any) -> None:
     invite = await started(settings, store_factory)
-    await step_up(invite)
-    issued = await invite.invitations.issue_key(OWNER)
-    token = await link_token(invite, "guest@example.jp")
+    issued, token = await key_and_token(invite, "guest@example.jp")
     typed = f"{issued.key[:4].lower()}-{issued.key[4:8]} {issued.key[8:]}"
     held = await invite.invitations.reserve(token, typed, "10.0.0.1")
     assert held.email == "guest@example.jp" and held.owner_id == OWNER.account_id
@@ -167,9 +137,7 @@ async def test_another_owners_key_is_not_found_rather_than_forbidden(settings: S
 
 async def test_five_wrong_keys_void_the_link(settings: Settings, store_factory: Any) -> None:
     invite = await started(settings, store_factory)
-    await step_up(invite)
-    issued = await invite.invitations.issue_key(OWNER)
-    token = await link_token(invite, "guest@example.jp")
+    issued, token = await key_and_token(invite, "guest@example.jp")
     wrong = "ZZZZZZZZZZZZ" if issued.key != "ZZZZZZZZZZZZ" else "YYYYYYYYYYYY"
     remaining = []
     for _ in range(4):
@@ -186,9 +154,7 @@ async def test_five_wrong_keys_void_the_link(settings: Settings, store_factory: 
 async def test_a_key_guess_is_counted_before_it_is_judged(settings: Settings, store_factory: Any) -> None:
     """Issue 15 finding 11: wrong keys that took every guess of the link (void not yet written) leave none."""
     invite = await started(settings, store_factory)
-    await step_up(invite)
-    issued = await invite.invitations.issue_key(OWNER)
-    token = await link_token(invite, "race@example.jp")
+    issued, token = await key_and_token(invite, "race@example.jp")
     await invite.store.db["confirmation_links"].update_many(
         {"email": "race@example.jp"}, {"$set": {"wrong_keys": settings.invite.link_max_wrong_keys}})
     assert (await refusal(invite.invitations.reserve(token, issued.key, None))).code == "invitation.link_voided"
@@ -196,9 +162,7 @@ async def test_a_key_guess_is_counted_before_it_is_judged(settings: Settings, st
 
 async def test_five_failed_logins_on_redemption_void_the_key(settings: Settings, store_factory: Any) -> None:
     invite = await started(settings, store_factory)
-    await step_up(invite)
-    issued = await invite.invitations.issue_key(OWNER)
-    token = await link_token(invite, "guest@example.jp")
+    issued, token = await key_and_token(invite, "guest@example.jp")
     codes = []
     for _ in range(5):
         held = await invite.invitations.reserve(token, issued.key, None)
@@ -213,9 +177,7 @@ async def test_five_failed_logins_on_redemption_void_the_key(settings: Settings,
 async def test_an_abandoned_reservation_frees_the_key_and_a_late_completion_fails(settings: Settings,
                                                                                 store_factory: Any) -> None:
     invite = await started(settings, store_factory, reservation_ttl_s=1)
-    await step_up(invite)
-    issued = await invite.invitations.issue_key(OWNER)
-    token = await link_token(invite, "guest@example.jp")
+    issued, token = await key_and_token(invite, "guest@example.jp")
     first = await invite.invitations.reserve(token, issued.key, None)
     busy = await refusal(invite.invitations.reserve(token, issued.key, None))
     assert busy.code == "invitation.link_used" or busy.code == "invitation.redeem_in_progress"
@@ -230,9 +192,7 @@ async def test_an_abandoned_reservation_frees_the_key_and_a_late_completion_fail
 async def test_retries_while_an_interrupted_redemption_holds_the_link_spend_no_attempts(
         settings: Settings, store_factory: Any) -> None:
     invite = await started(settings, store_factory, reservation_ttl_s=2, redeem_per_email=3)
-    await step_up(invite)
-    issued = await invite.invitations.issue_key(OWNER)
-    token = await link_token(invite, "cutoff@example.jp")
+    issued, token = await key_and_token(invite, "cutoff@example.jp")
     await invite.invitations.reserve(token, issued.key, None)  # the gateway died before completing
     for _ in range(6):  # twice the per-address limit, as a client retrying every few hundred ms would
         busy = await refusal(invite.invitations.reserve(token, issued.key, None))
@@ -246,9 +206,7 @@ async def test_retries_while_an_interrupted_redemption_holds_the_link_spend_no_a
 async def test_redemptions_that_a_missing_service_undid_spend_no_attempts(settings: Settings,
                                                                          store_factory: Any) -> None:
     invite = await started(settings, store_factory, redeem_per_email=2)
-    await step_up(invite)
-    issued = await invite.invitations.issue_key(OWNER)
-    token = await link_token(invite, "outage@example.jp")
+    issued, token = await key_and_token(invite, "outage@example.jp")
     for _ in range(5):  # the right key each time; lifecycle was away, so the gateway gave the key back
         held = await invite.invitations.reserve(token, issued.key, None)
         await invite.invitations.release(held.reservation_id, failed_login=False)
@@ -263,9 +221,7 @@ async def test_redemptions_that_a_missing_service_undid_spend_no_attempts(settin
 
 async def test_a_released_reservation_leaves_the_key_pending(settings: Settings, store_factory: Any) -> None:
     invite = await started(settings, store_factory)
-    await step_up(invite)
-    issued = await invite.invitations.issue_key(OWNER)
-    token = await link_token(invite, "guest@example.jp")
+    issued, token = await key_and_token(invite, "guest@example.jp")
     held = await invite.invitations.reserve(token, issued.key, None)
     await invite.invitations.release(held.reservation_id, failed_login=False)  # account creation failed
     [key] = await invite.invitations.list_keys(OWNER)
@@ -276,9 +232,7 @@ async def test_a_released_reservation_leaves_the_key_pending(settings: Settings,
 async def test_owner_cannot_redeem_their_own_key_nor_a_member_twice(settings: Settings,
                                                                     store_factory: Any) -> None:
     invite = await started(settings, store_factory)
-    await step_up(invite)
-    issued = await invite.invitations.issue_key(OWNER)
-    token = await link_token(invite, "owner@example.jp")
+    issued, token = await key_and_token(invite, "owner@example.jp")
     held = await invite.invitations.reserve(token, issued.key, None)
     own = await refusal(invite.invitations.complete(held.reservation_id, OWNER.account_id, OWNER.login_id, "", False))
     assert own.code == "invitation.own_key"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
-import pytest
+from invite_helpers import NoDeadLetters, open_step_up, refusal, started
 
 from kagi_cli.invite import publish_contracts, sample_contracts
 from kagi_invite.bootstrap import Invite, bootstrap, contracts, purges
@@ -17,8 +17,7 @@ from kagi_shared.events import lifecycle as lev
 from kagi_shared.events import new_envelope
 from kagi_shared.events.envelope import encode
 from kagi_shared.kafka import read_topic
-from kagi_shared.mongo import OUTBOX, Tx
-from kagi_shared.problems import Problem
+from kagi_shared.mongo import OUTBOX
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
 from kagi_shared.topics import CONTRACTS_UPSERTED
@@ -31,23 +30,8 @@ VIEWER = Caller(account_id="viewer-1", login_id="viewer@example.jp", email="view
                 session_id="s-1")
 
 
-class NoDeadLetters:
-    async def __call__(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        raise AssertionError(f"unexpected dead letter on {topic}: {dict(headers)}")
-
-
-async def started(settings: Settings, store_factory: Any) -> Invite:
-    invite = bootstrap(settings, await store_factory("invite"))
-    await invite.start()
-    return invite
-
-
 async def step_up(invite: Invite, caller: Caller = OWNER) -> None:
-    async def work(tx: Tx) -> None:
-        await invite.step_ups.open_window(tx, caller.account_id, caller.session_id or "",
-                                          datetime.now(UTC) + timedelta(minutes=15))
-
-    await invite.store.transaction(work)
+    await open_step_up(invite, caller)
 
 
 async def seeded(invite: Invite, owner: str = OWNER.account_id, count: int = 12) -> list[ev.ContractUpserted]:
@@ -55,12 +39,6 @@ async def seeded(invite: Invite, owner: str = OWNER.account_id, count: int = 12)
     for event in events:
         await invite.store.transaction(lambda tx, e=event: invite.locations.ingest(tx, e))  # type: ignore[misc]
     return events
-
-
-async def refusal(awaitable: Any) -> Problem:
-    with pytest.raises(Problem) as refused:
-        await awaitable
-    return refused.value
 
 
 async def test_contracts_published_on_the_topic_are_stored_once_each(settings: Settings,

@@ -5,16 +5,14 @@ ID binds the key to its linked account or makes the invitee's account linked to 
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import msgspec
-import pytest
+from invite_helpers import link_token, open_step_up, refusal
 
 from kagi_invite.adapters.lifecycle import LifecycleAccounts
 from kagi_invite.bootstrap import Invite, bootstrap
@@ -22,11 +20,8 @@ from kagi_invite.service.redemption import Redemption
 from kagi_lifecycle.bootstrap import Lifecycle
 from kagi_lifecycle.bootstrap import bootstrap as lifecycle_bootstrap
 from kagi_lifecycle.entrypoints.api import create_app
-from kagi_shared.mongo import OUTBOX, Tx
-from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
-from tests.support import opened_request
 
 PASSWORD = "Kagi-Redeem-2026!x"  # noqa: S105 - a test value that meets the policy
 WEAK = "abc"
@@ -62,22 +57,8 @@ def _tag() -> str:
 
 
 async def issued_key(invite: Invite, owner: Caller) -> str:
-    async def work(tx: Tx) -> None:
-        await invite.step_ups.open_window(tx, owner.account_id, owner.session_id or "",
-                                          datetime.now(UTC) + timedelta(minutes=15))
-
-    await invite.store.transaction(work)
+    await open_step_up(invite, owner)
     return (await invite.invitations.issue_key(owner)).key
-
-
-async def link_token(invite: Invite, email: str) -> str:
-    await invite.invitations.request_link(email, "10.0.0.1")
-    rows = await invite.store.db[OUTBOX].find({"topic": "notify.requests"}).sort("seq", 1).to_list()
-    mails = [msgspec.json.decode(bytes(r["value"]))["data"] for r in rows]
-    sealed = [m for m in mails if m["recipient"] == email][-1]
-    found = re.search(r"token=([0-9a-f]+)", opened_request(sealed)["variables"]["url"])
-    assert found
-    return found.group(1)
 
 
 async def key_and_link(invite: Invite) -> tuple[str, str]:
@@ -85,12 +66,6 @@ async def key_and_link(invite: Invite) -> tuple[str, str]:
     (key,) = await invite.store.db["invitation_keys"].find({}).to_list()
     (link,) = await invite.store.db["confirmation_links"].find({}).to_list()
     return key["status"], link["status"]
-
-
-async def refusal(awaitable: Any) -> Problem:
-    with pytest.raises(Problem) as refused:
-        await awaitable
-    return refused.value
 
 
 async def test_a_new_account_and_the_co_user_in_one_call(settings: Settings, store_factory: Any) -> None:

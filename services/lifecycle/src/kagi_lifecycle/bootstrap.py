@@ -39,9 +39,9 @@ from kagi_shared.events import lifecycle as ev
 from kagi_shared.events import permissions as pev
 from kagi_shared.events.envelope import Envelope
 from kagi_shared.inbox import DeadLetterSink, Handler, InboxConsumer
-from kagi_shared.jobs import Crontab, Job
+from kagi_shared.jobs import Crontab, Job, WorkerPlan
 from kagi_shared.logging import get_logger
-from kagi_shared.mongo import Store, Tx, database_name, make_client
+from kagi_shared.mongo import ServiceRoot, Store, Tx
 from kagi_shared.settings import Settings
 from kagi_shared.topics import AUTH_LOGINS, INVITE_EVENTS, PERMISSIONS_EVENTS
 
@@ -51,8 +51,7 @@ log = get_logger(__name__)
 
 
 @dataclass
-class Lifecycle:
-    store: Store
+class Lifecycle(ServiceRoot):
     accounts: AccountRepository
     service: AccountService
     sweeps: SweepService
@@ -72,9 +71,6 @@ class Lifecycle:
                                         self.sessions.tokens, self.registrations.links, self.enrolments.enrolments,
                                         self.oidc.repo, self.federation.links)
         await self.sweeps.backfill()
-
-    async def close(self) -> None:
-        await self.store.client.close()
 
 
 def lockout_policy(settings: Settings) -> LockoutPolicy:
@@ -99,7 +95,7 @@ def password_policy(settings: Settings) -> PasswordPolicy:
 
 
 def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = utc_now) -> Lifecycle:
-    store = store or Store(make_client(settings), database_name(settings, NAME))
+    store = store or Store.of(settings, NAME)
     accounts = AccountRepository(store)
     limiter = RateLimiter(store)
     service = AccountService(store, accounts, Passwords(settings.security), settings, clock,
@@ -160,3 +156,9 @@ def jobs(lifecycle: Lifecycle, settings: Settings) -> list[Job]:
         log.info("lifecycle.scheduled_sweep", **result.as_json())
 
     return [Crontab(lc.sweep_cron, ZoneInfo(lc.sweep_timezone), inactivity_sweep)]
+
+
+def worker(settings: Settings, store: Store, dead_letter: DeadLetterSink) -> WorkerPlan:
+    """The worker: its consumers and the daily sweep (which makes the indexes before its first run)."""
+    lifecycle = bootstrap(settings, store)
+    return WorkerPlan(consumers(lifecycle, dead_letter, settings), jobs=jobs(lifecycle, settings))

@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from kagi_lifecycle.bootstrap import Lifecycle, bootstrap
 from kagi_shared.events import decode
 from kagi_shared.mongo import OUTBOX, Store
+from kagi_shared.problems import Problem
 from kagi_shared.settings import Settings
 from tests.support import opened_notice
 
@@ -49,3 +52,10 @@ async def mails(store: Store, recipient: str | None = None) -> list[Any]:
 
 
 PASSWORD = "Kagi-test-2026!"  # noqa: S105 - test accounts
+
+
+async def refused(awaitable: Any) -> Problem:
+    """The problem ``awaitable`` raises (the test fails if it raises none)."""
+    with pytest.raises(Problem) as caught:
+        await awaitable
+    return caught.value

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from lifecycle_helpers import PASSWORD, mails, make_lifecycle, outbox
+from lifecycle_helpers import PASSWORD, mails, make_lifecycle, outbox, refused
 
 from kagi_lifecycle.bootstrap import consumers
 from kagi_shared.events import encode, new_envelope
@@ -17,12 +17,6 @@ from kagi_shared.events import lifecycle as ev
 from kagi_shared.problems import Problem
 from kagi_shared.settings import Settings
 from kagi_shared.topics import AUTH_LOGINS
-
-
-async def refused(awaitable: Any) -> Problem:
-    with pytest.raises(Problem) as caught:
-        await awaitable
-    return caught.value
 
 
 async def test_twenty_parallel_wrong_passwords_lock_exactly_once(settings: Settings, store_factory: Any) -> None:

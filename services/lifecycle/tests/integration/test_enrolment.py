@@ -6,8 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-from lifecycle_helpers import PASSWORD, mails, make_lifecycle, outbox
+from lifecycle_helpers import PASSWORD, mails, make_lifecycle, outbox, refused
 
 from kagi_lifecycle.adapters.enrolments import ENROLMENTS
 from kagi_lifecycle.bootstrap import Lifecycle, consumers
@@ -16,17 +15,11 @@ from kagi_shared.events import encode, new_envelope
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.events import permissions as pev
 from kagi_shared.jst import JST
-from kagi_shared.problems import Problem
 from kagi_shared.settings import Settings, get_settings
 from kagi_shared.topics import PERMISSIONS_EVENTS
 
 ISSUED = datetime(2026, 1, 5, 10, 0, tzinfo=JST).astimezone(UTC)
 
-
-async def refused(awaitable: Any) -> Problem:
-    with pytest.raises(Problem) as caught:
-        await awaitable
-    return caught.value
 
 
 async def dead_letter(topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:

@@ -6,18 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-from lifecycle_helpers import PASSWORD, make_lifecycle, outbox
+from lifecycle_helpers import PASSWORD, make_lifecycle, outbox, refused
 
 from kagi_shared.events import lifecycle as ev
-from kagi_shared.problems import Problem
 from kagi_shared.settings import Settings
-
-
-async def refused(awaitable: Any) -> Problem:
-    with pytest.raises(Problem) as caught:
-        await awaitable
-    return caught.value
 
 
 async def test_an_unknown_id_gets_a_linked_viewer_account_and_a_known_one_logs_in(settings: Settings,

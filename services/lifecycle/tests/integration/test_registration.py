@@ -7,8 +7,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import msgspec
-import pytest
-from lifecycle_helpers import PASSWORD, mails, make_lifecycle, outbox
+from lifecycle_helpers import PASSWORD, mails, make_lifecycle, outbox, refused
 
 from kagi_lifecycle.bootstrap import consumers
 from kagi_shared.events import encode, new_envelope
@@ -17,12 +16,6 @@ from kagi_shared.events import lifecycle as ev
 from kagi_shared.problems import Problem
 from kagi_shared.settings import Settings
 from kagi_shared.topics import INVITE_EVENTS
-
-
-async def refused(awaitable: Any) -> Problem:
-    with pytest.raises(Problem) as caught:
-        await awaitable
-    return caught.value
 
 
 async def link_token(store: Any, to: str) -> str:

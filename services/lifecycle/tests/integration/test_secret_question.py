@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-from lifecycle_helpers import PASSWORD, mails, make_lifecycle, outbox
+from lifecycle_helpers import PASSWORD, mails, make_lifecycle, outbox, refused
 
 from kagi_lifecycle.domain import secret_question as sq
 from kagi_shared.events import lifecycle as ev
-from kagi_shared.problems import Problem
 from kagi_shared.settings import Settings
 
 NEW = "Brand-new-2026!"
@@ -20,11 +18,6 @@ async def link(lc: Any, store: Any, login_id: str) -> str:
     mail = [m for m in await mails(store, login_id) if m.template == "password_reset"][-1]
     return str(mail.variables["reset_url"]).rsplit("token=", 1)[1]
 
-
-async def refused(awaitable: Any) -> Problem:
-    with pytest.raises(Problem) as caught:
-        await awaitable
-    return caught.value
 
 
 async def test_right_answer_resets_the_password_and_ends_sessions(settings: Settings, store_factory: Any) -> None:

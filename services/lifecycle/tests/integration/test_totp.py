@@ -6,18 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pyotp
-import pytest
-from lifecycle_helpers import PASSWORD, Clock, mails, make_lifecycle
+from lifecycle_helpers import PASSWORD, Clock, mails, make_lifecycle, refused
 
 from kagi_lifecycle.bootstrap import Lifecycle
-from kagi_shared.problems import Problem
 from kagi_shared.settings import Settings
-
-
-async def refused(awaitable: Any) -> Problem:
-    with pytest.raises(Problem) as caught:
-        await awaitable
-    return caught.value
 
 
 def code_at(secret: str, clock: Clock, steps: int = 0) -> str:

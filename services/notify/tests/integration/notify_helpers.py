@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import msgspec
+from aiokafka import AIOKafkaProducer
 
 from kagi_local.processes import ProcessManager, ProcessSpec
 from kagi_notify.bootstrap import Notify, bootstrap, consumers
 from kagi_shared.events import Event, encode, new_envelope
 from kagi_shared.inbox import InboxConsumer
+from kagi_shared.kafka import ensure_topics, make_producer
 from kagi_shared.settings import Settings
 
 
@@ -39,6 +42,14 @@ class Sink:
 
     def down(self) -> None:
         self.manager.stop(self.spec.name)
+
+    def __enter__(self) -> Sink:
+        """Up for the ``with`` block, down after it, however the block ends."""
+        self.up()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.down()
 
 
 class Harness:
@@ -91,3 +102,19 @@ async def harness(settings: Settings, store: Any, smtp_port: int, tmp: Path, dea
 
 def event(data: Event, subject: str = "s") -> bytes:
     return encode(new_envelope(data, source="kagi/test", subject=subject))
+
+
+DeadLetter = Callable[[str, bytes | None, bytes, list[tuple[str, bytes]]], Awaitable[None]]
+
+
+async def broker_producer(settings: Settings) -> tuple[AIOKafkaProducer, DeadLetter]:
+    """A started producer on the test broker (the caller stops it), and a dead-letter callback that publishes
+    through it, as the worker's does."""
+    await ensure_topics(settings)
+    producer = make_producer(settings, "notify-test")
+    await producer.start()
+
+    async def dead_letter(topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        await producer.send_and_wait(topic, value, key=key, headers=headers)
+
+    return producer, dead_letter

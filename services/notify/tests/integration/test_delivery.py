@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 import msgspec
+from notify_helpers import Sink, free_port
 
 from kagi_cli.mailbox import mailbox
-from kagi_local.processes import ProcessManager, ProcessSpec
 from kagi_notify.bootstrap import bootstrap
 from kagi_shared.events import new_envelope
 from kagi_shared.events import notify as ev
@@ -26,29 +25,11 @@ def request(recipient: str, code: str = "ABCD2345EFGH") -> bytes:
         variables={"code": code, "expires_at": "2026年11月21日 12時00分まで"})), source="kagi/test", subject=recipient))
 
 
-class Sink:
-    """An SMTP sink of this test's own, so it can be stopped and started."""
-
-    def __init__(self, tmp: Path, port: int) -> None:
-        self.manager = ProcessManager(tmp / "var")
-        self.dir = tmp / "mail"
-        self.spec = ProcessSpec("smtp-test", [sys.executable, "-m", "kagi_local.smtp_sink", "--port", str(port),
-                                              "--dir", str(self.dir)], port=port)
-
-    def up(self) -> None:
-        self.manager.start(self.spec)
-        self.manager.wait_ready(self.spec)
-
-    def down(self) -> None:
-        self.manager.stop(self.spec.name)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+async def started(settings: Settings, store_factory: Any, port: int) -> tuple[Any, InboxConsumer]:
+    """Notify on a fresh database, started, mailing to ``port``; with its request consumer."""
+    notify, consumer, _ = notify_for(settings, await store_factory("notify"), port)
+    await notify.start()
+    return notify, consumer
 
 
 def notify_for(settings: Settings, store: Any, port: int) -> Any:
@@ -77,18 +58,12 @@ async def drain(notify: Any, rounds: int = 40) -> None:
 
 
 async def test_the_same_events_twice_make_one_mail_each(settings: Settings, store_factory: Any, tmp_path: Path) -> None:
-    sink = Sink(tmp_path, free_port())
-    sink.up()
-    try:
-        store = await store_factory("notify")
-        notify, consumer, _ = notify_for(settings, store, sink.spec.port or 0)
-        await notify.start()
+    with Sink(tmp_path, free_port()) as sink:
+        notify, consumer = await started(settings, store_factory, sink.port)
         recipients = [f"r{i}-{uuid.uuid4().hex[:6]}@example.jp" for i in range(5)]
         events = [request(r) for r in recipients]
         outcomes = [await consumer.process("notify.requests", None, e) for e in events + events]
         await drain(notify, 5)
-    finally:
-        sink.down()
     assert outcomes.count("handled") == 5 and outcomes.count("duplicate") == 5
     assert sorted(m.to for m in mailbox(sink.dir)) == sorted(recipients)
 
@@ -96,12 +71,8 @@ async def test_the_same_events_twice_make_one_mail_each(settings: Settings, stor
 async def test_one_recipients_mails_leave_in_the_order_they_were_asked_for(settings: Settings, store_factory: Any,
                                                                           tmp_path: Path) -> None:
     """The seed's enrolment pair (guide, then one-time password) must not arrive the wrong way round."""
-    sink = Sink(tmp_path, free_port())
-    sink.up()
-    try:
-        store = await store_factory("notify")
-        notify, consumer, _ = notify_for(settings, store, sink.spec.port or 0)
-        await notify.start()
+    with Sink(tmp_path, free_port()) as sink:
+        notify, consumer = await started(settings, store_factory, sink.port)
         person = f"pair-{uuid.uuid4().hex[:6]}@example.jp"
         others = [f"o{i}-{uuid.uuid4().hex[:6]}@example.jp" for i in range(4)]
         codes = [f"ORDER{i}ABCDEF"[:12] for i in range(6)]
@@ -110,8 +81,6 @@ async def test_one_recipients_mails_leave_in_the_order_they_were_asked_for(setti
             if index < len(others):
                 await consumer.process("notify.requests", None, request(others[index]))
         await drain(notify, 5)
-    finally:
-        sink.down()
     mine = [m for m in mailbox(sink.dir) if m.to == person]
     assert [next(c for c in codes if c in m.body) for m in mine] == codes
     assert len(mailbox(sink.dir)) == len(codes) + len(others)

@@ -8,13 +8,12 @@ from typing import Any
 
 import msgspec
 from aiokafka import AIOKafkaConsumer
-from notify_helpers import Sink, event, harness
+from notify_helpers import Sink, broker_producer, event, harness
 
 from kagi_cli.mailbox import mailbox
 from kagi_notify.bootstrap import consumers
 from kagi_shared.events import invite as iev
 from kagi_shared.events import notify as ev
-from kagi_shared.kafka import ensure_topics, make_producer
 from kagi_shared.settings import DEV_SECRETS, Settings
 from tests.support import read_from_now_on
 
@@ -38,12 +37,7 @@ def unknown_lifecycle_event() -> bytes:
 
 async def test_replayed_events_through_the_broker_mail_once_even_across_an_smtp_outage(
         settings: Settings, store_factory: Any, tmp_path: Path) -> None:
-    await ensure_topics(settings)
-    producer = make_producer(settings, "notify-test")
-    await producer.start()
-
-    async def dead_letter(topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        await producer.send_and_wait(topic, value, key=key, headers=headers)
+    producer, dead_letter = await broker_producer(settings)
 
     sink = Sink(tmp_path)  # down for now
     h = await harness(settings, await store_factory("notify"), sink.port, tmp_path, dead_letter)
@@ -129,12 +123,7 @@ def newer_request(recipient: str) -> bytes:
 
 async def test_a_newer_schema_version_goes_to_the_dlt_and_later_events_still_flow(
         settings: Settings, store_factory: Any, tmp_path: Path) -> None:
-    await ensure_topics(settings)
-    producer = make_producer(settings, "notify-test")
-    await producer.start()
-
-    async def dead_letter(topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        await producer.send_and_wait(topic, value, key=key, headers=headers)
+    producer, dead_letter = await broker_producer(settings)
 
     sink = Sink(tmp_path)
     sink.up()

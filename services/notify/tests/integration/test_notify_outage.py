@@ -17,12 +17,11 @@ from typing import Any
 import msgspec
 from aiokafka import AIOKafkaConsumer
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from notify_helpers import Harness, Sink, event, free_port, harness
+from notify_helpers import Harness, Sink, broker_producer, event, free_port, harness
 from prometheus_client import REGISTRY
 
 from kagi_cli.mailbox import mailbox
 from kagi_shared.events import notify as ev
-from kagi_shared.kafka import ensure_topics, make_producer
 from kagi_shared.settings import DEV_SECRETS, Settings
 from tests.support import read_from_now_on
 
@@ -172,12 +171,7 @@ async def test_421_service_not_available_holds_mail_without_spending_attempts(
 
 async def test_a_recipient_refused_for_now_is_dead_after_its_attempts_on_the_dlt_and_announced(
         settings: Settings, store_factory: Any, tmp_path: Path) -> None:
-    await ensure_topics(settings)
-    producer = make_producer(settings, "notify-test")
-    await producer.start()
-
-    async def dead_letter(topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        await producer.send_and_wait(topic, value, key=key, headers=headers)
+    producer, dead_letter = await broker_producer(settings)
 
     kafka = AIOKafkaConsumer(DLT, bootstrap_servers=settings.kafka_bootstrap, group_id=f"t-{uuid.uuid4().hex}",
                              auto_offset_reset="latest", enable_auto_commit=False,

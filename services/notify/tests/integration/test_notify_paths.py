@@ -71,9 +71,7 @@ async def test_what_can_never_be_sent_is_dead_at_once_with_the_reason(
 
 async def test_opted_out_general_notices_are_skipped_mandatory_ones_sent(settings: Settings, store_factory: Any,
                                                                        tmp_path: Path) -> None:
-    sink = Sink(tmp_path)
-    sink.up()
-    try:
+    with Sink(tmp_path) as sink:
         h = await harness(settings, await store_factory("notify"), sink.port, tmp_path)
         account = str(uuid.uuid4())
         address = f"out-{account[:8]}@example.jp"
@@ -89,8 +87,6 @@ async def test_opted_out_general_notices_are_skipped_mandatory_ones_sent(setting
         other = f"in-{account[:8]}@example.jp"
         await h.feed("notify.requests", request("general_notice", other, "general", **NOTICE))
         await h.drain(5)
-    finally:
-        sink.down()
     by_status = sorted((d["recipient"], d["template"], d["status"]) for d in await h.deliveries())
     assert by_status == [(other, "general_notice", "sent"),
                          (address, "general_notice", "skipped"),
@@ -110,17 +106,13 @@ async def test_opted_out_general_notices_are_skipped_mandatory_ones_sent(setting
 
 async def test_real_mails_carry_the_headers_mailers_expect(settings: Settings, store_factory: Any,
                                                           tmp_path: Path) -> None:
-    sink = Sink(tmp_path)
-    sink.up()
-    try:
+    with Sink(tmp_path) as sink:
         h = await harness(settings, await store_factory("notify"), sink.port, tmp_path)
         await h.feed("notify.requests", request("general_notice", "general@example.jp", "general", **NOTICE))
         await h.feed("notify.requests", request("step_up_code", "security@example.jp", "security", **CODE))
         await h.feed("notify.requests", request("inactivity_warning_1", "lifecycle@example.jp", "lifecycle",
                                                 **WARNING))
         await h.drain(3)
-    finally:
-        sink.down()
     mails = {m.to: m.message for m in mailbox(sink.dir)}
     assert len(mails) == 3
     deliveries = {d["recipient"]: d["_id"] for d in await h.deliveries()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -70,19 +71,21 @@ def test_missing_variable_is_refused_before_sending(catalogue: Catalogue) -> Non
         catalogue.render("no_such_template", {})
 
 
+def edited_copy(tmp_path: Path, template: str, edit: Callable[[str], str]) -> None:
+    """A template directory in ``tmp_path`` holding only the shipped ``template``, changed by ``edit``."""
+    (tmp_path / template).parent.mkdir()
+    source = (TEMPLATE_DIR / template).read_text(encoding="utf-8")
+    (tmp_path / template).write_text(edit(source), encoding="utf-8")
+
+
 def test_catalogue_refuses_to_load_a_template_using_an_undeclared_variable(tmp_path: Path) -> None:
-    (tmp_path / "mail").mkdir()
-    source = (TEMPLATE_DIR / "mail" / "step_up_code.txt").read_text(encoding="utf-8")
-    (tmp_path / "mail" / "step_up_code.txt").write_text(source + "{{ account_nmae }}\n", encoding="utf-8")
+    edited_copy(tmp_path, "mail/step_up_code.txt", lambda source: source + "{{ account_nmae }}\n")
     with pytest.raises(TemplateError, match="undeclared variables: \\['account_nmae'\\]"):
         read_catalogue("Kagi", "https://kagi.example.jp", tmp_path)
 
 
 def test_catalogue_refuses_a_template_without_samples_for_its_variables(tmp_path: Path) -> None:
-    (tmp_path / "mail").mkdir()
-    source = (TEMPLATE_DIR / "mail" / "step_up_code.txt").read_text(encoding="utf-8")
-    (tmp_path / "mail" / "step_up_code.txt").write_text(source.replace("  code: ABCD2345EFGH\n", ""),
-                                                         encoding="utf-8")
+    edited_copy(tmp_path, "mail/step_up_code.txt", lambda source: source.replace("  code: ABCD2345EFGH\n", ""))
     with pytest.raises(TemplateError, match="sample must give exactly the declared variables"):
         read_catalogue("Kagi", "https://kagi.example.jp", tmp_path)
 
@@ -137,10 +140,8 @@ def test_the_from_header_is_the_templates_sender_else_the_default() -> None:
 
 
 def test_catalogue_refuses_a_template_naming_an_unknown_sender(tmp_path: Path) -> None:
-    (tmp_path / "mail").mkdir()
-    source = (TEMPLATE_DIR / "mail" / "inactivity_lock.txt").read_text(encoding="utf-8")
-    (tmp_path / "mail" / "inactivity_lock.txt").write_text(source.replace("sender: auth\n", "sender: billing\n"),
-                                                           encoding="utf-8")
+    edited_copy(tmp_path, "mail/inactivity_lock.txt",
+                lambda source: source.replace("sender: auth\n", "sender: billing\n"))
     with pytest.raises(TemplateError, match="inactivity_lock names an unknown sender 'billing'"):
         read_catalogue("Kagi", "https://kagi.example.jp", tmp_path, senders=SENDERS)
     # The shipped templates need the senders the settings define: a deployment without them cannot start.
@@ -149,9 +150,7 @@ def test_catalogue_refuses_a_template_naming_an_unknown_sender(tmp_path: Path) -
 
 
 def test_an_sms_template_has_no_sender(tmp_path: Path) -> None:
-    (tmp_path / "sms").mkdir()
-    source = (TEMPLATE_DIR / "sms" / "sms_verification.txt").read_text(encoding="utf-8")
-    (tmp_path / "sms" / "sms_verification.txt").write_text(source.replace("---\n", "---\nsender: auth\n", 1),
-                                                           encoding="utf-8")
+    edited_copy(tmp_path, "sms/sms_verification.txt",
+                lambda source: source.replace("---\n", "---\nsender: auth\n", 1))
     with pytest.raises(TemplateError, match="only mail templates have a sender"):
         read_catalogue("Kagi", "https://kagi.example.jp", tmp_path, senders=SENDERS)

@@ -16,9 +16,9 @@ from kagi_shared.events import lifecycle as lev
 from kagi_shared.events import permissions as pev
 from kagi_shared.events.envelope import Envelope
 from kagi_shared.inbox import DeadLetterSink, InboxConsumer
-from kagi_shared.jobs import Every, Job
+from kagi_shared.jobs import Every, Job, WorkerPlan
 from kagi_shared.logging import get_logger
-from kagi_shared.mongo import Store, Tx, database_name, make_client
+from kagi_shared.mongo import ServiceRoot, Store, Tx
 from kagi_shared.settings import Settings
 from kagi_shared.topics import LIFECYCLE_EVENTS, PERMISSIONS_ACKS
 
@@ -29,8 +29,7 @@ BATCHED_TOPICS = {PERMISSIONS_ACKS.name: 200}
 
 
 @dataclass
-class Permissions:
-    store: Store
+class Permissions(ServiceRoot):
     repo: Repository
     calendar: BusinessCalendar
     requests: RequestService
@@ -40,12 +39,9 @@ class Permissions:
     async def start(self) -> None:
         await self.store.ensure_indexes(self.repo)
 
-    async def close(self) -> None:
-        await self.store.client.close()
-
 
 def bootstrap(settings: Settings, store: Store | None = None, clock: Clock = utc_now) -> Permissions:
-    store = store or Store(make_client(settings), database_name(settings, NAME))
+    store = store or Store.of(settings, NAME)
     repo = Repository(store)
     calendar = calendar_from(settings)
     requests = RequestService(store, repo, settings, calendar,
@@ -92,3 +88,10 @@ def jobs(permissions: Permissions, settings: Settings) -> list[Job]:
             log.warning("acks.overdue", reminded=reminded)
 
     return [Every("scheduler", settings.permissions.scheduler_interval_s, tick, setup=permissions.start)]
+
+
+def worker(settings: Settings, store: Store, dead_letter: DeadLetterSink) -> WorkerPlan:
+    """The worker: acks (batched) and lifecycle's events, the scheduler (which makes the indexes first)."""
+    permissions = bootstrap(settings, store)
+    return WorkerPlan(consumers(permissions, dead_letter, settings), jobs=jobs(permissions, settings),
+                      batches=BATCHED_TOPICS)

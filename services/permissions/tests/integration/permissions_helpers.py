@@ -5,16 +5,20 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from kagi_permissions.bootstrap import Permissions, bootstrap
+from kagi_permissions.bootstrap import Permissions, bootstrap, consumers
 from kagi_permissions.domain.companies import Admin
+from kagi_permissions.domain.requests import PermissionRequest
 from kagi_permissions.service.companies import CompanyInput
+from kagi_permissions.service.requests import RequestInput
 from kagi_shared.events import decode, encode, new_envelope
 from kagi_shared.events import permissions as ev
+from kagi_shared.inbox import InboxConsumer
 from kagi_shared.kafka import ensure_topics, make_producer, read_topic
 from kagi_shared.mongo import Store
 from kagi_shared.outbox import OutboxRelay
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
+from kagi_shared.topics import PERMISSIONS_ACKS
 
 
 def unique(prefix: str = "u") -> str:
@@ -38,6 +42,14 @@ async def company_with_admin(permissions: Permissions, roles: list[str] | None =
     caller = Caller(account_id=f"acct-{uuid.uuid4().hex[:6]}", login_id=admin_email, email=admin_email,
                     roles=("company_admin",))
     return company.id, caller
+
+
+async def with_company(settings: Settings, store_factory: Any) -> tuple[Store, Permissions, str, Caller]:
+    """Permissions on a fresh database, started, with one registered company; the company's id and its admin."""
+    store = await store_factory("permissions")
+    permissions = await service(settings, store)
+    company_id, admin = await company_with_admin(permissions)
+    return store, permissions, company_id, admin
 
 
 async def relay_all(settings: Settings, store: Store) -> int:
@@ -102,3 +114,34 @@ def data_of(row: dict[str, Any]) -> dict[str, Any]:
 
     data = dict(msgspec.json.decode(bytes(row["value"]))["data"])
     return opened_request(data) if "sealed" in data else data
+
+
+def acks_consumer(permissions: Permissions, settings: Settings) -> InboxConsumer:
+    """The worker's consumer of the target systems' acks (its dead letters kept, unread)."""
+    return consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
+
+
+async def applied(settings: Settings, permissions: Permissions, command: ev.GrantCommanded) -> str:
+    """The target system reports ``command`` applied; the outcome of consuming that ack."""
+    return await acks_consumer(permissions, settings).process("permissions.acks", *await ack(settings, command))
+
+
+async def accepted_new_user(permissions: Permissions, admin: Caller, name_kanji: str, name_kana: str,
+                            **perms: str) -> tuple[PermissionRequest, PermissionRequest]:
+    """A request for a new user holding ``perms``, as filed and as the operator accepted it."""
+    filed = await permissions.requests.submit(admin, RequestInput(
+        kind="new", user_id=unique(), permissions=perms, name_kanji=name_kanji, name_kana=name_kana))
+    return filed, await permissions.requests.accept(filed.id)
+
+
+async def granted_user(settings: Settings, store: Store, permissions: Permissions, admin: Caller,
+                       name_kanji: str = "山田 花子", name_kana: str = "ヤマダ ハナコ", **perms: str) -> str:
+    """File, accept, batch and ack every system: the user then holds ``perms``."""
+    filed, accepted = await accepted_new_user(permissions, admin, name_kanji, name_kana, **perms)
+    await permissions.requests.run_batch(accepted.batch_date)
+    await relay_all(settings, store)
+    for status in accepted.systems:
+        [(_, command)] = await commands_on(settings, status.system, {filed.id})
+        await applied(settings, permissions, command)
+    assert (await permissions.requests.get(admin, filed.id)).status == "complete"
+    return str(filed.user_id)

@@ -7,10 +7,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from permissions_helpers import DeadLetters, ack, commands_on, company_with_admin, data_of, relay_all, service
-from test_permission_workflow import granted_user
+from permissions_helpers import ack, acks_consumer, commands_on, data_of, granted_user, relay_all, with_company
 
-from kagi_permissions.bootstrap import consumers
 from kagi_permissions.domain.companies import Admin
 from kagi_permissions.service.requests import RequestInput
 from kagi_shared.events import decode
@@ -20,7 +18,6 @@ from kagi_shared.kafka import read_topic
 from kagi_shared.mongo import OUTBOX
 from kagi_shared.problems import Problem
 from kagi_shared.settings import Settings
-from kagi_shared.topics import PERMISSIONS_ACKS
 
 
 async def access_changes(store: Any, user_id: str) -> list[dict[str, Any]]:
@@ -47,9 +44,7 @@ def jst_noon(day: str) -> datetime:
     ("2026-06-15", "2026-06-16"), ("2026-06-16", "2026-07-01"), ("2026-12-31", "2027-01-04")])
 async def test_a_juju_change_is_accepted_by_the_system_for_the_batch_of_its_submission_date(
         settings: Settings, store_factory: Any, submitted: str, batch: str) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    store, permissions, _, admin = await with_company(settings, store_factory)
     user = await granted_user(settings, store, permissions, admin, TAXIS="1010")
     rq = permissions.requests
     change = await rq.submit(admin, RequestInput(kind="change", user_id=user,
@@ -72,9 +67,7 @@ async def test_a_juju_change_is_accepted_by_the_system_for_the_batch_of_its_subm
 
 async def test_applied_systems_and_termination_tell_lifecycle_what_the_id_holds(settings: Settings,
                                                                                store_factory: Any) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    company_id, admin = await company_with_admin(permissions)
+    store, permissions, company_id, admin = await with_company(settings, store_factory)
     user = await granted_user(settings, store, permissions, admin, TAXIS="1010")
     changes = await access_changes(store, user)
     assert [(c["system"], c["before"], c["after"], c["reason"]) for c in changes] == [
@@ -85,7 +78,7 @@ async def test_applied_systems_and_termination_tell_lifecycle_what_the_id_holds(
     # The admin's PMS right, acked: lifecycle enrols the admin from this.
     await relay_all(settings, store)
     [pms] = await pms_commands(settings, admin.login_id)
-    consumer = consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
+    consumer = acks_consumer(permissions, settings)
     await consumer.process("permissions.acks", *await ack(settings, pms))
     [granted] = await access_changes(store, admin.login_id)
     assert (granted["system"], granted["after"], granted["permissions"]) == ("PMS", "yes", {"PMS": "yes"})

@@ -8,7 +8,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from permissions_helpers import DeadLetters, ack, commands_on, company_with_admin, data_of, relay_all, service, unique
+from permissions_helpers import (
+    DeadLetters,
+    accepted_new_user,
+    applied,
+    commands_on,
+    company_with_admin,
+    data_of,
+    granted_user,
+    relay_all,
+    unique,
+    with_company,
+)
 
 from kagi_permissions.bootstrap import consumers
 from kagi_permissions.domain.companies import Admin
@@ -18,21 +29,13 @@ from kagi_shared.events import lifecycle as lev
 from kagi_shared.mongo import OUTBOX
 from kagi_shared.problems import Problem
 from kagi_shared.settings import Settings
-from kagi_shared.topics import LIFECYCLE_EVENTS, PERMISSIONS_ACKS
+from kagi_shared.topics import LIFECYCLE_EVENTS
 
 
 async def granted(settings: Settings, store: Any, permissions: Any, admin: Any, name: str = "棚卸 一郎",
                   **perms: str) -> str:
-    filed = await permissions.requests.submit(admin, RequestInput(
-        kind="new", user_id=unique(), permissions=perms, name_kanji=name, name_kana="タナオロシ イチロウ"))
-    accepted = await permissions.requests.accept(filed.id)
-    await permissions.requests.run_batch(accepted.batch_date)
-    await relay_all(settings, store)
-    consumer = consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
-    for status in accepted.systems:
-        [(_, command)] = await commands_on(settings, status.system, {filed.id})
-        await consumer.process("permissions.acks", *await ack(settings, command))
-    return str(filed.user_id)
+    return await granted_user(settings, store, permissions, admin, name_kanji=name, name_kana="タナオロシ イチロウ",
+                              **perms)
 
 
 async def lifecycle_event(permissions: Any, settings: Settings, event: Any, account_id: str) -> str:
@@ -43,9 +46,7 @@ async def lifecycle_event(permissions: Any, settings: Settings, event: Any, acco
 
 async def test_access_review_lists_users_with_last_login_and_revokes_become_requests(
         settings: Settings, store_factory: Any) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    store, permissions, _, admin = await with_company(settings, store_factory)
     keep = await granted(settings, store, permissions, admin, TAXIS="1011", JUJU="yes")
     drop = await granted(settings, store, permissions, admin, JOHS="J1010")
     login_at = datetime(2026, 11, 20, 1, 30, tzinfo=UTC)
@@ -82,9 +83,7 @@ async def test_access_review_lists_users_with_last_login_and_revokes_become_requ
 
 async def test_the_review_report_has_no_formula_cells(settings: Settings, store_factory: Any) -> None:
     """Issue 15 finding 11: a user's name like =HYPERLINK(...) became a live formula in the admin's Excel."""
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    store, permissions, _, admin = await with_company(settings, store_factory)
     user = await granted(settings, store, permissions, admin, name="=HYPERLINK(\"http://x\",\"開く\")", TAXIS="1011")
     campaign = await permissions.reviews.start(admin)
     rows = list(csv.reader(io.StringIO((await permissions.reviews.report(admin, campaign.id)).lstrip("\ufeff"))))
@@ -95,9 +94,7 @@ async def test_the_review_report_has_no_formula_cells(settings: Settings, store_
 
 async def test_purged_id_tells_the_admins_and_leaves_a_revoke_to_confirm(settings: Settings,
                                                                          store_factory: Any) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    store, permissions, _, admin = await with_company(settings, store_factory)
     user = await granted(settings, store, permissions, admin, TAXIS="1010")
     purged_at = datetime.now(UTC)
     await lifecycle_event(permissions, settings, lev.AccountPurged(
@@ -115,13 +112,8 @@ async def test_purged_id_tells_the_admins_and_leaves_a_revoke_to_confirm(setting
 
 
 async def test_missing_acks_past_the_sla_raise_one_reminder(settings: Settings, store_factory: Any) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
-    filed = await permissions.requests.submit(admin, RequestInput(kind="new", user_id=unique(),
-                                                                  permissions={"TAXIS": "1010"}, name_kanji="遅延",
-                                                                  name_kana="チエン"))
-    accepted = await permissions.requests.accept(filed.id)
+    store, permissions, _, admin = await with_company(settings, store_factory)
+    _, accepted = await accepted_new_user(permissions, admin, "遅延", "チエン", TAXIS="1010")
     await permissions.requests.run_batch(accepted.batch_date)  # type: ignore[arg-type]
     later = datetime.now(UTC) + timedelta(seconds=settings.permissions.ack_sla_s + 60)
     assert await permissions.requests.remind_overdue(datetime.now(UTC)) == 0
@@ -135,9 +127,7 @@ async def test_missing_acks_past_the_sla_raise_one_reminder(settings: Settings, 
 
 async def test_admin_change_issues_the_new_admin_id_and_keeps_user_grants(settings: Settings,
                                                                           store_factory: Any) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    company_id, admin = await company_with_admin(permissions)
+    store, permissions, company_id, admin = await with_company(settings, store_factory)
     user = await granted(settings, store, permissions, admin, TAXIS="1010")
     successor = unique("admin2")
     company = await permissions.companies.change(company_id, {"primary_admin": Admin(name="新 担当",
@@ -153,14 +143,11 @@ async def test_admin_change_issues_the_new_admin_id_and_keeps_user_grants(settin
 
 
 async def test_an_admin_can_request_systems_for_their_own_id(settings: Settings, store_factory: Any) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    company_id, admin = await company_with_admin(permissions)
+    store, permissions, company_id, admin = await with_company(settings, store_factory)
     [appointment] = await permissions.repo.find_requests({"company_id": company_id, "origin": "company"})
     await relay_all(settings, store)
     [(_, pms)] = await commands_on(settings, "PMS", {appointment.id})
-    consumer = consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
-    await consumer.process("permissions.acks", *await ack(settings, pms))
+    await applied(settings, permissions, pms)
 
     own = await permissions.requests.submit(admin, RequestInput(kind="new", user_id=admin.login_id.upper(),
                                                                 permissions={"JOHS": "J1010"},
@@ -174,13 +161,8 @@ async def test_an_admin_can_request_systems_for_their_own_id(settings: Settings,
 
 
 async def test_the_worker_timer_runs_the_batch_on_its_date_only(settings: Settings, store_factory: Any) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
-    filed = await permissions.requests.submit(admin, RequestInput(kind="new", user_id=unique(),
-                                                                  permissions={"JOHS": "J1010"}, name_kanji="定時",
-                                                                  name_kana="テイジ"))
-    accepted = await permissions.requests.accept(filed.id)
+    _, permissions, _, admin = await with_company(settings, store_factory)
+    filed, accepted = await accepted_new_user(permissions, admin, "定時", "テイジ", JOHS="J1010")
     assert accepted.batch_date is not None
     # 23:30 UTC the day before is 08:30 on the batch date in Japan.
     eve = datetime.combine(accepted.batch_date - timedelta(days=1), datetime.min.time(), UTC) + timedelta(hours=13)

@@ -10,12 +10,16 @@ import pytest
 from permissions_helpers import (
     DeadLetters,
     ack,
+    acks_consumer,
+    applied,
     commands_on,
     company_with_admin,
     data_of,
+    granted_user,
     relay_all,
     service,
     unique,
+    with_company,
 )
 
 from kagi_permissions.bootstrap import consumers
@@ -33,9 +37,7 @@ def new(user_id: str, **perms: str) -> RequestInput:
 
 async def test_batch_routes_one_command_per_user_and_system_and_acks_complete_it(
         settings: Settings, store_factory: Any) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    store, permissions, _, admin = await with_company(settings, store_factory)
     first = await permissions.requests.submit(admin, new(unique(), TAXIS="1011", JOHS="J1010", LOACUS="02010"))
     second = await permissions.requests.submit(admin, new(unique(), TAXIS="1010"))
     assert first.status == "submitted"
@@ -57,7 +59,7 @@ async def test_batch_routes_one_command_per_user_and_system_and_acks_complete_it
     assert len(await commands_on(settings, "INFOSITE", ids)) == 2
     assert await commands_on(settings, "JUJU", ids) == []
 
-    consumer = consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
+    consumer = acks_consumer(permissions, settings)
     view = await permissions.requests.get(admin, first.id)
     assert view.status == "in_progress"
     for system in ("TAXIS", "JOHS", "INFOSITE"):
@@ -95,14 +97,12 @@ async def test_batch_routes_one_command_per_user_and_system_and_acks_complete_it
 
 
 async def test_failed_ack_is_visible_and_a_retry_sends_a_new_command(settings: Settings, store_factory: Any) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    store, permissions, _, admin = await with_company(settings, store_factory)
     filed = await permissions.requests.submit(admin, new(unique(), JOHS="J1010"))
     accepted = await permissions.requests.accept(filed.id)
     await permissions.requests.run_batch(accepted.batch_date or date.max)
     await relay_all(settings, store)
-    consumer = consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
+    consumer = acks_consumer(permissions, settings)
 
     [(_, command)] = await commands_on(settings, "JOHS", {filed.id})
     key, value = await ack(settings, command, "failed", "ID重複(認証システム)")
@@ -130,11 +130,9 @@ async def test_acks_for_unknown_requests_and_before_the_grant_change_nothing(set
     from kagi_shared.events import encode, new_envelope
     from kagi_shared.events import permissions as ev
 
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    store, permissions, _, admin = await with_company(settings, store_factory)
     filed = await permissions.requests.submit(admin, new(unique(), TAXIS="1010"))
-    consumer = consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
+    consumer = acks_consumer(permissions, settings)
     for request_id in ("no-such-request", filed.id):  # unknown request; known request whose batch has not run
         envelope = new_envelope(ev.GrantAcknowledged(command_id="cmd-x", request_id=request_id, system="TAXIS",
                                                      user_id=filed.user_key, outcome="applied"),
@@ -149,9 +147,7 @@ async def test_a_batch_of_acks_applies_each_once_and_dead_letters_only_the_poiso
                                                                                   store_factory: Any) -> None:
     from kagi_shared.inbox import Message
 
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    store, permissions, _, admin = await with_company(settings, store_factory)
     first = await permissions.requests.submit(admin, new(unique(), TAXIS="1011", JOHS="J1010", LOACUS="02010"))
     second = await permissions.requests.submit(admin, new(unique(), TAXIS="1010"))
     accepted = [await permissions.requests.accept(r.id) for r in (first, second)]
@@ -190,15 +186,13 @@ async def test_a_batch_of_acks_applies_each_once_and_dead_letters_only_the_poiso
 async def test_a_revoke_completed_by_a_batch_of_acks_frees_the_id(settings: Settings, store_factory: Any) -> None:
     from kagi_shared.inbox import Message
 
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    store, permissions, _, admin = await with_company(settings, store_factory)
     user = await granted_user(settings, store, permissions, admin, TAXIS="1010")
     revoke = await permissions.requests.submit(admin, RequestInput(kind="revoke", user_id=user))
     await relay_all(settings, store)
     acks = [await ack(settings, command) for system in ("TAXIS", "INFOSITE")
             for _, command in await commands_on(settings, system, {revoke.id})]
-    consumer = consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
+    consumer = acks_consumer(permissions, settings)
 
     outcomes = await consumer.process_many([Message("permissions.acks", key, value) for key, value in acks])
 
@@ -244,9 +238,7 @@ async def test_filing_rules_give_field_level_reasons(settings: Settings, store_f
 
 async def test_sixth_juju_user_is_refused_unless_the_operator_raised_the_limit(settings: Settings,
                                                                               store_factory: Any) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    company_id, admin = await company_with_admin(permissions)
+    _, permissions, company_id, admin = await with_company(settings, store_factory)
     for _ in range(5):
         await permissions.requests.submit(admin, new(unique(), JUJU="yes"))
     errors = await field_errors(permissions.requests.submit(admin, new(unique(), JUJU="yes")))
@@ -255,24 +247,8 @@ async def test_sixth_juju_user_is_refused_unless_the_operator_raised_the_limit(s
     assert (await permissions.requests.submit(admin, new(unique(), JUJU="yes"))).status == "submitted"
 
 
-async def granted_user(settings: Settings, store: Any, permissions: Any, admin: Any, **perms: str) -> str:
-    """File, accept, batch and ack every system: the user then holds ``perms``."""
-    filed = await permissions.requests.submit(admin, new(unique(), **perms))
-    accepted = await permissions.requests.accept(filed.id)
-    await permissions.requests.run_batch(accepted.batch_date)
-    await relay_all(settings, store)
-    consumer = consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
-    for status in accepted.systems:
-        [(_, command)] = await commands_on(settings, status.system, {filed.id})
-        await consumer.process("permissions.acks", *await ack(settings, command))
-    assert (await permissions.requests.get(admin, filed.id)).status == "complete"
-    return str(filed.user_id)
-
-
 async def test_change_and_revoke_timing_and_their_bad_input(settings: Settings, store_factory: Any) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    store, permissions, _, admin = await with_company(settings, store_factory)
     user = await granted_user(settings, store, permissions, admin, TAXIS="1010", JUJU="yes")
     rq = permissions.requests
 
@@ -288,7 +264,7 @@ async def test_change_and_revoke_timing_and_their_bad_input(settings: Settings, 
     await relay_all(settings, store)
     [(_, command)] = await commands_on(settings, "TAXIS", {change.id})
     assert (command.action, command.before, command.after) == ("change", "1010", "1011")
-    consumer = consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
+    consumer = acks_consumer(permissions, settings)
     await consumer.process("permissions.acks", *await ack(settings, command))
     assert (await rq.get(admin, change.id)).status == "complete"
 
@@ -311,9 +287,7 @@ async def test_change_and_revoke_timing_and_their_bad_input(settings: Settings, 
 
 async def test_accepting_a_cancelled_request_is_refused_and_frees_the_id(settings: Settings,
                                                                         store_factory: Any) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    store, permissions, _, admin = await with_company(settings, store_factory)
     user = unique()
     filed = await permissions.requests.submit(admin, new(user, TAXIS="1010"))
     cancelled = await permissions.requests.cancel(filed.id, "ID誤りのため(電話にて確認済)")
@@ -328,9 +302,7 @@ async def test_accepting_a_cancelled_request_is_refused_and_frees_the_id(setting
 
 
 async def test_company_termination_revokes_every_grant_of_its_users(settings: Settings, store_factory: Any) -> None:
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    company_id, admin = await company_with_admin(permissions)
+    store, permissions, company_id, admin = await with_company(settings, store_factory)
     users = [await granted_user(settings, store, permissions, admin, TAXIS="1011"),
              await granted_user(settings, store, permissions, admin, JOHS="J1010", LOACUS="02011")]
     pending = await permissions.requests.submit(admin, new(unique(), TAXIS="1010"))
@@ -338,8 +310,7 @@ async def test_company_termination_revokes_every_grant_of_its_users(settings: Se
     await relay_all(settings, store)
     [(_, pms)] = await commands_on(settings, "PMS", {appointment.id})
     assert (pms.user_id, pms.after) == (admin.login_id.lower(), "yes")  # the admin's permission-management right
-    consumer = consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
-    await consumer.process("permissions.acks", *await ack(settings, pms))
+    await applied(settings, permissions, pms)
 
     company, revoked = await permissions.companies.terminate(company_id)
     assert company.status == "terminated"
@@ -366,9 +337,7 @@ async def test_target_simulator_acknowledges_the_batch(settings: Settings, store
     from kagi_shared.events import decode
     from kagi_shared.kafka import read_topic
 
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    store, permissions, _, admin = await with_company(settings, store_factory)
     filed = await permissions.requests.submit(admin, new(unique(), TAXIS="1011", JUJU="yes"))
     accepted = await permissions.requests.accept(filed.id)
     await permissions.requests.run_batch(accepted.batch_date)  # type: ignore[arg-type]
@@ -388,7 +357,7 @@ async def test_target_simulator_acknowledges_the_batch(settings: Settings, store
     finally:
         stop.set()
         await task
-    consumer = consumers(permissions, DeadLetters(), settings)[PERMISSIONS_ACKS.name]
+    consumer = acks_consumer(permissions, settings)
     for value in acks:
         await consumer.process("permissions.acks", filed.id.encode(), value)
     view = await permissions.requests.get(admin, filed.id)
@@ -400,9 +369,7 @@ async def test_concurrent_filings_for_one_user_let_exactly_one_through(settings:
                                                                       store_factory: Any) -> None:
     import asyncio
 
-    store = await store_factory("permissions")
-    permissions = await service(settings, store)
-    _, admin = await company_with_admin(permissions)
+    store, permissions, _, admin = await with_company(settings, store_factory)
     user = await granted_user(settings, store, permissions, admin, TAXIS="1010", JUJU="yes")
     changes = [RequestInput(kind="change", user_id=user, permissions={"TAXIS": code, "JUJU": "yes"})
                for code in ("1011", "1012", "1011")]

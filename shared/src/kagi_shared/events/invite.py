@@ -31,26 +31,44 @@ class StepUpFailed(Event, frozen=True, tag="kagi.invite.step_up_failed"):
     reason: str
 
 
-class KeyIssued(Event, frozen=True, tag="kagi.invite.key_issued"):
+class OwnerEvent(Event, frozen=True):
+    """An event about what one owner shares (their keys, co-users, viewers): the owner is the key."""
+
     owner_id: str
+
+
+class KeyEvent(OwnerEvent, frozen=True):
+    """An event about one of the owner's keys (an invitation key or a viewer key)."""
+
     key_id: str
+
+
+class CoUserEvent(OwnerEvent, frozen=True):
+    """An event about one co-user of the owner."""
+
+    account_id: str
+
+
+class ViewerEvent(OwnerEvent, frozen=True):
+    """An event about one viewer of one of the owner's usage locations."""
+
+    location_id: str
+    account_id: str
+
+
+class KeyIssued(KeyEvent, frozen=True, tag="kagi.invite.key_issued"):
     expires_at: datetime
 
 
-class KeyRevoked(Event, frozen=True, tag="kagi.invite.key_revoked"):
-    owner_id: str
-    key_id: str
+class KeyRevoked(KeyEvent, frozen=True, tag="kagi.invite.key_revoked"):
+    pass
 
 
-class KeyVoided(Event, frozen=True, tag="kagi.invite.key_voided"):
-    owner_id: str
-    key_id: str
+class KeyVoided(KeyEvent, frozen=True, tag="kagi.invite.key_voided"):
     attempts: int
 
 
-class KeyRedeemed(Event, frozen=True, tag="kagi.invite.key_redeemed"):
-    owner_id: str
-    key_id: str
+class KeyRedeemed(KeyEvent, frozen=True, tag="kagi.invite.key_redeemed"):
     account_id: str
     account_type: str
     new_account: bool
@@ -63,34 +81,24 @@ class InvitationRequested(Event, frozen=True, tag="kagi.invite.invitation_reques
     expires_at: datetime
 
 
-class CoUserRemoved(Event, frozen=True, tag="kagi.invite.co_user_removed"):
-    owner_id: str
-    account_id: str
+class CoUserRemoved(CoUserEvent, frozen=True, tag="kagi.invite.co_user_removed"):
+    pass
 
 
-class RepresentativeChanged(Event, frozen=True, tag="kagi.invite.representative_changed"):
-    owner_id: str
-    account_id: str
+class RepresentativeChanged(CoUserEvent, frozen=True, tag="kagi.invite.representative_changed"):
+    pass
 
 
-class ViewerKeyIssued(Event, frozen=True, tag="kagi.invite.viewer_key_issued"):
-    owner_id: str
-    key_id: str
+class ViewerKeyIssued(KeyEvent, frozen=True, tag="kagi.invite.viewer_key_issued"):
     location_id: str
     expires_at: datetime
 
 
-class ViewerAdded(Event, frozen=True, tag="kagi.invite.viewer_added"):
-    owner_id: str
-    location_id: str
-    account_id: str
+class ViewerAdded(ViewerEvent, frozen=True, tag="kagi.invite.viewer_added"):
     key_id: str
 
 
-class ViewerRemoved(Event, frozen=True, tag="kagi.invite.viewer_removed"):
-    owner_id: str
-    location_id: str
-    account_id: str
+class ViewerRemoved(ViewerEvent, frozen=True, tag="kagi.invite.viewer_removed"):
     reason: Literal["removed_by_owner", "owner_changed"] = "removed_by_owner"
     """``owner_changed``: the location has a new owner, so what the previous one shared ended."""
 

@@ -10,28 +10,34 @@ from kagi_shared.events.envelope import Event, register
 LockReason = Literal["failed_logins", "secret_question", "inactivity", "operator"]
 
 
-class AccountCreated(Event, frozen=True, tag="kagi.lifecycle.account_created"):
+class AccountEvent(Event, frozen=True):
+    """An event about one account, the topic's key."""
+
     account_id: str
+
+
+class AccountMoment(AccountEvent, frozen=True):
+    """Something that happened to the account at ``at``."""
+
+    at: datetime
+
+
+class AccountCreated(AccountEvent, frozen=True, tag="kagi.lifecycle.account_created"):
     login_id: str
     email: str
     roles: list[str]
     issued_at: datetime
 
 
-class LoggedIn(Event, frozen=True, tag="kagi.lifecycle.logged_in"):
-    account_id: str
-    at: datetime
+class LoggedIn(AccountMoment, frozen=True, tag="kagi.lifecycle.logged_in"):
     via: str = "kagi"
 
 
-class LoginFailed(Event, frozen=True, tag="kagi.lifecycle.login_failed"):
-    account_id: str
-    at: datetime
+class LoginFailed(AccountMoment, frozen=True, tag="kagi.lifecycle.login_failed"):
     consecutive_failures: int
 
 
-class AccountLocked(Event, frozen=True, tag="kagi.lifecycle.account_locked"):
-    account_id: str
+class AccountLocked(AccountEvent, frozen=True, tag="kagi.lifecycle.account_locked"):
     email: str
     reason: LockReason
     at: datetime
@@ -40,33 +46,27 @@ class AccountLocked(Event, frozen=True, tag="kagi.lifecycle.account_locked"):
 LadderStage = Literal["warning1", "warning2", "lock", "purge"]
 
 
-class AccountUnlocked(Event, frozen=True, tag="kagi.lifecycle.account_unlocked"):
-    account_id: str
-    at: datetime
+class AccountUnlocked(AccountMoment, frozen=True, tag="kagi.lifecycle.account_unlocked"):
     by: str
     """The operator's account id."""
 
 
-class PasswordChanged(Event, frozen=True, tag="kagi.lifecycle.password_changed"):
-    account_id: str
-    at: datetime
+class PasswordChanged(AccountMoment, frozen=True, tag="kagi.lifecycle.password_changed"):
     via: Literal["change", "reset"] = "change"
 
 
-class AccountWarned(Event, frozen=True, tag="kagi.lifecycle.account_warned"):
+class AccountWarned(AccountEvent, frozen=True, tag="kagi.lifecycle.account_warned"):
     """An inactivity warning went out (stage ``warning1`` or ``warning2``)."""
 
-    account_id: str
     stage: LadderStage
     at: datetime
     lock_on: date
     """The Japan date on which the account will be locked if nobody logs in."""
 
 
-class AccountPurged(Event, frozen=True, tag="kagi.lifecycle.account_purged"):
+class AccountPurged(AccountEvent, frozen=True, tag="kagi.lifecycle.account_purged"):
     """An inactive ID was deleted; permissions prompts the company admin to file a revoke request."""
 
-    account_id: str
     login_id: str
     email: str
     at: datetime
@@ -97,35 +97,27 @@ class RegistrationCompleted(Event, frozen=True, tag="kagi.lifecycle.registration
     at: datetime
 
 
-class AccountWithdrawn(Event, frozen=True, tag="kagi.lifecycle.account_withdrawn"):
+class AccountWithdrawn(AccountMoment, frozen=True, tag="kagi.lifecycle.account_withdrawn"):
     """退会 (after ``kagi.invite.withdrawn``): the account's sessions ended and its ID is free to register again."""
 
-    account_id: str
-    at: datetime
 
-
-class EnrolmentIssued(Event, frozen=True, tag="kagi.lifecycle.enrolment_issued"):
+class EnrolmentIssued(AccountEvent, frozen=True, tag="kagi.lifecycle.enrolment_issued"):
     """認証情報登録: a one-time URL and password went to a B2B ID (first issue, re-issue or re-enrolment).
     Neither secret is in the event; the mails travel on ``notify.requests``."""
 
-    account_id: str
     login_id: str
     expires_at: datetime
     reason: Literal["granted", "reissued", "staff"]
 
 
-class EnrolmentCompleted(Event, frozen=True, tag="kagi.lifecycle.enrolment_completed"):
+class EnrolmentCompleted(AccountMoment, frozen=True, tag="kagi.lifecycle.enrolment_completed"):
     """The ID's holder set a password with the URL and the one-time password: the account is active."""
 
-    account_id: str
-    at: datetime
 
-
-class AccountDisabled(Event, frozen=True, tag="kagi.lifecycle.account_disabled"):
+class AccountDisabled(AccountEvent, frozen=True, tag="kagi.lifecycle.account_disabled"):
     """A B2B ID holds no permission any more (revoke completed, company terminated): sessions end, login
     is refused; a later grant enrols it again."""
 
-    account_id: str
     login_id: str
     reason: str
     at: datetime

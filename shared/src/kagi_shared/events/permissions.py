@@ -17,64 +17,69 @@ RequestKind = Literal["new", "change", "revoke"]
 AckOutcome = Literal["applied", "failed"]
 
 
-class CompanyRegistered(Event, frozen=True, tag="kagi.permissions.company_registered"):
+class CompanyEvent(Event, frozen=True):
+    """An event about one company, the key of its record."""
+
     company_id: str
+
+
+class RequestEvent(Event, frozen=True):
+    """An event about one permission request, the key of its record."""
+
+    request_id: str
+
+
+class SystemStep(RequestEvent, frozen=True):
+    """An event about one target system's part of a request."""
+
+    system: str
+
+
+class CompanyRegistered(CompanyEvent, frozen=True, tag="kagi.permissions.company_registered"):
     name: str
     roles: list[str]
 
 
-class CompanyChanged(Event, frozen=True, tag="kagi.permissions.company_changed"):
-    company_id: str
+class CompanyChanged(CompanyEvent, frozen=True, tag="kagi.permissions.company_changed"):
     changed: list[str]
 
 
-class CompanyTerminated(Event, frozen=True, tag="kagi.permissions.company_terminated"):
-    company_id: str
+class CompanyTerminated(CompanyEvent, frozen=True, tag="kagi.permissions.company_terminated"):
     revoked_users: int
 
 
-class RequestSubmitted(Event, frozen=True, tag="kagi.permissions.request_submitted"):
-    request_id: str
+class RequestSubmitted(RequestEvent, frozen=True, tag="kagi.permissions.request_submitted"):
     company_id: str
     kind: RequestKind
     user_id: str
     systems: list[str]
 
 
-class RequestAccepted(Event, frozen=True, tag="kagi.permissions.request_accepted"):
-    request_id: str
+class RequestAccepted(RequestEvent, frozen=True, tag="kagi.permissions.request_accepted"):
     accepted_on: date
     batch_date: date
 
 
-class RequestCancelled(Event, frozen=True, tag="kagi.permissions.request_cancelled"):
-    request_id: str
+class RequestCancelled(RequestEvent, frozen=True, tag="kagi.permissions.request_cancelled"):
     reason: str
 
 
-class SystemCompleted(Event, frozen=True, tag="kagi.permissions.system_completed"):
-    request_id: str
-    system: str
+class SystemCompleted(SystemStep, frozen=True, tag="kagi.permissions.system_completed"):
     by: Literal["ack", "operator"]
 
 
-class DeliveryFailed(Event, frozen=True, tag="kagi.permissions.delivery_failed"):
-    request_id: str
-    system: str
+class DeliveryFailed(SystemStep, frozen=True, tag="kagi.permissions.delivery_failed"):
     reason: str
 
 
-class AckOverdueFlagged(Event, frozen=True, tag="kagi.permissions.ack_overdue_flagged"):
+class AckOverdueFlagged(SystemStep, frozen=True, tag="kagi.permissions.ack_overdue_flagged"):
     """A grant command got no ack within the SLA (a reminder for the operator)."""
 
-    request_id: str
-    system: str
     command_id: str
     sent_at: datetime
 
 
-class RequestCompleted(Event, frozen=True, tag="kagi.permissions.request_completed"):
-    request_id: str
+class RequestCompleted(RequestEvent, frozen=True, tag="kagi.permissions.request_completed"):
     user_id: str
 
 

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import msgspec
-from pymongo import ASCENDING, DESCENDING
-from pymongo.errors import DuplicateKeyError
+from pymongo import ASCENDING, DESCENDING, IndexModel
 
+from kagi_invite.adapters.documents import (
+    Collection,
+    Collections,
+    delete_pair,
+    find_pairs,
+    insert_pair,
+    pair_id,
+    stored_version,
+    upsert_versioned,
+)
 from kagi_invite.adapters.repository import claim_attempt
 from kagi_invite.domain.claims import Claim, ClaimExists, WaterContract
 from kagi_invite.domain.step_up import StepUpCode
-from kagi_shared.mongo import Store, Tx
+from kagi_shared.mongo import Tx
 
 WATER_CONTRACTS = "water_contracts"
 CLAIMS = "contract_claims"
@@ -20,31 +28,17 @@ SMS_CODES = "sms_codes"
 SMS_VERIFIED = "sms_verified"
 
 
-def _claim(doc: dict[str, Any]) -> Claim:
-    doc = dict(doc)
-    doc.pop("_id")
-    return msgspec.convert(doc, Claim)
-
-
-class ClaimRepository:
-    def __init__(self, store: Store) -> None:
-        self.contracts = store.db[WATER_CONTRACTS]
-        self.claims = store.db[CLAIMS]
-        self.sms_codes = store.db[SMS_CODES]
-        self.sms_verified = store.db[SMS_VERIFIED]
-
-    async def ensure_indexes(self) -> None:
-        await self.claims.create_index([("account_id", ASCENDING), ("linked_at", ASCENDING)])
-        await self.sms_codes.create_index([("account_id", ASCENDING), ("issued_at", DESCENDING)])
+class ClaimRepository(Collections):
+    contracts = Collection(WATER_CONTRACTS)
+    claims = Collection(CLAIMS, IndexModel([("account_id", ASCENDING), ("linked_at", ASCENDING)]))
+    sms_codes = Collection(SMS_CODES, IndexModel([("account_id", ASCENDING), ("issued_at", DESCENDING)]))
+    sms_verified = Collection(SMS_VERIFIED)
 
     async def version(self, customer_number: str, tx: Tx) -> int | None:
-        doc = await self.contracts.find_one({"_id": customer_number}, {"version": 1}, session=tx.session)
-        return int(doc["version"]) if doc else None
+        return await stored_version(self.contracts, tx, customer_number)
 
     async def upsert_contract(self, tx: Tx, contract: WaterContract) -> None:
-        doc = msgspec.to_builtins(contract, builtin_types=(datetime,))
-        doc.pop("id")
-        await self.contracts.update_one({"_id": contract.id}, {"$set": doc}, upsert=True, session=tx.session)
+        await upsert_versioned(self.contracts, tx, contract, contract.id)
 
     async def contract(self, customer_number: str) -> WaterContract | None:
         doc = await self.contracts.find_one({"_id": customer_number})
@@ -61,30 +55,23 @@ class ClaimRepository:
         return out
 
     async def claims_of(self, account_id: str, tx: Tx | None = None) -> list[Claim]:
-        docs = await self.claims.find({"account_id": account_id}, session=tx.session if tx else None) \
-            .sort("linked_at", ASCENDING).to_list()
-        return [_claim(d) for d in docs]
+        return await find_pairs(self.claims, Claim, {"account_id": account_id}, "linked_at", tx)
 
     async def claimants(self, customer_number: str, tx: Tx) -> list[Claim]:
-        docs = await self.claims.find({"customer_number": customer_number}, session=tx.session).to_list()
-        return [_claim(d) for d in docs]
+        return await find_pairs(self.claims, Claim, {"customer_number": customer_number}, tx=tx)
 
     async def add(self, tx: Tx, claim: Claim) -> None:
         doc = msgspec.to_builtins(claim, builtin_types=(datetime,))
-        doc["_id"] = f"{claim.account_id}:{claim.customer_number}"
-        try:
-            await self.claims.insert_one(doc, session=tx.session)
-        except DuplicateKeyError:
-            raise ClaimExists(doc["_id"]) from None
+        doc["_id"] = pair_id(claim.account_id, claim.customer_number)
+        await insert_pair(self.claims, tx, doc, ClaimExists)
 
     async def remove(self, tx: Tx, account_id: str, customer_number: str) -> bool:
-        result = await self.claims.delete_one({"_id": f"{account_id}:{customer_number}"}, session=tx.session)
-        return result.deleted_count == 1
+        return await delete_pair(self.claims, tx, account_id, customer_number)
 
     async def set_main(self, tx: Tx, account_id: str, customer_number: str) -> None:
         await self.claims.update_many({"account_id": account_id, "main": True}, {"$set": {"main": False}},
                                       session=tx.session)
-        await self.claims.update_one({"_id": f"{account_id}:{customer_number}"}, {"$set": {"main": True}},
+        await self.claims.update_one({"_id": pair_id(account_id, customer_number)}, {"$set": {"main": True}},
                                      session=tx.session)
 
     async def remove_all(self, tx: Tx, account_id: str) -> int:

@@ -6,11 +6,21 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 
+from kagi_invite.adapters.documents import (
+    Collection,
+    Collections,
+    delete_pair,
+    find_pair,
+    find_pairs,
+    insert_pair,
+    pair_id,
+    reserve,
+    session,
+)
 from kagi_invite.domain.invitations import AlreadyMember, ConfirmationLink, CoUser, InvitationKey
-from kagi_shared.mongo import Store, Tx, doc_struct, struct_doc
+from kagi_shared.mongo import Tx, doc_struct, struct_doc
 
 KEYS = "invitation_keys"
 LINKS = "confirmation_links"
@@ -20,35 +30,18 @@ RATE_HITS = "rate_hits"
 HITS_TTL_S = 86400
 
 
-def _co_user(doc: dict[str, Any]) -> CoUser:
-    doc = dict(doc)
-    doc.pop("_id")
-    return msgspec.convert(doc, CoUser)
-
-
-def _session(tx: Tx | None) -> Any:
-    return tx.session if tx else None
-
-
-class InvitationRepository:
-    def __init__(self, store: Store) -> None:
-        self.keys = store.db[KEYS]
-        self.links = store.db[LINKS]
-        self.co_users = store.db[CO_USERS]
-        self.households = store.db[HOUSEHOLDS]
-        self.hits = store.db[RATE_HITS]
-
-    async def ensure_indexes(self) -> None:
-        await self.keys.create_index([("key_hash", ASCENDING)], unique=True)
-        await self.keys.create_index([("owner_id", ASCENDING), ("issued_at", DESCENDING)])
-        await self.keys.create_index([("reservation_id", ASCENDING)])
-        await self.links.create_index([("token_hash", ASCENDING)], unique=True)
-        await self.links.create_index([("reservation_id", ASCENDING)])
-        await self.co_users.create_index([("owner_id", ASCENDING), ("added_at", ASCENDING)])
-        await self.co_users.create_index([("account_id", ASCENDING)])
-        await self.hits.create_index([("bucket", ASCENDING), ("at", ASCENDING)])
-        # Hits older than any sane rate window are dropped by the server (a day is far above the setting).
-        await self.hits.create_index([("at", ASCENDING)], expireAfterSeconds=HITS_TTL_S)
+class InvitationRepository(Collections):
+    keys = Collection(KEYS, IndexModel([("key_hash", ASCENDING)], unique=True),
+                      IndexModel([("owner_id", ASCENDING), ("issued_at", DESCENDING)]),
+                      IndexModel([("reservation_id", ASCENDING)]))
+    links = Collection(LINKS, IndexModel([("token_hash", ASCENDING)], unique=True),
+                       IndexModel([("reservation_id", ASCENDING)]))
+    co_users = Collection(CO_USERS, IndexModel([("owner_id", ASCENDING), ("added_at", ASCENDING)]),
+                          IndexModel([("account_id", ASCENDING)]))
+    households = Collection(HOUSEHOLDS)
+    # Hits older than any sane rate window are dropped by the server (a day is far above the setting).
+    hits = Collection(RATE_HITS, IndexModel([("bucket", ASCENDING), ("at", ASCENDING)]),
+                      IndexModel([("at", ASCENDING)], expireAfterSeconds=HITS_TTL_S))
 
     # -- keys ----------------------------------------------------------------------------------
     async def add_key(self, tx: Tx, key: InvitationKey, owner_login_id: str, owner_email: str) -> None:
@@ -61,7 +54,7 @@ class InvitationRepository:
         return doc_struct(doc, InvitationKey) if doc else None
 
     async def key_of_owner(self, owner_id: str, key_id: str, tx: Tx | None = None) -> InvitationKey | None:
-        doc = await self.keys.find_one({"_id": key_id, "owner_id": owner_id}, session=_session(tx))
+        doc = await self.keys.find_one({"_id": key_id, "owner_id": owner_id}, session=session(tx))
         return doc_struct(doc, InvitationKey) if doc else None
 
     async def keys_of_owner(self, owner_id: str, limit: int = 100) -> list[InvitationKey]:
@@ -70,22 +63,17 @@ class InvitationRepository:
 
     async def owner_contact(self, key_id: str, tx: Tx | None = None) -> tuple[str, str]:
         doc = await self.keys.find_one({"_id": key_id}, {"owner_login_id": 1, "owner_email": 1},
-                                       session=_session(tx))
+                                       session=session(tx))
         return (doc or {}).get("owner_login_id", ""), (doc or {}).get("owner_email", "")
 
     async def reserve_key(self, tx: Tx, key_id: str, reservation_id: str, until: datetime,
                           now: datetime) -> bool:
         """Hold a pending key (or one whose earlier reservation ran out); atomic, so one reserver wins."""
-        free = {"$or": [{"status": "pending"}, {"status": "reserved", "reserved_until": {"$lte": now}}]}
-        result = await self.keys.update_one(
-            {"_id": key_id, "expires_at": {"$gt": now}, **free},
-            {"$set": {"status": "reserved", "reservation_id": reservation_id, "reserved_until": until}},
-            session=tx.session)
-        return result.modified_count == 1
+        return await reserve(self.keys, tx, key_id, "pending", reservation_id, until, now)
 
     async def key_by_reservation(self, reservation_id: str, tx: Tx | None = None) -> InvitationKey | None:
         doc = await self.keys.find_one({"reservation_id": reservation_id, "status": "reserved"},
-                                       session=_session(tx))
+                                       session=session(tx))
         return doc_struct(doc, InvitationKey) if doc else None
 
     async def release_key(self, tx: Tx, reservation_id: str, count_attempt: bool) -> InvitationKey | None:
@@ -135,15 +123,10 @@ class InvitationRepository:
         await self.links.update_one({"_id": link_id}, {"$set": {"status": status}}, session=tx.session)
 
     async def reserve_link(self, tx: Tx, link_id: str, reservation_id: str, until: datetime, now: datetime) -> bool:
-        free = {"$or": [{"status": "active"}, {"status": "reserved", "reserved_until": {"$lte": now}}]}
-        result = await self.links.update_one(
-            {"_id": link_id, "expires_at": {"$gt": now}, **free},
-            {"$set": {"status": "reserved", "reservation_id": reservation_id, "reserved_until": until}},
-            session=tx.session)
-        return result.modified_count == 1
+        return await reserve(self.links, tx, link_id, "active", reservation_id, until, now)
 
     async def link_by_reservation(self, reservation_id: str, tx: Tx | None = None) -> ConfirmationLink | None:
-        doc = await self.links.find_one({"reservation_id": reservation_id}, session=_session(tx))
+        doc = await self.links.find_one({"reservation_id": reservation_id}, session=session(tx))
         return doc_struct(doc, ConfirmationLink) if doc else None
 
     async def finish_link(self, tx: Tx, reservation_id: str, status: str) -> None:
@@ -153,27 +136,20 @@ class InvitationRepository:
     # -- co-users and households -----------------------------------------------------------------
     async def add_co_user(self, tx: Tx, co_user: CoUser) -> None:
         doc = msgspec.structs.asdict(co_user)
-        doc["_id"] = f"{co_user.owner_id}:{co_user.account_id}"
-        try:
-            await self.co_users.insert_one(doc, session=tx.session)
-        except DuplicateKeyError:
-            raise AlreadyMember(doc["_id"]) from None
+        doc["_id"] = pair_id(co_user.owner_id, co_user.account_id)
+        await insert_pair(self.co_users, tx, doc, AlreadyMember)
 
     async def co_user(self, owner_id: str, account_id: str, tx: Tx | None = None) -> CoUser | None:
-        doc = await self.co_users.find_one({"_id": f"{owner_id}:{account_id}"}, session=_session(tx))
-        return _co_user(doc) if doc else None
+        return await find_pair(self.co_users, CoUser, owner_id, account_id, tx)
 
     async def co_users_of(self, owner_id: str) -> list[CoUser]:
-        docs = await self.co_users.find({"owner_id": owner_id}).sort("added_at", ASCENDING).to_list()
-        return [_co_user(d) for d in docs]
+        return await find_pairs(self.co_users, CoUser, {"owner_id": owner_id}, "added_at")
 
     async def memberships(self, account_id: str) -> list[CoUser]:
-        docs = await self.co_users.find({"account_id": account_id}).sort("added_at", ASCENDING).to_list()
-        return [_co_user(d) for d in docs]
+        return await find_pairs(self.co_users, CoUser, {"account_id": account_id}, "added_at")
 
     async def remove_co_user(self, tx: Tx, owner_id: str, account_id: str) -> bool:
-        result = await self.co_users.delete_one({"_id": f"{owner_id}:{account_id}"}, session=tx.session)
-        return result.deleted_count == 1
+        return await delete_pair(self.co_users, tx, owner_id, account_id)
 
     async def remove_account(self, tx: Tx, account_id: str) -> int:
         """A purged account stops being anyone's co-user, and its own co-users lose it."""
@@ -183,7 +159,7 @@ class InvitationRepository:
         return int(mine.deleted_count + theirs.deleted_count)
 
     async def representative(self, owner_id: str, tx: Tx | None = None) -> str:
-        doc = await self.households.find_one({"_id": owner_id}, session=_session(tx))
+        doc = await self.households.find_one({"_id": owner_id}, session=session(tx))
         return str(doc["representative_account_id"]) if doc else owner_id
 
     async def set_representative(self, tx: Tx, owner_id: str, account_id: str) -> None:

@@ -7,48 +7,43 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from pymongo import ASCENDING, DESCENDING
-from pymongo.errors import DuplicateKeyError
+from pymongo import ASCENDING, DESCENDING, IndexModel
 
+from kagi_invite.adapters.documents import (
+    Collection,
+    Collections,
+    delete_pair,
+    find_pair,
+    find_pairs,
+    insert_pair,
+    pair_id,
+    stored_version,
+    upsert_versioned,
+)
 from kagi_invite.domain.locations import AlreadyViewer, Location, ViewerKey, ViewerRight
-from kagi_shared.mongo import Store, Tx, doc_struct
+from kagi_shared.mongo import Tx, doc_struct
 
 LOCATIONS = "locations"
 VIEWER_KEYS = "viewer_keys"
 VIEWER_RIGHTS = "viewer_rights"
 
 
-def _right(doc: dict[str, Any]) -> ViewerRight:
-    doc = dict(doc)
-    doc.pop("_id")
-    return msgspec.convert(doc, ViewerRight)
-
-
-class LocationRepository:
-    def __init__(self, store: Store) -> None:
-        self.locations = store.db[LOCATIONS]
-        self.keys = store.db[VIEWER_KEYS]
-        self.rights = store.db[VIEWER_RIGHTS]
-
-    async def ensure_indexes(self) -> None:
-        await self.locations.create_index([("owner_id", ASCENDING), ("name", ASCENDING)])
-        await self.keys.create_index([("key_hash", ASCENDING)], unique=True)
-        await self.rights.create_index([("location_id", ASCENDING), ("added_at", ASCENDING)])
-        await self.rights.create_index([("account_id", ASCENDING)])
+class LocationRepository(Collections):
+    locations = Collection(LOCATIONS, IndexModel([("owner_id", ASCENDING), ("name", ASCENDING)]))
+    keys = Collection(VIEWER_KEYS, IndexModel([("key_hash", ASCENDING)], unique=True))
+    rights = Collection(VIEWER_RIGHTS, IndexModel([("location_id", ASCENDING), ("added_at", ASCENDING)]),
+                        IndexModel([("account_id", ASCENDING)]))
 
     # -- locations -------------------------------------------------------------------------------
     async def version(self, location_id: str, tx: Tx) -> int | None:
-        doc = await self.locations.find_one({"_id": location_id}, {"version": 1}, session=tx.session)
-        return int(doc["version"]) if doc else None
+        return await stored_version(self.locations, tx, location_id)
 
     async def owner(self, location_id: str, tx: Tx) -> str | None:
         doc = await self.locations.find_one({"_id": location_id}, {"owner_id": 1}, session=tx.session)
         return str(doc["owner_id"]) if doc else None
 
     async def upsert(self, tx: Tx, location: Location) -> None:
-        doc = msgspec.to_builtins(location, builtin_types=(datetime,))
-        doc.pop("id")
-        await self.locations.update_one({"_id": location.id}, {"$set": doc}, upsert=True, session=tx.session)
+        await upsert_versioned(self.locations, tx, location, location.id)
 
     async def get(self, location_id: str) -> Location | None:
         doc = await self.locations.find_one({"_id": location_id})
@@ -99,32 +94,25 @@ class LocationRepository:
     # -- viewer rights ---------------------------------------------------------------------------
     async def add_right(self, tx: Tx, right: ViewerRight) -> None:
         doc = msgspec.structs.asdict(right)
-        doc["_id"] = f"{right.location_id}:{right.account_id}"
-        try:
-            await self.rights.insert_one(doc, session=tx.session)
-        except DuplicateKeyError:
-            raise AlreadyViewer(doc["_id"]) from None
+        doc["_id"] = pair_id(right.location_id, right.account_id)
+        await insert_pair(self.rights, tx, doc, AlreadyViewer)
 
     async def right(self, location_id: str, account_id: str) -> ViewerRight | None:
-        doc = await self.rights.find_one({"_id": f"{location_id}:{account_id}"})
-        return _right(doc) if doc else None
+        return await find_pair(self.rights, ViewerRight, location_id, account_id)
 
     async def rights_of_location(self, location_id: str) -> list[ViewerRight]:
-        docs = await self.rights.find({"location_id": location_id}).sort("added_at", ASCENDING).to_list()
-        return [_right(d) for d in docs]
+        return await find_pairs(self.rights, ViewerRight, {"location_id": location_id}, "added_at")
 
     async def rights_of_viewer(self, account_id: str) -> list[ViewerRight]:
-        docs = await self.rights.find({"account_id": account_id}).sort("added_at", ASCENDING).to_list()
-        return [_right(d) for d in docs]
+        return await find_pairs(self.rights, ViewerRight, {"account_id": account_id}, "added_at")
 
     async def remove_right(self, tx: Tx, location_id: str, account_id: str) -> bool:
-        result = await self.rights.delete_one({"_id": f"{location_id}:{account_id}"}, session=tx.session)
-        return result.deleted_count == 1
+        return await delete_pair(self.rights, tx, location_id, account_id)
 
     async def remove_rights_of_location(self, tx: Tx, location_id: str) -> list[ViewerRight]:
-        docs = await self.rights.find({"location_id": location_id}, session=tx.session).to_list()
+        rights = await find_pairs(self.rights, ViewerRight, {"location_id": location_id}, tx=tx)
         await self.rights.delete_many({"location_id": location_id}, session=tx.session)
-        return [_right(d) for d in docs]
+        return rights
 
     async def remove_account(self, tx: Tx, account_id: str) -> int:
         """A purged account loses every viewer right it had, and its locations' viewers theirs."""

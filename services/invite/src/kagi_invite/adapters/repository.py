@@ -5,23 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pymongo import DESCENDING, ReturnDocument
+from pymongo import DESCENDING, IndexModel, ReturnDocument
 
+from kagi_invite.adapters.documents import Collection, Collections
 from kagi_invite.domain.step_up import StepUpCode
-from kagi_shared.mongo import Store, Tx, doc_struct, struct_doc
+from kagi_shared.mongo import Tx, doc_struct, struct_doc
 
 CODES = "step_up_codes"
 WINDOWS = "step_up_windows"
 
 
-class StepUpRepository:
-    def __init__(self, store: Store) -> None:
-        self.codes = store.db[CODES]
-        self.windows = store.db[WINDOWS]
-
-    async def ensure_indexes(self) -> None:
-        await self.codes.create_index([("account_id", 1), ("issued_at", DESCENDING)])
-        await self.windows.create_index([("valid_until", 1)], expireAfterSeconds=0)
+class StepUpRepository(Collections):
+    codes = Collection(CODES, IndexModel([("account_id", 1), ("issued_at", DESCENDING)]))
+    windows = Collection(WINDOWS, IndexModel([("valid_until", 1)], expireAfterSeconds=0))
 
     async def replace_active(self, tx: Tx, code: StepUpCode) -> None:
         """A re-issue invalidates the previous code."""

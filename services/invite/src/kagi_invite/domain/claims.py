@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import msgspec
+
+from kagi_invite.domain.limits import valid_until, voids_after
 
 _NOT_DIGITS = re.compile(r"\D+")
 _SPACES = re.compile(r"[\s\-‐－ー−]+")
@@ -142,7 +144,7 @@ class ClaimPolicy:
         return above_recommended(count, self.recommended_max)
 
     def sms_expires_at(self, issued_at: datetime) -> datetime:
-        return issued_at + timedelta(seconds=self.sms_code_ttl_s)
+        return valid_until(issued_at, self.sms_code_ttl_s)
 
     def sms_voided_by(self, attempts: int) -> bool:
-        return attempts >= self.sms_max_attempts
+        return voids_after(attempts, self.sms_max_attempts)

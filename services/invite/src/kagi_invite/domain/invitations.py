@@ -11,11 +11,12 @@ the phases leaves a key that is pending again, never one that is half used.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
 import msgspec
 
+from kagi_invite.domain.limits import attempts_left, valid_until, voids_after
 from kagi_shared import codes
 from kagi_shared.problems import Problem
 
@@ -99,28 +100,26 @@ def shown_status(key: InvitationKey, now: datetime) -> ShownStatus:
     return "expired" if now >= key.expires_at else "pending"
 
 
+def _open_verdict(status: str, expires_at: datetime, reserved_until: datetime | None,
+                  now: datetime) -> Literal["ok", "expired", "busy"]:
+    """A key or link that is not finished: expired, held by a redemption in progress, or usable."""
+    if now >= expires_at:
+        return "expired"
+    if held(status, reserved_until, now):
+        return "busy"
+    return "ok"
+
+
 def judge_key(key: InvitationKey, now: datetime) -> KeyVerdict:
     if key.status in ("redeemed", "revoked", "voided"):
         return key.status
-    if now >= key.expires_at:
-        return "expired"
-    if held(key.status, key.reserved_until, now):
-        return "busy"
-    return "ok"
+    return _open_verdict(key.status, key.expires_at, key.reserved_until, now)
 
 
 def judge_link(link: ConfirmationLink, now: datetime) -> LinkVerdict:
     if link.status in ("used", "voided"):
         return link.status
-    if now >= link.expires_at:
-        return "expired"
-    if held(link.status, link.reserved_until, now):
-        return "busy"
-    return "ok"
-
-
-def voids_after(attempts: int, max_attempts: int) -> bool:
-    return attempts >= max_attempts
+    return _open_verdict(link.status, link.expires_at, link.reserved_until, now)
 
 
 def can_join(owner_id: str, account_id: str, already_member: bool) -> Literal["ok", "own_key", "already_member"]:
@@ -147,19 +146,19 @@ class InvitationPolicy:
     reservation_ttl_s: int = 120
 
     def key_expires_at(self, issued_at: datetime) -> datetime:
-        return issued_at + timedelta(seconds=self.key_ttl_s)
+        return valid_until(issued_at, self.key_ttl_s)
 
     def link_expires_at(self, issued_at: datetime) -> datetime:
-        return issued_at + timedelta(seconds=self.link_ttl_s)
+        return valid_until(issued_at, self.link_ttl_s)
 
     def reserved_until(self, now: datetime) -> datetime:
-        return now + timedelta(seconds=self.reservation_ttl_s)
+        return valid_until(now, self.reservation_ttl_s)
 
     def link_voided_by(self, wrong_keys: int) -> bool:
         return voids_after(wrong_keys, self.link_max_wrong_keys)
 
     def wrong_keys_left(self, wrong_keys: int) -> int:
-        return max(self.link_max_wrong_keys - wrong_keys, 0)
+        return attempts_left(wrong_keys, self.link_max_wrong_keys)
 
     def key_voided_by(self, failed_logins: int) -> bool:
         return voids_after(failed_logins, self.key_max_attempts)

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
+
+from kagi_invite.domain.limits import valid_until
 
 SUPPLY_POINT_DIGITS = 22
 _SEPARATORS = re.compile(r"[\s\-]+")
@@ -105,4 +107,4 @@ class ViewerKeyPolicy:
     key_ttl_s: int = 86400
 
     def key_expires_at(self, issued_at: datetime) -> datetime:
-        return issued_at + timedelta(seconds=self.key_ttl_s)
+        return valid_until(issued_at, self.key_ttl_s)

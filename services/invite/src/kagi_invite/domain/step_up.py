@@ -6,10 +6,12 @@ Pure rules: the caller passes the clock and the stored state and gets a verdict.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
 import msgspec
+
+from kagi_invite.domain.limits import attempts_left, valid_until, voids_after
 
 CodeStatus = Literal["active", "used", "voided", "replaced"]
 Verdict = Literal["ok", "wrong", "expired", "used", "voided", "replaced"]
@@ -34,14 +36,6 @@ def judge(code: StepUpCode, matches: bool, now: datetime) -> Verdict:
     return "ok" if matches else "wrong"
 
 
-def voids_after(attempts: int, max_attempts: int) -> bool:
-    return attempts >= max_attempts
-
-
-def valid_until(verified_at: datetime, window_s: int) -> datetime:
-    return verified_at + timedelta(seconds=window_s)
-
-
 @dataclass(frozen=True)
 class StepUpPolicy:
     """SPEC §2 追加認証: a code mailed to the registered address is valid ``code_ttl_s`` (10 min); the
@@ -53,13 +47,13 @@ class StepUpPolicy:
     window_s: int = 900
 
     def code_expires_at(self, issued_at: datetime) -> datetime:
-        return issued_at + timedelta(seconds=self.code_ttl_s)
+        return valid_until(issued_at, self.code_ttl_s)
 
     def voids(self, attempts: int) -> bool:
         return voids_after(attempts, self.max_attempts)
 
     def remaining(self, attempts: int) -> int:
-        return max(self.max_attempts - attempts, 0)
+        return attempts_left(attempts, self.max_attempts)
 
     def window_until(self, verified_at: datetime) -> datetime:
         return valid_until(verified_at, self.window_s)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Litestar, Request, get, post
+from litestar import Request, get, post
 from litestar.params import JSONBody
 
 from kagi_invite.bootstrap import NAME, Invite, bootstrap
@@ -12,15 +12,7 @@ from kagi_invite.entrypoints.claims import claim_handlers
 from kagi_invite.entrypoints.invitations import invitation_handlers
 from kagi_invite.entrypoints.locations import location_handlers
 from kagi_shared.contracts.invite import StepUpIssuedOut, StepUpStateOut, StepUpVerifyIn
-from kagi_shared.service_api import (
-    RunningService,
-    ServiceApi,
-    caller_of,
-    correlation_of,
-    require_role,
-    run_service_api,
-    service_app,
-)
+from kagi_shared.service_api import RunningService, ServiceApi, api_entrypoints, caller_as, correlation_of
 from kagi_shared.settings import Settings
 
 # A viewer-only account steps up too: its withdrawal needs it.
@@ -37,36 +29,28 @@ def service_api(settings: Settings, invite: Invite | None = None) -> ServiceApi:
 
     @post("/internal/step-up", status_code=201)
     async def issue(request: Request[Any, Any, Any]) -> StepUpIssuedOut:
-        caller = caller_of(request)
-        require_role(caller, *STEP_UP_ROLES)
+        caller = caller_as(request, *STEP_UP_ROLES)
         code = await app().step_up.issue(caller, correlation_of(request))
         return StepUpIssuedOut(code_id=code.id, expires_at=code.expires_at, sent_to=_mask(caller.email))
 
     @post("/internal/step-up/verify", status_code=200)
     async def verify(data: JSONBody[StepUpVerifyIn], request: Request[Any, Any, Any]) -> StepUpStateOut:
-        caller = caller_of(request)
-        require_role(caller, *STEP_UP_ROLES)
+        caller = caller_as(request, *STEP_UP_ROLES)
         until = await app().step_up.verify(caller, data.code, correlation_of(request))
         return StepUpStateOut(verified=True, valid_until=until)
 
     @get("/internal/step-up")
     async def status(request: Request[Any, Any, Any]) -> StepUpStateOut:
-        caller = caller_of(request)
-        require_role(caller, *STEP_UP_ROLES)
+        caller = caller_as(request, *STEP_UP_ROLES)
         until = await app().step_up.window(caller)
         return StepUpStateOut(verified=until is not None, valid_until=until)
 
     handlers = [issue, verify, status, *invitation_handlers(app, settings),
                 *location_handlers(app), *claim_handlers(app)]
-    return ServiceApi(NAME, handlers, ready=app.ready, lifespan=[app.lifespan])
+    return app.api(NAME, handlers)
 
 
-def create_app(settings: Settings, invite: Invite | None = None) -> Litestar:
-    return service_app(settings, service_api(settings, invite))
-
-
-def main() -> None:
-    run_service_api(NAME, create_app)
+create_app, main = api_entrypoints(NAME, service_api)
 
 
 if __name__ == "__main__":

@@ -22,16 +22,14 @@ from kagi_shared.contracts.invite import (
     WaterContractOut,
     WithdrawnOut,
 )
-from kagi_shared.service_api import Caller, caller_of, correlation_of, require_role
+from kagi_shared.service_api import Caller, caller_as, caller_of, correlation_of
 
 if TYPE_CHECKING:
     from kagi_invite.bootstrap import Invite
 
 def claim_handlers(app: Callable[[], Invite]) -> list[Any]:
     def owner(request: Request[Any, Any, Any]) -> Caller:
-        caller = caller_of(request)
-        require_role(caller, "owner")
-        return caller
+        return caller_as(request, "owner")
 
     @post("/internal/contracts", status_code=201)
     async def link(data: JSONBody[ClaimIn], request: Request[Any, Any, Any]) -> LinkedOut:

@@ -30,7 +30,7 @@ from kagi_shared.contracts.invite import (
     UsersOut,
 )
 from kagi_shared.jst import jp_deadline
-from kagi_shared.service_api import caller_of, correlation_of, require_role
+from kagi_shared.service_api import caller_as, caller_of, correlation_of
 from kagi_shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -56,9 +56,7 @@ def login_url(settings: Settings) -> str:
 
 def invitation_handlers(app: Callable[[], Invite], settings: Settings) -> list[Any]:
     def owner(request: Request[Any, Any, Any]) -> Any:
-        caller = caller_of(request)
-        require_role(caller, "owner")
-        return caller
+        return caller_as(request, "owner")
 
     @post("/internal/invitations", status_code=201)
     async def issue_key(request: Request[Any, Any, Any]) -> IssuedKeyOut:

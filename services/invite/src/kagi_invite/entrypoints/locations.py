@@ -24,7 +24,7 @@ from kagi_shared.contracts.invite import (
 )
 from kagi_shared.jst import jp_deadline
 from kagi_shared.problems import FieldError, Problem
-from kagi_shared.service_api import Caller, caller_of, correlation_of, require_role
+from kagi_shared.service_api import Caller, caller_as, caller_of, correlation_of
 
 if TYPE_CHECKING:
     from kagi_invite.bootstrap import Invite
@@ -47,9 +47,7 @@ def checked_location(location_id: str) -> str:
 
 def location_handlers(app: Callable[[], Invite]) -> list[Any]:
     def owner(request: Request[Any, Any, Any]) -> Caller:
-        caller = caller_of(request)
-        require_role(caller, "owner")
-        return caller
+        return caller_as(request, "owner")
 
     @get("/internal/locations")
     async def search(request: Request[Any, Any, Any], q: FromQuery[str] = "", page: FromQuery[int] = 1,

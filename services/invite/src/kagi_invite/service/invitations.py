@@ -25,7 +25,7 @@ from kagi_invite.domain.invitations import (
     retry_after_s,
 )
 from kagi_invite.domain.step_up import StepUpPolicy
-from kagi_invite.service.outbox import publish_event, request_mail
+from kagi_invite.service.outbox import publish_event, request_mail, request_removal_mails
 from kagi_invite.service.ports import Invitations, StepUps
 from kagi_invite.service.step_up import require_step_up
 from kagi_shared import codes
@@ -400,11 +400,9 @@ class InvitationService:
                 await self.repo.set_representative(tx, caller.account_id, caller.account_id)
             publish_event(tx, ev.CoUserRemoved(owner_id=caller.account_id, account_id=account_id),
                           caller.account_id, correlation_id)
-            variables = {"owner_login_id": caller.login_id, "user_login_id": co_user.login_id,
-                         "removed_at": jp_datetime(now)}
-            request_mail(tx, self.settings, "co_user_removed", co_user.email, variables, correlation_id, account_id)
-            request_mail(tx, self.settings, "co_user_removed", caller.email, variables, correlation_id,
-                         caller.account_id)
+            request_removal_mails(tx, self.settings, "co_user_removed", co_user.email, account_id, caller,
+                                  {"owner_login_id": caller.login_id, "user_login_id": co_user.login_id}, now,
+                                  correlation_id)
             return True
 
         if not await self.store.transaction(work):

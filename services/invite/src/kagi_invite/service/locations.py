@@ -18,7 +18,7 @@ from kagi_invite.domain.locations import (
     page_bounds,
 )
 from kagi_invite.service.invitations import InvitationService
-from kagi_invite.service.outbox import publish_event, request_mail
+from kagi_invite.service.outbox import publish_event, request_mail, request_removal_mails
 from kagi_shared import codes
 from kagi_shared.clock import Clock, utc_now
 from kagi_shared.events import invite as ev
@@ -131,11 +131,9 @@ class LocationService:
                 return False
             publish_event(tx, ev.ViewerRemoved(owner_id=caller.account_id, location_id=location_id,
                                                account_id=account_id), caller.account_id, correlation_id)
-            variables = {"location_name": location.name, "viewer_login_id": right.login_id,
-                         "removed_at": jp_datetime(now)}
-            request_mail(tx, self.settings, "viewer_removed", right.email, variables, correlation_id, account_id)
-            request_mail(tx, self.settings, "viewer_removed", caller.email, variables, correlation_id,
-                         caller.account_id)
+            request_removal_mails(tx, self.settings, "viewer_removed", right.email, account_id, caller,
+                                  {"location_name": location.name, "viewer_login_id": right.login_id}, now,
+                                  correlation_id)
             return True
 
         if not await self.store.transaction(work):

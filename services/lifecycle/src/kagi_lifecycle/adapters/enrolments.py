@@ -7,15 +7,17 @@ from typing import Literal
 
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 
+from kagi_lifecycle.adapters.structs import StructRepository
 from kagi_lifecycle.domain.enrolment import Enrolment
-from kagi_shared.mongo import CollectionRepository, Tx, doc_struct, struct_doc
+from kagi_shared.mongo import Tx, struct_doc
 
 ENROLMENTS = "enrolments"
 VoidReason = Literal["otp_failures", "reissued", "disabled"]
 
 
-class EnrolmentRepository(CollectionRepository):
+class EnrolmentRepository(StructRepository[Enrolment]):
     COLLECTION = ENROLMENTS
+    MODEL = Enrolment
     INDEXES = (IndexModel([("account_id", ASCENDING)]),
                # Kept a month past expiry (the holder still hears "expired", not "invalid"), then dropped.
                IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=30 * 86400))
@@ -27,10 +29,6 @@ class EnrolmentRepository(CollectionRepository):
         """Every unused, unvoided URL of the account stops working."""
         await self.collection.update_many({"account_id": account_id, "used_at": None, "voided_at": None},
                                           {"$set": {"voided_at": at, "void_reason": reason}}, session=tx.session)
-
-    async def get(self, token_hash: str) -> Enrolment | None:
-        doc = await self.collection.find_one({"_id": token_hash})
-        return doc_struct(doc, Enrolment) if doc else None
 
     async def count_otp_failure(self, enrolment_id: str) -> int | None:
         """One more wrong one-time password on an open URL; the count after it (None: spent or voided)."""

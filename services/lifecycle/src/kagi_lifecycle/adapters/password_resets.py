@@ -7,7 +7,8 @@ from datetime import datetime
 import msgspec
 from pymongo import ASCENDING, IndexModel
 
-from kagi_shared.mongo import CollectionRepository, Tx, doc_struct, struct_doc
+from kagi_lifecycle.adapters.structs import StructRepository
+from kagi_shared.mongo import Tx
 
 RESETS = "password_resets"
 
@@ -22,20 +23,14 @@ class ResetLink(msgspec.Struct, kw_only=True):
     replaced: bool = False
 
 
-class ResetLinkRepository(CollectionRepository):
+class ResetLinkRepository(StructRepository[ResetLink]):
     COLLECTION = RESETS
+    MODEL = ResetLink
     INDEXES = (IndexModel([("account_id", ASCENDING)]),)
 
     async def replace(self, tx: Tx, link: ResetLink) -> None:
         """Store ``link`` as the account's only usable one: its unused earlier links count as used (replaced)."""
-        await self.collection.update_many({"account_id": link.account_id, "used_at": None},
-                                          {"$set": {"used_at": link.created_at, "replaced": True}},
-                                          session=tx.session)
-        await self.collection.insert_one(struct_doc(link), session=tx.session)
-
-    async def get(self, token_hash: str) -> ResetLink | None:
-        doc = await self.collection.find_one({"_id": token_hash})
-        return doc_struct(doc, ResetLink) if doc else None
+        await self._replace_unused(tx, {"account_id": link.account_id}, link, link.created_at)
 
     async def spend(self, tx: Tx, token_hash: str, at: datetime) -> bool:
         """Mark the link used, if it was not; False when another use came first."""

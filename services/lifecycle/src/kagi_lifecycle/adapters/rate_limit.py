@@ -18,6 +18,14 @@ class RateLimiter(CollectionRepository):
     INDEXES = (IndexModel([("key", ASCENDING), ("at", ASCENDING)]),
                IndexModel([("at", ASCENDING)], expireAfterSeconds=24 * 3600))
 
+    async def hit_per_caller(self, key: str, per_key: int, scope: str, client_ip: str | None, per_ip: int,
+                             window_s: int, now: datetime) -> None:
+        """``hit`` on ``key`` and, when the client's address is known, on ``{scope}:ip:{address}`` too."""
+        keys = [(key, per_key)]
+        if client_ip:
+            keys.append((f"{scope}:ip:{client_ip}", per_ip))
+        await self.hit(keys, window_s, now)
+
     async def hit(self, keys: list[tuple[str, int]], window_s: int, now: datetime) -> None:
         """Count one hit on every key, or refuse (429) if that makes more than ``limit`` hits in the window.
 

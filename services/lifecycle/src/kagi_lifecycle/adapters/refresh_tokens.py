@@ -7,7 +7,8 @@ from datetime import datetime
 import msgspec
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 
-from kagi_shared.mongo import CollectionRepository, doc_struct, struct_doc
+from kagi_lifecycle.adapters.structs import StructRepository
+from kagi_shared.mongo import doc_struct, struct_doc
 
 REFRESH_TOKENS = "refresh_tokens"
 
@@ -25,8 +26,9 @@ class RefreshToken(msgspec.Struct, kw_only=True):
     used_at: datetime | None = None
 
 
-class RefreshTokenRepository(CollectionRepository):
+class RefreshTokenRepository(StructRepository[RefreshToken]):
     COLLECTION = REFRESH_TOKENS
+    MODEL = RefreshToken
     INDEXES = (IndexModel([("family", ASCENDING)]),
                IndexModel([("account_id", ASCENDING)]))
 
@@ -38,10 +40,6 @@ class RefreshTokenRepository(CollectionRepository):
         doc = await self.collection.find_one_and_update({"_id": token_hash, "used": False},
                                                         {"$set": {"used": True, "used_at": at}},
                                                         return_document=ReturnDocument.BEFORE)
-        return doc_struct(doc, RefreshToken) if doc else None
-
-    async def get(self, token_hash: str) -> RefreshToken | None:
-        doc = await self.collection.find_one({"_id": token_hash})
         return doc_struct(doc, RefreshToken) if doc else None
 
     async def end_family(self, family: str) -> None:

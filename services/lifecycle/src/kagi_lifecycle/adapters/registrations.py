@@ -6,28 +6,23 @@ from datetime import datetime
 
 from pymongo import ASCENDING, IndexModel
 
+from kagi_lifecycle.adapters.structs import StructRepository
 from kagi_lifecycle.domain.registration import Registration
-from kagi_shared.mongo import CollectionRepository, Tx, doc_struct, struct_doc
+from kagi_shared.mongo import Tx
 
 REGISTRATIONS = "registrations"
 
 
-class RegistrationRepository(CollectionRepository):
+class RegistrationRepository(StructRepository[Registration]):
     COLLECTION = REGISTRATIONS
+    MODEL = Registration
     INDEXES = (IndexModel([("login_id", ASCENDING)]),
                # Links are worthless a day after they expire; the server drops them.
                IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=86400))
 
     async def replace(self, tx: Tx, registration: Registration) -> None:
         """Store ``registration`` as the address's only usable link: earlier unused ones count as used."""
-        await self.collection.update_many({"login_id": registration.login_id, "used_at": None},
-                                          {"$set": {"used_at": registration.created_at, "replaced": True}},
-                                          session=tx.session)
-        await self.collection.insert_one(struct_doc(registration), session=tx.session)
-
-    async def get(self, token_hash: str) -> Registration | None:
-        doc = await self.collection.find_one({"_id": token_hash})
-        return doc_struct(doc, Registration) if doc else None
+        await self._replace_unused(tx, {"login_id": registration.login_id}, registration, registration.created_at)
 
     async def spend(self, tx: Tx, token_hash: str, account_id: str, at: datetime) -> bool:
         """Mark the link used by ``account_id`` if it is unused and unexpired at ``at``; False otherwise."""

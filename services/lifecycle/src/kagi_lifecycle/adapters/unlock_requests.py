@@ -6,14 +6,16 @@ from datetime import datetime
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
+from kagi_lifecycle.adapters.structs import StructRepository
 from kagi_lifecycle.domain.unlock import RequestStatus, UnlockRequest
-from kagi_shared.mongo import CollectionRepository, Tx, doc_struct, struct_doc
+from kagi_shared.mongo import Tx, doc_struct, struct_doc
 
 UNLOCK_REQUESTS = "unlock_requests"
 
 
-class UnlockRequestRepository(CollectionRepository):
+class UnlockRequestRepository(StructRepository[UnlockRequest]):
     COLLECTION = UNLOCK_REQUESTS
+    MODEL = UnlockRequest
     INDEXES = (IndexModel([("status", ASCENDING), ("filed_at", DESCENDING)]),
                IndexModel([("account_id", ASCENDING), ("status", ASCENDING)]))
 
@@ -22,10 +24,6 @@ class UnlockRequestRepository(CollectionRepository):
 
     async def has_pending(self, account_id: str) -> bool:
         return await self.collection.find_one({"account_id": account_id, "status": "pending"}) is not None
-
-    async def get(self, request_id: str) -> UnlockRequest | None:
-        doc = await self.collection.find_one({"_id": request_id})
-        return doc_struct(doc, UnlockRequest) if doc else None
 
     async def listing(self, status: str | None = None, limit: int = 100) -> list[UnlockRequest]:
         """Newest first; all statuses when ``status`` is None."""

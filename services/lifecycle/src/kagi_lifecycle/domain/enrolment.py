@@ -16,6 +16,8 @@ from typing import Literal
 
 import msgspec
 
+from kagi_lifecycle.domain.links import spent_or_expired
+
 TOKEN_BYTES = 32
 # secrets.token_urlsafe(32): 43 characters of the URL-safe base64 alphabet.
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
@@ -54,13 +56,7 @@ def judge(enrolment: Enrolment | None, now: datetime) -> Verdict:
     one-time passwords: the holder needs the newer mails either way."""
     if enrolment is None:
         return "unknown"
-    if enrolment.used_at is not None:
-        return "used"
-    if enrolment.voided_at is not None:
-        return "voided"
-    if enrolment.expires_at <= now:
-        return "expired"
-    return "ok"
+    return spent_or_expired(enrolment.used_at, enrolment.expires_at, now, enrolment.voided_at)
 
 
 def voids_after(failures: int, limit: int) -> bool:

@@ -13,6 +13,8 @@ from typing import Literal
 
 import msgspec
 
+from kagi_lifecycle.domain.links import spent_or_expired
+
 TOKEN_BYTES = 32
 # secrets.token_urlsafe(32): 43 characters of the URL-safe base64 alphabet.
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
@@ -41,8 +43,6 @@ def judge(registration: Registration | None, now: datetime) -> Verdict:
     """Why a link cannot be used, or ``ok``; a link replaced by a newer request counts as used."""
     if registration is None:
         return "unknown"
-    if registration.used_at is not None:
-        return "used"
-    if registration.expires_at <= now:
-        return "expired"
-    return "ok"
+    verdict = spent_or_expired(registration.used_at, registration.expires_at, now)
+    assert verdict != "voided"  # a registration link is never voided, only replaced (which counts as used)
+    return verdict

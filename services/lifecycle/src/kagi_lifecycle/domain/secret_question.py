@@ -35,24 +35,25 @@ def normalise_question(question: str) -> str:
     return question.strip()
 
 
+def _length_problem(text: str, missing: str, max_length: int) -> str | None:
+    if not text:
+        return missing
+    if len(text) > max_length:
+        return f"{max_length} 文字以内で入力してください。"
+    return None
+
+
 def question_problem(question: str) -> str | None:
     text = normalise_question(question)
-    if not text:
-        return "質問を選択するか入力してください。"
-    if len(text) > MAX_QUESTION:
-        return f"{MAX_QUESTION} 文字以内で入力してください。"
+    if problem := _length_problem(text, "質問を選択するか入力してください。", MAX_QUESTION):
+        return problem
     if any(unicodedata.category(c).startswith("C") for c in text):
         return "使用できない文字が含まれています。"
     return None
 
 
 def answer_problem(answer: str) -> str | None:
-    text = normalise_answer(answer)
-    if not text:
-        return "答えを入力してください。"
-    if len(text) > MAX_ANSWER:
-        return f"{MAX_ANSWER} 文字以内で入力してください。"
-    return None
+    return _length_problem(normalise_answer(answer), "答えを入力してください。", MAX_ANSWER)
 
 
 def decoy_question(canonical_login_id: str, pepper: str) -> str:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
-from litestar import Litestar, Request, get, post, put
+from litestar import Request, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from kagi_lifecycle.bootstrap import NAME, Lifecycle, bootstrap
@@ -51,15 +51,7 @@ from kagi_shared.contracts.lifecycle import (
 )
 from kagi_shared.metrics import ACCOUNTS, on_scrape, set_counts
 from kagi_shared.problems import FieldError, Problem
-from kagi_shared.service_api import (
-    RunningService,
-    ServiceApi,
-    caller_of,
-    correlation_of,
-    require_role,
-    run_service_api,
-    service_app,
-)
+from kagi_shared.service_api import RunningService, ServiceApi, api_entrypoints, caller_as, caller_of, correlation_of
 from kagi_shared.settings import Settings
 
 RESET_ACCEPTED = "登録されている ID の場合、パスワード再設定用のリンクをメールで送信しました。"
@@ -100,6 +92,15 @@ def _as_of(value: str | None) -> datetime | None:
         raise Problem(400, "request.invalid", "入力内容に誤りがあります。",
                       errors=[FieldError("asOf", str(exc))]) from None
 
+T = TypeVar("T")
+
+
+def _known(found: T | None) -> T:
+    """What the route looked up by account id; a 404 when no such account exists."""
+    if found is None:
+        raise Problem(404, "account.not_found", "アカウントが見つかりません。")
+    return found
+
 
 def service_api(settings: Settings, lifecycle: Lifecycle | None = None) -> ServiceApi:
     async def account_gauges() -> None:
@@ -110,14 +111,10 @@ def service_api(settings: Settings, lifecycle: Lifecycle | None = None) -> Servi
 
     def staff(request: Request[Any, Any, Any]) -> str:
         """Operators, and support for the duties the seed's troubleshooting table gives it (mail re-issue)."""
-        caller = caller_of(request)
-        require_role(caller, "operator", "support")
-        return caller.account_id
+        return caller_as(request, "operator", "support").account_id
 
     def operator(request: Request[Any, Any, Any]) -> str:
-        caller = caller_of(request)
-        require_role(caller, "operator")
-        return caller.account_id
+        return caller_as(request, "operator").account_id
 
     async def opened(account: Account) -> SessionOpened:
         """A session for an external login (the federation routes): the same answer as a password login."""
@@ -163,17 +160,12 @@ def service_api(settings: Settings, lifecycle: Lifecycle | None = None) -> Servi
 
     @get("/internal/accounts/{account_id:str}")
     async def get_account(account_id: FromPath[str]) -> AccountOut:
-        account = await app().accounts.get(account_id)
-        if account is None:
-            raise Problem(404, "account.not_found", "アカウントが見つかりません。")
-        return account_out(account)
+        return account_out(_known(await app().accounts.get(account_id)))
 
     @get("/internal/accounts/{account_id:str}/session")
     async def session(account_id: FromPath[str]) -> SessionOut:
-        found = await app().accounts.session_state(account_id)
-        if found is None:
-            raise Problem(404, "account.not_found", "アカウントが見つかりません。")
-        return SessionOut(session_version=found[0], status=found[1], roles=found[2])
+        version, status, roles = _known(await app().accounts.session_state(account_id))
+        return SessionOut(session_version=version, status=status, roles=roles)
 
     @post("/internal/me/password", status_code=200)
     async def change_password(data: JSONBody[PasswordChangeIn], request: Request[Any, Any, Any]) -> LoginOut:
@@ -196,11 +188,15 @@ def service_api(settings: Settings, lifecycle: Lifecycle | None = None) -> Servi
         await app().credentials.request_reset(data.login_id, data.client_ip, correlation_of(request))
         return AcceptedOut(message=RESET_ACCEPTED)
 
+    async def reset_password(data: ResetCompleteIn | AnswerIn, request: Request[Any, Any, Any]) -> AcceptedOut:
+        """The link's reset, with the secret question's answer where the account has one (both routes)."""
+        await app().credentials.complete_reset(data.token, data.new_password, correlation_of(request),
+                                               answer=data.answer, client_ip=data.client_ip)
+        return AcceptedOut(message="パスワードを再設定しました。新しいパスワードでログインしてください。")
+
     @post("/internal/password-reset/complete", status_code=200)
     async def complete_reset(data: JSONBody[ResetCompleteIn], request: Request[Any, Any, Any]) -> AcceptedOut:
-        await app().credentials.complete_reset(data.token, data.new_password, correlation_of(request),
-                                                     answer=data.answer, client_ip=data.client_ip)
-        return AcceptedOut(message="パスワードを再設定しました。新しいパスワードでログインしてください。")
+        return await reset_password(data, request)
 
     @post("/internal/registrations", status_code=202)
     async def request_registration(data: JSONBody[RegistrationIn], request: Request[Any, Any, Any]) -> AcceptedOut:
@@ -252,9 +248,7 @@ def service_api(settings: Settings, lifecycle: Lifecycle | None = None) -> Servi
 
     @post("/internal/password-reset/answer", status_code=200)
     async def reset_answer(data: JSONBody[AnswerIn], request: Request[Any, Any, Any]) -> AcceptedOut:
-        await app().credentials.complete_reset(data.token, data.new_password, correlation_of(request),
-                                                     answer=data.answer, client_ip=data.client_ip)
-        return AcceptedOut(message="パスワードを再設定しました。新しいパスワードでログインしてください。")
+        return await reset_password(data, request)
 
     @post("/internal/unlock-requests", status_code=202)
     async def file_unlock(data: JSONBody[UnlockFileIn], request: Request[Any, Any, Any]) -> AcceptedOut:
@@ -298,15 +292,10 @@ def service_api(settings: Settings, lifecycle: Lifecycle | None = None) -> Servi
                 file_unlock, list_unlocks, approve, reject, lock, preview,
                 *oidc_handlers(lambda: app().oidc),
                 *federation_handlers(app, opened, account_out)]
-    return ServiceApi(NAME, handlers, ready=app.ready, lifespan=[app.lifespan])
+    return app.api(NAME, handlers)
 
 
-def create_app(settings: Settings, lifecycle: Lifecycle | None = None) -> Litestar:
-    return service_app(settings, service_api(settings, lifecycle))
-
-
-def main() -> None:
-    run_service_api(NAME, create_app)
+create_app, main = api_entrypoints(NAME, service_api)
 
 
 if __name__ == "__main__":

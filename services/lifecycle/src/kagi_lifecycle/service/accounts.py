@@ -36,6 +36,23 @@ TOTP_PROMPT = "認証アプリに表示されている 6 桁のワンタイム�
 TOTP_REQUIRED = Problem(401, "auth.totp_required", TOTP_PROMPT, errors=[FieldError("totpCode", TOTP_PROMPT)])
 TOTP_INVALID = Problem(401, "auth.totp_invalid", "ワンタイムパスワードが正しくありません。",
                        errors=[FieldError("totpCode", "ワンタイムパスワードが正しくありません。")])
+ACCOUNT_NOT_FOUND = Problem(404, "account.not_found", "アカウントが見つかりません。")
+
+
+class LinkRefusals:
+    """Why a mailed link cannot be used (a verdict of the domain), as the problem its holder is shown."""
+
+    def __init__(self, problems: dict[str, tuple[int, str, str]]) -> None:
+        self.problems = problems
+
+    def __call__(self, verdict: str) -> Problem:
+        return Problem(*self.problems[verdict])
+
+
+def account_exists(field: str) -> Problem:
+    """The login ID is taken (a duplicate key on insert), reported on the form field that typed it."""
+    return Problem(409, "account.exists", "この ID は既に登録されています。",
+                   errors=[FieldError(field, "既に使用されています。")])
 
 
 
@@ -93,8 +110,7 @@ class AccountService:
         try:
             await self.store.transaction(work)
         except AccountExists:
-            raise Problem(409, "account.exists", "この ID は既に登録されています。",
-                          errors=[FieldError("loginId", "既に使用されています。")]) from None
+            raise account_exists("loginId") from None
         return account
 
     def new_account(self, login_id: str, email: str, password_hash: str, roles: list[str], now: datetime) -> Account:
@@ -249,3 +265,21 @@ class AccountService:
         self.publish(tx, ev.LoggedIn(account_id=account.id, at=event.at, via=event.provider), account.id,
                      correlation_id)
         return True
+
+
+class AccountUseCase:
+    """A use case built on ``AccountService``: it works on the same store, accounts, passwords and settings."""
+
+    def __init__(self, lifecycle: AccountService) -> None:
+        self.lifecycle = lifecycle
+        self.store = lifecycle.store
+        self.accounts = lifecycle.accounts
+        self.passwords = lifecycle.passwords
+        self.settings = lifecycle.settings
+
+    async def account(self, account_id: str, tx: Tx | None = None) -> Account:
+        """The account, or 404 ``account.not_found``."""
+        account = await self.accounts.get(account_id, tx)
+        if account is None:
+            raise ACCOUNT_NOT_FOUND
+        return account

@@ -21,7 +21,7 @@ from kagi_lifecycle.adapters.password_resets import ResetLink, ResetLinkReposito
 from kagi_lifecycle.adapters.rate_limit import RateLimiter
 from kagi_lifecycle.domain import password_policy
 from kagi_lifecycle.domain.accounts import Account, canonical_login_id
-from kagi_lifecycle.service.accounts import AccountService
+from kagi_lifecycle.service.accounts import AccountService, AccountUseCase, LinkRefusals
 from kagi_lifecycle.service.notices import send_mail
 from kagi_shared import codes
 from kagi_shared.events import lifecycle as ev
@@ -30,12 +30,12 @@ from kagi_shared.mongo import Tx
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.settings import Settings
 
-_LINK_REFUSALS = {
+_refuse_link = LinkRefusals({
     "unknown": (400, "password_reset.link_invalid", "このリンクは無効です。再度パスワード再設定を申請してください。"),
     "expired": (410, "password_reset.link_expired",
                 "このリンクは有効期限が切れています。再度パスワード再設定を申請してください。"),
     "used": (409, "password_reset.link_used", "このリンクは使用済みです。再度パスワード再設定を申請してください。"),
-}
+})
 
 
 def policy_problem(violations: list[password_policy.Violation], field: str) -> Problem:
@@ -57,13 +57,9 @@ def password_changed_mail(tx: Tx, settings: Settings, account: Account, now: dat
               account_id=account.id, category="security", correlation_id=correlation_id)
 
 
-class CredentialService:
+class CredentialService(AccountUseCase):
     def __init__(self, lifecycle: AccountService, limiter: RateLimiter, resets: ResetLinkRepository) -> None:
-        self.lifecycle = lifecycle
-        self.store = lifecycle.store
-        self.accounts = lifecycle.accounts
-        self.passwords = lifecycle.passwords
-        self.settings = lifecycle.settings
+        super().__init__(lifecycle)
         self.resets = resets
         self.limiter = limiter
         self.second_step: SecondStep | None = None
@@ -126,10 +122,8 @@ class CredentialService:
         lc = self.settings.lifecycle
         canonical = canonical_login_id(login_id)
         now = self.lifecycle.clock()
-        keys = [(f"reset:id:{canonical}", lc.reset_per_login_id)]
-        if client_ip:
-            keys.append((f"reset:ip:{client_ip}", lc.reset_per_ip))
-        await self.limiter.hit(keys, lc.reset_rate_window_s, now)
+        await self.limiter.hit_per_caller(f"reset:id:{canonical}", lc.reset_per_login_id, "reset", client_ip,
+                                          lc.reset_per_ip, lc.reset_rate_window_s, now)
         account = await self.accounts.by_login_id(canonical)
         if account is None or account.status != "active":
             return
@@ -153,13 +147,13 @@ class CredentialService:
         verdict = ("unknown" if link is None else "used" if link.used_at is not None
                    else "expired" if link.expires_at <= now else "ok")
         if verdict != "ok":
-            raise Problem(*_LINK_REFUSALS[verdict])
+            raise _refuse_link(verdict)
         assert link is not None
         account = await self.accounts.get(link.account_id)
         if account is not None:
             AccountService.refuse_inactive(account)
         if account is None or account.status != "active":
-            raise Problem(*_LINK_REFUSALS["unknown"])
+            raise _refuse_link("unknown")
         if account.secret_answer_hash is not None:
             assert self.second_step is not None
             await self.second_step(account, answer, client_ip)  # raises unless the answer is right
@@ -182,6 +176,6 @@ class CredentialService:
 
         outcome = await self.store.transaction(work)
         if outcome == "used":
-            raise Problem(*_LINK_REFUSALS["used"])
+            raise _refuse_link("used")
         if outcome == "inactive":
-            raise Problem(*_LINK_REFUSALS["unknown"])
+            raise _refuse_link("unknown")

@@ -30,7 +30,7 @@ from kagi_lifecycle.domain.enrolment import (
     token_malformed,
     with_b2b_roles,
 )
-from kagi_lifecycle.service.accounts import AccountService, new_period
+from kagi_lifecycle.service.accounts import AccountService, AccountUseCase, LinkRefusals, account_exists, new_period
 from kagi_lifecycle.service.credentials import policy_problem
 from kagi_lifecycle.service.notices import send_mail
 from kagi_shared import codes
@@ -43,7 +43,7 @@ UNSET_PASSWORD = "!unset"  # noqa: S105 - not a password: a marker no argon2 has
 """The password hash of an ID that has not enrolled yet: verifies against nothing."""
 STAFF_ROLES = ("operator", "support")
 
-_REFUSALS = {
+_refuse = LinkRefusals({
     "unknown": (404, "enrolment.link_invalid",
                 "このURLは無効です。メールに記載されたURLをご確認ください。"),
     "expired": (410, "enrolment.link_expired",
@@ -53,21 +53,13 @@ _REFUSALS = {
     "voided": (410, "enrolment.link_voided",
                "このURLは無効になりました(ワンタイムパスワードの誤りが規定回数に達したか、メールが再発行されました)。"
                "託送受付センターにメールの再発行を依頼してください。"),
-}
+})
 
 
-def _refuse(verdict: str) -> Problem:
-    return Problem(*_REFUSALS[verdict])
-
-
-class EnrolmentService:
+class EnrolmentService(AccountUseCase):
     def __init__(self, lifecycle: AccountService, enrolments: EnrolmentRepository, policy: EnrolmentPolicy) -> None:
+        super().__init__(lifecycle)
         self.policy = policy
-        self.lifecycle = lifecycle
-        self.store = lifecycle.store
-        self.accounts = lifecycle.accounts
-        self.passwords = lifecycle.passwords
-        self.settings = lifecycle.settings
         self.enrolments = enrolments
 
     def _pepper(self) -> str:
@@ -128,17 +120,14 @@ class EnrolmentService:
         try:
             await self.store.transaction(work)
         except AccountExists:
-            raise Problem(409, "account.exists", "この ID は既に登録されています。",
-                          errors=[FieldError("email", "既に使用されています。")]) from None
+            raise account_exists("email") from None
         return account
 
     async def reissue(self, account_id: str, correlation_id: str | None = None) -> Enrolment:
         """Operator or support: both mails again; the previous URL and one-time password stop working."""
 
         async def work(tx: Tx) -> Enrolment:
-            account = await self.accounts.get(account_id, tx)
-            if account is None:
-                raise Problem(404, "account.not_found", "アカウントが見つかりません。")
+            account = await self.account(account_id, tx)
             if not self._awaiting(account):
                 raise Problem(409, "enrolment.not_pending", "この ID は認証情報登録を待っていません。",
                               extra={"status": account.status})

@@ -17,7 +17,7 @@ from kagi_lifecycle.adapters.registrations import RegistrationRepository
 from kagi_lifecycle.domain import password_policy
 from kagi_lifecycle.domain.accounts import Account, AccountExists, canonical_login_id, login_id_problem
 from kagi_lifecycle.domain.registration import Registration, judge, token_malformed
-from kagi_lifecycle.service.accounts import AccountService
+from kagi_lifecycle.service.accounts import AccountService, AccountUseCase, LinkRefusals
 from kagi_lifecycle.service.credentials import policy_problem
 from kagi_lifecycle.service.notices import send_mail
 from kagi_shared import codes
@@ -28,7 +28,7 @@ from kagi_shared.problems import FieldError, Problem
 
 NEW_ACCOUNT_ROLES = ["owner"]
 
-_REFUSALS = {
+_refuse = LinkRefusals({
     "malformed": (400, "registration.link_invalid",
                   "このURLは無効です。お手数ですが、メールアドレスの登録からやり直してください。"),
     "unknown": (400, "registration.link_invalid",
@@ -37,19 +37,12 @@ _REFUSALS = {
                 "このURLは有効期限が切れています。お手数ですが、メールアドレスの登録からやり直してください。"),
     "used": (409, "registration.link_used",
              "このURLは使用済みです。登録がお済みの場合はログインしてください。"),
-}
+})
 
 
-def _refuse(verdict: str) -> Problem:
-    return Problem(*_REFUSALS[verdict])
-
-
-class RegistrationService:
+class RegistrationService(AccountUseCase):
     def __init__(self, lifecycle: AccountService, limiter: RateLimiter, links: RegistrationRepository) -> None:
-        self.lifecycle = lifecycle
-        self.store = lifecycle.store
-        self.accounts = lifecycle.accounts
-        self.settings = lifecycle.settings
+        super().__init__(lifecycle)
         self.links = links
         self.limiter = limiter
 
@@ -69,10 +62,9 @@ class RegistrationService:
         login_id = canonical_login_id(email)
         now = self.lifecycle.clock()
         # Counted before the lookup and the same for both kinds of address, so timing and 429s tell nothing.
-        keys = [(f"register:email:{self._hmac(login_id)}", lc.registration_per_email)]
-        if client_ip:
-            keys.append((f"register:ip:{client_ip}", lc.registration_per_ip))
-        await self.limiter.hit(keys, lc.registration_rate_window_s, now)
+        await self.limiter.hit_per_caller(f"register:email:{self._hmac(login_id)}", lc.registration_per_email,
+                                          "register", client_ip, lc.registration_per_ip,
+                                          lc.registration_rate_window_s, now)
         account = await self.accounts.by_login_id(login_id)
         login_url, reset_url = self._urls()
         if account is not None:

@@ -14,6 +14,7 @@ from typing import NoReturn
 
 from kagi_lifecycle.domain import secret_question as sq
 from kagi_lifecycle.domain.accounts import Account, canonical_login_id
+from kagi_lifecycle.service.accounts import AccountUseCase
 from kagi_lifecycle.service.credentials import CredentialService
 from kagi_lifecycle.service.notices import send_mail
 from kagi_shared.events import lifecycle as ev
@@ -31,15 +32,11 @@ def answer_wrong(remaining: int) -> Problem:
                    extra={"remainingAttempts": remaining})
 
 
-class SecretQuestionService:
+class SecretQuestionService(AccountUseCase):
     def __init__(self, credentials: CredentialService) -> None:
+        super().__init__(credentials.lifecycle)
         self.credentials = credentials
         credentials.second_step = self.check_answer
-        self.lifecycle = credentials.lifecycle
-        self.store = credentials.store
-        self.accounts = credentials.accounts
-        self.passwords = credentials.passwords
-        self.settings = credentials.settings
         self.limiter = credentials.limiter
 
     @property
@@ -88,10 +85,8 @@ class SecretQuestionService:
 
     async def _limit(self, step: str, canonical: str, client_ip: str | None, per_id: int) -> None:
         lc = self.settings.lifecycle
-        keys = [(f"secret-{step}:id:{canonical}", per_id)]
-        if client_ip:
-            keys.append((f"secret-{step}:ip:{client_ip}", lc.reset_per_ip))
-        await self.limiter.hit(keys, lc.reset_rate_window_s, self.lifecycle.clock())
+        await self.limiter.hit_per_caller(f"secret-{step}:id:{canonical}", per_id, f"secret-{step}", client_ip,
+                                          lc.reset_per_ip, lc.reset_rate_window_s, self.lifecycle.clock())
 
     async def question(self, login_id: str, client_ip: str | None) -> str:
         """The ID's question, or the same decoy every time for an ID without one (existence never shows)."""

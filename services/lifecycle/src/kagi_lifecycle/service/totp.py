@@ -10,7 +10,7 @@ from __future__ import annotations
 import msgspec
 
 from kagi_lifecycle.domain import totp
-from kagi_lifecycle.service.accounts import AccountService
+from kagi_lifecycle.service.accounts import AccountService, AccountUseCase
 from kagi_lifecycle.service.notices import send_mail
 from kagi_shared.jst import jp_datetime
 from kagi_shared.mongo import Tx
@@ -24,11 +24,9 @@ class Enrolment(msgspec.Struct, frozen=True, kw_only=True):
     otpauth_uri: str
 
 
-class TotpService:
+class TotpService(AccountUseCase):
     def __init__(self, lifecycle: AccountService) -> None:
-        self.lifecycle = lifecycle
-        self.accounts = lifecycle.accounts
-        self.store = lifecycle.store
+        super().__init__(lifecycle)
         self.box = lifecycle.totp_box
 
     async def setup(self, account_id: str) -> Enrolment:

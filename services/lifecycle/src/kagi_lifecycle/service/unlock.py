@@ -15,7 +15,7 @@ from kagi_lifecycle.adapters.unlock_requests import UnlockRequestRepository
 from kagi_lifecycle.domain import ladder
 from kagi_lifecycle.domain.accounts import Account, canonical_login_id
 from kagi_lifecycle.domain.unlock import RequestStatus, UnlockRequest
-from kagi_lifecycle.service.accounts import AccountService
+from kagi_lifecycle.service.accounts import ACCOUNT_NOT_FOUND, AccountService, AccountUseCase
 from kagi_lifecycle.service.notices import SOURCE, send_mail
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.events import new_envelope
@@ -28,12 +28,9 @@ from kagi_shared.topics import AUDIT_EVENTS
 AFTER_PURGE = "削除予定日を過ぎているため、ロックを解除できません。新規に ID の発行を申請してください。"
 
 
-class UnlockService:
+class UnlockService(AccountUseCase):
     def __init__(self, lifecycle: AccountService, limiter: RateLimiter, requests: UnlockRequestRepository) -> None:
-        self.lifecycle = lifecycle
-        self.store = lifecycle.store
-        self.accounts = lifecycle.accounts
-        self.settings = lifecycle.settings
+        super().__init__(lifecycle)
         self.limiter = limiter
         self.requests = requests
 
@@ -55,10 +52,8 @@ class UnlockService:
         lc = self.settings.lifecycle
         now = self.lifecycle.clock()
         canonical = canonical_login_id(login_id)
-        keys = [(f"unlock:id:{canonical}", lc.reset_per_login_id)]
-        if client_ip:
-            keys.append((f"unlock:ip:{client_ip}", lc.reset_per_ip))
-        await self.limiter.hit(keys, lc.reset_rate_window_s, now)
+        await self.limiter.hit_per_caller(f"unlock:id:{canonical}", lc.reset_per_login_id, "unlock", client_ip,
+                                          lc.reset_per_ip, lc.reset_rate_window_s, now)
         account = await self.accounts.by_login_id(canonical)
         if account is None or account.status == "active":
             return
@@ -88,10 +83,7 @@ class UnlockService:
         if request.status != "pending":
             raise Problem(409, "unlock.already_decided", "このロック解除申請は処理済みです。",
                           extra={"status": request.status})
-        account = await self.accounts.get(request.account_id)
-        if account is None:
-            raise Problem(404, "account.not_found", "アカウントが見つかりません。")
-        return request, account
+        return request, await self.account(request.account_id)
 
     async def _decide(self, tx: Tx, request: UnlockRequest, status: RequestStatus, operator_id: str,
                       note: str | None, now: datetime) -> bool:
@@ -135,7 +127,7 @@ class UnlockService:
         locked out. Mailed to the account like an approved request; the event names who did it."""
         account = await self.accounts.by_login_id(canonical_login_id(login_id))
         if account is None:
-            raise Problem(404, "account.not_found", "アカウントが見つかりません。")
+            raise ACCOUNT_NOT_FOUND
         if account.status != "locked":
             raise Problem(409, "unlock.not_locked", "このアカウントはロックされていません。")
         now = self.lifecycle.clock()
@@ -183,9 +175,7 @@ class UnlockService:
         return request
 
     async def operator_lock(self, account_id: str, operator_id: str, correlation_id: str | None = None) -> Account:
-        account = await self.accounts.get(account_id)
-        if account is None:
-            raise Problem(404, "account.not_found", "アカウントが見つかりません。")
+        account = await self.account(account_id)
         if account.status != "active":
             raise Problem(409, "account.not_active", "このアカウントは既にロックまたは削除されています。",
                           extra={"status": account.status})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Litestar, Request, delete, get, post, put
+from litestar import Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody, Parameter
 
 from kagi_notify.bootstrap import NAME, Notify, bootstrap
@@ -20,15 +20,7 @@ from kagi_shared.contracts.notify import (
     SiteUpdateIn,
     SiteUpdateOut,
 )
-from kagi_shared.service_api import (
-    RunningService,
-    ServiceApi,
-    caller_of,
-    correlation_of,
-    require_role,
-    run_service_api,
-    service_app,
-)
+from kagi_shared.service_api import RunningService, ServiceApi, api_entrypoints, caller_as, caller_of, correlation_of
 from kagi_shared.settings import Settings
 
 
@@ -47,9 +39,7 @@ def service_api(settings: Settings, notify: Notify | None = None) -> ServiceApi:
     app = RunningService(notify, lambda: bootstrap(settings))
 
     def operator(request: Request[Any, Any, Any]) -> str:
-        caller = caller_of(request)
-        require_role(caller, "operator")
-        return caller.account_id
+        return caller_as(request, "operator").account_id
 
     @get("/internal/deliveries")
     async def deliveries(
@@ -104,17 +94,11 @@ def service_api(settings: Settings, notify: Notify | None = None) -> ServiceApi:
             data.title, data.url, data.no_notice, posted_by, correlation_of(request))
         return SiteUpdateOut(update_id=update_id, no_notice=data.no_notice, notified=notified)
 
-    return ServiceApi(NAME, [deliveries, get_preferences, put_preferences, list_contacts, register_contact,
-                             resend_link, remove_contact, confirm_contact, post_update],
-                      ready=app.ready, lifespan=[app.lifespan])
+    return app.api(NAME, [deliveries, get_preferences, put_preferences, list_contacts, register_contact,
+                          resend_link, remove_contact, confirm_contact, post_update])
 
 
-def create_app(settings: Settings, notify: Notify | None = None) -> Litestar:
-    return service_app(settings, service_api(settings, notify))
-
-
-def main() -> None:
-    run_service_api(NAME, create_app)
+create_app, main = api_entrypoints(NAME, service_api)
 
 
 if __name__ == "__main__":

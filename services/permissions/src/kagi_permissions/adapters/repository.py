@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import msgspec
 from pymongo import ASCENDING, DESCENDING, DeleteOne, ReplaceOne, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from kagi_permissions.domain.companies import Company, IdTaken, UserBusy
 from kagi_permissions.domain.requests import OPEN, PermissionRequest, RevokeDraft
 from kagi_permissions.domain.review import Campaign
-from kagi_shared.mongo import Store, Tx, doc_struct
+from kagi_shared.mongo import Doc, Store, Tx, doc_struct
 
 COMPANIES = "companies"
 ADMINS = "admins"
@@ -42,6 +43,25 @@ def _s(tx: Tx | None) -> Any:
     return tx.session if tx else None
 
 
+class _Structs(Generic[S]):
+    """A collection of one struct type stored by ``to_doc`` (``_id`` = ``id``)."""
+
+    def __init__(self, collection: AsyncCollection[Doc], model: type[S]) -> None:
+        self.collection = collection
+        self.model = model
+
+    async def insert(self, tx: Tx, value: S) -> None:
+        await self.collection.insert_one(to_doc(value), session=tx.session)
+
+    async def save(self, tx: Tx, value: S, *, upsert: bool = False) -> None:
+        doc = to_doc(value)
+        await self.collection.replace_one({"_id": doc["_id"]}, doc, upsert=upsert, session=tx.session)
+
+    async def get(self, id_: str, tx: Tx | None = None) -> S | None:
+        doc = await self.collection.find_one({"_id": id_}, session=_s(tx))
+        return from_doc(doc, self.model) if doc else None
+
+
 class Repository:
     def __init__(self, store: Store) -> None:
         self.db = store.db
@@ -51,6 +71,10 @@ class Repository:
         self.grants = store.db[GRANTS]
         self.user_ids = store.db[USER_IDS]
         self.stray_acks = store.db[STRAY_ACKS]
+        self._companies = _Structs(self.companies, Company)
+        self._requests = _Structs(self.requests, PermissionRequest)
+        self._drafts = _Structs(store.db[DRAFTS], RevokeDraft)
+        self._campaigns = _Structs(store.db[REVIEWS], Campaign)
 
     async def counts_by_state(self) -> tuple[list[tuple[tuple[str, str], int]], list[tuple[tuple[str, str], int]]]:
         """Requests per (kind, status) and target-system deliveries per (system, state): two aggregations,
@@ -75,14 +99,13 @@ class Repository:
 
     # -- companies and admins ------------------------------------------------------------------
     async def insert_company(self, tx: Tx, company: Company) -> None:
-        await self.companies.insert_one(to_doc(company), session=tx.session)
+        await self._companies.insert(tx, company)
 
     async def save_company(self, tx: Tx, company: Company) -> None:
-        await self.companies.replace_one({"_id": company.id}, to_doc(company), session=tx.session)
+        await self._companies.save(tx, company)
 
     async def company(self, company_id: str, tx: Tx | None = None) -> Company | None:
-        doc = await self.companies.find_one({"_id": company_id}, session=_s(tx))
-        return from_doc(doc, Company) if doc else None
+        return await self._companies.get(company_id, tx)
 
     async def list_companies(self) -> list[Company]:
         return [from_doc(d, Company) async for d in self.companies.find().sort("registered_at", ASCENDING)]
@@ -107,14 +130,13 @@ class Repository:
 
     # -- requests -----------------------------------------------------------------------------
     async def insert_request(self, tx: Tx, request: PermissionRequest) -> None:
-        await self.requests.insert_one(to_doc(request), session=tx.session)
+        await self._requests.insert(tx, request)
 
     async def save_request(self, tx: Tx, request: PermissionRequest) -> None:
-        await self.requests.replace_one({"_id": request.id}, to_doc(request), session=tx.session)
+        await self._requests.save(tx, request)
 
     async def request(self, request_id: str, tx: Tx | None = None) -> PermissionRequest | None:
-        doc = await self.requests.find_one({"_id": request_id}, session=_s(tx))
-        return from_doc(doc, PermissionRequest) if doc else None
+        return await self._requests.get(request_id, tx)
 
     async def find_requests(self, query: dict[str, Any], limit: int = 200) -> list[PermissionRequest]:
         cursor = self.requests.find(query).sort("submitted_at", DESCENDING).limit(limit)
@@ -237,11 +259,10 @@ class Repository:
                                      session=tx.session)
 
     async def save_draft(self, tx: Tx, draft: RevokeDraft) -> None:
-        await self.db[DRAFTS].replace_one({"_id": draft.id}, to_doc(draft), upsert=True, session=tx.session)
+        await self._drafts.save(tx, draft, upsert=True)
 
     async def draft(self, draft_id: str) -> RevokeDraft | None:
-        doc = await self.db[DRAFTS].find_one({"_id": draft_id})
-        return from_doc(doc, RevokeDraft) if doc else None
+        return await self._drafts.get(draft_id)
 
     async def drafts(self, company_id: str) -> list[RevokeDraft]:
         """The company's open drafts, oldest first."""
@@ -254,11 +275,10 @@ class Repository:
 
     # -- access reviews -------------------------------------------------------------------------
     async def save_campaign(self, tx: Tx, campaign: Campaign) -> None:
-        await self.db[REVIEWS].replace_one({"_id": campaign.id}, to_doc(campaign), upsert=True, session=tx.session)
+        await self._campaigns.save(tx, campaign, upsert=True)
 
     async def campaign(self, campaign_id: str, tx: Tx | None = None) -> Campaign | None:
-        doc = await self.db[REVIEWS].find_one({"_id": campaign_id}, session=_s(tx))
-        return from_doc(doc, Campaign) if doc else None
+        return await self._campaigns.get(campaign_id, tx)
 
     async def campaigns(self, company_id: str) -> list[Campaign]:
         cursor = self.db[REVIEWS].find({"company_id": company_id}).sort("started_at", DESCENDING)

@@ -6,7 +6,7 @@ from datetime import date
 from typing import Any
 
 import msgspec
-from litestar import Litestar, Request, get, patch, post
+from litestar import Request, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from kagi_permissions.bootstrap import NAME, Permissions, bootstrap
@@ -50,11 +50,10 @@ from kagi_shared.service_api import (
     Caller,
     RunningService,
     ServiceApi,
+    api_entrypoints,
+    caller_as,
     caller_of,
     correlation_of,
-    require_role,
-    run_service_api,
-    service_app,
 )
 from kagi_shared.settings import Settings
 
@@ -88,7 +87,7 @@ def service_api(settings: Settings, permissions: Permissions | None = None) -> S
         "permissions.requests", request_gauges, settings.http.metrics_refresh_s))
 
     def operator(request: Request[Any, Any, Any]) -> None:
-        require_role(caller_of(request), "operator")
+        caller_as(request, "operator")
 
     # -- public --------------------------------------------------------------------------------
     @get("/internal/schedule")
@@ -167,15 +166,13 @@ def service_api(settings: Settings, permissions: Permissions | None = None) -> S
 
     @get("/internal/my-company")
     async def my_company(request: Request[Any, Any, Any]) -> CompanyOut:
-        caller = caller_of(request)
-        require_role(caller, "company_admin")
+        caller = caller_as(request, "company_admin")
         return company_out(await app().requests.company_of(caller))
 
     # -- requests (admin) ----------------------------------------------------------------------
     @post("/internal/requests", status_code=201)
     async def submit(data: JSONBody[RequestIn], request: Request[Any, Any, Any]) -> RequestOut:
-        caller = caller_of(request)
-        require_role(caller, "company_admin")
+        caller = caller_as(request, "company_admin")
         filed = await app().requests.submit(caller, RequestInput(
             kind=data.kind, user_id=data.user_id, permissions={k: v for k, v in data.permissions.as_dict().items()},
             name_kanji=data.name_kanji, name_kana=data.name_kana, contractor=data.contractor, memo=data.memo),
@@ -186,36 +183,30 @@ def service_api(settings: Settings, permissions: Permissions | None = None) -> S
     async def search(request: Request[Any, Any, Any], status: FromQuery[str | None] = None,
                      user_id: FromQuery[str | None] = None,
                      company_id: FromQuery[str | None] = None) -> list[RequestOut]:
-        caller = caller_of(request)
-        require_role(caller, "company_admin", "operator")
+        caller = caller_as(request, "company_admin", "operator")
         found = await app().requests.search(caller, status=status, user_id=user_id, company_id=company_id)
         return [request_out(r) for r in found]
 
     @get("/internal/requests/{request_id:str}")
     async def view(request_id: FromPath[str], request: Request[Any, Any, Any]) -> RequestOut:
-        caller = caller_of(request)
-        require_role(caller, "company_admin", "operator")
+        caller = caller_as(request, "company_admin", "operator")
         return request_out(await app().requests.get(caller, request_id))
 
     @get("/internal/drafts")
     async def drafts(request: Request[Any, Any, Any]) -> list[DraftOut]:
-        caller = caller_of(request)
-        require_role(caller, "company_admin")
+        caller = caller_as(request, "company_admin")
         company = await app().requests.company_of(caller)
         return [DraftOut(draft_id=d.id, user_id=d.user_id, kind=d.kind, reason=d.reason, created_at=d.created_at)
                 for d in await app().repo.drafts(company.id)]
 
     @post("/internal/drafts/{draft_id:str}/confirm", status_code=201)
     async def confirm_draft(draft_id: FromPath[str], request: Request[Any, Any, Any]) -> RequestOut:
-        caller = caller_of(request)
-        require_role(caller, "company_admin")
+        caller = caller_as(request, "company_admin")
         return request_out(await app().requests.confirm_draft(caller, draft_id))
 
     # -- access review (admin) ------------------------------------------------------------------
     def admin(request: Request[Any, Any, Any]) -> Caller:
-        caller = caller_of(request)
-        require_role(caller, "company_admin")
-        return caller
+        return caller_as(request, "company_admin")
 
     @get("/internal/users")
     async def users(request: Request[Any, Any, Any]) -> list[ReviewUserOut]:
@@ -284,15 +275,10 @@ def service_api(settings: Settings, permissions: Permissions | None = None) -> S
                 confirm_draft, users,
                 start_review, list_reviews, get_review, decide, report, accept, cancel, complete, retry, run_batch,
                 deliveries]
-    return ServiceApi(NAME, handlers, ready=app.ready, lifespan=[app.lifespan])
+    return app.api(NAME, handlers)
 
 
-def create_app(settings: Settings, permissions: Permissions | None = None) -> Litestar:
-    return service_app(settings, service_api(settings, permissions))
-
-
-def main() -> None:
-    run_service_api(NAME, create_app)
+create_app, main = api_entrypoints(NAME, service_api)
 
 
 if __name__ == "__main__":

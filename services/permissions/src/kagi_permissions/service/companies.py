@@ -8,16 +8,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-from kagi_permissions.adapters.repository import Repository
 from kagi_permissions.domain import requests as rules
 from kagi_permissions.domain.catalogue import ALL_SYSTEMS, YES
 from kagi_permissions.domain.companies import Admin, Company, IdTaken, company_errors
 from kagi_permissions.domain.requests import PermissionRequest, SystemStatus
 from kagi_permissions.domain.timing import revoke_effective
-from kagi_permissions.service.requests import RequestService, jst_today
-from kagi_shared.clock import Clock, utc_now
+from kagi_permissions.service.requests import RequestsUseCase, jst_today
 from kagi_shared.events import permissions as ev
-from kagi_shared.mongo import Store, Tx
+from kagi_shared.mongo import Tx
 from kagi_shared.problems import FieldError, Problem
 
 _UNSET = object()
@@ -35,13 +33,7 @@ class CompanyInput:
     juju_max_users: int | None = None
 
 
-class CompanyService:
-    def __init__(self, store: Store, repo: Repository, requests: RequestService, *, clock: Clock = utc_now) -> None:
-        self.clock = clock
-        self.store = store
-        self.repo = repo
-        self.requests = requests
-
+class CompanyService(RequestsUseCase):
     def _check(self, company: Company) -> None:
         errors = company_errors(company.roles, company.contractors,
                                 [("primaryAdmin", company.primary_admin), ("secondaryAdmin", company.secondary_admin)],

@@ -518,3 +518,13 @@ class RequestService:
                                  "attempts": status.attempts, "sentAt": status.sent_at})
         return rows
 
+
+class RequestsUseCase:
+    """A use case over the company's requests (company registration, access review): it files what it changes
+    through ``RequestService`` and reads the same repository."""
+
+    def __init__(self, store: Store, repo: Repository, requests: RequestService, *, clock: Clock = utc_now) -> None:
+        self.clock = clock
+        self.store = store
+        self.repo = repo
+        self.requests = requests

@@ -5,24 +5,16 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from kagi_permissions.adapters.repository import Repository
 from kagi_permissions.domain import requests as rules
 from kagi_permissions.domain.catalogue import REQUESTABLE
 from kagi_permissions.domain.review import Campaign, Decision, ReviewEntry, decide, entry_of, report_csv
-from kagi_permissions.service.requests import RequestInput, RequestService
-from kagi_shared.clock import Clock, utc_now
-from kagi_shared.mongo import Store, Tx
+from kagi_permissions.service.requests import RequestInput, RequestsUseCase
+from kagi_shared.mongo import Tx
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
 
 
-class ReviewService:
-    def __init__(self, store: Store, repo: Repository, requests: RequestService, *, clock: Clock = utc_now) -> None:
-        self.clock = clock
-        self.store = store
-        self.repo = repo
-        self.requests = requests
-
+class ReviewService(RequestsUseCase):
     async def users(self, caller: Caller) -> list[ReviewEntry]:
         """Every user of the admin's company with each system's permission and last login."""
         company = await self.requests.company_of(caller)
