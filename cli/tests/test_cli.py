@@ -5,25 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pymongo import MongoClient
+from cli_helpers import DatabaseDown, run
 
 from kagi_cli.main import build_parser, main, unreachable
-from kagi_shared.settings import Settings, get_settings, load_settings
-
-KAGI = [sys.executable, "-m", "kagi_cli.main"]
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*KAGI, *args], capture_output=True, text=True, timeout=60,  # noqa: S603
-                          env={**os.environ, **(env or {})})
+from kagi_shared.settings import get_settings, load_settings
 
 
 @pytest.mark.parametrize("command", [[], ["infra"], ["mail", "list"], ["mail", "show"], ["demo", "seed"],
@@ -64,13 +55,6 @@ def test_infra_status_names_every_embedded_server(tmp_path: Path) -> None:
     assert [line.split()[0] for line in real.stdout.splitlines()] == ["broker", "smtp"]  # real DB: not embedded
 
 
-def _closed_port() -> tuple[socket.socket, int]:
-    """A loopback port bound but not listening: connections are refused, and no other program can take it."""
-    held = socket.socket()
-    held.bind(("127.0.0.1", 0))
-    return held, held.getsockname()[1]
-
-
 def test_infra_help_describes_every_action() -> None:
     lines = run("infra", "--help").stdout.splitlines()
     for action in ("up", "down", "status"):
@@ -97,16 +81,11 @@ def test_every_subcommand_has_a_help_line_and_a_description() -> None:
     assert missing == []
 
 
-def test_demo_seed_with_the_database_down_is_one_line(tmp_path: Path) -> None:
-    held, port = _closed_port()
-    with held:
-        result = run("demo", "seed", env={"KAGI_VAR_DIR": str(tmp_path), "MONGODB_URI": f"mongodb://127.0.0.1:{port}",
-                                          "KAGI_MONGO_SERVER_SELECTION_TIMEOUT_MS": "300"})
+def test_demo_seed_with_the_database_down_is_one_line(database_down: DatabaseDown) -> None:
+    result = run("demo", "seed", env=database_down.env)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert result.stderr.splitlines() == [
-        f"kagi: cannot reach the database at 127.0.0.1:{port} (ServerSelectionTimeoutError); "
-        "is it up? ('kagi infra up')"]
+    assert result.stderr.splitlines() == [database_down.refusal]
 
 
 def test_demo_seed_refuses_in_production(tmp_path: Path) -> None:
@@ -117,31 +96,19 @@ def test_demo_seed_refuses_in_production(tmp_path: Path) -> None:
         "kagi: demo seed creates accounts whose passwords are public; refused in production (KAGI_ENV=prod)"]
 
 
-def test_the_database_uri_password_never_reaches_the_error_line(tmp_path: Path) -> None:
-    held, port = _closed_port()
-    with held:
-        result = run("audit", "verify", env={"KAGI_VAR_DIR": str(tmp_path),
-                                             "MONGODB_URI": f"mongodb://kagi:s3cret@127.0.0.1:{port}/",
-                                             "KAGI_MONGO_SERVER_SELECTION_TIMEOUT_MS": "300"})
+def test_the_database_uri_password_never_reaches_the_error_line(database_down: DatabaseDown) -> None:
+    port = database_down.port
+    result = run("audit", "verify", env={**database_down.env, "MONGODB_URI": f"mongodb://kagi:s3cret@127.0.0.1:{port}/"})
     assert result.returncode == 1
     assert "s3cret" not in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.splitlines()) == 1 and f"127.0.0.1:{port}" in result.stderr
 
 
-def test_demo_seed_with_the_broker_down_is_one_line(settings: Settings) -> None:
-    # The embedded database is up; only the broker is unreachable. A prefix of its own keeps the accounts
-    # this creates out of every other test's databases.
-    prefix = f"clitest{uuid.uuid4().hex[:8]}"
-    held, port = _closed_port()
-    try:
-        with held:
-            result = run("demo", "seed", env={"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
-                                              "KAGI_MONGO_DB_PREFIX": prefix})
-    finally:
-        with MongoClient(settings.mongo_uri, serverSelectionTimeoutMS=3000) as client:
-            for name in client.list_database_names():
-                if name.startswith(prefix):
-                    client.drop_database(name)
+def test_demo_seed_with_the_broker_down_is_one_line(own_prefix: str, refused_port: int) -> None:
+    # The embedded database is up (own_prefix asks for it); only the broker is unreachable.
+    port = refused_port
+    result = run("demo", "seed", env={"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
+                                      "KAGI_MONGO_DB_PREFIX": own_prefix})
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     lines = result.stderr.splitlines()
@@ -234,14 +201,8 @@ def test_commands_without_a_server_do_not_load_the_service_stacks(command: list[
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
 
 
-def test_accounts_unlock_with_the_database_down_is_one_line(tmp_path: Path) -> None:
-    held, port = _closed_port()
-    with held:
-        result = run("accounts", "unlock", "operator@kagi.example.jp",
-                     env={"KAGI_VAR_DIR": str(tmp_path), "MONGODB_URI": f"mongodb://127.0.0.1:{port}",
-                          "KAGI_MONGO_SERVER_SELECTION_TIMEOUT_MS": "300"})
+def test_accounts_unlock_with_the_database_down_is_one_line(database_down: DatabaseDown) -> None:
+    result = run("accounts", "unlock", "operator@kagi.example.jp", env=database_down.env)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert result.stderr.splitlines() == [
-        f"kagi: cannot reach the database at 127.0.0.1:{port} (ServerSelectionTimeoutError); "
-        "is it up? ('kagi infra up')"]
+    assert result.stderr.splitlines() == [database_down.refusal]

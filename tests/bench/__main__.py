@@ -23,20 +23,9 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 
 from tests.bench.results import write_section
+from tests.ports import free_ports
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-
-
-def free_ports(n: int) -> list[int]:
-    import socket
-
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def configure_env() -> None:

@@ -62,6 +62,14 @@ async def log_in(page: Page, login_id: str, password: str, totp_code: str | None
     await page.get_by_role("button", name="ログイン").click()
 
 
+async def back_to_mypage(page: Page, login_id: str) -> None:
+    """From the page that ends a password flow: its link to the login screen, a login with the new password, and
+    MyPage."""
+    await page.get_by_role("link", name="ログイン画面へ").click()
+    await log_in(page, login_id, NEW_PASSWORD)
+    await expect(page.get_by_role("heading", name="マイページ")).to_be_visible()
+
+
 async def invitation_url(page: Page, settings: Settings, email: str) -> str:
     """The invitee asks for the confirmation link from the login page (招待コードをお持ちの方); the mailed URL."""
     await page.goto("/login")
@@ -111,9 +119,7 @@ async def test_invitee_takes_a_new_id_on_a_phone(phone: Page, settings: Settings
     await expect(phone.get_by_text(owner.login_id)).to_be_visible()
     await no_horizontal_scroll(phone)
     await shot(phone, "phone-invitation-done")
-    await phone.get_by_role("link", name="ログイン画面へ").click()
-    await log_in(phone, guest, NEW_PASSWORD)
-    await expect(phone.get_by_role("heading", name="マイページ")).to_be_visible()
+    await back_to_mypage(phone, guest)
     await no_horizontal_scroll(phone)
 
     token = url.rsplit("=", 1)[1]
@@ -234,9 +240,7 @@ async def test_expired_password_goes_to_the_change_page(page: Page, settings: Se
     await page.get_by_label("新しいパスワード").fill(NEW_PASSWORD)
     await page.get_by_role("button", name="変更する").click()
     await expect(page.get_by_role("heading", name="パスワード変更完了")).to_be_visible()
-    await page.get_by_role("link", name="ログイン画面へ").click()
-    await log_in(page, user.login_id, NEW_PASSWORD)
-    await expect(page.get_by_role("heading", name="マイページ")).to_be_visible()
+    await back_to_mypage(page, user.login_id)
 
 
 async def test_password_reissue_from_the_login_page(page: Page, settings: Settings,
@@ -258,9 +262,7 @@ async def test_password_reissue_from_the_login_page(page: Page, settings: Settin
     await page.get_by_role("button", name="設定する").click()
     await expect(page.get_by_role("heading", name="パスワード再発行完了")).to_be_visible()
     await shot(page, "password-reset-done")
-    await page.get_by_role("link", name="ログイン画面へ").click()
-    await log_in(page, user.login_id, NEW_PASSWORD)
-    await expect(page.get_by_role("heading", name="マイページ")).to_be_visible()
+    await back_to_mypage(page, user.login_id)
 
     await page.goto(url)  # the link is single use
     await page.get_by_label("新しいパスワード").fill("Another-pass-2027")
@@ -408,6 +410,4 @@ async def test_password_reissue_with_the_secret_question(page: Page, settings: S
     await page.get_by_label("新しいパスワード").fill(NEW_PASSWORD)
     await page.get_by_role("button", name="設定する").click()
     await expect(page.get_by_role("heading", name="パスワード再発行完了")).to_be_visible()
-    await page.get_by_role("link", name="ログイン画面へ").click()
-    await log_in(page, user.login_id, NEW_PASSWORD)
-    await expect(page.get_by_role("heading", name="マイページ")).to_be_visible()
+    await back_to_mypage(page, user.login_id)

@@ -36,7 +36,7 @@ async def test_contract_claims_are_limited_per_contract_and_tell_the_holder(sett
     mobile number on file, not the one typed in; the account that holds the contract hears of a new claimant."""
     from kagi_cli.invite import publish_contracts, sample_water_contracts
     from tests.e2e.conftest import wait_for_mail
-    from tests.e2e.test_invite import sms_code_for
+    from tests.e2e.test_invite import pass_sms_check, sms_code_for
 
     tag = uuid.uuid4().hex[:6].upper()
     on_file = f"080{uuid.uuid4().int % 10**8:08d}"
@@ -50,11 +50,7 @@ async def test_contract_claims_are_limited_per_contract_and_tell_the_holder(sett
 
     # A different mobile typed in: the code still goes to the number the utility has for the contract.
     typed = f"090{uuid.uuid4().int % 10**8:08d}"
-    sent = await gateway.post("/api/v1/me/registration/sms", headers=holder.auth, json={"mobile": typed})
-    assert sent.status_code == 201, sent.text
-    code = await sms_code_for(settings, on_file)
-    verified = await gateway.post("/api/v1/me/registration/sms/verify", headers=holder.auth, json={"code": code})
-    assert verified.status_code == 200, verified.text
+    await pass_sms_check(gateway, settings, holder.auth, typed, on_file=on_file)
     with pytest.raises(AssertionError, match="no SMS"):
         await sms_code_for(settings, typed, timeout_s=1)
 

@@ -20,20 +20,11 @@ import pyotp
 
 from kagi_local.infra import Infra
 from kagi_shared.settings import load_settings
+from tests.ports import free_ports
 
 PORTS = ("kafka", "mongo", "smtp", "gateway", "lifecycle", "invite", "permissions", "notify", "audit")
 DEMO = re.compile(r"^\s+demo .+?\s(\S+@\S+)\s+password (\S+)\s+\((created|exists)\)$")
 DEMO_TOTP = re.compile(r"TOTP secret (\S+) for (\S+@\S+)")
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def _read_until(process: subprocess.Popen[str], marker: str, timeout_s: float) -> list[str]:
@@ -52,8 +43,8 @@ def _read_until(process: subprocess.Popen[str], marker: str, timeout_s: float) -
 
 def test_kagi_run_starts_everything_prints_working_demo_logins_and_ctrl_c_stops_it_all(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAGI_")}
-    env.update({f"KAGI_PORTS_{name.upper()}": str(port) for name, port in zip(PORTS, _free_ports(len(PORTS)),
-                                                                               strict=True)})
+    env.update({f"KAGI_PORTS_{name.upper()}": str(port)
+                for name, port in zip(PORTS, free_ports(len(PORTS)), strict=True)})
     env.update({"KAGI_VAR_DIR": str(tmp_path / "var"), "KAGI_PORTS_WORKER_METRICS_BASE": "0",
                 "KAGI_PORTS_API_METRICS_BASE": "0", "KAGI_PORTS_GATEWAY_METRICS": "0", "KAGI_LOG_LEVEL": "WARNING",
                 "PYTHONUNBUFFERED": "1"})

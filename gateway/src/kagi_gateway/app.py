@@ -23,7 +23,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from kagi_gateway.audit import AuditPublisher, anonymous_caller, caller_in, is_audited
 from kagi_gateway.controllers import CONTROLLERS
-from kagi_gateway.deps import role_guard, settings_in
+from kagi_gateway.deps import provide_call, role_guard, settings_in
 from kagi_gateway.edge import GUESSABLE, Edge, client_address
 from kagi_gateway.openapi import document
 from kagi_gateway.pages import PageMiddleware, page_response, pages_router, template_config
@@ -190,7 +190,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         template_config=template_config(),
         before_send=[page_response],
         state=State({"settings": settings}),
-        dependencies={"services": Provide(services, sync_to_thread=False)},
+        dependencies={"services": Provide(services, sync_to_thread=False),
+                      "call": Provide(provide_call, sync_to_thread=False)},
         exception_handlers={**exception_handlers(), ForwardedProblem: _forwarded},
         middleware=[RequestIdMiddleware(), RequestContextMiddleware("gateway"), PageMiddleware(),
                     EdgeMiddleware(lambda: state.get("edge")), AuditMiddleware(lambda: state.get("audit"))],

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -24,8 +25,13 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
+from kagi_gateway.services import Services
 from kagi_gateway.tokens import PASSWORD_CHANGE_SCOPE, TOTP_ENROLMENT_SCOPE, read_claims
-from kagi_shared.contracts.lifecycle import SessionOut
+from kagi_shared.contracts.audit import AuditClient
+from kagi_shared.contracts.invite import InviteClient
+from kagi_shared.contracts.lifecycle import LifecycleClient, SessionOut
+from kagi_shared.contracts.notify import NotifyClient
+from kagi_shared.contracts.permissions import PermissionsClient
 from kagi_shared.problems import Problem, service_unavailable
 from kagi_shared.service_api import INTERNAL_TOKEN_HEADER, Caller
 from kagi_shared.settings import Settings
@@ -189,3 +195,42 @@ def portal_url(settings: Settings, path: str = "") -> str:
 def request_id(request: Request[Any, Any, Any]) -> str | None:
     value = request.scope.get("state", {}).get("request_id")
     return str(value) if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One API request on its way to the services: the request (its caller and id) and the typed clients, so that a
+    route is the one client method it forwards to (``await call.invite.keys(call.caller, rid=call.rid)``). Routes
+    take it as ``call: NamedDependency[Call]``; a page runs the same handler with one it builds (``forms.operate``)."""
+
+    request: Request[Any, Any, Any]
+    lifecycle: LifecycleClient
+    invite: InviteClient
+    permissions: PermissionsClient
+    notify: NotifyClient
+    audit: AuditClient
+
+    @classmethod
+    def of(cls, services: Services, request: Request[Any, Any, Any]) -> Call:
+        return cls(request, services.lifecycle, services.invite, services.permissions, services.notify,
+                   services.audit)
+
+    @property
+    def caller(self) -> Caller:
+        """The admitted caller (asked for only by routes with roles: a public route has none)."""
+        return current_caller(self.request)
+
+    @property
+    def rid(self) -> str | None:
+        return request_id(self.request)
+
+    @property
+    def settings(self) -> Settings:
+        return settings_of(self.request)
+
+    def from_client(self, internal: type[S], public: msgspec.Struct) -> S:
+        return from_client(self.request, internal, public)
+
+
+def provide_call(services: Services, request: Request[Any, Any, Any]) -> Call:
+    return Call.of(services, request)

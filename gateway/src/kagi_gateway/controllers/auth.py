@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
-from litestar import Controller, Request, get, post
+from litestar import get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from kagi_gateway.deps import (
     ANY_USER,
     PUBLIC,
-    SESSIONS,
     TOTP_ENROLMENT_REQUIRED,
-    current_caller,
-    request_id,
-    settings_of,
+    Call,
 )
+from kagi_gateway.forward import ApiController, forward
 from kagi_gateway.schemas import LoginIn, MeOut, TokenOut
-from kagi_gateway.services import Services
 from kagi_gateway.tokens import PASSWORD_CHANGE_SCOPE, TOTP_ENROLMENT_SCOPE, issue_token
 from kagi_shared.contracts import lifecycle
-from kagi_shared.contracts.lifecycle import LogoutIn, RefreshIn, SessionOpened, TotpConfirmIn, TotpSetupOut
-from kagi_shared.contracts.permissions import MyPermissionsOut
+from kagi_shared.contracts.lifecycle import (
+    LifecycleClient,
+    RefreshIn,
+    SessionOpened,
+)
+from kagi_shared.contracts.permissions import PermissionsClient
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import Caller
 from kagi_shared.settings import Settings
@@ -32,58 +31,49 @@ BEARER = "Bearer"  # the OAuth 2.0 token type
 PRIVILEGED = ("company_admin", "operator", "support")  # the roles that log in with TOTP (KAGI_SECURITY_TOTP_ROLES)
 
 
-class AuthController(Controller):
+class AuthController(ApiController):
     path = "/api/v1"
     tags = ("auth",)
 
     @post("/auth/login", opt={"roles": PUBLIC, "rate": "login", "problems": (401,)}, status_code=200,
           summary="Log in with ID and password")
-    async def login(self, data: JSONBody[LoginIn], services: NamedDependency[Services],
-                    request: Request[Any, Any, Any]) -> TokenOut:
-        request.scope.setdefault("state", {})["login_attempt"] = data.login_id  # for the audit of a failure
-        opened = await services.lifecycle.open_session(
+    async def login(self, data: JSONBody[LoginIn], call: NamedDependency[Call]) -> TokenOut:
+        call.request.scope.setdefault("state", {})["login_attempt"] = data.login_id  # for the audit of a failure
+        opened = await call.lifecycle.open_session(
             lifecycle.LoginIn(login_id=data.login_id, password=data.password, totp_code=data.totp_code),
-            rid=request_id(request))
-        return _tokens(opened, settings_of(request))
+            rid=call.rid)
+        return _tokens(opened, call.settings)
 
     @post("/auth/refresh", opt={"roles": PUBLIC, "rate": "guess", "problems": (401,)}, status_code=200,
           summary="Exchange a refresh token (single use) for a new access and refresh token")
-    async def refresh(self, data: JSONBody[RefreshIn], services: NamedDependency[Services],
-                      request: Request[Any, Any, Any]) -> TokenOut:
-        opened = await services.lifecycle.refresh_session(data, rid=request_id(request))
-        return _tokens(opened, settings_of(request))
+    async def refresh(self, data: JSONBody[RefreshIn], call: NamedDependency[Call]) -> TokenOut:
+        opened = await call.lifecycle.refresh_session(data, rid=call.rid)
+        return _tokens(opened, call.settings)
 
-    @post("/auth/logout", opt={"roles": ANY_USER, "password_change": True, "totp_enrolment": True}, status_code=204,
-          summary="End the session: the refresh token and every access token of the account stop working")
-    async def logout(self, data: JSONBody[LogoutIn], services: NamedDependency[Services],
-                     request: Request[Any, Any, Any]) -> None:
-        caller = current_caller(request)
-        await services.lifecycle.logout(caller, data, rid=request_id(request))
-        SESSIONS.forget(caller.account_id)
+    logout = forward(
+        post("/auth/logout", opt={"roles": ANY_USER, "password_change": True, "totp_enrolment": True}, status_code=204,
+             summary="End the session: the refresh token and every access token of the account stop working"),
+        LifecycleClient.logout, ends_sessions=True)
 
-    @post("/me/totp", opt={"roles": PRIVILEGED, "totp_enrolment": True}, status_code=201,
-          summary="Start the TOTP second factor: a new seed for the authenticator app (operators, company admins)")
-    async def totp_setup(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> TotpSetupOut:
-        return await services.lifecycle.totp_setup(current_caller(request), rid=request_id(request))
+    totp_setup = forward(
+        post("/me/totp", opt={"roles": PRIVILEGED, "totp_enrolment": True}, status_code=201,
+             summary="Start the TOTP second factor: a new seed for the authenticator app (operators, company admins)"),
+        LifecycleClient.totp_setup)
 
-    @post("/me/totp/confirm", opt={"roles": PRIVILEGED, "totp_enrolment": True, "rate": "guess"}, status_code=204,
-          summary="Confirm the seed with the app's first code; the sessions end and the next login asks for a code")
-    async def totp_confirm(self, data: JSONBody[TotpConfirmIn], services: NamedDependency[Services],
-                           request: Request[Any, Any, Any]) -> None:
-        caller = current_caller(request)
-        await services.lifecycle.totp_confirm(caller, data, rid=request_id(request))
-        SESSIONS.forget(caller.account_id)
+    totp_confirm = forward(
+        post("/me/totp/confirm", opt={"roles": PRIVILEGED, "totp_enrolment": True, "rate": "guess"}, status_code=204,
+             summary="Confirm the seed with the app's first code; the sessions end and the next login asks for a code"),
+        LifecycleClient.totp_confirm, ends_sessions=True)
 
-    @get("/me/permissions", opt={"roles": ANY_USER},
-         summary="The caller's current permission per target system (PMS: the permission-management right)")
-    async def my_permissions(self, services: NamedDependency[Services],
-                             request: Request[Any, Any, Any]) -> MyPermissionsOut:
-        return await services.permissions.my_permissions(current_caller(request), rid=request_id(request))
+    my_permissions = forward(
+        get("/me/permissions", opt={"roles": ANY_USER},
+            summary="The caller's current permission per target system (PMS: the permission-management right)"),
+        PermissionsClient.my_permissions)
 
     @get("/me", opt={"roles": ANY_USER}, summary="The caller's account")
-    async def me(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> MeOut:
-        caller = current_caller(request)
-        account = await services.lifecycle.account(caller.account_id, caller=caller, rid=request_id(request))
+    async def me(self, call: NamedDependency[Call]) -> MeOut:
+        caller = call.caller
+        account = await call.lifecycle.account(caller.account_id, caller=caller, rid=call.rid)
         return MeOut(**msgspec.structs.asdict(account))
 
 

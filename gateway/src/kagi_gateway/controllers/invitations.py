@@ -10,22 +10,17 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, Request, delete, get, post, put
+from litestar import Request, delete, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
 
-from kagi_gateway.deps import ANY_USER, PUBLIC, client_ip, current_caller, from_client, request_id
+from kagi_gateway.deps import ANY_USER, PUBLIC, Call, client_ip, request_id
+from kagi_gateway.forward import ApiController, forward
 from kagi_gateway.schemas import Dto
 from kagi_gateway.services import Services
 from kagi_shared.contracts import invite
 from kagi_shared.contracts.invite import (
-    InvitationRequestOut,
-    IssuedKeyOut,
-    KeyOut,
-    KeysOut,
-    LinkOut,
+    InviteClient,
     RedeemedOut,
-    RepresentativeIn,
 )
 from kagi_shared.jst import to_jst
 
@@ -81,29 +76,23 @@ def _registered(moment: datetime) -> str:
     return f"{to_jst(moment):%Y/%m/%d %H:%M:%S}"
 
 
-class InvitationController(Controller):
+class InvitationController(ApiController):
     path = "/api/v1"
     tags = ("invitations",)
 
     # -- the owner -------------------------------------------------------------------------------
-    @post("/me/invitations", opt={"roles": OWNER}, status_code=201,
-          summary="Issue an invitation key (needs a fresh step-up)")
-    async def issue(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> IssuedKeyOut:
-        return await services.invite.issue_key(current_caller(request), rid=request_id(request))
+    issue = forward(post("/me/invitations", opt={"roles": OWNER}, status_code=201,
+                         summary="Issue an invitation key (needs a fresh step-up)"), InviteClient.issue_key)
 
-    @get("/me/invitations", opt={"roles": OWNER}, summary="The owner's keys: pending, redeemed, expired, revoked")
-    async def keys(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> KeysOut:
-        return await services.invite.keys(current_caller(request), rid=request_id(request))
+    keys = forward(get("/me/invitations", opt={"roles": OWNER},
+                       summary="The owner's keys: pending, redeemed, expired, revoked"), InviteClient.keys)
 
-    @delete("/me/invitations/{key_id:str}", opt={"roles": OWNER}, status_code=200,
-            summary="Revoke a pending key")
-    async def revoke(self, key_id: FromPath[str], services: NamedDependency[Services],
-                     request: Request[Any, Any, Any]) -> KeyOut:
-        return await services.invite.revoke_key(current_caller(request), key_id, rid=request_id(request))
+    revoke = forward(delete("/me/invitations/{key_id:str}", opt={"roles": OWNER}, status_code=200,
+                            summary="Revoke a pending key"), InviteClient.revoke_key)
 
     @get("/me/users", opt={"roles": OWNER}, summary="The user list (利用者一覧; needs a fresh step-up)")
-    async def users(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> UsersOut:
-        listed = await services.invite.users(current_caller(request), rid=request_id(request))
+    async def users(self, call: NamedDependency[Call]) -> UsersOut:
+        listed = await call.invite.users(call.caller, rid=call.rid)
         return UsersOut(items=[CoUserOut(account_id=u.account_id, login_id=u.login_id, email=u.email, owner=u.owner,
                                          representative=u.representative, account_type=u.account_type,
                                          account_type_label=ACCOUNT_TYPE_LABELS.get(u.account_type, u.account_type),
@@ -111,44 +100,32 @@ class InvitationController(Controller):
                                          registered_at_text=_registered(u.registered_at))
                                for u in listed.items])
 
-    @put("/me/users/representative", opt={"roles": OWNER}, status_code=204,
-         summary="Change the representative email (代表メールアドレス変更)")
-    async def representative(self, data: JSONBody[RepresentativeIn], services: NamedDependency[Services],
-                             request: Request[Any, Any, Any]) -> None:
-        await services.invite.set_representative(current_caller(request), data, rid=request_id(request))
+    representative = forward(put("/me/users/representative", opt={"roles": OWNER}, status_code=204,
+                                 summary="Change the representative email (代表メールアドレス変更)"),
+                             InviteClient.set_representative)
 
-    @delete("/me/users/{account_id:str}", opt={"roles": OWNER}, status_code=204,
-            summary="Remove a co-user; their access ends at once and both are notified")
-    async def remove(self, account_id: FromPath[str], services: NamedDependency[Services],
-                     request: Request[Any, Any, Any]) -> None:
-        await services.invite.remove_co_user(current_caller(request), account_id, rid=request_id(request))
+    remove = forward(delete("/me/users/{account_id:str}", opt={"roles": OWNER}, status_code=204,
+                            summary="Remove a co-user; their access ends at once and both are notified"),
+                     InviteClient.remove_co_user)
 
     @get("/me/memberships", opt={"roles": ANY_USER}, summary="Accounts the caller uses as a co-user")
-    async def memberships(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> MembershipsOut:
-        found = await services.invite.memberships(current_caller(request), rid=request_id(request))
+    async def memberships(self, call: NamedDependency[Call]) -> MembershipsOut:
+        found = await call.invite.memberships(call.caller, rid=call.rid)
         return MembershipsOut(items=[MembershipOut(owner_id=m.owner_id, owner_login_id=m.owner_login_id,
                                                    added_at=m.added_at) for m in found.items])
 
     # -- the invitee (public) --------------------------------------------------------------------
-    @post("/invitations/requests", opt={"roles": PUBLIC}, status_code=202,
-          summary="Mail a confirmation link to the invitee (招待コードをお持ちの方)")
-    async def request_link(self, data: JSONBody[InvitationRequestIn], services: NamedDependency[Services],
-                           request: Request[Any, Any, Any]) -> InvitationRequestOut:
-        return await services.invite.request_link(from_client(request, invite.LinkRequestIn, data),
-                                                  rid=request_id(request))
+    request_link = forward(post("/invitations/requests", opt={"roles": PUBLIC}, status_code=202,
+                                summary="Mail a confirmation link to the invitee (招待コードをお持ちの方)"),
+                           InviteClient.request_link, InvitationRequestIn)
 
-    @post("/invitations/links/check", opt={"roles": PUBLIC}, status_code=200,
-          summary="Whether a confirmation link can still be used")
-    async def check_link(self, data: JSONBody[LinkCheckIn], services: NamedDependency[Services],
-                         request: Request[Any, Any, Any]) -> LinkOut:
-        return await services.invite.check_link(from_client(request, invite.LinkTokenIn, data),
-                                                rid=request_id(request))
+    check_link = forward(post("/invitations/links/check", opt={"roles": PUBLIC}, status_code=200,
+                              summary="Whether a confirmation link can still be used"),
+                         InviteClient.check_link, LinkCheckIn)
 
-    @post("/invitations/redeem", opt={"roles": PUBLIC, "problems": (401,)}, status_code=201,
-          summary="Redeem a key with a new email-ID account or an existing login")
-    async def redeem(self, data: JSONBody[RedeemIn], services: NamedDependency[Services],
-                     request: Request[Any, Any, Any]) -> RedeemedOut:
-        return await services.invite.redeem(from_client(request, invite.RedeemIn, data), rid=request_id(request))
+    redeem = forward(post("/invitations/redeem", opt={"roles": PUBLIC, "problems": (401,)}, status_code=201,
+                          summary="Redeem a key with a new email-ID account or an existing login"),
+                     InviteClient.redeem, RedeemIn)
 
 
 async def redeem_with_external_id(services: Services, request: Request[Any, Any, Any], token: str, key: str,

@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
-from litestar import Controller, Request, get, post, put
+from litestar import get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
 
 from kagi_gateway.controllers.step_up import STEP_UP
-from kagi_gateway.deps import ANY_USER, PUBLIC, SESSIONS, current_caller, from_client, request_id
+from kagi_gateway.deps import ANY_USER, PUBLIC, SESSIONS, Call
+from kagi_gateway.forward import ApiController, forward
 from kagi_gateway.schemas import Dto
-from kagi_gateway.services import Services
 from kagi_shared.contracts import lifecycle
 from kagi_shared.contracts.lifecycle import (
-    AcceptedOut,
+    LifecycleClient,
     PasswordChangeIn,
     PreviewOut,
-    QuestionOut,
     SecretQuestionSetOut,
-    UnlockDecisionIn,
     UnlockRequestOut,
 )
 
@@ -83,110 +81,90 @@ class LockedOut(Dto):
     status: str
 
 
-class PasswordController(Controller):
+class PasswordController(ApiController):
     path = "/api/v1"
     tags = ("password",)
 
     @post("/me/password", opt={"roles": ANY_USER, "password_change": True, "rate": "guess"}, status_code=200,
           summary="Change the caller's password (also with the restricted token of an expired password)")
-    async def change(self, data: JSONBody[PasswordChangeIn], services: NamedDependency[Services],
-                     request: Request[Any, Any, Any]) -> PasswordChangedOut:
-        caller = current_caller(request)
-        changed = await services.lifecycle.change_password(caller, data, rid=request_id(request))
+    async def change(self, data: JSONBody[PasswordChangeIn], call: NamedDependency[Call]) -> PasswordChangedOut:
+        caller = call.caller
+        changed = await call.lifecycle.change_password(caller, data, rid=call.rid)
         SESSIONS.forget(caller.account_id)  # this token is stale now: refuse it at once, not after the cache
         return PasswordChangedOut(password_changed_at=changed.password_changed_at,
                                   message="パスワードを変更しました。新しいパスワードで再度ログインしてください。")
 
-    @post("/auth/password-reset", opt={"roles": PUBLIC}, status_code=202,
-          summary="Mail a single-use reset link (same answer whether or not the ID exists)")
-    async def request_reset(self, data: JSONBody[ResetRequestIn], services: NamedDependency[Services],
-                            request: Request[Any, Any, Any]) -> AcceptedOut:
-        return await services.lifecycle.request_reset(
-            from_client(request, lifecycle.ResetRequestIn, data), rid=request_id(request))
+    request_reset = forward(post("/auth/password-reset", opt={"roles": PUBLIC}, status_code=202,
+                                 summary="Mail a single-use reset link (same answer whether or not the ID exists)"),
+                            LifecycleClient.request_reset, ResetRequestIn)
 
-    @post("/auth/password-reset/complete", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200,
-          summary="Set a new password with the emailed link's token (and the secret answer if the account has one)")
-    async def complete_reset(self, data: JSONBody[ResetCompleteIn], services: NamedDependency[Services],
-                             request: Request[Any, Any, Any]) -> AcceptedOut:
-        return await services.lifecycle.complete_reset(
-            from_client(request, lifecycle.ResetCompleteIn, data), rid=request_id(request))
+    complete_reset = forward(
+        post("/auth/password-reset/complete", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200,
+             summary="Set a new password with the emailed link's token (and the secret answer if the account has one)"),
+        LifecycleClient.complete_reset, ResetCompleteIn)
 
     @put("/me/secret-question", opt={"roles": ANY_USER, "rate": "guess"}, status_code=200,
          summary="Register the caller's secret question and answer (needs the current password or a step-up of "
                  "this session; mailed to the account; ends its sessions)")
-    async def set_secret_question(self, data: JSONBody[SecretQuestionIn], services: NamedDependency[Services],
-                                  request: Request[Any, Any, Any]) -> SecretQuestionSetOut:
-        caller = current_caller(request)
+    async def set_secret_question(self, data: JSONBody[SecretQuestionIn],
+                                  call: NamedDependency[Call]) -> SecretQuestionSetOut:
+        caller = call.caller
         stepped_up = False
         if data.current_password is None and any(caller.has(r) for r in STEP_UP):
-            stepped_up = (await services.invite.step_up(caller, rid=request_id(request))).verified
-        registered = await services.lifecycle.set_secret_question(
+            stepped_up = (await call.invite.step_up(caller, rid=call.rid)).verified
+        registered = await call.lifecycle.set_secret_question(
             caller, lifecycle.SecretQuestionIn(question=data.question, answer=data.answer,
                                                current_password=data.current_password, stepped_up=stepped_up),
-            rid=request_id(request))
+            rid=call.rid)
         SESSIONS.forget(caller.account_id)  # every session of the account ended: refuse this token at once
         return registered
 
-    @post("/auth/password-reset/question", opt={"roles": PUBLIC}, status_code=200,
-          summary="The ID's secret question (an ID without one gets a decoy: existence never shows)")
-    async def reset_question(self, data: JSONBody[QuestionIn], services: NamedDependency[Services],
-                             request: Request[Any, Any, Any]) -> QuestionOut:
-        return await services.lifecycle.reset_question(
-            from_client(request, lifecycle.QuestionRequestIn, data), rid=request_id(request))
+    reset_question = forward(
+        post("/auth/password-reset/question", opt={"roles": PUBLIC}, status_code=200,
+             summary="The ID's secret question (an ID without one gets a decoy: existence never shows)"),
+        LifecycleClient.reset_question, QuestionIn)
 
-    @post("/auth/password-reset/answer", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200,
-          summary="Set a new password with the mailed link's token and the secret answer (5 wrong answers lock)")
-    async def reset_answer(self, data: JSONBody[AnswerIn], services: NamedDependency[Services],
-                           request: Request[Any, Any, Any]) -> AcceptedOut:
-        return await services.lifecycle.reset_answer(
-            from_client(request, lifecycle.AnswerIn, data), rid=request_id(request))
+    reset_answer = forward(
+        post("/auth/password-reset/answer", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200,
+             summary="Set a new password with the mailed link's token and the secret answer (5 wrong answers lock)"),
+        LifecycleClient.reset_answer, AnswerIn)
 
-    @post("/auth/unlock-requests", opt={"roles": PUBLIC}, status_code=202,
-          summary="Ask for a locked ID to be unlocked (the answer never reveals whether the ID exists)")
-    async def file_unlock(self, data: JSONBody[UnlockFileIn], services: NamedDependency[Services],
-                          request: Request[Any, Any, Any]) -> AcceptedOut:
-        return await services.lifecycle.file_unlock(
-            from_client(request, lifecycle.UnlockFileIn, data), rid=request_id(request))
+    file_unlock = forward(
+        post("/auth/unlock-requests", opt={"roles": PUBLIC}, status_code=202,
+             summary="Ask for a locked ID to be unlocked (the answer never reveals whether the ID exists)"),
+        LifecycleClient.file_unlock, UnlockFileIn)
 
 
-class LifecycleOperatorController(Controller):
+class LifecycleOperatorController(ApiController):
     path = "/api/v1/operator"
     tags = ("operator",)
 
     @get("/unlock-requests", opt={"roles": STAFF}, summary="Unlock requests, newest first")
     async def unlock_requests(
-        self, services: NamedDependency[Services], request: Request[Any, Any, Any],
+        self, call: NamedDependency[Call],
         status: Annotated[Literal["pending", "approved", "rejected", "refused"] | None, Parameter()] = None,
     ) -> list[UnlockRequestOut]:
-        return await services.lifecycle.unlock_requests(current_caller(request), status, rid=request_id(request))
+        return await call.lifecycle.unlock_requests(call.caller, status, rid=call.rid)
 
-    @post("/unlock-requests/{unlock_id:str}/approve", opt={"roles": STAFF}, status_code=200,
-          summary="Unlock the account (refused on or after its purge date)")
-    async def approve(self, unlock_id: FromPath[str], data: JSONBody[UnlockDecisionIn],
-                      services: NamedDependency[Services], request: Request[Any, Any, Any]) -> UnlockRequestOut:
-        return await services.lifecycle.approve_unlock(current_caller(request), unlock_id, data,
-                                                       rid=request_id(request))
+    approve = forward(post("/unlock-requests/{unlock_id:str}/approve", opt={"roles": STAFF}, status_code=200,
+                           summary="Unlock the account (refused on or after its purge date)"),
+                      LifecycleClient.approve_unlock)
 
-    @post("/unlock-requests/{unlock_id:str}/reject", opt={"roles": STAFF}, status_code=200,
-          summary="Reject an unlock request")
-    async def reject(self, unlock_id: FromPath[str], data: JSONBody[UnlockDecisionIn],
-                     services: NamedDependency[Services], request: Request[Any, Any, Any]) -> UnlockRequestOut:
-        return await services.lifecycle.reject_unlock(current_caller(request), unlock_id, data,
-                                                      rid=request_id(request))
+    reject = forward(post("/unlock-requests/{unlock_id:str}/reject", opt={"roles": STAFF}, status_code=200,
+                          summary="Reject an unlock request"), LifecycleClient.reject_unlock)
 
     @post("/accounts/{account_id:str}/lock", opt={"roles": OPERATOR}, status_code=200,
           summary="Lock an account (reason operator); its sessions end")
-    async def lock(self, account_id: FromPath[str], services: NamedDependency[Services],
-                   request: Request[Any, Any, Any]) -> LockedOut:
-        locked = await services.lifecycle.lock(current_caller(request), account_id, rid=request_id(request))
+    async def lock(self, account_id: FromPath[str], call: NamedDependency[Call]) -> LockedOut:
+        locked = await call.lifecycle.lock(call.caller, account_id, rid=call.rid)
         SESSIONS.forget(account_id)
         return LockedOut(account_id=locked.account_id, login_id=locked.login_id, status=locked.status)
 
     @get("/lifecycle/preview", opt={"roles": OPERATOR},
          summary="Who the next inactivity sweep would warn, lock or purge")
     async def preview(
-        self, services: NamedDependency[Services], request: Request[Any, Any, Any],
+        self, call: NamedDependency[Call],
         as_of: Annotated[str | None, QueryParameter(name="asOf", max_length=40,
                                                description="moment of the sweep; default the next 07:00 JST")] = None,
     ) -> PreviewOut:
-        return await services.lifecycle.preview(current_caller(request), as_of, rid=request_id(request))
+        return await call.lifecycle.preview(call.caller, as_of, rid=call.rid)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Controller, Request, get
+from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import Parameter
 
-from kagi_gateway.deps import current_caller, request_id
-from kagi_gateway.services import Services
+from kagi_gateway.deps import Call
 from kagi_shared.contracts.notify import MailDeliveryOut
 
 
@@ -18,6 +17,6 @@ class OperatorController(Controller):
     tags = ("operator",)
 
     @get("/deliveries", opt={"roles": ("operator",)}, summary="Mail and SMS deliveries to one recipient")
-    async def deliveries(self, services: NamedDependency[Services], request: Request[Any, Any, Any],
+    async def deliveries(self, call: NamedDependency[Call],
                          recipient: Annotated[str, Parameter(min_length=3, max_length=254)]) -> list[MailDeliveryOut]:
-        return await services.notify.deliveries(current_caller(request), recipient, rid=request_id(request))
+        return await call.notify.deliveries(call.caller, recipient, rid=call.rid)

@@ -3,22 +3,23 @@ request workflow (operators). Every answer comes from the permissions service.""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from litestar import Controller, Request, Response, get, patch, post
+from litestar import Response, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from kagi_gateway.deps import PUBLIC, current_caller, request_id
-from kagi_gateway.services import Services
+from kagi_gateway.deps import PUBLIC, Call
+from kagi_gateway.forward import ApiController, forward
 from kagi_shared.contracts import permissions as pm
+from kagi_shared.contracts.permissions import PermissionsClient
 
 ADMIN = ("company_admin",)
 OPERATOR = ("operator",)
 ADMIN_OR_OPERATOR = ("company_admin", "operator")
 
 
-class PermissionRequestController(Controller):
+class PermissionRequestController(ApiController):
     """Company admins (システム窓口責任者) file and follow requests; anyone may preview the schedule."""
 
     path = "/api/v1"
@@ -26,162 +27,129 @@ class PermissionRequestController(Controller):
 
     @get("/permission-requests/schedule", opt={"roles": PUBLIC},
          summary="Projected acceptance, batch and usable-from dates for a submission date")
-    async def schedule(self, services: NamedDependency[Services], request: Request[Any, Any, Any],
+    async def schedule(self, call: NamedDependency[Call],
                        submitted_on: Annotated[str, QueryParameter(name="submittedOn", max_length=32)],
                        ) -> pm.ScheduleOut:
-        return await services.permissions.schedule(submitted_on, rid=request_id(request))
+        return await call.permissions.schedule(submitted_on, rid=call.rid)
 
-    @get("/permissions/catalogue", opt={"roles": ADMIN_OR_OPERATOR},
-         summary="Target systems, permission codes and the TAXIS/LOACUS function matrices")
-    async def catalogue(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> dict[str, Any]:
-        return await services.permissions.catalogue(current_caller(request), rid=request_id(request))
+    catalogue = forward(get("/permissions/catalogue", opt={"roles": ADMIN_OR_OPERATOR},
+                            summary="Target systems, permission codes and the TAXIS/LOACUS function matrices"),
+                        PermissionsClient.catalogue)
 
-    @get("/company", opt={"roles": ADMIN}, summary="The admin's own company")
-    async def my_company(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> pm.CompanyOut:
-        return await services.permissions.my_company(current_caller(request), rid=request_id(request))
+    my_company = forward(get("/company", opt={"roles": ADMIN},
+                             summary="The admin's own company"), PermissionsClient.my_company)
 
-    @post("/permission-requests", opt={"roles": ADMIN}, status_code=201,
-          summary="File a new (設定), change (変更) or revoke (抹消) request")
-    async def submit(self, data: JSONBody[pm.RequestIn], services: NamedDependency[Services],
-                     request: Request[Any, Any, Any]) -> pm.RequestOut:
-        return await services.permissions.submit(current_caller(request), data, rid=request_id(request))
+    submit = forward(post("/permission-requests", opt={"roles": ADMIN}, status_code=201,
+                          summary="File a new (設定), change (変更) or revoke (抹消) request"),
+                     PermissionsClient.submit)
 
     @get("/permission-requests", opt={"roles": ADMIN_OR_OPERATOR}, summary="Search requests and their status")
-    async def search(self, services: NamedDependency[Services], request: Request[Any, Any, Any],
+    async def search(self, call: NamedDependency[Call],
                      status: Annotated[Literal["submitted", "accepted", "cancelled", "in_progress", "complete"] | None,
                                        QueryParameter(name="status")] = None,
                      user_id: Annotated[str | None, QueryParameter(name="userId", max_length=254)] = None,
                      company_id: Annotated[str | None, QueryParameter(name="companyId", max_length=64)] = None,
                      ) -> list[pm.RequestOut]:
-        return await services.permissions.search(current_caller(request), status=status, user_id=user_id,
-                                                 company_id=company_id, rid=request_id(request))
+        return await call.permissions.search(call.caller, status=status, user_id=user_id, company_id=company_id,
+                                             rid=call.rid)
 
     @get("/permission-requests/{request_id_:str}", opt={"roles": ADMIN_OR_OPERATOR}, summary="One request")
-    async def view(self, request_id_: FromPath[str], services: NamedDependency[Services],
-                   request: Request[Any, Any, Any]) -> pm.RequestOut:
-        return await services.permissions.request(current_caller(request), request_id_, rid=request_id(request))
+    async def view(self, request_id_: FromPath[str], call: NamedDependency[Call]) -> pm.RequestOut:
+        return await call.permissions.request(call.caller, request_id_, rid=call.rid)
 
-    @get("/permission-request-drafts", opt={"roles": ADMIN},
-         summary="Prefilled revoke requests for purged IDs, waiting for the admin's confirmation")
-    async def drafts(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> list[pm.DraftOut]:
-        return await services.permissions.drafts(current_caller(request), rid=request_id(request))
+    drafts = forward(get("/permission-request-drafts", opt={"roles": ADMIN},
+                         summary="Prefilled revoke requests for purged IDs, waiting for the admin's confirmation"),
+                     PermissionsClient.drafts)
 
-    @post("/permission-request-drafts/{draft_id:str}/confirm", opt={"roles": ADMIN}, status_code=201,
-          summary="File the prefilled revoke request of a purged ID")
-    async def confirm_draft(self, draft_id: FromPath[str], services: NamedDependency[Services],
-                            request: Request[Any, Any, Any]) -> pm.RequestOut:
-        return await services.permissions.confirm_draft(current_caller(request), draft_id, rid=request_id(request))
+    confirm_draft = forward(post("/permission-request-drafts/{draft_id:str}/confirm", opt={"roles": ADMIN},
+                                 status_code=201, summary="File the prefilled revoke request of a purged ID"),
+                            PermissionsClient.confirm_draft)
 
 
-class AccessReviewController(Controller):
+class AccessReviewController(ApiController):
     """The admin's access review (棚卸): every user with permissions and last login; keep or revoke each."""
 
     path = "/api/v1"
     tags = ("access-review",)
 
-    @get("/company/users", opt={"roles": ADMIN}, summary="Every user of the company with permissions and last login")
-    async def users(self, services: NamedDependency[Services],
-                    request: Request[Any, Any, Any]) -> list[pm.ReviewUserOut]:
-        return await services.permissions.users(current_caller(request), rid=request_id(request))
+    users = forward(get("/company/users", opt={"roles": ADMIN},
+                        summary="Every user of the company with permissions and last login"), PermissionsClient.users)
 
-    @post("/access-reviews", opt={"roles": ADMIN}, status_code=201, summary="Start a review campaign")
-    async def start(self, services: NamedDependency[Services], request: Request[Any, Any, Any]) -> pm.ReviewOut:
-        return await services.permissions.start_review(current_caller(request), rid=request_id(request))
+    start = forward(post("/access-reviews", opt={"roles": ADMIN}, status_code=201,
+                         summary="Start a review campaign"), PermissionsClient.start_review)
 
-    @get("/access-reviews", opt={"roles": ADMIN}, summary="The company's review campaigns")
-    async def campaigns(self, services: NamedDependency[Services],
-                        request: Request[Any, Any, Any]) -> list[pm.ReviewOut]:
-        return await services.permissions.reviews(current_caller(request), rid=request_id(request))
+    campaigns = forward(get("/access-reviews", opt={"roles": ADMIN},
+                            summary="The company's review campaigns"), PermissionsClient.reviews)
 
-    @get("/access-reviews/{review_id:str}", opt={"roles": ADMIN}, summary="One review campaign")
-    async def campaign(self, review_id: FromPath[str], services: NamedDependency[Services],
-                       request: Request[Any, Any, Any]) -> pm.ReviewOut:
-        return await services.permissions.review(current_caller(request), review_id, rid=request_id(request))
+    campaign = forward(get("/access-reviews/{review_id:str}", opt={"roles": ADMIN},
+                           summary="One review campaign"), PermissionsClient.review)
 
-    @post("/access-reviews/{review_id:str}/decisions", opt={"roles": ADMIN}, status_code=200,
-          summary="Keep or revoke one user (a revoke files a revoke request)")
-    async def decide(self, review_id: FromPath[str], data: JSONBody[pm.ReviewDecisionIn],
-                     services: NamedDependency[Services], request: Request[Any, Any, Any]) -> pm.ReviewOut:
-        return await services.permissions.decide(current_caller(request), review_id, data, rid=request_id(request))
+    decide = forward(post("/access-reviews/{review_id:str}/decisions", opt={"roles": ADMIN}, status_code=200,
+                          summary="Keep or revoke one user (a revoke files a revoke request)"),
+                     PermissionsClient.decide)
 
     @get("/access-reviews/{review_id:str}/report.csv", opt={"roles": ADMIN}, summary="The campaign report as CSV",
          media_type="text/csv")
-    async def report(self, review_id: FromPath[str], services: NamedDependency[Services],
-                     request: Request[Any, Any, Any]) -> Response[str]:
-        report = await services.permissions.report(current_caller(request), review_id, rid=request_id(request))
+    async def report(self, review_id: FromPath[str], call: NamedDependency[Call]) -> Response[str]:
+        report = await call.permissions.report(call.caller, review_id, rid=call.rid)
         return Response(content=report.csv, media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{report.filename}"'})
 
 
-class PermissionOperatorController(Controller):
+class PermissionOperatorController(ApiController):
     """The operator (託送受付センター): companies, acceptance, the batch, completions and retries."""
 
     path = "/api/v1/operator"
     tags = ("permissions-operator",)
 
-    @post("/companies", opt={"roles": OPERATOR}, status_code=201, summary="Register a company with its admins")
-    async def register_company(self, data: JSONBody[pm.CompanyIn], services: NamedDependency[Services],
-                               request: Request[Any, Any, Any]) -> pm.CompanyOut:
-        return await services.permissions.register_company(current_caller(request), data, rid=request_id(request))
+    register_company = forward(post("/companies", opt={"roles": OPERATOR}, status_code=201,
+                                    summary="Register a company with its admins"), PermissionsClient.register_company)
 
-    @get("/companies", opt={"roles": OPERATOR}, summary="Every company")
-    async def companies(self, services: NamedDependency[Services],
-                        request: Request[Any, Any, Any]) -> list[pm.CompanyOut]:
-        return await services.permissions.companies(current_caller(request), rid=request_id(request))
+    companies = forward(get("/companies", opt={"roles": OPERATOR},
+                            summary="Every company"), PermissionsClient.companies)
 
-    @get("/companies/{company_id:str}", opt={"roles": OPERATOR}, summary="One company")
-    async def company(self, company_id: FromPath[str], services: NamedDependency[Services],
-                      request: Request[Any, Any, Any]) -> pm.CompanyOut:
-        return await services.permissions.company(current_caller(request), company_id, rid=request_id(request))
+    company = forward(get("/companies/{company_id:str}", opt={"roles": OPERATOR},
+                          summary="One company"), PermissionsClient.company)
 
-    @patch("/companies/{company_id:str}", opt={"roles": OPERATOR},
-           summary="Change a company (an admin change issues the new admin's ID; user grants stay)")
-    async def change_company(self, company_id: FromPath[str], data: JSONBody[pm.CompanyChangeIn],
-                             services: NamedDependency[Services],
-                             request: Request[Any, Any, Any]) -> pm.CompanyOut:
-        return await services.permissions.change_company(current_caller(request), company_id, data,
-                                                         rid=request_id(request))
+    change_company = forward(
+        patch("/companies/{company_id:str}", opt={"roles": OPERATOR},
+              summary="Change a company (an admin change issues the new admin's ID; user grants stay)"),
+        PermissionsClient.change_company)
 
-    @post("/companies/{company_id:str}/termination", opt={"roles": OPERATOR}, status_code=200,
-          summary="Terminate a company: every grant of its users is revoked")
-    async def terminate_company(self, company_id: FromPath[str], services: NamedDependency[Services],
-                                request: Request[Any, Any, Any]) -> pm.TerminationOut:
-        return await services.permissions.terminate_company(current_caller(request), company_id,
-                                                            rid=request_id(request))
+    terminate_company = forward(post("/companies/{company_id:str}/termination", opt={"roles": OPERATOR},
+                                     status_code=200,
+                                     summary="Terminate a company: every grant of its users is revoked"),
+                                PermissionsClient.terminate_company)
 
     @post("/permission-requests/{request_id_:str}/accept", opt={"roles": OPERATOR}, status_code=200,
           summary="Accept a submitted request (受付完了)")
-    async def accept(self, request_id_: FromPath[str], services: NamedDependency[Services],
-                     request: Request[Any, Any, Any]) -> pm.RequestOut:
-        return await services.permissions.accept(current_caller(request), request_id_, rid=request_id(request))
+    async def accept(self, request_id_: FromPath[str], call: NamedDependency[Call]) -> pm.RequestOut:
+        return await call.permissions.accept(call.caller, request_id_, rid=call.rid)
 
     @post("/permission-requests/{request_id_:str}/cancel", opt={"roles": OPERATOR}, status_code=200,
           summary="Cancel a request after contacting the admin (申請取消)")
-    async def cancel(self, request_id_: FromPath[str], data: JSONBody[pm.CancelIn], services: NamedDependency[Services],
-                     request: Request[Any, Any, Any]) -> pm.RequestOut:
-        return await services.permissions.cancel(current_caller(request), request_id_, data, rid=request_id(request))
+    async def cancel(self, request_id_: FromPath[str], data: JSONBody[pm.CancelIn],
+                     call: NamedDependency[Call]) -> pm.RequestOut:
+        return await call.permissions.cancel(call.caller, request_id_, data, rid=call.rid)
 
     @post("/permission-requests/{request_id_:str}/systems/{system:str}/completion", opt={"roles": OPERATOR},
           status_code=200, summary="Record a completion the target system did not acknowledge")
-    async def complete(self, request_id_: FromPath[str], system: FromPath[str], services: NamedDependency[Services],
-                       request: Request[Any, Any, Any]) -> pm.RequestOut:
-        return await services.permissions.complete(current_caller(request), request_id_, system,
-                                                   rid=request_id(request))
+    async def complete(self, request_id_: FromPath[str], system: FromPath[str],
+                       call: NamedDependency[Call]) -> pm.RequestOut:
+        return await call.permissions.complete(call.caller, request_id_, system, rid=call.rid)
 
     @post("/permission-requests/{request_id_:str}/systems/{system:str}/retry", opt={"roles": OPERATOR},
           status_code=200, summary="Send a failed grant command again")
-    async def retry(self, request_id_: FromPath[str], system: FromPath[str], services: NamedDependency[Services],
-                    request: Request[Any, Any, Any]) -> pm.RequestOut:
-        return await services.permissions.retry(current_caller(request), request_id_, system, rid=request_id(request))
+    async def retry(self, request_id_: FromPath[str], system: FromPath[str],
+                    call: NamedDependency[Call]) -> pm.RequestOut:
+        return await call.permissions.retry(call.caller, request_id_, system, rid=call.rid)
 
-    @post("/permission-batches", opt={"roles": OPERATOR}, status_code=200,
-          summary="Run the batch for a batch date (also runs by itself on the date)")
-    async def run_batch(self, data: JSONBody[pm.BatchIn], services: NamedDependency[Services],
-                        request: Request[Any, Any, Any]) -> pm.BatchOut:
-        return await services.permissions.run_batch(current_caller(request), data, rid=request_id(request))
+    run_batch = forward(post("/permission-batches", opt={"roles": OPERATOR}, status_code=200,
+                             summary="Run the batch for a batch date (also runs by itself on the date)"),
+                        PermissionsClient.run_batch)
 
     @get("/grant-deliveries", opt={"roles": OPERATOR}, summary="Failed or overdue grant commands")
-    async def deliveries(self, services: NamedDependency[Services], request: Request[Any, Any, Any],
+    async def deliveries(self, call: NamedDependency[Call],
                          which: Annotated[Literal["failed", "overdue"], QueryParameter(name="state")] = "failed",
                          ) -> list[pm.GrantDeliveryOut]:
-        return await services.permissions.deliveries(current_caller(request), which, rid=request_id(request))
+        return await call.permissions.deliveries(call.caller, which, rid=call.rid)

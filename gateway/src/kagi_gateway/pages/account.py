@@ -25,6 +25,7 @@ from kagi_gateway.pages.forms import (
     refusal_page,
     see_other,
     submit,
+    submit_for_message,
 )
 from kagi_gateway.pages.rules import password_rules
 from kagi_gateway.pages.session import page_session
@@ -155,9 +156,8 @@ class AccountPages(Controller):
 
     @post("/password-reset", opt={"roles": PUBLIC, "rate": "login"}, status_code=200)
     async def request_reset(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
-        done = await submit(PasswordController.request_reset, request, services, ResetRequestIn,
-                            again="password_reset_request.html")
-        return message_page(request, "パスワード再発行の受付", done.message)
+        return await submit_for_message(PasswordController.request_reset, request, services, ResetRequestIn,
+                                        again="password_reset_request.html", title="パスワード再発行の受付")
 
     @post("/password-reset/complete", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200)
     async def complete_reset(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:

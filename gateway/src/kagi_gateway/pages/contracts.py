@@ -14,7 +14,7 @@ from litestar.response import Redirect, Template
 from kagi_gateway.controllers.locations import ContractClaimController
 from kagi_gateway.pages.console import act, confirm_page, console_page, tell
 from kagi_gateway.pages.forms import Refusal, Refused, form_of, message_page, operate, operate_form, see_other
-from kagi_gateway.pages.mypage import STEP_UP_REQUIRED, step_up_page
+from kagi_gateway.pages.mypage import stepped_up
 from kagi_gateway.pages.registration import PROOFS, claim_of
 from kagi_gateway.pages.session import page_session
 from kagi_gateway.services import Services
@@ -78,12 +78,8 @@ class ContractPages(Controller):
 
     @post("/withdrawal", opt={"roles": ("owner", "viewer")}, status_code=200)
     async def withdraw(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
-        try:
-            done = await operate(ContractClaimController.withdraw, request, services)
-        except Refused as refused:
-            if refused.refusal.code == STEP_UP_REQUIRED:  # invite asks for a fresh 追加認証 before 退会
-                return step_up_page(request, refused)
-            raise
+        # invite asks for a fresh 追加認証 before 退会
+        done = await stepped_up(request, operate(ContractClaimController.withdraw, request, services))
         page_session(request).data.pop("notice", None)
         text = f"退会の手続きが完了しました（解除したお客さま番号 {done.contracts_unlinked}件）。"
         return message_page(request, "退会完了", text, links=[("/account", "マイページトップへ")])

@@ -16,6 +16,7 @@ from litestar import MediaType, Request
 from litestar.handlers import HTTPRouteHandler
 from litestar.response import Redirect, Template
 
+from kagi_gateway.deps import Call
 from kagi_gateway.pages.session import CSRF_FIELD
 from kagi_gateway.services import ForwardedProblem, Services
 from kagi_shared.problems import Problem, field_error
@@ -87,7 +88,7 @@ async def operate(handler: HTTPRouteHandler, request: Request[Any, Any, Any], se
                   data: Any = None, controller: Any = None, **params: Any) -> Any:
     """Run an API route's handler for a page (``params``: its path and query parameters; ``controller``: an
     instance for a handler that calls its controller's own helpers); a refusal is raised as ``Refused``."""
-    kwargs: dict[str, Any] = {"services": services, "request": request, **params}
+    kwargs: dict[str, Any] = {"call": Call.of(services, request), **params}
     if data is not None:
         kwargs["data"] = data
     try:
@@ -112,6 +113,13 @@ async def submit(handler: HTTPRouteHandler, request: Request[Any, Any, Any], ser
         return await operate_form(handler, request, services, dto, values)
     except Refused as refused:
         raise FormRefused(form_page(again, request, refused.refusal, values, **context)) from None
+
+
+async def submit_for_message(handler: HTTPRouteHandler, request: Request[Any, Any, Any], services: Services,
+                             dto: type[Any], *, again: str, title: str) -> Template:
+    """``submit``, answered by the message page with the API's own message (``message``) under ``title``."""
+    done = await submit(handler, request, services, dto, again=again)
+    return message_page(request, title, done.message)
 
 
 class FormRefused(Exception):

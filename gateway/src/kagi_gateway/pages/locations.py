@@ -16,7 +16,7 @@ from kagi_gateway.controllers.locations import LocationController
 from kagi_gateway.deps import ANY_USER
 from kagi_gateway.pages.console import act, allow_copy_script, confirm_page, console_page, tell
 from kagi_gateway.pages.forms import Refused, operate, operate_form, see_other
-from kagi_gateway.pages.mypage import STEP_UP_REQUIRED, step_up_page
+from kagi_gateway.pages.mypage import stepped_up
 from kagi_gateway.services import Services
 from kagi_shared.contracts.invite import AddViewingIn
 
@@ -42,10 +42,9 @@ class LocationPages(Controller):
     async def issue(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                     location_id: FromPath[str]) -> Template | Redirect:
         try:
-            issued = await operate(LocationController.issue, request, services, location_id=location_id)
+            issued = await stepped_up(request, operate(LocationController.issue, request, services,
+                                                       location_id=location_id))
         except Refused as refused:
-            if refused.refusal.code == STEP_UP_REQUIRED:
-                return step_up_page(request, refused)
             tell(request, refused.refusal.fields.get("locationId") or refused.refusal.message, refused=True)
             return see_other(HOME)
         allow_copy_script(request)

@@ -4,7 +4,8 @@ open, so a screen that needs it sends the owner to 追加認証 whenever invite 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
@@ -15,7 +16,7 @@ from kagi_gateway.controllers.invitations import InvitationController
 from kagi_gateway.controllers.step_up import StepUpController
 from kagi_gateway.deps import ANY_USER, settings_of
 from kagi_gateway.pages.console import act, allow_copy_script, confirm_page, console_page, tell
-from kagi_gateway.pages.forms import Refused, operate, operate_form, see_other
+from kagi_gateway.pages.forms import FormRefused, Refused, operate, operate_form, see_other
 from kagi_gateway.pages.session import page_session
 from kagi_gateway.services import Services
 from kagi_shared.contracts.invite import RepresentativeIn, StepUpVerifyIn
@@ -24,6 +25,7 @@ OWNER = ("owner",)
 HOME = "/mypage"
 STEP_UP_REQUIRED = "step_up.required"
 SENT = "stepUpSentTo"
+T = TypeVar("T")
 
 
 def step_up_page(request: Request[Any, Any, Any], refused: Refused | None = None) -> Template:
@@ -32,6 +34,17 @@ def step_up_page(request: Request[Any, Any, Any], refused: Refused | None = None
     return console_page("mypage_step_up.html", request, refusal=refused.refusal if refused else None,
                         sent_to=sent["to"] if sent else None, code_expires_at=sent["expires"] if sent else None,
                         remaining=remaining, max_tries=settings_of(request).security.step_up_max_attempts)
+
+
+async def stepped_up(request: Request[Any, Any, Any], operation: Awaitable[T]) -> T:
+    """An operation invite runs only within a fresh 追加認証: refused for the want of one, the answer is the step-up
+    page (raised for the pages router to show, as a form shown again is); any other refusal is raised as it came."""
+    try:
+        return await operation
+    except Refused as refused:
+        if refused.refusal.code == STEP_UP_REQUIRED:
+            raise FormRefused(step_up_page(request, refused)) from None
+        raise
 
 
 class MyPagePages(Controller):
@@ -73,10 +86,8 @@ class MyPagePages(Controller):
     @post("/invitations", opt={"roles": OWNER}, status_code=200)
     async def issue_key(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Any:
         try:
-            issued = await operate(InvitationController.issue, request, services)
+            issued = await stepped_up(request, operate(InvitationController.issue, request, services))
         except Refused as refused:
-            if refused.refusal.code == STEP_UP_REQUIRED:
-                return step_up_page(request, refused)
             tell(request, refused.refusal.message, refused=True)
             return see_other(HOME)
         allow_copy_script(request)
@@ -97,12 +108,7 @@ class MyPagePages(Controller):
     # -- 利用者一覧 ----------------------------------------------------------------------------------
     @get("/users", opt={"roles": OWNER})
     async def users(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
-        try:
-            listed = await operate(InvitationController.users, request, services)
-        except Refused as refused:
-            if refused.refusal.code == STEP_UP_REQUIRED:
-                return step_up_page(request, refused)
-            raise
+        listed = await stepped_up(request, operate(InvitationController.users, request, services))
         from kagi_gateway.federation import service_names  # federation imports the pages package
 
         return console_page("mypage_users.html", request, users=listed.items,
@@ -111,10 +117,9 @@ class MyPagePages(Controller):
     @post("/users/representative", opt={"roles": OWNER}, status_code=303)
     async def representative(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Any:
         try:
-            await operate_form(InvitationController.representative, request, services, RepresentativeIn)
+            await stepped_up(request, operate_form(InvitationController.representative, request, services,
+                                                   RepresentativeIn))
         except Refused as refused:
-            if refused.refusal.code == STEP_UP_REQUIRED:
-                return step_up_page(request, refused)
             tell(request, refused.refusal.fields.get("accountId") or refused.refusal.message, refused=True)
             return see_other(f"{HOME}/users")
         tell(request, "代表メールアドレスを変更しました。")
@@ -136,10 +141,8 @@ class MyPagePages(Controller):
     async def remove(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                      account_id: FromPath[str]) -> Any:
         try:
-            await operate(InvitationController.remove, request, services, account_id=account_id)
+            await stepped_up(request, operate(InvitationController.remove, request, services, account_id=account_id))
         except Refused as refused:
-            if refused.refusal.code == STEP_UP_REQUIRED:
-                return step_up_page(request, refused)
             tell(request, refused.refusal.message, refused=True)
             return see_other(f"{HOME}/users")
         tell(request, "利用者を削除しました。")

@@ -24,6 +24,7 @@ from kagi_gateway.pages.forms import (
     refusal_page,
     see_other,
     submit,
+    submit_for_message,
 )
 from kagi_gateway.pages.rules import password_rules
 from kagi_gateway.services import Services
@@ -64,9 +65,8 @@ class RegistrationPages(Controller):
 
     @post("/request", opt={"roles": PUBLIC}, status_code=200)
     async def request_link(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
-        accepted = await submit(RegistrationController.request_link, request, services, RegistrationIn,
-                                again="register_request.html")
-        return message_page(request, "新規登録", accepted.message)
+        return await submit_for_message(RegistrationController.request_link, request, services, RegistrationIn,
+                                        again="register_request.html", title="新規登録")
 
     @post("/", opt={"roles": PUBLIC, "rate": "guess"}, status_code=303)
     async def complete(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Any:
