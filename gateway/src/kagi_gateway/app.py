@@ -31,7 +31,7 @@ from kagi_gateway.provider import ProviderEndpoints
 from kagi_gateway.services import SERVICES, ForwardedProblem, Services
 from kagi_gateway.tokens import read_claims
 from kagi_shared.problems import Problem, exception_handlers
-from kagi_shared.service_api import RequestContextMiddleware
+from kagi_shared.service_api import RequestContextMiddleware, StatusRecorder
 from kagi_shared.settings import SecuritySettings, Settings, get_settings, require_secrets
 
 
@@ -125,17 +125,11 @@ class AuditMiddleware(ASGIMiddleware):
         self.publisher = publisher
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        status = 500
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        sent = StatusRecorder(send, 500)
         try:
-            await next_app(scope, receive, send_wrapper)
+            await next_app(scope, receive, sent)
         finally:
+            status = sent.status
             caller = caller_in(scope)
             method, path = str(scope.get("method")), str(scope.get("path"))
             publisher = self.publisher()

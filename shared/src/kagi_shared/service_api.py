@@ -109,6 +109,20 @@ def internal_guard_for(expected: str) -> Guard:
     return internal_guard
 
 
+class StatusRecorder:
+    """``send`` for the app a middleware wraps: passes every message on and keeps the status it answered with."""
+
+    def __init__(self, send: Send, status: int) -> None:
+        self.send = send
+        self.status = status
+        """``status`` until the response starts."""
+
+    async def __call__(self, message: Any) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self.send(message)
+
+
 class RequestContextMiddleware(ASGIMiddleware):
     """Binds the request id to every log line of the request, logs one access line, counts it in metrics."""
 
@@ -123,38 +137,31 @@ class RequestContextMiddleware(ASGIMiddleware):
         request_id = headers.get(b"x-request-id", b"").decode() or None
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
-        status = 0
-
-        async def send_wrapper(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        sent = StatusRecorder(send, 0)
         traceparent = headers.get(b"traceparent", b"").decode() or None
         path = _loggable_path(scope)
         try:
             with span(f"{scope.get('method')} {scope.get('path_template') or path}", SpanKind.SERVER,
                       {"traceparent": traceparent} if traceparent else None,
                       {"http.request.method": str(scope.get("method")), "url.path": path}) as current:
-                await next_app(scope, receive, send_wrapper)
-                mark_error(current, status)
+                await next_app(scope, receive, sent)
+                mark_error(current, sent.status)
         except (Problem, HTTPException) as refusal:
             # A refusal raised by a middleware (edge, guard) is answered by Litestar's handler outside this one.
-            status = status or (refusal.status if isinstance(refusal, Problem) else refusal.status_code)
+            sent.status = sent.status or (refusal.status if isinstance(refusal, Problem) else refusal.status_code)
             raise
         except BaseException:
             # Anything else (a cancellation, a failure after the answer began) leaves the client with a broken
             # connection, so the log must say why.
-            log.exception("http.failed", method=scope.get("method"), path=path, status=status)
+            log.exception("http.failed", method=scope.get("method"), path=path, status=sent.status)
             raise
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("path_template") or "unmatched"
             prefix = str(scope.get("path", "")).split("/", 2)[1:2]
             process = f"{prefix[0]}-api" if prefix and prefix[0] in self.mounted else self.process
-            observe_http(process, str(scope.get("method")), route, status, elapsed)
-            log.info("http.request", method=scope.get("method"), path=path, status=status,
+            observe_http(process, str(scope.get("method")), route, sent.status, elapsed)
+            log.info("http.request", method=scope.get("method"), path=path, status=sent.status,
                      ms=round(elapsed * 1000, 1))
             structlog.contextvars.unbind_contextvars("request_id")
 

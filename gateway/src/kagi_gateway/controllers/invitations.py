@@ -18,26 +18,17 @@ from kagi_gateway.forward import ApiController, forward
 from kagi_gateway.schemas import Dto
 from kagi_gateway.services import Services
 from kagi_shared.contracts import invite
-from kagi_shared.contracts.invite import (
-    InviteClient,
-    RedeemedOut,
-)
+from kagi_shared.contracts.invite import InviteClient, RedeemedOut, UserOut
 from kagi_shared.jst import to_jst
 
 OWNER = ("owner",)
 ACCOUNT_TYPE_LABELS = {"email_id": "メールアドレスID", "external_id": "外部サービスID"}
 
 
-class CoUserOut(Dto):
-    account_id: str
-    login_id: str
-    email: str
-    owner: bool
-    representative: bool
-    account_type: str
+class CoUserOut(UserOut):
+    """A row of the user list as the owner reads it: invite's row, with the account type and date in words."""
+
     account_type_label: str
-    external_ids: list[str]
-    registered_at: datetime
     registered_at_text: str
 
 
@@ -93,10 +84,8 @@ class InvitationController(ApiController):
     @get("/me/users", opt={"roles": OWNER}, summary="The user list (利用者一覧; needs a fresh step-up)")
     async def users(self, call: NamedDependency[Call]) -> UsersOut:
         listed = await call.invite.users(call.caller, rid=call.rid)
-        return UsersOut(items=[CoUserOut(account_id=u.account_id, login_id=u.login_id, email=u.email, owner=u.owner,
-                                         representative=u.representative, account_type=u.account_type,
+        return UsersOut(items=[CoUserOut(**msgspec.structs.asdict(u),
                                          account_type_label=ACCOUNT_TYPE_LABELS.get(u.account_type, u.account_type),
-                                         external_ids=u.external_ids, registered_at=u.registered_at,
                                          registered_at_text=_registered(u.registered_at))
                                for u in listed.items])
 
