@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -16,6 +17,20 @@ from kagi_shared.events.notify import Notice, NotificationRequested, opened
 from kagi_shared.settings import DEV_SECRETS, get_settings
 
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens
+
+
+class Clock:
+    """The service's time source; a test sets or advances it (the code under test reads it like the wall clock)."""
+
+    def __init__(self, at: datetime = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def advance(self, **delta: float) -> datetime:
+        self.at += timedelta(**delta)
+        return self.at
 
 
 async def read_from_now_on(consumer: AIOKafkaConsumer) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,21 +12,7 @@ from kagi_shared.events import decode
 from kagi_shared.mongo import OUTBOX, Store
 from kagi_shared.problems import Problem
 from kagi_shared.settings import Settings
-from tests.support import opened_notice
-
-
-class Clock:
-    """The service's time source; a test sets or advances it (the code under test reads it like the wall clock)."""
-
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
-
-    def advance(self, **delta: float) -> datetime:
-        self.at += timedelta(**delta)
-        return self.at
+from tests.support import Clock, opened_notice
 
 
 async def make_lifecycle(settings: Settings, store: Store,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kagi_lifecycle.adapters.memory import MemoryAccounts
@@ -12,22 +11,9 @@ from kagi_lifecycle.service.accounts import AccountService
 from kagi_shared.events import decode
 from kagi_shared.memory import MemoryTransactions
 from kagi_shared.settings import SecuritySettings, Settings
+from tests.support import Clock
 
 PASSWORD = "Kagi-test-2026!"  # noqa: S105 - test accounts
-
-
-class Clock:
-    """The service's time source; a test sets or advances it."""
-
-    def __init__(self, at: datetime = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)) -> None:
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
-
-    def advance(self, **delta: float) -> datetime:
-        self.at += timedelta(**delta)
-        return self.at
 
 
 def fast_accounts(clock: Clock | None = None, **security: Any,
