@@ -10,6 +10,7 @@ from lifecycle_helpers import PASSWORD, mails, make_lifecycle, outbox, refused
 
 from kagi_lifecycle.adapters.enrolments import ENROLMENTS
 from kagi_lifecycle.bootstrap import Lifecycle, consumers
+from kagi_lifecycle.domain.accounts import Account
 from kagi_shared import codes
 from kagi_shared.events import encode, new_envelope
 from kagi_shared.events import lifecycle as ev
@@ -44,6 +45,13 @@ async def secrets_mailed(store: Any, to: str) -> tuple[str, str]:
     url = sent[-2].variables["registration_url"]
     assert url.startswith(get_settings().brand.portal_url.rstrip("/") + "/registration/")
     return url.rsplit("/", 1)[1], sent[-1].variables["password"]
+
+
+async def enrolled(lc: Lifecycle, settings: Settings, store: Any, user: str, system: str, code: str) -> Account:
+    """A first grant of ``system`` to ``user``, and the enrolment its mails open, completed."""
+    await change(lc, settings, user, system, None, code, {system: code})
+    token, otp = await secrets_mailed(store, user)
+    return await lc.enrolments.complete(token, otp, PASSWORD)
 
 
 async def setup(settings: Settings, store_factory: Any, at: datetime = ISSUED) -> tuple[Lifecycle, Any, Any]:
@@ -161,9 +169,8 @@ async def test_losing_every_permission_disables_at_once_and_a_new_grant_enrols_a
                                                                                     store_factory: Any) -> None:
     lc, clock, store = await setup(settings, store_factory)
     user = "d@partner.example.jp"
-    await change(lc, settings, user, "TAXIS", None, "1010", {"TAXIS": "1010"})
-    token, otp = await secrets_mailed(store, user)
-    account = await lc.enrolments.complete(token, otp, PASSWORD)
+    account = await enrolled(lc, settings, store, user, "TAXIS", "1010")
+    token, _ = await secrets_mailed(store, user)
     await lc.service.login(user, PASSWORD)
     refresh, _, _ = await lc.sessions.open(account)
 
@@ -196,9 +203,7 @@ async def test_company_termination_disables_even_with_revokes_still_open(setting
                                                                          store_factory: Any) -> None:
     lc, _, store = await setup(settings, store_factory)
     user = "eiji.kato@partner.example.jp"
-    await change(lc, settings, user, "JUJU", None, "yes", {"JUJU": "yes"})
-    token, otp = await secrets_mailed(store, user)
-    await lc.enrolments.complete(token, otp, PASSWORD)
+    await enrolled(lc, settings, store, user, "JUJU", "yes")
     await change(lc, settings, user, "*", None, None, {}, reason="company_terminated")
     account = await lc.accounts.by_login_id(user)
     assert account is not None and (account.status, account.disabled_reason) == ("disabled", "company_terminated")
