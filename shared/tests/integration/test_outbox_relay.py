@@ -9,7 +9,7 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -144,13 +144,12 @@ async def test_relay_killed_mid_load_and_restarted_publishes_everything_once(set
     proc = start()
     try:
         for threshold in (400, 1200, 2000):
-            while 3000 - await store.db[OUTBOX].count_documents({}) < threshold:
-                assert proc.poll() is None, "relay died on its own"
-                await asyncio.sleep(0.02)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+            async def published_enough(threshold: int = threshold) -> bool:
+                return 3000 - await store.db[OUTBOX].count_documents({}) >= threshold
+
+            await while_alive(proc, published_enough)
+            proc = restarted(proc, start)
             kills += 1
-            proc = start()
         for _ in range(600):
             if await store.db[OUTBOX].count_documents({}) == 0:
                 break
@@ -178,6 +177,20 @@ class Commands:
 
     def failed(self, event: Any) -> None:
         pass
+
+
+async def while_alive(proc: subprocess.Popen[bytes], condition: Callable[[], Awaitable[bool]]) -> None:
+    """Wait until ``condition`` holds, failing at once if the relay process dies on its own meanwhile."""
+    while not await condition():
+        assert proc.poll() is None, "relay died on its own"
+        await asyncio.sleep(0.02)
+
+
+def restarted(proc: subprocess.Popen[bytes], start: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+    """kill -9 the relay process, then start a new one."""
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return start()
 
 
 async def run_relay(relay: OutboxRelay) -> tuple[asyncio.Event, asyncio.Task[None]]:
@@ -485,17 +498,17 @@ async def test_a_tailing_relay_killed_while_commits_go_on_publishes_everything_o
     try:
         for run in range(1, 4):
             # Killed while tailing, after it confirmed some batches of its own (not while it works off a backlog).
-            while log.read_text().count("outbox.tailing") < run:
-                assert proc.poll() is None, "relay died on its own"
-                await asyncio.sleep(0.05)
-            size = await topic_size(settings, topic)
-            while await topic_size(settings, topic) < size + 100:
-                assert proc.poll() is None, "relay died on its own"
-                await asyncio.sleep(0.05)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+            async def tailing(run: int = run) -> bool:
+                return log.read_text().count("outbox.tailing") >= run
+
+            await while_alive(proc, tailing)
+
+            async def published_more(size: int = await topic_size(settings, topic)) -> bool:
+                return await topic_size(settings, topic) >= size + 100
+
+            await while_alive(proc, published_more)
+            proc = restarted(proc, start)
             kills += 1
-            proc = start()
         done.set()
         await writer
         for _ in range(3000):  # drained within 5 min: alone the whole test takes ~2.5 min, loaded longer

@@ -13,20 +13,7 @@ from litestar.response import Redirect, Template
 from kagi_gateway.controllers.auth import AuthController
 from kagi_gateway.controllers.lifecycle import PasswordController, ResetCompleteIn, ResetRequestIn
 from kagi_gateway.deps import ANY_USER, PUBLIC, TOTP_ENROLMENT_REQUIRED, authorize, settings_of
-from kagi_gateway.pages.forms import (
-    Refused,
-    body_of,
-    form_of,
-    form_page,
-    message_page,
-    operate,
-    operate_form,
-    page,
-    refusal_page,
-    see_other,
-    submit,
-    submit_for_message,
-)
+from kagi_gateway.pages import forms
 from kagi_gateway.pages.rules import password_rules
 from kagi_gateway.pages.session import page_session
 from kagi_gateway.provider import authorize_origin
@@ -54,10 +41,10 @@ async def sign_in(request: Request[Any, Any, Any], services: Services, login_id:
     session; an expired password leaves only the restricted token, which opens just the change page."""
     session = page_session(request)
     try:
-        tokens = await operate(AuthController.login, request, services,
-                               body_of({"loginId": login_id, "password": password, "totpCode": totp_code},
-                                       LoginIn))
-    except Refused as refused:
+        tokens = await forms.operate(AuthController.login, request, services,
+                                     forms.body_of({"loginId": login_id, "password": password, "totpCode": totp_code},
+                                                   LoginIn))
+    except forms.Refused as refused:
         if refused.refusal.code == "auth.password_change_required":
             session.rotate(accessToken=refused.refusal.extra["accessToken"], passwordChange=True)
         elif refused.refusal.code == TOTP_ENROLMENT_REQUIRED[0]:
@@ -94,25 +81,25 @@ class AccountPages(Controller):
     @get("/login", opt={"roles": PUBLIC})
     async def login_form(self, request: Request[Any, Any, Any], next_path: Next = None) -> Template:
         _allow_relying_party(request, local_path(next_path))
-        return form_page("login.html", request, next_path=local_path(next_path),
-                         external=external_buttons(settings_of(request)))
+        return forms.form_page("login.html", request, next_path=local_path(next_path),
+                               external=external_buttons(settings_of(request)))
 
     @post("/login", opt={"roles": PUBLIC, "rate": "login"}, status_code=303)
     async def login(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Any:
-        values = await form_of(request)
+        values = await forms.form_of(request)
         target = local_path(values.get("next"))
         _allow_relying_party(request, target)
         try:
             await sign_in(request, services, values.get("loginId", ""), values.get("password", ""),
                           values.get("totpCode"))
-        except Refused as refused:
+        except forms.Refused as refused:
             if refused.refusal.code == "auth.password_change_required":
-                return see_other("/password/change")
+                return forms.see_other("/password/change")
             if refused.refusal.code == TOTP_ENROLMENT_REQUIRED[0]:
-                return see_other("/totp")
-            return form_page("login.html", request, refused.refusal, values, next_path=target,
-                             external=external_buttons(settings_of(request)))
-        return see_other(target)
+                return forms.see_other("/totp")
+            return forms.form_page("login.html", request, refused.refusal, values, next_path=target,
+                                   external=external_buttons(settings_of(request)))
+        return forms.see_other(target)
 
     @post("/logout", opt={"roles": PUBLIC}, status_code=303)
     async def logout(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
@@ -122,60 +109,61 @@ class AccountPages(Controller):
         if token:
             try:
                 await authorize(request, AuthController.logout, str(token))
-                await operate(AuthController.logout, request, services,
-                              LogoutIn(refresh_token=session.get("refreshToken")))
-            except (Problem, Refused):  # an already ended session is logged out all the same
+                await forms.operate(AuthController.logout, request, services,
+                                    LogoutIn(refresh_token=session.get("refreshToken")))
+            except (Problem, forms.Refused):  # an already ended session is logged out all the same
                 pass
         session.rotate()
-        return message_page(request, "ログアウト", "ログアウトしました。", links=[("/login", "ログイン画面へ")])
+        return forms.message_page(request, "ログアウト", "ログアウトしました。", links=[("/login", "ログイン画面へ")])
 
     @get("/account", opt={"roles": ANY_USER})
     async def home(self, request: Request[Any, Any, Any]) -> Template:
-        return page("account.html", request, login_id=page_session(request).get("loginId"))
+        return forms.page("account.html", request, login_id=page_session(request).get("loginId"))
 
     @get("/password/change", opt={"roles": ANY_USER, "password_change": True})
     async def change_form(self, request: Request[Any, Any, Any]) -> Template:
-        return form_page("password_change.html", request, rules=password_rules(settings_of(request)),
-                         expired=bool(page_session(request).get("passwordChange")))
+        return forms.form_page("password_change.html", request, rules=password_rules(settings_of(request)),
+                               expired=bool(page_session(request).get("passwordChange")))
 
     @post("/password/change", opt={"roles": ANY_USER, "password_change": True}, status_code=200)
     async def change(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
-        done = await submit(PasswordController.change, request, services, PasswordChangeIn,
-                            again="password_change.html", rules=password_rules(settings_of(request)),
-                            expired=bool(page_session(request).get("passwordChange")))
+        done = await forms.submit(PasswordController.change, request, services, PasswordChangeIn,
+                                  again="password_change.html", rules=password_rules(settings_of(request)),
+                                  expired=bool(page_session(request).get("passwordChange")))
         page_session(request).rotate()  # the change ended every session of the account
-        return message_page(request, "パスワード変更完了", done.message, links=[("/login", "ログイン画面へ")])
+        return forms.message_page(request, "パスワード変更完了", done.message, links=[("/login", "ログイン画面へ")])
 
     # -- パスワード再発行 --------------------------------------------------------------------------------
     @get("/password-reset", opt={"roles": PUBLIC})
     async def reset_form(self, request: Request[Any, Any, Any], services: NamedDependency[Services],
                          token: Token = None) -> Template:
         if token is None:
-            return form_page("password_reset_request.html", request)
-        return form_page("password_reset.html", request, token=token, rules=password_rules(settings_of(request)))
+            return forms.form_page("password_reset_request.html", request)
+        return forms.form_page("password_reset.html", request, token=token, rules=password_rules(settings_of(request)))
 
     @post("/password-reset", opt={"roles": PUBLIC, "rate": "login"}, status_code=200)
     async def request_reset(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
-        return await submit_for_message(PasswordController.request_reset, request, services, ResetRequestIn,
-                                        again="password_reset_request.html", title="パスワード再発行の受付")
+        return await forms.submit_for_message(PasswordController.request_reset, request, services, ResetRequestIn,
+                                              again="password_reset_request.html", title="パスワード再発行の受付")
 
     @post("/password-reset/complete", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200)
     async def complete_reset(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
-        values = await form_of(request)
+        values = await forms.form_of(request)
         try:
-            done = await operate_form(PasswordController.complete_reset, request, services, ResetCompleteIn, values)
-        except Refused as refused:
+            done = await forms.operate_form(PasswordController.complete_reset, request, services, ResetCompleteIn,
+                                            values)
+        except forms.Refused as refused:
             # An account with a secret question answers it too (the link alone sets no password then).
             question = refused.refusal.extra.get("question") or values.get("question")
             if ({"newPassword", "answer"} & set(refused.refusal.fields) or refused.refusal.code == "request.invalid"
                     or refused.refusal.code == "password_reset.answer_wrong"):
-                return form_page("password_reset.html", request, refused.refusal, values,
-                                 token=values.get("token", ""), rules=password_rules(settings_of(request)),
-                                 question=question)
-            return refusal_page(request, "パスワード再発行", refused.refusal,
-                                links=[("/password-reset", "パスワード再発行の受付へ")])
-        return message_page(request, "パスワード再発行完了", done.message, links=[("/login", "ログイン画面へ")])
+                return forms.form_page("password_reset.html", request, refused.refusal, values,
+                                       token=values.get("token", ""), rules=password_rules(settings_of(request)),
+                                       question=question)
+            return forms.refusal_page(request, "パスワード再発行", refused.refusal,
+                                      links=[("/password-reset", "パスワード再発行の受付へ")])
+        return forms.message_page(request, "パスワード再発行完了", done.message, links=[("/login", "ログイン画面へ")])
 
 
 def redirect_to_login(path: str) -> Redirect:
-    return see_other(f"/login?next={path}")
+    return forms.see_other(f"/login?next={path}")

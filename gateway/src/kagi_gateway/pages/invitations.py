@@ -23,18 +23,8 @@ from kagi_gateway.controllers.invitations import (
     redeem_with_external_id,
 )
 from kagi_gateway.deps import PUBLIC, settings_of
+from kagi_gateway.pages import forms
 from kagi_gateway.pages.account import external_buttons
-from kagi_gateway.pages.forms import (
-    Refusal,
-    Refused,
-    body_of,
-    form_of,
-    form_page,
-    message_page,
-    operate,
-    refusal_of,
-    submit,
-)
 from kagi_gateway.pages.rules import password_rules
 from kagi_gateway.pages.session import page_session
 from kagi_gateway.services import ForwardedProblem, Services
@@ -49,27 +39,27 @@ LINK_PAGES = {
     "invitation.link_voided": "確認用URLは無効になりました",
     "invitation.link_invalid": "確認用URLが正しくありません",
 }
-NO_FLOW = Refusal(400, "page.flow_expired", "画面の有効期限が切れました。メールのURLからもう一度開いてください。")
+NO_FLOW = forms.Refusal(400, "page.flow_expired", "画面の有効期限が切れました。メールのURLからもう一度開いてください。")
 
 
-def link_page(request: Request[Any, Any, Any], refusal: Refusal) -> Template:
+def link_page(request: Request[Any, Any, Any], refusal: forms.Refusal) -> Template:
     title = LINK_PAGES.get(refusal.code, "利用者の登録")
-    return message_page(request, title, refusal.message, refusal.status, refusal.code)
+    return forms.message_page(request, title, refusal.message, refusal.status, refusal.code)
 
 
-def key_page(request: Request[Any, Any, Any], flow: dict[str, Any], refusal: Refusal | None = None) -> Template:
+def key_page(request: Request[Any, Any, Any], flow: dict[str, Any], refusal: forms.Refusal | None = None) -> Template:
     remaining = refusal.extra.get("remainingAttempts") if refusal else None
-    return form_page("invitation_key.html", request, refusal, email=flow["email"], token=flow["token"],
-                     remaining=remaining, max_wrong=settings_of(request).invite.link_max_wrong_keys)
+    return forms.form_page("invitation_key.html", request, refusal, email=flow["email"], token=flow["token"],
+                           remaining=remaining, max_wrong=settings_of(request).invite.link_max_wrong_keys)
 
 
-def choose_page(request: Request[Any, Any, Any], flow: dict[str, Any], refusal: Refusal | None = None,
+def choose_page(request: Request[Any, Any, Any], flow: dict[str, Any], refusal: forms.Refusal | None = None,
                 values: dict[str, str] | None = None) -> Template:
-    return form_page("invitation_choose.html", request, refusal, values, email=flow["email"],
-                     rules=password_rules(settings_of(request)), external=external_buttons(settings_of(request)))
+    return forms.form_page("invitation_choose.html", request, refusal, values, email=flow["email"],
+                           rules=password_rules(settings_of(request)), external=external_buttons(settings_of(request)))
 
 
-def redeem_refused(request: Request[Any, Any, Any], flow: dict[str, Any], refusal: Refusal,
+def redeem_refused(request: Request[Any, Any, Any], flow: dict[str, Any], refusal: forms.Refusal,
                    values: dict[str, str] | None = None) -> Template:
     """Where a refused redemption sends the person: a dead link to its page, a wrong key back to the key screen,
     an invitation refusal to a message, anything about the chosen ID back to the choice."""
@@ -83,14 +73,14 @@ def redeem_refused(request: Request[Any, Any, Any], flow: dict[str, Any], refusa
             refusal.fields["key"] = refusal.message
         return key_page(request, flow, refusal)
     if code.startswith("invitation."):
-        return message_page(request, "利用者の登録", refusal.message, refusal.status, code)
+        return forms.message_page(request, "利用者の登録", refusal.message, refusal.status, code)
     return choose_page(request, flow, refusal, values)
 
 
 def done_page(request: Request[Any, Any, Any], done: RedeemedOut, via: str | None = None) -> Template:
     page_session(request).data.pop("invitation", None)
-    return form_page("invitation_done.html", request, login_id=done.login_id, owner=done.owner_login_id,
-                     new_account=done.new_account, login_url=done.login_url, via=via)
+    return forms.form_page("invitation_done.html", request, login_id=done.login_id, owner=done.owner_login_id,
+                           new_account=done.new_account, login_url=done.login_url, via=via)
 
 
 async def redeem_with_external(request: Request[Any, Any, Any], services: Services, provider_id: str,
@@ -100,11 +90,11 @@ async def redeem_with_external(request: Request[Any, Any, Any], services: Servic
 
     flow = page_session(request).get("invitation")
     if not flow or "key" not in flow:
-        return message_page(request, "利用者の登録", NO_FLOW.message, NO_FLOW.status, NO_FLOW.code)
+        return forms.message_page(request, "利用者の登録", NO_FLOW.message, NO_FLOW.status, NO_FLOW.code)
     try:
         done = await redeem_with_external_id(services, request, flow["token"], flow["key"], provider_id, subject)
     except (Problem, ForwardedProblem) as exc:
-        return redeem_refused(request, flow, refusal_of(exc))
+        return redeem_refused(request, flow, forms.refusal_of(exc))
     return done_page(request, done, providers(settings_of(request))[provider_id].display_name)
 
 
@@ -115,19 +105,19 @@ class InvitationPages(Controller):
     # -- 招待コードをお持ちの方: the address the confirmation link goes to ---------------------------------------
     @get("/", opt={"roles": PUBLIC})
     async def request_form(self, request: Request[Any, Any, Any]) -> Template:
-        return form_page("invitation_request.html", request)
+        return forms.form_page("invitation_request.html", request)
 
     @post("/", opt={"roles": PUBLIC}, status_code=200)
     async def request_link(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
-        sent = await submit(InvitationController.request_link, request, services, InvitationRequestIn,
-                            again="invitation_request.html")
-        return message_page(request, "メールアドレス確認", f"{sent.sent_to} に確認用URLを送信しました。"
-                            f"{jp_deadline(sent.link_expires_at)}にメールのURLから手続きを続けてください。")
+        sent = await forms.submit(InvitationController.request_link, request, services, InvitationRequestIn,
+                                  again="invitation_request.html")
+        return forms.message_page(request, "メールアドレス確認", f"{sent.sent_to} に確認用URLを送信しました。"
+                                  f"{jp_deadline(sent.link_expires_at)}にメールのURLから手続きを続けてください。")
 
     async def _flow(self, request: Request[Any, Any, Any], services: Services, token: str) -> dict[str, Any]:
         """The link's state from the API (refused links raise), kept in the page session for the next screens."""
-        checked = await operate(InvitationController.check_link, request, services,
-                                body_of({"token": token}, LinkCheckIn))
+        checked = await forms.operate(InvitationController.check_link, request, services,
+                                      forms.body_of({"token": token}, LinkCheckIn))
         flow = {"token": token, "email": checked.email}
         page_session(request).data["invitation"] = flow
         return flow
@@ -137,38 +127,38 @@ class InvitationPages(Controller):
                         token: Token = None) -> Template:
         try:
             flow = await self._flow(request, services, token or "")
-        except Refused as refused:
+        except forms.Refused as refused:
             return link_page(request, refused.refusal)
         return key_page(request, flow)
 
     @post("/accept", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200)
     async def key(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
-        values = await form_of(request)
+        values = await forms.form_of(request)
         flow = page_session(request).get("invitation")
         if not flow or flow.get("token") != values.get("token"):
             try:
                 flow = await self._flow(request, services, values.get("token", ""))
-            except Refused as refused:
+            except forms.Refused as refused:
                 return link_page(request, refused.refusal)
         if not values.get("key"):
-            return key_page(request, flow, Refusal(400, "request.invalid", "入力内容に誤りがあります。",
-                                                   {"key": "認証キーを入力してください。"}))
+            return key_page(request, flow, forms.Refusal(400, "request.invalid", "入力内容に誤りがあります。",
+                                                         {"key": "認証キーを入力してください。"}))
         flow["key"] = values["key"]
         return choose_page(request, flow)
 
     @post("/accept/redeem", opt={"roles": PUBLIC, "rate": "guess"}, status_code=200)
     async def redeem(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
-        values = await form_of(request)
+        values = await forms.form_of(request)
         flow = page_session(request).get("invitation")
         if not flow or "key" not in flow:
-            return message_page(request, "利用者の登録", NO_FLOW.message, NO_FLOW.status, NO_FLOW.code)
+            return forms.message_page(request, "利用者の登録", NO_FLOW.message, NO_FLOW.status, NO_FLOW.code)
         body = {"token": flow["token"], "key": flow["key"], "account": values.get("account", ""),
                 "password": values.get("password", "")}
         if values.get("account") == "existing":
             body["loginId"] = values.get("loginId", "")
         try:
-            done = await operate(InvitationController.redeem, request, services, body_of(body, RedeemIn))
-        except Refused as refused:
+            done = await forms.operate(InvitationController.redeem, request, services, forms.body_of(body, RedeemIn))
+        except forms.Refused as refused:
             return redeem_refused(request, flow, refused.refusal, values)
         return done_page(request, done)
 
@@ -179,5 +169,5 @@ class InvitationPages(Controller):
 
         flow = page_session(request).get("invitation")
         if not flow or "key" not in flow:
-            return message_page(request, "利用者の登録", NO_FLOW.message, NO_FLOW.status, NO_FLOW.code)
+            return forms.message_page(request, "利用者の登録", NO_FLOW.message, NO_FLOW.status, NO_FLOW.code)
         return await start_with(request, provider_id, "redeem", "/invitations/accept")
