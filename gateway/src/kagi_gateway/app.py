@@ -212,12 +212,14 @@ def main() -> None:
     from prometheus_client import start_http_server
 
     from kagi_shared.logging import configure_logging
+    from kagi_shared.metrics import name_process
     from kagi_shared.service_api import serve
     from kagi_shared.tracing import configure_tracing
 
     settings = get_settings()
     require_secrets(settings, "gateway")
     configure_logging("gateway", settings.log_level)
+    name_process("gateway")
     if settings.ports.gateway_metrics:  # the public port never serves them
         try:
             start_http_server(settings.ports.gateway_metrics, addr=settings.http.host)

@@ -25,7 +25,7 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from kagi_gateway.services import Services
+from kagi_gateway.services import Services, count_call
 from kagi_gateway.tokens import PASSWORD_CHANGE_SCOPE, TOTP_ENROLMENT_SCOPE, read_claims
 from kagi_shared.contracts.audit import AuditClient
 from kagi_shared.contracts.invite import InviteClient
@@ -70,6 +70,9 @@ def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     return connection.client.host if connection.client else None
 
 
+SESSION_ROUTE = "/internal/accounts/{account_id}/session"
+
+
 class SessionVersions:
     """Lifecycle's current session version and status per account, cached for at most 5 seconds."""
 
@@ -94,10 +97,12 @@ class SessionVersions:
 
     async def _get_session(self, account_id: str, settings: Settings) -> httpx.Response:
         path = f"/internal/accounts/{account_id}/session"
+        count_call("GET", SESSION_ROUTE)
         try:
             return await self._client(settings).get(path)
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
             # A pooled connection the server dropped (restart, idle close): a read is safe to send once more.
+            count_call("GET", SESSION_ROUTE)
             return await self._client(settings).get(path)
 
     def forget(self, account_id: str) -> None:

@@ -11,11 +11,13 @@ import httpx
 import msgspec
 from litestar import Response
 
+from kagi_shared import metrics
 from kagi_shared.contracts.audit import AuditClient
 from kagi_shared.contracts.invite import InviteClient
 from kagi_shared.contracts.lifecycle import LifecycleClient
 from kagi_shared.contracts.notify import NotifyClient
 from kagi_shared.contracts.permissions import IpAllowlistOut, PermissionsClient
+from kagi_shared.metrics import INTERNAL_CALLS
 from kagi_shared.problems import PROBLEM_JSON, service_timeout, service_unavailable
 from kagi_shared.service_api import INTERNAL_TOKEN_HEADER, Caller, caller_headers
 from kagi_shared.settings import Settings
@@ -32,6 +34,10 @@ def internal_path(path: str) -> str:
     (The gateway's router already keeps '/' out of a path parameter.)"""
     return "/".join(segment.replace(".", "%2E") if segment in (".", "..") else quote(segment, safe=_SEGMENT_SAFE)
                     for segment in path.split("/"))
+
+
+def count_call(method: str, route: str) -> None:
+    INTERNAL_CALLS.labels(metrics.process, method, route).inc()
 
 
 class ServiceReply:
@@ -71,8 +77,10 @@ class Services:
 
     async def send(self, service: str, method: str, path: str, *, caller: Caller | None = None,
                    body: bytes | None = None, params: Mapping[str, str] | None = None,
-                   request_id: str | None = None) -> bytes:
-        """Call a service and return its answer's body; a service problem is raised as the same problem."""
+                   request_id: str | None = None, route: str | None = None) -> bytes:
+        """Call a service and return its answer's body; a service problem is raised as the same problem. The call
+        is counted by ``route``, the path's template; a path sent without one counts as ``untemplated``."""
+        count_call(method, route or "untemplated")
         headers = inject(caller_headers(caller) if caller else {})
         if request_id:
             headers["x-request-id"] = request_id
@@ -103,6 +111,7 @@ class Services:
         if now < self._allowlist[0]:
             return self._allowlist[1]
         try:
+            count_call("GET", "/internal/ip-allowlist")
             response = await self.clients["permissions"].get("/internal/ip-allowlist", timeout=2.0)
             addresses = (frozenset(msgspec.json.decode(response.content, type=IpAllowlistOut).addresses)
                          if response.status_code == 200 else frozenset())

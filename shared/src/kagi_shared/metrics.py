@@ -57,9 +57,22 @@ PERMISSION_REQUESTS = Gauge("kagi_permissions_requests",
 PERMISSION_SYSTEMS = Gauge("kagi_permissions_system_states",
                            "Per-target-system delivery states of permission requests (at scrape time)",
                            ["system", "state"])
+DB_COMMANDS = Counter("kagi_db_commands_total", "Database commands this process sent (PyMongo command monitoring)",
+                      ["service", "command", "collection"])
+INTERNAL_CALLS = Counter("kagi_internal_calls_total", "Calls to the services' internal APIs, by route template",
+                         ["service", "method", "route"])
 SCRAPE_REFRESH_FAILURES = Counter("kagi_metrics_refresh_failures_total",
                                   "State gauges that could not be refreshed at scrape time", ["hook"])
 
+
+process = "unnamed"
+"""This process's name as its logs give it (``lifecycle-api``, ``notify-worker``, ``gateway``): the ``service``
+label of the counters above. Its composition root names it (``name_process``) before any client exists."""
+
+
+def name_process(name: str) -> None:
+    global process
+    process = name
 
 
 def prime(counter: Counter, *label_sets: Sequence[str]) -> None:

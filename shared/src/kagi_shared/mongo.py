@@ -15,11 +15,12 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 import msgspec
 from bson import Binary
-from pymongo import AsyncMongoClient, IndexModel
+from pymongo import AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
+from kagi_shared import metrics
 from kagi_shared.events.envelope import Envelope, encode
 from kagi_shared.settings import Settings
 
@@ -30,6 +31,42 @@ Doc = dict[str, Any]
 OUTBOX = "outbox"
 
 
+class CommandCounter(monitoring.CommandListener):
+    """Counts every command a client sends in ``kagi_db_commands_total`` by command and collection: what a request
+    costs the database, per process. It runs on every command, so it keeps the counter's series in a dict of
+    dicts (no tuple, no lock, no label validation once a series exists)."""
+
+    def __init__(self) -> None:
+        self.service = metrics.process
+        self.series: dict[str, dict[str, Any]] = {}
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        name = event.command_name
+        # The collection is the command's first value (``{"find": "accounts", …}``); getMore names it apart, and
+        # a database-wide command has a number there (``{"ping": 1}``, ``{"commitTransaction": 1}``).
+        target = event.command.get("collection" if name == "getMore" else name)
+        collection = target if type(target) is str else ""
+        if self.service is not metrics.process:  # named after the client was made (a worker's store)
+            self.service, self.series = metrics.process, {}
+        by_collection = self.series.get(name)
+        if by_collection is None:
+            by_collection = self.series[name] = {}
+        counter = by_collection.get(collection)
+        if counter is None:
+            counter = by_collection[collection] = metrics.DB_COMMANDS.labels(self.service, name, collection)
+        counter.inc()
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+COMMANDS = CommandCounter()
+"""One listener for every client of the process."""
+
+
 def make_client(settings: Settings) -> AsyncMongoClient[Doc]:
     return AsyncMongoClient(
         settings.mongo_uri,
@@ -37,6 +74,7 @@ def make_client(settings: Settings) -> AsyncMongoClient[Doc]:
         serverSelectionTimeoutMS=settings.mongo.server_selection_timeout_ms,
         tz_aware=True,
         uuidRepresentation="standard",
+        event_listeners=[COMMANDS],
     )
 
 

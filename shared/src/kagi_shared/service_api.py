@@ -29,7 +29,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from kagi_shared.breaker import DATABASE
 from kagi_shared.logging import configure_logging, get_logger
-from kagi_shared.metrics import api_metrics_port, observe_http, scrape_app
+from kagi_shared.metrics import api_metrics_port, name_process, observe_http, scrape_app
 from kagi_shared.problems import Problem, exception_handlers, service_unavailable
 from kagi_shared.settings import Settings, get_settings, require_secrets
 from kagi_shared.tracing import SpanKind, configure_tracing, mark_error, span
@@ -392,6 +392,7 @@ def run_service_api(name: str, factory: Callable[[Settings], Litestar]) -> None:
     settings = get_settings()
     require_secrets(settings, f"{name}-api")
     configure_logging(f"{name}-api", settings.log_level)
+    name_process(f"{name}-api")
     configure_tracing(f"{name}-api", settings)
     app = factory(settings)
     if settings.ports.api_metrics_base:

@@ -21,7 +21,7 @@ from kagi_shared.inbox import InboxConsumer, Message, Outcome
 from kagi_shared.jobs import BATCH_WITHIN_S, Crontab, Job, PlanWorker, Run, run_every
 from kagi_shared.kafka import ensure_topics, make_producer
 from kagi_shared.logging import configure_logging, get_logger
-from kagi_shared.metrics import EVENTS_CONSUMED, METRICS_OFFSET, OUTBOX_PUBLISHED, prime
+from kagi_shared.metrics import EVENTS_CONSUMED, METRICS_OFFSET, OUTBOX_PUBLISHED, name_process, prime
 from kagi_shared.mongo import Store
 from kagi_shared.outbox import OutboxRelay
 from kagi_shared.settings import Settings, get_settings, require_secrets
@@ -208,6 +208,7 @@ class WorkerRuntime:
     def run(self) -> None:
         require_secrets(self.settings, f"{self.service}-worker")
         configure_logging(f"{self.service}-worker", self.settings.log_level)
+        name_process(f"{self.service}-worker")
         configure_tracing(f"{self.service}-worker", self.settings)
         marker = self.ready_file()
         marker.parent.mkdir(parents=True, exist_ok=True)

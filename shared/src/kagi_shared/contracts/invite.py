@@ -276,7 +276,8 @@ class InviteClient(ServiceClient):
         return await self._call(KeysOut, "GET", "/internal/invitations", caller=caller, rid=rid)
 
     async def revoke_key(self, caller: Caller, key_id: str, *, rid: str | None = None) -> KeyOut:
-        return await self._call(KeyOut, "DELETE", f"/internal/invitations/{key_id}", caller=caller, rid=rid)
+        return await self._call(KeyOut, "DELETE", "/internal/invitations/{key_id}", key_id=key_id, caller=caller,
+                                rid=rid)
 
     async def users(self, caller: Caller, *, rid: str | None = None) -> UsersOut:
         return await self._call(UsersOut, "GET", "/internal/users", caller=caller, rid=rid)
@@ -285,7 +286,7 @@ class InviteClient(ServiceClient):
         await self._send("PUT", "/internal/users/representative", caller=caller, body=data, rid=rid)
 
     async def remove_co_user(self, caller: Caller, account_id: str, *, rid: str | None = None) -> None:
-        await self._send("DELETE", f"/internal/users/{account_id}", caller=caller, rid=rid)
+        await self._send("DELETE", "/internal/users/{account_id}", account_id=account_id, caller=caller, rid=rid)
 
     async def memberships(self, caller: Caller, *, rid: str | None = None) -> HouseholdMembershipsOut:
         return await self._call(HouseholdMembershipsOut, "GET", "/internal/memberships", caller=caller, rid=rid)
@@ -308,16 +309,17 @@ class InviteClient(ServiceClient):
                                 params={"q": q, "page": str(page), "per_page": str(per_page)}, rid=rid)
 
     async def issue_viewer_key(self, caller: Caller, location_id: str, *, rid: str | None = None) -> ViewerKeyOut:
-        return await self._call(ViewerKeyOut, "POST", f"/internal/locations/{location_id}/viewer-keys",
-                                caller=caller, rid=rid)
+        return await self._call(ViewerKeyOut, "POST", "/internal/locations/{location_id}/viewer-keys",
+                                location_id=location_id, caller=caller, rid=rid)
 
     async def viewers(self, caller: Caller, location_id: str, *, rid: str | None = None) -> ViewersOut:
-        return await self._call(ViewersOut, "GET", f"/internal/locations/{location_id}/viewers", caller=caller,
-                                rid=rid)
+        return await self._call(ViewersOut, "GET", "/internal/locations/{location_id}/viewers",
+                                location_id=location_id, caller=caller, rid=rid)
 
     async def remove_viewer(self, caller: Caller, location_id: str, account_id: str, *,
                             rid: str | None = None) -> None:
-        await self._send("DELETE", f"/internal/locations/{location_id}/viewers/{account_id}", caller=caller, rid=rid)
+        await self._send("DELETE", "/internal/locations/{location_id}/viewers/{account_id}", location_id=location_id,
+                         account_id=account_id, caller=caller, rid=rid)
 
     async def add_viewing(self, caller: Caller, data: AddViewingIn, *, rid: str | None = None) -> LocationOut:
         return await self._call(LocationOut, "POST", "/internal/viewing-locations", caller=caller, body=data, rid=rid)
@@ -326,8 +328,8 @@ class InviteClient(ServiceClient):
         return await self._call(ViewingOut, "GET", "/internal/viewing-locations", caller=caller, rid=rid)
 
     async def location_data(self, caller: Caller, location_id: str, *, rid: str | None = None) -> LocationDataOut:
-        return await self._call(LocationDataOut, "GET", f"/internal/viewing-locations/{location_id}", caller=caller,
-                                rid=rid)
+        return await self._call(LocationDataOut, "GET", "/internal/viewing-locations/{location_id}",
+                                location_id=location_id, caller=caller, rid=rid)
 
     # -- water contract claims -------------------------------------------------------------------
     async def link_contract(self, caller: Caller, data: ClaimIn, *, rid: str | None = None) -> LinkedOut:
@@ -340,11 +342,12 @@ class InviteClient(ServiceClient):
         await self._send("PUT", "/internal/contracts/main", caller=caller, body=data, rid=rid)
 
     async def contract(self, caller: Caller, customer_number: str, *, rid: str | None = None) -> WaterContractOut:
-        return await self._call(WaterContractOut, "GET", f"/internal/contracts/{customer_number}", caller=caller,
-                                rid=rid)
+        return await self._call(WaterContractOut, "GET", "/internal/contracts/{customer_number}",
+                                customer_number=customer_number, caller=caller, rid=rid)
 
     async def unlink_contract(self, caller: Caller, customer_number: str, *, rid: str | None = None) -> None:
-        await self._send("DELETE", f"/internal/contracts/{customer_number}", caller=caller, rid=rid)
+        await self._send("DELETE", "/internal/contracts/{customer_number}", customer_number=customer_number,
+                         caller=caller, rid=rid)
 
     async def withdraw(self, caller: Caller, *, rid: str | None = None) -> WithdrawnOut:
         return await self._call(WithdrawnOut, "POST", "/internal/withdrawal", caller=caller, rid=rid)

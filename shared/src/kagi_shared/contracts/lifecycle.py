@@ -352,12 +352,13 @@ class LifecycleClient(ServiceClient):
         return await self._call(AccountOut, "POST", "/internal/accounts", body=data, rid=rid)
 
     async def account(self, account_id: str, *, caller: Caller | None = None, rid: str | None = None) -> AccountOut:
-        return await self._call(AccountOut, "GET", f"/internal/accounts/{account_id}", caller=caller, rid=rid)
+        return await self._call(AccountOut, "GET", "/internal/accounts/{account_id}", account_id=account_id,
+                                caller=caller, rid=rid)
 
     async def session(self, account_id: str) -> SessionOut:
         """The session version, status and roles the gateway authorises with (its guard reads this route itself,
         cached; see ``kagi_gateway.deps.SessionVersions``)."""
-        return await self._call(SessionOut, "GET", f"/internal/accounts/{account_id}/session")
+        return await self._call(SessionOut, "GET", "/internal/accounts/{account_id}/session", account_id=account_id)
 
     async def totp_setup(self, caller: Caller, *, rid: str | None = None) -> TotpSetupOut:
         return await self._call(TotpSetupOut, "POST", "/internal/me/totp", caller=caller, rid=rid)
@@ -405,8 +406,8 @@ class LifecycleClient(ServiceClient):
 
     async def reissue_enrolment(self, caller: Caller, account_id: str, *,
                                 rid: str | None = None) -> EnrolmentReissuedOut:
-        return await self._call(EnrolmentReissuedOut, "POST", f"/internal/accounts/{account_id}/enrolment",
-                                caller=caller, rid=rid)
+        return await self._call(EnrolmentReissuedOut, "POST", "/internal/accounts/{account_id}/enrolment",
+                                account_id=account_id, caller=caller, rid=rid)
 
     # -- unlock requests, the operator's lock, the ladder ----------------------------------------
     async def file_unlock(self, data: UnlockFileIn, *, rid: str | None = None) -> AcceptedOut:
@@ -419,16 +420,17 @@ class LifecycleClient(ServiceClient):
 
     async def approve_unlock(self, caller: Caller, unlock_id: str, data: UnlockDecisionIn, *,
                              rid: str | None = None) -> UnlockRequestOut:
-        return await self._call(UnlockRequestOut, "POST", f"/internal/unlock-requests/{unlock_id}/approve",
-                                caller=caller, body=data, rid=rid)
+        return await self._call(UnlockRequestOut, "POST", "/internal/unlock-requests/{unlock_id}/approve",
+                                unlock_id=unlock_id, caller=caller, body=data, rid=rid)
 
     async def reject_unlock(self, caller: Caller, unlock_id: str, data: UnlockDecisionIn, *,
                             rid: str | None = None) -> UnlockRequestOut:
-        return await self._call(UnlockRequestOut, "POST", f"/internal/unlock-requests/{unlock_id}/reject",
-                                caller=caller, body=data, rid=rid)
+        return await self._call(UnlockRequestOut, "POST", "/internal/unlock-requests/{unlock_id}/reject",
+                                unlock_id=unlock_id, caller=caller, body=data, rid=rid)
 
     async def lock(self, caller: Caller, account_id: str, *, rid: str | None = None) -> AccountOut:
-        return await self._call(AccountOut, "POST", f"/internal/accounts/{account_id}/lock", caller=caller, rid=rid)
+        return await self._call(AccountOut, "POST", "/internal/accounts/{account_id}/lock", account_id=account_id,
+                                caller=caller, rid=rid)
 
     async def preview(self, caller: Caller, as_of: str | None = None, *, rid: str | None = None) -> PreviewOut:
         return await self._call(PreviewOut, "GET", "/internal/lifecycle/preview", caller=caller,
@@ -440,20 +442,20 @@ class LifecycleClient(ServiceClient):
 
     async def links_of(self, account_id: str, *, caller: Caller | None = None,
                        rid: str | None = None) -> ExternalLinksOut:
-        return await self._call(ExternalLinksOut, "GET", f"/internal/accounts/{account_id}/external-links",
-                                caller=caller, rid=rid)
+        return await self._call(ExternalLinksOut, "GET", "/internal/accounts/{account_id}/external-links",
+                                account_id=account_id, caller=caller, rid=rid)
 
     async def link(self, caller: Caller, provider: str, data: ExternalLinkIn, *,
                    rid: str | None = None) -> ExternalLinkOut:
-        return await self._call(ExternalLinkOut, "PUT", f"/internal/me/external-links/{provider}", caller=caller,
-                                body=data, rid=rid)
+        return await self._call(ExternalLinkOut, "PUT", "/internal/me/external-links/{provider}", provider=provider,
+                                caller=caller, body=data, rid=rid)
 
     async def unlink(self, caller: Caller, provider: str, *, rid: str | None = None) -> None:
-        await self._send("DELETE", f"/internal/me/external-links/{provider}", caller=caller, rid=rid)
+        await self._send("DELETE", "/internal/me/external-links/{provider}", provider=provider, caller=caller, rid=rid)
 
     # -- the OpenID Provider ---------------------------------------------------------------------
     async def oidc_client(self, client_id: str) -> ClientOut:
-        return await self._call(ClientOut, "GET", f"/internal/oidc/clients/{client_id}")
+        return await self._call(ClientOut, "GET", "/internal/oidc/clients/{client_id}", client_id=client_id)
 
     async def issue_code(self, data: CodeIn) -> CodeOut:
         return await self._call(CodeOut, "POST", "/internal/oidc/codes", body=data)

@@ -97,11 +97,12 @@ class NotifyClient(ServiceClient):
                                 rid=rid)
 
     async def resend_link(self, caller: Caller, contact_id: str, *, rid: str | None = None) -> AdminContactOut:
-        return await self._call(AdminContactOut, "POST", f"/internal/admin-contacts/{contact_id}/resend",
-                                caller=caller, rid=rid)
+        return await self._call(AdminContactOut, "POST", "/internal/admin-contacts/{contact_id}/resend",
+                                contact_id=contact_id, caller=caller, rid=rid)
 
     async def remove_contact(self, caller: Caller, contact_id: str, *, rid: str | None = None) -> None:
-        await self._send("DELETE", f"/internal/admin-contacts/{contact_id}", caller=caller, rid=rid)
+        await self._send("DELETE", "/internal/admin-contacts/{contact_id}", contact_id=contact_id, caller=caller,
+                         rid=rid)
 
     async def confirm_contact(self, data: AdminContactConfirmIn, *, rid: str | None = None) -> AdminContactOut:
         return await self._call(AdminContactOut, "POST", "/internal/admin-contacts/confirm", body=data, rid=rid)

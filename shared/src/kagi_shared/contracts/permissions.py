@@ -244,16 +244,17 @@ class PermissionsClient(ServiceClient):
         return await self._call(list[CompanyOut], "GET", "/internal/companies", caller=caller, rid=rid)
 
     async def company(self, caller: Caller, company_id: str, *, rid: str | None = None) -> CompanyOut:
-        return await self._call(CompanyOut, "GET", f"/internal/companies/{company_id}", caller=caller, rid=rid)
+        return await self._call(CompanyOut, "GET", "/internal/companies/{company_id}", company_id=company_id,
+                                caller=caller, rid=rid)
 
     async def change_company(self, caller: Caller, company_id: str, data: CompanyChangeIn, *,
                              rid: str | None = None) -> CompanyOut:
-        return await self._call(CompanyOut, "PATCH", f"/internal/companies/{company_id}", caller=caller, body=data,
-                                rid=rid)
+        return await self._call(CompanyOut, "PATCH", "/internal/companies/{company_id}", company_id=company_id,
+                                caller=caller, body=data, rid=rid)
 
     async def terminate_company(self, caller: Caller, company_id: str, *, rid: str | None = None) -> TerminationOut:
-        return await self._call(TerminationOut, "POST", f"/internal/companies/{company_id}/termination",
-                                caller=caller, rid=rid)
+        return await self._call(TerminationOut, "POST", "/internal/companies/{company_id}/termination",
+                                company_id=company_id, caller=caller, rid=rid)
 
     async def my_permissions(self, caller: Caller, *, rid: str | None = None) -> MyPermissionsOut:
         return await self._call(MyPermissionsOut, "GET", "/internal/me/permissions", caller=caller, rid=rid)
@@ -268,28 +269,31 @@ class PermissionsClient(ServiceClient):
         return await self._call(list[RequestOut], "GET", "/internal/requests", caller=caller, params=params, rid=rid)
 
     async def request(self, caller: Caller, request_id: str, *, rid: str | None = None) -> RequestOut:
-        return await self._call(RequestOut, "GET", f"/internal/requests/{request_id}", caller=caller, rid=rid)
+        return await self._call(RequestOut, "GET", "/internal/requests/{request_id}", request_id=request_id,
+                                caller=caller, rid=rid)
 
     async def drafts(self, caller: Caller, *, rid: str | None = None) -> list[DraftOut]:
         return await self._call(list[DraftOut], "GET", "/internal/drafts", caller=caller, rid=rid)
 
     async def confirm_draft(self, caller: Caller, draft_id: str, *, rid: str | None = None) -> RequestOut:
-        return await self._call(RequestOut, "POST", f"/internal/drafts/{draft_id}/confirm", caller=caller, rid=rid)
+        return await self._call(RequestOut, "POST", "/internal/drafts/{draft_id}/confirm", draft_id=draft_id,
+                                caller=caller, rid=rid)
 
     async def accept(self, caller: Caller, request_id: str, *, rid: str | None = None) -> RequestOut:
-        return await self._call(RequestOut, "POST", f"/internal/requests/{request_id}/accept", caller=caller, rid=rid)
+        return await self._call(RequestOut, "POST", "/internal/requests/{request_id}/accept", request_id=request_id,
+                                caller=caller, rid=rid)
 
     async def cancel(self, caller: Caller, request_id: str, data: CancelIn, *, rid: str | None = None) -> RequestOut:
-        return await self._call(RequestOut, "POST", f"/internal/requests/{request_id}/cancel", caller=caller,
-                                body=data, rid=rid)
+        return await self._call(RequestOut, "POST", "/internal/requests/{request_id}/cancel", request_id=request_id,
+                                caller=caller, body=data, rid=rid)
 
     async def complete(self, caller: Caller, request_id: str, system: str, *, rid: str | None = None) -> RequestOut:
-        return await self._call(RequestOut, "POST", f"/internal/requests/{request_id}/systems/{system}/completion",
-                                caller=caller, rid=rid)
+        return await self._call(RequestOut, "POST", "/internal/requests/{request_id}/systems/{system}/completion",
+                                request_id=request_id, system=system, caller=caller, rid=rid)
 
     async def retry(self, caller: Caller, request_id: str, system: str, *, rid: str | None = None) -> RequestOut:
-        return await self._call(RequestOut, "POST", f"/internal/requests/{request_id}/systems/{system}/retry",
-                                caller=caller, rid=rid)
+        return await self._call(RequestOut, "POST", "/internal/requests/{request_id}/systems/{system}/retry",
+                                request_id=request_id, system=system, caller=caller, rid=rid)
 
     async def run_batch(self, caller: Caller, data: BatchIn, *, rid: str | None = None) -> BatchOut:
         return await self._call(BatchOut, "POST", "/internal/batches", caller=caller, body=data, rid=rid)
@@ -309,12 +313,14 @@ class PermissionsClient(ServiceClient):
         return await self._call(list[ReviewOut], "GET", "/internal/reviews", caller=caller, rid=rid)
 
     async def review(self, caller: Caller, review_id: str, *, rid: str | None = None) -> ReviewOut:
-        return await self._call(ReviewOut, "GET", f"/internal/reviews/{review_id}", caller=caller, rid=rid)
+        return await self._call(ReviewOut, "GET", "/internal/reviews/{review_id}", review_id=review_id, caller=caller,
+                                rid=rid)
 
     async def decide(self, caller: Caller, review_id: str, data: ReviewDecisionIn, *,
                      rid: str | None = None) -> ReviewOut:
-        return await self._call(ReviewOut, "POST", f"/internal/reviews/{review_id}/decisions", caller=caller,
-                                body=data, rid=rid)
+        return await self._call(ReviewOut, "POST", "/internal/reviews/{review_id}/decisions", review_id=review_id,
+                                caller=caller, body=data, rid=rid)
 
     async def report(self, caller: Caller, review_id: str, *, rid: str | None = None) -> ReportOut:
-        return await self._call(ReportOut, "GET", f"/internal/reviews/{review_id}/report", caller=caller, rid=rid)
+        return await self._call(ReportOut, "GET", "/internal/reviews/{review_id}/report", review_id=review_id,
+                                caller=caller, rid=rid)
