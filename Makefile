@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 MEMBERS := pyproject.toml uv.lock shared/pyproject.toml gateway/pyproject.toml cli/pyproject.toml \
            deploy/local/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: install run up test unit bench bench-system bench-idle bench-cli lint stop status clean asyncapi drills screens fuzz \
+.PHONY: install run up test unit bench bench-system bench-idle bench-costs bench-cli lint stop status clean asyncapi drills screens fuzz \
         k8s-secrets promtool checkov
 
 $(UV):
@@ -91,6 +91,9 @@ bench-system: install  ## the whole system under open-loop mixed load; appends t
 
 bench-idle: install  ## the whole system started and left alone for 60 s: CPU per process; writes its RESULTS.md section
 	$(VENV)/bin/python -m tests.bench.idle
+
+bench-costs: install  ## each request type of the system mix sent 20 times: DB commands and internal calls per request; writes its RESULTS.md section
+	$(VENV)/bin/python -m tests.bench.costs
 
 bench-cli: install  ## wall and CPU time of `kagi` commands that need no server (--help, calendar, catalogue); writes its RESULTS.md section
 	$(VENV)/bin/python -m tests.bench.startup

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import secrets
 import signal
 import socket
@@ -22,6 +21,7 @@ from typing import Any
 import pytest
 
 from kagi_shared.settings import Settings, get_settings
+from tests.ports import free_block
 
 _PORT_NAMES = ("kafka", "mongo", "smtp", "gateway", "lifecycle", "invite", "permissions", "notify", "audit",
                "compact", "gateway_metrics")
@@ -37,25 +37,6 @@ def _free_ports(count: int) -> list[int]:
     for s in sockets:
         s.close()
     return ports
-
-
-def _free_block(size: int) -> int:
-    """A base port whose next ``size`` ports are all free (workers listen on base + 1..size)."""
-    for _ in range(100):
-        base = random.randint(20_000, 60_000)
-        sockets = []
-        try:
-            for port in range(base + 1, base + size + 1):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError(f"no block of {size} free ports found")
 
 
 @pytest.fixture(scope="session")
@@ -74,8 +55,8 @@ def test_env() -> Iterator[dict[str, str]]:
         "KAGI_NOTIFY_RETRY_BASE_S": "0.5",
         "KAGI_OUTBOX_LEASE_TTL_S": "2",
         # Workers serve /health, /ready and /metrics on base + 1..5, as in a pod.
-        "KAGI_PORTS_WORKER_METRICS_BASE": str(_free_block(5)),
-        "KAGI_PORTS_API_METRICS_BASE": str(_free_block(5)),  # service APIs' /metrics, as in a pod
+        "KAGI_PORTS_WORKER_METRICS_BASE": str(free_block(5)),
+        "KAGI_PORTS_API_METRICS_BASE": str(free_block(5)),  # service APIs' /metrics, as in a pod
         "KAGI_HTTP_METRICS_REFRESH_S": "0",
         # One client address for every test and drill: per-IP invite limits would measure the suite, not the code
         # (their own tests build the service with the production limits).

@@ -3,6 +3,7 @@ else, so the benchmark runner and the ``make run`` test need none of ``tests.sup
 
 from __future__ import annotations
 
+import random
 import socket
 
 
@@ -15,3 +16,22 @@ def free_ports(count: int) -> list[int]:
     for s in sockets:
         s.close()
     return ports
+
+
+def free_block(size: int) -> int:
+    """A base port whose next ``size`` ports are all free (workers listen on base + 1..size)."""
+    for _ in range(100):
+        base = random.randint(20_000, 60_000)
+        sockets = []
+        try:
+            for port in range(base + 1, base + size + 1):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError(f"no block of {size} free ports found")
