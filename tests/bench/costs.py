@@ -83,17 +83,26 @@ def per_request(delta: Totals, idle: Totals, seconds: float, count: int) -> dict
     return out
 
 
-def top(costs: dict[Key, float], kind: str, limit: int) -> str:
-    rows = sorted(((v, k) for k, v in costs.items() if k[0] == kind), reverse=True)[:limit]
+def worker(process: str) -> bool:
+    return process.endswith("-worker")
+
+
+def top(costs: dict[Key, float], kind: str, limit: int, workers: bool | None = None) -> str:
+    rows = sorted(((v, k) for k, v in costs.items()
+                   if k[0] == kind and (workers is None or worker(k[1]) == workers)), reverse=True)[:limit]
     if kind == "db":
         return "<br>".join(f"{k[1]} {k[2]} {k[3] or '—'} {v:.1f}" for v, k in rows) or "—"
     return "<br>".join(f"{k[2]} `{k[3]}` {v:.1f}" for v, k in rows) or "—"
 
 
-def by_process(costs: dict[Key, float]) -> str:
+def db_total(costs: dict[Key, float], workers: bool) -> float:
+    return sum(v for k, v in costs.items() if k[0] == "db" and worker(k[1]) == workers)
+
+
+def by_process(costs: dict[Key, float], workers: bool | None = None) -> str:
     processes: defaultdict[str, float] = defaultdict(float)
     for key, value in costs.items():
-        if key[0] == "db":
+        if key[0] == "db" and (workers is None or worker(key[1]) == workers):
             processes[key[1]] += value
     return ", ".join(f"{p} {v:.1f}" for p, v in sorted(processes.items(), key=lambda i: -i[1])) or "—"
 
@@ -160,7 +169,7 @@ async def main_async() -> None:
                 db = sum(v for k, v in costs.items() if k[0] == "db")
                 calls = sum(v for k, v in costs.items() if k[0] == "call")
                 print(f"  {name:<28} {dict(statuses)}  internal calls {calls:4.1f}/req  db commands {db:5.1f}/req"
-                      f"  ({by_process(costs)})", flush=True)
+                      f"  in the request: {top(costs, 'db', 12, workers=False)}", flush=True)
                 results.append((name, statuses, window, costs))
     finally:
         await asyncio.to_thread(infra.down, specs)
@@ -171,7 +180,8 @@ async def main_async() -> None:
     rows = "\n".join(
         f"| {name} | {', '.join(f'{s}×{n}' for s, n in sorted(statuses.items()))} "
         f"| {sum(v for k, v in costs.items() if k[0] == 'call'):.1f} | {top(costs, 'call', 6)} "
-        f"| **{sum(v for k, v in costs.items() if k[0] == 'db'):.1f}** | {by_process(costs)} | {top(costs, 'db', 8)} |"
+        f"| **{db_total(costs, False):.1f}** | {top(costs, 'db', 8, workers=False)} "
+        f"| {db_total(costs, True):.1f} | {by_process(costs, workers=True)} | {top(costs, 'db', 4, workers=True)} |"
         for name, statuses, _, costs in results)
     section = f"""# {HEADING}
 
@@ -186,8 +196,11 @@ gateway checks each account once per cache lifetime), and the workers handle the
 measured over {idle_s:.0f} s first and is subtracted (top: {idle_text}). Figures are per request; commands below
 0.05 per request are left out; a transaction's `commitTransaction` counts as one command.
 
-| request | answers | internal calls | calls by route | DB commands | by process | top commands (process command collection) |
-|---|---|---|---|---|---|---|
+"In the request" is what the services' APIs sent while answering; "after" is what the workers sent for the
+events the requests caused (relays, consumers, mail), in the seconds that followed.
+
+| request | answers | internal calls | calls by route | DB commands in the request | by API (process command collection) | DB commands after | by worker | top worker commands |
+|---|---|---|---|---|---|---|---|---|
 {rows}
 """
     write_section(HEADING, section)

@@ -163,6 +163,13 @@ async def account(client: httpx.AsyncClient, lifecycle: httpx.AsyncClient, roles
     if created.status_code != 201:
         raise SystemExit(f"bench set-up: account refused: {created.status_code} {created.text}")
     login = await client.post("/api/v1/auth/login", json={"loginId": login_id, "password": PASSWORD})
+    if login.status_code == 403 and login.json().get("code") == "auth.totp_enrolment_required":
+        # A privileged account (operator, company admin) sets up its authenticator app first, as a new one does.
+        from tests.e2e.conftest import enrol_totp
+
+        user = await enrol_totp(client, login_id, PASSWORD, login)
+        login = await client.post("/api/v1/auth/login",
+                                  json={"loginId": login_id, "password": PASSWORD, "totpCode": await user.totp()})
     if login.status_code != 200:
         raise SystemExit(f"bench set-up: login failed: {login.status_code} {login.text}")
     return login_id, login.json()["accessToken"]
