@@ -168,8 +168,10 @@ async def main_async() -> None:
                 costs = per_request(delta, idle, window, N)
                 db = sum(v for k, v in costs.items() if k[0] == "db")
                 calls = sum(v for k, v in costs.items() if k[0] == "call")
-                print(f"  {name:<28} {dict(statuses)}  internal calls {calls:4.1f}/req  db commands {db:5.1f}/req"
-                      f"  in the request: {top(costs, 'db', 12, workers=False)}", flush=True)
+                print(f"  {name:<28} {dict(statuses)}  internal calls {calls:4.1f}/req  db commands {db:5.1f}/req",
+                      flush=True)
+                for (_, process, what, where), value in sorted(costs.items(), key=lambda i: (i[0][1], -i[1])):
+                    print(f"      {process:<20} {what:<16} {where or '—':<40} {value:5.2f}", flush=True)
                 results.append((name, statuses, window, costs))
     finally:
         await asyncio.to_thread(infra.down, specs)

@@ -103,7 +103,8 @@ async def test_last_login_only_moves_forward(repo: tuple[Transactions, Accounts]
 
     def move(at: datetime, active_only: bool = True) -> Callable[[Tx], Awaitable[bool]]:
         async def fn(tx: Tx) -> bool:
-            return await accounts.move_last_login(tx, a.id, at, {"last_login_at": at}, active_only=active_only)
+            return await accounts.move_last_login(tx, a.id, at, {"last_login_at": at}, active_only=active_only) \
+                is not None
         return fn
 
     assert await run(transactions, move(T0 + timedelta(hours=2))) is True
@@ -123,6 +124,21 @@ async def test_last_login_only_moves_forward(repo: tuple[Transactions, Accounts]
 
     await run(transactions, purge)
     assert await run(transactions, move(T0 + timedelta(hours=4), active_only=False)) is False
+
+
+async def test_a_moved_last_login_answers_with_the_account_as_written(repo: tuple[Transactions, Accounts]) -> None:
+    transactions, accounts = repo
+    a = await stored(transactions, accounts, account(failed_logins=2))
+    at = T0 + timedelta(hours=2)
+
+    async def move(tx: Tx) -> Account | None:
+        return await accounts.move_last_login(tx, a.id, at, {"last_login_at": at, "failed_logins": 0},
+                                              active_only=True)
+
+    written = await run(transactions, move)
+    assert written is not None and (written.last_login_at, written.failed_logins) == (at, 0)
+    assert written == await accounts.get(a.id)
+    assert await run(transactions, move) is None  # the same moment again: not moved, nothing to answer
 
 
 async def test_a_totp_step_is_taken_once(repo: tuple[Transactions, Accounts]) -> None:

@@ -10,8 +10,10 @@ from typing import Any
 import msgspec
 import pytest
 from lifecycle_helpers import PASSWORD, mails, make_lifecycle, outbox, refused
+from prometheus_client import REGISTRY
 
 from kagi_lifecycle.bootstrap import consumers
+from kagi_shared import metrics
 from kagi_shared.events import encode, new_envelope
 from kagi_shared.events import lifecycle as ev
 from kagi_shared.problems import Problem
@@ -38,6 +40,23 @@ async def test_twenty_parallel_wrong_passwords_lock_exactly_once(settings: Setti
     assert stored.session_version == 1
     locked = await refused(lc.service.login("burst@example.jp", PASSWORD))
     assert locked.code == "auth.account_locked" and locked.extra == {"reason": "failed_logins"}
+
+
+async def test_a_login_reads_the_account_once_and_answers_with_it_as_written(settings: Settings,
+                                                                              store_factory: Any) -> None:
+    store = await store_factory("lc")
+    lc, _ = await make_lifecycle(settings, store)
+    await lc.service.create_account("once@example.jp", PASSWORD, ["owner"])
+    before = account_reads()
+    logged_in = await lc.service.login("once@example.jp", PASSWORD)
+    assert account_reads() - before == 1  # by login ID; the login's own write answers with the account
+    assert logged_in.last_login_at is not None
+    assert logged_in == await lc.accounts.get(logged_in.id)
+
+
+def account_reads() -> float:
+    return REGISTRY.get_sample_value("kagi_db_commands_total", {"service": metrics.process, "command": "find",
+                                                                "collection": "accounts"}) or 0.0
 
 
 async def test_expired_password_is_reported_at_login_and_change_renews_it(settings: Settings,

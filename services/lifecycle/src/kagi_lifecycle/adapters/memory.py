@@ -69,12 +69,12 @@ class MemoryAccounts:
         self._set(account_id, {}, True, lambda d: True)
 
     async def move_last_login(self, tx: Tx, account_id: str, at: datetime, changes: dict[str, Any], *,
-                              active_only: bool) -> bool:
+                              active_only: bool) -> Account | None:
         def moves(doc: Doc) -> bool:
             status_ok = doc["status"] == "active" if active_only else doc["status"] != "purged"
             return status_ok and (doc.get("last_login_at") is None or doc["last_login_at"] < at)
 
-        return self._set(account_id, changes, False, moves)
+        return await self.get(account_id) if self._set(account_id, changes, False, moves) else None
 
     async def take_totp_step(self, tx: Tx, account_id: str, step: int) -> bool:
         return self._set(account_id, {"totp_last_step": step}, False,

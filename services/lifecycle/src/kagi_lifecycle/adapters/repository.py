@@ -84,11 +84,15 @@ class AccountRepository:
         await self._update(tx, {"_id": account_id}, {}, True)
 
     async def move_last_login(self, tx: Tx, account_id: str, at: datetime, changes: dict[str, Any], *,
-                              active_only: bool) -> bool:
+                              active_only: bool) -> Account | None:
         """Set ``changes`` (last login ``at`` and its period) only if the stored last login is earlier, and the
-        account is active (``active_only``) or at least not purged; True when it moved."""
+        account is active (``active_only``) or at least not purged; the account as written when it moved (the
+        login answers with it: no second read), None when it did not."""
         status: Any = "active" if active_only else {"$ne": "purged"}
-        return await self._update(tx, {"_id": account_id, "status": status, **last_login_before(at)}, changes, False)
+        doc = await self.collection.find_one_and_update(
+            {"_id": account_id, "status": status, **last_login_before(at)}, {"$set": changes},
+            return_document=ReturnDocument.AFTER, session=tx.session)
+        return _from_doc(doc) if doc else None
 
     async def take_totp_step(self, tx: Tx, account_id: str, step: int) -> bool:
         """Record ``step`` as the last TOTP step used, if it is later than the last one and the account active:

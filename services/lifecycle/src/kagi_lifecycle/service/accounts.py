@@ -145,28 +145,30 @@ class AccountService:
 
         changes = {"last_login_at": now, "failed_logins": 0, **new_period(now, self.days)}
 
-        async def succeed(tx: Tx) -> bool:
+        async def succeed(tx: Tx) -> tuple[bool, Account | None]:
+            """(logged in, the account as the login wrote it: None when it only reset the failures)."""
             # The code's step is taken in the same write as the login: a concurrent replay of it loses.
             if step is not None and not await self.accounts.take_totp_step(tx, account.id, step):
-                return False
+                return False, None
             # Only an account that is still active logs in: a lock committed meanwhile wins.
             moved = await self.accounts.move_last_login(tx, account.id, now, changes, active_only=True)
             # Not moved: a later login is already stored (this clock is behind). The user still logs in,
             # but the later login stays the ladder's base.
-            if not moved and not await self.accounts.update(tx, account.id, {"failed_logins": 0},
-                                                            when={"status": "active"}):
-                return False
+            if moved is None and not await self.accounts.update(tx, account.id, {"failed_logins": 0},
+                                                                when={"status": "active"}):
+                return False, None
             self.publish(tx, ev.LoggedIn(account_id=account.id, at=now), account.id, correlation_id)
-            return True
+            return True, moved
 
-        if not await self.store.transaction(succeed):
+        logged_in, written = await self.store.transaction(succeed)
+        if not logged_in:
             current = await self.accounts.get(account.id)
             if current is not None:
                 self.refuse_inactive(current)
             raise INVALID_CREDENTIALS
         if self.passwords.needs_rehash(account.password_hash):
             await self._rehash(account, password)
-        return await self.accounts.get(account.id) or account
+        return written or await self.accounts.get(account.id) or account
 
     async def _second_factor(self, account: Account, code: str | None, now: datetime,
                              correlation_id: str | None) -> int | None:
