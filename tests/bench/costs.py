@@ -16,6 +16,7 @@ import asyncio
 import os
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -87,9 +88,15 @@ def worker(process: str) -> bool:
     return process.endswith("-worker")
 
 
+def wake_up(key: Key) -> bool:
+    """A change stream's getMore (an ``InsertWatch`` woken up): the cursor names its collection like a find's."""
+    return key[0] == "db" and key[2] == "getMore"
+
+
 def top(costs: dict[Key, float], kind: str, limit: int, workers: bool | None = None) -> str:
     rows = sorted(((v, k) for k, v in costs.items()
-                   if k[0] == kind and (workers is None or worker(k[1]) == workers)), reverse=True)[:limit]
+                   if k[0] == kind and (workers is None or (worker(k[1]) == workers and not (workers and wake_up(k))))),
+                  reverse=True)[:limit]
     if kind == "db":
         return "<br>".join(f"{k[1]} {k[2]} {k[3] or '—'} {v:.1f}" for v, k in rows) or "—"
     return "<br>".join(f"{k[2]} `{k[3]}` {v:.1f}" for v, k in rows) or "—"
@@ -183,8 +190,19 @@ async def main_async() -> None:
         f"| {name} | {', '.join(f'{s}×{n}' for s, n in sorted(statuses.items()))} "
         f"| {sum(v for k, v in costs.items() if k[0] == 'call'):.1f} | {top(costs, 'call', 6)} "
         f"| **{db_total(costs, False):.1f}** | {top(costs, 'db', 8, workers=False)} "
-        f"| {db_total(costs, True):.1f} | {by_process(costs, workers=True)} | {top(costs, 'db', 4, workers=True)} |"
+        f"| {db_total(costs, True):.1f} | {sum(v for k, v in costs.items() if wake_up(k)):.1f} "
+        f"| {by_process(costs, workers=True)} | {top(costs, 'db', 5, workers=True)} |"
         for name, statuses, _, costs in results)
+    weights = {name: w for (name, *_), (_, w) in zip(results, MIX, strict=True)}
+    total = sum(weights.values())
+
+    def mix_average(pick: Callable[[Key], bool]) -> float:
+        return sum(weights[name] * sum(v for k, v in costs.items() if pick(k)) for name, _, _, costs in results) / total
+
+    average = (f"Weighted by the mix, one request costs {mix_average(lambda k: k[0] == 'call'):.1f} internal calls, "
+               f"**{mix_average(lambda k: k[0] == 'db' and not worker(k[1])):.1f}** DB commands while it is answered "
+               f"and {mix_average(lambda k: k[0] == 'db' and worker(k[1])):.1f} after it (of which "
+               f"{mix_average(wake_up):.1f} are change-stream wake-ups).")
     section = f"""# {HEADING}
 
 Written by `make bench-costs` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Machine: {machine()}.
@@ -192,18 +210,21 @@ Every process of the system, the accounts of `make bench-system` (owners stepped
 type of its mix sent {N} times one after the other, every process's /metrics read before and after:
 `kagi_db_commands_total` (PyMongo command monitoring, every database client) and `kagi_internal_calls_total` (the
 gateway's calls to the services, by route template). Each batch is followed by {SETTLE_S:.0f} s, longer than the
-gateway's session cache, so every authenticated request pays its session check (the worst case: under load the
-gateway checks each account once per cache lifetime), and the workers handle the events the requests caused
-(their commands count too: a mail sent is part of a step-up's cost). What the system does without requests was
+gateway's session cache, so each batch starts with that cache cold: the owners' requests ({N} accounts) each pay a
+session check, the company admin's (one account) one per cache lifetime; under load every account is checked once
+per cache lifetime. The workers handle the events the requests caused in that time (their commands count too: a
+mail sent is part of a step-up's cost; what is still queued at the second reading counts in the next batch). What the system does without requests was
 measured over {idle_s:.0f} s first and is subtracted (top: {idle_text}). Figures are per request; commands below
 0.05 per request are left out; a transaction's `commitTransaction` counts as one command.
 
 "In the request" is what the services' APIs sent while answering; "after" is what the workers sent for the
 events the requests caused (relays, consumers, mail), in the seconds that followed.
 
-| request | answers | internal calls | calls by route | DB commands in the request | by API (process command collection) | DB commands after | by worker | top worker commands |
-|---|---|---|---|---|---|---|---|---|
+| request | answers | internal calls | calls by route | DB commands in the request | by API (process command collection) | DB commands after | of which change-stream getMores | by worker | top worker commands besides getMores |
+|---|---|---|---|---|---|---|---|---|---|
 {rows}
+
+{average}
 """
     write_section(HEADING, section)
     print(section)
