@@ -37,7 +37,7 @@ class Recording:
 
     async def send(self, service: str, method: str, path: str, *, caller: Caller | None = None,
                    body: bytes | None = None, params: Mapping[str, str] | None = None,
-                   request_id: str | None = None, route: str | None = None) -> bytes:
+                   request_id: str | None = None, route: str | None = None, chained: bool = False) -> bytes:
         self.sent.append({"service": service, "method": method, "path": path, "caller": caller,
                           "body": None if body is None else msgspec.json.decode(body), "rid": request_id})
         reply = self.replies.pop(0)

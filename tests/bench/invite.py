@@ -57,6 +57,7 @@ RAISED = "1000000"
 GATEWAY_ENV = {f"KAGI_EDGE_RATE_{n}": RAISED for n in ("LOGIN_PER_IP", "GUESS_PER_IP", "GUESS_PER_ACCOUNT",
                                                         "DEFAULT_PER_IP", "DEFAULT_PER_ACCOUNT")}
 GATEWAY_ENV["KAGI_HTTP_SERVICE_TIMEOUT_S"] = "60"  # production argon2id on a small shared machine is slow, not broken
+GATEWAY_ENV["KAGI_HTTP_CHAINED_SERVICE_TIMEOUT_S"] = "120"  # at least the plain timeout (settings refuse less)
 # Hashes queue one after another (cores ÷ parallelism at once); at concurrency 32 the line is longer than the
 # production wait budget, which is kept below the gateway's 5 s timeout. Raised with that timeout.
 LIFECYCLE_ENV = {"KAGI_SECURITY_ARGON2_MAX_WAIT_S": "55"}

@@ -52,6 +52,7 @@ class ServiceReply:
 class Services:
     def __init__(self, settings: Settings) -> None:
         timeout = httpx.Timeout(settings.http.service_timeout_s, connect=1.0)
+        self.chained_timeout = httpx.Timeout(settings.http.chained_service_timeout_s, connect=1.0)
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=20,
                               keepalive_expiry=settings.http.client_keep_alive_s)
         # One more connect on a connect failure or timeout: the request was never sent, so even a POST is safe
@@ -77,7 +78,7 @@ class Services:
 
     async def send(self, service: str, method: str, path: str, *, caller: Caller | None = None,
                    body: bytes | None = None, params: Mapping[str, str] | None = None,
-                   request_id: str | None = None, route: str | None = None) -> bytes:
+                   request_id: str | None = None, route: str | None = None, chained: bool = False) -> bytes:
         """Call a service and return its answer's body; a service problem is raised as the same problem. The call
         is counted by ``route``, the path's template; a path sent without one counts as ``untemplated``."""
         count_call(method, route or "untemplated")
@@ -87,8 +88,9 @@ class Services:
         if body is not None:
             headers["content-type"] = "application/json"
         try:
-            response = await self.clients[service].request(method, internal_path(path), content=body,
-                                                           params=dict(params) if params else None, headers=headers)
+            response = await self.clients[service].request(
+                method, internal_path(path), content=body, params=dict(params) if params else None, headers=headers,
+                timeout=self.chained_timeout if chained else httpx.USE_CLIENT_DEFAULT)
         except httpx.TimeoutException:
             raise service_timeout(service) from None
         except httpx.TransportError:

@@ -280,6 +280,11 @@ class LifecycleSettings(msgspec.Struct, frozen=True, kw_only=True):
 class HttpSettings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     service_timeout_s: float = 5.0
+    chained_service_timeout_s: float = 15.0
+    """The gateway's wait for a route that itself calls another service before answering (an invitation's
+    redemption: invite → lifecycle, which hashes the new password). It covers that inner call's whole
+    ``service_timeout_s`` and the outer service's own work, so the gateway never answers 504 for a redemption the
+    services then complete (seen in a drill under load: lifecycle 1.0 s, invite 5.08 s, the gateway gone at 5.0 s)."""
     max_body_bytes: int = 64 * 1024
     server_keep_alive_s: int = 75
     """How long a server keeps an idle connection; longer than any client's pool keeps one (client_keep_alive_s),
@@ -288,6 +293,11 @@ class HttpSettings(msgspec.Struct, frozen=True, kw_only=True):
     metrics_refresh_s: float = 15.0
     """State gauges (accounts per status, requests per state) are recomputed from the database at most this
     often, when Prometheus scrapes ``/metrics``."""
+
+    def __post_init__(self) -> None:
+        if self.chained_service_timeout_s < self.service_timeout_s:
+            raise ValueError("KAGI_HTTP_CHAINED_SERVICE_TIMEOUT_S must be at least KAGI_HTTP_SERVICE_TIMEOUT_S "
+                             "(a chained route waits for another service's whole timeout)")
 
 
 class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):

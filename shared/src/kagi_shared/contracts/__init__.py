@@ -38,9 +38,11 @@ class Transport(Protocol):
 
     async def send(self, service: str, method: str, path: str, *, caller: Caller | None = None,
                    body: bytes | None = None, params: Mapping[str, str] | None = None,
-                   request_id: str | None = None, route: str | None = None) -> bytes:
+                   request_id: str | None = None, route: str | None = None, chained: bool = False) -> bytes:
         """The answer's body (empty for 204); a service problem is raised, never returned. ``route`` is the path's
-        template (``/internal/accounts/{account_id}``): what metrics may name a call by, never the path itself."""
+        template (``/internal/accounts/{account_id}``): what metrics may name a call by, never the path itself.
+        ``chained``: the route calls another service before it answers, so its caller waits longer (see
+        ``HttpSettings.chained_service_timeout_s``)."""
         ...
 
 
@@ -53,15 +55,18 @@ class ServiceClient:
         self.transport = transport
 
     async def _send(self, method: str, route: str, *, caller: Caller | None = None, body: Any = None,
-                    params: Mapping[str, str] | None = None, rid: str | None = None, **values: str) -> bytes:
+                    params: Mapping[str, str] | None = None, rid: str | None = None, chained: bool = False,
+                    **values: str) -> bytes:
         """Send to ``route`` (a path template) with ``values`` filled in: the template goes along, so the call can
         be counted by its route without an id or a token becoming a metric label."""
         content = None if body is None else msgspec.json.encode(body)
         path = route.format_map(values) if values else route
         return await self.transport.send(self.service, method, path, caller=caller, body=content, params=params,
-                                         request_id=rid, route=route)
+                                         request_id=rid, route=route, chained=chained)
 
     async def _call(self, reply: type[T], method: str, route: str, *, caller: Caller | None = None, body: Any = None,
-                    params: Mapping[str, str] | None = None, rid: str | None = None, **values: str) -> T:
-        content = await self._send(method, route, caller=caller, body=body, params=params, rid=rid, **values)
+                    params: Mapping[str, str] | None = None, rid: str | None = None, chained: bool = False,
+                    **values: str) -> T:
+        content = await self._send(method, route, caller=caller, body=body, params=params, rid=rid, chained=chained,
+                                   **values)
         return msgspec.json.decode(content, type=reply)

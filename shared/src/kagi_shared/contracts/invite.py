@@ -300,7 +300,7 @@ class InviteClient(ServiceClient):
 
     async def redeem(self, data: RedeemIn, *, rid: str | None = None) -> RedeemedOut:
         """Invite runs reserve → account (lifecycle) → complete, giving the key back on any failure."""
-        return await self._call(RedeemedOut, "POST", "/internal/invitations/redeem", body=data, rid=rid)
+        return await self._call(RedeemedOut, "POST", "/internal/invitations/redeem", body=data, rid=rid, chained=True)
 
     # -- usage locations and viewing -------------------------------------------------------------
     async def locations(self, caller: Caller, q: str, page: int, per_page: int, *,

@@ -50,7 +50,7 @@ class _HttpTransport:
 
     async def send(self, service: str, method: str, path: str, *, caller: Caller | None = None,
                    body: bytes | None = None, params: Mapping[str, str] | None = None,
-                   request_id: str | None = None, route: str | None = None) -> bytes:
+                   request_id: str | None = None, route: str | None = None, chained: bool = False) -> bytes:
         headers = inject(caller_headers(caller) if caller else {})
         headers["content-type"] = "application/json"
         if request_id:
