@@ -191,7 +191,12 @@ async def check_invariants(w: Workload, *, republished: set[str] | None = None) 
             return left
 
         async def lagging() -> list[str]:
-            return [f"{k}: {v}" for k, v in (await lags(settings)).items()]
+            # With each lag, how many events the group's service has handled in all (its inbox): when a lag will not
+            # go, that tells a consumer that stopped fetching from one whose offset commits stopped.
+            behind = await lags(settings)
+            handled = {group: await client[database_name(settings, group.removeprefix("kagi-"))]["inbox"]
+                       .count_documents({}) for group in {k.split(" ")[0] for k in behind}}
+            return [f"{k}: {v} (inbox {handled[k.split(' ')[0]]})" for k, v in behind.items()]
 
         await eventually("permission requests not complete", open_requests)
         phase("requests complete")
