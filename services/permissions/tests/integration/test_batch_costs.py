@@ -1,0 +1,87 @@
+"""What a batch run and a batch of acks cost the database, counted with PyMongo's command monitoring.
+
+On the embedded database every command is served one at a time, and a sort is done without an index (every
+matching document read and sorted), so these bound the commands of the hot paths and keep sorts off them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from permissions_helpers import company_with_admin, service, unique
+from pymongo import AsyncMongoClient, monitoring
+
+from kagi_permissions.bootstrap import Permissions
+from kagi_permissions.service.requests import RequestInput
+from kagi_shared.mongo import OUTBOX, Store
+from kagi_shared.settings import Settings
+
+
+class Commands(monitoring.CommandListener):
+    """The commands sent while ``on``: name, collection and the command itself."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.seen: list[tuple[str, str, dict[str, Any]]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if self.on:
+            target = event.command.get("collection" if event.command_name == "getMore" else event.command_name)
+            self.seen.append((event.command_name, target if isinstance(target, str) else "", dict(event.command)))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None: ...
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None: ...
+
+    def of(self, name: str, collection: str) -> list[dict[str, Any]]:
+        return [c for n, coll, c in self.seen if n == name and coll == collection]
+
+
+@pytest.fixture
+async def counted(settings: Settings) -> AsyncIterator[tuple[Commands, Store]]:
+    commands = Commands()
+    client: AsyncMongoClient[Any] = AsyncMongoClient(settings.mongo_uri, event_listeners=[commands], tz_aware=True,
+                                                     uuidRepresentation="standard")
+    store = Store(client, f"test_costs_{uuid.uuid4().hex[:8]}")
+    try:
+        yield commands, store
+    finally:
+        await client.drop_database(store.db.name)
+        await client.close()
+
+
+async def accepted_requests(permissions: Permissions, count: int) -> list[str]:
+    _, admin = await company_with_admin(permissions)
+    ids = []
+    for _ in range(count):
+        filed = await permissions.requests.submit(admin, RequestInput(
+            kind="new", user_id=unique(), permissions={"TAXIS": "1010"}, name_kanji="山田 花子",
+            name_kana="ヤマダ ハナコ"))
+        await permissions.requests.accept(filed.id)
+        ids.append(filed.id)
+    return ids
+
+
+async def test_a_batch_run_reads_the_due_requests_without_a_sort_and_once_per_chunk(
+        settings: Settings, counted: tuple[Commands, Store]) -> None:
+    commands, store = counted
+    permissions = await service(settings, store)
+    filed = await accepted_requests(permissions, 7)
+    request = await permissions.repo.request(filed[0])
+    assert request is not None and request.batch_date is not None
+
+    commands.on = True
+    result = await permissions.requests.run_batch(request.batch_date, chunk=2)
+    commands.on = False
+
+    assert (result.requests, result.commands) == (7, 14)  # TAXIS and INFOSITE each
+    finds = commands.of("find", "requests")
+    # A sorted read of the due requests per chunk read and sorted every accepted request each time.
+    assert [c for c in finds if c.get("sort")] == []
+    assert len(finds) <= 4 + 2, finds  # the 4 chunks' reads, the due ids, the check that none are left
+    assert len(commands.of("commitTransaction", "")) == 4
+    sent = [doc["key"] async for doc in store.db[OUTBOX].find({"topic": "permissions.grants.taxis"}).sort("seq")]
+    users = {r.user_key: r.id for r in [await permissions.repo.request(i) for i in filed] if r is not None}
+    assert [users[key] for key in sent] == filed  # in filing order
