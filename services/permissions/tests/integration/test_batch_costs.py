@@ -10,11 +10,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from permissions_helpers import company_with_admin, service, unique
+from permissions_helpers import acks_consumer, company_with_admin, service, unique
 from pymongo import AsyncMongoClient, monitoring
 
 from kagi_permissions.bootstrap import Permissions
 from kagi_permissions.service.requests import RequestInput
+from kagi_shared.events import decode, encode, new_envelope
+from kagi_shared.events import permissions as ev
+from kagi_shared.inbox import Message
 from kagi_shared.mongo import OUTBOX, Store
 from kagi_shared.settings import Settings
 
@@ -85,3 +88,40 @@ async def test_a_batch_run_reads_the_due_requests_without_a_sort_and_once_per_ch
     sent = [doc["key"] async for doc in store.db[OUTBOX].find({"topic": "permissions.grants.taxis"}).sort("seq")]
     users = {r.user_key: r.id for r in [await permissions.repo.request(i) for i in filed] if r is not None}
     assert [users[key] for key in sent] == filed  # in filing order
+
+
+async def test_a_batch_of_200_acks_costs_a_fixed_handful_of_commands(
+        settings: Settings, counted: tuple[Commands, Store]) -> None:
+    commands, store = counted
+    permissions = await service(settings, store)
+    filed = await accepted_requests(permissions, 200)
+    request = await permissions.repo.request(filed[0])
+    assert request is not None and request.batch_date is not None
+    await permissions.requests.run_batch(request.batch_date)
+    acks: dict[str, list[Message]] = {"TAXIS": [], "INFOSITE": []}
+    async for row in store.db[OUTBOX].find({"topic": {"$regex": "^permissions.grants"}}).sort("seq"):
+        _, command = decode(bytes(row["value"]))
+        assert isinstance(command, ev.GrantCommanded)
+        if command.request_id not in filed:  # the company admin's permission-management right
+            continue
+        envelope = new_envelope(ev.GrantAcknowledged(
+            command_id=command.command_id, request_id=command.request_id, system=command.system,
+            user_id=command.user_id, outcome="applied"), source="target", subject=command.request_id)
+        acks[command.system].append(Message("permissions.acks", command.request_id.encode(), encode(envelope)))
+    consumer = acks_consumer(permissions, settings)
+
+    # As the target systems answer: one system's 200 acks, then the other's (the users then hold a grant).
+    for system in ("TAXIS", "INFOSITE"):
+        commands.seen.clear()
+        commands.on = True
+        outcomes = await consumer.process_many(acks[system])
+        commands.on = False
+        assert outcomes == ["handled"] * 200
+        sent = [(name, collection) for name, collection, _ in commands.seen]
+        # The inbox check, the inbox rows, the requests and the grants read, the grant and request writes, the
+        # events, the commit; 200 documents in one reply each (a getMore per read of more than 101 before).
+        assert len(sent) <= 9, sent
+        assert ("getMore", "requests") not in sent and ("getMore", "grants") not in sent, sent
+        assert [c for name, _, c in commands.seen if name == "find" and c.get("sort")] == []
+    assert await store.db["requests"].count_documents({"_id": {"$in": filed}, "status": "complete"}) == 200
+    assert await consumer.process_many(acks["TAXIS"]) == ["duplicate"] * 200

@@ -182,14 +182,18 @@ class Repository:
         query: dict[str, Any] = {"_id": {"$in": ids}}
         if status is not None:
             query["status"] = status
-        cursor = self.requests.find(query, session=tx.session)
+        # All in the first reply: the default first batch (101) sent a getMore for every chunk of 200, and on the
+        # embedded database a command costs about what a small write does. One more than can match, since a
+        # batch filled exactly keeps the cursor open for a getMore that finds nothing.
+        cursor = self.requests.find(query, session=tx.session, batch_size=len(ids) + 1)
         return [from_doc(d, PermissionRequest) async for d in cursor]
 
     async def changes(self, tx: Tx, user_keys: set[str] | None = None) -> Changes:
         """A write set for many requests at once, with the current grants of ``user_keys`` read in one query."""
         grants: dict[str, dict[str, Any]] = {}
         if user_keys:
-            cursor = self.grants.find({"_id": {"$in": sorted(user_keys)}}, {"permissions": 1}, session=tx.session)
+            cursor = self.grants.find({"_id": {"$in": sorted(user_keys)}}, {"permissions": 1}, session=tx.session,
+                                      batch_size=len(user_keys) + 1)  # in one reply, as ``requests_by_id``
             grants = {d["_id"]: d async for d in cursor}
         return Changes(self, grants)
 
