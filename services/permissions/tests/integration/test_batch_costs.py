@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import date
 from typing import Any
 
 import pytest
@@ -55,28 +56,29 @@ async def counted(settings: Settings) -> AsyncIterator[tuple[Commands, Store]]:
         await client.close()
 
 
-async def accepted_requests(permissions: Permissions, count: int) -> list[str]:
+async def accepted_requests(settings: Settings, store: Store, count: int) -> tuple[Permissions, list[str], date]:
+    """Permissions on ``store`` with ``count`` accepted new-user requests (TAXIS, and INFOSITE with it): the
+    service, the requests' ids in filing order and their batch date."""
+    permissions = await service(settings, store)
     _, admin = await company_with_admin(permissions)
     ids = []
     for _ in range(count):
         filed = await permissions.requests.submit(admin, RequestInput(
             kind="new", user_id=unique(), permissions={"TAXIS": "1010"}, name_kanji="山田 花子",
             name_kana="ヤマダ ハナコ"))
-        await permissions.requests.accept(filed.id)
+        accepted = await permissions.requests.accept(filed.id)
         ids.append(filed.id)
-    return ids
+    assert accepted.batch_date is not None
+    return permissions, ids, accepted.batch_date
 
 
 async def test_a_batch_run_reads_the_due_requests_without_a_sort_and_once_per_chunk(
         settings: Settings, counted: tuple[Commands, Store]) -> None:
     commands, store = counted
-    permissions = await service(settings, store)
-    filed = await accepted_requests(permissions, 7)
-    request = await permissions.repo.request(filed[0])
-    assert request is not None and request.batch_date is not None
+    permissions, filed, batch = await accepted_requests(settings, store, 7)
 
     commands.on = True
-    result = await permissions.requests.run_batch(request.batch_date, chunk=2)
+    result = await permissions.requests.run_batch(batch, chunk=2)
     commands.on = False
 
     assert (result.requests, result.commands) == (7, 14)  # TAXIS and INFOSITE each
@@ -93,11 +95,8 @@ async def test_a_batch_run_reads_the_due_requests_without_a_sort_and_once_per_ch
 async def test_a_batch_of_200_acks_costs_a_fixed_handful_of_commands(
         settings: Settings, counted: tuple[Commands, Store]) -> None:
     commands, store = counted
-    permissions = await service(settings, store)
-    filed = await accepted_requests(permissions, 200)
-    request = await permissions.repo.request(filed[0])
-    assert request is not None and request.batch_date is not None
-    await permissions.requests.run_batch(request.batch_date)
+    permissions, filed, batch = await accepted_requests(settings, store, 200)
+    await permissions.requests.run_batch(batch)
     acks: dict[str, list[Message]] = {"TAXIS": [], "INFOSITE": []}
     async for row in store.db[OUTBOX].find({"topic": {"$regex": "^permissions.grants"}}).sort("seq"):
         _, command = decode(bytes(row["value"]))
