@@ -96,8 +96,15 @@ def make_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
 async def publish(producer: AIOKafkaProducer, topic: str, envelope: Envelope) -> None:
     """Send one event outside an outbox (tools, simulators) as every Kagi record is written: the subject as key,
     the structured CloudEvent as value, the CloudEvents headers (``kafka_headers``)."""
-    await producer.send_and_wait(topic, encode(envelope), key=envelope.subject.encode(),
-                                 headers=kafka_headers(envelope))
+    await (await enqueue(producer, topic, envelope))
+
+
+async def enqueue(producer: AIOKafkaProducer, topic: str, envelope: Envelope) -> asyncio.Future[Any]:
+    """``publish`` without waiting for the broker: the future resolves once it acknowledged the record, so many
+    sends share round trips (the producer keeps their order per partition)."""
+    future: asyncio.Future[Any] = await producer.send(topic, encode(envelope), key=envelope.subject.encode(),
+                                                      headers=kafka_headers(envelope))
+    return future
 
 
 async def ensure_topics(settings: Settings, names: list[str] | None = None) -> list[str]:

@@ -297,32 +297,33 @@ class RequestService:
         """Send the grant commands of every accepted request whose batch date has come."""
         now = now or self.clock()
         result = BatchResult(batch, 0, 0)
-        while True:
-            due = await self.repo.due_for_batch(batch, chunk)
-            if not due:
-                return result
+        while due := await self.repo.due_for_batch(batch):  # again: requests accepted while the run went on
+            for start in range(0, len(due), chunk):
+                ids = due[start:start + chunk]
 
-            async def work(tx: Tx, due: list[str] = due) -> int:
-                sent = 0
-                changes = await self.repo.changes(tx)
-                # One read of the chunk inside the transaction (not one per request): those accepted meanwhile
-                # cancelled or already sent are left out.
-                for current in await self.repo.requests_by_id(tx, due, "accepted"):
-                    for status in current.systems:
-                        if status.timing == "batch" and status.state == "waiting":
-                            self.send(tx, current, status, now)
-                            sent += 1
-                    current.status = "in_progress"
-                    if rules.settle(current):
-                        changes.unlock_user(current.user_key, current.id)
-                        self.publish(tx, ev.RequestCompleted(request_id=current.id, user_id=current.user_id),
-                                     current.id)
-                    changes.save(current)
-                await changes.flush(tx)
-                return sent
+                async def work(tx: Tx, ids: list[str] = ids) -> int:
+                    sent = 0
+                    changes = await self.repo.changes(tx)
+                    # One read of the chunk inside the transaction (not one per request): those accepted meanwhile
+                    # cancelled or already sent are left out. Sent in filing order, as read.
+                    loaded = {r.id: r for r in await self.repo.requests_by_id(tx, ids, "accepted")}
+                    for current in (loaded[i] for i in ids if i in loaded):
+                        for status in current.systems:
+                            if status.timing == "batch" and status.state == "waiting":
+                                self.send(tx, current, status, now)
+                                sent += 1
+                        current.status = "in_progress"
+                        if rules.settle(current):
+                            changes.unlock_user(current.user_key, current.id)
+                            self.publish(tx, ev.RequestCompleted(request_id=current.id, user_id=current.user_id),
+                                         current.id)
+                        changes.save(current)
+                    await changes.flush(tx)
+                    return sent
 
-            result.commands += await self.store.transaction(work)
-            result.requests += len(due)
+                result.commands += await self.store.transaction(work)
+                result.requests += len(ids)
+        return result
 
     async def complete_system(self, request_id: str, system: str, now: datetime | None = None) -> PermissionRequest:
         """The operator records a completion no ack reported (JUJU/LOACUS revokes, manual work)."""
