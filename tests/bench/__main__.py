@@ -391,9 +391,30 @@ def relay_only() -> None:
         infra.down()
 
 
+def latency_only() -> None:
+    """``python -m tests.bench latency``: the event latency alone, printed (RESULTS.md is not written)."""
+    configure_env()
+    from kagi_local.infra import Infra
+    from kagi_shared.settings import get_settings
+
+    settings = get_settings()
+    infra = Infra(settings)
+    infra.up()
+    try:
+        load = os.getloadavg()[0]
+        latency = asyncio.run(event_latency(settings))
+        print(f"p50 {ms(latency['p50'])}  p99 {ms(latency['p99'])}  max {ms(latency['max'])}  over "
+              f"{latency['count']} events at {latency['achieved_rate']:.0f}/s; load {load:.1f} / {os.getloadavg()[0]:.1f}")
+    finally:
+        infra.down()
+
+
 def main() -> None:
     if sys.argv[1:] == ["relay"]:
         relay_only()
+        return
+    if sys.argv[1:] == ["latency"]:
+        latency_only()
         return
     configure_env()
     from kagi_cli.main import system_specs

@@ -52,7 +52,7 @@ from kagi_shared.events.envelope import decode_envelope, kafka_headers
 from kagi_shared.kafka import make_consumer
 from kagi_shared.logging import get_logger
 from kagi_shared.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
-from kagi_shared.mongo import OUTBOX, InsertWatch, Store
+from kagi_shared.mongo import OUTBOX, InsertWatch, Store, coalesced
 from kagi_shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -107,7 +107,8 @@ class OutboxRelay:
         self.published = 0
         self._backoff = 0.0
         self._polled_at = 0.0
-        self._watch = InsertWatch(self.outbox, self._wake, settings.outbox.watch_await_s)
+        self._watch = InsertWatch(self.outbox, self._wake, settings.outbox.watch_await_s,
+                                  settings.outbox.watch_coalesce_s)
         self.checkpoints = store.db[CHECKPOINTS]
         self.mode = "starting"
         """``stream`` while tailing the change stream, ``poll`` while polling."""
@@ -118,6 +119,10 @@ class OutboxRelay:
         self._catching_up = False
         self._uncleaned = 0
         self._force_fresh = False
+        self._unsettled = True
+        """Claims may be open: another relay's (until this one has looked, after taking the lease) or this one's
+        (a batch that failed between its claim and its end). Only the lease holder writes claims, so otherwise
+        there are none, and ``run_once`` need not look for them on every pass."""
         self._inflight: collections.deque[tuple[str, asyncio.Future[list[Any]], int]] = collections.deque()
 
     # -- lease ---------------------------------------------------------------------------------
@@ -145,6 +150,7 @@ class OutboxRelay:
             # every batch, the tail when it opens), and a tail interrupted by a lapsed lease starts over.
             log.info("outbox.lease_acquired", owner=self.owner)
             self._fresh_lease = True
+            self._unsettled = True
         return True
 
     async def release_lease(self) -> None:
@@ -164,8 +170,8 @@ class OutboxRelay:
 
     async def run_once(self, only: list[str] | None = None) -> int:
         """Publish one batch of pending rows (of the ``only`` ones if given); returns how many were published."""
-        if await self.claims.count_documents(UNSENT, limit=1):
-            # A claim we did not finish (a send failed): settle it before sending anything again.
+        if self._unsettled:
+            # A claim another relay or a failed batch of this one left: settle it before sending anything again.
             await self.reconcile()
         rows = (
             await self.outbox.find({} if only is None else {"_id": {"$in": only}}, {"created_at": 0})
@@ -177,6 +183,7 @@ class OutboxRelay:
             return 0
         claim_id = str(uuid.uuid4())
         offsets = await self._end_offsets({r["topic"] for r in rows})
+        self._unsettled = True  # until the claim is gone, however this batch ends (a failure, a cancellation)
         await self.claims.insert_one({"_id": claim_id, "offsets": offsets, "owner": self.owner,
                                       "at": datetime.now(UTC), "size": len(rows)})
         futures = [
@@ -191,6 +198,7 @@ class OutboxRelay:
         await asyncio.gather(*futures)
         await self._forget([r["_id"] for r in rows])
         await self.claims.delete_one({"_id": claim_id})
+        self._unsettled = False
         self.published += len(rows)
         OUTBOX_PUBLISHED.labels(self.store.db.name).inc(len(rows))
         return len(rows)
@@ -218,12 +226,14 @@ class OutboxRelay:
         """Settle open claims: rows whose event already reached the topic leave the outbox; the rest stay."""
         claims = await self.claims.find(UNSENT).to_list()
         if not claims:
+            self._unsettled = False
             return 0
         on_topic = await self._ids_on_topics(_claimed_offsets(claims))
         pending = {r["_id"] for r in await self.outbox.find({"_id": {"$in": list(on_topic)}}, {"_id": 1}).to_list()} \
             if on_topic else set()
         await self._forget(list(pending))
         await self.claims.delete_many({"_id": {"$in": [c["_id"] for c in claims]}})
+        self._unsettled = False
         log.info("outbox.reconciled", claims=len(claims), already_published=len(pending))
         return len(pending)
 
@@ -404,7 +414,7 @@ class OutboxRelay:
     async def _tail(self, stream: AsyncChangeStream[dict[str, Any]], stop: asyncio.Event) -> None:
         outbox = self.settings.outbox
         queue: asyncio.Queue[Change] = asyncio.Queue(maxsize=2 * outbox.batch_size)
-        reader = asyncio.create_task(_read(stream, queue))
+        reader = asyncio.create_task(_read(stream, queue, outbox.watch_coalesce_s))
         stopper = asyncio.create_task(stop.wait())
         try:
             while not stop.is_set():
@@ -527,6 +537,7 @@ class OutboxRelay:
     async def _poll(self, stop: asyncio.Event) -> None:
         """Poll until stopped, or until it is time to try the change stream again."""
         self._fresh_lease = False
+        self._unsettled = True  # a tail before may have left open claims
         await self._leave_stream()
         self.mode = "poll"
         watcher = asyncio.create_task(self._watch_inserts())
@@ -544,7 +555,10 @@ class OutboxRelay:
                         continue
                     await self._measure_backlog()
                     self._polled_at = time.monotonic()
-                    more = await self.run_once() > 0
+                    published = await self.run_once()
+                    # A short batch emptied the outbox as it was read; what was committed since, the open stream
+                    # reports (``_wake``): a second read now would find nothing. Without the stream it is the poll.
+                    more = published >= self.settings.outbox.batch_size or (published > 0 and not self.stream_live)
                     if more:
                         self._backoff = 0.0
                     else:
@@ -575,8 +589,8 @@ def _claimed_offsets(claims: list[dict[str, Any]]) -> dict[TopicPartition, int]:
     return start
 
 
-async def _read(stream: AsyncChangeStream[dict[str, Any]], queue: asyncio.Queue[Change]) -> None:
-    async for change in stream:
+async def _read(stream: AsyncChangeStream[dict[str, Any]], queue: asyncio.Queue[Change], coalesce_s: float) -> None:
+    async for change in coalesced(stream, coalesce_s):
         await queue.put(change)
 
 

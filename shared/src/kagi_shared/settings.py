@@ -118,6 +118,12 @@ class OutboxSettings(msgspec.Struct, frozen=True, kw_only=True):
     the embedded database) every commit wakes the relay and a poll every ``safety_poll_s`` is only a safety net."""
     watch_await_s: float = 5.0
     """How long one getMore of the outbox's change stream waits at the server for an insert."""
+    watch_coalesce_s: float = 0.1
+    """After a getMore of a change stream (the outbox's, the notify deliveries') that came back empty before its
+    wait was out, the next one starts this long after it at the earliest. The embedded database answers an
+    awaiting getMore at once on any write in the server, any database or collection, usually with nothing; without
+    the pause every write anywhere cost each open stream a round trip. What is inserted meanwhile is kept by the
+    server and comes with the next getMore: at most this much later, and only while other writes go on."""
     safety_poll_s: float = 30.0
     """With the change stream open, the outbox is still read this often, for an insert the stream did not report."""
     lease_ttl_s: float = 10.0

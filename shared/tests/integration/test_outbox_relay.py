@@ -528,3 +528,139 @@ async def test_a_tailing_relay_killed_while_commits_go_on_publishes_everything_o
     assert await store.db[OUTBOX].count_documents({}) == 0
     assert await store.db["outbox_claims"].count_documents({}) == 0  # settled claims do not linger
     assert log.read_text().count("resumed=True") >= 3, log.read_text()[-3000:]  # each restart resumed
+
+
+class Monitored:
+    """A database client whose every command is recorded as (command, collection): PyMongo command monitoring."""
+
+    def __init__(self, settings: Settings) -> None:
+        from pymongo import AsyncMongoClient, monitoring
+
+        self.sent: list[tuple[str, str]] = []
+        sent = self.sent
+
+        class Listener(monitoring.CommandListener):
+            def started(self, event: monitoring.CommandStartedEvent) -> None:
+                name = event.command_name
+                target = event.command.get("collection" if name == "getMore" else name)
+                sent.append((name, target if isinstance(target, str) else ""))
+
+            def succeeded(self, event: monitoring.CommandSucceededEvent) -> None: ...
+
+            def failed(self, event: monitoring.CommandFailedEvent) -> None: ...
+
+        self.client: Any = AsyncMongoClient(settings.mongo_uri, tz_aware=True, uuidRepresentation="standard",
+                                            event_listeners=[Listener()])
+
+    def since(self, start: int, *, leave_out: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+        return [c for c in self.sent[start:] if c[0] not in leave_out]
+
+
+@pytest.mark.parametrize("tail", [False, True], ids=["polling-woken-by-its-watch", "tailing"])
+async def test_writes_elsewhere_cost_an_idle_relays_stream_a_getmore_per_coalescing_interval(
+        settings: Settings, tail: bool) -> None:
+    """The embedded database answers an awaiting getMore of a change stream at once on ANY write in the server,
+    usually with nothing: without a pause, every write anywhere cost each open stream a round trip."""
+    from kagi_shared.mongo import make_client
+
+    watched = Monitored(settings)
+    store = Store(watched.client, f"test_relay_{uuid.uuid4().hex[:8]}")
+    other = make_client(settings)
+    writer = Store(other, store.db.name)
+    noise = other[f"test_noise_{uuid.uuid4().hex[:8]}"]["noise"]  # another database: not the relay's business
+    topic = await new_topic(settings)
+    quiet = msgspec.structs.replace(settings, outbox=msgspec.structs.replace(
+        settings.outbox, change_stream=tail, lease_ttl_s=120.0, watch_await_s=5.0, watch_coalesce_s=0.1))
+    producer = make_producer(settings, "test")
+    await producer.start()
+    relay = OutboxRelay(store, producer, quiet)
+    stop, task = await run_relay(relay)
+    try:
+        await wait_for(lambda: _true(relay.stream_live))
+        await asyncio.sleep(0.5)
+        start = len(watched.sent)
+        began = asyncio.get_running_loop().time()
+        ids: list[str] = []
+        for i in range(100):
+            await noise.insert_one({"_id": i})
+            if i == 50:  # committed while the stream pauses: the server keeps it for the next getMore
+                ids = await commit_events(writer, topic, 1)
+            await asyncio.sleep(0.01)
+        elapsed = asyncio.get_running_loop().time() - began
+        getmores = [c for c in watched.since(start) if c[0] == "getMore"]
+        # One per coalescing interval, plus the ones parked when the writes began and ended (it was ~100).
+        assert len(getmores) <= elapsed / 0.1 + 3, (len(getmores), round(elapsed, 2))
+        # Well before the safety poll: the stream reported the event although it came among the noise.
+        await wait_for(lambda: _true(relay.published == 1), seconds=3.0)
+        assert await published_ids(settings, topic) == Counter(ids)
+    finally:
+        stop.set()
+        await task
+        await producer.stop()
+        await watched.client.drop_database(store.db.name)
+        await other.drop_database(noise.database.name)
+        await watched.client.close()
+        await other.close()
+
+
+async def test_publishing_one_event_by_polling_costs_four_commands(settings: Settings) -> None:
+    """Read it, claim it, delete it, drop the claim: no claims check while none can be open (only this relay,
+    holding the lease, writes them), and no second read when the pass found fewer rows than a batch (the watch
+    wakes the relay for anything committed after the read)."""
+    from kagi_shared.mongo import make_client
+
+    watched = Monitored(settings)
+    store = Store(watched.client, f"test_relay_{uuid.uuid4().hex[:8]}")
+    writer = Store(make_client(settings), store.db.name)
+    topic = await new_topic(settings)
+    polled = msgspec.structs.replace(settings, outbox=msgspec.structs.replace(
+        settings.outbox, change_stream=False, lease_ttl_s=120.0, watch_await_s=5.0))
+    producer = make_producer(settings, "test")
+    await producer.start()
+    relay = OutboxRelay(store, producer, polled)
+    stop, task = await run_relay(relay)
+    try:
+        await wait_for(lambda: _true(relay.stream_live))
+        await asyncio.sleep(0.5)
+        start = len(watched.sent)
+        ids = await commit_events(writer, topic, 1)
+        await wait_for(lambda: _true(relay.published == 1))
+        await asyncio.sleep(1.0)  # what the relay does after publishing, until it sleeps again
+        # The stream's getMores and the backlog gauge's sample (every few seconds whatever happens) aside.
+        assert watched.since(start, leave_out=("getMore", "count")) == [
+            ("find", "outbox"), ("insert", "outbox_claims"), ("delete", "outbox"), ("delete", "outbox_claims")]
+        assert await published_ids(settings, topic) == Counter(ids)
+    finally:
+        stop.set()
+        await task
+        await producer.stop()
+        await watched.client.drop_database(store.db.name)
+        await watched.client.close()
+        await writer.client.close()
+
+
+async def test_a_relay_whose_send_failed_settles_its_own_claim_before_sending_again(settings: Settings,
+                                                                                   store_factory: Any) -> None:
+    """No claims check on every pass, but after a failed batch the same relay (still holding the lease) settles
+    its claim before it sends anything again: nothing reaches the topic twice."""
+    store: Store = await store_factory("relay")
+    topic = await new_topic(settings)
+    ids = await commit_events(store, topic, 300)
+    small = msgspec.structs.replace(settings, outbox=msgspec.structs.replace(settings.outbox, batch_size=100))
+    producer = make_producer(settings, "test")
+    await producer.start()
+    try:
+        relay = OutboxRelay(store, producer, small)
+        assert await relay.hold_lease()
+        assert await relay.run_once() == 100
+        real = relay.outbox
+        relay.outbox = CrashAfterSend(real)  # type: ignore[assignment]
+        with pytest.raises(ConnectionError):
+            await relay.run_once()
+        relay.outbox = real
+        while await relay.run_once():
+            pass
+    finally:
+        await producer.stop()
+    assert await published_ids(settings, topic) == Counter(ids)
+    assert await store.db["outbox_claims"].count_documents({}) == 0

@@ -44,3 +44,60 @@ async def test_a_delivery_recorded_by_another_process_is_sent_without_waiting_fo
         worker.notify.service.wake.set()
         await asyncio.wait_for(task, 10)
         sink.down()
+
+
+async def test_a_delivery_costs_the_dispatcher_no_second_look_for_due_ones(
+        settings: Settings, store_factory: Any, tmp_path: Path) -> None:
+    """With the change stream open, a pass that found fewer due deliveries than it may take is not followed by
+    another look: anything recorded since wakes the dispatcher (its stream, or its own process's commit)."""
+    from pymongo import AsyncMongoClient, monitoring
+
+    from kagi_shared.mongo import Store
+
+    reads: list[str] = []
+
+    class Listener(monitoring.CommandListener):
+        def started(self, event: monitoring.CommandStartedEvent) -> None:
+            if event.command.get(event.command_name) == "deliveries":
+                reads.append(event.command_name)
+
+        def succeeded(self, event: monitoring.CommandSucceededEvent) -> None: ...
+
+        def failed(self, event: monitoring.CommandFailedEvent) -> None: ...
+
+    sink = Sink(tmp_path)
+    sink.up()
+    api_store = await store_factory("notify")
+    client: AsyncMongoClient[Any] = AsyncMongoClient(settings.mongo_uri, tz_aware=True,
+                                                     uuidRepresentation="standard", event_listeners=[Listener()])
+    worker = await harness(settings, Store(client, api_store.db.name), sink.port, tmp_path,
+                           dispatch_poll_s=60.0, dispatch_idle_max_s=60.0)
+    api = await harness(settings, api_store, sink.port, tmp_path)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.notify.service.run_dispatcher(stop))
+    recipient = f"wake-{uuid.uuid4().hex[:6]}@example.jp"
+    try:
+        await asyncio.sleep(1.5)  # idle, its change stream open
+        reads.clear()
+
+        async def work(tx: Tx) -> None:
+            await api.notify.service.record(
+                tx, template="step_up_code", channel="mail", recipient=recipient, category="security",
+                variables={"code": "ABCD2345EFGH", "expires_at": "2026年11月22日 12時00分まで"})
+
+        await api_store.transaction(work)
+        for _ in range(100):
+            if any(m.to == recipient for m in mailbox(sink.dir)):
+                break
+            await asyncio.sleep(0.1)
+        assert [m.to for m in mailbox(sink.dir)] == [recipient]
+        await asyncio.sleep(1.0)  # until it sleeps again
+        # Due ones, claim, the claimed ones, mark sent, when the next is due (the idle wait): five, was six.
+        assert reads == ["find", "update", "find", "update", "find"], reads
+    finally:
+        stop.set()
+        worker.notify.service.wake.set()
+        await asyncio.wait_for(task, 10)
+        sink.down()
+        await client.close()
+

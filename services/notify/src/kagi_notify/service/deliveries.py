@@ -46,6 +46,8 @@ from kagi_shared.topics import NOTIFY_DELIVERIES, NOTIFY_REQUESTS
 log = get_logger(__name__)
 SOURCE = "kagi/notify"
 CLAIM_S = 60
+DISPATCH_LIMIT = 200
+"""Due deliveries one dispatcher pass claims at most."""
 SERVER_UNAVAILABLE = Gauge("kagi_notify_server_unavailable",
                            "1 while a channel's server is unreachable and its deliveries wait", ["channel"])
 
@@ -67,6 +69,8 @@ class NotifyService:
         self.preferences = preferences or PreferenceRepository(store)
         self.wake = asyncio.Event()
         self.outages: dict[str, Outage] = {}
+        self.due_left = False
+        """The last ``dispatch_due`` found as many due as it may take: more may be due."""
 
     # -- recording -------------------------------------------------------------------------------
     async def on_request(self, envelope: Envelope, event: ev.NotificationRequested, tx: Tx) -> None:
@@ -118,7 +122,7 @@ class NotifyService:
         return delivery
 
     # -- dispatching -----------------------------------------------------------------------------
-    async def dispatch_due(self, limit: int = 200) -> int:
+    async def dispatch_due(self, limit: int = DISPATCH_LIMIT) -> int:
         """Claim what is due, send a few at a time, and record the sent ones in one transaction.
 
         The claim pushes each delivery's next attempt out, so a concurrent dispatcher skips it; if this
@@ -128,6 +132,7 @@ class NotifyService:
         now = self.clock()
         waiting = [channel for channel, outage in self.outages.items() if not outage.allows(now)]
         due = await self.repo.due(now, limit, skip_channels=waiting)
+        self.due_left = len(due) >= limit
         if not due:
             return 0
         concurrency = max(1, self.settings.notify.dispatch_concurrency)
@@ -351,13 +356,17 @@ class NotifyService:
 
     async def run_dispatcher(self, stop: asyncio.Event) -> None:
         # The same change-stream wait as the outbox relay's: one getMore per that while idle.
-        watch = self.repo.insert_watch(self.wake, self.settings.outbox.watch_await_s)
+        watch = self.repo.insert_watch(self.wake, self.settings.outbox.watch_await_s,
+                                       self.settings.outbox.watch_coalesce_s)
         watcher = asyncio.create_task(watch.run())
         try:
             while not stop.is_set():
                 self.wake.clear()
                 try:
-                    if await self.dispatch_due():
+                    # Fewer due than a pass takes: every one due when it looked was taken. What is recorded since
+                    # wakes this loop (the stream, or this process's commit), so with the stream open a second
+                    # look now would find nothing; without it, look again at once as before.
+                    if await self.dispatch_due(DISPATCH_LIMIT) and (self.due_left or not watch.live):
                         continue
                     timeout = await self.idle_wait(watch.live)
                 except Exception as exc:  # the database may be down: wait and try again
