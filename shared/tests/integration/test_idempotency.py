@@ -3,7 +3,10 @@ runs again."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -17,10 +20,15 @@ from kagi_shared.service_api import INTERNAL_TOKEN_HEADER, Caller, ServiceApi, c
 from kagi_shared.settings import Settings
 
 
-def service(settings: Settings, store: Store) -> tuple[httpx.AsyncClient, list[str]]:
+def service(settings: Settings, store: Store,
+            release: asyncio.Event | None = None,
+            started: asyncio.Event | None = None) -> tuple[httpx.AsyncClient, list[str]]:
     """An internal API whose ``/internal/things`` writes one thing per run in a transaction and answers its
-    number; ``/internal/refused`` refuses with 429 before writing anything."""
+    number; ``/internal/refused`` refuses with 429 before writing anything; ``/internal/slow`` answers once
+    ``release`` is set (``started`` is set when it begins)."""
     runs: list[str] = []
+    release = release or asyncio.Event()
+    started = started or asyncio.Event()
 
     @post("/internal/things", status_code=201)
     async def create(data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
@@ -32,6 +40,13 @@ def service(settings: Settings, store: Store) -> tuple[httpx.AsyncClient, list[s
 
         return {"number": await store.transaction(work), "runId": uuid.uuid4().hex}
 
+    @post("/internal/slow", status_code=201)
+    async def slow() -> dict[str, int]:
+        runs.append("slow")
+        started.set()
+        await release.wait()
+        return {"run": len(runs)}
+
     @post("/internal/refused", status_code=201)
     async def refused() -> None:
         runs.append("refused")
@@ -40,7 +55,7 @@ def service(settings: Settings, store: Store) -> tuple[httpx.AsyncClient, list[s
     async def ready() -> None:
         await store.ping()
 
-    app = service_app(settings, ServiceApi("idem", [create, refused], ready=ready, database=lambda: store.db))
+    app = service_app(settings, ServiceApi("idem", [create, slow, refused], ready=ready, database=lambda: store.db))
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://idem",
                                headers={INTERNAL_TOKEN_HEADER: settings.security.internal_token})
     return client, runs
@@ -110,3 +125,34 @@ async def test_a_claim_committed_with_the_work_is_never_run_again(settings: Sett
         assert (retry.status_code, retry.json()["code"]) == (409, "idempotency.in_progress")
         assert retry.headers["retry-after"] == str(idempotency.RETRY_AFTER_S)
     assert runs == ["things"]
+
+
+async def test_a_retry_while_the_first_runs_waits_and_a_lapsed_claim_is_taken_over(settings: Settings,
+                                                                                 store_factory: Any) -> None:
+    store: Store = await store_factory("idem")
+    release, started = asyncio.Event(), asyncio.Event()
+    http, runs = service(settings, store, release, started)
+    headers = caller("dave") | {idempotency.HEADER: "k-slow"}
+    async with http:
+        first = asyncio.create_task(http.post("/internal/slow", json={}, headers=headers))
+        await asyncio.wait_for(started.wait(), 10)
+        busy = await http.post("/internal/slow", json={}, headers=headers)
+        assert (busy.status_code, busy.json()["code"]) == (409, "idempotency.in_progress")
+        assert busy.headers["retry-after"] == str(idempotency.RETRY_AFTER_S)
+        release.set()
+        answered = await first
+        assert answered.status_code == 201
+        replayed = await http.post("/internal/slow", json={}, headers=headers)
+        assert (replayed.json(), replayed.headers[idempotency.REPLAYED_HEADER]) == (answered.json(), "true")
+        assert runs == ["slow"]
+
+        # A first attempt whose process died before committing holds its key only for its lease.
+        lapsed = caller("dave") | {idempotency.HEADER: "k-lapsed"}
+        id_ = idempotency.claim_id("account:dave", "POST", "/internal/slow", "k-lapsed")
+        now = datetime.now(UTC)
+        await store.db[idempotency.COLLECTION].insert_one({
+            "_id": id_, "fingerprint": hashlib.sha256(b"{}").hexdigest(), "state": "running",
+            "lease_until": now - timedelta(seconds=1), "expires_at": now + idempotency.WINDOW})
+        taken = await http.post("/internal/slow", content=b"{}", headers=lapsed | {"content-type": "application/json"})
+        assert taken.status_code == 201 and idempotency.REPLAYED_HEADER.lower() not in taken.headers
+        assert runs == ["slow", "slow"]
