@@ -17,9 +17,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import httpx
 import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from kagi_cli.mailbox import mailbox
 from kagi_local.infra import SERVICES
@@ -30,6 +32,7 @@ from kagi_shared.events import notify as nev
 from kagi_shared.events import permissions as pev
 from kagi_shared.events.envelope import UnknownEventError
 from kagi_shared.kafka import make_consumer, partitions_of, read_topic, security
+from kagi_shared.metrics import METRICS_OFFSET
 from kagi_shared.mongo import OUTBOX, database_name, make_client
 from kagi_shared.settings import Settings
 from kagi_shared.topics import (
@@ -149,6 +152,21 @@ async def lags(settings: Settings) -> dict[str, int]:
         await admin.close()
 
 
+async def consumer_view(settings: Settings, lag_key: str) -> dict[str, float] | str:
+    """The worker's own ``kagi_consumer_offset`` samples for the partition of a ``lags`` key."""
+    group, where = lag_key.split(" ")
+    topic, partition = where.rsplit(":", 1)
+    port = settings.ports.worker_metrics_base + METRICS_OFFSET[group.removeprefix("kagi-")]
+    try:
+        async with httpx.AsyncClient(timeout=5) as http:
+            text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    except httpx.HTTPError as exc:
+        return f"unreachable: {exc!r}"
+    return {s.labels["kind"]: s.value for family in text_string_to_metric_families(text)
+            if family.name == "kagi_consumer_offset" for s in family.samples
+            if s.labels["topic"] == topic and s.labels["partition"] == partition}
+
+
 async def read_events(settings: Settings, topics: list[str]) -> dict[str, list[Seen]]:
     seen: dict[str, list[Seen]] = {}
     for topic in topics:
@@ -191,12 +209,15 @@ async def check_invariants(w: Workload, *, republished: set[str] | None = None) 
             return left
 
         async def lagging() -> list[str]:
-            # With each lag, how many events the group's service has handled in all (its inbox): when a lag will not
-            # go, that tells a consumer that stopped fetching from one whose offset commits stopped.
+            # With each lag, how many events the group's service has handled in all (its inbox) and the worker's own
+            # view of the partition (kagi_consumer_offset): when a lag will not go, that tells a consumer that
+            # stopped fetching (read behind the end) from a handler that hangs (in flight) from offset commits that
+            # stopped (all read and handled, committed behind).
             behind = await lags(settings)
             handled = {group: await client[database_name(settings, group.removeprefix("kagi-"))]["inbox"]
                        .count_documents({}) for group in {k.split(" ")[0] for k in behind}}
-            return [f"{k}: {v} (inbox {handled[k.split(' ')[0]]})" for k, v in behind.items()]
+            return [f"{k}: {v} (inbox {handled[k.split(' ')[0]]}; worker {await consumer_view(settings, k)})"
+                    for k, v in behind.items()]
 
         await eventually("permission requests not complete", open_requests)
         phase("requests complete")

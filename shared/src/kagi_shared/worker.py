@@ -15,7 +15,9 @@ from typing import Any, get_args
 
 import faust
 from aiokafka import AIOKafkaProducer
+from prometheus_client import REGISTRY
 
+from kagi_shared.consumer_offsets import ConsumerOffsets
 from kagi_shared.faust_app import make_faust_app
 from kagi_shared.inbox import InboxConsumer, Message, Outcome
 from kagi_shared.jobs import BATCH_WITHIN_S, Crontab, Job, PlanWorker, Run, run_every
@@ -188,6 +190,7 @@ class WorkerRuntime:
     def _serve_probes(self) -> WorkerProbes:
         """``/health``, ``/ready`` and ``/metrics`` on the worker's metrics port (Kubernetes probes it there)."""
         probes = WorkerProbes(self.settings.consumer.liveness_silence_s)
+        REGISTRY.register(ConsumerOffsets(self.app, f"kagi-{self.service}"))
 
         async def beat() -> None:
             probes.beat()
