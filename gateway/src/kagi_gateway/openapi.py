@@ -58,7 +58,7 @@ MEANINGS: dict[int, str] = {
     404: "What the path, body or token names does not exist or is not the caller's",
     409: "The resource's current state does not allow this (for example already decided, already registered), "
          "or a request with the same `Idempotency-Key` is still running (`idempotency.in_progress`; retry after "
-         "`Retry-After` seconds)",
+         "`Retry-After` seconds) or was done but its answer is lost (`idempotency.answer_lost`)",
     410: "The link or key is no longer valid",
     413: "The request body is too large (`request.too_large`)",
     422: "The `Idempotency-Key` was already used with a different request body (`idempotency.key_reused`)",

@@ -6,8 +6,10 @@ whom the call is for (``Outgoing``, read by ``Services.send``). A service's inte
 client address, method and path, key), a claim before its handler runs and the first answer after it, for
 24 hours (a TTL index). The claim is marked committed inside the handler's own transaction (``Store.transaction``
 reads ``CLAIM``), so a claim whose work committed is never released for a second run: a retry is answered from
-the stored answer, or ``409 idempotency.in_progress`` until it is there. A first attempt that changed nothing
-(refused with a 4xx, or failed before its commit) releases its claim, so the retry runs as a new request.
+the stored answer, or ``409 idempotency.in_progress`` until it is there (``409 idempotency.answer_lost`` once the
+first attempt's lease has lapsed without it: its process ended between the commit and storing the answer).
+A first attempt that changed nothing (refused with a 4xx, or failed before its commit) releases its claim, so
+the retry runs as a new request.
 
 Stored answers are sealed (``kagi_shared.sealing``): an answer may carry a secret shown once (an invitation key).
 """
@@ -171,7 +173,12 @@ class IdempotencyMiddleware:
             await _replay(send, found["status"], found.get("content_type"), content)
             return True
         lease = found["lease_until"]
-        lapsed = found["state"] == "running" and (lease if lease.tzinfo else lease.replace(tzinfo=UTC)) < now
+        lapsed = (lease if lease.tzinfo else lease.replace(tzinfo=UTC)) < now
+        if lapsed and found["state"] == "committed":
+            # The work committed but its process ended before storing the answer: it must not run again, and
+            # waiting will not bring the answer, so say so instead of "in progress" for 24 hours.
+            raise Problem(409, "idempotency.answer_lost",
+                          "この要求は処理済みですが、結果を再表示できません。処理結果をご確認ください。")
         if lapsed:
             taken = await collection.update_one({"_id": id_, "state": "running", "lease_until": lease},
                                                 {"$set": {"lease_until": now + LEASE}})

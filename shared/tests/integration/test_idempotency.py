@@ -124,6 +124,11 @@ async def test_a_claim_committed_with_the_work_is_never_run_again(settings: Sett
         retry = await http.post("/internal/things", json={"b": 1}, headers=headers)
         assert (retry.status_code, retry.json()["code"]) == (409, "idempotency.in_progress")
         assert retry.headers["retry-after"] == str(idempotency.RETRY_AFTER_S)
+        # Once the first attempt's lease has lapsed, waiting will not bring the answer: the client is told so.
+        await store.db[idempotency.COLLECTION].update_one({}, {"$set": {
+            "lease_until": datetime.now(UTC) - timedelta(seconds=1)}})
+        lost = await http.post("/internal/things", json={"b": 1}, headers=headers)
+        assert (lost.status_code, lost.json()["code"]) == (409, "idempotency.answer_lost")
     assert runs == ["things"]
 
 
