@@ -113,3 +113,17 @@ def test_a_missing_query_parameter_is_named() -> None:
     assert reply.status_code == 400
     assert reply.headers["content-type"].startswith(PROBLEM_JSON)
     assert reply.json()["errors"] == [{"field": "recipient", "reason": "必須の項目です (missing query parameter)"}]
+
+
+def test_create_routes_document_the_idempotency_key(document: dict[str, Any]) -> None:
+    parameter = document["components"]["parameters"]["IdempotencyKey"]
+    assert (parameter["name"], parameter["in"], parameter["schema"]["maxLength"]) == ("Idempotency-Key", "header", 255)
+    keyed = {(method, path): op for method, path, op in operations(document)
+             if {"$ref": "#/components/parameters/IdempotencyKey"} in op.get("parameters", [])}
+    assert ("POST", "/api/v1/invitations/requests") in keyed
+    assert ("POST", "/api/v1/permission-requests") in keyed
+    assert all(method == "POST" for method, _ in keyed)
+    for op in keyed.values():
+        assert {"400", "409", "422"} <= set(op["responses"])
+        success = [r for status, r in op["responses"].items() if status.startswith("2")]
+        assert all("Idempotent-Replayed" in r.get("headers", {}) for r in success)

@@ -43,6 +43,12 @@ from tests.e2e.conftest import User, code_in, create_user
 
 FULL = os.environ.get("KAGI_DRILL_SCALE") == "full"
 TRANSIENT = {503, 504}
+
+
+def in_progress(reply: httpx.Response) -> bool:
+    """The first attempt with this call's Idempotency-Key is still running: retry, as for a 503."""
+    return reply.status_code == 409 and reply.headers.get("content-type", "").startswith("application/problem+json") \
+        and reply.json().get("code") == "idempotency.in_progress"
 PASSWORD = "Drill-pass-2026"  # noqa: S105 - a test account
 STEP_UP_SUBJECT = "認証コード発行のお知らせ"
 CONFIRM_SUBJECT = "メールアドレス確認"
@@ -145,9 +151,13 @@ class Workload:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         audited = user is not None and (user is self.operator or user is self.admin) and method != "GET"
+        # One key per logical call, the same on each retry: a retry after a 504 whose attempt committed gets that
+        # attempt's answer (Idempotent-Replayed) instead of a second link, mail or rate-limit hit. Routes that
+        # do not take the key ignore it.
+        key = {"Idempotency-Key": f"drill-{uuid.uuid4().hex}"} if method == "POST" else {}
         while True:
             rid = f"drill-{uuid.uuid4().hex}"
-            headers = {"X-Request-ID": rid, **(user.auth if user else {})}
+            headers = {"X-Request-ID": rid, **key, **(user.auth if user else {})}
             try:
                 reply = await self.send(method, path, json=json, headers=headers)
             except httpx.TransportError as exc:
@@ -162,7 +172,7 @@ class Workload:
                     if audited:
                         self.audited.append(rid)
                     return reply
-                if reply.status_code in TRANSIENT:
+                if reply.status_code in TRANSIENT or in_progress(reply):
                     self.last_failure = f"{label}: {reply.status_code} {reply.text[:300]}"
                 elif settled(reply):
                     return reply

@@ -23,7 +23,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from kagi_gateway.audit import AuditPublisher, anonymous_caller, caller_in, is_audited
 from kagi_gateway.controllers import CONTROLLERS
-from kagi_gateway.deps import provide_call, role_guard, settings_in
+from kagi_gateway.deps import idempotency_guard, mark_replayed, provide_call, role_guard, settings_in
 from kagi_gateway.edge import GUESSABLE, Edge, client_address
 from kagi_gateway.openapi import document
 from kagi_gateway.pages import PageMiddleware, page_response, pages_router, template_config
@@ -177,7 +177,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                           extra={"services": result})
         return {"status": "ready", "services": result}
 
-    api = Router("/", route_handlers=CONTROLLERS, guards=[role_guard])
+    api = Router("/", route_handlers=CONTROLLERS, guards=[role_guard, idempotency_guard], after_request=mark_replayed)
 
     app = Litestar(
         route_handlers=[health, ready, api, ProviderEndpoints, pages_router()],

@@ -32,6 +32,8 @@ from kagi_shared.contracts.invite import InviteClient
 from kagi_shared.contracts.lifecycle import LifecycleClient, SessionOut
 from kagi_shared.contracts.notify import NotifyClient
 from kagi_shared.contracts.permissions import PermissionsClient
+from kagi_shared.idempotency import HEADER as IDEMPOTENCY_KEY
+from kagi_shared.idempotency import OUTGOING, REPLAYED_HEADER, Outgoing, invalid_key, key_problem
 from kagi_shared.problems import Problem, service_unavailable
 from kagi_shared.service_api import INTERNAL_TOKEN_HEADER, Caller
 from kagi_shared.settings import Settings
@@ -176,6 +178,25 @@ async def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: Bas
     connection.scope.setdefault("state", {})["caller"] = Caller(
         account_id=caller.account_id, login_id=caller.login_id, email=caller.email, roles=held,
         ip=client_ip(connection), session_id=caller.session_id)
+
+
+async def idempotency_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """A route declaring ``opt={"idempotent": True}`` takes an ``Idempotency-Key``: checked here, then sent with
+    every call the route makes (``Services.send``), with the client's address for an anonymous caller (whom a
+    stored answer belongs to). Elsewhere the header is ignored, as before."""
+    key = connection.headers.get(IDEMPOTENCY_KEY) if handler.opt.get("idempotent") else None
+    if key is not None and (reason := key_problem(key)):
+        OUTGOING.set(None)
+        raise invalid_key(reason)
+    OUTGOING.set(None if key is None else Outgoing(key, client_ip(connection)))
+
+
+def mark_replayed(response: Any) -> Any:
+    """The client learns that the answer is the stored one of an earlier attempt (``Idempotent-Replayed``)."""
+    outgoing = OUTGOING.get()
+    if outgoing is not None and outgoing.replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+    return response
 
 
 def current_caller(request: Request[Any, Any, Any]) -> Caller:

@@ -11,6 +11,8 @@ it is declared:
   path, body or token names does not exist, or no longer: a link, an account, a request): it is under ``/api/``
   (the edge middleware, ``Services.call`` and the services' lookups apply to all of them);
 - 409: it changes state (POST, PUT, PATCH, DELETE), which the owning service may refuse in the current state.
+- the ``Idempotency-Key`` header (a reusable parameter) and 422 ``idempotency.key_reused``: it declares
+  ``opt={"idempotent": True}`` (``kagi_shared.idempotency``); its success answers may carry ``Idempotent-Replayed``.
 
 A route with another answer declares it with ``opt={"problems": (410,)}``. Public routes get ``security: []``
 (the global requirement is the bearer token), every operation a description naming who may call it, and the
@@ -32,12 +34,15 @@ from litestar.openapi.spec import (
     OpenAPIResponse,
     OpenAPIType,
     Operation,
+    Parameter,
     Reference,
     Schema,
     Tag,
 )
 from litestar.routes import HTTPRoute
 
+from kagi_shared.idempotency import HEADER as IDEMPOTENCY_KEY
+from kagi_shared.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER, RETRY_AFTER_S
 from kagi_shared.problems import PROBLEM_JSON
 
 PROBLEM_SCHEMA = "ProblemDetails"
@@ -51,9 +56,12 @@ MEANINGS: dict[int, str] = {
     403: "Not allowed: the role (`auth.forbidden`), an expired password (`auth.password_change_required`), "
          "access from abroad, or a rule of the owning service",
     404: "What the path, body or token names does not exist or is not the caller's",
-    409: "The resource's current state does not allow this (for example already decided, already registered)",
+    409: "The resource's current state does not allow this (for example already decided, already registered), "
+         "or a request with the same `Idempotency-Key` is still running (`idempotency.in_progress`; retry after "
+         "`Retry-After` seconds) or was done but its answer is lost (`idempotency.answer_lost`)",
     410: "The link or key is no longer valid",
     413: "The request body is too large (`request.too_large`)",
+    422: "The `Idempotency-Key` was already used with a different request body (`idempotency.key_reused`)",
     429: "Too many requests; retry after `Retry-After` seconds",
     503: "A service or its database is unreachable (`service.unavailable`); nothing was changed; retry after "
          "`Retry-After` seconds",
@@ -82,9 +90,25 @@ RETRY_AFTER = OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER), description
 WWW_AUTHENTICATE = OpenAPIHeader(schema=Schema(type=OpenAPIType.STRING), description="The bearer challenge")
 HEADERS: dict[int, dict[str, OpenAPIHeader | Reference]] = {
     401: {"WWW-Authenticate": WWW_AUTHENTICATE},
+    409: {"Retry-After": RETRY_AFTER},
     429: {"Retry-After": RETRY_AFTER},
     503: {"Retry-After": RETRY_AFTER},
 }
+
+
+IDEMPOTENCY_PARAMETER = "IdempotencyKey"
+IDEMPOTENCY = Parameter(
+    name=IDEMPOTENCY_KEY, param_in="header", required=False,
+    description="A key the client makes once per logical request (a UUID) and sends again on each retry of it: "
+                "a retry after a timeout or a lost answer gets the first attempt's answer (header "
+                f"`{REPLAYED_HEADER}: true`) instead of doing the work twice. Answers are kept for 24 hours per "
+                "caller (or client address), route and key; the same key with another body is refused with 422, "
+                f"and while the first attempt still runs a retry gets 409 with `Retry-After: {RETRY_AFTER_S}`.",
+    schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=MAX_KEY_LENGTH, pattern="^[!-~]+$"),
+)
+REPLAYED = OpenAPIHeader(schema=Schema(type=OpenAPIType.STRING, enum=["true"]),
+                         description="The answer is the stored one of an earlier attempt with the same "
+                                     "`Idempotency-Key`")
 
 
 def is_public(handler: HTTPRouteHandler) -> bool:
@@ -107,6 +131,8 @@ def problem_statuses(handler: HTTPRouteHandler, method: str, path: str, operatio
         statuses |= {403, 404, 429, 503, 504}
         if method in WRITES:
             statuses.add(409)
+    if handler.opt.get("idempotent"):
+        statuses |= {400, 409, 422}
     return statuses
 
 
@@ -160,6 +186,7 @@ def document(app: Litestar) -> OpenAPI:
     openapi = app.openapi_schema
     assert openapi.components is not None and openapi.paths is not None
     openapi.components.schemas = {**(openapi.components.schemas or {}), **_problem_schemas()}
+    openapi.components.parameters = {**(openapi.components.parameters or {}), IDEMPOTENCY_PARAMETER: IDEMPOTENCY}
     tags: set[str] = set()
     for path, method, handler in _operations(app):
         item = openapi.paths[path]
@@ -170,6 +197,12 @@ def document(app: Litestar) -> OpenAPI:
             code: response for code, response in (operation.responses or {}).items() if code.startswith("2")}
         for status in sorted(problem_statuses(handler, method, path, operation)):
             responses[str(status)] = _problem_response(status)
+        if handler.opt.get("idempotent"):
+            operation.parameters = [*(operation.parameters or []),
+                                    Reference(ref=f"#/components/parameters/{IDEMPOTENCY_PARAMETER}")]
+            for code, response in responses.items():
+                if code.startswith("2") and isinstance(response, OpenAPIResponse):
+                    response.headers = {**(response.headers or {}), REPLAYED_HEADER: REPLAYED}
         operation.responses = responses
         roles = handler.opt.get("roles")
         if is_public(handler):

@@ -17,6 +17,8 @@ from kagi_shared.contracts.invite import InviteClient
 from kagi_shared.contracts.lifecycle import LifecycleClient
 from kagi_shared.contracts.notify import NotifyClient
 from kagi_shared.contracts.permissions import IpAllowlistOut, PermissionsClient
+from kagi_shared.idempotency import HEADER as IDEMPOTENCY_KEY
+from kagi_shared.idempotency import OUTGOING, REPLAYED_HEADER
 from kagi_shared.metrics import INTERNAL_CALLS
 from kagi_shared.problems import PROBLEM_JSON, service_timeout, service_unavailable
 from kagi_shared.service_api import INTERNAL_TOKEN_HEADER, Caller, caller_headers
@@ -87,6 +89,11 @@ class Services:
             headers["x-request-id"] = request_id
         if body is not None:
             headers["content-type"] = "application/json"
+        outgoing = OUTGOING.get() if method == "POST" else None
+        if outgoing is not None:
+            headers[IDEMPOTENCY_KEY] = outgoing.key
+            if caller is None and outgoing.client_ip:
+                headers["x-kagi-client-ip"] = outgoing.client_ip
         try:
             response = await self.clients[service].request(
                 method, internal_path(path), content=body, params=dict(params) if params else None, headers=headers,
@@ -97,6 +104,8 @@ class Services:
             raise service_unavailable(service) from None
         if response.status_code >= 400:
             raise ForwardedProblem(response)
+        if outgoing is not None and response.headers.get(REPLAYED_HEADER) == "true":
+            outgoing.replayed = True
         return response.content
 
     async def call(self, service: str, method: str, path: str, *, caller: Caller | None = None,

@@ -21,7 +21,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
-from kagi_shared import metrics
+from kagi_shared import idempotency, metrics
 from kagi_shared.events.envelope import Envelope, encode
 from kagi_shared.settings import Settings
 
@@ -171,6 +171,12 @@ class Store:
             result = await fn(tx)
             if tx.outbox:
                 await self.db[OUTBOX].insert_many(tx.outbox, session=session)
+            claim = idempotency.CLAIM.get()
+            if claim is not None and claim.database == self.db.name:
+                # With the work it guards: once this commits, the key is never released for a second run.
+                await self.db[idempotency.COLLECTION].update_one({"_id": claim.id}, {"$set": {"state": "committed"}},
+                                                                  session=session)
+                tx.after_commit(claim.mark_committed)
             return result
 
         async with self.client.start_session() as session:
@@ -181,6 +187,8 @@ class Store:
 
     async def ensure_outbox_indexes(self) -> None:
         await self.db[OUTBOX].create_index([("seq", 1)])
+        # The stored answers of Idempotency-Key requests leave after their 24 hours (kagi_shared.idempotency).
+        await self.db[idempotency.COLLECTION].create_index([("expires_at", 1)], expireAfterSeconds=0)
 
     async def ensure_indexes(self, *repositories: HasIndexes) -> None:
         """Create the indexes the service's repositories declare, and the outbox's (a service's start)."""

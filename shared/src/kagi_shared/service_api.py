@@ -28,9 +28,11 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from kagi_shared.breaker import DATABASE
+from kagi_shared.idempotency import SEAL_PURPOSE, IdempotencyMiddleware
 from kagi_shared.logging import configure_logging, get_logger
 from kagi_shared.metrics import api_metrics_port, name_process, observe_http, scrape_app
 from kagi_shared.problems import Problem, exception_handlers, service_unavailable
+from kagi_shared.sealing import Sealer
 from kagi_shared.settings import Settings, get_settings, require_secrets
 from kagi_shared.tracing import SpanKind, configure_tracing, mark_error, span
 from kagi_shared.worker_probes import serve_probes
@@ -204,6 +206,9 @@ def health_handlers(ready: ReadyCheck) -> list[Any]:
 class _Database(Protocol):
     async def ping(self) -> None: ...
 
+    @property
+    def db(self) -> Any: ...
+
 
 class _Service(Protocol):
     """What a service's composition root (``bootstrap.py``) gives its internal API."""
@@ -254,9 +259,13 @@ class RunningService(Generic[ServiceT]):
         """The app's ``/ready`` check: the service's database answers."""
         await self().store.ping()
 
+    def database(self) -> Any:
+        """The service's database (where its Idempotency-Key answers are stored)."""
+        return self().store.db
+
     def api(self, name: str, route_handlers: Sequence[Any]) -> ServiceApi:
         """The internal API serving this service: ``route_handlers``, this lifespan and this ``/ready`` check."""
-        return ServiceApi(name, route_handlers, ready=self.ready, lifespan=[self.lifespan])
+        return ServiceApi(name, route_handlers, ready=self.ready, lifespan=[self.lifespan], database=self.database)
 
 
 @dataclass(frozen=True)
@@ -269,6 +278,8 @@ class ServiceApi:
     route_handlers: Sequence[Any]
     ready: ReadyCheck
     lifespan: Sequence[Any] = ()
+    database: Callable[[], Any] | None = None
+    """The service's database, for the answers of requests sent with ``Idempotency-Key``; None: not honoured."""
 
 
 def internal_router(api: ServiceApi, settings: Settings, path: str = "/") -> Router:
@@ -277,7 +288,12 @@ def internal_router(api: ServiceApi, settings: Settings, path: str = "/") -> Rou
     At the root the process is this service's own and holds its credential as ``internal_token``; mounted beside
     others (the compact process) each service's routes check the credential callers hold for that service."""
     expected = settings.security.internal_token if path == "/" else settings.internal_token_for(api.name)
-    return Router(path=path, route_handlers=list(api.route_handlers), guards=[internal_guard_for(expected)])
+    middleware: list[Callable[[ASGIApp], ASGIApp]] = []
+    if api.database is not None and expected:
+        database, sealer = api.database, Sealer(expected, SEAL_PURPOSE)
+        middleware.append(lambda app: IdempotencyMiddleware(app, database, expected, sealer))
+    return Router(path=path, route_handlers=list(api.route_handlers), guards=[internal_guard_for(expected)],
+                  middleware=middleware)
 
 
 def service_app(settings: Settings, *apis: ServiceApi) -> Litestar:

@@ -72,7 +72,7 @@ class InvitationController(ApiController):
     tags = ("invitations",)
 
     # -- the owner -------------------------------------------------------------------------------
-    issue = forward(post("/me/invitations", opt={"roles": OWNER}, status_code=201,
+    issue = forward(post("/me/invitations", opt={"roles": OWNER, "idempotent": True}, status_code=201,
                          summary="Issue an invitation key (needs a fresh step-up)"), InviteClient.issue_key)
 
     keys = forward(get("/me/invitations", opt={"roles": OWNER},
@@ -104,7 +104,7 @@ class InvitationController(ApiController):
                                                    added_at=m.added_at) for m in found.items])
 
     # -- the invitee (public) --------------------------------------------------------------------
-    request_link = forward(post("/invitations/requests", opt={"roles": PUBLIC}, status_code=202,
+    request_link = forward(post("/invitations/requests", opt={"roles": PUBLIC, "idempotent": True}, status_code=202,
                                 summary="Mail a confirmation link to the invitee (招待コードをお持ちの方)"),
                            InviteClient.request_link, InvitationRequestIn)
 

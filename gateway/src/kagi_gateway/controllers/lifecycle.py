@@ -94,7 +94,7 @@ class PasswordController(ApiController):
         return PasswordChangedOut(password_changed_at=changed.password_changed_at,
                                   message="パスワードを変更しました。新しいパスワードで再度ログインしてください。")
 
-    request_reset = forward(post("/auth/password-reset", opt={"roles": PUBLIC}, status_code=202,
+    request_reset = forward(post("/auth/password-reset", opt={"roles": PUBLIC, "idempotent": True}, status_code=202,
                                  summary="Mail a single-use reset link (same answer whether or not the ID exists)"),
                             LifecycleClient.request_reset, ResetRequestIn)
 
@@ -130,7 +130,7 @@ class PasswordController(ApiController):
         LifecycleClient.reset_answer, AnswerIn)
 
     file_unlock = forward(
-        post("/auth/unlock-requests", opt={"roles": PUBLIC}, status_code=202,
+        post("/auth/unlock-requests", opt={"roles": PUBLIC, "idempotent": True}, status_code=202,
              summary="Ask for a locked ID to be unlocked (the answer never reveals whether the ID exists)"),
         LifecycleClient.file_unlock, UnlockFileIn)
 

@@ -55,7 +55,8 @@ class LocationController(ApiController):
                      per_page: Annotated[int, QueryParameter(name="perPage", ge=1, le=100)] = 10) -> LocationPageOut:
         return await call.invite.locations(call.caller, q, page, per_page, rid=call.rid)
 
-    issue = forward(post("/locations/{location_id:str}/viewer-keys", opt={"roles": OWNER}, status_code=201,
+    issue = forward(post("/locations/{location_id:str}/viewer-keys", opt={"roles": OWNER, "idempotent": True},
+                         status_code=201,
                          summary="Issue a 24-hour viewer key for one location (needs a fresh step-up)"),
                     InviteClient.issue_viewer_key)
 

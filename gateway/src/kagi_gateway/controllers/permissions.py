@@ -39,7 +39,7 @@ class PermissionRequestController(ApiController):
     my_company = forward(get("/company", opt={"roles": ADMIN},
                              summary="The admin's own company"), PermissionsClient.my_company)
 
-    submit = forward(post("/permission-requests", opt={"roles": ADMIN}, status_code=201,
+    submit = forward(post("/permission-requests", opt={"roles": ADMIN, "idempotent": True}, status_code=201,
                           summary="File a new (設定), change (変更) or revoke (抹消) request"),
                      PermissionsClient.submit)
 

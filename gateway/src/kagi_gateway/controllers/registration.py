@@ -45,7 +45,7 @@ class RegistrationController(ApiController):
     tags = ("registration",)
 
     request_link = forward(
-        post("/", opt={"roles": PUBLIC}, status_code=202,
+        post("/", opt={"roles": PUBLIC, "idempotent": True}, status_code=202,
              summary="Mail an email-verification link (the same answer whether or not the address has an account)"),
         LifecycleClient.request_registration, RegistrationIn)
 

@@ -14,7 +14,7 @@ class StepUpController(ApiController):
     path = "/api/v1/me/step-up"
     tags = ("step-up",)
 
-    issue = forward(post("/", opt={"roles": STEP_UP}, status_code=201,
+    issue = forward(post("/", opt={"roles": STEP_UP, "idempotent": True}, status_code=201,
                          summary="Mail a one-time code to the registered address"), InviteClient.issue_step_up)
     verify = forward(post("/verify", opt={"roles": STEP_UP, "rate": "guess"}, status_code=200,
                           summary="Verify the one-time code"), InviteClient.verify_step_up)
