@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -81,3 +84,62 @@ async def client_from(app: Litestar, peer: str = "127.0.0.1") -> AsyncIterator[h
     transport = httpx.ASGITransport(app=app, client=(peer, 4711))
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=15) as client:
         yield client
+
+
+class Proxy:
+    """A real outage on a real connection: forwards 127.0.0.1:<port> to the embedded database while on; off
+    closes the listener and every link.
+
+    It runs its own event loop on a thread, so it forwards whatever the test's loop is doing.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._links: set[asyncio.StreamWriter] = set()
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, daemon=True).start()
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
+
+    def on(self) -> None:
+        async def listen() -> None:
+            self._server = await asyncio.start_server(self._link, "127.0.0.1", self.port)
+            self.port = self._server.sockets[0].getsockname()[1]
+
+        self._run(listen())
+
+    def off(self) -> None:
+        async def close() -> None:
+            assert self._server is not None
+            self._server.close()
+            for writer in list(self._links):
+                writer.close()
+            self._links.clear()
+            await self._server.wait_closed()
+
+        self._run(close())
+
+    def stop(self) -> None:
+        async def cancel_links() -> None:
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+
+        self._run(cancel_links())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._links |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))

@@ -16,17 +16,22 @@ Stored answers are sealed (``kagi_shared.sealing``): an answer may carry a secre
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from kagi_shared.logging import get_logger
 from kagi_shared.problems import FieldError, Problem
 from kagi_shared.sealing import Sealer, SealError
+
+log = get_logger(__name__)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -41,6 +46,9 @@ WINDOW = timedelta(hours=24)
 LEASE = timedelta(seconds=60)
 """How long a running first attempt holds its key before a retry may take it over (the attempt's process died
 before committing). Longer than the gateway's longest wait for a service (the chained 15 s)."""
+ANSWER_GRACE = timedelta(minutes=5)
+"""How long after its lease a committed claim may still get its answer: a process that could not store it (the
+database went away right after the commit) keeps trying that long, and retries meanwhile hear "in progress"."""
 RETRY_AFTER_S = 2
 MAX_KEY_LENGTH = 255
 SEAL_PURPOSE = "idempotency answers"
@@ -149,9 +157,16 @@ class IdempotencyMiddleware:
         finally:
             CLAIM.reset(reset)
         if claim.committed or 200 <= answer.status < 300:
-            await collection.update_one({"_id": id_}, {"$set": {
-                "state": "done", "status": answer.status, "content_type": answer.content_type,
-                "answer": self.sealer.seal(bytes(answer.body), id_.encode())}})
+            done = {"state": "done", "status": answer.status, "content_type": answer.content_type,
+                    "answer": self.sealer.seal(bytes(answer.body), id_.encode())}
+            try:
+                await collection.update_one({"_id": id_}, {"$set": done})
+            except PyMongoError:
+                # Committed, but the database went away before the answer was kept: keep trying in the background
+                # (the reply has gone out already), so a retry after the outage is answered, not refused.
+                task = asyncio.create_task(_keep_answer(collection, id_, done))
+                _KEEPING.add(task)
+                task.add_done_callback(_KEEPING.discard)
         else:  # refused or failed before any commit: nothing happened, so a retry runs anew
             await collection.delete_one({"_id": id_, "state": "running"})
 
@@ -173,18 +188,35 @@ class IdempotencyMiddleware:
             await _replay(send, found["status"], found.get("content_type"), content)
             return True
         lease = found["lease_until"]
-        lapsed = (lease if lease.tzinfo else lease.replace(tzinfo=UTC)) < now
-        if lapsed and found["state"] == "committed":
+        lease = lease if lease.tzinfo else lease.replace(tzinfo=UTC)
+        lapsed = lease < now
+        if found["state"] == "committed" and lease + ANSWER_GRACE < now:
             # The work committed but its process ended before storing the answer: it must not run again, and
             # waiting will not bring the answer, so say so instead of "in progress" for 24 hours.
             raise Problem(409, "idempotency.answer_lost",
                           "この要求は処理済みですが、結果を再表示できません。処理結果をご確認ください。")
-        if lapsed:
-            taken = await collection.update_one({"_id": id_, "state": "running", "lease_until": lease},
+        if lapsed and found["state"] == "running":
+            taken = await collection.update_one({"_id": id_, "state": "running", "lease_until": found["lease_until"]},
                                                 {"$set": {"lease_until": now + LEASE}})
             if taken.modified_count == 1:
                 return False
         raise _in_progress()
+
+
+_KEEPING: set[asyncio.Task[None]] = set()
+
+
+async def _keep_answer(collection: Any, id_: str, done: dict[str, Any], pause_s: float = 1.0) -> None:
+    """Store a committed claim's answer once the database is back, for up to ``ANSWER_GRACE``."""
+    give_up = time.monotonic() + ANSWER_GRACE.total_seconds()
+    while time.monotonic() < give_up:
+        await asyncio.sleep(pause_s)
+        try:
+            await collection.update_one({"_id": id_}, {"$set": done})
+            return
+        except PyMongoError:
+            pause_s = min(pause_s * 2, 10.0)
+    log.warning("idempotency.answer_not_kept", claim=id_)
 
 
 def _in_progress() -> Problem:

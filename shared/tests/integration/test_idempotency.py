@@ -12,12 +12,14 @@ from typing import Any
 import httpx
 from litestar import post
 from litestar.params import JSONBody
+from pymongo import AsyncMongoClient
 
 from kagi_shared import idempotency
 from kagi_shared.mongo import Store, Tx
 from kagi_shared.problems import Problem
 from kagi_shared.service_api import INTERNAL_TOKEN_HEADER, Caller, ServiceApi, caller_headers, service_app
 from kagi_shared.settings import Settings
+from tests.support import Proxy
 
 
 def service(settings: Settings, store: Store,
@@ -124,9 +126,14 @@ async def test_a_claim_committed_with_the_work_is_never_run_again(settings: Sett
         retry = await http.post("/internal/things", json={"b": 1}, headers=headers)
         assert (retry.status_code, retry.json()["code"]) == (409, "idempotency.in_progress")
         assert retry.headers["retry-after"] == str(idempotency.RETRY_AFTER_S)
-        # Once the first attempt's lease has lapsed, waiting will not bring the answer: the client is told so.
+        # Its lease lapsed: its process may still be storing the answer (a database outage right after the commit).
         await store.db[idempotency.COLLECTION].update_one({}, {"$set": {
             "lease_until": datetime.now(UTC) - timedelta(seconds=1)}})
+        waiting = await http.post("/internal/things", json={"b": 1}, headers=headers)
+        assert (waiting.status_code, waiting.json()["code"]) == (409, "idempotency.in_progress")
+        # Past the grace as well, waiting will not bring the answer: the client is told so.
+        await store.db[idempotency.COLLECTION].update_one({}, {"$set": {
+            "lease_until": datetime.now(UTC) - idempotency.ANSWER_GRACE - timedelta(seconds=1)}})
         lost = await http.post("/internal/things", json={"b": 1}, headers=headers)
         assert (lost.status_code, lost.json()["code"]) == (409, "idempotency.answer_lost")
     assert runs == ["things"]
@@ -161,3 +168,50 @@ async def test_a_retry_while_the_first_runs_waits_and_a_lapsed_claim_is_taken_ov
         taken = await http.post("/internal/slow", content=b"{}", headers=lapsed | {"content-type": "application/json"})
         assert taken.status_code == 201 and idempotency.REPLAYED_HEADER.lower() not in taken.headers
         assert runs == ["slow", "slow"]
+
+
+async def test_an_answer_the_database_could_not_keep_after_the_commit_is_kept_once_it_is_back(
+        settings: Settings, store_factory: Any) -> None:
+    """The database goes away between the handler's commit and storing its answer (a drill's outage did exactly
+    that): a retry after the outage gets the first answer, not ``answer_lost``, and the work does not run again."""
+    store: Store = await store_factory("idem")
+    await store.ensure_outbox_indexes()
+    proxy = Proxy(settings.ports.mongo)
+    proxy.on()
+    via_proxy: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        f"mongodb://127.0.0.1:{proxy.port}/?directConnection=true", serverSelectionTimeoutMS=500)
+    runs: list[str] = []
+
+    @post("/internal/outage", status_code=201)
+    async def outage() -> dict[str, Any]:
+        async def work(tx: Tx) -> int:
+            await store.db["things"].insert_one({"n": 1}, session=tx.session)
+            return 1
+
+        runs.append("outage")
+        await store.transaction(work)  # committed (and the claim marked), then the database goes away
+        await asyncio.to_thread(proxy.off)
+        return {"runId": uuid.uuid4().hex}
+
+    async def ready() -> None:
+        await store.ping()
+
+    app = service_app(settings, ServiceApi("idem", [outage], ready=ready, database=lambda: via_proxy[store.db.name]))
+    key = {idempotency.HEADER: "through-an-outage", INTERNAL_TOKEN_HEADER: settings.security.internal_token}
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://idem") as http:
+            first = await http.post("/internal/outage", headers=caller("alice") | key)
+            assert first.status_code == 201, first.text
+            await asyncio.sleep(2)
+            await asyncio.to_thread(proxy.on)  # the same port: the database is back
+            for _ in range(60):
+                again = await http.post("/internal/outage", headers=caller("alice") | key)
+                if again.status_code != 409 or again.json()["code"] != "idempotency.in_progress":
+                    break
+                await asyncio.sleep(0.5)
+            assert (again.status_code, again.json()) == (201, first.json()), again.text
+            assert again.headers[idempotency.REPLAYED_HEADER] == "true"
+            assert runs == ["outage"]
+    finally:
+        await via_proxy.close()
+        proxy.stop()
