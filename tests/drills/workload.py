@@ -43,18 +43,18 @@ from tests.e2e.conftest import User, code_in, create_user
 
 FULL = os.environ.get("KAGI_DRILL_SCALE") == "full"
 TRANSIENT = {503, 504}
-
-
-def in_progress(reply: httpx.Response) -> bool:
-    """The first attempt with this call's Idempotency-Key is still running: retry, as for a 503."""
-    return reply.status_code == 409 and reply.headers.get("content-type", "").startswith("application/problem+json") \
-        and reply.json().get("code") == "idempotency.in_progress"
 PASSWORD = "Drill-pass-2026"  # noqa: S105 - a test account
 STEP_UP_SUBJECT = "認証コード発行のお知らせ"
 CONFIRM_SUBJECT = "メールアドレス確認"
 IDP = "drill-idp"
 PACE_S = 1.0
 """Each actor's pause between rounds: the load grows with the fault's length, not with the machine's speed."""
+
+
+def in_progress(reply: httpx.Response) -> bool:
+    """The first attempt with this call's Idempotency-Key is still running: retry, as for a 503."""
+    return reply.status_code == 409 and reply.headers.get("content-type", "").startswith("application/problem+json") \
+        and reply.json().get("code") == "idempotency.in_progress"
 
 
 @dataclass(frozen=True)
