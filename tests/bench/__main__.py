@@ -198,7 +198,9 @@ async def relay_throughput(settings: Any, count: int = 5000) -> dict[str, Any]:
     for start in range(0, count, 1000):
         await store.db[OUTBOX].insert_many(tail_rows[start:start + 1000])
     await store.db["outbox_checkpoint"].replace_one({"_id": "relay"}, {"token": checkpoint, "n": 0}, upsert=True)
-    tail = OutboxRelay(store, producer, tuned)
+    # Tailing is opt-in in the product (KAGI_OUTBOX_CHANGE_STREAM): this measurement turns it on itself.
+    tailing = msgspec.structs.replace(tuned, outbox=msgspec.structs.replace(tuned.outbox, change_stream=True))
+    tail = OutboxRelay(store, producer, tailing)
     stop = asyncio.Event()
     t = time.perf_counter()
     task = asyncio.create_task(tail.run(stop))
