@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -375,8 +375,9 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}){mem}, Python {platform.python_version()}, {platform.system()}"
 
 
-def relay_only() -> None:
-    """``python -m tests.bench relay``: the relay measurement alone, printed (RESULTS.md is not written)."""
+def alone(measure: Callable[[Any], Coroutine[Any, Any, dict[str, Any]]], show: Callable[[dict[str, Any]], str]) -> None:
+    """One measurement on its own embedded servers, printed with the load before / after (RESULTS.md is not
+    written): ``python -m tests.bench relay`` and ``python -m tests.bench latency``."""
     configure_env()
     from kagi_local.infra import Infra
     from kagi_shared.settings import get_settings
@@ -386,37 +387,27 @@ def relay_only() -> None:
     infra.up()
     try:
         load = os.getloadavg()[0]
-        relay = asyncio.run(relay_throughput(settings))
-        print({k: round(v, 3) if isinstance(v, float) else v for k, v in relay.items()},
-              f"load {load:.1f} / {os.getloadavg()[0]:.1f}")
+        result = asyncio.run(measure(settings))
+        print(show(result), f"load {load:.1f} / {os.getloadavg()[0]:.1f}")
     finally:
         infra.down()
 
 
-def latency_only() -> None:
-    """``python -m tests.bench latency``: the event latency alone, printed (RESULTS.md is not written)."""
-    configure_env()
-    from kagi_local.infra import Infra
-    from kagi_shared.settings import get_settings
+def show_relay(relay: dict[str, Any]) -> str:
+    return str({k: round(v, 3) if isinstance(v, float) else v for k, v in relay.items()})
 
-    settings = get_settings()
-    infra = Infra(settings)
-    infra.up()
-    try:
-        load = os.getloadavg()[0]
-        latency = asyncio.run(event_latency(settings))
-        print(f"p50 {ms(latency['p50'])}  p99 {ms(latency['p99'])}  max {ms(latency['max'])}  over "
-              f"{latency['count']} events at {latency['achieved_rate']:.0f}/s; load {load:.1f} / {os.getloadavg()[0]:.1f}")
-    finally:
-        infra.down()
+
+def show_latency(latency: dict[str, Any]) -> str:
+    return (f"p50 {ms(latency['p50'])}  p99 {ms(latency['p99'])}  max {ms(latency['max'])}  over "
+            f"{latency['count']} events at {latency['achieved_rate']:.0f}/s;")
 
 
 def main() -> None:
     if sys.argv[1:] == ["relay"]:
-        relay_only()
+        alone(relay_throughput, show_relay)
         return
     if sys.argv[1:] == ["latency"]:
-        latency_only()
+        alone(event_latency, show_latency)
         return
     configure_env()
     from kagi_cli.main import system_specs
