@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -556,18 +558,25 @@ class Monitored:
         return [c for c in self.sent[start:] if c[0] not in leave_out]
 
 
-@pytest.mark.parametrize("tail", [False, True], ids=["polling-woken-by-its-watch", "tailing"])
-async def test_writes_elsewhere_cost_an_idle_relays_stream_a_getmore_per_coalescing_interval(
-        settings: Settings, tail: bool) -> None:
-    """The embedded database answers an awaiting getMore of a change stream at once on ANY write in the server,
-    usually with nothing: without a pause, every write anywhere cost each open stream a round trip."""
+@dataclass
+class WatchedRelay:
+    watched: Monitored
+    """Every command the relay's client sent."""
+    store: Store
+    writer: Store
+    """Another client on the relay's database, to commit events the way an API would."""
+    topic: str
+    relay: OutboxRelay
+
+
+@contextlib.asynccontextmanager
+async def watched_relay(settings: Settings, *, tail: bool) -> AsyncIterator[WatchedRelay]:
+    """A relay on a database of its own, its commands recorded, running, its stream open and settled."""
     from kagi_shared.mongo import make_client
 
     watched = Monitored(settings)
     store = Store(watched.client, f"test_relay_{uuid.uuid4().hex[:8]}")
-    other = make_client(settings)
-    writer = Store(other, store.db.name)
-    noise = other[f"test_noise_{uuid.uuid4().hex[:8]}"]["noise"]  # another database: not the relay's business
+    writer = Store(make_client(settings), store.db.name)
     topic = await new_topic(settings)
     quiet = msgspec.structs.replace(settings, outbox=msgspec.structs.replace(
         settings.outbox, change_stream=tail, lease_ttl_s=120.0, watch_await_s=5.0, watch_coalesce_s=0.1))
@@ -578,58 +587,7 @@ async def test_writes_elsewhere_cost_an_idle_relays_stream_a_getmore_per_coalesc
     try:
         await wait_for(lambda: _true(relay.stream_live))
         await asyncio.sleep(0.5)
-        start = len(watched.sent)
-        began = asyncio.get_running_loop().time()
-        ids: list[str] = []
-        for i in range(100):
-            await noise.insert_one({"_id": i})
-            if i == 50:  # committed while the stream pauses: the server keeps it for the next getMore
-                ids = await commit_events(writer, topic, 1)
-            await asyncio.sleep(0.01)
-        elapsed = asyncio.get_running_loop().time() - began
-        getmores = [c for c in watched.since(start) if c[0] == "getMore"]
-        # One per coalescing interval, plus the ones parked when the writes began and ended (it was ~100).
-        assert len(getmores) <= elapsed / 0.1 + 3, (len(getmores), round(elapsed, 2))
-        # Well before the safety poll: the stream reported the event although it came among the noise.
-        await wait_for(lambda: _true(relay.published == 1), seconds=3.0)
-        assert await published_ids(settings, topic) == Counter(ids)
-    finally:
-        stop.set()
-        await task
-        await producer.stop()
-        await watched.client.drop_database(store.db.name)
-        await other.drop_database(noise.database.name)
-        await watched.client.close()
-        await other.close()
-
-
-async def test_publishing_one_event_by_polling_costs_four_commands(settings: Settings) -> None:
-    """Read it, claim it, delete it, drop the claim: no claims check while none can be open (only this relay,
-    holding the lease, writes them), and no second read when the pass found fewer rows than a batch (the watch
-    wakes the relay for anything committed after the read)."""
-    from kagi_shared.mongo import make_client
-
-    watched = Monitored(settings)
-    store = Store(watched.client, f"test_relay_{uuid.uuid4().hex[:8]}")
-    writer = Store(make_client(settings), store.db.name)
-    topic = await new_topic(settings)
-    polled = msgspec.structs.replace(settings, outbox=msgspec.structs.replace(
-        settings.outbox, change_stream=False, lease_ttl_s=120.0, watch_await_s=5.0))
-    producer = make_producer(settings, "test")
-    await producer.start()
-    relay = OutboxRelay(store, producer, polled)
-    stop, task = await run_relay(relay)
-    try:
-        await wait_for(lambda: _true(relay.stream_live))
-        await asyncio.sleep(0.5)
-        start = len(watched.sent)
-        ids = await commit_events(writer, topic, 1)
-        await wait_for(lambda: _true(relay.published == 1))
-        await asyncio.sleep(1.0)  # what the relay does after publishing, until it sleeps again
-        # The stream's getMores and the backlog gauge's sample (every few seconds whatever happens) aside.
-        assert watched.since(start, leave_out=("getMore", "count")) == [
-            ("find", "outbox"), ("insert", "outbox_claims"), ("delete", "outbox"), ("delete", "outbox_claims")]
-        assert await published_ids(settings, topic) == Counter(ids)
+        yield WatchedRelay(watched, store, writer, topic, relay)
     finally:
         stop.set()
         await task
@@ -637,6 +595,48 @@ async def test_publishing_one_event_by_polling_costs_four_commands(settings: Set
         await watched.client.drop_database(store.db.name)
         await watched.client.close()
         await writer.client.close()
+
+
+@pytest.mark.parametrize("tail", [False, True], ids=["polling-woken-by-its-watch", "tailing"])
+async def test_writes_elsewhere_cost_an_idle_relays_stream_a_getmore_per_coalescing_interval(
+        settings: Settings, tail: bool) -> None:
+    """The embedded database answers an awaiting getMore of a change stream at once on ANY write in the server,
+    usually with nothing: without a pause, every write anywhere cost each open stream a round trip."""
+    async with watched_relay(settings, tail=tail) as w:
+        noise = w.writer.client[f"test_noise_{uuid.uuid4().hex[:8]}"]["noise"]  # another database
+        try:
+            start = len(w.watched.sent)
+            began = asyncio.get_running_loop().time()
+            ids: list[str] = []
+            for i in range(100):
+                await noise.insert_one({"_id": i})
+                if i == 50:  # committed while the stream pauses: the server keeps it for the next getMore
+                    ids = await commit_events(w.writer, w.topic, 1)
+                await asyncio.sleep(0.01)
+            elapsed = asyncio.get_running_loop().time() - began
+            getmores = [c for c in w.watched.since(start) if c[0] == "getMore"]
+            # One per coalescing interval, plus the ones parked when the writes began and ended (it was ~100).
+            assert len(getmores) <= elapsed / 0.1 + 3, (len(getmores), round(elapsed, 2))
+            # Well before the safety poll: the stream reported the event although it came among the noise.
+            await wait_for(lambda: _true(w.relay.published == 1), seconds=3.0)
+            assert await published_ids(settings, w.topic) == Counter(ids)
+        finally:
+            await w.writer.client.drop_database(noise.database.name)
+
+
+async def test_publishing_one_event_by_polling_costs_four_commands(settings: Settings) -> None:
+    """Read it, claim it, delete it, drop the claim: no claims check while none can be open (only this relay,
+    holding the lease, writes them), and no second read when the pass found fewer rows than a batch (the watch
+    wakes the relay for anything committed after the read)."""
+    async with watched_relay(settings, tail=False) as w:
+        start = len(w.watched.sent)
+        ids = await commit_events(w.writer, w.topic, 1)
+        await wait_for(lambda: _true(w.relay.published == 1))
+        await asyncio.sleep(1.0)  # what the relay does after publishing, until it sleeps again
+        # The stream's getMores and the backlog gauge's sample (every few seconds whatever happens) aside.
+        assert w.watched.since(start, leave_out=("getMore", "count")) == [
+            ("find", "outbox"), ("insert", "outbox_claims"), ("delete", "outbox"), ("delete", "outbox_claims")]
+        assert await published_ids(settings, w.topic) == Counter(ids)
 
 
 async def test_a_relay_whose_send_failed_settles_its_own_claim_before_sending_again(settings: Settings,
