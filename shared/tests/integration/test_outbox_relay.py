@@ -259,7 +259,7 @@ def standalone_mongo(tmp_path: Path) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port),  # noqa: S603
+    proc = subprocess.Popen([sys.executable, "-m", "kagi_local.embedded_db", "--host", "127.0.0.1", "--port", str(port),  # noqa: S603
                              "--storage-path", str(tmp_path / "standalone"), "--standalone",
                              "--log-level", "WARNING"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"

