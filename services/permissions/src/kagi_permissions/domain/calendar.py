@@ -1,9 +1,9 @@
 """The business calendar (当社営業日, SPEC §3): no weekends, national holidays or company closure days.
 
 National holidays come from ``jpholiday`` (substitute holidays 振替休日 and citizens' holidays 国民の休日
-included; the same days as the ``holidays`` package's Japan for 2000–2050, which it replaced because importing that
-package loads every lunar calendar it knows: most of ``kagi calendar schedule``'s start-up); the company is closed Dec 31 – Jan 3 every year, plus any date the
-operator configures in ``BUSINESS_CALENDAR_CLOSED_DATES``.
+included). It gives the same days as the ``holidays`` package's Japan for 2000–2050 and replaced it because importing
+that package loads every lunar calendar it knows, most of ``kagi calendar schedule``'s start-up. The company is closed
+Dec 31 – Jan 3 every year, plus any date the operator configures in ``BUSINESS_CALENDAR_CLOSED_DATES``.
 """
 
 from __future__ import annotations
