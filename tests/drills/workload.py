@@ -51,10 +51,20 @@ PACE_S = 1.0
 """Each actor's pause between rounds: the load grows with the fault's length, not with the machine's speed."""
 
 
+def problem_code(reply: httpx.Response) -> str | None:
+    if reply.headers.get("content-type", "").startswith("application/problem+json"):
+        return str(reply.json().get("code"))
+    return None
+
+
 def in_progress(reply: httpx.Response) -> bool:
     """The first attempt with this call's Idempotency-Key is still running: retry, as for a 503."""
-    return reply.status_code == 409 and reply.headers.get("content-type", "").startswith("application/problem+json") \
-        and reply.json().get("code") == "idempotency.in_progress"
+    return reply.status_code == 409 and problem_code(reply) == "idempotency.in_progress"
+
+
+def answer_lost(reply: httpx.Response) -> bool:
+    """An attempt with this call's key went through, and its process ended before keeping the answer."""
+    return reply.status_code == 409 and problem_code(reply) == "idempotency.answer_lost"
 
 
 @dataclass(frozen=True)
@@ -176,6 +186,11 @@ class Workload:
                     self.last_failure = f"{label}: {reply.status_code} {reply.text[:300]}"
                 elif settled(reply):
                     return reply
+                elif answer_lost(reply):
+                    # As a person told 「処理結果をご確認ください」 would, when the result is not the one they need:
+                    # ask again, a new call with a new key (the lost attempt's effects stand and are counted).
+                    self.last_failure = f"{label}: {reply.status_code} {reply.text[:300]}"
+                    key = {"Idempotency-Key": f"drill-{uuid.uuid4().hex}"}
                 else:
                     self._unexpected(label, reply)
             if loop.time() > deadline:
@@ -305,7 +320,7 @@ class Workload:
                                     settled=lambda r: r.status_code == 409)
             code = reply.json().get("code")
             if reply.status_code == 201 or code in ("invitation.link_used", "invitation.key_used",
-                                                    "invitation.already_member"):
+                                                    "invitation.already_member", "idempotency.answer_lost"):
                 return  # the last attempt, or an earlier one whose answer was lost, redeemed the key
             if code == "account.exists":  # an earlier attempt made the account and no more: log in with it
                 body.update(account="existing", loginId=invitee)

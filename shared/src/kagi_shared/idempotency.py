@@ -6,8 +6,8 @@ whom the call is for (``Outgoing``, read by ``Services.send``). A service's inte
 client address, method and path, key), a claim before its handler runs and the first answer after it, for
 24 hours (a TTL index). The claim is marked committed inside the handler's own transaction (``Store.transaction``
 reads ``CLAIM``), so a claim whose work committed is never released for a second run: a retry is answered from
-the stored answer, or ``409 idempotency.in_progress`` until it is there (``409 idempotency.answer_lost`` once the
-first attempt's lease has lapsed without it: its process ended between the commit and storing the answer).
+the stored answer, or ``409 idempotency.in_progress`` until it is there (``409 idempotency.answer_lost`` once it
+is clear it never will be: its process ended between the commit and storing the answer).
 A first attempt that changed nothing (refused with a 4xx, or failed before its commit) releases its claim, so
 the retry runs as a new request.
 
@@ -46,9 +46,16 @@ WINDOW = timedelta(hours=24)
 LEASE = timedelta(seconds=60)
 """How long a running first attempt holds its key before a retry may take it over (the attempt's process died
 before committing). Longer than the gateway's longest wait for a service (the chained 15 s)."""
+ANSWER_LEASE = timedelta(seconds=10)
+"""A committed claim's lease, set by the commit: its answer is stored milliseconds later, so after this its process
+has ended or its database is out of reach."""
+ORPHAN_GRACE = timedelta(seconds=10)
+"""How long a committed claim whose lease lapsed waits, from the first retry that found it so (the database was up
+then), before the answer counts as lost: a process that could not store it (the database went away right after
+the commit) stores it at its next try, within ``KEEP_PAUSE_MAX_S`` of the database being back."""
 ANSWER_GRACE = timedelta(minutes=5)
-"""How long after its lease a committed claim may still get its answer: a process that could not store it (the
-database went away right after the commit) keeps trying that long, and retries meanwhile hear "in progress"."""
+"""How long a process keeps trying to store an answer the database could not take right after the commit."""
+KEEP_PAUSE_MAX_S = 2.0
 RETRY_AFTER_S = 2
 MAX_KEY_LENGTH = 255
 SEAL_PURPOSE = "idempotency answers"
@@ -190,11 +197,19 @@ class IdempotencyMiddleware:
         lease = found["lease_until"]
         lease = lease if lease.tzinfo else lease.replace(tzinfo=UTC)
         lapsed = lease < now
-        if found["state"] == "committed" and lease + ANSWER_GRACE < now:
-            # The work committed but its process ended before storing the answer: it must not run again, and
-            # waiting will not bring the answer, so say so instead of "in progress" for 24 hours.
-            raise Problem(409, "idempotency.answer_lost",
-                          "この要求は処理済みですが、結果を再表示できません。処理結果をご確認ください。")
+        if found["state"] == "committed" and lapsed:
+            # The work committed and its answer is late: its process is storing it once the database is back, or
+            # it ended between the commit and storing it. The first retry that finds it so notes when (the database
+            # is up now); if the answer has not come a grace later it never will, and the work must not run again:
+            # say so instead of "in progress" for 24 hours.
+            orphan_since = found.get("orphan_since")
+            if orphan_since is None:
+                await collection.update_one({"_id": id_, "state": "committed", "orphan_since": None},
+                                            {"$set": {"orphan_since": now}})
+            elif (orphan_since if orphan_since.tzinfo else orphan_since.replace(tzinfo=UTC)) + ORPHAN_GRACE < now:
+                raise Problem(409, "idempotency.answer_lost",
+                              "この要求は処理済みですが、結果を再表示できません。処理結果をご確認ください。")
+            raise _in_progress()
         if lapsed and found["state"] == "running":
             taken = await collection.update_one({"_id": id_, "state": "running", "lease_until": found["lease_until"]},
                                                 {"$set": {"lease_until": now + LEASE}})
@@ -215,7 +230,7 @@ async def _keep_answer(collection: Any, id_: str, done: dict[str, Any], pause_s:
             await collection.update_one({"_id": id_}, {"$set": done})
             return
         except PyMongoError:
-            pause_s = min(pause_s * 2, 10.0)
+            pause_s = min(pause_s * 2, KEEP_PAUSE_MAX_S)
     log.warning("idempotency.answer_not_kept", claim=id_)
 
 

@@ -173,9 +173,11 @@ class Store:
                 await self.db[OUTBOX].insert_many(tx.outbox, session=session)
             claim = idempotency.CLAIM.get()
             if claim is not None and claim.database == self.db.name:
-                # With the work it guards: once this commits, the key is never released for a second run.
-                await self.db[idempotency.COLLECTION].update_one({"_id": claim.id}, {"$set": {"state": "committed"}},
-                                                                  session=session)
+                # With the work it guards: once this commits, the key is never released for a second run; and its
+                # lease shortens to the moment it takes to store the answer.
+                answer_by = datetime.now(UTC) + idempotency.ANSWER_LEASE
+                await self.db[idempotency.COLLECTION].update_one(
+                    {"_id": claim.id}, {"$set": {"state": "committed", "lease_until": answer_by}}, session=session)
                 tx.after_commit(claim.mark_committed)
             return result
 

@@ -120,7 +120,12 @@ async def test_a_claim_committed_with_the_work_is_never_run_again(settings: Sett
     http, runs = service(settings, store)
     headers = caller("carol") | {idempotency.HEADER: "k-1"}
     async with http:
+        committed_at = datetime.now(UTC)
         assert (await http.post("/internal/things", json={"b": 1}, headers=headers)).status_code == 201
+        # The commit shortened the claim's lease to the moment it takes to store the answer.
+        [stored] = await store.db[idempotency.COLLECTION].find().to_list()
+        assert stored["lease_until"].replace(tzinfo=UTC) <= datetime.now(UTC) + idempotency.ANSWER_LEASE
+        assert stored["lease_until"].replace(tzinfo=UTC) >= committed_at + idempotency.ANSWER_LEASE
         await store.db[idempotency.COLLECTION].update_one({}, {"$set": {"state": "committed"},
                                                                "$unset": {"answer": ""}})
         retry = await http.post("/internal/things", json={"b": 1}, headers=headers)
@@ -129,11 +134,14 @@ async def test_a_claim_committed_with_the_work_is_never_run_again(settings: Sett
         # Its lease lapsed: its process may still be storing the answer (a database outage right after the commit).
         await store.db[idempotency.COLLECTION].update_one({}, {"$set": {
             "lease_until": datetime.now(UTC) - timedelta(seconds=1)}})
-        waiting = await http.post("/internal/things", json={"b": 1}, headers=headers)
-        assert (waiting.status_code, waiting.json()["code"]) == (409, "idempotency.in_progress")
-        # Past the grace as well, waiting will not bring the answer: the client is told so.
+        for _ in range(2):
+            waiting = await http.post("/internal/things", json={"b": 1}, headers=headers)
+            assert (waiting.status_code, waiting.json()["code"]) == (409, "idempotency.in_progress")
+        # A grace after the first retry found it so (with the database up), waiting will not bring the answer:
+        # the client is told so, seconds after the lease and not minutes.
+        [orphan] = await store.db[idempotency.COLLECTION].find().to_list()
         await store.db[idempotency.COLLECTION].update_one({}, {"$set": {
-            "lease_until": datetime.now(UTC) - idempotency.ANSWER_GRACE - timedelta(seconds=1)}})
+            "orphan_since": orphan["orphan_since"] - idempotency.ORPHAN_GRACE - timedelta(seconds=1)}})
         lost = await http.post("/internal/things", json={"b": 1}, headers=headers)
         assert (lost.status_code, lost.json()["code"]) == (409, "idempotency.answer_lost")
     assert runs == ["things"]
