@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,29 +20,17 @@ from typing import Any
 import pytest
 
 from kagi_shared.settings import Settings, get_settings
-from tests.ports import free_block
+from tests.ports import free_block, free_ports
 
 _PORT_NAMES = ("kafka", "mongo", "smtp", "gateway", "lifecycle", "invite", "permissions", "notify", "audit",
                "compact", "gateway_metrics")
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = []
-    for _ in range(count):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        sockets.append(s)
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 @pytest.fixture(scope="session")
 def test_env() -> Iterator[dict[str, str]]:
     """Environment of the test run: free ports, a temporary var dir, fast test settings."""
     var_dir = Path(tempfile.mkdtemp(prefix="kagi-test-"))
-    ports = _free_ports(len(_PORT_NAMES))
+    ports = free_ports(len(_PORT_NAMES))
     env = {f"KAGI_PORTS_{name.upper()}": str(port) for name, port in zip(_PORT_NAMES, ports, strict=True)}
     env.update({
         "KAGI_ENV": "test",
@@ -73,7 +60,7 @@ def test_env() -> Iterator[dict[str, str]]:
     env["KAGI_BRAND_PORTAL_URL"] = f"http://127.0.0.1:{env['KAGI_PORTS_GATEWAY']}"
     # The stand-in for LINE (panva's oidc-provider, tools/test-idp) listens here once a federation test starts it;
     # the one for Yahoo! JAPAN is a provider that forges its ID tokens (tests/e2e/forging_idp.py).
-    line_port, yahoo_port = _free_ports(2)
+    line_port, yahoo_port = free_ports(2)
     env["KAGI_FEDERATION_PROVIDERS"] = json.dumps([
         {"id": "line", "displayName": "LINEでログイン", "issuer": f"http://127.0.0.1:{line_port}",
          "clientId": "kagi-test", "clientSecret": secrets.token_urlsafe(24), "scopes": "openid"},
