@@ -37,15 +37,13 @@ def _bindable(port: int) -> bool:
 def free_ports(count: int) -> list[int]:
     """``count`` different ports nothing listens on now, outside the range the kernel hands out."""
     low, high = unassigned_range()
-    chosen: list[int] = []
+    chosen: set[int] = set()
     for _ in range(count * 100):
-        if len(chosen) == count:
-            return chosen
         port = random.randint(low, high)
         if port not in chosen and _bindable(port):
-            chosen.append(port)
-    if len(chosen) == count:
-        return chosen
+            chosen.add(port)
+            if len(chosen) == count:
+                return list(chosen)
     raise RuntimeError(f"no {count} free ports found in {low}-{high}")
 
 

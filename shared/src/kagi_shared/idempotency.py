@@ -194,9 +194,7 @@ class IdempotencyMiddleware:
                 raise _in_progress() from None
             await _replay(send, found["status"], found.get("content_type"), content)
             return True
-        lease = found["lease_until"]
-        lease = lease if lease.tzinfo else lease.replace(tzinfo=UTC)
-        lapsed = lease < now
+        lapsed = _aware(found["lease_until"]) < now
         if found["state"] == "committed" and lapsed:
             # The work committed and its answer is late: its process is storing it once the database is back, or
             # it ended between the commit and storing it. The first retry that finds it so notes when (the database
@@ -206,7 +204,7 @@ class IdempotencyMiddleware:
             if orphan_since is None:
                 await collection.update_one({"_id": id_, "state": "committed", "orphan_since": None},
                                             {"$set": {"orphan_since": now}})
-            elif (orphan_since if orphan_since.tzinfo else orphan_since.replace(tzinfo=UTC)) + ORPHAN_GRACE < now:
+            elif _aware(orphan_since) + ORPHAN_GRACE < now:
                 raise Problem(409, "idempotency.answer_lost",
                               "この要求は処理済みですが、結果を再表示できません。処理結果をご確認ください。")
             raise _in_progress()
@@ -216,6 +214,11 @@ class IdempotencyMiddleware:
             if taken.modified_count == 1:
                 return False
         raise _in_progress()
+
+
+def _aware(at: datetime) -> datetime:
+    """A stored time in UTC, whether or not the database client hands back aware datetimes."""
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 _KEEPING: set[asyncio.Task[None]] = set()
