@@ -1,15 +1,20 @@
-"""The embedded database's retryable-write records (``kagi_local.embedded_db``): what the server keeps, replays
-and evicts is what SecantusDB's own registry does; only the cost of keeping them changed."""
+"""The embedded database's repairs (``kagi_local.embedded_db``). Retryable-write records: what the server keeps,
+replays and evicts is what SecantusDB's own registry does; only the cost of keeping them changed. Awaiting getMore:
+a change stream waits out its budget as on mongod, through the server the project starts."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections import OrderedDict
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient, monitoring
 from secantus import transactions
 
 from kagi_local.embedded_db import repair
+from kagi_shared.settings import Settings
 
 LIFETIME = transactions._RETRYABLE_RECORD_LIFETIME_SECONDS
 CAP = transactions._RETRYABLE_RECORD_MAX
@@ -96,3 +101,43 @@ def test_a_write_with_the_cap_full_does_not_walk_every_record(registry: Any, clo
         assert replayed(registry, session)
     assert len(registry._retryable) == CAP
     assert not replayed(registry, 0)
+
+
+class GetMores(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.count = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "getMore":
+            self.count += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.mark.integration
+async def test_a_change_stream_waits_out_writes_elsewhere_and_answers_its_own_at_once(settings: Settings) -> None:
+    get_mores = GetMores()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri, event_listeners=[get_mores])
+    db = client[f"test_getmore_{uuid.uuid4().hex[:8]}"]
+    try:
+        await db.create_collection("watched")
+        # A budget far longer than the test may take: an insert that waited for it would fail the wait_for below.
+        stream = await db.watched.watch(max_await_time_ms=60_000)
+        first = asyncio.create_task(anext(stream))
+        await asyncio.sleep(0.3)  # the first getMore is waiting at the server
+        for n in range(6):
+            await db.elsewhere.insert_one({"n": n})
+            await asyncio.sleep(0.1)
+        await db.watched.insert_one({"_id": "mine"})
+        change = await asyncio.wait_for(first, 20)
+        assert change["documentKey"] == {"_id": "mine"}
+        # SecantusDB alone answers a waiting getMore at every write in the server: seven getMores here, not one.
+        assert get_mores.count <= 2
+        await stream.close()
+    finally:
+        await client.drop_database(db.name)
+        await client.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -16,7 +16,6 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import msgspec
 from bson import Binary
 from pymongo import AsyncMongoClient, IndexModel, monitoring
-from pymongo.asynchronous.change_stream import AsyncChangeStream
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -73,6 +72,7 @@ def make_client(settings: Settings) -> AsyncMongoClient[Doc]:
         settings.mongo_uri,
         maxPoolSize=settings.mongo.max_pool_size,
         serverSelectionTimeoutMS=settings.mongo.server_selection_timeout_ms,
+        serverMonitoringMode=settings.mongo.server_monitoring_mode,
         tz_aware=True,
         uuidRepresentation="standard",
         event_listeners=[COMMANDS],
@@ -228,45 +228,20 @@ class CollectionRepository:
             await self.collection.create_indexes([index])
 
 
-async def coalesced(stream: AsyncChangeStream[Doc], pause_s: float) -> AsyncIterator[Mapping[str, Any]]:
-    """The stream's changes, with at most one empty getMore per ``pause_s``.
-
-    The embedded database (SecantusDB's ``getMore``) wakes an awaiting getMore on any write in the server, in any
-    database, re-reads the stream and answers at once, usually with nothing, and ``async for`` over the stream
-    sends the next getMore right away: a burst of unrelated writes cost one round trip per write per open stream.
-    So after an empty answer that came before its wait was out, the next getMore waits until ``pause_s`` after
-    that one was sent. Nothing is lost meanwhile: the server keeps the stream's position and the next getMore
-    returns what was committed during the pause. An empty answer after the whole wait (a quiet server) is
-    followed at once, so a quiet stream still reports an insert as soon as it is made. A real mongod waits out
-    ``maxAwaitTimeMS`` unless the stream itself has an event, so there the pause never applies.
-    """
-    while stream.alive:
-        sent = time.monotonic()
-        change = await stream.try_next()  # at most one getMore: None when it came back empty
-        if change is not None:
-            yield change
-            continue
-        rest = pause_s - (time.monotonic() - sent)
-        if rest > 0:
-            await asyncio.sleep(rest)
-
-
 class InsertWatch:
     """Sets ``wake`` on every insert into ``collection``, from its change stream: a loop that finds its work in
     that collection sleeps until there is some instead of polling for it.
 
-    Each getMore waits at the server for up to ``await_s``, so an idle watch costs one request per that; writes
-    elsewhere cost it at most one per ``coalesce_s`` (``coalesced``). ``wake`` is also set whenever the stream
+    Each getMore waits at the server for up to ``await_s``, so an idle watch costs one request per that (the
+    embedded database too, with ``kagi_local.embedded_db``'s repair). ``wake`` is also set whenever the stream
     (re)opens, for inserts made while it was closed. ``live`` says whether the stream is open; a loop keeps polling
     (less often) while it is not, e.g. on a database without change streams.
     """
 
-    def __init__(self, collection: AsyncCollection[Doc], wake: asyncio.Event, await_s: float,
-                 coalesce_s: float = 0.1) -> None:
+    def __init__(self, collection: AsyncCollection[Doc], wake: asyncio.Event, await_s: float) -> None:
         self.collection = collection
         self.wake = wake
         self.await_ms = int(await_s * 1000)
-        self.coalesce_s = coalesce_s
         self.live = False
 
     async def run(self, retry_s: float = 5.0) -> None:
@@ -278,7 +253,7 @@ class InsertWatch:
                                                        max_await_time_ms=self.await_ms) as stream:
                     self.live = True
                     self.wake.set()
-                    async for _ in coalesced(stream, self.coalesce_s):
+                    async for _ in stream:
                         self.wake.set()
             except asyncio.CancelledError:
                 raise

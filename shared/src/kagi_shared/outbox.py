@@ -52,7 +52,7 @@ from kagi_shared.events.envelope import decode_envelope, kafka_headers
 from kagi_shared.kafka import make_consumer
 from kagi_shared.logging import get_logger
 from kagi_shared.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
-from kagi_shared.mongo import OUTBOX, InsertWatch, Store, coalesced
+from kagi_shared.mongo import OUTBOX, InsertWatch, Store
 from kagi_shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -107,8 +107,7 @@ class OutboxRelay:
         self.published = 0
         self._backoff = 0.0
         self._polled_at = 0.0
-        self._watch = InsertWatch(self.outbox, self._wake, settings.outbox.watch_await_s,
-                                  settings.outbox.watch_coalesce_s)
+        self._watch = InsertWatch(self.outbox, self._wake, settings.outbox.watch_await_s)
         self.checkpoints = store.db[CHECKPOINTS]
         self.mode = "starting"
         """``stream`` while tailing the change stream, ``poll`` while polling."""
@@ -414,7 +413,7 @@ class OutboxRelay:
     async def _tail(self, stream: AsyncChangeStream[dict[str, Any]], stop: asyncio.Event) -> None:
         outbox = self.settings.outbox
         queue: asyncio.Queue[Change] = asyncio.Queue(maxsize=2 * outbox.batch_size)
-        reader = asyncio.create_task(_read(stream, queue, outbox.watch_coalesce_s))
+        reader = asyncio.create_task(_read(stream, queue))
         stopper = asyncio.create_task(stop.wait())
         try:
             while not stop.is_set():
@@ -589,8 +588,8 @@ def _claimed_offsets(claims: list[dict[str, Any]]) -> dict[TopicPartition, int]:
     return start
 
 
-async def _read(stream: AsyncChangeStream[dict[str, Any]], queue: asyncio.Queue[Change], coalesce_s: float) -> None:
-    async for change in coalesced(stream, coalesce_s):
+async def _read(stream: AsyncChangeStream[dict[str, Any]], queue: asyncio.Queue[Change]) -> None:
+    async for change in stream:
         await queue.put(change)
 
 

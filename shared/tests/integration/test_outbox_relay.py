@@ -580,7 +580,7 @@ async def watched_relay(settings: Settings, *, tail: bool) -> AsyncIterator[Watc
     writer = Store(make_client(settings), store.db.name)
     topic = await new_topic(settings)
     quiet = msgspec.structs.replace(settings, outbox=msgspec.structs.replace(
-        settings.outbox, change_stream=tail, lease_ttl_s=120.0, watch_await_s=5.0, watch_coalesce_s=0.1))
+        settings.outbox, change_stream=tail, lease_ttl_s=120.0, watch_await_s=5.0))
     producer = make_producer(settings, "test")
     await producer.start()
     relay = OutboxRelay(store, producer, quiet)
@@ -599,28 +599,26 @@ async def watched_relay(settings: Settings, *, tail: bool) -> AsyncIterator[Watc
 
 
 @pytest.mark.parametrize("tail", [False, True], ids=["polling-woken-by-its-watch", "tailing"])
-async def test_writes_elsewhere_cost_an_idle_relays_stream_a_getmore_per_coalescing_interval(
-        settings: Settings, tail: bool) -> None:
-    """The embedded database answers an awaiting getMore of a change stream at once on ANY write in the server,
-    usually with nothing: without a pause, every write anywhere cost each open stream a round trip."""
+async def test_writes_elsewhere_do_not_cost_an_idle_relays_stream_a_round_trip(settings: Settings, tail: bool) -> None:
+    """An awaiting getMore waits out its budget while other databases are written, as on mongod (SecantusDB alone
+    answered it at every write in the server: ~100 round trips here), and still brings the relay's own event."""
     async with watched_relay(settings, tail=tail) as w:
         noise = w.writer.client[f"test_noise_{uuid.uuid4().hex[:8]}"]["noise"]  # another database
         try:
             start = len(w.watched.sent)
-            began = asyncio.get_running_loop().time()
             ids: list[str] = []
             for i in range(100):
                 await noise.insert_one({"_id": i})
-                if i == 50:  # committed while the stream pauses: the server keeps it for the next getMore
+                if i == 50:
                     ids = await commit_events(w.writer, w.topic, 1)
                 await asyncio.sleep(0.01)
-            elapsed = asyncio.get_running_loop().time() - began
-            getmores = [c for c in w.watched.since(start) if c[0] == "getMore"]
-            # One per coalescing interval, plus the ones parked when the writes began and ended (it was ~100).
-            assert len(getmores) <= elapsed / 0.1 + 3, (len(getmores), round(elapsed, 2))
             # Well before the safety poll: the stream reported the event although it came among the noise.
             await wait_for(lambda: _true(w.relay.published == 1), seconds=3.0)
             assert await published_ids(settings, w.topic) == Counter(ids)
+            getmores = [c for c in w.watched.since(start) if c[0] == "getMore"]
+            # The one parked when the writes began (it returns the event), the next one parked, and one that a
+            # budget ending meanwhile may have started: a round trip per write elsewhere would be ~100.
+            assert len(getmores) <= 4, getmores
         finally:
             await w.writer.client.drop_database(noise.database.name)
 

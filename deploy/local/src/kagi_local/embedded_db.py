@@ -1,6 +1,7 @@
 """The embedded database: SecantusDB (``python -m kagi_local.embedded_db`` takes ``secantus``'s own arguments), with
-one repair to how it keeps retryable-write records.
+two repairs: how it keeps retryable-write records, and how long an awaiting ``getMore`` waits.
 
+**Retryable-write records.**
 For every write sent outside a transaction with ``retryWrites`` (PyMongo's default), the server stores the reply so a
 retry with the same session and ``txnNumber`` is answered, not run twice. It keeps up to 10,000 such records for
 30 minutes, and on every lookup and every record it walks all of them for the stale ones; once the cap is reached it
@@ -11,14 +12,26 @@ the server restarts: the drills saw every API slow at once after a few minutes o
 Records are written in time order, so the stale ones and the ones over the cap are always the oldest: keeping them
 in an ``OrderedDict`` (a repeated record moved to the end) makes pruning pop from the front, and a write looks at the
 records it removes plus one. What is kept, replayed and evicted is unchanged.
+
+**Awaiting getMore.** mongod holds a ``getMore`` on a tailable, awaiting cursor (a change stream) until something
+for *that* cursor arrives or ``maxTimeMS`` is out. SecantusDB wakes every waiting ``getMore`` on any write in the
+server and answers it at once, usually with an empty batch. So every write anywhere cost each open change stream a
+round trip and woke its client, and an idle system's few lease renewals kept all of them busy (each relay's
+stream answered once a second instead of once per ``watch_await_s``). The repair asks again, within the same
+budget, while the answer is empty and time is left, so the client sees mongod's behaviour. Before asking again it
+pauses ``EMPTY_WAKE_PAUSE_S``: under load every write wakes every waiting stream, and re-reading the oplog at each
+of them would cost the server far more than once per pause. A write for the stream is answered at once when the
+stream is waiting, and at most one pause later when it lands during one (only while other writes go on).
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
-from secantus import transactions
+from secantus import commands, transactions
 from secantus.cli import main as secantus_main
 
 Registry = transactions.TransactionRegistry
@@ -52,11 +65,34 @@ def _init(self: Any, *args: Any, **kwargs: Any) -> None:
     self._retryable = OrderedDict(self._retryable)
 
 
+EMPTY_WAKE_PAUSE_S = 0.1
+
+_original_get_more: Callable[[dict[str, Any], Any], dict[str, Any]] = commands._HANDLERS["getMore"]
+
+
+def _get_more(doc: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    budget_ms = doc.get("maxTimeMS")
+    if not isinstance(budget_ms, int) or budget_ms <= 0:
+        return _original_get_more(doc, ctx)
+    deadline = time.monotonic() + budget_ms / 1000
+    while True:
+        reply = _original_get_more(doc, ctx)
+        cursor = reply.get("cursor")
+        if reply.get("ok") != 1.0 or not isinstance(cursor, dict) or cursor.get("nextBatch") or not cursor.get("id"):
+            return reply
+        left_s = deadline - time.monotonic()
+        if left_s <= EMPTY_WAKE_PAUSE_S or ctx.storage._shutting_down:
+            return reply
+        time.sleep(EMPTY_WAKE_PAUSE_S)
+        doc = {**doc, "maxTimeMS": int((left_s - EMPTY_WAKE_PAUSE_S) * 1000)}
+
+
 def repair() -> None:
-    """Install the ordered records on SecantusDB's transaction registry (idempotent)."""
+    """Install both repairs (idempotent)."""
     Registry.__init__ = _init
     Registry.record_retryable = _record_retryable
     Registry._prune_retryable_locked = _prune_retryable_locked
+    commands._HANDLERS["getMore"] = _get_more
 
 
 def main() -> int:

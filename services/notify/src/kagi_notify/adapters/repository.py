@@ -29,9 +29,9 @@ class DeliveryRepository(CollectionRepository):
                IndexModel([("recipient", ASCENDING), ("created_at", DESCENDING)]),
                IndexModel([("recipient_key", ASCENDING), ("created_at", DESCENDING)]))
 
-    def insert_watch(self, wake: asyncio.Event, await_s: float, coalesce_s: float) -> InsertWatch:
+    def insert_watch(self, wake: asyncio.Event, await_s: float) -> InsertWatch:
         """Sets ``wake`` on every new delivery (the collection's change stream), for the dispatcher's idle wait."""
-        return InsertWatch(self.collection, wake, await_s, coalesce_s)
+        return InsertWatch(self.collection, wake, await_s)
 
     async def add(self, tx: Tx, delivery: Delivery) -> None:
         doc = msgspec.structs.asdict(delivery)

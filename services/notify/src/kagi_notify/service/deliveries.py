@@ -356,8 +356,7 @@ class NotifyService:
 
     async def run_dispatcher(self, stop: asyncio.Event) -> None:
         # The same change-stream wait as the outbox relay's: one getMore per that while idle.
-        watch = self.repo.insert_watch(self.wake, self.settings.outbox.watch_await_s,
-                                       self.settings.outbox.watch_coalesce_s)
+        watch = self.repo.insert_watch(self.wake, self.settings.outbox.watch_await_s)
         watcher = asyncio.create_task(watch.run())
         try:
             while not stop.is_set():
