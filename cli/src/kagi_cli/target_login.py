@@ -114,11 +114,13 @@ def create_app(issuer: str, client: dict[str, str], base_url: str) -> Litestar:
 def main() -> None:
     import uvicorn
 
+    from kagi_shared.service_api import QuietServer
+
     settings = get_settings()
     base_url = f"http://127.0.0.1:{port(settings)}"
     client = asyncio.run(registered_client(settings, base_url))
     app = create_app(settings.brand.portal_url.rstrip("/"), client, base_url)
-    uvicorn.run(app, host="127.0.0.1", port=port(settings), log_level="warning")
+    QuietServer(uvicorn.Config(app, host="127.0.0.1", port=port(settings), log_level="warning")).run()
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ def security(settings: Settings) -> dict[str, Any]:
 
 def make_consumer(settings: Settings, *topics: str, **options: Any) -> AIOKafkaConsumer:
     options.setdefault("fetch_max_wait_ms", settings.kafka.fetch_max_wait_ms)
+    options.setdefault("consumer_timeout_ms", settings.kafka.fetch_recheck_ms)
     return AIOKafkaConsumer(*topics, bootstrap_servers=settings.kafka_bootstrap, **security(settings), **options)
 
 

@@ -80,6 +80,11 @@ class KafkaSettings(msgspec.Struct, frozen=True, kw_only=True):
     after a quiet spell waits up to ~1½ s on the embedded broker; the drills allow a minute). Against real Kafka,
     which answers as soon as data arrives, 500 for both waits is the usual choice."""
     fetch_quiet_after_s: float = 2.0
+    fetch_recheck_ms: int = 2000
+    """aiokafka's ``consumer_timeout_ms``: the longest a consumer's background fetch loop sleeps before it looks
+    again at its partitions. Everything that loop must act on (a fetch answered, records taken, a rebalance, a
+    seek, a pause lifted, stale metadata) wakes it at once, so this is only a backstop; aiokafka's 200 ms cost
+    every idle consumer five wake-ups a second."""
     security_protocol: Literal["PLAINTEXT", "SSL"] = "PLAINTEXT"
     """SSL with the files below for Strimzi's TLS listener and KafkaUser certificates."""
     ssl_cafile: str | None = None
@@ -87,6 +92,9 @@ class KafkaSettings(msgspec.Struct, frozen=True, kw_only=True):
     ssl_keyfile: str | None = None
     rebalance_timeout_s: float = 5.0
     session_timeout_s: float = 6.0
+    heartbeat_interval_s: float = 2.0
+    """A third of the session timeout, as Kafka advises. Heartbeats were most of an idle broker's requests at 1 s;
+    a member learns of a rebalance from its next heartbeat, so this is also how late it may join one."""
 
 
 class MongoSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,6 +103,12 @@ class MongoSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_pool_size: int = 8
     """Small on purpose: the embedded server loses throughput with concurrency."""
     server_selection_timeout_ms: int = 3000
+    server_monitoring_mode: Literal["poll", "stream", "auto"] = "poll"
+    """How each client watches the server. ``stream`` keeps one awaiting ``hello`` open per client plus a second
+    connection timing round trips; both wake client and server every half second (the embedded server polls
+    each streaming ``hello`` four times a second), and with some twenty clients that was a large share of an idle
+    system. ``poll`` asks once per heartbeat (10 s), which is all a single node or a small replica set needs: a
+    driver that meets a stepped-down primary re-checks at once either way."""
     db_prefix: str = "kagi"
 
 
@@ -118,12 +132,6 @@ class OutboxSettings(msgspec.Struct, frozen=True, kw_only=True):
     the embedded database) every commit wakes the relay and a poll every ``safety_poll_s`` is only a safety net."""
     watch_await_s: float = 5.0
     """How long one getMore of the outbox's change stream waits at the server for an insert."""
-    watch_coalesce_s: float = 0.1
-    """After a getMore of a change stream (the outbox's, the notify deliveries') that came back empty before its
-    wait was out, the next one starts this long after it at the earliest. The embedded database answers an
-    awaiting getMore at once on any write in the server, any database or collection, usually with nothing; without
-    the pause every write anywhere cost each open stream a round trip. What is inserted meanwhile is kept by the
-    server and comes with the next getMore: at most this much later, and only while other writes go on."""
     safety_poll_s: float = 30.0
     """With the change stream open, the outbox is still read this often, for an insert the stream did not report."""
     lease_ttl_s: float = 10.0

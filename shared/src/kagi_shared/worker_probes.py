@@ -9,6 +9,8 @@ while the loop beats.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -58,11 +60,28 @@ class _QuietHandler(WSGIRequestHandler):
         """Probes arrive every few seconds; the access log would drown the worker's own."""
 
 
+class _ProbeServer(ThreadingWSGIServer):
+    """Waits for connections in one long ``select`` instead of socketserver's half-second poll, which woke every
+    worker and API twice a second only to ask whether to stop. ``shutdown`` connects to wake it instead."""
+
+    WAIT_S = 60.0
+
+    def shutdown(self) -> None:
+        host, port = self.server_address[:2]
+        stopper = threading.Thread(target=super().shutdown)
+        stopper.start()
+        while stopper.is_alive():
+            with contextlib.suppress(OSError), socket.create_connection((str(host), int(port)), timeout=1):
+                pass
+            stopper.join(0.05)
+
+
 def serve_probes(probes: Callable[[dict[str, Any], StartResponse], Iterable[bytes]], host: str,
                  port: int) -> WSGIServer:
     """Start the probe (or metrics) server on a daemon thread; raises ``OSError`` when the port is taken."""
-    server = make_server(host, port, probes, ThreadingWSGIServer, handler_class=_QuietHandler)
-    threading.Thread(target=server.serve_forever, name="worker-probes", daemon=True).start()
+    server = make_server(host, port, probes, _ProbeServer, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, args=(_ProbeServer.WAIT_S,), name="worker-probes",
+                     daemon=True).start()
     return server
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 
 import httpx
 from stepped_clock import SteppedClock
@@ -41,7 +42,11 @@ def test_probe_server_answers_over_http_even_for_a_stuck_loop() -> None:
             assert http.get("/health").status_code == 503
             assert http.get("/ready").status_code == 503
     finally:
-        server.shutdown()
+        # The server waits a minute per select (no half-second poll): shutdown must not wait for it.
+        stopping = threading.Thread(target=server.shutdown)
+        stopping.start()
+        stopping.join(10)
+        assert not stopping.is_alive()
         server.server_close()
 
 
