@@ -80,7 +80,7 @@ class KafkaSettings(msgspec.Struct, frozen=True, kw_only=True):
     after a quiet spell waits up to ~1½ s on the embedded broker; the drills allow a minute). Against real Kafka,
     which answers as soon as data arrives, 500 for both waits is the usual choice."""
     fetch_quiet_after_s: float = 2.0
-    fetch_recheck_ms: int = 2000
+    fetch_recheck_ms: Annotated[int, msgspec.Meta(gt=0)] = 2000
     """aiokafka's ``consumer_timeout_ms``: the longest a consumer's background fetch loop sleeps before it looks
     again at its partitions. Everything that loop must act on (a fetch answered, records taken, a rebalance, a
     seek, a pause lifted, stale metadata) wakes it at once, so this is only a backstop; aiokafka's 200 ms cost
@@ -92,9 +92,14 @@ class KafkaSettings(msgspec.Struct, frozen=True, kw_only=True):
     ssl_keyfile: str | None = None
     rebalance_timeout_s: float = 5.0
     session_timeout_s: float = 6.0
-    heartbeat_interval_s: float = 2.0
+    heartbeat_interval_s: Annotated[float, msgspec.Meta(gt=0)] = 2.0
     """A third of the session timeout, as Kafka advises. Heartbeats were most of an idle broker's requests at 1 s;
     a member learns of a rebalance from its next heartbeat, so this is also how late it may join one."""
+
+    def __post_init__(self) -> None:
+        if self.heartbeat_interval_s >= self.session_timeout_s:
+            raise ValueError("KAGI_KAFKA_HEARTBEAT_INTERVAL_S must be below KAGI_KAFKA_SESSION_TIMEOUT_S (a third "
+                             "of it is usual): a member that heartbeats less often is dropped from its group")
 
 
 class MongoSettings(msgspec.Struct, frozen=True, kw_only=True):

@@ -42,6 +42,8 @@ def test_nested_values_are_typed() -> None:
         ("KAGI_PORTS_KAFKA", "ninety", "Expected `int`"),
         ("KAGI_KAFKA_ENABLE_IDEMPOTENCE", "maybe", "Expected `bool`"),
         ("KAGI_LOG_LEVEL", "LOUD", "Invalid enum value 'LOUD'"),
+        ("KAGI_KAFKA_FETCH_RECHECK_MS", "0", "Expected `int` >= 1"),
+        ("KAGI_MONGO_SERVER_MONITORING_MODE", "sometimes", "Invalid enum value 'sometimes'"),
     ],
 )
 def test_bad_values_name_the_variable(var: str, value: str, reason: str) -> None:
@@ -50,6 +52,12 @@ def test_bad_values_name_the_variable(var: str, value: str, reason: str) -> None
     message = str(caught.value)
     assert message.startswith(f"{var}={value!r}")
     assert reason in message
+
+
+def test_a_heartbeat_as_long_as_the_session_is_refused() -> None:
+    with pytest.raises(SettingsError, match="KAGI_KAFKA_HEARTBEAT_INTERVAL_S must be below"):
+        load_settings({"KAGI_KAFKA_HEARTBEAT_INTERVAL_S": "6", "KAGI_KAFKA_SESSION_TIMEOUT_S": "6"})
+    assert load_settings({"KAGI_KAFKA_HEARTBEAT_INTERVAL_S": "3"}).kafka.heartbeat_interval_s == 3.0
 
 
 def _strong() -> str:
