@@ -18,10 +18,10 @@ for *that* cursor arrives or ``maxTimeMS`` is out. SecantusDB wakes every waitin
 server and answers it at once, usually with an empty batch. So every write anywhere cost each open change stream a
 round trip and woke its client, and an idle system's few lease renewals kept all of them busy (each relay's
 stream answered once a second instead of once per ``watch_await_s``). The repair asks again, within the same
-budget, while the answer is empty and time is left, so the client sees mongod's behaviour. Before asking again it
-pauses ``EMPTY_WAKE_PAUSE_S``: under load every write wakes every waiting stream, and re-reading the oplog at each
-of them would cost the server far more than once per pause. A write for the stream is answered at once when the
-stream is waiting, and at most one pause later when it lands during one (only while other writes go on).
+budget, while the answer is empty and time is left, so the client sees mongod's behaviour. It re-reads a stream at
+most once per ``EMPTY_WAKE_PAUSE_S``: under load every write wakes every waiting stream, and re-reading the oplog at
+each of them would cost the server far more. A write for the stream is answered at once when the stream is waiting,
+and at most one pause later when it lands during one (only while other writes go on).
 """
 
 from __future__ import annotations
@@ -76,15 +76,17 @@ def _get_more(doc: dict[str, Any], ctx: Any) -> dict[str, Any]:
         return _original_get_more(doc, ctx)
     deadline = time.monotonic() + budget_ms / 1000
     while True:
+        began = time.monotonic()
         reply = _original_get_more(doc, ctx)
         cursor = reply.get("cursor")
         if reply.get("ok") != 1.0 or not isinstance(cursor, dict) or cursor.get("nextBatch") or not cursor.get("id"):
             return reply
-        left_s = deadline - time.monotonic()
-        if left_s <= EMPTY_WAKE_PAUSE_S or ctx.storage._shutting_down:
+        now = time.monotonic()
+        pause_s = max(began + EMPTY_WAKE_PAUSE_S - now, 0.0)  # a stream quiet for a while asks again at once
+        if deadline - now <= pause_s + 0.001 or ctx.storage._shutting_down:
             return reply
-        time.sleep(EMPTY_WAKE_PAUSE_S)
-        doc = {**doc, "maxTimeMS": int((left_s - EMPTY_WAKE_PAUSE_S) * 1000)}
+        time.sleep(pause_s)
+        doc = {**doc, "maxTimeMS": max(int((deadline - time.monotonic()) * 1000), 1)}
 
 
 def repair() -> None:
