@@ -112,15 +112,12 @@ def create_app(issuer: str, client: dict[str, str], base_url: str) -> Litestar:
 
 
 def main() -> None:
-    import uvicorn
-
-    from kagi_shared.service_api import QuietServer
+    from kagi_shared.service_api import serve
 
     settings = get_settings()
     base_url = f"http://127.0.0.1:{port(settings)}"
     client = asyncio.run(registered_client(settings, base_url))
-    app = create_app(settings.brand.portal_url.rstrip("/"), client, base_url)
-    QuietServer(uvicorn.Config(app, host="127.0.0.1", port=port(settings), log_level="warning")).run()
+    serve(create_app(settings.brand.portal_url.rstrip("/"), client, base_url), port(settings), settings)
 
 
 if __name__ == "__main__":
