@@ -1,17 +1,22 @@
 """The embedded database's repairs (``kagi_local.embedded_db``). Retryable-write records: what the server keeps,
 replays and evicts is what SecantusDB's own registry does; only the cost of keeping them changed. Awaiting getMore:
-a change stream waits out its budget as on mongod, through the server the project starts."""
+a change stream waits out its budget as on mongod, through the server the project starts. Abandoned transactions:
+a server of its own with a short transaction lifetime, and a client process killed inside a transaction."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 from secantus import transactions
+from secantus.server import SecantusDBServer
 
 from kagi_local.embedded_db import repair
 from kagi_shared.settings import Settings
@@ -140,4 +145,47 @@ async def test_a_change_stream_waits_out_writes_elsewhere_and_answers_its_own_at
         await stream.close()
     finally:
         await client.drop_database(db.name)
+        await client.close()
+
+
+DIES_INSIDE_A_TRANSACTION = """
+import os, sys
+from pymongo import MongoClient
+client = MongoClient(sys.argv[1])
+session = client.start_session()
+session.start_transaction()
+client.kagi.held.update_one({"_id": 1}, {"$set": {"by": "the killed process"}}, session=session)
+os._exit(0)  # no commit, no abort, no endSessions: the process is gone
+"""
+
+
+@pytest.fixture
+def short_lived_transactions(tmp_path: Path) -> Iterator[SecantusDBServer]:
+    """A server of its own whose transactions live 2 s (mongod's ``transactionLifetimeLimitSeconds``, lowered)."""
+    repair()
+    server = SecantusDBServer(host="127.0.0.1", port=0, storage_path=str(tmp_path / "db"),
+                              transaction_lifetime_seconds=2.0)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.integration
+async def test_a_write_behind_a_killed_clients_transaction_goes_through_once_the_transaction_expires(
+        short_lived_transactions: SecantusDBServer) -> None:
+    uri = f"mongodb://127.0.0.1:{short_lived_transactions.port}/?directConnection=true"
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+    try:
+        held = client.kagi.held
+        await held.insert_one({"_id": 1, "by": "nobody"})
+        process = await asyncio.create_subprocess_exec(sys.executable, "-c", DIES_INSIDE_A_TRANSACTION, uri)
+        assert await asyncio.wait_for(process.wait(), 60) == 0
+        # The killed process's write holds the document until the server aborts its transaction. SecantusDB alone
+        # aborts it only when another transaction comes by, and none will here: without the repair this waits for
+        # ever, with it about the lifetime plus half of it.
+        await asyncio.wait_for(held.update_one({"_id": 1}, {"$set": {"by": "the survivor"}}), 30)
+        assert await held.find_one({"_id": 1}) == {"_id": 1, "by": "the survivor"}
+    finally:
         await client.close()

