@@ -20,7 +20,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
-from kagi_shared import idempotency, metrics
+from kagi_shared import idempotency, metrics, quiet_pymongo
 from kagi_shared.events.envelope import Envelope, encode
 from kagi_shared.settings import Settings
 
@@ -68,6 +68,7 @@ COMMANDS = CommandCounter()
 
 
 def make_client(settings: Settings) -> AsyncMongoClient[Doc]:
+    quiet_pymongo.install()
     return AsyncMongoClient(
         settings.mongo_uri,
         maxPoolSize=settings.mongo.max_pool_size,
