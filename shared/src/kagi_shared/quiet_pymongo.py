@@ -62,7 +62,7 @@ async def _run(self: Any) -> None:
             rest = ran + self._min_interval - time.monotonic()
             if rest > 0 and not self._stopped:
                 await asyncio.sleep(rest)
-        # A wake from here on comes after the run below has begun being due: that run serves it.
+        # The run that follows serves any wake up to here, as PyMongo's own loop does.
         self._event = False
         woken.clear()
 
