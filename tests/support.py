@@ -78,6 +78,33 @@ async def gateway_app() -> AsyncIterator[Litestar]:
         get_settings.cache_clear()
 
 
+def thread_hops(app: Litestar) -> list[str]:
+    """Every guard, request hook and dependency of ``app``'s routes that Litestar would run on a worker thread.
+
+    Litestar hands a plain function in any of these places to a thread pool on each request: a thread hand-off
+    and a loop wake-up that cost more than the function itself. Each is named ``<path> <kind> <function>``.
+    """
+    from litestar.routes import HTTPRoute
+    from litestar.utils.sync import AsyncCallable
+
+    found = []
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            hooks = [("guard", g) for g in handler.resolve_guards()]
+            hooks += [(kind, hook) for layer in handler.ownership_layers for kind in ("before_request", "after_request",
+                                                                                    "after_response")
+                      if (hook := getattr(layer, kind, None)) is not None]
+            found += [f"{route.path} {kind} {hook.func.__qualname__}" for kind, hook in hooks
+                      if isinstance(hook, AsyncCallable)]
+            found += [f"{route.path} dependency {key}" for key, provide in handler.resolve_dependencies().items()
+                      if provide.has_sync_callable and provide.sync_to_thread]
+            if handler.has_sync_callable and handler.sync_to_thread:
+                found.append(f"{route.path} handler {handler.handler_name}")
+    return found
+
+
 @asynccontextmanager
 async def client_from(app: Litestar, peer: str = "127.0.0.1") -> AsyncIterator[httpx.AsyncClient]:
     """A client of an in-process app whose calls come from the socket peer ``peer`` (what the edge sees)."""

@@ -191,8 +191,10 @@ async def idempotency_guard(connection: ASGIConnection[Any, Any, Any, Any], hand
     OUTGOING.set(None if key is None else Outgoing(key, client_ip(connection)))
 
 
-def mark_replayed(response: Any) -> Any:
-    """The client learns that the answer is the stored one of an earlier attempt (``Idempotent-Replayed``)."""
+async def mark_replayed(response: Any) -> Any:
+    """The client learns that the answer is the stored one of an earlier attempt (``Idempotent-Replayed``).
+
+    A coroutine so that Litestar calls it on the loop: a plain function hook runs on a worker thread."""
     outgoing = OUTGOING.get()
     if outgoing is not None and outgoing.replayed:
         response.headers[REPLAYED_HEADER] = "true"

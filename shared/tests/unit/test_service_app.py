@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgspec
 from litestar import Request, get
+from litestar.concurrency import set_asyncio_executor
 from litestar.testing import AsyncTestClient
 
 from kagi_shared.service_api import (
@@ -60,6 +63,36 @@ async def test_every_route_needs_the_internal_token_and_probes_do_not() -> None:
         assert missing.status_code == 404 and missing.json()["code"] == "not_found"
         assert (await http.get("/internal/none")).status_code == 404  # as before: no route, no guard to refuse
         assert (await http.post("/internal/one")).status_code == 405
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    """The pool Litestar hands plain-function guards, hooks and handlers to; counts what it is given."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+        self.submitted: list[str] = []
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        self.submitted.append(repr(fn)[:200])
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_an_internal_request_is_served_on_the_event_loop_without_a_worker_thread() -> None:
+    """Every internal call passes the guard; a plain-function guard would cost each one a thread hand-off."""
+    async def requests() -> None:
+        app = service_app(settings_with(TOKEN), api("one", "/internal/one", []))
+        async with AsyncTestClient(app=app) as http:
+            assert (await http.get("/internal/one", headers={INTERNAL_TOKEN_HEADER: TOKEN})).status_code == 200
+            assert (await http.get("/internal/one")).status_code == 401
+
+    pool = CountingExecutor()
+    set_asyncio_executor(pool)  # Litestar allows this only outside a running loop: the test runs its own
+    try:
+        asyncio.run(requests())
+    finally:
+        set_asyncio_executor(None)
+        pool.shutdown()
+    assert pool.submitted == []
 
 
 async def test_an_api_holding_no_token_refuses_an_empty_header() -> None:
