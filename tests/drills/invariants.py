@@ -31,7 +31,7 @@ from kagi_shared.events import lifecycle as lev
 from kagi_shared.events import notify as nev
 from kagi_shared.events import permissions as pev
 from kagi_shared.events.envelope import UnknownEventError
-from kagi_shared.kafka import make_consumer, partitions_of, read_topic, security
+from kagi_shared.kafka import log_ends, make_consumer, partitions_of, read_topic, security
 from kagi_shared.metrics import METRICS_OFFSET
 from kagi_shared.mongo import OUTBOX, database_name, make_client
 from kagi_shared.settings import Settings
@@ -68,33 +68,6 @@ async def eventually(what: str, probe: Callable[[], Awaitable[list[str]]], timeo
 
 
 # -- Kafka -------------------------------------------------------------------------------------------
-async def log_ends(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-    """The true end of each partition's log (last offset + 1).
-
-    Tansu answers ListOffsets(latest) with the base offset of the last record batch + 1, which falls short
-    of the end whenever that batch holds more than one record (measured: batches of 1, 3 and 5 records at
-    offsets 0..8, ``end_offsets`` says 5). So read the last batch and take its last offset."""
-    reported = await consumer.end_offsets(partitions)
-    ends = {tp: 0 for tp in partitions}
-    todo = {tp: off - 1 for tp, off in reported.items() if off > 0}
-    if not todo:
-        return ends
-    consumer.assign(list(todo))
-    for tp, off in todo.items():
-        consumer.seek(tp, off)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
-    while todo and loop.time() < deadline:
-        batch = await consumer.getmany(*todo, timeout_ms=500)
-        for tp, records in batch.items():
-            if records:
-                ends[tp] = records[-1].offset + 1
-                todo.pop(tp, None)
-    assert not todo, f"could not read the last batch of {sorted(map(str, todo))}"
-    consumer.assign([])
-    return ends
-
-
 async def _consumer(settings: Settings) -> AIOKafkaConsumer:
     consumer = make_consumer(settings, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()

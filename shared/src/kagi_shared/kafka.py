@@ -164,6 +164,37 @@ async def read_topic(settings: Settings, topic: str, timeout_s: float = 10.0) ->
         await consumer.stop()
 
 
+async def log_ends(consumer: AIOKafkaConsumer, partitions: list[TopicPartition],
+                   timeout_s: float = 30.0) -> dict[TopicPartition, int]:
+    """The end of each partition's log (its last offset + 1), read from the log itself.
+
+    ``end_offsets`` is not enough on the embedded broker: Tansu answers ListOffsets(latest) with the base offset
+    of the partition's last record batch + 1, short of the end whenever that batch holds more than one record
+    (measured: batches of 1, 3 and 5 records at offsets 0..8, ``end_offsets`` says 5). So the last batch is read
+    and its last offset taken; on Kafka, which reports the end itself, that reads one record per partition.
+    Leaves ``consumer`` with no partitions assigned."""
+    reported = await consumer.end_offsets(partitions)
+    ends = {tp: 0 for tp in partitions}
+    todo = {tp: offset - 1 for tp, offset in reported.items() if offset > 0}
+    if not todo:
+        return ends
+    consumer.assign(list(todo))
+    for tp, offset in todo.items():
+        consumer.seek(tp, offset)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while todo and loop.time() < deadline:
+        batch = await consumer.getmany(*todo, timeout_ms=500)
+        for tp, records in batch.items():
+            if records:
+                ends[tp] = records[-1].offset + 1
+                todo.pop(tp, None)
+    consumer.assign([])
+    if todo:
+        raise TimeoutError(f"could not read the last batch of {sorted(map(str, todo))} in {timeout_s:.0f} s")
+    return ends
+
+
 async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     """A topic's partition numbers, waiting briefly for metadata of a topic created a moment ago."""
     for _ in range(50):

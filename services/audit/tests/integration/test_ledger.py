@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
+from kagi_audit.adapters.checkpoints import CheckpointReader
 from kagi_audit.bootstrap import bootstrap
 from kagi_audit.domain.chain import Checkpoint
 from kagi_shared.events import decode, encode, new_envelope
 from kagi_shared.events.audit import AuditCheckpoint, AuditRecorded
 from kagi_shared.inbox import InboxConsumer
+from kagi_shared.kafka import ensure_topics, make_producer
 from kagi_shared.mongo import OUTBOX, Store
 from kagi_shared.settings import Settings
+from kagi_shared.topics import AUDIT_CHECKPOINTS
 
 
 def recorded(n: int) -> bytes:
@@ -161,3 +166,25 @@ async def test_chaining_an_entry_reads_the_head_not_the_whole_ledger(settings: S
     finally:
         await client.drop_database(store.db.name)
         await client.close()
+
+
+async def test_the_checkpoint_history_holds_every_checkpoint_of_a_batch_published_together(settings: Settings) -> None:
+    """The relay publishes the checkpoints of many appends in one record batch. The newest of them are what shows a
+    tail cut off a moment ago, so the verifier's history must hold them all (the embedded broker reports a
+    partition's end short of such a batch)."""
+    await ensure_topics(settings, [AUDIT_CHECKPOINTS.name])
+    run = uuid.uuid4().hex
+    marks = [AuditCheckpoint(entries=i + 1, head_hash=f"{run}-{i}", at=datetime.now(UTC), signature="0" * 64)
+             for i in range(5)]
+    producer = make_producer(settings, "test-audit-checkpoints")
+    await producer.start()
+    try:
+        # Handed over together, before the producer's sender runs: one batch on the partition.
+        sent = [await producer.send(AUDIT_CHECKPOINTS.name, encode(new_envelope(m, source="kagi/audit",
+                                                                                subject="ledger")), partition=0)
+                for m in marks]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+    history = await CheckpointReader(settings, timeout_s=10).history()
+    assert [c.head_hash for c in history[-5:]] == [m.head_hash for m in marks]
