@@ -34,7 +34,7 @@ from tests.bench.__main__ import configure_env, machine, pct
 from tests.bench.results import write_section
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-RATES = [int(r) for r in os.environ.get("KAGI_BENCH_RATES", "10,20,40,60,80").split(",")]
+RATES = [int(r) for r in os.environ.get("KAGI_BENCH_RATES", "10,20,30,40,50,60,80").split(",")]
 STEP_S = float(os.environ.get("KAGI_BENCH_STEP_S", "15"))
 USERS = 40
 HALF_STEPS = 2
