@@ -341,7 +341,7 @@ async def test_b2b_enrolment_from_the_two_mails(page: Page, settings: Settings, 
         "primaryAdmin": {"name": "責任 太郎", "email": admin_id}})
     assert company.status_code == 201, company.text
     await acknowledge(settings, await commands_for(settings, "PMS", admin_id, 1))
-    mails = [m for m in await wait_for_mail(settings, admin_id, count=2) if "認証情報登録" in m.subject]
+    mails = await wait_for_mail(settings, admin_id, count=2, subject="認証情報登録")
     guide = next(m for m in mails if "認証情報登録手順のご案内" in m.subject)
     secret = next(m for m in mails if "認証情報登録用ワンタイムパスワード" in m.subject)
     url = link_in(guide, "/registration/", settings)

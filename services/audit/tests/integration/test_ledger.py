@@ -171,20 +171,21 @@ async def test_chaining_an_entry_reads_the_head_not_the_whole_ledger(settings: S
 async def test_the_checkpoint_history_holds_every_checkpoint_of_a_batch_published_together(settings: Settings) -> None:
     """The relay publishes the checkpoints of many appends in one record batch. The newest of them are what shows a
     tail cut off a moment ago, so the verifier's history must hold them all (the embedded broker reports a
-    partition's end short of such a batch)."""
-    await ensure_topics(settings, [AUDIT_CHECKPOINTS.name])
+    partition's end short of such a batch). On a topic of the test's own: the session's audit worker verifies
+    ``audit.checkpoints`` against its ledger, which these made-up checkpoints would break."""
     run = uuid.uuid4().hex
+    topic = f"{AUDIT_CHECKPOINTS.name}.test-{run[:8]}"
+    await ensure_topics(settings, [topic])
     marks = [AuditCheckpoint(entries=i + 1, head_hash=f"{run}-{i}", at=datetime.now(UTC), signature="0" * 64)
              for i in range(5)]
     producer = make_producer(settings, "test-audit-checkpoints")
     await producer.start()
     try:
         # Handed over together, before the producer's sender runs: one batch on the partition.
-        sent = [await producer.send(AUDIT_CHECKPOINTS.name, encode(new_envelope(m, source="kagi/audit",
-                                                                                subject="ledger")), partition=0)
-                for m in marks]
+        sent = [await producer.send(topic, encode(new_envelope(m, source="kagi/audit", subject="ledger")),
+                                    partition=0) for m in marks]
         await asyncio.gather(*sent)
     finally:
         await producer.stop()
-    history = await CheckpointReader(settings, timeout_s=10).history()
-    assert [c.head_hash for c in history[-5:]] == [m.head_hash for m in marks]
+    history = await CheckpointReader(settings, timeout_s=10, topic=topic).history()
+    assert [c.head_hash for c in history] == [m.head_hash for m in marks]

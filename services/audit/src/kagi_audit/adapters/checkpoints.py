@@ -20,17 +20,18 @@ from kagi_shared.topics import AUDIT_CHECKPOINTS
 
 
 class CheckpointReader:
-    def __init__(self, settings: Settings, timeout_s: float = 30.0) -> None:
+    def __init__(self, settings: Settings, timeout_s: float = 30.0, topic: str = AUDIT_CHECKPOINTS.name) -> None:
         self.settings = settings
         self.timeout_s = timeout_s
         """How long reading the history may go without a record arriving."""
+        self.topic = topic
 
     async def history(self) -> list[Checkpoint]:
         consumer = make_consumer(self.settings, enable_auto_commit=False, group_id=None)
         await consumer.start()
         try:
-            partition = TopicPartition(AUDIT_CHECKPOINTS.name, 0)
-            await partitions_of(consumer, AUDIT_CHECKPOINTS.name)  # every worker creates the topic at start
+            partition = TopicPartition(self.topic, 0)
+            await partitions_of(consumer, self.topic)  # every worker creates the topic at start
             start = (await consumer.beginning_offsets([partition]))[partition]
             # Read from the log: the embedded broker reports the end short of a last batch of several checkpoints,
             # and those newest ones are what shows a tail cut off a moment ago.
@@ -54,6 +55,6 @@ class CheckpointReader:
                     deadline = loop.time() + self.timeout_s
                     if record.offset == end - 1:
                         return found
-            raise TimeoutError(f"audit.checkpoints: read {len(found)} of the checkpoints up to offset {end}")
+            raise TimeoutError(f"{self.topic}: read {len(found)} of the checkpoints up to offset {end}")
         finally:
             await consumer.stop()
