@@ -55,6 +55,7 @@ class Step:
     latencies: list[float] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
     ops: Counter[str] = field(default_factory=Counter)
+    by_op: dict[str, list[float]] = field(default_factory=dict)
     elapsed: float = 0.0
 
     @property
@@ -150,6 +151,7 @@ async def run_step(client: httpx.AsyncClient, users: list[dict[str, str]], rate:
         except httpx.HTTPError:
             name, status = "transport", 0
         step.latencies.append(time.perf_counter() - t)
+        step.by_op.setdefault(name, []).append(step.latencies[-1])
         step.statuses[status] += 1
         step.ops[name] += 1
 
@@ -380,6 +382,10 @@ async def main_async() -> None:
     mix_text = ", ".join(f"{op.__name__.removeprefix('op_').replace('_', ' ')} {w * 100 // total_weight}"
                          for op, w in MIX)
     per_op = "\n".join(f"| {name} | {n} |" for name, n in sum((s.ops for s in steps), Counter()).most_common())
+    op_names = sorted({name for s in steps for name in s.by_op})
+    p99_by_op = "\n".join(
+        f"| {name} | " + " | ".join(f"{pct(s.by_op[name], 0.99) * 1000:.0f}" if name in s.by_op else "–" for s in steps)
+        + " |" for name in op_names)
     section = f"""
 # Whole-system benchmark
 
@@ -403,6 +409,13 @@ Requests sent per operation over all rates:
 | operation | requests |
 |---|---|
 {per_op}
+
+p99 per request type in ms at each offered rate (a 15 s step holds 1–25 % of its requests of each type, so the
+rarer types' p99 is their slowest few; the whole step's p99 is its 1 % slowest requests, whatever their type):
+
+| operation | {" | ".join(f"{s.rate}/s" for s in steps)} |
+|---|{"---|" * len(steps)}
+{p99_by_op}
 
 Event end to end (step-up request → mail accepted by the sink), each owner's last code:
 - at half the sustained rate ({half_rate}/s, {HALF_STEPS} × {STEP_S:.0f} s, the last rate's backlog drained first), over
