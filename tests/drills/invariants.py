@@ -31,7 +31,7 @@ from kagi_shared.events import lifecycle as lev
 from kagi_shared.events import notify as nev
 from kagi_shared.events import permissions as pev
 from kagi_shared.events.envelope import UnknownEventError
-from kagi_shared.kafka import log_ends, make_consumer, partitions_of, read_topic, security
+from kagi_shared.kafka import log_ends, make_consumer, partitions_of, read_topic, security, topic_sizes
 from kagi_shared.metrics import METRICS_OFFSET
 from kagi_shared.mongo import OUTBOX, database_name, make_client
 from kagi_shared.settings import Settings
@@ -72,18 +72,6 @@ async def _consumer(settings: Settings) -> AIOKafkaConsumer:
     consumer = make_consumer(settings, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     return consumer
-
-
-async def topic_sizes(settings: Settings, topics: list[str]) -> dict[str, int]:
-    consumer = await _consumer(settings)
-    try:
-        partitions = [TopicPartition(t, p) for t in topics for p in sorted(await partitions_of(consumer, t))]
-        sizes: Counter[str] = Counter()
-        for tp, end in (await log_ends(consumer, partitions)).items():
-            sizes[tp.topic] += end
-        return {t: sizes[t] for t in topics}
-    finally:
-        await consumer.stop()
 
 
 async def dlt_sizes(settings: Settings) -> dict[str, int]:

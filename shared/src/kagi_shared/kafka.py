@@ -195,6 +195,21 @@ async def log_ends(consumer: AIOKafkaConsumer, partitions: list[TopicPartition],
     return ends
 
 
+async def topic_sizes(settings: Settings, topics: list[str]) -> dict[str, int]:
+    """How far each topic's partitions reach, summed (its record count while nothing has been deleted), from the
+    logs themselves (``log_ends``)."""
+    consumer = make_consumer(settings, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(t, p) for t in topics for p in sorted(await partitions_of(consumer, t))]
+        sizes = dict.fromkeys(topics, 0)
+        for tp, end in (await log_ends(consumer, partitions)).items():
+            sizes[tp.topic] += end
+        return sizes
+    finally:
+        await consumer.stop()
+
+
 async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     """A topic's partition numbers, waiting briefly for metadata of a topic created a moment ago."""
     for _ in range(50):
