@@ -198,7 +198,8 @@ async def relay_throughput(settings: Any, count: int = 5000) -> dict[str, Any]:
     for start in range(0, count, 1000):
         await store.db[OUTBOX].insert_many(tail_rows[start:start + 1000])
     await store.db["outbox_checkpoint"].replace_one({"_id": "relay"}, {"token": checkpoint, "n": 0}, upsert=True)
-    # Tailing is opt-in in the product (KAGI_OUTBOX_CHANGE_STREAM): this measurement turns it on itself.
+    # Tailing is the product's default; set here so that KAGI_OUTBOX_CHANGE_STREAM=false cannot turn this measurement
+    # into a second polling one.
     tailing = msgspec.structs.replace(tuned, outbox=msgspec.structs.replace(tuned.outbox, change_stream=True))
     tail = OutboxRelay(store, producer, tailing)
     stop = asyncio.Event()

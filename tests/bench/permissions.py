@@ -17,8 +17,8 @@ applies the acks. Reported: grants published per second (until every grant is on
 every request is complete (all acks processed), and the memory peak (VmHWM) of permissions-api (the
 batch) and permissions-worker (relay and acks).
 
-Relay: the benchmark sets ``KAGI_OUTBOX_CHANGE_STREAM=true`` (the tailing relay goal 4 of issue 21 asks for; the
-product's default stays polling) unless the environment sets it; ``=false`` measures the polling relay.
+Relay: the product's default, tailing the outbox's change stream (goal 4 of issue 21);
+``KAGI_OUTBOX_CHANGE_STREAM=false`` measures the polling relay.
 
 Scale: ``KAGI_BENCH_PERMISSIONS_REQUESTS`` (default 10000); ``KAGI_BENCH_PERMISSIONS_TIMEOUT_S`` (3600) bounds
 the wait for the acks (what arrived by then is reported); ``KAGI_BENCH_PRINT_EVERY_S`` (15) paces the progress lines;
@@ -295,7 +295,7 @@ permissions-api (`POST /internal/batches`: {r['answer'].get('requests', '?')} re
 {r['answer'].get('commands', '?')} commands, answered after {tl.get('batch', float('nan')):.1f} s — the outbox rows are
 committed then, in one transaction per 200 requests with the request updates in one bulk write); the worker's relay
 publishes them ({r['relay']}: `KAGI_OUTBOX_CHANGE_STREAM={str(r['relay'].startswith('tailing')).lower()}` in this run;
-the benchmark sets `true` unless told otherwise, the product's default is polling); the simulator sends the acks of one
+tailing is the product's default); the simulator sends the acks of one
 fetch together; the worker's inbox consumer takes the acks up to 200 at a time (faust `take_events`, 0.2 s) and
 applies each batch in one transaction (`InboxConsumer.process_many`: one inbox `insert_many`, the requests and current
 grants read in one query each, request and grant writes in bulk, events and registration mails in the outbox).
@@ -328,9 +328,6 @@ def main() -> None:
     from kagi_shared.logging import configure_logging
 
     configure_logging("bench", "WARNING")  # the in-process simulator logs every ack at INFO
-    # Goal 4 of issue 21 asks for the tailing relay: the benchmark opts in (the product's default stays polling);
-    # ``KAGI_OUTBOX_CHANGE_STREAM=false`` measures the polling relay instead.
-    os.environ.setdefault("KAGI_OUTBOX_CHANGE_STREAM", "true")
     os.environ["KAGI_MONGO_DB_PREFIX"] = f"bench{uuid.uuid4().hex[:6]}"
     from kagi_cli.main import system_specs
     from kagi_local.infra import Infra

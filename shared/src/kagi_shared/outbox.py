@@ -21,7 +21,8 @@ Two ways to find committed rows, chosen when the relay starts:
   in commit order, so publishing needs no query. Each batch's claim also records its row ids and the resume token
   after its last event, and is marked ``sent`` once the broker acknowledged it: the newest sent claim's token is
   the checkpoint a restarted relay resumes from, so a confirmed range is never read again. Published rows are
-  deleted later, in bulk, once the stream is quiet (or every ``cleanup_rows``); until then they stay in the outbox
+  deleted later, in bulk, once the stream is quiet and at most every ``cleanup_every_s`` (or every
+  ``cleanup_rows``); until then they stay in the outbox
   but before the checkpoint. A claim left open by a crash is settled against the topics when the relay resumes:
   the ids found there are kept (``partial``) and skipped when the stream delivers them again. Without a usable
   checkpoint (first start, history pruned, the relay polled meanwhile) the relay opens a new stream, reads the ids
@@ -117,6 +118,7 @@ class OutboxRelay:
         self._skip: set[str] = set()
         self._catching_up = False
         self._uncleaned = 0
+        self._cleaned_at = 0.0
         self._force_fresh = False
         self._unsettled = True
         """Claims may be open: another relay's (until this one has looked, after taking the lease) or this one's
@@ -422,10 +424,15 @@ class OutboxRelay:
                 # While the stream is quiet the backlog cannot grow unseen: sampled as seldom as the safety poll.
                 await self._measure_backlog(5.0 if self._uncleaned or not queue.empty()
                                             else outbox.safety_poll_s)
-                # Quiet for a moment after publishing: delete what was published. Otherwise wait for the next
-                # event until the lease is due for renewal.
-                renew_in = self._lease_until - outbox.lease_ttl_s / 2 - time.monotonic()
-                timeout = min(0.25, renew_in) if self._uncleaned or self._inflight else renew_in
+                # Unconfirmed batches are confirmed after a quiet moment; published rows are deleted after one
+                # once the clean-up is due, so a trickle of events shares one clean-up (four commands) instead
+                # of paying it per event. Otherwise wait for the next event until the lease is due for renewal.
+                now = time.monotonic()
+                timeout = self._lease_until - outbox.lease_ttl_s / 2 - now
+                if self._inflight:
+                    timeout = min(timeout, 0.25)
+                if self._uncleaned:
+                    timeout = min(timeout, max(self._cleaned_at + outbox.cleanup_every_s - now, 0.25))
                 try:
                     batch = await _take(queue, reader, stopper, max(timeout, 0.01), outbox.batch_size)
                 except StreamEnded as exc:
@@ -442,9 +449,10 @@ class OutboxRelay:
                     if self._uncleaned >= outbox.cleanup_rows:
                         await self._confirm_all()
                         await self._cleanup()
-                elif self._uncleaned or self._inflight:
+                else:
                     await self._confirm_all()
-                    await self._cleanup()
+                    if self._uncleaned and time.monotonic() >= self._cleaned_at + outbox.cleanup_every_s:
+                        await self._cleanup()
             await self._confirm_all()
         finally:
             for _, acks, _ in self._inflight:  # left unconfirmed: the open claims are settled on the next start
@@ -525,6 +533,7 @@ class OutboxRelay:
         if gone:
             await self.claims.delete_many({"_id": {"$in": gone}})
         self._uncleaned = 0
+        self._cleaned_at = time.monotonic()
 
     async def _leave_stream(self) -> None:
         """Before polling (or a new stream): what the tail published leaves the outbox and the checkpoint goes."""

@@ -145,15 +145,16 @@ class OutboxSettings(msgspec.Struct, frozen=True, kw_only=True):
     safety_poll_s: float = 30.0
     """With the change stream open, the outbox is still read this often, for an insert the stream did not report."""
     lease_ttl_s: float = 10.0
-    change_stream: bool = False
+    change_stream: bool = True
     """Publish by tailing the outbox's change stream (no query per row; the resume token is the checkpoint) when
-    the database has one; off, or on a database without change streams, the relay polls the outbox.
-    Off by default for now: under load with short leases, a tailing relay once left 800 published rows in the
-    outbox (every event was on its topic exactly once, but a later fall back to polling would send them again)."""
+    the database has one; off, or on a database without change streams, the relay polls the outbox."""
     stream_retry_s: float = 60.0
     """While polling because the change stream could not be opened, how often to try opening it again."""
     cleanup_rows: int = 5000
     """A tailing relay deletes the rows it published once the stream is quiet, or after this many."""
+    cleanup_every_s: float = 5.0
+    """A tailing relay cleans up when the stream is quiet at most this often: under a steady trickle of events
+    (a quiet moment after nearly every one) one clean-up then serves many events."""
 
 
 class ConsumerSettings(msgspec.Struct, frozen=True, kw_only=True):

@@ -26,13 +26,6 @@ from kagi_shared.outbox import OutboxRelay
 from kagi_shared.settings import Settings
 
 
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """These tests cover the tailing relay where the database has a change stream (off by default, see
-    ``OutboxSettings.change_stream``) and its fall back to polling where it has none."""
-    return msgspec.structs.replace(settings, outbox=msgspec.structs.replace(settings.outbox, change_stream=True))
-
-
 async def commit_events(store: Store, topic: str, count: int, per_tx: int = 250) -> list[str]:
     ids: list[str] = []
     for start in range(0, count, per_tx):
@@ -134,8 +127,7 @@ async def test_relay_killed_mid_load_and_restarted_publishes_everything_once(set
     store: Store = await store_factory("relay")
     topic = await new_topic(settings)
     ids = await commit_events(store, topic, 3000, per_tx=500)
-    env = {**os.environ, "KAGI_OUTBOX_BATCH_SIZE": "50", "KAGI_OUTBOX_LEASE_TTL_S": "1",
-           "KAGI_OUTBOX_CHANGE_STREAM": "true"}
+    env = {**os.environ, "KAGI_OUTBOX_BATCH_SIZE": "50", "KAGI_OUTBOX_LEASE_TTL_S": "1"}
     script = str(Path(__file__).with_name("relay_process.py"))
 
     def start() -> subprocess.Popen[bytes]:
@@ -170,9 +162,12 @@ class Commands:
 
     def __init__(self) -> None:
         self.names: list[str] = []
+        self.targets: list[tuple[str, Any]] = []
+        """(command, the collection it names) of each command."""
 
     def started(self, event: Any) -> None:
         self.names.append(event.command_name)
+        self.targets.append((event.command_name, event.command.get(event.command_name)))
 
     def succeeded(self, event: Any) -> None:
         pass
@@ -456,6 +451,47 @@ async def test_a_resumed_tail_cleans_up_what_its_predecessor_confirmed_even_with
     assert await published_ids(settings, topic) == Counter(ids)
 
 
+async def test_a_trickle_of_events_shares_one_clean_up(settings: Settings) -> None:
+    """Events a few hundred milliseconds apart leave the stream quiet after nearly each one: the published rows
+    are deleted together once the clean-up is due, not one delete per event, and none is left behind."""
+    from pymongo import AsyncMongoClient, monitoring
+
+    from kagi_shared.mongo import make_client
+
+    commands = Commands()
+    listener = type("Listener", (monitoring.CommandListener,), {
+        "started": commands.started, "succeeded": commands.succeeded, "failed": commands.failed})()
+    watched: AsyncMongoClient[Any] = AsyncMongoClient(settings.mongo_uri, event_listeners=[listener])
+    store = Store(watched, f"test_relay_{uuid.uuid4().hex[:8]}")
+    writer = Store(make_client(settings), store.db.name)
+    topic = await new_topic(settings)
+    paced = msgspec.structs.replace(settings, outbox=msgspec.structs.replace(settings.outbox, cleanup_every_s=3.0))
+    producer = make_producer(settings, "test")
+    await producer.start()
+    relay = OutboxRelay(store, producer, paced)
+    stop, task = await run_relay(relay)
+    try:
+        await wait_for(lambda: _true(relay.mode == "stream"))
+        await relay._cleanup()  # the clean-up is due from now on, not at once
+        before = len(commands.targets)
+        ids: list[str] = []
+        for _ in range(8):
+            ids += await commit_events(writer, topic, 1)
+            await asyncio.sleep(0.35)
+        await wait_for(lambda: _true(relay.published == 8))
+        await wait_for(lambda: _zero(store.db[OUTBOX].count_documents({})))
+        deletes = [c for c in commands.targets[before:] if c == ("delete", OUTBOX)]
+        assert 1 <= len(deletes) <= 2, deletes  # one per event before the clean-up was paced
+    finally:
+        stop.set()
+        await task
+        await producer.stop()
+        await watched.drop_database(store.db.name)
+        await watched.close()
+        await writer.client.close()
+    assert await published_ids(settings, topic) == Counter(ids)
+
+
 async def topic_size(settings: Settings, topic: str) -> int:
     """How many records ``topic`` holds, from its logs: the broker's own end offsets count a relay's last batch of
     many rows as one (see ``kagi_shared.kafka.log_ends``), and the drain below waited out its five minutes."""
@@ -469,8 +505,7 @@ async def test_a_tailing_relay_killed_while_commits_go_on_publishes_everything_o
     checkpoint (the log says so) and the topic ends with every event exactly once."""
     store: Store = await store_factory("relay")
     topic = await new_topic(settings)
-    env = {**os.environ, "KAGI_OUTBOX_BATCH_SIZE": "50", "KAGI_OUTBOX_LEASE_TTL_S": "1",
-           "KAGI_OUTBOX_CHANGE_STREAM": "true"}
+    env = {**os.environ, "KAGI_OUTBOX_BATCH_SIZE": "50", "KAGI_OUTBOX_LEASE_TTL_S": "1"}
     script = str(Path(__file__).with_name("relay_process.py"))
     log = tmp_path / "relay.log"
     ids: list[str] = []
