@@ -162,12 +162,9 @@ class Commands:
 
     def __init__(self) -> None:
         self.names: list[str] = []
-        self.targets: list[tuple[str, Any]] = []
-        """(command, the collection it names) of each command."""
 
     def started(self, event: Any) -> None:
         self.names.append(event.command_name)
-        self.targets.append((event.command_name, event.command.get(event.command_name)))
 
     def succeeded(self, event: Any) -> None:
         pass
@@ -451,47 +448,6 @@ async def test_a_resumed_tail_cleans_up_what_its_predecessor_confirmed_even_with
     assert await published_ids(settings, topic) == Counter(ids)
 
 
-async def test_a_trickle_of_events_shares_one_clean_up(settings: Settings) -> None:
-    """Events a few hundred milliseconds apart leave the stream quiet after nearly each one: the published rows
-    are deleted together once the clean-up is due, not one delete per event, and none is left behind."""
-    from pymongo import AsyncMongoClient, monitoring
-
-    from kagi_shared.mongo import make_client
-
-    commands = Commands()
-    listener = type("Listener", (monitoring.CommandListener,), {
-        "started": commands.started, "succeeded": commands.succeeded, "failed": commands.failed})()
-    watched: AsyncMongoClient[Any] = AsyncMongoClient(settings.mongo_uri, event_listeners=[listener])
-    store = Store(watched, f"test_relay_{uuid.uuid4().hex[:8]}")
-    writer = Store(make_client(settings), store.db.name)
-    topic = await new_topic(settings)
-    paced = msgspec.structs.replace(settings, outbox=msgspec.structs.replace(settings.outbox, cleanup_every_s=3.0))
-    producer = make_producer(settings, "test")
-    await producer.start()
-    relay = OutboxRelay(store, producer, paced)
-    stop, task = await run_relay(relay)
-    try:
-        await wait_for(lambda: _true(relay.mode == "stream"))
-        await relay._cleanup()  # the clean-up is due from now on, not at once
-        before = len(commands.targets)
-        ids: list[str] = []
-        for _ in range(8):
-            ids += await commit_events(writer, topic, 1)
-            await asyncio.sleep(0.35)
-        await wait_for(lambda: _true(relay.published == 8))
-        await wait_for(lambda: _zero(store.db[OUTBOX].count_documents({})))
-        deletes = [c for c in commands.targets[before:] if c == ("delete", OUTBOX)]
-        assert 1 <= len(deletes) <= 2, deletes  # one per event before the clean-up was paced
-    finally:
-        stop.set()
-        await task
-        await producer.stop()
-        await watched.drop_database(store.db.name)
-        await watched.close()
-        await writer.client.close()
-    assert await published_ids(settings, topic) == Counter(ids)
-
-
 async def topic_size(settings: Settings, topic: str) -> int:
     """How many records ``topic`` holds, from its logs: the broker's own end offsets count a relay's last batch of
     many rows as one (see ``kagi_shared.kafka.log_ends``), and the drain below waited out its five minutes."""
@@ -623,6 +579,24 @@ async def watched_relay(settings: Settings, *, tail: bool) -> AsyncIterator[Watc
         await watched.client.drop_database(store.db.name)
         await watched.client.close()
         await writer.client.close()
+
+
+async def test_a_trickle_of_events_shares_one_clean_up(settings: Settings) -> None:
+    """Events a few hundred milliseconds apart leave the stream quiet after nearly each one: the published rows
+    are deleted together once the clean-up is due, not one delete per event, and none is left behind."""
+    paced = msgspec.structs.replace(settings, outbox=msgspec.structs.replace(settings.outbox, cleanup_every_s=3.0))
+    async with watched_relay(paced, tail=True) as w:
+        await w.relay._cleanup()  # the clean-up is due from now on, not at once
+        start = len(w.watched.sent)
+        ids: list[str] = []
+        for _ in range(8):
+            ids += await commit_events(w.writer, w.topic, 1)
+            await asyncio.sleep(0.35)
+        await wait_for(lambda: _true(w.relay.published == 8))
+        await wait_for(lambda: _zero(w.store.db[OUTBOX].count_documents({})))
+        deletes = [c for c in w.watched.since(start) if c == ("delete", OUTBOX)]
+        assert 1 <= len(deletes) <= 2, deletes  # one per event before the clean-up was paced
+    assert await published_ids(settings, w.topic) == Counter(ids)
 
 
 @pytest.mark.parametrize("tail", [False, True], ids=["polling-woken-by-its-watch", "tailing"])
