@@ -22,10 +22,10 @@ Two ways to find committed rows, chosen when the relay starts:
   after its last event, and is marked ``sent`` once the broker acknowledged it: the newest sent claim's token is
   the checkpoint a restarted relay resumes from, so a confirmed range is never read again. Published rows are
   deleted later, in bulk, once the stream is quiet and at most every ``cleanup_every_s`` (or every
-  ``cleanup_rows``); until then they stay in the outbox
-  but before the checkpoint. A claim left open by a crash is settled against the topics when the relay resumes:
-  the ids found there are kept (``partial``) and skipped when the stream delivers them again. Without a usable
-  checkpoint (first start, history pruned, the relay polled meanwhile) the relay opens a new stream, reads the ids
+  ``cleanup_rows``); until then they stay in the outbox but before the checkpoint. A claim left open by a crash is
+  settled against the topics when the relay resumes: the ids found there are kept (``partial``) and skipped when
+  the stream delivers them again. Without a usable checkpoint (first start, history pruned, the relay polled
+  meanwhile) the relay opens a new stream, reads the ids
   the outbox holds (the backlog), publishes those rows by polling, then follows the stream, skipping its events for
   backlog rows up to the first row that was not: that one was committed after the backlog was read, and so was
   every later one. A relay killed during the backlog starts afresh (its claims are settled as when polling).
