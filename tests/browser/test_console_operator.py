@@ -111,8 +111,8 @@ async def test_admin_addresses_and_site_updates_with_and_without_the_notice(
     await expect(page.locator('tr[data-contact="someone@localhost"]')).to_have_count(0)
 
     # 本登録 (④) from the mailed link.
-    mail = await wait_for_mail(settings, admin.login_id, subject="ご登録依頼")
-    url = link_in(next(m for m in mail if "ご登録依頼" in m.subject), "/admin-contacts/confirm?token=", settings)
+    mail = (await wait_for_mail(settings, admin.login_id, subject="ご登録依頼"))[0]
+    url = link_in(mail, "/admin-contacts/confirm?token=", settings)
     await phone.goto(url)
     await phone.get_by_role("button", name="本登録する").click()
     await expect(phone.get_by_role("heading", name="本登録完了")).to_be_visible()
@@ -132,8 +132,7 @@ async def test_admin_addresses_and_site_updates_with_and_without_the_notice(
     await page.get_by_role("button", name="掲載する").click()
     await expect(page.get_by_role("status")).to_contain_text(
         re.compile(r"掲載情報を更新し、通知メールを [1-9]\d* 件送信しました"))
-    mails = await wait_for_mail(settings, admin.login_id, subject="掲載情報更新")
-    notice = next(m for m in mails if "掲載情報更新" in m.subject)
+    notice = (await wait_for_mail(settings, admin.login_id, subject="掲載情報更新"))[0]
     assert title in notice.body and "https://kagi.example.jp/info/1" in notice.body
 
     # A minor update: 「掲載情報更新通知メールの送信は不要」.

@@ -96,12 +96,13 @@ async def enrol_totp(gateway: httpx.AsyncClient, login_id: str, password: str, l
 
 async def wait_for_mail(settings: Settings, to: str, count: int = 1, timeout_s: float = 120,
                         subject: str | None = None) -> list[Mail]:
-    """The mails to ``to`` once ``count`` of them (of those whose subject holds ``subject``, if given) are in the
+    """The mails to ``to`` (only those whose subject holds ``subject``, if given) once ``count`` of them are in the
     sink. Other mails to the same person (a security notice of the account's own set-up) arrive in their own
     time: a test that waits for one particular mail names its subject rather than counting."""
     for _ in range(int(timeout_s * 10)):
-        mails = [m for m in mailbox(settings.var_path / "mail") if m.to == to]
-        if len([m for m in mails if subject is None or subject in m.subject]) >= count:
+        mails = [m for m in mailbox(settings.var_path / "mail")
+                 if m.to == to and (subject is None or subject in m.subject)]
+        if len(mails) >= count:
             return mails
         await asyncio.sleep(0.1)
     raise AssertionError(f"expected {count} mail(s) to {to}{f' about {subject}' if subject else ''}, got {len(mails)}")
